@@ -1,0 +1,8 @@
+# Finds the libraries behind rproxy's optional INTERFACE targets. Shared by the build tree and
+# the installed package (rproxyConfig.cmake includes this file).
+include(CMakeFindDependencyMacro)
+find_dependency(Threads)
+find_dependency(OpenSSL)
+find_dependency(yaml-cpp)
+find_dependency(spdlog)
+find_dependency(CLI11)

@@ -1,0 +1,93 @@
+// rproxy/pipeline/context.hpp: the per-flow context every hook receives.
+//
+// A flow is one client connection (mc, ws, tcp) or one request (http). Its context holds the
+// common fields of `flow_info` (or of a protocol's own flow type derived from it) plus one
+// `state` object for each stage that declares a nested `state` type:
+//
+//     struct login_limit { struct state { int attempts = 0; }; ... };
+//     ctx.state<login_limit>().attempts++;
+#pragma once
+
+#include <asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+
+#include <rproxy/pipeline/verdict.hpp>
+
+namespace rproxy {
+
+/// Fields every flow has, whatever its protocol.
+struct flow_info {
+  std::uint64_t id = 0;                           ///< unique per process
+  asio::ip::tcp::endpoint client{};               ///< peer (after PROXY protocol, the real client)
+  asio::ip::tcp::endpoint local{};                ///< the listener address it arrived on
+  std::chrono::steady_clock::time_point started{};
+  std::string_view route{};                       ///< route name chosen (config-owned text)
+  std::optional<asio::ip::tcp::endpoint> backend{};
+  std::string identity{};                         ///< user name or token subject, once known
+  std::uint64_t bytes_from_client = 0;
+  std::uint64_t bytes_to_client = 0;
+  std::optional<reject_reason> rejected{};        ///< set when a stage rejected the flow
+};
+
+template <class Stage>
+concept stage_with_state = requires { typename Stage::state; };
+
+namespace detail {
+/// Holds one stage's per-flow state; the wrapper makes the tuple element unique per stage type.
+template <class Stage>
+struct state_slot {
+  typename Stage::state value{};
+};
+
+template <class... Stages>
+struct state_tuple;
+template <>
+struct state_tuple<> {
+  using type = std::tuple<>;
+};
+template <class S, class... Rest>
+struct state_tuple<S, Rest...> {
+  using tail = typename state_tuple<Rest...>::type;
+  template <class... T>
+  static std::tuple<state_slot<S>, T...> cons(std::tuple<T...>*);
+  template <class... T>
+  static std::tuple<T...> skip(std::tuple<T...>*);
+  using type = std::conditional_t<stage_with_state<S>,
+                                  decltype(cons(static_cast<tail*>(nullptr))),
+                                  tail>;
+};
+}  // namespace detail
+
+/// The context type of a pipeline over `Flow` (flow_info or a type derived from it).
+template <class Flow, class... Stages>
+class basic_context : public Flow {
+  static_assert(std::is_base_of_v<flow_info, Flow>,
+                "rproxy::basic_context: the flow type must derive from rproxy::flow_info");
+
+public:
+  using flow_type = Flow;
+
+  /// The per-flow state of `Stage` (which must declare a nested `state` and be in the pipeline).
+  template <class Stage>
+  typename Stage::state& state() noexcept {
+    static_assert(stage_with_state<Stage>, "ctx.state<S>(): stage S declares no nested `state` type");
+    static_assert((std::is_same_v<Stage, Stages> || ...), "ctx.state<S>(): stage S is not in this pipeline");
+    return std::get<detail::state_slot<Stage>>(states_).value;
+  }
+  template <class Stage>
+  const typename Stage::state& state() const noexcept {
+    return const_cast<basic_context*>(this)->template state<Stage>();
+  }
+
+private:
+  typename detail::state_tuple<Stages...>::type states_{};
+};
+
+}  // namespace rproxy
