@@ -1,0 +1,381 @@
+// rproxy/net/relay.hpp: relay bytes both ways between a client stream and a backend stream.
+//
+//     rproxy::net::relay_options o;
+//     o.idle_timeout = 5min;
+//     o.initial_to_backend = replayed_handshake;             // written to the backend first
+//     rproxy::net::async_relay(client, backend, std::move(o),
+//         [](std::error_code ec, rproxy::net::relay_stats st) {
+//           if (ec == rproxy::condition::upstream) ...;      // backend reset, died mid-stream
+//           log(st.bytes_client_to_backend, st.bytes_backend_to_client);
+//         });
+//
+// Semantics (the same on both paths):
+// - half-close: eof from one side becomes shutdown(send) on the other, and the other direction
+//   goes on until it ends too; the relay succeeds once both directions have ended that way.
+//   The streams are then left open (both half-closed) for the caller to close.
+// - backpressure: one buffer per direction (options.buffer_size); a direction reads again only
+//   once everything it read was written, so memory per flow is bounded and a slow consumer
+//   slows its producer down. Slow-consumer policy: a peer that takes no byte for idle_timeout
+//   (as any silent flow) ends the relay with error::idle_timeout.
+// - errors: the first I/O error ends the relay at once, closes both streams (cancelling the
+//   other side) and completes with client_* (downstream) or backend_* (upstream), see
+//   classify() in error.hpp; stats.cause keeps the original error, the counters what was moved.
+// - Per-operation cancellation (asio cancellation slots) ends it with operation_aborted.
+// The buffered path works over any AsyncStream (TLS, test::stream). When both streams are TCP
+// sockets on Linux it uses splice(2) instead (splice.hpp), unless options.splice is false; if
+// pipes cannot be made or splice(2) refuses the descriptors it falls back to copying.
+//
+// Both streams must outlive the operation, and their handlers must not run concurrently (one
+// io_context per thread, or a strand as the client's executor). Intermediate handlers run on the
+// client stream's executor.
+#pragma once
+
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/basic_stream_socket.hpp>
+#include <asio/bind_executor.hpp>
+#include <asio/buffer.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+#include <rproxy/net/detail/stream_ops.hpp>
+#include <rproxy/net/error.hpp>
+#include <rproxy/net/splice.hpp>
+
+namespace rproxy::net {
+
+struct relay_options {
+  std::size_t buffer_size = 64 * 1024;  ///< per direction: user buffer or pipe capacity
+  /// No byte either way for this long ends the relay (error::idle_timeout); zero disables.
+  std::chrono::steady_clock::duration idle_timeout = std::chrono::minutes(5);
+  bool splice = true;  ///< use splice(2) when both streams are TCP sockets (Linux)
+  /// Written to the backend before any client byte (a replayed handshake, a PROXY header).
+  /// Not counted in the stats.
+  std::string initial_to_backend;
+};
+
+struct relay_stats {
+  std::uint64_t bytes_client_to_backend = 0;  ///< client bytes the backend accepted
+  std::uint64_t bytes_backend_to_client = 0;  ///< backend bytes the client accepted
+  bool spliced = false;  ///< both directions ran on splice(2) to the end
+  std::error_code cause;  ///< the unclassified error behind a failed relay, if any
+};
+
+/// How the relay half-closes and closes a stream. The default finds shutdown(shutdown_send, ec),
+/// close(ec) / close() or next_layer() (see detail/stream_ops.hpp); specialize for a stream that
+/// needs more (a TLS stream that should send close_notify).
+template <class Stream>
+struct stream_traits {
+  static void shutdown_send(Stream& s, std::error_code& ec) { detail::shutdown_send(s, ec); }
+  static void close(Stream& s) noexcept { detail::close(s); }
+};
+
+namespace detail {
+
+struct probe_rw_handler {
+  void operator()(std::error_code, std::size_t) const {}
+};
+
+template <class S>
+concept relay_stream = requires(S& s, asio::mutable_buffer mb, asio::const_buffer cb) {
+  s.get_executor();
+  s.async_read_some(mb, probe_rw_handler{});
+  s.async_write_some(cb, probe_rw_handler{});
+};
+
+template <class T>
+struct is_tcp_socket : std::false_type {};
+template <class Ex>
+struct is_tcp_socket<asio::basic_stream_socket<asio::ip::tcp, Ex>> : std::true_type {};
+
+template <class Client, class Backend, class Handler>
+class relay_op {
+  using clock = std::chrono::steady_clock;
+  static constexpr bool can_splice =
+      splice_available && is_tcp_socket<Client>::value && is_tcp_socket<Backend>::value;
+
+  struct direction {
+    std::unique_ptr<char[]> buf;  // buffered path
+    const char* wptr = nullptr;   // bytes read and not yet written
+    std::size_t wlen = 0;
+    std::error_code deferred;  // a read error that came with bytes: handled once they are written
+    splice_pipe pipe;          // splice path
+    std::size_t in_pipe = 0;
+    bool spliced = false;
+    bool tried = false;  // splice(2) worked once: no falling back after that
+    bool counting = true;
+    bool done = false;  // eof relayed
+  };
+
+public:
+  relay_op(Client& c, Backend& b, relay_options&& o, Handler&& h)
+      : client_(c), backend_(b), opts_(std::move(o)), ex_(c.get_executor()), timer_(ex_),
+        handler_(std::move(h)), work_(asio::get_associated_executor(handler_, ex_)) {}
+
+  void start() {
+    auto slot = asio::get_associated_cancellation_slot(handler_);
+    if (slot.is_connected())
+      slot.assign([this](asio::cancellation_type) { fail(asio::error::operation_aborted, {}); });
+    asio::post(ex_, wrap([this] { begin(); }));
+  }
+
+private:
+  template <int D> auto& src() noexcept { if constexpr (D == 0) return client_; else return backend_; }
+  template <int D> auto& dst() noexcept { if constexpr (D == 0) return backend_; else return client_; }
+  template <int D> static constexpr side src_side = D == 0 ? side::downstream : side::upstream;
+  template <int D> static constexpr side dst_side = D == 0 ? side::upstream : side::downstream;
+  template <int D> std::uint64_t& bytes() noexcept {
+    return D == 0 ? stats_.bytes_client_to_backend : stats_.bytes_backend_to_client;
+  }
+
+  /// Every intermediate handler: counted while pending, a no-op once the relay has finished,
+  /// and completing the relay when it was the last one.
+  template <class F>
+  auto wrap(F f) {
+    ++pending_;
+    return asio::bind_executor(ex_, [this, f](auto... args) {
+      --pending_;
+      if (!finished_) f(args...);
+      leave();
+    });
+  }
+
+  void begin() {
+    last_ = clock::now();
+    if constexpr (can_splice)
+      if (opts_.splice) setup_splice();
+    for (auto& d : dirs_)
+      if (!d.spliced) d.buf = std::make_unique_for_overwrite<char[]>(opts_.buffer_size);
+    if (opts_.idle_timeout > clock::duration::zero()) arm_timer(last_ + opts_.idle_timeout);
+    if (!opts_.initial_to_backend.empty()) {
+      auto& d = dirs_[0];
+      d.counting = false;
+      d.wptr = opts_.initial_to_backend.data();
+      d.wlen = opts_.initial_to_backend.size();
+      write<0>();
+    } else {
+      pump<0>();
+    }
+    pump<1>();
+  }
+
+  template <int D> void pump() {
+    if (finished_) return;
+    if constexpr (can_splice)
+      if (dirs_[D].spliced) return splice_in<D>();
+    read<D>();
+  }
+
+  // --- buffered path -------------------------------------------------------------------------
+  template <int D> void read() {
+    src<D>().async_read_some(asio::buffer(dirs_[D].buf.get(), opts_.buffer_size),
+                             wrap([this](std::error_code ec, std::size_t n) { on_read<D>(ec, n); }));
+  }
+
+  template <int D> void on_read(const std::error_code& ec, std::size_t n) {
+    auto& d = dirs_[D];
+    if (n == 0) return on_read_end<D>(ec ? ec : asio::error::eof);  // 0 bytes, no error: eof
+    touch();
+    d.wptr = d.buf.get();
+    d.wlen = n;
+    d.deferred = ec;
+    write<D>();
+  }
+
+  template <int D> void on_read_end(const std::error_code& ec) {
+    if (ec == asio::error::eof) return half_close<D>();
+    fail(classify(ec, src_side<D>), ec);
+  }
+
+  template <int D> void write() {
+    dst<D>().async_write_some(asio::buffer(dirs_[D].wptr, dirs_[D].wlen),
+                              wrap([this](std::error_code ec, std::size_t n) { on_write<D>(ec, n); }));
+  }
+
+  template <int D> void on_write(const std::error_code& ec, std::size_t n) {
+    auto& d = dirs_[D];
+    if (n > 0) {
+      touch();
+      d.wptr += n;
+      d.wlen -= n;
+      if (d.counting) bytes<D>() += n;
+    }
+    if (ec) return fail(classify(ec, dst_side<D>), ec);
+    if (d.wlen > 0) return write<D>();
+    if (!d.counting) {  // the initial bytes are out: relay the client from now on
+      d.counting = true;
+      opts_.initial_to_backend = std::string();
+      return pump<D>();
+    }
+    if (d.deferred) return on_read_end<D>(std::exchange(d.deferred, {}));
+    pump<D>();
+  }
+
+  template <int D> void half_close() {
+    dirs_[D].done = true;
+    std::error_code ignored;  // a peer already gone shows up on the other direction
+    using dst_t = std::remove_reference_t<decltype(dst<D>())>;
+    stream_traits<dst_t>::shutdown_send(dst<D>(), ignored);
+    if (dirs_[0].done && dirs_[1].done) {
+      finished_ = true;
+      timer_.cancel();
+    }
+  }
+
+  // --- splice path (both streams are TCP sockets) --------------------------------------------
+  void setup_splice() {
+    std::error_code ec;
+    client_.native_non_blocking(true, ec);
+    if (!ec) backend_.native_non_blocking(true, ec);
+    if (ec) return;
+    for (auto& d : dirs_) {
+      if (auto p = splice_pipe::open(opts_.buffer_size)) {
+        d.pipe = std::move(*p);
+        d.spliced = true;
+      }
+    }
+    if (dirs_[0].spliced || dirs_[1].spliced) ignore_sigpipe();
+  }
+
+  template <int D> void splice_in() {
+    auto& d = dirs_[D];
+    for (int round = 0; round < 16; ++round) {
+      const auto r = splice_some(src<D>().native_handle(), d.pipe.write_fd(), d.pipe.capacity());
+      if (r.ec == asio::error::would_block) return wait<D, true>();
+      if (r.ec && !d.tried && splice_refused(r.ec)) return fall_back<D>();
+      if (r.ec) return fail(classify(r.ec, src_side<D>), r.ec);
+      d.tried = true;
+      if (r.bytes == 0) return half_close<D>();
+      touch();
+      d.in_pipe = r.bytes;
+      if (!splice_out<D>()) return;  // waiting for room, or failed
+    }
+    // Moved a lot in one go: let the other flows of this thread run first.
+    asio::post(ex_, wrap([this] { splice_in<D>(); }));
+  }
+
+  /// Drains the pipe into the sink; false if it has to wait for room (or failed).
+  template <int D> bool splice_out() {
+    auto& d = dirs_[D];
+    while (d.in_pipe > 0) {
+      const auto r = splice_some(d.pipe.read_fd(), dst<D>().native_handle(), d.in_pipe);
+      if (r.ec == asio::error::would_block || (!r.ec && r.bytes == 0)) {
+        wait<D, false>();
+        return false;
+      }
+      if (r.ec) {
+        fail(classify(r.ec, dst_side<D>), r.ec);
+        return false;
+      }
+      touch();
+      d.in_pipe -= r.bytes;
+      bytes<D>() += r.bytes;
+    }
+    return true;
+  }
+
+  template <int D, bool Readable> void wait() {
+    auto& s = [this]() -> auto& {
+      if constexpr (Readable) return src<D>(); else return dst<D>();
+    }();
+    s.async_wait(Readable ? asio::socket_base::wait_read : asio::socket_base::wait_write,
+                 wrap([this](std::error_code ec) {
+                   if (ec) return fail(classify(ec, Readable ? src_side<D> : dst_side<D>), ec);
+                   if constexpr (Readable) splice_in<D>();
+                   else if (splice_out<D>()) splice_in<D>();
+                 }));
+  }
+
+  template <int D> void fall_back() {
+    auto& d = dirs_[D];
+    d.spliced = false;
+    d.pipe.close();
+    d.buf = std::make_unique_for_overwrite<char[]>(opts_.buffer_size);
+    read<D>();
+  }
+
+  // --- idle timer, failure, completion -------------------------------------------------------
+  void touch() noexcept { last_ = clock::now(); }
+
+  void arm_timer(clock::time_point at) {
+    timer_.expires_at(at);
+    timer_.async_wait(wrap([this](std::error_code ec) {
+      if (ec) return;
+      const auto deadline = last_ + opts_.idle_timeout;
+      if (clock::now() >= deadline) return fail(make_error_code(error::idle_timeout), {});
+      arm_timer(deadline);  // bytes moved meanwhile: wait for the rest of the idle period
+    }));
+  }
+
+  void fail(const std::error_code& ec, const std::error_code& cause) {
+    if (finished_) return;
+    finished_ = true;
+    result_ = ec;
+    stats_.cause = cause;
+    stream_traits<Client>::close(client_);  // cancels whatever is pending on either side
+    stream_traits<Backend>::close(backend_);
+    timer_.cancel();
+  }
+
+  void leave() {
+    if (!finished_ || pending_ != 0) return;
+    asio::get_associated_cancellation_slot(handler_).clear();
+    stats_.spliced = dirs_[0].spliced && dirs_[1].spliced;
+    auto h = std::move(handler_);
+    auto work = std::move(work_);
+    const auto ec = result_;
+    const auto stats = stats_;
+    delete this;  // free before the upcall, as asio does
+    asio::dispatch(work.get_executor(),
+                   [h = std::move(h), ec, stats]() mutable { std::move(h)(ec, stats); });
+  }
+
+  Client& client_;
+  Backend& backend_;
+  relay_options opts_;
+  typename Client::executor_type ex_;
+  asio::basic_waitable_timer<clock, asio::wait_traits<clock>, typename Client::executor_type> timer_;
+  Handler handler_;
+  asio::executor_work_guard<asio::associated_executor_t<Handler, typename Client::executor_type>> work_;
+  direction dirs_[2];
+  relay_stats stats_;
+  std::error_code result_;
+  clock::time_point last_;
+  int pending_ = 0;
+  bool finished_ = false;
+};
+
+}  // namespace detail
+
+/// Relays `client` <-> `backend` until both directions end, an error, the idle timeout or
+/// cancellation. Completes with (std::error_code, relay_stats); see the top of this file.
+template <class Client, class Backend, class Token>
+auto async_relay(Client& client, Backend& backend, relay_options options, Token&& token) {
+  static_assert(detail::relay_stream<Client> && detail::relay_stream<Backend>,
+                "rproxy::net::async_relay: both streams must be AsyncStreams (get_executor, "
+                "async_read_some, async_write_some)");
+  if (options.buffer_size == 0)
+    throw std::invalid_argument("rproxy::net::async_relay: buffer_size must not be 0");
+  return asio::async_initiate<Token, void(std::error_code, relay_stats)>(
+      [](auto handler, Client* c, Backend* b, relay_options o) {
+        using op_t = detail::relay_op<Client, Backend, decltype(handler)>;
+        (new op_t(*c, *b, std::move(o), std::move(handler)))->start();
+      },
+      token, &client, &backend, std::move(options));
+}
+
+}  // namespace rproxy::net

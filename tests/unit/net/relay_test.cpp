@@ -1,0 +1,396 @@
+#include <rproxy/net/relay.hpp>
+#include <rproxy/net/test/stream.hpp>
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/read.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <exception>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+namespace net = rproxy::net;
+constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+
+struct splice_path {
+  static constexpr bool splice = true;
+};
+struct buffered_path {
+  static constexpr bool splice = false;
+};
+
+/// Runs handlers until `done()` or a generous bound (so a bug fails the test, never hangs it).
+template <class Pred>
+bool run_until(asio::io_context& ioc, Pred done) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    if (ioc.stopped()) ioc.restart();
+    ioc.run_one_for(50ms);
+  }
+  return done();
+}
+
+/// Two connected loopback sockets.
+std::pair<tcp::socket, tcp::socket> tcp_pair(asio::io_context& ioc) {
+  tcp::acceptor acc(ioc, {asio::ip::address_v4::loopback(), 0});
+  tcp::socket a(ioc);
+  a.connect(acc.local_endpoint());
+  tcp::socket b = acc.accept();
+  return {std::move(a), std::move(b)};
+}
+
+std::string pattern(std::size_t n, unsigned seed) {
+  std::string s(n, '\0');
+  std::uint32_t x = seed * 2654435761u + 1;
+  for (auto& c : s) {
+    x = x * 1664525u + 1013904223u;
+    c = static_cast<char>(x >> 24);
+  }
+  return s;
+}
+
+/// Coroutines spawned by a test; run() drives them and the relay to the end.
+struct tasks {
+  explicit tasks(asio::io_context& c) : ioc(c) {}
+  asio::io_context& ioc;
+  int running = 0;
+  std::vector<std::exception_ptr> errors;
+
+  void spawn(asio::awaitable<void> a) {
+    ++running;
+    asio::co_spawn(ioc, std::move(a), [this](std::exception_ptr e) {
+      --running;
+      if (e) errors.push_back(e);
+    });
+  }
+  template <class Pred>
+  void run(Pred more) {
+    REQUIRE(run_until(ioc, [&] { return running == 0 && !more(); }));
+    for (auto& e : errors) std::rethrow_exception(e);
+  }
+};
+
+struct relay_result {
+  std::optional<std::error_code> ec;
+  net::relay_stats stats;
+};
+
+template <class Client, class Backend>
+void start_relay(Client& c, Backend& b, net::relay_options o, relay_result& r) {
+  net::async_relay(c, b, std::move(o), [&r](std::error_code ec, net::relay_stats st) {
+    r.ec = ec;
+    r.stats = st;
+  });
+}
+
+template <class Stream>
+asio::awaitable<std::pair<std::error_code, std::string>> read_all(Stream& s) {
+  std::string got;
+  auto [ec, n] = co_await asio::async_read(s, asio::dynamic_buffer(got), tuple_awaitable);
+  co_return std::pair{ec, std::move(got)};
+}
+
+/// Reads until eof and echoes everything back, then half-closes.
+asio::awaitable<void> echo(tcp::socket& s, std::string& seen) {
+  char buf[16 * 1024];
+  for (;;) {
+    auto [ec, n] = co_await s.async_read_some(asio::buffer(buf), tuple_awaitable);
+    if (n > 0) {
+      seen.append(buf, n);
+      co_await asio::async_write(s, asio::buffer(buf, n), asio::use_awaitable);
+    }
+    if (ec == asio::error::eof) break;
+    REQUIRE_FALSE(ec);
+  }
+  s.shutdown(tcp::socket::shutdown_send);
+}
+
+/// A client and a backend connected through the relay under test.
+struct tcp_flow {
+  asio::io_context ioc;
+  tcp::socket user{ioc}, proxy_client{ioc}, proxy_backend{ioc}, backend{ioc};
+  tcp_flow() {
+    std::tie(user, proxy_client) = tcp_pair(ioc);
+    std::tie(proxy_backend, backend) = tcp_pair(ioc);
+  }
+};
+
+template <class Path>
+net::relay_options options() {
+  net::relay_options o;
+  o.splice = Path::splice;
+  o.idle_timeout = 20s;  // a bound, not expected to fire
+  return o;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("relay: 1 MiB each way arrives byte-exact", "[net][relay]", splice_path,
+                   buffered_path) {
+  tcp_flow f;
+  relay_result r;
+  start_relay(f.proxy_client, f.proxy_backend, options<TestType>(), r);
+  const std::string sent = pattern(1 << 20, 1);
+  std::string echoed, seen;
+  tasks t{f.ioc};
+  t.spawn([&]() -> asio::awaitable<void> {  // the client writes while it reads
+    co_await asio::async_write(f.user, asio::buffer(sent), asio::use_awaitable);
+    f.user.shutdown(tcp::socket::shutdown_send);
+  }());
+  t.spawn([&]() -> asio::awaitable<void> {
+    auto [ec, got] = co_await read_all(f.user);
+    CHECK(ec == asio::error::eof);
+    echoed = std::move(got);
+  }());
+  t.spawn(echo(f.backend, seen));
+  t.run([&] { return !r.ec; });
+
+  REQUIRE(seen.size() == sent.size());
+  REQUIRE(seen == sent);
+  REQUIRE(echoed == sent);
+  REQUIRE_FALSE(*r.ec);
+  REQUIRE(r.stats.bytes_client_to_backend == sent.size());
+  REQUIRE(r.stats.bytes_backend_to_client == sent.size());
+  if (TestType::splice && net::splice_available) REQUIRE(r.stats.spliced);
+  if (!TestType::splice) REQUIRE_FALSE(r.stats.spliced);
+}
+
+TEMPLATE_TEST_CASE("relay: half-close, the backend answers after the client's FIN", "[net][relay]",
+                   splice_path, buffered_path) {
+  tcp_flow f;
+  relay_result r;
+  auto opts = options<TestType>();
+  opts.buffer_size = 7;  // many small cycles through the buffer (or a page-sized pipe)
+  start_relay(f.proxy_client, f.proxy_backend, std::move(opts), r);
+  std::string answer;
+  tasks t{f.ioc};
+  t.spawn([&]() -> asio::awaitable<void> {
+    co_await asio::async_write(f.user, asio::buffer(std::string_view("hello, backend")),
+                               asio::use_awaitable);
+    f.user.shutdown(tcp::socket::shutdown_send);
+    auto [ec, got] = co_await read_all(f.user);
+    CHECK(ec == asio::error::eof);
+    answer = std::move(got);
+  }());
+  t.spawn([&]() -> asio::awaitable<void> {
+    auto [ec, got] = co_await read_all(f.backend);  // to the client's FIN
+    CHECK(ec == asio::error::eof);
+    CHECK(got == "hello, backend");
+    co_await asio::async_write(f.backend, asio::buffer(std::string_view("hello, client")),
+                               asio::use_awaitable);
+    f.backend.close();
+  }());
+  t.run([&] { return !r.ec; });
+  REQUIRE(answer == "hello, client");
+  REQUIRE_FALSE(*r.ec);
+  REQUIRE(r.stats.bytes_client_to_backend == 14);
+  REQUIRE(r.stats.bytes_backend_to_client == 13);
+}
+
+TEMPLATE_TEST_CASE("relay: initial_to_backend bytes arrive first", "[net][relay]", splice_path,
+                   buffered_path) {
+  tcp_flow f;
+  relay_result r;
+  auto opts = options<TestType>();
+  opts.initial_to_backend = "PROXY TCP4 192.0.2.1 192.0.2.2 5000 80\r\n";
+  const std::string initial = opts.initial_to_backend;
+  start_relay(f.proxy_client, f.proxy_backend, std::move(opts), r);
+  std::string at_backend;
+  tasks t{f.ioc};
+  t.spawn([&]() -> asio::awaitable<void> {
+    co_await asio::async_write(f.user, asio::buffer(std::string_view("payload")), asio::use_awaitable);
+    f.user.shutdown(tcp::socket::shutdown_send);
+    auto [ec, got] = co_await read_all(f.user);
+    CHECK(ec == asio::error::eof);
+    CHECK(got.empty());
+  }());
+  t.spawn([&]() -> asio::awaitable<void> {
+    auto [ec, got] = co_await read_all(f.backend);
+    CHECK(ec == asio::error::eof);
+    at_backend = std::move(got);
+    f.backend.shutdown(tcp::socket::shutdown_send);
+  }());
+  t.run([&] { return !r.ec; });
+  REQUIRE(at_backend == initial + "payload");
+  REQUIRE_FALSE(*r.ec);
+  REQUIRE(r.stats.bytes_client_to_backend == 7);  // initial bytes are not counted
+  REQUIRE(r.stats.bytes_backend_to_client == 0);
+}
+
+TEMPLATE_TEST_CASE("relay: the backend dies mid-stream, the relay ends with an upstream error",
+                   "[net][relay]", splice_path, buffered_path) {
+  tcp_flow f;
+  relay_result r;
+  start_relay(f.proxy_client, f.proxy_backend, options<TestType>(), r);
+  const std::string sent = pattern(4096, 2);
+  std::error_code user_ec;
+  tasks t{f.ioc};
+  t.spawn([&]() -> asio::awaitable<void> {
+    co_await asio::async_write(f.user, asio::buffer(sent), asio::use_awaitable);
+    auto [ec, got] = co_await read_all(f.user);  // ends: the relay closes the client side
+    user_ec = ec;
+    CHECK(got.empty());
+  }());
+  t.spawn([&]() -> asio::awaitable<void> {
+    std::string got(sent.size(), '\0');
+    co_await asio::async_read(f.backend, asio::buffer(got), asio::use_awaitable);
+    CHECK(got == sent);
+    f.backend.set_option(asio::socket_base::linger(true, 0));  // close sends RST
+    f.backend.close();
+  }());
+  t.run([&] { return !r.ec; });
+  INFO("cause: " << r.stats.cause.message());
+  REQUIRE(*r.ec == rproxy::condition::upstream);
+  REQUIRE(*r.ec != rproxy::condition::downstream);
+  REQUIRE(*r.ec != rproxy::condition::retry_safe);  // bytes reached the backend
+  REQUIRE(*r.ec == net::error::backend_reset);
+  REQUIRE(r.stats.cause);
+  REQUIRE(r.stats.bytes_client_to_backend == sent.size());
+  REQUIRE(user_ec);  // eof or reset: the client learns the flow is over
+  REQUIRE_FALSE(f.proxy_client.is_open());
+  REQUIRE_FALSE(f.proxy_backend.is_open());
+}
+
+TEMPLATE_TEST_CASE("relay: the client resets, the relay ends with a downstream error",
+                   "[net][relay]", splice_path, buffered_path) {
+  tcp_flow f;
+  relay_result r;
+  start_relay(f.proxy_client, f.proxy_backend, options<TestType>(), r);
+  tasks t{f.ioc};
+  t.spawn([&]() -> asio::awaitable<void> {
+    co_await asio::async_write(f.user, asio::buffer(std::string_view("x")), asio::use_awaitable);
+    f.user.set_option(asio::socket_base::linger(true, 0));
+    f.user.close();
+    co_return;
+  }());
+  t.spawn([&]() -> asio::awaitable<void> {
+    auto [ec, got] = co_await read_all(f.backend);  // the relay closes the backend side
+    CHECK(got == "x");
+  }());
+  t.run([&] { return !r.ec; });
+  INFO("cause: " << r.stats.cause.message());
+  REQUIRE(*r.ec == rproxy::condition::downstream);
+  REQUIRE(*r.ec == net::error::client_reset);
+  REQUIRE(r.stats.bytes_client_to_backend == 1);
+}
+
+TEMPLATE_TEST_CASE("relay: idle timeout ends a silent flow", "[net][relay]", splice_path,
+                   buffered_path) {
+  tcp_flow f;
+  relay_result r;
+  auto opts = options<TestType>();
+  opts.idle_timeout = 50ms;
+  start_relay(f.proxy_client, f.proxy_backend, std::move(opts), r);
+  tasks t{f.ioc};
+  std::error_code user_ec, backend_ec;
+  t.spawn([&]() -> asio::awaitable<void> {
+    auto [ec, got] = co_await read_all(f.user);
+    user_ec = ec;
+  }());
+  t.spawn([&]() -> asio::awaitable<void> {
+    auto [ec, got] = co_await read_all(f.backend);
+    backend_ec = ec;
+  }());
+  t.run([&] { return !r.ec; });
+  REQUIRE(*r.ec == net::error::idle_timeout);
+  REQUIRE(*r.ec == rproxy::condition::downstream);
+  REQUIRE(r.stats.bytes_client_to_backend == 0);
+  REQUIRE(user_ec);  // both peers see the flow end
+  REQUIRE(backend_ec);
+}
+
+TEST_CASE("relay: per-operation cancellation ends it with operation_aborted", "[net][relay]") {
+  tcp_flow f;
+  asio::cancellation_signal sig;
+  std::optional<std::error_code> ec;
+  net::async_relay(f.proxy_client, f.proxy_backend, options<buffered_path>(),
+                   asio::bind_cancellation_slot(sig.slot(), [&](std::error_code e, net::relay_stats) {
+                     ec = e;
+                   }));
+  f.ioc.poll();
+  sig.emit(asio::cancellation_type::terminal);
+  REQUIRE(run_until(f.ioc, [&] { return ec.has_value(); }));
+  REQUIRE(*ec == asio::error::operation_aborted);
+}
+
+// Every operation of the relay fails once (the n-th, n = 0, 1, ...) until the exchange succeeds:
+// each failure must end the relay with an error from the side that failed, and nothing hangs.
+TEST_CASE("relay over test streams: fail the n-th operation on either side", "[net][relay]") {
+  const std::string request = pattern(3000, 3), response = pattern(2000, 4);
+  for (const auto failing : {net::side::downstream, net::side::upstream}) {
+    std::size_t n = 0;
+    for (; n < 500; ++n) {
+      asio::io_context ioc;
+      net::test::fail_count fc{n, asio::error::connection_reset};
+      auto* fc_client = failing == net::side::downstream ? &fc : nullptr;
+      auto* fc_backend = failing == net::side::upstream ? &fc : nullptr;
+      net::test::stream user(ioc), proxy_client(ioc, fc_client), proxy_backend(ioc, fc_backend),
+          backend(ioc);
+      user.connect(proxy_client);
+      proxy_backend.connect(backend);
+      user.write_size(512);
+      backend.write_size(700);
+      proxy_client.read_size(1000);
+
+      net::relay_options o;
+      o.buffer_size = 256;
+      o.idle_timeout = 10s;
+      relay_result r;
+      start_relay(proxy_client, proxy_backend, std::move(o), r);
+      std::string answer, seen;
+      tasks t{ioc};
+      t.spawn([&]() -> asio::awaitable<void> {
+        auto [ec, k] = co_await asio::async_write(user, asio::buffer(request), tuple_awaitable);
+        std::error_code ignored;
+        if (!ec) user.shutdown(asio::socket_base::shutdown_send, ignored);
+        auto [rec, got] = co_await read_all(user);
+        answer = std::move(got);
+      }());
+      t.spawn([&]() -> asio::awaitable<void> {
+        auto [ec, got] = co_await read_all(backend);
+        seen = std::move(got);
+        if (ec != asio::error::eof) co_return;
+        auto [wec, k] = co_await asio::async_write(backend, asio::buffer(response), tuple_awaitable);
+        std::error_code ignored;
+        if (!wec) backend.shutdown(asio::socket_base::shutdown_send, ignored);
+      }());
+      t.run([&] { return !r.ec; });
+
+      if (!fc.triggered()) {
+        REQUIRE_FALSE(*r.ec);
+        REQUIRE(seen == request);
+        REQUIRE(answer == response);
+        REQUIRE(r.stats.bytes_client_to_backend == request.size());
+        REQUIRE(r.stats.bytes_backend_to_client == response.size());
+        break;
+      }
+      INFO("failing operation " << n);
+      REQUIRE(*r.ec);
+      if (failing == net::side::downstream) {
+        REQUIRE(*r.ec == net::error::client_reset);
+      } else {
+        REQUIRE(*r.ec == net::error::backend_reset);
+      }
+      REQUIRE(r.stats.cause == asio::error::connection_reset);
+      REQUIRE_FALSE(proxy_client.is_open());
+      REQUIRE_FALSE(proxy_backend.is_open());
+    }
+    REQUIRE(n > 10);
+    REQUIRE(n < 500);
+  }
+}
