@@ -1,0 +1,40 @@
+// rproxy/codec/http1/reject.hpp: renders a pipeline reject (rproxy::reject_reason) as an
+// HTTP/1.1 response, the HTTP codec's side of the verdict contract (pipeline/verdict.hpp).
+//
+//     if (v.is_reject())
+//       out += http1::make_reject_response(v.reason(), {.keep_alive = parser.keep_alive()});
+//     // rate_limited with retry_after_s = 10 -> "HTTP/1.1 429 Too Many Requests" + Retry-After: 10
+#pragma once
+
+#include <rproxy/codec/http1/serializer.hpp>
+#include <rproxy/pipeline/verdict.hpp>
+
+#include <string>
+
+namespace rproxy::codec::http1 {
+
+/// The HTTP status for a reject code.
+constexpr unsigned status_for(reject_code c) noexcept {
+  switch (c) {
+    case reject_code::bad_request: return 400;
+    case reject_code::unauthorized: return 401;
+    case reject_code::forbidden:
+    case reject_code::banned: return 403;
+    case reject_code::not_found: return 404;
+    case reject_code::rate_limited:
+    case reject_code::too_many_connections: return 429;
+    case reject_code::unavailable: return 503;
+    case reject_code::timeout: return 408;
+    case reject_code::internal: return 500;
+  }
+  return 500;
+}
+
+/// A complete response for `r`: its status, its message as a text body (the reason phrase
+/// if empty), Retry-After when it has a hint. `opt.retry_after_s` is taken from `r`.
+inline std::string make_reject_response(const reject_reason& r, error_response_options opt = {}) {
+  opt.retry_after_s = r.retry_after_s;
+  return make_error_response(status_for(r.code), r.message, opt);
+}
+
+}  // namespace rproxy::codec::http1
