@@ -73,16 +73,19 @@ public:
   validator at(std::string_view key) const { return {*out_, *pos_, detail::child_path(path_, key)}; }
   /// A list element below this node.
   validator at(std::size_t index) const { return {*out_, *pos_, path_ + "[" + std::to_string(index) + "]"}; }
-  /// A field of the struct at this node, named by member pointer.
-  template <reflected C, class M>
+  /// A field of the struct at this node, named by member pointer. (Unconstrained on purpose:
+  /// validate() is usually defined inside the struct, before BOOST_HANA_ADAPT_STRUCT is seen;
+  /// the body is instantiated later, when it is.)
+  template <class C, class M>
   validator at(M C::*member) const {
+    static_assert(reflected<C>, "rproxy::config::validator::at: the struct is not reflected with Boost.Hana");
     return at(field_name(member));
   }
 
   /// Reports `message` at this node.
   void error(std::string message) const { out_->add(pos_->file(), position(), config::error::invalid, std::move(message)); }
   /// Reports `message` at a field of the struct at this node.
-  template <reflected C, class M>
+  template <class C, class M>
   void error(M C::*member, std::string message) const {
     at(member).error(std::move(message));
   }
