@@ -201,7 +201,9 @@ private:
     refs_.clear();
   }
 
-  /// Finds the next complete line of `s` at pos_, without its CRLF; rejects bare LF/CR.
+  /// Finds the next complete line of `s` at pos_ and sets `line` to it without its line
+  /// ending. scan::bad flags a bare LF or CR in it; callers check the line's length first, so
+  /// that any split of the input gives the same error (see partial_len()).
   scan next_line(std::string_view s, std::string_view& line) noexcept {
     scan_ = std::max(scan_, pos_);
     if (scan_ >= s.size()) return scan::more;
@@ -211,10 +213,11 @@ private:
       return scan::more;
     }
     const auto end = static_cast<std::size_t>(static_cast<const char*>(lf) - s.data());
-    if (end == pos_ || s[end - 1] != '\r') return scan::bad;
-    line = s.substr(pos_, end - 1 - pos_);
-    if (!line.empty() && std::memchr(line.data(), '\r', line.size()) != nullptr) return scan::bad;
+    const bool cr = end > pos_ && s[end - 1] == '\r';
+    line = s.substr(pos_, end - pos_ - (cr ? 1 : 0));
     pos_ = scan_ = end + 1;
+    if (!cr || (!line.empty() && std::memchr(line.data(), '\r', line.size()) != nullptr))
+      return scan::bad;
     return scan::line;
   }
   /// Lower bound of the content length of the incomplete line at pos_.

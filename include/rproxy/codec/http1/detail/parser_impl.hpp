@@ -25,20 +25,23 @@ parse_result basic_parser<Role>::parse(std::string_view in) {
       case state::body_until_close: {
         const auto avail = in.size() - used;
         if (avail == 0) return more(used);
-        if (avail > limits_.max_body_size - body_bytes_) return fail(error::body_too_large);
-        body_bytes_ += avail;
-        return {event::body, in.size(), in.substr(used), {}};
+        // deliver up to the limit, then fail: the same events however the input is split
+        const auto n = static_cast<std::size_t>(
+            std::min<std::uint64_t>(avail, limits_.max_body_size - body_bytes_));
+        if (n == 0) return fail(error::body_too_large);
+        body_bytes_ += n;
+        return {event::body, used + n, in.substr(used, n), {}};
       }
       case state::chunk_size: {
         const auto sub = in.substr(used);
         std::string_view line;
         const auto st = next_line(sub, line);
-        if (st == scan::bad) return fail(error::bad_line_ending);
         if (st == scan::more) {
           if (partial_len(sub) > limits_.max_chunk_line) return fail(error::chunk_line_too_long);
           return more(used);
         }
         if (line.size() > limits_.max_chunk_line) return fail(error::chunk_line_too_long);
+        if (st == scan::bad) return fail(error::bad_line_ending);
         std::uint64_t size = 0;
         if (const auto e = detail::parse_chunk_line(line, size); e != detail::ok) return fail(e);
         used += pos_;
@@ -104,8 +107,8 @@ parse_result basic_parser<Role>::parse_head(std::string_view in) {
   pending_ = !in.empty();
   for (;;) {
     std::string_view line;
+    const auto line_start = pos_;
     const auto st = next_line(in, line);
-    if (st == scan::bad) return fail(error::bad_line_ending);
     if (st == scan::more) {
       const auto partial = partial_len(in);
       if (!start_done_) {
@@ -116,6 +119,8 @@ parse_result basic_parser<Role>::parse_head(std::string_view in) {
       return more(skip);
     }
     if (!start_done_) {
+      if (line.size() > limits_.max_start_line) return fail(error::start_line_too_long);
+      if (st == scan::bad) return fail(error::bad_line_ending);
       if (line.empty()) {
         skip += pos_;
         in.remove_prefix(pos_);
@@ -123,7 +128,6 @@ parse_result basic_parser<Role>::parse_head(std::string_view in) {
         pending_ = !in.empty();
         continue;
       }
-      if (line.size() > limits_.max_start_line) return fail(error::start_line_too_long);
       std::string_view a, b;  // method + target, or reason
       if constexpr (is_request) {
         detail::request_line rl;
@@ -146,8 +150,10 @@ parse_result basic_parser<Role>::parse_head(std::string_view in) {
       fields_start_ = pos_;
       continue;
     }
+    if (!line.empty() && line_start - fields_start_ + line.size() + 2 > limits_.max_header_bytes)
+      return fail(error::header_too_large);
+    if (st == scan::bad) return fail(error::bad_line_ending);
     if (line.empty()) return finish_head(in, skip);
-    if (pos_ - fields_start_ > limits_.max_header_bytes) return fail(error::header_too_large);
     if (refs_.size() >= limits_.max_header_count) return fail(error::too_many_headers);
     field_view f;
     if (const auto e = detail::parse_field_line(line, f); e != detail::ok) return fail(e);
@@ -301,14 +307,17 @@ parse_result basic_parser<Role>::parse_trailers(std::string_view in, std::size_t
   const auto sub = in.substr(used);
   for (;;) {
     std::string_view line;
+    const auto line_start = pos_;
     const auto st = next_line(sub, line);
-    if (st == scan::bad) return fail(error::bad_line_ending);
     if (st == scan::more) {
       const auto partial = partial_len(sub);
       if (partial > 0 && pos_ + partial + 2 > limits_.max_trailer_bytes)
         return fail(error::trailer_too_large);
       return more(used);
     }
+    if (!line.empty() && line_start + line.size() + 2 > limits_.max_trailer_bytes)
+      return fail(error::trailer_too_large);
+    if (st == scan::bad) return fail(error::bad_line_ending);
     if (line.empty()) {
       build_views(sub, trailer_fields_);
       trailers_ = fields_view(trailer_fields_);
@@ -316,8 +325,7 @@ parse_result basic_parser<Role>::parse_trailers(std::string_view in, std::size_t
       begin_head();
       return complete(used);
     }
-    if (pos_ > limits_.max_trailer_bytes || refs_.size() >= limits_.max_header_count)
-      return fail(error::trailer_too_large);
+    if (refs_.size() >= limits_.max_header_count) return fail(error::trailer_too_large);
     field_view f;
     if (const auto e = detail::parse_field_line(line, f); e != detail::ok) return fail(e);
     refs_.push_back(ref_of(sub, f));
