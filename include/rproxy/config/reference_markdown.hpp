@@ -4,7 +4,8 @@
 //     std::ofstream("docs/mc-proxy-config.md") << rproxy::config::reference_markdown<proxy_config>("mc-proxy configuration");
 //
 // One section per struct type, in the order they are first reached from T, headed by the key
-// path where it appears (`routes.<name>`, `backends[]`), with a table:
+// path where it first appears (`routes.<name>`, `backends[]`; a struct used in several places
+// is described once and referred to), with a table:
 //
 //     | key | type | default | description |
 //     |---|---|---|---|
@@ -67,46 +68,67 @@ inline std::string md_cell(std::string_view s) {
 }
 
 struct md_section {
-  const void* id;
-  std::string path;
-  std::string type;
-  std::string summary;
-  std::vector<std::string> rows;
+  const void* id;    ///< identifies the struct type
+  std::string path;  ///< where it is first reached
+  void (*build)(md_section& self, const std::vector<md_section>& all);
+  std::string type{};
+  std::string summary{};
+  std::vector<std::string> rows{};
 };
 
 template <reflected T>
-void collect_sections(const std::string& path, std::vector<md_section>& out);
-
-/// Finds the structs reachable through a member type and collects their sections.
-template <class M>
-void collect_nested(const std::string& path, std::vector<md_section>& out) {
-  if constexpr (optional_value<M>) collect_nested<typename M::value_type>(path, out);
-  else if constexpr (list_value<M>) collect_nested<typename M::value_type>(path + "[]", out);
-  else if constexpr (map_value<M>) collect_nested<typename M::mapped_type>(path + ".<name>", out);
-  else if constexpr (reflected<M>) collect_sections<M>(path, out);
-}
-
-template <class M>
-std::string section_of(const std::string& path) {
-  if constexpr (optional_value<M>) return section_of<typename M::value_type>(path);
-  else if constexpr (list_value<M>) return section_of<typename M::value_type>(path + "[]");
-  else if constexpr (map_value<M>) return section_of<typename M::mapped_type>(path + ".<name>");
-  else return path;
-}
-
-template <class M>
-constexpr bool contains_struct() {
-  if constexpr (optional_value<M> || list_value<M>) return contains_struct<typename M::value_type>();
-  else if constexpr (map_value<M>) return contains_struct<typename M::mapped_type>();
-  else return reflected<M>;
+const void* section_id() {
+  return &field_metas<T>();
 }
 
 template <reflected T>
-void collect_sections(const std::string& path, std::vector<md_section>& out) {
-  const void* id = &field_metas<T>();
+void build_section(md_section& sec, const std::vector<md_section>& all);
+
+template <reflected T>
+void register_sections(const std::string& path, std::vector<md_section>& out);
+
+/// Registers the structs reachable through a member type, with their key paths.
+template <class M>
+void register_nested(const std::string& path, std::vector<md_section>& out) {
+  if constexpr (optional_value<M>) register_nested<typename M::value_type>(path, out);
+  else if constexpr (list_value<M>) register_nested<typename M::value_type>(path + "[]", out);
+  else if constexpr (map_value<M>) register_nested<typename M::mapped_type>(path + ".<name>", out);
+  else if constexpr (reflected<M>) register_sections<M>(path, out);
+}
+
+/// Sections in pre-order of first appearance: a struct, then the structs below it.
+template <reflected T>
+void register_sections(const std::string& path, std::vector<md_section>& out) {
   for (const auto& s : out)
-    if (s.id == id) return;
-  md_section sec{id, path, type_name<T>(), {}, {}};
+    if (s.id == section_id<T>()) return;
+  out.push_back({section_id<T>(), path, &build_section<T>});
+  const T probe{};
+  for_each_field(probe, [&](std::string_view name, const auto& member) {
+    register_nested<std::remove_cvref_t<decltype(member)>>(child_path(path, name), out);
+  });
+}
+
+/// The section path of the struct inside M (through optional, list and map), if any.
+template <class M>
+std::optional<std::string> section_path(const std::vector<md_section>& all) {
+  if constexpr (optional_value<M> || list_value<M>) {
+    return section_path<typename M::value_type>(all);
+  } else if constexpr (map_value<M>) {
+    return section_path<typename M::mapped_type>(all);
+  } else if constexpr (reflected<M>) {
+    for (const auto& s : all)
+      if (s.id == section_id<M>()) return s.path;
+    return std::nullopt;
+  } else {
+    return std::nullopt;
+  }
+}
+
+inline std::string entries(std::size_t n) { return std::to_string(n) + (n == 1 ? " entry" : " entries"); }
+
+template <reflected T>
+void build_section(md_section& sec, const std::vector<md_section>& all) {
+  sec.type = type_name<T>();
   if constexpr (requires { std::string_view{T::summary}; }) sec.summary = std::string(T::summary);
   const auto& metas = field_metas<T>();
   const T defaults{};
@@ -114,29 +136,26 @@ void collect_sections(const std::string& path, std::vector<md_section>& out) {
   for_each_field(defaults, [&](std::string_view name, const auto& member) {
     using M = std::remove_cvref_t<decltype(member)>;
     const field_meta& meta = metas[i++];
-    const std::string child = child_path(path, name);
+    const std::optional<std::string> ref = section_path<M>(all);
     std::string type = type_label<M>();
-    if constexpr (contains_struct<M>()) type += ", see `" + section_of<M>(child) + "`";
+    if (ref) type += ", see `" + *ref + "`";
     std::string def;
     if (meta.required) {
       def = "**required**";
     } else if constexpr (optional_value<M>) {
-      def = member ? "`" + flow(member).value_or("") + "`" : "none";
-      if (member && !flow(member)) def = "see `" + section_of<M>(child) + "`";
+      if (!member) def = "none";
+      else if (auto f = flow(member)) def = "`" + *f + "`";
+      else def = "set, see `" + ref.value_or("") + "`";
     } else if constexpr (reflected<M>) {
-      def = "see `" + child + "`";
+      def = "see `" + ref.value_or("") + "`";
     } else if constexpr (list_value<M> || map_value<M>) {
       auto f = flow(member);
-      def = f ? "`" + *f + "`" : std::to_string(member.size()) + " entries";
+      def = f ? "`" + *f + "`" : entries(member.size());
     } else {
       def = "`" + *flow(member) + "`";
     }
     sec.rows.push_back("| `" + std::string(name) + "` | " + md_cell(type) + " | " + md_cell(def) + " | " +
                        md_cell(meta.description) + " |");
-  });
-  out.push_back(std::move(sec));
-  for_each_field(defaults, [&](std::string_view name, const auto& member) {
-    collect_nested<std::remove_cvref_t<decltype(member)>>(child_path(path, name), out);
   });
 }
 
@@ -146,7 +165,8 @@ void collect_sections(const std::string& path, std::vector<md_section>& out) {
 template <reflected T>
 std::string reference_markdown(std::string_view title = "Configuration reference") {
   std::vector<detail::md_section> sections;
-  detail::collect_sections<T>("", sections);
+  detail::register_sections<T>("", sections);
+  for (auto& s : sections) s.build(s, sections);
   std::string out = "# " + std::string(title) + "\n";
   for (const auto& s : sections) {
     out += "\n## ";

@@ -45,6 +45,17 @@ inline void indent_into(std::vector<std::string>& out, const std::vector<std::st
 
 template <class T>
 rendered render(const T& v, bool comments);
+template <reflected T>
+std::vector<std::string> render_fields(const T& v, bool comments);
+
+template <class M>
+struct element_of {
+  using type = typename M::value_type;
+};
+template <map_value M>
+struct element_of<M> {
+  using type = typename M::mapped_type;
+};
 
 /// One group of lines per field: its comment, its key and value, any example.
 template <reflected T>
@@ -77,7 +88,7 @@ std::vector<std::vector<std::string>> render_field_groups(const T& v, bool comme
     }
     // An empty list or map of structs: show what an entry looks like.
     if constexpr (list_value<M> || map_value<M>) {
-      using E = std::conditional_t<list_value<M>, typename M::value_type, typename M::mapped_type>;
+      using E = typename element_of<M>::type;
       if constexpr (reflected<E>) {
         if (comments && member.empty()) {
           const std::vector<std::string> example = render_fields(E{}, false);
