@@ -140,7 +140,7 @@ inline constexpr std::size_t unique_id_max_length = 128;
 /// One v2 Type-Length-Value; the value is kept raw.
 struct tlv {
   std::uint8_t type = 0;
-  std::vector<std::byte> value;
+  std::vector<std::byte> value{};
 
   std::string_view text() const noexcept {
     return {reinterpret_cast<const char*>(value.data()), value.size()};
@@ -159,11 +159,11 @@ struct header {
   proxy_protocol::command command = proxy_protocol::command::proxy;
   proxy_protocol::family family = proxy_protocol::family::unspec;
   proxy_protocol::transport transport = proxy_protocol::transport::unspec;
-  asio::ip::tcp::endpoint source;
-  asio::ip::tcp::endpoint destination;
-  std::string source_path;
-  std::string destination_path;
-  std::vector<tlv> tlvs;
+  asio::ip::tcp::endpoint source{};
+  asio::ip::tcp::endpoint destination{};
+  std::string source_path{};
+  std::string destination_path{};
+  std::vector<tlv> tlvs{};
 
   bool operator==(const header&) const = default;
 
@@ -211,7 +211,7 @@ inline header make_header(const asio::ip::tcp::endpoint& src,
 struct ssl_info {
   std::uint8_t client = 0;   ///< bit field: 0x01 SSL, 0x02 cert in connection, 0x04 cert in session
   std::uint32_t verify = 0;  ///< 0 when the client certificate was verified
-  std::vector<tlv> sub_tlvs;
+  std::vector<tlv> sub_tlvs{};
 
   bool ssl() const noexcept { return (client & 0x01) != 0; }
   bool client_cert() const noexcept { return (client & 0x06) != 0; }
