@@ -1,0 +1,120 @@
+// Tests for rproxy/config/load_dir.hpp: one item per file, errors naming each file and line.
+#include <catch2/catch.hpp>
+
+#include <rproxy/config/load_dir.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace ld {
+struct server {
+  std::vector<std::string> domains;
+  rproxy::config::endpoint address;
+  bool proxy_protocol = false;
+  static constexpr auto describe() {
+    using namespace rproxy::config;
+    return fields(required(&server::domains, "hostnames"), required(&server::address, "backend"));
+  }
+};
+}  // namespace ld
+BOOST_HANA_ADAPT_STRUCT(ld::server, domains, address, proxy_protocol);
+
+namespace {
+namespace cfg = rproxy::config;
+namespace fs = std::filesystem;
+
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    std::string tmpl = (fs::temp_directory_path() / "rproxy-config-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    path = tmpl;
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  void write(const std::string& name, const std::string& text) const { std::ofstream(path / name) << text; }
+};
+}  // namespace
+
+TEST_CASE("load_dir: every matching file, in name order, named by its stem", "[config]") {
+  temp_dir d;
+  d.write("survival.yaml", "domains: [survival.example.com]\naddress: 10.0.0.2:25565\n");
+  d.write("lobby.yaml", "domains: [lobby.example.com, hub.example.com]\naddress: 10.0.0.1:25565\nproxy_protocol: true\n");
+  d.write("notes.txt", "not yaml: [\n");
+  d.write(".lobby.yaml.swp", "garbage: [\n");
+  fs::create_directory(d.path / "sub.yaml");  // directories are skipped
+
+  auto r = cfg::load_dir<ld::server>(d.path, "*.yaml");
+  INFO((r ? std::string() : r.error().to_string()));
+  REQUIRE(r);
+  REQUIRE(r->size() == 2);
+  CHECK((*r)[0].name == "lobby");
+  CHECK((*r)[0].path == d.path / "lobby.yaml");
+  CHECK((*r)[0].value.domains == std::vector<std::string>{"lobby.example.com", "hub.example.com"});
+  CHECK((*r)[0].value.proxy_protocol);
+  CHECK((*r)[1].name == "survival");
+  CHECK((*r)[1].value.address == cfg::endpoint{"10.0.0.2", 25565});
+  CHECK_FALSE((*r)[1].value.proxy_protocol);
+}
+
+TEST_CASE("load_dir: bad files are reported with their name and line, all of them", "[config]") {
+  temp_dir d;
+  d.write("a-good.yaml", "domains: [a]\naddress: h:1\n");
+  d.write("b-bad.yaml", "domains: [b]\naddress: h:1\nproxy_protocl: true\n");
+  d.write("c-worse.yaml", "domains: [c]\n");
+  d.write("d-broken.yaml", "domains: [d\n");
+
+  auto r = cfg::load_dir<ld::server>(d.path);
+  REQUIRE_FALSE(r);
+  const std::string b = (d.path / "b-bad.yaml").string();
+  const std::string c = (d.path / "c-worse.yaml").string();
+  const std::string e = (d.path / "d-broken.yaml").string();
+  const std::vector<std::string> expected = {
+      b + ":3:1: unknown key 'proxy_protocl' (did you mean 'proxy_protocol'?)",
+      c + ":1:1: missing required key 'address'",
+      e + ":2:1: end of sequence flow not found",
+  };
+  std::vector<std::string> got;
+  for (const auto& diag : r.error()) got.push_back(diag.to_string());
+  CHECK(got == expected);
+  CHECK(r.error()[0].file == b);
+}
+
+TEST_CASE("load_dir: empty and missing directories", "[config]") {
+  temp_dir d;
+  auto empty = cfg::load_dir<ld::server>(d.path);
+  REQUIRE(empty);
+  CHECK(empty->empty());
+
+  auto missing = cfg::load_dir<ld::server>(d.path / "nope");
+  REQUIRE_FALSE(missing);
+  REQUIRE(missing.error().size() == 1);
+  CHECK(missing.error()[0].to_string() ==
+        (d.path / "nope").string() + ": cannot read directory: No such file or directory");
+  CHECK(missing.error()[0].code == cfg::error::unreadable);
+}
+
+TEST_CASE("load_file: a real file; a directory is not one", "[config]") {
+  temp_dir d;
+  d.write("one.yaml", "domains: [x]\naddress: \"[::1]:9\"\n");
+  auto r = cfg::load_file<ld::server>(d.path / "one.yaml");
+  REQUIRE(r);
+  CHECK(r->address == cfg::endpoint{"::1", 9});
+  auto dir = cfg::load_file<ld::server>(d.path);
+  REQUIRE_FALSE(dir);
+  CHECK(dir.error()[0].to_string() == d.path.string() + ": cannot read: is a directory");
+}
+
+TEST_CASE("matches_pattern: shell patterns, hidden files excluded", "[config]") {
+  CHECK(cfg::matches_pattern("lobby.yaml", "*.yaml"));
+  CHECK(cfg::matches_pattern("lobby.yml", "*.y*ml"));
+  CHECK_FALSE(cfg::matches_pattern("lobby.yaml~", "*.yaml"));
+  CHECK_FALSE(cfg::matches_pattern(".lobby.yaml", "*.yaml"));
+  CHECK(cfg::matches_pattern(".lobby.yaml", ".*.yaml"));
+}
