@@ -20,11 +20,12 @@
 #include <thread>
 
 #include <rproxy/core/result.hpp>
+#include <rproxy/observe/log.hpp>
 
 namespace rproxy::app {
 
 enum class command { run, validate, init };
-enum class log_format { text, json };
+using observe::log_format;
 
 /// What an app says about itself on the command line.
 struct app_info {
@@ -39,7 +40,8 @@ struct options {
   std::string config_path;
   unsigned workers = 0;  ///< 0: one per core
   log_format format = log_format::text;
-  std::string log_level = "info";
+  observe::log_level log_level = observe::log_level::info;
+  bool config_given = false;  ///< --config was on the command line (else the default path)
   std::chrono::milliseconds drain_timeout{std::chrono::seconds(10)};
 
   unsigned worker_count() const {
@@ -58,16 +60,17 @@ inline result<options, int> parse_cli(int argc, const char* const* argv, const a
   options o;
   o.config_path = info.default_config;
   std::string format = "text";
+  std::string level = "info";
   double drain_s = 10;
   cli.add_option("--workers", o.workers, "worker threads (default: one per core)")->check(CLI::Range(0u, 1024u));
   cli.add_option("--log-format", format, "log format")->check(CLI::IsMember({"text", "json"}));
-  cli.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical, off")
+  cli.add_option("--log-level", level, "trace, debug, info, warn, error, critical, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   cli.add_option("--drain-timeout", drain_s, "seconds to drain flows on SIGTERM/SIGINT")->check(CLI::Range(0.0, 3600.0));
-  cli.add_option("-c,--config", o.config_path, "config file (run)");
+  auto* top_config = cli.add_option("-c,--config", o.config_path, "config file (run)");
 
   auto* run = cli.add_subcommand("run", "serve (the default)");
-  run->add_option("-c,--config", o.config_path, "config file");
+  auto* run_config = run->add_option("-c,--config", o.config_path, "config file");
   auto* validate = cli.add_subcommand("validate", "check a config file and exit");
   validate->add_option("file", o.config_path, "config file")->required();
   cli.add_subcommand("init", "print a commented starter config");
@@ -81,6 +84,8 @@ inline result<options, int> parse_cli(int argc, const char* const* argv, const a
   else if (cli.got_subcommand("init")) o.cmd = command::init;
   else o.cmd = command::run;
   o.format = format == "json" ? log_format::json : log_format::text;
+  o.log_level = *observe::parse_log_level(level);  // checked by IsMember above
+  o.config_given = top_config->count() > 0 || run_config->count() > 0 || o.cmd == command::validate;
   o.drain_timeout = std::chrono::milliseconds(static_cast<long long>(drain_s * 1000));
   return o;
 }

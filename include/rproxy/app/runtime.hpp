@@ -1,0 +1,273 @@
+// rproxy/app/runtime.hpp: what every app runs on: workers, config snapshot and reload, logs,
+// metrics, the admin endpoint, signals and graceful drain.
+//
+//     int main(int argc, char** argv) {
+//       return rproxy::app::run_main<proxy_config>(argc, argv, {"tcp_proxy", "0.1.0", "proxy.yaml"},
+//           [](rproxy::app::runtime<proxy_config>& rt) -> int {
+//             // open listeners on rt.pool(), register rt.on_stop_accepting(...), metrics ...
+//             return 0;                 // non-zero: startup failed, exit with it
+//           });
+//     }
+//
+// run_main handles the shared CLI (app/cli.hpp): `init` prints the starter config derived from
+// Config, `validate FILE` prints file:line:col errors, `run` loads the config (or the embedded
+// defaults when no file was named and the default file is absent), calls `serve`, then runs:
+//   - SIGHUP and any change of the config file reload it; a bad file is logged with its
+//     file:line:col errors and the old config keeps serving;
+//   - SIGTERM / SIGINT: stop accepting, wait for live flows (drain_tracker) up to
+//     --drain-timeout, then stop the workers and exit 0;
+//   - if Config has `admin.listen` (an optional config::endpoint), /metrics /healthz /readyz
+//     are served there, from the control thread.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <rproxy/admin/server.hpp>
+#include <rproxy/app/cli.hpp>
+#include <rproxy/app/drain.hpp>
+#include <rproxy/config/decode.hpp>
+#include <rproxy/config/endpoint.hpp>
+#include <rproxy/config/reloader.hpp>
+#include <rproxy/config/snapshot.hpp>
+#include <rproxy/config/starter_config.hpp>
+#include <rproxy/config/watcher.hpp>
+#include <rproxy/net/io_pool.hpp>
+#include <rproxy/observe/log.hpp>
+#include <rproxy/observe/registry.hpp>
+
+namespace rproxy::app {
+
+/// A config with an admin block: `admin: {listen: 127.0.0.1:9901}`.
+template <class Config>
+concept has_admin = requires(const Config& c) {
+  { c.admin.listen } -> std::convertible_to<std::optional<config::endpoint>>;
+};
+
+template <class Config>
+class runtime {
+public:
+  using config_ptr = std::shared_ptr<const Config>;
+
+  runtime(options opt, app_info info, config_ptr first)
+      : opt_(std::move(opt)),
+        info_(std::move(info)),
+        log_(observe::make_logger(opt_.format, opt_.log_level)),
+        pool_(opt_.worker_count()),
+        metrics_(pool_.size()),
+        config_(std::move(first)),
+        signals_(control_, SIGINT, SIGTERM, SIGHUP) {
+    auto& reloads = metrics_.add_counter_family("rproxy_config_reloads", "Config reloads by result.", {"result"});
+    reloads_ok_ = &reloads.with({"ok"});
+    reloads_failed_ = &reloads.with({"error"});
+    metrics_.add_callback_gauge("rproxy_flows_active", "Flows in progress.",
+                                [this] { return static_cast<double>(drain_.active()); });
+  }
+
+  const options& opts() const noexcept { return opt_; }
+  const app_info& info() const noexcept { return info_; }
+  const observe::logger& log() const noexcept { return log_; }
+  net::io_pool& pool() noexcept { return pool_; }
+  observe::registry& metrics() noexcept { return metrics_; }
+  config::snapshot<Config>& config() noexcept { return config_; }
+  drain_tracker& drain() noexcept { return drain_; }
+  asio::io_context& control() noexcept { return control_; }
+  admin::server* admin() noexcept { return admin_.get(); }
+
+  /// Called (on the control thread) when shutdown starts: close listeners here.
+  void on_stop_accepting(std::function<void()> f) { stop_accepting_.push_back(std::move(f)); }
+  /// Called (on the control thread) after a good reload swapped the snapshot.
+  void on_reload(std::function<void(const config_ptr&)> f) { reloaded_.push_back(std::move(f)); }
+  /// Replaces how reloads read the config (default: the --config file).
+  void set_loader(std::function<result<Config, config::diagnostics>()> loader) { loader_ = std::move(loader); }
+
+  /// Runs until SIGTERM/SIGINT and the drain that follows. Returns the exit code.
+  int run() {
+    start_admin();
+    start_reload();
+    wait_signals();
+    pool_.start();
+    log_.info("started", {{"app", info_.name}, {"version", info_.version}, {"workers", pool_.size()},
+                          {"config", opt_.config_given ? opt_.config_path : std::string("(embedded defaults)")}});
+    control_.run();
+    pool_.stop();
+    pool_.join();
+    log_.info("stopped", {{"app", info_.name}});
+    log_.flush();
+    return exit_code_;
+  }
+
+private:
+  void start_admin() {
+    if constexpr (has_admin<Config>) {
+      const auto& listen = config_.get()->admin.listen;
+      if (!listen) return;
+      std::error_code ec;
+      auto addr = asio::ip::make_address(listen->host, ec);
+      if (ec) throw std::runtime_error("admin.listen: not an IP address: " + listen->host);
+      admin_ = std::make_unique<admin::server>(control_, asio::ip::tcp::endpoint{addr, listen->port});
+      admin_->serve_metrics(metrics_);
+      admin_->set_ready([this] { return !drain_.draining(); });
+      admin_->handle("POST", "/reload", [this](const admin::request&) {
+        return reload_now() ? admin::text(200, "reloaded\n") : admin::text(422, "config kept: see log\n");
+      });
+      admin_->start();
+      log_.info("admin listening", {{"address", listen->to_string()}});
+    }
+  }
+
+  void start_reload() {
+    if (!loader_ && opt_.config_given) loader_ = config::file_loader<Config>(opt_.config_path);
+    if (!loader_) return;
+    reloader_.emplace(config_, loader_,
+                      config::reload_callbacks<Config>{
+                          [this](const config_ptr& cfg) {
+                            reloads_ok_->inc();
+                            log_.info("config reloaded");
+                            for (auto& f : reloaded_) f(cfg);
+                          },
+                          [this](const config::diagnostics& d) {
+                            reloads_failed_->inc();
+                            log_.error("config reload failed; the old config keeps serving",
+                                       {{"errors", d.to_string()}});
+                          }});
+    if (opt_.config_given) {
+      std::filesystem::path p(opt_.config_path);
+      auto w = config::watcher::open(control_.get_executor(), {.file = p});
+      if (w) {
+        watcher_.emplace(std::move(*w));
+        reloader_->watch(*watcher_);
+      } else {
+        log_.warn("config file watch unavailable; reload with SIGHUP", {{"error", w.error().message()}});
+      }
+    }
+  }
+
+  bool reload_now() { return reloader_ ? reloader_->reload() : false; }
+
+  void wait_signals() {
+    signals_.async_wait([this](std::error_code ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        log_.info("SIGHUP: reloading config");
+        reload_now();
+        wait_signals();
+        return;
+      }
+      begin_shutdown(sig);
+    });
+  }
+
+  void begin_shutdown(int sig) {
+    log_.info("shutting down: draining flows", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"},
+                                                 {"active", drain_.active()},
+                                                 {"deadline_ms", opt_.drain_timeout.count()}});
+    drain_.begin();
+    for (auto& f : stop_accepting_) f();
+    if (watcher_) watcher_->stop();
+    if (admin_) admin_->stop();
+    deadline_ = std::chrono::steady_clock::now() + opt_.drain_timeout;
+    // A second signal ends the drain at once.
+    signals_.async_wait([this](std::error_code ec, int) {
+      if (!ec) finish(true);
+    });
+    poll_drain();
+  }
+
+  void poll_drain() {
+    if (drain_.active() == 0) return finish(false);
+    if (std::chrono::steady_clock::now() >= deadline_) return finish(true);
+    drain_timer_.expires_after(std::chrono::milliseconds(25));
+    drain_timer_.async_wait([this](std::error_code ec) {
+      if (!ec) poll_drain();
+    });
+  }
+
+  void finish(bool forced) {
+    if (finished_) return;
+    finished_ = true;
+    if (forced) log_.warn("drain deadline passed; closing remaining flows", {{"active", drain_.active()}});
+    else log_.info("all flows drained");
+    signals_.cancel();
+    drain_timer_.cancel();
+    control_.stop();
+  }
+
+  options opt_;
+  app_info info_;
+  observe::logger log_;
+  net::io_pool pool_;
+  observe::registry metrics_;
+  config::snapshot<Config> config_;
+  drain_tracker drain_;
+  asio::io_context control_;
+  asio::signal_set signals_;
+  asio::steady_timer drain_timer_{control_};
+  std::chrono::steady_clock::time_point deadline_{};
+  std::unique_ptr<admin::server> admin_;
+  std::function<result<Config, config::diagnostics>()> loader_;
+  std::optional<config::reloader<Config>> reloader_;
+  std::optional<config::watcher> watcher_;
+  std::vector<std::function<void()>> stop_accepting_;
+  std::vector<std::function<void(const config_ptr&)>> reloaded_;
+  observe::counter* reloads_ok_ = nullptr;
+  observe::counter* reloads_failed_ = nullptr;
+  bool finished_ = false;
+  int exit_code_ = 0;
+};
+
+/// The whole life of an app: CLI, config, then `serve(runtime&)` and the runtime's loop.
+template <class Config, class Serve>
+int run_main(int argc, const char* const* argv, const app_info& info, Serve&& serve) {
+  auto parsed = parse_cli(argc, argv, info);
+  if (!parsed) return parsed.error();
+  options& o = *parsed;
+
+  if (o.cmd == command::init) {
+    std::cout << config::starter_config<Config>(info.name + " configuration");
+    return 0;
+  }
+
+  const bool use_defaults =
+      o.cmd == command::run && !o.config_given && !std::filesystem::exists(o.config_path);
+  std::shared_ptr<const Config> cfg;
+  if (use_defaults) {
+    cfg = std::make_shared<const Config>();
+  } else {
+    auto loaded = config::load_file<Config>(o.config_path);
+    if (!loaded) {
+      std::cerr << loaded.error().to_string();
+      if (o.cmd == command::validate) std::cerr << o.config_path << ": invalid\n";
+      return 1;
+    }
+    if (o.cmd == command::validate) {
+      std::cout << o.config_path << ": ok\n";
+      return 0;
+    }
+    o.config_given = true;
+    cfg = std::make_shared<const Config>(std::move(*loaded));
+  }
+
+  try {
+    runtime<Config> rt(o, info, std::move(cfg));
+    if (int rc = serve(rt); rc != 0) return rc;
+    return rt.run();
+  } catch (const std::exception& e) {
+    std::cerr << info.name << ": " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace rproxy::app
