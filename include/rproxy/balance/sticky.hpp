@@ -1,0 +1,162 @@
+// rproxy/balance/sticky.hpp: session affinity: key -> backend table with expiry, over any
+// other balancer.
+//
+//     rproxy::balance::sticky<rproxy::balance::least_conn> s{{}, {.ttl = std::chrono::minutes(30)}};
+//     if (auto h = s.pick(pool, std::string_view{session_cookie})) ...
+//
+// A key seen before goes to the same backend while that backend is available and the entry
+// has not expired (each use extends it by `ttl`). Otherwise the inner balancer picks and the
+// table remembers its choice. The table holds at most `max_entries` keys: when full, the
+// least recently used entry goes. Entries point at backends weakly: a removed backend's
+// entries lapse by themselves. One instance may serve several pools (entries remember theirs).
+//
+// Thread-safe: the table is split in 16 shards, each behind its own mutex (held only for the
+// lookup or the insert, never during the inner pick). For affinity shared between proxy
+// instances, a Redis-backed table belongs in cluster/.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+
+#include <rproxy/balance/backend.hpp>
+#include <rproxy/balance/key.hpp>
+
+namespace rproxy::balance {
+
+struct sticky_config {
+  std::chrono::nanoseconds ttl = std::chrono::minutes(30);  ///< idle time before an entry lapses
+  std::size_t max_entries = 100000;                         ///< bound on the table
+};
+
+template <class Inner>
+class sticky {
+public:
+  explicit sticky(Inner inner = {}, sticky_config cfg = {}) : inner_(std::move(inner)), cfg_(cfg) {}
+  sticky(const sticky& o) : inner_(o.inner_), cfg_(o.cfg_) {}  // a copy starts with an empty table
+  sticky& operator=(const sticky& o) {
+    if (this != &o) {
+      inner_ = o.inner_;
+      cfg_ = o.cfg_;
+      clear();
+    }
+    return *this;
+  }
+
+  template <class Pool, class Key>
+    requires string_key_type<Key>
+  std::optional<typename Pool::handle_type> pick(const Pool& pool, const Key& key) {
+    using backend_type = typename Pool::backend_type;
+    using clock = typename Pool::clock_type;
+    const std::string k = key_string(key);
+    const std::uint64_t h = hash_key(std::string_view{k});
+    auto& sh = shards_[h % shard_count];
+    const auto now = clock::now();
+    const std::int64_t t = detail::to_ns<clock>(now);
+
+    std::shared_ptr<backend_type> known;
+    {
+      std::lock_guard lk(sh.m);
+      if (auto it = sh.map.find(k); it != sh.map.end()) {
+        if (it->second->owner == &pool && it->second->expires > t) known = std::static_pointer_cast<backend_type>(it->second->backend.lock());
+        if (!known) erase(sh, it);
+      }
+    }
+    if (known) {
+      if (auto hd = pool.acquire(known, now)) {
+        remember(sh, &pool, k, known, t);
+        hits_.fetch_add(1, std::memory_order_relaxed);
+        return hd;
+      }
+    }
+    auto hd = inner_.pick(pool, key);
+    if (hd) remember(sh, &pool, k, hd->backend_ptr(), t);
+    return hd;
+  }
+
+  /// Entries in the table (expired ones included until they are met or pushed out).
+  std::size_t size() const {
+    std::size_t n = 0;
+    for (auto& sh : shards_) {
+      std::lock_guard lk(sh.m);
+      n += sh.map.size();
+    }
+    return n;
+  }
+  /// Picks answered from the table.
+  std::uint64_t hits() const noexcept { return hits_.load(std::memory_order_relaxed); }
+
+  void clear() {
+    for (auto& sh : shards_) {
+      std::lock_guard lk(sh.m);
+      sh.map.clear();
+      sh.lru.clear();
+    }
+  }
+
+  Inner& inner() noexcept { return inner_; }
+  const sticky_config& config() const noexcept { return cfg_; }
+
+private:
+  static constexpr std::size_t shard_count = 16;
+
+  struct node {
+    std::string key;
+    const void* owner = nullptr;  ///< the pool the backend belongs to
+    std::weak_ptr<void> backend;
+    std::int64_t expires = 0;
+  };
+  struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return static_cast<std::size_t>(hash_key(s)); }
+  };
+  struct shard {
+    mutable std::mutex m;
+    std::list<node> lru;  ///< most recently used first
+    std::unordered_map<std::string, typename std::list<node>::iterator, string_hash, std::equal_to<>> map;
+  };
+
+  static void erase(shard& sh, typename decltype(shard::map)::iterator it) {
+    sh.lru.erase(it->second);
+    sh.map.erase(it);
+  }
+
+  void remember(shard& sh, const void* owner, const std::string& k, const std::shared_ptr<void>& b,
+                std::int64_t t) {
+    const std::size_t cap = std::max<std::size_t>(1, cfg_.max_entries / shard_count);
+    std::lock_guard lk(sh.m);
+    if (auto it = sh.map.find(k); it != sh.map.end()) {
+      auto n = it->second;
+      n->owner = owner;
+      n->backend = b;
+      n->expires = t + cfg_.ttl.count();
+      sh.lru.splice(sh.lru.begin(), sh.lru, n);
+      return;
+    }
+    while (sh.map.size() >= cap && !sh.lru.empty()) {
+      sh.map.erase(sh.lru.back().key);
+      sh.lru.pop_back();
+    }
+    sh.lru.push_front(node{k, owner, b, t + cfg_.ttl.count()});
+    sh.map.emplace(k, sh.lru.begin());
+  }
+
+  Inner inner_;
+  sticky_config cfg_;
+  mutable std::array<shard, shard_count> shards_;
+  std::atomic<std::uint64_t> hits_{0};
+};
+
+}  // namespace rproxy::balance
