@@ -651,3 +651,25 @@ TEST_CASE("the request method is sticky across 1xx responses", "[http1][response
   CHECK(c.messages()[1].body.empty());
   CHECK(c.rest().empty());
 }
+
+TEST_CASE("response: a body until close is bounded too", "[http1][response][limits]") {
+  http1::limits l;
+  l.max_body_size = 8;
+  http1::response_parser p{l};
+  std::string_view in = "HTTP/1.1 200 OK\r\n\r\n0123456789";
+  auto r = p.parse(in);
+  REQUIRE(r.what == event::head);
+  in.remove_prefix(r.consumed);
+  r = p.parse(in);  // up to the limit ...
+  CHECK(r.what == event::body);
+  CHECK(r.data == "01234567");
+  in.remove_prefix(r.consumed);
+  CHECK(p.parse(in).error == error::body_too_large);  // ... then the error
+
+  http1::response_parser q{l};
+  REQUIRE(q.parse("HTTP/1.1 200 OK\r\n\r\n"sv).what == event::head);
+  CHECK(q.parse("0123"sv).what == event::body);
+  CHECK(q.finish().what == event::message_complete);
+  CHECK(q.finish().what == event::end_of_stream);
+  CHECK(q.parse("more"sv).what == event::end_of_stream);
+}
