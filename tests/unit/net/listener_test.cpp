@@ -40,6 +40,18 @@ bool wait_until(Pred done) {
   return done();
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool under_sanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+constexpr bool under_sanitizer = true;
+#else
+constexpr bool under_sanitizer = false;
+#endif
+#else
+constexpr bool under_sanitizer = false;
+#endif
+
 const tcp::endpoint any_v4{asio::ip::address_v4::loopback(), 0};
 
 /// Keeps accepted sockets (single-threaded use).
@@ -71,7 +83,8 @@ TEST_CASE("listener: two workers with SO_REUSEPORT both accept on one port", "[n
     std::atomic<int> total{0}, off_thread{0}, no_nodelay{0};
   } c;
   auto l = net::listen(pool, any_v4, [&c](tcp::socket s) {
-    auto* ex = s.get_executor().target<asio::io_context::executor_type>();
+    const auto exec = s.get_executor();
+    const auto* ex = exec.target<asio::io_context::executor_type>();
     if (!ex || !ex->running_in_this_thread()) ++c.off_thread;  // on its worker's thread
     tcp::no_delay nd;
     s.get_option(nd);
@@ -149,6 +162,12 @@ TEST_CASE("listener: close() stops accepting, accepted flows go on", "[net][list
 }
 
 TEST_CASE("listener: out of descriptors, accept backs off and recovers", "[net][listener]") {
+  if (under_sanitizer) {
+    // The sanitizer runtimes need descriptors of their own (a pipe to probe memory) and report
+    // false errors when there are none; the plain build runs this test.
+    WARN("skipped under ASan/UBSan: the runtime cannot work without free descriptors");
+    return;
+  }
   asio::io_context ioc;
   std::vector<tcp::socket> accepted;
   net::listener_options o;

@@ -15,6 +15,8 @@
 
 #include <chrono>
 #include <exception>
+#include <memory>
+#include <type_traits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -74,6 +76,17 @@ struct tasks {
   void spawn(asio::awaitable<void> a) {
     ++running;
     asio::co_spawn(ioc, std::move(a), [this](std::exception_ptr e) {
+      --running;
+      if (e) errors.push_back(e);
+    });
+  }
+  /// A coroutine lambda: kept alive (its captures live in it) until its coroutine ends.
+  template <class F>
+    requires std::is_invocable_r_v<asio::awaitable<void>, F&>
+  void spawn(F f) {
+    auto keep = std::make_shared<F>(std::move(f));
+    ++running;
+    asio::co_spawn(ioc, (*keep)(), [this, keep](std::exception_ptr e) {
       --running;
       if (e) errors.push_back(e);
     });
@@ -151,12 +164,12 @@ TEMPLATE_TEST_CASE("relay: 1 MiB each way arrives byte-exact", "[net][relay]", s
   t.spawn([&]() -> asio::awaitable<void> {  // the client writes while it reads
     co_await asio::async_write(f.user, asio::buffer(sent), asio::use_awaitable);
     f.user.shutdown(tcp::socket::shutdown_send);
-  }());
+  });
   t.spawn([&]() -> asio::awaitable<void> {
     auto [ec, got] = co_await read_all(f.user);
     CHECK(ec == asio::error::eof);
     echoed = std::move(got);
-  }());
+  });
   t.spawn(echo(f.backend, seen));
   t.run([&] { return !r.ec; });
 
@@ -186,7 +199,7 @@ TEMPLATE_TEST_CASE("relay: half-close, the backend answers after the client's FI
     auto [ec, got] = co_await read_all(f.user);
     CHECK(ec == asio::error::eof);
     answer = std::move(got);
-  }());
+  });
   t.spawn([&]() -> asio::awaitable<void> {
     auto [ec, got] = co_await read_all(f.backend);  // to the client's FIN
     CHECK(ec == asio::error::eof);
@@ -194,7 +207,7 @@ TEMPLATE_TEST_CASE("relay: half-close, the backend answers after the client's FI
     co_await asio::async_write(f.backend, asio::buffer(std::string_view("hello, client")),
                                asio::use_awaitable);
     f.backend.close();
-  }());
+  });
   t.run([&] { return !r.ec; });
   REQUIRE(answer == "hello, client");
   REQUIRE_FALSE(*r.ec);
@@ -218,13 +231,13 @@ TEMPLATE_TEST_CASE("relay: initial_to_backend bytes arrive first", "[net][relay]
     auto [ec, got] = co_await read_all(f.user);
     CHECK(ec == asio::error::eof);
     CHECK(got.empty());
-  }());
+  });
   t.spawn([&]() -> asio::awaitable<void> {
     auto [ec, got] = co_await read_all(f.backend);
     CHECK(ec == asio::error::eof);
     at_backend = std::move(got);
     f.backend.shutdown(tcp::socket::shutdown_send);
-  }());
+  });
   t.run([&] { return !r.ec; });
   REQUIRE(at_backend == initial + "payload");
   REQUIRE_FALSE(*r.ec);
@@ -245,14 +258,14 @@ TEMPLATE_TEST_CASE("relay: the backend dies mid-stream, the relay ends with an u
     auto [ec, got] = co_await read_all(f.user);  // ends: the relay closes the client side
     user_ec = ec;
     CHECK(got.empty());
-  }());
+  });
   t.spawn([&]() -> asio::awaitable<void> {
     std::string got(sent.size(), '\0');
     co_await asio::async_read(f.backend, asio::buffer(got), asio::use_awaitable);
     CHECK(got == sent);
     f.backend.set_option(asio::socket_base::linger(true, 0));  // close sends RST
     f.backend.close();
-  }());
+  });
   t.run([&] { return !r.ec; });
   INFO("cause: " << r.stats.cause.message());
   REQUIRE(*r.ec == rproxy::condition::upstream);
@@ -277,11 +290,11 @@ TEMPLATE_TEST_CASE("relay: the client resets, the relay ends with a downstream e
     f.user.set_option(asio::socket_base::linger(true, 0));
     f.user.close();
     co_return;
-  }());
+  });
   t.spawn([&]() -> asio::awaitable<void> {
     auto [ec, got] = co_await read_all(f.backend);  // the relay closes the backend side
     CHECK(got == "x");
-  }());
+  });
   t.run([&] { return !r.ec; });
   INFO("cause: " << r.stats.cause.message());
   REQUIRE(*r.ec == rproxy::condition::downstream);
@@ -301,11 +314,11 @@ TEMPLATE_TEST_CASE("relay: idle timeout ends a silent flow", "[net][relay]", spl
   t.spawn([&]() -> asio::awaitable<void> {
     auto [ec, got] = co_await read_all(f.user);
     user_ec = ec;
-  }());
+  });
   t.spawn([&]() -> asio::awaitable<void> {
     auto [ec, got] = co_await read_all(f.backend);
     backend_ec = ec;
-  }());
+  });
   t.run([&] { return !r.ec; });
   REQUIRE(*r.ec == net::error::idle_timeout);
   REQUIRE(*r.ec == rproxy::condition::downstream);
@@ -360,7 +373,7 @@ TEST_CASE("relay over test streams: fail the n-th operation on either side", "[n
         if (!ec) user.shutdown(asio::socket_base::shutdown_send, ignored);
         auto [rec, got] = co_await read_all(user);
         answer = std::move(got);
-      }());
+      });
       t.spawn([&]() -> asio::awaitable<void> {
         auto [ec, got] = co_await read_all(backend);
         seen = std::move(got);
@@ -368,7 +381,7 @@ TEST_CASE("relay over test streams: fail the n-th operation on either side", "[n
         auto [wec, k] = co_await asio::async_write(backend, asio::buffer(response), tuple_awaitable);
         std::error_code ignored;
         if (!wec) backend.shutdown(asio::socket_base::shutdown_send, ignored);
-      }());
+      });
       t.run([&] { return !r.ec; });
 
       if (!fc.triggered()) {

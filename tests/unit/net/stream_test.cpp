@@ -32,7 +32,9 @@ bool run_until(asio::io_context& ioc, Pred done) {
 
 TEST_CASE("test stream moves bytes both ways, asynchronously", "[net][stream]") {
   asio::io_context ioc;
-  auto [a, b] = make_stream_pair(ioc.get_executor());
+  auto pair = make_stream_pair(ioc.get_executor());
+  auto& a = pair.first;
+  auto& b = pair.second;
   std::string got(5, '\0');
   bool wrote = false, read = false;
   asio::async_write(a, asio::buffer(std::string_view("hello")), [&](std::error_code ec, std::size_t n) {
@@ -54,7 +56,9 @@ TEST_CASE("test stream moves bytes both ways, asynchronously", "[net][stream]") 
 
 TEST_CASE("test stream: a pending read completes when the peer writes", "[net][stream]") {
   asio::io_context ioc;
-  auto [a, b] = make_stream_pair(ioc.get_executor());
+  auto pair = make_stream_pair(ioc.get_executor());
+  auto& a = pair.first;
+  auto& b = pair.second;
   char buf[16];
   std::size_t got = 0;
   b.async_read_some(asio::buffer(buf), [&](std::error_code ec, std::size_t n) {
@@ -72,7 +76,9 @@ TEST_CASE("test stream: a pending read completes when the peer writes", "[net][s
 
 TEST_CASE("test stream: read_size and write_size split operations", "[net][stream]") {
   asio::io_context ioc;
-  auto [a, b] = make_stream_pair(ioc.get_executor());
+  auto pair = make_stream_pair(ioc.get_executor());
+  auto& a = pair.first;
+  auto& b = pair.second;
   a.write_size(3);
   b.read_size(2);
   std::string sent = "0123456789", got;
@@ -102,7 +108,9 @@ TEST_CASE("test stream: read_size and write_size split operations", "[net][strea
 
 TEST_CASE("test stream: shutdown, close and reset reach the peer", "[net][stream]") {
   asio::io_context ioc;
-  auto [a, b] = make_stream_pair(ioc.get_executor());
+  auto pair = make_stream_pair(ioc.get_executor());
+  auto& a = pair.first;
+  auto& b = pair.second;
   std::error_code ec_read, ec_write;
   std::string got;
   bool done = false;
