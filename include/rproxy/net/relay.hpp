@@ -23,7 +23,8 @@
 // - Per-operation cancellation (asio cancellation slots) ends it with operation_aborted.
 // The buffered path works over any AsyncStream (TLS, test::stream). When both streams are TCP
 // sockets on Linux it uses splice(2) instead (splice.hpp), unless options.splice is false; if
-// pipes cannot be made or splice(2) refuses the descriptors it falls back to copying.
+// pipes cannot be made or splice(2) refuses the descriptors it falls back to copying. That path
+// leaves both sockets in non-blocking mode (asio's own operations do not mind).
 //
 // Both streams must outlive the operation, and their handlers must not run concurrently (one
 // io_context per thread, or a strand as the client's executor). Intermediate handlers run on the
@@ -36,10 +37,12 @@
 #include <asio/basic_stream_socket.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/buffer.hpp>
+#include <asio/cancellation_type.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
+#include <asio/socket_base.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <chrono>
