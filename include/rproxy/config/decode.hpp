@@ -84,7 +84,8 @@ void decode_struct(const YAML::Node& n, mark at, T& out, decode_context& c, cons
       return;
     }
     for (auto it = n.begin(); it != n.end(); ++it) {
-      const YAML::Node& key = it->first;
+      const YAML::Node key = it->first;  // copies: `it->` yields a temporary pair
+      const YAML::Node value = it->second;
       const mark km = mark_of(key, at);
       if (!key.IsScalar()) {
         c.fail(km, error::wrong_type, "expected a key, got " + kind_of(key));
@@ -112,7 +113,7 @@ void decode_struct(const YAML::Node& n, mark at, T& out, decode_context& c, cons
                "duplicate key " + quote_text(name) + " (first at " + line_ref(mark_of(found[idx].key, at)) + ")");
         continue;
       }
-      found[idx] = {key, it->second, true};
+      found[idx] = {key, value, true};
     }
   }
   std::size_t i = 0;
@@ -165,19 +166,21 @@ void decode_value(const YAML::Node& n, mark at, T& out, decode_context& c, const
       return;
     }
     for (auto it = n.begin(); it != n.end(); ++it) {
-      const mark km = mark_of(it->first, at);
-      if (!it->first.IsScalar()) {
-        c.fail(km, error::wrong_type, "expected a key, got " + kind_of(it->first));
+      const YAML::Node key_node = it->first;  // copies: `it->` yields a temporary pair
+      const YAML::Node value = it->second;
+      const mark km = mark_of(key_node, at);
+      if (!key_node.IsScalar()) {
+        c.fail(km, error::wrong_type, "expected a key, got " + kind_of(key_node));
         continue;
       }
-      const std::string& key = it->first.Scalar();
+      const std::string key = key_node.Scalar();
       if (out.contains(key)) {
         c.fail(km, error::duplicate_key, "duplicate key " + quote_text(key));
         continue;
       }
       typename T::mapped_type v{};
-      const mark vm = it->second.IsNull() ? km : mark_of(it->second, km);
-      decode_value(it->second, vm, v, c, child_path(path, key));
+      const mark vm = value.IsNull() ? km : mark_of(value, km);
+      decode_value(value, vm, v, c, child_path(path, key));
       out.emplace(key, std::move(v));
     }
   } else if constexpr (reflected<T>) {
