@@ -11,7 +11,7 @@
 //     static_assert(rproxy::balance::balancer<rproxy::balance::consistent_hash,
 //                                             rproxy::balance::pool, std::string_view>);
 //
-// To write your own: choose a backend of pool.snapshot() and return pool.acquire(backend);
+// To write your own: choose a backend of pool.current() and return pool.acquire(backend);
 // it gets health checks, the breaker and counting for free.
 #pragma once
 

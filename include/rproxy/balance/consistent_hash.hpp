@@ -30,8 +30,9 @@ namespace rproxy::balance {
 
 class consistent_hash {
 public:
-  /// table_size: entries of the Maglev table (rounded up to a prime); 0 chooses from the pool size.
-  explicit consistent_hash(std::size_t table_size = 0) noexcept : table_size_(table_size) {}
+  /// table_size: entries of the Maglev table (rounded up to a prime); default/0: from the pool size.
+  consistent_hash() noexcept = default;
+  explicit consistent_hash(std::size_t table_size) noexcept : table_size_(table_size) {}
 
   template <class Pool, class Key>
     requires hash_key_type<Key>
@@ -130,7 +131,7 @@ private:
     return n;
   }
 
-  std::size_t table_size_;
+  std::size_t table_size_ = 0;
   detail::snapshot_cache<std::vector<std::uint32_t>> cache_;
 };
 

@@ -28,8 +28,9 @@ namespace rproxy::balance {
 
 class ip_hash {
 public:
-  /// group_ipv4_by_24: hash only the first three octets of IPv4 clients (nginx's behaviour).
-  explicit ip_hash(bool group_ipv4_by_24 = true) noexcept : group24_(group_ipv4_by_24) {}
+  ip_hash() noexcept = default;
+  /// group_ipv4_by_24: hash only the first three octets of IPv4 clients (nginx's default: true).
+  explicit ip_hash(bool group_ipv4_by_24) noexcept : group24_(group_ipv4_by_24) {}
 
   template <class Pool, class Key>
     requires hash_key_type<Key>
@@ -83,7 +84,7 @@ private:
     return sums;
   }
 
-  bool group24_;
+  bool group24_ = true;
   detail::snapshot_cache<std::vector<std::uint64_t>> cache_;
 };
 

@@ -20,7 +20,8 @@ namespace rproxy::balance {
 
 class least_conn {
 public:
-  explicit least_conn(std::uint64_t seed = 0x2545f4914f6cdd1dull) noexcept : rng_(seed) {}
+  least_conn() noexcept : least_conn(0x2545f4914f6cdd1dull) {}
+  explicit least_conn(std::uint64_t seed) noexcept : rng_(seed) {}
 
   template <class Pool, class Key = no_key>
   std::optional<typename Pool::handle_type> pick(const Pool& pool, const Key& = {}) {

@@ -24,7 +24,8 @@ namespace rproxy::balance {
 
 class p2c_ewma {
 public:
-  explicit p2c_ewma(std::uint64_t seed = 0x9e3779b97f4a7c15ull) noexcept : rng_(seed) {}
+  p2c_ewma() noexcept : p2c_ewma(0x9e3779b97f4a7c15ull) {}
+  explicit p2c_ewma(std::uint64_t seed) noexcept : rng_(seed) {}
 
   template <class Pool, class Key = no_key>
   std::optional<typename Pool::handle_type> pick(const Pool& pool, const Key& = {}) {

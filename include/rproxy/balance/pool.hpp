@@ -11,9 +11,9 @@
 //     pool->set_health("a", false);    // an active probe's verdict (extension point)
 //     pool->set_weight("a", 3);        // dynamic weights (extension point)
 //
-// Readers load an immutable snapshot (the backend list), swapped atomically by update(); the
+// Readers see an immutable snapshot (the backend list), replaced as a whole by update(); the
 // mutable bits of each backend are atomics. So a pick takes no lock (some balancers keep a small
-// lock of their own, see each). update() keeps backends by identity (id + address) with their
+// lock of their own, see each): current() costs one atomic load while nothing changes. update() keeps backends by identity (id + address) with their
 // counters and in-flight flows; a removed backend leaves the snapshot at once, is marked
 // draining, and stays listed in draining() until its last flow ends (collect() forgets it).
 // Backends of the first update start at full weight; later additions ramp up (slow start).
@@ -41,6 +41,7 @@
 #include <vector>
 
 #include <rproxy/balance/backend.hpp>
+#include <rproxy/balance/detail/published.hpp>
 #include <rproxy/balance/error.hpp>
 #include <rproxy/balance/handle.hpp>
 #include <rproxy/core/result.hpp>
@@ -70,6 +71,7 @@ public:
   using handle_type = basic_handle<backend_type>;
   using snapshot_type = basic_snapshot<backend_type>;
   using config_type = backend_config<Address>;
+  using snapshot_ref = typename detail::published<snapshot_type>::ref;
 
   explicit basic_pool(const pool_config& cfg = {})
       : shared_(std::make_shared<detail::pool_shared<Clock>>(cfg)),
@@ -80,8 +82,12 @@ public:
 
   const pool_config& config() const noexcept { return shared_->config; }
 
-  /// The current backends (lock-free; keep the pointer for as long as you use it).
-  std::shared_ptr<const snapshot_type> snapshot() const noexcept { return snap_.load(std::memory_order_acquire); }
+  /// The current backends, to keep (observers, admin). Takes a short lock.
+  std::shared_ptr<const snapshot_type> snapshot() const { return snap_.load(); }
+
+  /// The current backends for the pick path: one atomic load when nothing changed since this
+  /// thread last looked. Valid while the returned ref lives; do not keep it across flows.
+  snapshot_ref current() const { return snap_.read(); }
 
   /// Bumped on any change of weights or membership: balancers key their caches on it.
   std::uint64_t weights_epoch() const noexcept { return shared_->weights_epoch.load(std::memory_order_acquire); }
@@ -139,7 +145,7 @@ public:
 
     shared_->total.store(next->backends.size(), std::memory_order_relaxed);
     std::shared_ptr<const snapshot_type> published = std::move(next);
-    snap_.store(published, std::memory_order_release);
+    snap_.publish(published);
     refresh_weights(*published);
     updated_once_ = true;
     return {};
@@ -224,7 +230,7 @@ private:
   }
 
   std::shared_ptr<detail::pool_shared<Clock>> shared_;
-  std::atomic<std::shared_ptr<const snapshot_type>> snap_;
+  detail::published<snapshot_type> snap_;
   mutable std::mutex write_;             ///< serialises writers; readers never take it
   std::vector<backend_ptr> draining_;    ///< removed, flows still in flight; guarded by write_
   bool updated_once_ = false;            ///< guarded by write_

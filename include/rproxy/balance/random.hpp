@@ -20,7 +20,8 @@ namespace rproxy::balance {
 
 class random {
 public:
-  explicit random(std::uint64_t seed = 0x853c49e6748fea9bull) noexcept : rng_(seed) {}
+  random() noexcept : random(0x853c49e6748fea9bull) {}
+  explicit random(std::uint64_t seed) noexcept : rng_(seed) {}
 
   template <class Pool, class Key = no_key>
   std::optional<typename Pool::handle_type> pick(const Pool& pool, const Key& = {}) {

@@ -21,13 +21,13 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
@@ -60,23 +60,37 @@ public:
   std::optional<typename Pool::handle_type> pick(const Pool& pool, const Key& key) {
     using backend_type = typename Pool::backend_type;
     using clock = typename Pool::clock_type;
-    const std::string k = key_string(key);
-    const std::uint64_t h = hash_key(std::string_view{k});
-    auto& sh = shards_[h % shard_count];
+    std::string owned;  // only for keys that are not text already
+    std::string_view k;
+    if constexpr (std::is_convertible_v<const Key&, std::string_view>) {
+      k = key;
+    } else {
+      owned = key_string(key);
+      k = owned;
+    }
+    auto& sh = shards_[hash_key(k) % shard_count];
     const auto now = clock::now();
     const std::int64_t t = detail::to_ns<clock>(now);
 
+    // A live entry is refreshed on the spot; if its backend then refuses the flow, the
+    // inner balancer's choice overwrites it below.
     std::shared_ptr<backend_type> known;
     {
       std::lock_guard lk(sh.m);
       if (auto it = sh.map.find(k); it != sh.map.end()) {
-        if (it->second->owner == &pool && it->second->expires > t) known = std::static_pointer_cast<backend_type>(it->second->backend.lock());
-        if (!known) erase(sh, it);
+        auto n = it->second;
+        if (n->owner == &pool && n->expires > t)
+          known = std::static_pointer_cast<backend_type>(n->backend.lock());
+        if (known) {
+          n->expires = t + cfg_.ttl.count();
+          sh.lru.splice(sh.lru.begin(), sh.lru, n);
+        } else {
+          erase(sh, it);
+        }
       }
     }
     if (known) {
       if (auto hd = pool.acquire(known, now)) {
-        remember(sh, &pool, k, known, t);
         hits_.fetch_add(1, std::memory_order_relaxed);
         return hd;
       }
@@ -119,13 +133,13 @@ private:
     std::int64_t expires = 0;
   };
   struct string_hash {
-    using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept { return static_cast<std::size_t>(hash_key(s)); }
   };
   struct shard {
     mutable std::mutex m;
     std::list<node> lru;  ///< most recently used first
-    std::unordered_map<std::string, typename std::list<node>::iterator, string_hash, std::equal_to<>> map;
+    /// Keys are views of the nodes' own strings (list nodes never move).
+    std::unordered_map<std::string_view, typename std::list<node>::iterator, string_hash> map;
   };
 
   static void erase(shard& sh, typename decltype(shard::map)::iterator it) {
@@ -133,7 +147,7 @@ private:
     sh.map.erase(it);
   }
 
-  void remember(shard& sh, const void* owner, const std::string& k, const std::shared_ptr<void>& b,
+  void remember(shard& sh, const void* owner, std::string_view k, const std::shared_ptr<void>& b,
                 std::int64_t t) {
     const std::size_t cap = std::max<std::size_t>(1, cfg_.max_entries / shard_count);
     std::lock_guard lk(sh.m);
@@ -146,11 +160,11 @@ private:
       return;
     }
     while (sh.map.size() >= cap && !sh.lru.empty()) {
-      sh.map.erase(sh.lru.back().key);
+      sh.map.erase(std::string_view{sh.lru.back().key});
       sh.lru.pop_back();
     }
-    sh.lru.push_front(node{k, owner, b, t + cfg_.ttl.count()});
-    sh.map.emplace(k, sh.lru.begin());
+    sh.lru.push_front(node{std::string(k), owner, b, t + cfg_.ttl.count()});
+    sh.map.emplace(sh.lru.front().key, sh.lru.begin());
   }
 
   Inner inner_;

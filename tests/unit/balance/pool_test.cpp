@@ -22,7 +22,7 @@ struct test_clock {
   using period = std::nano;
   using duration = std::chrono::nanoseconds;
   using time_point = std::chrono::time_point<test_clock>;
-  static constexpr bool is_steady = true;
+  [[maybe_unused]] static constexpr bool is_steady = true;
   static inline std::atomic<std::int64_t> t{3'600'000'000'000};
   static time_point now() noexcept { return time_point{duration{t.load()}}; }
   static void advance(duration d) noexcept { t += d.count(); }

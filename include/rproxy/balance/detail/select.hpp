@@ -9,7 +9,7 @@
 //   pick_loop         snapshot + clock once, then select -> acquire, retried a few times when
 //                     the chosen backend refuses (its breaker's last trial slot went meanwhile);
 //   snapshot_cache    a table derived from (snapshot version, weights epoch), built once by
-//                     whichever thread needs it first, then read lock-free;
+//                     whichever thread needs it first, then read lock-free (published.hpp);
 //   copyable_atomic   an atomic that copies its value (so balancers stay value types).
 #pragma once
 
@@ -21,6 +21,7 @@
 #include <optional>
 #include <utility>
 
+#include <rproxy/balance/detail/published.hpp>
 #include <rproxy/balance/key.hpp>
 
 namespace rproxy::balance::detail {
@@ -95,7 +96,7 @@ std::optional<std::size_t> weighted_draw(const Snapshot& s, rng& r, TimePoint no
 /// select(snapshot, now) -> optional index; then acquire on the pool, retried if refused.
 template <class Pool, class Select>
 std::optional<typename Pool::handle_type> pick_loop(const Pool& pool, Select&& select) {
-  auto snap = pool.snapshot();
+  auto snap = pool.current();
   auto now = Pool::clock_type::now();
   for (int attempt = 0; attempt < 4; ++attempt) {
     std::optional<std::size_t> i = select(*snap, now);
@@ -114,6 +115,7 @@ public:
     std::uint64_t epoch;
     T value;
   };
+  using ref = typename published<entry>::ref;
 
   snapshot_cache() = default;
   snapshot_cache(const snapshot_cache&) noexcept {}  // a copy starts empty
@@ -122,20 +124,17 @@ public:
   /// The entry for (version, epoch); `build()` runs once per change, on one thread.
   /// Read `epoch` before the weights that `build` reads.
   template <class Build>
-  std::shared_ptr<const entry> get(std::uint64_t version, std::uint64_t epoch, Build&& build) const {
-    auto e = cur_.load(std::memory_order_acquire);
-    if (e && e->version == version && e->epoch == epoch) return e;
-    std::lock_guard lk(m_);
-    e = cur_.load(std::memory_order_acquire);
-    if (e && e->version == version && e->epoch == epoch) return e;
-    std::shared_ptr<const entry> fresh = std::make_shared<const entry>(entry{version, epoch, build()});
-    cur_.store(fresh, std::memory_order_release);
-    return fresh;
+  ref get(std::uint64_t version, std::uint64_t epoch, Build&& build) const {
+    if (auto r = pub_.read(); r && r->version == version && r->epoch == epoch) return r;
+    std::lock_guard lk(build_);
+    if (auto r = pub_.read(); r && r->version == version && r->epoch == epoch) return r;
+    pub_.publish(std::make_shared<const entry>(entry{version, epoch, build()}));
+    return pub_.read();
   }
 
 private:
-  mutable std::mutex m_;
-  mutable std::atomic<std::shared_ptr<const entry>> cur_;
+  mutable std::mutex build_;
+  mutable published<entry> pub_;
 };
 
 }  // namespace rproxy::balance::detail
