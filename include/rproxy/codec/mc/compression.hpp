@@ -40,7 +40,7 @@ struct compression {
   std::int32_t threshold = -1;
   /// Largest declared uncompressed length accepted when decoding.
   std::size_t max_uncompressed = max_uncompressed_length;
-  /// Also reject uncompressed bodies of `threshold` bytes or more (vanilla accepts them).
+  /// Also reject uncompressed bodies of `threshold` bytes or more.
   bool strict_threshold = false;
   /// zlib level used when encoding.
   int level = Z_DEFAULT_COMPRESSION;
