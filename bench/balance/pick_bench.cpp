@@ -83,7 +83,10 @@ void bm_pick(benchmark::State& st) {
   st.SetItemsProcessed(st.iterations());
 }
 
-// Baselines: reading the snapshot, and acquire + release on a known backend.
+// Baselines: the clock every pick reads, reading the snapshot, acquire + release.
+void bm_now(benchmark::State& st) {
+  for (auto _ : st) benchmark::DoNotOptimize(std::chrono::steady_clock::now());
+}
 void bm_current(benchmark::State& st) {
   auto& f = get_fixture(static_cast<int>(st.range(0)));
   for (auto _ : st) {
@@ -104,6 +107,7 @@ void bm_acquire_release(benchmark::State& st) {
   BENCHMARK(bm_pick<B, K>)->Name(name)->Arg(3)->Arg(30)->Arg(300);                     \
   BENCHMARK(bm_pick<B, K>)->Name(name)->Arg(30)->Threads(2)->UseRealTime()
 
+BENCHMARK(bm_now);
 BENCHMARK(bm_current)->Arg(3)->Arg(300);
 BENCHMARK(bm_acquire_release)->Arg(3);
 RPROXY_PICK_BENCH(bal::random, key_kind::none, "random");

@@ -142,9 +142,11 @@ private:
     std::unordered_map<std::string_view, typename std::list<node>::iterator, string_hash> map;
   };
 
+  // The map's key views the node's string: drop the map entry first.
   static void erase(shard& sh, typename decltype(shard::map)::iterator it) {
-    sh.lru.erase(it->second);
+    auto node = it->second;
     sh.map.erase(it);
+    sh.lru.erase(node);
   }
 
   void remember(shard& sh, const void* owner, std::string_view k, const std::shared_ptr<void>& b,

@@ -104,7 +104,7 @@ public:
   }
 
 private:
-  static constexpr std::size_t slots = 16;
+  static constexpr std::size_t slots = 64;  // per value type, per thread
   struct slot {
     std::uint64_t owner = 0;
     std::uint64_t gen = 0;
