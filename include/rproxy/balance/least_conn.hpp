@@ -6,7 +6,8 @@
 // Picks the available backend with the lowest in_flight / effective_weight (as nginx's
 // least_conn); ties are broken at random in proportion to weight, so idle backends share new
 // flows by weight. Best for long flows of uneven length (Minecraft sessions, WebSockets).
-// O(n) per pick, lock-free; the tie-break stream is one shared atomic counter.
+// O(n) per pick, lock-free; the tie-break stream is one shared atomic counter, advanced once
+// per pick.
 #pragma once
 
 #include <cstddef>
@@ -26,6 +27,7 @@ public:
   template <class Pool, class Key = no_key>
   std::optional<typename Pool::handle_type> pick(const Pool& pool, const Key& = {}) {
     return detail::pick_loop(pool, [&](const auto& snap, auto now) -> std::optional<std::size_t> {
+      detail::local_rng r{rng_.next()};
       std::optional<std::size_t> best;
       std::uint64_t best_conns = 0, best_w = 1, tie_total = 0;
       for (std::size_t i = 0; i < snap.size(); ++i) {
@@ -43,7 +45,7 @@ public:
           tie_total = w;
         } else if (lhs == rhs) {
           tie_total += w;  // weighted reservoir sampling among equals
-          if (detail::uniform(rng_.next(), tie_total) < w) {
+          if (detail::uniform(r.next(), tie_total) < w) {
             best = i;
             best_conns = c;
             best_w = w;

@@ -31,9 +31,10 @@ public:
   std::optional<typename Pool::handle_type> pick(const Pool& pool, const Key& = {}) {
     const std::uint64_t bound = std::uint64_t{pool.max_weight()} * weight_scale;
     return detail::pick_loop(pool, [&](const auto& snap, auto now) -> std::optional<std::size_t> {
-      auto a = detail::weighted_draw(snap, rng_, now, bound);
+      detail::local_rng r{rng_.next()};
+      auto a = detail::weighted_draw(snap, r, now, bound);
       if (!a) return std::nullopt;
-      auto b = detail::weighted_draw(snap, rng_, now, bound, snap.backends[*a].get());
+      auto b = detail::weighted_draw(snap, r, now, bound, snap.backends[*a].get());
       if (!b) return a;
       return cost_less(*snap.backends[*b], *snap.backends[*a]) ? b : a;
     });

@@ -5,7 +5,8 @@
 //
 // Each backend is chosen with probability effective_weight / total over the available ones.
 // O(1) expected (rejection sampling against the pool's largest weight), O(n) worst case.
-// Thread-safe: one instance may serve every worker (its random stream is one atomic counter);
+// Thread-safe: one instance may serve every worker (its random stream is one atomic counter,
+// advanced once per pick);
 // per-worker instances avoid even that shared cache line. Deterministic for one thread and seed.
 #pragma once
 
@@ -27,7 +28,8 @@ public:
   std::optional<typename Pool::handle_type> pick(const Pool& pool, const Key& = {}) {
     const std::uint64_t bound = std::uint64_t{pool.max_weight()} * weight_scale;
     return detail::pick_loop(pool, [&](const auto& snap, auto now) {
-      return detail::weighted_draw(snap, rng_, now, bound);
+      detail::local_rng r{rng_.next()};
+      return detail::weighted_draw(snap, r, now, bound);
     });
   }
 

@@ -56,6 +56,17 @@ private:
   copyable_atomic<std::uint64_t> state_;
 };
 
+/// SplitMix64 on a plain integer: a per-pick stream seeded from the shared rng (one atomic
+/// operation per pick, however many numbers it draws).
+class local_rng {
+public:
+  explicit local_rng(std::uint64_t seed) noexcept : state_(seed) {}
+  std::uint64_t next() noexcept { return mix64(state_ += 0x9e3779b97f4a7c15ull); }
+
+private:
+  std::uint64_t state_;
+};
+
 /// Lemire's multiply-shift: 64 random bits to [0, n).
 inline std::uint64_t uniform(std::uint64_t x, std::uint64_t n) noexcept {
   return static_cast<std::uint64_t>((static_cast<unsigned __int128>(x) * n) >> 64);
@@ -64,8 +75,8 @@ inline std::uint64_t uniform(std::uint64_t x, std::uint64_t n) noexcept {
 /// Weighted choice among the available backends of a snapshot, skipping `exclude`.
 /// `bound` must be >= every effective weight (pool.max_weight() * weight_scale).
 /// Returns the index, or nullopt when no backend is available.
-template <class Snapshot, class TimePoint>
-std::optional<std::size_t> weighted_draw(const Snapshot& s, rng& r, TimePoint now, std::uint64_t bound,
+template <class Snapshot, class Rng, class TimePoint>
+std::optional<std::size_t> weighted_draw(const Snapshot& s, Rng& r, TimePoint now, std::uint64_t bound,
                                          const void* exclude = nullptr) noexcept {
   const std::size_t n = s.size();
   if (n == 0) return std::nullopt;
