@@ -165,7 +165,8 @@ public:
     std::int64_t elapsed = detail::to_ns<Clock>(now) - ramp_start_.load(std::memory_order_acquire);
     if (elapsed >= window) return full;
     double floor = std::clamp(shared_->config.slow_start_floor, 0.0, 1.0);
-    double f = elapsed <= 0 ? floor : floor + (1.0 - floor) * static_cast<double>(elapsed) / static_cast<double>(window);
+    double f = elapsed <= 0 ? floor
+                            : floor + (1.0 - floor) * static_cast<double>(elapsed) / static_cast<double>(window);
     return std::max<std::uint64_t>(1, static_cast<std::uint64_t>(static_cast<double>(full) * f));
   }
 
@@ -262,7 +263,8 @@ private:
   /// Probe result; a down -> up transition restarts slow start. Returns whether it changed.
   bool set_probe_health(bool healthy, time_point now) noexcept {
     if (healthy) {
-      auto before = flags_.fetch_and(static_cast<std::uint8_t>(~detail::flag_probe_down), std::memory_order_acq_rel);
+      auto before =
+          flags_.fetch_and(static_cast<std::uint8_t>(~detail::flag_probe_down), std::memory_order_acq_rel);
       if (!(before & detail::flag_probe_down)) return false;
       ramp_start_.store(detail::to_ns<Clock>(now), std::memory_order_release);
       return true;
@@ -276,8 +278,6 @@ private:
     else flags_.fetch_and(static_cast<std::uint8_t>(~f), std::memory_order_acq_rel);
   }
   bool has_flag(std::uint8_t f) const noexcept { return (flags_.load(std::memory_order_acquire) & f) != 0; }
-
-  void restart_ramp(time_point now) noexcept { ramp_start_.store(detail::to_ns<Clock>(now), std::memory_order_release); }
 
   const std::string id_;
   const Address address_;

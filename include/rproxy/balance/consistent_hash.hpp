@@ -92,7 +92,8 @@ public:
     if (ms.empty()) return {};
     // Fill order independent of config order: a removal shifts no one else's turn.
     std::sort(ms.begin(), ms.end(), [](const member& a, const member& b) { return a.order < b.order; });
-    const std::uint64_t m = next_prime(std::max<std::uint64_t>(table_size_ ? table_size_ : 100 * ms.size(), table_size_ ? 2 : 4099));
+    const std::uint64_t m = table_size_ ? next_prime(std::max<std::uint64_t>(table_size_, 2))
+                                         : next_prime(std::max<std::uint64_t>(100 * ms.size(), 4099));
     for (auto& x : ms) {
       x.offset %= m;
       x.skip = x.skip % (m - 1) + 1;

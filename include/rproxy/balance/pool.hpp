@@ -13,9 +13,10 @@
 //
 // Readers see an immutable snapshot (the backend list), replaced as a whole by update(); the
 // mutable bits of each backend are atomics. So a pick takes no lock (some balancers keep a small
-// lock of their own, see each): current() costs one atomic load while nothing changes. update() keeps backends by identity (id + address) with their
-// counters and in-flight flows; a removed backend leaves the snapshot at once, is marked
-// draining, and stays listed in draining() until its last flow ends (collect() forgets it).
+// lock of their own, see each): current() costs one atomic load while nothing changes.
+// update() keeps backends by identity (id + address) with their counters and in-flight flows;
+// a removed backend leaves the snapshot at once, is marked draining, and stays listed in
+// draining() until its last flow ends (collect() forgets it).
 // Backends of the first update start at full weight; later additions ramp up (slow start).
 //
 // Time comes from `Clock::now()` (a template parameter, so tests can drive it).

@@ -33,7 +33,8 @@ public:
   class ref {
   public:
     ref() = default;
-    ref(ref&& o) noexcept : p_(std::exchange(o.p_, nullptr)), pins_(std::exchange(o.pins_, nullptr)), own_(std::move(o.own_)) {}
+    ref(ref&& o) noexcept
+        : p_(std::exchange(o.p_, nullptr)), pins_(std::exchange(o.pins_, nullptr)), own_(std::move(o.own_)) {}
     ref& operator=(ref&& o) noexcept {
       if (this != &o) {
         unpin();

@@ -94,14 +94,16 @@ std::optional<std::size_t> weighted_draw(const Snapshot& s, Rng& r, TimePoint no
     if (b.get() != exclude && b->available(now)) total += b->effective_weight(now);
   if (total == 0) return std::nullopt;
   std::uint64_t x = uniform(r.next(), total);
+  std::optional<std::size_t> last;
   for (std::size_t i = 0; i < n; ++i) {
     const auto& b = *s.backends[i];
     if (&b == exclude || !b.available(now)) continue;
     std::uint64_t w = b.effective_weight(now);
     if (x < w) return i;
     x -= w;
+    last = i;
   }
-  return std::nullopt;  // weights moved under us; the caller may retry
+  return last;  // weights or health changed between the two passes
 }
 
 /// select(snapshot, now) -> optional index; then acquire on the pool, retried if refused.
