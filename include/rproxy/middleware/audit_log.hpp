@@ -41,16 +41,18 @@ struct audit_record {
   std::uint64_t suppressed = 0;  ///< set by the log: records dropped since the last one written
 };
 
+struct audit_log_config {
+  double per_second = 20;       ///< sustained lines per second
+  std::uint32_t burst = 100;    ///< lines allowed at once
+  std::size_t max_field = 128;  ///< longer fields are cut (with "...")
+};
+
 class audit_log {
 public:
   using sink_fn = void (*)(void* user, const audit_record& rec, std::string_view line);
   using clock = std::chrono::steady_clock;
 
-  struct config {
-    double per_second = 20;   ///< sustained lines per second
-    std::uint32_t burst = 100;  ///< lines allowed at once
-    std::size_t max_field = 128;  ///< longer fields are cut (with "...")
-  };
+  using config = audit_log_config;
 
   audit_log(sink_fn sink, void* user, config cfg = {}) : sink_(sink), user_(user), cfg_(cfg) {
     tokens_ = static_cast<double>(cfg_.burst);
