@@ -31,6 +31,8 @@
 #include <utility>
 #include <vector>
 
+#include <rproxy/observe/worker_index.hpp>
+
 namespace rproxy::net {
 
 class io_pool {
@@ -116,6 +118,7 @@ private:
   void run(worker& w, std::size_t i) {
     const std::string name = "rproxy-w" + std::to_string(i);
     ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
+    observe::set_worker_index(i);  // this thread's metric shard, and its per-worker state
     try {
       w.ctx.run();
     } catch (...) {

@@ -1,0 +1,273 @@
+// examples/tcp_proxy/tcp_proxy.hpp: an L4 proxy made of rproxy parts, as a reusable function so
+// that examples/custom_middleware can add its own stage in front.
+//
+// Per route: a listener on every worker (SO_REUSEPORT), optional PROXY protocol in and out,
+// a pipeline (metrics, extra stages, route name, balancer over the route's backend pool) per
+// worker, and the relay. A reload (SIGHUP, file change, POST /reload) updates each route's
+// backends in place; flows in progress keep their backend. Adding, removing or moving a
+// listener needs a restart (the reload says so in the log).
+#pragma once
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+
+#include <boost/hana/adapt_struct.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <rproxy/app/runtime.hpp>
+#include <rproxy/balance/least_conn.hpp>
+#include <rproxy/balance/pool.hpp>
+#include <rproxy/balance/round_robin.hpp>
+#include <rproxy/balance/stage.hpp>
+#include <rproxy/balance/weighted_round_robin.hpp>
+#include <rproxy/config/byte_size.hpp>
+#include <rproxy/config/endpoint.hpp>
+#include <rproxy/config/field.hpp>
+#include <rproxy/config/validator.hpp>
+#include <rproxy/middleware/ip.hpp>
+#include <rproxy/net/l4_flow.hpp>
+#include <rproxy/net/listener.hpp>
+#include <rproxy/observe/flow_metrics.hpp>
+#include <rproxy/pipeline/basic_pipeline.hpp>
+#include <rproxy/route/fixed.hpp>
+
+namespace tcp_proxy {
+
+using namespace std::chrono_literals;
+namespace cfg = rproxy::config;
+
+enum class balancer_kind { round_robin, weighted_round_robin, least_conn };
+constexpr auto config_enum_names(balancer_kind) {
+  return std::array{cfg::enum_name{"round_robin", balancer_kind::round_robin},
+                    cfg::enum_name{"weighted_round_robin", balancer_kind::weighted_round_robin},
+                    cfg::enum_name{"least_conn", balancer_kind::least_conn}};
+}
+enum class proxy_in { none, optional, required };
+constexpr auto config_enum_names(proxy_in) {
+  return std::array{cfg::enum_name{"none", proxy_in::none}, cfg::enum_name{"optional", proxy_in::optional},
+                    cfg::enum_name{"required", proxy_in::required}};
+}
+enum class proxy_out { none, v1, v2 };
+constexpr auto config_enum_names(proxy_out) {
+  return std::array{cfg::enum_name{"none", proxy_out::none}, cfg::enum_name{"v1", proxy_out::v1},
+                    cfg::enum_name{"v2", proxy_out::v2}};
+}
+
+struct backend_config {
+  cfg::endpoint address;
+  std::uint32_t weight = 1;
+  static constexpr auto describe() {
+    return cfg::fields(cfg::required(&backend_config::address, "backend IP address and port, e.g. 10.0.0.5:5432"),
+                       cfg::doc(&backend_config::weight, "share of new flows (weighted balancers); 0: standby"));
+  }
+};
+
+struct proxy_protocol_config {
+  proxy_in accept = proxy_in::none;
+  std::vector<std::string> trusted{"127.0.0.0/8", "::1"};
+  proxy_out send = proxy_out::none;
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&proxy_protocol_config::accept, "read a PROXY v1/v2 header from clients: none, optional, required"),
+                       cfg::doc(&proxy_protocol_config::trusted, "CIDRs allowed to send a PROXY header; others are never believed"),
+                       cfg::doc(&proxy_protocol_config::send, "send a PROXY header to backends: none, v1, v2"));
+  }
+};
+
+struct route_config {
+  std::string name;
+  cfg::endpoint listen;
+  std::vector<backend_config> backends;
+  balancer_kind balancer = balancer_kind::round_robin;
+  std::chrono::milliseconds connect_timeout = 5s;
+  std::chrono::milliseconds idle_timeout = 5min;
+  proxy_protocol_config proxy_protocol{};
+
+  static constexpr auto describe() {
+    return cfg::fields(cfg::required(&route_config::name, "route name (metrics label)"),
+                       cfg::required(&route_config::listen, "address and port to accept clients on"),
+                       cfg::required(&route_config::backends, "where flows go"),
+                       cfg::doc(&route_config::balancer, "round_robin, weighted_round_robin or least_conn"),
+                       cfg::doc(&route_config::connect_timeout, "give up on a backend after this long, try the next"),
+                       cfg::doc(&route_config::idle_timeout, "close flows with no bytes either way for this long"),
+                       cfg::doc(&route_config::proxy_protocol, "PROXY protocol in and out"));
+  }
+  void validate(cfg::validator& v) const {
+    if (backends.empty()) v.at(&route_config::backends).error("a route needs at least one backend");
+    for (std::size_t i = 0; i < backends.size(); ++i) {
+      std::error_code ec;
+      (void)asio::ip::make_address(backends[i].address.host, ec);
+      if (ec) v.at(&route_config::backends).at(i).at(&backend_config::address).error("backend address must be an IP address: '" + backends[i].address.host + "'");
+    }
+    for (std::size_t i = 0; i < proxy_protocol.trusted.size(); ++i)
+      if (!rproxy::middleware::cidr::parse(proxy_protocol.trusted[i]))
+        v.at(&route_config::proxy_protocol).at(&proxy_protocol_config::trusted).at(i).error("not a CIDR: '" + proxy_protocol.trusted[i] + "'");
+    std::error_code ec;
+    (void)asio::ip::make_address(listen.host, ec);
+    if (ec) v.at(&route_config::listen).error("listen address must be an IP address: '" + listen.host + "'");
+  }
+};
+
+struct relay_config {
+  cfg::byte_size buffer_size = cfg::byte_size::kib(64);
+  bool splice = true;
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&relay_config::buffer_size, "buffer per direction per flow (bounds memory; backpressure beyond)"),
+                       cfg::doc(&relay_config::splice, "zero-copy splice(2) between sockets on Linux"));
+  }
+};
+
+struct admin_config {
+  std::optional<cfg::endpoint> listen;
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&admin_config::listen, "admin endpoint: /metrics /healthz /readyz, POST /reload"));
+  }
+};
+
+struct config {
+  admin_config admin{};
+  std::vector<route_config> routes;
+  relay_config relay{};
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&config::admin, "admin HTTP endpoint (off when listen is unset)"),
+                       cfg::required(&config::routes, "one listener and backend pool each"),
+                       cfg::doc(&config::relay, "byte relay settings"));
+  }
+  void validate(cfg::validator& v) const {
+    std::set<std::string> names, listens;
+    for (std::size_t i = 0; i < routes.size(); ++i) {
+      if (!names.insert(routes[i].name).second)
+        v.at(&config::routes).at(i).at(&route_config::name).error("duplicate route name '" + routes[i].name + "'");
+      if (!listens.insert(routes[i].listen.to_string()).second)
+        v.at(&config::routes).at(i).at(&route_config::listen).error("two routes listen on " + routes[i].listen.to_string());
+    }
+  }
+};
+
+}  // namespace tcp_proxy
+
+BOOST_HANA_ADAPT_STRUCT(tcp_proxy::backend_config, address, weight);
+BOOST_HANA_ADAPT_STRUCT(tcp_proxy::proxy_protocol_config, accept, trusted, send);
+BOOST_HANA_ADAPT_STRUCT(tcp_proxy::route_config, name, listen, backends, balancer, connect_timeout, idle_timeout, proxy_protocol);
+BOOST_HANA_ADAPT_STRUCT(tcp_proxy::relay_config, buffer_size, splice);
+BOOST_HANA_ADAPT_STRUCT(tcp_proxy::admin_config, listen);
+BOOST_HANA_ADAPT_STRUCT(tcp_proxy::config, admin, routes, relay);
+
+namespace tcp_proxy {
+
+using runtime = rproxy::app::runtime<config>;
+
+/// One balancer chosen at run time from the config; the pick is a switch, not a virtual call.
+struct any_balancer {
+  std::variant<rproxy::balance::round_robin, rproxy::balance::weighted_round_robin, rproxy::balance::least_conn> b;
+  template <class Pool, class Key>
+  auto pick(const Pool& pool, const Key& key) {
+    return std::visit([&](auto& x) { return x.pick(pool, key); }, b);
+  }
+  static any_balancer make(balancer_kind k) {
+    switch (k) {
+      case balancer_kind::weighted_round_robin: return {rproxy::balance::weighted_round_robin{}};
+      case balancer_kind::least_conn: return {rproxy::balance::least_conn{}};
+      default: return {rproxy::balance::round_robin{}};
+    }
+  }
+};
+
+inline std::vector<rproxy::balance::pool::config_type> pool_config(const route_config& r) {
+  std::vector<rproxy::balance::pool::config_type> out;
+  for (const auto& b : r.backends)
+    out.push_back({b.address.to_string(), {asio::ip::make_address(b.address.host), b.address.port}, b.weight});
+  return out;
+}
+
+inline rproxy::net::l4_options flow_options(const route_config& r, const relay_config& relay) {
+  rproxy::net::l4_options o;
+  o.accept = static_cast<rproxy::net::proxy_accept>(r.proxy_protocol.accept);
+  o.send = static_cast<rproxy::net::proxy_send>(r.proxy_protocol.send);
+  o.connect_timeout = r.connect_timeout;
+  o.relay.idle_timeout = r.idle_timeout;
+  o.relay.buffer_size = relay.buffer_size.bytes;
+  o.relay.splice = relay.splice;
+  return o;
+}
+
+/// Serves every route of the config with pipelines of `metrics, extra..., route, balancer`.
+/// `make_extra()` builds the user's extra stages once per worker and route.
+template <class MakeExtra>
+int serve(runtime& rt, MakeExtra make_extra) {
+  auto families = rproxy::observe::flow_metrics::families::add_to(rt.metrics());
+  const auto first = rt.config().get();
+  for (const auto& rc : first->routes) {
+    auto pool = std::make_shared<rproxy::balance::pool>();
+    if (auto r = pool->update(pool_config(rc)); !r) {
+      rt.log().error("bad backends", {{"route", rc.name}, {"error", r.error().message()}});
+      return 1;
+    }
+    auto name = std::make_shared<const std::string>(rc.name);  // route label, outlives flows
+    using pipeline_t = decltype(rproxy::make_pipeline(
+        rproxy::observe::flow_metrics{families, ""}, make_extra(), rproxy::route::fixed{},
+        rproxy::balance::make_stage(pool, any_balancer{})));
+    auto pipelines = std::make_shared<std::vector<pipeline_t>>();
+    for (std::size_t w = 0; w < rt.pool().size(); ++w)
+      pipelines->push_back(rproxy::make_pipeline(rproxy::observe::flow_metrics{families, *name}, make_extra(),
+                                                 rproxy::route::fixed{*name},
+                                                 rproxy::balance::make_stage(pool, any_balancer::make(rc.balancer))));
+    std::vector<rproxy::middleware::cidr> trusted;
+    for (const auto& t : rc.proxy_protocol.trusted) trusted.push_back(*rproxy::middleware::cidr::parse(t));
+
+    auto handler = [&rt, pipelines, name, trusted](asio::ip::tcp::socket s) {
+      auto cfg = rt.config().get();  // this flow's config version
+      const route_config* r = nullptr;
+      for (const auto& x : cfg->routes)
+        if (x.name == *name) r = &x;
+      if (!r) return;  // route removed by a reload: refuse new flows (closes s)
+      auto& p = (*pipelines)[rproxy::observe::worker_index() % pipelines->size()];
+      auto flow = [](auto& p, asio::ip::tcp::socket s, rproxy::net::l4_options o, auto trusted,
+                     rproxy::app::drain_tracker::guard, std::shared_ptr<const config>) -> asio::awaitable<void> {
+        co_await rproxy::net::serve_l4_flow(p, std::move(s), std::move(o), [&](const asio::ip::address& a) {
+          auto k = rproxy::middleware::to_ip_key(a);
+          for (const auto& c : trusted)
+            if (c.contains(k)) return true;
+          return false;
+        });
+      };
+      auto ex = s.get_executor();
+      asio::co_spawn(ex, flow(p, std::move(s), flow_options(*r, cfg->relay), trusted, rt.drain().track(), cfg),
+                     asio::detached);
+    };
+    auto listener = rproxy::net::listen(rt.pool(), {asio::ip::make_address(rc.listen.host), rc.listen.port}, handler);
+    if (!listener) {
+      rt.log().error("cannot listen", {{"route", rc.name}, {"address", rc.listen.to_string()},
+                                       {"error", listener.error().message()}});
+      return 1;
+    }
+    rt.log().info("route listening", {{"route", rc.name}, {"address", rc.listen.to_string()},
+                                      {"backends", rc.backends.size()}});
+    auto l = std::make_shared<std::decay_t<decltype(*listener)>>(std::move(*listener));
+    rt.on_stop_accepting([l] { l->close(); });
+    rt.on_reload([&rt, pool, name](const std::shared_ptr<const config>& c) {
+      for (const auto& x : c->routes)
+        if (x.name == *name) {
+          if (auto r = pool->update(pool_config(x)); !r)
+            rt.log().error("backends not updated", {{"route", x.name}, {"error", r.error().message()}});
+          return;
+        }
+      rt.log().warn("route removed from config: it refuses new flows until restart", {{"route", *name}});
+    });
+  }
+  return 0;
+}
+
+/// No extra stages.
+struct no_extra {
+  template <class Ctx>
+  void on_close(Ctx&, std::error_code) {}
+};
+
+}  // namespace tcp_proxy

@@ -1,0 +1,313 @@
+"""End-to-end tests of examples/tcp_proxy over real sockets on loopback.
+
+Usage: tcp_proxy_test.py PATH_TO_TCP_PROXY [unittest args]
+Backends are asyncio servers in this process; the proxy is the built program."""
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import unittest
+import urllib.request
+
+import harness
+
+BINARY = None
+
+
+def config(routes, admin_port=None, extra=""):
+    out = []
+    if admin_port:
+        out.append(f"admin:\n  listen: 127.0.0.1:{admin_port}\n")
+    out.append("routes:\n")
+    for r in routes:
+        out.append(f"  - name: {r['name']}\n    listen: 127.0.0.1:{r['port']}\n")
+        for k in ("balancer", "connect_timeout", "idle_timeout"):
+            if k in r:
+                out.append(f"    {k}: {r[k]}\n")
+        if "proxy_protocol" in r:
+            out.append("    proxy_protocol:\n")
+            for k, v in r["proxy_protocol"].items():
+                out.append(f"      {k}: {v}\n")
+        out.append("    backends:\n")
+        for b in r["backends"]:
+            out.append(f"      - address: 127.0.0.1:{b}\n")
+    out.append(extra)
+    return "".join(out)
+
+
+class Backend:
+    """An asyncio TCP server whose per-connection behaviour is a coroutine."""
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.port = harness.free_port()
+        self.connections = 0
+
+    async def __aenter__(self):
+        async def on_conn(r, w):
+            self.connections += 1
+            try:
+                await self.handler(r, w)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                w.close()
+        self.server = await asyncio.start_server(on_conn, "127.0.0.1", self.port, backlog=4096)
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+
+
+async def echo(r, w):
+    while True:
+        b = await r.read(65536)
+        if not b:
+            break
+        w.write(b)
+        await w.drain()
+
+
+async def echo_roundtrip(port, payload, timeout=20.0):
+    r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+    w.write(payload)
+    await w.drain()
+    w.write_eof()
+    got = await harness.read_all(r, timeout)
+    w.close()
+    return got
+
+
+class TcpProxyTest(unittest.TestCase):
+    def run_async(self, coro):
+        return asyncio.run(asyncio.wait_for(coro, 120))
+
+    def start_proxy(self, routes, admin_port=None, extra="", workers=2):
+        prog = harness.Program(BINARY, config(routes, admin_port, extra),
+                               args=["--workers", str(workers)], name="tcp_proxy")
+        prog.start(wait_ports=[r["port"] for r in routes] + ([admin_port] if admin_port else []))
+        self.addCleanup(self._stop, prog)
+        return prog
+
+    def _stop(self, prog):
+        rc = prog.stop()
+        if rc != 0:
+            prog.dump()
+        self.assertEqual(rc, 0, "proxy must exit 0 on SIGTERM")
+
+    def test_thousand_concurrent_connections_lose_nothing(self):
+        async def main():
+            async with Backend(echo) as b:
+                port = harness.free_port()
+                self.start_proxy([{"name": "echo", "port": port, "backends": [b.port]}])
+                payloads = [os.urandom(1024 + (i * 37) % 15000) for i in range(1000)]
+                results = await asyncio.gather(*(echo_roundtrip(port, p) for p in payloads),
+                                               return_exceptions=True)
+                failures = [i for i, (p, got) in enumerate(zip(payloads, results)) if got != p]
+                self.assertEqual(failures, [], f"{len(failures)} of 1000 connections lost data")
+                # (+1: the readiness probe of start_proxy also went through)
+                self.assertGreaterEqual(b.connections, 1000)
+        self.run_async(main())
+
+    def test_half_close_keeps_the_other_direction(self):
+        async def request_then_answer(r, w):
+            data = await harness.read_all(r)       # until the client's FIN arrives through the proxy
+            await asyncio.sleep(0.2)
+            w.write(b"answer:" + data)
+            await w.drain()
+
+        async def main():
+            async with Backend(request_then_answer) as b:
+                port = harness.free_port()
+                self.start_proxy([{"name": "hc", "port": port, "backends": [b.port]}])
+                got = await echo_roundtrip(port, b"question")
+                self.assertEqual(got, b"answer:question")
+        self.run_async(main())
+
+    def test_backend_refused_closes_client_promptly(self):
+        async def main():
+            dead = harness.free_port()
+            port = harness.free_port()
+            self.start_proxy([{"name": "dead", "port": port, "backends": [dead], "connect_timeout": "1s"}])
+            t0 = time.monotonic()
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                got = await harness.read_all(r, timeout=5)
+            except ConnectionError:
+                got = b""
+            self.assertEqual(got, b"")
+            self.assertLess(time.monotonic() - t0, 5)
+            w.close()
+        self.run_async(main())
+
+    def test_backend_dies_mid_stream(self):
+        async def die(r, w):
+            w.write(b"x" * 100000)
+            await w.drain()
+            sock = w.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            w.transport.abort()   # RST
+
+        async def main():
+            async with Backend(die) as b, Backend(echo) as e:
+                port, port2 = harness.free_port(), harness.free_port()
+                self.start_proxy([{"name": "die", "port": port, "backends": [b.port]},
+                                  {"name": "echo", "port": port2, "backends": [e.port]}])
+                r, w = await asyncio.open_connection("127.0.0.1", port)
+                t0 = time.monotonic()
+                got = b""
+                try:
+                    got = await harness.read_all(r, timeout=10)
+                except ConnectionError:
+                    pass
+                self.assertLess(time.monotonic() - t0, 10)
+                self.assertLessEqual(len(got), 100000)
+                w.close()
+                # the proxy keeps serving
+                self.assertEqual(await echo_roundtrip(port2, b"still here"), b"still here")
+        self.run_async(main())
+
+    def test_idle_timeout_closes_silent_flows(self):
+        async def main():
+            async with Backend(echo) as b:
+                port = harness.free_port()
+                self.start_proxy([{"name": "idle", "port": port, "backends": [b.port], "idle_timeout": "500ms"}])
+                r, w = await asyncio.open_connection("127.0.0.1", port)
+                w.write(b"hi")
+                self.assertEqual(await asyncio.wait_for(r.readexactly(2), 5), b"hi")
+                t0 = time.monotonic()
+                try:
+                    rest = await harness.read_all(r, timeout=5)
+                except ConnectionError:
+                    rest = b""
+                self.assertEqual(rest, b"")
+                self.assertGreater(time.monotonic() - t0, 0.3)
+                w.close()
+        self.run_async(main())
+
+    def test_proxy_protocol_in_v1_and_out_v2(self):
+        seen = {}
+
+        async def parse_v2(r, w):
+            head = await r.readexactly(16)
+            self.assertEqual(head[:12], b"\r\n\r\n\x00\r\nQUIT\n")
+            self.assertEqual(head[12], 0x21)   # v2, PROXY
+            self.assertEqual(head[13], 0x11)   # TCP over IPv4
+            length = struct.unpack("!H", head[14:16])[0]
+            body = await r.readexactly(length)
+            seen["src"] = socket.inet_ntoa(body[0:4])
+            seen["sport"] = struct.unpack("!H", body[8:10])[0]
+            await echo(r, w)
+
+        async def main():
+            async with Backend(parse_v2) as b:
+                port = harness.free_port()
+                self.start_proxy([{"name": "pp", "port": port, "backends": [b.port],
+                                   "proxy_protocol": {"accept": "required", "send": "v2",
+                                                      "trusted": "[127.0.0.0/8]"}}])
+                hdr = b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 25565\r\n"
+                got = await echo_roundtrip(port, hdr + b"payload")
+                self.assertEqual(got, b"payload")
+                self.assertEqual(seen, {"src": "203.0.113.7", "sport": 40000})
+                # a client without the header is refused when it is required
+                got = await echo_roundtrip(port, b"GET / HTTP/1.1\r\n\r\n")
+                self.assertEqual(got, b"")
+        self.run_async(main())
+
+    def test_admin_metrics_and_health(self):
+        async def main():
+            async with Backend(echo) as b:
+                port, admin = harness.free_port(), harness.free_port()
+                self.start_proxy([{"name": "m", "port": port, "backends": [b.port]}], admin_port=admin)
+                self.assertEqual(await echo_roundtrip(port, b"count me"), b"count me")
+                def get(path):
+                    with urllib.request.urlopen(f"http://127.0.0.1:{admin}{path}", timeout=5) as resp:
+                        return resp.status, resp.read().decode()
+                status, body = await asyncio.to_thread(get, "/healthz")
+                self.assertEqual(status, 200)
+                status, body = await asyncio.to_thread(get, "/readyz")
+                self.assertEqual(status, 200)
+                status, text = await asyncio.to_thread(get, "/metrics")
+                self.assertEqual(status, 200)
+                m = re.search(r'^rproxy_flows_total\{route="m"\} (\d+)', text, re.M)
+                self.assertIsNotNone(m, text)
+                self.assertGreaterEqual(int(m.group(1)), 1)
+                if shutil.which("promtool"):
+                    p = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
+                                       capture_output=True)
+                    self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
+        self.run_async(main())
+
+    def test_reload_on_sighup_and_bad_reload_keeps_old_config(self):
+        async def tag(name):
+            async def h(r, w):
+                w.write(name)
+                await w.drain()
+            return h
+
+        async def main():
+            async with Backend(await tag(b"A")) as a, Backend(await tag(b"B")) as bb:
+                port = harness.free_port()
+                prog = self.start_proxy([{"name": "r", "port": port, "backends": [a.port]}])
+                self.assertEqual(await echo_roundtrip(port, b""), b"A")
+                prog.write_config(config([{"name": "r", "port": port, "backends": [bb.port]}]))
+                prog.signal(signal.SIGHUP)
+                deadline = time.monotonic() + 5
+                while await echo_roundtrip(port, b"") != b"B":
+                    self.assertLess(time.monotonic(), deadline, "reload did not take effect")
+                    await asyncio.sleep(0.1)
+                prog.write_config("routes:\n  - name: r\n    lisen: oops\n")
+                prog.signal(signal.SIGHUP)
+                await asyncio.sleep(0.5)
+                self.assertEqual(await echo_roundtrip(port, b""), b"B")
+                self.assertRegex(prog.output(), r"config\.yaml:3:5: .*lisen")
+        self.run_async(main())
+
+    def test_sigterm_drains_open_flows(self):
+        async def slow(r, w):
+            await r.read(10)
+            for _ in range(5):
+                w.write(b"tick")
+                await w.drain()
+                await asyncio.sleep(0.2)
+
+        async def main():
+            async with Backend(slow) as b:
+                port = harness.free_port()
+                prog = harness.Program(BINARY, config([{"name": "d", "port": port, "backends": [b.port]}]),
+                                       args=["--workers", "2", "--drain-timeout", "5"], name="drain")
+                prog.start(wait_ports=[port])
+                r, w = await asyncio.open_connection("127.0.0.1", port)
+                w.write(b"go")
+                await w.drain()
+                self.assertEqual(await asyncio.wait_for(r.readexactly(4), 5), b"tick")
+                prog.signal(signal.SIGTERM)
+                await asyncio.sleep(0.2)
+                with self.assertRaises(OSError):       # no longer accepting
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                rest = await harness.read_all(r, timeout=10)
+                self.assertEqual(rest, b"tick" * 4)
+                rc = await asyncio.to_thread(prog.proc.wait, 10)
+                self.assertEqual(rc, 0)
+        self.run_async(main())
+
+    def test_validate_reports_file_line_col(self):
+        prog = harness.Program(BINARY, "routes:\n  - name: x\n    listen: 127.0.0.1:99999\n    backends: []\n",
+                               name="validate")
+        p = subprocess.run([BINARY, "validate", prog.config], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertRegex(p.stdout + p.stderr, r"config\.yaml:3:\d+: ")
+        good = harness.Program(BINARY, config([{"name": "x", "port": 1234, "backends": [1235]}]), name="validate")
+        p = subprocess.run([BINARY, "validate", good.config], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+
+if __name__ == "__main__":
+    BINARY = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
