@@ -197,10 +197,11 @@ inline rproxy::net::l4_options flow_options(const route_config& r, const relay_c
   return o;
 }
 
-/// Serves every route of the config with pipelines of `metrics, extra..., route, balancer`.
-/// `make_extra()` builds the user's extra stages once per worker and route.
-template <class MakeExtra>
-int serve(runtime& rt, MakeExtra make_extra) {
+/// Serves every route of the config with pipelines of `metrics, extra, route, balancer`.
+/// `make_extra()` builds the user's extra stage once per worker and route. Config is any
+/// config with tcp_proxy's `routes` and `relay` (examples/custom_middleware adds a block).
+template <class Config, class MakeExtra>
+int serve(rproxy::app::runtime<Config>& rt, MakeExtra make_extra) {
   auto families = rproxy::observe::flow_metrics::families::add_to(rt.metrics());
   const auto first = rt.config().get();
   for (const auto& rc : first->routes) {
@@ -229,7 +230,7 @@ int serve(runtime& rt, MakeExtra make_extra) {
       if (!r) return;  // route removed by a reload: refuse new flows (closes s)
       auto& p = (*pipelines)[rproxy::observe::worker_index() % pipelines->size()];
       auto flow = [](auto& p, asio::ip::tcp::socket s, rproxy::net::l4_options o, auto trusted,
-                     rproxy::app::drain_tracker::guard, std::shared_ptr<const config>) -> asio::awaitable<void> {
+                     rproxy::app::drain_tracker::guard, std::shared_ptr<const Config>) -> asio::awaitable<void> {
         co_await rproxy::net::serve_l4_flow(p, std::move(s), std::move(o), [&](const asio::ip::address& a) {
           auto k = rproxy::middleware::to_ip_key(a);
           for (const auto& c : trusted)
@@ -251,7 +252,7 @@ int serve(runtime& rt, MakeExtra make_extra) {
                                       {"backends", rc.backends.size()}});
     auto l = std::make_shared<std::decay_t<decltype(*listener)>>(std::move(*listener));
     rt.on_stop_accepting([l] { l->close(); });
-    rt.on_reload([&rt, pool, name](const std::shared_ptr<const config>& c) {
+    rt.on_reload([&rt, pool, name](const std::shared_ptr<const Config>& c) {
       for (const auto& x : c->routes)
         if (x.name == *name) {
           if (auto r = pool->update(pool_config(x)); !r)
