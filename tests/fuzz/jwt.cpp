@@ -1,0 +1,81 @@
+// libFuzzer target: the network-facing parts of the JWT path: compact JWS splitting, base64url,
+// the strict JSON reader (header, claims, JWKS), and full verification against a fixed key set.
+// Invariants checked: a decoded base64url segment re-encodes to the same text (one canonical
+// form); a JSON document that parses stays within its limits; verification never throws or
+// crashes, and accepts only tokens whose HMAC matches the fixed secret.
+#include <rproxy/middleware/base64url.hpp>
+#include <rproxy/middleware/json.hpp>
+#include <rproxy/middleware/jwt.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+namespace mw = rproxy::middleware;
+
+namespace {
+const mw::key_set& keys() {
+  static const mw::key_set ks = [] {
+    mw::key_set k;
+    (void)k.add_hmac_secret("fuzz-secret-0123456789abcdef0123456789", "hs");
+    return k;
+  }();
+  return ks;
+}
+
+void check(bool ok) {
+  if (!ok) std::abort();
+}
+
+void walk(mw::json::value v, std::size_t depth, const mw::json::limits& lim) {
+  check(depth <= lim.max_depth);
+  std::size_t n = 0;
+  for (mw::json::value c : v.children()) {
+    ++n;
+    if (v.is_object()) check(v.find(c.key()).has_value());
+    walk(c, depth + 1, lim);
+  }
+  check(n == v.size() || !(v.is_array() || v.is_object()));
+}
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  std::string_view in(reinterpret_cast<const char*>(data), size);
+
+  // base64url: canonical round trip
+  std::string decoded;
+  if (mw::base64url::decode(in, decoded)) check(mw::base64url::encode(decoded) == in);
+
+  // JSON reader on the raw bytes
+  mw::json::limits lim;
+  lim.max_nodes = 512;
+  if (auto doc = mw::json::parse(in, lim)) {
+    check(doc->node_count() <= lim.max_nodes);
+    walk(doc->root(), 1, lim);
+  }
+
+  // the token path
+  if (auto t = mw::parse_jwt(in)) {
+    check(t->header.root().is_object());
+    check(t->claims.root().is_object());
+    check(t->signing_input.size() < in.size());
+  }
+  mw::jwt_config cfg;
+  cfg.audiences = {"chat"};
+  cfg.required_claims = {"sub"};
+  auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1'700'000'000));
+  if (auto v = mw::verify_jwt(in, keys(), cfg, now)) {
+    check(v->alg == mw::jwt_alg::hs256 || v->alg == mw::jwt_alg::hs384 || v->alg == mw::jwt_alg::hs512);
+    (void)v->subject();
+  }
+
+  // a JWKS document: must never crash, whatever it contains
+  if (size < 4096) {
+    mw::key_set ks;
+    (void)ks.add_jwks(in);
+  }
+  return 0;
+}
