@@ -127,22 +127,9 @@ inline rproxy::result<parsed_jwt> parse_jwt(std::string_view token, std::size_t 
 
 namespace detail {
 
-inline const EVP_MD* md_of(jwt_alg a) noexcept {
-  switch (hash_size(a)) {
-    case 32: return EVP_sha256();
-    case 48: return EVP_sha384();
-    case 64: return EVP_sha512();
-    default: return nullptr;
-  }
-}
+inline const EVP_MD* md_of(jwt_alg a) noexcept { return fetched_md(hash_size(a)); }
 
-inline const char* hmac_digest_name(jwt_alg a) noexcept {
-  switch (hash_size(a)) {
-    case 32: return "SHA256";
-    case 48: return "SHA384";
-    default: return "SHA512";
-  }
-}
+inline std::size_t hmac_index(jwt_alg a) noexcept { return hash_size(a) == 32 ? 0 : hash_size(a) == 48 ? 1 : 2; }
 
 // JWS ECDSA signatures are R || S, each the size of the curve order; OpenSSL wants DER.
 inline bool ecdsa_raw_to_der(std::string_view raw, std::size_t half, std::string& der) {
@@ -172,7 +159,9 @@ inline bool ecdsa_raw_to_der(std::string_view raw, std::size_t half, std::string
 inline bool verify_with(const jwt_key& key, jwt_alg alg, std::string_view input, std::string_view sig) {
   if (key.family == key_family::hmac) {
     std::string mac;
-    if (!hmac(hmac_digest_name(alg), key.secret, input, mac)) return false;
+    const auto& keyed = key.hmac[hmac_index(alg)];
+    static constexpr const char* names[] = {"SHA256", "SHA384", "SHA512"};
+    if (!(keyed ? hmac_with(keyed, input, mac) : hmac(names[hmac_index(alg)], key.secret, input, mac))) return false;
     return constant_time_equal(mac, sig);
   }
   std::string der;

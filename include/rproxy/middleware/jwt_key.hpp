@@ -25,6 +25,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -117,6 +118,8 @@ struct jwt_key {
   std::optional<jwt_alg> alg;     ///< when set, the only algorithm this key verifies
   detail::shared_pkey pkey;       ///< public key (all families but hmac)
   std::string secret;             ///< HMAC secret (hmac only)
+  /// HMAC contexts keyed with `secret` for SHA-256/384/512 (null where the secret is too short).
+  std::array<detail::keyed_mac, 3> hmac{};
 
   /// Whether this key may verify a token signed with `a`.
   bool accepts(jwt_alg a) const noexcept {
@@ -246,6 +249,7 @@ public:
     k.family = key_family::hmac;
     k.alg = alg;
     k.secret = std::move(secret);
+    if (!prepare_hmac(k)) return rproxy::failure(detail::fail(error::crypto_failure));
     keys_.push_back(std::move(k));
     return {};
   }
@@ -296,6 +300,17 @@ private:
     k.pkey = detail::share(std::move(key));
     keys_.push_back(std::move(k));
     return {};
+  }
+
+  static bool prepare_hmac(jwt_key& k) {
+    static constexpr const char* names[] = {"SHA256", "SHA384", "SHA512"};
+    static constexpr std::size_t sizes[] = {32, 48, 64};
+    for (std::size_t i = 0; i < 3; ++i) {
+      if (k.secret.size() < sizes[i]) continue;
+      k.hmac[i] = detail::hmac_prepare(names[i], k.secret);
+      if (!k.hmac[i]) return false;
+    }
+    return true;
   }
 
   static std::optional<std::string_view> str(json::value obj, std::string_view name) {
@@ -361,6 +376,7 @@ private:
       if (secret.size() < (alg ? hash_size(*alg) : 32)) return rproxy::failure(make_error_code(error::weak_key));
       k.family = key_family::hmac;
       k.secret = std::move(secret);
+      if (!prepare_hmac(k)) return rproxy::failure(detail::fail(error::crypto_failure));
       out.push_back(std::move(k));
       return {};
     } else {

@@ -335,7 +335,7 @@ private:
     std::uint32_t prev = none, next = none;
   };
 
-  struct shard {
+  struct alignas(64) shard {  // own cache lines: workers on different shards do not contend
     mutable std::mutex mu;
     std::unordered_map<std::string, std::uint32_t, detail::keyed_string_hash, std::equal_to<>> index;
     std::vector<node> nodes;

@@ -96,6 +96,55 @@ inline bool hmac(const char* digest_name, std::string_view key, std::string_view
   return true;
 }
 
+/// SHA-256/384/512 implementations fetched once per process (OpenSSL 3 fetches the provider
+/// implementation on every use of EVP_sha256() & co., which dominates short operations).
+inline const EVP_MD* fetched_md(std::size_t hash_bytes) noexcept {
+  struct holder {
+    EVP_MD* md[3] = {EVP_MD_fetch(nullptr, "SHA256", nullptr), EVP_MD_fetch(nullptr, "SHA384", nullptr),
+                     EVP_MD_fetch(nullptr, "SHA512", nullptr)};
+    ~holder() {
+      for (auto* m : md) EVP_MD_free(m);
+    }
+  };
+  static holder h;
+  switch (hash_bytes) {
+    case 32: return h.md[0] ? h.md[0] : EVP_sha256();
+    case 48: return h.md[1] ? h.md[1] : EVP_sha384();
+    case 64: return h.md[2] ? h.md[2] : EVP_sha512();
+    default: return nullptr;
+  }
+}
+
+struct mac_ctx_shared_free {
+  void operator()(EVP_MAC_CTX* p) const noexcept { EVP_MAC_CTX_free(p); }
+};
+/// An HMAC context already keyed (shared, never modified: each use works on a duplicate).
+using keyed_mac = std::shared_ptr<EVP_MAC_CTX>;
+
+inline keyed_mac hmac_prepare(const char* digest_name, std::string_view key) {
+  EVP_MAC* mac = hmac_impl();
+  if (mac == nullptr) return nullptr;
+  mac_ctx_ptr ctx(EVP_MAC_CTX_new(mac));
+  if (!ctx) return nullptr;
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>(digest_name), 0),
+      OSSL_PARAM_construct_end()};
+  if (EVP_MAC_init(ctx.get(), bytes(key), key.size(), params) != 1) return nullptr;
+  return keyed_mac(ctx.release(), mac_ctx_shared_free{});
+}
+
+/// HMAC of `data` with a prepared context into `out`. False on failure.
+inline bool hmac_with(const keyed_mac& keyed, std::string_view data, std::string& out) {
+  if (!keyed) return false;
+  mac_ctx_ptr ctx(EVP_MAC_CTX_dup(keyed.get()));
+  if (!ctx || EVP_MAC_update(ctx.get(), bytes(data), data.size()) != 1) return false;
+  out.resize(EVP_MAX_MD_SIZE);
+  std::size_t len = 0;
+  if (EVP_MAC_final(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len, out.size()) != 1) return false;
+  out.resize(len);
+  return true;
+}
+
 inline std::string to_hex(const unsigned char* p, std::size_t n) {
   static constexpr char digits[] = "0123456789abcdef";
   std::string s;
