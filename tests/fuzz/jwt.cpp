@@ -3,8 +3,8 @@
 // Invariants checked: a decoded base64url segment re-encodes to the same text (one canonical
 // form); a JSON document that parses stays within its limits; verification never throws or
 // crashes, and accepts only tokens whose HMAC matches the fixed secret.
+#include <rproxy/core/json.hpp>
 #include <rproxy/middleware/base64url.hpp>
-#include <rproxy/middleware/json.hpp>
 #include <rproxy/middleware/jwt.hpp>
 
 #include <chrono>
@@ -15,6 +15,7 @@
 #include <string_view>
 
 namespace mw = rproxy::middleware;
+namespace json = rproxy::json;
 
 namespace {
 const mw::key_set& keys() {
@@ -30,10 +31,10 @@ void check(bool ok) {
   if (!ok) std::abort();
 }
 
-void walk(mw::json::value v, std::size_t depth, const mw::json::limits& lim) {
+void walk(json::value v, std::size_t depth, const json::limits& lim) {
   check(depth <= lim.max_depth);
   std::size_t n = 0;
-  for (mw::json::value c : v.children()) {
+  for (json::value c : v.children()) {
     ++n;
     if (v.is_object()) check(v.find(c.key()).has_value());
     walk(c, depth + 1, lim);
@@ -50,9 +51,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (mw::base64url::decode(in, decoded)) check(mw::base64url::encode(decoded) == in);
 
   // JSON reader on the raw bytes
-  mw::json::limits lim;
+  json::limits lim;
   lim.max_nodes = 512;
-  if (auto doc = mw::json::parse(in, lim)) {
+  if (auto doc = json::parse(in, lim)) {
     check(doc->node_count() <= lim.max_nodes);
     walk(doc->root(), 1, lim);
   }

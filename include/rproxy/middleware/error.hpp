@@ -19,7 +19,7 @@
 namespace rproxy::middleware {
 
 enum class error {
-  // JSON reader (json.hpp)
+  // JSON reader (core/json.hpp; its json::error codes are reported as these)
   json_syntax = 1,      ///< not strict JSON (RFC 8259)
   json_too_deep,        ///< nesting deeper than the reader's limit
   json_too_large,       ///< input or node count over the reader's limit

@@ -32,11 +32,11 @@
 #include <string_view>
 #include <vector>
 
+#include <rproxy/core/json.hpp>
 #include <rproxy/core/result.hpp>
 #include <rproxy/middleware/base64url.hpp>
 #include <rproxy/middleware/detail/openssl.hpp>
 #include <rproxy/middleware/error.hpp>
-#include <rproxy/middleware/json.hpp>
 #include <rproxy/middleware/jwt_key.hpp>
 
 namespace rproxy::middleware {
@@ -97,7 +97,7 @@ inline rproxy::result<parsed_jwt> parse_jwt(std::string_view token, std::size_t 
 
   if (!base64url::decode(h64, text)) return fail(error::bad_base64);
   auto header = json::parse(text, lim);
-  if (!header) return rproxy::failure(header.error());
+  if (!header) return rproxy::failure(detail::from_json_error(header.error()));
   out.header = std::move(*header);
   json::value h = out.header.root();
   if (!h.is_object()) return fail(error::bad_header);
@@ -116,7 +116,7 @@ inline rproxy::result<parsed_jwt> parse_jwt(std::string_view token, std::size_t 
 
   if (!base64url::decode(p64, text)) return fail(error::bad_base64);
   auto claims = json::parse(text, lim);
-  if (!claims) return rproxy::failure(claims.error());
+  if (!claims) return rproxy::failure(detail::from_json_error(claims.error()));
   out.claims = std::move(*claims);
   if (!out.claims.root().is_object()) return fail(error::bad_claims);
 

@@ -39,13 +39,28 @@
 #include <utility>
 #include <vector>
 
+#include <rproxy/core/json.hpp>
 #include <rproxy/core/result.hpp>
 #include <rproxy/middleware/base64url.hpp>
 #include <rproxy/middleware/detail/openssl.hpp>
 #include <rproxy/middleware/error.hpp>
-#include <rproxy/middleware/json.hpp>
 
 namespace rproxy::middleware {
+
+namespace detail {
+/// The middleware code (error::json_*) for an error of the JSON reader; other codes unchanged.
+inline std::error_code from_json_error(std::error_code ec) noexcept {
+  if (ec.category() != json::error_category()) return ec;
+  switch (static_cast<json::error>(ec.value())) {
+    case json::error::syntax: return error::json_syntax;
+    case json::error::too_deep: return error::json_too_deep;
+    case json::error::too_large: return error::json_too_large;
+    case json::error::duplicate_key: return error::json_duplicate_key;
+    case json::error::bad_encoding: return error::json_bad_encoding;
+  }
+  return error::json_syntax;
+}
+}  // namespace detail
 
 /// The JWS algorithms this verifier implements (RFC 7518 §3.1, RFC 8037).
 enum class jwt_alg : std::uint8_t { hs256, hs384, hs512, rs256, rs384, rs512, ps256, ps384, ps512, es256, es384, eddsa };
@@ -262,7 +277,7 @@ public:
     lim.max_depth = 8;
     lim.max_nodes = 1 << 17;
     auto doc = json::parse(text, lim);
-    if (!doc) return rproxy::failure(doc.error());
+    if (!doc) return rproxy::failure(detail::from_json_error(doc.error()));
     json::value root = doc->root();
     if (!root.is_object()) return rproxy::failure(make_error_code(error::bad_key));
     std::vector<jwt_key> added;

@@ -397,7 +397,7 @@ TEST_CASE("key_store reloads atomically and keeps old keys on a bad file", "[mid
 }
 
 TEST_CASE("claim_text renders claims for headers and keys", "[middleware][jwt]") {
-  auto doc = mw::json::parse(R"({"s":"x","n":12.5,"b":true,"a":["r1",2,false],"o":{},"z":null,"aa":[[1]]})");
+  auto doc = rproxy::json::parse(R"({"s":"x","n":12.5,"b":true,"a":["r1",2,false],"o":{},"z":null,"aa":[[1]]})");
   REQUIRE(doc);
   auto r = doc->root();
   CHECK(*mw::claim_text(*r.find("s")) == "x");
