@@ -4,11 +4,12 @@
 #include <rproxy/codec/mc/compression.hpp>
 #include <rproxy/codec/mc/handshake.hpp>
 #include <rproxy/codec/mc/hello.hpp>
-#include <rproxy/codec/mc/json.hpp>
 #include <rproxy/codec/mc/legacy.hpp>
 #include <rproxy/codec/mc/login.hpp>
 #include <rproxy/codec/mc/packet_reader.hpp>
 #include <rproxy/codec/mc/status.hpp>
+#include <rproxy/codec/mc/text_component.hpp>
+#include <rproxy/core/json.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -123,7 +124,8 @@ TEST_CASE("random bytes: decoders refuse cleanly, whole and split agree", "[mc][
     auto wire = random_bytes(g, static_cast<std::size_t>(g() % 300));
     if (i % 3 == 0 && !wire.empty()) wire[0] = std::byte{static_cast<unsigned char>(g() % 40)};  // plausible length
     check_exact(wire);
-    (void)mc::parse_json(mc::as_chars(wire));
+    (void)rproxy::json::parse(mc::as_chars(wire), mc::json_limits);
+    (void)mc::plain_text(mc::as_chars(wire));
     (void)mc::detect_legacy_ping(wire, true);
     (void)mc::parse_legacy_kick(wire);
     mc::bytes scratch;

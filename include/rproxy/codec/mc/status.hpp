@@ -4,8 +4,9 @@
 //   serverbound 0x01 Ping Request (Long payload)     clientbound 0x01 Pong Response (same Long)
 //
 // status_info is the response JSON as a struct; to_json() builds it with correct escaping and
-// parse_status_json() reads a backend's response back (unknown members such as Forge's
-// "forgeData" are kept verbatim in `extra`, so a cached response can be replayed faithfully).
+// parse_status_json() reads a backend's response back with the strict reader of core/json.hpp
+// (unknown members such as Forge's "forgeData" are kept, compacted, in `extra`, so a cached
+// response can be replayed faithfully).
 //
 //     mc::status_info s;
 //     s.version_name = "1.20.4"; s.protocol = 765;
@@ -27,11 +28,11 @@
 #include <rproxy/codec/mc/bytes.hpp>
 #include <rproxy/codec/mc/frame.hpp>
 #include <rproxy/codec/mc/error.hpp>
-#include <rproxy/codec/mc/json.hpp>
 #include <rproxy/codec/mc/packet.hpp>
 #include <rproxy/codec/mc/reader.hpp>
 #include <rproxy/codec/mc/text_component.hpp>
 #include <rproxy/codec/mc/writer.hpp>
+#include <rproxy/core/json.hpp>
 #include <rproxy/core/result.hpp>
 
 namespace rproxy::codec::mc {
@@ -73,8 +74,8 @@ struct status_info {
 
 namespace detail {
 inline void append_json_raw_or_text(std::string& out, std::string_view raw) {
-  if (auto v = parse_json(raw)) {
-    out += dump(*v);
+  if (auto doc = json::parse(raw, json_limits)) {
+    json::append_compact(out, doc->root());
   } else {
     out += text_component(raw);
   }
@@ -84,7 +85,7 @@ inline void append_json_raw_or_text(std::string& out, std::string_view raw) {
 /// The status response JSON for `s`, compact, members in a fixed order.
 inline std::string to_json(const status_info& s) {
   std::string out = "{\"version\":{\"name\":";
-  append_json_string(out, s.version_name);
+  json::append_string(out, s.version_name);
   out += ",\"protocol\":";
   out += std::to_string(s.protocol);
   out += '}';
@@ -98,9 +99,9 @@ inline std::string to_json(const status_info& s) {
       for (std::size_t i = 0; i < s.players->sample.size(); ++i) {
         if (i) out += ',';
         out += "{\"name\":";
-        append_json_string(out, s.players->sample[i].name);
+        json::append_string(out, s.players->sample[i].name);
         out += ",\"id\":";
-        append_json_string(out, s.players->sample[i].id);
+        json::append_string(out, s.players->sample[i].id);
         out += '}';
       }
       out += ']';
@@ -111,7 +112,7 @@ inline std::string to_json(const status_info& s) {
   detail::append_json_raw_or_text(out, s.description);
   if (!s.favicon.empty()) {
     out += ",\"favicon\":";
-    append_json_string(out, s.favicon);
+    json::append_string(out, s.favicon);
   }
   if (s.enforces_secure_chat) {
     out += ",\"enforcesSecureChat\":";
@@ -122,68 +123,72 @@ inline std::string to_json(const status_info& s) {
     out += *s.previews_chat ? "true" : "false";
   }
   for (const auto& [name, raw] : s.extra) {
-    auto v = parse_json(raw);
-    if (!v) continue;
+    auto doc = json::parse(raw, json_limits);
+    if (!doc) continue;
     out += ',';
-    append_json_string(out, name);
+    json::append_string(out, name);
     out += ':';
-    out += dump(*v);
+    json::append_compact(out, doc->root());
   }
   out += '}';
   return out;
 }
 
-/// Reads a status response JSON. Requires "version" with a string "name" and an integer
+/// Reads a status response JSON (strict, bounded by json_limits; any JSON error is
+/// error::bad_json). Requires "version" with a string "name" and an integer
 /// "protocol"; "players" needs integer "max" and "online". A plain-string "description" (old
 /// servers) becomes that string as JSON; a missing one becomes {"text":""}.
-inline result<status_info> parse_status_json(std::string_view json) {
+inline result<status_info> parse_status_json(std::string_view text) {
   const auto bad = [] { return failure(make_error_code(error::bad_json)); };
-  auto doc = parse_json(json);
-  if (!doc) return failure(doc.error());
-  if (!doc->is(json_value::kind::object)) return bad();
+  const auto int32 = [](const std::optional<json::value>& v) -> std::optional<std::int32_t> {
+    if (!v) return std::nullopt;
+    if (auto i = v->as_int(INT32_MIN, INT32_MAX)) return static_cast<std::int32_t>(*i);
+    return std::nullopt;
+  };
+  auto doc = json::parse(text, json_limits);
+  if (!doc) return bad();
+  const json::value root = doc->root();
+  if (!root.is_object()) return bad();
   status_info s;
   s.players.reset();
   bool have_version = false;
   bool have_description = false;
-  for (std::size_t i = 0; i < doc->keys.size(); ++i) {
-    const auto& key = doc->keys[i];
-    const auto& v = doc->items[i];
+  for (json::value v : root.children()) {
+    const std::string_view key = v.key();
     if (key == "version") {
-      const auto* name = v.find("name");
-      const auto* proto = v.find("protocol");
-      if (!name || !name->is(json_value::kind::string) || !proto || !proto->as_int()) return bad();
-      s.version_name = name->str;
-      s.protocol = static_cast<std::int32_t>(*proto->as_int());
+      const auto name = v.find("name");
+      const auto proto = int32(v.find("protocol"));
+      if (!name || !name->is_string() || !proto) return bad();
+      s.version_name = name->as_string();
+      s.protocol = *proto;
       have_version = true;
     } else if (key == "players") {
-      const auto* max = v.find("max");
-      const auto* online = v.find("online");
-      if (!max || !max->as_int() || !online || !online->as_int()) return bad();
-      status_players p{static_cast<std::int32_t>(*max->as_int()),
-                       static_cast<std::int32_t>(*online->as_int()), {}};
-      if (const auto* sample = v.find("sample")) {
-        if (!sample->is(json_value::kind::array)) return bad();
-        for (const auto& e : sample->items) {
-          const auto* n = e.find("name");
-          const auto* id = e.find("id");
-          if (!n || !n->is(json_value::kind::string) || !id || !id->is(json_value::kind::string))
-            return bad();
-          p.sample.push_back({n->str, id->str});
+      const auto max = int32(v.find("max"));
+      const auto online = int32(v.find("online"));
+      if (!max || !online) return bad();
+      status_players p{*max, *online, {}};
+      if (const auto sample = v.find("sample")) {
+        if (!sample->is_array()) return bad();
+        for (json::value e : sample->children()) {
+          const auto n = e.find("name");
+          const auto id = e.find("id");
+          if (!n || !n->is_string() || !id || !id->is_string()) return bad();
+          p.sample.push_back({std::string(n->as_string()), std::string(id->as_string())});
         }
       }
       s.players = std::move(p);
     } else if (key == "description") {
-      s.description = dump(v);
+      s.description = json::dump(v);
       have_description = true;
     } else if (key == "favicon") {
-      if (!v.is(json_value::kind::string)) return bad();
-      s.favicon = v.str;
-    } else if (key == "enforcesSecureChat" && v.is(json_value::kind::boolean)) {
-      s.enforces_secure_chat = v.boolean;
-    } else if (key == "previewsChat" && v.is(json_value::kind::boolean)) {
-      s.previews_chat = v.boolean;
+      if (!v.is_string()) return bad();
+      s.favicon = v.as_string();
+    } else if (key == "enforcesSecureChat" && v.is_bool()) {
+      s.enforces_secure_chat = v.as_bool();
+    } else if (key == "previewsChat" && v.is_bool()) {
+      s.previews_chat = v.as_bool();
     } else {
-      s.extra.emplace_back(key, dump(v));
+      s.extra.emplace_back(std::string(key), json::dump(v));
     }
   }
   if (!have_version) return bad();

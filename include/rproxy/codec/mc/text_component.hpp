@@ -7,42 +7,48 @@
 //     mc::plain_text(R"({"text":"A ","extra":[{"text":"B","bold":true}]})");   // "A B"
 //
 // Legacy formatting codes (§ + char) inside the text are kept; clients still render them.
+// JSON is read and written with rproxy/core/json.hpp (strict: duplicate member names, invalid
+// UTF-8 and lone surrogate escapes are refused), within mc::json_limits.
 #pragma once
 
 #include <string>
 #include <string_view>
 
-#include <rproxy/codec/mc/json.hpp>
+#include <rproxy/core/json.hpp>
 
 namespace rproxy::codec::mc {
+
+/// Bounds for the JSON codec/mc reads (status responses, text components): a status string is at
+/// most 32767 UTF-16 units, so at most 3 * 32767 bytes of UTF-8; these leave room for that.
+inline constexpr json::limits json_limits{256 * 1024, 64, 64 * 1024};
 
 /// A text component showing `text` (UTF-8; \n makes a new line), optionally coloured with a
 /// named colour ("red", "gold", ...) or "#rrggbb" (1.16+).
 inline std::string text_component(std::string_view text, std::string_view color = {}) {
   std::string out = "{\"text\":";
-  append_json_string(out, text);
+  json::append_string(out, text);
   if (!color.empty()) {
     out += ",\"color\":";
-    append_json_string(out, color);
+    json::append_string(out, color);
   }
   out.push_back('}');
   return out;
 }
 
 namespace detail {
-inline void flatten_component(std::string& out, const json_value& v) {
-  switch (v.type) {
-    case json_value::kind::string: out += v.str; return;
-    case json_value::kind::array:
-      for (const auto& item : v.items) flatten_component(out, item);
+inline void flatten_component(std::string& out, json::value v) {
+  switch (v.type()) {
+    case json::kind::string: out += v.as_string(); return;
+    case json::kind::array:
+      for (json::value item : v.children()) flatten_component(out, item);
       return;
-    case json_value::kind::object: {
-      if (const auto* t = v.find("text"); t && t->is(json_value::kind::string)) {
-        out += t->str;
-      } else if (const auto* k = v.find("translate"); k && k->is(json_value::kind::string)) {
-        out += k->str;
+    case json::kind::object: {
+      if (auto t = v.find("text"); t && t->is_string()) {
+        out += t->as_string();
+      } else if (auto k = v.find("translate"); k && k->is_string()) {
+        out += k->as_string();
       }
-      if (const auto* extra = v.find("extra")) flatten_component(out, *extra);
+      if (auto extra = v.find("extra")) flatten_component(out, *extra);
       return;
     }
     default: return;
@@ -53,10 +59,10 @@ inline void flatten_component(std::string& out, const json_value& v) {
 /// The text of a component without formatting: "text" (or the "translate" key) of each part, in
 /// order, through "extra". Text that is not valid JSON is returned as is.
 inline std::string plain_text(std::string_view component_json) {
-  auto v = parse_json(component_json);
-  if (!v) return std::string(component_json);
+  auto doc = json::parse(component_json, json_limits);
+  if (!doc) return std::string(component_json);
   std::string out;
-  detail::flatten_component(out, *v);
+  detail::flatten_component(out, doc->root());
   return out;
 }
 
