@@ -296,8 +296,32 @@ class TcpProxyTest(unittest.TestCase):
                     socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 rest = await harness.read_all(r, timeout=10)
                 self.assertEqual(rest, b"tick" * 4)
+                w.close()                              # the client ends its side too
                 rc = await asyncio.to_thread(prog.proc.wait, 10)
+                if rc != 0:
+                    prog.dump()
                 self.assertEqual(rc, 0)
+                self.assertIn("all flows drained", prog.output())
+        self.run_async(main())
+
+    def test_drain_deadline_closes_stuck_flows_and_exits_cleanly(self):
+        async def main():
+            async with Backend(echo) as b:
+                port = harness.free_port()
+                prog = harness.Program(BINARY, config([{"name": "s", "port": port, "backends": [b.port]}]),
+                                       args=["--workers", "2", "--drain-timeout", "0.5"], name="stuck")
+                prog.start(wait_ports=[port])
+                r, w = await asyncio.open_connection("127.0.0.1", port)
+                w.write(b"ping")
+                self.assertEqual(await asyncio.wait_for(r.readexactly(4), 5), b"ping")
+                prog.signal(signal.SIGTERM)            # the flow never ends by itself
+                rc = await asyncio.to_thread(prog.proc.wait, 10)
+                if rc != 0:
+                    prog.dump()
+                self.assertEqual(rc, 0)
+                self.assertIn("drain deadline passed", prog.output())
+                self.assertEqual(await harness.read_all(r, timeout=5), b"")   # closed, not hung
+                w.close()
         self.run_async(main())
 
     def test_validate_reports_file_line_col(self):

@@ -149,13 +149,32 @@ private:
   /// and completing the relay when it was the last one.
   template <class F>
   auto wrap(F f) {
-    ++pending_;
-    return asio::bind_executor(ex_, [this, f](auto... args) {
-      --pending_;
-      if (!finished_) f(args...);
-      leave();
+    return asio::bind_executor(ex_, [ref = pending_ref(this), f](auto... args) mutable {
+      relay_op* op = ref.release();
+      --op->pending_;
+      if (!op->finished_) f(args...);
+      op->leave();
     });
   }
+
+  /// Counts one pending intermediate handler. A handler destroyed without being invoked (its
+  /// io_context shut down with the relay still running) abandons the relay: the last one frees
+  /// it, and with it the completion handler, uncalled, as asio does with its own operations.
+  class pending_ref {
+  public:
+    explicit pending_ref(relay_op* op) noexcept : op_(op) { ++op_->pending_; }
+    pending_ref(pending_ref&& o) noexcept : op_(std::exchange(o.op_, nullptr)) {}
+    pending_ref(const pending_ref&) = delete;
+    pending_ref& operator=(const pending_ref&) = delete;
+    pending_ref& operator=(pending_ref&&) = delete;
+    ~pending_ref() {
+      if (op_ && --op_->pending_ == 0) delete op_;
+    }
+    relay_op* release() noexcept { return std::exchange(op_, nullptr); }
+
+  private:
+    relay_op* op_;
+  };
 
   void begin() {
     last_ = clock::now();
