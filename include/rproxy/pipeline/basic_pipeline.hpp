@@ -72,7 +72,7 @@ struct stage_contract {
       message_stage<S, Ctx, M> || response_stage<S, Ctx, R> || close_stage<S, Ctx>;
 
   static_assert(!std::is_polymorphic_v<S>,
-                "rproxy::make_pipeline: a stage is a value type; it must not have virtual functions");
+                "rproxy::make_pipeline: a stage is a value type; it must not be polymorphic");
   static_assert(std::is_move_constructible_v<S>,
                 "rproxy::make_pipeline: a stage must be move-constructible");
   static_assert(!calls_accept<S, Ctx> || accept_stage<S, Ctx>,
