@@ -18,6 +18,8 @@
 #include <system_error>
 #include <type_traits>
 
+#include <rproxy/core/utf8.hpp>
+
 namespace rproxy::observe {
 
 namespace detail {
@@ -29,42 +31,35 @@ void append(Buf& out, std::string_view s) {
 
 /// Length of the valid UTF-8 sequence starting at s[i], or 0 if the bytes there are invalid.
 inline std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) return 1;
-  std::size_t n = 0;
-  std::uint32_t min = 0;
-  std::uint32_t cp = 0;
-  if ((b0 & 0xE0) == 0xC0) n = 2, min = 0x80, cp = b0 & 0x1F;
-  else if ((b0 & 0xF0) == 0xE0) n = 3, min = 0x800, cp = b0 & 0x0F;
-  else if ((b0 & 0xF8) == 0xF0) n = 4, min = 0x10000, cp = b0 & 0x07;
-  else return 0;
-  if (i + n > s.size()) return 0;
-  for (std::size_t k = 1; k < n; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;  // overlong, range, surrogate
-  return n;
+  std::size_t j = i;
+  return utf8::decode(s, j) ? j - i : 0;
 }
 
 inline constexpr std::string_view replacement_char = "\xEF\xBF\xBD";  // U+FFFD
+
+/// Appends `s` byte by byte through `ascii(out, c)` for ASCII bytes; valid UTF-8 sequences are
+/// copied as they are and each invalid byte becomes U+FFFD. Every escaper below is one of these.
+template <class Buf, class Ascii>
+void append_escaped(Buf& out, std::string_view s, Ascii ascii) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const std::size_t n = utf8_sequence_length(s, i);
+      append(out, n ? s.substr(i, n) : replacement_char);
+      i += n ? n : 1;
+      continue;
+    }
+    ascii(out, c);
+    ++i;
+  }
+}
 
 }  // namespace detail
 
 /// Appends `s` with invalid UTF-8 bytes replaced by U+FFFD.
 template <class Buf>
 void append_utf8_sanitized(Buf& out, std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t n = detail::utf8_sequence_length(s, i);
-    if (n == 0) {
-      detail::append(out, detail::replacement_char);
-      ++i;
-    } else {
-      detail::append(out, s.substr(i, n));
-      i += n;
-    }
-  }
+  detail::append_escaped(out, s, [](Buf& o, unsigned char c) { o.push_back(static_cast<char>(c)); });
 }
 
 /// `s` with invalid UTF-8 replaced by U+FFFD.
@@ -81,70 +76,46 @@ template <class Buf>
 void append_json_string(Buf& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
   out.push_back('"');
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      const std::size_t n = detail::utf8_sequence_length(s, i);
-      detail::append(out, n ? s.substr(i, n) : detail::replacement_char);
-      i += n ? n : 1;
-      continue;
-    }
+  detail::append_escaped(out, s, [](Buf& o, unsigned char c) {
     switch (c) {
-      case '"': detail::append(out, "\\\""); break;
-      case '\\': detail::append(out, "\\\\"); break;
-      case '\n': detail::append(out, "\\n"); break;
-      case '\r': detail::append(out, "\\r"); break;
-      case '\t': detail::append(out, "\\t"); break;
-      case '\b': detail::append(out, "\\b"); break;
-      case '\f': detail::append(out, "\\f"); break;
+      case '"': detail::append(o, "\\\""); break;
+      case '\\': detail::append(o, "\\\\"); break;
+      case '\n': detail::append(o, "\\n"); break;
+      case '\r': detail::append(o, "\\r"); break;
+      case '\t': detail::append(o, "\\t"); break;
+      case '\b': detail::append(o, "\\b"); break;
+      case '\f': detail::append(o, "\\f"); break;
       default:
         if (c < 0x20 || c == 0x7F) {
           const char esc[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
-          out.append(esc, esc + sizeof esc);
+          o.append(esc, esc + sizeof esc);
         } else {
-          out.push_back(static_cast<char>(c));
+          o.push_back(static_cast<char>(c));
         }
     }
-    ++i;
-  }
+  });
   out.push_back('"');
 }
 
 /// Appends a Prometheus label value body (no quotes): \ " and newline escaped, UTF-8 sanitized.
 template <class Buf>
 void append_label_value(Buf& out, std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      const std::size_t n = detail::utf8_sequence_length(s, i);
-      detail::append(out, n ? s.substr(i, n) : detail::replacement_char);
-      i += n ? n : 1;
-      continue;
-    }
-    if (c == '\\') detail::append(out, "\\\\");
-    else if (c == '"') detail::append(out, "\\\"");
-    else if (c == '\n') detail::append(out, "\\n");
-    else out.push_back(static_cast<char>(c));
-    ++i;
-  }
+  detail::append_escaped(out, s, [](Buf& o, unsigned char c) {
+    if (c == '\\') detail::append(o, "\\\\");
+    else if (c == '"') detail::append(o, "\\\"");
+    else if (c == '\n') detail::append(o, "\\n");
+    else o.push_back(static_cast<char>(c));
+  });
 }
 
 /// Appends a Prometheus HELP text: \ and newline escaped, UTF-8 sanitized.
 template <class Buf>
 void append_help_text(Buf& out, std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      const std::size_t n = detail::utf8_sequence_length(s, i);
-      detail::append(out, n ? s.substr(i, n) : detail::replacement_char);
-      i += n ? n : 1;
-      continue;
-    }
-    if (c == '\\') detail::append(out, "\\\\");
-    else if (c == '\n') detail::append(out, "\\n");
-    else out.push_back(static_cast<char>(c));
-    ++i;
-  }
+  detail::append_escaped(out, s, [](Buf& o, unsigned char c) {
+    if (c == '\\') detail::append(o, "\\\\");
+    else if (c == '\n') detail::append(o, "\\n");
+    else o.push_back(static_cast<char>(c));
+  });
 }
 
 /// Appends a number the way Prometheus reads it: shortest round-trip form, or NaN, +Inf, -Inf.

@@ -165,25 +165,17 @@ private:
 template <class Buf>
 void append_text_escaped(Buf& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      const std::size_t n = utf8_sequence_length(s, i);
-      append(out, n ? s.substr(i, n) : replacement_char);
-      i += n ? n : 1;
-      continue;
-    }
-    if (c == '\n') append(out, "\\n");
-    else if (c == '\r') append(out, "\\r");
-    else if (c == '\t') append(out, "\\t");
+  append_escaped(out, s, [](Buf& o, unsigned char c) {
+    if (c == '\n') append(o, "\\n");
+    else if (c == '\r') append(o, "\\r");
+    else if (c == '\t') append(o, "\\t");
     else if (c < 0x20 || c == 0x7F) {
       const char esc[] = {'\\', 'x', hex[c >> 4], hex[c & 0xF]};
-      out.append(esc, esc + sizeof esc);
+      o.append(esc, esc + sizeof esc);
     } else {
-      out.push_back(static_cast<char>(c));
+      o.push_back(static_cast<char>(c));
     }
-    ++i;
-  }
+  });
 }
 
 /// A field name as a bare token: anything but [A-Za-z0-9_.-] becomes '_'.

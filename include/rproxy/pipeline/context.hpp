@@ -57,8 +57,6 @@ struct state_tuple<S, Rest...> {
   using tail = typename state_tuple<Rest...>::type;
   template <class... T>
   static std::tuple<state_slot<S>, T...> cons(std::tuple<T...>*);
-  template <class... T>
-  static std::tuple<T...> skip(std::tuple<T...>*);
   using type = std::conditional_t<stage_with_state<S>,
                                   decltype(cons(static_cast<tail*>(nullptr))),
                                   tail>;
