@@ -25,6 +25,7 @@
 #include <asio/steady_timer.hpp>
 
 #include <chrono>
+#include <concepts>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -49,6 +50,26 @@
 #include <rproxy/observe/registry.hpp>
 
 namespace rproxy::app {
+
+/// A config that reads itself (a main file plus a directory of per-item files, checks across
+/// files): `static result<Config, config::diagnostics> load(const std::filesystem::path&)`.
+template <class Config>
+concept loads_itself = requires(const std::filesystem::path& p) {
+  { Config::load(p) } -> std::same_as<result<Config, config::diagnostics>>;
+};
+/// A config whose reload also watches a directory: `static std::optional<std::filesystem::path>
+/// servers_path(const std::filesystem::path& file, const Config&)`.
+template <class Config>
+concept watches_dir = requires(const std::filesystem::path& p, const Config& c) {
+  { Config::servers_path(p, c) } -> std::convertible_to<std::optional<std::filesystem::path>>;
+};
+
+/// Loads a config file: Config::load when it has one, else config::load_file.
+template <class Config>
+result<Config, config::diagnostics> load_config(const std::filesystem::path& path) {
+  if constexpr (loads_itself<Config>) return Config::load(path);
+  else return config::load_file<Config>(path);
+}
 
 /// A config with an admin block: `admin: {listen: 127.0.0.1:9901}`.
 template <class Config>
@@ -90,6 +111,9 @@ public:
   void on_stop_accepting(std::function<void()> f) { stop_accepting_.push_back(std::move(f)); }
   /// Called (on the control thread) after a good reload swapped the snapshot.
   void on_reload(std::function<void(const config_ptr&)> f) { reloaded_.push_back(std::move(f)); }
+  /// Keeps an app object alive until the runtime ends; kept objects are destroyed first, in
+  /// reverse order, before the workers, the control loop and the metrics they may refer to.
+  void keep(std::shared_ptr<void> object) { kept_.push_back(std::move(object)); }
   /// Replaces how reloads read the config (default: the --config file).
   void set_loader(std::function<result<Config, config::diagnostics>()> loader) { loader_ = std::move(loader); }
 
@@ -129,7 +153,8 @@ private:
   }
 
   void start_reload() {
-    if (!loader_ && opt_.config_given) loader_ = config::file_loader<Config>(opt_.config_path);
+    if (!loader_ && opt_.config_given)
+      loader_ = [path = std::filesystem::path(opt_.config_path)] { return load_config<Config>(path); };
     if (!loader_) return;
     reloader_.emplace(config_, loader_,
                       config::reload_callbacks<Config>{
@@ -145,7 +170,9 @@ private:
                           }});
     if (opt_.config_given) {
       std::filesystem::path p(opt_.config_path);
-      auto w = config::watcher::open(control_.get_executor(), {.file = p});
+      config::watch_options wo{.file = p};
+      if constexpr (watches_dir<Config>) wo.dir = Config::servers_path(p, *config_.get());
+      auto w = config::watcher::open(control_.get_executor(), wo);
       if (w) {
         watcher_.emplace(std::move(*w));
         reloader_->watch(*watcher_);
@@ -226,6 +253,7 @@ private:
   observe::counter* reloads_failed_ = nullptr;
   bool finished_ = false;
   int exit_code_ = 0;
+  std::vector<std::shared_ptr<void>> kept_;  // last: destroyed first
 };
 
 /// The whole life of an app: CLI, config, then `serve(runtime&)` and the runtime's loop.
@@ -246,7 +274,7 @@ int run_main(int argc, const char* const* argv, const app_info& info, Serve&& se
   if (use_defaults) {
     cfg = std::make_shared<const Config>();
   } else {
-    auto loaded = config::load_file<Config>(o.config_path);
+    auto loaded = load_config<Config>(o.config_path);
     if (!loaded) {
       std::cerr << loaded.error().to_string();
       if (o.cmd == command::validate) std::cerr << o.config_path << ": invalid\n";

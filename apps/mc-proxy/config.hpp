@@ -1,0 +1,351 @@
+// apps/mc-proxy/config.hpp: mc-proxy's configuration, declared once (rproxy/config derives the
+// YAML decoder, file:line:col errors, `mc-proxy init` and docs from these declarations).
+//
+// One main file plus, optionally, one file per server in `servers_dir` (as Infrarust users keep
+// them); `config::load` reads both, and every error names its file.
+#pragma once
+
+#include <boost/hana/adapt_struct.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <asio/ip/address.hpp>
+
+#include <rproxy/config/byte_size.hpp>
+#include <rproxy/config/decode.hpp>
+#include <rproxy/config/endpoint.hpp>
+#include <rproxy/config/field.hpp>
+#include <rproxy/config/load_dir.hpp>
+#include <rproxy/config/validator.hpp>
+#include <rproxy/middleware/ip.hpp>
+#include <rproxy/route/host.hpp>
+
+namespace mc_proxy {
+
+using namespace std::chrono_literals;
+namespace cfg = rproxy::config;
+
+enum class balancer_kind { round_robin, weighted_round_robin, least_conn, random, lowest_latency };
+constexpr auto config_enum_names(balancer_kind) {
+  return std::array{cfg::enum_name{"round_robin", balancer_kind::round_robin},
+                    cfg::enum_name{"weighted_round_robin", balancer_kind::weighted_round_robin},
+                    cfg::enum_name{"least_conn", balancer_kind::least_conn},
+                    cfg::enum_name{"random", balancer_kind::random},
+                    cfg::enum_name{"lowest_latency", balancer_kind::lowest_latency}};
+}
+enum class proxy_in { none, optional, required };
+constexpr auto config_enum_names(proxy_in) {
+  return std::array{cfg::enum_name{"none", proxy_in::none}, cfg::enum_name{"optional", proxy_in::optional},
+                    cfg::enum_name{"required", proxy_in::required}};
+}
+enum class proxy_out { none, v1, v2 };
+constexpr auto config_enum_names(proxy_out) {
+  return std::array{cfg::enum_name{"none", proxy_out::none}, cfg::enum_name{"v1", proxy_out::v1},
+                    cfg::enum_name{"v2", proxy_out::v2}};
+}
+enum class unknown_action { kick, default_server };
+constexpr auto config_enum_names(unknown_action) {
+  return std::array{cfg::enum_name{"kick", unknown_action::kick}, cfg::enum_name{"default", unknown_action::default_server}};
+}
+
+struct backend_config {
+  cfg::endpoint address;
+  std::uint32_t weight = 1;
+  proxy_out send_proxy_protocol = proxy_out::none;
+  static constexpr auto describe() {
+    return cfg::fields(cfg::required(&backend_config::address, "backend server IP address and port, e.g. 10.0.0.5:25565"),
+                       cfg::doc(&backend_config::weight, "share of new players (weighted balancers); 0: standby"),
+                       cfg::doc(&backend_config::send_proxy_protocol, "PROXY header to send this backend: none, v1, v2"));
+  }
+};
+
+/// What the server list shows for a server in one state.
+struct status_text {
+  std::string motd;          ///< text, or a JSON text component; '§' colour codes work
+  std::string version_name;  ///< shown (in red) in place of the player count
+  std::string favicon;       ///< path to a 64x64 PNG, or ""
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&status_text::motd, "MOTD: text or a JSON text component"),
+                       cfg::doc(&status_text::version_name, "version text shown in place of the player count"),
+                       cfg::doc(&status_text::favicon, "path to a 64x64 PNG icon (relative to the config file), or empty"));
+  }
+};
+
+struct status_config {
+  std::chrono::milliseconds cache_ttl = 5s;
+  status_text offline{"§cServer offline", "offline", ""};
+  status_text starting{"§eServer is starting, please wait...", "starting", ""};
+  status_text sleeping{"§7Server is sleeping. Join to wake it up!", "sleeping", ""};
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&status_config::cache_ttl, "how long a backend's status answer is reused"),
+                       cfg::doc(&status_config::offline, "shown when no backend answers"),
+                       cfg::doc(&status_config::starting, "shown while a wake-on-join start is in progress"),
+                       cfg::doc(&status_config::sleeping, "shown while a wake-on-join server is stopped"));
+  }
+};
+
+struct messages_config {
+  std::string offline = "The server is offline. Please try again later.";
+  std::string starting = "The server is starting. Please reconnect in a few seconds.";
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&messages_config::offline, "kick text when no backend can be reached"),
+                       cfg::doc(&messages_config::starting, "kick text while the server is being woken up"));
+  }
+};
+
+struct health_check_config {
+  std::chrono::milliseconds interval = 5s;
+  std::chrono::milliseconds timeout = 2s;
+  unsigned rise = 1;
+  unsigned fall = 2;
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&health_check_config::interval, "time between status-ping probes of each backend"),
+                       cfg::doc(&health_check_config::timeout, "a probe not answered within this fails"),
+                       cfg::doc(&health_check_config::rise, "successes in a row that bring a backend back"),
+                       cfg::doc(&health_check_config::fall, "failures in a row that take a backend out"));
+  }
+  void validate(cfg::validator& v) const {
+    if (rise == 0) v.at(&health_check_config::rise).error("must be at least 1");
+    if (fall == 0) v.at(&health_check_config::fall).error("must be at least 1");
+    if (interval < 100ms) v.at(&health_check_config::interval).error("must be at least 100ms");
+  }
+};
+
+struct wake_config {
+  std::string start_command;
+  std::string stop_command;
+  std::chrono::milliseconds idle_timeout = 10min;
+  std::chrono::milliseconds start_timeout = 2min;
+  std::string log_file;
+  static constexpr auto describe() {
+    return cfg::fields(cfg::required(&wake_config::start_command, "shell command that starts the backend (run with /bin/sh -c)"),
+                       cfg::doc(&wake_config::stop_command, "shell command that stops it after idle_timeout with no players; empty: never"),
+                       cfg::doc(&wake_config::idle_timeout, "no players for this long: run stop_command"),
+                       cfg::doc(&wake_config::start_timeout, "give up waiting for a start after this long (the next join retries)"),
+                       cfg::doc(&wake_config::log_file, "append the commands' output here; empty: discard"));
+  }
+};
+
+struct server_config {
+  std::string name;  ///< from the file name for servers_dir files
+  std::vector<std::string> domains;
+  std::vector<backend_config> backends;
+  balancer_kind balancer = balancer_kind::round_robin;
+  std::string rewrite_host;
+  status_config status{};
+  messages_config messages{};
+  std::optional<health_check_config> health_check;
+  std::optional<wake_config> wake;
+
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&server_config::name, "server name (metrics label); a servers_dir file is named by its file name"),
+                       cfg::required(&server_config::domains, "host names players type: exact, or *.example.com for any subdomain"),
+                       cfg::required(&server_config::backends, "the server pool"),
+                       cfg::doc(&server_config::balancer, "round_robin, weighted_round_robin, least_conn, random or lowest_latency"),
+                       cfg::doc(&server_config::rewrite_host, "host name written into the handshake sent to the backend; empty: as typed"),
+                       cfg::doc(&server_config::status, "server list entry: cache and per-state texts"),
+                       cfg::doc(&server_config::messages, "kick texts"),
+                       cfg::doc(&server_config::health_check, "active Minecraft status-ping probes; off when absent"),
+                       cfg::doc(&server_config::wake, "wake on join: start the backend on the first login, stop it when idle"));
+  }
+  void validate(cfg::validator& v) const {
+    if (backends.empty()) v.at(&server_config::backends).error("a server needs at least one backend");
+    for (std::size_t i = 0; i < backends.size(); ++i) {
+      std::error_code ec;
+      (void)asio::ip::make_address(backends[i].address.host, ec);
+      if (ec)
+        v.at(&server_config::backends).at(i).at(&backend_config::address).error("backend address must be an IP address: '" +
+                                                                                 backends[i].address.host + "'");
+    }
+    for (std::size_t i = 0; i < domains.size(); ++i)
+      if (!rproxy::route::is_valid_host_pattern(domains[i]))
+        v.at(&server_config::domains).at(i).error("not a host name or *.wildcard: '" + domains[i] + "'");
+  }
+};
+
+struct unknown_domain_config {
+  unknown_action action = unknown_action::kick;
+  std::string message = "Unknown server address. Check the address you typed.";
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&unknown_domain_config::action, "kick: disconnect with the message; default: send to default_server"),
+                       cfg::doc(&unknown_domain_config::message, "kick text for an unknown host name"));
+  }
+};
+
+struct proxy_protocol_config {
+  proxy_in accept = proxy_in::none;
+  std::vector<std::string> trusted{"127.0.0.0/8", "::1"};
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&proxy_protocol_config::accept, "read a PROXY v1/v2 header from clients: none, optional, required"),
+                       cfg::doc(&proxy_protocol_config::trusted, "CIDRs allowed to send one (a load balancer in front); others are never believed"));
+  }
+};
+
+struct rate_config {
+  std::uint32_t limit = 0;
+  std::chrono::milliseconds window = 10s;
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&rate_config::limit, "attempts allowed per window per client address; 0: no limit"),
+                       cfg::doc(&rate_config::window, "the window"));
+  }
+};
+
+struct limits_config {
+  std::chrono::milliseconds handshake_timeout = 5s;
+  std::chrono::milliseconds connect_timeout = 3s;
+  std::uint32_t connections_per_ip = 16;
+  std::uint32_t max_connections = 0;
+  rate_config status{30, 10s};
+  rate_config login{10, 10s};
+  std::string message = "You are connecting too fast. Please wait.";
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&limits_config::handshake_timeout, "a client must finish its handshake (and Login Start) within this"),
+                       cfg::doc(&limits_config::connect_timeout, "give up on a backend after this long and try the next"),
+                       cfg::doc(&limits_config::connections_per_ip, "open connections per client address (IPv6: per /64); 0: no cap"),
+                       cfg::doc(&limits_config::max_connections, "open connections in all; 0: no cap"),
+                       cfg::doc(&limits_config::status, "status pings per client address"),
+                       cfg::doc(&limits_config::login, "logins per client address"),
+                       cfg::doc(&limits_config::message, "kick text when over a rate limit"));
+  }
+};
+
+struct bans_config {
+  std::string file;
+  std::string message = "You are banned from this server.";
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&bans_config::file, "ban list file (IP, CIDR, username; kept across restarts); empty: no bans"),
+                       cfg::doc(&bans_config::message, "kick text for a banned player"));
+  }
+};
+
+struct relay_config {
+  cfg::byte_size buffer_size = cfg::byte_size::kib(64);
+  bool splice = true;
+  std::chrono::milliseconds idle_timeout = 10min;
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&relay_config::buffer_size, "buffer per direction per player (bounds memory)"),
+                       cfg::doc(&relay_config::splice, "zero-copy splice(2) between sockets on Linux"),
+                       cfg::doc(&relay_config::idle_timeout, "close connections with no bytes either way for this long"));
+  }
+};
+
+struct admin_config {
+  std::optional<cfg::endpoint> listen;
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&admin_config::listen, "admin endpoint: /metrics /healthz /readyz, POST /reload"));
+  }
+};
+
+struct config {
+  cfg::endpoint listen{"0.0.0.0", 25565};
+  admin_config admin{};
+  std::string servers_dir;
+  std::vector<server_config> servers;
+  std::string default_server;
+  unknown_domain_config unknown_domain{};
+  proxy_protocol_config proxy_protocol{};
+  limits_config limits{};
+  bans_config bans{};
+  relay_config relay{};
+
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&config::listen, "address and port players connect to"),
+                       cfg::doc(&config::admin, "admin HTTP endpoint (off when listen is unset)"),
+                       cfg::doc(&config::servers_dir, "directory with one YAML file per server (relative to this file); empty: none"),
+                       cfg::doc(&config::servers, "servers declared inline (each with a name)"),
+                       cfg::doc(&config::default_server, "server for unknown host names when unknown_domain.action is default, and for legacy pings"),
+                       cfg::doc(&config::unknown_domain, "what happens to a host name no server claims"),
+                       cfg::doc(&config::proxy_protocol, "PROXY protocol from a load balancer in front"),
+                       cfg::doc(&config::limits, "timeouts, connection caps and rate limits"),
+                       cfg::doc(&config::bans, "bans by IP, CIDR and username"),
+                       cfg::doc(&config::relay, "byte relay settings"));
+  }
+
+  void validate(cfg::validator& v) const {
+    std::error_code ec;
+    (void)asio::ip::make_address(listen.host, ec);
+    if (ec) v.at(&config::listen).error("listen address must be an IP address: '" + listen.host + "'");
+    for (std::size_t i = 0; i < proxy_protocol.trusted.size(); ++i)
+      if (!rproxy::middleware::cidr::parse(proxy_protocol.trusted[i]))
+        v.at(&config::proxy_protocol).at(&proxy_protocol_config::trusted).at(i).error("not a CIDR: '" + proxy_protocol.trusted[i] + "'");
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < servers.size(); ++i) {
+      if (servers[i].name.empty()) v.at(&config::servers).at(i).at(&server_config::name).error("an inline server needs a name");
+      else if (!names.insert(servers[i].name).second)
+        v.at(&config::servers).at(i).at(&server_config::name).error("duplicate server name '" + servers[i].name + "'");
+    }
+  }
+
+  /// Reads the main file, then every *.yaml of servers_dir; checks what spans files (duplicate
+  /// names and domains, default_server). Used by `run`, `validate` and every reload.
+  static rproxy::result<config, cfg::diagnostics> load(const std::filesystem::path& path);
+
+  /// The servers directory of a config read from `path` (nullopt: none).
+  static std::optional<std::filesystem::path> servers_path(const std::filesystem::path& path, const config& c) {
+    if (c.servers_dir.empty()) return std::nullopt;
+    std::filesystem::path d(c.servers_dir);
+    return d.is_absolute() ? d : path.parent_path() / d;
+  }
+};
+
+}  // namespace mc_proxy
+
+BOOST_HANA_ADAPT_STRUCT(mc_proxy::backend_config, address, weight, send_proxy_protocol);
+BOOST_HANA_ADAPT_STRUCT(mc_proxy::status_text, motd, version_name, favicon);
+BOOST_HANA_ADAPT_STRUCT(mc_proxy::status_config, cache_ttl, offline, starting, sleeping);
+BOOST_HANA_ADAPT_STRUCT(mc_proxy::messages_config, offline, starting);
+BOOST_HANA_ADAPT_STRUCT(mc_proxy::health_check_config, interval, timeout, rise, fall);
+BOOST_HANA_ADAPT_STRUCT(mc_proxy::wake_config, start_command, stop_command, idle_timeout, start_timeout, log_file);
+BOOST_HANA_ADAPT_STRUCT(mc_proxy::server_config, name, domains, backends, balancer, rewrite_host, status, messages,
+                        health_check, wake);
+BOOST_HANA_ADAPT_STRUCT(mc_proxy::unknown_domain_config, action, message);
+BOOST_HANA_ADAPT_STRUCT(mc_proxy::proxy_protocol_config, accept, trusted);
+BOOST_HANA_ADAPT_STRUCT(mc_proxy::rate_config, limit, window);
+BOOST_HANA_ADAPT_STRUCT(mc_proxy::limits_config, handshake_timeout, connect_timeout, connections_per_ip, max_connections,
+                        status, login, message);
+BOOST_HANA_ADAPT_STRUCT(mc_proxy::bans_config, file, message);
+BOOST_HANA_ADAPT_STRUCT(mc_proxy::relay_config, buffer_size, splice, idle_timeout);
+BOOST_HANA_ADAPT_STRUCT(mc_proxy::admin_config, listen);
+BOOST_HANA_ADAPT_STRUCT(mc_proxy::config, listen, admin, servers_dir, servers, default_server, unknown_domain,
+                        proxy_protocol, limits, bans, relay);
+
+namespace mc_proxy {
+
+inline rproxy::result<config, cfg::diagnostics> config::load(const std::filesystem::path& path) {
+  auto main = cfg::load_file<config>(path);
+  if (!main) return main;
+  config c = std::move(*main);
+  cfg::diagnostics d;
+  if (!c.servers_dir.empty()) {
+    auto dir = servers_path(path, c);
+    auto items = cfg::load_dir<server_config>(*dir, "*.yaml");
+    if (!items) return rproxy::failure(std::move(items).error());
+    for (auto& it : *items) {
+      if (it.value.name.empty()) it.value.name = it.name;
+      for (const auto& s : c.servers)
+        if (s.name == it.value.name)
+          d.add(it.path.string(), {}, cfg::error::invalid, "server '" + it.value.name + "' is also declared in " + path.string());
+      c.servers.push_back(std::move(it.value));
+    }
+  }
+  std::set<std::string> domains;
+  bool has_default = c.default_server.empty();
+  for (const auto& s : c.servers) {
+    if (s.name == c.default_server) has_default = true;
+    for (const auto& dom : s.domains)
+      if (!domains.insert(rproxy::route::normalize_host(dom)).second)
+        d.add(path.string(), {}, cfg::error::invalid, "domain '" + dom + "' is claimed by two servers (again by '" + s.name + "')");
+  }
+  if (!has_default) d.add(path.string(), {}, cfg::error::invalid, "default_server '" + c.default_server + "' is not a server");
+  if (c.unknown_domain.action == unknown_action::default_server && c.default_server.empty())
+    d.add(path.string(), {}, cfg::error::invalid, "unknown_domain.action is default but default_server is not set");
+  if (!d.empty()) return rproxy::failure(std::move(d));
+  return c;
+}
+
+}  // namespace mc_proxy

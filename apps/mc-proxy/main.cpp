@@ -1,0 +1,13 @@
+// mc-proxy: a Minecraft reverse proxy made of rproxy parts (see mc_proxy.hpp and serve.hpp).
+//   mc-proxy [run] --config mc-proxy.yaml | validate FILE | init | --version
+#include "serve.hpp"
+
+int main(int argc, char** argv) {
+  return rproxy::app::run_main<mc_proxy::config>(
+      argc, argv, {"mc-proxy", "0.1.0", "mc-proxy.yaml", "rproxy mc-proxy: a Minecraft reverse proxy"},
+      [](mc_proxy::runtime& rt) {
+        auto app = std::make_shared<mc_proxy::app>(rt);
+        rt.keep(app);
+        return app->start();
+      });
+}

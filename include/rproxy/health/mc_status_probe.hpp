@@ -1,0 +1,102 @@
+// rproxy/health/mc_status_probe.hpp: asks a Minecraft server for its status (server list ping),
+// the way a client does: connect, Handshake (next state: status), Status Request, then read the
+// Status Response. Used by mc-proxy to fill its status cache and, as `mc_status_probe`, as the
+// active health probe of a Minecraft server pool (the probe type of health/checker.hpp).
+//
+//     auto r = co_await rproxy::health::fetch_mc_status(ex, backend, {.host = "lobby.example.com"}, 2s);
+//     if (r) cache.store(r->json);  // r->latency: connect to response
+//
+// Everything is bounded: one deadline for the whole exchange, a frame limit on the response.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <asio/experimental/as_tuple.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <system_error>
+
+#include <rproxy/codec/mc/handshake.hpp>
+#include <rproxy/codec/mc/packet_reader.hpp>
+#include <rproxy/codec/mc/status.hpp>
+#include <rproxy/codec/mc/versions.hpp>
+#include <rproxy/core/result.hpp>
+#include <rproxy/net/connector.hpp>
+#include <rproxy/net/error.hpp>
+
+namespace rproxy::health {
+
+struct mc_status_query {
+  std::string host = "localhost";  ///< server address written into the handshake
+  std::uint16_t port = 25565;      ///< server port written into the handshake
+  /// Protocol version in the handshake: servers answer any, and put theirs in the reply; a
+  /// proxy passes the client's so version-aware backends answer for that client.
+  std::int32_t protocol = codec::mc::protocol::newest;
+  std::string prefix;  ///< bytes sent before the handshake (a PROXY protocol header), or ""
+};
+
+struct mc_status_reply {
+  std::string json;                   ///< the Status Response JSON, as the server sent it
+  std::chrono::nanoseconds latency{};  ///< from connect to the whole response read
+};
+
+/// One status exchange with `server`, all of it within `timeout`.
+inline asio::awaitable<result<mc_status_reply>> fetch_mc_status(asio::any_io_executor ex, asio::ip::tcp::endpoint server,
+                                                                mc_status_query q, std::chrono::milliseconds timeout) {
+  using asio::experimental::as_tuple;
+  namespace mc = codec::mc;
+  const auto start = std::chrono::steady_clock::now();
+  auto [cec, sock] = co_await net::async_connect(ex, server, timeout, as_tuple(asio::use_awaitable));
+  if (cec) co_return failure(cec);
+
+  asio::steady_timer deadline(ex);
+  bool timed_out = false;
+  deadline.expires_at(start + timeout);
+  deadline.async_wait([&](std::error_code ec) {
+    if (ec) return;
+    timed_out = true;
+    sock.cancel(ec);
+  });
+  const auto done = [&](std::error_code ec) {
+    deadline.cancel();
+    return timed_out ? make_error_code(net::error::idle_timeout) : ec;
+  };
+
+  mc::bytes out(mc::as_bytes(q.prefix).begin(), mc::as_bytes(q.prefix).end());
+  mc::handshake hs;
+  hs.protocol_version = q.protocol;
+  hs.server_address = q.host;
+  hs.server_port = q.port;
+  hs.next_state = mc::intent::status;
+  mc::append_handshake(out, hs);
+  mc::append_status_request(out);
+  auto [wec, wn] = co_await asio::async_write(sock, asio::buffer(out), as_tuple(asio::use_awaitable));
+  (void)wn;
+  if (wec) co_return failure(done(wec));
+
+  // The JSON is at most 32767 UTF-16 units: at most 3 bytes each in UTF-8, plus framing.
+  mc::packet_reader in(32767 * 3 + 16);
+  for (;;) {
+    auto room = in.prepare(4096);
+    auto [rec, n] = co_await sock.async_read_some(asio::buffer(room.data(), room.size()), as_tuple(asio::use_awaitable));
+    if (rec) co_return failure(done(rec));
+    in.commit(n);
+    auto p = in.next();
+    if (p.need_more()) continue;
+    if (p.failed()) co_return failure(done(p.error()));
+    auto json = mc::parse_status_response(p->body);
+    if (!json) co_return failure(done(json.error()));
+    done({});
+    std::error_code ignored;
+    sock.close(ignored);
+    co_return mc_status_reply{std::move(*json), std::chrono::steady_clock::now() - start};
+  }
+}
+
+}  // namespace rproxy::health
