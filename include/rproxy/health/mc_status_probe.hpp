@@ -65,7 +65,7 @@ inline asio::awaitable<result<mc_status_reply>> fetch_mc_status(asio::any_io_exe
   });
   const auto done = [&](std::error_code ec) {
     deadline.cancel();
-    return timed_out ? make_error_code(net::error::idle_timeout) : ec;
+    return timed_out ? make_error_code(net::error::connect_timeout) : ec;
   };
 
   mc::bytes out(mc::as_bytes(q.prefix).begin(), mc::as_bytes(q.prefix).end());
