@@ -178,6 +178,10 @@ public:
     return backend_state::healthy;
   }
 
+  /// What the last active probe verdict said (true until one says otherwise), whatever the
+  /// other states (ejected, draining) hide. A health checker starts from it.
+  bool probe_healthy() const noexcept { return !has_flag(detail::flag_probe_down); }
+
   /// May a new flow go here: healthy, weight > 0, and its breaker admits. Lock-free.
   bool available(time_point now = Clock::now()) const noexcept {
     return flags_.load(std::memory_order_acquire) == 0 && weight() > 0 && !outlier_.ejected(now) &&

@@ -10,8 +10,10 @@
 //      header_timeout; the real client goes into ctx.client. A required header that is missing or
 //      malformed ends the flow; an untrusted peer's header is never believed.
 //   2. on_accept, then on_route (a balancer sets ctx.backend). A rejection closes the client.
-//   3. connect within connect_timeout; a retry-safe failure (nothing reached the backend) runs
-//      on_route again to pick another backend, up to max_connect_attempts in all.
+//   3. connect within connect_timeout; a retry-safe failure (nothing reached the backend) is
+//      put in ctx.connect_error and on_route runs again: the balance stage reports the failed
+//      pick (outlier detection and the breaker learn of it) and picks another backend, up to
+//      max_connect_attempts in all.
 //   4. PROXY protocol out (v1 or v2) and any client bytes already read, then the relay
 //      (half-close, idle timeout, bounded buffers, splice(2) where possible).
 //   5. on_close for every stage, always, with the error that ended the flow (none: clean end).
@@ -178,9 +180,11 @@ asio::awaitable<std::error_code> serve_l4_flow(Pipeline& p, typename Pipeline::c
                                               as_tuple(asio::use_awaitable));
     ec = cec;
     if (!ec) {
+      ctx.connect_error = {};
       backend = std::move(sock);
       break;
     }
+    ctx.connect_error = ec;  // the next on_route reports it against this pick
     if (ec != condition::retry_safe) co_return ec;
   }
   if (ec) co_return ec;

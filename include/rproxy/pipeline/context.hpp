@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <tuple>
 #include <type_traits>
 
@@ -30,6 +31,9 @@ struct flow_info {
   std::chrono::steady_clock::time_point started{};
   std::string_view route{};                       ///< route name chosen (config-owned text)
   std::optional<asio::ip::tcp::endpoint> backend{};
+  /// Why the last attempt to reach `backend` failed (empty: none failed). Set by the transport
+  /// before a retry re-runs on_route, so the balancer can count the failure and pick another.
+  std::error_code connect_error{};
   std::string identity{};                         ///< user name or token subject, once known
   std::uint64_t bytes_from_client = 0;
   std::uint64_t bytes_to_client = 0;

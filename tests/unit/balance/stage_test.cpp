@@ -3,6 +3,7 @@
 #include <rproxy/balance/consistent_hash.hpp>
 #include <rproxy/balance/least_conn.hpp>
 #include <rproxy/balance/round_robin.hpp>
+#include <rproxy/net/error.hpp>
 #include <rproxy/pipeline/basic_pipeline.hpp>
 
 #include <catch2/catch.hpp>
@@ -135,4 +136,59 @@ TEST_CASE("the default key is the client address", "[balance][stage]") {
   };
   auto first = route("203.0.113.9");
   for (int i = 0; i < 10; ++i) REQUIRE(route("203.0.113.9") == first);
+}
+
+TEST_CASE("a retry after a failed connect reports the failure and avoids that backend", "[balance][stage]") {
+  const std::error_code refused = rproxy::net::error::connect_refused;
+  auto check = [&](auto balancer) {
+    bal::pool_config pc;
+    pc.outlier.consecutive_failures = 0;  // no ejections: every backend stays available
+    auto pool = std::make_shared<bal::pool>(pc);
+    REQUIRE(pool->update({{"a", ep(9001), 1}, {"b", ep(9002), 1}, {"c", ep(9003), 1}}));
+    auto p = rproxy::make_pipeline(bal::make_stage(pool, balancer));
+    for (int flow = 0; flow < 20; ++flow) {
+      auto ctx = p.make_context();
+      ctx.client = tcp::endpoint(asio::ip::make_address("198.51.100.7"), 40000);
+      REQUIRE(p.route(ctx).is_next());
+      const auto first = *ctx.backend;
+      ctx.connect_error = refused;  // what l4_flow does before a retry
+      REQUIRE(p.route(ctx).is_next());
+      const auto second = *ctx.backend;
+      REQUIRE(second != first);
+      ctx.connect_error = refused;
+      REQUIRE(p.route(ctx).is_next());
+      REQUIRE(*ctx.backend != first);
+      REQUIRE(*ctx.backend != second);
+      ctx.connect_error = {};
+      p.close(ctx, {});
+    }
+    std::uint64_t failures = 0, in_flight = 0;
+    for (const auto& b : pool->snapshot()->backends) {
+      failures += b->failures();
+      in_flight += b->in_flight();
+    }
+    REQUIRE(failures == 40);  // every failed pick was counted (outlier detection saw them)
+    REQUIRE(in_flight == 0);
+  };
+  check(bal::round_robin{});
+  check(bal::least_conn{});
+  check(bal::consistent_hash{});  // same key, same answer: the fallback picks another
+}
+
+TEST_CASE("a re-route without a connect error reports nothing; with one backend it is retried", "[balance][stage]") {
+  auto pool = std::make_shared<bal::pool>();
+  REQUIRE(pool->update({{"a", ep(9001), 1}}));
+  auto p = rproxy::make_pipeline(bal::make_stage(pool, bal::consistent_hash{}));
+  auto ctx = p.make_context();
+  REQUIRE(p.route(ctx).is_next());
+  REQUIRE(p.route(ctx).is_next());
+  REQUIRE(pool->find("a")->failures() == 0);
+  ctx.connect_error = rproxy::net::error::connect_timeout;
+  REQUIRE(p.route(ctx).is_next());  // nothing else: the same backend again
+  REQUIRE(ctx.backend == ep(9001));
+  REQUIRE(pool->find("a")->failures() == 1);
+  REQUIRE(pool->find("a")->in_flight() == 1);
+  p.close(ctx, ctx.connect_error);
+  REQUIRE(pool->find("a")->failures() == 2);
+  REQUIRE(pool->find("a")->in_flight() == 0);
 }
