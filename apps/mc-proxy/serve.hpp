@@ -11,6 +11,8 @@
 #include <string>
 
 #include <rproxy/config/snapshot.hpp>
+#include <rproxy/health/checker.hpp>
+#include <rproxy/health/mc_status_probe.hpp>
 #include <rproxy/observe/worker_index.hpp>
 
 #include "mc_proxy.hpp"
@@ -32,6 +34,7 @@ public:
     auto w = build(cfg);
     if (!w) return 1;
     current_.emplace(std::move(w));
+    start_checks(cfg);
     load_bans(true);
     if (cfg->proxy_protocol.accept != proxy_in::none) {
       std::string ranges;
@@ -55,6 +58,7 @@ public:
     rt_.on_stop_accepting([this, lp] {
       lp->close();
       tick_.cancel();
+      for (auto& [name, c] : checkers_) c->stop();
     });
     rt_.on_reload([this](const std::shared_ptr<const config>& c) { reload(c); });
     tick();
@@ -172,8 +176,43 @@ private:
       return;
     }
     current_->swap(std::move(w));
+    start_checks(c);
     load_bans(true);
     rt_.log().info("servers updated", {{"servers", c->servers.size()}});
+  }
+
+  /// One status-ping checker per server with a health_check block, made anew for each config
+  /// (a new checker starts from the pool's current verdicts, so none is lost).
+  void start_checks(const std::shared_ptr<const config>& cfg) {
+    for (auto& [name, c] : checkers_) c->stop();
+    checkers_.clear();
+    for (const auto& sc : cfg->servers) {
+      if (!sc.health_check) continue;
+      const auto& hc = *sc.health_check;
+      rproxy::health::mc_status_probe probe;
+      probe.query.host = !sc.rewrite_host.empty() ? sc.rewrite_host : first_name(sc);
+      probe.query.port = cfg->listen.port;
+      for (const auto& b : sc.backends)
+        if (b.send_proxy_protocol != proxy_out::none)
+          probe.proxied.push_back({{asio::ip::make_address(b.address.host), b.address.port}, b.send_proxy_protocol == proxy_out::v1 ? 1 : 2});
+      auto st = states_.at(sc.name);
+      auto c = std::make_unique<checker_t>(rt_.control().get_executor(), st->pool(), std::move(probe),
+                                           rproxy::health::check_options{.interval = hc.interval, .timeout = hc.timeout,
+                                                                         .jitter = 0.1, .rise = hc.rise, .fall = hc.fall});
+      c->on_change([this, st, cfg, &sc](std::string_view id, bool up, const rproxy::health::probe_result& r) {
+        rt_.log().warn(up ? "backend up" : "backend down",
+                       {{"server", sc.name}, {"backend", std::string(id)}, {"detail", up ? std::string() : r.detail}});
+        if (up) st->reachable(clock::now());
+      });
+      c->start();
+      checkers_[sc.name] = std::move(c);
+    }
+  }
+
+  static std::string first_name(const server_config& sc) {
+    for (const auto& d : sc.domains)
+      if (!d.starts_with('*')) return d;
+    return sc.domains.empty() ? std::string("localhost") : sc.domains.front().substr(sc.domains.front().find('.') + 1);
   }
 
   void load_bans(bool force) {
@@ -225,6 +264,8 @@ private:
   std::optional<rproxy::config::snapshot<world>> current_;
   std::filesystem::file_time_type bans_mtime_{};
   asio::steady_timer tick_;
+  using checker_t = rproxy::health::checker<rproxy::health::mc_status_probe, pool_t>;
+  std::map<std::string, std::unique_ptr<checker_t>> checkers_;
 };
 
 }  // namespace mc_proxy

@@ -21,14 +21,18 @@
 #include <cstdint>
 #include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include <rproxy/codec/mc/handshake.hpp>
 #include <rproxy/codec/mc/packet_reader.hpp>
 #include <rproxy/codec/mc/status.hpp>
 #include <rproxy/codec/mc/versions.hpp>
 #include <rproxy/core/result.hpp>
+#include <rproxy/health/probe.hpp>
 #include <rproxy/net/connector.hpp>
 #include <rproxy/net/error.hpp>
+#include <rproxy/net/proxy_protocol.hpp>
 
 namespace rproxy::health {
 
@@ -98,5 +102,40 @@ inline asio::awaitable<result<mc_status_reply>> fetch_mc_status(asio::any_io_exe
     co_return mc_status_reply{std::move(*json), std::chrono::steady_clock::now() - start};
   }
 }
+
+/// The Minecraft status ping as an active health probe (health/checker.hpp): healthy when the
+/// server answers the status request with a status response, within the timeout.
+///
+///     rproxy::health::checker<rproxy::health::mc_status_probe, Pool> hc(ex, pool, {{.host = "lobby.example.com"}}, opts);
+struct mc_status_probe {
+  mc_status_query query{};
+  /// Backends that expect a PROXY header before the handshake, and which version (1 or 2).
+  std::vector<std::pair<asio::ip::tcp::endpoint, int>> proxied{};
+
+  asio::awaitable<probe_result> check(asio::any_io_executor ex, const asio::ip::tcp::endpoint& ep,
+                                      std::chrono::milliseconds timeout) {
+    mc_status_query q = query;
+    for (const auto& [e, version] : proxied)
+      if (e == ep) {
+        // The probe speaks for the proxy itself: source and destination are the backend's own.
+        auto h = net::proxy_protocol::make_header(ep, ep);
+        if (version == 1) {
+          q.prefix = net::proxy_protocol::write_v1(h);
+        } else {
+          auto bin = net::proxy_protocol::write_v2(h);
+          q.prefix.assign(reinterpret_cast<const char*>(bin.data()), bin.size());
+        }
+      }
+    auto r = co_await fetch_mc_status(std::move(ex), ep, std::move(q), timeout);
+    probe_result out;
+    if (r) {
+      out.latency = r->latency;
+    } else {
+      out.error = r.error();
+      out.detail = "status ping: " + r.error().message();
+    }
+    co_return out;
+  }
+};
 
 }  // namespace rproxy::health
