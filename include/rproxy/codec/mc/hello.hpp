@@ -45,7 +45,10 @@ struct ping_request {
 using hello_event = std::variant<legacy_ping, handshake, status_request, ping_request, login_start>;
 
 struct hello_options {
-  std::size_t max_frame_length = handshake_max_length;  ///< for every frame read here
+  std::size_t max_frame_length = handshake_max_length;  ///< for the handshake and status frames
+  /// For the Login Start: 1.19-1.19.2 clients may send a signing key (512 B) and its signature
+  /// (4 KiB) in it.
+  std::size_t max_login_length = 8192;
   handshake_options handshake{};
   bool accept_legacy_ping = true;  ///< false: a 0xFE first byte is read as a modern frame
 };
@@ -107,6 +110,7 @@ private:
         if (!hs) return failure(hs.error());
         hs_ = *hs;
         state_ = hs->next_state == intent::status ? state::status : state::login;
+        if (state_ == state::login) in_.set_max_length(opt_.max_login_length);
         return hello_event{std::move(*hs)};
       }
       case state::status:
