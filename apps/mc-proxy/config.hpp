@@ -155,7 +155,10 @@ struct server_config {
   }
   void validate(cfg::validator& v) const {
     if (backends.empty()) v.at(&server_config::backends).error("a server needs at least one backend");
+    std::set<std::string> seen;
     for (std::size_t i = 0; i < backends.size(); ++i) {
+      if (!seen.insert(backends[i].address.to_string()).second)
+        v.at(&server_config::backends).at(i).at(&backend_config::address).error("backend listed twice: " + backends[i].address.to_string());
       std::error_code ec;
       (void)asio::ip::make_address(backends[i].address.host, ec);
       if (ec)

@@ -2,11 +2,14 @@
 // handshake, login start, packet framing). Checks, for any input:
 //  - fed whole or fed in pieces (split points taken from the input), the same events and error;
 //  - replay() + unread() is exactly the input consumed so far (byte-exact replay);
-//  - an accepted handshake / login start re-encodes to exactly the bytes it came from.
+//  - an accepted handshake / login start re-encodes to exactly the bytes it came from;
+//  - its routing host looks up in a host table (route/host.hpp) without trouble, and a host
+//    added to a table is found again.
 #include <rproxy/codec/mc/handshake.hpp>
 #include <rproxy/codec/mc/hello.hpp>
 #include <rproxy/codec/mc/login.hpp>
 #include <rproxy/codec/mc/packet_reader.hpp>
+#include <rproxy/route/host.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -49,7 +52,19 @@ outcome run(mc::byte_view in, std::size_t step) {
         const auto replay = r.replay();
         check(replay.size() >= again.size());
         check(std::equal(again.begin(), again.end(), replay.end() - static_cast<std::ptrdiff_t>(again.size())));
-        (void)hs->address();
+        const auto a = hs->address();
+        static const auto table = [] {
+          rproxy::route::host_table<int> t;
+          t.add("lobby.example.com", 1);
+          t.add("*.example.com", 2);
+          return t;
+        }();
+        (void)table.find(a.host);
+        if (rproxy::route::is_valid_host_pattern(a.host)) {
+          rproxy::route::host_table<int> mine;
+          check(mine.add(a.host, 7));
+          check(mine.find(a.host) && *mine.find(a.host) == 7);
+        }
       } else if (auto* ls = std::get_if<mc::login_start>(&*e)) {
         mc::bytes body;
         mc::append_login_start_body(body, *ls, r.handshake_packet()->protocol_version);
