@@ -9,7 +9,8 @@
 // stdout is JSON lines, one event each:
 //   {"event":"ready","port":P,"version":V,"name":TAG,"compression":bool,"proxy_protocol":MODE}
 //   {"event":"ping","host":H,"port":N,"protocol":N,"peer":"ip:port","proxy":"ip:port"|null}
-//   {"event":"login","username":U,"host":H,"port":N,"protocol":N,"peer":..,"proxy":..}
+//   {"event":"login","username":U,"host":H,"port":N,"protocol":N,"peer":..,"proxy":..}  (Login Success)
+//   {"event":"join","username":U}                                   (play state reached)
 //   {"event":"chat","username":U,"message":M}
 //   {"event":"proxy_header","version":1|2,"source":"ip:port"|null} / {"event":"error",...}
 // The handshake host is logged exactly as received (Forge markers, trailing dots included).
@@ -128,10 +129,14 @@ server.on('connection', (client) => {
   client.on('error', () => {})     // the login plugin's handler logs; this only keeps us alive
 })
 
+// 'login': Login Success sent (1.20.2+: the configuration state comes next, then 'playerJoin')
+server.on('login', (client) => {
+  log({ event: 'login', username: client.username, host: client.serverHost, port: client.serverPort, protocol: client.protocolVersion, peer: peerOf(client), proxy: proxyOf(client) })
+})
+
 server.on('playerJoin', (client) => {
   try {
-    const ev = { event: 'login', username: client.username, host: client.serverHost, port: client.serverPort, protocol: client.protocolVersion, peer: peerOf(client), proxy: proxyOf(client) }
-    log(ev)
+    log({ event: 'join', username: client.username })
     client.write('login', {
       ...mcData.loginPacket,
       enforceSecureChat: false,

@@ -6,7 +6,7 @@
 //   node client.js ping  --port P [--host 127.0.0.1] [--vhost NAME] [--version V] [--timeout MS]
 //       prints the status JSON (plus "latency"), exit 0; on failure {"error": ...}, exit 1
 //   node client.js login --port P [--host ..] [--vhost ..] [--version V] [--username U]
-//                        [--chat TEXT] [--timeout MS]
+//                        [--chat TEXT] [--timeout MS] [--local SRC_IP]
 //       prints JSON lines {"event":"login"|"message"|"echo"|"kick"|"error"|"timeout", ...};
 //       exit 0 once the echo of TEXT came back, 2 when kicked ("reason" is the kick text),
 //       3 on a connection error, 4 on timeout
@@ -14,6 +14,8 @@
 //       reads one JSON request a line on stdin ({"id":..,"cmd":"ping"|"login",...same options})
 //       and writes one JSON result a line ({"id":..,"ok":bool,...}): one process for many
 //       requests, so tests do not pay Node's start-up for each login.
+// --local binds the client socket to a source address (e.g. 127.0.0.7: a distinct "player IP").
+// --vport sets the port written into the handshake (default: --port).
 // A timeout always ends a request; nothing waits forever.
 'use strict'
 const net = require('net')
@@ -74,10 +76,9 @@ function common (o) {
   const timeout = Number(o.timeout || 10000)
   // The handshake carries vhost; the TCP connection goes to host:port (no DNS, no SRV lookup).
   const connect = (client) => {
-    const sock = net.connect(port, host)
+    const sock = net.connect({ port, host, localAddress: o.local || undefined })
     sock.on('error', (e) => client.emit('error', e))
-    client.setSocket(sock)
-    client.emit('connect')
+    client.setSocket(sock)      // setSocket emits 'connect' when the socket connects
   }
   return { host, port, vhost, version, timeout, connect }
 }
