@@ -870,8 +870,9 @@ class WakeTest(McTestCase):
         cls.stopped = os.path.join(cls.tmp, "stopped")
         log = os.path.join(cls.tmp, "backend.log")
         # start: in the background, after a short delay (so "starting" can be observed)
+        cls.spawned = os.path.join(cls.tmp, "spawned")   # pids of the (sub)shells that exec node
         start = (f"sh -c 'echo run >> {cls.started}; (sleep 1.5; exec {NODE} {BACKEND_JS} --port {cls.port_b} "
-                 f"--version 1.20.4 --name wake --pidfile {cls.pidfile}) > {log} 2>&1 &'")
+                 f"--version 1.20.4 --name wake --pidfile {cls.pidfile}) > {log} 2>&1 & echo $! >> {cls.spawned}'")
         stop = f"sh -c 'echo stop >> {cls.stopped}; kill $(cat {cls.pidfile})'"
         cls.start_proxy([server(
             "wake", ["wake.example.com"], [f"127.0.0.1:{cls.port_b}"],
@@ -889,11 +890,18 @@ class WakeTest(McTestCase):
         try:
             super().tearDownClass()
         finally:
-            try:
-                with open(cls.pidfile) as f:
-                    os.kill(int(f.read().strip()), signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
+            pids = []
+            for path in (cls.pidfile, cls.spawned):
+                try:
+                    with open(path) as f:
+                        pids += [int(x) for x in f.read().split()]
+                except (OSError, ValueError):
+                    pass
+            for pid in pids:                 # the processes the start command launched, by id
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
 
     def test_wake_on_join_then_stop_when_idle(self):
         port = self.proxy.port

@@ -58,10 +58,6 @@ process.on('unhandledRejection', (e) => log({ event: 'error', where: 'rejection'
 process.stdout.on('error', () => {})   // a reader that went away must not kill us
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0))
 
-if (args.pidfile) {
-  fs.mkdirSync(path.dirname(path.resolve(args.pidfile)), { recursive: true })
-  fs.writeFileSync(args.pidfile, String(process.pid))
-}
 
 const mcData = require('minecraft-data')(version)
 if (!mcData) { log({ event: 'fatal', error: 'unsupported version ' + version }); process.exit(2) }
@@ -252,5 +248,9 @@ if (ppMode !== 'off') {
 }
 
 function ready () {
+  if (args.pidfile) {     // only once listening: a second copy that cannot bind must not take it over
+    fs.mkdirSync(path.dirname(path.resolve(args.pidfile)), { recursive: true })
+    fs.writeFileSync(args.pidfile, String(process.pid))
+  }
   log({ event: 'ready', port, version, name, compression, proxy_protocol: ppMode, pid: process.pid })
 }
