@@ -78,11 +78,13 @@ struct status_text {
 
 struct status_config {
   std::chrono::milliseconds cache_ttl = 5s;
+  status_text online{};
   status_text offline{"§cServer offline", "offline", ""};
   status_text starting{"§eServer is starting, please wait...", "starting", ""};
   status_text sleeping{"§7Server is sleeping. Join to wake it up!", "sleeping", ""};
   static constexpr auto describe() {
     return cfg::fields(cfg::doc(&status_config::cache_ttl, "how long a backend's status answer is reused"),
+                       cfg::doc(&status_config::online, "replaces parts of the backend's answer; empty fields keep the backend's"),
                        cfg::doc(&status_config::offline, "shown when no backend answers"),
                        cfg::doc(&status_config::starting, "shown while a wake-on-join start is in progress"),
                        cfg::doc(&status_config::sleeping, "shown while a wake-on-join server is stopped"));
@@ -300,7 +302,7 @@ struct config {
 
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::backend_config, address, weight, send_proxy_protocol);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::status_text, motd, version_name, favicon);
-BOOST_HANA_ADAPT_STRUCT(mc_proxy::status_config, cache_ttl, offline, starting, sleeping);
+BOOST_HANA_ADAPT_STRUCT(mc_proxy::status_config, cache_ttl, online, offline, starting, sleeping);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::messages_config, offline, starting);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::health_check_config, interval, timeout, rise, fall);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::wake_config, start_command, stop_command, idle_timeout, start_timeout, log_file);

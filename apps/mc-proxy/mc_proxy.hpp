@@ -248,6 +248,8 @@ struct server_view {
   const server_config* cfg = nullptr;
   std::shared_ptr<server_state> st;
   std::array<std::string, 4> state_json;  ///< status JSON per power (online unused)
+  std::string online_favicon;             ///< status.online.favicon, encoded, or ""
+
   std::array<obs::counter*, static_cast<std::size_t>(ping_source::count)> pings{};
   obs::counter* logins = nullptr;
   obs::counter* bytes_in = nullptr;
@@ -388,9 +390,21 @@ private:
       if (!r) continue;
       const_cast<pool_t::backend_type&>(b).observe_latency(r->latency);
       sv.st->reachable(clock::now());
-      co_return std::move(r->json);
+      co_return with_overrides(sv, std::move(r->json));
     }
     co_return std::nullopt;
+  }
+
+  /// The backend's answer with status.online's non-empty fields put in.
+  static std::string with_overrides(const server_view& sv, std::string json) {
+    const auto& on = sv.cfg->status.online;
+    if (on.motd.empty() && on.version_name.empty() && sv.online_favicon.empty()) return json;
+    auto s = mc::parse_status_json(json);
+    if (!s) return json;
+    if (!on.motd.empty()) s->description = on.motd.starts_with('{') ? on.motd : mc::text_component(on.motd);
+    if (!on.version_name.empty()) s->version_name = on.version_name;
+    if (!sv.online_favicon.empty()) s->favicon = sv.online_favicon;
+    return mc::to_json(*s);
   }
 
   static mc::legacy_status legacy_of(const std::string& json) {

@@ -105,6 +105,7 @@ private:
       sv.state_json[static_cast<std::size_t>(power::offline)] = state_json(sc.status.offline, dir);
       sv.state_json[static_cast<std::size_t>(power::sleeping)] = state_json(sc.status.sleeping, dir);
       sv.state_json[static_cast<std::size_t>(power::starting)] = state_json(sc.status.starting, dir);
+      sv.online_favicon = favicon(sc.status.online.favicon, dir);
       static constexpr std::string_view sources[] = {"cache", "backend", "offline", "sleeping", "starting"};
       for (std::size_t i = 0; i < sv.pings.size(); ++i) sv.pings[i] = &fam_.pings->with({sc.name, sources[i]});
       sv.logins = &fam_.logins->with({sc.name});
@@ -154,16 +155,26 @@ private:
     s.protocol = -1;
     s.players = mc::status_players{0, 0, {}};
     s.description = t.motd.starts_with('{') ? t.motd : mc::text_component(t.motd);
-    if (!t.favicon.empty()) {
-      std::filesystem::path p(t.favicon);
-      if (p.is_relative()) p = dir / p;
-      std::ifstream in(p, std::ios::binary);
-      std::string png((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (!in.good() && !in.eof()) rt_.log().warn("favicon unreadable; none shown", {{"file", p.string()}});
-      else if (png.size() > 64 * 1024) rt_.log().warn("favicon over 64 KiB; none shown", {{"file", p.string()}});
-      else if (!png.empty()) s.favicon = mc::make_favicon(mc::as_bytes(png));
-    }
+    s.favicon = favicon(t.favicon, dir);
     return mc::to_json(s);
+  }
+
+  /// A PNG file as a status favicon ("data:image/png;base64,..."), or "" (logged) if unusable.
+  std::string favicon(const std::string& file, const std::filesystem::path& dir) const {
+    if (file.empty()) return {};
+    std::filesystem::path p(file);
+    if (p.is_relative()) p = dir / p;
+    std::ifstream in(p, std::ios::binary);
+    if (!in) {
+      rt_.log().warn("favicon unreadable; none shown", {{"file", p.string()}});
+      return {};
+    }
+    std::string png((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (png.size() > 64 * 1024 || !png.starts_with("\x89PNG")) {
+      rt_.log().warn("favicon is not a PNG of at most 64 KiB; none shown", {{"file", p.string()}});
+      return {};
+    }
+    return mc::make_favicon(mc::as_bytes(png));
   }
 
   void reload(const std::shared_ptr<const config>& c) {
