@@ -122,6 +122,8 @@ public:
 
 private:
   // ---- time bounds: one deadline, one timer, checked by a watchdog coroutine --------------
+  // While the connection waits for a request between others (idle_), the watchdog also looks
+  // every 250 ms for a drain (SIGTERM): an idle keep-alive connection is closed at once.
   void arm(clock::duration d) {
     deadline_ = clock::now() + d;
     if (deadline_ < timer_.expiry()) timer_.expires_at(deadline_);  // wakes the watchdog early
@@ -129,14 +131,15 @@ private:
   asio::awaitable<void> watchdog() {
     auto self = shared_from_this();
     while (!done_) {
-      if (clock::now() >= deadline_) {
+      const auto now = clock::now();
+      if (now >= deadline_ || (idle_ && sh_->rt->drain().draining())) {
         timed_out_ = true;
         deadline_ = clock::time_point::max();
         std::error_code ignored;
         client_.cancel(ignored);
         backend_.cancel(ignored);
       }
-      timer_.expires_at(deadline_);
+      timer_.expires_at(idle_ ? std::min(deadline_, now + std::chrono::milliseconds(250)) : deadline_);
       co_await timer_.async_wait(use_tuple);
     }
   }
@@ -208,7 +211,11 @@ private:
         case http1::event::need_more: {
           in_.consume(r.consumed);
           const bool started = !in_.view().empty();
-          if (auto ec = co_await in_.read_some(client_); ec) {
+          idle_ = !started;
+          if (idle_) timer_.expires_after(std::chrono::milliseconds(250));  // watchdog: poll for a drain
+          auto ec = co_await in_.read_some(client_);
+          idle_ = false;
+          if (ec) {
             if (timed_out_ && started) {
               timed_out_ = false;
               co_await answer_and_close(http1::make_error_response(408));
@@ -523,6 +530,7 @@ private:
   clock::time_point deadline_ = clock::time_point::max();
   bool timed_out_ = false;
   bool done_ = false;
+  bool idle_ = false;  // waiting for the first byte of a request
   recv_buffer in_, bin_;
   connection_pipeline* cp_;
   request_pipeline* rp_;

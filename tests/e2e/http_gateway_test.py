@@ -477,6 +477,26 @@ class ConnectionTest(unittest.TestCase):
         self.assertLess(elapsed, 4.0)
         self.assertTrue(got == b"" or got.startswith(b"HTTP/1.1 408"), got)
 
+    def test_sigterm_closes_idle_keep_alive_connections(self):
+        url, port = self.gateway("limits: { header_timeout: 60s }\n")
+        s = socket.create_connection(("127.0.0.1", port))
+        s.settimeout(10)
+        s.sendall(b"GET /k HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += s.recv(65536)
+        head, body = got.split(b"\r\n\r\n", 1)
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+        while len(body) < length:
+            body += s.recv(65536)
+        prog = self.progs.pop()  # the connection stays open, idle, kept alive
+        start = time.monotonic()
+        self.assertEqual(prog.stop(), 0)
+        self.assertLess(time.monotonic() - start, 8.0)  # not the 60 s header timeout
+        self.assertEqual(s.recv(10), b"")
+        s.close()
+
     @unittest.skipUnless(shutil.which("nginx"), "nginx not installed")
     def test_nginx_backend_large_file_and_keep_alive(self):
         root = tempfile.mkdtemp(prefix="rproxy-www-")
