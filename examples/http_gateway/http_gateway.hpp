@@ -27,6 +27,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -180,8 +181,12 @@ private:
     if (auto v = cp_->accept(ctx); !v.is_next()) {
       if (v.is_reject()) co_await answer_and_close(http1::make_reject_response(v.reason()));
     } else {
-      http1::request_parser parser(sh_->request_limits);
-      while (co_await serve_request(parser)) {
+      try {  // a bug in one connection must not stop the worker (io_pool stops on a throw)
+        http1::request_parser parser(sh_->request_limits);
+        while (co_await serve_request(parser)) {
+        }
+      } catch (const std::exception& e) {
+        sh_->rt->log().error("connection failed", {{"error", e.what()}});
       }
     }
     std::error_code ignored;
