@@ -22,12 +22,12 @@
 #pragma once
 
 #include <array>
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <sstream>
 #include <string>
@@ -163,18 +163,25 @@ public:
     return {};
   }
   void replace(api_key_table t) {
-    current_.store(std::make_shared<const api_key_table>(std::move(t)), std::memory_order_release);
+    auto next = std::make_shared<const api_key_table>(std::move(t));
+    std::lock_guard lock(mu_);
+    current_.swap(next);  // the old one is released outside the lock
   }
   std::shared_ptr<const api_key_table> current() const {
-    auto p = current_.load(std::memory_order_acquire);
-    if (p) return p;
+    {
+      std::lock_guard lock(mu_);
+      if (current_) return current_;
+    }
     static const auto empty = std::make_shared<const api_key_table>();
     return empty;
   }
 
 private:
   std::string path_;
-  std::atomic<std::shared_ptr<const api_key_table>> current_;
+  // A mutex, not std::atomic<std::shared_ptr>: libstdc++ 12 implements that with a lock too,
+  // and ThreadSanitizer reports it (see config/snapshot.hpp). Readers take it once per request.
+  mutable std::mutex mu_;
+  std::shared_ptr<const api_key_table> current_;
 };
 
 struct api_key_config {

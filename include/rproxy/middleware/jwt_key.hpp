@@ -10,7 +10,7 @@
 //
 //     rproxy::middleware::key_store store({{key_source::kind::jwks_file, "/etc/rproxy/jwks.json"}});
 //     if (auto r = store.reload(); !r) log(r.error().message());   // keeps the previous keys
-//     std::shared_ptr<const key_set> now = store.current();         // atomic snapshot
+//     std::shared_ptr<const key_set> now = store.current();         // a snapshot, swapped whole
 //
 // Rules: RSA keys must be >= 2048 bits; HMAC secrets must be at least as long as the hash they
 // are used with (RFC 7518 §3.2); JWKs with "use" other than "sig", or "key_ops" without
@@ -26,11 +26,11 @@
 #include <openssl/x509.h>
 
 #include <array>
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <sstream>
@@ -456,20 +456,27 @@ public:
   }
 
   void replace(key_set ks) {
-    current_.store(std::make_shared<const key_set>(std::move(ks)), std::memory_order_release);
+    auto next = std::make_shared<const key_set>(std::move(ks));
+    std::lock_guard lock(mu_);
+    current_.swap(next);  // the old one is released outside the lock
   }
 
   /// The current keys (never null: empty before the first load).
   std::shared_ptr<const key_set> current() const {
-    auto p = current_.load(std::memory_order_acquire);
-    if (p) return p;
+    {
+      std::lock_guard lock(mu_);
+      if (current_) return current_;
+    }
     static const auto empty = std::make_shared<const key_set>();
     return empty;
   }
 
 private:
   std::vector<key_source> sources_;
-  std::atomic<std::shared_ptr<const key_set>> current_;
+  // A mutex, not std::atomic<std::shared_ptr>: libstdc++ 12 implements that with a lock too,
+  // and ThreadSanitizer reports it (see config/snapshot.hpp). Readers take it once per request.
+  mutable std::mutex mu_;
+  std::shared_ptr<const key_set> current_;
 };
 
 }  // namespace rproxy::middleware

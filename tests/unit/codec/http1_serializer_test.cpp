@@ -157,6 +157,50 @@ TEST_CASE("make_reject_response renders pipeline verdicts", "[http1]") {
   CHECK(m.keep_alive);
 }
 
+namespace {
+/// Renders like middleware::rate_limit_headers (any type with render(add) will do).
+struct fake_rate_headers {
+  bool refused = false;
+  template <class F>
+  void render(F&& add) const {
+    add("X-RateLimit-Limit", "10");
+    add("X-RateLimit-Remaining", refused ? "0" : "7");
+    add("X-RateLimit-Reset", "3");
+    if (refused) add("Retry-After", "2");
+    add("X-Bad", "a\r\nInjected: 1");  // invalid values are skipped, never serialized
+  }
+};
+}  // namespace
+
+TEST_CASE("set_rendered_fields: stage-provided fields on responses and rejects", "[http1]") {
+  STATIC_REQUIRE(http1::field_source<fake_rate_headers>);
+  STATIC_REQUIRE_FALSE(http1::field_source<int>);
+
+  http1::response_head h{200, "OK"};
+  h.fields.add("X-RateLimit-Limit", "99");  // a backend's own value is replaced
+  http1::set_rendered_fields(h.fields, fake_rate_headers{});
+  CHECK(h.fields.count("x-ratelimit-limit") == 1);
+  CHECK(h.fields.find("X-RateLimit-Limit") == "10");
+  CHECK(h.fields.find("X-RateLimit-Remaining") == "7");
+  CHECK_FALSE(h.fields.contains("Retry-After"));
+  CHECK_FALSE(h.fields.contains("X-Bad"));
+
+  http1::fields extra;
+  http1::set_rendered_fields(extra, fake_rate_headers{true});
+  const rproxy::reject_reason why{rproxy::reject_code::rate_limited, "slow down", 5};
+  http1::response_collector c;
+  c.feed(http1::make_reject_response(why, extra, {.keep_alive = true}));
+  REQUIRE(c.messages().size() == 1);
+  const auto& m = c.messages()[0];
+  CHECK(m.head.status == 429);
+  CHECK(m.head.fields.count("retry-after") == 1);  // the rendered one replaces the hint's
+  CHECK(m.head.fields.find("retry-after") == "2");
+  CHECK(m.head.fields.find("x-ratelimit-remaining") == "0");
+  CHECK(m.body == "slow down");
+  CHECK(m.keep_alive);
+  CHECK(http1::make_error_response(400, "x", http1::fields{{"X-A", "1"}}).find("X-A: 1\r\n") != std::string::npos);
+}
+
 TEST_CASE("reason phrases", "[http1]") {
   CHECK(http1::reason_phrase(200) == "OK");
   CHECK(http1::reason_phrase(413) == "Content Too Large");

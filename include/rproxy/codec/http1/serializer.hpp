@@ -213,8 +213,9 @@ struct error_response_options {
 };
 
 /// A complete HTTP/1.1 response with a text/plain body: `text`, or the reason phrase if
-/// empty. For a server answering a parse error (status_for(e)) or a pipeline reject.
-inline std::string make_error_response(unsigned status, std::string_view text = {},
+/// empty, plus the `extra` fields (set after the others, so an extra Retry-After replaces the
+/// one from `opt`). For a server answering a parse error (status_for(e)) or a pipeline reject.
+inline std::string make_error_response(unsigned status, std::string_view text, const fields& extra,
                                        const error_response_options& opt = {}) {
   response_head h{status, std::string(reason_phrase(status))};
   const std::string_view body = text.empty() ? h.reason : text;
@@ -228,10 +229,16 @@ inline std::string make_error_response(unsigned status, std::string_view text = 
     detail::append_decimal(v, opt.retry_after_s);
     h.fields.add("Retry-After", v);
   }
+  for (const auto& f : extra) h.fields.set(f.name, f.value);
   set_keep_alive(h, opt.keep_alive);
   std::string out = serialize(h);
   if (!no_body && !opt.head_request) out.append(body);
   return out;
+}
+
+inline std::string make_error_response(unsigned status, std::string_view text = {},
+                                       const error_response_options& opt = {}) {
+  return make_error_response(status, text, fields{}, opt);
 }
 
 }  // namespace rproxy::codec::http1

@@ -1,0 +1,525 @@
+"""End-to-end tests of examples/http_gateway: curl as the client, a Python http.server (and
+nginx, when installed) as the backend, keys and tokens made here with the openssl CLI and hmac.
+
+Usage: http_gateway_test.py PATH_TO_HTTP_GATEWAY [unittest args]"""
+import base64
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.request
+
+import harness
+
+BINARY = None
+
+
+# ---- tokens and keys ------------------------------------------------------------------------
+
+def b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def openssl(*args, data=None):
+    return subprocess.run(["openssl", *args], input=data, capture_output=True, check=True).stdout
+
+
+def der_to_raw(der, size=32):
+    """ECDSA signature: DER SEQUENCE{INTEGER r, INTEGER s} -> r || s (JWS form)."""
+    assert der[0] == 0x30
+    i = 2 if der[1] < 0x80 else 2 + (der[1] & 0x7F)
+    out = b""
+    for _ in range(2):
+        assert der[i] == 0x02
+        n = der[i + 1]
+        out += der[i + 2:i + 2 + n].lstrip(b"\0").rjust(size, b"\0")
+        i += 2 + n
+    return out
+
+
+class Keys:
+    """An HMAC secret, an RSA-2048 and a P-256 key pair, in a temp dir."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.secret = os.urandom(32).hex().encode()  # 64 bytes of text
+        self.hmac_file = os.path.join(d, "hmac.secret")
+        with open(self.hmac_file, "wb") as f:
+            f.write(self.secret)
+        self.rsa_key = os.path.join(d, "rsa.pem")
+        self.rsa_pub = os.path.join(d, "rsa.pub")
+        self.ec_key = os.path.join(d, "ec.pem")
+        self.ec_pub = os.path.join(d, "ec.pub")
+        openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", self.rsa_key)
+        openssl("pkey", "-in", self.rsa_key, "-pubout", "-out", self.rsa_pub)
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", self.ec_key)
+        openssl("pkey", "-in", self.ec_key, "-pubout", "-out", self.ec_pub)
+
+    def token(self, alg="HS256", kid=None, **claims):
+        now = int(time.time())
+        body = {"iss": "https://idp.test", "aud": "api", "sub": "alice", "iat": now, "exp": now + 300}
+        body.update(claims)
+        body = {k: v for k, v in body.items() if v is not None}
+        kid = kid or {"HS256": "h1", "RS256": "r1", "ES256": "e1", "none": "h1"}[alg]
+        head = {"alg": alg, "typ": "JWT", "kid": kid}
+        signing = f"{b64url(json.dumps(head).encode())}.{b64url(json.dumps(body).encode())}".encode()
+        if alg == "HS256":
+            sig = hmac.new(self.secret, signing, hashlib.sha256).digest()
+        elif alg == "RS256":
+            sig = openssl("dgst", "-sha256", "-sign", self.rsa_key, data=signing)
+        elif alg == "ES256":
+            sig = der_to_raw(openssl("dgst", "-sha256", "-sign", self.ec_key, data=signing))
+        else:
+            sig = b""
+        return f"{signing.decode()}.{b64url(sig)}"
+
+
+# ---- backends -------------------------------------------------------------------------------
+
+class EchoHandler(http.server.BaseHTTPRequestHandler):
+    """Answers what it received as JSON; /die-early and /die-mid misbehave on purpose."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return body
+                body += self.rfile.read(size)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length", "0")))
+
+    def answer(self):
+        body = self.read_body()
+        if self.path == "/die-early":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if self.path == "/die-mid":
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        out = json.dumps({"path": self.path, "method": self.command,
+                          "headers": {k.lower(): v for k, v in self.headers.items()},
+                          "body_len": len(body), "body_sha": hashlib.sha256(body).hexdigest()}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    do_GET = do_POST = do_PUT = answer
+
+
+class EchoBackend:
+    def __init__(self):
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), EchoHandler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Nginx:
+    """nginx as a non-daemon on a free loopback port, serving files from a temp dir."""
+
+    def __init__(self, root):
+        self.port = harness.free_port()
+        self.dir = tempfile.mkdtemp(prefix="rproxy-nginx-")
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""daemon off; pid {self.dir}/nginx.pid; error_log {self.dir}/error.log;
+events {{ worker_connections 64; }}
+http {{ access_log off; client_body_temp_path {self.dir}/body; proxy_temp_path {self.dir}/proxy;
+  fastcgi_temp_path {self.dir}/fcgi; uwsgi_temp_path {self.dir}/uwsgi; scgi_temp_path {self.dir}/scgi;
+  keepalive_requests 1000;
+  server {{ listen 127.0.0.1:{self.port}; root {root}; }} }}
+""")
+        self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.dir], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        harness.wait_port(self.port)
+
+    def close(self):
+        self.proc.send_signal(signal.SIGQUIT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+# ---- client ---------------------------------------------------------------------------------
+
+def curl(url, headers=(), args=(), timeout=20):
+    """(status, {lowercase header: value}, body bytes, curl exit code) of the last response."""
+    d = tempfile.mkdtemp(prefix="rproxy-curl-")
+    hfile, bfile = os.path.join(d, "h"), os.path.join(d, "b")
+    cmd = ["curl", "-sS", "--max-time", str(timeout), "-o", bfile, "-D", hfile, "-w", "%{http_code}", url]
+    for h in headers:
+        cmd += ["-H", h]
+    cmd += list(args)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 10)
+    heads = {}
+    if os.path.exists(hfile):
+        with open(hfile, "rb") as f:
+            blocks = f.read().decode("latin-1").split("\r\n\r\n")
+        final = [b for b in blocks if b.strip()]
+        for line in (final[-1].split("\r\n")[1:] if final else []):
+            if ":" in line:
+                k, v = line.split(":", 1)
+                heads[k.strip().lower()] = v.strip()
+    body = b""
+    if os.path.exists(bfile):
+        with open(bfile, "rb") as f:
+            body = f.read()
+    shutil.rmtree(d, ignore_errors=True)
+    code = int(p.stdout[-3:]) if p.stdout[-3:].isdigit() else 0
+    return code, heads, body, p.returncode
+
+
+def gateway_config(port, admin, backends, extra):
+    lines = [f"admin:\n  listen: 127.0.0.1:{admin}\n", "name: api\n", f"listen: 127.0.0.1:{port}\n",
+             "backends:\n"]
+    lines += [f"  - address: 127.0.0.1:{b}\n" for b in backends]
+    return "".join(lines) + extra
+
+
+def start_gateway(config_text, port, admin, name):
+    prog = harness.Program(BINARY, config_text, args=["--workers", "2"], name=name)
+    prog.start(wait_ports=[port, admin])
+    return prog
+
+
+def sha256_line(key, name, tier=""):
+    return f"{hashlib.sha256(key.encode()).hexdigest()} {name} {tier}\n"
+
+
+# ---- the main gateway: JWT, API keys, rate limits, bans, IP filter, audit -------------------
+
+class SecurityTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="rproxy-gw-")
+        cls.keys = Keys(cls.dir)
+        cls.backend = EchoBackend()
+        cls.api_key_1 = "k1-" + os.urandom(16).hex()
+        cls.api_key_2 = "k2-" + os.urandom(16).hex()
+        cls.key_file = os.path.join(cls.dir, "api_keys.txt")
+        with open(cls.key_file, "w") as f:
+            f.write("# test keys\n" + sha256_line(cls.api_key_1, "client-one", "tiny") +
+                    sha256_line(cls.api_key_2, "client-two", "tiny"))
+        cls.ban_file = os.path.join(cls.dir, "bans.txt")
+        with open(cls.ban_file, "w") as f:
+            f.write("# rproxy bans v1\naddr 127.0.0.2/32 0 test%20ban\n")
+        cls.audit_file = os.path.join(cls.dir, "audit.log")
+        cls.port, cls.admin = harness.free_port(), harness.free_port()
+        extra = f"""limits:
+  header_timeout: 5s
+  max_header: 8KiB
+ip_filter:
+  deny: [ 127.0.0.3/32 ]
+bans:
+  file: {cls.ban_file}
+jwt:
+  keys:
+    - {{ type: hmac, file: {cls.keys.hmac_file}, kid: h1, algorithm: HS256 }}
+    - {{ type: pem, file: {cls.keys.rsa_pub}, kid: r1, algorithm: RS256 }}
+    - {{ type: pem, file: {cls.keys.ec_pub}, kid: e1, algorithm: ES256 }}
+  issuers: [ "https://idp.test" ]
+  audiences: [ api ]
+  leeway: 5s
+  forward:
+    - {{ claim: sub, header: X-User }}
+api_keys:
+  file: {cls.key_file}
+require_auth: true
+rate_limit:
+  key: [ identity ]
+  tiers:
+    - {{ name: default, limit: 1000, window: 1s }}
+    - {{ name: tiny, limit: 3, window: 1m }}
+audit:
+  file: {cls.audit_file}
+  per_second: 1000
+  burst: 1000
+"""
+        cls.gw = start_gateway(gateway_config(cls.port, cls.admin, [cls.backend.port], extra), cls.port, cls.admin,
+                               "gw")
+        cls.url = f"http://127.0.0.1:{cls.port}"
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.gw.stop()
+        cls.backend.close()
+        if rc != 0:
+            cls.gw.dump()
+        assert rc == 0, rc
+
+    def bearer(self, token):
+        return [f"Authorization: Bearer {token}"]
+
+    def audit_lines(self):
+        with open(self.audit_file) as f:
+            return f.read().splitlines()
+
+    def test_jwt_valid_for_each_algorithm(self):
+        for alg in ("HS256", "RS256", "ES256"):
+            with self.subTest(alg=alg):
+                code, heads, body, _ = curl(self.url + "/hello", self.bearer(self.keys.token(alg, sub=f"u-{alg}")) +
+                                            ["X-User: forged"])
+                self.assertEqual(code, 200)
+                seen = json.loads(body)["headers"]
+                self.assertEqual(seen["x-user"], f"u-{alg}")  # the verified claim, not the forged one
+                self.assertEqual(seen["x-forwarded-for"], "127.0.0.1")
+                self.assertIn("x-ratelimit-limit", heads)
+
+    def test_jwt_refusals_are_401_and_audited_once_without_the_token(self):
+        before = len(self.audit_lines())
+        bad = {
+            "expired": self.keys.token(exp=int(time.time()) - 3600, sub="expired-user"),
+            "wrong_aud": self.keys.token(aud="other", sub="aud-user"),
+            "alg_none": self.keys.token("none", sub="none-user"),
+            "bad_signature": self.keys.token(sub="sig-user")[:-4] + "AAAA",
+        }
+        for name, tok in bad.items():
+            with self.subTest(case=name):
+                code, _, _, _ = curl(self.url + "/x", self.bearer(tok))
+                self.assertEqual(code, 401)
+        code, _, _, _ = curl(self.url + "/x")  # no token at all
+        self.assertEqual(code, 401)
+        time.sleep(0.2)
+        lines = self.audit_lines()[before:]
+        self.assertEqual(len(lines), len(bad) + 1, lines)
+        for tok in bad.values():
+            for part in tok.split("."):
+                if len(part) > 8:
+                    self.assertFalse(any(part in l for l in lines), "audit line holds token text")
+        self.assertTrue(all("code=unauthorized" in l for l in lines))
+
+    def test_api_keys(self):
+        code, _, body, _ = curl(self.url + "/k", [f"X-API-Key: {self.api_key_2}"])
+        self.assertEqual(code, 200)
+        before = len(self.audit_lines())
+        code, _, _, _ = curl(self.url + "/k", ["X-API-Key: not-a-key-" + "z" * 20])
+        self.assertEqual(code, 401)
+        time.sleep(0.2)
+        lines = self.audit_lines()[before:]
+        self.assertEqual(len(lines), 1)
+        self.assertIn("unknown API key", lines[0])
+        self.assertNotIn("z" * 20, lines[0])
+
+    def test_rate_limit_429_with_headers_and_keys_independent(self):
+        codes, last = [], None
+        for _ in range(5):
+            code, heads, _, _ = curl(self.url + "/r", [f"X-API-Key: {self.api_key_1}"])
+            codes.append(code)
+            if code == 200:
+                self.assertEqual(heads["x-ratelimit-limit"], "3")
+            last = heads
+        self.assertEqual(codes, [200, 200, 200, 429, 429])
+        self.assertEqual(last["x-ratelimit-limit"], "3")
+        self.assertEqual(last["x-ratelimit-remaining"], "0")
+        self.assertGreater(int(last["retry-after"]), 0)
+        self.assertIn("x-ratelimit-reset", last)
+        # another key has its own bucket; a JWT user is in another tier
+        code, heads, _, _ = curl(self.url + "/r", [f"X-API-Key: {self.api_key_2}"])
+        self.assertEqual(code, 200)
+        code, heads, _, _ = curl(self.url + "/r", self.bearer(self.keys.token(sub="carol")))
+        self.assertEqual((code, heads["x-ratelimit-limit"]), (200, "1000"))
+        lines = [l for l in self.audit_lines() if "stage=rate_limit" in l]
+        self.assertTrue(lines)
+        self.assertFalse(any(self.api_key_1 in l for l in self.audit_lines()))
+
+    def test_ip_filter_and_address_ban(self):
+        code, _, _, _ = curl(self.url + "/f", self.bearer(self.keys.token()), ["--interface", "127.0.0.3"])
+        self.assertEqual(code, 403)
+        code, _, body, _ = curl(self.url + "/f", self.bearer(self.keys.token()), ["--interface", "127.0.0.2"])
+        self.assertEqual(code, 403)
+        self.assertIn(b"banned", body)
+
+    def test_identity_ban_and_removal_after_reload(self):
+        tok = self.keys.token(sub="mallory")
+        self.assertEqual(curl(self.url + "/b", self.bearer(tok))[0], 200)
+        with open(self.ban_file, "a") as f:
+            f.write("identity mallory 0 abuse\n")
+        self.gw.signal(signal.SIGHUP)
+        self.wait_for(lambda: curl(self.url + "/b", self.bearer(tok))[0] == 403)
+        with open(self.ban_file, "w") as f:
+            f.write("# rproxy bans v1\naddr 127.0.0.2/32 0 test%20ban\n")
+        self.gw.signal(signal.SIGHUP)
+        self.wait_for(lambda: curl(self.url + "/b", self.bearer(tok))[0] == 200)
+
+    def wait_for(self, cond, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if cond():
+                return
+            time.sleep(0.2)
+        self.fail("condition not met in time")
+
+    def test_oversized_header_is_431(self):
+        code, _, _, _ = curl(self.url + "/big", self.bearer(self.keys.token()) + ["X-Big: " + "b" * 12000])
+        self.assertEqual(code, 431)
+
+    def test_bodies_stream_both_framings_and_keep_alive(self):
+        data = os.urandom(3 * 1024 * 1024 + 17)
+        f = os.path.join(self.dir, "upload.bin")
+        with open(f, "wb") as out:
+            out.write(data)
+        for framing in ([], ["Transfer-Encoding: chunked"]):
+            with self.subTest(framing=framing):
+                code, _, body, _ = curl(self.url + "/up", self.bearer(self.keys.token()) + framing,
+                                        ["--data-binary", "@" + f])
+                self.assertEqual(code, 200)
+                got = json.loads(body)
+                self.assertEqual((got["body_len"], got["body_sha"]), (len(data), hashlib.sha256(data).hexdigest()))
+        # several requests on one client connection
+        p = subprocess.run(["curl", "-sS", "-v", "-o", "/dev/null", "-H", f"Authorization: Bearer {self.keys.token()}",
+                            self.url + "/1", self.url + "/2", self.url + "/3"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("Re-using existing connection", p.stderr)
+
+    def test_backend_failures(self):
+        code, _, _, _ = curl(self.url + "/die-early", self.bearer(self.keys.token()))
+        self.assertEqual(code, 502)
+        code, _, body, rc = curl(self.url + "/die-mid", self.bearer(self.keys.token()))
+        self.assertEqual(code, 200)
+        self.assertNotEqual(rc, 0)  # curl sees a short body: the connection closed mid-response
+        self.assertLess(len(body), 100000)
+
+    def test_metrics(self):
+        curl(self.url + "/m")
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/metrics", timeout=5).read().decode()
+        self.assertRegex(text, r'rproxy_rejects_total\{route="api",reason="unauthorized"\} [1-9]')
+        self.assertIn('rproxy_flows_total{route="api:connections"}', text)
+
+
+# ---- connection caps, slowloris, nginx ------------------------------------------------------
+
+class ConnectionTest(unittest.TestCase):
+    def setUp(self):
+        self.backend = EchoBackend()
+        self.progs = []
+
+    def tearDown(self):
+        for p in self.progs:
+            self.assertEqual(p.stop(), 0)
+        self.backend.close()
+
+    def gateway(self, extra, backends=None):
+        port, admin = harness.free_port(), harness.free_port()
+        text = gateway_config(port, admin, backends or [self.backend.port], "require_auth: false\n" + extra)
+        self.progs.append(start_gateway(text, port, admin, "gwc"))
+        return f"http://127.0.0.1:{port}", port
+
+    def test_conn_cap(self):
+        url, port = self.gateway("conn_limit: { max_per_ip: 1 }\nlimits: { header_timeout: 20s }\n")
+        held = socket.create_connection(("127.0.0.1", port))
+        time.sleep(0.3)
+        code, _, _, _ = curl(url + "/c")
+        self.assertEqual(code, 429)
+        held.close()
+        time.sleep(0.3)
+        self.assertEqual(curl(url + "/c")[0], 200)
+
+    def test_slowloris_is_cut_while_a_good_client_is_served(self):
+        url, port = self.gateway("limits: { header_timeout: 1s }\n")
+        slow = socket.create_connection(("127.0.0.1", port))
+        start = time.monotonic()
+
+        def drip():  # one byte of a never-ending head every 0.2 s
+            for b in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+                try:
+                    slow.send(bytes([b]))
+                except OSError:
+                    return
+                time.sleep(0.2)
+        threading.Thread(target=drip, daemon=True).start()
+        self.assertEqual(curl(url + "/good", timeout=5)[0], 200)
+        slow.settimeout(10)
+        got = b""
+        try:
+            while True:
+                b = slow.recv(4096)
+                if not b:
+                    break
+                got += b
+        except OSError:
+            pass
+        elapsed = time.monotonic() - start
+        slow.close()
+        self.assertGreater(elapsed, 0.8)
+        self.assertLess(elapsed, 4.0)
+        self.assertTrue(got == b"" or got.startswith(b"HTTP/1.1 408"), got)
+
+    def test_sigterm_closes_idle_keep_alive_connections(self):
+        url, port = self.gateway("limits: { header_timeout: 60s }\n")
+        s = socket.create_connection(("127.0.0.1", port))
+        s.settimeout(10)
+        s.sendall(b"GET /k HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += s.recv(65536)
+        head, body = got.split(b"\r\n\r\n", 1)
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+        while len(body) < length:
+            body += s.recv(65536)
+        prog = self.progs.pop()  # the connection stays open, idle, kept alive
+        start = time.monotonic()
+        self.assertEqual(prog.stop(), 0)
+        self.assertLess(time.monotonic() - start, 8.0)  # not the 60 s header timeout
+        self.assertEqual(s.recv(10), b"")
+        s.close()
+
+    @unittest.skipUnless(shutil.which("nginx"), "nginx not installed")
+    def test_nginx_backend_large_file_and_keep_alive(self):
+        root = tempfile.mkdtemp(prefix="rproxy-www-")
+        data = os.urandom(2 * 1024 * 1024)
+        with open(os.path.join(root, "big.bin"), "wb") as f:
+            f.write(data)
+        os.chmod(root, 0o755)  # nginx workers may run as another user
+        os.chmod(os.path.join(root, "big.bin"), 0o644)
+        ng = Nginx(root)
+        try:
+            url, _ = self.gateway("", backends=[ng.port])
+            for _ in range(2):
+                code, heads, body, _ = curl(url + "/big.bin")
+                self.assertEqual(code, 200)
+                self.assertEqual(hashlib.sha256(body).hexdigest(), hashlib.sha256(data).hexdigest())
+            code, _, _, _ = curl(url + "/missing")
+            self.assertEqual(code, 404)
+            code, heads, body, _ = curl(url + "/big.bin", args=["-I"])
+            self.assertEqual((code, heads.get("content-length")), (200, str(len(data))))
+        finally:
+            ng.close()
+
+
+if __name__ == "__main__":
+    BINARY = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
