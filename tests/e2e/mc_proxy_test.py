@@ -824,6 +824,12 @@ class PoolTest(McTestCase):
         cls.start_proxy([
             server("fo", ["fo.example.com"], [dead, cls.b1.address], balancer="round_robin"),
             server("rr", ["rr.example.com"], [cls.b1.address, cls.b2.address], balancer="round_robin"),
+            server("wrr", ["wrr.example.com"], [{"address": cls.b1.address, "weight": 3},
+                                                 {"address": cls.b2.address, "weight": 1}],
+                   balancer="weighted_round_robin"),
+            server("standby", ["standby.example.com"], [{"address": cls.b1.address, "weight": 1},
+                                                         {"address": cls.b2.address, "weight": 0}],
+                   balancer="weighted_round_robin"),
             server("hc", ["hc.example.com"], [dead, cls.b2.address], balancer="round_robin",
                    health_check={"interval": "300ms", "timeout": "500ms", "rise": 1, "fall": 1}),
         ], limits={"connect_timeout": "1s"})
@@ -843,6 +849,29 @@ class PoolTest(McTestCase):
             self.assertTrue(r["ok"], r)
             names.add(r["echo"].split("]")[0][1:])
         self.assertEqual(names, {"P1", "P2"})
+
+    def test_weighted_round_robin_and_standby(self):
+        def spread(port, host, n):
+            marks = (self.b1.mark(), self.b2.mark())
+            names = [f"w{random.randrange(1 << 30):x}" for _ in range(n)]
+            for name in names:
+                self.assertEqual(raw_login(port, host, name, 340)[0], "compress")
+            time.sleep(0.3)
+            return (sum(bool(self.b1.logins(x, marks[0])) for x in names),
+                    sum(bool(self.b2.logins(x, marks[1])) for x in names))
+        self.assertEqual(spread(self.proxy.port, "wrr.example.com", 8), (6, 2), "weights 3:1 over 8 logins")
+        self.assertEqual(spread(self.proxy.port, "standby.example.com", 4), (4, 0), "weight 0 is standby")
+
+    def test_unknown_domain_to_default_server(self):
+        other = Proxy(self, [server("main", ["main.example.com"], [self.b2.address])],
+                      default_server="main", unknown_domain={"action": "default", "message": "unused"}).start()
+        try:
+            mark = self.b2.mark()
+            self.assertEqual(raw_login(other.port, "whatever.example.org", "strayer", 340)[0], "compress")
+            ev = self.b2.wait_event(lambda e: e["event"] == "login" and e["username"] == "strayer", 5, mark)
+            self.assertEqual(ev["host"], "whatever.example.org")
+        finally:
+            self.assertEqual(other.stop(), 0)
 
     def test_health_check_marks_backends(self):
         def check():
@@ -985,6 +1014,21 @@ class ProxyProtocolTest(McTestCase):
         self.assertLoggedIn(r2, self.bv2)
         self.assertIn("proxy=127.0.0.31:", r1["welcome"])
         self.assertIn("proxy=127.0.0.32:", r2["welcome"])
+
+    def test_required_refuses_a_client_without_header(self):
+        other = Proxy(self, self.servers, proxy_protocol={"accept": "required", "trusted": ["127.0.0.0/8"]}).start()
+        try:
+            mark = self.bv1.mark()
+            kind, _, _ = raw_login(other.port, "ppv1.example.com", "noheader", 47)
+            self.assertNotEqual(kind, "success", "accept: required refuses a connection without a header")
+            kind, _, _ = raw_login(other.port, "ppv1.example.com", "withheader", 47,
+                                   header=proxy_v1("198.51.100.20", 42000))
+            self.assertEqual(kind, "success")
+            ev = self.bv1.wait_event(lambda e: e["event"] == "login" and e["username"] == "withheader", 5, mark)
+            self.assertEqual(ev["proxy"], "198.51.100.20:42000")
+            self.assertEqual(self.bv1.logins("noheader", mark), [])
+        finally:
+            self.assertEqual(other.stop(), 0)
 
     def test_untrusted_peer_header_not_believed(self):
         other = Proxy(self, self.servers, proxy_protocol={"accept": "optional", "trusted": ["192.0.2.0/24"]}).start()
