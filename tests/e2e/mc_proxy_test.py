@@ -769,7 +769,7 @@ class StatusTest(McTestCase):
                   "offline": {"motd": "Down is offline", "version_name": "offline-v", "favicon": cls.favicon}}
         cls.start_proxy([
             server("cached", ["cached.example.com"], [cls.live.address],
-                   status={"cache_ttl": "3s", "offline": {"motd": "Cached is offline", "version_name": "off"}},
+                   status={"cache_ttl": "5s", "offline": {"motd": "Cached is offline", "version_name": "off"}},
                    messages={"offline": "Cached is offline"}),
             server("down", ["down.example.com"], [f"127.0.0.1:{cls.dead}"], status=status,
                    messages={"offline": "Down is offline, try later"}),
@@ -799,16 +799,16 @@ class StatusTest(McTestCase):
         t_first = time.monotonic()
         self.live.stop()
         r = CLIENT.ping(port=self.proxy.port, vhost="cached.example.com", version="1.20.4")
-        self.assertLess(time.monotonic() - t_first, 3, "test too slow to check the cache")
+        self.assertLess(time.monotonic() - t_first, 5, "test too slow to check the cache")
         self.assertTrue(r["ok"], r)
         self.assertEqual(r["motd"], self.live.motd, "within cache_ttl the cached status answers")
         after = metric(self.proxy.metrics(), "mc_status_pings_total", server="cached", source="cache") or 0
         self.assertGreater(after, before, "mc_status_pings_total{source=cache} moves")
         # after the TTL the backend is asked again, and it is down
         motd = poll(lambda: (lambda r: r.get("motd") == "Cached is offline" and r["motd"])(
-            CLIENT.ping(port=self.proxy.port, vhost="cached.example.com", version="1.20.4", timeout=5000)), 10, 0.5)
+            CLIENT.ping(port=self.proxy.port, vhost="cached.example.com", version="1.20.4", timeout=5000)), 12, 0.5)
         self.assertEqual(motd, "Cached is offline")
-        self.assertGreater(time.monotonic() - t_first, 2.5, "the cache must not expire early")
+        self.assertGreater(time.monotonic() - t_first, 4.5, "the cache must not expire early")
 
 
 class PoolTest(McTestCase):
