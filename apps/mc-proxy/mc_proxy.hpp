@@ -20,6 +20,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -126,32 +127,35 @@ public:
   const std::string& name() const noexcept { return name_; }
   const std::shared_ptr<pool_t>& pool() const noexcept { return pool_; }
 
-  // Status cache: one answer per server, reused for cache_ttl. While one flow refreshes it,
-  // others keep using the stale answer rather than all asking the backend at once.
-  std::optional<std::string> cached(clock::time_point now, clock::duration ttl, bool& should_fetch) {
+  // Status cache: one answer per server and client protocol version (a version-aware backend
+  // answers each version its own way), reused for cache_ttl. While one flow refreshes an
+  // answer, others keep using the stale one rather than all asking the backend at once.
+  std::optional<std::string> cached(clock::time_point now, clock::duration ttl, std::int32_t protocol, bool& should_fetch) {
     std::lock_guard lock(mu_);
     should_fetch = false;
-    if (!json_.empty() && now - stored_ < ttl) return json_;
-    if (!fetching_) {
-      fetching_ = true;
+    status_entry& e = entry(protocol);
+    if (!e.json.empty() && now - e.stored < ttl) return e.json;
+    if (!e.fetching) {
+      e.fetching = true;
       should_fetch = true;
       return std::nullopt;
     }
-    if (!json_.empty()) return json_;
+    if (!e.json.empty()) return e.json;
     should_fetch = true;  // nothing to show: ask as well
     return std::nullopt;
   }
-  void fetched(std::optional<std::string> json, clock::time_point now) {
+  void fetched(std::int32_t protocol, std::optional<std::string> json, clock::time_point now) {
     std::lock_guard lock(mu_);
-    fetching_ = false;
+    status_entry& e = entry(protocol);
+    e.fetching = false;
     if (json) {
-      json_ = std::move(*json);
-      stored_ = now;
+      e.json = std::move(*json);
+      e.stored = now;
     }
   }
   void forget_status() {
     std::lock_guard lock(mu_);
-    json_.clear();
+    status_.clear();
   }
 
   // Power state, for wake on join and the server list.
@@ -185,7 +189,7 @@ public:
     std::lock_guard lock(mu_);
     if (power_ != power::online || players_.load() != 0 || now - idle_since_ < w.idle_timeout) return false;
     power_ = power::sleeping;
-    json_.clear();
+    status_.clear();
     return true;
   }
 
@@ -199,12 +203,32 @@ public:
   int players() const noexcept { return players_.load(); }
 
 private:
+  struct status_entry {
+    std::int32_t protocol = 0;
+    std::string json;
+    clock::time_point stored{};
+    bool fetching = false;
+  };
+  /// The entry for a protocol; at most max_status_entries, the oldest answer makes room.
+  status_entry& entry(std::int32_t protocol) {
+    static constexpr std::size_t max_status_entries = 32;
+    for (auto& e : status_)
+      if (e.protocol == protocol) return e;
+    if (status_.size() >= max_status_entries) {
+      auto oldest = std::min_element(status_.begin(), status_.end(), [](const auto& a, const auto& b) { return a.stored < b.stored; });
+      *oldest = status_entry{};
+      oldest->protocol = protocol;
+      return *oldest;
+    }
+    auto& e = status_.emplace_back();
+    e.protocol = protocol;
+    return e;
+  }
+
   std::string name_;
   std::shared_ptr<pool_t> pool_;
   std::mutex mu_;
-  std::string json_;
-  clock::time_point stored_{};
-  bool fetching_ = false;
+  std::vector<status_entry> status_;
   power power_ = power::online;
   clock::time_point since_{};
   clock::time_point idle_since_ = clock::now();
@@ -351,11 +375,11 @@ struct status_reply {
     const auto& sc = *sv.cfg;
     const auto now = clock::now();
     bool fetch = false;
-    auto json = sv.st->cached(now, sc.status.cache_ttl, fetch);
+    auto json = sv.st->cached(now, sc.status.cache_ttl, ctx.protocol, fetch);
     ping_source src = ping_source::cache;
     if (!json && fetch) {
       json = co_await ask_backend(ctx, sv);
-      sv.st->fetched(json, clock::now());
+      sv.st->fetched(ctx.protocol, json, clock::now());
       src = ping_source::backend;
     }
     if (!json) {

@@ -270,7 +270,7 @@ private:
   mw::audit_log audit_;
   std::map<std::string, std::shared_ptr<server_state>> states_;
   mw::conn_counter conns_;
-  mw::ban_list bans_;
+  mw::ban_list bans_{{.fold_identity_case = true}};  // Minecraft names are case-insensitive
   mw::local_counter_store store_;
   std::optional<rproxy::config::snapshot<world>> current_;
   std::filesystem::file_time_type bans_mtime_{};

@@ -56,8 +56,9 @@ inline asio::awaitable<result<mc_status_reply>> fetch_mc_status(asio::any_io_exe
   using asio::experimental::as_tuple;
   namespace mc = codec::mc;
   const auto start = std::chrono::steady_clock::now();
-  auto [cec, sock] = co_await net::async_connect(ex, server, timeout, as_tuple(asio::use_awaitable));
-  if (cec) co_return failure(cec);
+  auto connected = co_await net::async_connect(ex, server, timeout, as_tuple(asio::use_awaitable));
+  if (auto ec = std::get<0>(connected)) co_return failure(ec);
+  auto& sock = std::get<1>(connected);  // a plain reference: clang 14 cannot capture a binding
 
   asio::steady_timer deadline(ex);
   bool timed_out = false;

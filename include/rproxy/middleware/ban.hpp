@@ -107,9 +107,15 @@ inline bool percent_decode(std::string_view s, std::string& out) {
 }
 }  // namespace detail
 
+struct ban_list_options {
+  /// Match identities ignoring ASCII case (Minecraft user names: "Notch" is "notch").
+  bool fold_identity_case = false;
+};
+
 class ban_list {
 public:
   ban_list() = default;
+  explicit ban_list(ban_list_options o) : opt_(o) {}
 
   void ban_address(const cidr& block, ban_clock::time_point until, std::string reason = {}) {
     std::unique_lock lock(mu_);
@@ -117,7 +123,7 @@ public:
   }
   void ban_identity(std::string name, ban_clock::time_point until, std::string reason = {}) {
     std::unique_lock lock(mu_);
-    identities_.insert_or_assign(std::move(name), ban_entry{until, std::move(reason)});
+    identities_.insert_or_assign(identity_key(std::move(name)), ban_entry{until, std::move(reason)});
   }
   bool unban_address(const cidr& block) {
     std::unique_lock lock(mu_);
@@ -125,7 +131,7 @@ public:
   }
   bool unban_identity(std::string_view name) {
     std::unique_lock lock(mu_);
-    auto it = identities_.find(std::string(name));
+    auto it = identities_.find(identity_key(std::string(name)));
     if (it == identities_.end()) return false;
     identities_.erase(it);
     return true;
@@ -147,7 +153,7 @@ public:
   std::optional<ban_hit> find_identity(std::string_view name, ban_clock::time_point now) const {
     std::shared_lock lock(mu_);
     if (identities_.empty() || name.empty()) return std::nullopt;
-    auto it = identities_.find(std::string(name));
+    auto it = identities_.find(identity_key(std::string(name)));
     if (it == identities_.end() || !it->second.active(now)) return std::nullopt;
     return ban_hit{it->first, it->second};
   }
@@ -223,7 +229,7 @@ public:
       } else if (f[0] == "identity") {
         std::string name;
         if (!detail::percent_decode(f[1], name) || name.empty()) return bad();
-        ids.insert_or_assign(std::move(name), std::move(e));
+        ids.insert_or_assign(identity_key(std::move(name)), std::move(e));
       } else {
         return bad();
       }
@@ -261,6 +267,14 @@ public:
   }
 
 private:
+  std::string identity_key(std::string name) const {
+    if (opt_.fold_identity_case)
+      for (auto& c : name)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return name;
+  }
+
+  ban_list_options opt_{};
   mutable std::shared_mutex mu_;
   cidr_table<ban_entry> addresses_;
   std::unordered_map<std::string, ban_entry> identities_;

@@ -140,3 +140,15 @@ TEST_CASE("ban_check stage: address on accept, user name and identity later", "[
   CHECK(p.route(c3).is_next());
   fake_clock::t -= 2h;
 }
+
+TEST_CASE("ban_list with fold_identity_case matches names ignoring ASCII case", "[middleware][ban]") {
+  mw::ban_list bans({.fold_identity_case = true});
+  auto now = fake_clock::now();
+  bans.ban_identity("Mallory", {}, "griefing");
+  CHECK(bans.find_identity("mallory", now));
+  CHECK(bans.find_identity("MALLORY", now));
+  REQUIRE(bans.parse("# rproxy bans v1\nidentity NoTcH 0 x\n"));
+  CHECK(bans.find_identity("notch", now)->subject == "notch");
+  CHECK_FALSE(bans.find_identity("mallory", now));  // parse replaced the list
+  CHECK(bans.unban_identity("NOTCH"));
+}
