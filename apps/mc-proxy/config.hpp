@@ -16,6 +16,7 @@
 
 #include <asio/ip/address.hpp>
 
+#include <rproxy/app/config_blocks.hpp>
 #include <rproxy/config/byte_size.hpp>
 #include <rproxy/config/decode.hpp>
 #include <rproxy/config/endpoint.hpp>
@@ -38,16 +39,8 @@ constexpr auto config_enum_names(balancer_kind) {
                     cfg::enum_name{"random", balancer_kind::random},
                     cfg::enum_name{"lowest_latency", balancer_kind::lowest_latency}};
 }
-enum class proxy_in { none, optional, required };
-constexpr auto config_enum_names(proxy_in) {
-  return std::array{cfg::enum_name{"none", proxy_in::none}, cfg::enum_name{"optional", proxy_in::optional},
-                    cfg::enum_name{"required", proxy_in::required}};
-}
-enum class proxy_out { none, v1, v2 };
-constexpr auto config_enum_names(proxy_out) {
-  return std::array{cfg::enum_name{"none", proxy_out::none}, cfg::enum_name{"v1", proxy_out::v1},
-                    cfg::enum_name{"v2", proxy_out::v2}};
-}
+using rproxy::net::proxy_accept;
+using rproxy::net::proxy_send;
 enum class unknown_action { kick, default_server };
 constexpr auto config_enum_names(unknown_action) {
   return std::array{cfg::enum_name{"kick", unknown_action::kick}, cfg::enum_name{"default", unknown_action::default_server}};
@@ -56,7 +49,7 @@ constexpr auto config_enum_names(unknown_action) {
 struct backend_config {
   cfg::endpoint address;
   std::uint32_t weight = 1;
-  proxy_out send_proxy_protocol = proxy_out::none;
+  proxy_send send_proxy_protocol = proxy_send::none;
   static constexpr auto describe() {
     return cfg::fields(cfg::required(&backend_config::address, "backend server IP address and port, e.g. 10.0.0.5:25565"),
                        cfg::doc(&backend_config::weight, "share of new players (weighted balancers); 0: standby"),
@@ -183,7 +176,7 @@ struct unknown_domain_config {
 };
 
 struct proxy_protocol_config {
-  proxy_in accept = proxy_in::none;
+  proxy_accept accept = proxy_accept::none;
   std::vector<std::string> trusted{"127.0.0.0/8", "::1"};
   static constexpr auto describe() {
     return cfg::fields(cfg::doc(&proxy_protocol_config::accept, "read a PROXY v1/v2 header from clients: none, optional, required"),
@@ -239,16 +232,9 @@ struct relay_config {
   }
 };
 
-struct admin_config {
-  std::optional<cfg::endpoint> listen;
-  static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&admin_config::listen, "admin endpoint: /metrics /healthz /readyz, POST /reload"));
-  }
-};
-
 struct config {
   cfg::endpoint listen{"0.0.0.0", 25565};
-  admin_config admin{};
+  rproxy::app::admin_config admin{};
   std::string servers_dir;
   std::vector<server_config> servers;
   std::string default_server;
@@ -315,7 +301,6 @@ BOOST_HANA_ADAPT_STRUCT(mc_proxy::limits_config, handshake_timeout, connect_time
                         status, login, message);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::bans_config, file, message);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::relay_config, buffer_size, splice, idle_timeout);
-BOOST_HANA_ADAPT_STRUCT(mc_proxy::admin_config, listen);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::config, listen, admin, servers_dir, servers, default_server, unknown_domain,
                         proxy_protocol, limits, bans, relay);
 

@@ -83,7 +83,7 @@ inline std::vector<pool_t::config_type> pool_config(const server_config& s) {
   std::vector<pool_t::config_type> out;
   for (const auto& b : s.backends)
     out.push_back({b.address.to_string(),
-                   {{asio::ip::make_address(b.address.host), b.address.port}, static_cast<rproxy::net::proxy_send>(b.send_proxy_protocol)},
+                   {{asio::ip::make_address(b.address.host), b.address.port}, b.send_proxy_protocol},
                    b.weight});
   return out;
 }

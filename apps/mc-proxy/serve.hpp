@@ -36,7 +36,7 @@ public:
     current_.emplace(std::move(w));
     start_checks(cfg);
     load_bans(true);
-    if (cfg->proxy_protocol.accept != proxy_in::none) {
+    if (cfg->proxy_protocol.accept != proxy_accept::none) {
       std::string ranges;
       for (const auto& t : cfg->proxy_protocol.trusted) ranges += (ranges.empty() ? "" : ", ") + t;
       rt_.log().warn("PROXY protocol is ON: any host in these ranges can claim any client address; only list your load balancers",
@@ -137,7 +137,7 @@ private:
     w->bans.reject_message = cfg->bans.message;
     for (const auto& c : cfg->proxy_protocol.trusted) w->trusted.push_back(*mw::cidr::parse(c));
     auto& o = w->options;
-    o.accept = static_cast<rproxy::net::proxy_accept>(cfg->proxy_protocol.accept);
+    o.accept = cfg->proxy_protocol.accept;
     o.hello_timeout = lim.handshake_timeout;
     o.connect_timeout = lim.connect_timeout;
     o.relay.buffer_size = cfg->relay.buffer_size.bytes;
@@ -204,8 +204,8 @@ private:
       probe.query.host = !sc.rewrite_host.empty() ? sc.rewrite_host : first_name(sc);
       probe.query.port = cfg->listen.port;
       for (const auto& b : sc.backends)
-        if (b.send_proxy_protocol != proxy_out::none)
-          probe.proxied.push_back({{asio::ip::make_address(b.address.host), b.address.port}, b.send_proxy_protocol == proxy_out::v1 ? 1 : 2});
+        if (b.send_proxy_protocol != proxy_send::none)
+          probe.proxied.push_back({{asio::ip::make_address(b.address.host), b.address.port}, b.send_proxy_protocol == proxy_send::v1 ? 1 : 2});
       auto st = states_.at(sc.name);
       auto c = std::make_unique<checker_t>(rt_.control().get_executor(), st->pool(), std::move(probe),
                                            rproxy::health::check_options{.interval = hc.interval, .timeout = hc.timeout,

@@ -1,0 +1,48 @@
+// rproxy/app/config_blocks.hpp: config pieces every app declares the same way, written once:
+// the admin block, and the YAML names of the PROXY protocol modes of net/l4_flow.hpp.
+//
+//     struct my_config {
+//       rproxy::app::admin_config admin{};                       // admin: {listen: 127.0.0.1:9901}
+//       rproxy::net::proxy_accept accept = rproxy::net::proxy_accept::none;  // none|optional|required
+//       rproxy::net::proxy_send send = rproxy::net::proxy_send::none;        // none|v1|v2
+//       ...
+//     };
+#pragma once
+
+#include <boost/hana/adapt_struct.hpp>
+
+#include <array>
+#include <optional>
+
+#include <rproxy/config/endpoint.hpp>
+#include <rproxy/config/field.hpp>
+#include <rproxy/config/scalar.hpp>
+#include <rproxy/net/l4_flow.hpp>
+
+namespace rproxy::net {
+
+constexpr auto config_enum_names(proxy_accept) {
+  return std::array{config::enum_name{"none", proxy_accept::none}, config::enum_name{"optional", proxy_accept::optional},
+                    config::enum_name{"required", proxy_accept::required}};
+}
+constexpr auto config_enum_names(proxy_send) {
+  return std::array{config::enum_name{"none", proxy_send::none}, config::enum_name{"v1", proxy_send::v1},
+                    config::enum_name{"v2", proxy_send::v2}};
+}
+
+}  // namespace rproxy::net
+
+namespace rproxy::app {
+
+/// `admin: {listen: 127.0.0.1:9901}`: the runtime serves /metrics /healthz /readyz and
+/// POST /reload there (app/runtime.hpp); no listen, no admin endpoint.
+struct admin_config {
+  std::optional<config::endpoint> listen;
+  static constexpr auto describe() {
+    return config::fields(config::doc(&admin_config::listen, "admin endpoint: /metrics /healthz /readyz, POST /reload"));
+  }
+};
+
+}  // namespace rproxy::app
+
+BOOST_HANA_ADAPT_STRUCT(rproxy::app::admin_config, listen);
