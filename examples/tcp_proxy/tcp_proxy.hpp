@@ -31,7 +31,6 @@
 
 #include <rproxy/app/runtime.hpp>
 #include <rproxy/balance/least_conn.hpp>
-#include <rproxy/balance/metrics.hpp>
 #include <rproxy/balance/pool.hpp>
 #include <rproxy/balance/round_robin.hpp>
 #include <rproxy/balance/stage.hpp>
@@ -47,6 +46,7 @@
 #include <rproxy/net/l4_flow.hpp>
 #include <rproxy/net/listener.hpp>
 #include <rproxy/observe/flow_metrics.hpp>
+#include <rproxy/observe/pool_metrics.hpp>
 #include <rproxy/pipeline/basic_pipeline.hpp>
 #include <rproxy/route/fixed.hpp>
 
@@ -390,7 +390,7 @@ private:
 template <class Config, class MakeExtra>
 int serve(rproxy::app::runtime<Config>& rt, MakeExtra make_extra) {
   auto families = rproxy::observe::flow_metrics::families::add_to(rt.metrics());
-  auto backend_metrics = rproxy::balance::pool_metrics::add_to(rt.metrics());
+  auto backend_metrics = rproxy::observe::pool_metrics::add_to(rt.metrics());
   auto& load_reports = rt.metrics().add_callback_counter_family(
       "rproxy_load_reports", "Backend load reports polled, by result: ok, bad (weight kept), unreachable.",
       {"route", "result"});
