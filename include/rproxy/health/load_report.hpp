@@ -15,7 +15,8 @@
 //   - a bare JSON number, or {"weight": N}: the weight itself, a number 0..max_weight (10000),
 //     rounded to an integer; 0 puts the backend on standby (no new flows);
 //   - {"load": X}: the backend's utilisation, 0 (idle) .. 1 (full; more counts as 1): the
-//     weight becomes max(1, round(base x 100 x (1 - X))), where base is the configured weight.
+//     weight becomes max(1, round(base x 100 x (1 - X))), where base is the configured weight
+//     (a base of 0, standby, stays 0).
 // Other members of the object are ignored; an object with both or neither of weight and load
 // is malformed. A malformed report, another status, a reply over the bound, a timeout or a
 // refused connection leave the weight unchanged and are counted (stats()).
@@ -103,6 +104,7 @@ inline result<load_report> parse_load_report(std::string_view body, std::uint32_
 /// The weight a report asks for, given the backend's base (configured) weight.
 inline std::uint32_t weight_for(const load_report& r, std::uint32_t base) noexcept {
   if (r.what == load_report::kind::weight) return static_cast<std::uint32_t>(std::lround(r.value));
+  if (base == 0) return 0;  // configured standby stays standby
   const double w = static_cast<double>(base) * 100.0 * (1.0 - r.value);
   return static_cast<std::uint32_t>(std::max<long>(1, std::lround(w)));
 }

@@ -114,6 +114,7 @@ TEST_CASE("weight_for: the weight form is the weight; load scales the base by 10
   REQUIRE(health::weight_for({kind::load, 0.7}, 2) == 60);
   REQUIRE(health::weight_for({kind::load, 0.0}, 1) == 100);
   REQUIRE(health::weight_for({kind::load, 1.0}, 5) == 1);  // never standby from load alone
+  REQUIRE(health::weight_for({kind::load, 0.0}, 0) == 0);  // but a configured standby stays
 }
 
 TEST_CASE("load_report_poller: good reports set the weight; bad and unreachable ones leave it",
