@@ -21,6 +21,7 @@
 #include <boost/hana/adapt_struct.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -277,9 +278,13 @@ inline rproxy::net::l4_options flow_options(const route_config& r, const relay_c
 /// Restarted by a reload that changes their config block.
 class route_health {
 public:
+  using base_fn = std::function<std::optional<std::uint32_t>(std::string_view backend_id)>;
+
+  /// `configured_weight(id)`: the backend's weight in the current config (the base of load reports).
   route_health(asio::any_io_executor ex, std::shared_ptr<rproxy::balance::pool> pool, std::string route,
-               const rproxy::observe::logger& log)
-      : ex_(std::move(ex)), pool_(std::move(pool)), route_(std::move(route)), log_(log) {}
+               const rproxy::observe::logger& log, base_fn configured_weight)
+      : ex_(std::move(ex)), pool_(std::move(pool)), route_(std::move(route)), log_(log),
+        configured_weight_(std::move(configured_weight)) {}
   route_health(const route_health&) = delete;
   route_health& operator=(const route_health&) = delete;
   ~route_health() { stop(); }
@@ -306,6 +311,15 @@ public:
     tcp_.reset();
     http_.reset();
     stop_poller();
+  }
+
+  /// Before a reload updates the pool: backends keep their reported weights while the same
+  /// dynamic_weights block stays on (the poller rescales load reports with the new config).
+  void keep_reported_weights(const route_config& r, std::vector<rproxy::balance::pool::config_type>& backends) const {
+    std::lock_guard lk(mu_);
+    if (!weights_ || r.dynamic_weights != weights_cfg_) return;
+    for (auto& b : backends)
+      if (auto w = weights_->reported_weight(b.id)) b.weight = *w;
   }
 
   /// Load reports by result since start (for a callback counter; never decreases).
@@ -345,6 +359,7 @@ private:
     o.port = d.port;
     o.interval = d.interval;
     o.timeout = d.timeout;
+    o.base_weight = configured_weight_;
     auto p = std::make_unique<rproxy::health::load_report_poller<>>(ex_, pool_, std::move(o));
     p->on_report([log = &log_, route = route_](std::string_view id, const std::error_code& ec, std::uint32_t w) {
       if (ec) log->warn("bad load report; weight unchanged", {{"route", route}, {"backend", id}, {"error", ec.message()}, {"weight", w}});
@@ -375,6 +390,7 @@ private:
   std::shared_ptr<rproxy::balance::pool> pool_;
   std::string route_;
   const rproxy::observe::logger& log_;
+  base_fn configured_weight_;
   std::optional<health_check_config> check_cfg_;
   std::optional<dynamic_weights_config> weights_cfg_;
   std::unique_ptr<rproxy::health::checker<rproxy::health::tcp_probe>> tcp_;
@@ -402,7 +418,15 @@ int serve(rproxy::app::runtime<Config>& rt, MakeExtra make_extra) {
       return 1;
     }
     backend_metrics->track(rc.name, pool);
-    auto health = std::make_shared<route_health>(rt.control().get_executor(), pool, rc.name, rt.log());
+    auto configured = [&rt, route = rc.name](std::string_view id) -> std::optional<std::uint32_t> {
+      auto c = rt.config().get();
+      for (const auto& x : c->routes)
+        if (x.name == route)
+          for (const auto& b : x.backends)
+            if (b.address.to_string() == id) return b.weight;
+      return std::nullopt;
+    };
+    auto health = std::make_shared<route_health>(rt.control().get_executor(), pool, rc.name, rt.log(), configured);
     health->apply(rc);
     for (std::string_view result : {"ok", "bad", "unreachable"})
       load_reports.with({rc.name, result}, [health, result] { return health->reports(result); });
@@ -454,7 +478,9 @@ int serve(rproxy::app::runtime<Config>& rt, MakeExtra make_extra) {
     rt.on_reload([&rt, pool, name, health, backend_metrics](const std::shared_ptr<const Config>& c) {
       for (const auto& x : c->routes)
         if (x.name == *name) {
-          if (auto r = pool->update(pool_config(x)); !r)
+          auto backends = pool_config(x);
+          health->keep_reported_weights(x, backends);
+          if (auto r = pool->update(backends); !r)
             rt.log().error("backends not updated", {{"route", x.name}, {"error", r.error().message()}});
           backend_metrics->track(x.name, pool);
           health->apply(x);
