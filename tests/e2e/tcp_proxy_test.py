@@ -574,6 +574,12 @@ class TcpProxyTest(unittest.TestCase):
         p = subprocess.run([BINARY, "validate", prog.config], capture_output=True, text=True, timeout=30)
         self.assertEqual(p.returncode, 1)
         self.assertRegex(p.stdout + p.stderr, r"config\.yaml:3:\d+: ")
+        bad_check = harness.Program(BINARY, config([{"name": "x", "port": 1234, "backends": [1235],
+                                                     "health_check": {"type": "http", "path": "healthz"}}]),
+                                    name="validate")
+        p = subprocess.run([BINARY, "validate", bad_check.config], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertRegex(p.stdout + p.stderr, r"config\.yaml:\d+:\d+: path must start with '/'")
         good = harness.Program(BINARY, config([{"name": "x", "port": 1234, "backends": [1235]}]), name="validate")
         p = subprocess.run([BINARY, "validate", good.config], capture_output=True, text=True, timeout=30)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
