@@ -6,6 +6,13 @@
 // worker, and the relay. A reload (SIGHUP, file change, POST /reload) updates each route's
 // backends in place; flows in progress keep their backend. Adding, removing or moving a
 // listener needs a restart (the reload says so in the log).
+//
+// Per route, optionally: active health checks (`health_check`: tcp connect or HTTP GET, with
+// rise/fall thresholds; a backend that fails them leaves the rotation until it passes again)
+// and dynamic weights (`dynamic_weights`: each backend's load report, polled over HTTP, sets
+// its weight). A reload that changes either block restarts it; checks keep their verdicts.
+// A connect failure is retried on another backend within the same client connection. The admin
+// /metrics shows per-backend series (rproxy_backend_*, labelled by route and backend).
 #pragma once
 
 #include <asio/co_spawn.hpp>
@@ -14,7 +21,9 @@
 #include <boost/hana/adapt_struct.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -31,10 +40,14 @@
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/validator.hpp>
+#include <rproxy/health/checker.hpp>
+#include <rproxy/health/load_report.hpp>
+#include <rproxy/health/probe.hpp>
 #include <rproxy/middleware/ip.hpp>
 #include <rproxy/net/l4_flow.hpp>
 #include <rproxy/net/listener.hpp>
 #include <rproxy/observe/flow_metrics.hpp>
+#include <rproxy/observe/pool_metrics.hpp>
 #include <rproxy/pipeline/basic_pipeline.hpp>
 #include <rproxy/route/fixed.hpp>
 
@@ -53,6 +66,10 @@ enum class proxy_in { none, optional, required };
 constexpr auto config_enum_names(proxy_in) {
   return std::array{cfg::enum_name{"none", proxy_in::none}, cfg::enum_name{"optional", proxy_in::optional},
                     cfg::enum_name{"required", proxy_in::required}};
+}
+enum class check_kind { tcp, http };
+constexpr auto config_enum_names(check_kind) {
+  return std::array{cfg::enum_name{"tcp", check_kind::tcp}, cfg::enum_name{"http", check_kind::http}};
 }
 enum class proxy_out { none, v1, v2 };
 constexpr auto config_enum_names(proxy_out) {
@@ -80,6 +97,60 @@ struct proxy_protocol_config {
   }
 };
 
+struct health_check_config {
+  check_kind type = check_kind::tcp;
+  std::string path = "/";
+  std::string host{};
+  unsigned expect_status = 200;
+  std::string body_contains{};
+  std::chrono::milliseconds interval = 5s;
+  std::chrono::milliseconds timeout = 2s;
+  unsigned rise = 2;
+  unsigned fall = 3;
+
+  friend bool operator==(const health_check_config&, const health_check_config&) = default;
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&health_check_config::type, "tcp (connect) or http (GET path)"),
+                       cfg::doc(&health_check_config::path, "http: the path to GET"),
+                       cfg::doc(&health_check_config::host, "http: Host header (default: the backend's address)"),
+                       cfg::doc(&health_check_config::expect_status, "http: the status a healthy backend answers; 0: any 2xx"),
+                       cfg::doc(&health_check_config::body_contains, "http: text the body must contain (empty: not checked)"),
+                       cfg::doc(&health_check_config::interval, "time between checks of a backend (+/- 10% jitter)"),
+                       cfg::doc(&health_check_config::timeout, "a check that takes longer fails"),
+                       cfg::doc(&health_check_config::rise, "passed checks in a row that bring a backend back"),
+                       cfg::doc(&health_check_config::fall, "failed checks in a row that take a backend out"));
+  }
+  void validate(cfg::validator& v) const {
+    if (!path.starts_with('/')) v.at(&health_check_config::path).error("path must start with '/'");
+    if (expect_status != 0 && (expect_status < 100 || expect_status > 599))
+      v.at(&health_check_config::expect_status).error("expect_status must be 0 or 100..599");
+    if (interval.count() <= 0) v.at(&health_check_config::interval).error("interval must be positive");
+    if (timeout.count() <= 0) v.at(&health_check_config::timeout).error("timeout must be positive");
+    if (rise == 0) v.at(&health_check_config::rise).error("rise must be at least 1");
+    if (fall == 0) v.at(&health_check_config::fall).error("fall must be at least 1");
+  }
+};
+
+struct dynamic_weights_config {
+  std::string path = "/metric";
+  std::uint16_t port = 0;
+  std::chrono::milliseconds interval = 5s;
+  std::chrono::milliseconds timeout = 2s;
+
+  friend bool operator==(const dynamic_weights_config&, const dynamic_weights_config&) = default;
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc(&dynamic_weights_config::path, "where each backend publishes its load report (HTTP GET)"),
+                       cfg::doc(&dynamic_weights_config::port, "port of the report (0: the backend's own port)"),
+                       cfg::doc(&dynamic_weights_config::interval, "time between polls of a backend"),
+                       cfg::doc(&dynamic_weights_config::timeout, "a poll that takes longer is counted as failed"));
+  }
+  void validate(cfg::validator& v) const {
+    if (!path.starts_with('/')) v.at(&dynamic_weights_config::path).error("path must start with '/'");
+    if (interval.count() <= 0) v.at(&dynamic_weights_config::interval).error("interval must be positive");
+    if (timeout.count() <= 0) v.at(&dynamic_weights_config::timeout).error("timeout must be positive");
+  }
+};
+
 struct route_config {
   std::string name;
   cfg::endpoint listen;
@@ -88,6 +159,8 @@ struct route_config {
   std::chrono::milliseconds connect_timeout = 5s;
   std::chrono::milliseconds idle_timeout = 5min;
   proxy_protocol_config proxy_protocol{};
+  std::optional<health_check_config> health_check{};
+  std::optional<dynamic_weights_config> dynamic_weights{};
 
   static constexpr auto describe() {
     return cfg::fields(cfg::required(&route_config::name, "route name (metrics label)"),
@@ -96,7 +169,9 @@ struct route_config {
                        cfg::doc(&route_config::balancer, "round_robin, weighted_round_robin or least_conn"),
                        cfg::doc(&route_config::connect_timeout, "give up on a backend after this long, try the next"),
                        cfg::doc(&route_config::idle_timeout, "close flows with no bytes either way for this long"),
-                       cfg::doc(&route_config::proxy_protocol, "PROXY protocol in and out"));
+                       cfg::doc(&route_config::proxy_protocol, "PROXY protocol in and out"),
+                       cfg::doc(&route_config::health_check, "active health checks of the backends (off when absent)"),
+                       cfg::doc(&route_config::dynamic_weights, "weights from the backends' load reports (off when absent)"));
   }
   void validate(cfg::validator& v) const {
     if (backends.empty()) v.at(&route_config::backends).error("a route needs at least one backend");
@@ -154,7 +229,9 @@ struct config {
 
 BOOST_HANA_ADAPT_STRUCT(tcp_proxy::backend_config, address, weight);
 BOOST_HANA_ADAPT_STRUCT(tcp_proxy::proxy_protocol_config, accept, trusted, send);
-BOOST_HANA_ADAPT_STRUCT(tcp_proxy::route_config, name, listen, backends, balancer, connect_timeout, idle_timeout, proxy_protocol);
+BOOST_HANA_ADAPT_STRUCT(tcp_proxy::health_check_config, type, path, host, expect_status, body_contains, interval, timeout, rise, fall);
+BOOST_HANA_ADAPT_STRUCT(tcp_proxy::dynamic_weights_config, path, port, interval, timeout);
+BOOST_HANA_ADAPT_STRUCT(tcp_proxy::route_config, name, listen, backends, balancer, connect_timeout, idle_timeout, proxy_protocol, health_check, dynamic_weights);
 BOOST_HANA_ADAPT_STRUCT(tcp_proxy::relay_config, buffer_size, splice);
 BOOST_HANA_ADAPT_STRUCT(tcp_proxy::admin_config, listen);
 BOOST_HANA_ADAPT_STRUCT(tcp_proxy::config, admin, routes, relay);
@@ -197,12 +274,142 @@ inline rproxy::net::l4_options flow_options(const route_config& r, const relay_c
   return o;
 }
 
+/// A route's health checker and load-report poller (each optional), on the control thread.
+/// Restarted by a reload that changes their config block.
+class route_health {
+public:
+  using base_fn = std::function<std::optional<std::uint32_t>(std::string_view backend_id)>;
+
+  /// `configured_weight(id)`: the backend's weight in the current config (the base of load reports).
+  route_health(asio::any_io_executor ex, std::shared_ptr<rproxy::balance::pool> pool, std::string route,
+               const rproxy::observe::logger& log, base_fn configured_weight)
+      : ex_(std::move(ex)), pool_(std::move(pool)), route_(std::move(route)), log_(log),
+        configured_weight_(std::move(configured_weight)) {}
+  route_health(const route_health&) = delete;
+  route_health& operator=(const route_health&) = delete;
+  ~route_health() { stop(); }
+
+  /// Starts, restarts or stops the checker and the poller to match `r`.
+  void apply(const route_config& r) {
+    if (r.health_check != check_cfg_) {
+      const bool had = check_cfg_.has_value();
+      tcp_.reset();
+      http_.reset();
+      check_cfg_ = r.health_check;
+      if (check_cfg_) start_checker(*check_cfg_);
+      else if (had)  // checks turned off: nothing keeps a backend out any more
+        for (const auto& b : pool_->snapshot()->backends) pool_->set_health(b->id(), true);
+    }
+    if (r.dynamic_weights != weights_cfg_) {
+      stop_poller();
+      weights_cfg_ = r.dynamic_weights;
+      if (weights_cfg_) start_poller(*weights_cfg_);
+    }
+  }
+
+  void stop() {
+    tcp_.reset();
+    http_.reset();
+    stop_poller();
+  }
+
+  /// Before a reload updates the pool: backends keep their reported weights while the same
+  /// dynamic_weights block stays on (the poller rescales load reports with the new config).
+  void keep_reported_weights(const route_config& r, std::vector<rproxy::balance::pool::config_type>& backends) const {
+    std::lock_guard lk(mu_);
+    if (!weights_ || r.dynamic_weights != weights_cfg_) return;
+    for (auto& b : backends)
+      if (auto w = weights_->reported_weight(b.id)) b.weight = *w;
+  }
+
+  /// Load reports by result since start (for a callback counter; never decreases).
+  double reports(std::string_view result) const {
+    std::lock_guard lk(mu_);
+    auto s = retired_;
+    if (weights_) add(s, weights_->stats());
+    return static_cast<double>(result == "ok" ? s.ok : result == "bad" ? s.bad : s.unreachable);
+  }
+
+private:
+  template <class Checker>
+  void wire(Checker& c) {
+    c.on_change([log = &log_, route = route_](std::string_view id, bool up, const rproxy::health::probe_result& r) {
+      if (up) log->info("backend up", {{"route", route}, {"backend", id}});
+      else log->warn("backend down", {{"route", route}, {"backend", id}, {"error", r.error.message()}, {"detail", r.detail}});
+    });
+    c.start();
+  }
+
+  void start_checker(const health_check_config& h) {
+    rproxy::health::check_options o{.interval = h.interval, .timeout = h.timeout, .jitter = 0.1, .rise = h.rise, .fall = h.fall};
+    if (h.type == check_kind::http) {
+      rproxy::health::http_probe p{.path = h.path, .host = h.host, .expect_status = h.expect_status,
+                                   .body_contains = h.body_contains};
+      http_ = std::make_unique<rproxy::health::checker<rproxy::health::http_probe>>(ex_, pool_, std::move(p), o);
+      wire(*http_);
+    } else {
+      tcp_ = std::make_unique<rproxy::health::checker<rproxy::health::tcp_probe>>(ex_, pool_, rproxy::health::tcp_probe{}, o);
+      wire(*tcp_);
+    }
+  }
+
+  void start_poller(const dynamic_weights_config& d) {
+    rproxy::health::load_report_options o;
+    o.path = d.path;
+    o.port = d.port;
+    o.interval = d.interval;
+    o.timeout = d.timeout;
+    o.base_weight = configured_weight_;
+    auto p = std::make_unique<rproxy::health::load_report_poller<>>(ex_, pool_, std::move(o));
+    p->on_report([log = &log_, route = route_](std::string_view id, const std::error_code& ec, std::uint32_t w) {
+      if (ec) log->warn("bad load report; weight unchanged", {{"route", route}, {"backend", id}, {"error", ec.message()}, {"weight", w}});
+      else log->info("backend weight from load report", {{"route", route}, {"backend", id}, {"weight", w}});
+    });
+    p->start();
+    std::lock_guard lk(mu_);
+    weights_ = std::move(p);
+  }
+
+  void stop_poller() {
+    std::unique_ptr<rproxy::health::load_report_poller<>> old;
+    {
+      std::lock_guard lk(mu_);
+      if (weights_) add(retired_, weights_->stats());
+      old = std::move(weights_);
+    }
+    old.reset();
+  }
+
+  static void add(rproxy::health::load_report_stats& a, const rproxy::health::load_report_stats& b) {
+    a.ok += b.ok;
+    a.bad += b.bad;
+    a.unreachable += b.unreachable;
+  }
+
+  asio::any_io_executor ex_;
+  std::shared_ptr<rproxy::balance::pool> pool_;
+  std::string route_;
+  const rproxy::observe::logger& log_;
+  base_fn configured_weight_;
+  std::optional<health_check_config> check_cfg_;
+  std::optional<dynamic_weights_config> weights_cfg_;
+  std::unique_ptr<rproxy::health::checker<rproxy::health::tcp_probe>> tcp_;
+  std::unique_ptr<rproxy::health::checker<rproxy::health::http_probe>> http_;
+  mutable std::mutex mu_;  // weights_ and retired_ (read by scrapes)
+  std::unique_ptr<rproxy::health::load_report_poller<>> weights_;
+  rproxy::health::load_report_stats retired_{};
+};
+
 /// Serves every route of the config with pipelines of `metrics, extra, route, balancer`.
 /// `make_extra()` builds the user's extra stage once per worker and route. Config is any
 /// config with tcp_proxy's `routes` and `relay` (examples/custom_middleware adds a block).
 template <class Config, class MakeExtra>
 int serve(rproxy::app::runtime<Config>& rt, MakeExtra make_extra) {
   auto families = rproxy::observe::flow_metrics::families::add_to(rt.metrics());
+  auto backend_metrics = rproxy::observe::pool_metrics::add_to(rt.metrics());
+  auto& load_reports = rt.metrics().add_callback_counter_family(
+      "rproxy_load_reports", "Backend load reports polled, by result: ok, bad (weight kept), unreachable.",
+      {"route", "result"});
   const auto first = rt.config().get();
   for (const auto& rc : first->routes) {
     auto pool = std::make_shared<rproxy::balance::pool>();
@@ -210,6 +417,19 @@ int serve(rproxy::app::runtime<Config>& rt, MakeExtra make_extra) {
       rt.log().error("bad backends", {{"route", rc.name}, {"error", r.error().message()}});
       return 1;
     }
+    backend_metrics->track(rc.name, pool);
+    auto configured = [&rt, route = rc.name](std::string_view id) -> std::optional<std::uint32_t> {
+      auto c = rt.config().get();
+      for (const auto& x : c->routes)
+        if (x.name == route)
+          for (const auto& b : x.backends)
+            if (b.address.to_string() == id) return b.weight;
+      return std::nullopt;
+    };
+    auto health = std::make_shared<route_health>(rt.control().get_executor(), pool, rc.name, rt.log(), configured);
+    health->apply(rc);
+    for (std::string_view result : {"ok", "bad", "unreachable"})
+      load_reports.with({rc.name, result}, [health, result] { return health->reports(result); });
     auto name = std::make_shared<const std::string>(rc.name);  // route label, outlives flows
     using pipeline_t = decltype(rproxy::make_pipeline(
         rproxy::observe::flow_metrics{families, ""}, make_extra(), rproxy::route::fixed{},
@@ -251,14 +471,22 @@ int serve(rproxy::app::runtime<Config>& rt, MakeExtra make_extra) {
     rt.log().info("route listening", {{"route", rc.name}, {"address", rc.listen.to_string()},
                                       {"backends", rc.backends.size()}});
     auto l = std::make_shared<std::decay_t<decltype(*listener)>>(std::move(*listener));
-    rt.on_stop_accepting([l] { l->close(); });
-    rt.on_reload([&rt, pool, name](const std::shared_ptr<const Config>& c) {
+    rt.on_stop_accepting([l, health] {
+      l->close();
+      health->stop();
+    });
+    rt.on_reload([&rt, pool, name, health, backend_metrics](const std::shared_ptr<const Config>& c) {
       for (const auto& x : c->routes)
         if (x.name == *name) {
-          if (auto r = pool->update(pool_config(x)); !r)
+          auto backends = pool_config(x);
+          health->keep_reported_weights(x, backends);
+          if (auto r = pool->update(backends); !r)
             rt.log().error("backends not updated", {{"route", x.name}, {"error", r.error().message()}});
+          backend_metrics->track(x.name, pool);
+          health->apply(x);
           return;
         }
+      health->stop();
       rt.log().warn("route removed from config: it refuses new flows until restart", {{"route", *name}});
     });
   }

@@ -23,8 +23,11 @@
 #include <rproxy/balance/weighted_round_robin.hpp>
 #include <rproxy/codec/http1/parser.hpp>
 #include <rproxy/codec/http1/serializer.hpp>
+#include <rproxy/health/checker.hpp>
 #include <rproxy/health/circuit_breaker.hpp>
+#include <rproxy/health/load_report.hpp>
 #include <rproxy/health/outlier.hpp>
+#include <rproxy/health/probe.hpp>
 #include <rproxy/health/retry_budget.hpp>
 #include <rproxy/net/connector.hpp>
 #include <rproxy/net/listener.hpp>

@@ -3,6 +3,7 @@
 Usage: tcp_proxy_test.py PATH_TO_TCP_PROXY [unittest args]
 Backends are asyncio servers in this process; the proxy is the built program."""
 import asyncio
+import http.server
 import os
 import re
 import shutil
@@ -11,6 +12,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import unittest
 import urllib.request
@@ -30,13 +32,17 @@ def config(routes, admin_port=None, extra=""):
         for k in ("balancer", "connect_timeout", "idle_timeout"):
             if k in r:
                 out.append(f"    {k}: {r[k]}\n")
-        if "proxy_protocol" in r:
-            out.append("    proxy_protocol:\n")
-            for k, v in r["proxy_protocol"].items():
-                out.append(f"      {k}: {v}\n")
+        for block in ("proxy_protocol", "health_check", "dynamic_weights"):
+            if block in r:
+                out.append(f"    {block}:\n")
+                for k, v in r[block].items():
+                    out.append(f"      {k}: {v}\n")
         out.append("    backends:\n")
         for b in r["backends"]:
-            out.append(f"      - address: 127.0.0.1:{b}\n")
+            if isinstance(b, tuple):      # (port, weight)
+                out.append(f"      - address: 127.0.0.1:{b[0]}\n        weight: {b[1]}\n")
+            else:
+                out.append(f"      - address: 127.0.0.1:{b}\n")
     out.append(extra)
     return "".join(out)
 
@@ -85,6 +91,84 @@ async def echo_roundtrip(port, payload, timeout=20.0):
         got = b""
     w.close()
     return got
+
+
+class HttpBackend:
+    """A python http.server in a thread: /healthz answers `health_status`, /metric answers
+    `metric` (the load report), anything else answers the backend's name."""
+
+    def __init__(self, name):
+        self.name = name
+        self.health_status = 200
+        self.metric = "1"
+        self.hits = 0          # requests other than /healthz and /metric
+        self.health_checks = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path == "/healthz":
+                    outer.health_checks += 1
+                    status, body = outer.health_status, b"status"
+                elif self.path == "/metric":
+                    status, body = 200, outer.metric.encode()
+                else:
+                    outer.hits += 1
+                    status, body = 200, outer.name.encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            request_queue_size = 256     # the default listen backlog of 5 drops bursts
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def http_get_via(port, timeout=5.0):
+    """GET / through the proxy; returns the body (the backend's name) or b"" on failure."""
+    try:
+        r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return b""
+    try:
+        w.write(b"GET / HTTP/1.0\r\n\r\n")
+        await w.drain()
+        data = await harness.read_all(r, timeout)
+    except (OSError, asyncio.TimeoutError):
+        data = b""
+    w.close()
+    return data.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in data else b""
+
+
+def get_metrics(admin):
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5) as resp:
+        return resp.read().decode()
+
+
+def metric(text, name, route, backend_port, extra=""):
+    """The value of a per-backend series, or None."""
+    labels = f'route="{route}",backend="127.0.0.1:{backend_port}"' + extra
+    m = re.search(r"^" + re.escape(name + "{" + labels + "}") + r" (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def promtool_check(test, text):
+    if shutil.which("promtool"):
+        p = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True)
+        test.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
 
 
 class TcpProxyTest(unittest.TestCase):
@@ -324,12 +408,178 @@ class TcpProxyTest(unittest.TestCase):
                 w.close()
         self.run_async(main())
 
+    async def wait_metric(self, admin, pred, what, timeout):
+        """Polls /metrics until pred(text) holds; fails after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = await asyncio.to_thread(get_metrics, admin)
+            if pred(text):
+                return time.monotonic(), text
+            if time.monotonic() > deadline:
+                self.fail(f"{what}: not within {timeout}s\n{text}")
+            await asyncio.sleep(0.05)
+
+    def test_connect_failure_fails_over_within_the_client_connection(self):
+        async def main():
+            async with Backend(echo) as a, Backend(echo) as b:
+                dead = harness.free_port()
+                port, admin = harness.free_port(), harness.free_port()
+                self.start_proxy([{"name": "fo", "port": port, "backends": [dead, a.port, b.port],
+                                   "connect_timeout": "1s"}], admin_port=admin)
+                results = await asyncio.gather(*(echo_roundtrip(port, b"x%d" % i, timeout=5) for i in range(60)))
+                self.assertEqual([r for r in results if not r.startswith(b"x")], [],
+                                 "every client is served although one backend is dead")
+                text = await asyncio.to_thread(get_metrics, admin)
+                self.assertGreaterEqual(metric(text, "rproxy_backend_failures_total", "fo", dead), 1)
+                self.assertEqual(metric(text, "rproxy_backend_failures_total", "fo", a.port), 0)
+                promtool_check(self, text)
+        self.run_async(main())
+
+    def test_health_check_takes_a_dead_backend_out_and_back(self):
+        interval, rise, fall = 0.2, 2, 2
+
+        async def client_loop(port, stop, stats):
+            while not stop.is_set():
+                t0 = time.monotonic()
+                try:
+                    got = await asyncio.wait_for(echo_roundtrip(port, b"ping", timeout=5), 8)
+                except asyncio.TimeoutError:
+                    got = None
+                stats["max"] = max(stats["max"], time.monotonic() - t0)
+                stats["ok" if got == b"ping" else "bad"] += 1
+                await asyncio.sleep(0.01)
+
+        async def main():
+            async with Backend(echo) as a, Backend(echo) as b, Backend(echo) as c:
+                port, admin = harness.free_port(), harness.free_port()
+                prog = self.start_proxy([{"name": "hc", "port": port, "backends": [a.port, b.port, c.port],
+                                   "connect_timeout": "1s",
+                                   "health_check": {"type": "tcp", "interval": "200ms", "timeout": "300ms",
+                                                    "rise": rise, "fall": fall}}], admin_port=admin)
+                up = lambda t, p, v: metric(t, "rproxy_backend_up", "hc", p) == v
+                await self.wait_metric(admin, lambda t: all(up(t, p, 1) for p in (a.port, b.port, c.port)),
+                                       "all up", 10)
+                stop, stats = asyncio.Event(), {"ok": 0, "bad": 0, "max": 0.0}
+                clients = [asyncio.create_task(client_loop(port, stop, stats)) for _ in range(4)]
+                await asyncio.sleep(0.5)
+                self.assertGreater(c.connections, 0)
+
+                await c.__aexit__(None, None, None)     # kill c
+                killed = time.monotonic()
+                t_down, text = await self.wait_metric(admin, lambda t: up(t, c.port, 0), "c taken out",
+                                                      interval * fall + 0.3 + 3)
+                self.assertLess(t_down - killed, interval * fall * 1.1 + 0.3 + 3)
+                # Taken out by the health check or, first, by outlier detection (client flows failed).
+                states = {st: metric(text, "rproxy_backend_state", "hc", c.port, f',state="{st}"')
+                          for st in ("unhealthy", "ejected")}
+                self.assertEqual(max(states.values()), 1, states)
+                deadline = time.monotonic() + interval * fall + 3
+                while "backend down" not in prog.output():
+                    self.assertLess(time.monotonic(), deadline, "the health check did not mark c down")
+                    await asyncio.sleep(0.05)
+                sel = metric(text, "rproxy_backend_selections_total", "hc", c.port)
+                await asyncio.sleep(1.0)
+                text = await asyncio.to_thread(get_metrics, admin)
+                self.assertEqual(metric(text, "rproxy_backend_selections_total", "hc", c.port), sel,
+                                 "no new flow picks the backend while it is down")
+                a_before, b_before = a.connections, b.connections
+
+                await c.__aenter__()                    # revive c on the same port
+                revived, before = time.monotonic(), c.connections
+                t_up, text = await self.wait_metric(admin, lambda t: up(t, c.port, 1), "c back",
+                                                    interval * rise * 1.1 + 0.3 + 3)
+                self.assertLess(t_up - revived, interval * rise * 1.1 + 0.3 + 3)
+                deadline = time.monotonic() + 5
+                while c.connections - before < 5:       # probes count too; flows follow
+                    self.assertLess(time.monotonic(), deadline, "traffic did not return to c")
+                    await asyncio.sleep(0.05)
+                stop.set()
+                await asyncio.gather(*clients)
+                self.assertGreater(a.connections, a_before)
+                self.assertGreater(b.connections, b_before)
+                self.assertEqual(stats["bad"], 0, f"failed client connections: {stats}")
+                self.assertLess(stats["max"], 8, "a client connection hung")
+                self.assertGreater(stats["ok"], 50)
+                text = await asyncio.to_thread(get_metrics, admin)
+                promtool_check(self, text)
+        self.run_async(main())
+
+    def test_http_health_check_follows_the_status(self):
+        async def main():
+            a, b = HttpBackend("A"), HttpBackend("B")
+            self.addCleanup(a.close)
+            self.addCleanup(b.close)
+            a.health_status = 500
+            port, admin = harness.free_port(), harness.free_port()
+            self.start_proxy([{"name": "web", "port": port, "backends": [a.port, b.port],
+                               "health_check": {"type": "http", "path": "/healthz", "expect_status": 200,
+                                                "interval": "200ms", "timeout": "500ms", "rise": 2, "fall": 1}}],
+                             admin_port=admin)
+            await self.wait_metric(admin, lambda t: metric(t, "rproxy_backend_up", "web", a.port) == 0,
+                                   "A (500) out", 5)
+            names = [await http_get_via(port) for _ in range(20)]
+            self.assertEqual(set(names), {b"B"})
+            a.health_status = 200
+            await self.wait_metric(admin, lambda t: metric(t, "rproxy_backend_up", "web", a.port) == 1,
+                                   "A (200) back", 5)
+            names = [await http_get_via(port) for _ in range(20)]
+            self.assertEqual(set(names), {b"A", b"B"})
+            self.assertGreater(a.health_checks, 2)
+        self.run_async(main())
+
+    def test_dynamic_weights_change_the_split_and_survive_reload(self):
+        async def split(port, n=100):
+            names = []
+            for _ in range(n // 10):     # ten at a time
+                names += await asyncio.gather(*(http_get_via(port) for _ in range(10)))
+            self.assertEqual(names.count(b""), 0, "every request is served")
+            return names.count(b"A"), names.count(b"B")
+
+        async def main():
+            a, b = HttpBackend("A"), HttpBackend("B")
+            self.addCleanup(a.close)
+            self.addCleanup(b.close)
+            a.metric, b.metric = '{"weight": 9}', "1"
+            port, admin = harness.free_port(), harness.free_port()
+            route = {"name": "dw", "port": port, "backends": [a.port, b.port], "balancer": "weighted_round_robin"}
+            prog = self.start_proxy([route], admin_port=admin)
+            na, nb = await split(port)
+            self.assertTrue(35 <= na <= 65, (na, nb))       # configured 1:1
+
+            route["dynamic_weights"] = {"path": "/metric", "interval": "200ms", "timeout": "500ms"}
+            prog.write_config(config([route], admin))         # enabled by a reload
+            prog.signal(signal.SIGHUP)
+            w = lambda t, p, v: metric(t, "rproxy_backend_weight", "dw", p) == v
+            await self.wait_metric(admin, lambda t: w(t, a.port, 9) and w(t, b.port, 1), "weights 9:1", 10)
+            na, nb = await split(port)
+            self.assertGreaterEqual(na, 80, (na, nb))
+
+            a.metric, b.metric = '{"load": 0.9}', '{"load": 0.1}'    # 10 : 90
+            await self.wait_metric(admin, lambda t: w(t, a.port, 10) and w(t, b.port, 90), "weights 1:9", 10)
+            na, nb = await split(port)
+            self.assertGreaterEqual(nb, 80, (na, nb))
+
+            b.metric = "oops"                                         # bad reports keep the weight
+            text = (await self.wait_metric(
+                admin, lambda t: (m := re.search(r'^rproxy_load_reports_total\{route="dw",result="bad"\} (\S+)$', t, re.M))
+                and float(m.group(1)) >= 2, "bad reports counted", 10))[1]
+            self.assertTrue(w(text, b.port, 90), text)
+            self.assertIn("bad load report", prog.output())
+            promtool_check(self, text)
+        self.run_async(main())
+
     def test_validate_reports_file_line_col(self):
         prog = harness.Program(BINARY, "routes:\n  - name: x\n    listen: 127.0.0.1:99999\n    backends: []\n",
                                name="validate")
         p = subprocess.run([BINARY, "validate", prog.config], capture_output=True, text=True, timeout=30)
         self.assertEqual(p.returncode, 1)
         self.assertRegex(p.stdout + p.stderr, r"config\.yaml:3:\d+: ")
+        bad_check = harness.Program(BINARY, config([{"name": "x", "port": 1234, "backends": [1235],
+                                                     "health_check": {"type": "http", "path": "healthz"}}]),
+                                    name="validate")
+        p = subprocess.run([BINARY, "validate", bad_check.config], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertRegex(p.stdout + p.stderr, r"config\.yaml:\d+:\d+: path must start with '/'")
         good = harness.Program(BINARY, config([{"name": "x", "port": 1234, "backends": [1235]}]), name="validate")
         p = subprocess.run([BINARY, "validate", good.config], capture_output=True, text=True, timeout=30)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)

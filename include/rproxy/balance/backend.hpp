@@ -118,6 +118,13 @@ struct pool_shared {
     return true;
   }
 
+  /// An ejection that was to end at `until_ns` ended early (uneject).
+  void end_ejection(std::int64_t until_ns, typename Clock::time_point now) {
+    std::lock_guard lk(ejection_mutex_);
+    auto it = std::find(ejected_until_.begin(), ejected_until_.end(), until_ns);
+    if (it != ejected_until_.end()) *it = to_ns<Clock>(now);
+  }
+
 private:
   std::mutex ejection_mutex_;
   std::vector<std::int64_t> ejected_until_;  ///< ends of the ejections in progress
@@ -264,12 +271,16 @@ private:
 
   void set_weight(std::uint32_t w) noexcept { weight_.store(w, std::memory_order_release); }
 
-  /// Probe result; a down -> up transition restarts slow start. Returns whether it changed.
+  /// Probe result; a down -> up transition restarts slow start and ends an outlier ejection in
+  /// progress (the probe saw the backend recover, as Envoy's successful_active_health_check_
+  /// uneject_host). Returns whether it changed.
   bool set_probe_health(bool healthy, time_point now) noexcept {
     if (healthy) {
       auto before =
           flags_.fetch_and(static_cast<std::uint8_t>(~detail::flag_probe_down), std::memory_order_acq_rel);
       if (!(before & detail::flag_probe_down)) return false;
+      const auto until = detail::to_ns<Clock>(outlier_.ejected_until());
+      if (outlier_.uneject(now)) shared_->end_ejection(until, now);
       ramp_start_.store(detail::to_ns<Clock>(now), std::memory_order_release);
       return true;
     }

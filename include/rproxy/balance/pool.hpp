@@ -175,7 +175,8 @@ public:
     return nullptr;
   }
 
-  /// Extension point for active probes (TCP, HTTP, mc status): feeds a probe's verdict.
+  /// Extension point for active probes (TCP, HTTP, mc status): feeds a probe's verdict. A
+  /// down -> up change also ends an outlier ejection in progress (the probe saw it recover).
   /// Returns false when no current backend has this id.
   bool set_health(std::string_view id, bool healthy, time_point now = Clock::now()) {
     auto b = find(id);

@@ -22,11 +22,21 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <string_view>
 #include <vector>
 
 namespace rproxy::health {
 
 enum class breaker_state : std::uint8_t { closed, open, half_open };
+
+constexpr std::string_view to_string(breaker_state s) noexcept {
+  switch (s) {
+    case breaker_state::closed: return "closed";
+    case breaker_state::open: return "open";
+    case breaker_state::half_open: return "half_open";
+  }
+  return "unknown";
+}
 
 struct breaker_config {
   std::uint32_t consecutive_failures = 5;  ///< open after this many failures in a row (0: off)

@@ -15,13 +15,16 @@
 //   - a bare JSON number, or {"weight": N}: the weight itself, a number 0..max_weight (10000),
 //     rounded to an integer; 0 puts the backend on standby (no new flows);
 //   - {"load": X}: the backend's utilisation, 0 (idle) .. 1 (full; more counts as 1): the
-//     weight becomes max(1, round(base x 100 x (1 - X))), where base is the configured weight.
+//     weight becomes max(1, round(base x 100 x (1 - X))), where base is the configured weight
+//     (a base of 0, standby, stays 0).
 // Other members of the object are ignored; an object with both or neither of weight and load
 // is malformed. A malformed report, another status, a reply over the bound, a timeout or a
 // refused connection leave the weight unchanged and are counted (stats()).
 //
-// The base weight is the backend's weight when the poller first sees it, and again whenever
-// something else (a config reload, the admin API) set a weight other than the poller's last.
+// The base weight (what the load form scales) is `base_weight(id)` when that option is set (an
+// app passes its configured weights, so a reload may keep the reported weights in the pool);
+// otherwise the backend's weight when the poller first sees it, and again whenever something
+// else (a config reload, the admin API) set a weight other than the poller's last.
 //
 // Threads, stop() and destruction as for health::checker: work on a strand of `ex`, on_report
 // called there, nothing called after stop() returns.
@@ -103,6 +106,7 @@ inline result<load_report> parse_load_report(std::string_view body, std::uint32_
 /// The weight a report asks for, given the backend's base (configured) weight.
 inline std::uint32_t weight_for(const load_report& r, std::uint32_t base) noexcept {
   if (r.what == load_report::kind::weight) return static_cast<std::uint32_t>(std::lround(r.value));
+  if (base == 0) return 0;  // configured standby stays standby
   const double w = static_cast<double>(base) * 100.0 * (1.0 - r.value);
   return static_cast<std::uint32_t>(std::max<long>(1, std::lround(w)));
 }
@@ -116,6 +120,8 @@ struct load_report_options {
   double jitter = 0.1;
   std::size_t max_body = 4096;               ///< bound of the reply body (the head adds 4 KiB)
   std::uint32_t max_weight = max_reported_weight;
+  /// The configured weight of a backend, the base of the load form (unset: see above).
+  std::function<std::optional<std::uint32_t>(std::string_view backend_id)> base_weight{};
 };
 
 /// Counts of report outcomes.
@@ -294,6 +300,8 @@ private:
         else ec = r.error();
       }
 
+      std::optional<std::uint32_t> base;
+      if (report && opt.base_weight) base = opt.base_weight(id);
       std::shared_ptr<backend_type> b;
       std::uint32_t weight = 0;
       bool notify = false;
@@ -313,7 +321,8 @@ private:
         } else {
           ++totals.ok;
           const auto current = b->weight();
-          if (!t.applied || current != *t.applied) t.base = current;  // someone else set it
+          if (base) t.base = *base;
+          else if (!opt.base_weight && (!t.applied || current != *t.applied)) t.base = current;  // someone else set it
           weight = weight_for(*report, t.base);
           notify = !t.polled || t.last_error || !t.applied || *t.applied != weight;
           t.applied = weight;

@@ -82,6 +82,17 @@ public:
     return time_point{std::chrono::duration_cast<typename Clock::duration>(duration{t + d})};
   }
 
+  /// Ends an ejection in progress at `now` (an active health check saw the backend recover).
+  /// The back-off multiplier is kept. Returns whether it was ejected.
+  bool uneject(time_point now = Clock::now()) noexcept {
+    std::lock_guard lk(m_);
+    const std::int64_t t = ns(now);
+    if (t >= until_.load(std::memory_order_relaxed)) return false;
+    until_.store(t, std::memory_order_release);
+    consecutive_.store(0, std::memory_order_relaxed);
+    return true;
+  }
+
   /// Whether the backend is ejected at `now` (lock-free).
   bool ejected(time_point now = Clock::now()) const noexcept {
     return ns(now) < until_.load(std::memory_order_acquire);

@@ -286,3 +286,32 @@ TEST_CASE("a balancer picks through the pool", "[balance][pool]") {
   REQUIRE(h);
   REQUIRE(h->address() == 1);
 }
+
+TEST_CASE("a probe that sees an ejected, probe-down backend recover ends its ejection", "[balance][pool]") {
+  bal::pool_config cfg;
+  cfg.outlier.consecutive_failures = 2;
+  cfg.outlier.base_ejection = 30s;
+  cfg.outlier.max_ejected_percent = 50;
+  pool_t p{cfg};
+  REQUIRE(p.update({{"a", 1, 1}, {"b", 2, 1}, {"c", 3, 1}, {"d", 4, 1}}));
+  auto fail2 = [&](std::string_view id) {
+    for (int i = 0; i < 2; ++i)
+      if (auto h = take(p, id)) h->finish(std::error_code(bal::error::no_backend));
+  };
+  fail2("a");
+  REQUIRE(p.find("a")->state() == bal::backend_state::ejected);
+  REQUIRE(p.set_health("a", true));  // a probe that never saw it down: the ejection stays
+  REQUIRE(p.find("a")->state() == bal::backend_state::ejected);
+  REQUIRE(p.set_health("a", false));
+  test_clock::advance(1s);
+  REQUIRE(p.set_health("a", true));  // down -> up: recovered
+  REQUIRE(p.find("a")->state() == bal::backend_state::healthy);
+  REQUIRE(p.find("a")->available());
+  // The guard no longer counts a's ejection: two more may go (50% of 4).
+  fail2("b");
+  fail2("c");
+  REQUIRE(p.find("b")->state() == bal::backend_state::ejected);
+  REQUIRE(p.find("c")->state() == bal::backend_state::ejected);
+  fail2("a");  // the back-off grows on repeat: 2 x 30 s, but the guard (2 of 4) refuses
+  REQUIRE(p.find("a")->state() == bal::backend_state::healthy);
+}

@@ -114,6 +114,7 @@ TEST_CASE("weight_for: the weight form is the weight; load scales the base by 10
   REQUIRE(health::weight_for({kind::load, 0.7}, 2) == 60);
   REQUIRE(health::weight_for({kind::load, 0.0}, 1) == 100);
   REQUIRE(health::weight_for({kind::load, 1.0}, 5) == 1);  // never standby from load alone
+  REQUIRE(health::weight_for({kind::load, 0.0}, 0) == 0);  // but a configured standby stays
 }
 
 TEST_CASE("load_report_poller: good reports set the weight; bad and unreachable ones leave it",
@@ -205,4 +206,24 @@ TEST_CASE("load_report_poller: reports on another port; bounded body; stop leave
   const auto t0 = std::chrono::steady_clock::now();
   ioc.run_for(20s);
   REQUIRE(std::chrono::steady_clock::now() - t0 < 10s);
+}
+
+TEST_CASE("load_report_poller: base_weight gives the base of the load form", "[health][load_report]") {
+  asio::io_context ioc;
+  report_server a(ioc, R"({"load": 0.5})");
+  auto pool = std::make_shared<bal::pool>();
+  REQUIRE(pool->update({{"a", a.endpoint(), 1}}));
+  std::uint32_t configured = 3;
+  health::load_report_options o;
+  o.interval = 10ms;
+  o.base_weight = [&](std::string_view id) -> std::optional<std::uint32_t> {
+    if (id == "a") return configured;
+    return std::nullopt;
+  };
+  health::load_report_poller<> poller(ioc.get_executor(), pool, o);
+  poller.start();
+  REQUIRE(run_until(ioc, [&] { return pool->find("a")->weight() == 150; }));
+  configured = 1;  // a reload changed the configured weight and kept the reported one
+  REQUIRE(run_until(ioc, [&] { return pool->find("a")->weight() == 50; }));
+  poller.stop();
 }

@@ -1,7 +1,7 @@
-// rproxy/balance/metrics.hpp: per-backend metrics of pools, as callback series on an
+// rproxy/observe/pool_metrics.hpp: per-backend metrics of balance pools, as callback series on an
 // observe::registry (read from the backends' atomics at scrape time; nothing on the pick path).
 //
-//     auto pm = rproxy::balance::pool_metrics::add_to(registry);   // once per registry
+//     auto pm = rproxy::observe::pool_metrics::add_to(registry);   // once per registry
 //     pm->track("lobby", pool);          // a series per backend of the pool, labelled by route
 //     pool->update(new_backends);
 //     pm->track("lobby", pool);          // again after an update: follows added/removed backends
@@ -22,7 +22,8 @@
 //
 // A backend removed by an update loses its series at the next track(); its counters are kept
 // by the pool if it comes back under the same identity. Thread-safe; track() and untrack() are
-// control-path calls (they lock the families).
+// control-path calls (they lock the families). It lives in observe/ so that balance/ does not
+// depend on the metrics registry.
 #pragma once
 
 #include <array>
@@ -39,21 +40,12 @@
 #include <rproxy/health/circuit_breaker.hpp>
 #include <rproxy/observe/registry.hpp>
 
-namespace rproxy::balance {
-
-constexpr std::string_view to_string(health::breaker_state s) noexcept {
-  switch (s) {
-    case health::breaker_state::closed: return "closed";
-    case health::breaker_state::open: return "open";
-    case health::breaker_state::half_open: return "half_open";
-  }
-  return "unknown";
-}
+namespace rproxy::observe {
 
 class pool_metrics {
 public:
   /// Registers the families (once per registry and prefix).
-  static std::shared_ptr<pool_metrics> add_to(observe::registry& reg, const std::string& prefix = "rproxy") {
+  static std::shared_ptr<pool_metrics> add_to(registry& reg, const std::string& prefix = "rproxy") {
     return std::shared_ptr<pool_metrics>(new pool_metrics(reg, prefix));
   }
 
@@ -87,12 +79,13 @@ public:
   }
 
 private:
-  static constexpr std::array<backend_state, 4> states{backend_state::healthy, backend_state::unhealthy,
-                                                       backend_state::draining, backend_state::ejected};
+  static constexpr std::array<balance::backend_state, 4> states{
+      balance::backend_state::healthy, balance::backend_state::unhealthy, balance::backend_state::draining,
+      balance::backend_state::ejected};
   static constexpr std::array<health::breaker_state, 3> breaker_states{
       health::breaker_state::closed, health::breaker_state::open, health::breaker_state::half_open};
 
-  pool_metrics(observe::registry& reg, const std::string& p)
+  pool_metrics(registry& reg, const std::string& p)
       : selections_(&reg.add_callback_counter_family(p + "_backend_selections", "Flows started on the backend.",
                                                      {"route", "backend"})),
         successes_(&reg.add_callback_counter_family(p + "_backend_successes", "Flows that ended well.",
@@ -128,9 +121,9 @@ private:
     ejections_->with({r, id}, [b, num] { return num(b->ejections()); });
     up_->with({r, id}, [b] { return b->available() ? 1.0 : 0.0; });
     for (auto s : states)
-      state_->with({r, id, to_string(s)}, [b, s] { return b->state() == s ? 1.0 : 0.0; });
+      state_->with({r, id, balance::to_string(s)}, [b, s] { return b->state() == s ? 1.0 : 0.0; });
     for (auto s : breaker_states)
-      breaker_->with({r, id, to_string(s)}, [b, s] { return b->stats().breaker == s ? 1.0 : 0.0; });
+      breaker_->with({r, id, health::to_string(s)}, [b, s] { return b->stats().breaker == s ? 1.0 : 0.0; });
     in_flight_->with({r, id}, [b, num] { return num(b->in_flight()); });
     weight_->with({r, id}, [b, num] { return num(b->weight()); });
     latency_->with({r, id}, [b] { return std::chrono::duration<double>(b->latency()).count(); });
@@ -140,22 +133,22 @@ private:
     const std::string_view r = route, i = id;
     for (auto* f : {selections_, successes_, failures_, ejections_, up_, in_flight_, weight_, latency_})
       f->erase({r, i});
-    for (auto s : states) state_->erase({r, i, to_string(s)});
-    for (auto s : breaker_states) breaker_->erase({r, i, to_string(s)});
+    for (auto s : states) state_->erase({r, i, balance::to_string(s)});
+    for (auto s : breaker_states) breaker_->erase({r, i, health::to_string(s)});
   }
 
   std::mutex mu_;
   std::map<std::string, std::set<std::string>> routes_;  // route -> backend ids with series
-  observe::callback_family* selections_;
-  observe::callback_family* successes_;
-  observe::callback_family* failures_;
-  observe::callback_family* ejections_;
-  observe::callback_family* up_;
-  observe::callback_family* state_;
-  observe::callback_family* breaker_;
-  observe::callback_family* in_flight_;
-  observe::callback_family* weight_;
-  observe::callback_family* latency_;
+  callback_family* selections_;
+  callback_family* successes_;
+  callback_family* failures_;
+  callback_family* ejections_;
+  callback_family* up_;
+  callback_family* state_;
+  callback_family* breaker_;
+  callback_family* in_flight_;
+  callback_family* weight_;
+  callback_family* latency_;
 };
 
-}  // namespace rproxy::balance
+}  // namespace rproxy::observe

@@ -1,4 +1,4 @@
-#include <rproxy/balance/metrics.hpp>
+#include <rproxy/observe/pool_metrics.hpp>
 
 #include <rproxy/balance/pool.hpp>
 #include <rproxy/balance/round_robin.hpp>
@@ -25,9 +25,9 @@ bool has_line(const std::string& text, const std::string& line) {
 
 }  // namespace
 
-TEST_CASE("pool_metrics: a series per backend, labelled by route and backend", "[balance][metrics]") {
+TEST_CASE("pool_metrics: a series per backend, labelled by route and backend", "[observe][pool_metrics]") {
   rproxy::observe::registry reg;
-  auto pm = bal::pool_metrics::add_to(reg);
+  auto pm = rproxy::observe::pool_metrics::add_to(reg);
   bal::pool_config pc;
   pc.outlier.consecutive_failures = 1;
   pc.outlier.max_ejected_percent = 100;
@@ -62,9 +62,9 @@ TEST_CASE("pool_metrics: a series per backend, labelled by route and backend", "
 }
 
 TEST_CASE("pool_metrics: track() after an update follows the backends; untrack() drops a route",
-          "[balance][metrics]") {
+          "[observe][pool_metrics]") {
   rproxy::observe::registry reg;
-  auto pm = bal::pool_metrics::add_to(reg);
+  auto pm = rproxy::observe::pool_metrics::add_to(reg);
   auto p1 = std::make_shared<bal::pool>();
   auto p2 = std::make_shared<bal::pool>();
   REQUIRE(p1->update({{"a", ep(9001), 1}, {"b", ep(9002), 1}}));
@@ -88,5 +88,5 @@ TEST_CASE("pool_metrics: track() after an update follows the backends; untrack()
   text = reg.serialize_prometheus();
   REQUIRE(text.find(R"(route="one")") == std::string::npos);
   REQUIRE(has_line(text, R"(rproxy_backend_up{route="two",backend="a"} 1)"));
-  REQUIRE_THROWS_AS(bal::pool_metrics::add_to(reg), std::invalid_argument);  // once per registry
+  REQUIRE_THROWS_AS(rproxy::observe::pool_metrics::add_to(reg), std::invalid_argument);  // once per registry
 }
