@@ -3,7 +3,8 @@
 Usage: mc_proxy_test.py PATH_TO_MC_PROXY [unittest args]
 
 Backends and clients are npm minecraft-protocol 1.68.0 (tests/e2e/mc/backend.js, client.js), for
-versions 1.8.8, 1.12.2 and 1.20.4, each with compression on and off. Abuse (huge hostnames, bogus
+versions 1.8.8, 1.12.2 and 1.20.4, each with compression on and off, and one version-aware backend
+(`version: false`: a ping gets the client's own version back). Abuse (huge hostnames, bogus
 VarInts, random bytes, slowloris, PROXY headers) comes from raw Python sockets. Distinct player
 IPs are loopback addresses (127.0.0.x). Every wait is bounded; every process is killed in
 tearDown/tearDownClass/tearDownModule."""
@@ -60,7 +61,7 @@ class Backend:
     """tests/e2e/mc/backend.js: a minecraft-protocol server; its JSON-line events are collected."""
 
     def __init__(self, version="1.20.4", compression="on", name=None, proxy_protocol=None,
-                 port=None, motd=None):
+                 port=None, motd=None, max_players=None):
         self.version, self.compression = version, compression
         self.name = name or f"B{tag(version, compression)}-{random.randrange(1 << 20):05x}"
         self.port = port or harness.free_port()
@@ -68,6 +69,8 @@ class Backend:
                      "--name", self.name]
         if motd is not None:
             self.args += ["--motd", motd]
+        if max_players is not None:
+            self.args += ["--max-players", str(max_players)]
         if proxy_protocol:
             self.args += ["--proxy-protocol", proxy_protocol]
         self.events = []
@@ -811,6 +814,67 @@ class StatusTest(McTestCase):
         self.assertGreater(time.monotonic() - t_first, 4.5, "the cache must not expire early")
 
 
+class StatusPerVersionTest(McTestCase):
+    """Behind a version-aware backend: the status cache keeps one answer per client protocol
+    version, and status.online overrides the MOTD while the backend's version and players stay."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.va = Backend("any", "on", name="S-any", max_players=77).start()
+        cls.backends = [cls.va]
+        cls.start_proxy([
+            server("pv", ["pv.example.com"], [cls.va.address], status={"cache_ttl": "5s"}),
+            server("ov", ["ov.example.com"], [cls.va.address],
+                   status={"cache_ttl": "5s", "online": {"motd": "Override MOTD", "version_name": ""}}),
+        ])
+
+    def pings(self, mark, host):
+        return [e["protocol"] for e in self.va.find(lambda e: e["event"] == "ping" and e["host"] == host, mark)]
+
+    def test_cache_keeps_one_answer_per_client_version(self):
+        def count(source):
+            return metric(self.proxy.metrics(), "mc_status_pings_total", server="pv", source=source) or 0
+        before = (count("cache"), count("backend"))
+        mark = self.va.mark()
+        t0 = time.monotonic()
+        got = [raw_status(self.proxy.port, "pv.example.com", proto) for proto in (47, 765, 47, 765)]
+        self.assertLess(time.monotonic() - t0, 4, "test too slow to check the cache (cache_ttl 5 s)")
+        for i, (proto, st) in enumerate(zip((47, 765, 47, 765), got)):
+            with self.subTest(ping=i, protocol=proto):
+                self.assertIsNotNone(st)
+                self.assertEqual(st["version"]["protocol"], proto, "each client version gets its own answer")
+                self.assertEqual(text_of(st["description"]), self.va.motd)
+                self.assertTrue(st["_pong"])
+        time.sleep(0.2)
+        self.assertEqual(sorted(self.pings(mark, "pv.example.com")), [47, 765],
+                         "the backend is asked once per version, with the client's protocol; repeats are cached")
+        self.assertEqual(count("backend") - before[1], 2)
+        self.assertEqual(count("cache") - before[0], 2, "mc_status_pings_total{source=cache} moves")
+
+    def test_online_overrides_motd_keeps_version_and_players(self):
+        kind, _, conn = raw_login(self.proxy.port, "ov.example.com", "present", 765, hold=True)
+        self.assertEqual(kind, "compress")
+        try:
+            self.va.wait_event(lambda e: e["event"] == "login" and e["username"] == "present", 5)
+            direct = raw_status(self.va.port, "ov.example.com", 765)
+            self.assertEqual(direct["players"]["online"], 1, direct)
+            for v, proto in (("1.8.8", 47), ("1.20.4", 765)):
+                with self.subTest(version=v):
+                    st = raw_status(self.proxy.port, "ov.example.com", proto)
+                    self.assertIsNotNone(st)
+                    self.assertEqual(text_of(st["description"]), "Override MOTD")
+                    self.assertEqual(st["version"], {"name": v, "protocol": proto},
+                                     "an empty version_name keeps the backend's version")
+                    self.assertEqual((st["players"]["online"], st["players"]["max"]), (1, 77),
+                                     "the backend's player counts are kept")
+            r = CLIENT.ping(port=self.proxy.port, vhost="ov.example.com", version="1.20.4")
+            self.assertTrue(r["ok"], r)
+            self.assertEqual(r["motd"], "Override MOTD", "a real client sees the override")
+            self.assertEqual(r["status"]["version"]["protocol"], 765)
+        finally:
+            conn.close()
+
+
 class PoolTest(McTestCase):
     """Failover within a pool, round robin over two, and the status-ping health check."""
 
@@ -1116,6 +1180,21 @@ class BansTest(McTestCase):
         finally:
             self.assertEqual(restarted.stop(), 0)
 
+
+    def test_c_username_bans_ignore_case(self):
+        self.write_bans(["identity mallory 0 x", "identity EvE 0 x", "identity sentinel 0 x"])
+        self.proxy.prog.signal(signal.SIGHUP)
+        r = poll(lambda: (lambda r: r if r.get("kicked") else None)(self.login("sentinel")), 5, 0.3)
+        self.assertTrue(r, "the new bans file is in force")
+        mark = self.be.mark()
+        rs = CLIENT.many([("login", {"port": self.proxy.port, "vhost": "ban.example.com", "version": "1.12.2",
+                                     "username": u}) for u in ("Mallory", "MALLORY", "mallory", "eve", "EVE")])
+        for u, r in zip(("Mallory", "MALLORY", "mallory", "eve", "EVE"), rs):
+            with self.subTest(username=u):
+                self.assertKicked(r, "You are banned", "a username ban ignores case")
+        self.assertEqual(self.be.find(lambda e: e["event"] == "login", mark), [],
+                         "the backend never saw a banned player, whatever the case")
+        self.assertLoggedIn(self.login("Malloryx"), self.be, "only the name itself is banned")
 
 class RateLimitTest(McTestCase):
     """Per-IP login and status buckets (separate), and the concurrent connection cap."""

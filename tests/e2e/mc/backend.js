@@ -2,7 +2,7 @@
 // A Minecraft test backend made from npm minecraft-protocol (a third-party server), for the
 // mc-proxy e2e tests and bench/mc. Offline mode, one fixed version.
 //
-//   node backend.js --port P [--host 127.0.0.1] [--version 1.20.4] [--motd TEXT] [--name TAG]
+//   node backend.js --port P [--host 127.0.0.1] [--version 1.20.4|any] [--motd TEXT] [--name TAG]
 //                   [--compression on|off] [--proxy-protocol off|optional|required]
 //                   [--pidfile FILE] [--max-players N] [--quiet]
 //
@@ -16,6 +16,9 @@
 // The handshake host is logged exactly as received (Forge markers, trailing dots included).
 // On join the player gets a system message "[TAG] welcome U host=H proxy=SRC|none", and each
 // chat message M comes back as "[TAG] M". The status MOTD is "MOTD [TAG]".
+// --version any is a version-aware server (minecraft-protocol `version: false`): a status ping
+// is answered with the client's own version and protocol (as ViaVersion does); the play-state
+// packets it writes after a login are 1.20.4's, so log in with 1.20.4 only.
 // Bad input never takes the process down: every error is caught and logged.
 'use strict'
 const net = require('net')
@@ -42,6 +45,7 @@ const args = parseArgs(process.argv.slice(2))
 const port = Number(args.port || 25566)
 const host = args.host || '127.0.0.1'
 const version = args.version || '1.20.4'
+const anyVersion = version === 'any'
 const name = String(args.name || 'backend')
 const motd = String(args.motd === undefined ? 'backend' : args.motd)
 const compression = (args.compression || 'on') !== 'off'
@@ -59,7 +63,7 @@ process.stdout.on('error', () => {})   // a reader that went away must not kill 
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0))
 
 
-const mcData = require('minecraft-data')(version)
+const mcData = require('minecraft-data')(anyVersion ? '1.20.4' : version)
 if (!mcData) { log({ event: 'fatal', error: 'unsupported version ' + version }); process.exit(2) }
 
 function chatText (text) {
@@ -82,7 +86,7 @@ const server = mc.createServer({
   'online-mode': false,
   host,
   port: ppMode === 'off' ? port : 0,
-  version,
+  version: anyVersion ? false : version,
   motd: motd + ' [' + name + ']',
   maxPlayers: Number(args['max-players'] || 20),
   validateChannelProtocol: false,
