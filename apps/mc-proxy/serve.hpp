@@ -13,6 +13,7 @@
 #include <rproxy/config/snapshot.hpp>
 #include <rproxy/health/checker.hpp>
 #include <rproxy/health/mc_status_probe.hpp>
+#include <rproxy/observe/pool_metrics.hpp>
 #include <rproxy/observe/worker_index.hpp>
 
 #include "mc_proxy.hpp"
@@ -24,7 +25,7 @@ namespace mc_proxy {
 class app {
 public:
   explicit app(runtime& rt)
-      : rt_(rt), fam_(families::add_to(rt.metrics())),
+      : rt_(rt), fam_(families::add_to(rt.metrics())), pool_metrics_(obs::pool_metrics::add_to(rt.metrics())),
         audit_(mw::audit_log::to(audit_sink_, {.per_second = 20, .burst = 50})), tick_(rt.control()) {
     audit_sink_.log = &rt.log();
   }
@@ -34,6 +35,7 @@ public:
     auto w = build(cfg);
     if (!w) return 1;
     current_.emplace(std::move(w));
+    track_pools(cfg);
     start_checks(cfg);
     load_bans(true);
     if (cfg->proxy_protocol.accept != proxy_accept::none) {
@@ -186,10 +188,17 @@ private:
       rt_.log().error("servers not updated; the previous servers keep serving");
       return;
     }
+    for (const auto& old_server : old->cfg->servers) pool_metrics_->untrack(old_server.name);
     current_->swap(std::move(w));
+    track_pools(c);
     start_checks(c);
     load_bans(true);
     rt_.log().info("servers updated", {{"servers", c->servers.size()}});
+  }
+
+  /// Per-backend series (picks, failures, ejections, breaker, latency) for every server's pool.
+  void track_pools(const std::shared_ptr<const config>& cfg) {
+    for (const auto& sc : cfg->servers) pool_metrics_->track(sc.name, states_.at(sc.name)->pool());
   }
 
   /// One status-ping checker per server with a health_check block, made anew for each config
@@ -266,6 +275,7 @@ private:
 
   runtime& rt_;
   families fam_;
+  std::shared_ptr<obs::pool_metrics> pool_metrics_;
   audit_to_log audit_sink_;
   mw::audit_log audit_;
   std::map<std::string, std::shared_ptr<server_state>> states_;

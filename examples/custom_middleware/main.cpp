@@ -4,7 +4,7 @@
 #include "business_hours.hpp"
 
 struct app_config {
-  tcp_proxy::admin_config admin{};
+  rproxy::app::admin_config admin{};
   std::vector<tcp_proxy::route_config> routes;
   tcp_proxy::relay_config relay{};
   ::business_hours::config business_hours{};

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <rproxy/codec/http1/message.hpp>
+#include <rproxy/app/config_blocks.hpp>
 #include <rproxy/config/byte_size.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
@@ -201,15 +202,8 @@ struct audit_block {
   }
 };
 
-struct admin_config {
-  std::optional<cfg::endpoint> listen;
-  static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&admin_config::listen, "admin endpoint: /metrics /healthz /readyz, POST /reload"));
-  }
-};
-
 struct config {
-  admin_config admin{};
+  rproxy::app::admin_config admin{};
   std::string name = "gateway";
   cfg::endpoint listen{"127.0.0.1", 8080};
   std::vector<backend_config> backends;
@@ -359,6 +353,5 @@ BOOST_HANA_ADAPT_STRUCT(http_gateway::tier_config, name, algorithm, limit, windo
 BOOST_HANA_ADAPT_STRUCT(http_gateway::penalty_config, after, block, max_block, forgive_after);
 BOOST_HANA_ADAPT_STRUCT(http_gateway::rate_limit_block, key, default_tier, tiers, penalty, max_keys);
 BOOST_HANA_ADAPT_STRUCT(http_gateway::audit_block, file, per_second, burst);
-BOOST_HANA_ADAPT_STRUCT(http_gateway::admin_config, listen);
 BOOST_HANA_ADAPT_STRUCT(http_gateway::config, admin, name, listen, backends, limits, ip_filter, conn_limit, bans, jwt,
                         api_keys, require_auth, rate_limit, audit);

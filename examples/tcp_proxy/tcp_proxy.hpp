@@ -30,6 +30,7 @@
 #include <variant>
 #include <vector>
 
+#include <rproxy/app/config_blocks.hpp>
 #include <rproxy/app/runtime.hpp>
 #include <rproxy/balance/least_conn.hpp>
 #include <rproxy/balance/pool.hpp>
@@ -62,20 +63,12 @@ constexpr auto config_enum_names(balancer_kind) {
                     cfg::enum_name{"weighted_round_robin", balancer_kind::weighted_round_robin},
                     cfg::enum_name{"least_conn", balancer_kind::least_conn}};
 }
-enum class proxy_in { none, optional, required };
-constexpr auto config_enum_names(proxy_in) {
-  return std::array{cfg::enum_name{"none", proxy_in::none}, cfg::enum_name{"optional", proxy_in::optional},
-                    cfg::enum_name{"required", proxy_in::required}};
-}
 enum class check_kind { tcp, http };
 constexpr auto config_enum_names(check_kind) {
   return std::array{cfg::enum_name{"tcp", check_kind::tcp}, cfg::enum_name{"http", check_kind::http}};
 }
-enum class proxy_out { none, v1, v2 };
-constexpr auto config_enum_names(proxy_out) {
-  return std::array{cfg::enum_name{"none", proxy_out::none}, cfg::enum_name{"v1", proxy_out::v1},
-                    cfg::enum_name{"v2", proxy_out::v2}};
-}
+using rproxy::net::proxy_accept;
+using rproxy::net::proxy_send;
 
 struct backend_config {
   cfg::endpoint address;
@@ -87,9 +80,9 @@ struct backend_config {
 };
 
 struct proxy_protocol_config {
-  proxy_in accept = proxy_in::none;
+  proxy_accept accept = proxy_accept::none;
   std::vector<std::string> trusted{"127.0.0.0/8", "::1"};
-  proxy_out send = proxy_out::none;
+  proxy_send send = proxy_send::none;
   static constexpr auto describe() {
     return cfg::fields(cfg::doc(&proxy_protocol_config::accept, "read a PROXY v1/v2 header from clients: none, optional, required"),
                        cfg::doc(&proxy_protocol_config::trusted, "CIDRs allowed to send a PROXY header; others are never believed"),
@@ -198,15 +191,8 @@ struct relay_config {
   }
 };
 
-struct admin_config {
-  std::optional<cfg::endpoint> listen;
-  static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&admin_config::listen, "admin endpoint: /metrics /healthz /readyz, POST /reload"));
-  }
-};
-
 struct config {
-  admin_config admin{};
+  rproxy::app::admin_config admin{};
   std::vector<route_config> routes;
   relay_config relay{};
   static constexpr auto describe() {
@@ -233,7 +219,6 @@ BOOST_HANA_ADAPT_STRUCT(tcp_proxy::health_check_config, type, path, host, expect
 BOOST_HANA_ADAPT_STRUCT(tcp_proxy::dynamic_weights_config, path, port, interval, timeout);
 BOOST_HANA_ADAPT_STRUCT(tcp_proxy::route_config, name, listen, backends, balancer, connect_timeout, idle_timeout, proxy_protocol, health_check, dynamic_weights);
 BOOST_HANA_ADAPT_STRUCT(tcp_proxy::relay_config, buffer_size, splice);
-BOOST_HANA_ADAPT_STRUCT(tcp_proxy::admin_config, listen);
 BOOST_HANA_ADAPT_STRUCT(tcp_proxy::config, admin, routes, relay);
 
 namespace tcp_proxy {
@@ -265,8 +250,8 @@ inline std::vector<rproxy::balance::pool::config_type> pool_config(const route_c
 
 inline rproxy::net::l4_options flow_options(const route_config& r, const relay_config& relay) {
   rproxy::net::l4_options o;
-  o.accept = static_cast<rproxy::net::proxy_accept>(r.proxy_protocol.accept);
-  o.send = static_cast<rproxy::net::proxy_send>(r.proxy_protocol.send);
+  o.accept = r.proxy_protocol.accept;
+  o.send = r.proxy_protocol.send;
   o.connect_timeout = r.connect_timeout;
   o.relay.idle_timeout = r.idle_timeout;
   o.relay.buffer_size = relay.buffer_size.bytes;

@@ -923,7 +923,11 @@ class PoolTest(McTestCase):
             time.sleep(0.3)
             return (sum(bool(self.b1.logins(x, marks[0])) for x in names),
                     sum(bool(self.b2.logins(x, marks[1])) for x in names))
-        self.assertEqual(spread(self.proxy.port, "wrr.example.com", 8), (6, 2), "weights 3:1 over 8 logins")
+        # Each worker has its own smooth WRR (no shared state on the pick path), so over 8 logins
+        # split between 2 workers the share is 3:1 within one login per worker.
+        a, b = spread(self.proxy.port, "wrr.example.com", 8)
+        self.assertEqual(a + b, 8)
+        self.assertTrue(1 <= b <= 3, f"weights 3:1 over 8 logins, got {a}:{b}")
         self.assertEqual(spread(self.proxy.port, "standby.example.com", 4), (4, 0), "weight 0 is standby")
 
     def test_unknown_domain_to_default_server(self):
