@@ -112,6 +112,28 @@ inline asio::awaitable<std::error_code> read_proxy_header(asio::ip::tcp::socket&
   }
 }
 
+/// Step 1 of a flow: the PROXY header, if `accept` wants one and the peer may send it. The real
+/// client goes into ctx.client / ctx.local; client bytes read past the header go to `early`.
+/// An untrusted peer is refused when the header is required (its header is never believed).
+template <class Ctx, class Trusted>
+asio::awaitable<std::error_code> accept_proxy_header(asio::ip::tcp::socket& client, Ctx& ctx, proxy_accept accept,
+                                                     std::chrono::milliseconds timeout, Trusted& is_trusted,
+                                                     std::string& early) {
+  if (accept == proxy_accept::none) co_return std::error_code{};
+  if (!is_trusted(ctx.client.address())) {
+    if (accept != proxy_accept::required) co_return std::error_code{};
+    ctx.rejected = reject_reason{reject_code::forbidden, "PROXY header from an untrusted peer"};
+    co_return make_error_code(proxy_error::bad_signature);
+  }
+  proxy_protocol::header h;
+  if (auto ec = co_await read_proxy_header(client, accept == proxy_accept::optional, timeout, h, early)) co_return ec;
+  if (h.command == proxy_protocol::command::proxy && h.has_addresses()) {
+    ctx.client = h.source;
+    ctx.local = h.destination;
+  }
+  co_return std::error_code{};
+}
+
 inline std::string proxy_header_out(proxy_send send, const asio::ip::tcp::endpoint& client,
                                     const asio::ip::tcp::endpoint& local) {
   auto h = proxy_protocol::make_header(client, local);
@@ -145,22 +167,7 @@ asio::awaitable<std::error_code> serve_l4_flow(Pipeline& p, typename Pipeline::c
                                                asio::ip::tcp::socket& client, l4_options o, Trusted is_trusted) {
   using asio::experimental::as_tuple;
   std::string early;  // client bytes read with the PROXY header: relayed first
-  if (o.accept != proxy_accept::none) {
-    const bool trusted = is_trusted(ctx.client.address());
-    if (trusted) {
-      proxy_protocol::header h;
-      if (auto ec = co_await detail::read_proxy_header(client, o.accept == proxy_accept::optional,
-                                                       o.header_timeout, h, early))
-        co_return ec;
-      if (h.command == proxy_protocol::command::proxy && h.has_addresses()) {
-        ctx.client = h.source;
-        ctx.local = h.destination;
-      }
-    } else if (o.accept == proxy_accept::required) {
-      ctx.rejected = reject_reason{reject_code::forbidden, "PROXY header from an untrusted peer"};
-      co_return make_error_code(proxy_error::bad_signature);
-    }
-  }
+  if (auto ec = co_await detail::accept_proxy_header(client, ctx, o.accept, o.header_timeout, is_trusted, early)) co_return ec;
 
   if (auto v = co_await detail::run_phase<phase::accept>(p, ctx); !v.is_next()) {
     if (v.is_reject()) ctx.rejected = v.reason();

@@ -198,20 +198,7 @@ asio::awaitable<std::error_code> serve_mc_flow(Pipeline& p, typename Pipeline::c
 
   // 1. PROXY protocol in.
   std::string early;
-  if (o.accept != proxy_accept::none) {
-    if (is_trusted(ctx.client.address())) {
-      proxy_protocol::header h;
-      if (auto ec = co_await detail::read_proxy_header(client, o.accept == proxy_accept::optional, o.header_timeout, h, early))
-        co_return ec;
-      if (h.command == proxy_protocol::command::proxy && h.has_addresses()) {
-        ctx.client = h.source;
-        ctx.local = h.destination;
-      }
-    } else if (o.accept == proxy_accept::required) {
-      ctx.rejected = reject_reason{reject_code::forbidden, "PROXY header from an untrusted peer"};
-      co_return make_error_code(proxy_error::bad_signature);
-    }
-  }
+  if (auto ec = co_await detail::accept_proxy_header(client, ctx, o.accept, o.header_timeout, is_trusted, early)) co_return ec;
 
   // 2. on_accept: a refusal is told to the client once its hello says how.
   std::optional<reject_reason> refused;
