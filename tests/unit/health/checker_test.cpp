@@ -14,6 +14,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "run_until.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -29,15 +31,7 @@ using namespace std::chrono_literals;
 namespace health = rproxy::health;
 namespace bal = rproxy::balance;
 
-template <class Pred>
-bool run_until(asio::io_context& ioc, Pred done) {
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    if (ioc.stopped()) ioc.restart();
-    ioc.run_one_for(50ms);
-  }
-  return done();
-}
+using rproxy::test::run_until;
 
 tcp::endpoint ep(std::uint16_t port) { return {asio::ip::address_v4::loopback(), port}; }
 

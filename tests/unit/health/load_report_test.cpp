@@ -13,6 +13,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "run_until.hpp"
+
 #include <chrono>
 #include <memory>
 #include <string>
@@ -27,15 +29,7 @@ namespace bal = rproxy::balance;
 using asio::experimental::as_tuple;
 using kind = health::load_report::kind;
 
-template <class Pred>
-bool run_until(asio::io_context& ioc, Pred done) {
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    if (ioc.stopped()) ioc.restart();
-    ioc.run_one_for(50ms);
-  }
-  return done();
-}
+using rproxy::test::run_until;
 
 /// Answers every request with `status` and `body` (both changeable), counting requests.
 struct report_server {

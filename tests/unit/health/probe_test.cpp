@@ -11,6 +11,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "run_until.hpp"
+
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -23,15 +25,7 @@ using namespace std::chrono_literals;
 namespace health = rproxy::health;
 using asio::experimental::as_tuple;
 
-template <class Pred>
-bool run_until(asio::io_context& ioc, Pred done) {
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    if (ioc.stopped()) ioc.restart();
-    ioc.run_one_for(50ms);
-  }
-  return done();
-}
+using rproxy::test::run_until;
 
 /// A loopback HTTP server answering every connection with `reply` once it read a request head
 /// (or, with `answer = false`, reading and never answering). Remembers the last request.

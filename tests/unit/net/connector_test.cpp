@@ -11,6 +11,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "run_until.hpp"
+
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -22,15 +24,7 @@ using asio::ip::tcp;
 using namespace std::chrono_literals;
 namespace net = rproxy::net;
 
-template <class Pred>
-bool run_until(asio::io_context& ioc, Pred done) {
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    if (ioc.stopped()) ioc.restart();
-    ioc.run_one_for(50ms);
-  }
-  return done();
-}
+using rproxy::test::run_until;
 
 struct outcome {
   std::optional<std::error_code> ec;

@@ -18,6 +18,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "run_until.hpp"
+
 #include <chrono>
 #include <optional>
 #include <string>
@@ -31,15 +33,7 @@ namespace mc = rproxy::codec::mc;
 namespace net = rproxy::net;
 constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
 
-template <class Pred>
-bool run_until(asio::io_context& ioc, Pred done) {
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    if (ioc.stopped()) ioc.restart();
-    ioc.run_one_for(20ms);
-  }
-  return done();
-}
+using rproxy::test::run_until;
 
 /// The test's only stage: routes every login to `backend`, can answer status itself, and can
 /// refuse by user name.

@@ -13,6 +13,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "run_until.hpp"
+
 #include <chrono>
 #include <exception>
 #include <memory>
@@ -36,16 +38,7 @@ struct buffered_path {
   static constexpr bool splice = false;
 };
 
-/// Runs handlers until `done()` or a generous bound (so a bug fails the test, never hangs it).
-template <class Pred>
-bool run_until(asio::io_context& ioc, Pred done) {
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    if (ioc.stopped()) ioc.restart();
-    ioc.run_one_for(50ms);
-  }
-  return done();
-}
+using rproxy::test::run_until;
 
 /// Two connected loopback sockets.
 std::pair<tcp::socket, tcp::socket> tcp_pair(asio::io_context& ioc) {
