@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -307,33 +308,58 @@ BOOST_HANA_ADAPT_STRUCT(mc_proxy::config, listen, admin, servers_dir, servers, d
 namespace mc_proxy {
 
 inline rproxy::result<config, cfg::diagnostics> config::load(const std::filesystem::path& path) {
-  auto main = cfg::load_file<config>(path);
+  cfg::positions main_pos(path.string());
+  auto main = cfg::load_file<config>(path, &main_pos);
   if (!main) return main;
   config c = std::move(*main);
+  // Where each server came from, so that errors spanning files name the file and line.
+  struct origin {
+    std::string file;
+    cfg::positions pos;
+    std::string prefix;  ///< path of the server in its file: "servers[2]" or "" (a servers_dir file)
+    std::string at(std::string_view field) const { return prefix.empty() ? std::string(field) : prefix + "." + std::string(field); }
+  };
+  std::vector<origin> from;
+  for (std::size_t i = 0; i < c.servers.size(); ++i) from.push_back({path.string(), main_pos, "servers[" + std::to_string(i) + "]"});
   cfg::diagnostics d;
   if (!c.servers_dir.empty()) {
-    auto dir = servers_path(path, c);
-    auto items = cfg::load_dir<server_config>(*dir, "*.yaml");
-    if (!items) return rproxy::failure(std::move(items).error());
-    for (auto& it : *items) {
-      if (it.value.name.empty()) it.value.name = it.name;
+    auto files = cfg::list_dir(*servers_path(path, c), "*.yaml");
+    if (!files) return rproxy::failure(std::move(files).error());
+    for (const auto& f : *files) {
+      cfg::positions pos(f.string());
+      auto item = cfg::load_file<server_config>(f, &pos);
+      if (!item) {
+        d.append(item.error());
+        continue;
+      }
+      if (item->name.empty()) item->name = f.stem().string();
       for (const auto& s : c.servers)
-        if (s.name == it.value.name)
-          d.add(it.path.string(), {}, cfg::error::invalid, "server '" + it.value.name + "' is also declared in " + path.string());
-      c.servers.push_back(std::move(it.value));
+        if (s.name == item->name)
+          d.add(f.string(), pos.find("name"), cfg::error::invalid,
+                "server '" + item->name + "' is also declared in " + path.string());
+      c.servers.push_back(std::move(*item));
+      from.push_back({f.string(), std::move(pos), ""});
+    }
+    if (!d.empty()) return rproxy::failure(std::move(d));
+  }
+  std::map<std::string, std::string> domains;  // normalized domain -> server
+  bool has_default = c.default_server.empty();
+  for (std::size_t i = 0; i < c.servers.size(); ++i) {
+    const auto& s = c.servers[i];
+    if (s.name == c.default_server) has_default = true;
+    for (std::size_t j = 0; j < s.domains.size(); ++j) {
+      auto [it, fresh] = domains.emplace(rproxy::route::normalize_host(s.domains[j]), s.name);
+      if (!fresh)
+        d.add(from[i].file, from[i].pos.find(from[i].at("domains[" + std::to_string(j) + "]")), cfg::error::invalid,
+              "domain '" + s.domains[j] + "' is already claimed by server '" + it->second + "'");
     }
   }
-  std::set<std::string> domains;
-  bool has_default = c.default_server.empty();
-  for (const auto& s : c.servers) {
-    if (s.name == c.default_server) has_default = true;
-    for (const auto& dom : s.domains)
-      if (!domains.insert(rproxy::route::normalize_host(dom)).second)
-        d.add(path.string(), {}, cfg::error::invalid, "domain '" + dom + "' is claimed by two servers (again by '" + s.name + "')");
-  }
-  if (!has_default) d.add(path.string(), {}, cfg::error::invalid, "default_server '" + c.default_server + "' is not a server");
+  if (!has_default)
+    d.add(path.string(), main_pos.find("default_server"), cfg::error::invalid,
+          "default_server '" + c.default_server + "' is not a server");
   if (c.unknown_domain.action == unknown_action::default_server && c.default_server.empty())
-    d.add(path.string(), {}, cfg::error::invalid, "unknown_domain.action is default but default_server is not set");
+    d.add(path.string(), main_pos.find("unknown_domain.action"), cfg::error::invalid,
+          "unknown_domain.action is default but default_server is not set");
   if (!d.empty()) return rproxy::failure(std::move(d));
   return c;
 }

@@ -1577,6 +1577,22 @@ class ConfigTest(McTestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertRegex(p.stdout + p.stderr, r"config\.yaml:6:\d+")
 
+    def test_validate_checks_across_files_with_lines(self):
+        d = tempfile.mkdtemp(prefix="rproxy-mc-validate-")
+        os.makedirs(os.path.join(d, "servers"))
+        main = os.path.join(d, "main.yaml")
+        with open(main, "w") as f:
+            f.write("listen: 127.0.0.1:25565\nservers_dir: servers\ndefault_server: nope\nservers:\n"
+                    "  - name: hub\n    domains: [hub.example.com]\n    backends: [{address: 127.0.0.1:1}]\n")
+        with open(os.path.join(d, "servers", "lobby.yaml"), "w") as f:
+            f.write("domains:\n  - lobby.example.com\n  - HUB.example.com.\nbackends: [{address: 127.0.0.1:2}]\n")
+        p = subprocess.run([BINARY, "validate", main], capture_output=True, text=True, timeout=30)
+        out = p.stdout + p.stderr
+        self.assertEqual(p.returncode, 1, out)
+        self.assertRegex(out, r"servers/lobby\.yaml:3:5: domain 'HUB\.example\.com\.' is already claimed by server 'hub'")
+        self.assertRegex(out, r"main\.yaml:3:\d+: default_server 'nope' is not a server")
+        shutil.rmtree(d)
+
     def test_init_writes_a_config_that_validates(self):
         d = tempfile.mkdtemp(prefix="rproxy-mc-init-")
         p = subprocess.run([BINARY, "init"], cwd=d, capture_output=True, text=True, timeout=30)
