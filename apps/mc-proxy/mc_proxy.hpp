@@ -36,6 +36,7 @@
 
 #include <rproxy/app/command.hpp>
 #include <rproxy/app/runtime.hpp>
+#include <rproxy/balance/flow_pick.hpp>
 #include <rproxy/balance/least_conn.hpp>
 #include <rproxy/balance/p2c_ewma.hpp>
 #include <rproxy/balance/pool.hpp>
@@ -301,6 +302,7 @@ struct world_base {
 /// The flow context's own fields: the server chosen for it.
 struct flow : mc::flow {
   const server_view* server = nullptr;
+  obs::gauge* players = nullptr;  ///< the players-online gauge counting this flow, once joined
 };
 using protocol = mc::pipeline_protocol<flow>;
 
@@ -334,16 +336,9 @@ struct metrics_stage {
     if (ctx.server) {
       ctx.server->bytes_in->inc(ctx.bytes_from_client);
       ctx.server->bytes_out->inc(ctx.bytes_to_client);
-      if (ctx.joined) {
-        ctx.server->st->player_left(clock::now());
-        if (ctx.backend)
-          if (auto it = ctx.server->players.find(backend_id(*ctx.backend)); it != ctx.server->players.end()) it->second->dec();
-      }
+      if (ctx.joined) ctx.server->st->player_left(clock::now());
     }
-  }
-  static std::string backend_id(const asio::ip::tcp::endpoint& ep) {
-    rproxy::config::endpoint e{ep.address().to_string(), ep.port()};
-    return e.to_string();
+    if (ctx.players) ctx.players->dec();
   }
 };
 
@@ -400,8 +395,9 @@ private:
     auto ex = co_await asio::this_coro::executor;
     auto snap = sv.st->pool()->snapshot();
     unsigned tried = 0;
-    for (std::size_t i = 0; i < snap->size() && tried < 2; ++i) {
-      const auto& b = (*snap)[i];
+    for (const auto& bp : snap->backends) {
+      if (tried == 2) break;
+      auto& b = *bp;
       if (b.state() != bal::backend_state::healthy) continue;
       ++tried;
       rproxy::health::mc_status_query q;
@@ -412,7 +408,7 @@ private:
         q.prefix = rproxy::net::detail::proxy_header_out(b.address().proxy, ctx.client, ctx.local);
       auto r = co_await rproxy::health::fetch_mc_status(ex, b.address().ep, std::move(q), w->cfg->limits.connect_timeout);
       if (!r) continue;
-      const_cast<pool_t::backend_type&>(b).observe_latency(r->latency);
+      b.observe_latency(r->latency);
       sv.st->reachable(clock::now());
       co_return with_overrides(sv, std::move(r->json));
     }
@@ -451,32 +447,24 @@ struct backend_pick {
   const world_base* w = nullptr;
   std::vector<any_balancer> balancers;  ///< one per server of `w`, this worker's
 
-  struct state {
-    std::optional<pool_t::handle_type> handle;
-  };
+  struct state : bal::flow_pick<pool_t> {};
 
   template <class Ctx>
   rproxy::verdict on_route(Ctx& ctx) {
-    auto& st = ctx.template state<backend_pick>();
-    if (st.handle) st.handle->fail();  // a retry: the last pick could not be reached
-    st.handle.reset();
     const server_view& sv = *ctx.server;
     auto& b = balancers[static_cast<std::size_t>(&sv - w->servers.data())];
-    auto h = b.pick(*sv.st->pool(), ctx.client.address());
+    const auto* h = ctx.template state<backend_pick>().pick(*sv.st->pool(), b, ctx.client.address(), ctx.connect_error);
     if (!h) return rproxy::reject(wake_or_offline(*w, sv));
     const auto& addr = (*h)->address();
     ctx.backend = addr.ep;
     ctx.proxy_out = addr.proxy;
     ctx.rewrite_host = sv.cfg->rewrite_host;
-    st.handle = std::move(h);
     return rproxy::next;
   }
 
   template <class Ctx>
   void on_close(Ctx& ctx, std::error_code ec) {
-    auto& st = ctx.template state<backend_pick>();
-    if (st.handle) st.handle->finish(ec);
-    st.handle.reset();
+    ctx.template state<backend_pick>().finish(ec);
   }
 };
 
@@ -495,7 +483,11 @@ struct flow_hooks {
     sv.logins->inc();
     sv.st->player_joined();
     sv.st->reachable(clock::now());
-    if (auto it = sv.players.find(metrics_stage::backend_id(*ctx.backend)); it != sv.players.end()) it->second->inc();
+    const auto& id = (*ctx.template state<backend_pick>().handle)->id();
+    if (auto it = sv.players.find(id); it != sv.players.end()) {
+      ctx.players = it->second;
+      ctx.players->inc();
+    }
   }
 };
 

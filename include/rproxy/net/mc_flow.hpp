@@ -14,7 +14,8 @@
 //   4. on_hello (bans by user name, rate limits by operation "status" / "login"), on_route
 //      (router, status cache, balancer). A stage may answer itself (`replied`, with ctx.reply):
 //      a status reply is then followed by the pong to the client's ping.
-//   5. Login: connect within connect_timeout, failing over (on_route again) on retry-safe errors;
+//   5. Login: connect within connect_timeout, failing over on retry-safe errors (on_route again,
+//      with ctx.connect_error set: balance/flow_pick.hpp counts and avoids the failed backend);
 //      send the PROXY header if the stage asked for one, the hello bytes exactly as received
 //      (the handshake re-encoded only when ctx.rewrite_host is set) and anything the client sent
 //      after them, then relay bytes both ways untouched (splice(2) where possible).
@@ -285,9 +286,11 @@ asio::awaitable<std::error_code> serve_mc_flow(Pipeline& p, typename Pipeline::c
                                               as_tuple(asio::use_awaitable));
     ec = cec;
     if (!ec) {
+      ctx.connect_error = {};
       backend = std::move(sock);
       break;
     }
+    ctx.connect_error = ec;  // the next on_route reports it against this pick
     if (ec != condition::retry_safe) break;
   }
   if (ec) {

@@ -1,0 +1,74 @@
+// rproxy/balance/flow_pick.hpp: one flow's pick from a pool, kept across connect retries: the
+// handle it holds and the backends it could not reach. balance::stage keeps one per flow; a
+// stage that picks from one of several pools (mc-proxy: one pool per server) keeps one too.
+//
+//     rproxy::balance::flow_pick<Pool> fp;                       // a stage's per-flow state
+//     if (auto* h = fp.pick(pool, balancer, key, ctx.connect_error)) ctx.backend = ...;
+//     ...
+//     fp.finish(close_error);                                    // on_close
+//
+// After a failed connect (connect_error set) the previous pick is finished with that error, so
+// outlier detection and the breaker count it, and the new pick avoids the backends this flow
+// already failed on while another is available: the balancer is asked again, and a hash
+// balancer, which would give the same answer, falls back to the first other available backend.
+// Without a connect error the previous pick is just released.
+#pragma once
+
+#include <algorithm>
+#include <optional>
+#include <system_error>
+#include <vector>
+
+namespace rproxy::balance {
+
+template <class Pool>
+struct flow_pick {
+  using handle_type = typename Pool::handle_type;
+
+  std::optional<handle_type> handle;  ///< the backend this flow holds, if any
+  std::vector<const void*> failed{};  ///< backends (identity only) a connect failed on
+
+  /// A pick for `key`, or nullptr when no backend is available.
+  template <class Balancer, class Key>
+  const handle_type* pick(const Pool& pool, Balancer& balancer, const Key& key, std::error_code connect_error) {
+    if (handle && connect_error) {
+      failed.push_back(&handle->backend());
+      handle->finish(connect_error);
+    }
+    handle.reset();
+    handle = balancer.pick(pool, key);
+    if (handle && !failed.empty()) avoid_failed(pool, balancer, key);
+    return handle ? &*handle : nullptr;
+  }
+
+  /// The flow's outcome (no error: success; upstream: failure; others: none), then release.
+  void finish(std::error_code ec) {
+    if (handle) handle->finish(ec);
+    handle.reset();
+  }
+
+private:
+  bool has_failed(const void* backend) const noexcept {
+    return std::find(failed.begin(), failed.end(), backend) != failed.end();
+  }
+
+  template <class Balancer, class Key>
+  void avoid_failed(const Pool& pool, Balancer& balancer, const Key& key) {
+    for (int again = 0; again < 2 && handle && has_failed(&handle->backend()); ++again) {
+      handle.reset();
+      handle = balancer.pick(pool, key);
+    }
+    if (!handle || !has_failed(&handle->backend())) return;
+    auto snap = pool.current();
+    for (const auto& b : snap->backends) {
+      if (has_failed(b.get())) continue;
+      if (auto other = pool.acquire(b)) {
+        handle = std::move(other);
+        return;
+      }
+    }
+    // every available backend failed this flow: keep the balancer's choice
+  }
+};
+
+}  // namespace rproxy::balance
