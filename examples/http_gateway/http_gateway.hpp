@@ -156,6 +156,16 @@ private:
   asio::awaitable<std::error_code> write(tcp::socket& s, std::string_view text) {
     co_return co_await write(s, asio::buffer(text.data(), text.size()));
   }
+  /// A piece of a body, as one chunk when the peer gets chunked framing, else as it is.
+  template <class Data>
+  asio::awaitable<std::error_code> write_body(tcp::socket& s, const Data& data, bool chunked) {
+    if (!chunked) co_return co_await write(s, asio::buffer(data.data(), data.size()));
+    const http1::chunk_header ch(data.size());
+    const std::array<asio::const_buffer, 3> chunk{asio::buffer(ch.view().data(), ch.view().size()),
+                                                  asio::buffer(data.data(), data.size()),
+                                                  asio::buffer(http1::crlf.data(), 2)};
+    co_return co_await write(s, chunk);
+  }
 
   /// Answers and ends the connection, reading (and dropping) what the client still sends for
   /// a moment, so the answer is not lost to a reset.
@@ -363,12 +373,7 @@ private:
       auto r = p.parse(in_.view());
       switch (r.what) {
         case http1::event::body: {
-          const http1::chunk_header ch(r.data.size());
-          const std::array<asio::const_buffer, 3> chunk{asio::buffer(ch.view().data(), ch.view().size()),
-                                                        asio::buffer(r.data.data(), r.data.size()),
-                                                        asio::buffer(http1::crlf.data(), 2)};
-          const auto wec = chunked ? co_await write(backend_, chunk)
-                                   : co_await write(backend_, asio::buffer(r.data.data(), r.data.size()));
+          const auto wec = co_await write_body(backend_, r.data, chunked);
           ctx_bytes_in_ += r.data.size();
           in_.consume(r.consumed);
           if (wec) co_return co_await fail_before_response(make_error_code(error::backend_failed));
@@ -458,12 +463,7 @@ private:
       auto r = bp.parse(bin_.view());
       switch (r.what) {
         case http1::event::body: {
-          const http1::chunk_header ch(r.data.size());
-          const std::array<asio::const_buffer, 3> chunk{asio::buffer(ch.view().data(), ch.view().size()),
-                                                        asio::buffer(r.data.data(), r.data.size()),
-                                                        asio::buffer(http1::crlf.data(), 2)};
-          const auto wec = client_chunked ? co_await write(client_, chunk)
-                                          : co_await write(client_, asio::buffer(r.data.data(), r.data.size()));
+          const auto wec = co_await write_body(client_, r.data, client_chunked);
           bin_.consume(r.consumed);
           if (wec) {
             response_broken_ = true;

@@ -165,14 +165,16 @@ mc::bytes hello_bytes(std::string_view host, mc::intent next, std::int32_t proto
   return out;
 }
 
-std::string read_all(asio::io_context& ioc, tcp::socket& s, std::size_t at_least) {
+/// Reads from `s` until `enough(read so far)` or the peer closes; returns what was read.
+template <class Enough>
+std::string read_until(asio::io_context& ioc, tcp::socket& s, Enough enough) {
   std::string got;
   bool done = false;
   asio::co_spawn(
       ioc,
       [&]() -> asio::awaitable<void> {
         char buf[4096];
-        while (got.size() < at_least) {
+        while (!enough(got)) {
           auto [ec, n] = co_await s.async_read_some(asio::buffer(buf), tuple_awaitable);
           if (ec) break;
           got.append(buf, n);
@@ -184,27 +186,18 @@ std::string read_all(asio::io_context& ioc, tcp::socket& s, std::size_t at_least
   return got;
 }
 
-/// Reads until one whole packet has arrived; returns what was read.
+/// At least `n` bytes (or all until the peer closes).
+std::string read_all(asio::io_context& ioc, tcp::socket& s, std::size_t n) {
+  return read_until(ioc, s, [n](const std::string& got) { return got.size() >= n; });
+}
+
+/// One whole packet.
 std::string read_packet(asio::io_context& ioc, tcp::socket& s) {
-  std::string got;
-  bool done = false;
-  asio::co_spawn(
-      ioc,
-      [&]() -> asio::awaitable<void> {
-        char buf[4096];
-        for (;;) {
-          mc::packet_reader r(1 << 16);
-          r.feed(mc::as_bytes(got));
-          if (!r.next().need_more()) break;
-          auto [ec, n] = co_await s.async_read_some(asio::buffer(buf), tuple_awaitable);
-          if (ec) break;
-          got.append(buf, n);
-        }
-        done = true;
-      },
-      asio::detached);
-  run_until(ioc, [&] { return done; });
-  return got;
+  return read_until(ioc, s, [](const std::string& got) {
+    mc::packet_reader r(1 << 16);
+    r.feed(mc::as_bytes(got));
+    return !r.next().need_more();
+  });
 }
 
 /// The first packet in `bytes`, decoded.
