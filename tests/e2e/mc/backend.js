@@ -27,21 +27,10 @@ const path = require('path')
 const mc = require('minecraft-protocol')
 const nbt = require('prismarine-nbt')
 
-function parseArgs (argv) {
-  const o = {}
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    if (!a.startsWith('--')) throw new Error('unexpected argument ' + a)
-    const eq = a.indexOf('=')
-    if (eq > 0) { o[a.slice(2, eq)] = a.slice(eq + 1); continue }
-    const next = argv[i + 1]
-    if (next === undefined || next.startsWith('--')) o[a.slice(2)] = true
-    else { o[a.slice(2)] = next; i++ }
-  }
-  return o
-}
+const parseArgs = require('./args')
 
 const args = parseArgs(process.argv.slice(2))
+if (args._.length) throw new Error('unexpected argument ' + args._[0])
 const port = Number(args.port || 25566)
 const host = args.host || '127.0.0.1'
 const version = args.version || '1.20.4'

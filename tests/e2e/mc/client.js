@@ -28,19 +28,7 @@ process.stdout.on('error', () => {})
 
 function out (obj) { process.stdout.write(JSON.stringify(obj) + '\n') }
 
-function parseArgs (argv) {
-  const o = { _: [] }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    if (!a.startsWith('--')) { o._.push(a); continue }
-    const eq = a.indexOf('=')
-    if (eq > 0) { o[a.slice(2, eq)] = a.slice(eq + 1); continue }
-    const next = argv[i + 1]
-    if (next === undefined || next.startsWith('--')) o[a.slice(2)] = true
-    else { o[a.slice(2)] = next; i++ }
-  }
-  return o
-}
+const parseArgs = require('./args')
 
 // A chat component (JSON string, parsed object or NBT) as plain text.
 function componentText (c) {
