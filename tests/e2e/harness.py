@@ -1,8 +1,11 @@
 """Small helpers shared by the e2e tests: free ports, starting a built program on a config,
 waiting for its ports, stopping it and checking it exited cleanly. Standard library only."""
 import asyncio
+import atexit
 import contextlib
 import os
+import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,11 +14,45 @@ import tempfile
 import time
 
 
+# Ports for the programs under test come from below the kernel's ephemeral range (so no client
+# socket of any test can be holding one) and are reserved across processes: the e2e suites run
+# in parallel (ctest -j), bind(0) hands the same fresh port to two of them, and rproxy listeners
+# use SO_REUSEPORT, so two programs on one port would both bind and split the connections.
+PORT_RANGE = (20000, 32000)
+_RESERVED = os.path.join(tempfile.gettempdir(), "rproxy-e2e-ports")
+_mine = []
+
+
+def _release_ports():
+    for d in _mine:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(_release_ports)
+
+
 def free_port(host="127.0.0.1"):
+    """A port nothing listens on now and no other e2e process has been given (until exit)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    os.makedirs(_RESERVED, exist_ok=True)
+    for _ in range(1000):
+        port = random.randrange(*PORT_RANGE)
+        mark = os.path.join(_RESERVED, str(port))
+        with contextlib.suppress(OSError):
+            if time.time() - os.stat(mark).st_mtime > 3600:  # left by a run that was killed
+                shutil.rmtree(mark, ignore_errors=True)
+        try:
+            os.mkdir(mark)  # atomic: the reservation
+        except FileExistsError:
+            continue
+        _mine.append(mark)
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue  # in use by something else: keep it reserved, try another
+            return port
+    raise RuntimeError("no free port in %d-%d" % PORT_RANGE)
 
 
 def wait_port(port, host="127.0.0.1", timeout=10.0):
