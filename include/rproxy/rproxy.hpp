@@ -29,6 +29,8 @@
 #include <rproxy/health/outlier.hpp>
 #include <rproxy/health/probe.hpp>
 #include <rproxy/health/retry_budget.hpp>
+#include <rproxy/flow/l4.hpp>
+#include <rproxy/flow/serve.hpp>
 #include <rproxy/net/connector.hpp>
 #include <rproxy/net/listener.hpp>
 #include <rproxy/net/proxy_protocol.hpp>

@@ -1,10 +1,10 @@
 // rproxy/app/config_blocks.hpp: config pieces every app declares the same way, written once:
-// the admin block, and the YAML names of the PROXY protocol modes of net/l4_flow.hpp.
+// the admin block, and the YAML names of the PROXY protocol modes (core/proxy_mode.hpp).
 //
 //     struct my_config {
 //       rproxy::app::admin_config admin{};                       // admin: {listen: 127.0.0.1:9901}
-//       rproxy::net::proxy_accept accept = rproxy::net::proxy_accept::none;  // none|optional|required
-//       rproxy::net::proxy_send send = rproxy::net::proxy_send::none;        // none|v1|v2
+//       rproxy::proxy_accept accept = rproxy::proxy_accept::none;  // none|optional|required
+//       rproxy::proxy_send send = rproxy::proxy_send::none;        // none|v1|v2
 //       ...
 //     };
 #pragma once
@@ -17,9 +17,9 @@
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/scalar.hpp>
-#include <rproxy/net/l4_flow.hpp>
+#include <rproxy/core/proxy_mode.hpp>
 
-namespace rproxy::net {
+namespace rproxy {
 
 constexpr auto config_enum_names(proxy_accept) {
   return std::array{config::enum_name{"none", proxy_accept::none}, config::enum_name{"optional", proxy_accept::optional},
@@ -30,7 +30,7 @@ constexpr auto config_enum_names(proxy_send) {
                     config::enum_name{"v2", proxy_send::v2}};
 }
 
-}  // namespace rproxy::net
+}  // namespace rproxy
 
 namespace rproxy::app {
 

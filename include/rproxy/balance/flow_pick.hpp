@@ -3,7 +3,7 @@
 // stage that picks from one of several pools (mc-proxy: one pool per server) keeps one too.
 //
 //     rproxy::balance::flow_pick<Pool> fp;                       // a stage's per-flow state
-//     if (auto* h = fp.pick(pool, balancer, key, ctx.connect_error)) ctx.backend = ...;
+//     if (auto* h = fp.pick(pool, balancer, key, ctx)) ctx.backend = ...;   // ctx: connect_error, out_of_attempts
 //     ...
 //     fp.finish(close_error);                                    // on_close
 //
@@ -11,7 +11,9 @@
 // outlier detection and the breaker count it, and the new pick avoids the backends this flow
 // already failed on while another is available: the balancer is asked again, and a hash
 // balancer, which would give the same answer, falls back to the first other available backend.
-// Without a connect error the previous pick is just released.
+// Without a connect error the previous pick is just released. When the flow is out of attempts
+// (ctx.out_of_attempts, set by the flow driver with the last connect error) the failed pick is
+// reported and nothing new is picked: the caller rejects.
 #pragma once
 
 #include <algorithm>
@@ -28,14 +30,16 @@ struct flow_pick {
   std::optional<handle_type> handle;  ///< the backend this flow holds, if any
   std::vector<const void*> failed{};  ///< backends (identity only) a connect failed on
 
-  /// A pick for `key`, or nullptr when no backend is available.
+  /// A pick for `key`, or nullptr when no backend is available (or attempts are spent).
   template <class Balancer, class Key>
-  const handle_type* pick(const Pool& pool, Balancer& balancer, const Key& key, std::error_code connect_error) {
+  const handle_type* pick(const Pool& pool, Balancer& balancer, const Key& key, std::error_code connect_error,
+                          bool out_of_attempts = false) {
     if (handle && connect_error) {
       failed.push_back(&handle->backend());
       handle->finish(connect_error);
     }
     handle.reset();
+    if (out_of_attempts) return nullptr;
     handle = balancer.pick(pool, key);
     if (handle && !failed.empty()) avoid_failed(pool, balancer, key);
     return handle ? &*handle : nullptr;
@@ -45,6 +49,13 @@ struct flow_pick {
   void finish(std::error_code ec) {
     if (handle) handle->finish(ec);
     handle.reset();
+  }
+
+  /// The same, reading connect_error and out_of_attempts from the flow's context.
+  template <class Balancer, class Key, class Ctx>
+    requires requires(const Ctx& c) { c.connect_error; c.out_of_attempts; }
+  const handle_type* pick(const Pool& pool, Balancer& balancer, const Key& key, const Ctx& ctx) {
+    return pick(pool, balancer, key, ctx.connect_error, ctx.out_of_attempts);
   }
 
 private:

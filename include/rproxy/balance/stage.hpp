@@ -77,9 +77,10 @@ public:
 
   template <class Ctx>
   rproxy::verdict on_route(Ctx& ctx) {
-    const auto* h = ctx.template state<stage>().pick(*pool_, balancer_, key_(std::as_const(ctx)), ctx.connect_error);
+    const auto* h = ctx.template state<stage>().pick(*pool_, balancer_, key_(std::as_const(ctx)), ctx);
     if (!h) return rproxy::reject(rproxy::reject_code::unavailable, "no backend available");
     ctx.backend = detail::endpoint_of((*h)->address());
+    if constexpr (requires { (*h)->address().proxy; }) ctx.proxy_out = (*h)->address().proxy;
     return rproxy::next;
   }
 

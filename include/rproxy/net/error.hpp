@@ -39,6 +39,7 @@ enum class error {
   accept_exhausted,  ///< accept hit a descriptor or memory limit (internal); the listener backs off
   accept_failed,     ///< any other accept failure (internal)
   splice_unsupported,  ///< splice(2) is not available for these descriptors (internal)
+  flow_aborted,        ///< an exception ended one flow (internal: a bug); the worker goes on
 };
 
 /// Which stream of a flow an I/O error happened on.
@@ -69,6 +70,7 @@ public:
       case error::accept_exhausted: return "accept hit a descriptor or memory limit";
       case error::accept_failed: return "accept failed";
       case error::splice_unsupported: return "splice(2) unsupported for these descriptors";
+      case error::flow_aborted: return "flow ended by an exception";
     }
     return "unknown rproxy.net error";
   }
@@ -88,7 +90,8 @@ public:
       case error::idle_timeout: return condition::downstream;
       case error::accept_exhausted:
       case error::accept_failed:
-      case error::splice_unsupported: return condition::internal;
+      case error::splice_unsupported:
+      case error::flow_aborted: return condition::internal;
     }
     return condition::internal;
   }

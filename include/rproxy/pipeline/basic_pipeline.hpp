@@ -5,6 +5,7 @@
 //     rproxy::verdict v = p.accept(ctx);          // all on_accept hooks sync: a plain call
 //     rproxy::verdict w = co_await p.route(ctx);  // some on_route hook async: an awaitable
 //     p.close(ctx, ec);                           // always; reverse order
+//     verdict x = co_await run_phase<phase::hello>(p, ctx, hello);   // any phase, one call
 //
 // Each phase calls, in order, every stage that has that hook, and stops at the first verdict
 // that is not `next`. Response and close hooks run in reverse order. A phase whose hooks are
@@ -33,7 +34,7 @@
 
 namespace rproxy {
 
-enum class phase : std::uint8_t { accept, hello, route, message, response, close };
+enum class phase : std::uint8_t { accept, hello, route, connect, message, response, close };
 
 namespace detail {
 
@@ -44,6 +45,7 @@ namespace hana = boost::hana;
 // "named":  the stage has a plain (non-template) member of that name.
 template <class S, class C> concept calls_accept = requires(S& s, C& c) { s.on_accept(c); };
 template <class S, class C> concept calls_route = requires(S& s, C& c) { s.on_route(c); };
+template <class S, class C> concept calls_connect = requires(S& s, C& c) { s.on_connect(c); };
 template <class S, class C> concept calls_close = requires(S& s, C& c, std::error_code e) { s.on_close(c, e); };
 template <class S, class C, class M> concept calls_hello = requires(S& s, C& c, const M& m) { s.on_hello(c, m); };
 template <class S, class C, class M> concept calls_message = requires(S& s, C& c, const M& m) { s.on_message(c, m); };
@@ -51,6 +53,7 @@ template <class S, class C, class M> concept calls_response = requires(S& s, C& 
 template <class S> concept names_accept = requires { &S::on_accept; };
 template <class S> concept names_hello = requires { &S::on_hello; };
 template <class S> concept names_route = requires { &S::on_route; };
+template <class S> concept names_connect = requires { &S::on_connect; };
 template <class S> concept names_message = requires { &S::on_message; };
 template <class S> concept names_response = requires { &S::on_response; };
 template <class S> concept names_close = requires { &S::on_close; };
@@ -68,7 +71,7 @@ struct stage_contract {
   using R = typename P::response;
 
   static constexpr bool has_any_hook =
-      accept_stage<S, Ctx> || hello_stage<S, Ctx, H> || route_stage<S, Ctx> ||
+      accept_stage<S, Ctx> || hello_stage<S, Ctx, H> || route_stage<S, Ctx> || connect_stage<S, Ctx> ||
       message_stage<S, Ctx, M> || response_stage<S, Ctx, R> || close_stage<S, Ctx>;
 
   static_assert(!std::is_polymorphic_v<S>,
@@ -81,6 +84,8 @@ struct stage_contract {
                 "rproxy::make_pipeline: stage's on_hello(Ctx&, const Hello&) must return rproxy::verdict or asio::awaitable<rproxy::verdict>");
   static_assert(!calls_route<S, Ctx> || route_stage<S, Ctx>,
                 "rproxy::make_pipeline: stage's on_route(Ctx&) must return rproxy::verdict or asio::awaitable<rproxy::verdict>");
+  static_assert(!calls_connect<S, Ctx> || connect_stage<S, Ctx>,
+                "rproxy::make_pipeline: stage's on_connect(Ctx&) must return rproxy::verdict or asio::awaitable<rproxy::verdict>");
   static_assert(!calls_message<S, Ctx, M> || message_stage<S, Ctx, M>,
                 "rproxy::make_pipeline: stage's on_message(Ctx&, const Message&) must return rproxy::verdict or asio::awaitable<rproxy::verdict>");
   static_assert(!calls_response<S, Ctx, R> || response_stage<S, Ctx, R>,
@@ -93,6 +98,8 @@ struct stage_contract {
                 "rproxy::make_pipeline: stage's on_hello cannot be called as on_hello(Ctx&, const Hello&) with this pipeline's protocol");
   static_assert(!names_route<S> || calls_route<S, Ctx>,
                 "rproxy::make_pipeline: stage's on_route cannot be called as on_route(Ctx&) with this pipeline's context");
+  static_assert(!names_connect<S> || calls_connect<S, Ctx>,
+                "rproxy::make_pipeline: stage's on_connect cannot be called as on_connect(Ctx&) with this pipeline's context");
   static_assert(!names_message<S> || calls_message<S, Ctx, M>,
                 "rproxy::make_pipeline: stage's on_message cannot be called as on_message(Ctx&, const Message&) with this pipeline's protocol");
   static_assert(!names_response<S> || calls_response<S, Ctx, R>,
@@ -101,11 +108,11 @@ struct stage_contract {
                 "rproxy::make_pipeline: stage's on_close cannot be called as on_close(Ctx&, std::error_code)");
   // Checked only when no hook is present in any form, so a stage breaks one rule at a time.
   static constexpr bool tries_a_hook =
-      calls_accept<S, Ctx> || calls_hello<S, Ctx, H> || calls_route<S, Ctx> || calls_message<S, Ctx, M> ||
+      calls_accept<S, Ctx> || calls_hello<S, Ctx, H> || calls_route<S, Ctx> || calls_connect<S, Ctx> || calls_message<S, Ctx, M> ||
       calls_response<S, Ctx, R> || calls_close<S, Ctx> || names_accept<S> || names_hello<S> ||
-      names_route<S> || names_message<S> || names_response<S> || names_close<S>;
+      names_route<S> || names_connect<S> || names_message<S> || names_response<S> || names_close<S>;
   static_assert(has_any_hook || tries_a_hook,
-                "rproxy::make_pipeline: stage implements none of on_accept, on_hello, on_route, on_message, on_response, on_close for this pipeline's protocol");
+                "rproxy::make_pipeline: stage implements none of on_accept, on_hello, on_route, on_connect, on_message, on_response, on_close for this pipeline's protocol");
   static_assert(state_ok<S>(),
                 "rproxy::make_pipeline: a stage's nested `state` must be default-constructible");
 
@@ -127,6 +134,7 @@ constexpr bool has_hook() {
   if constexpr (Ph == phase::accept) return accept_stage<S, Ctx>;
   else if constexpr (Ph == phase::hello) return hello_stage<S, Ctx, Msg>;
   else if constexpr (Ph == phase::route) return route_stage<S, Ctx>;
+  else if constexpr (Ph == phase::connect) return connect_stage<S, Ctx>;
   else if constexpr (Ph == phase::message) return message_stage<S, Ctx, Msg>;
   else if constexpr (Ph == phase::response) return response_stage<S, Ctx, Msg>;
   else return false;
@@ -137,6 +145,7 @@ decltype(auto) call_hook(S& s, Ctx& c, const Msg& m) {
   if constexpr (Ph == phase::accept) return s.on_accept(c);
   else if constexpr (Ph == phase::hello) return s.on_hello(c, m);
   else if constexpr (Ph == phase::route) return s.on_route(c);
+  else if constexpr (Ph == phase::connect) return s.on_connect(c);
   else if constexpr (Ph == phase::message) return s.on_message(c, m);
   else return s.on_response(c, m);
 }
@@ -172,6 +181,7 @@ public:
       case phase::accept: return async_phase<phase::accept, detail::no_message>;
       case phase::hello: return async_phase<phase::hello, hello_type>;
       case phase::route: return async_phase<phase::route, detail::no_message>;
+      case phase::connect: return async_phase<phase::connect, detail::no_message>;
       case phase::message: return async_phase<phase::message, message_type>;
       case phase::response: return async_phase<phase::response, response_type>;
       case phase::close: return false;
@@ -183,8 +193,21 @@ public:
   auto accept(context_type& ctx) { return run<phase::accept, false>(ctx, detail::no_message{}); }
   auto hello(context_type& ctx, const hello_type& m) { return run<phase::hello, false>(ctx, m); }
   auto route(context_type& ctx) { return run<phase::route, false>(ctx, detail::no_message{}); }
+  auto connect(context_type& ctx) { return run<phase::connect, false>(ctx, detail::no_message{}); }
   auto message(context_type& ctx, const message_type& m) { return run<phase::message, false>(ctx, m); }
   auto response(context_type& ctx, const response_type& m) { return run<phase::response, true>(ctx, m); }
+
+  /// Runs phase Ph (not close) with one call whatever its hooks are: a drivers' entry point.
+  ///     verdict v = co_await p.template run_phase<phase::hello>(ctx, hello);
+  /// A synchronous phase costs one coroutine frame here; call accept() etc. directly on a path
+  /// where that matters and the phase is known to be synchronous.
+  template <phase Ph, class Msg = detail::no_message>
+  asio::awaitable<verdict> run_phase(context_type& ctx, const Msg& m = {}) {
+    static_assert(Ph != phase::close, "run_phase: on_close runs through close(ctx, ec)");
+    constexpr bool reverse = Ph == phase::response;
+    if constexpr (!async_phase<Ph, Msg>) co_return run<Ph, reverse>(ctx, m);
+    else co_return co_await run<Ph, reverse>(ctx, m);
+  }
 
   /// Runs every on_close hook, last stage first. Never stops early.
   void close(context_type& ctx, std::error_code ec) noexcept {
@@ -275,6 +298,12 @@ private:
 
   boost::hana::tuple<Stages...> stages_;
 };
+
+/// `co_await run_phase<phase::hello>(p, ctx, hello)`: p.run_phase without the `template` keyword.
+template <phase Ph, class Pipeline, class Msg = detail::no_message>
+asio::awaitable<verdict> run_phase(Pipeline& p, typename Pipeline::context_type& ctx, const Msg& m = {}) {
+  return p.template run_phase<Ph>(ctx, m);
+}
 
 /// Assembles stages into a pipeline for protocol P, checking every stage's contract.
 template <protocol P, class... Stages>

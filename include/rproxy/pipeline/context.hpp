@@ -19,6 +19,7 @@
 #include <tuple>
 #include <type_traits>
 
+#include <rproxy/core/proxy_mode.hpp>
 #include <rproxy/pipeline/verdict.hpp>
 
 namespace rproxy {
@@ -29,11 +30,18 @@ struct flow_info {
   asio::ip::tcp::endpoint client{};               ///< peer (after PROXY protocol, the real client)
   asio::ip::tcp::endpoint local{};                ///< the listener address it arrived on
   std::chrono::steady_clock::time_point started{};
+  std::chrono::steady_clock::time_point hello_done{};  ///< when the hello was complete (none: not yet)
   std::string_view route{};                       ///< route name chosen (config-owned text)
   std::optional<asio::ip::tcp::endpoint> backend{};
   /// Why the last attempt to reach `backend` failed (empty: none failed). Set by the transport
   /// before a retry re-runs on_route, so the balancer can count the failure and pick another.
   std::error_code connect_error{};
+  /// Set with connect_error on the last on_route of a flow whose connect attempts are spent:
+  /// report the failed pick, pick nothing, and reject with the refusal the client should see.
+  bool out_of_attempts = false;
+  /// The PROXY header the picked backend gets (a stage sets it with ctx.backend; none: the
+  /// flow driver's default for the listener).
+  proxy_send proxy_out = proxy_send::none;
   std::string identity{};                         ///< user name or token subject, once known
   std::uint64_t bytes_from_client = 0;
   std::uint64_t bytes_to_client = 0;

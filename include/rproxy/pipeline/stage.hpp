@@ -6,6 +6,7 @@
 //   verdict on_accept  (Ctx&)                              new connection
 //   verdict on_hello   (Ctx&, const P::hello&)             handshake / request head / upgrade
 //   verdict on_route   (Ctx&)                              choose route and backend
+//   verdict on_connect (Ctx&)                              a backend connection is ready
 //   verdict on_message (Ctx&, const P::message&)           body chunk / WebSocket message
 //   verdict on_response(Ctx&, const P::response&)          called in reverse stage order
 //   void    on_close   (Ctx&, std::error_code)             always runs, reverse order
@@ -58,6 +59,10 @@ concept hello_stage = requires(S& s, Ctx& c, const Msg& m) {
 template <class S, class Ctx>
 concept route_stage = requires(S& s, Ctx& c) {
   { s.on_route(c) } -> hook_result;
+};
+template <class S, class Ctx>
+concept connect_stage = requires(S& s, Ctx& c) {
+  { s.on_connect(c) } -> hook_result;
 };
 template <class S, class Ctx, class Msg>
 concept message_stage = requires(S& s, Ctx& c, const Msg& m) {

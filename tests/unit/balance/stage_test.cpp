@@ -151,7 +151,7 @@ TEST_CASE("a retry after a failed connect reports the failure and avoids that ba
       ctx.client = tcp::endpoint(asio::ip::make_address("198.51.100.7"), 40000);
       REQUIRE(p.route(ctx).is_next());
       const auto first = *ctx.backend;
-      ctx.connect_error = refused;  // what l4_flow does before a retry
+      ctx.connect_error = refused;  // what the flow driver does before a retry
       REQUIRE(p.route(ctx).is_next());
       const auto second = *ctx.backend;
       REQUIRE(second != first);

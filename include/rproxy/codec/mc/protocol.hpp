@@ -24,12 +24,11 @@
 #include <rproxy/codec/mc/legacy.hpp>
 #include <rproxy/codec/mc/login.hpp>
 #include <rproxy/codec/mc/packet.hpp>
-#include <rproxy/net/l4_flow.hpp>
 #include <rproxy/pipeline/context.hpp>
 
 namespace rproxy::codec::mc {
 
-/// What a Minecraft flow knows beyond flow_info, filled in by net/mc_flow.hpp as it reads.
+/// What a Minecraft flow knows beyond flow_info, filled in by flow/mc.hpp as it reads.
 struct flow : flow_info {
   std::string host;                  ///< routing host: handshake address, normalized (handshake.hpp)
   std::int32_t protocol = 0;         ///< the client's protocol version (0: legacy ping)
@@ -37,15 +36,12 @@ struct flow : flow_info {
   state at = state::handshaking;     ///< the protocol state reached (for rendering a refusal)
   std::optional<legacy_ping_kind> legacy;  ///< set for a pre-1.7 server list ping
   std::string username;              ///< the Login Start name, once read
-  std::chrono::steady_clock::time_point hello_done{};  ///< when the hello was complete
   /// Set by a stage before it returns `replied`: the bytes to send the client (a status response,
   /// a legacy kick). For a status reply the flow then answers the ping itself and closes.
   bytes reply;
   /// Set by the stage that picks the backend: the hostname to write into the handshake sent to
-  /// it ("" keeps the client's), and the PROXY header to send it.
+  /// it ("" keeps the client's). (The PROXY header it gets is flow_info::proxy_out.)
   std::string_view rewrite_host{};
-  net::proxy_send proxy_out = net::proxy_send::none;
-  bool joined = false;  ///< the relay to a backend started (the player is online)
 };
 
 /// The message of the hello phase: views into what the flow read.

@@ -1,4 +1,4 @@
-#include <rproxy/net/mc_flow.hpp>
+#include <rproxy/flow/mc.hpp>
 
 #include <rproxy/codec/mc/handshake.hpp>
 #include <rproxy/codec/mc/legacy.hpp>
@@ -50,9 +50,16 @@ struct test_router {
     if (h.username() && *h.username() == banned_name) return rproxy::reject(rproxy::reject_code::banned, "no entry");
     return rproxy::next;
   }
+  int* joined_count = nullptr;  ///< counts on_connect calls when set
+  template <class Ctx>
+  rproxy::verdict on_connect(Ctx&) {
+    if (joined_count) ++*joined_count;
+    return rproxy::next;
+  }
   template <class Ctx>
   rproxy::verdict on_route(Ctx& ctx) {
     if (routes) ++*routes;
+    if (ctx.out_of_attempts) return rproxy::reject(rproxy::reject_code::unavailable, "backend down");
     if (ctx.legacy) {
       ctx.reply = mc::make_legacy_kick(*ctx.legacy, {.protocol = 127, .version_name = "test", .motd = "legacy " + ctx.host, .online = 1, .max = 2});
       return rproxy::replied;
@@ -69,18 +76,6 @@ struct test_router {
     ctx.rewrite_host = rewrite;
     ctx.proxy_out = proxy;
     return rproxy::next;
-  }
-};
-
-struct test_hooks {
-  int* joined_count = nullptr;
-  template <class Ctx>
-  rproxy::reject_reason connect_failed(Ctx&, std::error_code) {
-    return {rproxy::reject_code::unavailable, "backend down"};
-  }
-  template <class Ctx>
-  void joined(Ctx&) {
-    ++*joined_count;
   }
 };
 
@@ -116,8 +111,7 @@ struct harness {
   asio::io_context ioc;
   fake_backend backend{ioc};
   int joined = 0;
-  test_hooks hooks{&joined};
-  net::mc_options opt;
+  rproxy::flow::options opt;
   std::optional<std::error_code> result;
 
   harness() {
@@ -135,9 +129,9 @@ struct harness {
     asio::co_spawn(ioc, backend.serve(), asio::detached);
     asio::co_spawn(
         ioc,
-        [](Pipeline& p, tcp::socket s, net::mc_options o, test_hooks h) -> asio::awaitable<std::error_code> {
-          co_return co_await net::serve_mc_flow(p, std::move(s), o, [](const asio::ip::address&) { return true; }, h);
-        }(p, std::move(server), opt, hooks),
+        [](Pipeline& p, tcp::socket s, const rproxy::flow::options& o) -> asio::awaitable<std::error_code> {
+          co_return co_await rproxy::flow::serve(p, rproxy::flow::mc_adapter{}, std::move(s), o);
+        }(p, std::move(server), opt),
         [this](std::exception_ptr e, std::error_code ec) {
           REQUIRE_FALSE(e);
           result = ec;
@@ -210,9 +204,11 @@ std::optional<mc::packet> first_packet(mc::packet_reader& r, const std::string& 
 
 }  // namespace
 
-TEST_CASE("mc_flow: a login reaches the backend byte-exact, with what followed it, then relays", "[mc][net]") {
+TEST_CASE("flow/mc: a login reaches the backend byte-exact, with what followed it, then relays", "[mc][flow]") {
   harness h;
-  auto p = rproxy::make_pipeline<mc::pipeline_protocol<>>(test_router{h.backend.acc.local_endpoint()});
+  test_router r0{h.backend.acc.local_endpoint()};
+  r0.joined_count = &h.joined;
+  auto p = rproxy::make_pipeline<mc::pipeline_protocol<>>(r0);
   auto client = h.start(p);
   auto hello = hello_bytes("Lobby.Example.com.\0FML2\0", mc::intent::login);
   const std::string sent = std::string(mc::as_chars(hello)) + "early play bytes";
@@ -227,7 +223,7 @@ TEST_CASE("mc_flow: a login reaches the backend byte-exact, with what followed i
   CHECK(h.backend.closed);
 }
 
-TEST_CASE("mc_flow: rewrite_host re-encodes only the handshake; PROXY v1 goes first", "[mc][net]") {
+TEST_CASE("flow/mc: rewrite_host re-encodes only the handshake; PROXY v1 goes first", "[mc][flow]") {
   harness h;
   test_router r{h.backend.acc.local_endpoint()};
   r.rewrite = "10.0.0.5";
@@ -254,9 +250,11 @@ TEST_CASE("mc_flow: rewrite_host re-encodes only the handshake; PROXY v1 goes fi
   CHECK(h.backend.got == proxy_line + std::string(mc::as_chars(want)));
 }
 
-TEST_CASE("mc_flow: a status reply from a stage is followed by the pong", "[mc][net]") {
+TEST_CASE("flow/mc: a status reply from a stage is followed by the pong", "[mc][flow]") {
   harness h;
-  auto p = rproxy::make_pipeline<mc::pipeline_protocol<>>(test_router{h.backend.acc.local_endpoint()});
+  test_router r0{h.backend.acc.local_endpoint()};
+  r0.joined_count = &h.joined;
+  auto p = rproxy::make_pipeline<mc::pipeline_protocol<>>(r0);
   auto client = h.start(p);
   asio::write(client, asio::buffer(hello_bytes("mc.example.com", mc::intent::status)));
   auto got = read_packet(h.ioc, client);
@@ -278,7 +276,7 @@ TEST_CASE("mc_flow: a status reply from a stage is followed by the pong", "[mc][
   CHECK_FALSE(h.backend.accepted);
 }
 
-TEST_CASE("mc_flow: a refused login gets a Login Disconnect with the reason", "[mc][net]") {
+TEST_CASE("flow/mc: a refused login gets a Login Disconnect with the reason", "[mc][flow]") {
   harness h;
   test_router r{h.backend.acc.local_endpoint()};
   r.banned_name = "griefer";
@@ -296,7 +294,7 @@ TEST_CASE("mc_flow: a refused login gets a Login Disconnect with the reason", "[
   CHECK_FALSE(h.backend.accepted);
 }
 
-TEST_CASE("mc_flow: a backend that cannot be reached gives the hooks' kick", "[mc][net]") {
+TEST_CASE("flow/mc: a backend that cannot be reached gives the stage's kick once attempts are spent", "[mc][flow]") {
   harness h;
   tcp::endpoint dead;
   {
@@ -316,12 +314,14 @@ TEST_CASE("mc_flow: a backend that cannot be reached gives the hooks' kick", "[m
   CHECK(mc::plain_text(*mc::parse_login_disconnect(pk->body)) == "backend down");
   REQUIRE(run_until(h.ioc, [&] { return h.result.has_value(); }));
   CHECK(*h.result == rproxy::condition::retry_safe);
-  CHECK(routes == 3);  // max_connect_attempts
+  CHECK(routes == 4);  // max_connect_attempts, then the final on_route that reports and rejects
 }
 
-TEST_CASE("mc_flow: legacy pings are answered by the stage, routed by the 1.6 host", "[mc][net]") {
+TEST_CASE("flow/mc: legacy pings are answered by the stage, routed by the 1.6 host", "[mc][flow]") {
   harness h;
-  auto p = rproxy::make_pipeline<mc::pipeline_protocol<>>(test_router{h.backend.acc.local_endpoint()});
+  test_router r0{h.backend.acc.local_endpoint()};
+  r0.joined_count = &h.joined;
+  auto p = rproxy::make_pipeline<mc::pipeline_protocol<>>(r0);
   auto client = h.start(p);
   mc::bytes ping;
   mc::append_legacy_ping(ping, {mc::legacy_ping_kind::v1_6, 78, "Old.Example.com", 25565});
@@ -333,9 +333,11 @@ TEST_CASE("mc_flow: legacy pings are answered by the stage, routed by the 1.6 ho
   CHECK(kick->version_name == "test");
 }
 
-TEST_CASE("mc_flow: a lone 0xFE (beta ping) is settled once the client pauses", "[mc][net]") {
+TEST_CASE("flow/mc: a lone 0xFE (beta ping) is settled once the client pauses", "[mc][flow]") {
   harness h;
-  auto p = rproxy::make_pipeline<mc::pipeline_protocol<>>(test_router{h.backend.acc.local_endpoint()});
+  test_router r0{h.backend.acc.local_endpoint()};
+  r0.joined_count = &h.joined;
+  auto p = rproxy::make_pipeline<mc::pipeline_protocol<>>(r0);
   auto client = h.start(p);
   const unsigned char fe = 0xFE;
   asio::write(client, asio::buffer(&fe, 1));
@@ -345,10 +347,12 @@ TEST_CASE("mc_flow: a lone 0xFE (beta ping) is settled once the client pauses", 
   CHECK(kick->motd == "legacy ");
 }
 
-TEST_CASE("mc_flow: slow, malformed or oversized hellos close without touching a backend", "[mc][net]") {
+TEST_CASE("flow/mc: slow, malformed or oversized hellos close without touching a backend", "[mc][flow]") {
   SECTION("slowloris: one byte, then silence") {
     harness h;
-    auto p = rproxy::make_pipeline<mc::pipeline_protocol<>>(test_router{h.backend.acc.local_endpoint()});
+    test_router r0{h.backend.acc.local_endpoint()};
+  r0.joined_count = &h.joined;
+  auto p = rproxy::make_pipeline<mc::pipeline_protocol<>>(r0);
     auto client = h.start(p);
     const char b = 0x10;
     asio::write(client, asio::buffer(&b, 1));
@@ -358,7 +362,9 @@ TEST_CASE("mc_flow: slow, malformed or oversized hellos close without touching a
   }
   SECTION("a bogus VarInt length") {
     harness h;
-    auto p = rproxy::make_pipeline<mc::pipeline_protocol<>>(test_router{h.backend.acc.local_endpoint()});
+    test_router r0{h.backend.acc.local_endpoint()};
+  r0.joined_count = &h.joined;
+  auto p = rproxy::make_pipeline<mc::pipeline_protocol<>>(r0);
     auto client = h.start(p);
     const unsigned char bad[] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x00};
     asio::write(client, asio::buffer(bad));
@@ -368,7 +374,9 @@ TEST_CASE("mc_flow: slow, malformed or oversized hellos close without touching a
   }
   SECTION("a hostname far over 255 characters") {
     harness h;
-    auto p = rproxy::make_pipeline<mc::pipeline_protocol<>>(test_router{h.backend.acc.local_endpoint()});
+    test_router r0{h.backend.acc.local_endpoint()};
+  r0.joined_count = &h.joined;
+  auto p = rproxy::make_pipeline<mc::pipeline_protocol<>>(r0);
     auto client = h.start(p);
     auto hello = hello_bytes(std::string(1500, 'a') + ".example.com", mc::intent::login);
     asio::write(client, asio::buffer(hello));

@@ -1,0 +1,447 @@
+// rproxy/flow/serve.hpp: the one flow driver. Every connection of every app runs through it,
+// from accept to close; what a protocol adds is an adapter (flow/l4.hpp, flow/mc.hpp, ...).
+//
+//     co_await rproxy::flow::serve(pipeline, rproxy::flow::mc_adapter{}, std::move(socket), options);
+//
+// The life of a flow, each wait bounded in time:
+//   1. PROXY header (options.accept; trusted peers only): the real client goes into ctx.client.
+//   2. on_accept. A refusal is remembered; an adapter that reads a hello still reads it, for
+//      rejected_hello_timeout, so the client is told why in its own protocol.
+//   3. The hello, read by the adapter's sans-I/O reader within hello_timeout (malformed or slow:
+//      the flow ends; nothing reaches a backend). Adapters without a hello (L4) skip 3 and 4.
+//   4. on_hello.
+//   5. on_route, then connect within connect_timeout. A retry-safe failure sets
+//      ctx.connect_error and on_route runs again (the balancer reports the failed pick and picks
+//      another). When max_connect_attempts are spent, on_route runs once more with
+//      ctx.out_of_attempts set: it reports the last failed pick and rejects with what the client
+//      should be told (a stage that does not reject leaves the driver's `unavailable`).
+//   6. on_connect: the backend connection is ready (a stage may still refuse).
+//   7. The PROXY header for the backend (ctx.proxy_out, else options.send), the adapter's first
+//      bytes (a replayed hello), then the exchange: the byte relay (splice(2) where possible), or
+//      the adapter's message loop, which runs on_message / on_response per message.
+//   8. on_close for every stage, exactly once, always, with the error that ended the flow.
+// A `reject` verdict at any step is rendered by the adapter (a Minecraft disconnect, an HTTP
+// status); `replied` means a stage answered (ctx holds the answer): the adapter sends it.
+// Every phase is run with one call whatever its hooks are (basic_pipeline::run_phase).
+//
+// An adapter A (for a pipeline whose context type is Ctx) provides:
+//   static constexpr bool reads_hello;            false: no hello (L4): route right after accept
+//   std::string render(const Ctx&, const reject_reason&) const;     refusal bytes ("" for none)
+//   std::string first_bytes(Ctx&, const reader&) const;             client bytes the backend gets first
+//   when reads_hello:
+//     using reader = ...;                         one flow's sans-I/O hello reader:
+//       std::span<std::byte> prepare(std::size_t); void commit(std::size_t); void feed(std::string_view);
+//       hello_step next(Ctx&, bool paused);       paused: the client sent nothing for settle_time()
+//       std::optional<std::chrono::milliseconds> settle_time() const;   wait at most this, then next(ctx, true)
+//       const hello_type& hello() const;          the message for on_hello (valid once ready)
+//     reader make_reader() const;
+//     asio::awaitable<std::error_code> answer(asio::ip::tcp::socket&, Ctx&, reader&, const options&);
+//                                                 after `replied`: send the stage's answer
+//   optionally, for a message loop instead of the relay:
+//     asio::awaitable<exchange_result> exchange(Pipeline&, Ctx&, asio::ip::tcp::socket& client,
+//         asio::ip::tcp::socket& backend, const std::string& first, const options&, reader&, bool reused);
+//     It sends `first` to the backend, then runs on_message / on_response per message; its
+//     result says whether the client and backend connections may carry another flow.
+//
+// serve(p, adapter, socket, options) runs one flow per connection (L4, Minecraft);
+// serve(conn, p, adapter, socket, options) runs a flow per hello while the adapter keeps the
+// connection (HTTP/1.1 keep-alive), with `conn` running on_accept/on_close for the connection.
+#pragma once
+
+#include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <rproxy/core/proxy_mode.hpp>
+#include <rproxy/middleware/ip.hpp>
+#include <rproxy/net/connector.hpp>
+#include <rproxy/net/error.hpp>
+#include <rproxy/net/proxy_accept.hpp>
+#include <rproxy/net/relay.hpp>
+#include <rproxy/pipeline/basic_pipeline.hpp>
+
+namespace rproxy::flow {
+
+using namespace std::chrono_literals;
+
+/// Per-listener settings of the driver. Held by the caller for the flow's whole life.
+struct options {
+  proxy_accept accept = proxy_accept::none;
+  std::vector<middleware::cidr> trusted{};   ///< peers whose PROXY header is believed
+  proxy_send send = proxy_send::none;        ///< PROXY header for backends when no stage set one
+  std::chrono::milliseconds header_timeout = 5s;           ///< the PROXY header
+  std::chrono::milliseconds hello_timeout = 5s;            ///< from accept to a whole hello
+  std::chrono::milliseconds rejected_hello_timeout = 1s;   ///< the same, after on_accept refused
+  std::chrono::milliseconds connect_timeout = 5s;
+  unsigned max_connect_attempts = 3;
+  net::relay_options relay{};
+
+  bool is_trusted(const asio::ip::address& a) const {
+    const auto k = middleware::to_ip_key(a);
+    return std::any_of(trusted.begin(), trusted.end(), [&](const auto& c) { return c.contains(k); });
+  }
+};
+
+/// What an adapter's hello reader says after more bytes (or a pause).
+struct hello_step {
+  enum class kind { need_more, ready, answer, fail };
+  kind what = kind::need_more;
+  std::string bytes{};   ///< answer: send these to the client and end the flow
+  std::error_code ec{};  ///< fail: why the hello is unusable
+
+  static hello_step need_more() { return {}; }
+  static hello_step ready() { return {kind::ready}; }
+  static hello_step answer(std::string b) { return {kind::answer, std::move(b)}; }
+  static hello_step fail(std::error_code e) { return {kind::fail, {}, e}; }
+};
+
+/// What a message loop tells the driver when one flow's exchange is over.
+struct exchange_result {
+  std::error_code ec;          ///< what ended the flow (none: it completed)
+  bool keep_client = false;    ///< another flow may follow on this client connection
+  bool keep_backend = false;   ///< the backend connection may carry the next flow
+  bool retry_fresh = false;    ///< a reused backend connection was stale and nothing was lost: reconnect and retry
+};
+
+namespace detail {
+
+constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+
+/// Writes all of `bytes` to the client; errors are the client's (downstream).
+inline asio::awaitable<std::error_code> send(asio::ip::tcp::socket& s, std::string_view bytes) {
+  if (bytes.empty()) co_return std::error_code{};
+  auto [ec, n] = co_await asio::async_write(s, asio::buffer(bytes.data(), bytes.size()), tuple_awaitable);
+  (void)n;
+  co_return ec ? net::classify(ec, net::side::downstream) : std::error_code{};
+}
+
+/// Reads into the adapter's reader until it has a hello, an answer, an error, or the deadline.
+template <class Reader, class Ctx>
+asio::awaitable<hello_step> read_hello(asio::ip::tcp::socket& s, Reader& r, Ctx& ctx,
+                                       std::chrono::steady_clock::time_point deadline) {
+  using namespace asio::experimental::awaitable_operators;
+  asio::steady_timer timer(s.get_executor());
+  for (;;) {
+    auto step = r.next(ctx, false);
+    if (step.what != hello_step::kind::need_more) co_return step;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) co_return hello_step::fail(make_error_code(net::error::idle_timeout));
+    const auto settle = r.settle_time();
+    const auto until = settle ? std::min(deadline, now + *settle) : deadline;
+    timer.expires_at(until);
+    auto room = r.prepare(2048);
+    auto got = co_await (s.async_read_some(asio::buffer(room.data(), room.size()), tuple_awaitable) ||
+                         timer.async_wait(tuple_awaitable));
+    if (got.index() == 1) {
+      if (settle) {  // the client paused: let the reader settle what it has
+        auto settled = r.next(ctx, true);
+        if (settled.what != hello_step::kind::need_more) co_return settled;
+      }
+      if (until == deadline) co_return hello_step::fail(make_error_code(net::error::idle_timeout));
+      continue;
+    }
+    auto [ec, n] = std::get<0>(got);
+    if (ec) co_return hello_step::fail(net::classify(ec, net::side::downstream));
+    r.commit(n);
+  }
+}
+
+/// A stage's verdict that ends the flow early: the refusal, rendered, or the stage's answer.
+template <class Adapter, class Ctx, class Reader>
+asio::awaitable<std::error_code> stop(const Adapter& a, asio::ip::tcp::socket& client, Ctx& ctx, Reader& reader,
+                                      const verdict& v, const options& o, std::error_code ec = {}) {
+  if (v.is_reject()) {
+    ctx.rejected = v.reason();
+    auto wec = co_await send(client, a.render(ctx, v.reason()));
+    co_return ec ? ec : wec;
+  }
+  if constexpr (Adapter::reads_hello) co_return co_await a.answer(client, ctx, reader, o);
+  else co_return std::error_code{};
+}
+
+struct no_reader {};
+
+/// The adapter's reader for one flow, made in place (readers need not be movable).
+template <class Adapter>
+auto make_reader(const Adapter& a) {
+  if constexpr (Adapter::reads_hello) return a.make_reader();
+  else return no_reader{};
+}
+
+/// A connection's start: what steps 1-2 found.
+struct accepted {
+  std::error_code ec;                     ///< set: end the connection now
+  std::optional<reject_reason> refused;   ///< on_accept refused: tell the client after its hello
+  std::string early;                      ///< client bytes read with the PROXY header
+};
+
+/// Steps 1-2 on the connection's context.
+template <class Pipeline, class Adapter>
+asio::awaitable<accepted> accept(Pipeline& p, const Adapter&, typename Pipeline::context_type& ctx,
+                                 asio::ip::tcp::socket& client, const options& o) {
+  accepted out;
+  auto pp = co_await net::read_proxy_header(client, o.accept, o.accept != proxy_accept::none && o.is_trusted(ctx.client.address()),
+                                            o.header_timeout);
+  if (pp.ec) {
+    if (pp.ec == net::proxy_error::bad_signature) ctx.rejected = reject_reason{reject_code::forbidden, "PROXY header from an untrusted peer"};
+    out.ec = pp.ec;
+    co_return out;
+  }
+  if (pp.header && pp.header->command == net::proxy_protocol::command::proxy && pp.header->has_addresses()) {
+    ctx.client = pp.header->source;
+    ctx.local = pp.header->destination;
+  }
+  out.early = std::move(pp.early);
+  if (auto v = co_await run_phase<phase::accept>(p, ctx); !v.is_next()) {
+    if (!v.is_reject()) {
+      out.ec = make_error_code(std::errc::connection_aborted);  // a stage answered on accept
+      ctx.rejected.reset();
+      co_return out;
+    }
+    ctx.rejected = out.refused = v.reason();
+  }
+  co_return out;
+}
+
+/// A backend connection kept between the flows of one client connection (HTTP keep-alive).
+struct kept_backend {
+  std::optional<asio::ip::tcp::socket> socket;
+  asio::ip::tcp::endpoint endpoint{};
+
+  /// The kept connection to `ep`, if it is still open (no EOF or stray bytes waiting).
+  std::optional<asio::ip::tcp::socket> take(const asio::ip::tcp::endpoint& ep) {
+    if (!socket || endpoint != ep) return drop(), std::nullopt;
+    std::error_code ec;
+    const bool idle = socket->available(ec) == 0 && !ec;
+    char probe;
+    const bool open = idle && ::recv(socket->native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
+    if (!open) return drop(), std::nullopt;
+    auto s = std::move(socket);
+    socket.reset();
+    return s;
+  }
+  void keep(asio::ip::tcp::socket s, const asio::ip::tcp::endpoint& ep) {
+    socket.emplace(std::move(s));
+    endpoint = ep;
+  }
+  void drop() {
+    std::error_code ignored;
+    if (socket) socket->close(ignored);
+    socket.reset();
+  }
+};
+
+
+/// Steps 3-7 for one flow; the caller runs on_close. `keep_client` says whether another flow
+/// may follow on the same client connection.
+template <class Pipeline, class Adapter, class Reader>
+asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typename Pipeline::context_type& ctx,
+                                          asio::ip::tcp::socket& client, const options& o, Reader& reader,
+                                          const std::optional<reject_reason>& refused, std::string_view early,
+                                          kept_backend& kept, bool& keep_client) {
+  keep_client = false;
+  // 3, 4. The hello, on_hello.
+  if constexpr (Adapter::reads_hello) {
+    const auto deadline = std::chrono::steady_clock::now() + (refused ? o.rejected_hello_timeout : o.hello_timeout);
+    auto step = co_await read_hello(client, reader, ctx, deadline);
+    switch (step.what) {
+      case hello_step::kind::ready: break;
+      case hello_step::kind::answer:
+        if (!refused) co_return co_await send(client, step.bytes);
+        [[fallthrough]];
+      default:
+        if (refused) {
+          (void)co_await send(client, a.render(ctx, *refused));
+          co_return std::error_code{};
+        }
+        co_return step.ec;
+    }
+    ctx.hello_done = std::chrono::steady_clock::now();
+    if (refused) co_return co_await send(client, a.render(ctx, *refused));
+    if (auto v = co_await run_phase<phase::hello>(p, ctx, reader.hello()); !v.is_next())
+      co_return co_await stop(a, client, ctx, reader, v, o);
+  } else if (refused) {
+    co_return std::error_code{};
+  }
+
+  // 5. on_route and connect (or reuse), failing over on retry-safe errors.
+  std::optional<asio::ip::tcp::socket> backend;
+  bool reused = false;
+  std::error_code ec;
+  for (unsigned attempt = 0;; ++attempt) {
+    ctx.out_of_attempts = ec && attempt >= std::max(1u, o.max_connect_attempts);
+    auto v = co_await run_phase<phase::route>(p, ctx);
+    if (!v.is_next()) co_return co_await stop(a, client, ctx, reader, v, o, ec);
+    if (ctx.out_of_attempts || !ctx.backend) {
+      (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o);
+      co_return ec ? ec : make_error_code(net::error::no_endpoints);
+    }
+    if (auto k = kept.take(*ctx.backend)) {
+      backend = std::move(k);
+      reused = true;
+      ctx.connect_error = {};
+      break;
+    }
+    auto [cec, sock] = co_await net::async_connect(client.get_executor(), *ctx.backend, o.connect_timeout, tuple_awaitable);
+    ec = cec;
+    ctx.connect_error = ec;  // the next on_route reports it against this pick
+    if (!ec) {
+      backend.emplace(std::move(sock));
+      std::error_code nd;
+      backend->set_option(asio::ip::tcp::no_delay(true), nd);
+      break;
+    }
+    if (ec != condition::retry_safe) {
+      (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o);
+      co_return ec;
+    }
+  }
+
+  // 6. on_connect.
+  if (auto v = co_await run_phase<phase::connect>(p, ctx); !v.is_next())
+    co_return co_await stop(a, client, ctx, reader, v, o);
+
+  // 7. The backend's first bytes, then the exchange.
+  std::string first = net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o.send, ctx.client, ctx.local);
+  if (reused) first.clear();  // the kept connection had its header
+  const std::size_t proxy_bytes = first.size();
+  if constexpr (Adapter::reads_hello) first += a.first_bytes(ctx, reader);
+  else first += early;
+  if constexpr (requires { a.exchange(p, ctx, client, *backend, first, o, reader, reused); }) {
+    for (;;) {
+      auto r = co_await a.exchange(p, ctx, client, *backend, first, o, reader, reused);
+      if (r.retry_fresh && reused) {  // the kept connection died under us: once more, fresh
+        auto [cec, sock] = co_await net::async_connect(client.get_executor(), *ctx.backend, o.connect_timeout, tuple_awaitable);
+        if (cec) {
+          (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o);
+          co_return cec;
+        }
+        backend.emplace(std::move(sock));
+        reused = false;
+        first.insert(0, net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o.send, ctx.client, ctx.local));
+        continue;
+      }
+      keep_client = r.keep_client && !r.ec;
+      if (r.keep_backend && !r.ec) kept.keep(std::move(*backend), *ctx.backend);
+      co_return r.ec;
+    }
+  } else {
+    ctx.bytes_from_client += first.size() - proxy_bytes;
+    auto ro = o.relay;
+    ro.initial_to_backend = std::move(first);
+    auto [rec, stats] = co_await net::async_relay(client, *backend, std::move(ro), tuple_awaitable);
+    ctx.bytes_from_client += stats.bytes_client_to_backend;
+    ctx.bytes_to_client += stats.bytes_backend_to_client;
+    std::error_code nd;
+    backend->close(nd);
+    co_return rec;
+  }
+}
+
+/// Runs `body` and turns an exception into an error: a bug in one flow must not end the worker.
+template <class Body>
+asio::awaitable<std::error_code> guarded(Body body) {
+  try {
+    co_return co_await body();
+  } catch (const std::exception&) {
+    co_return make_error_code(net::error::flow_aborted);
+  }
+}
+
+inline void fill(flow_info& f, const asio::ip::tcp::socket& s) {
+  std::error_code ec;
+  f.started = std::chrono::steady_clock::now();
+  f.client = s.remote_endpoint(ec);
+  f.local = s.local_endpoint(ec);
+}
+
+inline void end(asio::ip::tcp::socket& s) {
+  std::error_code ignored;
+  s.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  s.close(ignored);
+}
+
+}  // namespace detail
+
+/// Serves one accepted client socket through `p` with the protocol adapter `a`: one flow per
+/// connection (L4, Minecraft, WebSocket). on_close always runs, once. Completes with the error
+/// that ended the flow (none: clean end). `o` must outlive the flow.
+template <class Pipeline, class Adapter>
+asio::awaitable<std::error_code> serve(Pipeline& p, const Adapter& a, asio::ip::tcp::socket client, const options& o) {
+  auto ctx = p.make_context();
+  detail::fill(ctx, client);
+  auto reader = detail::make_reader(a);
+  auto ec = co_await detail::guarded([&]() -> asio::awaitable<std::error_code> {
+    auto acc = co_await detail::accept(p, a, ctx, client, o);
+    if (acc.ec) co_return acc.ec;
+    if constexpr (Adapter::reads_hello) reader.feed(acc.early);
+    detail::kept_backend kept;
+    bool keep_client = false;
+    co_return co_await detail::run_flow(p, a, ctx, client, o, reader, acc.refused, acc.early, kept, keep_client);
+  });
+  detail::end(client);
+  p.close(ctx, ec);
+  co_return ec;
+}
+
+/// Serves one client connection that carries many flows (HTTP/1.1 keep-alive: a flow per
+/// request): `conn` runs on_accept and on_close once for the connection (IP filters,
+/// connection caps), `p` runs every phase for each flow, while the adapter keeps the connection.
+/// A backend connection is kept for the next flow when the adapter's exchange says it may be.
+template <class ConnPipeline, class Pipeline, class Adapter>
+asio::awaitable<std::error_code> serve(ConnPipeline& conn, Pipeline& p, const Adapter& a, asio::ip::tcp::socket client,
+                                       const options& o) {
+  auto cctx = conn.make_context();
+  detail::fill(cctx, client);
+  auto reader = detail::make_reader(a);
+  auto ec = co_await detail::guarded([&]() -> asio::awaitable<std::error_code> {
+    auto acc = co_await detail::accept(conn, a, cctx, client, o);
+    if (acc.ec) co_return acc.ec;
+    if constexpr (Adapter::reads_hello) reader.feed(acc.early);
+    detail::kept_backend kept;
+    for (std::uint64_t n = 0;; ++n) {
+      auto ctx = p.make_context();
+      ctx.id = cctx.id;
+      ctx.client = cctx.client;
+      ctx.local = cctx.local;
+      ctx.started = std::chrono::steady_clock::now();
+      bool keep_client = false;
+      std::error_code fec;
+      std::optional<reject_reason> refused = acc.refused;
+      if (auto v = co_await run_phase<phase::accept>(p, ctx); !v.is_next() && !refused) {
+        if (v.is_reject()) ctx.rejected = refused = v.reason();
+      }
+      fec = co_await detail::guarded([&]() -> asio::awaitable<std::error_code> {
+        co_return co_await detail::run_flow(p, a, ctx, client, o, reader, refused, n == 0 ? std::string_view(acc.early) : std::string_view(),
+                                            kept, keep_client);
+      });
+      p.close(ctx, fec);
+      cctx.bytes_from_client += ctx.bytes_from_client;
+      cctx.bytes_to_client += ctx.bytes_to_client;
+      if (!keep_client || refused) co_return fec;
+    }
+  });
+  detail::end(client);
+  conn.close(cctx, ec);
+  co_return ec;
+}
+
+}  // namespace rproxy::flow
