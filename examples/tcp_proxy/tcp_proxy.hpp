@@ -117,21 +117,13 @@ struct world {
 inline int serve(runtime& rt) {
   auto families = rproxy::observe::flow_metrics::families::add_to(rt.metrics());
   auto backend_metrics = rproxy::observe::pool_metrics::add_to(rt.metrics());
-  auto& load_reports = rt.metrics().add_callback_counter_family(
-      "rproxy_load_reports", "Backend load reports polled, by result: ok, bad (weight kept), unreachable.", {"route", "result"});
+  auto& load_reports = monitor::report_family(rt.metrics());
   auto states = std::make_shared<std::vector<route_state>>();
   for (const auto& rc : rt.config().get()->routes) {
     auto& st = states->emplace_back();
     st.name = rc.name;
-    auto configured = [&rt, name = rc.name](std::string_view id) -> std::optional<std::uint32_t> {
-      for (const auto& x : rt.config().get()->routes)
-        for (const auto& b : x.backends)
-          if (x.name == name && b.address.to_string() == id) return b.weight;
-      return std::nullopt;
-    };
-    st.health = std::make_unique<monitor>(rt.control().get_executor(), st.pool, rc.name, rt.log(), configured);
-    for (std::string_view result : {"ok", "bad", "unreachable"})
-      load_reports.with({rc.name, result}, [h = st.health.get(), result] { return h->reports(result); });
+    st.health = std::make_unique<monitor>(rt.control().get_executor(), st.pool, rc.name, rt.log());
+    st.health->export_reports(load_reports);
   }
   // Applies a config to the pools and checks; the world its flows run (null: bad backends).
   auto apply = [&rt, states, families, backend_metrics](const std::shared_ptr<const config>& c) -> std::shared_ptr<const world> {
@@ -145,14 +137,11 @@ inline int serve(runtime& rt) {
         rt.log().warn("route removed from config: it refuses new flows until restart", {{"route", st.name}});
         continue;
       }
-      auto entries = bal::pool_entries(rc->backends);
-      st.health->keep_reported_weights(rc->dynamic_weights, entries);
-      if (auto r = st.pool->update(entries); !r) {
+      if (auto r = st.health->update(bal::pool_entries(rc->backends), rc->health_check, rc->dynamic_weights); !r) {
         rt.log().error("bad backends", {{"route", st.name}, {"error", r.error().message()}});
         return nullptr;
       }
       backend_metrics->track(st.name, st.pool);
-      st.health->apply(rc->health_check, rc->dynamic_weights);
       share.emplace();
       share->options = rproxy::flow::make_options(rc->proxy_protocol, c->relay);
       share->options.connect_timeout = rc->connect_timeout;

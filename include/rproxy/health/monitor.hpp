@@ -2,15 +2,20 @@
 // optional, as a config block asks (health/check_config.hpp), restarted by a reload that changes
 // its block. Runs on the control thread; a new checker starts from the pool's current verdicts.
 //
-//     rproxy::health::monitor<Pool> m(ctl.get_executor(), pool, "lobby", log, configured_weight);
-//     m.apply(route.health_check, route.dynamic_weights);   // at start and after each reload
+//     rproxy::health::monitor<Pool> m(ctl.get_executor(), pool, "lobby", log);
+//     m.update(entries, route.health_check, route.dynamic_weights);   // at start and after each reload
 //     m.check_with(my_probe, opts);                          // a probe of the app's own (mc status)
+//     m.export_reports(rproxy::health::monitor<Pool>::report_family(registry));   // once
 //     m.stop();                                              // shutdown
+//
+// update() sets the pool's backends: a backend keeps the weight its load report gave it while
+// the same dynamic_weights block stays on, and load reports scale the configured weight.
 #pragma once
 
 #include <asio/any_io_executor.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -22,27 +27,42 @@
 #include <rproxy/health/checker.hpp>
 #include <rproxy/health/load_report.hpp>
 #include <rproxy/health/probe.hpp>
+#include <rproxy/core/result.hpp>
 #include <rproxy/observe/log.hpp>
+#include <rproxy/observe/registry.hpp>
 
 namespace rproxy::health {
 
 template <class Pool>
 class monitor {
 public:
-  using weight_fn = std::function<std::optional<std::uint32_t>(std::string_view backend_id)>;
   using change_fn = std::function<void(std::string_view backend_id, bool up)>;
 
-  /// `configured_weight(id)`: the backend's weight in the current config (the base of load reports).
-  monitor(asio::any_io_executor ex, std::shared_ptr<Pool> pool, std::string label, const observe::logger& log,
-          weight_fn configured_weight = {})
-      : ex_(std::move(ex)), pool_(std::move(pool)), label_(std::move(label)), log_(log),
-        configured_weight_(std::move(configured_weight)) {}
+  monitor(asio::any_io_executor ex, std::shared_ptr<Pool> pool, std::string label, const observe::logger& log)
+      : ex_(std::move(ex)), pool_(std::move(pool)), label_(std::move(label)), log_(log) {}
   monitor(const monitor&) = delete;
   monitor& operator=(const monitor&) = delete;
   ~monitor() { stop(); }
 
   /// Also called (on the control thread) when a check takes a backend out or brings it back.
   void on_change(change_fn f) { on_change_ = std::move(f); }
+
+  /// Sets the pool's backends, then matches the checker and the poller to the blocks.
+  result<void> update(std::vector<typename Pool::config_type> entries, const std::optional<check_config>& check,
+                      const std::optional<weights_config>& weights) {
+    {
+      std::lock_guard lk(mu_);
+      configured_.clear();
+      for (auto& e : entries) {
+        configured_[e.id] = e.weight;
+        if (poller_ && weights == weights_cfg_)
+          if (auto w = poller_->reported_weight(e.id)) e.weight = *w;
+      }
+    }
+    if (auto r = pool_->update(entries); !r) return r;
+    apply(check, weights);
+    return {};
+  }
 
   /// Starts, restarts or stops the tcp/http checker and the poller to match the blocks.
   void apply(const std::optional<check_config>& check, const std::optional<weights_config>& weights) {
@@ -86,22 +106,23 @@ public:
     stop_poller();
   }
 
-  /// Before a reload updates the pool: backends keep their reported weights while the same
-  /// dynamic_weights block stays on (the poller rescales load reports with the new config).
-  void keep_reported_weights(const std::optional<weights_config>& weights,
-                             std::vector<typename Pool::config_type>& entries) const {
-    std::lock_guard lk(mu_);
-    if (!poller_ || weights != weights_cfg_) return;
-    for (auto& e : entries)
-      if (auto w = poller_->reported_weight(e.id)) e.weight = *w;
-  }
-
   /// Load reports by result ("ok", "bad", "unreachable") since start; never decreases.
   double reports(std::string_view result) const {
     std::lock_guard lk(mu_);
     auto s = retired_;
     if (poller_) add(s, poller_->stats());
     return static_cast<double>(result == "ok" ? s.ok : result == "bad" ? s.bad : s.unreachable);
+  }
+
+  /// The counter family export_reports() fills, registered once per registry.
+  static observe::callback_family& report_family(observe::registry& reg) {
+    return reg.add_callback_counter_family("rproxy_load_reports",
+                                           "Backend load reports polled, by result: ok, bad (weight kept), unreachable.",
+                                           {"route", "result"});
+  }
+  /// Exports this pool's load-report counts (the monitor must outlive the registry's scrapes).
+  void export_reports(observe::callback_family& f) {
+    for (std::string_view r : {"ok", "bad", "unreachable"}) f.with({label_, r}, [this, r] { return reports(r); });
   }
 
 private:
@@ -111,7 +132,11 @@ private:
     o.port = d.port;
     o.interval = d.interval;
     o.timeout = d.timeout;
-    o.base_weight = configured_weight_;
+    o.base_weight = [this](std::string_view id) -> std::optional<std::uint32_t> {
+      std::lock_guard lk(mu_);
+      auto it = configured_.find(std::string(id));
+      return it == configured_.end() ? std::nullopt : std::optional<std::uint32_t>(it->second);
+    };
     auto p = std::make_unique<load_report_poller<Pool>>(ex_, pool_, std::move(o));
     p->on_report([this](std::string_view id, const std::error_code& ec, std::uint32_t w) {
       if (ec) log_.warn("bad load report; weight unchanged", {{"pool", label_}, {"backend", id}, {"error", ec.message()}, {"weight", w}});
@@ -142,12 +167,12 @@ private:
   std::shared_ptr<Pool> pool_;
   std::string label_;
   const observe::logger& log_;
-  weight_fn configured_weight_;
   change_fn on_change_;
   std::optional<check_config> check_cfg_;
   std::optional<weights_config> weights_cfg_;
   std::shared_ptr<void> checker_;  // a checker<Probe, Pool>; destroying it stops it
-  mutable std::mutex mu_;          // poller_ and retired_ (read by scrapes)
+  mutable std::mutex mu_;          // poller_, retired_ (read by scrapes) and configured_ (by the poller)
+  std::map<std::string, std::uint32_t> configured_;
   std::unique_ptr<load_report_poller<Pool>> poller_;
   load_report_stats retired_{};
 };
