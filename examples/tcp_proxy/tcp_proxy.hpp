@@ -18,8 +18,6 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 
-#include <boost/hana/adapt_struct.hpp>
-
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -74,8 +72,8 @@ struct backend_config {
   cfg::endpoint address;
   std::uint32_t weight = 1;
   static constexpr auto describe() {
-    return cfg::fields(cfg::required(&backend_config::address, "backend IP address and port, e.g. 10.0.0.5:5432"),
-                       cfg::doc(&backend_config::weight, "share of new flows (weighted balancers); 0: standby"));
+    return cfg::fields(cfg::required<&backend_config::address>("backend IP address and port, e.g. 10.0.0.5:5432"),
+                       cfg::doc<&backend_config::weight>("share of new flows (weighted balancers); 0: standby"));
   }
 };
 
@@ -84,9 +82,9 @@ struct proxy_protocol_config {
   std::vector<std::string> trusted{"127.0.0.0/8", "::1"};
   proxy_send send = proxy_send::none;
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&proxy_protocol_config::accept, "read a PROXY v1/v2 header from clients: none, optional, required"),
-                       cfg::doc(&proxy_protocol_config::trusted, "CIDRs allowed to send a PROXY header; others are never believed"),
-                       cfg::doc(&proxy_protocol_config::send, "send a PROXY header to backends: none, v1, v2"));
+    return cfg::fields(cfg::doc<&proxy_protocol_config::accept>("read a PROXY v1/v2 header from clients: none, optional, required"),
+                       cfg::doc<&proxy_protocol_config::trusted>("CIDRs allowed to send a PROXY header; others are never believed"),
+                       cfg::doc<&proxy_protocol_config::send>("send a PROXY header to backends: none, v1, v2"));
   }
 };
 
@@ -103,15 +101,15 @@ struct health_check_config {
 
   friend bool operator==(const health_check_config&, const health_check_config&) = default;
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&health_check_config::type, "tcp (connect) or http (GET path)"),
-                       cfg::doc(&health_check_config::path, "http: the path to GET"),
-                       cfg::doc(&health_check_config::host, "http: Host header (default: the backend's address)"),
-                       cfg::doc(&health_check_config::expect_status, "http: the status a healthy backend answers; 0: any 2xx"),
-                       cfg::doc(&health_check_config::body_contains, "http: text the body must contain (empty: not checked)"),
-                       cfg::doc(&health_check_config::interval, "time between checks of a backend (+/- 10% jitter)"),
-                       cfg::doc(&health_check_config::timeout, "a check that takes longer fails"),
-                       cfg::doc(&health_check_config::rise, "passed checks in a row that bring a backend back"),
-                       cfg::doc(&health_check_config::fall, "failed checks in a row that take a backend out"));
+    return cfg::fields(cfg::doc<&health_check_config::type>("tcp (connect) or http (GET path)"),
+                       cfg::doc<&health_check_config::path>("http: the path to GET"),
+                       cfg::doc<&health_check_config::host>("http: Host header (default: the backend's address)"),
+                       cfg::doc<&health_check_config::expect_status>("http: the status a healthy backend answers; 0: any 2xx"),
+                       cfg::doc<&health_check_config::body_contains>("http: text the body must contain (empty: not checked)"),
+                       cfg::doc<&health_check_config::interval>("time between checks of a backend (+/- 10% jitter)"),
+                       cfg::doc<&health_check_config::timeout>("a check that takes longer fails"),
+                       cfg::doc<&health_check_config::rise>("passed checks in a row that bring a backend back"),
+                       cfg::doc<&health_check_config::fall>("failed checks in a row that take a backend out"));
   }
   void validate(cfg::validator& v) const {
     if (!path.starts_with('/')) v.at(&health_check_config::path).error("path must start with '/'");
@@ -132,10 +130,10 @@ struct dynamic_weights_config {
 
   friend bool operator==(const dynamic_weights_config&, const dynamic_weights_config&) = default;
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&dynamic_weights_config::path, "where each backend publishes its load report (HTTP GET)"),
-                       cfg::doc(&dynamic_weights_config::port, "port of the report (0: the backend's own port)"),
-                       cfg::doc(&dynamic_weights_config::interval, "time between polls of a backend"),
-                       cfg::doc(&dynamic_weights_config::timeout, "a poll that takes longer is counted as failed"));
+    return cfg::fields(cfg::doc<&dynamic_weights_config::path>("where each backend publishes its load report (HTTP GET)"),
+                       cfg::doc<&dynamic_weights_config::port>("port of the report (0: the backend's own port)"),
+                       cfg::doc<&dynamic_weights_config::interval>("time between polls of a backend"),
+                       cfg::doc<&dynamic_weights_config::timeout>("a poll that takes longer is counted as failed"));
   }
   void validate(cfg::validator& v) const {
     if (!path.starts_with('/')) v.at(&dynamic_weights_config::path).error("path must start with '/'");
@@ -156,15 +154,15 @@ struct route_config {
   std::optional<dynamic_weights_config> dynamic_weights{};
 
   static constexpr auto describe() {
-    return cfg::fields(cfg::required(&route_config::name, "route name (metrics label)"),
-                       cfg::required(&route_config::listen, "address and port to accept clients on"),
-                       cfg::required(&route_config::backends, "where flows go"),
-                       cfg::doc(&route_config::balancer, "round_robin, weighted_round_robin or least_conn"),
-                       cfg::doc(&route_config::connect_timeout, "give up on a backend after this long, try the next"),
-                       cfg::doc(&route_config::idle_timeout, "close flows with no bytes either way for this long"),
-                       cfg::doc(&route_config::proxy_protocol, "PROXY protocol in and out"),
-                       cfg::doc(&route_config::health_check, "active health checks of the backends (off when absent)"),
-                       cfg::doc(&route_config::dynamic_weights, "weights from the backends' load reports (off when absent)"));
+    return cfg::fields(cfg::required<&route_config::name>("route name (metrics label)"),
+                       cfg::required<&route_config::listen>("address and port to accept clients on"),
+                       cfg::required<&route_config::backends>("where flows go"),
+                       cfg::doc<&route_config::balancer>("round_robin, weighted_round_robin or least_conn"),
+                       cfg::doc<&route_config::connect_timeout>("give up on a backend after this long, try the next"),
+                       cfg::doc<&route_config::idle_timeout>("close flows with no bytes either way for this long"),
+                       cfg::doc<&route_config::proxy_protocol>("PROXY protocol in and out"),
+                       cfg::doc<&route_config::health_check>("active health checks of the backends (off when absent)"),
+                       cfg::doc<&route_config::dynamic_weights>("weights from the backends' load reports (off when absent)"));
   }
   void validate(cfg::validator& v) const {
     if (backends.empty()) v.at(&route_config::backends).error("a route needs at least one backend");
@@ -186,8 +184,8 @@ struct relay_config {
   cfg::byte_size buffer_size = cfg::byte_size::kib(64);
   bool splice = true;
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&relay_config::buffer_size, "buffer per direction per flow (bounds memory; backpressure beyond)"),
-                       cfg::doc(&relay_config::splice, "zero-copy splice(2) between sockets on Linux"));
+    return cfg::fields(cfg::doc<&relay_config::buffer_size>("buffer per direction per flow (bounds memory; backpressure beyond)"),
+                       cfg::doc<&relay_config::splice>("zero-copy splice(2) between sockets on Linux"));
   }
 };
 
@@ -196,9 +194,9 @@ struct config {
   std::vector<route_config> routes;
   relay_config relay{};
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&config::admin, "admin HTTP endpoint (off when listen is unset)"),
-                       cfg::required(&config::routes, "one listener and backend pool each"),
-                       cfg::doc(&config::relay, "byte relay settings"));
+    return cfg::fields(cfg::doc<&config::admin>("admin HTTP endpoint (off when listen is unset)"),
+                       cfg::required<&config::routes>("one listener and backend pool each"),
+                       cfg::doc<&config::relay>("byte relay settings"));
   }
   void validate(cfg::validator& v) const {
     std::set<std::string> names, listens;
@@ -210,18 +208,6 @@ struct config {
     }
   }
 };
-
-}  // namespace tcp_proxy
-
-BOOST_HANA_ADAPT_STRUCT(tcp_proxy::backend_config, address, weight);
-BOOST_HANA_ADAPT_STRUCT(tcp_proxy::proxy_protocol_config, accept, trusted, send);
-BOOST_HANA_ADAPT_STRUCT(tcp_proxy::health_check_config, type, path, host, expect_status, body_contains, interval, timeout, rise, fall);
-BOOST_HANA_ADAPT_STRUCT(tcp_proxy::dynamic_weights_config, path, port, interval, timeout);
-BOOST_HANA_ADAPT_STRUCT(tcp_proxy::route_config, name, listen, backends, balancer, connect_timeout, idle_timeout, proxy_protocol, health_check, dynamic_weights);
-BOOST_HANA_ADAPT_STRUCT(tcp_proxy::relay_config, buffer_size, splice);
-BOOST_HANA_ADAPT_STRUCT(tcp_proxy::config, admin, routes, relay);
-
-namespace tcp_proxy {
 
 using runtime = rproxy::app::runtime<config>;
 

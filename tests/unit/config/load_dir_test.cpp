@@ -17,11 +17,11 @@ struct server {
   bool proxy_protocol = false;
   static constexpr auto describe() {
     using namespace rproxy::config;
-    return fields(required(&server::domains, "hostnames"), required(&server::address, "backend"));
+    return fields(required<&server::domains>("hostnames"), required<&server::address>("backend"),
+                  doc<&server::proxy_protocol>());
   }
 };
 }  // namespace ld
-BOOST_HANA_ADAPT_STRUCT(ld::server, domains, address, proxy_protocol);
 
 namespace {
 namespace cfg = rproxy::config;
