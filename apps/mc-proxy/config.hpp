@@ -284,37 +284,32 @@ struct config {
 };
 
 inline rproxy::result<config, cfg::diagnostics> config::load(const std::filesystem::path& path) {
-  cfg::positions main_pos(path.string());
+  cfg::positions main_pos;
   auto main = cfg::load_file<config>(path, &main_pos);
   if (!main) return main;
   config c = std::move(*main);
   // Where each server came from, so that errors spanning files name the file and line.
   struct origin {
-    std::string file;
-    cfg::positions pos;
+    const cfg::positions* pos;
     std::string prefix;  ///< path of the server in its file: "servers[2]" or "" (a servers_dir file)
     std::string at(std::string_view field) const { return prefix.empty() ? std::string(field) : prefix + "." + std::string(field); }
   };
   std::vector<origin> from;
-  for (std::size_t i = 0; i < c.servers.size(); ++i) from.push_back({path.string(), main_pos, "servers[" + std::to_string(i) + "]"});
+  for (std::size_t i = 0; i < c.servers.size(); ++i) from.push_back({&main_pos, "servers[" + std::to_string(i) + "]"});
   cfg::diagnostics d;
+  std::vector<cfg::file_item<server_config>> files;
   if (!c.servers_dir.empty()) {
-    auto files = cfg::list_dir(*servers_path(path, c), "*.yaml");
-    if (!files) return rproxy::failure(std::move(files).error());
-    for (const auto& f : *files) {
-      cfg::positions pos(f.string());
-      auto item = cfg::load_file<server_config>(f, &pos);
-      if (!item) {
-        d.append(item.error());
-        continue;
-      }
-      if (item->name.empty()) item->name = f.stem().string();
+    auto items = cfg::load_dir<server_config>(*servers_path(path, c), "*.yaml");
+    if (!items) return rproxy::failure(std::move(items).error());
+    files = std::move(*items);
+    for (auto& item : files) {
+      if (item.value.name.empty()) item.value.name = item.name;
       for (const auto& s : c.servers)
-        if (s.name == item->name)
-          d.add(f.string(), pos.find("name"), cfg::error::invalid,
-                "server '" + item->name + "' is also declared in " + path.string());
-      c.servers.push_back(std::move(*item));
-      from.push_back({f.string(), std::move(pos), ""});
+        if (s.name == item.value.name)
+          d.add(item.pos.file(), item.pos.find("name"), cfg::error::invalid,
+                "server '" + item.value.name + "' is also declared in " + path.string());
+      c.servers.push_back(std::move(item.value));
+      from.push_back({&item.pos, ""});
     }
     if (!d.empty()) return rproxy::failure(std::move(d));
   }
@@ -326,7 +321,7 @@ inline rproxy::result<config, cfg::diagnostics> config::load(const std::filesyst
     for (std::size_t j = 0; j < s.domains.size(); ++j) {
       auto [it, fresh] = domains.emplace(rproxy::route::normalize_host(s.domains[j]), s.name);
       if (!fresh)
-        d.add(from[i].file, from[i].pos.find(from[i].at("domains[" + std::to_string(j) + "]")), cfg::error::invalid,
+        d.add(from[i].pos->file(), from[i].pos->find(from[i].at("domains[" + std::to_string(j) + "]")), cfg::error::invalid,
               "domain '" + s.domains[j] + "' is already claimed by server '" + it->second + "'");
     }
   }
