@@ -3,8 +3,6 @@
 // middleware stages' own config structs.
 #pragma once
 
-#include <boost/hana/adapt_struct.hpp>
-
 #include <array>
 #include <chrono>
 #include <optional>
@@ -31,7 +29,7 @@ namespace mw = rproxy::middleware;
 struct backend_config {
   cfg::endpoint address;
   static constexpr auto describe() {
-    return cfg::fields(cfg::required(&backend_config::address, "backend IP address and port (HTTP/1.1)"));
+    return cfg::fields(cfg::required<&backend_config::address>("backend IP address and port (HTTP/1.1)"));
   }
 };
 
@@ -45,13 +43,13 @@ struct limits_config {
   cfg::byte_size buffer_size = cfg::byte_size::kib(16);
   static constexpr auto describe() {
     return cfg::fields(
-        cfg::doc(&limits_config::header_timeout, "a request head must arrive whole within this (slowloris); also the keep-alive wait"),
-        cfg::doc(&limits_config::idle_timeout, "no progress on a body or a response for this long ends the connection"),
-        cfg::doc(&limits_config::connect_timeout, "give up on a backend after this long, try the next"),
-        cfg::doc(&limits_config::max_header, "request header section (431 beyond)"),
-        cfg::doc(&limits_config::max_header_count, "request header lines (431 beyond)"),
-        cfg::doc(&limits_config::max_body, "request body (413 beyond)"),
-        cfg::doc(&limits_config::buffer_size, "body buffer per direction per connection (bounds memory)"));
+        cfg::doc<&limits_config::header_timeout>("a request head must arrive whole within this (slowloris); also the keep-alive wait"),
+        cfg::doc<&limits_config::idle_timeout>("no progress on a body or a response for this long ends the connection"),
+        cfg::doc<&limits_config::connect_timeout>("give up on a backend after this long, try the next"),
+        cfg::doc<&limits_config::max_header>("request header section (431 beyond)"),
+        cfg::doc<&limits_config::max_header_count>("request header lines (431 beyond)"),
+        cfg::doc<&limits_config::max_body>("request body (413 beyond)"),
+        cfg::doc<&limits_config::buffer_size>("body buffer per direction per connection (bounds memory)"));
   }
 };
 
@@ -60,9 +58,9 @@ struct ip_filter_block {
   std::vector<std::string> allow;
   std::vector<std::string> deny;
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&ip_filter_block::default_allow, "when no block matches the client"),
-                       cfg::doc(&ip_filter_block::allow, "CIDRs let in (the most specific block decides)"),
-                       cfg::doc(&ip_filter_block::deny, "CIDRs refused with 403"));
+    return cfg::fields(cfg::doc<&ip_filter_block::default_allow>("when no block matches the client"),
+                       cfg::doc<&ip_filter_block::allow>("CIDRs let in (the most specific block decides)"),
+                       cfg::doc<&ip_filter_block::deny>("CIDRs refused with 403"));
   }
 };
 
@@ -70,15 +68,15 @@ struct conn_limit_block {
   std::uint32_t max_per_ip = 0;
   std::uint32_t max_total = 0;
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&conn_limit_block::max_per_ip, "open connections per client (IPv6: per /64); 0: no cap"),
-                       cfg::doc(&conn_limit_block::max_total, "open connections in all; 0: no cap"));
+    return cfg::fields(cfg::doc<&conn_limit_block::max_per_ip>("open connections per client (IPv6: per /64); 0: no cap"),
+                       cfg::doc<&conn_limit_block::max_total>("open connections in all; 0: no cap"));
   }
 };
 
 struct bans_block {
   std::string file;
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&bans_block::file, "ban file (docs/security.md), re-read on reload; empty: none"));
+    return cfg::fields(cfg::doc<&bans_block::file>("ban file (docs/security.md), re-read on reload; empty: none"));
   }
 };
 
@@ -94,10 +92,10 @@ struct jwt_key_config {
   std::string kid;
   std::string algorithm;
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&jwt_key_config::type, "pem (public key or certificate), jwks, or hmac (a file holding the secret)"),
-                       cfg::required(&jwt_key_config::file, "where the key is; re-read on reload"),
-                       cfg::doc(&jwt_key_config::kid, "pem, hmac: the key id tokens name (empty: any)"),
-                       cfg::doc(&jwt_key_config::algorithm, "pem, hmac: the one algorithm allowed with this key, e.g. RS256"));
+    return cfg::fields(cfg::doc<&jwt_key_config::type>("pem (public key or certificate), jwks, or hmac (a file holding the secret)"),
+                       cfg::required<&jwt_key_config::file>("where the key is; re-read on reload"),
+                       cfg::doc<&jwt_key_config::kid>("pem, hmac: the key id tokens name (empty: any)"),
+                       cfg::doc<&jwt_key_config::algorithm>("pem, hmac: the one algorithm allowed with this key, e.g. RS256"));
   }
 };
 
@@ -105,8 +103,8 @@ struct forward_config {
   std::string claim;
   std::string header;
   static constexpr auto describe() {
-    return cfg::fields(cfg::required(&forward_config::claim, "claim of a verified token"),
-                       cfg::required(&forward_config::header, "request header the backend gets it in (a client's own is dropped)"));
+    return cfg::fields(cfg::required<&forward_config::claim>("claim of a verified token"),
+                       cfg::required<&forward_config::header>("request header the backend gets it in (a client's own is dropped)"));
   }
 };
 
@@ -121,15 +119,15 @@ struct jwt_block {
   std::string tier_claim = "tier";
   std::vector<forward_config> forward;
   static constexpr auto describe() {
-    return cfg::fields(cfg::required(&jwt_block::keys, "verification keys"),
-                       cfg::doc(&jwt_block::issuers, "accepted iss values; empty: not checked"),
-                       cfg::doc(&jwt_block::audiences, "aud must name one of these; empty: not checked"),
-                       cfg::doc(&jwt_block::leeway, "clock skew allowed on exp and nbf"),
-                       cfg::doc(&jwt_block::algorithms, "accepted algorithms; empty: all implemented"),
-                       cfg::doc(&jwt_block::cookie, "also take the token from this cookie"),
-                       cfg::doc(&jwt_block::query, "also take the token from this query parameter"),
-                       cfg::doc(&jwt_block::tier_claim, "claim naming the rate-limit tier"),
-                       cfg::doc(&jwt_block::forward, "claims passed to the backend as headers"));
+    return cfg::fields(cfg::required<&jwt_block::keys>("verification keys"),
+                       cfg::doc<&jwt_block::issuers>("accepted iss values; empty: not checked"),
+                       cfg::doc<&jwt_block::audiences>("aud must name one of these; empty: not checked"),
+                       cfg::doc<&jwt_block::leeway>("clock skew allowed on exp and nbf"),
+                       cfg::doc<&jwt_block::algorithms>("accepted algorithms; empty: all implemented"),
+                       cfg::doc<&jwt_block::cookie>("also take the token from this cookie"),
+                       cfg::doc<&jwt_block::query>("also take the token from this query parameter"),
+                       cfg::doc<&jwt_block::tier_claim>("claim naming the rate-limit tier"),
+                       cfg::doc<&jwt_block::forward>("claims passed to the backend as headers"));
   }
 };
 
@@ -137,8 +135,8 @@ struct api_keys_block {
   std::string file;
   std::string header = "X-API-Key";
   static constexpr auto describe() {
-    return cfg::fields(cfg::required(&api_keys_block::file, "hashed key file (sha256 name [tier] per line); re-read on reload"),
-                       cfg::doc(&api_keys_block::header, "request header carrying the key"));
+    return cfg::fields(cfg::required<&api_keys_block::file>("hashed key file (sha256 name [tier] per line); re-read on reload"),
+                       cfg::doc<&api_keys_block::header>("request header carrying the key"));
   }
 };
 
@@ -155,11 +153,11 @@ struct tier_config {
   std::chrono::milliseconds window = 1s;
   std::uint32_t burst = 0;
   static constexpr auto describe() {
-    return cfg::fields(cfg::required(&tier_config::name, "tier name (from the tier claim or the API key file)"),
-                       cfg::doc(&tier_config::algorithm, "token_bucket or sliding_window"),
-                       cfg::required(&tier_config::limit, "requests per window"),
-                       cfg::doc(&tier_config::window, "the window"),
-                       cfg::doc(&tier_config::burst, "token_bucket capacity; 0: limit"));
+    return cfg::fields(cfg::required<&tier_config::name>("tier name (from the tier claim or the API key file)"),
+                       cfg::doc<&tier_config::algorithm>("token_bucket or sliding_window"),
+                       cfg::required<&tier_config::limit>("requests per window"),
+                       cfg::doc<&tier_config::window>("the window"),
+                       cfg::doc<&tier_config::burst>("token_bucket capacity; 0: limit"));
   }
 };
 
@@ -169,10 +167,10 @@ struct penalty_config {
   std::chrono::milliseconds max_block = 1h;
   std::chrono::milliseconds forgive_after = 10min;
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&penalty_config::after, "refusals before a key is blocked; 0: never"),
-                       cfg::doc(&penalty_config::block, "first block; doubles with each further refusal"),
-                       cfg::doc(&penalty_config::max_block, "longest block"),
-                       cfg::doc(&penalty_config::forgive_after, "refusals older than this are forgotten"));
+    return cfg::fields(cfg::doc<&penalty_config::after>("refusals before a key is blocked; 0: never"),
+                       cfg::doc<&penalty_config::block>("first block; doubles with each further refusal"),
+                       cfg::doc<&penalty_config::max_block>("longest block"),
+                       cfg::doc<&penalty_config::forgive_after>("refusals older than this are forgotten"));
   }
 };
 
@@ -183,11 +181,11 @@ struct rate_limit_block {
   penalty_config penalty{};
   std::uint32_t max_keys = 100000;
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&rate_limit_block::key, "key parts: ip, identity, api_key, claim:NAME, header:NAME"),
-                       cfg::doc(&rate_limit_block::default_tier, "tier of anonymous flows and unknown tiers"),
-                       cfg::required(&rate_limit_block::tiers, "request limits per tier"),
-                       cfg::doc(&rate_limit_block::penalty, "back-off for repeat offenders"),
-                       cfg::doc(&rate_limit_block::max_keys, "counters kept (least recently used evicted)"));
+    return cfg::fields(cfg::doc<&rate_limit_block::key>("key parts: ip, identity, api_key, claim:NAME, header:NAME"),
+                       cfg::doc<&rate_limit_block::default_tier>("tier of anonymous flows and unknown tiers"),
+                       cfg::required<&rate_limit_block::tiers>("request limits per tier"),
+                       cfg::doc<&rate_limit_block::penalty>("back-off for repeat offenders"),
+                       cfg::doc<&rate_limit_block::max_keys>("counters kept (least recently used evicted)"));
   }
 };
 
@@ -196,9 +194,9 @@ struct audit_block {
   double per_second = 20;
   std::uint32_t burst = 100;
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&audit_block::file, "append audit lines here; empty: the main log"),
-                       cfg::doc(&audit_block::per_second, "audit lines per second (more are counted, not written)"),
-                       cfg::doc(&audit_block::burst, "audit lines at once"));
+    return cfg::fields(cfg::doc<&audit_block::file>("append audit lines here; empty: the main log"),
+                       cfg::doc<&audit_block::per_second>("audit lines per second (more are counted, not written)"),
+                       cfg::doc<&audit_block::burst>("audit lines at once"));
   }
 };
 
@@ -219,19 +217,19 @@ struct config {
 
   static constexpr auto describe() {
     return cfg::fields(
-        cfg::doc(&config::admin, "admin HTTP endpoint (off when listen is unset)"),
-        cfg::doc(&config::name, "route label in metrics"),
-        cfg::doc(&config::listen, "address and port clients connect to"),
-        cfg::required(&config::backends, "HTTP/1.1 backends, round robin"),
-        cfg::doc(&config::limits, "timeouts and sizes"),
-        cfg::doc(&config::ip_filter, "allow/deny lists, per connection"),
-        cfg::doc(&config::conn_limit, "connection caps"),
-        cfg::doc(&config::bans, "bans by address or identity"),
-        cfg::doc(&config::jwt, "JWT bearer tokens (Authorization: Bearer, optional cookie/query)"),
-        cfg::doc(&config::api_keys, "API keys"),
-        cfg::doc(&config::require_auth, "with jwt or api_keys set: a request needs a valid token or key (else 401)"),
-        cfg::doc(&config::rate_limit, "request rate limits"),
-        cfg::doc(&config::audit, "security audit log: one line per rejection, no secrets"));
+        cfg::doc<&config::admin>("admin HTTP endpoint (off when listen is unset)"),
+        cfg::doc<&config::name>("route label in metrics"),
+        cfg::doc<&config::listen>("address and port clients connect to"),
+        cfg::required<&config::backends>("HTTP/1.1 backends, round robin"),
+        cfg::doc<&config::limits>("timeouts and sizes"),
+        cfg::doc<&config::ip_filter>("allow/deny lists, per connection"),
+        cfg::doc<&config::conn_limit>("connection caps"),
+        cfg::doc<&config::bans>("bans by address or identity"),
+        cfg::doc<&config::jwt>("JWT bearer tokens (Authorization: Bearer, optional cookie/query)"),
+        cfg::doc<&config::api_keys>("API keys"),
+        cfg::doc<&config::require_auth>("with jwt or api_keys set: a request needs a valid token or key (else 401)"),
+        cfg::doc<&config::rate_limit>("request rate limits"),
+        cfg::doc<&config::audit>("security audit log: one line per rejection, no secrets"));
   }
 
   void validate(cfg::validator& v) const {
@@ -337,21 +335,3 @@ inline mw::rate_limit_config rate_config(const rate_limit_block& b) {
 }
 
 }  // namespace http_gateway
-
-BOOST_HANA_ADAPT_STRUCT(http_gateway::backend_config, address);
-BOOST_HANA_ADAPT_STRUCT(http_gateway::limits_config, header_timeout, idle_timeout, connect_timeout, max_header,
-                        max_header_count, max_body, buffer_size);
-BOOST_HANA_ADAPT_STRUCT(http_gateway::ip_filter_block, default_allow, allow, deny);
-BOOST_HANA_ADAPT_STRUCT(http_gateway::conn_limit_block, max_per_ip, max_total);
-BOOST_HANA_ADAPT_STRUCT(http_gateway::bans_block, file);
-BOOST_HANA_ADAPT_STRUCT(http_gateway::jwt_key_config, type, file, kid, algorithm);
-BOOST_HANA_ADAPT_STRUCT(http_gateway::forward_config, claim, header);
-BOOST_HANA_ADAPT_STRUCT(http_gateway::jwt_block, keys, issuers, audiences, leeway, algorithms, cookie, query, tier_claim,
-                        forward);
-BOOST_HANA_ADAPT_STRUCT(http_gateway::api_keys_block, file, header);
-BOOST_HANA_ADAPT_STRUCT(http_gateway::tier_config, name, algorithm, limit, window, burst);
-BOOST_HANA_ADAPT_STRUCT(http_gateway::penalty_config, after, block, max_block, forgive_after);
-BOOST_HANA_ADAPT_STRUCT(http_gateway::rate_limit_block, key, default_tier, tiers, penalty, max_keys);
-BOOST_HANA_ADAPT_STRUCT(http_gateway::audit_block, file, per_second, burst);
-BOOST_HANA_ADAPT_STRUCT(http_gateway::config, admin, name, listen, backends, limits, ip_filter, conn_limit, bans, jwt,
-                        api_keys, require_auth, rate_limit, audit);
