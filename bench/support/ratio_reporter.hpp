@@ -26,14 +26,19 @@ class ratio_reporter : public benchmark::ConsoleReporter {
 public:
   using baseline_fn = std::function<std::string(std::string_view family)>;
 
-  explicit ratio_reporter(baseline_fn baseline_of) : baseline_of_(std::move(baseline_of)) {}
+  // Plain text (no colour codes): the report is read in logs.
+  explicit ratio_reporter(baseline_fn baseline_of)
+      : ConsoleReporter(OO_Tabular), baseline_of_(std::move(baseline_of)) {}
 
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (const auto& r : runs) {
       if (r.error_occurred || r.run_type != Run::RT_Iteration) continue;
       const std::string name = r.benchmark_name();
-      seconds_[name] = r.GetAdjustedRealTime() / benchmark::GetTimeUnitMultiplier(r.time_unit);
+      // Real time for the runs that asked for it (threads sharing state), else CPU time: on a
+      // shared machine the wall clock of a single-threaded loop measures the neighbours.
+      const double t = r.run_name.time_type.empty() ? r.GetAdjustedCPUTime() : r.GetAdjustedRealTime();
+      seconds_[name] = t / benchmark::GetTimeUnitMultiplier(r.time_unit);
       order_.push_back(name);
     }
   }
@@ -41,7 +46,8 @@ public:
   void Finalize() override {
     ConsoleReporter::Finalize();
     auto& os = GetOutputStream();
-    os << "\nratio to the baseline of the same run (time per operation, lower is faster):\n";
+    os << "\nratio to the baseline of the same run (CPU time per operation, real time for real_time runs;"
+          " lower is faster):\n";
     for (const auto& name : order_) {
       const auto slash = name.find('/');
       const std::string family = name.substr(0, slash);

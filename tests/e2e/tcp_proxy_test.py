@@ -489,8 +489,8 @@ class TcpProxyTest(unittest.TestCase):
                                        "all up", 10)
                 stop, stats = asyncio.Event(), {"ok": 0, "bad": 0, "max": 0.0}
                 clients = [asyncio.create_task(client_loop(port, stop, stats)) for _ in range(4)]
-                await asyncio.to_thread(harness.wait_until, lambda: stats["ok"] >= 20 and c.connections > 0, 10, 0.05,
-                                        "clients served, c among the backends")
+                await asyncio.sleep(0.5)   # on purpose: the client load runs a while before c is killed
+                await asyncio.to_thread(harness.wait_until, lambda: c.connections > 0, 10, 0.05, "c among the backends")
 
                 await c.__aexit__(None, None, None)     # kill c
                 killed = time.monotonic()
