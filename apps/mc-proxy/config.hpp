@@ -225,7 +225,10 @@ struct config {
 
   /// Reads the main file, then every *.yaml of servers_dir; checks what spans files (duplicate
   /// names and domains, default_server). Used by `run`, `validate` and every reload.
-  static rproxy::result<config, cfg::diagnostics> load(const std::filesystem::path& path);
+  static rproxy::result<config, cfg::diagnostics> load(const std::filesystem::path& path) { return load_as<config>(path); }
+  /// The same into a config extended with a user's blocks (config/extended.hpp).
+  template <class Self>
+  static rproxy::result<Self, cfg::diagnostics> load_as(const std::filesystem::path& path);
 
   /// The servers directory of a config read from `path` (nullopt: none).
   static std::optional<std::filesystem::path> servers_path(const std::filesystem::path& path, const config& c) {
@@ -235,11 +238,12 @@ struct config {
   }
 };
 
-inline rproxy::result<config, cfg::diagnostics> config::load(const std::filesystem::path& path) {
+template <class Self>
+rproxy::result<Self, cfg::diagnostics> config::load_as(const std::filesystem::path& path) {
   cfg::positions main_pos;
-  auto main = cfg::load_file<config>(path, &main_pos);
+  auto main = cfg::load_file<Self>(path, &main_pos);
   if (!main) return main;
-  config c = std::move(*main);
+  Self c = std::move(*main);
   // Where each server came from, so that errors spanning files name the file and line.
   struct origin {
     const cfg::positions* pos;
