@@ -1,5 +1,5 @@
-// rproxy/net/deadline.hpp: runs one asynchronous operation with a deadline; the deadline's timer
-// never outlives the call and touches nothing but state the call owns.
+// rproxy/net/deadline.hpp: runs one asynchronous operation with a deadline, without a callback
+// that can touch the caller's frame or cancel the caller's next operation.
 //
 //     using asio::experimental::deferred;
 //     auto [ec, n] = co_await rproxy::net::with_deadline(sock.async_read_some(buf, deferred), 30s);
@@ -11,8 +11,9 @@
 // completion signature starts with std::error_code: async_read_some, async_write, async_connect,
 // async_wait, ... The operation gets a cancellation slot; when the deadline passes first, the
 // slot is emitted (cancellation_type::terminal), so only that operation is cancelled, never the
-// object's next one. The call completes once both the operation and the timer have completed:
-// no handler runs after it, so locals of the calling coroutine can be used freely.
+// object's next one. The call completes as soon as the operation does; the cancelled timer's
+// handler may run later, but it touches only the call's own state (which it keeps alive and
+// then frees), never the caller's locals, the socket or the signal of a later operation.
 //
 // Results: the operation's own, except that an operation the deadline cancelled completes with
 // `on_timeout` (default net::error::idle_timeout) instead of operation_aborted. When the operation
@@ -89,8 +90,11 @@ struct deadline_results<R(std::error_code, Results...)> {
   using tuple = std::tuple<std::error_code, Results...>;
 };
 
-/// The state of one call: the timer, the signal bound to the operation, the caller's handler and
-/// the operation's results. Owned by the call; freed before the caller's handler runs.
+/// The state of one call: the caller's handler, the timer, the signal bound to the operation and
+/// the operation's results. The operation's handler and the timer's handler each hold a
+/// reference; the last one released frees it. The caller completes when the operation does,
+/// without waiting for the cancelled timer's handler (that would cost a loop pass): that handler
+/// then touches only this state, which it keeps alive.
 template <class Handler, class Signature>
 class deadline_op;
 
@@ -102,7 +106,7 @@ public:
   using allocator_type = typename std::allocator_traits<
       asio::associated_allocator_t<Handler, asio::recycling_allocator<void>>>::template rebind_alloc<deadline_op>;
 
-  /// Starts `op` with a deadline, its timer on `io_ex`; the new object owns itself until it completes.
+  /// Starts `op` with a deadline, its timer on `io_ex`.
   template <class Op>
   static void start(Handler handler, const asio::any_io_executor& io_ex, Op&& op,
                     std::chrono::steady_clock::time_point deadline, std::error_code on_timeout) {
@@ -110,7 +114,7 @@ public:
     auto* mem = std::allocator_traits<allocator_type>::allocate(alloc, 1);
     deadline_op* self;
     try {
-      self = ::new (static_cast<void*>(mem)) deadline_op(std::move(handler), io_ex, on_timeout);
+      self = ::new (static_cast<void*>(mem)) deadline_op(std::move(handler), alloc, io_ex, on_timeout);
     } catch (...) {
       std::allocator_traits<allocator_type>::deallocate(alloc, mem, 1);
       throw;
@@ -119,86 +123,109 @@ public:
   }
 
 private:
+  /// One counted reference, moved along with an inner handler; released when that handler has
+  /// run, or when it is destroyed without running (the io_context shutting down).
+  class ref {
+  public:
+    explicit ref(deadline_op* s) noexcept : s_(s) {}
+    ref(ref&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+    ref& operator=(ref&&) = delete;
+    ~ref() {
+      if (s_ != nullptr) s_->release();
+    }
+    deadline_op* operator->() const noexcept { return s_; }
+    deadline_op* get() const noexcept { return s_; }
+
+  private:
+    deadline_op* s_;
+  };
+
   /// Completion handler of the operation: carries the signal's slot and the caller's executor.
   struct op_handler {
-    deadline_op* self;
+    ref self;
     using executor_type = handler_executor;
     executor_type get_executor() const noexcept { return self->ex_; }
     using cancellation_slot_type = asio::cancellation_slot;
     cancellation_slot_type get_cancellation_slot() const noexcept { return self->signal_.slot(); }
     template <class... Args>
     void operator()(Args&&... args) {
-      self->on_op(std::forward<Args>(args)...);
+      ref r = std::move(self);
+      r->on_op(std::forward<Args>(args)...);
     }
   };
   struct timer_handler {
-    deadline_op* self;
+    ref self;
     using executor_type = handler_executor;
     executor_type get_executor() const noexcept { return self->ex_; }
-    void operator()(std::error_code ec) { self->on_timer(ec); }
+    void operator()(std::error_code ec) {
+      ref r = std::move(self);
+      r->on_timer(ec);
+    }
   };
 
-  deadline_op(Handler&& h, const asio::any_io_executor& io_ex, std::error_code on_timeout)
+  deadline_op(Handler&& h, const allocator_type& alloc, const asio::any_io_executor& io_ex, std::error_code on_timeout)
       : handler_(std::move(h)),
-        ex_(asio::get_associated_executor(handler_, io_ex)),
+        alloc_(alloc),
+        ex_(asio::get_associated_executor(*handler_, io_ex)),
         work_(ex_),
         timer_(io_ex),
         on_timeout_(on_timeout) {}
 
+  ~deadline_op() {
+    if (handler_) asio::get_associated_cancellation_slot(*handler_).clear();  // never completed
+  }
+
   template <class Op>
   void begin(Op&& op, std::chrono::steady_clock::time_point deadline) {
-    auto slot = asio::get_associated_cancellation_slot(handler_);
+    auto slot = asio::get_associated_cancellation_slot(*handler_);
     if (slot.is_connected())
       slot.assign([this](asio::cancellation_type type) {
-        if (result_) return;
+        if (op_done_) return;
         timer_.cancel();
         signal_.emit(type);
       });
     timer_.expires_at(deadline);
-    timer_.async_wait(timer_handler{this});
-    std::forward<Op>(op)(op_handler{this});
+    refs_ = 2;
+    timer_.async_wait(timer_handler{ref(this)});
+    std::forward<Op>(op)(op_handler{ref(this)});
   }
 
+  /// The operation completed: so does the call, at once.
   template <class... Args>
   void on_op(Args&&... args) {
-    result_.emplace(std::forward<Args>(args)...);
-    if (!fired_) timer_.cancel();  // its handler completes (operation_aborted) soon after
-    leave();
+    results_type r(std::forward<Args>(args)...);
+    op_done_ = true;
+    if (!fired_) timer_.cancel();  // its handler runs soon after, with operation_aborted
+    if (fired_ && std::get<0>(r) == asio::error::operation_aborted) std::get<0>(r) = on_timeout_;
+    asio::get_associated_cancellation_slot(*handler_).clear();
+    auto h = std::move(*handler_);
+    handler_.reset();
+    auto work = std::move(work_);
+    asio::dispatch(ex_, [h = std::move(h), r = std::move(r)]() mutable { std::apply(std::move(h), std::move(r)); });
   }
 
   void on_timer(std::error_code ec) {
-    if (!ec && !result_) {
-      fired_ = true;
-      signal_.emit(asio::cancellation_type::terminal);
-    }
-    leave();
+    if (ec || op_done_) return;  // cancelled, or the operation was first
+    fired_ = true;
+    signal_.emit(asio::cancellation_type::terminal);
   }
 
-  /// Last step of both handlers: completes the call once neither is pending.
-  void leave() {
-    if (--pending_ != 0) return;
-    asio::get_associated_cancellation_slot(handler_).clear();
-    results_type r = std::move(*result_);
-    if (fired_ && std::get<0>(r) == asio::error::operation_aborted) std::get<0>(r) = on_timeout_;
-    auto h = std::move(handler_);
-    auto ex = ex_;
-    auto work = std::move(work_);
-    allocator_type alloc(asio::get_associated_allocator(h, asio::recycling_allocator<void>()));
+  void release() {
+    if (--refs_ != 0) return;
+    allocator_type alloc(alloc_);
     this->~deadline_op();
-    std::allocator_traits<allocator_type>::deallocate(alloc, this, 1);  // freed before the upcall
-    asio::dispatch(ex, [h = std::move(h), r = std::move(r)]() mutable {
-      std::apply(std::move(h), std::move(r));
-    });
+    std::allocator_traits<allocator_type>::deallocate(alloc, this, 1);
   }
 
-  Handler handler_;
+  std::optional<Handler> handler_;  // empty once the caller's handler has been dispatched
+  allocator_type alloc_;
   handler_executor ex_;  // where the caller's handler runs, and the two inner handlers
   asio::executor_work_guard<handler_executor> work_;  // keeps it running until the call completes
   asio::steady_timer timer_;
   asio::cancellation_signal signal_;
   std::error_code on_timeout_;
-  std::optional<results_type> result_;
-  int pending_ = 2;  // the operation and the timer
+  int refs_ = 0;
+  bool op_done_ = false;
   bool fired_ = false;
 };
 
