@@ -84,7 +84,12 @@ using deadline_signature_t =
     typename decltype(std::declval<Op>()(std::declval<deadline_signature_probe>()))::type;
 
 template <class Signature>
-struct deadline_results;
+inline constexpr bool deadline_always_false = false;
+template <class Signature>
+struct deadline_results {
+  static_assert(deadline_always_false<Signature>,
+                "with_deadline(op, ...): op must be a deferred operation completing with (std::error_code, ...)");
+};
 template <class R, class... Results>
 struct deadline_results<R(std::error_code, Results...)> {
   using tuple = std::tuple<std::error_code, Results...>;
