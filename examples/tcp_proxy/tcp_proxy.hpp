@@ -427,16 +427,16 @@ int serve(rproxy::app::runtime<Config>& rt, MakeExtra make_extra) {
     std::vector<rproxy::middleware::cidr> trusted;
     for (const auto& t : rc.proxy_protocol.trusted) trusted.push_back(*rproxy::middleware::cidr::parse(t));
 
-    auto handler = [&rt, pipelines, name, trusted](asio::ip::tcp::socket s) {
+    auto handler = [&rt, pipelines, name, trusted](asio::ip::tcp::socket s, const rproxy::net::accepted_endpoints& eps) {
       auto cfg = rt.config().get();  // this flow's config version
       const route_config* r = nullptr;
       for (const auto& x : cfg->routes)
         if (x.name == *name) r = &x;
       if (!r) return;  // route removed by a reload: refuse new flows (closes s)
       auto& p = (*pipelines)[rproxy::observe::worker_index() % pipelines->size()];
-      auto flow = [](auto& p, asio::ip::tcp::socket s, rproxy::net::l4_options o, auto trusted,
-                     rproxy::app::drain_tracker::guard, std::shared_ptr<const Config>) -> asio::awaitable<void> {
-        co_await rproxy::net::serve_l4_flow(p, std::move(s), std::move(o), [&](const asio::ip::address& a) {
+      auto flow = [](auto& p, asio::ip::tcp::socket s, rproxy::net::accepted_endpoints eps, rproxy::net::l4_options o,
+                     auto trusted, rproxy::app::drain_tracker::guard, std::shared_ptr<const Config>) -> asio::awaitable<void> {
+        co_await rproxy::net::serve_l4_flow(p, std::move(s), eps, std::move(o), [&](const asio::ip::address& a) {
           auto k = rproxy::middleware::to_ip_key(a);
           for (const auto& c : trusted)
             if (c.contains(k)) return true;
@@ -444,7 +444,7 @@ int serve(rproxy::app::runtime<Config>& rt, MakeExtra make_extra) {
         });
       };
       auto ex = s.get_executor();
-      asio::co_spawn(ex, flow(p, std::move(s), flow_options(*r, cfg->relay), trusted, rt.drain().track(), cfg),
+      asio::co_spawn(ex, flow(p, std::move(s), eps, flow_options(*r, cfg->relay), trusted, rt.drain().track(), cfg),
                      asio::detached);
     };
     auto listener = rproxy::net::listen(rt.pool(), {asio::ip::make_address(rc.listen.host), rc.listen.port}, handler);

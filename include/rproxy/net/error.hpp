@@ -39,6 +39,9 @@ enum class error {
   accept_exhausted,  ///< accept hit a descriptor or memory limit (internal); the listener backs off
   accept_failed,     ///< any other accept failure (internal)
   splice_unsupported,  ///< splice(2) is not available for these descriptors (internal)
+  /// No descriptor or memory here to open a backend socket (internal: not the backend's fault,
+  /// so a balancer does not count it against the backend; not retry-safe).
+  connect_exhausted,
 };
 
 /// Which stream of a flow an I/O error happened on.
@@ -69,6 +72,7 @@ public:
       case error::accept_exhausted: return "accept hit a descriptor or memory limit";
       case error::accept_failed: return "accept failed";
       case error::splice_unsupported: return "splice(2) unsupported for these descriptors";
+      case error::connect_exhausted: return "no descriptor or memory to connect to the backend";
     }
     return "unknown rproxy.net error";
   }
@@ -88,7 +92,8 @@ public:
       case error::idle_timeout: return condition::downstream;
       case error::accept_exhausted:
       case error::accept_failed:
-      case error::splice_unsupported: return condition::internal;
+      case error::splice_unsupported:
+      case error::connect_exhausted: return condition::internal;
     }
     return condition::internal;
   }
@@ -143,6 +148,10 @@ inline std::error_code classify_connect(const std::error_code& ec) noexcept {
     case EHOSTUNREACH:
     case ENETUNREACH:
     case ENETDOWN: return make_error_code(error::connect_unreachable);
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM: return make_error_code(error::connect_exhausted);
     default: break;
   }
   if (ec == asio::error::host_not_found || ec == asio::error::host_not_found_try_again ||

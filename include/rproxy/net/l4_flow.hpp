@@ -35,6 +35,7 @@
 
 #include <rproxy/net/connector.hpp>
 #include <rproxy/net/error.hpp>
+#include <rproxy/net/listener.hpp>
 #include <rproxy/net/proxy_protocol.hpp>
 #include <rproxy/net/relay.hpp>
 #include <rproxy/pipeline/basic_pipeline.hpp>
@@ -144,21 +145,31 @@ inline std::string proxy_header_out(proxy_send send, const asio::ip::tcp::endpoi
 
 }  // namespace detail
 
-/// Serves one accepted client socket through `p`. `is_trusted(address)` says whether a peer
-/// may send a PROXY header. Completes with the error that ended the flow (none: clean end).
+/// Serves one accepted client socket through `p`, whose addresses the listener gave
+/// (listener.hpp: a handler taking accepted_endpoints). `is_trusted(address)` says whether a
+/// peer may send a PROXY header. Completes with the error that ended the flow (none: clean end).
 template <class Pipeline, class Trusted>
-asio::awaitable<std::error_code> serve_l4_flow(Pipeline& p, asio::ip::tcp::socket client, l4_options o,
-                                               Trusted is_trusted) {
+asio::awaitable<std::error_code> serve_l4_flow(Pipeline& p, asio::ip::tcp::socket client,
+                                               accepted_endpoints eps, l4_options o, Trusted is_trusted) {
   auto ctx = p.make_context();
-  std::error_code ec;
   ctx.started = std::chrono::steady_clock::now();
-  ctx.client = client.remote_endpoint(ec);
-  ctx.local = client.local_endpoint(ec);
-  ec = co_await serve_l4_flow(p, ctx, client, std::move(o), std::move(is_trusted));
+  ctx.client = eps.remote;
+  ctx.local = eps.local;
+  o.relay.shutdown_last = false;  // the backend is closed as the relay ends, the client just below
+  auto ec = co_await serve_l4_flow(p, ctx, client, std::move(o), std::move(is_trusted));
   std::error_code ignored;
   client.close(ignored);
   p.close(ctx, ec);
   co_return ec;
+}
+
+/// The same, asking the socket for its addresses (getpeername, getsockname).
+template <class Pipeline, class Trusted>
+asio::awaitable<std::error_code> serve_l4_flow(Pipeline& p, asio::ip::tcp::socket client, l4_options o,
+                                               Trusted is_trusted) {
+  std::error_code ec;
+  accepted_endpoints eps{client.remote_endpoint(ec), client.local_endpoint(ec)};
+  return serve_l4_flow(p, std::move(client), eps, std::move(o), std::move(is_trusted));
 }
 
 /// The same with a context the caller made (and closes: the caller runs p.close(ctx, ec)).
@@ -194,9 +205,7 @@ asio::awaitable<std::error_code> serve_l4_flow(Pipeline& p, typename Pipeline::c
     ctx.connect_error = ec;  // the next on_route reports it against this pick
     if (ec != condition::retry_safe) co_return ec;
   }
-  if (ec) co_return ec;
-  std::error_code nd;
-  backend.set_option(asio::ip::tcp::no_delay(true), nd);
+  if (ec) co_return ec;  // (async_connect set TCP_NODELAY on the backend)
 
   o.relay.initial_to_backend.clear();
   if (o.send != proxy_send::none) o.relay.initial_to_backend = detail::proxy_header_out(o.send, ctx.client, ctx.local);
@@ -204,7 +213,8 @@ asio::awaitable<std::error_code> serve_l4_flow(Pipeline& p, typename Pipeline::c
   auto [rec, stats] = co_await async_relay(client, backend, std::move(o.relay), as_tuple(asio::use_awaitable));
   ctx.bytes_from_client += stats.bytes_client_to_backend + early.size();
   ctx.bytes_to_client += stats.bytes_backend_to_client;
-  backend.close(nd);
+  std::error_code ignored;
+  backend.close(ignored);
   co_return rec;
 }
 
