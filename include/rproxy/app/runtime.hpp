@@ -97,7 +97,9 @@ public:
     metrics_.add_callback_gauge("rproxy_flows_active", "Flows in progress.",
                                 [this] { return static_cast<double>(drain_.active()); });
     net::start_fd_watch(log_);  // soft RLIMIT_NOFILE -> hard, logged; accept exhaustion logged
-    metrics_.add_callback_counter("rproxy_accept_exhausted_total", "Accepts refused for lack of descriptors or memory (each pauses that listener).", [] { return static_cast<double>(net::fd_exhaustion::global().count()); });
+    metrics_.add_callback_counter("rproxy_accept_exhausted_total",
+                                  "Accepts refused for lack of descriptors or memory (each pauses that listener).",
+                                  [] { return static_cast<double>(net::fd_exhaustion::global().count()); });
   }
 
   const options& opts() const noexcept { return opt_; }
