@@ -30,6 +30,8 @@
 #include <rproxy/health/probe.hpp>
 #include <rproxy/health/retry_budget.hpp>
 #include <rproxy/net/connector.hpp>
+#include <rproxy/net/fd_limit.hpp>
 #include <rproxy/net/listener.hpp>
 #include <rproxy/net/proxy_protocol.hpp>
 #include <rproxy/net/relay.hpp>
+#include <rproxy/net/relay_pool.hpp>
