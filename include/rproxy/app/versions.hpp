@@ -26,6 +26,7 @@
 #include <rproxy/app/drain.hpp>
 #include <rproxy/config/snapshot.hpp>
 #include <rproxy/flow/serve.hpp>
+#include <rproxy/net/listener.hpp>
 #include <rproxy/observe/worker_index.hpp>
 
 namespace rproxy::app {
@@ -41,12 +42,12 @@ public:
   /// The listener handler: serves each socket with the worker's pipeline of the current world.
   template <class Adapter, class Part>
   auto handler(drain_tracker& drain, Adapter adapter, Part part) {
-    return [this, &drain, adapter, part](asio::ip::tcp::socket s) {
+    return [this, &drain, adapter, part](asio::ip::tcp::socket s, const net::accepted_endpoints& eps) {
       auto w = current();
       const auto* share = part(*w);
       if (!share) return;  // closes s
       auto& p = share->pipelines[observe::worker_index() % share->pipelines.size()];
-      asio::co_spawn(s.get_executor(), run(p, adapter, std::move(s), share->options, std::move(w), drain.track()),
+      asio::co_spawn(s.get_executor(), run(p, adapter, std::move(s), eps, share->options, std::move(w), drain.track()),
                      asio::detached);
     };
   }
@@ -58,9 +59,9 @@ public:
 
 private:
   template <class Pipeline, class Adapter>
-  static asio::awaitable<void> run(Pipeline& p, Adapter adapter, asio::ip::tcp::socket s, const flow::options& o,
-                                   std::shared_ptr<const World>, drain_tracker::guard) {
-    co_await flow::serve(p, adapter, std::move(s), o);
+  static asio::awaitable<void> run(Pipeline& p, Adapter adapter, asio::ip::tcp::socket s, net::accepted_endpoints eps,
+                                   const flow::options& o, std::shared_ptr<const World>, drain_tracker::guard) {
+    co_await flow::serve(p, adapter, std::move(s), o, eps);
   }
 
   config::snapshot<World> snap_;
