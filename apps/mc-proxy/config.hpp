@@ -19,6 +19,7 @@
 #include <rproxy/app/wake.hpp>
 #include <rproxy/balance/upstream_config.hpp>
 #include <rproxy/flow/config.hpp>
+#include <rproxy/flow/mc_server_list.hpp>
 #include <rproxy/config/byte_size.hpp>
 #include <rproxy/config/decode.hpp>
 #include <rproxy/config/endpoint.hpp>
@@ -37,33 +38,6 @@ enum class unknown_action { kick, default_server };
 constexpr auto config_enum_names(unknown_action) {
   return std::array{cfg::enum_name{"kick", unknown_action::kick}, cfg::enum_name{"default", unknown_action::default_server}};
 }
-
-/// What the server list shows for a server in one state.
-struct status_text {
-  std::string motd;          ///< text, or a JSON text component; '§' colour codes work
-  std::string version_name;  ///< shown (in red) in place of the player count
-  std::string favicon;       ///< path to a 64x64 PNG, or ""
-  static constexpr auto describe() {
-    return cfg::fields(cfg::doc<&status_text::motd>("MOTD: text or a JSON text component"),
-                       cfg::doc<&status_text::version_name>("version text shown in place of the player count"),
-                       cfg::doc<&status_text::favicon>("path to a 64x64 PNG icon (relative to the config file), or empty"));
-  }
-};
-
-struct status_config {
-  std::chrono::milliseconds cache_ttl = 5s;
-  status_text online{};
-  status_text offline{"§cServer offline", "offline", ""};
-  status_text starting{"§eServer is starting, please wait...", "starting", ""};
-  status_text sleeping{"§7Server is sleeping. Join to wake it up!", "sleeping", ""};
-  static constexpr auto describe() {
-    return cfg::fields(cfg::doc<&status_config::cache_ttl>("how long a backend's status answer is reused"),
-                       cfg::doc<&status_config::online>("replaces parts of the backend's answer; empty fields keep the backend's"),
-                       cfg::doc<&status_config::offline>("shown when no backend answers"),
-                       cfg::doc<&status_config::starting>("shown while a wake-on-join start is in progress"),
-                       cfg::doc<&status_config::sleeping>("shown while a wake-on-join server is stopped"));
-  }
-};
 
 struct messages_config {
   std::string offline = "The server is offline. Please try again later.";
@@ -98,7 +72,7 @@ struct server_config {
   std::vector<bal::backend_settings> backends;
   bal::algorithm balancer = bal::algorithm::round_robin;
   std::string rewrite_host;
-  status_config status{};
+  rproxy::flow::mc_status_config status{};
   messages_config messages{};
   std::optional<health_check_config> health_check;
   std::optional<rproxy::app::wake_config> wake;

@@ -9,11 +9,9 @@
 //   rate_limit   per-IP "status" and "login" buckets                   (library, on_hello)
 //   extra...     a user's own stages (apps open to extension: docs/writing-an-app.md)
 //   by_host      handshake host -> server (exact, wildcard, default)   (library, on_hello)
-//   status_reply status pings and legacy pings from cache / backend / state text (on_route)
+//   status_reply status pings and legacy pings from cache / backend / state text (library, on_route)
 //   backend_pick the server's balancer over its pool, wake on join     (on_route, on_connect, on_close)
 #pragma once
-
-#include <asio/this_coro.hpp>
 
 #include <array>
 #include <chrono>
@@ -27,16 +25,13 @@
 #include <rproxy/app/wake.hpp>
 #include <rproxy/balance/flow_pick.hpp>
 #include <rproxy/balance/upstream_config.hpp>
-#include <rproxy/cache/reply_cache.hpp>
 #include <rproxy/codec/mc/protocol.hpp>
-#include <rproxy/codec/mc/server_list.hpp>
 #include <rproxy/flow/mc.hpp>
-#include <rproxy/health/mc_status_probe.hpp>
+#include <rproxy/flow/mc_server_list.hpp>
 #include <rproxy/middleware/audit_log.hpp>
 #include <rproxy/middleware/ban.hpp>
 #include <rproxy/middleware/conn_limit.hpp>
 #include <rproxy/middleware/rate_limit.hpp>
-#include <rproxy/net/proxy_accept.hpp>
 #include <rproxy/observe/registry.hpp>
 #include <rproxy/pipeline/basic_pipeline.hpp>
 #include <rproxy/route/by_host.hpp>
@@ -56,7 +51,7 @@ using rproxy::app::power;
 /// a version-aware backend answers each its own way), and wake-on-join.
 struct server_state {
   const std::shared_ptr<bal::upstream_pool> pool = std::make_shared<bal::upstream_pool>();
-  rproxy::cache::reply_cache<std::int32_t, std::string> status{32};
+  rproxy::flow::mc_server_list::cache_type status{32};
   rproxy::app::wake_state wake;
 };
 
@@ -85,15 +80,11 @@ struct families {
   }
 };
 
-enum class ping_source : std::size_t { cache, backend, offline, sleeping, starting, count };
-
 /// One server as one config version sees it.
 struct server_view {
   const server_config* cfg = nullptr;
   std::shared_ptr<server_state> st;
-  std::array<std::string, 4> state_json;  ///< status JSON per power (online unused)
-  std::string online_favicon;             ///< status.online.favicon, encoded, or ""
-  std::array<obs::counter*, static_cast<std::size_t>(ping_source::count)> pings{};
+  rproxy::flow::mc_server_list list;  ///< its server-list answers
   obs::counter* logins = nullptr;
   obs::counter* bytes_in = nullptr;
   obs::counter* bytes_out = nullptr;
@@ -149,61 +140,6 @@ struct metrics_stage {
       sv->bytes_in->inc(ctx.bytes_from_client);
       sv->bytes_out->inc(ctx.bytes_to_client);
     }
-  }
-};
-
-/// Answers status and legacy pings itself: from the cache, else from a backend (which refills
-/// the cache), else with the text for the server's state (offline, sleeping, starting).
-struct status_reply {
-  const world_base* w = nullptr;
-
-  template <class Ctx>
-  asio::awaitable<rproxy::verdict> on_route(Ctx& ctx) {
-    if (!ctx.legacy && ctx.next != mc::intent::status) co_return rproxy::next;
-    const server_view& sv = *server_of(ctx);
-    bool fetch = false;
-    auto json = sv.st->status.lookup(ctx.protocol, clock::now(), sv.cfg->status.cache_ttl, fetch);
-    ping_source src = ping_source::cache;
-    if (!json && fetch) {
-      json = co_await ask_backend(ctx, sv);
-      sv.st->status.store(ctx.protocol, json, clock::now());
-      src = ping_source::backend;
-    }
-    if (!json) {
-      const power p = sv.st->wake.unreachable(clock::now(), sv.cfg->wake ? &*sv.cfg->wake : nullptr);
-      src = p == power::starting ? ping_source::starting : p == power::sleeping ? ping_source::sleeping : ping_source::offline;
-      json = sv.state_json[static_cast<std::size_t>(p)];
-    }
-    sv.pings[static_cast<std::size_t>(src)]->inc();
-    ctx.reply.clear();
-    if (ctx.legacy) ctx.reply = mc::make_legacy_kick(*ctx.legacy, mc::legacy_of(*json));
-    else mc::append_status_response(ctx.reply, *json);
-    co_return rproxy::replied;
-  }
-
-private:
-  /// The first (of at most two) healthy backends that answers the status ping.
-  template <class Ctx>
-  asio::awaitable<std::optional<std::string>> ask_backend(const Ctx& ctx, const server_view& sv) {
-    auto ex = co_await asio::this_coro::executor;
-    unsigned tried = 0;
-    for (const auto& b : sv.st->pool->snapshot()->backends) {
-      if (tried == 2) break;
-      if (b->state() != bal::backend_state::healthy) continue;
-      ++tried;
-      rproxy::health::mc_status_query q;
-      q.host = sv.cfg->rewrite_host.empty() ? ctx.host : sv.cfg->rewrite_host;
-      q.port = ctx.local.port();
-      if (ctx.protocol > 0) q.protocol = ctx.protocol;
-      q.prefix = rproxy::net::encode_proxy_header(b->address().proxy, ctx.client, ctx.local);
-      auto r = co_await rproxy::health::fetch_mc_status(ex, b->address().ep, std::move(q), w->cfg->limits.connect_timeout);
-      if (!r) continue;
-      b->observe_latency(r->latency);
-      sv.st->wake.reachable(clock::now());
-      const auto& on = sv.cfg->status.online;
-      co_return mc::with_overrides(std::move(r->json), {on.motd, on.version_name, sv.online_favicon});
-    }
-    co_return std::nullopt;
   }
 };
 
@@ -267,7 +203,8 @@ auto make_mc_pipeline(const world_base* w, shared_state* s, std::uint64_t seed, 
       metrics_stage{w}, mw::conn_limit{&w->conns, &s->conns, s->audit}, mw::ban_check{&s->bans, s->audit, &w->bans},
       mw::rate_limit{&w->rate, &s->store, s->audit}, std::move(extra)...,
       router{&w->hosts, {fallback, w->cfg->unknown_domain.action == unknown_action::default_server, w->cfg->unknown_domain.message}},
-      status_reply{w}, backend_pick{w, std::move(bs)});
+      rproxy::flow::mc_status_reply{[](const auto& ctx) { return &server_of(ctx)->list; }, w->cfg->limits.connect_timeout},
+      backend_pick{w, std::move(bs)});
 }
 
 }  // namespace mc_proxy

@@ -7,8 +7,6 @@
 #pragma once
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -105,12 +103,9 @@ private:
       auto& sv = w.servers.emplace_back();
       sv.cfg = &sc;
       sv.st = st;
-      const std::pair<power, const status_text*> texts[] = {
-          {power::offline, &sc.status.offline}, {power::sleeping, &sc.status.sleeping}, {power::starting, &sc.status.starting}};
-      for (const auto& [p, t] : texts) sv.state_json[static_cast<std::size_t>(p)] = mc::state_status(t->motd, t->version_name, favicon(t->favicon, dir));
-      sv.online_favicon = favicon(sc.status.online.favicon, dir);
-      static constexpr std::string_view sources[] = {"cache", "backend", "offline", "sleeping", "starting"};
-      for (std::size_t i = 0; i < sv.pings.size(); ++i) sv.pings[i] = &fam_.pings->with({sc.name, sources[i]});
+      sv.list = {sc.status, st->status, st->wake, sc.wake ? &*sc.wake : nullptr, st->pool, sc.rewrite_host, dir, rt_.log()};
+      for (std::size_t i = 0; i < sv.list.answered.size(); ++i)
+        sv.list.answered[i] = &fam_.pings->with({sc.name, rproxy::flow::mc_ping_source_names[i]});
       sv.logins = &fam_.logins->with({sc.name});
       sv.bytes_in = &fam_.bytes->with({sc.name, "from_client"});
       sv.bytes_out = &fam_.bytes->with({sc.name, "to_client"});
@@ -139,20 +134,6 @@ private:
     w.options.hello_timeout = lim.handshake_timeout;
     w.options.connect_timeout = lim.connect_timeout;
     return true;
-  }
-
-  /// A PNG file as a status favicon ("data:image/png;base64,..."), or "" (logged) if unusable.
-  std::string favicon(const std::string& file, const std::filesystem::path& dir) const {
-    if (file.empty()) return {};
-    const auto p = std::filesystem::path(file).is_relative() ? dir / file : std::filesystem::path(file);
-    std::ifstream in(p, std::ios::binary);
-    std::string png;
-    if (in) png.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (png.size() > 64 * 1024 || !png.starts_with("\x89PNG")) {
-      rt_.log().warn("favicon is not a readable PNG of at most 64 KiB; none shown", {{"file", p.string()}});
-      return {};
-    }
-    return mc::make_favicon(mc::as_bytes(png));
   }
 
   /// After a config is in place: pool metrics, a status-ping checker per server with a

@@ -34,11 +34,12 @@ struct extended : Base, Extra {
     if constexpr (requires(const Extra& e) { e.validate(v); }) Extra::validate(v);
   }
 
-  /// The app's own loader, reading into the extended config.
-  static result<extended, diagnostics> load(const std::filesystem::path& p)
-    requires requires { Base::template load_as<extended>(p); }
-  {
-    return Base::template load_as<extended>(p);
+  /// The app's own loader, reading into the extended config (a template, so that the check
+  /// for Base::load_as waits until `extended` is complete).
+  template <class Self = extended>
+    requires requires(const std::filesystem::path& p) { Base::template load_as<Self>(p); }
+  static result<Self, diagnostics> load(const std::filesystem::path& p) {
+    return Base::template load_as<Self>(p);
   }
 };
 
