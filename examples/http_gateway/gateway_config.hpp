@@ -202,6 +202,20 @@ struct audit_block {
   }
 };
 
+struct forwarding_block {
+  std::vector<std::string> trusted_proxies;
+  bool allow_underscore_headers = false;
+  std::vector<std::string> allow_trailers;
+  static constexpr auto describe() {
+    return cfg::fields(
+        cfg::doc(&forwarding_block::trusted_proxies,
+                 "CIDRs of proxies in front of the gateway: their X-Forwarded-For, Forwarded, X-Real-IP, "
+                 "X-Forwarded-Host/Proto are extended; anyone else's are replaced"),
+        cfg::doc(&forwarding_block::allow_underscore_headers, "forward request headers whose names contain '_'"),
+        cfg::doc(&forwarding_block::allow_trailers, "request trailers forwarded (others are dropped)"));
+  }
+};
+
 struct config {
   rproxy::app::admin_config admin{};
   std::string name = "gateway";
@@ -216,6 +230,7 @@ struct config {
   bool require_auth = true;
   std::optional<rate_limit_block> rate_limit;
   audit_block audit{};
+  forwarding_block forwarding{};
 
   static constexpr auto describe() {
     return cfg::fields(
@@ -231,7 +246,8 @@ struct config {
         cfg::doc(&config::api_keys, "API keys"),
         cfg::doc(&config::require_auth, "with jwt or api_keys set: a request needs a valid token or key (else 401)"),
         cfg::doc(&config::rate_limit, "request rate limits"),
-        cfg::doc(&config::audit, "security audit log: one line per rejection, no secrets"));
+        cfg::doc(&config::audit, "security audit log: one line per rejection, no secrets"),
+        cfg::doc(&config::forwarding, "which request headers and trailers reach the backends"));
   }
 
   void validate(cfg::validator& v) const {
@@ -250,6 +266,13 @@ struct config {
         if (!mw::cidr::parse((*list)[i]))
           v.at(&config::ip_filter).at(list == &ip_filter.allow ? &ip_filter_block::allow : &ip_filter_block::deny).at(i)
               .error("not a CIDR: '" + (*list)[i] + "'");
+    for (std::size_t i = 0; i < forwarding.trusted_proxies.size(); ++i)
+      if (!mw::cidr::parse(forwarding.trusted_proxies[i]))
+        v.at(&config::forwarding).at(&forwarding_block::trusted_proxies).at(i)
+            .error("not a CIDR: '" + forwarding.trusted_proxies[i] + "'");
+    for (std::size_t i = 0; i < forwarding.allow_trailers.size(); ++i)
+      if (!rproxy::codec::http1::is_valid_field_name(forwarding.allow_trailers[i]))
+        v.at(&config::forwarding).at(&forwarding_block::allow_trailers).at(i).error("not a header name");
     if (jwt) {
       for (std::size_t i = 0; i < jwt->keys.size(); ++i)
         if (!jwt->keys[i].algorithm.empty() && !mw::parse_alg(jwt->keys[i].algorithm))
@@ -353,5 +376,6 @@ BOOST_HANA_ADAPT_STRUCT(http_gateway::tier_config, name, algorithm, limit, windo
 BOOST_HANA_ADAPT_STRUCT(http_gateway::penalty_config, after, block, max_block, forgive_after);
 BOOST_HANA_ADAPT_STRUCT(http_gateway::rate_limit_block, key, default_tier, tiers, penalty, max_keys);
 BOOST_HANA_ADAPT_STRUCT(http_gateway::audit_block, file, per_second, burst);
+BOOST_HANA_ADAPT_STRUCT(http_gateway::forwarding_block, trusted_proxies, allow_underscore_headers, allow_trailers);
 BOOST_HANA_ADAPT_STRUCT(http_gateway::config, admin, name, listen, backends, limits, ip_filter, conn_limit, bans, jwt,
-                        api_keys, require_auth, rate_limit, audit);
+                        api_keys, require_auth, rate_limit, audit, forwarding);
