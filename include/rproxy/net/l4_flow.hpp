@@ -33,6 +33,7 @@
 #include <system_error>
 #include <utility>
 
+#include <rproxy/core/result.hpp>
 #include <rproxy/net/connector.hpp>
 #include <rproxy/net/error.hpp>
 #include <rproxy/net/proxy_protocol.hpp>
@@ -112,16 +113,51 @@ inline asio::awaitable<std::error_code> read_proxy_header(asio::ip::tcp::socket&
   }
 }
 
+/// The first bytes of a peer that may not send a PROXY header, into `payload`, until they
+/// show whether they start one (proxy_protocol::match_signature). True: they do.
+inline asio::awaitable<result<bool>> starts_with_proxy_header(asio::ip::tcp::socket& s,
+                                                              std::chrono::milliseconds timeout, std::string& payload) {
+  using asio::experimental::as_tuple;
+  asio::steady_timer timer(s.get_executor());
+  bool timed_out = false;
+  timer.expires_after(timeout);
+  timer.async_wait([&](std::error_code ec) {
+    if (!ec) {
+      timed_out = true;
+      s.cancel(ec);
+    }
+  });
+  char buf[512];
+  for (;;) {
+    const auto m = proxy_protocol::match_signature(payload);
+    if (m != proxy_protocol::signature_match::partial) {
+      timer.cancel();
+      co_return m != proxy_protocol::signature_match::none;
+    }
+    auto [ec, n] = co_await s.async_read_some(asio::buffer(buf), as_tuple(asio::use_awaitable));
+    if (ec) {
+      timer.cancel();
+      co_return failure(timed_out ? make_error_code(error::idle_timeout) : classify(ec, side::downstream));
+    }
+    payload.append(buf, n);
+  }
+}
+
 /// Step 1 of a flow: the PROXY header, if `accept` wants one and the peer may send it. The real
 /// client goes into ctx.client / ctx.local; client bytes read past the header go to `early`.
-/// An untrusted peer is refused when the header is required (its header is never believed).
+/// An untrusted peer is refused when the header is required (its header is never believed),
+/// and, when it is optional, if it sends one anyway (a backend that trusts this proxy would).
 template <class Ctx, class Trusted>
 asio::awaitable<std::error_code> accept_proxy_header(asio::ip::tcp::socket& client, Ctx& ctx, proxy_accept accept,
                                                      std::chrono::milliseconds timeout, Trusted& is_trusted,
                                                      std::string& early) {
   if (accept == proxy_accept::none) co_return std::error_code{};
   if (!is_trusted(ctx.client.address())) {
-    if (accept != proxy_accept::required) co_return std::error_code{};
+    if (accept != proxy_accept::required) {
+      auto sent = co_await starts_with_proxy_header(client, timeout, early);
+      if (!sent) co_return sent.error();
+      if (!*sent) co_return std::error_code{};
+    }
     ctx.rejected = reject_reason{reject_code::forbidden, "PROXY header from an untrusted peer"};
     co_return make_error_code(proxy_error::bad_signature);
   }
