@@ -133,6 +133,7 @@ struct server_config {
   std::vector<backend_config> backends;
   balancer_kind balancer = balancer_kind::round_robin;
   std::string rewrite_host;
+  bool keep_forwarding_data = false;
   status_config status{};
   messages_config messages{};
   std::optional<health_check_config> health_check;
@@ -144,6 +145,9 @@ struct server_config {
                        cfg::required(&server_config::backends, "the server pool"),
                        cfg::doc(&server_config::balancer, "round_robin, weighted_round_robin, least_conn, random or lowest_latency"),
                        cfg::doc(&server_config::rewrite_host, "host name written into the handshake sent to the backend; empty: as typed"),
+                       cfg::doc(&server_config::keep_forwarding_data,
+                                "pass on forwarding data a client put in the handshake (BungeeCord \\0ip\\0uuid); "
+                                "only behind a proxy you run: false strips it (Forge markers stay)"),
                        cfg::doc(&server_config::status, "server list entry: cache and per-state texts"),
                        cfg::doc(&server_config::messages, "kick texts"),
                        cfg::doc(&server_config::health_check, "active Minecraft status-ping probes; off when absent"),
@@ -293,7 +297,7 @@ BOOST_HANA_ADAPT_STRUCT(mc_proxy::status_config, cache_ttl, online, offline, sta
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::messages_config, offline, starting);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::health_check_config, interval, timeout, rise, fall);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::wake_config, start_command, stop_command, idle_timeout, start_timeout, log_file);
-BOOST_HANA_ADAPT_STRUCT(mc_proxy::server_config, name, domains, backends, balancer, rewrite_host, status, messages,
+BOOST_HANA_ADAPT_STRUCT(mc_proxy::server_config, name, domains, backends, balancer, rewrite_host, keep_forwarding_data, status, messages,
                         health_check, wake);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::unknown_domain_config, action, message);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::proxy_protocol_config, accept, trusted);

@@ -459,6 +459,7 @@ struct backend_pick {
     ctx.backend = addr.ep;
     ctx.proxy_out = addr.proxy;
     ctx.rewrite_host = sv.cfg->rewrite_host;
+    ctx.keep_forwarding_data = sv.cfg->keep_forwarding_data;
     return rproxy::next;
   }
 

@@ -17,7 +17,8 @@
 //   5. Login: connect within connect_timeout, failing over on retry-safe errors (on_route again,
 //      with ctx.connect_error set: balance/flow_pick.hpp counts and avoids the failed backend);
 //      send the PROXY header if the stage asked for one, the hello bytes exactly as received
-//      (the handshake re-encoded only when ctx.rewrite_host is set) and anything the client sent
+//      (the handshake re-encoded only when ctx.rewrite_host is set or client-sent forwarding
+//      data is stripped: ctx.keep_forwarding_data) and anything the client sent
 //      after them, then relay bytes both ways untouched (splice(2) where possible).
 //   6. A rejection is rendered as the client expects it: a Login Disconnect with the message, a
 //      status response with the message as MOTD, or a legacy kick.
@@ -305,9 +306,13 @@ asio::awaitable<std::error_code> serve_mc_flow(Pipeline& p, typename Pipeline::c
   std::string first;
   if (ctx.proxy_out != proxy_send::none) first = detail::proxy_header_out(ctx.proxy_out, ctx.client, ctx.local);
   const auto replay = hello.replay();
-  if (!ctx.rewrite_host.empty() && hello.handshake_packet()) {
+  const mc::handshake* sent = hello.handshake_packet();
+  const bool strip = sent && !ctx.keep_forwarding_data && mc::has_forwarding_data(*sent);
+  if (sent && (!ctx.rewrite_host.empty() || strip)) {
+    mc::handshake out = strip ? mc::without_forwarding_data(*sent) : *sent;
+    if (!ctx.rewrite_host.empty()) out = mc::with_host(out, ctx.rewrite_host);
     mc::bytes hs;
-    mc::append_handshake(hs, mc::with_host(*hello.handshake_packet(), ctx.rewrite_host));
+    mc::append_handshake(hs, out);
     first.append(mc::as_chars(hs));
     first.append(mc::as_chars(replay.subspan(handshake_size)));
   } else {

@@ -45,6 +45,9 @@ struct flow : flow_info {
   /// it ("" keeps the client's), and the PROXY header to send it.
   std::string_view rewrite_host{};
   net::proxy_send proxy_out = net::proxy_send::none;
+  /// Keep client-sent forwarding data (BungeeCord "\0ip\0uuid...") in the handshake sent on;
+  /// false (default): it is stripped, Forge markers stay (handshake.hpp).
+  bool keep_forwarding_data = false;
   bool joined = false;  ///< the relay to a backend started (the player is online)
 };
 
