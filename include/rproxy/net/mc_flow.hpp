@@ -306,7 +306,7 @@ asio::awaitable<std::error_code> serve_mc_flow(Pipeline& p, typename Pipeline::c
   std::string first;
   if (ctx.proxy_out != proxy_send::none) first = detail::proxy_header_out(ctx.proxy_out, ctx.client, ctx.local);
   const auto replay = hello.replay();
-  const mc::handshake* sent = hello.handshake_packet();
+  const auto& sent = hello.handshake_packet();  // std::optional<mc::handshake>
   const bool strip = sent && !ctx.keep_forwarding_data && mc::has_forwarding_data(*sent);
   if (sent && (!ctx.rewrite_host.empty() || strip)) {
     mc::handshake out = strip ? mc::without_forwarding_data(*sent) : *sent;
