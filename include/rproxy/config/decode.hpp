@@ -153,10 +153,8 @@ void decode_value(const YAML::Node& n, mark at, T& out, decode_context& c, const
       return;
     }
     std::size_t i = 0;
-    for (const auto& item : n) {
-      typename T::value_type v{};
-      decode_value(item, mark_of(item, at), v, c, path + "[" + std::to_string(i++) + "]");
-      out.push_back(std::move(v));
+    for (const auto& item : n) {  // decoded in place (see field_index on g++ 12's false positive)
+      decode_value(item, mark_of(item, at), out.emplace_back(), c, path + "[" + std::to_string(i++) + "]");
     }
   } else if constexpr (map_value<T>) {
     out.clear();

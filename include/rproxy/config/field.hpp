@@ -38,6 +38,7 @@
 #include <boost/hana/string.hpp>
 
 #include <cstddef>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -129,7 +130,10 @@ void for_each_field(T& obj, F&& f) {
 /// Index of the reflected member that `member` points to, or npos.
 template <reflected T, class M>
 std::size_t field_index(M T::*member) {
-  static const T probe{};
+  // On the heap: g++ 12 at -O3 reports the members of a value-initialized local or static
+  // aggregate as "maybe uninitialized" on its exception-cleanup path (a false positive).
+  static const std::unique_ptr<const T> owner = std::make_unique<const T>();
+  const T& probe = *owner;
   const void* target = &(probe.*member);
   std::size_t i = 0, found = static_cast<std::size_t>(-1);
   for_each_field(probe, [&](std::string_view, const auto& m) {
@@ -150,8 +154,9 @@ const std::vector<field_meta>& field_metas() {
   static_assert(std::is_default_constructible_v<T>, "rproxy::config: a config struct must be default-constructible");
   static const std::vector<field_meta> metas = [] {
     std::vector<field_meta> out;
-    T probe{};
-    detail::for_each_field(probe, [&](std::string_view name, const auto&) { out.push_back({name, {}, false}); });
+    boost::hana::for_each(boost::hana::accessors<T>(), [&](auto pair) {
+      out.push_back({std::string_view{boost::hana::to<char const*>(boost::hana::first(pair))}, {}, false});
+    });
     if constexpr (requires { T::describe(); }) {
       std::vector<bool> seen(out.size());
       std::apply(
