@@ -555,6 +555,9 @@ inline int serve(runtime& rt) {
     return 1;
   }
   if (!sh->sec->reload(c)) return 1;
+  if (c.jwt && c.jwt->issuers.empty() && c.jwt->audiences.empty())
+    rt.log().warn("jwt: neither issuers nor audiences are set: any token one of the keys signed is accepted, "
+                  "whoever it was issued for");
 
   auto pool = std::make_shared<rproxy::balance::pool>();
   std::vector<rproxy::balance::pool::config_type> backends;
