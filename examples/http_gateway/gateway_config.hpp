@@ -178,12 +178,15 @@ struct penalty_config {
 
 struct rate_limit_block {
   std::vector<std::string> key{"ip"};
+  std::vector<std::string> trusted_headers;
   std::string default_tier = "default";
   std::vector<tier_config> tiers;
   penalty_config penalty{};
   std::uint32_t max_keys = 100000;
   static constexpr auto describe() {
     return cfg::fields(cfg::doc(&rate_limit_block::key, "key parts: ip, identity, api_key, claim:NAME, header:NAME"),
+                       cfg::doc(&rate_limit_block::trusted_headers,
+                                "headers a trusted proxy in front sets (a client cannot): only these may be header:NAME keys"),
                        cfg::doc(&rate_limit_block::default_tier, "tier of anonymous flows and unknown tiers"),
                        cfg::required(&rate_limit_block::tiers, "request limits per tier"),
                        cfg::doc(&rate_limit_block::penalty, "back-off for repeat offenders"),
@@ -292,6 +295,13 @@ struct config {
         const bool ok = k == "ip" || k == "identity" || k == "api_key" || (k.starts_with("claim:") && k.size() > 6) ||
                         (k.starts_with("header:") && k.size() > 7);
         if (!ok) v.at(&config::rate_limit).at(&rate_limit_block::key).at(i).error("unknown key part '" + k + "'");
+        bool trusted = false;  // a header the client chooses would give it a fresh bucket per request
+        for (const auto& t : rate_limit->trusted_headers)
+          trusted = trusted || (k.size() > 7 && rproxy::codec::http1::detail::iequals(k.substr(7), t));
+        if (ok && k.starts_with("header:") && !trusted)
+          v.at(&config::rate_limit).at(&rate_limit_block::key).at(i).error(
+              "'" + k + "' is chosen by the client (a fresh bucket per request): list the header in "
+              "rate_limit.trusted_headers only if a trusted proxy in front sets it");
       }
   }
 };
@@ -374,7 +384,7 @@ BOOST_HANA_ADAPT_STRUCT(http_gateway::jwt_block, keys, issuers, audiences, leewa
 BOOST_HANA_ADAPT_STRUCT(http_gateway::api_keys_block, file, header);
 BOOST_HANA_ADAPT_STRUCT(http_gateway::tier_config, name, algorithm, limit, window, burst);
 BOOST_HANA_ADAPT_STRUCT(http_gateway::penalty_config, after, block, max_block, forgive_after);
-BOOST_HANA_ADAPT_STRUCT(http_gateway::rate_limit_block, key, default_tier, tiers, penalty, max_keys);
+BOOST_HANA_ADAPT_STRUCT(http_gateway::rate_limit_block, key, trusted_headers, default_tier, tiers, penalty, max_keys);
 BOOST_HANA_ADAPT_STRUCT(http_gateway::audit_block, file, per_second, burst);
 BOOST_HANA_ADAPT_STRUCT(http_gateway::forwarding_block, trusted_proxies, allow_underscore_headers, allow_trailers);
 BOOST_HANA_ADAPT_STRUCT(http_gateway::config, admin, name, listen, backends, limits, ip_filter, conn_limit, bans, jwt,

@@ -321,6 +321,19 @@ audit:
                 self.assertEqual(seen["x-forwarded-for"], "127.0.0.1")
                 self.assertIn("x-ratelimit-limit", heads)
 
+    def test_jwt_without_issuers_or_audiences_warns_at_start(self):
+        self.assertNotIn("neither issuers nor audiences", self.gw.output())
+        port, admin = harness.free_port(), harness.free_port()
+        extra = f"jwt:\n  keys:\n    - {{ type: hmac, file: {self.keys.hmac_file}, kid: h1, algorithm: HS256 }}\n"
+        gw = start_gateway(gateway_config(port, admin, [self.backend.port], extra), port, admin, "gw-open")
+        try:
+            deadline = time.monotonic() + 10  # the log line may still be in the program's buffer
+            while "neither issuers nor audiences" not in gw.output() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertIn("neither issuers nor audiences", gw.output())
+        finally:
+            self.assertEqual(gw.stop(), 0)
+
     def test_claim_headers_cannot_be_forged_by_trailer_or_underscore(self):
         token = self.keys.token(sub="real-user")
         # A request trailer named like the claim header, after a chunked body.
@@ -592,6 +605,17 @@ class ConnectionTest(unittest.TestCase):
         got = raw_exchange(port, b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                                  b"5 \r\nhello\r\n0\r\n\r\n")
         self.assertTrue(got.startswith(b"HTTP/1.1 400"), got[:200])
+
+    def test_rate_limit_key_from_a_client_header_needs_a_trusted_proxy(self):
+        def validate(extra):
+            prog = harness.Program(BINARY, gateway_config(1, 2, [3], "require_auth: false\n" + extra), name="validate")
+            return subprocess.run([BINARY, "validate", prog.config], capture_output=True, text=True, timeout=30)
+        tiers = "  tiers: [ { name: default, limit: 5 } ]\n"
+        p = validate("rate_limit:\n  key: [ ip, header:X-Client-Id ]\n" + tiers)
+        self.assertEqual(p.returncode, 1)
+        self.assertRegex(p.stdout + p.stderr, r"config\.yaml:\d+:\d+: 'header:X-Client-Id' is chosen by the client")
+        p = validate("rate_limit:\n  key: [ ip, header:X-Client-Id ]\n  trusted_headers: [ x-client-id ]\n" + tiers)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
     @unittest.skipUnless(shutil.which("nginx"), "nginx not installed")
     def test_nginx_backend_large_file_and_keep_alive(self):
