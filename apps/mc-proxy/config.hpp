@@ -72,6 +72,7 @@ struct server_config {
   std::vector<bal::backend_settings> backends;
   bal::algorithm balancer = bal::algorithm::round_robin;
   std::string rewrite_host;
+  bool keep_forwarding_data = false;
   rproxy::flow::mc_status_config status{};
   messages_config messages{};
   std::optional<health_check_config> health_check;
@@ -83,6 +84,8 @@ struct server_config {
                        cfg::required<&server_config::backends>("the server pool"),
                        cfg::doc<&server_config::balancer>("round_robin, weighted_round_robin, least_conn, random or lowest_latency"),
                        cfg::doc<&server_config::rewrite_host>("host name written into the handshake sent to the backend; empty: as typed"),
+                       cfg::doc<&server_config::keep_forwarding_data>("pass on forwarding data a client put in the handshake (BungeeCord \\0ip\\0uuid); "
+                                                                       "only behind a proxy you run: false strips it (Forge markers stay)"),
                        cfg::doc<&server_config::status>("server list entry: cache and per-state texts"),
                        cfg::doc<&server_config::messages>("kick texts"),
                        cfg::doc<&server_config::health_check>("active Minecraft status-ping probes; off when absent"),

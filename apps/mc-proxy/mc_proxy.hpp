@@ -161,6 +161,7 @@ struct backend_pick {
     ctx.backend = (*h)->address().ep;
     ctx.proxy_out = (*h)->address().proxy;
     ctx.rewrite_host = sv.cfg->rewrite_host;
+    ctx.keep_forwarding_data = sv.cfg->keep_forwarding_data;
     return rproxy::next;
   }
 

@@ -176,12 +176,14 @@ struct penalty_config {
 
 struct rate_limit_block {
   std::vector<std::string> key{"ip"};
+  std::vector<std::string> trusted_headers;
   std::string default_tier = "default";
   std::vector<tier_config> tiers;
   penalty_config penalty{};
   std::uint32_t max_keys = 100000;
   static constexpr auto describe() {
     return cfg::fields(cfg::doc<&rate_limit_block::key>("key parts: ip, identity, api_key, claim:NAME, header:NAME"),
+                       cfg::doc<&rate_limit_block::trusted_headers>("headers a trusted proxy in front sets (a client cannot): only these may be header:NAME keys"),
                        cfg::doc<&rate_limit_block::default_tier>("tier of anonymous flows and unknown tiers"),
                        cfg::required<&rate_limit_block::tiers>("request limits per tier"),
                        cfg::doc<&rate_limit_block::penalty>("back-off for repeat offenders"),
@@ -200,6 +202,19 @@ struct audit_block {
   }
 };
 
+struct forwarding_block {
+  std::vector<std::string> trusted_proxies;
+  bool allow_underscore_headers = false;
+  std::vector<std::string> allow_trailers;
+  static constexpr auto describe() {
+    return cfg::fields(
+        cfg::doc<&forwarding_block::trusted_proxies>("CIDRs of proxies in front of the gateway: their X-Forwarded-For, Forwarded, X-Real-IP, "
+                 "X-Forwarded-Host/Proto are extended; anyone else's are replaced"),
+        cfg::doc<&forwarding_block::allow_underscore_headers>("forward request headers whose names contain '_'"),
+        cfg::doc<&forwarding_block::allow_trailers>("request trailers forwarded (others are dropped)"));
+  }
+};
+
 struct config {
   rproxy::app::admin_config admin{};
   std::string name = "gateway";
@@ -214,6 +229,7 @@ struct config {
   bool require_auth = true;
   std::optional<rate_limit_block> rate_limit;
   audit_block audit{};
+  forwarding_block forwarding{};
 
   static constexpr auto describe() {
     return cfg::fields(
@@ -229,7 +245,8 @@ struct config {
         cfg::doc<&config::api_keys>("API keys"),
         cfg::doc<&config::require_auth>("with jwt or api_keys set: a request needs a valid token or key (else 401)"),
         cfg::doc<&config::rate_limit>("request rate limits"),
-        cfg::doc<&config::audit>("security audit log: one line per rejection, no secrets"));
+        cfg::doc<&config::audit>("security audit log: one line per rejection, no secrets"),
+        cfg::doc<&config::forwarding>("which request headers and trailers reach the backends"));
   }
 
   void validate(cfg::validator& v) const {
@@ -248,6 +265,13 @@ struct config {
         if (!mw::cidr::parse((*list)[i]))
           v.at(&config::ip_filter).at(list == &ip_filter.allow ? &ip_filter_block::allow : &ip_filter_block::deny).at(i)
               .error("not a CIDR: '" + (*list)[i] + "'");
+    for (std::size_t i = 0; i < forwarding.trusted_proxies.size(); ++i)
+      if (!mw::cidr::parse(forwarding.trusted_proxies[i]))
+        v.at(&config::forwarding).at(&forwarding_block::trusted_proxies).at(i)
+            .error("not a CIDR: '" + forwarding.trusted_proxies[i] + "'");
+    for (std::size_t i = 0; i < forwarding.allow_trailers.size(); ++i)
+      if (!rproxy::codec::http1::is_valid_field_name(forwarding.allow_trailers[i]))
+        v.at(&config::forwarding).at(&forwarding_block::allow_trailers).at(i).error("not a header name");
     if (jwt) {
       for (std::size_t i = 0; i < jwt->keys.size(); ++i)
         if (!jwt->keys[i].algorithm.empty() && !mw::parse_alg(jwt->keys[i].algorithm))
@@ -267,6 +291,13 @@ struct config {
         const bool ok = k == "ip" || k == "identity" || k == "api_key" || (k.starts_with("claim:") && k.size() > 6) ||
                         (k.starts_with("header:") && k.size() > 7);
         if (!ok) v.at(&config::rate_limit).at(&rate_limit_block::key).at(i).error("unknown key part '" + k + "'");
+        bool trusted = false;  // a header the client chooses would give it a fresh bucket per request
+        for (const auto& t : rate_limit->trusted_headers)
+          trusted = trusted || (k.size() > 7 && rproxy::codec::http1::detail::iequals(k.substr(7), t));
+        if (ok && k.starts_with("header:") && !trusted)
+          v.at(&config::rate_limit).at(&rate_limit_block::key).at(i).error(
+              "'" + k + "' is chosen by the client (a fresh bucket per request): list the header in "
+              "rate_limit.trusted_headers only if a trusted proxy in front sets it");
       }
   }
 };
@@ -335,3 +366,4 @@ inline mw::rate_limit_config rate_config(const rate_limit_block& b) {
 }
 
 }  // namespace http_gateway
+

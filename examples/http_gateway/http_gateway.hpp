@@ -36,6 +36,8 @@
 #include <vector>
 
 #include <rproxy/app/runtime.hpp>
+#include <rproxy/codec/http1/forward.hpp>
+#include <rproxy/codec/http1/forwarded.hpp>
 #include <rproxy/codec/http1/parser.hpp>
 #include <rproxy/codec/http1/reject.hpp>
 #include <rproxy/codec/http1/serializer.hpp>
@@ -80,13 +82,10 @@ private:
   std::size_t b_ = 0, e_ = 0;
 };
 
-/// Hop-by-hop fields (RFC 9110 §7.6.1) are not forwarded; nor are fields the gateway sets.
+/// Response fields not passed on: hop-by-hop ones (RFC 9110 §7.6.1) and those the backend's
+/// Connection names. (Request fields follow http1::forward_rules.)
 inline bool hop_by_hop(std::string_view name, const http1::fields_view& all) {
-  using http1::detail::iequals;
-  for (std::string_view h : {"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
-                             "content-length", "expect"})
-    if (iequals(name, h)) return true;
-  return all.has_token("connection", name);
+  return http1::is_hop_by_hop_field(name) || all.has_token("connection", name);
 }
 
 /// Is an idle backend connection still open (no EOF or stray bytes waiting)?
@@ -285,31 +284,28 @@ private:
       co_return keep_going_;
     }
 
-    // Upstream request head: the client's fields minus hop-by-hop ones and forwarded-claim
-    // names (a client cannot forge X-User), plus the verified claims and X-Forwarded-For.
+    // Upstream request head: the client's fields as http1::forward_rules allow (no hop-by-hop,
+    // claim, '_' or forwarding names: a client cannot forge X-User), plus the verified claims
+    // and the forwarding fields (extended only for a trusted proxy).
     http1::request_head up{std::string(head.method), std::string(head.target)};
     const auto& fwd = ctx.template state<mw::jwt_auth>().forward_headers;
-    std::string xff;
-    for (const auto& f : head.fields) {
-      if (hop_by_hop(f.name, head.fields)) continue;
-      bool claimed = false;
-      for (const auto& c : sh_->sec->jwt_cfg.forward) claimed = claimed || http1::detail::iequals(f.name, c.header);
-      if (claimed) continue;
-      if (http1::detail::iequals(f.name, "x-forwarded-for")) {
-        xff.append(f.value).append(", ");
-        continue;
-      }
-      up.fields.add(f.name, f.value);
-    }
+    http1::copy_forwarded_fields(head.fields, up.fields, sh_->sec->forward_rules);
     for (const auto& [name, value] : fwd)
       if (http1::is_valid_field_value(value)) up.fields.add(name, value);
-    up.fields.add("X-Forwarded-For", xff + ctx.client.address().to_string());
+    const std::string peer = ctx.client.address().to_string();
+    http1::add_forwarding_fields(up.fields, head.fields,
+                                 {.peer = peer, .host = head.fields.find("host").value_or(""), .proto = "http",
+                                  .trusted = sh_->sec->trusted(ctx.client.address())});
     if (!head.fields.contains("host")) up.fields.add("Host", ctx.backend->address().to_string());
+    request_connection_.clear();  // what the trailer rules need of the head, which goes next
+    for (const auto& f : head.fields)
+      if (http1::detail::iequals(f.name, "connection")) request_connection_.add(f.name, f.value);
     if (info.chunked) http1::set_chunked(up.fields);
     else if (has_body) http1::set_content_length(up.fields, info.content_length);
     const std::string method(head.method);
     std::string up_head = http1::serialize(up);
     in_.consume(head_bytes_);  // the head's views are not used past this point
+    // (the parser reports no expectation from an HTTP/1.0 client: it would not know a 100)
     if (info.expect_continue && has_body) co_await write(client_, std::string_view("HTTP/1.1 100 Continue\r\n\r\n"));
 
     std::error_code ec = co_await exchange(ctx, p, up_head, method, has_body, info.chunked);
@@ -388,8 +384,8 @@ private:
           break;
         case http1::event::message_complete: {
           if (chunked) {
-            std::string last;
-            http1::append_last_chunk(last, p.trailers());
+            std::string last;  // request trailers: only those the rules allow (none by default)
+            http1::append_last_chunk(last, http1::forwarded_trailers(request_connection_, p.trailers(), sh_->sec->forward_rules));
             if (co_await write(backend_, std::string_view(last)))
               co_return co_await fail_before_response(make_error_code(error::backend_failed));
           }
@@ -541,6 +537,7 @@ private:
   request_pipeline* rp_;
   rproxy::app::drain_tracker::guard guard_;
   std::size_t head_bytes_ = 0;
+  http1::fields request_connection_;  // the request's Connection lines (for its trailers)
   std::uint64_t ctx_bytes_in_ = 0, ctx_bytes_out_ = 0, ctx_bytes_up_ = 0;
   bool keep_going_ = false, response_broken_ = false, response_keep_ = true;
 };
@@ -558,6 +555,9 @@ inline int serve(runtime& rt) {
     return 1;
   }
   if (!sh->sec->reload(c)) return 1;
+  if (c.jwt && c.jwt->issuers.empty() && c.jwt->audiences.empty())
+    rt.log().warn("jwt: neither issuers nor audiences are set: any token one of the keys signed is accepted, "
+                  "whoever it was issued for");
 
   auto pool = std::make_shared<rproxy::balance::pool>();
   std::vector<rproxy::balance::pool::config_type> backends;

@@ -9,16 +9,19 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include <rproxy/balance/pool.hpp>
 #include <rproxy/balance/round_robin.hpp>
 #include <rproxy/balance/stage.hpp>
+#include <rproxy/codec/http1/forward.hpp>
 #include <rproxy/codec/http1/message.hpp>
 #include <rproxy/codec/http1/request_view.hpp>
 #include <rproxy/middleware/api_key.hpp>
 #include <rproxy/middleware/audit_log.hpp>
 #include <rproxy/middleware/ban.hpp>
 #include <rproxy/middleware/conn_limit.hpp>
+#include <rproxy/middleware/ip.hpp>
 #include <rproxy/middleware/ip_filter.hpp>
 #include <rproxy/middleware/jwt_auth.hpp>
 #include <rproxy/middleware/principal.hpp>
@@ -85,6 +88,16 @@ struct security {
     key_cfg.optional = true;
     if (c.rate_limit) rl_cfg = rate_config(*c.rate_limit);
     else rl_cfg.hello_operation.clear();  // nothing counted
+    for (const auto& f : jwt_cfg.forward) strip.push_back(f.header);  // a client cannot forge X-User
+    for (const auto& t : c.forwarding.trusted_proxies) trusted_proxies.push_back(*mw::cidr::parse(t));  // validated
+    forward_rules = {.strip = strip, .allow_underscore = c.forwarding.allow_underscore_headers,
+                     .allow_trailers = c.forwarding.allow_trailers};
+  }
+  /// Are `peer`'s forwarding headers believed?
+  bool trusted(const asio::ip::address& peer) const {
+    for (const auto& n : trusted_proxies)
+      if (n.contains(peer)) return true;
+    return false;
   }
 
   /// Re-reads the ban file, the JWT keys and the API keys; a bad file keeps the old contents.
@@ -124,6 +137,9 @@ struct security {
   mw::rate_limit_config rl_cfg;
   mw::local_counter_store counters;
   bool require_auth;
+  std::vector<std::string> strip;  // header names the gateway sets itself
+  std::vector<mw::cidr> trusted_proxies;
+  http1::forward_rules forward_rules;  // views into strip and the config
 };
 
 /// Refuses requests that no auth stage authenticated (the stages themselves let a request

@@ -95,13 +95,15 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
         pass
 
     def read_body(self):
+        self.trailers = {}
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             body = b""
             while True:
                 size = int(self.rfile.readline().split(b";")[0], 16)
                 if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
+                    while (line := self.rfile.readline()) not in (b"\r\n", b"\n", b""):
+                        k, _, v = line.decode("latin-1").partition(":")
+                        self.trailers[k.strip().lower()] = v.strip()
                     return body
                 body += self.rfile.read(size)
                 self.rfile.readline()
@@ -123,7 +125,7 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
             return
         out = json.dumps({"path": self.path, "method": self.command,
-                          "headers": {k.lower(): v for k, v in self.headers.items()},
+                          "headers": {k.lower(): v for k, v in self.headers.items()}, "trailers": self.trailers,
                           "body_len": len(body), "body_sha": hashlib.sha256(body).hexdigest()}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -200,6 +202,28 @@ def curl(url, headers=(), args=(), timeout=20):
     shutil.rmtree(d, ignore_errors=True)
     code = int(p.stdout[-3:]) if p.stdout[-3:].isdigit() else 0
     return code, heads, body, p.returncode
+
+
+def raw_exchange(port, data, timeout=10):
+    """Sends `data` on a fresh connection and returns all bytes until the gateway closes it."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(timeout)
+    s.sendall(data)
+    got = b""
+    try:
+        while (b := s.recv(65536)):
+            got += b
+    except OSError:
+        pass
+    s.close()
+    return got
+
+
+def echoed(response):
+    """The echo backend's JSON from a raw HTTP/1.x response (one message, Content-Length)."""
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), response
+    return json.loads(body)
 
 
 def gateway_config(port, admin, backends, extra):
@@ -297,6 +321,36 @@ audit:
                 self.assertEqual(seen["x-user"], f"u-{alg}")  # the verified claim, not the forged one
                 self.assertEqual(seen["x-forwarded-for"], "127.0.0.1")
                 self.assertIn("x-ratelimit-limit", heads)
+
+    def test_jwt_without_issuers_or_audiences_warns_at_start(self):
+        self.assertNotIn("neither issuers nor audiences", self.gw.output())
+        port, admin = harness.free_port(), harness.free_port()
+        extra = f"jwt:\n  keys:\n    - {{ type: hmac, file: {self.keys.hmac_file}, kid: h1, algorithm: HS256 }}\n"
+        gw = start_gateway(gateway_config(port, admin, [self.backend.port], extra), port, admin, "gw-open")
+        try:
+            deadline = time.monotonic() + 10  # the log line may still be in the program's buffer
+            while "neither issuers nor audiences" not in gw.output() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertIn("neither issuers nor audiences", gw.output())
+        finally:
+            self.assertEqual(gw.stop(), 0)
+
+    def test_claim_headers_cannot_be_forged_by_trailer_or_underscore(self):
+        token = self.keys.token(sub="real-user")
+        # A request trailer named like the claim header, after a chunked body.
+        got = raw_exchange(self.port, (f"POST /t HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+                                       "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                                       "5\r\nhello\r\n0\r\nX-User: admin\r\nX-Other: 1\r\n\r\n").encode())
+        seen = echoed(got)
+        self.assertEqual(seen["headers"]["x-user"], "real-user")
+        self.assertEqual(seen["trailers"], {})  # request trailers are dropped by default
+        # X_User reaches CGI/WSGI backends as HTTP_X_USER, like X-User: names with '_' are dropped.
+        code, _, body, _ = curl(self.url + "/u", self.bearer(token) + ["X_User: admin", "X_Other: 1"])
+        self.assertEqual(code, 200)
+        seen = json.loads(body)["headers"]
+        self.assertEqual(seen["x-user"], "real-user")
+        self.assertNotIn("x_user", seen)
+        self.assertNotIn("x_other", seen)
 
     def test_jwt_refusals_are_401_and_audited_once_without_the_token(self):
         before = len(self.audit_lines())
@@ -515,6 +569,65 @@ class ConnectionTest(unittest.TestCase):
         self.assertEqual(prog.stop(timeout=20), 0)  # within 20 s: not the 60 s header timeout
         self.assertEqual(s.recv(10), b"")
         s.close()
+
+    def test_forwarding_headers_are_replaced_unless_from_a_trusted_proxy(self):
+        spoof = ["X-Forwarded-For: 6.6.6.6", "Forwarded: for=6.6.6.6", "X-Real-IP: 6.6.6.6",
+                 "X-Forwarded-Host: evil.test", "X-Forwarded-Proto: https"]
+        url, _ = self.gateway("forwarding: { trusted_proxies: [ 10.0.0.0/8 ] }\n")
+        code, _, body, _ = curl(url + "/f", spoof + ["Host: api.test"])
+        self.assertEqual(code, 200)
+        seen = json.loads(body)["headers"]
+        self.assertEqual(seen["x-forwarded-for"], "127.0.0.1")
+        self.assertEqual(seen["forwarded"], "for=127.0.0.1;host=api.test;proto=http")
+        self.assertEqual(seen["x-real-ip"], "127.0.0.1")
+        self.assertEqual(seen["x-forwarded-host"], "api.test")
+        self.assertEqual(seen["x-forwarded-proto"], "http")
+
+        url, _ = self.gateway("forwarding: { trusted_proxies: [ 127.0.0.0/8 ] }\n")
+        code, _, body, _ = curl(url + "/f", spoof + ["Host: api.test"])
+        self.assertEqual(code, 200)
+        seen = json.loads(body)["headers"]
+        self.assertEqual(seen["x-forwarded-for"], "6.6.6.6, 127.0.0.1")
+        self.assertEqual(seen["forwarded"], "for=6.6.6.6, for=127.0.0.1;host=api.test;proto=http")
+        self.assertEqual(seen["x-real-ip"], "6.6.6.6")
+        self.assertEqual(seen["x-forwarded-host"], "evil.test")
+        self.assertEqual(seen["x-forwarded-proto"], "https")
+
+    def test_connection_list_cannot_remove_host(self):
+        _, port = self.gateway("")
+        got = raw_exchange(port, b"GET /h HTTP/1.1\r\nHost: api.test\r\nConnection: host, close, x-gone\r\n"
+                                 b"X-Gone: 1\r\n\r\n")
+        seen = echoed(got)["headers"]
+        self.assertEqual(seen.get("host"), "api.test")
+        self.assertNotIn("x-gone", seen)
+
+    def test_allowed_trailers_are_forwarded(self):
+        _, port = self.gateway("forwarding: { allow_trailers: [ X-Checksum ] }\n")
+        got = raw_exchange(port, b"POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+                                 b"\r\n5\r\nhello\r\n0\r\nX-Checksum: abc\r\nX-Other: 1\r\n\r\n")
+        self.assertEqual(echoed(got)["trailers"], {"x-checksum": "abc"})
+
+    def test_no_100_continue_for_http10_and_strict_chunk_sizes(self):
+        _, port = self.gateway("")
+        got = raw_exchange(port, b"POST /c HTTP/1.0\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n"
+                                 b"\r\nhello")
+        self.assertTrue(got.startswith(b"HTTP/1.1 200"), got[:200])  # no interim 100 first
+        self.assertNotIn(b"100 Continue", got)
+        self.assertEqual(json.loads(got.partition(b"\r\n\r\n")[2])["body_len"], 5)
+        got = raw_exchange(port, b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                 b"5 \r\nhello\r\n0\r\n\r\n")
+        self.assertTrue(got.startswith(b"HTTP/1.1 400"), got[:200])
+
+    def test_rate_limit_key_from_a_client_header_needs_a_trusted_proxy(self):
+        def validate(extra):
+            prog = harness.Program(BINARY, gateway_config(1, 2, [3], "require_auth: false\n" + extra), name="validate")
+            return subprocess.run([BINARY, "validate", prog.config], capture_output=True, text=True, timeout=30)
+        tiers = "  tiers: [ { name: default, limit: 5 } ]\n"
+        p = validate("rate_limit:\n  key: [ ip, header:X-Client-Id ]\n" + tiers)
+        self.assertEqual(p.returncode, 1)
+        self.assertRegex(p.stdout + p.stderr, r"config\.yaml:\d+:\d+: 'header:X-Client-Id' is chosen by the client")
+        p = validate("rate_limit:\n  key: [ ip, header:X-Client-Id ]\n  trusted_headers: [ x-client-id ]\n" + tiers)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
     @harness.need(harness.nginx_path(), "nginx not installed")
     def test_nginx_backend_large_file_and_keep_alive(self):

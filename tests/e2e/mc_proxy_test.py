@@ -649,6 +649,7 @@ class RoutingMatrixTest(McTestCase):
         a188 = cls.pairs[("1.8.8", "off")][0]
         servers.append(server("rewrite", ["rewrite.example.com"], [a188.address],
                               rewrite_host="rewritten.internal"))
+        servers.append(server("bungee", ["bungee.example.com"], [a188.address], keep_forwarding_data=True))
         cls.start_proxy(servers, unknown_domain={"action": "kick", "message": "Unknown server: check the address"})
 
     def test_login_and_chat_routed_by_hostname(self):
@@ -723,6 +724,19 @@ class RoutingMatrixTest(McTestCase):
                 self.assertEqual(kind, "success", f"{host!r} should route to a-188-off")
                 ev = a.wait_event(lambda e: e["event"] == "login" and e["username"] == name, 5, mark)
                 self.assertEqual(ev["host"], host, "the handshake is replayed byte for byte")
+
+    def test_client_sent_forwarding_data_is_stripped_unless_kept(self):
+        a = self.pairs[("1.8.8", "off")][0]
+        spoof = "\0" + "203.0.113.7\0" + "0123456789abcdef0123456789abcdef"
+        for host, name, seen in (("a-188-off.example.com" + spoof, "spoofer", "a-188-off.example.com"),
+                                 ("a-188-off.example.com\0FML\0" + spoof[1:], "spoofer2", "a-188-off.example.com\0FML\0"),
+                                 ("bungee.example.com" + spoof, "kept", "bungee.example.com" + spoof)):
+            with self.subTest(name=name):
+                mark = a.mark()
+                kind, _, _ = raw_login(self.proxy.port, host, name, 47)
+                self.assertEqual(kind, "success")
+                ev = a.wait_event(lambda e: e["event"] == "login" and e["username"] == name, 5, mark)
+                self.assertEqual(ev["host"], seen)
 
     def test_rewrite_host(self):
         a = self.pairs[("1.8.8", "off")][0]

@@ -13,6 +13,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -23,10 +24,10 @@ import harness
 BINARY = None
 
 
-def config(routes, admin_port=None, extra=""):
+def config(routes, admin_port=None, extra="", admin_extra=""):
     out = []
     if admin_port:
-        out.append(f"admin:\n  listen: 127.0.0.1:{admin_port}\n")
+        out.append(f"admin:\n  listen: 127.0.0.1:{admin_port}\n{admin_extra}")
     out.append("routes:\n")
     for r in routes:
         out.append(f"  - name: {r['name']}\n    listen: 127.0.0.1:{r['port']}\n")
@@ -347,6 +348,23 @@ class TcpProxyTest(unittest.TestCase):
                 self.assertEqual(got, b"")
         self.run_async(main())
 
+    def test_optional_proxy_protocol_refuses_a_header_from_an_untrusted_peer(self):
+        async def main():
+            async with Backend(echo) as b:
+                port = harness.free_port()
+                self.start_proxy([{"name": "ppo", "port": port, "backends": [b.port],
+                                   "proxy_protocol": {"accept": "optional", "trusted": "[10.0.0.0/8]"}}])
+                # 127.0.0.1 is not trusted: plain clients pass (also ones that start like "PROXY")...
+                self.assertEqual(await echo_roundtrip(port, b"payload"), b"payload")
+                self.assertEqual(await echo_roundtrip(port, b"PROXIED text"), b"PROXIED text")
+                # ...but its own PROXY header (v1 or v2) never reaches the backend as payload.
+                v1 = b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 25565\r\npayload"
+                self.assertEqual(await echo_roundtrip(port, v1), b"")
+                v2 = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c" + socket.inet_aton("203.0.113.7") +
+                      socket.inet_aton("127.0.0.1") + struct.pack("!HH", 40000, 25565) + b"payload")
+                self.assertEqual(await echo_roundtrip(port, v2), b"")
+        self.run_async(main())
+
     def test_admin_metrics_and_health(self):
         async def main():
             async with Backend(echo) as b:
@@ -400,6 +418,45 @@ class TcpProxyTest(unittest.TestCase):
                 await harness.async_wait_until(lambda: asyncio.to_thread(
                     lambda: re.search(r"config\.yaml:3:5: .*lisen", prog.output())), what="the refused reload logged")
                 self.assertEqual(await echo_roundtrip(port, b""), b"B")
+        self.run_async(main())
+
+    def test_admin_needs_its_host_and_a_token_for_post(self):
+        def call(admin, method, path, headers):
+            s = socket.create_connection(("127.0.0.1", admin))
+            s.settimeout(10)
+            s.sendall(f"{method} {path} HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n".encode() +
+                      "".join(h + "\r\n" for h in headers).encode() + b"\r\n")
+            got = b""
+            while (b := s.recv(65536)):
+                got += b
+            s.close()
+            return int(got.split(b" ", 2)[1]) if got else 0
+
+        async def main():
+            async with Backend(echo) as b:
+                port, admin = harness.free_port(), harness.free_port()
+                token = "t-" + os.urandom(16).hex()
+                token_file = os.path.join(self.tmp, "admin.token")
+                with open(token_file, "w") as f:
+                    f.write(token + "\n")
+                prog = harness.Program(BINARY, config([{"name": "a", "port": port, "backends": [b.port]}], admin,
+                                                      admin_extra=f"  token_file: {token_file}\n"
+                                                                  "  allowed_hosts: [ admin.internal ]\n"),
+                                       args=["--workers", "1"], name="tcp_proxy")
+                prog.start(wait_ports=[port, admin])
+                self.addCleanup(self._stop, prog)
+                host = f"Host: 127.0.0.1:{admin}"
+                c = lambda *a: asyncio.to_thread(call, admin, *a)
+                self.assertEqual(await c("GET", "/metrics", [host]), 200)
+                self.assertEqual(await c("GET", "/metrics", ["Host: admin.internal"]), 200)
+                self.assertEqual(await c("GET", "/metrics", ["Host: rebound.example.com"]), 403)  # DNS rebinding
+                self.assertEqual(await c("POST", "/reload", ["Host: rebound.example.com",
+                                                             f"Authorization: Bearer {token}"]), 403)
+                self.assertEqual(await c("POST", "/reload", [host]), 401)
+                self.assertEqual(await c("POST", "/reload", [host, "Authorization: Bearer wrong"]), 401)
+                self.assertEqual(await c("POST", "/reload", [host, f"Authorization: Bearer {token}"]), 200)
+                self.assertNotIn(token, prog.output())  # never logged
+        self.tmp = tempfile.mkdtemp(prefix="rproxy-admin-")
         self.run_async(main())
 
     def test_sigterm_drains_open_flows(self):

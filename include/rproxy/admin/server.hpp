@@ -10,6 +10,10 @@
 // HTTP/1.1 with keep-alive through codec/http1, and is bounded: head size (http1 limits), body
 // size, connections, and a timeout per request so slow clients cannot hold it. Handlers are
 // control-path code (std::function is fine here).
+//
+// A web page the operator visits must not reach it: a request whose Host is neither the
+// address the connection came in on nor one of `allowed_hosts` gets 403 (DNS rebinding), and
+// with a `token` set every POST needs `Authorization: Bearer <token>` (else 401).
 #pragma once
 
 #include <asio/co_spawn.hpp>
@@ -17,22 +21,30 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/deferred.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
+#include <vector>
 
-#include <rproxy/codec/http1/parser.hpp>
+#include <rproxy/admin/request_reader.hpp>
+#include <rproxy/codec/http1/detail/chars.hpp>
 #include <rproxy/codec/http1/serializer.hpp>
 #include <rproxy/codec/http1/status.hpp>
+#include <rproxy/core/result.hpp>
 #include <rproxy/net/deadline.hpp>
 #include <rproxy/observe/registry.hpp>
 
@@ -59,7 +71,46 @@ struct server_options {
   std::size_t max_connections = 64;
   std::size_t max_body = 1 << 20;
   std::chrono::milliseconds request_timeout{std::chrono::seconds(10)};
+  std::string token{};                      ///< bearer token every POST needs; empty: none
+  std::vector<std::string> allowed_hosts{}; ///< Host names accepted besides the local address
 };
+
+/// Reads a bearer token from a file: its text without surrounding whitespace. An empty
+/// file, or one with whitespace inside the token, is an error (a startup error for the app).
+inline result<std::string> read_token_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return failure(std::make_error_code(std::errc::no_such_file_or_directory));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!text.empty() && ws(text.back())) text.pop_back();
+  std::size_t b = 0;
+  while (b < text.size() && ws(text[b])) ++b;
+  text.erase(0, b);
+  if (text.empty() || std::any_of(text.begin(), text.end(), [&](char c) { return ws(c) || c < 0x21 || c > 0x7e; }))
+    return failure(std::make_error_code(std::errc::invalid_argument));
+  return text;
+}
+
+namespace detail {
+
+/// The host part of a Host field value: "[::1]:9901" -> "::1", "a.example:80" -> "a.example".
+inline std::string_view host_name(std::string_view host) {
+  if (host.starts_with('[')) {
+    const auto e = host.find(']');
+    return e == std::string_view::npos ? std::string_view{} : host.substr(1, e - 1);
+  }
+  return host.substr(0, host.find(':'));
+}
+
+/// Equal in constant time for a given length (the token's length is not a secret here).
+inline bool same_secret(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  unsigned char d = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) d |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return d == 0;
+}
+
+}  // namespace detail
 
 class server {
 public:
@@ -112,7 +163,6 @@ private:
 
   asio::awaitable<void> session(asio::ip::tcp::socket sock) {
     namespace http1 = codec::http1;
-    using asio::experimental::deferred;
     ++connections_;
     struct count_guard {
       std::size_t& n;
@@ -123,56 +173,55 @@ private:
     // every read and write runs with that deadline (net/deadline.hpp), so no timer outlives them.
     auto deadline = std::chrono::steady_clock::now() + opt_.request_timeout;
 
-    http1::request_parser parser;
-    std::string buf;
-    std::size_t start = 0;  // first unconsumed byte of buf
-    http1::request_head head;
-    std::string body;
+    request_reader reader(opt_.max_body);
     std::string out;
     char chunk[4096];
     for (;;) {
-      auto r = parser.parse(std::string_view(buf).substr(start));
-      switch (r.what) {
-        case http1::event::need_more: {
-          if (start > 0) {
-            buf.erase(0, start);
-            start = 0;
-          }
-          auto [ec, n] = co_await net::with_deadline(sock.async_read_some(asio::buffer(chunk), deferred), deadline);
-          if (ec) co_return;  // the client went away, or the request took too long
-          buf.append(chunk, n);
-          continue;
-        }
-        case http1::event::head:
-          head = http1::request_head::from(parser.head());  // the views die with the buffer
-          body.clear();
-          break;
-        case http1::event::body:
-          if (body.size() + r.data.size() > opt_.max_body) {
-            co_await write(sock, http1::make_error_response(413), deadline);
-            co_return;
-          }
-          body.append(r.data);
-          break;
-        case http1::event::message_complete:
-        case http1::event::upgrade: {
-          const bool keep = r.what == http1::event::message_complete && parser.info().keep_alive && !stopping_;
-          out = render(dispatch(head, std::move(body)), keep);
-          start += r.consumed;
-          if (!co_await write(sock, out, deadline) || !keep) co_return;
-          deadline = std::chrono::steady_clock::now() + opt_.request_timeout;
-          continue;
-        }
-        case http1::event::error:
-          co_await write(sock, http1::make_error_response(http1::status_for(r.error)), deadline);
-          co_return;
-        case http1::event::end_of_stream:
-          co_return;
+      const auto r = reader.next();
+      if (r.what == request_reader::step::need_more) {
+        auto [ec, n] = co_await net::with_deadline(sock.async_read_some(asio::buffer(chunk), asio::experimental::deferred), deadline);
+        if (ec) co_return;  // the client went away, or the request took too long
+        reader.feed(std::string_view(chunk, n));
+        continue;
       }
-      start += r.consumed;
+      if (r.what == request_reader::step::error) {
+        co_await write(sock, http1::make_error_response(r.status), deadline);
+        co_return;
+      }
+      const auto& head = reader.head();
+      const bool keep = reader.keep_alive() && !stopping_;
+      out = render(!host_allowed(head, sock) ? text(403, "host not allowed\n")
+                   : !token_ok(head)              ? text(401, "a bearer token is required\n")
+                                                  : dispatch(head, std::move(reader.body())),
+                   keep);
+      if (!co_await write(sock, out, deadline) || !keep) co_return;
+      deadline = std::chrono::steady_clock::now() + opt_.request_timeout;
     }
   }
 
+  /// Host is this connection's local address or an allowed name (DNS rebinding).
+  bool host_allowed(const codec::http1::request_head& head, const asio::ip::tcp::socket& sock) const {
+    const auto host = head.fields.find("host");
+    if (!host) return false;
+    const auto name = detail::host_name(*host);
+    if (name.empty()) return false;
+    for (const auto& a : opt_.allowed_hosts)
+      if (codec::http1::detail::iequals(name, a)) return true;
+    std::error_code ec;
+    const auto local = sock.local_endpoint(ec);
+    if (ec) return false;
+    const auto parsed = asio::ip::make_address(std::string(name), ec);
+    return !ec && parsed == local.address();
+  }
+  /// With a token set, a POST carries it as `Authorization: Bearer <token>`.
+  bool token_ok(const codec::http1::request_head& head) const {
+    if (opt_.token.empty() || head.method != "POST") return true;
+    const auto auth = head.fields.find("authorization");
+    constexpr std::string_view scheme = "Bearer ";
+    if (!auth || auth->size() <= scheme.size() || !codec::http1::detail::iequals(auth->substr(0, scheme.size()), scheme))
+      return false;
+    return detail::same_secret(auth->substr(scheme.size()), opt_.token);
+  }
   response dispatch(const codec::http1::request_head& head, std::string body) const {
     request req;
     req.method = head.method;
@@ -194,6 +243,7 @@ private:
     http1::response_head h{r.status, std::string(http1::reason_phrase(r.status))};
     h.fields.add("Content-Type", r.content_type);
     http1::set_content_length(h.fields, r.body.size());
+    if (r.status == 401) h.fields.add("WWW-Authenticate", "Bearer");
     if (!keep_alive) h.fields.add("Connection", "close");
     std::string out = http1::serialize(h);
     out += r.body;

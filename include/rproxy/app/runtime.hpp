@@ -146,7 +146,9 @@ private:
       std::error_code ec;
       auto addr = asio::ip::make_address(listen->host, ec);
       if (ec) throw std::runtime_error("admin.listen: not an IP address: " + listen->host);
-      admin_ = std::make_unique<admin::server>(control_, asio::ip::tcp::endpoint{addr, listen->port});
+      admin::server_options aopt;
+      admin_security(*config_.get(), addr, aopt);
+      admin_ = std::make_unique<admin::server>(control_, asio::ip::tcp::endpoint{addr, listen->port}, std::move(aopt));
       admin_->serve_metrics(metrics_);
       admin_->set_ready([this] { return !drain_.draining(); });
       admin_->handle("POST", "/reload", [this](const admin::request&) {
@@ -155,6 +157,21 @@ private:
       admin_->start();
       log_.info("admin listening", {{"address", listen->to_string()}});
     }
+  }
+
+  /// The admin block's token file and host names; a warning for an open, token-less endpoint.
+  void admin_security(const Config& c, const asio::ip::address& addr, admin::server_options& o) {
+    if constexpr (requires { c.admin.token_file; c.admin.allowed_hosts; }) {
+      o.allowed_hosts = c.admin.allowed_hosts;
+      if (!c.admin.token_file.empty()) {
+        auto t = admin::read_token_file(c.admin.token_file);
+        if (!t) throw std::runtime_error("admin.token_file: " + c.admin.token_file + ": " + t.error().message());
+        o.token = std::move(*t);
+      }
+    }
+    if (!addr.is_loopback() && o.token.empty())
+      log_.warn("admin endpoint is not on loopback and has no token_file: anyone who reaches it can POST /reload",
+                {{"address", addr.to_string()}});
   }
 
   void start_reload() {

@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -141,10 +142,11 @@ void decode_value(const YAML::Node& n, mark at, T& out, decode_context& c, const
       out.reset();
       return;
     }
-    typename T::value_type v = out.has_value() ? *out : typename T::value_type{};
+    using V = typename T::value_type;  // on the heap: see field_index (g++ 12, -O3)
+    const auto v = out.has_value() ? std::make_unique<V>(*out) : std::make_unique<V>();
     const std::size_t before = c.diags.size();
-    decode_value(n, at, v, c, path);
-    if (c.diags.size() == before) out = std::move(v);
+    decode_value(n, at, *v, c, path);
+    if (c.diags.size() == before) out = std::move(*v);
   } else if constexpr (list_value<T>) {
     out.clear();
     if (n.IsNull()) return;
@@ -153,10 +155,8 @@ void decode_value(const YAML::Node& n, mark at, T& out, decode_context& c, const
       return;
     }
     std::size_t i = 0;
-    for (const auto& item : n) {
-      typename T::value_type v{};
-      decode_value(item, mark_of(item, at), v, c, path + "[" + std::to_string(i++) + "]");
-      out.push_back(std::move(v));
+    for (const auto& item : n) {  // decoded in place (see field_index on g++ 12's false positive)
+      decode_value(item, mark_of(item, at), out.emplace_back(), c, path + "[" + std::to_string(i++) + "]");
     }
   } else if constexpr (map_value<T>) {
     out.clear();
@@ -238,14 +238,14 @@ result<T, diagnostics> decode(const YAML::Node& node, std::string_view file = "<
   positions local{std::string(file)};
   positions& p = pos != nullptr ? (*pos = positions{std::string(file)}, *pos) : local;
   detail::decode_context c{diags, p};
-  T out{};
-  detail::decode_value(node, detail::mark_of(node), out, c, "");
-  if (diags.empty()) detail::validate_value(out, validator{diags, p});
+  const auto out = std::make_unique<T>();  // on the heap: see field_index (g++ 12, -O3)
+  detail::decode_value(node, detail::mark_of(node), *out, c, "");
+  if (diags.empty()) detail::validate_value(*out, validator{diags, p});
   if (!diags.empty()) {
     diags.sort();
     return failure(std::move(diags));
   }
-  return out;
+  return std::move(*out);
 }
 
 /// Parses YAML text and decodes it; `name` is the file name shown in diagnostics.

@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -102,7 +103,8 @@ void register_sections(const std::string& path, std::vector<md_section>& out) {
   for (const auto& s : out)
     if (s.id == section_id<T>()) return;
   out.push_back({section_id<T>(), path, &build_section<T>});
-  const T probe{};
+  const auto owner = std::make_unique<const T>();  // on the heap: see field_index (g++ 12, -O3)
+  const T& probe = *owner;
   for_each_field(probe, [&](std::string_view name, const auto& member) {
     register_nested<std::remove_cvref_t<decltype(member)>>(child_path(path, name), out);
   });
@@ -131,7 +133,8 @@ void build_section(md_section& sec, const std::vector<md_section>& all) {
   sec.type = type_name<T>();
   if constexpr (requires { std::string_view{T::summary}; }) sec.summary = std::string(T::summary);
   const auto& metas = field_metas<T>();
-  const T defaults{};
+  const auto owner = std::make_unique<const T>();  // on the heap: see field_index (g++ 12, -O3)
+  const T& defaults = *owner;
   std::size_t i = 0;
   for_each_field(defaults, [&](std::string_view name, const auto& member) {
     using M = std::remove_cvref_t<decltype(member)>;

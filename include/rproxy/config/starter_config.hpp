@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -91,7 +92,8 @@ std::vector<std::vector<std::string>> render_field_groups(const T& v, bool comme
       using E = typename element_of<M>::type;
       if constexpr (reflected<E>) {
         if (comments && member.empty()) {
-          const std::vector<std::string> example = render_fields(E{}, false);
+          const auto entry = std::make_unique<const E>();  // on the heap: see field_index (g++ 12, -O3)
+          const std::vector<std::string> example = render_fields(*entry, false);
           out.push_back("#   for example:");
           if constexpr (list_value<M>) {
             for (std::size_t k = 0; k < example.size(); ++k) out.push_back((k == 0 ? "#   - " : "#     ") + example[k]);
@@ -176,7 +178,8 @@ std::string starter_config(std::string_view header = {}) {
   };
   comment_lines(header);
   if constexpr (requires { std::string_view{T::summary}; }) comment_lines(T::summary);
-  const T defaults{};
+  const auto owner = std::make_unique<const T>();  // on the heap: see field_index (g++ 12, -O3)
+  const T& defaults = *owner;
   // A blank line before each top-level field (and its comment) keeps the file readable.
   for (const auto& group : detail::render_field_groups(defaults, true)) {
     if (!out.empty()) out += '\n';

@@ -22,6 +22,7 @@
 // Areas map json::error to their own codes (middleware::error::json_*, codec::mc::error::bad_json).
 #pragma once
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstddef>
@@ -322,9 +323,14 @@ private:
     }
     std::string_view text = in_.substr(start, pos_ - start);
     double v = 0;
-    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc{} || p != text.data() + text.size() || !std::isfinite(v))
-      return error::syntax;
+    std::int64_t i = 0;  // integers first: libstdc++'s from_chars for double is many times slower
+    if (auto [ip, iec] = std::from_chars(text.data(), text.data() + text.size(), i);
+        iec == std::errc{} && ip == text.data() + text.size()) {
+      v = i == 0 && text.front() == '-' ? -0.0 : static_cast<double>(i);  // rounded to nearest, as strtod would
+    } else {
+      auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+      if (ec != std::errc{} || p != text.data() + text.size() || !std::isfinite(v)) return error::syntax;
+    }
     auto& nd = doc_.nodes_[me];
     nd.number = v;
     nd.str_off = static_cast<std::uint32_t>(doc_.arena_.size());
@@ -442,16 +448,18 @@ private:
       return {};
     }
     std::uint32_t last = 0;
+    std::size_t members = 0;
     for (;;) {
       skip_ws();
       if (at_end() || peek() != '"') return error::syntax;
       std::uint32_t koff = 0, klen = 0;
       if (auto ec = parse_string(koff, klen)) return ec;
-      std::string_view key = std::string_view(doc_.arena_).substr(koff, klen);
-      for (std::uint32_t m = doc_.nodes_[me].first; m != 0; m = doc_.nodes_[m].next) {
-        const auto& mn = doc_.nodes_[m];
-        if (std::string_view(doc_.arena_).substr(mn.key_off, mn.key_len) == key)
-          return error::duplicate_key;
+      if (members < small_object) {  // a few members: compared as they come
+        const std::string_view key = std::string_view(doc_.arena_).substr(koff, klen);
+        for (std::uint32_t m = doc_.nodes_[me].first; m != 0; m = doc_.nodes_[m].next) {
+          const auto& mn = doc_.nodes_[m];
+          if (std::string_view(doc_.arena_).substr(mn.key_off, mn.key_len) == key) return error::duplicate_key;
+        }
       }
       skip_ws();
       if (at_end() || peek() != ':') return error::syntax;
@@ -462,18 +470,33 @@ private:
       doc_.nodes_[child].key_off = koff;
       doc_.nodes_[child].key_len = klen;
       link_child(me, last, child);
+      ++members;
       skip_ws();
       if (at_end()) return error::syntax;
       char c = in_[pos_++];
-      if (c == '}') return {};
+      if (c == '}') return members > small_object ? unique_keys(me) : std::error_code{};
       if (c != ',') return error::syntax;
     }
+  }
+
+  // Objects with more members are checked once, at their end, by sorting the names:
+  // O(n log n), where comparing each name with all before it would be quadratic.
+  static constexpr std::size_t small_object = 8;
+  std::error_code unique_keys(std::uint32_t obj) {
+    keys_.clear();
+    const std::string_view arena = doc_.arena_;
+    for (std::uint32_t m = doc_.nodes_[obj].first; m != 0; m = doc_.nodes_[m].next)
+      keys_.push_back(arena.substr(doc_.nodes_[m].key_off, doc_.nodes_[m].key_len));
+    std::sort(keys_.begin(), keys_.end());
+    if (std::adjacent_find(keys_.begin(), keys_.end()) != keys_.end()) return error::duplicate_key;
+    return {};
   }
 
   std::string_view in_;
   const limits& lim_;
   document& doc_;
   std::size_t pos_ = 0;
+  std::vector<std::string_view> keys_;  // unique_keys()' scratch
 };
 
 }  // namespace detail
@@ -488,30 +511,41 @@ inline rproxy::result<document> parse(std::string_view text, const limits& lim =
 
 // --- writing -----------------------------------------------------------------------------------
 
-/// Appends `s` (UTF-8) as a quoted JSON string: `"` `\` and control characters escaped, invalid
-/// UTF-8 replaced by U+FFFD, everything else (including non-ASCII) verbatim.
-inline void append_string(std::string& out, std::string_view s) {
+/// Appends `s` (UTF-8) as a quoted JSON string (RFC 8259): `"` `\` and control characters
+/// (and DEL) escaped, each invalid UTF-8 byte replaced by U+FFFD, everything else (including
+/// non-ASCII) verbatim. `Buf` is std::string or anything with push_back and append(first,
+/// last), e.g. fmt::memory_buffer (the logs write through this too: observe/escape.hpp).
+template <class Buf>
+void append_string(Buf& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
+  static constexpr std::string_view replacement = "\xEF\xBF\xBD";  // U+FFFD
+  const auto put = [&](std::string_view t) { out.append(t.data(), t.data() + t.size()); };
   out.push_back('"');
-  utf8::for_each(s, [&](char32_t cp) {
-    switch (cp) {
-      case '"': out += "\\\""; return;
-      case '\\': out += "\\\\"; return;
-      case '\b': out += "\\b"; return;
-      case '\f': out += "\\f"; return;
-      case '\n': out += "\\n"; return;
-      case '\r': out += "\\r"; return;
-      case '\t': out += "\\t"; return;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {  // a valid sequence verbatim, an invalid byte as U+FFFD
+      const std::size_t start = i;
+      put(utf8::decode(s, i) ? s.substr(start, i - start) : replacement);
+      continue;
+    }
+    ++i;
+    switch (c) {
+      case '"': put("\\\""); continue;
+      case '\\': put("\\\\"); continue;
+      case '\n': put("\\n"); continue;
+      case '\r': put("\\r"); continue;
+      case '\t': put("\\t"); continue;
+      case '\b': put("\\b"); continue;
+      case '\f': put("\\f"); continue;
       default: break;
     }
-    if (cp < 0x20) {
-      out += "\\u00";
-      out.push_back(hex[cp >> 4]);
-      out.push_back(hex[cp & 0xF]);
+    if (c < 0x20 || c == 0x7F) {
+      const char esc[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
+      out.append(esc, esc + sizeof esc);
     } else {
-      utf8::append(out, cp);
+      out.push_back(static_cast<char>(c));
     }
-  });
+  }
   out.push_back('"');
 }
 

@@ -15,7 +15,8 @@
 //   - `replied`: ctx.reply (a status response or a legacy kick from a stage) goes to the client,
 //     and a status reply is followed by the pong to the client's ping.
 //   - the backend's first bytes: the hello exactly as received (the handshake re-encoded only
-//     when ctx.rewrite_host is set), then whatever the client sent after it.
+//     when ctx.rewrite_host is set, or to strip forwarding data a client put in it, BungeeCord
+//     style, unless ctx.keep_forwarding_data), then whatever the client sent after it.
 #pragma once
 
 #include <asio/awaitable.hpp>
@@ -155,10 +156,14 @@ struct mc_adapter {
     namespace mc = codec::mc;
     const auto& in = r.codec();
     const auto replay = in.replay();
+    const auto& sent = in.handshake_packet();
+    const bool strip = sent && !ctx.keep_forwarding_data && mc::has_forwarding_data(*sent);
     std::string out;
-    if (!ctx.rewrite_host.empty() && in.handshake_packet()) {
+    if (sent && (!ctx.rewrite_host.empty() || strip)) {
+      mc::handshake hs_out = strip ? mc::without_forwarding_data(*sent) : *sent;
+      if (!ctx.rewrite_host.empty()) hs_out = mc::with_host(hs_out, ctx.rewrite_host);
       mc::bytes hs;
-      mc::append_handshake(hs, mc::with_host(*in.handshake_packet(), ctx.rewrite_host));
+      mc::append_handshake(hs, hs_out);
       out.append(mc::as_chars(hs));
       out.append(mc::as_chars(replay.subspan(r.handshake_size())));
     } else {

@@ -216,11 +216,17 @@ public:
         line.remove_prefix(sp + 1);
       }
       f[3] = line;  // reason (may be empty)
+      // `until` past what the clock can hold (about year 2262 for nanoseconds) is clamped to
+      // its end: a ban far in the future, never an overflow that would end it at once.
+      constexpr std::int64_t max_secs =
+          std::chrono::duration_cast<std::chrono::seconds>(ban_clock::duration::max()).count() - 1;
       std::int64_t secs = 0;
       auto [p, ec] = std::from_chars(f[2].data(), f[2].data() + f[2].size(), secs);
-      if (ec != std::errc{} || p != f[2].data() + f[2].size() || secs < 0) return bad();
+      if (p != f[2].data() + f[2].size() || f[2].empty() || f[2].front() == '-') return bad();
+      if (ec == std::errc::result_out_of_range) secs = max_secs;
+      else if (ec != std::errc{}) return bad();
       ban_entry e;
-      if (secs != 0) e.until = ban_clock::time_point(std::chrono::seconds(secs));
+      if (secs != 0) e.until = ban_clock::time_point(std::chrono::seconds(std::min(secs, max_secs)));
       if (!detail::percent_decode(f[3], e.reason)) return bad();
       if (f[0] == "addr") {
         auto c = cidr::parse(f[1]);

@@ -50,6 +50,9 @@ struct jwt_config {
   std::vector<std::string> required_claims;   ///< must be present (any type)
   std::vector<jwt_alg> algorithms;            ///< accepted algorithms; empty: all implemented
   std::size_t max_token_bytes = 8192;
+  /// A token without "kid" is tried against at most this many keys of its algorithm (the first
+  /// ones of the set), not every key of a large JWKS.
+  std::size_t max_keys_without_kid = 4;
 };
 
 /// A token split and decoded, not yet verified.
@@ -75,6 +78,17 @@ struct verified_jwt {
   }
   std::optional<json::value> claim(std::string_view name) const noexcept { return claims.root().find(name); }
 };
+
+namespace detail {
+constexpr bool iequals_ascii(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+}  // namespace detail
 
 /// Splits and decodes a compact JWS. No signature or claim is checked.
 inline rproxy::result<parsed_jwt> parse_jwt(std::string_view token, std::size_t max_bytes = 8192) {
@@ -112,7 +126,12 @@ inline rproxy::result<parsed_jwt> parse_jwt(std::string_view token, std::size_t 
     if (!kid->is_string()) return fail(error::bad_header);
     out.kid = std::string(kid->as_string());
   }
-  if (auto typ = h.find("typ"); typ && !typ->is_string()) return fail(error::bad_header);
+  if (auto typ = h.find("typ")) {  // when present: a JWT or an access token (RFC 9068)
+    if (!typ->is_string()) return fail(error::bad_header);
+    std::string_view t = typ->as_string();
+    if (t.size() > 12 && detail::iequals_ascii(t.substr(0, 12), "application/")) t.remove_prefix(12);
+    if (!detail::iequals_ascii(t, "JWT") && !detail::iequals_ascii(t, "at+jwt")) return fail(error::bad_header);
+  }
 
   if (!base64url::decode(p64, text)) return fail(error::bad_base64);
   auto claims = json::parse(text, lim);
@@ -188,8 +207,8 @@ inline bool verify_with(const jwt_key& key, jwt_alg alg, std::string_view input,
 
 }  // namespace detail
 
-/// Checks the signature with the key the token names ("kid") or, without a kid, with each key
-/// bound to the token's algorithm. Errors: unsupported_alg (not allowed by cfg), unknown_kid,
+/// Checks the signature with the key the token names ("kid") or, without a kid, with the first
+/// cfg.max_keys_without_kid keys bound to the token's algorithm. Errors: unsupported_alg (not allowed by cfg), unknown_kid,
 /// no_matching_key, bad_signature.
 inline rproxy::result<void> verify_signature(const parsed_jwt& t, const key_set& keys, const jwt_config& cfg) {
   auto fail = [](error e) { return rproxy::result<void>(rproxy::failure(make_error_code(e))); };
@@ -199,11 +218,13 @@ inline rproxy::result<void> verify_signature(const parsed_jwt& t, const key_set&
     if (!allowed) return fail(error::unsupported_alg);
   }
   bool kid_seen = false, candidate = false;
+  std::size_t tried = 0;
   for (const jwt_key& k : keys.keys()) {
     if (!t.kid.empty() && k.kid != t.kid) continue;
     kid_seen = true;
     if (!k.accepts(t.alg)) continue;
     candidate = true;
+    if (t.kid.empty() && tried++ == cfg.max_keys_without_kid) break;
     if (detail::verify_with(k, t.alg, t.signing_input, t.signature)) return {};
   }
   if (!t.kid.empty() && !kid_seen) return fail(error::unknown_kid);

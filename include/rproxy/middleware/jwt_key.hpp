@@ -431,6 +431,9 @@ inline rproxy::result<key_set> load_key_set(std::span<const key_source> sources)
         std::string secret = detail::read_file(s.path, ok);
         if (!ok) return rproxy::failure(make_error_code(error::file_unreadable));
         while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+        // A PEM key in the secret file is a mistake (type: pem was meant), and a public key as
+        // an HMAC secret is the algorithm-confusion attack: refused.
+        if (secret.find("-----BEGIN") != std::string::npos) return rproxy::failure(make_error_code(error::bad_key));
         r = ks.add_hmac_secret(std::move(secret), s.kid, s.alg);
         break;
       }

@@ -37,19 +37,32 @@ struct proxy_read {
 };
 
 /// Reads a PROXY header when `mode` wants one and the peer is `trusted`. An untrusted peer is
-/// refused (proxy_error::bad_signature) when the header is required, and otherwise read as a
-/// plain client whose bytes are never parsed as a header.
+/// refused (proxy_error::bad_signature) when the header is required, or when it is optional and
+/// the peer sends one anyway; otherwise its bytes are a plain client's (never parsed as a header).
 inline asio::awaitable<proxy_read> read_proxy_header(asio::ip::tcp::socket& s, proxy_accept mode, bool trusted,
                                                      std::chrono::milliseconds timeout) {
   proxy_read out;
   if (mode == proxy_accept::none) co_return out;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;  // one deadline for the whole header
+  char buf[512];
   if (!trusted) {
-    if (mode == proxy_accept::required) out.ec = make_error_code(proxy_error::bad_signature);
+    // Optional: a plain client is fine, but one that sends a header anyway is refused (a
+    // backend that trusts this proxy would believe it). Only the signature is looked at.
+    while (mode == proxy_accept::optional) {
+      const auto m = proxy_protocol::match_signature(out.early);
+      if (m == proxy_protocol::signature_match::none) co_return out;
+      if (m != proxy_protocol::signature_match::partial) break;
+      auto [ec, n] = co_await with_deadline(s.async_read_some(asio::buffer(buf), asio::experimental::deferred), deadline);
+      if (ec) {
+        out.ec = classify(ec, side::downstream);
+        co_return out;
+      }
+      out.early.append(buf, n);
+    }
+    out.ec = make_error_code(proxy_error::bad_signature);
     co_return out;
   }
   proxy_protocol::parser parser({.optional = mode == proxy_accept::optional});
-  const auto deadline = std::chrono::steady_clock::now() + timeout;  // one deadline for the whole header
-  char buf[512];
   for (;;) {
     auto [ec, n] = co_await with_deadline(s.async_read_some(asio::buffer(buf), asio::experimental::deferred), deadline);
     if (ec) {

@@ -112,6 +112,26 @@ inline constexpr std::array<std::byte, 12> v2_signature{
     std::byte{0x00}, std::byte{0x0D}, std::byte{0x0A}, std::byte{0x51},
     std::byte{0x55}, std::byte{0x49}, std::byte{0x54}, std::byte{0x0A}};
 inline constexpr std::string_view v1_prefix = "PROXY ";
+/// Does a byte prefix start a PROXY header? `partial`: too few bytes to tell.
+enum class signature_match { none, partial, v1, v2 };
+
+/// Looks only at the signature ("PROXY " or the 12-byte v2 signature): enough to refuse a
+/// header from a peer that may not send one, without parsing (or believing) the rest.
+constexpr signature_match match_signature(std::string_view prefix) noexcept {
+  if (prefix.empty()) return signature_match::partial;
+  const auto starts = [&](auto sig, std::size_t size, signature_match full) {
+    const std::size_t k = std::min(prefix.size(), size);
+    for (std::size_t i = 0; i < k; ++i)
+      if (static_cast<unsigned char>(prefix[i]) != static_cast<unsigned char>(sig(i))) return signature_match::none;
+    return k == size ? full : signature_match::partial;
+  };
+  if (const auto m = starts([](std::size_t i) { return v1_prefix[i]; }, v1_prefix.size(), signature_match::v1);
+      m != signature_match::none)
+    return m;
+  return starts([](std::size_t i) { return std::to_integer<unsigned char>(v2_signature[i]); }, v2_signature.size(),
+                signature_match::v2);
+}
+
 /// Size of each AF_UNIX path field in v2.
 inline constexpr std::size_t unix_path_length = 108;
 

@@ -18,6 +18,7 @@
 #include <system_error>
 #include <type_traits>
 
+#include <rproxy/core/json.hpp>
 #include <rproxy/core/utf8.hpp>
 
 namespace rproxy::observe {
@@ -71,30 +72,10 @@ inline std::string utf8_sanitized(std::string_view s) {
 }
 
 /// Appends `s` as a JSON string literal, quotes included (RFC 8259; control characters as
-/// \uXXXX or their short forms; invalid UTF-8 as U+FFFD).
+/// \uXXXX or their short forms; invalid UTF-8 as U+FFFD): json::append_string.
 template <class Buf>
 void append_json_string(Buf& out, std::string_view s) {
-  static constexpr char hex[] = "0123456789abcdef";
-  out.push_back('"');
-  detail::append_escaped(out, s, [](Buf& o, unsigned char c) {
-    switch (c) {
-      case '"': detail::append(o, "\\\""); break;
-      case '\\': detail::append(o, "\\\\"); break;
-      case '\n': detail::append(o, "\\n"); break;
-      case '\r': detail::append(o, "\\r"); break;
-      case '\t': detail::append(o, "\\t"); break;
-      case '\b': detail::append(o, "\\b"); break;
-      case '\f': detail::append(o, "\\f"); break;
-      default:
-        if (c < 0x20 || c == 0x7F) {
-          const char esc[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
-          o.append(esc, esc + sizeof esc);
-        } else {
-          o.push_back(static_cast<char>(c));
-        }
-    }
-  });
-  out.push_back('"');
+  json::append_string(out, s);
 }
 
 /// Appends a Prometheus label value body (no quotes): \ " and newline escaped, UTF-8 sanitized.

@@ -8,9 +8,13 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <cstdio>
+#include <fstream>
 #include <string>
 #include <system_error>
 #include <thread>
+
+#include <unistd.h>
 
 namespace {
 // Sends raw bytes to the admin server and reads until it closes (bounded by a timer).
@@ -33,11 +37,15 @@ std::string exchange(asio::ip::tcp::endpoint ep, const std::string& raw) {
 struct fixture {
   asio::io_context io;
   rproxy::observe::registry reg{2};
-  rproxy::admin::server admin{io, {asio::ip::make_address("127.0.0.1"), 0},
-                              rproxy::admin::server_options{8, 1024, std::chrono::seconds(2)}};
+  rproxy::admin::server admin;
+  explicit fixture(std::string token = {})
+      : admin(io, {asio::ip::make_address("127.0.0.1"), 0},
+              rproxy::admin::server_options{8, 1024, std::chrono::seconds(2), std::move(token), {"x", "Admin.Example"}}) {
+    start();
+  }
   bool ready = false;
   std::thread runner;
-  fixture() {
+  void start() {
     reg.add_counter("demo_requests", "Requests.").inc(3);
     admin.serve_metrics(reg);
     admin.set_ready([this] { return ready; });
@@ -120,4 +128,52 @@ TEST_CASE("admin closes connections that stall mid-request", "[admin]") {
   timeval tv{20, 0};
   REQUIRE(::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
   CHECK(::recv(s.native_handle(), buf, sizeof buf, 0) == 0);
+}
+
+TEST_CASE("admin refuses a Host that is neither its address nor an allowed name", "[admin]") {
+  fixture f;
+  const auto port = std::to_string(f.ep().port());
+  auto get = [&](const std::string& host) {
+    return exchange(f.ep(), "GET /metrics HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n");
+  };
+  CHECK(get("127.0.0.1:" + port).rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(get("127.0.0.1").rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(get("admin.example:" + port).rfind("HTTP/1.1 200", 0) == 0);  // a configured name, any case
+  CHECK(get("attacker.example:" + port).rfind("HTTP/1.1 403", 0) == 0);  // DNS rebinding
+  CHECK(get("127.0.0.2:" + port).rfind("HTTP/1.1 403", 0) == 0);
+  CHECK(get("[::1]:" + port).rfind("HTTP/1.1 403", 0) == 0);
+  const auto r = exchange(f.ep(), "POST /echo HTTP/1.1\r\nHost: evil\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
+  CHECK(r.rfind("HTTP/1.1 403", 0) == 0);
+  CHECK(r.find("got hi") == std::string::npos);
+  CHECK(exchange(f.ep(), "GET /healthz HTTP/1.0\r\n\r\n").rfind("HTTP/1.1 403", 0) == 0);  // no Host at all
+}
+
+TEST_CASE("admin with a token: every POST needs it, GETs do not", "[admin]") {
+  fixture f("s3cret-token");
+  auto post = [&](const std::string& auth) {
+    return exchange(f.ep(), "POST /echo HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 2\r\nConnection: close\r\n\r\nhi");
+  };
+  const auto none = post("");
+  CHECK(none.rfind("HTTP/1.1 401", 0) == 0);
+  CHECK(none.find("WWW-Authenticate: Bearer") != std::string::npos);
+  CHECK(post("Authorization: Bearer wrong-token!\r\n").rfind("HTTP/1.1 401", 0) == 0);
+  CHECK(post("Authorization: Bearer s3cret-toke\r\n").rfind("HTTP/1.1 401", 0) == 0);
+  CHECK(post("Authorization: Basic s3cret-token\r\n").rfind("HTTP/1.1 401", 0) == 0);
+  const auto ok = post("Authorization: bearer s3cret-token\r\n");
+  CHECK(ok.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(ok.find("got hi") != std::string::npos);
+  CHECK(exchange(f.ep(), "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").rfind("HTTP/1.1 200", 0) == 0);
+}
+
+TEST_CASE("admin token file: trimmed, never empty", "[admin]") {
+  const auto path = "/tmp/rproxy_admin_token_" + std::to_string(::getpid());
+  auto write = [&](const std::string& text) { std::ofstream(path, std::ios::binary) << text; };
+  write("  abc.DEF-123\n");
+  CHECK(rproxy::admin::read_token_file(path).value() == "abc.DEF-123");
+  write("\n \n");
+  CHECK_FALSE(rproxy::admin::read_token_file(path));
+  write("two words\n");
+  CHECK_FALSE(rproxy::admin::read_token_file(path));
+  std::remove(path.c_str());
+  CHECK_FALSE(rproxy::admin::read_token_file(path));
 }

@@ -158,6 +158,9 @@ TEST_CASE("bad chunk framing", "[http1]") {
   CHECK(request_error(head + "5;=x\r\n") == error::bad_chunk);
   CHECK(request_error(head + "5;a=\"open\r\n") == error::bad_chunk);
   CHECK(request_error(head + "5 x\r\n") == error::bad_chunk);
+  CHECK(request_error(head + "5 \r\nhello\r\n0\r\n\r\n") == error::bad_chunk);   // trailing whitespace
+  CHECK(request_error(head + "5\t\r\nhello\r\n0\r\n\r\n") == error::bad_chunk);
+  CHECK(request_error(head + "5;a=b \r\nhello\r\n0\r\n\r\n") == error::bad_chunk);
   CHECK(request_error(head + "-5\r\n") == error::bad_chunk);
   CHECK(request_error(head + "5\n") == error::bad_line_ending);
   CHECK(request_error(head + "5\r\nhello\r\n0\r\nBad Name: x\r\n\r\n") == error::bad_field_name);
@@ -498,6 +501,11 @@ TEST_CASE("Expect: 100-continue", "[http1]") {
   REQUIRE(p.parse("PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n"sv).what ==
           event::head);
   CHECK(p.info().expect_continue);
+
+  // An HTTP/1.0 client does not know 100 Continue: the expectation is ignored (RFC 9110 §10.1.1).
+  http1::request_parser q;
+  REQUIRE(q.parse("PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"sv).what == event::head);
+  CHECK_FALSE(q.info().expect_continue);
 }
 
 TEST_CASE("finish: clean close, or a partial message", "[http1]") {

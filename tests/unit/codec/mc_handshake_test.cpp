@@ -128,6 +128,28 @@ TEST_CASE("with_host rewrites the hostname and keeps the suffix", "[mc][handshak
   CHECK(parse_frame(out) == r);
 }
 
+TEST_CASE("forwarding data is stripped, Forge markers stay", "[mc][handshake]") {
+  auto hs = [](std::string addr) { return mc::handshake{767, std::move(addr), 25565, mc::intent::login}; };
+  const auto bungee = hs("mc.example.com\0" "203.0.113.7\0" "0123456789abcdef0123456789abcdef\0[]"s);
+  CHECK(mc::has_forwarding_data(bungee));
+  CHECK(mc::without_forwarding_data(bungee).server_address == "mc.example.com");
+  CHECK(mc::without_forwarding_data(bungee).server_port == 25565);
+
+  for (const auto& marker : {"\0FML\0"s, "\0FML2\0"s, "\0FML3\0"s, "\0FORGE"s, "\0FORGE1"s}) {
+    CAPTURE(marker);
+    CHECK_FALSE(mc::has_forwarding_data(hs("mc.example.com" + marker)));
+    CHECK(mc::without_forwarding_data(hs("mc.example.com" + marker)).server_address == "mc.example.com" + marker);
+    // forwarding data after a marker goes, the marker stays
+    const auto both = hs("mc.example.com" + marker + (marker.back() == '\0' ? ""s : "\0"s) + "203.0.113.7\0uuid"s);
+    CHECK(mc::has_forwarding_data(both));
+    CHECK(mc::without_forwarding_data(both).server_address == "mc.example.com" + marker);
+  }
+  CHECK_FALSE(mc::has_forwarding_data(hs("Mc.Example.com.")));
+  CHECK(mc::without_forwarding_data(hs("Mc.Example.com.")).server_address == "Mc.Example.com.");
+  CHECK(mc::has_forwarding_data(hs("h\0"s)));  // a bare '\0' is not a marker
+  CHECK(mc::without_forwarding_data(hs("h\0"s)).server_address == "h");
+}
+
 TEST_CASE("handshake rejects bad input", "[mc][handshake]") {
   // wrong packet id
   CHECK(mc::parse_handshake(cat(b({0x01, 0x04}), tail(1))).error() == mc::error::unexpected_packet_id);

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace json = rproxy::json;
@@ -73,6 +74,30 @@ TEST_CASE("json: strict grammar", "[core][json]") {
   CHECK(parse_ec(R"({"a":{"x":1,"x":1}})") == json::error::duplicate_key);
   CHECK(parse_ec(R"([{"a":1},{"a":1}])") == std::error_code{});  // different objects
   CHECK(parse_ec("[\"\xe2\x82\xac \xf0\x9f\x98\x80\"]") == std::error_code{});
+}
+
+TEST_CASE("json: duplicate names in large objects, wherever they are", "[core][json]") {
+  const json::limits big{.max_bytes = 1 << 20, .max_depth = 16, .max_nodes = 1 << 14};
+  auto object = [](std::size_t n, std::size_t dup_of, std::size_t dup_at) {
+    std::string s = "{";
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i) s += ',';
+      s += "\"k" + std::to_string(i == dup_at ? dup_of : i) + "\":" + std::to_string(i);
+    }
+    return s + "}";
+  };
+  const std::size_t none = static_cast<std::size_t>(-1);
+  CHECK(json::parse(object(5000, 0, none), big));
+  using sz = std::size_t;
+  for (sz n : {sz{8}, sz{9}, sz{10}, sz{5000}})
+    for (auto [of, at] : {std::pair{sz{0}, n - 1}, std::pair{n - 2, n - 1}, std::pair{sz{0}, sz{1}}, std::pair{sz{3}, sz{7}}}) {
+      CAPTURE(n, of, at);
+      CHECK(json::parse(object(n, of, at), big).error() == json::error::duplicate_key);
+    }
+  // each object on its own: equal names in two large sibling objects are fine
+  CHECK(json::parse("[" + object(20, 0, none) + "," + object(20, 0, none) + "]", big));
+  CHECK(json::parse("{\"a\":" + object(20, 0, none) + ",\"b\":" + object(20, 3, 19) + "}", big).error() ==
+        json::error::duplicate_key);
 }
 
 TEST_CASE("json: limits on size, depth and nodes", "[core][json]") {

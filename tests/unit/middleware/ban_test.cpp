@@ -106,6 +106,23 @@ TEST_CASE("ban file round trip and errors", "[middleware][ban]") {
   std::remove(path.c_str());
 }
 
+TEST_CASE("ban file: an `until` beyond the clock's range is clamped, not overflowed", "[middleware][ban]") {
+  const auto now = std::chrono::system_clock::now();
+  const auto far = now + std::chrono::hours(24 * 365 * 200);  // year 2200 and more
+  for (const char* until : {"9300000000", "99999999999", "9223372036854775807", "99999999999999999999999"}) {
+    CAPTURE(until);
+    mw::ban_list bans;
+    REQUIRE(bans.parse("addr 192.0.2.0/24 " + std::string(until) + " far\n"));
+    const auto hit = bans.find_address(addr("192.0.2.1"), now);
+    REQUIRE(hit);
+    CHECK(hit->entry.until > far);
+    CHECK(bans.find_address(addr("192.0.2.1"), far));
+  }
+  mw::ban_list bans;
+  CHECK(bans.parse("addr 192.0.2.0/24 -99999999999999999999999 x\n").error() == mw::error::bad_ban_file);
+  CHECK(bans.parse("addr 192.0.2.0/24 12x x\n").error() == mw::error::bad_ban_file);
+}
+
 TEST_CASE("ban_check stage: address on accept, user name and identity later", "[middleware][ban]") {
   mw::ban_list bans;
   auto now = fake_clock::now();

@@ -357,6 +357,54 @@ TEST_CASE("JWKS loading: types, skipping, errors, weak keys", "[middleware][jwt]
   CHECK(verify_ec(t512, hs) == error::no_matching_key);
 }
 
+TEST_CASE("typ, when present, is JWT or at+jwt", "[middleware][jwt]") {
+  const auto& k = test_jwt::keys::get();
+  mw::key_set ks;
+  REQUIRE(ks.add_hmac_secret(k.hs_secret));
+  auto with_typ = [&](const std::string& typ) {
+    return test_jwt::token(jwt_alg::hs256, nullptr, k.hs_secret, R"({"alg":"HS256")" + typ + "}", claims());
+  };
+  CHECK(verify_ec(with_typ(""), ks) == std::error_code{});
+  for (const char* ok : {"JWT", "jwt", "at+jwt", "application/at+jwt", "application/JWT"}) {
+    CAPTURE(ok);
+    CHECK(verify_ec(with_typ(std::string(R"(,"typ":")") + ok + "\""), ks) == std::error_code{});
+  }
+  for (const char* bad : {"JOSE", "secevent+jwt", "dpop+jwt", "", "application/"}) {
+    CAPTURE(bad);
+    CHECK(verify_ec(with_typ(std::string(R"(,"typ":")") + bad + "\""), ks) == error::bad_header);
+  }
+}
+
+TEST_CASE("a token without kid is tried against a few keys of its algorithm, not all", "[middleware][jwt]") {
+  const auto& k = test_jwt::keys::get();
+  auto set_with_right_key_at = [&](std::size_t pos) {
+    mw::key_set ks;
+    for (std::size_t i = 0; i < 8; ++i)
+      REQUIRE(ks.add_hmac_secret(i == pos ? k.hs_secret : std::string(32, static_cast<char>('a' + i))));
+    return ks;
+  };
+  const auto tok = make(jwt_alg::hs256, nullptr, claims());
+  auto c = config();
+  CHECK(c.max_keys_without_kid == 4);
+  CHECK(verify_ec(tok, set_with_right_key_at(0), c) == std::error_code{});
+  CHECK(verify_ec(tok, set_with_right_key_at(3), c) == std::error_code{});
+  CHECK(verify_ec(tok, set_with_right_key_at(4), c) == error::bad_signature);  // the fifth is not tried
+  CHECK(verify_ec(tok, set_with_right_key_at(7), c) == error::bad_signature);
+  c.max_keys_without_kid = 8;
+  CHECK(verify_ec(tok, set_with_right_key_at(7), c) == std::error_code{});
+}
+
+TEST_CASE("an HMAC secret file that holds a PEM key is refused", "[middleware][jwt]") {
+  const auto& k = test_jwt::keys::get();
+  auto path = temp_path("hmac.secret");
+  write_file(path, test_jwt::public_pem(k.rsa.get()));
+  const mw::key_source src{mw::key_source::kind::hmac_secret_file, path, "", std::nullopt};
+  CHECK(mw::load_key_set(std::span(&src, 1)).error() == error::bad_key);
+  write_file(path, k.hs_secret + "\n");
+  CHECK(mw::load_key_set(std::span(&src, 1)));
+  std::remove(path.c_str());
+}
+
 TEST_CASE("key_store reloads atomically and keeps old keys on a bad file", "[middleware][jwt]") {
   const auto& k = test_jwt::keys::get();
   auto path = temp_path("jwks.json");

@@ -70,6 +70,24 @@ const std::string_view haproxy_v2_tcp4 =
 
 }  // namespace
 
+TEST_CASE("match_signature tells a PROXY header's start from other bytes", "[net][proxy]") {
+  using pp::signature_match;
+  CHECK(pp::match_signature("") == signature_match::partial);
+  CHECK(pp::match_signature("P") == signature_match::partial);
+  CHECK(pp::match_signature("PROXY") == signature_match::partial);
+  CHECK(pp::match_signature("PROXY ") == signature_match::v1);
+  CHECK(pp::match_signature("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n") == signature_match::v1);
+  CHECK(pp::match_signature("PROXIED") == signature_match::none);
+  CHECK(pp::match_signature("GET / HTTP/1.1\r\n") == signature_match::none);
+  const std::string v2("\r\n\r\n\0\r\nQUIT\n\x21", 13);
+  for (std::size_t n = 1; n < 12; ++n) CHECK(pp::match_signature(v2.substr(0, n)) == signature_match::partial);
+  CHECK(pp::match_signature(v2.substr(0, 12)) == signature_match::v2);
+  CHECK(pp::match_signature(v2) == signature_match::v2);
+  CHECK(pp::match_signature(std::string("\r\n\r\n\0\r\nQUIX", 12)) == signature_match::none);
+  CHECK(pp::match_signature("\r\n\r\n") == signature_match::partial);  // a bare CRLF CRLF: wait for more
+  STATIC_REQUIRE(pp::match_signature("PROXY ") == signature_match::v1);
+}
+
 TEST_CASE("v1 TCP4 and TCP6 headers parse, payload is left alone", "[net][proxy]") {
   pp::parser p;
   const std::string line = "PROXY TCP4 192.168.0.1 10.0.0.2 56324 443\r\n";

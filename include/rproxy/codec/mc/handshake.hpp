@@ -12,6 +12,7 @@
 //     auto a = hs->address();      // a.host == "mc.example.com", a.forge == forge_marker::fml2
 //     mc::bytes out;
 //     mc::append_handshake(out, mc::with_host(*hs, "10.0.0.5"));   // keeps the Forge suffix
+//     if (mc::has_forwarding_data(*hs)) hs = mc::without_forwarding_data(*hs);  // keeps Forge
 #pragma once
 
 #include <cstddef>
@@ -145,6 +146,36 @@ inline handshake with_host(const handshake& hs, std::string_view host, bool keep
     const auto nul = hs.server_address.find('\0');
     if (nul != std::string::npos) out.server_address.append(hs.server_address, nul);
   }
+  return out;
+}
+
+/// The part of an address suffix that is a Forge marker ("\0FML\0", "\0FML2\0", "\0FML3\0",
+/// or "\0FORGE" and its text up to the next '\0'); "" for anything else.
+inline std::string_view forge_suffix(std::string_view suffix) {
+  for (std::string_view m : {std::string_view("\0FML\0", 5), std::string_view("\0FML2\0", 6), std::string_view("\0FML3\0", 6)})
+    if (suffix.starts_with(m)) return m;
+  if (suffix.starts_with(std::string_view("\0FORGE", 6))) return suffix.substr(0, suffix.find('\0', 1));
+  return {};
+}
+
+/// True when the server address carries more than the host and a Forge marker: forwarding
+/// data such as BungeeCord's "\0ip\0uuid\0properties", which only a trusted proxy may send.
+inline bool has_forwarding_data(const handshake& hs) {
+  const auto nul = hs.server_address.find('\0');
+  if (nul == std::string::npos) return false;
+  const std::string_view suffix = std::string_view(hs.server_address).substr(nul);
+  return forge_suffix(suffix).size() != suffix.size();
+}
+
+/// A copy of `hs` without forwarding data: the host as sent, then its Forge marker if any. A
+/// backend in BungeeCord IP-forwarding mode then refuses the client instead of believing it.
+inline handshake without_forwarding_data(const handshake& hs) {
+  handshake out = hs;
+  const auto nul = hs.server_address.find('\0');
+  if (nul == std::string::npos) return out;
+  const auto forge = forge_suffix(std::string_view(hs.server_address).substr(nul));
+  out.server_address.resize(nul);
+  out.server_address.append(forge);
   return out;
 }
 

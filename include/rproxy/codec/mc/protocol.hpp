@@ -42,6 +42,9 @@ struct flow : flow_info {
   /// Set by the stage that picks the backend: the hostname to write into the handshake sent to
   /// it ("" keeps the client's). (The PROXY header it gets is flow_info::proxy_out.)
   std::string_view rewrite_host{};
+  /// Keep client-sent forwarding data (BungeeCord "\0ip\0uuid...") in the handshake sent on;
+  /// false (default): it is stripped, Forge markers stay (handshake.hpp).
+  bool keep_forwarding_data = false;
 };
 
 /// The message of the hello phase: views into what the flow read.

@@ -32,6 +32,7 @@
 #include <rproxy/codec/mc/reader.hpp>
 #include <rproxy/codec/mc/text_component.hpp>
 #include <rproxy/codec/mc/writer.hpp>
+#include <rproxy/core/base64.hpp>
 #include <rproxy/core/json.hpp>
 #include <rproxy/core/result.hpp>
 
@@ -198,26 +199,8 @@ inline result<status_info> parse_status_json(std::string_view text) {
 
 /// "data:image/png;base64,<png>": a favicon from the bytes of a 64x64 PNG.
 inline std::string make_favicon(byte_view png) {
-  static constexpr char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out = "data:image/png;base64,";
-  out.reserve(out.size() + (png.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 3 <= png.size(); i += 3) {
-    const auto v = (static_cast<unsigned>(png[i]) << 16) | (static_cast<unsigned>(png[i + 1]) << 8) |
-                   static_cast<unsigned>(png[i + 2]);
-    out += b64[(v >> 18) & 63];
-    out += b64[(v >> 12) & 63];
-    out += b64[(v >> 6) & 63];
-    out += b64[v & 63];
-  }
-  if (const auto rest = png.size() - i; rest > 0) {
-    auto v = static_cast<unsigned>(png[i]) << 16;
-    if (rest == 2) v |= static_cast<unsigned>(png[i + 1]) << 8;
-    out += b64[(v >> 18) & 63];
-    out += b64[(v >> 12) & 63];
-    out += rest == 2 ? b64[(v >> 6) & 63] : '=';
-    out += '=';
-  }
+  base64::append(out, as_chars(png));
   return out;
 }
 

@@ -149,6 +149,7 @@ constexpr bool take_quoted(std::string_view& s) noexcept {
 
 /// chunk-size [ chunk-ext ] (RFC 9112 §7.1): HEXDIG digits, then extensions that are
 /// validated and ignored: *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ).
+/// Trailing whitespace is not part of the grammar and is refused (peers disagree on it).
 constexpr error parse_chunk_line(std::string_view line, std::uint64_t& size) noexcept {
   std::uint64_t v = 0;
   std::size_t i = 0;
@@ -160,10 +161,9 @@ constexpr error parse_chunk_line(std::string_view line, std::uint64_t& size) noe
   }
   if (i == 0) return error::bad_chunk;
   auto rest = line.substr(i);
-  while (true) {
+  while (!rest.empty()) {  // whitespace only before a ';' or '=': "5 \r\n" is refused
     skip_ws(rest);
-    if (rest.empty()) break;
-    if (rest.front() != ';') return error::bad_chunk;
+    if (rest.empty() || rest.front() != ';') return error::bad_chunk;
     rest.remove_prefix(1);
     skip_ws(rest);
     if (!take_token(rest)) return error::bad_chunk;

@@ -256,7 +256,7 @@ http1::error basic_parser<Role>::decide_framing() noexcept {
   enum class framing { none, length, chunked, until_close, tunnel } kind = framing::none;
   if constexpr (is_request) {
     if (hs_.host_count > 1 || (v11 && hs_.host_count == 0)) return error::bad_host;
-    m.expect_continue = hs_.expect_continue;
+    m.expect_continue = v11 && hs_.expect_continue;  // ignored from HTTP/1.0 (RFC 9110 §10.1.1)
     if (head_.method == "CONNECT") {
       kind = framing::tunnel;
     } else {
