@@ -20,6 +20,7 @@
 
 #include <rproxy/codec/http1/message.hpp>
 #include <rproxy/config/field.hpp>
+#include <rproxy/config/scalar.hpp>
 #include <rproxy/config/validator.hpp>
 #include <rproxy/middleware/jwt_auth.hpp>
 #include <rproxy/middleware/jwt_key.hpp>

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include <rproxy/config/field.hpp>
+#include <rproxy/config/scalar.hpp>
 #include <rproxy/config/validator.hpp>
 #include <rproxy/middleware/rate_limit.hpp>
 
