@@ -118,6 +118,7 @@ struct workers {
   std::vector<decltype(request_pipeline(*g, {}))> req;
 };
 
+/// One client connection, counted for the drain.
 inline asio::awaitable<void> serve_connection(std::shared_ptr<workers> ws, std::size_t w, asio::ip::tcp::socket s) {
   auto guard = ws->g->rt->drain().track();
   co_await flow::serve(ws->conn[w], ws->req[w], ws->g->adapter, std::move(s), ws->g->options);
@@ -147,9 +148,7 @@ inline int serve(runtime& rt) {
     asio::co_spawn(ex, serve_connection(ws, w, std::move(s)), asio::detached);
   });
   if (!listener) return rt.log().error("cannot listen", {{"address", at.to_string()}, {"error", listener.error().message()}}), 1;
-  rt.log().info("gateway listening", {{"address", at.to_string()}, {"backends", snapshot->backends.size()},
-                                      {"tokens", snapshot->jwt.has_value()}, {"keyed", snapshot->api_keys.has_value()},
-                                      {"rate_limit", snapshot->rate_limit.has_value()}});
+  rt.log().info("gateway listening", {{"address", at.to_string()}, {"backends", snapshot->backends.size()}});
   auto l = std::make_shared<std::decay_t<decltype(*listener)>>(std::move(*listener));
   rt.on_stop_accepting([l] { l->close(); });
   rt.on_reload([ws](const std::shared_ptr<const config>&) {  // files only; the rest on restart
