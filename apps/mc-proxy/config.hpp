@@ -18,13 +18,14 @@
 #include <asio/ip/address.hpp>
 
 #include <rproxy/app/config_blocks.hpp>
+#include <rproxy/balance/upstream_config.hpp>
+#include <rproxy/flow/config.hpp>
 #include <rproxy/config/byte_size.hpp>
 #include <rproxy/config/decode.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/load_dir.hpp>
 #include <rproxy/config/validator.hpp>
-#include <rproxy/middleware/ip.hpp>
 #include <rproxy/route/host.hpp>
 
 namespace mc_proxy {
@@ -32,31 +33,11 @@ namespace mc_proxy {
 using namespace std::chrono_literals;
 namespace cfg = rproxy::config;
 
-enum class balancer_kind { round_robin, weighted_round_robin, least_conn, random, lowest_latency };
-constexpr auto config_enum_names(balancer_kind) {
-  return std::array{cfg::enum_name{"round_robin", balancer_kind::round_robin},
-                    cfg::enum_name{"weighted_round_robin", balancer_kind::weighted_round_robin},
-                    cfg::enum_name{"least_conn", balancer_kind::least_conn},
-                    cfg::enum_name{"random", balancer_kind::random},
-                    cfg::enum_name{"lowest_latency", balancer_kind::lowest_latency}};
-}
-using rproxy::net::proxy_accept;
-using rproxy::net::proxy_send;
+namespace bal = rproxy::balance;
 enum class unknown_action { kick, default_server };
 constexpr auto config_enum_names(unknown_action) {
   return std::array{cfg::enum_name{"kick", unknown_action::kick}, cfg::enum_name{"default", unknown_action::default_server}};
 }
-
-struct backend_config {
-  cfg::endpoint address;
-  std::uint32_t weight = 1;
-  proxy_send send_proxy_protocol = proxy_send::none;
-  static constexpr auto describe() {
-    return cfg::fields(cfg::required(&backend_config::address, "backend server IP address and port, e.g. 10.0.0.5:25565"),
-                       cfg::doc(&backend_config::weight, "share of new players (weighted balancers); 0: standby"),
-                       cfg::doc(&backend_config::send_proxy_protocol, "PROXY header to send this backend: none, v1, v2"));
-  }
-};
 
 /// What the server list shows for a server in one state.
 struct status_text {
@@ -130,8 +111,8 @@ struct wake_config {
 struct server_config {
   std::string name;  ///< from the file name for servers_dir files
   std::vector<std::string> domains;
-  std::vector<backend_config> backends;
-  balancer_kind balancer = balancer_kind::round_robin;
+  std::vector<bal::backend_settings> backends;
+  bal::algorithm balancer = bal::algorithm::round_robin;
   std::string rewrite_host;
   status_config status{};
   messages_config messages{};
@@ -152,15 +133,9 @@ struct server_config {
   void validate(cfg::validator& v) const {
     if (backends.empty()) v.at(&server_config::backends).error("a server needs at least one backend");
     std::set<std::string> seen;
-    for (std::size_t i = 0; i < backends.size(); ++i) {
+    for (std::size_t i = 0; i < backends.size(); ++i)
       if (!seen.insert(backends[i].address.to_string()).second)
-        v.at(&server_config::backends).at(i).at(&backend_config::address).error("backend listed twice: " + backends[i].address.to_string());
-      std::error_code ec;
-      (void)asio::ip::make_address(backends[i].address.host, ec);
-      if (ec)
-        v.at(&server_config::backends).at(i).at(&backend_config::address).error("backend address must be an IP address: '" +
-                                                                                 backends[i].address.host + "'");
-    }
+        v.at(&server_config::backends).at(i).at(&bal::backend_settings::address).error("backend listed twice: " + backends[i].address.to_string());
     for (std::size_t i = 0; i < domains.size(); ++i)
       if (!rproxy::route::is_valid_host_pattern(domains[i]))
         v.at(&server_config::domains).at(i).error("not a host name or *.wildcard: '" + domains[i] + "'");
@@ -173,15 +148,6 @@ struct unknown_domain_config {
   static constexpr auto describe() {
     return cfg::fields(cfg::doc(&unknown_domain_config::action, "kick: disconnect with the message; default: send to default_server"),
                        cfg::doc(&unknown_domain_config::message, "kick text for an unknown host name"));
-  }
-};
-
-struct proxy_protocol_config {
-  proxy_accept accept = proxy_accept::none;
-  std::vector<std::string> trusted{"127.0.0.0/8", "::1"};
-  static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&proxy_protocol_config::accept, "read a PROXY v1/v2 header from clients: none, optional, required"),
-                       cfg::doc(&proxy_protocol_config::trusted, "CIDRs allowed to send one (a load balancer in front); others are never believed"));
   }
 };
 
@@ -222,17 +188,6 @@ struct bans_config {
   }
 };
 
-struct relay_config {
-  cfg::byte_size buffer_size = cfg::byte_size::kib(64);
-  bool splice = true;
-  std::chrono::milliseconds idle_timeout = 10min;
-  static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&relay_config::buffer_size, "buffer per direction per player (bounds memory)"),
-                       cfg::doc(&relay_config::splice, "zero-copy splice(2) between sockets on Linux"),
-                       cfg::doc(&relay_config::idle_timeout, "close connections with no bytes either way for this long"));
-  }
-};
-
 struct config {
   cfg::endpoint listen{"0.0.0.0", 25565};
   rproxy::app::admin_config admin{};
@@ -240,10 +195,10 @@ struct config {
   std::vector<server_config> servers;
   std::string default_server;
   unknown_domain_config unknown_domain{};
-  proxy_protocol_config proxy_protocol{};
+  rproxy::flow::proxy_protocol_config proxy_protocol{};
   limits_config limits{};
   bans_config bans{};
-  relay_config relay{};
+  rproxy::flow::relay_config relay{};
 
   static constexpr auto describe() {
     return cfg::fields(cfg::doc(&config::listen, "address and port players connect to"),
@@ -262,9 +217,6 @@ struct config {
     std::error_code ec;
     (void)asio::ip::make_address(listen.host, ec);
     if (ec) v.at(&config::listen).error("listen address must be an IP address: '" + listen.host + "'");
-    for (std::size_t i = 0; i < proxy_protocol.trusted.size(); ++i)
-      if (!rproxy::middleware::cidr::parse(proxy_protocol.trusted[i]))
-        v.at(&config::proxy_protocol).at(&proxy_protocol_config::trusted).at(i).error("not a CIDR: '" + proxy_protocol.trusted[i] + "'");
     std::set<std::string> names;
     for (std::size_t i = 0; i < servers.size(); ++i) {
       if (servers[i].name.empty()) v.at(&config::servers).at(i).at(&server_config::name).error("an inline server needs a name");
@@ -287,7 +239,6 @@ struct config {
 
 }  // namespace mc_proxy
 
-BOOST_HANA_ADAPT_STRUCT(mc_proxy::backend_config, address, weight, send_proxy_protocol);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::status_text, motd, version_name, favicon);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::status_config, cache_ttl, online, offline, starting, sleeping);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::messages_config, offline, starting);
@@ -296,12 +247,10 @@ BOOST_HANA_ADAPT_STRUCT(mc_proxy::wake_config, start_command, stop_command, idle
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::server_config, name, domains, backends, balancer, rewrite_host, status, messages,
                         health_check, wake);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::unknown_domain_config, action, message);
-BOOST_HANA_ADAPT_STRUCT(mc_proxy::proxy_protocol_config, accept, trusted);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::rate_config, limit, window);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::limits_config, handshake_timeout, connect_timeout, connections_per_ip, max_connections,
                         status, login, message);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::bans_config, file, message);
-BOOST_HANA_ADAPT_STRUCT(mc_proxy::relay_config, buffer_size, splice, idle_timeout);
 BOOST_HANA_ADAPT_STRUCT(mc_proxy::config, listen, admin, servers_dir, servers, default_server, unknown_domain,
                         proxy_protocol, limits, bans, relay);
 

@@ -5,9 +5,5 @@
 int main(int argc, char** argv) {
   return rproxy::app::run_main<mc_proxy::config>(
       argc, argv, {"mc-proxy", "0.1.0", "mc-proxy.yaml", "rproxy mc-proxy: a Minecraft reverse proxy"},
-      [](mc_proxy::runtime& rt) {
-        auto app = std::make_shared<mc_proxy::app>(rt);
-        rt.keep(app);
-        return app->start();
-      });
+      [](mc_proxy::app<>::runtime& rt) { return mc_proxy::app<>::serve(rt, [](const auto&) { return std::tuple<>{}; }); });
 }

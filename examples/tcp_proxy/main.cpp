@@ -5,5 +5,5 @@
 int main(int argc, char** argv) {
   return rproxy::app::run_main<tcp_proxy::config>(
       argc, argv, {"tcp_proxy", "0.1.0", "tcp_proxy.yaml", "rproxy example: an L4 (TCP) proxy"},
-      [](tcp_proxy::runtime& rt) { return tcp_proxy::serve(rt, [] { return tcp_proxy::no_extra{}; }); });
+      [](tcp_proxy::runtime& rt) { return tcp_proxy::serve(rt); });
 }

@@ -1,5 +1,5 @@
 // rproxy/app/config_blocks.hpp: config pieces every app declares the same way, written once:
-// the admin block, and the YAML names of the PROXY protocol modes (core/proxy_mode.hpp).
+// the admin block. (The PROXY protocol and relay blocks are the flow driver's: flow/config.hpp.)
 //
 //     struct my_config {
 //       rproxy::app::admin_config admin{};                       // admin: {listen: 127.0.0.1:9901}
@@ -17,20 +17,8 @@
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/scalar.hpp>
-#include <rproxy/core/proxy_mode.hpp>
+#include <rproxy/flow/config.hpp>
 
-namespace rproxy {
-
-constexpr auto config_enum_names(proxy_accept) {
-  return std::array{config::enum_name{"none", proxy_accept::none}, config::enum_name{"optional", proxy_accept::optional},
-                    config::enum_name{"required", proxy_accept::required}};
-}
-constexpr auto config_enum_names(proxy_send) {
-  return std::array{config::enum_name{"none", proxy_send::none}, config::enum_name{"v1", proxy_send::v1},
-                    config::enum_name{"v2", proxy_send::v2}};
-}
-
-}  // namespace rproxy
 
 namespace rproxy::app {
 

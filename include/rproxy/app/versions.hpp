@@ -1,0 +1,69 @@
+// rproxy/app/versions.hpp: an app's world per config version. A world is what flows need from
+// one config (per-worker pipelines, the driver's options, tables built from the config); a
+// reload builds the next one and swaps it in, and each flow keeps the world it started with.
+//
+//     struct world {                                   // the app's own
+//       mutable std::vector<my_pipeline> pipelines;    // one per worker (each used by its worker)
+//       rproxy::flow::options options;                 // the listener's driver settings
+//     };
+//     rproxy::app::versions<world> worlds{build(rt.config().get())};
+//     rproxy::app::listen(rt, cfg.listen, "players",
+//                         worlds.handler(rt.drain(), rproxy::flow::mc_adapter{}));
+//     rt.on_reload([&](auto cfg) { if (auto w = build(cfg)) worlds.swap(std::move(w)); });
+//
+// A world with several listeners gives handler() a `part(world) -> const Part*` that picks the
+// listener's share (its pipelines and options); null refuses the connection (a route a reload
+// removed).
+#pragma once
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include <memory>
+#include <utility>
+
+#include <rproxy/app/drain.hpp>
+#include <rproxy/config/snapshot.hpp>
+#include <rproxy/flow/serve.hpp>
+#include <rproxy/observe/worker_index.hpp>
+
+namespace rproxy::app {
+
+template <class World>
+class versions {
+public:
+  explicit versions(std::shared_ptr<const World> first) : snap_(std::move(first)) {}
+
+  std::shared_ptr<const World> current() const { return snap_.get(); }
+  void swap(std::shared_ptr<const World> next) { snap_.swap(std::move(next)); }
+
+  /// The listener handler: serves each socket with the worker's pipeline of the current world.
+  template <class Adapter, class Part>
+  auto handler(drain_tracker& drain, Adapter adapter, Part part) {
+    return [this, &drain, adapter, part](asio::ip::tcp::socket s) {
+      auto w = current();
+      const auto* share = part(*w);
+      if (!share) return;  // closes s
+      auto& p = share->pipelines[observe::worker_index() % share->pipelines.size()];
+      asio::co_spawn(s.get_executor(), run(p, adapter, std::move(s), share->options, std::move(w), drain.track()),
+                     asio::detached);
+    };
+  }
+  /// The same for a world that is one listener's share itself.
+  template <class Adapter>
+  auto handler(drain_tracker& drain, Adapter adapter) {
+    return handler(drain, std::move(adapter), [](const World& w) { return &w; });
+  }
+
+private:
+  template <class Pipeline, class Adapter>
+  static asio::awaitable<void> run(Pipeline& p, Adapter adapter, asio::ip::tcp::socket s, const flow::options& o,
+                                   std::shared_ptr<const World>, drain_tracker::guard) {
+    co_await flow::serve(p, adapter, std::move(s), o);
+  }
+
+  config::snapshot<World> snap_;
+};
+
+}  // namespace rproxy::app
