@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <rproxy/app/config_blocks.hpp>
+#include <rproxy/balance/upstream_config.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/validator.hpp>
@@ -26,18 +27,11 @@ namespace http_gateway {
 namespace cfg = rproxy::config;
 namespace mw = rproxy::middleware;
 
-struct backend_config {
-  cfg::endpoint address;
-  static constexpr auto describe() {
-    return cfg::fields(cfg::required(&backend_config::address, "backend IP address and port (HTTP/1.1)"));
-  }
-};
-
 struct config {
   rproxy::app::admin_config admin{};
   std::string name = "gateway";
   cfg::endpoint listen{"127.0.0.1", 8080};
-  std::vector<backend_config> backends;
+  std::vector<rproxy::balance::backend_settings> backends;
   rproxy::flow::http1_block limits{};
   mw::ip_filter_block ip_filter{};
   mw::conn_limit_block conn_limit{};
@@ -66,21 +60,14 @@ struct config {
   }
 
   void validate(cfg::validator& v) const {
-    auto ip = [](const cfg::endpoint& e) {
-      std::error_code ec;
-      (void)asio::ip::make_address(e.host, ec);
-      return !ec;
-    };
-    if (!ip(listen)) v.at(&config::listen).error("listen address must be an IP address: '" + listen.host + "'");
+    std::error_code ec;
+    (void)asio::ip::make_address(listen.host, ec);
+    if (ec) v.at(&config::listen).error("listen address must be an IP address: '" + listen.host + "'");
     if (backends.empty()) v.at(&config::backends).error("at least one backend");
-    for (std::size_t i = 0; i < backends.size(); ++i)
-      if (!ip(backends[i].address))
-        v.at(&config::backends).at(i).at(&backend_config::address).error("backend address must be an IP address");
   }
 };
 
 }  // namespace http_gateway
 
-BOOST_HANA_ADAPT_STRUCT(http_gateway::backend_config, address);
 BOOST_HANA_ADAPT_STRUCT(http_gateway::config, admin, name, listen, backends, limits, ip_filter, conn_limit, bans, jwt,
                         api_keys, require_auth, rate_limit, audit);

@@ -3,24 +3,20 @@
 // The flow driver with the HTTP/1.1 adapter (flow/http1.hpp) serves each connection: the
 // connection pipeline (ip_filter, conn_limit) once, the request pipeline (bans, JWT, API keys,
 // require_auth, rate limit, round robin) per request. The stages and the adapter bring their
-// config blocks (gateway_config.hpp); this file builds what the stages point at and listens.
+// config blocks (gateway_config.hpp); this file builds what the stages point at.
 #pragma once
-
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <rproxy/app/listen.hpp>
 #include <rproxy/app/runtime.hpp>
-#include <rproxy/balance/pool.hpp>
+#include <rproxy/app/versions.hpp>
 #include <rproxy/balance/round_robin.hpp>
 #include <rproxy/balance/stage.hpp>
 #include <rproxy/flow/http1.hpp>
-#include <rproxy/flow/serve.hpp>
 #include <rproxy/middleware/principal.hpp>
-#include <rproxy/net/listener.hpp>
 #include <rproxy/observe/flow_metrics.hpp>
 #include <rproxy/route/fixed.hpp>
 
@@ -59,8 +55,6 @@ struct gateway {
     jwt_cfg.optional = key_cfg.optional = true;  // "no credentials" is require_auth's call
     if (cfg.rate_limit) rl_cfg = cfg.rate_limit->config("request");
     else rl_cfg.hello_operation.clear();  // nothing counted
-    cfg.limits.apply(adapter, options);
-    adapter.drain = &r.drain();
   }
 
   /// Re-reads the ban file, the JWT keys and the API keys; a bad file keeps the old contents.
@@ -92,9 +86,7 @@ struct gateway {
   mw::api_key_store api_keys;
   mw::rate_limit_config rl_cfg;
   mw::local_counter_store counters;
-  std::shared_ptr<rproxy::balance::pool> pool = std::make_shared<rproxy::balance::pool>();
-  flow::http1_adapter adapter;
-  flow::options options;
+  std::shared_ptr<rproxy::balance::upstream_pool> pool = std::make_shared<rproxy::balance::upstream_pool>();
 };
 
 inline auto connection_pipeline(gateway& g, const rproxy::observe::flow_metrics::families& fam) {
@@ -111,48 +103,36 @@ inline auto request_pipeline(gateway& g, const rproxy::observe::flow_metrics::fa
       rproxy::balance::make_stage(g.pool, rproxy::balance::round_robin{}));
 }
 
-/// The gateway and a pair of pipelines per worker.
-struct workers {
+/// The gateway and its pipelines per worker (one world: limits, rules and tiers are fixed at
+/// start; a reload re-reads the files).
+struct world {
   std::unique_ptr<gateway> g;
-  std::vector<decltype(connection_pipeline(*g, {}))> conn;
-  std::vector<decltype(request_pipeline(*g, {}))> req;
+  mutable std::vector<decltype(connection_pipeline(*g, {}))> connections{};
+  mutable std::vector<decltype(request_pipeline(*g, {}))> pipelines{};
+  flow::options options;
 };
 
-/// One client connection, counted for the drain.
-inline asio::awaitable<void> serve_connection(std::shared_ptr<workers> ws, std::size_t w, asio::ip::tcp::socket s) {
-  auto guard = ws->g->rt->drain().track();
-  co_await flow::serve(ws->conn[w], ws->req[w], ws->g->adapter, std::move(s), ws->g->options);
-}
-
-/// Starts the gateway on the runtime: the stages' state, per-worker pipelines, the listener,
-/// and reloads of the ban, key and API key files.
 inline int serve(runtime& rt) {
-  auto snapshot = rt.config().get();
-  auto ws = std::make_shared<workers>(std::make_unique<gateway>(rt, snapshot));
-  auto& g = ws->g;
-  if (!g->sink.ok()) return rt.log().error("cannot open the audit file", {{"file", snapshot->audit.file}}), 1;
-  if (!g->reload()) return 1;
-  std::vector<rproxy::balance::pool::config_type> backends;
-  for (const auto& b : snapshot->backends)
-    backends.push_back({b.address.to_string(), {asio::ip::make_address(b.address.host), b.address.port}, 1});
-  if (auto r = g->pool->update(backends); !r) return rt.log().error("bad backends", {{"error", r.error().message()}}), 1;
+  auto c = rt.config().get();
+  auto w = std::make_shared<world>();
+  w->g = std::make_unique<gateway>(rt, c);
+  auto& g = *w->g;
+  if (!g.sink.ok()) return rt.log().error("cannot open the audit file", {{"file", c->audit.file}}), 1;
+  if (!g.reload()) return 1;
+  if (auto r = g.pool->update(rproxy::balance::pool_entries(c->backends)); !r)
+    return rt.log().error("bad backends", {{"error", r.error().message()}}), 1;
   auto families = rproxy::observe::flow_metrics::families::add_to(rt.metrics());
-  for (std::size_t w = 0; w < rt.pool().size(); ++w) {
-    ws->conn.push_back(connection_pipeline(*g, families));
-    ws->req.push_back(request_pipeline(*g, families));
+  for (std::size_t i = 0; i < rt.pool().size(); ++i) {
+    w->connections.push_back(connection_pipeline(g, families));
+    w->pipelines.push_back(request_pipeline(g, families));
   }
-  const auto& at = snapshot->listen;
-  auto listener = rproxy::net::listen(rt.pool(), {asio::ip::make_address(at.host), at.port}, [ws](asio::ip::tcp::socket s) {
-    const auto w = rproxy::observe::worker_index() % ws->req.size();
-    auto ex = s.get_executor();
-    asio::co_spawn(ex, serve_connection(ws, w, std::move(s)), asio::detached);
-  });
-  if (!listener) return rt.log().error("cannot listen", {{"address", at.to_string()}, {"error", listener.error().message()}}), 1;
-  rt.log().info("gateway listening", {{"address", at.to_string()}, {"backends", snapshot->backends.size()}});
-  auto l = std::make_shared<std::decay_t<decltype(*listener)>>(std::move(*listener));
-  rt.on_stop_accepting([l] { l->close(); });
-  rt.on_reload([ws](const std::shared_ptr<const config>&) {  // files only; the rest on restart
-    if (ws->g->reload()) ws->g->rt->log().info("bans and keys reloaded");
+  flow::http1_adapter adapter{.drain = &rt.drain()};
+  c->limits.apply(adapter, w->options);
+  auto worlds = std::make_shared<rproxy::app::versions<world>>(w);
+  rt.keep(worlds);
+  if (!rproxy::app::listen(rt, c->listen, "http", worlds->handler(rt.drain(), adapter))) return 1;
+  rt.on_reload([w](const std::shared_ptr<const config>&) {
+    if (w->g->reload()) w->g->rt->log().info("bans and keys reloaded");
   });
   return 0;
 }
