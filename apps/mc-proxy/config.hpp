@@ -5,8 +5,6 @@
 // them); `config::load` reads both, and every error names its file.
 #pragma once
 
-#include <boost/hana/adapt_struct.hpp>
-
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -45,9 +43,9 @@ struct status_text {
   std::string version_name;  ///< shown (in red) in place of the player count
   std::string favicon;       ///< path to a 64x64 PNG, or ""
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&status_text::motd, "MOTD: text or a JSON text component"),
-                       cfg::doc(&status_text::version_name, "version text shown in place of the player count"),
-                       cfg::doc(&status_text::favicon, "path to a 64x64 PNG icon (relative to the config file), or empty"));
+    return cfg::fields(cfg::doc<&status_text::motd>("MOTD: text or a JSON text component"),
+                       cfg::doc<&status_text::version_name>("version text shown in place of the player count"),
+                       cfg::doc<&status_text::favicon>("path to a 64x64 PNG icon (relative to the config file), or empty"));
   }
 };
 
@@ -58,11 +56,11 @@ struct status_config {
   status_text starting{"§eServer is starting, please wait...", "starting", ""};
   status_text sleeping{"§7Server is sleeping. Join to wake it up!", "sleeping", ""};
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&status_config::cache_ttl, "how long a backend's status answer is reused"),
-                       cfg::doc(&status_config::online, "replaces parts of the backend's answer; empty fields keep the backend's"),
-                       cfg::doc(&status_config::offline, "shown when no backend answers"),
-                       cfg::doc(&status_config::starting, "shown while a wake-on-join start is in progress"),
-                       cfg::doc(&status_config::sleeping, "shown while a wake-on-join server is stopped"));
+    return cfg::fields(cfg::doc<&status_config::cache_ttl>("how long a backend's status answer is reused"),
+                       cfg::doc<&status_config::online>("replaces parts of the backend's answer; empty fields keep the backend's"),
+                       cfg::doc<&status_config::offline>("shown when no backend answers"),
+                       cfg::doc<&status_config::starting>("shown while a wake-on-join start is in progress"),
+                       cfg::doc<&status_config::sleeping>("shown while a wake-on-join server is stopped"));
   }
 };
 
@@ -70,8 +68,8 @@ struct messages_config {
   std::string offline = "The server is offline. Please try again later.";
   std::string starting = "The server is starting. Please reconnect in a few seconds.";
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&messages_config::offline, "kick text when no backend can be reached"),
-                       cfg::doc(&messages_config::starting, "kick text while the server is being woken up"));
+    return cfg::fields(cfg::doc<&messages_config::offline>("kick text when no backend can be reached"),
+                       cfg::doc<&messages_config::starting>("kick text while the server is being woken up"));
   }
 };
 
@@ -81,10 +79,10 @@ struct health_check_config {
   unsigned rise = 1;
   unsigned fall = 2;
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&health_check_config::interval, "time between status-ping probes of each backend"),
-                       cfg::doc(&health_check_config::timeout, "a probe not answered within this fails"),
-                       cfg::doc(&health_check_config::rise, "successes in a row that bring a backend back"),
-                       cfg::doc(&health_check_config::fall, "failures in a row that take a backend out"));
+    return cfg::fields(cfg::doc<&health_check_config::interval>("time between status-ping probes of each backend"),
+                       cfg::doc<&health_check_config::timeout>("a probe not answered within this fails"),
+                       cfg::doc<&health_check_config::rise>("successes in a row that bring a backend back"),
+                       cfg::doc<&health_check_config::fall>("failures in a row that take a backend out"));
   }
   void validate(cfg::validator& v) const {
     if (rise == 0) v.at(&health_check_config::rise).error("must be at least 1");
@@ -100,11 +98,11 @@ struct wake_config {
   std::chrono::milliseconds start_timeout = 2min;
   std::string log_file;
   static constexpr auto describe() {
-    return cfg::fields(cfg::required(&wake_config::start_command, "shell command that starts the backend (run with /bin/sh -c)"),
-                       cfg::doc(&wake_config::stop_command, "shell command that stops it after idle_timeout with no players; empty: never"),
-                       cfg::doc(&wake_config::idle_timeout, "no players for this long: run stop_command"),
-                       cfg::doc(&wake_config::start_timeout, "give up waiting for a start after this long (the next join retries)"),
-                       cfg::doc(&wake_config::log_file, "append the commands' output here; empty: discard"));
+    return cfg::fields(cfg::required<&wake_config::start_command>("shell command that starts the backend (run with /bin/sh -c)"),
+                       cfg::doc<&wake_config::stop_command>("shell command that stops it after idle_timeout with no players; empty: never"),
+                       cfg::doc<&wake_config::idle_timeout>("no players for this long: run stop_command"),
+                       cfg::doc<&wake_config::start_timeout>("give up waiting for a start after this long (the next join retries)"),
+                       cfg::doc<&wake_config::log_file>("append the commands' output here; empty: discard"));
   }
 };
 
@@ -120,15 +118,15 @@ struct server_config {
   std::optional<wake_config> wake;
 
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&server_config::name, "server name (metrics label); a servers_dir file is named by its file name"),
-                       cfg::required(&server_config::domains, "host names players type: exact, or *.example.com for any subdomain"),
-                       cfg::required(&server_config::backends, "the server pool"),
-                       cfg::doc(&server_config::balancer, "round_robin, weighted_round_robin, least_conn, random or lowest_latency"),
-                       cfg::doc(&server_config::rewrite_host, "host name written into the handshake sent to the backend; empty: as typed"),
-                       cfg::doc(&server_config::status, "server list entry: cache and per-state texts"),
-                       cfg::doc(&server_config::messages, "kick texts"),
-                       cfg::doc(&server_config::health_check, "active Minecraft status-ping probes; off when absent"),
-                       cfg::doc(&server_config::wake, "wake on join: start the backend on the first login, stop it when idle"));
+    return cfg::fields(cfg::doc<&server_config::name>("server name (metrics label); a servers_dir file is named by its file name"),
+                       cfg::required<&server_config::domains>("host names players type: exact, or *.example.com for any subdomain"),
+                       cfg::required<&server_config::backends>("the server pool"),
+                       cfg::doc<&server_config::balancer>("round_robin, weighted_round_robin, least_conn, random or lowest_latency"),
+                       cfg::doc<&server_config::rewrite_host>("host name written into the handshake sent to the backend; empty: as typed"),
+                       cfg::doc<&server_config::status>("server list entry: cache and per-state texts"),
+                       cfg::doc<&server_config::messages>("kick texts"),
+                       cfg::doc<&server_config::health_check>("active Minecraft status-ping probes; off when absent"),
+                       cfg::doc<&server_config::wake>("wake on join: start the backend on the first login, stop it when idle"));
   }
   void validate(cfg::validator& v) const {
     if (backends.empty()) v.at(&server_config::backends).error("a server needs at least one backend");
@@ -146,8 +144,8 @@ struct unknown_domain_config {
   unknown_action action = unknown_action::kick;
   std::string message = "Unknown server address. Check the address you typed.";
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&unknown_domain_config::action, "kick: disconnect with the message; default: send to default_server"),
-                       cfg::doc(&unknown_domain_config::message, "kick text for an unknown host name"));
+    return cfg::fields(cfg::doc<&unknown_domain_config::action>("kick: disconnect with the message; default: send to default_server"),
+                       cfg::doc<&unknown_domain_config::message>("kick text for an unknown host name"));
   }
 };
 
@@ -155,8 +153,8 @@ struct rate_config {
   std::uint32_t limit = 0;
   std::chrono::milliseconds window = 10s;
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&rate_config::limit, "attempts allowed per window per client address; 0: no limit"),
-                       cfg::doc(&rate_config::window, "the window"));
+    return cfg::fields(cfg::doc<&rate_config::limit>("attempts allowed per window per client address; 0: no limit"),
+                       cfg::doc<&rate_config::window>("the window"));
   }
 };
 
@@ -169,13 +167,13 @@ struct limits_config {
   rate_config login{10, 10s};
   std::string message = "You are connecting too fast. Please wait.";
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&limits_config::handshake_timeout, "a client must finish its handshake (and Login Start) within this"),
-                       cfg::doc(&limits_config::connect_timeout, "give up on a backend after this long and try the next"),
-                       cfg::doc(&limits_config::connections_per_ip, "open connections per client address (IPv6: per /64); 0: no cap"),
-                       cfg::doc(&limits_config::max_connections, "open connections in all; 0: no cap"),
-                       cfg::doc(&limits_config::status, "status pings per client address"),
-                       cfg::doc(&limits_config::login, "logins per client address"),
-                       cfg::doc(&limits_config::message, "kick text when over a rate limit"));
+    return cfg::fields(cfg::doc<&limits_config::handshake_timeout>("a client must finish its handshake (and Login Start) within this"),
+                       cfg::doc<&limits_config::connect_timeout>("give up on a backend after this long and try the next"),
+                       cfg::doc<&limits_config::connections_per_ip>("open connections per client address (IPv6: per /64); 0: no cap"),
+                       cfg::doc<&limits_config::max_connections>("open connections in all; 0: no cap"),
+                       cfg::doc<&limits_config::status>("status pings per client address"),
+                       cfg::doc<&limits_config::login>("logins per client address"),
+                       cfg::doc<&limits_config::message>("kick text when over a rate limit"));
   }
 };
 
@@ -183,8 +181,8 @@ struct bans_config {
   std::string file;
   std::string message = "You are banned from this server.";
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&bans_config::file, "ban list file (IP, CIDR, username; kept across restarts); empty: no bans"),
-                       cfg::doc(&bans_config::message, "kick text for a banned player"));
+    return cfg::fields(cfg::doc<&bans_config::file>("ban list file (IP, CIDR, username; kept across restarts); empty: no bans"),
+                       cfg::doc<&bans_config::message>("kick text for a banned player"));
   }
 };
 
@@ -201,16 +199,16 @@ struct config {
   rproxy::flow::relay_config relay{};
 
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&config::listen, "address and port players connect to"),
-                       cfg::doc(&config::admin, "admin HTTP endpoint (off when listen is unset)"),
-                       cfg::doc(&config::servers_dir, "directory with one YAML file per server (relative to this file); empty: none"),
-                       cfg::doc(&config::servers, "servers declared inline (each with a name)"),
-                       cfg::doc(&config::default_server, "server for unknown host names when unknown_domain.action is default, and for legacy pings"),
-                       cfg::doc(&config::unknown_domain, "what happens to a host name no server claims"),
-                       cfg::doc(&config::proxy_protocol, "PROXY protocol from a load balancer in front"),
-                       cfg::doc(&config::limits, "timeouts, connection caps and rate limits"),
-                       cfg::doc(&config::bans, "bans by IP, CIDR and username"),
-                       cfg::doc(&config::relay, "byte relay settings"));
+    return cfg::fields(cfg::doc<&config::listen>("address and port players connect to"),
+                       cfg::doc<&config::admin>("admin HTTP endpoint (off when listen is unset)"),
+                       cfg::doc<&config::servers_dir>("directory with one YAML file per server (relative to this file); empty: none"),
+                       cfg::doc<&config::servers>("servers declared inline (each with a name)"),
+                       cfg::doc<&config::default_server>("server for unknown host names when unknown_domain.action is default, and for legacy pings"),
+                       cfg::doc<&config::unknown_domain>("what happens to a host name no server claims"),
+                       cfg::doc<&config::proxy_protocol>("PROXY protocol from a load balancer in front"),
+                       cfg::doc<&config::limits>("timeouts, connection caps and rate limits"),
+                       cfg::doc<&config::bans>("bans by IP, CIDR and username"),
+                       cfg::doc<&config::relay>("byte relay settings"));
   }
 
   void validate(cfg::validator& v) const {
@@ -227,7 +225,10 @@ struct config {
 
   /// Reads the main file, then every *.yaml of servers_dir; checks what spans files (duplicate
   /// names and domains, default_server). Used by `run`, `validate` and every reload.
-  static rproxy::result<config, cfg::diagnostics> load(const std::filesystem::path& path);
+  static rproxy::result<config, cfg::diagnostics> load(const std::filesystem::path& path) { return load_as<config>(path); }
+  /// The same into a config extended with a user's blocks (config/extended.hpp).
+  template <class Self>
+  static rproxy::result<Self, cfg::diagnostics> load_as(const std::filesystem::path& path);
 
   /// The servers directory of a config read from `path` (nullopt: none).
   static std::optional<std::filesystem::path> servers_path(const std::filesystem::path& path, const config& c) {
@@ -237,57 +238,34 @@ struct config {
   }
 };
 
-}  // namespace mc_proxy
-
-BOOST_HANA_ADAPT_STRUCT(mc_proxy::status_text, motd, version_name, favicon);
-BOOST_HANA_ADAPT_STRUCT(mc_proxy::status_config, cache_ttl, online, offline, starting, sleeping);
-BOOST_HANA_ADAPT_STRUCT(mc_proxy::messages_config, offline, starting);
-BOOST_HANA_ADAPT_STRUCT(mc_proxy::health_check_config, interval, timeout, rise, fall);
-BOOST_HANA_ADAPT_STRUCT(mc_proxy::wake_config, start_command, stop_command, idle_timeout, start_timeout, log_file);
-BOOST_HANA_ADAPT_STRUCT(mc_proxy::server_config, name, domains, backends, balancer, rewrite_host, status, messages,
-                        health_check, wake);
-BOOST_HANA_ADAPT_STRUCT(mc_proxy::unknown_domain_config, action, message);
-BOOST_HANA_ADAPT_STRUCT(mc_proxy::rate_config, limit, window);
-BOOST_HANA_ADAPT_STRUCT(mc_proxy::limits_config, handshake_timeout, connect_timeout, connections_per_ip, max_connections,
-                        status, login, message);
-BOOST_HANA_ADAPT_STRUCT(mc_proxy::bans_config, file, message);
-BOOST_HANA_ADAPT_STRUCT(mc_proxy::config, listen, admin, servers_dir, servers, default_server, unknown_domain,
-                        proxy_protocol, limits, bans, relay);
-
-namespace mc_proxy {
-
-inline rproxy::result<config, cfg::diagnostics> config::load(const std::filesystem::path& path) {
-  cfg::positions main_pos(path.string());
-  auto main = cfg::load_file<config>(path, &main_pos);
+template <class Self>
+rproxy::result<Self, cfg::diagnostics> config::load_as(const std::filesystem::path& path) {
+  cfg::positions main_pos;
+  auto main = cfg::load_file<Self>(path, &main_pos);
   if (!main) return main;
-  config c = std::move(*main);
+  Self c = std::move(*main);
   // Where each server came from, so that errors spanning files name the file and line.
   struct origin {
-    std::string file;
-    cfg::positions pos;
+    const cfg::positions* pos;
     std::string prefix;  ///< path of the server in its file: "servers[2]" or "" (a servers_dir file)
     std::string at(std::string_view field) const { return prefix.empty() ? std::string(field) : prefix + "." + std::string(field); }
   };
   std::vector<origin> from;
-  for (std::size_t i = 0; i < c.servers.size(); ++i) from.push_back({path.string(), main_pos, "servers[" + std::to_string(i) + "]"});
+  for (std::size_t i = 0; i < c.servers.size(); ++i) from.push_back({&main_pos, "servers[" + std::to_string(i) + "]"});
   cfg::diagnostics d;
+  std::vector<cfg::file_item<server_config>> files;
   if (!c.servers_dir.empty()) {
-    auto files = cfg::list_dir(*servers_path(path, c), "*.yaml");
-    if (!files) return rproxy::failure(std::move(files).error());
-    for (const auto& f : *files) {
-      cfg::positions pos(f.string());
-      auto item = cfg::load_file<server_config>(f, &pos);
-      if (!item) {
-        d.append(item.error());
-        continue;
-      }
-      if (item->name.empty()) item->name = f.stem().string();
+    auto items = cfg::load_dir<server_config>(*servers_path(path, c), "*.yaml");
+    if (!items) return rproxy::failure(std::move(items).error());
+    files = std::move(*items);
+    for (auto& item : files) {
+      if (item.value.name.empty()) item.value.name = item.name;
       for (const auto& s : c.servers)
-        if (s.name == item->name)
-          d.add(f.string(), pos.find("name"), cfg::error::invalid,
-                "server '" + item->name + "' is also declared in " + path.string());
-      c.servers.push_back(std::move(*item));
-      from.push_back({f.string(), std::move(pos), ""});
+        if (s.name == item.value.name)
+          d.add(item.pos.file(), item.pos.find("name"), cfg::error::invalid,
+                "server '" + item.value.name + "' is also declared in " + path.string());
+      c.servers.push_back(std::move(item.value));
+      from.push_back({&item.pos, ""});
     }
     if (!d.empty()) return rproxy::failure(std::move(d));
   }
@@ -299,7 +277,7 @@ inline rproxy::result<config, cfg::diagnostics> config::load(const std::filesyst
     for (std::size_t j = 0; j < s.domains.size(); ++j) {
       auto [it, fresh] = domains.emplace(rproxy::route::normalize_host(s.domains[j]), s.name);
       if (!fresh)
-        d.add(from[i].file, from[i].pos.find(from[i].at("domains[" + std::to_string(j) + "]")), cfg::error::invalid,
+        d.add(from[i].pos->file(), from[i].pos->find(from[i].at("domains[" + std::to_string(j) + "]")), cfg::error::invalid,
               "domain '" + s.domains[j] + "' is already claimed by server '" + it->second + "'");
     }
   }

@@ -1,16 +1,30 @@
 // Cost per request of JWT verification and of a rate-limit check (see CMakeLists.txt).
 // Threads(2) runs two workers against the same shared key store / counter store, as the app does.
+// Baselines measured in the same run, and the ratio to them closing the report: OpenSSL alone
+// checking the same signature over the same bytes (HMAC-SHA256, RSA PKCS#1 v1.5, ECDSA P-256),
+// and for the rate limit a std::unordered_map counter behind one std::mutex on the same keys.
+#include <rproxy/middleware/base64url.hpp>
 #include <rproxy/middleware/jwt.hpp>
 #include <rproxy/middleware/jwt_key.hpp>
 #include <rproxy/middleware/rate_limit.hpp>
 #include <rproxy/pipeline/basic_pipeline.hpp>
 
 #include <benchmark/benchmark.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
+#include <cstdint>
+#include <mutex>
+#include <stdexcept>
 #include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
-#include "jwt_signer.hpp"  // tests/unit/middleware: key generation and signing
+#include "jwt_signer.hpp"      // tests/unit/middleware: key generation and signing
+#include "ratio_reporter.hpp"  // bench/support
 
 namespace mw = rproxy::middleware;
 using mw::jwt_alg;
@@ -54,6 +68,66 @@ void verify(benchmark::State& state, const std::string& token) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// The signing input and the decoded signature of a compact token.
+std::pair<std::string, std::string> split(const std::string& token) {
+  const auto dot = token.rfind('.');
+  std::string sig;
+  if (!mw::base64url::decode(std::string_view(token).substr(dot + 1), sig)) throw std::runtime_error("bad token");
+  return {token.substr(0, dot), sig};
+}
+
+// OpenSSL alone: HMAC-SHA256 of the same signing input, compared in constant time.
+void BM_openssl_hs256(benchmark::State& state) {
+  const auto [input, sig] = split(fixture::get().hs256);
+  const auto& secret = test_jwt::keys::get().hs_secret;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  for (auto _ : state) {
+    HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(input.data()),
+         input.size(), mac, &len);
+    if (len != sig.size() || CRYPTO_memcmp(mac, sig.data(), len) != 0) state.SkipWithError("hmac mismatch");
+    benchmark::DoNotOptimize(mac);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// OpenSSL alone: EVP_DigestVerify of `sig` (DER for ECDSA) over `input` with the public key.
+void openssl_verify(benchmark::State& state, EVP_PKEY* key, const std::string& input, const std::string& sig) {
+  for (auto _ : state) {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    const bool ok = EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1 &&
+                    EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                                     reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) state.SkipWithError("verify failed");
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_openssl_rs256(benchmark::State& state) {
+  const auto [input, sig] = split(fixture::get().rs256);  // PKCS#1 v1.5: the JWS signature as is
+  openssl_verify(state, test_jwt::keys::get().rsa.get(), input, sig);
+}
+
+void BM_openssl_es256(benchmark::State& state) {
+  // ECDSA signatures are randomized: sign the same input once with OpenSSL (DER), verify that.
+  const auto [input, jws_sig] = split(fixture::get().es256);
+  EVP_PKEY* key = test_jwt::keys::get().p256.get();
+  std::string der(256, '\0');
+  std::size_t len = der.size();
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  const bool ok = EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1 &&
+                  EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(der.data()), &len,
+                                 reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
+  EVP_MD_CTX_free(ctx);
+  if (!ok) {
+    state.SkipWithError("sign failed");
+    return;
+  }
+  der.resize(len);
+  openssl_verify(state, key, input, der);
+}
+
 void BM_jwt_verify_hs256(benchmark::State& s) { verify(s, fixture::get().hs256); }
 void BM_jwt_verify_rs256(benchmark::State& s) { verify(s, fixture::get().rs256); }
 void BM_jwt_verify_es256(benchmark::State& s) { verify(s, fixture::get().es256); }
@@ -73,6 +147,27 @@ void BM_rate_limit_acquire(benchmark::State& state) {
   for (auto _ : state) {
     auto d = counters().acquire(keys[i], p, mw::rate_clock::now());
     benchmark::DoNotOptimize(d);
+    if (++i == keys.size()) i = 0;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// The peer of the rate limit: a counter per key in one std::unordered_map behind one mutex,
+// shared by the threads, on the same keys as BM_rate_limit_acquire.
+void BM_map_counter(benchmark::State& state) {
+  static std::mutex m;
+  static std::unordered_map<std::string, std::uint64_t> counts;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 10'000; ++i)
+    keys.push_back("5:login7:default" + std::to_string(state.thread_index()) + "ip=198.51." + std::to_string(i));
+  std::size_t i = 0;
+  for (auto _ : state) {
+    std::uint64_t n;
+    {
+      std::lock_guard lk(m);
+      n = ++counts[keys[i]];
+    }
+    benchmark::DoNotOptimize(n);
     if (++i == keys.size()) i = 0;
   }
   state.SetItemsProcessed(state.iterations());
@@ -99,6 +194,10 @@ void BM_rate_limit_stage(benchmark::State& state) {
 
 }  // namespace
 
+BENCHMARK(BM_openssl_hs256)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_openssl_rs256)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_openssl_es256)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_map_counter)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_jwt_verify_hs256)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_jwt_verify_rs256)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_jwt_verify_es256)->Threads(1)->Threads(2)->UseRealTime();
@@ -109,7 +208,14 @@ int main(int argc, char** argv) {
   fixture::get();  // key generation outside the timed loops
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
+  rproxy_bench::ratio_reporter rep([](std::string_view family) -> std::string {
+    if (family == "BM_jwt_verify_hs256") return "BM_openssl_hs256";
+    if (family == "BM_jwt_verify_rs256") return "BM_openssl_rs256";
+    if (family == "BM_jwt_verify_es256") return "BM_openssl_es256";
+    if (family.starts_with("BM_rate_limit")) return "BM_map_counter";
+    return {};
+  });
+  benchmark::RunSpecifiedBenchmarks(&rep);
   benchmark::Shutdown();
   return 0;
 }

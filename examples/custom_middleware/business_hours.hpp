@@ -1,6 +1,5 @@
 // A user-written stage: refuse connections outside opening hours, with its own config block.
 #pragma once
-#include <boost/hana/adapt_struct.hpp>
 #include <ctime>
 #include <string>
 #include <rproxy/config/field.hpp>
@@ -13,9 +12,9 @@ struct business_hours {
     std::string message = "closed: come back during business hours";
     static constexpr auto describe() {
       using namespace rproxy::config;
-      return fields(doc(&config::open_hour, "first hour (0-23, local time) when clients are let in"),
-                    doc(&config::close_hour, "hour (1-24) from which clients are refused"),
-                    doc(&config::message, "why a client was refused (logged and, where the protocol can, shown)"));
+      return fields(doc<&config::open_hour>("first hour (0-23, local time) when clients are let in"),
+                    doc<&config::close_hour>("hour (1-24) from which clients are refused"),
+                    doc<&config::message>("why a client was refused (logged and, where the protocol can, shown)"));
     }
   };
   config cfg;                                          // copied per worker at startup
@@ -28,4 +27,3 @@ struct business_hours {
     return open ? rproxy::next : rproxy::reject(rproxy::reject_code::forbidden, cfg.message);
   }
 };
-BOOST_HANA_ADAPT_STRUCT(business_hours::config, open_hour, close_hour, message);

@@ -10,11 +10,10 @@ struct app_config {
   ::business_hours::config business_hours{};
   static constexpr auto describe() {
     namespace c = rproxy::config;
-    return c::fields(c::doc(&app_config::admin, "admin HTTP endpoint"), c::required(&app_config::routes, "as in tcp_proxy"),
-                     c::doc(&app_config::relay, "as in tcp_proxy"), c::doc(&app_config::business_hours, "when clients are let in"));
+    return c::fields(c::doc<&app_config::admin>("admin HTTP endpoint"), c::required<&app_config::routes>("as in tcp_proxy"),
+                     c::doc<&app_config::relay>("as in tcp_proxy"), c::doc<&app_config::business_hours>("when clients are let in"));
   }
 };
-BOOST_HANA_ADAPT_STRUCT(app_config, admin, routes, relay, business_hours);
 
 int main(int argc, char** argv) {
   return rproxy::app::run_main<app_config>(

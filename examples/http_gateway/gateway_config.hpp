@@ -2,8 +2,6 @@
 // adapter bring their own blocks; the gateway adds its listener and backends.
 #pragma once
 
-#include <boost/hana/adapt_struct.hpp>
-
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,19 +42,19 @@ struct config {
 
   static constexpr auto describe() {
     return cfg::fields(
-        cfg::doc(&config::admin, "admin HTTP endpoint (off when listen is unset)"),
-        cfg::doc(&config::name, "route label in metrics"),
-        cfg::doc(&config::listen, "address and port clients connect to"),
-        cfg::required(&config::backends, "HTTP/1.1 backends, round robin"),
-        cfg::doc(&config::limits, "timeouts and sizes"),
-        cfg::doc(&config::ip_filter, "allow/deny lists, per connection"),
-        cfg::doc(&config::conn_limit, "connection caps"),
-        cfg::doc(&config::bans, "bans by address or identity"),
-        cfg::doc(&config::jwt, "JWT bearer tokens (Authorization: Bearer, optional cookie/query)"),
-        cfg::doc(&config::api_keys, "API keys"),
-        cfg::doc(&config::require_auth, "with jwt or api_keys set: a request needs a valid token or key (else 401)"),
-        cfg::doc(&config::rate_limit, "request rate limits"),
-        cfg::doc(&config::audit, "security audit log: one line per rejection, no secrets"));
+        cfg::doc<&config::admin>("admin HTTP endpoint (off when listen is unset)"),
+        cfg::doc<&config::name>("route label in metrics"),
+        cfg::doc<&config::listen>("address and port clients connect to"),
+        cfg::required<&config::backends>("HTTP/1.1 backends, round robin"),
+        cfg::doc<&config::limits>("timeouts and sizes"),
+        cfg::doc<&config::ip_filter>("allow/deny lists, per connection"),
+        cfg::doc<&config::conn_limit>("connection caps"),
+        cfg::doc<&config::bans>("bans by address or identity"),
+        cfg::doc<&config::jwt>("JWT bearer tokens (Authorization: Bearer, optional cookie/query)"),
+        cfg::doc<&config::api_keys>("API keys"),
+        cfg::doc<&config::require_auth>("with jwt or api_keys set: a request needs a valid token or key (else 401)"),
+        cfg::doc<&config::rate_limit>("request rate limits"),
+        cfg::doc<&config::audit>("security audit log: one line per rejection, no secrets"));
   }
 
   void validate(cfg::validator& v) const {
@@ -68,6 +66,3 @@ struct config {
 };
 
 }  // namespace http_gateway
-
-BOOST_HANA_ADAPT_STRUCT(http_gateway::config, admin, name, listen, backends, limits, ip_filter, conn_limit, bans, jwt,
-                        api_keys, require_auth, rate_limit, audit);

@@ -8,8 +8,6 @@
 // Adding, removing or moving a listener needs a restart (the reload says so in the log).
 #pragma once
 
-#include <boost/hana/adapt_struct.hpp>
-
 #include <chrono>
 #include <map>
 #include <memory>
@@ -49,15 +47,15 @@ struct route_config {
   std::optional<rproxy::health::weights_config> dynamic_weights{};
 
   static constexpr auto describe() {
-    return cfg::fields(cfg::required(&route_config::name, "route name (metrics label)"),
-                       cfg::required(&route_config::listen, "address and port to accept clients on"),
-                       cfg::required(&route_config::backends, "where flows go"),
-                       cfg::doc(&route_config::balancer, "round_robin, weighted_round_robin, least_conn, random or lowest_latency"),
-                       cfg::doc(&route_config::connect_timeout, "give up on a backend after this long, try the next"),
-                       cfg::doc(&route_config::idle_timeout, "close flows with no bytes either way for this long"),
-                       cfg::doc(&route_config::proxy_protocol, "PROXY protocol in and out"),
-                       cfg::doc(&route_config::health_check, "active health checks of the backends (off when absent)"),
-                       cfg::doc(&route_config::dynamic_weights, "weights from the backends' load reports (off when absent)"));
+    return cfg::fields(cfg::required<&route_config::name>("route name (metrics label)"),
+                       cfg::required<&route_config::listen>("address and port to accept clients on"),
+                       cfg::required<&route_config::backends>("where flows go"),
+                       cfg::doc<&route_config::balancer>("round_robin, weighted_round_robin, least_conn, random or lowest_latency"),
+                       cfg::doc<&route_config::connect_timeout>("give up on a backend after this long, try the next"),
+                       cfg::doc<&route_config::idle_timeout>("close flows with no bytes either way for this long"),
+                       cfg::doc<&route_config::proxy_protocol>("PROXY protocol in and out"),
+                       cfg::doc<&route_config::health_check>("active health checks of the backends (off when absent)"),
+                       cfg::doc<&route_config::dynamic_weights>("weights from the backends' load reports (off when absent)"));
   }
   void validate(cfg::validator& v) const {
     if (backends.empty()) v.at(&route_config::backends).error("a route needs at least one backend");
@@ -71,9 +69,9 @@ struct config {
   std::vector<route_config> routes;
   rproxy::flow::relay_config relay{};
   static constexpr auto describe() {
-    return cfg::fields(cfg::doc(&config::admin, "admin HTTP endpoint (off when listen is unset)"),
-                       cfg::required(&config::routes, "one listener and backend pool each"),
-                       cfg::doc(&config::relay, "byte relay settings (a route's idle_timeout wins)"));
+    return cfg::fields(cfg::doc<&config::admin>("admin HTTP endpoint (off when listen is unset)"),
+                       cfg::required<&config::routes>("one listener and backend pool each"),
+                       cfg::doc<&config::relay>("byte relay settings (a route's idle_timeout wins)"));
   }
   void validate(cfg::validator& v) const {
     std::set<std::string> names, listens;
@@ -85,13 +83,6 @@ struct config {
     }
   }
 };
-
-}  // namespace tcp_proxy
-
-BOOST_HANA_ADAPT_STRUCT(tcp_proxy::route_config, name, listen, backends, balancer, connect_timeout, idle_timeout, proxy_protocol, health_check, dynamic_weights);
-BOOST_HANA_ADAPT_STRUCT(tcp_proxy::config, admin, routes, relay);
-
-namespace tcp_proxy {
 
 using runtime = rproxy::app::runtime<config>;
 using monitor = rproxy::health::monitor<bal::upstream_pool>;

@@ -65,6 +65,66 @@ def wait_port(port, host="127.0.0.1", timeout=10.0):
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
 
 
+def wait_until(cond, timeout=10.0, interval=0.05, what="the condition"):
+    """Polls cond() until it returns a true value, which is returned; raises AssertionError
+    after timeout seconds. A wait for a condition, never a sleep for a guessed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} did not hold within {timeout}s")
+        time.sleep(interval)
+
+
+async def async_wait_until(cond, timeout=10.0, interval=0.05, what="the condition"):
+    """wait_until for a coroutine function cond (awaited on every poll)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = await cond()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} did not hold within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need(available, why):
+    """For an optional tool or facility: a unittest skip decorator locally, but under CI=true a
+    missing one fails the test (CI must run every check, not skip it silently)."""
+    import unittest
+
+    if available:
+        return lambda f: f
+    if IN_CI:
+        def fail(f):
+            def failing(self, *a, **k):
+                self.fail(f"CI=true and {why}")
+            failing.__name__ = f.__name__
+            return failing
+        return fail
+    return unittest.skip(why)
+
+
+def nginx_path():
+    """nginx on PATH, or in /usr/sbin where Debian installs it (not on a non-root PATH)."""
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+
+
+def ipv6_loopback():
+    """Whether ::1 can be bound."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 class Program:
     """A built program started on a YAML config written to a temp file."""
 

@@ -801,8 +801,8 @@ class StatusTest(McTestCase):
         self.assertEqual(r["motd"], self.live.motd)
         t_first = time.monotonic()
         self.live.stop()
+        # The backend is down: only the cache can answer with its MOTD (within cache_ttl 5 s).
         r = CLIENT.ping(port=self.proxy.port, vhost="cached.example.com", version="1.20.4")
-        self.assertLess(time.monotonic() - t_first, 5, "test too slow to check the cache")
         self.assertTrue(r["ok"], r)
         self.assertEqual(r["motd"], self.live.motd, "within cache_ttl the cached status answers")
         after = metric(self.proxy.metrics(), "mc_status_pings_total", server="cached", source="cache") or 0
@@ -836,16 +836,15 @@ class StatusPerVersionTest(McTestCase):
             return metric(self.proxy.metrics(), "mc_status_pings_total", server="pv", source=source) or 0
         before = (count("cache"), count("backend"))
         mark = self.va.mark()
-        t0 = time.monotonic()
+        # Within cache_ttl (5 s) the repeats are answered from the cache: the counts below say so.
         got = [raw_status(self.proxy.port, "pv.example.com", proto) for proto in (47, 765, 47, 765)]
-        self.assertLess(time.monotonic() - t0, 4, "test too slow to check the cache (cache_ttl 5 s)")
         for i, (proto, st) in enumerate(zip((47, 765, 47, 765), got)):
             with self.subTest(ping=i, protocol=proto):
                 self.assertIsNotNone(st)
                 self.assertEqual(st["version"]["protocol"], proto, "each client version gets its own answer")
                 self.assertEqual(text_of(st["description"]), self.va.motd)
                 self.assertTrue(st["_pong"])
-        time.sleep(0.2)
+        harness.wait_until(lambda: len(self.pings(mark, "pv.example.com")) >= 2, what="the backend logged its pings")
         self.assertEqual(sorted(self.pings(mark, "pv.example.com")), [47, 765],
                          "the backend is asked once per version, with the client's protocol; repeats are cached")
         self.assertEqual(count("backend") - before[1], 2)
@@ -920,7 +919,10 @@ class PoolTest(McTestCase):
             names = [f"w{random.randrange(1 << 30):x}" for _ in range(n)]
             for name in names:
                 self.assertEqual(raw_login(port, host, name, 340)[0], "compress")
-            time.sleep(0.3)
+            # The client returns at Set Compression; the backend logs the login after Login
+            # Success, a little later: wait for every login line.
+            harness.wait_until(lambda: all(self.b1.logins(x, marks[0]) or self.b2.logins(x, marks[1]) for x in names),
+                               what="every login logged by a backend")
             return (sum(bool(self.b1.logins(x, marks[0])) for x in names),
                     sum(bool(self.b2.logins(x, marks[1])) for x in names))
         # Each worker has its own smooth WRR (no shared state on the pick path), so over 8 logins
@@ -1054,8 +1056,12 @@ class ProxyProtocolTest(McTestCase):
 
     def test_warning_at_start(self):
         out = self.proxy.output()
-        self.assertRegex(out, r"(?i)warn", "a loud warning when PROXY protocol is accepted")
-        self.assertRegex(out, r"(?i)proxy.?protocol")
+        # the exact warning, at warn level, naming the trusted ranges
+        line = next((l for l in out.splitlines() if "PROXY protocol is ON: any host in these ranges can claim any "
+                     "client address; only list your load balancers" in l), None)
+        self.assertIsNotNone(line, out)
+        self.assertRegex(line, r"(?i)\bwarn", line)
+        self.assertIn("127.0.0.0/8", line)
 
     def test_v1_header_received_and_passed_on_v1(self):
         mark = self.bv1.mark()
@@ -1105,13 +1111,13 @@ class ProxyProtocolTest(McTestCase):
             kind, _, _ = raw_login(other.port, "ppv1.example.com", "spoofer", 47,
                                    header=proxy_v1("203.0.113.66", 41002))
             self.assertNotEqual(kind, "success", "a PROXY header from an untrusted peer is refused")
-            time.sleep(0.3)
-            self.assertEqual([e for e in self.bv1.find(lambda e: e["event"] == "login", mark)
-                              if (e.get("proxy") or "").startswith("203.0.113.66")], [])
             kind, _, _ = raw_login(other.port, "ppv1.example.com", "plain", 47, src="127.0.0.33")
             self.assertEqual(kind, "success")
             ev = self.bv1.wait_event(lambda e: e["event"] == "login" and e["username"] == "plain", 5, mark)
             self.assertTrue(ev["proxy"].startswith("127.0.0.33:"), ev)
+            # the backend logs in order: once the later login is in, a spoofed one would be too
+            self.assertEqual([e for e in self.bv1.find(lambda e: e["event"] == "login", mark)
+                              if (e.get("proxy") or "").startswith("203.0.113.66")], [])
         finally:
             self.assertEqual(other.stop(), 0)
 
@@ -1242,10 +1248,10 @@ class RateLimitTest(McTestCase):
         try:
             for h in held:
                 h.send(b"\x10")                       # a handshake that has only begun
-            time.sleep(0.2)
-            st = raw_status(self.proxy.port, "rl.example.com", 47, src="127.0.0.54")
-            self.assertTrue(st is None or text_of(st.get("description")) != self.be.motd,
-                            "the 5th concurrent connection of one IP is refused")
+            # The held ones count once the proxy has accepted them: ask until refused, within a bound.
+            refused = lambda st: st is None or text_of(st.get("description")) != self.be.motd
+            self.assertTrue(poll(lambda: refused(raw_status(self.proxy.port, "rl.example.com", 47, src="127.0.0.54")),
+                                 10, 0.1), "the 5th concurrent connection of one IP is refused")
             st = raw_status(self.proxy.port, "rl.example.com", 47, src="127.0.0.55")
             self.assertIsNotNone(st, "another IP is not affected")
         finally:
@@ -1278,11 +1284,15 @@ class MetricsTest(McTestCase):
         for _ in range(2):
             self.assertIsNotNone(raw_status(self.proxy.port, "m.example.com"))
         self.assertEqual(raw_login(self.proxy.port, "nowhere.example.org", "x", 47)[0], "disconnect")
-        time.sleep(0.3)
-        after = self.proxy.metrics()
 
         def delta(name, **labels):
             return (metric(after, name, **labels) or 0) - (metric(before, name, **labels) or 0)
+        # the counters move as the flows end: poll until the last of them (the reject) is counted
+        after = self.proxy.metrics()
+        deadline = time.monotonic() + 10
+        while (delta("mc_rejects_total") < 1 or delta("mc_handshake_seconds_count") < 5) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            after = self.proxy.metrics()
         self.assertGreaterEqual(delta("mc_logins_total", server="m"), 2, after)
         self.assertGreaterEqual(delta("mc_status_pings_total", server="m"), 2, after)
         sources = {s for s in re.findall(r'mc_status_pings_total\{[^}]*source="(\w+)"', after)}
@@ -1296,6 +1306,8 @@ class MetricsTest(McTestCase):
             p = subprocess.run(["promtool", "check", "metrics"], input=after.encode(), capture_output=True,
                                timeout=30)
             self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
+        elif harness.IN_CI:
+            self.fail("CI=true and promtool not installed")
 
     def test_players_online_follows_a_held_connection(self):
         kind, _, conn = raw_login(self.proxy.port, "m188.example.com", "holder", 47, hold=True)
@@ -1346,7 +1358,7 @@ class RobustnessTest(McTestCase):
         box = {}
 
         def run():
-            time.sleep(delay)
+            time.sleep(delay)   # on purpose: the login starts while the abuse is going on
             box["r"] = CLIENT.login(port=self.proxy.port, vhost=vhost, version=version,
                                     username="good" + str(random.randrange(1000)), timeout=15000)
         t = threading.Thread(target=run, daemon=True)
@@ -1454,38 +1466,41 @@ class RobustnessTest(McTestCase):
         payload = handshake("r.example.com", 765, 1) + status_request()
         result = {}
 
-        def slow(i):
+        def slow(i):  # one byte a second (the recv timeout: time passes on purpose)
             r = Raw(self.proxy.port, timeout=1.0)
             t0 = time.monotonic()
+            how = "sent all"
             try:
                 for b in payload:
                     r.send(bytes([b]))
                     try:
                         if r.sock.recv(1) == b"":
+                            how = "cut"
                             break
                     except socket.timeout:
                         continue
-                    if time.monotonic() - t0 > 15:
-                        break
             except OSError:
-                pass
+                how = "cut"
             finally:
-                result[i] = time.monotonic() - t0
+                result[i] = (time.monotonic() - t0, how)
                 r.close()
         good = self.good_login_in_background(delay=1.0)
         threads = [threading.Thread(target=slow, args=(i,), daemon=True) for i in range(10)]
         for t in threads:
             t.start()
         for t in threads:
-            t.join(20)
+            t.join(30)
         self.assertEqual(len(result), 10)
-        for i, secs in result.items():
+        # Each is cut by the proxy before it has sent its whole (slow) head: the handshake timeout
+        # is for the whole handshake, not per byte. A cut is never early (a lower bound only).
+        self.assertGreater(len(payload), self.HANDSHAKE_TIMEOUT + 5)
+        for i, (secs, how) in result.items():
+            self.assertEqual(how, "cut", f"slowloris {i} not cut at handshake_timeout")
             self.assertGreater(secs, self.HANDSHAKE_TIMEOUT - 0.6, f"slowloris {i} cut too early")
-            self.assertLess(secs, self.HANDSHAKE_TIMEOUT + 2.5, f"slowloris {i} not cut at handshake_timeout")
         self.assertLoggedIn(good(), self.b)
 
     def test_pipelined_status_and_ping_before_backend_ready(self):
-        time.sleep(1.1)                                     # the 1 s status cache has expired
+        time.sleep(1.1)                          # on purpose: the 1 s status cache has expired
         r = Raw(self.proxy.port)
         try:
             r.send(handshake("r.example.com", 765, 1) + status_request() + ping_packet(987654321))

@@ -2,11 +2,15 @@
 // the strict JSON reader (header, claims, JWKS), and full verification against a fixed key set.
 // Invariants checked: a decoded base64url segment re-encodes to the same text (one canonical
 // form); a JSON document that parses stays within its limits; verification never throws or
-// crashes, and accepts only tokens whose HMAC matches the fixed secret.
+// crashes; the seeds genuinely signed with the fixed secret (and valid at the fixed time) verify,
+// and no other input does: any mutation of them (header, claims, signature, encoding, framing)
+// is refused.
 #include <rproxy/core/json.hpp>
 #include <rproxy/middleware/base64url.hpp>
 #include <rproxy/middleware/jwt.hpp>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -26,6 +30,18 @@ const mw::key_set& keys() {
   }();
   return ks;
 }
+
+// The seeds in corpus/jwt/ signed with the secret above, unexpired at `now` below, audience
+// "chat", with a "sub": valid_hs256 and escapes. (valid_hs512 is refused: HS512 needs a secret of
+// 64 bytes or more, and this one has 38.)
+constexpr std::array<std::string_view, 2> genuine = {
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImhzIn0."
+    "eyJzdWIiOiJhbGljZSIsImF1ZCI6WyJjaGF0IiwieCJdLCJleHAiOjE4MDAwMDAwMDAsIm5iZiI6MTYwMDAwMDAwMCwiaWF0IjoxNzAwMDAwMDAwLCJyb2xlIjoibW9kIn0."
+    "VZORDS1Fc793V3mRITmI5bBxdCabmJD4Yed3iJ60g3U",
+    "eyJhbGciOiJIUzI1NiIsIngiOiJcdTAwZTlcdWQ4M2RcdWRlMDBcbiJ9."
+    "eyJzdWIiOiJcInFcIiIsImF1ZCI6ImNoYXQiLCJleHAiOjE4MDAwMDAwMDAsIm4iOlsxLC0yLjVlLTMsdHJ1ZSxmYWxzZSxudWxsLHt9XX0."
+    "qwljvrYdvX_vnRO48mzlH7Fl-QcKj3HnLlmi6CWCsPo",
+};
 
 void check(bool ok) {
   if (!ok) std::abort();
@@ -68,9 +84,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   cfg.audiences = {"chat"};
   cfg.required_claims = {"sub"};
   auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1'700'000'000));
-  if (auto v = mw::verify_jwt(in, keys(), cfg, now)) {
+  // Once: every genuine token verifies (else the invariant below would hold vacuously).
+  static const bool genuine_verify = [&] {
+    for (auto g : genuine) check(mw::verify_jwt(g, keys(), cfg, now).has_value());
+    return true;
+  }();
+  (void)genuine_verify;
+  const bool is_genuine = std::find(genuine.begin(), genuine.end(), in) != genuine.end();
+  auto v = mw::verify_jwt(in, keys(), cfg, now);
+  check(v.has_value() == is_genuine);
+  if (v) {
     check(v->alg == mw::jwt_alg::hs256 || v->alg == mw::jwt_alg::hs384 || v->alg == mw::jwt_alg::hs512);
-    (void)v->subject();
+    check(!v->subject().empty());
   }
 
   // a JWKS document: must never crash, whatever it contains

@@ -17,10 +17,10 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/deferred.hpp>
 
 #include <chrono>
 #include <functional>
@@ -33,6 +33,7 @@
 #include <rproxy/codec/http1/parser.hpp>
 #include <rproxy/codec/http1/serializer.hpp>
 #include <rproxy/codec/http1/status.hpp>
+#include <rproxy/net/deadline.hpp>
 #include <rproxy/observe/registry.hpp>
 
 namespace rproxy::admin {
@@ -111,21 +112,16 @@ private:
 
   asio::awaitable<void> session(asio::ip::tcp::socket sock) {
     namespace http1 = codec::http1;
-    using asio::experimental::as_tuple;
+    using asio::experimental::deferred;
     ++connections_;
     struct count_guard {
       std::size_t& n;
       ~count_guard() { --n; }
     } guard{connections_};
 
-    asio::steady_timer deadline(io_);
-    auto arm = [&] {
-      deadline.expires_after(opt_.request_timeout);
-      deadline.async_wait([&sock](std::error_code ec) {
-        if (!ec) sock.close(ec);
-      });
-    };
-    arm();
+    // Each request, from its first byte read to its response written, has request_timeout;
+    // every read and write runs with that deadline (net/deadline.hpp), so no timer outlives them.
+    auto deadline = std::chrono::steady_clock::now() + opt_.request_timeout;
 
     http1::request_parser parser;
     std::string buf;
@@ -142,8 +138,8 @@ private:
             buf.erase(0, start);
             start = 0;
           }
-          auto [ec, n] = co_await sock.async_read_some(asio::buffer(chunk), as_tuple(asio::use_awaitable));
-          if (ec) co_return;
+          auto [ec, n] = co_await net::with_deadline(sock.async_read_some(asio::buffer(chunk), deferred), deadline);
+          if (ec) co_return;  // the client went away, or the request took too long
           buf.append(chunk, n);
           continue;
         }
@@ -153,7 +149,7 @@ private:
           break;
         case http1::event::body:
           if (body.size() + r.data.size() > opt_.max_body) {
-            co_await write(sock, http1::make_error_response(413));
+            co_await write(sock, http1::make_error_response(413), deadline);
             co_return;
           }
           body.append(r.data);
@@ -163,12 +159,12 @@ private:
           const bool keep = r.what == http1::event::message_complete && parser.info().keep_alive && !stopping_;
           out = render(dispatch(head, std::move(body)), keep);
           start += r.consumed;
-          if (!co_await write(sock, out) || !keep) co_return;
-          arm();
+          if (!co_await write(sock, out, deadline) || !keep) co_return;
+          deadline = std::chrono::steady_clock::now() + opt_.request_timeout;
           continue;
         }
         case http1::event::error:
-          co_await write(sock, http1::make_error_response(http1::status_for(r.error)));
+          co_await write(sock, http1::make_error_response(http1::status_for(r.error)), deadline);
           co_return;
         case http1::event::end_of_stream:
           co_return;
@@ -204,9 +200,10 @@ private:
     return out;
   }
 
-  static asio::awaitable<bool> write(asio::ip::tcp::socket& sock, std::string_view bytes) {
-    auto [ec, n] = co_await asio::async_write(sock, asio::buffer(bytes),
-                                              asio::experimental::as_tuple(asio::use_awaitable));
+  static asio::awaitable<bool> write(asio::ip::tcp::socket& sock, std::string_view bytes,
+                                    std::chrono::steady_clock::time_point deadline) {
+    auto [ec, n] = co_await net::with_deadline(
+        asio::async_write(sock, asio::buffer(bytes), asio::experimental::deferred), deadline);
     (void)n;
     co_return !ec;
   }

@@ -9,8 +9,6 @@
 //     };
 #pragma once
 
-#include <boost/hana/adapt_struct.hpp>
-
 #include <array>
 #include <optional>
 
@@ -27,10 +25,8 @@ namespace rproxy::app {
 struct admin_config {
   std::optional<config::endpoint> listen;
   static constexpr auto describe() {
-    return config::fields(config::doc(&admin_config::listen, "admin endpoint: /metrics /healthz /readyz, POST /reload"));
+    return config::fields(config::doc<&admin_config::listen>("admin endpoint: /metrics /healthz /readyz, POST /reload"));
   }
 };
 
 }  // namespace rproxy::app
-
-BOOST_HANA_ADAPT_STRUCT(rproxy::app::admin_config, listen);

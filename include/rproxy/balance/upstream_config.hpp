@@ -13,8 +13,6 @@
 // The stage sets ctx.backend and ctx.proxy_out (the backend's send_proxy_protocol).
 #pragma once
 
-#include <boost/hana/adapt_struct.hpp>
-
 #include <asio/ip/address.hpp>
 #include <asio/ip/tcp.hpp>
 
@@ -44,9 +42,9 @@ struct backend_settings {
   std::uint32_t weight = 1;
   proxy_send send_proxy_protocol = proxy_send::none;
   static constexpr auto describe() {
-    return config::fields(config::required(&backend_settings::address, "backend IP address and port, e.g. 10.0.0.5:25565"),
-                          config::doc(&backend_settings::weight, "share of new flows (weighted balancers); 0: standby"),
-                          config::doc(&backend_settings::send_proxy_protocol, "PROXY header to send this backend: none, v1, v2"));
+    return config::fields(config::required<&backend_settings::address>("backend IP address and port, e.g. 10.0.0.5:25565"),
+                          config::doc<&backend_settings::weight>("share of new flows (weighted balancers); 0: standby"),
+                          config::doc<&backend_settings::send_proxy_protocol>("PROXY header to send this backend: none, v1, v2"));
   }
   void validate(config::validator& v) const {
     std::error_code ec;
@@ -102,5 +100,3 @@ struct any_balancer {
 };
 
 }  // namespace rproxy::balance
-
-BOOST_HANA_ADAPT_STRUCT(rproxy::balance::backend_settings, address, weight, send_proxy_protocol);

@@ -199,7 +199,7 @@ void decode_value(const YAML::Node& n, mark at, T& out, decode_context& c, const
   } else {
     static_assert(config_value<T>,
                   "rproxy::config: no decoder for this type; use a scalar, std::optional, std::vector, "
-                  "std::map<std::string, T>, a Hana-reflected struct, or specialize "
+                  "std::map<std::string, T>, a struct with describe() (field.hpp), or specialize "
                   "rproxy::config::scalar_traits");
   }
 }

@@ -1,83 +1,153 @@
-// rproxy/config/field.hpp: config structs, declared once with Hana, plus one line of docs per
-// field.
+// rproxy/config/field.hpp: config structs, declared once: one describe() lists the fields, each
+// with one line of docs.
 //
-// A config struct is an aggregate reflected by Boost.Hana. Default member initializers are the
-// defaults (a missing key keeps them), so BOOST_HANA_ADAPT_STRUCT next to a plain struct is the
-// usual form; BOOST_HANA_DEFINE_STRUCT works too when the defaults are the types' own.
-// Descriptions, and which fields are required, go in a static describe() keyed by member
-// pointers, so a misspelled member does not compile and the name is never written as text:
+// A config struct is a plain aggregate. Default member initializers are the defaults (a missing
+// key keeps them). A static describe() lists its config fields in order, each named by a member
+// pointer given as a template argument; the YAML key is the member's C++ name, derived from that
+// pointer, so a misspelled member does not compile and no name is ever written as text:
 //
 //     struct route {
 //       std::string host;
 //       std::string pool;
 //       std::chrono::milliseconds connect_timeout{5000};
+//       std::size_t hits_ = 0;   // not listed below: not a config field
 //
 //       static constexpr auto describe() {
 //         using namespace rproxy::config;
-//         return fields(required(&route::host, "hostname players connect with, e.g. lobby.example.com"),
-//                       required(&route::pool, "backend pool that serves this host"),
-//                       doc(&route::connect_timeout, "give up on a backend after this long"));
+//         return fields(required<&route::host>("hostname players connect with, e.g. lobby.example.com"),
+//                       required<&route::pool>("backend pool that serves this host"),
+//                       doc<&route::connect_timeout>("give up on a backend after this long"));
 //       }
 //       // optional: one line about the whole struct, shown in the reference
 //       static constexpr std::string_view summary = "one hostname and where it goes";
 //     };
-//     BOOST_HANA_ADAPT_STRUCT(route, host, pool, connect_timeout);   // at global namespace scope
 //
-// The YAML key of a field is its C++ name. decode(), starter_config() and reference_markdown()
-// all read this one declaration.
+// describe() is the one list of fields: decode(), validate(), starter_config() and
+// reference_markdown() all read it, in its order. A member that describe() does not list is not
+// a config field: its key in a file is an unknown key, and it keeps its default when decoded.
+// Listing a member twice, or a member of another struct, does not compile.
 #pragma once
 
-#include <boost/hana/accessors.hpp>
-#include <boost/hana/adapt_struct.hpp>
-#include <boost/hana/concept/struct.hpp>
-#include <boost/hana/define_struct.hpp>
-#include <boost/hana/first.hpp>
-#include <boost/hana/for_each.hpp>
-#include <boost/hana/pair.hpp>
-#include <boost/hana/second.hpp>
-#include <boost/hana/string.hpp>
-
+#include <array>
 #include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace rproxy::config {
 
-/// One field's documentation: which member, a one-line description, and whether it must be set.
+namespace detail {
+
+template <class P>
+struct member_pointer;
 template <class C, class M>
+struct member_pointer<M C::*> {
+  using owner = C;
+  using value_type = M;
+};
+
+template <auto Member>
+constexpr std::string_view pretty_function_of() {
+  return __PRETTY_FUNCTION__;
+}
+
+/// The last identifier before the end of the template argument list in a __PRETTY_FUNCTION__
+/// of `template <auto Member> f()`: g++ 12 prints "[with auto Member = &ns::route::host; ...]",
+/// clang 14 "[Member = &ns::route::host]"; both give "host".
+constexpr std::string_view last_identifier(std::string_view pretty) {
+  const std::size_t at = pretty.find("Member = ");
+  if (at == std::string_view::npos) return {};
+  pretty.remove_prefix(at + 9);
+  std::size_t end = 0;
+  while (end < pretty.size() && pretty[end] != ';' && pretty[end] != ']') ++end;
+  auto word = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  };
+  std::size_t begin = end;
+  while (begin > 0 && word(pretty[begin - 1])) --begin;
+  if (begin == end || (pretty[begin] >= '0' && pretty[begin] <= '9')) return {};
+  return pretty.substr(begin, end - begin);
+}
+
+/// The member's name, copied out of the function name so that only the name is kept.
+template <auto Member>
+struct member_name_storage {
+  static constexpr std::string_view source = last_identifier(pretty_function_of<Member>());
+  static_assert(!source.empty(),
+                "rproxy::config: cannot read a member's name from this compiler's __PRETTY_FUNCTION__");
+  static constexpr auto chars = [] {
+    std::array<char, source.size() + 1> a{};
+    for (std::size_t i = 0; i < source.size(); ++i) a[i] = source[i];
+    return a;
+  }();
+  static constexpr std::string_view value{chars.data(), source.size()};
+};
+
+}  // namespace detail
+
+/// The C++ name of a data member, at compile time: `member_name<&route::host>` is "host".
+template <auto Member>
+  requires std::is_member_object_pointer_v<decltype(Member)>
+inline constexpr std::string_view member_name = detail::member_name_storage<Member>::value;
+
+/// One entry of a describe(): which member (its name is the YAML key), a one-line description,
+/// and whether the file must set it.
+template <auto Member>
+  requires std::is_member_object_pointer_v<decltype(Member)>
 struct field_doc {
-  M C::*member;
+  using owner = typename detail::member_pointer<decltype(Member)>::owner;
+  using value_type = typename detail::member_pointer<decltype(Member)>::value_type;
+  static constexpr auto member = Member;
+  static constexpr std::string_view name = member_name<Member>;
+
   std::string_view description;
   bool required = false;
 };
 
-/// A documented optional field: a missing key keeps the default member initializer.
-template <class C, class M>
-constexpr field_doc<C, M> doc(M C::*member, std::string_view description) {
-  return {member, description, false};
+/// An optional field: a missing key keeps the default member initializer.
+template <auto Member>
+constexpr field_doc<Member> doc(std::string_view description = {}) {
+  return {description, false};
 }
 
-/// A documented field that the file must set.
-template <class C, class M>
-constexpr field_doc<C, M> required(M C::*member, std::string_view description) {
-  return {member, description, true};
+/// A field that the file must set.
+template <auto Member>
+constexpr field_doc<Member> required(std::string_view description = {}) {
+  return {description, true};
 }
+
+namespace detail {
+
+template <class D>
+struct is_field_doc : std::false_type {};
+template <auto Member>
+struct is_field_doc<field_doc<Member>> : std::true_type {};
+
+template <class L>
+struct is_field_list : std::false_type {};
+template <class... Docs>
+struct is_field_list<std::tuple<Docs...>> : std::bool_constant<(is_field_doc<Docs>::value && ...)> {};
+
+}  // namespace detail
 
 /// The list a describe() returns.
 template <class... Docs>
 constexpr std::tuple<Docs...> fields(Docs... docs) {
+  static_assert((detail::is_field_doc<Docs>::value && ...),
+                "rproxy::config::fields: every entry is doc<&T::member>(...) or required<&T::member>(...)");
   return {docs...};
 }
 
-/// A struct reflected with BOOST_HANA_ADAPT_STRUCT or BOOST_HANA_DEFINE_STRUCT.
+/// A config struct: a class whose static describe() returns fields(...).
 template <class T>
-concept reflected = boost::hana::Struct<T>::value;
+concept reflected = std::is_class_v<T> && requires { T::describe(); } &&
+                    detail::is_field_list<std::remove_cvref_t<decltype(T::describe())>>::value;
 
-/// What is known about one field of a reflected struct, in declaration order.
+/// What is known about one field of a reflected struct, in describe() order.
 struct field_meta {
   std::string_view name;
   std::string_view description;
@@ -85,6 +155,38 @@ struct field_meta {
 };
 
 namespace detail {
+
+/// The describe() entry types of T, as a tuple type.
+template <reflected T>
+using field_list = std::remove_cvref_t<decltype(T::describe())>;
+
+/// Whether every entry of T's describe() is a member of T (or of a base of T).
+template <reflected T>
+constexpr bool all_members_of() {
+  return []<class... Docs>(std::type_identity<std::tuple<Docs...>>) {
+    return (std::is_base_of_v<typename Docs::owner, T> && ...);
+  }(std::type_identity<field_list<T>>{});
+}
+
+/// Whether no two entries of T's describe() name the same member.
+template <reflected T>
+constexpr bool no_member_twice() {
+  return []<class... Docs>(std::type_identity<std::tuple<Docs...>>) {
+    constexpr std::array<std::string_view, sizeof...(Docs)> names{Docs::name...};
+    for (std::size_t i = 0; i < names.size(); ++i)
+      for (std::size_t j = i + 1; j < names.size(); ++j)
+        if (names[i] == names[j]) return false;
+    return true;
+  }(std::type_identity<field_list<T>>{});
+}
+
+/// The checks on a describe(), made once per struct (one error each, naming T in its context).
+template <reflected T>
+struct checked_fields {
+  static_assert(all_members_of<T>(), "rproxy::config: describe() lists a member of another struct");
+  static_assert(no_member_twice<T>(), "rproxy::config: describe() lists a member twice");
+  static constexpr bool value = true;
+};
 
 template <class T>
 std::string_view type_name_raw() {
@@ -118,73 +220,46 @@ inline std::string child_path(std::string_view parent, std::string_view key) {
   return p;
 }
 
-/// Calls f(name, member) for each reflected member of obj, in order.
-template <reflected T, class F>
+/// Calls f(name, member) for each field of obj, in describe() order.
+template <class T, class F>
+  requires reflected<std::remove_const_t<T>>
 void for_each_field(T& obj, F&& f) {
-  boost::hana::for_each(boost::hana::accessors<std::remove_const_t<T>>(), [&](auto pair) {
-    f(std::string_view{boost::hana::to<char const*>(boost::hana::first(pair))}, boost::hana::second(pair)(obj));
-  });
-}
-
-/// Index of the reflected member that `member` points to, or npos.
-template <reflected T, class M>
-std::size_t field_index(M T::*member) {
-  static const T probe{};
-  const void* target = &(probe.*member);
-  std::size_t i = 0, found = static_cast<std::size_t>(-1);
-  for_each_field(probe, [&](std::string_view, const auto& m) {
-    if constexpr (std::is_same_v<std::remove_cvref_t<decltype(m)>, M>)
-      if (static_cast<const void*>(&m) == target) found = i;
-    ++i;
-  });
-  return found;
+  using U = std::remove_const_t<T>;
+  static_assert(checked_fields<U>::value);
+  [&]<class... Docs>(std::type_identity<std::tuple<Docs...>>) {
+    (f(Docs::name, obj.*(Docs::member)), ...);
+  }(std::type_identity<field_list<U>>{});
 }
 
 }  // namespace detail
 
-/// Every field of T with its description and required flag, in declaration order (computed on
-/// first use). A describe() entry for a member that the Hana declaration does not list is a
-/// programmer error: std::logic_error.
+/// Every field of T with its description and required flag, in describe() order.
 template <reflected T>
 const std::vector<field_meta>& field_metas() {
   static_assert(std::is_default_constructible_v<T>, "rproxy::config: a config struct must be default-constructible");
-  static const std::vector<field_meta> metas = [] {
-    std::vector<field_meta> out;
-    T probe{};
-    detail::for_each_field(probe, [&](std::string_view name, const auto&) { out.push_back({name, {}, false}); });
-    if constexpr (requires { T::describe(); }) {
-      std::vector<bool> seen(out.size());
-      std::apply(
-          [&](const auto&... d) {
-            auto apply_one = [&](const auto& entry) {
-              const std::size_t i = detail::field_index<T>(entry.member);
-              if (i == static_cast<std::size_t>(-1))
-                throw std::logic_error("rproxy::config: " + detail::type_name<T>() +
-                                       "::describe() documents a member missing from its BOOST_HANA declaration");
-              if (seen[i])
-                throw std::logic_error("rproxy::config: " + detail::type_name<T>() + "::describe() documents '" +
-                                       std::string(out[i].name) + "' twice");
-              seen[i] = true;
-              out[i].description = entry.description;
-              out[i].required = entry.required;
-            };
-            (apply_one(d), ...);
-          },
-          T::describe());
-    }
-    return out;
-  }();
+  static_assert(detail::checked_fields<T>::value);
+  static const std::vector<field_meta> metas = std::apply(
+      [](const auto&... d) { return std::vector<field_meta>{field_meta{d.name, d.description, d.required}...}; },
+      T::describe());
   return metas;
 }
 
-/// The YAML key of a member: `field_name(&route::host)` is "host".
+/// The YAML key of a member: `field_name(&route::host)` is "host". A member that T's
+/// describe() does not list is a programmer error: std::logic_error.
 template <reflected T, class M>
-std::string_view field_name(M T::*member) {
-  const std::size_t i = detail::field_index<T>(member);
-  if (i == static_cast<std::size_t>(-1))
-    throw std::logic_error("rproxy::config: field_name(): member not in " + detail::type_name<T>() +
-                           "'s BOOST_HANA declaration");
-  return field_metas<T>()[i].name;
+constexpr std::string_view field_name(M T::*member) {
+  std::string_view found;
+  [&]<class... Docs>(std::type_identity<std::tuple<Docs...>>) {
+    auto one = [&]<class D>(std::type_identity<D>) {
+      if constexpr (std::is_same_v<typename D::owner, T> && std::is_same_v<typename D::value_type, M>)
+        if (D::member == member) found = D::name;
+    };
+    (one(std::type_identity<Docs>{}), ...);
+  }(std::type_identity<detail::field_list<T>>{});
+  if (found.empty())
+    throw std::logic_error("rproxy::config: field_name(): member not listed in " + detail::type_name<T>() +
+                           "::describe()");
+  return found;
 }
 
 }  // namespace rproxy::config

@@ -11,6 +11,12 @@
 // Files are read in name order; every file is decoded and all errors are collected, each
 // naming its file. Hidden files (".lobby.yaml.swp") never match. A missing directory is an
 // error; an empty one is an empty list.
+//
+// Each item keeps the positions of its file, so a check that spans files (a domain claimed by
+// two servers) reports at the right file:line:col after loading:
+//
+//     d.add(s.pos.file(), s.pos.find("domains[1]"), error::invalid, "domain claimed twice");
+//     // servers/survival.yaml:3:5: domain claimed twice
 #pragma once
 
 #include <fnmatch.h>
@@ -25,6 +31,7 @@
 
 #include <rproxy/config/decode.hpp>
 #include <rproxy/config/diagnostics.hpp>
+#include <rproxy/config/validator.hpp>
 #include <rproxy/core/result.hpp>
 
 namespace rproxy::config {
@@ -35,6 +42,7 @@ struct file_item {
   std::string name;             ///< the file name without its extension: "lobby"
   std::filesystem::path path;   ///< dir / file name, as opened
   T value;
+  positions pos;                ///< where each node of `value` was in the file (pos.file() is `path`)
 };
 
 /// Whether a file name matches a shell pattern ("*.yaml"); names starting with '.' need an
@@ -72,12 +80,13 @@ result<std::vector<file_item<T>>, diagnostics> load_dir(const std::filesystem::p
   std::vector<file_item<T>> items;
   diagnostics all;
   for (const auto& f : *files) {
-    auto r = load_file<T>(f);
+    positions pos;
+    auto r = load_file<T>(f, &pos);
     if (!r) {
       all.append(r.error());
       continue;
     }
-    items.push_back({f.stem().string(), f, std::move(*r)});
+    items.push_back({f.stem().string(), f, std::move(*r), std::move(pos)});
   }
   if (!all.empty()) return failure(std::move(all));
   return items;

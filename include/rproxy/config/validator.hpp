@@ -73,12 +73,11 @@ public:
   validator at(std::string_view key) const { return {*out_, *pos_, detail::child_path(path_, key)}; }
   /// A list element below this node.
   validator at(std::size_t index) const { return {*out_, *pos_, path_ + "[" + std::to_string(index) + "]"}; }
-  /// A field of the struct at this node, named by member pointer. (Unconstrained on purpose:
-  /// validate() is usually defined inside the struct, before BOOST_HANA_ADAPT_STRUCT is seen;
-  /// the body is instantiated later, when it is.)
+  /// A field of the struct at this node, named by member pointer; the member must be listed in
+  /// its struct's describe().
   template <class C, class M>
   validator at(M C::*member) const {
-    static_assert(reflected<C>, "rproxy::config::validator::at: the struct is not reflected with Boost.Hana");
+    static_assert(reflected<C>, "rproxy::config::validator::at: the struct has no describe() listing its fields");
     return at(field_name(member));
   }
 

@@ -13,8 +13,6 @@
 //     rproxy::flow::options o = rproxy::flow::make_options(cfg.proxy_protocol, cfg.relay);
 #pragma once
 
-#include <boost/hana/adapt_struct.hpp>
-
 #include <chrono>
 #include <string>
 #include <vector>
@@ -34,9 +32,9 @@ struct proxy_protocol_config {
   proxy_send send = proxy_send::none;
   static constexpr auto describe() {
     return config::fields(
-        config::doc(&proxy_protocol_config::accept, "read a PROXY v1/v2 header from clients: none, optional, required"),
-        config::doc(&proxy_protocol_config::trusted, "CIDRs allowed to send one (a load balancer in front); others are never believed"),
-        config::doc(&proxy_protocol_config::send, "PROXY header to send backends that set none themselves: none, v1, v2"));
+        config::doc<&proxy_protocol_config::accept>("read a PROXY v1/v2 header from clients: none, optional, required"),
+        config::doc<&proxy_protocol_config::trusted>("CIDRs allowed to send one (a load balancer in front); others are never believed"),
+        config::doc<&proxy_protocol_config::send>("PROXY header to send backends that set none themselves: none, v1, v2"));
   }
   void validate(config::validator& v) const {
     for (std::size_t i = 0; i < trusted.size(); ++i)
@@ -50,9 +48,9 @@ struct relay_config {
   bool splice = true;
   std::chrono::milliseconds idle_timeout = std::chrono::minutes(10);
   static constexpr auto describe() {
-    return config::fields(config::doc(&relay_config::buffer_size, "buffer per direction per connection (bounds memory; backpressure beyond)"),
-                          config::doc(&relay_config::splice, "zero-copy splice(2) between sockets on Linux"),
-                          config::doc(&relay_config::idle_timeout, "close connections with no bytes either way for this long"));
+    return config::fields(config::doc<&relay_config::buffer_size>("buffer per direction per connection (bounds memory; backpressure beyond)"),
+                          config::doc<&relay_config::splice>("zero-copy splice(2) between sockets on Linux"),
+                          config::doc<&relay_config::idle_timeout>("close connections with no bytes either way for this long"));
   }
 };
 
@@ -70,6 +68,3 @@ inline options make_options(const proxy_protocol_config& pp, const relay_config&
 }
 
 }  // namespace rproxy::flow
-
-BOOST_HANA_ADAPT_STRUCT(rproxy::flow::proxy_protocol_config, accept, trusted, send);
-BOOST_HANA_ADAPT_STRUCT(rproxy::flow::relay_config, buffer_size, splice, idle_timeout);

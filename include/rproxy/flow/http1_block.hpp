@@ -7,8 +7,6 @@
 //     c.limits.apply(adapter, options);             // flow/http1.hpp, flow/serve.hpp
 #pragma once
 
-#include <boost/hana/adapt_struct.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -33,13 +31,13 @@ struct http1_block {
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
     return cfg::fields(
-        cfg::doc(&http1_block::header_timeout, "a request head must arrive whole within this (slowloris); also the keep-alive wait"),
-        cfg::doc(&http1_block::idle_timeout, "no progress on a body or a response for this long ends the connection"),
-        cfg::doc(&http1_block::connect_timeout, "give up on a backend after this long, try the next"),
-        cfg::doc(&http1_block::max_header, "request header section (431 beyond)"),
-        cfg::doc(&http1_block::max_header_count, "request header lines (431 beyond)"),
-        cfg::doc(&http1_block::max_body, "request body (413 beyond)"),
-        cfg::doc(&http1_block::buffer_size, "body buffer per direction per connection (bounds memory)"));
+        cfg::doc<&http1_block::header_timeout>("a request head must arrive whole within this (slowloris); also the keep-alive wait"),
+        cfg::doc<&http1_block::idle_timeout>("no progress on a body or a response for this long ends the connection"),
+        cfg::doc<&http1_block::connect_timeout>("give up on a backend after this long, try the next"),
+        cfg::doc<&http1_block::max_header>("request header section (431 beyond)"),
+        cfg::doc<&http1_block::max_header_count>("request header lines (431 beyond)"),
+        cfg::doc<&http1_block::max_body>("request body (413 beyond)"),
+        cfg::doc<&http1_block::buffer_size>("body buffer per direction per connection (bounds memory)"));
   }
 
   /// Sets the adapter's limits and the driver's timeouts from this block.
@@ -56,6 +54,3 @@ struct http1_block {
 };
 
 }  // namespace rproxy::flow
-
-BOOST_HANA_ADAPT_STRUCT(rproxy::flow::http1_block, header_timeout, idle_timeout, connect_timeout, max_header,
-                        max_header_count, max_body, buffer_size);

@@ -56,7 +56,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <asio/experimental/as_tuple.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/experimental/deferred.hpp>
 
 #include <sys/socket.h>
 
@@ -69,12 +69,12 @@
 #include <string_view>
 #include <system_error>
 #include <utility>
-#include <variant>
 #include <vector>
 
 #include <rproxy/core/proxy_mode.hpp>
 #include <rproxy/middleware/ip.hpp>
 #include <rproxy/net/connector.hpp>
+#include <rproxy/net/deadline.hpp>
 #include <rproxy/net/error.hpp>
 #include <rproxy/net/proxy_accept.hpp>
 #include <rproxy/net/relay.hpp>
@@ -139,8 +139,6 @@ inline asio::awaitable<std::error_code> send(asio::ip::tcp::socket& s, std::stri
 template <class Reader, class Ctx>
 asio::awaitable<hello_step> read_hello(asio::ip::tcp::socket& s, Reader& r, Ctx& ctx,
                                        std::chrono::steady_clock::time_point deadline) {
-  using namespace asio::experimental::awaitable_operators;
-  asio::steady_timer timer(s.get_executor());
   for (;;) {
     auto step = r.next(ctx, false);
     if (step.what != hello_step::kind::need_more) co_return step;
@@ -148,19 +146,16 @@ asio::awaitable<hello_step> read_hello(asio::ip::tcp::socket& s, Reader& r, Ctx&
     if (now >= deadline) co_return hello_step::fail(make_error_code(net::error::idle_timeout));
     const auto settle = r.settle_time();
     const auto until = settle ? std::min(deadline, now + *settle) : deadline;
-    timer.expires_at(until);
     auto room = r.prepare(2048);
-    auto got = co_await (s.async_read_some(asio::buffer(room.data(), room.size()), tuple_awaitable) ||
-                         timer.async_wait(tuple_awaitable));
-    if (got.index() == 1) {
+    auto [ec, n] = co_await net::with_deadline(s.async_read_some(asio::buffer(room.data(), room.size()), asio::experimental::deferred), until);
+    if (ec == net::error::idle_timeout) {
       if (settle) {  // the client paused: let the reader settle what it has
         auto settled = r.next(ctx, true);
         if (settled.what != hello_step::kind::need_more) co_return settled;
       }
-      if (until == deadline) co_return hello_step::fail(make_error_code(net::error::idle_timeout));
+      if (until == deadline) co_return hello_step::fail(ec);
       continue;
     }
-    auto [ec, n] = std::get<0>(got);
     if (ec) co_return hello_step::fail(net::classify(ec, net::side::downstream));
     r.commit(n);
   }

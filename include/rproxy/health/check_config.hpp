@@ -9,8 +9,6 @@
 //       path: /metric
 #pragma once
 
-#include <boost/hana/adapt_struct.hpp>
-
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -41,15 +39,15 @@ struct check_config {
 
   friend bool operator==(const check_config&, const check_config&) = default;
   static constexpr auto describe() {
-    return config::fields(config::doc(&check_config::type, "tcp (connect) or http (GET path)"),
-                          config::doc(&check_config::path, "http: the path to GET"),
-                          config::doc(&check_config::host, "http: Host header (default: the backend's address)"),
-                          config::doc(&check_config::expect_status, "http: the status a healthy backend answers; 0: any 2xx"),
-                          config::doc(&check_config::body_contains, "http: text the body must contain (empty: not checked)"),
-                          config::doc(&check_config::interval, "time between checks of a backend (+/- 10% jitter)"),
-                          config::doc(&check_config::timeout, "a check that takes longer fails"),
-                          config::doc(&check_config::rise, "passed checks in a row that bring a backend back"),
-                          config::doc(&check_config::fall, "failed checks in a row that take a backend out"));
+    return config::fields(config::doc<&check_config::type>("tcp (connect) or http (GET path)"),
+                          config::doc<&check_config::path>("http: the path to GET"),
+                          config::doc<&check_config::host>("http: Host header (default: the backend's address)"),
+                          config::doc<&check_config::expect_status>("http: the status a healthy backend answers; 0: any 2xx"),
+                          config::doc<&check_config::body_contains>("http: text the body must contain (empty: not checked)"),
+                          config::doc<&check_config::interval>("time between checks of a backend (+/- 10% jitter)"),
+                          config::doc<&check_config::timeout>("a check that takes longer fails"),
+                          config::doc<&check_config::rise>("passed checks in a row that bring a backend back"),
+                          config::doc<&check_config::fall>("failed checks in a row that take a backend out"));
   }
   void validate(config::validator& v) const {
     if (!path.starts_with('/')) v.at(&check_config::path).error("path must start with '/'");
@@ -71,10 +69,10 @@ struct weights_config {
 
   friend bool operator==(const weights_config&, const weights_config&) = default;
   static constexpr auto describe() {
-    return config::fields(config::doc(&weights_config::path, "where each backend publishes its load report (HTTP GET)"),
-                          config::doc(&weights_config::port, "port of the report (0: the backend's own port)"),
-                          config::doc(&weights_config::interval, "time between polls of a backend"),
-                          config::doc(&weights_config::timeout, "a poll that takes longer is counted as failed"));
+    return config::fields(config::doc<&weights_config::path>("where each backend publishes its load report (HTTP GET)"),
+                          config::doc<&weights_config::port>("port of the report (0: the backend's own port)"),
+                          config::doc<&weights_config::interval>("time between polls of a backend"),
+                          config::doc<&weights_config::timeout>("a poll that takes longer is counted as failed"));
   }
   void validate(config::validator& v) const {
     if (!path.starts_with('/')) v.at(&weights_config::path).error("path must start with '/'");
@@ -84,6 +82,3 @@ struct weights_config {
 };
 
 }  // namespace rproxy::health
-
-BOOST_HANA_ADAPT_STRUCT(rproxy::health::check_config, type, path, host, expect_status, body_contains, interval, timeout, rise, fall);
-BOOST_HANA_ADAPT_STRUCT(rproxy::health::weights_config, path, port, interval, timeout);

@@ -12,10 +12,10 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/deferred.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -31,6 +31,7 @@
 #include <rproxy/core/result.hpp>
 #include <rproxy/health/probe.hpp>
 #include <rproxy/net/connector.hpp>
+#include <rproxy/net/deadline.hpp>
 #include <rproxy/net/error.hpp>
 #include <rproxy/net/proxy_protocol.hpp>
 
@@ -58,20 +59,12 @@ inline asio::awaitable<result<mc_status_reply>> fetch_mc_status(asio::any_io_exe
   const auto start = std::chrono::steady_clock::now();
   auto connected = co_await net::async_connect(ex, server, timeout, as_tuple(asio::use_awaitable));
   if (auto ec = std::get<0>(connected)) co_return failure(ec);
-  auto& sock = std::get<1>(connected);  // a plain reference: clang 14 cannot capture a binding
+  auto& sock = std::get<1>(connected);
 
-  asio::steady_timer deadline(ex);
-  bool timed_out = false;
-  deadline.expires_at(start + timeout);
-  deadline.async_wait([&](std::error_code ec) {
-    if (ec) return;
-    timed_out = true;
-    sock.cancel(ec);
-  });
-  const auto done = [&](std::error_code ec) {
-    deadline.cancel();
-    return timed_out ? make_error_code(net::error::connect_timeout) : ec;
-  };
+  // Every step after the connect runs with the exchange's deadline (net/deadline.hpp).
+  using asio::experimental::deferred;
+  const auto deadline = start + timeout;
+  const auto timed_out = make_error_code(net::error::connect_timeout);
 
   mc::bytes out(mc::as_bytes(q.prefix).begin(), mc::as_bytes(q.prefix).end());
   mc::handshake hs;
@@ -81,23 +74,23 @@ inline asio::awaitable<result<mc_status_reply>> fetch_mc_status(asio::any_io_exe
   hs.next_state = mc::intent::status;
   mc::append_handshake(out, hs);
   mc::append_status_request(out);
-  auto [wec, wn] = co_await asio::async_write(sock, asio::buffer(out), as_tuple(asio::use_awaitable));
+  auto [wec, wn] = co_await net::with_deadline(asio::async_write(sock, asio::buffer(out), deferred), deadline, timed_out);
   (void)wn;
-  if (wec) co_return failure(done(wec));
+  if (wec) co_return failure(wec);
 
   // The JSON is at most 32767 UTF-16 units: at most 3 bytes each in UTF-8, plus framing.
   mc::packet_reader in(32767 * 3 + 16);
   for (;;) {
     auto room = in.prepare(4096);
-    auto [rec, n] = co_await sock.async_read_some(asio::buffer(room.data(), room.size()), as_tuple(asio::use_awaitable));
-    if (rec) co_return failure(done(rec));
+    auto [rec, n] = co_await net::with_deadline(sock.async_read_some(asio::buffer(room.data(), room.size()), deferred),
+                                                deadline, timed_out);
+    if (rec) co_return failure(rec);
     in.commit(n);
     auto p = in.next();
     if (p.need_more()) continue;
-    if (p.failed()) co_return failure(done(p.error()));
+    if (p.failed()) co_return failure(p.error());
     auto json = mc::parse_status_response(p->body);
-    if (!json) co_return failure(done(json.error()));
-    done({});
+    if (!json) co_return failure(json.error());
     std::error_code ignored;
     sock.close(ignored);
     co_return mc_status_reply{std::move(*json), std::chrono::steady_clock::now() - start};

@@ -7,8 +7,6 @@
 //     mw::api_key_config kc = c.api_keys->config();
 #pragma once
 
-#include <boost/hana/adapt_struct.hpp>
-
 #include <cstddef>
 #include <string>
 
@@ -25,8 +23,8 @@ struct api_key_block {
 
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
-    return cfg::fields(cfg::required(&api_key_block::file, "hashed key file (sha256 name [tier] per line); re-read on reload"),
-                       cfg::doc(&api_key_block::header, "request header carrying the key"));
+    return cfg::fields(cfg::required<&api_key_block::file>("hashed key file (sha256 name [tier] per line); re-read on reload"),
+                       cfg::doc<&api_key_block::header>("request header carrying the key"));
   }
   void validate(rproxy::config::validator& v) const {
     if (!codec::http1::is_valid_field_name(header)) v.at(&api_key_block::header).error("not a header name");
@@ -46,5 +44,3 @@ struct api_key_block {
 };
 
 }  // namespace rproxy::middleware
-
-BOOST_HANA_ADAPT_STRUCT(rproxy::middleware::api_key_block, file, header);

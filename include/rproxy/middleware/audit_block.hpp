@@ -8,8 +8,6 @@
 //     auto audit = c.audit.make(sink);              // the audit_log the stages point at
 #pragma once
 
-#include <boost/hana/adapt_struct.hpp>
-
 #include <cstdint>
 #include <fstream>
 #include <mutex>
@@ -48,9 +46,9 @@ struct audit_block {
 
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
-    return cfg::fields(cfg::doc(&audit_block::file, "append audit lines here; empty: the main log"),
-                       cfg::doc(&audit_block::per_second, "audit lines per second (more are counted, not written)"),
-                       cfg::doc(&audit_block::burst, "audit lines at once"));
+    return cfg::fields(cfg::doc<&audit_block::file>("append audit lines here; empty: the main log"),
+                       cfg::doc<&audit_block::per_second>("audit lines per second (more are counted, not written)"),
+                       cfg::doc<&audit_block::burst>("audit lines at once"));
   }
   /// The audit log writing to `sink` (which must outlive it) at this block's rate.
   template <class Sink>
@@ -60,5 +58,3 @@ struct audit_block {
 };
 
 }  // namespace rproxy::middleware
-
-BOOST_HANA_ADAPT_STRUCT(rproxy::middleware::audit_block, file, per_second, burst);

@@ -6,8 +6,6 @@
 //     c.bans.load(list, log_error)                  // at start and on reload
 #pragma once
 
-#include <boost/hana/adapt_struct.hpp>
-
 #include <cstddef>
 #include <string>
 #include <system_error>
@@ -23,8 +21,8 @@ struct ban_block {
 
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
-    return cfg::fields(cfg::doc(&ban_block::file, "ban file (docs/security.md), re-read on reload; empty: none"),
-                       cfg::doc(&ban_block::message, "what a banned client is told"));
+    return cfg::fields(cfg::doc<&ban_block::file>("ban file (docs/security.md), re-read on reload; empty: none"),
+                       cfg::doc<&ban_block::message>("what a banned client is told"));
   }
   ban_check_config config() const { return {.reject_message = message}; }
 
@@ -40,5 +38,3 @@ struct ban_block {
 };
 
 }  // namespace rproxy::middleware
-
-BOOST_HANA_ADAPT_STRUCT(rproxy::middleware::ban_block, file, message);

@@ -6,8 +6,6 @@
 //     mw::conn_limit_config lc = c.conn_limit.config();
 #pragma once
 
-#include <boost/hana/adapt_struct.hpp>
-
 #include <cstdint>
 
 #include <rproxy/config/field.hpp>
@@ -21,8 +19,8 @@ struct conn_limit_block {
 
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
-    return cfg::fields(cfg::doc(&conn_limit_block::max_per_ip, "open connections per client (IPv6: per /64); 0: no cap"),
-                       cfg::doc(&conn_limit_block::max_total, "open connections in all; 0: no cap"));
+    return cfg::fields(cfg::doc<&conn_limit_block::max_per_ip>("open connections per client (IPv6: per /64); 0: no cap"),
+                       cfg::doc<&conn_limit_block::max_total>("open connections in all; 0: no cap"));
   }
   conn_limit_config config() const {
     conn_limit_config c;
@@ -33,5 +31,3 @@ struct conn_limit_block {
 };
 
 }  // namespace rproxy::middleware
-
-BOOST_HANA_ADAPT_STRUCT(rproxy::middleware::conn_limit_block, max_per_ip, max_total);

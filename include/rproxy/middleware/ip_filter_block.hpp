@@ -11,8 +11,6 @@
 //     mw::ip_filter{&built.rules, &audit, &built.cfg}
 #pragma once
 
-#include <boost/hana/adapt_struct.hpp>
-
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,9 +29,9 @@ struct ip_filter_block {
 
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
-    return cfg::fields(cfg::doc(&ip_filter_block::default_allow, "when no block matches the client"),
-                       cfg::doc(&ip_filter_block::allow, "CIDRs let in (the most specific block decides)"),
-                       cfg::doc(&ip_filter_block::deny, "CIDRs refused with 403"));
+    return cfg::fields(cfg::doc<&ip_filter_block::default_allow>("when no block matches the client"),
+                       cfg::doc<&ip_filter_block::allow>("CIDRs let in (the most specific block decides)"),
+                       cfg::doc<&ip_filter_block::deny>("CIDRs refused with 403"));
   }
   void validate(rproxy::config::validator& v) const {
     for (const auto* list : {&allow, &deny})
@@ -58,5 +56,3 @@ struct ip_filter_block {
 };
 
 }  // namespace rproxy::middleware
-
-BOOST_HANA_ADAPT_STRUCT(rproxy::middleware::ip_filter_block, default_allow, allow, deny);

@@ -11,8 +11,6 @@
 //     mw::jwt_auth_config jc = c.jwt->config(keep_claims);
 #pragma once
 
-#include <boost/hana/adapt_struct.hpp>
-
 #include <array>
 #include <chrono>
 #include <string>
@@ -41,10 +39,10 @@ struct jwt_key_block {
   std::string algorithm;
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
-    return cfg::fields(cfg::doc(&jwt_key_block::type, "pem (public key or certificate), jwks, or hmac (a file holding the secret)"),
-                       cfg::required(&jwt_key_block::file, "where the key is; re-read on reload"),
-                       cfg::doc(&jwt_key_block::kid, "pem, hmac: the key id tokens name (empty: any)"),
-                       cfg::doc(&jwt_key_block::algorithm, "pem, hmac: the one algorithm allowed with this key, e.g. RS256"));
+    return cfg::fields(cfg::doc<&jwt_key_block::type>("pem (public key or certificate), jwks, or hmac (a file holding the secret)"),
+                       cfg::required<&jwt_key_block::file>("where the key is; re-read on reload"),
+                       cfg::doc<&jwt_key_block::kid>("pem, hmac: the key id tokens name (empty: any)"),
+                       cfg::doc<&jwt_key_block::algorithm>("pem, hmac: the one algorithm allowed with this key, e.g. RS256"));
   }
   void validate(rproxy::config::validator& v) const {
     if (!algorithm.empty() && !parse_alg(algorithm)) v.at(&jwt_key_block::algorithm).error("unknown algorithm '" + algorithm + "'");
@@ -56,8 +54,8 @@ struct jwt_forward_block {
   std::string header;
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
-    return cfg::fields(cfg::required(&jwt_forward_block::claim, "claim of a verified token"),
-                       cfg::required(&jwt_forward_block::header, "request header the backend gets it in (a client's own is dropped)"));
+    return cfg::fields(cfg::required<&jwt_forward_block::claim>("claim of a verified token"),
+                       cfg::required<&jwt_forward_block::header>("request header the backend gets it in (a client's own is dropped)"));
   }
   void validate(rproxy::config::validator& v) const {
     if (!codec::http1::is_valid_field_name(header)) v.at(&jwt_forward_block::header).error("not a header name");
@@ -77,15 +75,15 @@ struct jwt_block {
 
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
-    return cfg::fields(cfg::required(&jwt_block::keys, "verification keys"),
-                       cfg::doc(&jwt_block::issuers, "accepted iss values; empty: not checked"),
-                       cfg::doc(&jwt_block::audiences, "aud must name one of these; empty: not checked"),
-                       cfg::doc(&jwt_block::leeway, "clock skew allowed on exp and nbf"),
-                       cfg::doc(&jwt_block::algorithms, "accepted algorithms; empty: all implemented"),
-                       cfg::doc(&jwt_block::cookie, "also take the token from this cookie"),
-                       cfg::doc(&jwt_block::query, "also take the token from this query parameter"),
-                       cfg::doc(&jwt_block::tier_claim, "claim naming the rate-limit tier"),
-                       cfg::doc(&jwt_block::forward, "claims passed to the backend as headers"));
+    return cfg::fields(cfg::required<&jwt_block::keys>("verification keys"),
+                       cfg::doc<&jwt_block::issuers>("accepted iss values; empty: not checked"),
+                       cfg::doc<&jwt_block::audiences>("aud must name one of these; empty: not checked"),
+                       cfg::doc<&jwt_block::leeway>("clock skew allowed on exp and nbf"),
+                       cfg::doc<&jwt_block::algorithms>("accepted algorithms; empty: all implemented"),
+                       cfg::doc<&jwt_block::cookie>("also take the token from this cookie"),
+                       cfg::doc<&jwt_block::query>("also take the token from this query parameter"),
+                       cfg::doc<&jwt_block::tier_claim>("claim naming the rate-limit tier"),
+                       cfg::doc<&jwt_block::forward>("claims passed to the backend as headers"));
   }
   void validate(rproxy::config::validator& v) const {
     for (std::size_t i = 0; i < algorithms.size(); ++i)
@@ -128,8 +126,3 @@ struct jwt_block {
 };
 
 }  // namespace rproxy::middleware
-
-BOOST_HANA_ADAPT_STRUCT(rproxy::middleware::jwt_key_block, type, file, kid, algorithm);
-BOOST_HANA_ADAPT_STRUCT(rproxy::middleware::jwt_forward_block, claim, header);
-BOOST_HANA_ADAPT_STRUCT(rproxy::middleware::jwt_block, keys, issuers, audiences, leeway, algorithms, cookie, query,
-                        tier_claim, forward);

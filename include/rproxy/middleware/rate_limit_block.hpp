@@ -10,8 +10,6 @@
 //     mw::rate_limit_config rc = c.rate_limit->config("request");   // counted on_hello
 #pragma once
 
-#include <boost/hana/adapt_struct.hpp>
-
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -41,11 +39,11 @@ struct rate_tier_block {
   std::uint32_t burst = 0;
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
-    return cfg::fields(cfg::required(&rate_tier_block::name, "tier name (from the tier claim or the API key file)"),
-                       cfg::doc(&rate_tier_block::algorithm, "token_bucket or sliding_window"),
-                       cfg::required(&rate_tier_block::limit, "operations per window"),
-                       cfg::doc(&rate_tier_block::window, "the window"),
-                       cfg::doc(&rate_tier_block::burst, "token_bucket capacity; 0: limit"));
+    return cfg::fields(cfg::required<&rate_tier_block::name>("tier name (from the tier claim or the API key file)"),
+                       cfg::doc<&rate_tier_block::algorithm>("token_bucket or sliding_window"),
+                       cfg::required<&rate_tier_block::limit>("operations per window"),
+                       cfg::doc<&rate_tier_block::window>("the window"),
+                       cfg::doc<&rate_tier_block::burst>("token_bucket capacity; 0: limit"));
   }
 };
 
@@ -56,10 +54,10 @@ struct rate_penalty_block {
   std::chrono::milliseconds forgive_after{600'000};
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
-    return cfg::fields(cfg::doc(&rate_penalty_block::after, "refusals before a key is blocked; 0: never"),
-                       cfg::doc(&rate_penalty_block::block, "first block; doubles with each further refusal"),
-                       cfg::doc(&rate_penalty_block::max_block, "longest block"),
-                       cfg::doc(&rate_penalty_block::forgive_after, "refusals older than this are forgotten"));
+    return cfg::fields(cfg::doc<&rate_penalty_block::after>("refusals before a key is blocked; 0: never"),
+                       cfg::doc<&rate_penalty_block::block>("first block; doubles with each further refusal"),
+                       cfg::doc<&rate_penalty_block::max_block>("longest block"),
+                       cfg::doc<&rate_penalty_block::forgive_after>("refusals older than this are forgotten"));
   }
 };
 
@@ -72,11 +70,11 @@ struct rate_limit_block {
 
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
-    return cfg::fields(cfg::doc(&rate_limit_block::key, "key parts: ip, identity, api_key, claim:NAME, header:NAME"),
-                       cfg::doc(&rate_limit_block::default_tier, "tier of anonymous flows and unknown tiers"),
-                       cfg::required(&rate_limit_block::tiers, "limits per tier"),
-                       cfg::doc(&rate_limit_block::penalty, "back-off for repeat offenders"),
-                       cfg::doc(&rate_limit_block::max_keys, "counters kept (least recently used evicted)"));
+    return cfg::fields(cfg::doc<&rate_limit_block::key>("key parts: ip, identity, api_key, claim:NAME, header:NAME"),
+                       cfg::doc<&rate_limit_block::default_tier>("tier of anonymous flows and unknown tiers"),
+                       cfg::required<&rate_limit_block::tiers>("limits per tier"),
+                       cfg::doc<&rate_limit_block::penalty>("back-off for repeat offenders"),
+                       cfg::doc<&rate_limit_block::max_keys>("counters kept (least recently used evicted)"));
   }
   void validate(rproxy::config::validator& v) const {
     for (std::size_t i = 0; i < key.size(); ++i)
@@ -123,7 +121,3 @@ private:
 };
 
 }  // namespace rproxy::middleware
-
-BOOST_HANA_ADAPT_STRUCT(rproxy::middleware::rate_tier_block, name, algorithm, limit, window, burst);
-BOOST_HANA_ADAPT_STRUCT(rproxy::middleware::rate_penalty_block, after, block, max_block, forgive_after);
-BOOST_HANA_ADAPT_STRUCT(rproxy::middleware::rate_limit_block, key, default_tier, tiers, penalty, max_keys);

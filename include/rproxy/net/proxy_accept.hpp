@@ -11,18 +11,16 @@
 
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/experimental/deferred.hpp>
 
 #include <chrono>
 #include <optional>
 #include <string>
 #include <system_error>
-#include <variant>
 
 #include <rproxy/core/proxy_mode.hpp>
+#include <rproxy/net/deadline.hpp>
 #include <rproxy/net/error.hpp>
 #include <rproxy/net/proxy_protocol.hpp>
 
@@ -43,8 +41,6 @@ struct proxy_read {
 /// plain client whose bytes are never parsed as a header.
 inline asio::awaitable<proxy_read> read_proxy_header(asio::ip::tcp::socket& s, proxy_accept mode, bool trusted,
                                                      std::chrono::milliseconds timeout) {
-  using asio::experimental::as_tuple;
-  using namespace asio::experimental::awaitable_operators;
   proxy_read out;
   if (mode == proxy_accept::none) co_return out;
   if (!trusted) {
@@ -52,18 +48,12 @@ inline asio::awaitable<proxy_read> read_proxy_header(asio::ip::tcp::socket& s, p
     co_return out;
   }
   proxy_protocol::parser parser({.optional = mode == proxy_accept::optional});
-  asio::steady_timer timer(s.get_executor(), timeout);  // one deadline for the whole header
+  const auto deadline = std::chrono::steady_clock::now() + timeout;  // one deadline for the whole header
   char buf[512];
   for (;;) {
-    auto r = co_await (s.async_read_some(asio::buffer(buf), as_tuple(asio::use_awaitable)) ||
-                       timer.async_wait(as_tuple(asio::use_awaitable)));
-    if (r.index() == 1) {
-      out.ec = make_error_code(error::idle_timeout);
-      co_return out;
-    }
-    auto [ec, n] = std::get<0>(r);
+    auto [ec, n] = co_await with_deadline(s.async_read_some(asio::buffer(buf), asio::experimental::deferred), deadline);
     if (ec) {
-      out.ec = classify(ec, side::downstream);
+      out.ec = classify(ec, side::downstream);  // idle_timeout passes through
       co_return out;
     }
     auto p = parser.parse(std::string_view(buf, n));

@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 namespace {
 /// Waits (bounded) for a file to exist with some content.
 std::string wait_for_file(const fs::path& p) {
-  for (int i = 0; i < 200; ++i) {
+  for (int i = 0; i < 1000; ++i) {  // 10 s at most
     std::ifstream in(p);
     std::string s;
     if (in && std::getline(in, s) && !s.empty()) return s;
@@ -32,11 +32,14 @@ fs::path temp_dir() {
 TEST_CASE("spawn_command runs the shell command detached and returns at once", "[app]") {
   const auto d = temp_dir();
   const auto out = d / "out.txt";
-  const auto t0 = std::chrono::steady_clock::now();
-  // The command outlives the call: the call must not wait for the sleep.
-  auto r = rproxy::app::spawn_command("sleep 0.3; echo started > '" + out.string() + "'");
+  const auto gate = d / "gate";
+  // The command waits for a file that only this test creates, after the call has returned: a
+  // call that waited for the command would never return (the command gives up after 30 s).
+  auto r = rproxy::app::spawn_command("i=0; while [ ! -e '" + gate.string() + "' ] && [ $i -lt 3000 ]; do sleep 0.01; "
+                                      "i=$((i+1)); done; echo started > '" + out.string() + "'");
   REQUIRE(r);
-  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(250));
+  CHECK_FALSE(fs::exists(out));  // still running, waiting for the gate
+  std::ofstream(gate) << "go\n";
   CHECK(wait_for_file(out) == "started");
   fs::remove_all(d);
 }

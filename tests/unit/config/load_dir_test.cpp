@@ -17,11 +17,11 @@ struct server {
   bool proxy_protocol = false;
   static constexpr auto describe() {
     using namespace rproxy::config;
-    return fields(required(&server::domains, "hostnames"), required(&server::address, "backend"));
+    return fields(required<&server::domains>("hostnames"), required<&server::address>("backend"),
+                  doc<&server::proxy_protocol>());
   }
 };
 }  // namespace ld
-BOOST_HANA_ADAPT_STRUCT(ld::server, domains, address, proxy_protocol);
 
 namespace {
 namespace cfg = rproxy::config;
@@ -61,6 +61,30 @@ TEST_CASE("load_dir: every matching file, in name order, named by its stem", "[c
   CHECK((*r)[1].name == "survival");
   CHECK((*r)[1].value.address == cfg::endpoint{"10.0.0.2", 25565});
   CHECK_FALSE((*r)[1].value.proxy_protocol);
+}
+
+TEST_CASE("load_dir: each item keeps the positions of its file, for checks across files", "[config]") {
+  temp_dir d;
+  d.write("lobby.yaml", "address: 10.0.0.1:25565\ndomains:\n  - lobby.example.com\n  - hub.example.com\n");
+  d.write("survival.yaml", "domains: [survival.example.com, hub.example.com]\naddress: 10.0.0.2:25565\n");
+
+  auto r = cfg::load_dir<ld::server>(d.path);
+  REQUIRE(r);
+  REQUIRE(r->size() == 2);
+  const auto& lobby = (*r)[0];
+  const auto& survival = (*r)[1];
+  CHECK(lobby.pos.file() == (d.path / "lobby.yaml").string());
+  CHECK(lobby.pos.find("address") == cfg::mark{1, 10});
+  CHECK(lobby.pos.find("domains[1]") == cfg::mark{4, 5});
+  CHECK(survival.pos.file() == (d.path / "survival.yaml").string());
+  CHECK(survival.pos.find("domains[1]") == cfg::mark{1, 33});
+  // Not in the file: the nearest ancestor that is (the document).
+  CHECK(survival.pos.find("proxy_protocol") == cfg::mark{1, 1});
+
+  // A check made after loading reports where the second claim is.
+  cfg::diagnostics diags;
+  diags.add(survival.pos.file(), survival.pos.find("domains[1]"), cfg::error::invalid, "hub.example.com claimed twice");
+  CHECK(diags[0].to_string() == (d.path / "survival.yaml").string() + ":1:33: hub.example.com claimed twice");
 }
 
 TEST_CASE("load_dir: bad files are reported with their name and line, all of them", "[config]") {

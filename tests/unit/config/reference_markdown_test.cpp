@@ -21,6 +21,10 @@ constexpr auto config_enum_names(balance) {
 struct limit {
   unsigned per_second = 10;
   unsigned burst = 20;
+  static constexpr auto describe() {
+    using namespace rproxy::config;
+    return fields(doc<&limit::per_second>(), doc<&limit::burst>());
+  }
 };
 
 struct backend {
@@ -29,7 +33,7 @@ struct backend {
   static constexpr std::string_view summary = "one server";
   static constexpr auto describe() {
     using namespace rproxy::config;
-    return fields(required(&backend::address, "where the server listens"), doc(&backend::weight, "share | weight"));
+    return fields(required<&backend::address>("where the server listens"), doc<&backend::weight>("share | weight"));
   }
 };
 
@@ -38,6 +42,10 @@ struct route {
   std::vector<backend> backends;
   balance strategy = balance::least_conn;
   limit logins;
+  static constexpr auto describe() {
+    using namespace rproxy::config;
+    return fields(doc<&route::hosts>(), doc<&route::backends>(), doc<&route::strategy>(), doc<&route::logins>());
+  }
 };
 
 struct proxy {
@@ -51,17 +59,13 @@ struct proxy {
 
   static constexpr auto describe() {
     using namespace rproxy::config;
-    return fields(required(&proxy::listen, "address to accept players on"),
-                  doc(&proxy::idle_timeout, "close connections idle this long"), doc(&proxy::routes, "routes by name"));
+    return fields(required<&proxy::listen>("address to accept players on"),
+                  doc<&proxy::idle_timeout>("close connections idle this long"), doc<&proxy::routes>("routes by name"),
+                  doc<&proxy::pings>(), doc<&proxy::motd>(), doc<&proxy::weights>(), doc<&proxy::spares>());
   }
 };
 
 }  // namespace rm
-
-BOOST_HANA_ADAPT_STRUCT(rm::limit, per_second, burst);
-BOOST_HANA_ADAPT_STRUCT(rm::backend, address, weight);
-BOOST_HANA_ADAPT_STRUCT(rm::route, hosts, backends, strategy, logins);
-BOOST_HANA_ADAPT_STRUCT(rm::proxy, listen, idle_timeout, routes, pings, motd, weights, spares);
 
 namespace cfg = rproxy::config;
 

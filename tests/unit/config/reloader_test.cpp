@@ -22,6 +22,10 @@ namespace rl {
 struct proxy {
   std::string motd = "hello";
   unsigned max_players = 100;
+  static constexpr auto describe() {
+    using namespace rproxy::config;
+    return fields(doc<&proxy::motd>(), doc<&proxy::max_players>());
+  }
   void validate(rproxy::config::validator& v) const {
     if (max_players == 0) v.error(&proxy::max_players, "max_players must be at least 1");
   }
@@ -29,6 +33,10 @@ struct proxy {
 
 struct server {
   std::string address;
+  static constexpr auto describe() {
+    using namespace rproxy::config;
+    return fields(doc<&server::address>());
+  }
 };
 
 // A main file plus a directory of per-server files, loaded as one config.
@@ -37,8 +45,6 @@ struct network {
   std::map<std::string, server> servers;
 };
 }  // namespace rl
-BOOST_HANA_ADAPT_STRUCT(rl::proxy, motd, max_players);
-BOOST_HANA_ADAPT_STRUCT(rl::server, address);
 
 namespace {
 namespace cfg = rproxy::config;

@@ -24,8 +24,8 @@ struct backend {
   unsigned weight = 1;
   static constexpr auto describe() {
     using namespace rproxy::config;
-    return fields(required(&backend::address, "where the server listens"),
-                  doc(&backend::weight, "share of new players"));
+    return fields(required<&backend::address>("where the server listens"),
+                  doc<&backend::weight>("share of new players"));
   }
 };
 
@@ -36,16 +36,20 @@ struct route {
   std::optional<std::string> motd;
   static constexpr auto describe() {
     using namespace rproxy::config;
-    return fields(doc(&route::hosts, "hostnames players type, wildcards allowed"),
-                  doc(&route::backends, "servers behind this route"),
-                  doc(&route::strategy, "how a server is chosen"),
-                  doc(&route::motd, "status text when every server is down"));
+    return fields(doc<&route::hosts>("hostnames players type, wildcards allowed"),
+                  doc<&route::backends>("servers behind this route"),
+                  doc<&route::strategy>("how a server is chosen"),
+                  doc<&route::motd>("status text when every server is down"));
   }
 };
 
 struct tls_files {
   std::string cert = "cert.pem";
   std::string key = "key.pem";
+  static constexpr auto describe() {
+    using namespace rproxy::config;
+    return fields(doc<&tls_files::cert>(), doc<&tls_files::key>());
+  }
 };
 
 struct proxy {
@@ -66,19 +70,16 @@ struct proxy {
   static constexpr std::string_view summary = "A test proxy.";
   static constexpr auto describe() {
     using namespace rproxy::config;
-    return fields(required(&proxy::listen, "address to accept players on"),
-                  doc(&proxy::idle_timeout, "close connections idle this long"),
-                  doc(&proxy::routes, "routes by name"), doc(&proxy::drain, "drain time on shutdown"));
+    return fields(required<&proxy::listen>("address to accept players on"),
+                  doc<&proxy::idle_timeout>("close connections idle this long"), doc<&proxy::max_packet>(),
+                  doc<&proxy::burst>(), doc<&proxy::online_mode>(), doc<&proxy::name>(),
+                  doc<&proxy::routes>("routes by name"), doc<&proxy::labels>(), doc<&proxy::spares>(),
+                  doc<&proxy::tls>(), doc<&proxy::tls_on>(), doc<&proxy::matrix>(),
+                  doc<&proxy::drain>("drain time on shutdown"));
   }
 };
 
 }  // namespace sc
-
-BOOST_HANA_ADAPT_STRUCT(sc::backend, address, weight);
-BOOST_HANA_ADAPT_STRUCT(sc::route, hosts, backends, strategy, motd);
-BOOST_HANA_ADAPT_STRUCT(sc::tls_files, cert, key);
-BOOST_HANA_ADAPT_STRUCT(sc::proxy, listen, idle_timeout, max_packet, burst, online_mode, name, routes, labels, spares,
-                        tls, tls_on, matrix, drain);
 
 namespace {
 namespace cfg = rproxy::config;

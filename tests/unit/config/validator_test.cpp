@@ -14,6 +14,10 @@ namespace vt {
 struct limit {
   int min = 0;
   int max = 10;
+  static constexpr auto describe() {
+    using namespace rproxy::config;
+    return fields(doc<&limit::min>(), doc<&limit::max>());
+  }
   void validate(rproxy::config::validator& v) const {
     if (min > max) v.error(&limit::min, "min (" + std::to_string(min) + ") is above max (" + std::to_string(max) + ")");
   }
@@ -23,16 +27,28 @@ struct route {
   std::string pool;
   std::vector<std::string> fallbacks;
   limit connections;
+  static constexpr auto describe() {
+    using namespace rproxy::config;
+    return fields(doc<&route::pool>(), doc<&route::fallbacks>(), doc<&route::connections>());
+  }
 };
 
 struct backend_pool {
   std::vector<std::string> servers;
+  static constexpr auto describe() {
+    using namespace rproxy::config;
+    return fields(doc<&backend_pool::servers>());
+  }
 };
 
 struct proxy {
   std::map<std::string, route> routes;
   std::map<std::string, backend_pool> pools;
   std::string default_route;
+  static constexpr auto describe() {
+    using namespace rproxy::config;
+    return fields(doc<&proxy::routes>(), doc<&proxy::pools>(), doc<&proxy::default_route>());
+  }
 
   void validate(rproxy::config::validator& v) const {
     std::vector<std::string> names;
@@ -54,11 +70,6 @@ struct proxy {
 };
 
 }  // namespace vt
-
-BOOST_HANA_ADAPT_STRUCT(vt::limit, min, max);
-BOOST_HANA_ADAPT_STRUCT(vt::route, pool, fallbacks, connections);
-BOOST_HANA_ADAPT_STRUCT(vt::backend_pool, servers);
-BOOST_HANA_ADAPT_STRUCT(vt::proxy, routes, pools, default_route);
 
 namespace {
 namespace cfg = rproxy::config;

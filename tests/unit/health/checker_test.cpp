@@ -279,6 +279,8 @@ TEST_CASE("checker: runs on a multi-threaded executor", "[health][checker]") {
   while (changes.load() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
   hc->stop();
   const int after_stop = changes.load();
+  // Not a wait for a condition: time passes on purpose (20 intervals), in which a checker that
+  // did not stop would report again.
   std::this_thread::sleep_for(20ms);
   REQUIRE(changes.load() == after_stop);  // no verdict after stop() returned
   REQUIRE(after_stop == 2);

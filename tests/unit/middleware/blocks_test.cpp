@@ -25,10 +25,16 @@ struct app_config {
   std::optional<mw::api_key_block> api_keys;
   std::optional<mw::rate_limit_block> rate_limit;
   mw::audit_block audit{};
+  static constexpr auto describe() {
+    namespace cfg = rproxy::config;
+    return cfg::fields(cfg::doc<&app_config::ip_filter>("ip"), cfg::doc<&app_config::conn_limit>("conns"),
+                       cfg::doc<&app_config::bans>("bans"), cfg::doc<&app_config::jwt>("jwt"),
+                       cfg::doc<&app_config::api_keys>("keys"), cfg::doc<&app_config::rate_limit>("rates"),
+                       cfg::doc<&app_config::audit>("audit"));
+  }
 };
 }  // namespace bt
 
-BOOST_HANA_ADAPT_STRUCT(bt::app_config, ip_filter, conn_limit, bans, jwt, api_keys, rate_limit, audit);
 
 namespace {
 namespace cfg = rproxy::config;

@@ -1,10 +1,13 @@
+#include <rproxy/middleware/base64url.hpp>
 #include <rproxy/middleware/jwt.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <string_view>
 #include <unistd.h>
 #include <vector>
 
@@ -407,4 +410,98 @@ TEST_CASE("claim_text renders claims for headers and keys", "[middleware][jwt]")
   CHECK_FALSE(mw::claim_text(*r.find("o")));
   CHECK_FALSE(mw::claim_text(*r.find("z")));
   CHECK_FALSE(mw::claim_text(*r.find("aa")));
+}
+
+// ---- known answers from the RFCs: tokens and keys published there, not made by this project ----
+
+namespace {
+// RFC 7515 appendix A: the JWS Payload every example there signs ("exp" 1300819380), with
+// the CR LF inside the JSON of the original.
+constexpr std::string_view rfc7515_payload_b64 =
+    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+// Before that "exp", so the claims check passes and only the signature decides.
+const auto rfc7515_now = std::chrono::system_clock::time_point(std::chrono::seconds(1300819380 - 600));
+
+mw::jwt_config rfc_config() { return mw::jwt_config{}; }  // no issuer / audience: the examples have none
+
+mw::key_set jwks(std::string_view text) {
+  mw::key_set ks;
+  REQUIRE(ks.add_jwks(text));
+  return ks;
+}
+
+// The token with one character of its signature changed (still valid base64url).
+std::string flip_last_sig_char(std::string t) {
+  char& c = t[t.size() - 2];
+  c = c == 'A' ? 'B' : 'A';
+  return t;
+}
+}  // namespace
+
+TEST_CASE("RFC 7515 A.1: the HS256 example verifies with its JWK", "[middleware][jwt][rfc]") {
+  const auto ks = jwks(R"({"kty":"oct","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"})");
+  const std::string tok = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9." + std::string(rfc7515_payload_b64) +
+                          ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+  auto v = mw::verify_jwt(tok, ks, rfc_config(), rfc7515_now);
+  REQUIRE(v);
+  CHECK(v->alg == jwt_alg::hs256);
+  REQUIRE(v->claim("iss"));
+  CHECK(v->claim("iss")->as_string() == "joe");
+  auto root = v->claim("http://example.com/is_root");
+  REQUIRE(root);
+  CHECK(root->is_bool());
+  CHECK(mw::verify_jwt(flip_last_sig_char(tok), ks, rfc_config(), rfc7515_now).error() == error::bad_signature);
+  // one day after "exp" (beyond the leeway) the same token is refused as expired
+  CHECK(mw::verify_jwt(tok, ks, rfc_config(), std::chrono::system_clock::time_point(std::chrono::seconds(1300819380 + 86400)))
+            .error() == error::expired);
+}
+
+TEST_CASE("RFC 7515 A.2: the RS256 example verifies with its public JWK", "[middleware][jwt][rfc]") {
+  const auto ks = jwks(
+      R"({"kty":"RSA","e":"AQAB","n":")"
+      "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMs"
+      "D1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdV"
+      "MTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ"
+      R"("})");
+  const std::string tok =
+      "eyJhbGciOiJSUzI1NiJ9." + std::string(rfc7515_payload_b64) +
+      ".cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-0Qc_lF5YKt_O8W2Fp5jujGbds9uJdbF9CUAr7t1dnZ"
+      "cAcQjbKBYNX4BAynRFdiuB--f_nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQBMHlb1L07Qe7K0GarZRmB_eSN9383LcOLn6_dO--xi12jzDwusC-e"
+      "OkHWEsqtFZESc6BfI7noOPqvhJ1phCnvWh6IeYI2w9QOYEUipUTI8np6LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrBp0igcN_IoypGlUPQGe77Rw";
+  auto v = mw::verify_jwt(tok, ks, rfc_config(), rfc7515_now);
+  REQUIRE(v);
+  CHECK(v->alg == jwt_alg::rs256);
+  CHECK(mw::verify_jwt(flip_last_sig_char(tok), ks, rfc_config(), rfc7515_now).error() == error::bad_signature);
+}
+
+TEST_CASE("RFC 7515 A.3: the published ES256 signature verifies with its public JWK", "[middleware][jwt][rfc]") {
+  const auto ks = jwks(R"({"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",)"
+                       R"("y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"})");
+  // ECDSA signatures are randomized: this is the one signature printed in the RFC (raw R || S).
+  const std::string tok = "eyJhbGciOiJFUzI1NiJ9." + std::string(rfc7515_payload_b64) +
+                          ".DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q";
+  auto v = mw::verify_jwt(tok, ks, rfc_config(), rfc7515_now);
+  REQUIRE(v);
+  CHECK(v->alg == jwt_alg::es256);
+  CHECK(mw::verify_jwt(flip_last_sig_char(tok), ks, rfc_config(), rfc7515_now).error() == error::bad_signature);
+}
+
+TEST_CASE("RFC 8037 A.4: the Ed25519 example signature verifies with its public JWK", "[middleware][jwt][rfc]") {
+  const auto ks = jwks(R"({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})");
+  REQUIRE(ks.size() == 1);
+  const auto& key = ks.keys()[0];
+  REQUIRE(key.accepts(jwt_alg::eddsa));
+  // The RFC signs the text "Example of Ed25519 signing", not a claims set, so it is no JWT and
+  // verify_jwt refuses it; the signature is checked on the JWS signing input directly.
+  const std::string input = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc";
+  std::string sig;
+  REQUIRE(mw::base64url::decode(
+      "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg", sig));
+  REQUIRE(sig.size() == 64);
+  CHECK(mw::detail::verify_with(key, jwt_alg::eddsa, input, sig));
+  CHECK_FALSE(mw::detail::verify_with(key, jwt_alg::eddsa, input + "x", sig));
+  sig[0] = static_cast<char>(sig[0] ^ 1);
+  CHECK_FALSE(mw::detail::verify_with(key, jwt_alg::eddsa, input, sig));
+  CHECK_FALSE(mw::verify_jwt(input + ".hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg",
+                             ks, rfc_config(), rfc7515_now));
 }

@@ -12,8 +12,8 @@
 #include <asio/buffer.hpp>
 #include <asio/error.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/deferred.hpp>
 #include <asio/ip/tcp.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
@@ -21,7 +21,6 @@
 #include <array>
 #include <chrono>
 #include <cstddef>
-#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -32,6 +31,7 @@
 #include <rproxy/codec/http1/serializer.hpp>
 #include <rproxy/health/error.hpp>
 #include <rproxy/net/connector.hpp>
+#include <rproxy/net/deadline.hpp>
 #include <rproxy/net/error.hpp>
 
 namespace rproxy::health::detail {
@@ -77,28 +77,17 @@ inline asio::awaitable<http_get_result> http_get(asio::any_io_executor ex, asio:
     co_return out;
   }
 
-  // The deadline closes the socket; its handler owns what it touches, so it is safe whenever
-  // it runs (the timer's destructor cancels it when this frame ends).
-  struct shared {
-    explicit shared(asio::ip::tcp::socket s) : socket(std::move(s)) {}
-    asio::ip::tcp::socket socket;
-    bool timed_out = false;
-  };
-  auto st = std::make_shared<shared>(std::move(sock));
-  asio::steady_timer deadline(ex);
-  deadline.expires_at(start + timeout);
-  deadline.async_wait([st](std::error_code ec) {
-    if (ec) return;
-    st->timed_out = true;
-    std::error_code ignored;
-    st->socket.cancel(ignored);
-  });
+  // The write and every read run with the exchange's deadline (net/deadline.hpp).
+  using asio::experimental::deferred;
+  const auto deadline = start + timeout;
+  const auto timed_out = make_error_code(error::probe_timeout);
   auto io_error = [&](const std::error_code& ec) {
-    if (st->timed_out) return make_error_code(error::probe_timeout);
+    if (ec == timed_out) return ec;
     return net::classify(ec, net::side::upstream);
   };
 
-  if (auto [wec, n] = co_await asio::async_write(st->socket, asio::buffer(request), as_tuple(asio::use_awaitable));
+  if (auto [wec, n] = co_await net::with_deadline(asio::async_write(sock, asio::buffer(request), deferred), deadline,
+                                                  timed_out);
       wec) {
     (void)n;
     out.error = io_error(wec);
@@ -125,7 +114,7 @@ inline asio::awaitable<http_get_result> http_get(asio::any_io_executor ex, asio:
   std::array<char, 4096> buf;
   std::size_t total = 0;
   for (;;) {
-    auto [ec, n] = co_await st->socket.async_read_some(asio::buffer(buf), as_tuple(asio::use_awaitable));
+    auto [ec, n] = co_await net::with_deadline(sock.async_read_some(asio::buffer(buf), deferred), deadline, timed_out);
     if (n > 0) {
       total += n;
       if (total > max_response) {
@@ -145,7 +134,7 @@ inline asio::awaitable<http_get_result> http_get(asio::any_io_executor ex, asio:
       }
     }
     if (!ec) continue;
-    if (ec == asio::error::eof && !st->timed_out) {
+    if (ec == asio::error::eof) {
       col.finish();  // a body delimited by the close
       if (const auto* m = final_response()) done(*m);
       else if (col.failed() && col.last_error() != http1::error::partial_message)
@@ -157,7 +146,7 @@ inline asio::awaitable<http_get_result> http_get(asio::any_io_executor ex, asio:
     break;
   }
   std::error_code ignored;
-  st->socket.close(ignored);
+  sock.close(ignored);
   co_return out;
 }
 
