@@ -21,7 +21,7 @@
 //     (Content-Length or chunked); the response head runs on_response (1xx interim responses
 //     are dropped; HEAD, 204 and 304 have no body); the response body comes down, streamed
 //     with backpressure, chunked for an HTTP/1.1 client when the backend's framing is unknown.
-//     Every wait is bounded by idle_timeout (no progress). A backend that fails before the
+//     Every wait is bounded by idle_timeout (no progress), through net::with_deadline. A backend that fails before the
 //     response head gives a 502; one that dies mid-body closes the client connection (the
 //     client sees a truncated message, never a wrong one). Both connections are kept alive when
 //     both sides allow it; a stale kept backend connection is retried once, fresh, when nothing
@@ -31,9 +31,8 @@
 #include <asio/awaitable.hpp>
 #include <asio/buffer.hpp>
 #include <asio/ip/tcp.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/experimental/deferred.hpp>
 
 #include <array>
 #include <chrono>
@@ -57,6 +56,7 @@
 #include <rproxy/codec/http1/serializer.hpp>
 #include <rproxy/codec/http1/status.hpp>
 #include <rproxy/flow/serve.hpp>
+#include <rproxy/net/deadline.hpp>
 #include <rproxy/net/error.hpp>
 #include <rproxy/pipeline/basic_pipeline.hpp>
 #include <rproxy/pipeline/context.hpp>
@@ -159,68 +159,50 @@ inline bool hop_by_hop(std::string_view name, const http1::fields_view& all) {
   return all.has_token("connection", name);
 }
 
-/// Reads or writes on one socket with one deadline: the operation or the timer, whichever
-/// completes first, cancels the other (no handler outlives the call).
-class timed_io {
-public:
-  explicit timed_io(const asio::any_io_executor& ex) : timer_(ex) {}
+/// Reads some bytes into `b` within `d` (net/deadline.hpp: the timer never outlives the call).
+/// Timeout: net::error::idle_timeout.
+inline asio::awaitable<std::pair<std::error_code, std::size_t>> read_for(asio::ip::tcp::socket& s, std::span<char> b,
+                                                                     std::chrono::milliseconds d) {
+  auto [ec, n] = co_await net::with_deadline(s.async_read_some(asio::buffer(b.data(), b.size()), asio::experimental::deferred), d);
+  co_return std::pair{ec, n};
+}
+/// Writes all of `b` within `d`.
+template <class Buffers>
+asio::awaitable<std::error_code> write_for(asio::ip::tcp::socket& s, const Buffers& b, std::chrono::milliseconds d) {
+  auto [ec, n] = co_await net::with_deadline(asio::async_write(s, b, asio::experimental::deferred), d);
+  (void)n;
+  co_return ec;
+}
+inline asio::awaitable<std::error_code> write_for(asio::ip::tcp::socket& s, std::string_view text, std::chrono::milliseconds d) {
+  co_return co_await write_for(s, asio::buffer(text.data(), text.size()), d);
+}
+/// A piece of a body: one chunk when the peer gets chunked framing, else as it is.
+inline asio::awaitable<std::error_code> write_body(asio::ip::tcp::socket& s, std::string_view data, bool chunked,
+                                                   std::chrono::milliseconds d) {
+  if (!chunked) co_return co_await write_for(s, data, d);
+  if (data.empty()) co_return std::error_code{};
+  const http1::chunk_header ch(data.size());
+  const std::array<asio::const_buffer, 3> chunk{asio::buffer(ch.view().data(), ch.view().size()),
+                                                asio::buffer(data.data(), data.size()), asio::buffer(http1::crlf.data(), 2)};
+  co_return co_await write_for(s, chunk, d);
+}
 
-  /// Reads some bytes into `b` within `d`. Timeout: net::error::idle_timeout.
-  asio::awaitable<std::pair<std::error_code, std::size_t>> read(asio::ip::tcp::socket& s, std::span<char> b,
-                                                                std::chrono::milliseconds d) {
-    using namespace asio::experimental::awaitable_operators;
-    timer_.expires_after(d);
-    auto r = co_await (s.async_read_some(asio::buffer(b.data(), b.size()), detail::tuple_awaitable) ||
-                       timer_.async_wait(detail::tuple_awaitable));
-    if (r.index() == 1) co_return std::pair{make_error_code(net::error::idle_timeout), std::size_t{0}};
-    auto [ec, n] = std::get<0>(r);
-    co_return std::pair{ec, n};
+/// Sends a final answer and ends the sending side, then reads (and drops) what the client
+/// still sends for a moment, so the answer is not lost to a reset.
+inline asio::awaitable<void> answer_and_close(asio::ip::tcp::socket& s, std::string_view response, std::chrono::milliseconds d) {
+  if (co_await write_for(s, response, d)) co_return;
+  std::error_code ignored;
+  s.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  std::array<char, 4096> sink;
+  for (std::size_t total = 0; total < (1u << 20);) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    auto [ec, n] = co_await read_for(s, sink, left);
+    if (ec) break;
+    total += n;
   }
-  /// Writes all of `b` within `d`.
-  template <class Buffers>
-  asio::awaitable<std::error_code> write(asio::ip::tcp::socket& s, const Buffers& b, std::chrono::milliseconds d) {
-    using namespace asio::experimental::awaitable_operators;
-    timer_.expires_after(d);
-    auto r = co_await (asio::async_write(s, b, detail::tuple_awaitable) || timer_.async_wait(detail::tuple_awaitable));
-    if (r.index() == 1) co_return make_error_code(net::error::idle_timeout);
-    co_return std::get<0>(std::get<0>(r));
-  }
-  asio::awaitable<std::error_code> write(asio::ip::tcp::socket& s, std::string_view text, std::chrono::milliseconds d) {
-    co_return co_await write(s, asio::buffer(text.data(), text.size()), d);
-  }
-  /// A piece of a body: one chunk when the peer gets chunked framing, else as it is.
-  asio::awaitable<std::error_code> write_body(asio::ip::tcp::socket& s, std::string_view data, bool chunked,
-                                              std::chrono::milliseconds d) {
-    if (!chunked) co_return co_await write(s, data, d);
-    if (data.empty()) co_return std::error_code{};
-    const http1::chunk_header ch(data.size());
-    const std::array<asio::const_buffer, 3> chunk{asio::buffer(ch.view().data(), ch.view().size()),
-                                                  asio::buffer(data.data(), data.size()),
-                                                  asio::buffer(http1::crlf.data(), 2)};
-    co_return co_await write(s, chunk, d);
-  }
-
-  /// Sends a final answer and ends the sending side, then reads (and drops) what the client
-  /// still sends for a moment, so the answer is not lost to a reset.
-  asio::awaitable<void> answer_and_close(asio::ip::tcp::socket& s, std::string_view response,
-                                         std::chrono::milliseconds d) {
-    if (co_await write(s, response, d)) co_return;
-    std::error_code ignored;
-    s.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    std::array<char, 4096> sink;
-    for (std::size_t total = 0; total < (1u << 20);) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
-      if (left.count() <= 0) break;
-      auto [ec, n] = co_await read(s, sink, left);
-      if (ec) break;
-      total += n;
-    }
-  }
-
-private:
-  asio::steady_timer timer_;
-};
+}
 
 inline bool idempotent(std::string_view method) {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE";
@@ -347,8 +329,7 @@ struct http1_adapter {
     else if (ec == net::error::idle_timeout) status = 408;
     else if (r.parser().last_error() != http1::error{}) status = http1::status_for(r.parser().last_error());
     else if (ec == http1::error::header_too_large) status = 431;
-    http1_detail::timed_io io(client.get_executor());
-    co_await io.answer_and_close(client, http1::make_error_response(status, text), idle_timeout);
+    co_await http1_detail::answer_and_close(client, http1::make_error_response(status, text), idle_timeout);
   }
 
   /// After `replied`: the stage's response, as it is.
@@ -398,7 +379,6 @@ struct http1_adapter {
                                             const std::string& first, const options&, reader& r, bool reused) const {
     namespace http1 = codec::http1;
     using net::error;
-    http1_detail::timed_io io(client.get_executor());
     const auto info = r.parser_.info();
     const bool has_body = info.chunked || info.content_length > 0;
     const bool bodiless_method = head_request(ctx);
@@ -412,15 +392,15 @@ struct http1_adapter {
     auto fail_before_response = [&](std::error_code ec, unsigned status = 502,
                                     bool stale = false) -> asio::awaitable<exchange_result> {
       if (reused && stale && !body_read) co_return exchange_result{ec, false, false, true};
-      co_await io.answer_and_close(client, http1::make_error_response(status), idle_timeout);
+      co_await http1_detail::answer_and_close(client, http1::make_error_response(status), idle_timeout);
       co_return exchange_result{ec ? ec : make_error_code(error::backend_failed)};
     };
 
     // 1. The head, then the body (decoded by the parser, re-framed for the backend).
-    if (auto ec = co_await io.write(backend, std::string_view(first), idle_timeout))
+    if (auto ec = co_await http1_detail::write_for(backend, std::string_view(first), idle_timeout))
       co_return co_await fail_before_response(net::classify(ec, net::side::upstream), 502, ec != error::idle_timeout);
     if (info.expect_continue && has_body)
-      if (co_await io.write(client, std::string_view("HTTP/1.1 100 Continue\r\n\r\n"), idle_timeout))
+      if (co_await http1_detail::write_for(client, std::string_view("HTTP/1.1 100 Continue\r\n\r\n"), idle_timeout))
         co_return exchange_result{make_error_code(error::client_failed)};
     for (bool complete = !has_body; !complete;) {
       auto pr = r.parser_.parse(r.in_.view());
@@ -431,17 +411,17 @@ struct http1_adapter {
           if (auto v = co_await run_phase<phase::message>(p, ctx, std::string_view(pr.data)); !v.is_next()) {
             const auto why = v.is_reject() ? v.reason() : reject_reason{reject_code::internal};
             ctx.rejected = why;
-            co_await io.answer_and_close(client, render(ctx, why), idle_timeout);
+            co_await http1_detail::answer_and_close(client, render(ctx, why), idle_timeout);
             co_return exchange_result{};
           }
-          const auto wec = co_await io.write_body(backend, pr.data, info.chunked, idle_timeout);
+          const auto wec = co_await http1_detail::write_body(backend, pr.data, info.chunked, idle_timeout);
           r.in_.consume(pr.consumed);
           if (wec) co_return co_await fail_before_response(make_error_code(error::backend_failed));
           break;
         }
         case http1::event::need_more: {
           r.in_.consume(pr.consumed);
-          auto [rec, n] = co_await io.read(client, r.in_.prepare(buffer_size), idle_timeout);
+          auto [rec, n] = co_await http1_detail::read_for(client, r.in_.prepare(buffer_size), idle_timeout);
           if (rec) co_return exchange_result{net::classify(rec, net::side::downstream)};  // the client left mid-body
           r.in_.commit(n);
           break;
@@ -451,7 +431,7 @@ struct http1_adapter {
           if (info.chunked) {
             std::string last;
             http1::append_last_chunk(last, r.parser_.trailers());
-            if (co_await io.write(backend, std::string_view(last), idle_timeout))
+            if (co_await http1_detail::write_for(backend, std::string_view(last), idle_timeout))
               co_return co_await fail_before_response(make_error_code(error::backend_failed));
           }
           complete = true;
@@ -489,7 +469,7 @@ struct http1_adapter {
       }
       if (pr.what == http1::event::need_more) {
         bin.consume(pr.consumed);
-        auto [rec, n] = co_await io.read(backend, bin.prepare(buffer_size), idle_timeout);
+        auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(buffer_size), idle_timeout);
         if (rec || n == 0) {  // a kept connection the backend closed: retried when that is safe
           const bool stale = bin.view().empty() && idempotent && rec && rec != error::idle_timeout;
           bin.consume(bin.view().size());
@@ -524,12 +504,12 @@ struct http1_adapter {
     if (auto v = co_await run_phase<phase::response>(p, ctx, rh); !v.is_next()) {
       if (v.is_reject()) ctx.rejected = v.reason();
       bin.consume(bin.view().size());
-      co_await io.answer_and_close(client, http1::make_error_response(502), idle_timeout);
+      co_await http1_detail::answer_and_close(client, http1::make_error_response(502), idle_timeout);
       co_return exchange_result{};
     }
     const std::string down_head = http1::serialize(down);
     bin.consume(head_size);  // the head's views are not used past this point
-    if (co_await io.write(client, std::string_view(down_head), idle_timeout))
+    if (co_await http1_detail::write_for(client, std::string_view(down_head), idle_timeout))
       co_return exchange_result{make_error_code(error::client_failed)};
     ctx.bytes_to_client += down_head.size();
 
@@ -538,7 +518,7 @@ struct http1_adapter {
       auto pr = bp.parse(bin.view());
       switch (pr.what) {
         case http1::event::body: {
-          const auto wec = co_await io.write_body(client, pr.data, client_chunked, idle_timeout);
+          const auto wec = co_await http1_detail::write_body(client, pr.data, client_chunked, idle_timeout);
           ctx.bytes_to_client += pr.data.size();
           bin.consume(pr.consumed);
           if (wec) co_return exchange_result{make_error_code(error::client_failed)};
@@ -546,9 +526,9 @@ struct http1_adapter {
         }
         case http1::event::need_more: {
           bin.consume(pr.consumed);
-          auto [rec, n] = co_await io.read(backend, bin.prepare(buffer_size), idle_timeout);
+          auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(buffer_size), idle_timeout);
           if (rec == asio::error::eof && bp.finish().what == http1::event::message_complete) {  // until close
-            if (client_chunked && co_await io.write(client, std::string_view("0\r\n\r\n"), idle_timeout))
+            if (client_chunked && co_await http1_detail::write_for(client, std::string_view("0\r\n\r\n"), idle_timeout))
               co_return exchange_result{make_error_code(error::client_failed)};
             co_return exchange_result{{}, keep && client_chunked, false};
           }
@@ -565,7 +545,7 @@ struct http1_adapter {
           if (client_chunked) {
             std::string last;
             http1::append_last_chunk(last, bp.trailers());
-            if (co_await io.write(client, std::string_view(last), idle_timeout))
+            if (co_await http1_detail::write_for(client, std::string_view(last), idle_timeout))
               co_return exchange_result{make_error_code(error::client_failed)};
           }
           out.keep_client = keep;
