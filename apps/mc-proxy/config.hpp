@@ -16,6 +16,7 @@
 #include <asio/ip/address.hpp>
 
 #include <rproxy/app/config_blocks.hpp>
+#include <rproxy/app/wake.hpp>
 #include <rproxy/balance/upstream_config.hpp>
 #include <rproxy/flow/config.hpp>
 #include <rproxy/config/byte_size.hpp>
@@ -91,21 +92,6 @@ struct health_check_config {
   }
 };
 
-struct wake_config {
-  std::string start_command;
-  std::string stop_command;
-  std::chrono::milliseconds idle_timeout = 10min;
-  std::chrono::milliseconds start_timeout = 2min;
-  std::string log_file;
-  static constexpr auto describe() {
-    return cfg::fields(cfg::required<&wake_config::start_command>("shell command that starts the backend (run with /bin/sh -c)"),
-                       cfg::doc<&wake_config::stop_command>("shell command that stops it after idle_timeout with no players; empty: never"),
-                       cfg::doc<&wake_config::idle_timeout>("no players for this long: run stop_command"),
-                       cfg::doc<&wake_config::start_timeout>("give up waiting for a start after this long (the next join retries)"),
-                       cfg::doc<&wake_config::log_file>("append the commands' output here; empty: discard"));
-  }
-};
-
 struct server_config {
   std::string name;  ///< from the file name for servers_dir files
   std::vector<std::string> domains;
@@ -115,7 +101,7 @@ struct server_config {
   status_config status{};
   messages_config messages{};
   std::optional<health_check_config> health_check;
-  std::optional<wake_config> wake;
+  std::optional<rproxy::app::wake_config> wake;
 
   static constexpr auto describe() {
     return cfg::fields(cfg::doc<&server_config::name>("server name (metrics label); a servers_dir file is named by its file name"),

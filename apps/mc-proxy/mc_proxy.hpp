@@ -16,17 +16,15 @@
 #include <asio/this_coro.hpp>
 
 #include <array>
-#include <atomic>
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
-#include <rproxy/app/command.hpp>
 #include <rproxy/app/runtime.hpp>
+#include <rproxy/app/wake.hpp>
 #include <rproxy/balance/flow_pick.hpp>
 #include <rproxy/balance/upstream_config.hpp>
 #include <rproxy/cache/reply_cache.hpp>
@@ -52,58 +50,14 @@ namespace mw = rproxy::middleware;
 namespace obs = rproxy::observe;
 using clock = std::chrono::steady_clock;
 
-/// What the server list shows when no fresh backend answer is at hand.
-enum class power { online, offline, sleeping, starting };
+using rproxy::app::power;
 
 /// A server's state kept across reloads: its pool, status answers (per client protocol version:
-/// a version-aware backend answers each its own way), power state and players.
-class server_state {
-public:
+/// a version-aware backend answers each its own way), and wake-on-join.
+struct server_state {
   const std::shared_ptr<bal::upstream_pool> pool = std::make_shared<bal::upstream_pool>();
   rproxy::cache::reply_cache<std::int32_t, std::string> status{32};
-
-  void reachable(clock::time_point now) {
-    std::lock_guard lock(mu_);
-    if (power_ != power::online) idle_since_ = now;
-    power_ = power::online;
-  }
-  /// A backend did not answer: the state shown until one does.
-  power unreachable(clock::time_point now, const server_config& sc) {
-    std::lock_guard lock(mu_);
-    if (!(power_ == power::starting && sc.wake && now - since_ < sc.wake->start_timeout))
-      power_ = sc.wake ? power::sleeping : power::offline;
-    return power_;
-  }
-  /// True for the one caller that should run the start command now.
-  bool begin_start(clock::time_point now, const wake_config& w) {
-    std::lock_guard lock(mu_);
-    if (power_ == power::starting && now - since_ < w.start_timeout) return false;
-    power_ = power::starting;
-    since_ = now;
-    return true;
-  }
-  /// True (once) when the server has been online with no players for idle_timeout.
-  bool should_stop(clock::time_point now, const wake_config& w) {
-    std::lock_guard lock(mu_);
-    if (power_ != power::online || players_.load() != 0 || now - idle_since_ < w.idle_timeout) return false;
-    power_ = power::sleeping;
-    status.clear();
-    return true;
-  }
-  void player_joined() { players_.fetch_add(1); }
-  void player_left(clock::time_point now) {
-    if (players_.fetch_sub(1) == 1) {
-      std::lock_guard lock(mu_);
-      idle_since_ = now;
-    }
-  }
-
-private:
-  std::mutex mu_;
-  power power_ = power::online;
-  clock::time_point since_{};
-  clock::time_point idle_since_ = clock::now();
-  std::atomic<int> players_{0};
+  rproxy::app::wake_state wake;
 };
 
 struct families {
@@ -176,13 +130,10 @@ const server_view* server_of(const Ctx& ctx) {
 inline rproxy::reject_reason wake_or_offline(const world_base& w, const server_view& sv) {
   const auto& sc = *sv.cfg;
   if (!sc.wake) return {rproxy::reject_code::unavailable, sc.messages.offline};
-  if (sv.st->begin_start(clock::now(), *sc.wake)) {
-    sv.st->status.clear();
-    if (auto r = rproxy::app::spawn_command(sc.wake->start_command, {.log_file = sc.wake->log_file}); !r) {
-      w.log->error("wake: start command failed", {{"server", sc.name}, {"error", r.error().message()}});
-      return {rproxy::reject_code::unavailable, sc.messages.offline};
-    }
-    w.log->info("wake: starting server for a joining player", {{"server", sc.name}});
+  switch (sv.st->wake.start(clock::now(), *sc.wake, *w.log, sc.name)) {
+    case rproxy::app::wake_state::start_result::failed: return {rproxy::reject_code::unavailable, sc.messages.offline};
+    case rproxy::app::wake_state::start_result::started: sv.st->status.clear(); break;
+    default: break;
   }
   return {rproxy::reject_code::unavailable, sc.messages.starting};
 }
@@ -219,7 +170,7 @@ struct status_reply {
       src = ping_source::backend;
     }
     if (!json) {
-      const power p = sv.st->unreachable(clock::now(), *sv.cfg);
+      const power p = sv.st->wake.unreachable(clock::now(), sv.cfg->wake ? &*sv.cfg->wake : nullptr);
       src = p == power::starting ? ping_source::starting : p == power::sleeping ? ping_source::sleeping : ping_source::offline;
       json = sv.state_json[static_cast<std::size_t>(p)];
     }
@@ -248,7 +199,7 @@ private:
       auto r = co_await rproxy::health::fetch_mc_status(ex, b->address().ep, std::move(q), w->cfg->limits.connect_timeout);
       if (!r) continue;
       b->observe_latency(r->latency);
-      sv.st->reachable(clock::now());
+      sv.st->wake.reachable(clock::now());
       const auto& on = sv.cfg->status.online;
       co_return mc::with_overrides(std::move(r->json), {on.motd, on.version_name, sv.online_favicon});
     }
@@ -267,7 +218,7 @@ struct backend_pick {
   template <class Ctx>
   rproxy::verdict on_route(Ctx& ctx) {
     const server_view& sv = *server_of(ctx);
-    if (ctx.connect_error) sv.st->unreachable(clock::now(), *sv.cfg);
+    if (ctx.connect_error) sv.st->wake.unreachable(clock::now(), sv.cfg->wake ? &*sv.cfg->wake : nullptr);
     auto& b = balancers[static_cast<std::size_t>(&sv - w->servers.data())];
     const auto* h = ctx.template state<backend_pick>().pick(*sv.st->pool, b, ctx.client.address(), ctx);
     if (!h) return rproxy::reject(wake_or_offline(*w, sv));
@@ -281,8 +232,8 @@ struct backend_pick {
   rproxy::verdict on_connect(Ctx& ctx) {
     const server_view& sv = *server_of(ctx);
     sv.logins->inc();
-    sv.st->player_joined();
-    sv.st->reachable(clock::now());
+    sv.st->wake.joined();
+    sv.st->wake.reachable(clock::now());
     if (auto it = sv.players.find((*ctx.template state<backend_pick>().handle)->id()); it != sv.players.end()) {
       ctx.players = it->second;
       ctx.players->inc();
@@ -295,7 +246,7 @@ struct backend_pick {
     ctx.template state<backend_pick>().finish(ec);
     if (!ctx.players) return;
     ctx.players->dec();
-    server_of(ctx)->st->player_left(clock::now());
+    server_of(ctx)->st->wake.left(clock::now());
   }
 };
 

@@ -171,7 +171,7 @@ private:
           probe.proxied.push_back({{asio::ip::make_address(b.address.host), b.address.port}, b.send_proxy_protocol == rproxy::proxy_send::v1 ? 1 : 2});
       auto& m = monitors_.emplace_back(std::make_unique<rproxy::health::monitor<bal::upstream_pool>>(rt_.control().get_executor(), st->pool, sc.name, rt_.log()));
       m->on_change([st](std::string_view, bool up) {
-        if (up) st->reachable(clock::now());
+        if (up) st->wake.reachable(clock::now());
       });
       const auto& hc = *sc.health_check;
       m->check_with(std::move(probe), {.interval = hc.interval, .timeout = hc.timeout, .jitter = 0.1, .rise = hc.rise, .fall = hc.fall});
@@ -209,13 +209,8 @@ private:
     tick_.expires_after(std::chrono::seconds(1));
     tick_.async_wait([this, worlds](std::error_code ec) {
       if (ec) return;
-      for (const auto& sv : worlds->current()->servers) {
-        const auto& wk = sv.cfg->wake;
-        if (!wk || wk->stop_command.empty() || !sv.st->should_stop(clock::now(), *wk)) continue;
-        rt_.log().info("wake: no players for the idle timeout; stopping server", {{"server", sv.cfg->name}});
-        if (auto r = rproxy::app::spawn_command(wk->stop_command, {.log_file = wk->log_file}); !r)
-          rt_.log().error("wake: stop command failed", {{"server", sv.cfg->name}, {"error", r.error().message()}});
-      }
+      for (const auto& sv : worlds->current()->servers)
+        if (sv.cfg->wake && sv.st->wake.stop_if_idle(clock::now(), *sv.cfg->wake, rt_.log(), sv.cfg->name)) sv.st->status.clear();
       tick(worlds);
     });
   }

@@ -1,4 +1,6 @@
 // A user-written stage: refuse connections outside opening hours, with its own config block.
+// Any rproxy app can list it: a refusal is rendered in the client's protocol (a Minecraft
+// disconnect or server-list MOTD, an HTTP 403).
 #pragma once
 #include <ctime>
 #include <string>

@@ -28,6 +28,7 @@
 #include <rproxy/app/drain.hpp>
 #include <rproxy/config/snapshot.hpp>
 #include <rproxy/flow/serve.hpp>
+#include <rproxy/net/listener.hpp>
 #include <rproxy/observe/worker_index.hpp>
 
 namespace rproxy::app {
@@ -43,13 +44,13 @@ public:
   /// The listener handler: serves each socket with the worker's pipeline of the current world.
   template <class Adapter, class Part>
   auto handler(drain_tracker& drain, Adapter adapter, Part part) {
-    return [this, &drain, adapter, part](asio::ip::tcp::socket s) {
+    return [this, &drain, adapter, part](asio::ip::tcp::socket s, const net::accepted_endpoints& eps) {
       auto w = current();
       const auto* share = part(*w);
       if (!share) return;  // closes s
       const auto i = observe::worker_index() % share->pipelines.size();
       auto ex = s.get_executor();
-      asio::co_spawn(ex, run(*share, i, adapter, std::move(s), std::move(w), drain.track()), asio::detached);
+      asio::co_spawn(ex, run(*share, i, adapter, std::move(s), eps, std::move(w), drain.track()), asio::detached);
     };
   }
   /// The same for a world that is one listener's share itself.
@@ -63,11 +64,11 @@ private:
   /// once per connection) serves a flow per hello on it (HTTP/1.1 keep-alive).
   template <class Share, class Adapter>
   static asio::awaitable<void> run(const Share& share, std::size_t i, Adapter adapter, asio::ip::tcp::socket s,
-                                   std::shared_ptr<const World>, drain_tracker::guard) {
+                                   net::accepted_endpoints eps, std::shared_ptr<const World>, drain_tracker::guard) {
     if constexpr (requires { share.connections[i]; })
-      co_await flow::serve(share.connections[i], share.pipelines[i], adapter, std::move(s), share.options);
+      co_await flow::serve(share.connections[i], share.pipelines[i], adapter, std::move(s), share.options, eps);
     else
-      co_await flow::serve(share.pipelines[i], adapter, std::move(s), share.options);
+      co_await flow::serve(share.pipelines[i], adapter, std::move(s), share.options, eps);
   }
 
   config::snapshot<World> snap_;

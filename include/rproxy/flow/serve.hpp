@@ -76,6 +76,7 @@
 #include <rproxy/net/connector.hpp>
 #include <rproxy/net/deadline.hpp>
 #include <rproxy/net/error.hpp>
+#include <rproxy/net/listener.hpp>
 #include <rproxy/net/proxy_accept.hpp>
 #include <rproxy/net/relay.hpp>
 #include <rproxy/pipeline/basic_pipeline.hpp>
@@ -303,9 +304,7 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
     ec = cec;
     ctx.connect_error = ec;  // the next on_route reports it against this pick
     if (!ec) {
-      backend.emplace(std::move(sock));
-      std::error_code nd;
-      backend->set_option(asio::ip::tcp::no_delay(true), nd);
+      backend.emplace(std::move(sock));  // (async_connect set TCP_NODELAY)
       break;
     }
     if (ec != condition::retry_safe) {
@@ -346,6 +345,7 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
     ctx.bytes_from_client += first.size() - proxy_bytes;
     auto ro = o.relay;
     ro.initial_to_backend = std::move(first);
+    ro.shutdown_last = false;  // both sockets are closed right after: the close sends the FIN
     auto [rec, stats] = co_await net::async_relay(client, *backend, std::move(ro), tuple_awaitable);
     ctx.bytes_from_client += stats.bytes_client_to_backend;
     ctx.bytes_to_client += stats.bytes_backend_to_client;
@@ -365,9 +365,15 @@ asio::awaitable<std::error_code> guarded(Body body) {
   }
 }
 
-inline void fill(flow_info& f, const asio::ip::tcp::socket& s) {
-  std::error_code ec;
+/// The flow's addresses: from accept when the listener gave them, else asked of the socket.
+inline void fill(flow_info& f, const asio::ip::tcp::socket& s, const net::accepted_endpoints* eps) {
   f.started = std::chrono::steady_clock::now();
+  if (eps) {
+    f.client = eps->remote;
+    f.local = eps->local;
+    return;
+  }
+  std::error_code ec;
   f.client = s.remote_endpoint(ec);
   f.local = s.local_endpoint(ec);
 }
@@ -382,11 +388,13 @@ inline void end(asio::ip::tcp::socket& s) {
 
 /// Serves one accepted client socket through `p` with the protocol adapter `a`: one flow per
 /// connection (L4, Minecraft, WebSocket). on_close always runs, once. Completes with the error
-/// that ended the flow (none: clean end). `o` must outlive the flow.
+/// that ended the flow (none: clean end). `o` must outlive the flow. `eps`: the addresses the
+/// listener got with the socket (saves two system calls per connection).
 template <class Pipeline, class Adapter>
-asio::awaitable<std::error_code> serve(Pipeline& p, const Adapter& a, asio::ip::tcp::socket client, const options& o) {
+asio::awaitable<std::error_code> serve(Pipeline& p, const Adapter& a, asio::ip::tcp::socket client, const options& o,
+                                       std::optional<net::accepted_endpoints> eps = std::nullopt) {
   auto ctx = p.make_context();
-  detail::fill(ctx, client);
+  detail::fill(ctx, client, eps ? &*eps : nullptr);
   auto reader = detail::make_reader(a);
   auto ec = co_await detail::guarded([&]() -> asio::awaitable<std::error_code> {
     auto acc = co_await detail::accept(p, a, ctx, client, o);
@@ -407,9 +415,9 @@ asio::awaitable<std::error_code> serve(Pipeline& p, const Adapter& a, asio::ip::
 /// A backend connection is kept for the next flow when the adapter's exchange says it may be.
 template <class ConnPipeline, class Pipeline, class Adapter>
 asio::awaitable<std::error_code> serve(ConnPipeline& conn, Pipeline& p, const Adapter& a, asio::ip::tcp::socket client,
-                                       const options& o) {
+                                       const options& o, std::optional<net::accepted_endpoints> eps = std::nullopt) {
   auto cctx = conn.make_context();
-  detail::fill(cctx, client);
+  detail::fill(cctx, client, eps ? &*eps : nullptr);
   auto reader = detail::make_reader(a);
   auto ec = co_await detail::guarded([&]() -> asio::awaitable<std::error_code> {
     auto acc = co_await detail::accept(conn, a, cctx, client, o);

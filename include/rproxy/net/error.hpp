@@ -39,6 +39,9 @@ enum class error {
   accept_exhausted,  ///< accept hit a descriptor or memory limit (internal); the listener backs off
   accept_failed,     ///< any other accept failure (internal)
   splice_unsupported,  ///< splice(2) is not available for these descriptors (internal)
+  /// No descriptor or memory here to open a backend socket (internal: not the backend's fault,
+  /// so a balancer does not count it against the backend; not retry-safe).
+  connect_exhausted,
   flow_aborted,        ///< an exception ended one flow (internal: a bug); the worker goes on
 };
 
@@ -70,6 +73,7 @@ public:
       case error::accept_exhausted: return "accept hit a descriptor or memory limit";
       case error::accept_failed: return "accept failed";
       case error::splice_unsupported: return "splice(2) unsupported for these descriptors";
+      case error::connect_exhausted: return "no descriptor or memory to connect to the backend";
       case error::flow_aborted: return "flow ended by an exception";
     }
     return "unknown rproxy.net error";
@@ -91,6 +95,7 @@ public:
       case error::accept_exhausted:
       case error::accept_failed:
       case error::splice_unsupported:
+      case error::connect_exhausted:
       case error::flow_aborted: return condition::internal;
     }
     return condition::internal;
@@ -146,6 +151,10 @@ inline std::error_code classify_connect(const std::error_code& ec) noexcept {
     case EHOSTUNREACH:
     case ENETUNREACH:
     case ENETDOWN: return make_error_code(error::connect_unreachable);
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM: return make_error_code(error::connect_exhausted);
     default: break;
   }
   if (ec == asio::error::host_not_found || ec == asio::error::host_not_found_try_again ||

@@ -2,7 +2,9 @@
 //
 // Every worker io_context gets its own acceptor bound to the same address, so the kernel spreads
 // new connections over the workers and each flow lives on the worker that accepted it. Each
-// accepted socket (TCP_NODELAY set by default) goes to a copy of the handler on that worker:
+// accepted socket (TCP_NODELAY set by default) goes to a copy of the handler on that worker,
+// called as handler(socket) or, if it takes them, handler(socket, accepted_endpoints) with the
+// peer and local addresses (known from accept(2) and the bind: no getpeername/getsockname):
 //
 //     auto l = rproxy::net::listen(pool, {asio::ip::make_address("::"), 25565},
 //                                  [](asio::ip::tcp::socket s) { start_flow(std::move(s)); });
@@ -12,7 +14,9 @@
 //     l->close();                                     // stop accepting (graceful drain)
 //
 // When accept runs out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the acceptor
-// waits (backoff_min, doubling up to backoff_max) and retries instead of spinning or dying.
+// waits (backoff_min, doubling up to backoff_max) and retries instead of spinning or dying; each
+// such failure is counted (stats().exhausted, and process-wide in fd_exhaustion, fd_limit.hpp)
+// and logged, rate-limited, through the log given to start_fd_watch().
 // Per-connection errors the kernel reports through accept (ECONNABORTED, EPROTO, ...) are skipped.
 // An IPv6 address listens IPv6-only unless options.v6_only is false. Port 0 picks a free port
 // once; every worker then binds that port (see local_endpoint()).
@@ -34,12 +38,15 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include <rproxy/core/result.hpp>
 #include <rproxy/net/error.hpp>
+#include <rproxy/net/fd_limit.hpp>
 #include <rproxy/net/io_pool.hpp>
 
 namespace rproxy::net {
@@ -58,6 +65,12 @@ struct listener_stats {
   std::uint64_t accepted = 0;     ///< sockets handed to the handler
   std::uint64_t exhausted = 0;    ///< accepts that hit a descriptor/memory limit (each backs off)
   std::uint64_t skipped = 0;      ///< per-connection accept errors skipped (ECONNABORTED, ...)
+};
+
+/// The addresses of an accepted connection.
+struct accepted_endpoints {
+  asio::ip::tcp::endpoint remote;  ///< the peer, as accept(2) reported it
+  asio::ip::tcp::endpoint local;   ///< the address the client connected to
 };
 
 namespace detail {
@@ -123,9 +136,20 @@ public:
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec && opts_.reuse_port) acceptor_.set_option(reuse_port_option(true), ec);
     if (!ec && ep.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(opts_.v6_only), ec);
+    // Linux: accepted sockets inherit TCP_NODELAY from the listening socket (one call per
+    // listener instead of one per connection). Elsewhere on_accept sets it per socket.
+#if defined(__linux__)
+    if (!ec && opts_.no_delay) acceptor_.set_option(asio::ip::tcp::no_delay(true), ec);
+#endif
     if (!ec) acceptor_.bind(ep, ec);
     if (!ec) acceptor_.listen(opts_.backlog, ec);
-    if (ec) acceptor_.close();
+    if (ec) {
+      acceptor_.close();
+      return ec;
+    }
+    bound_ = acceptor_.local_endpoint(ec);
+    where_ = bound_.address().is_v6() ? "[" + bound_.address().to_string() + "]" : bound_.address().to_string();
+    where_ += ":" + std::to_string(bound_.port());
     return ec;
   }
 
@@ -158,7 +182,7 @@ private:
   void accept() {
     if (closed_) return;
     acceptor_.async_accept(
-        [self = this->shared_from_this()](std::error_code ec, asio::ip::tcp::socket s) {
+        peer_, [self = this->shared_from_this()](std::error_code ec, asio::ip::tcp::socket s) {
           self->on_accept(ec, std::move(s));
         });
   }
@@ -168,18 +192,32 @@ private:
     if (!ec) {
       backoff_ = opts_.backoff_min;
       accepted_.fetch_add(1, std::memory_order_relaxed);
+#if !defined(__linux__)
       if (opts_.no_delay) {
         std::error_code ignored;  // the peer may already be gone; the flow will see it
         s.set_option(asio::ip::tcp::no_delay(true), ignored);
       }
-      handler_(std::move(s));
+#endif
+      if constexpr (std::is_invocable_v<Handler&, asio::ip::tcp::socket, const accepted_endpoints&>) {
+        accepted_endpoints eps{peer_, bound_};
+        if (bound_.address().is_unspecified()) {  // a wildcard bind: ask which address
+          std::error_code ignored;
+          eps.local = s.local_endpoint(ignored);
+        }
+        handler_(std::move(s), eps);
+      } else {
+        handler_(std::move(s));
+      }
       accept();
     } else if (accept_transient(ec)) {
       skipped_.fetch_add(1, std::memory_order_relaxed);
       accept();
     } else {
       // Out of descriptors or memory, or something unexpected: wait, never spin.
-      if (accept_exhausted(ec)) exhausted_.fetch_add(1, std::memory_order_relaxed);
+      if (accept_exhausted(ec)) {
+        exhausted_.fetch_add(1, std::memory_order_relaxed);
+        fd_exhaustion::global().record(ec, where_);
+      }
       timer_.expires_after(backoff_);
       backoff_ = std::min(backoff_ * 2, opts_.backoff_max);
       timer_.async_wait([self = this->shared_from_this()](std::error_code) { self->accept(); });
@@ -191,6 +229,9 @@ private:
   Handler handler_;
   listener_options opts_;
   std::chrono::milliseconds backoff_;
+  asio::ip::tcp::endpoint bound_;  // the bound address (with the real port)
+  asio::ip::tcp::endpoint peer_;   // filled by each accept
+  std::string where_;              // bound_ for logs
   bool closed_ = false;
   std::atomic<std::uint64_t> accepted_{0}, exhausted_{0}, skipped_{0};
 };
@@ -263,8 +304,11 @@ result<listener<std::decay_t<Handler>>> listen(std::span<asio::io_context* const
                                                asio::ip::tcp::endpoint ep, Handler&& handler,
                                                const listener_options& opts = {}) {
   using loop_t = detail::accept_loop<std::decay_t<Handler>>;
-  static_assert(std::is_invocable_v<std::decay_t<Handler>&, asio::ip::tcp::socket>,
-                "rproxy::net::listen: the handler must be callable as handler(asio::ip::tcp::socket)");
+  static_assert(std::is_invocable_v<std::decay_t<Handler>&, asio::ip::tcp::socket> ||
+                    std::is_invocable_v<std::decay_t<Handler>&, asio::ip::tcp::socket,
+                                        const accepted_endpoints&>,
+                "rproxy::net::listen: the handler must be callable as handler(asio::ip::tcp::socket) "
+                "or handler(asio::ip::tcp::socket, const accepted_endpoints&)");
   static_assert(std::is_copy_constructible_v<std::decay_t<Handler>>,
                 "rproxy::net::listen: the handler must be copyable (each worker gets a copy)");
   if (contexts.empty()) return failure(std::make_error_code(std::errc::invalid_argument));

@@ -12,10 +12,16 @@
 // Semantics (the same on both paths):
 // - half-close: eof from one side becomes shutdown(send) on the other, and the other direction
 //   goes on until it ends too; the relay succeeds once both directions have ended that way.
-//   The streams are then left open (both half-closed) for the caller to close.
+//   The streams are then left open (both half-closed, or one if !options.shutdown_last) for the
+//   caller to close.
 // - backpressure: one buffer per direction (options.buffer_size); a direction reads again only
 //   once everything it read was written, so memory per flow is bounded and a slow consumer
-//   slows its producer down. Slow-consumer policy: a peer that takes no byte for idle_timeout
+//   slows its producer down.
+// - idle cost: between TCP sockets a direction holds its pipe or buffer only while bytes move.
+//   It takes one from this thread's relay_pool (relay_pool.hpp) when its source turns readable
+//   and gives it back once all it read was written; a pipe with bytes still in it stays until
+//   drained. An idle relay of two sockets holds no pipe and no buffer (other streams keep one
+//   pooled buffer per direction for the relay's life). Slow-consumer policy: a peer that takes no byte for idle_timeout
 //   (as any silent flow) ends the relay with error::idle_timeout.
 // - errors: the first I/O error ends the relay at once, closes both streams (cancelling the
 //   other side) and completes with client_* (downstream) or backend_* (upstream), see
@@ -23,8 +29,8 @@
 // - Per-operation cancellation (asio cancellation slots) ends it with operation_aborted.
 // The buffered path works over any AsyncStream (TLS, test::stream). When both streams are TCP
 // sockets on Linux it uses splice(2) instead (splice.hpp), unless options.splice is false; if
-// pipes cannot be made or splice(2) refuses the descriptors it falls back to copying. That path
-// leaves both sockets in non-blocking mode (asio's own operations do not mind).
+// a pipe cannot be had or splice(2) refuses the descriptors that direction falls back to copying.
+// That path leaves both sockets in non-blocking mode (asio's own operations do not mind).
 //
 // Both streams must outlive the operation, and their handlers must not run concurrently (one
 // io_context per thread, or a strand as the client's executor). Intermediate handlers run on the
@@ -57,7 +63,12 @@
 
 #include <rproxy/net/detail/stream_ops.hpp>
 #include <rproxy/net/error.hpp>
+#include <rproxy/net/relay_pool.hpp>
 #include <rproxy/net/splice.hpp>
+
+#if defined(__linux__)
+#include <sys/socket.h>
+#endif
 
 namespace rproxy::net {
 
@@ -69,6 +80,10 @@ struct relay_options {
   /// Written to the backend before any client byte (a replayed handshake, a PROXY header).
   /// Not counted in the stats.
   std::string initial_to_backend;
+  /// false: the caller closes both streams as soon as the relay succeeds, so when the second
+  /// direction ends the relay leaves that stream's half-close to the close (which sends the
+  /// FIN itself: one system call less per flow). TCP sockets only; other streams always get it.
+  bool shutdown_last = true;
 };
 
 struct relay_stats {
@@ -112,11 +127,11 @@ class relay_op {
       splice_available && is_tcp_socket<Client>::value && is_tcp_socket<Backend>::value;
 
   struct direction {
-    std::unique_ptr<char[]> buf;  // buffered path
-    const char* wptr = nullptr;   // bytes read and not yet written
+    relay_pool::buffer buf;      // buffered path: held while bytes move (see pump)
+    const char* wptr = nullptr;  // bytes read and not yet written
     std::size_t wlen = 0;
     std::error_code deferred;  // a read error that came with bytes: handled once they are written
-    splice_pipe pipe;          // splice path
+    splice_pipe pipe;          // splice path: held while bytes move, or while in_pipe > 0
     std::size_t in_pipe = 0;
     bool spliced = false;
     bool tried = false;  // splice(2) worked once: no falling back after that
@@ -180,8 +195,6 @@ private:
     last_ = clock::now();
     if constexpr (can_splice)
       if (opts_.splice) setup_splice();
-    for (auto& d : dirs_)
-      if (!d.spliced) d.buf = std::make_unique_for_overwrite<char[]>(opts_.buffer_size);
     if (opts_.idle_timeout > clock::duration::zero()) arm_timer(last_ + opts_.idle_timeout);
     if (!opts_.initial_to_backend.empty()) {
       auto& d = dirs_[0];
@@ -192,34 +205,78 @@ private:
     } else {
       pump<0>();
     }
-    pump<1>();
+    // The backend has most likely sent nothing yet: wait for it rather than try a read that
+    // would fail (a wait re-arms the descriptor, so bytes already there complete it at once).
+    if constexpr (can_splice) wait<1, true>();
+    else pump<1>();
   }
 
+  /// Moves what the source has now: spliced, or read without blocking (TCP), or an async read.
   template <int D> void pump() {
     if (finished_) return;
-    if constexpr (can_splice)
+    if constexpr (can_splice) {
       if (dirs_[D].spliced) return splice_in<D>();
-    read<D>();
+      return read_now<D>();
+    } else {
+      read<D>();
+    }
+  }
+
+  relay_pool& pool() noexcept { return relay_pool::local(); }
+
+  /// Gives a direction's pipe or buffer back to the pool (a pipe only when it is empty).
+  template <int D> void release() noexcept {
+    auto& d = dirs_[D];
+    if (d.buf) pool().give_buffer(std::move(d.buf));
+    if (d.pipe.is_open()) {
+      if (d.in_pipe == 0) pool().give_pipe(std::move(d.pipe));
+      else pool().forget_pipe(std::move(d.pipe));
+    }
   }
 
   // --- buffered path -------------------------------------------------------------------------
   template <int D> void read() {
-    src<D>().async_read_some(asio::buffer(dirs_[D].buf.get(), opts_.buffer_size),
+    auto& d = dirs_[D];
+    if (!d.buf) d.buf = pool().take_buffer(opts_.buffer_size);
+    src<D>().async_read_some(asio::buffer(d.buf.data.get(), d.buf.size),
                              wrap([this](std::error_code ec, std::size_t n) { on_read<D>(ec, n); }));
+  }
+
+  /// TCP sockets without splice: read what is there without blocking, else give the buffer
+  /// back and wait for readability (an idle direction holds no buffer).
+  template <int D> void read_now() {
+#if defined(__linux__)
+    auto& d = dirs_[D];
+    if (!d.buf) d.buf = pool().take_buffer(opts_.buffer_size);
+    ssize_t n;
+    do n = ::recv(src<D>().native_handle(), d.buf.data.get(), d.buf.size, MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pool().give_buffer(std::move(d.buf));
+      return wait<D, true>();
+    }
+    if (n < 0) return on_read_end<D>(std::error_code(errno, asio::error::get_system_category()));
+    on_read<D>({}, static_cast<std::size_t>(n));
+#else
+    read<D>();
+#endif
   }
 
   template <int D> void on_read(const std::error_code& ec, std::size_t n) {
     auto& d = dirs_[D];
     if (n == 0) return on_read_end<D>(ec ? ec : asio::error::eof);  // 0 bytes, no error: eof
     touch();
-    d.wptr = d.buf.get();
+    d.wptr = d.buf.data.get();
     d.wlen = n;
     d.deferred = ec;
     write<D>();
   }
 
   template <int D> void on_read_end(const std::error_code& ec) {
-    if (ec == asio::error::eof) return half_close<D>();
+    if (ec == asio::error::eof) {
+      release<D>();
+      return half_close<D>();
+    }
     fail(classify(ec, src_side<D>), ec);
   }
 
@@ -251,7 +308,9 @@ private:
     dirs_[D].done = true;
     std::error_code ignored;  // a peer already gone shows up on the other direction
     using dst_t = std::remove_reference_t<decltype(dst<D>())>;
-    stream_traits<dst_t>::shutdown_send(dst<D>(), ignored);
+    const bool last = dirs_[0].done && dirs_[1].done;
+    if (!(last && !opts_.shutdown_last && is_tcp_socket<dst_t>::value))
+      stream_traits<dst_t>::shutdown_send(dst<D>(), ignored);
     if (dirs_[0].done && dirs_[1].done) {
       finished_ = true;
       timer_.cancel();
@@ -259,29 +318,37 @@ private:
   }
 
   // --- splice path (both streams are TCP sockets) --------------------------------------------
+  /// Pipes are taken per burst (splice_in), so this only makes both sockets non-blocking
+  /// (splice(2) on a socket blocks otherwise); asio's connect already did it for a backend.
   void setup_splice() {
     std::error_code ec;
-    client_.native_non_blocking(true, ec);
-    if (!ec) backend_.native_non_blocking(true, ec);
+    if (!client_.native_non_blocking()) client_.native_non_blocking(true, ec);
+    if (!ec && !backend_.native_non_blocking()) backend_.native_non_blocking(true, ec);
     if (ec) return;
-    for (auto& d : dirs_) {
-      if (auto p = splice_pipe::open(opts_.buffer_size)) {
-        d.pipe = std::move(*p);
-        d.spliced = true;
-      }
-    }
-    if (dirs_[0].spliced || dirs_[1].spliced) ignore_sigpipe();
+    for (auto& d : dirs_) d.spliced = true;
+    ignore_sigpipe();
   }
 
   template <int D> void splice_in() {
     auto& d = dirs_[D];
+    if (!d.pipe.is_open()) {
+      auto p = pool().take_pipe(opts_.buffer_size);
+      if (!p) return fall_back<D>();  // out of descriptors: copy through a buffer instead
+      d.pipe = std::move(*p);
+    }
     for (int round = 0; round < 16; ++round) {
       const auto r = splice_some(src<D>().native_handle(), d.pipe.write_fd(), d.pipe.capacity());
-      if (r.ec == asio::error::would_block) return wait<D, true>();
+      if (r.ec == asio::error::would_block) {
+        pool().give_pipe(std::move(d.pipe));  // empty: splice_out drained it
+        return wait<D, true>();
+      }
       if (r.ec && !d.tried && splice_refused(r.ec)) return fall_back<D>();
       if (r.ec) return fail(classify(r.ec, src_side<D>), r.ec);
       d.tried = true;
-      if (r.bytes == 0) return half_close<D>();
+      if (r.bytes == 0) {
+        release<D>();
+        return half_close<D>();
+      }
       touch();
       d.in_pipe = r.bytes;
       if (!splice_out<D>()) return;  // waiting for room, or failed
@@ -317,7 +384,7 @@ private:
     s.async_wait(Readable ? asio::socket_base::wait_read : asio::socket_base::wait_write,
                  wrap([this](std::error_code ec) {
                    if (ec) return fail(classify(ec, Readable ? src_side<D> : dst_side<D>), ec);
-                   if constexpr (Readable) splice_in<D>();
+                   if constexpr (Readable) pump<D>();
                    else if (splice_out<D>()) splice_in<D>();
                  }));
   }
@@ -325,9 +392,8 @@ private:
   template <int D> void fall_back() {
     auto& d = dirs_[D];
     d.spliced = false;
-    d.pipe.close();
-    d.buf = std::make_unique_for_overwrite<char[]>(opts_.buffer_size);
-    read<D>();
+    if (d.pipe.is_open()) pool().give_pipe(std::move(d.pipe));  // empty: nothing went through it
+    read_now<D>();
   }
 
   // --- idle timer, failure, completion -------------------------------------------------------
@@ -355,6 +421,8 @@ private:
 
   void leave() {
     if (!finished_ || pending_ != 0) return;
+    release<0>();
+    release<1>();
     asio::get_associated_cancellation_slot(handler_).clear();
     stats_.spliced = dirs_[0].spliced && dirs_[1].spliced;
     auto h = std::move(handler_);

@@ -47,13 +47,15 @@ class splice_pipe {
 public:
   splice_pipe() = default;
   splice_pipe(splice_pipe&& o) noexcept
-      : fds_{std::exchange(o.fds_[0], -1), std::exchange(o.fds_[1], -1)}, capacity_(o.capacity_) {}
+      : fds_{std::exchange(o.fds_[0], -1), std::exchange(o.fds_[1], -1)}, capacity_(o.capacity_),
+        requested_(o.requested_) {}
   splice_pipe& operator=(splice_pipe&& o) noexcept {
     if (this != &o) {
       close();
       fds_[0] = std::exchange(o.fds_[0], -1);
       fds_[1] = std::exchange(o.fds_[1], -1);
       capacity_ = o.capacity_;
+      requested_ = o.requested_;
     }
     return *this;
   }
@@ -74,6 +76,7 @@ public:
     }
     if (size <= 0) return failure(std::error_code(errno, asio::error::get_system_category()));
     p.capacity_ = static_cast<std::size_t>(size);
+    p.requested_ = capacity;
     return p;
 #else
     return failure(make_error_code(error::splice_unsupported));
@@ -83,6 +86,8 @@ public:
   int read_fd() const noexcept { return fds_[0]; }
   int write_fd() const noexcept { return fds_[1]; }
   std::size_t capacity() const noexcept { return capacity_; }
+  /// The capacity open() was asked for (pools match pipes on it).
+  std::size_t requested() const noexcept { return requested_; }
   bool is_open() const noexcept { return fds_[0] >= 0; }
 
   void close() noexcept {
@@ -95,6 +100,7 @@ public:
 private:
   int fds_[2] = {-1, -1};
   std::size_t capacity_ = 0;
+  std::size_t requested_ = 0;
 };
 
 /// What one splice(2) call did: bytes moved (0 with no error: the source reached eof), or an

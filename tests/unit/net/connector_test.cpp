@@ -14,6 +14,7 @@
 #include "run_until.hpp"
 #include "skip.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -186,4 +187,16 @@ TEST_CASE("connector: works with coroutines and per-operation cancellation", "[n
   REQUIRE(*o.ec == asio::error::operation_aborted);
   for (auto& s : fillers) s->close();
   ioc.poll();
+}
+
+TEST_CASE("connect: out of local descriptors or memory is internal, not the backend's failure", "[net][connect]") {
+  for (int e : {EMFILE, ENFILE, ENOBUFS, ENOMEM}) {
+    const auto ec = rproxy::net::classify_connect(std::error_code(e, asio::error::get_system_category()));
+    CHECK(ec == rproxy::net::error::connect_exhausted);
+    CHECK(ec == rproxy::condition::internal);
+    CHECK_FALSE(ec == rproxy::condition::upstream);  // a balancer does not eject the backend
+    CHECK_FALSE(ec == rproxy::condition::retry_safe);
+  }
+  CHECK(rproxy::net::classify_connect(std::error_code(ECONNREFUSED, asio::error::get_system_category())) ==
+        rproxy::condition::upstream);
 }

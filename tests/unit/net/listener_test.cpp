@@ -170,6 +170,7 @@ TEST_CASE("listener: out of descriptors, accept backs off and recovers", "[net][
   REQUIRE(l);
   ioc.poll();  // the accept is pending
   tcp::socket client(ioc, tcp::v4());  // its descriptor exists before the limit drops
+  const auto exhausted_before = net::fd_exhaustion::global().count();
 
   {
     nofile_guard guard;
@@ -187,6 +188,8 @@ TEST_CASE("listener: out of descriptors, accept backs off and recovers", "[net][
     guard.restore();
     REQUIRE(backed_off);  // it hit EMFILE and retried, several times, without dying
     REQUIRE(accepted_while_low == 0);
+    // Counted process-wide too (what /metrics shows as rproxy_accept_exhausted_total).
+    REQUIRE(net::fd_exhaustion::global().count() - exhausted_before >= 3);
   }
 
   // Descriptors are back: the pending connection is accepted on a later retry.
@@ -197,4 +200,28 @@ TEST_CASE("listener: out of descriptors, accept backs off and recovers", "[net][
   REQUIRE_FALSE(try_connect(ioc, l->local_endpoint()));
   REQUIRE(run_until(ioc, [&] { return accepted.size() == 2; }));
   REQUIRE(l->stats().accepted == 2);
+}
+
+TEST_CASE("listener: a handler may take the accepted endpoints, from accept and the bind", "[net][listener]") {
+  asio::io_context ioc;
+  struct got {
+    std::vector<tcp::socket> sockets;
+    std::vector<net::accepted_endpoints> eps;
+  } g;
+  auto handler = [&g](tcp::socket s, const net::accepted_endpoints& e) {
+    g.sockets.push_back(std::move(s));
+    g.eps.push_back(e);
+  };
+  for (const char* addr : {"127.0.0.1", "0.0.0.0"}) {  // a wildcard bind asks the socket
+    g = {};
+    auto l = net::listen(ioc, tcp::endpoint(asio::ip::make_address(addr), 0), handler);
+    REQUIRE(l);
+    tcp::socket client(ioc);
+    client.connect({asio::ip::address_v4::loopback(), l->local_endpoint().port()});
+    REQUIRE(run_until(ioc, [&] { return g.eps.size() == 1; }));
+    CHECK(g.eps[0].remote == client.local_endpoint());
+    CHECK(g.eps[0].local == client.remote_endpoint());
+    CHECK(g.eps[0].remote == g.sockets[0].remote_endpoint());
+    CHECK(g.eps[0].local == g.sockets[0].local_endpoint());
+  }
 }
