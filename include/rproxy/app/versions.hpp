@@ -11,6 +11,8 @@
 //                         worlds.handler(rt.drain(), rproxy::flow::mc_adapter{}));
 //     rt.on_reload([&](auto cfg) { if (auto w = build(cfg)) worlds.swap(std::move(w)); });
 //
+// A world whose share also has `mutable std::vector<conn_pipeline> connections` (one per worker)
+// runs them once per connection and a flow of `pipelines` per hello (flow::serve(conn, p, ...)).
 // A world with several listeners gives handler() a `part(world) -> const Part*` that picks the
 // listener's share (its pipelines and options); null refuses the connection (a route a reload
 // removed).
@@ -46,9 +48,9 @@ public:
       auto w = current();
       const auto* share = part(*w);
       if (!share) return;  // closes s
-      auto& p = share->pipelines[observe::worker_index() % share->pipelines.size()];
-      asio::co_spawn(s.get_executor(), run(p, adapter, std::move(s), eps, share->options, std::move(w), drain.track()),
-                     asio::detached);
+      const auto i = observe::worker_index() % share->pipelines.size();
+      auto ex = s.get_executor();
+      asio::co_spawn(ex, run(*share, i, adapter, std::move(s), eps, std::move(w), drain.track()), asio::detached);
     };
   }
   /// The same for a world that is one listener's share itself.
@@ -58,10 +60,15 @@ public:
   }
 
 private:
-  template <class Pipeline, class Adapter>
-  static asio::awaitable<void> run(Pipeline& p, Adapter adapter, asio::ip::tcp::socket s, net::accepted_endpoints eps,
-                                   const flow::options& o, std::shared_ptr<const World>, drain_tracker::guard) {
-    co_await flow::serve(p, adapter, std::move(s), o, eps);
+  /// One connection on worker i. A share with `connections` pipelines (one per worker, run
+  /// once per connection) serves a flow per hello on it (HTTP/1.1 keep-alive).
+  template <class Share, class Adapter>
+  static asio::awaitable<void> run(const Share& share, std::size_t i, Adapter adapter, asio::ip::tcp::socket s,
+                                   net::accepted_endpoints eps, std::shared_ptr<const World>, drain_tracker::guard) {
+    if constexpr (requires { share.connections[i]; })
+      co_await flow::serve(share.connections[i], share.pipelines[i], adapter, std::move(s), share.options, eps);
+    else
+      co_await flow::serve(share.pipelines[i], adapter, std::move(s), share.options, eps);
   }
 
   config::snapshot<World> snap_;

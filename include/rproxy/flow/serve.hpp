@@ -37,6 +37,8 @@
 //     reader make_reader() const;
 //     asio::awaitable<std::error_code> answer(asio::ip::tcp::socket&, Ctx&, reader&, const options&);
 //                                                 after `replied`: send the stage's answer
+//     optionally asio::awaitable<void> hello_failed(asio::ip::tcp::socket&, Ctx&, reader&, std::error_code);
+//                                                 the hello was malformed, too slow or cut: tell the client
 //   optionally, for a message loop instead of the relay:
 //     asio::awaitable<exchange_result> exchange(Pipeline&, Ctx&, asio::ip::tcp::socket& client,
 //         asio::ip::tcp::socket& backend, const std::string& first, const options&, reader&, bool reused);
@@ -268,6 +270,8 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
           (void)co_await send(client, a.render(ctx, *refused));
           co_return std::error_code{};
         }
+        if constexpr (requires { a.hello_failed(client, ctx, reader, step.ec); })
+          co_await a.hello_failed(client, ctx, reader, step.ec);  // e.g. HTTP's 408 or 400
         co_return step.ec;
     }
     ctx.hello_done = std::chrono::steady_clock::now();

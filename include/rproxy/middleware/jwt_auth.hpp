@@ -11,6 +11,8 @@
 //     rproxy::middleware::key_store keys({{key_source::kind::jwks_file, "jwks.json"}});
 //     auto p = rproxy::make_pipeline<http_protocol>(rproxy::middleware::jwt_auth{&cfg, &keys, &audit}, ...);
 //     // later: ctx.state<jwt_auth>().forward_headers, find_principal(ctx)->claim("role")
+//     // a flow type with `request_fields` (flow/http1.hpp's http_flow) gets them set there,
+//     // with every configured forward header set (empty when absent) so a client cannot forge one.
 //
 // Decision logic without a pipeline: authenticate(req, now) -> result<verified_jwt>.
 #pragma once
@@ -92,6 +94,9 @@ struct basic_jwt_auth {
   template <class Ctx, request_view Req>
   rproxy::verdict on_hello(Ctx& ctx, const Req& req) {
     auto& s = ctx.template state<basic_jwt_auth>();
+    constexpr bool owns_fields = requires { ctx.request_fields.set(std::string_view(), std::string_view()); };
+    if constexpr (owns_fields)  // a client's own value of a forwarded claim never reaches the backend
+      for (const auto& f : cfg->forward) ctx.request_fields.set(f.header, std::string_view());
     auto r = authenticate(req, Clock::now());
     if (!r) {
       if (r.error() == error::missing_credentials && cfg->optional) return rproxy::next;
@@ -99,6 +104,8 @@ struct basic_jwt_auth {
                               r.error().message());
     }
     publish(*r, s);
+    if constexpr (owns_fields)
+      for (const auto& [header, value] : s.forward_headers) ctx.request_fields.set(header, value);
     ctx.identity = s.auth.subject;
     return rproxy::next;
   }

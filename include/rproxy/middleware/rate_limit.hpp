@@ -19,6 +19,7 @@
 //     rproxy::middleware::local_counter_store store;
 //     auto p = rproxy::make_pipeline(rproxy::middleware::rate_limit{&cfg, &store, &audit}, ...);
 //     // HTTP codec: ctx.state<rate_limit>().headers.render([&](auto name, auto value) {...});
+//     // a flow type with `response_fields` (flow/http1.hpp's http_flow) gets them set there.
 //
 // Two limits in one pipeline need two stage types: basic_rate_limit<local_counter_store, struct login_tag>.
 #pragma once
@@ -225,6 +226,8 @@ struct basic_rate_limit {
   rproxy::verdict finish(Ctx& ctx, const rate_decision& d, std::string_view key) const {
     auto h = rate_limit_headers::from(d);
     ctx.template state<basic_rate_limit>().headers = h;
+    if constexpr (requires { ctx.response_fields.set(std::string_view(), std::string_view()); })
+      h.render([&](std::string_view name, std::string_view value) { ctx.response_fields.set(name, value); });
     if (d.allowed) return rproxy::next;
     return reject_and_audit(ctx, audit, {reject_code::rate_limited, cfg->reject_message, h.retry_after_s},
                             "rate_limit", d.blocked ? "blocked (repeat offender)" : "over limit", key);

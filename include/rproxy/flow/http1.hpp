@@ -1,0 +1,589 @@
+// rproxy/flow/http1.hpp: the HTTP/1.1 adapter of the flow driver (flow/serve.hpp).
+//
+//     using proto = rproxy::flow::http1_protocol;           // flow type: rproxy::flow::http_flow
+//     auto conn = rproxy::make_pipeline<proto>(...per-connection stages...);
+//     auto reqs = rproxy::make_pipeline<proto>(...per-request stages...);
+//     co_await rproxy::flow::serve(conn, reqs, rproxy::flow::http1_adapter{...}, std::move(socket), options);
+//
+// A flow is one request. What HTTP/1.1 adds to the driver:
+//   - the hello is the request head (on_hello sees a codec::http1::request_view), parsed by
+//     codec/http1 from a bounded client buffer that is kept across the flows of a connection,
+//     so pipelined requests are served in order. A head must be whole within
+//     options.hello_timeout (the header timeout: slowloris gets a 408); a malformed or oversized
+//     head gets its 400/414/431/501 and the connection ends. CONNECT and upgrades: 501.
+//   - refusals as an HTTP status (codec/http1/reject.hpp) with ctx.response_fields (a rate
+//     limiter's X-RateLimit-*); a failed connect is a 502 (504 on a connect timeout).
+//   - `replied`: ctx.reply, a whole response from a stage, goes to the client.
+//   - the backend's first bytes: the upstream request head, built by upstream_head() (the one
+//     place where forwarding rules live: hop-by-hop fields, X-Forwarded-For, the stages'
+//     ctx.request_fields, framing).
+//   - the exchange: the request body goes up with on_message per body chunk, re-framed
+//     (Content-Length or chunked); the response head runs on_response (1xx interim responses
+//     are dropped; HEAD, 204 and 304 have no body); the response body comes down, streamed
+//     with backpressure, chunked for an HTTP/1.1 client when the backend's framing is unknown.
+//     Every wait is bounded by idle_timeout (no progress), through net::with_deadline. A backend that fails before the
+//     response head gives a 502; one that dies mid-body closes the client connection (the
+//     client sees a truncated message, never a wrong one). Both connections are kept alive when
+//     both sides allow it; a stale kept backend connection is retried once, fresh, when nothing
+//     of the request was lost.
+#pragma once
+
+#include <asio/awaitable.hpp>
+#include <asio/buffer.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/write.hpp>
+#include <asio/experimental/deferred.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <rproxy/app/drain.hpp>
+#include <rproxy/codec/http1/forward.hpp>
+#include <rproxy/codec/http1/forwarded.hpp>
+#include <rproxy/codec/http1/message.hpp>
+#include <rproxy/codec/http1/parser.hpp>
+#include <rproxy/codec/http1/reject.hpp>
+#include <rproxy/codec/http1/request_view.hpp>
+#include <rproxy/codec/http1/serializer.hpp>
+#include <rproxy/codec/http1/status.hpp>
+#include <rproxy/flow/serve.hpp>
+#include <rproxy/middleware/ip.hpp>
+#include <rproxy/net/deadline.hpp>
+#include <rproxy/net/error.hpp>
+#include <rproxy/pipeline/basic_pipeline.hpp>
+#include <rproxy/pipeline/context.hpp>
+
+namespace rproxy::flow {
+
+/// Fields a stage leaves for a message, checked when they are used (an invalid name or value
+/// is left out, never sent): set() replaces a field of the same name (case-insensitive).
+class pending_fields {
+public:
+  void set(std::string_view name, std::string_view value) {
+    for (auto& f : list_)
+      if (codec::http1::detail::iequals(f.name, name)) {
+        f.value = std::string(value);
+        return;
+      }
+    list_.push_back({std::string(name), std::string(value)});
+  }
+  bool contains(std::string_view name) const noexcept {
+    for (const auto& f : list_)
+      if (codec::http1::detail::iequals(f.name, name)) return true;
+    return false;
+  }
+  /// Sets each valid field with a value on `out`.
+  void apply(codec::http1::fields& out) const {
+    for (const auto& f : list_)
+      if (!f.value.empty() && codec::http1::is_valid_field_name(f.name) && codec::http1::is_valid_field_value(f.value))
+        out.set(f.name, f.value);
+  }
+  auto begin() const noexcept { return list_.begin(); }
+  auto end() const noexcept { return list_.end(); }
+  void clear() noexcept { list_.clear(); }
+
+private:
+  std::vector<codec::http1::field> list_;
+};
+
+/// One HTTP request's flow: what the stages read and leave for the adapter.
+struct http_flow : flow_info {
+  /// Set on the upstream request; a client's field of the same name is dropped first (so a
+  /// client cannot forge a field a stage owns). An empty value only drops the client's field.
+  pending_fields request_fields{};
+  /// Set on the response to the client, forwarded or rendered (X-RateLimit-*, Retry-After).
+  pending_fields response_fields{};
+  /// `replied`: the whole response a stage answers with.
+  std::string reply{};
+  bool head_request = false;  ///< the request is a HEAD: a rendered response has no body
+};
+
+/// The protocol the pipelines of an HTTP/1.1 app see.
+struct http1_protocol {
+  using flow = http_flow;
+  using hello = codec::http1::request_view;
+  using message = std::string_view;  ///< a piece of the request body (framing removed)
+  using response = codec::http1::response_head_view;
+};
+
+namespace http1_detail {
+
+namespace http1 = codec::http1;
+
+/// A fixed-size receive buffer: [begin, end) is unconsumed. The parser's views point into it,
+/// so it is only compacted right before a read, when no view is in use.
+class recv_buffer {
+public:
+  explicit recv_buffer(std::size_t capacity) : data_(capacity) {}
+  std::string_view view() const noexcept { return {data_.data() + b_, e_ - b_}; }
+  bool full() const noexcept { return b_ == 0 && e_ == data_.size(); }
+  void consume(std::size_t n) noexcept {
+    b_ += n;
+    if (b_ == e_) b_ = e_ = 0;
+  }
+  /// Room for at most n more bytes (compacts first).
+  std::span<char> prepare(std::size_t n) noexcept {
+    if (b_ > 0) {
+      std::memmove(data_.data(), data_.data() + b_, e_ - b_);
+      e_ -= b_;
+      b_ = 0;
+    }
+    return {data_.data() + e_, std::min(n, data_.size() - e_)};
+  }
+  void commit(std::size_t n) noexcept { e_ += n; }
+  void append(std::string_view s) noexcept {
+    auto room = prepare(s.size());
+    std::memcpy(room.data(), s.data(), room.size());
+    commit(room.size());
+  }
+
+private:
+  std::vector<char> data_;
+  std::size_t b_ = 0, e_ = 0;
+};
+
+/// Response fields not passed on: hop-by-hop and framing ones (RFC 9110 §7.6.1) and those the
+/// sender's Connection names. (Request fields follow http1::forward_rules: upstream_head.)
+inline bool hop_by_hop(std::string_view name, const http1::fields_view& all) {
+  return http1::is_hop_by_hop_field(name) || all.has_token("connection", name);
+}
+
+/// Reads some bytes into `b` within `d` (net/deadline.hpp: the timer never outlives the call).
+/// Timeout: net::error::idle_timeout.
+inline asio::awaitable<std::pair<std::error_code, std::size_t>> read_for(asio::ip::tcp::socket& s, std::span<char> b,
+                                                                     std::chrono::milliseconds d) {
+  auto [ec, n] = co_await net::with_deadline(s.async_read_some(asio::buffer(b.data(), b.size()), asio::experimental::deferred), d);
+  co_return std::pair{ec, n};
+}
+/// Writes all of `b` within `d`.
+template <class Buffers>
+asio::awaitable<std::error_code> write_for(asio::ip::tcp::socket& s, const Buffers& b, std::chrono::milliseconds d) {
+  auto [ec, n] = co_await net::with_deadline(asio::async_write(s, b, asio::experimental::deferred), d);
+  (void)n;
+  co_return ec;
+}
+inline asio::awaitable<std::error_code> write_for(asio::ip::tcp::socket& s, std::string_view text, std::chrono::milliseconds d) {
+  co_return co_await write_for(s, asio::buffer(text.data(), text.size()), d);
+}
+/// A piece of a body: one chunk when the peer gets chunked framing, else as it is.
+inline asio::awaitable<std::error_code> write_body(asio::ip::tcp::socket& s, std::string_view data, bool chunked,
+                                                   std::chrono::milliseconds d) {
+  if (!chunked) co_return co_await write_for(s, data, d);
+  if (data.empty()) co_return std::error_code{};
+  const http1::chunk_header ch(data.size());
+  const std::array<asio::const_buffer, 3> chunk{asio::buffer(ch.view().data(), ch.view().size()),
+                                                asio::buffer(data.data(), data.size()), asio::buffer(http1::crlf.data(), 2)};
+  co_return co_await write_for(s, chunk, d);
+}
+
+/// Sends a final answer and ends the sending side, then reads (and drops) what the client
+/// still sends for a moment, so the answer is not lost to a reset.
+inline asio::awaitable<void> answer_and_close(asio::ip::tcp::socket& s, std::string_view response, std::chrono::milliseconds d) {
+  if (co_await write_for(s, response, d)) co_return;
+  std::error_code ignored;
+  s.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  std::array<char, 4096> sink;
+  for (std::size_t total = 0; total < (1u << 20);) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    auto [ec, n] = co_await read_for(s, sink, left);
+    if (ec) break;
+    total += n;
+  }
+}
+
+inline bool idempotent(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE";
+}
+
+}  // namespace http1_detail
+
+/// The HTTP/1.1 adapter. Its members are read by every flow; keep it alive as long as they run.
+struct http1_adapter {
+  static constexpr bool reads_hello = true;
+
+  codec::http1::limits request_limits{};   ///< the client's heads and bodies
+  codec::http1::limits response_limits{.max_header_bytes = 64 * 1024,
+                                        .max_body_size = std::numeric_limits<std::uint64_t>::max()};
+  std::size_t buffer_size = 16 * 1024;     ///< body bytes read at once, per side
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);  ///< a body or response without progress
+  /// While set and draining, a connection waiting for its next request is closed.
+  const app::drain_tracker* drain = nullptr;
+  /// Peers whose X-Forwarded-For, Forwarded, X-Real-IP and X-Forwarded-Host/Proto are extended;
+  /// anyone else's are replaced (codec/http1/forwarded.hpp).
+  std::vector<middleware::cidr> trusted_proxies{};
+  bool allow_underscore_headers = false;  ///< forward request field names with '_' (CGI reads X_User as X-User)
+  std::vector<std::string> allow_trailers{};  ///< request trailers forwarded (others are dropped)
+
+  codec::http1::forward_rules forward_rules() const {
+    return {.strip = {}, .allow_underscore = allow_underscore_headers, .allow_trailers = allow_trailers};
+  }
+  bool trusted_proxy(const asio::ip::address& a) const {
+    const auto k = middleware::to_ip_key(a);
+    return std::any_of(trusted_proxies.begin(), trusted_proxies.end(), [&](const auto& c) { return c.contains(k); });
+  }
+
+  /// The client side of one connection: its buffer and parser, kept across its requests, and
+  /// the buffer for its backends' responses.
+  class reader {
+  public:
+    explicit reader(const http1_adapter& a)
+        : a_(&a),
+          in_(a.request_limits.max_start_line + a.request_limits.max_header_bytes + 4 + a.buffer_size),
+          bin_(a.response_limits.max_start_line + a.response_limits.max_header_bytes + 4 + a.buffer_size),
+          parser_(a.request_limits) {}
+    reader(const reader&) = delete;  // hello() points into it
+    reader& operator=(const reader&) = delete;
+
+    std::span<std::byte> prepare(std::size_t n) {
+      auto room = in_.prepare(n);
+      return {reinterpret_cast<std::byte*>(room.data()), room.size()};
+    }
+    void commit(std::size_t n) { in_.commit(n); }
+    void feed(std::string_view early) { in_.append(early); }
+
+    /// Between requests, with a drain tracker: look every 250 ms whether the app is stopping.
+    std::optional<std::chrono::milliseconds> settle_time() const {
+      if (a_->drain != nullptr && in_.view().empty()) return std::chrono::milliseconds(250);
+      return std::nullopt;
+    }
+
+    template <class Ctx>
+    hello_step next(Ctx& ctx, bool paused) {
+      namespace http1 = codec::http1;
+      if (paused && in_.view().empty() && a_->drain != nullptr && a_->drain->draining())
+        return hello_step::fail(make_error_code(net::error::flow_aborted));
+      head_taken_ = false;
+      auto r = parser_.parse(in_.view());
+      switch (r.what) {
+        case http1::event::head: {
+          head_bytes_ = r.consumed;
+          const auto& h = parser_.head();
+          if (h.method == "CONNECT" || parser_.info().upgrade) {
+            unsupported_ = true;
+            return hello_step::fail(make_error_code(http1::error::unsupported_transfer_encoding));
+          }
+          view_.emplace(h);
+          if constexpr (requires { ctx.head_request; }) ctx.head_request = h.method == "HEAD";
+          return hello_step::ready();
+        }
+        case http1::event::need_more:
+          in_.consume(r.consumed);
+          if (in_.full()) return hello_step::fail(make_error_code(http1::error::header_too_large));
+          return hello_step::need_more();
+        case http1::event::error: return hello_step::fail(parser_.error_code());
+        default: return hello_step::fail(make_error_code(net::error::flow_aborted));
+      }
+    }
+
+    /// The request head for on_hello (valid once next() said ready, until its body is read).
+    const codec::http1::request_view& hello() const { return *view_; }
+    const codec::http1::request_parser& parser() const noexcept { return parser_; }
+    /// Bytes of a head that is not whole yet (none: the connection is between requests).
+    bool started() const noexcept { return !in_.view().empty() || parser_.last_error() != codec::http1::error{}; }
+    bool unsupported() const noexcept { return unsupported_; }
+
+  private:
+    friend struct http1_adapter;
+    /// The head is forwarded: its bytes may go (its views are not used past this point).
+    void take_head() {
+      if (head_taken_) return;
+      head_taken_ = true;
+      view_.reset();
+      in_.consume(head_bytes_);
+    }
+
+    const http1_adapter* a_;
+    codec::http1::fields connection_;  ///< the current request's Connection lines (for its trailers)
+    http1_detail::recv_buffer in_, bin_;
+    codec::http1::request_parser parser_;
+    std::optional<codec::http1::request_view> view_;
+    std::size_t head_bytes_ = 0;
+    bool head_taken_ = false;
+    bool unsupported_ = false;
+  };
+
+  reader make_reader() const { return reader(*this); }
+
+  /// A refusal as an HTTP status; the connection ends after it. A failed connect is a 502 (504
+  /// when it timed out).
+  template <class Ctx>
+  std::string render(const Ctx& ctx, const reject_reason& why) const {
+    namespace http1 = codec::http1;
+    codec::http1::fields extra;
+    if constexpr (requires { ctx.response_fields; }) ctx.response_fields.apply(extra);
+    const http1::error_response_options opt{.keep_alive = false, .head_request = head_request(ctx),
+                                            .retry_after_s = why.retry_after_s};
+    if (why.code == reject_code::unavailable && ctx.connect_error)
+      return http1::make_error_response(ctx.connect_error == net::error::connect_timeout ? 504 : 502, {}, extra, opt);
+    return http1::make_reject_response(why, extra, opt);
+  }
+
+  /// The head could not be read: 408 for a slow one, its status for a bad one; nothing when
+  /// the connection ended between requests.
+  template <class Ctx>
+  asio::awaitable<void> hello_failed(asio::ip::tcp::socket& client, Ctx&, reader& r, std::error_code ec) const {
+    namespace http1 = codec::http1;
+    if (!r.started() && !r.unsupported()) co_return;
+    unsigned status = 400;
+    std::string_view text;
+    if (r.unsupported()) status = 501, text = "upgrades and CONNECT are not supported";
+    else if (ec == net::error::idle_timeout) status = 408;
+    else if (r.parser().last_error() != http1::error{}) status = http1::status_for(r.parser().last_error());
+    else if (ec == http1::error::header_too_large) status = 431;
+    co_await http1_detail::answer_and_close(client, http1::make_error_response(status, text), idle_timeout);
+  }
+
+  /// After `replied`: the stage's response, as it is.
+  template <class Ctx>
+  asio::awaitable<std::error_code> answer(asio::ip::tcp::socket& client, Ctx& ctx, reader&, const options&) const {
+    co_return co_await detail::send(client, ctx.reply);
+  }
+
+  /// The request head the backend gets (and the request's Connection lines, kept for its trailers).
+  template <class Ctx>
+  std::string first_bytes(const Ctx& ctx, reader& r) const {
+    r.connection_.clear();
+    for (const auto& f : r.parser().head().fields)
+      if (codec::http1::detail::iequals(f.name, "connection")) r.connection_.add(f.name, f.value);
+    return upstream_head(ctx, r.parser().head(), r.parser().info());
+  }
+
+  /// The upstream request head: the client's fields as codec/http1/forward.hpp's rules allow
+  /// (no hop-by-hop, Connection-listed, forwarding or '_' names) minus those a stage owns
+  /// (ctx.request_fields), plus the stages' fields, the forwarding fields (the client's extended
+  /// only for a trusted proxy), Host if missing and the body's framing. The one place where
+  /// forwarding rules apply to a request head.
+  template <class Ctx>
+  std::string upstream_head(const Ctx& ctx, const codec::http1::request_head_view& head,
+                            const codec::http1::message_info& info) const {
+    namespace http1 = codec::http1;
+    http1::request_head up{std::string(head.method), std::string(head.target)};
+    const auto rules = forward_rules();
+    for (const auto& f : head.fields) {
+      if (http1::request_field_fate(f.name, head.fields, rules) != http1::field_fate::forward) continue;
+      if constexpr (requires { ctx.request_fields; })
+        if (ctx.request_fields.contains(f.name)) continue;
+      up.fields.add(f.name, f.value);
+    }
+    if constexpr (requires { ctx.request_fields; }) ctx.request_fields.apply(up.fields);
+    const std::string peer = ctx.client.address().to_string();
+    http1::add_forwarding_fields(up.fields, head.fields,
+                                 {.peer = peer, .host = head.fields.find("host").value_or(""), .proto = "http",
+                                  .trusted = trusted_proxy(ctx.client.address())});
+    if (!head.fields.contains("host") && ctx.backend) up.fields.add("Host", ctx.backend->address().to_string());
+    if (info.chunked) http1::set_chunked(up.fields);
+    else if (info.content_length > 0) http1::set_content_length(up.fields, info.content_length);
+    return http1::serialize(up);
+  }
+
+  /// One request's exchange: the head (`first`) and the body up, the response down.
+  template <class Pipeline>
+  asio::awaitable<exchange_result> exchange(Pipeline& p, typename Pipeline::context_type& ctx,
+                                            asio::ip::tcp::socket& client, asio::ip::tcp::socket& backend,
+                                            const std::string& first, const options&, reader& r, bool reused) const {
+    namespace http1 = codec::http1;
+    using net::error;
+    const auto info = r.parser_.info();
+    const bool has_body = info.chunked || info.content_length > 0;
+    const bool bodiless_method = head_request(ctx);
+    const bool idempotent = http1_detail::idempotent(r.parser_.head().method);
+    r.take_head();
+    exchange_result out;
+    bool body_read = false;  // something of the body was taken from the client
+
+    // The backend failed before any response byte reached the client: once more on a fresh
+    // connection when the kept one was stale and nothing was lost, else 502 (or `status`).
+    auto fail_before_response = [&](std::error_code ec, unsigned status = 502,
+                                    bool stale = false) -> asio::awaitable<exchange_result> {
+      if (reused && stale && !body_read) co_return exchange_result{ec, false, false, true};
+      co_await http1_detail::answer_and_close(client, http1::make_error_response(status), idle_timeout);
+      co_return exchange_result{ec ? ec : make_error_code(error::backend_failed)};
+    };
+
+    // 1. The head, then the body (decoded by the parser, re-framed for the backend).
+    if (auto ec = co_await http1_detail::write_for(backend, std::string_view(first), idle_timeout))
+      co_return co_await fail_before_response(net::classify(ec, net::side::upstream), 502, ec != error::idle_timeout);
+    if (info.expect_continue && has_body)
+      if (co_await http1_detail::write_for(client, std::string_view("HTTP/1.1 100 Continue\r\n\r\n"), idle_timeout))
+        co_return exchange_result{make_error_code(error::client_failed)};
+    for (bool complete = !has_body; !complete;) {
+      auto pr = r.parser_.parse(r.in_.view());
+      switch (pr.what) {
+        case http1::event::body: {
+          body_read = true;
+          ctx.bytes_from_client += pr.data.size();
+          if (auto v = co_await run_phase<phase::message>(p, ctx, std::string_view(pr.data)); !v.is_next()) {
+            const auto why = v.is_reject() ? v.reason() : reject_reason{reject_code::internal};
+            ctx.rejected = why;
+            co_await http1_detail::answer_and_close(client, render(ctx, why), idle_timeout);
+            co_return exchange_result{};
+          }
+          const auto wec = co_await http1_detail::write_body(backend, pr.data, info.chunked, idle_timeout);
+          r.in_.consume(pr.consumed);
+          if (wec) co_return co_await fail_before_response(make_error_code(error::backend_failed));
+          break;
+        }
+        case http1::event::need_more: {
+          r.in_.consume(pr.consumed);
+          auto [rec, n] = co_await http1_detail::read_for(client, r.in_.prepare(buffer_size), idle_timeout);
+          if (rec) co_return exchange_result{net::classify(rec, net::side::downstream)};  // the client left mid-body
+          r.in_.commit(n);
+          break;
+        }
+        case http1::event::message_complete: {
+          r.in_.consume(pr.consumed);
+          if (info.chunked) {
+            std::string last;  // request trailers: only those the rules allow (none by default)
+            http1::append_last_chunk(last, http1::forwarded_trailers(r.connection_, r.parser_.trailers(), forward_rules()));
+            if (co_await http1_detail::write_for(backend, std::string_view(last), idle_timeout))
+              co_return co_await fail_before_response(make_error_code(error::backend_failed));
+          }
+          complete = true;
+          break;
+        }
+        case http1::event::error:  // body too large, bad chunk: the backend got half a request
+          body_read = true;
+          co_return co_await fail_before_response(r.parser_.error_code(), http1::status_for(pr.error));
+        default:
+          body_read = true;
+          co_return co_await fail_before_response({}, 400);
+      }
+    }
+    if (!has_body) {  // a bodiless request: the parser's message_complete is still to be taken
+      auto pr = r.parser_.parse(r.in_.view());
+      if (pr.what == http1::event::message_complete) r.in_.consume(pr.consumed);
+    }
+
+    // 2. The response head (1xx interim responses are dropped).
+    auto& bin = r.bin_;
+    http1::response_parser bp(response_limits);
+    bp.set_request_method(bodiless_method ? std::string_view("HEAD") : std::string_view("GET"));
+    std::size_t head_size = 0;
+    for (;;) {
+      auto pr = bp.parse(bin.view());
+      if (pr.what == http1::event::head) {
+        head_size = pr.consumed;
+        if (bp.head().status >= 200) break;
+        bin.consume(pr.consumed);
+        continue;
+      }
+      if (pr.what == http1::event::message_complete) {  // the end of a 1xx
+        bin.consume(pr.consumed);
+        continue;
+      }
+      if (pr.what == http1::event::need_more) {
+        bin.consume(pr.consumed);
+        auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(buffer_size), idle_timeout);
+        if (rec || n == 0) {  // a kept connection the backend closed: retried when that is safe
+          const bool stale = bin.view().empty() && idempotent && rec && rec != error::idle_timeout;
+          bin.consume(bin.view().size());
+          co_return co_await fail_before_response(net::classify(rec, net::side::upstream), 502, stale);
+        }
+        bin.commit(n);
+        continue;
+      }
+      bin.consume(bin.view().size());
+      co_return co_await fail_before_response(bp.error_code() ? bp.error_code() : make_error_code(error::backend_failed));
+    }
+    const auto& rh = bp.head();
+    const auto binfo = bp.info();
+    const bool bodiless = rh.status == 204 || rh.status == 304 || bodiless_method;
+    const bool v11 = info.version == http1::http_version::http11;
+    bool keep = info.keep_alive && !(drain != nullptr && drain->draining());
+    http1::response_head down{rh.status, std::string(rh.reason)};
+    for (const auto& f : rh.fields) {
+      using http1::detail::iequals;
+      const bool framing = iequals(f.name, "content-length") || iequals(f.name, "transfer-encoding");
+      if (framing ? !bodiless : http1_detail::hop_by_hop(f.name, rh.fields)) continue;
+      down.fields.add(f.name, f.value);
+    }
+    bool client_chunked = false;
+    if (!bodiless) {
+      if (binfo.has_content_length && !binfo.chunked) http1::set_content_length(down.fields, binfo.content_length);
+      else if (v11) client_chunked = true, http1::set_chunked(down.fields);
+      else keep = false;  // an HTTP/1.0 client: the close ends the body
+    }
+    if constexpr (requires { ctx.response_fields; }) ctx.response_fields.apply(down.fields);
+    http1::set_keep_alive(down.fields, info.version, keep);
+    if (auto v = co_await run_phase<phase::response>(p, ctx, rh); !v.is_next()) {
+      if (v.is_reject()) ctx.rejected = v.reason();
+      bin.consume(bin.view().size());
+      co_await http1_detail::answer_and_close(client, http1::make_error_response(502), idle_timeout);
+      co_return exchange_result{};
+    }
+    const std::string down_head = http1::serialize(down);
+    bin.consume(head_size);  // the head's views are not used past this point
+    if (co_await http1_detail::write_for(client, std::string_view(down_head), idle_timeout))
+      co_return exchange_result{make_error_code(error::client_failed)};
+    ctx.bytes_to_client += down_head.size();
+
+    // 3. The response body, streamed: one read, one write.
+    for (;;) {
+      auto pr = bp.parse(bin.view());
+      switch (pr.what) {
+        case http1::event::body: {
+          const auto wec = co_await http1_detail::write_body(client, pr.data, client_chunked, idle_timeout);
+          ctx.bytes_to_client += pr.data.size();
+          bin.consume(pr.consumed);
+          if (wec) co_return exchange_result{make_error_code(error::client_failed)};
+          break;
+        }
+        case http1::event::need_more: {
+          bin.consume(pr.consumed);
+          auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(buffer_size), idle_timeout);
+          if (rec == asio::error::eof && bp.finish().what == http1::event::message_complete) {  // until close
+            if (client_chunked && co_await http1_detail::write_for(client, std::string_view("0\r\n\r\n"), idle_timeout))
+              co_return exchange_result{make_error_code(error::client_failed)};
+            co_return exchange_result{{}, keep && client_chunked, false};
+          }
+          if (rec) {  // died mid-response: the client sees the connection close
+            bin.consume(bin.view().size());
+            co_return exchange_result{rec == error::idle_timeout ? make_error_code(error::idle_timeout)
+                                                                  : make_error_code(error::backend_reset)};
+          }
+          bin.commit(n);
+          break;
+        }
+        case http1::event::message_complete: {
+          bin.consume(pr.consumed);
+          if (client_chunked) {
+            std::string last;
+            http1::append_last_chunk(last, bp.trailers());
+            if (co_await http1_detail::write_for(client, std::string_view(last), idle_timeout))
+              co_return exchange_result{make_error_code(error::client_failed)};
+          }
+          out.keep_client = keep;
+          out.keep_backend = bp.keep_alive() && bin.view().empty();
+          bin.consume(bin.view().size());
+          co_return out;
+        }
+        default:
+          bin.consume(bin.view().size());
+          co_return exchange_result{bp.error_code() ? bp.error_code() : make_error_code(error::backend_failed)};
+      }
+    }
+  }
+
+private:
+  template <class Ctx>
+  static bool head_request(const Ctx& ctx) {
+    if constexpr (requires { ctx.head_request; }) return ctx.head_request;
+    else return false;
+  }
+};
+
+}  // namespace rproxy::flow
