@@ -1,15 +1,11 @@
-// examples/tcp_proxy/tcp_proxy.hpp: an L4 proxy made of rproxy parts.
-//
-// Per route: a listener on every worker, the flow driver's L4 adapter (PROXY protocol in from
-// trusted peers and out, connect with failover, the splice(2) relay), a pipeline per worker
-// (metrics, route name, the route's balancer over its backend pool), and the pool's health
-// checks and dynamic weights. A reload (SIGHUP, file change, POST /reload) builds the next world:
-// pools are updated in place and keep their state; flows in progress keep their world.
+// examples/tcp_proxy/tcp_proxy.hpp: an L4 proxy made of rproxy parts. Per route: a listener,
+// the flow driver's L4 adapter (PROXY protocol in and out, connect with failover, splice(2)
+// relay), a pipeline per worker (metrics, route name, balancer), the pool's health checks and
+// dynamic weights. A reload builds the next world (pools keep their state; flows keep theirs).
 // Adding, removing or moving a listener needs a restart (the reload says so in the log).
 #pragma once
 
 #include <chrono>
-#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -89,57 +85,45 @@ using monitor = rproxy::health::monitor<bal::upstream_pool>;
 using pipeline = decltype(rproxy::make_pipeline(std::declval<rproxy::observe::flow_metrics>(), rproxy::route::fixed{},
                                                 bal::make_stage(std::shared_ptr<bal::upstream_pool>(), bal::any_balancer{})));
 
-/// A route as long as the process runs: its pool (state kept across reloads) and health.
-struct route_state {
-  std::string name;
-  std::shared_ptr<bal::upstream_pool> pool = std::make_shared<bal::upstream_pool>();
-  std::unique_ptr<monitor> health;
-};
-
-/// One config version of one route: what its flows run.
-struct route_share {
-  mutable std::vector<pipeline> pipelines;  // one per worker
-  rproxy::flow::options options;
-};
-struct world {
-  std::vector<std::optional<route_share>> routes;  // by route_state index; none: removed by a reload
-};
+/// One config version of a route: what its flows run (a pipeline per worker); by route index,
+/// none for a route a reload removed.
+struct route_share { mutable std::vector<pipeline> pipelines; rproxy::flow::options options; };
+struct world { std::vector<std::optional<route_share>> routes; };
 
 inline int serve(runtime& rt) {
   auto families = rproxy::observe::flow_metrics::families::add_to(rt.metrics());
   auto backend_metrics = rproxy::observe::pool_metrics::add_to(rt.metrics());
   auto& load_reports = monitor::report_family(rt.metrics());
-  auto states = std::make_shared<std::vector<route_state>>();
+  // Per route, as long as the process runs: its pool (state kept across reloads) and health.
+  auto states = std::make_shared<std::vector<std::unique_ptr<monitor>>>();
   for (const auto& rc : rt.config().get()->routes) {
-    auto& st = states->emplace_back();
-    st.name = rc.name;
-    st.health = std::make_unique<monitor>(rt.control().get_executor(), st.pool, rc.name, rt.log());
-    st.health->export_reports(load_reports);
+    auto& m = *states->emplace_back(std::make_unique<monitor>(rt.control().get_executor(), std::make_shared<bal::upstream_pool>(), rc.name, rt.log()));
+    m.export_reports(load_reports);
   }
   // Applies a config to the pools and checks; the world its flows run (null: bad backends).
   auto apply = [&rt, states, families, backend_metrics](const std::shared_ptr<const config>& c) -> std::shared_ptr<const world> {
     auto w = std::make_shared<world>();
-    for (auto& st : *states) {
+    for (auto& m : *states) {
       auto& share = w->routes.emplace_back();
       const route_config* rc = nullptr;
-      for (const auto& x : c->routes) rc = x.name == st.name ? &x : rc;
+      for (const auto& x : c->routes) rc = x.name == m->label() ? &x : rc;
       if (!rc) {
-        st.health->stop();
-        rt.log().warn("route removed from config: it refuses new flows until restart", {{"route", st.name}});
+        m->stop();
+        rt.log().warn("route removed from config: it refuses new flows until restart", {{"route", m->label()}});
         continue;
       }
-      if (auto r = st.health->update(bal::pool_entries(rc->backends), rc->health_check, rc->dynamic_weights); !r) {
-        rt.log().error("bad backends", {{"route", st.name}, {"error", r.error().message()}});
+      if (auto r = m->update(bal::pool_entries(rc->backends), rc->health_check, rc->dynamic_weights); !r) {
+        rt.log().error("bad backends", {{"route", m->label()}, {"error", r.error().message()}});
         return nullptr;
       }
-      backend_metrics->track(st.name, st.pool);
+      backend_metrics->track(m->label(), m->pool());
       share.emplace();
       share->options = rproxy::flow::make_options(rc->proxy_protocol, c->relay);
       share->options.connect_timeout = rc->connect_timeout;
       share->options.relay.idle_timeout = rc->idle_timeout;
       for (std::size_t i = 0; i < rt.pool().size(); ++i)
-        share->pipelines.push_back(rproxy::make_pipeline(rproxy::observe::flow_metrics{families, st.name}, rproxy::route::fixed{st.name},
-                                                         bal::make_stage(st.pool, bal::any_balancer::make(rc->balancer, i + 1))));
+        share->pipelines.push_back(rproxy::make_pipeline(rproxy::observe::flow_metrics{families, m->label()}, rproxy::route::fixed{m->label()},
+                                                         bal::make_stage(m->pool(), bal::any_balancer::make(rc->balancer, i + 1))));
     }
     return w;
   };
@@ -149,12 +133,12 @@ inline int serve(runtime& rt) {
   rt.keep(worlds);
   for (std::size_t i = 0; i < states->size(); ++i) {
     auto part = [i](const world& w) { return w.routes[i] ? &*w.routes[i] : nullptr; };
-    if (!rproxy::app::listen(rt, rt.config().get()->routes[i].listen, (*states)[i].name,
+    if (!rproxy::app::listen(rt, rt.config().get()->routes[i].listen, (*states)[i]->label(),
                              worlds->handler(rt.drain(), rproxy::flow::l4_adapter{}, part)))
       return 1;
   }
   rt.on_stop_accepting([states] {
-    for (auto& st : *states) st.health->stop();
+    for (auto& m : *states) m->stop();
   });
   rt.on_reload([worlds, apply](const std::shared_ptr<const config>& c) {
     if (auto w = apply(c)) worlds->swap(std::move(w));

@@ -32,7 +32,6 @@
 #include <rproxy/flow/l4.hpp>
 #include <rproxy/flow/serve.hpp>
 #include <rproxy/net/connector.hpp>
-#include <rproxy/net/fd_limit.hpp>
 #include <rproxy/net/listener.hpp>
 #include <rproxy/net/proxy_protocol.hpp>
 #include <rproxy/net/relay.hpp>

@@ -45,7 +45,7 @@
 #include <rproxy/config/snapshot.hpp>
 #include <rproxy/config/starter_config.hpp>
 #include <rproxy/config/watcher.hpp>
-#include <rproxy/net/fd_limit.hpp>
+#include <rproxy/app/fd_watch.hpp>
 #include <rproxy/net/io_pool.hpp>
 #include <rproxy/observe/log.hpp>
 #include <rproxy/observe/registry.hpp>
@@ -96,7 +96,7 @@ public:
     reloads_failed_ = &reloads.with({"error"});
     metrics_.add_callback_gauge("rproxy_flows_active", "Flows in progress.",
                                 [this] { return static_cast<double>(drain_.active()); });
-    net::start_fd_watch(log_);  // soft RLIMIT_NOFILE -> hard, logged; accept exhaustion logged
+    start_fd_watch(log_);  // soft RLIMIT_NOFILE -> hard, logged; accept exhaustion logged
     metrics_.add_callback_counter("rproxy_accept_exhausted_total",
                                   "Accepts refused for lack of descriptors or memory (each pauses that listener).",
                                   [] { return static_cast<double>(net::fd_exhaustion::global().count()); });

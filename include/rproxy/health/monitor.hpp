@@ -44,6 +44,9 @@ public:
   monitor& operator=(const monitor&) = delete;
   ~monitor() { stop(); }
 
+  const std::shared_ptr<Pool>& pool() const noexcept { return pool_; }
+  const std::string& label() const noexcept { return label_; }
+
   /// Also called (on the control thread) when a check takes a backend out or brings it back.
   void on_change(change_fn f) { on_change_ = std::move(f); }
 

@@ -4,13 +4,11 @@
 //     auto lim = rproxy::net::raise_fd_limit();          // soft RLIMIT_NOFILE -> hard limit
 //     // lim.soft: descriptors this process may hold; a relayed connection holds 2 of them
 //
-//     rproxy::net::start_fd_watch(log);                  // raise_fd_limit() + one log line, and
-//                                                        // listeners log exhaustion through `log`
 //     rproxy::net::fd_exhaustion::global().count();      // accepts refused so far (for /metrics)
 //
 // A listener that gets EMFILE / ENFILE / ENOBUFS / ENOMEM from accept records it here: the
-// process-wide counter goes up and a warning is logged (at most one line per second, then a
-// summary of how many were suppressed), and the listener pauses accepting (listener.hpp).
+// process-wide counter goes up, the sink hears of it (app/fd_watch.hpp logs it, rate-limited),
+// and the listener pauses accepting (listener.hpp).
 #pragma once
 
 #include <sys/resource.h>
@@ -19,14 +17,13 @@
 #include <cerrno>
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
 
-#include <rproxy/observe/log.hpp>
-#include <rproxy/observe/rate_limited_log.hpp>
 
 namespace rproxy::net {
 
@@ -69,30 +66,28 @@ inline fd_limit raise_fd_limit() {
   return out;
 }
 
-/// Process-wide count of accepts refused for lack of descriptors or memory, and their log.
+/// Process-wide count of accepts refused for lack of descriptors or memory, and where they are
+/// reported (the app kit logs them: app/fd_watch.hpp).
 class fd_exhaustion {
 public:
+  using sink_fn = std::function<void(const std::error_code& ec, const std::string& where, std::uint64_t refused_total)>;
+
   static fd_exhaustion& global() noexcept {
     static fd_exhaustion g;
     return g;
   }
 
-  /// Where to log exhaustion (rate-limited: one line per second, then a summary).
-  void set_log(observe::logger log) {
+  /// Who hears of each exhausted accept (an error path: a std::function is fine here).
+  void set_sink(sink_fn f) {
     std::lock_guard lock(mu_);
-    log_.emplace(std::move(log), 1);
+    sink_ = std::move(f);
   }
 
   /// One accept that failed with `ec` on the listener bound to `where`.
   void record(const std::error_code& ec, const std::string& where) {
     const auto n = count_.fetch_add(1, std::memory_order_relaxed) + 1;
     std::lock_guard lock(mu_);
-    if (!log_) return;
-    ::rlimit rl{};
-    const std::uint64_t soft = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 0;
-    log_->log("accept", observe::log_level::warn,
-              "accept failed: out of descriptors or memory; pausing accepts on this listener",
-              {{"listen", where}, {"error", ec.message()}, {"fd_limit", soft}, {"refused_total", n}});
+    if (sink_) sink_(ec, where, n);
   }
 
   std::uint64_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
@@ -100,22 +95,7 @@ public:
 private:
   std::atomic<std::uint64_t> count_{0};
   std::mutex mu_;
-  std::optional<observe::rate_limited_logger> log_;
+  sink_fn sink_;
 };
-
-/// At startup: raises the descriptor limit, logs the resulting capacity, and sends the
-/// listeners' exhaustion warnings to `log`.
-inline fd_limit start_fd_watch(const observe::logger& log) {
-  const auto lim = raise_fd_limit();
-  fd_exhaustion::global().set_log(log);
-  if (lim.error) {
-    log.warn("cannot raise the descriptor limit", {{"error", lim.error.message()}, {"fd_limit", lim.soft}});
-  } else {
-    // A relayed connection holds two sockets (its pipes or buffers only while bytes move).
-    log.info("descriptor limit", {{"fd_limit", lim.soft}, {"was", lim.soft_before}, {"hard", lim.hard},
-                                  {"relayed_connections_max", lim.soft / 2}});
-  }
-  return lim;
-}
 
 }  // namespace rproxy::net

@@ -16,7 +16,7 @@
 // When accept runs out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the acceptor
 // waits (backoff_min, doubling up to backoff_max) and retries instead of spinning or dying; each
 // such failure is counted (stats().exhausted, and process-wide in fd_exhaustion, fd_limit.hpp)
-// and logged, rate-limited, through the log given to start_fd_watch().
+// and logged, rate-limited, by the app kit (app/fd_watch.hpp).
 // Per-connection errors the kernel reports through accept (ECONNABORTED, EPROTO, ...) are skipped.
 // An IPv6 address listens IPv6-only unless options.v6_only is false. Port 0 picks a free port
 // once; every worker then binds that port (see local_endpoint()).

@@ -10,16 +10,18 @@
 #include <string>
 
 namespace cfg = rproxy::config;
-namespace net = rproxy::net;
+namespace net = rproxy;  // the PROXY modes are rproxy::proxy_accept / proxy_send (net/ names them too)
 
 namespace cbt {
 struct app_config {
   rproxy::app::admin_config admin{};
-  rproxy::net::proxy_accept accept = rproxy::net::proxy_accept::none;
-  rproxy::net::proxy_send send = rproxy::net::proxy_send::none;
+  rproxy::proxy_accept accept = rproxy::proxy_accept::none;
+  rproxy::proxy_send send = rproxy::proxy_send::none;
+  static constexpr auto describe() {
+    return cfg::fields(cfg::doc<&app_config::admin>(), cfg::doc<&app_config::accept>(), cfg::doc<&app_config::send>());
+  }
 };
 }  // namespace cbt
-BOOST_HANA_ADAPT_STRUCT(cbt::app_config, admin, accept, send);
 
 namespace {
 using cbt::app_config;
