@@ -2,9 +2,11 @@
 // forwarded.hpp): a request head that parses is rewritten as a proxy forwards it; no forbidden
 // field survives (hop-by-hop, Connection-listed except Host, forwarding fields from the client,
 // names the proxy sets, names with '_'), Host is kept, trailers pass only when allowed, and the
-// forwarded head serializes to a request the parser accepts.
+// forwarded head serializes to a request the parser accepts (with its limits grown by what the
+// proxy adds).
 #include <rproxy/codec/http1/forward.hpp>
 #include <rproxy/codec/http1/forwarded.hpp>
+#include <rproxy/codec/http1/limits.hpp>
 #include <rproxy/codec/http1/parser.hpp>
 #include <rproxy/codec/http1/serializer.hpp>
 
@@ -64,7 +66,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(http1::detail::iequals(t.name, "x-checksum"), "a trailer that is not allowed passed");
   }
   const std::string bytes = http1::serialize(up);
-  http1::request_parser again;
+  // The proxy adds at most five forwarding fields, two of them carrying the Host value: a head
+  // at the parser's limits grows past them by that much, no more.
+  http1::limits grown;
+  grown.max_header_count += 5;
+  grown.max_header_bytes += 2 * host.value_or("").size() + 1024;
+  http1::request_parser again(grown);
   check(again.parse(bytes).what == http1::event::head, "the forwarded head does not parse");
   return 0;
 }
