@@ -93,7 +93,10 @@ class CustomMiddlewareTest(unittest.TestCase):
         prog.start(wait_ports=[port, admin])
         scrape = lambda: urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
         try:
-            before = forbidden(scrape())  # the start-up port probe was a flow too
+            # the start-up port probe was a flow too: count from when it has closed
+            harness.wait_until(lambda: re.search(r"^rproxy_flows_active 0$", scrape(), re.M) is not None,
+                               what="the port probe's flow closed")
+            before = forbidden(scrape())
             motd = status_motd(port, "shop.example.com")
             after = forbidden(scrape())
         finally:

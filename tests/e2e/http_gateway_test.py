@@ -496,10 +496,18 @@ class ConnectionTest(unittest.TestCase):
         port, admin = harness.free_port(), harness.free_port()
         text = gateway_config(port, admin, backends or [self.backend.port], "require_auth: false\n" + extra)
         self.progs.append(start_gateway(text, port, admin, "gwc"))
+        self.admin_port = admin
         return f"http://127.0.0.1:{port}", port
+
+    def no_connection_open(self):
+        """The gateway holds no client connection (start-up's port probe has been seen closing)."""
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/metrics", timeout=5).read().decode()
+        return re.search(r'^rproxy_flows_in_progress\{route="api:connections"\} 0$', text, re.M) is not None
 
     def test_conn_cap(self):
         url, port = self.gateway("conn_limit: { max_per_ip: 1 }\nlimits: { header_timeout: 20s }\n")
+        # The start-up port probe is a connection too: the held one must not race it for the slot.
+        harness.wait_until(self.no_connection_open, what="the port probe's connection closed")
         held = socket.create_connection(("127.0.0.1", port))
         # The held connection counts once the gateway has accepted it (a worker may be busy when
         # the machine is loaded): ask until refused, within a bound.
