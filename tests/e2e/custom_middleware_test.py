@@ -92,12 +92,13 @@ class CustomMiddlewareTest(unittest.TestCase):
         prog = harness.Program(BINARY, config(port, admin, backend, open_hour, close_hour), name="custom")
         prog.start(wait_ports=[port, admin])
         scrape = lambda: urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
+        idle = lambda: re.search(r"^rproxy_flows_active 0$", scrape(), re.M) is not None
         try:
             # the start-up port probe was a flow too: count from when it has closed
-            harness.wait_until(lambda: re.search(r"^rproxy_flows_active 0$", scrape(), re.M) is not None,
-                               what="the port probe's flow closed")
+            harness.wait_until(idle, what="the port probe's flow closed")
             before = forbidden(scrape())
             motd = status_motd(port, "shop.example.com")
+            harness.wait_until(idle, what="the ping's flow closed (it is counted as it closes)")
             after = forbidden(scrape())
         finally:
             self.assertEqual(prog.stop(), 0, prog.output())
