@@ -128,14 +128,13 @@ inline constexpr std::size_t max_legacy_kick_chars = 32767;
 /// The kick packet answering a legacy ping of `kind`. '\0' is removed from the 1.4+ fields and
 /// '§' from the beta MOTD (they are the separators); the text is cut at 32767 UTF-16 units.
 inline bytes make_legacy_kick(legacy_ping_kind kind, const legacy_status& s) {
+  // Drops every `bad` sequence, including one that dropping another forms ("\xC2" "\xC2\xA7" "\xA7"
+  // would leave a '§'): each is removed as it appears at the end of the output.
   const auto strip = [](std::string_view in, std::string_view bad) {
     std::string o;
-    for (std::size_t i = 0; i < in.size();) {
-      if (in.substr(i, bad.size()) == bad) {
-        i += bad.size();
-      } else {
-        o.push_back(in[i++]);
-      }
+    for (const char c : in) {
+      o.push_back(c);
+      if (std::string_view(o).ends_with(bad)) o.resize(o.size() - bad.size());
     }
     return o;
   };
