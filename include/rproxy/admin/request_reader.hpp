@@ -46,6 +46,7 @@ public:
   outcome next() {
     namespace http1 = codec::http1;
     if (failed_) return {step::error, failed_};
+    if (upgraded_) return {step::need_more};  // nothing after an upgrade or CONNECT is HTTP
     for (;;) {
       const auto r = parser_.parse(std::string_view(buf_).substr(start_));
       start_ += r.consumed;  // need_more may consume too (a chunk's CRLF, a size line)
@@ -62,6 +63,7 @@ public:
         case http1::event::message_complete:
         case http1::event::upgrade:
           keep_alive_ = r.what == http1::event::message_complete && parser_.info().keep_alive;
+          upgraded_ = r.what == http1::event::upgrade;
           return {step::request};
         case http1::event::error: return fail(http1::status_for(r.error));
         case http1::event::end_of_stream: return {step::need_more};
@@ -84,6 +86,7 @@ private:
   std::size_t max_body_;
   std::string buf_;
   std::size_t start_ = 0;  // first unconsumed byte of buf_
+  bool upgraded_ = false;  // the last request was an upgrade or CONNECT: the reader is done
   codec::http1::request_head head_;
   std::string body_;
   bool keep_alive_ = false;
