@@ -38,7 +38,7 @@
 
 #include <rproxy/admin/server.hpp>
 #include <rproxy/app/cli.hpp>
-#include <rproxy/app/drain.hpp>
+#include <rproxy/flow/drain.hpp>
 #include <rproxy/config/decode.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/reloader.hpp>
@@ -108,7 +108,7 @@ public:
   net::io_pool& pool() noexcept { return pool_; }
   observe::registry& metrics() noexcept { return metrics_; }
   config::snapshot<Config>& config() noexcept { return config_; }
-  drain_tracker& drain() noexcept { return drain_; }
+  flow::drain_tracker& drain() noexcept { return drain_; }
   asio::io_context& control() noexcept { return control_; }
   admin::server* admin() noexcept { return admin_.get(); }
 
@@ -260,7 +260,7 @@ private:
   net::io_pool pool_;
   observe::registry metrics_;
   config::snapshot<Config> config_;
-  drain_tracker drain_;
+  flow::drain_tracker drain_;
   asio::io_context control_;
   asio::signal_set signals_;
   asio::steady_timer drain_timer_{control_};

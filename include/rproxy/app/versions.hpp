@@ -25,7 +25,7 @@
 #include <memory>
 #include <utility>
 
-#include <rproxy/app/drain.hpp>
+#include <rproxy/flow/drain.hpp>
 #include <rproxy/config/snapshot.hpp>
 #include <rproxy/flow/serve.hpp>
 #include <rproxy/net/listener.hpp>
@@ -43,7 +43,7 @@ public:
 
   /// The listener handler: serves each socket with the worker's pipeline of the current world.
   template <class Adapter, class Part>
-  auto handler(drain_tracker& drain, Adapter adapter, Part part) {
+  auto handler(flow::drain_tracker& drain, Adapter adapter, Part part) {
     return [this, &drain, adapter, part](asio::ip::tcp::socket s, const net::accepted_endpoints& eps) {
       auto w = current();
       const auto* share = part(*w);
@@ -55,7 +55,7 @@ public:
   }
   /// The same for a world that is one listener's share itself.
   template <class Adapter>
-  auto handler(drain_tracker& drain, Adapter adapter) {
+  auto handler(flow::drain_tracker& drain, Adapter adapter) {
     return handler(drain, std::move(adapter), [](const World& w) { return &w; });
   }
 
@@ -64,7 +64,7 @@ private:
   /// once per connection) serves a flow per hello on it (HTTP/1.1 keep-alive).
   template <class Share, class Adapter>
   static asio::awaitable<void> run(const Share& share, std::size_t i, Adapter adapter, asio::ip::tcp::socket s,
-                                   net::accepted_endpoints eps, std::shared_ptr<const World>, drain_tracker::guard) {
+                                   net::accepted_endpoints eps, std::shared_ptr<const World>, flow::drain_tracker::guard) {
     if constexpr (requires { share.connections[i]; })
       co_await flow::serve(share.connections[i], share.pipelines[i], adapter, std::move(s), share.options, eps);
     else

@@ -49,7 +49,7 @@
 #include <variant>
 #include <vector>
 
-#include <rproxy/app/drain.hpp>
+#include <rproxy/flow/drain.hpp>
 #include <rproxy/codec/http1/forward.hpp>
 #include <rproxy/codec/http1/forwarded.hpp>
 #include <rproxy/codec/http1/message.hpp>
@@ -221,7 +221,7 @@ struct http1_adapter {
   std::size_t buffer_size = 16 * 1024;     ///< body bytes read at once, per side
   std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);  ///< a body or response without progress
   /// While set and draining, a connection waiting for its next request is closed.
-  const app::drain_tracker* drain = nullptr;
+  const drain_tracker* drain = nullptr;
   /// Peers whose X-Forwarded-For, Forwarded, X-Real-IP and X-Forwarded-Host/Proto are extended;
   /// anyone else's are replaced (codec/http1/forwarded.hpp).
   std::vector<middleware::cidr> trusted_proxies{};

@@ -1,4 +1,4 @@
-// rproxy/app/drain.hpp: counts live flows so shutdown can wait for them.
+// rproxy/flow/drain.hpp: counts live flows so shutdown can wait for them.
 //
 // Each flow holds a `drain_tracker::guard` for its lifetime. On SIGTERM the app stops accepting,
 // calls begin(), and waits until active() == 0 or the deadline passes:
@@ -11,7 +11,7 @@
 #include <cstddef>
 #include <utility>
 
-namespace rproxy::app {
+namespace rproxy::flow {
 
 class drain_tracker {
 public:
@@ -53,4 +53,4 @@ private:
   std::atomic<bool> draining_{false};
 };
 
-}  // namespace rproxy::app
+}  // namespace rproxy::flow

@@ -1,12 +1,12 @@
-#include <rproxy/app/drain.hpp>
+#include <rproxy/flow/drain.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <thread>
 #include <vector>
 
-TEST_CASE("drain tracker counts flows across threads", "[app]") {
-  rproxy::app::drain_tracker t;
+TEST_CASE("drain tracker counts flows across threads", "[flow]") {
+  rproxy::flow::drain_tracker t;
   {
     auto a = t.track();
     auto b = t.track();
