@@ -68,6 +68,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -419,10 +420,15 @@ struct spawned_flow {
     if (backend) backend->close(ignored);
     if (relayed) client.close(ignored);  // the relay half-closed it already
     else end(client);
-    p.close(ctx, ec);
+    // Called from the relay's completion, outside any coroutine: a stage's exception here
+    // would end the worker's io_context::run(). A bug in one flow must not (as in guarded()).
+    try {
+      p.close(ctx, ec);
+    } catch (const std::exception&) {
+    }
     done(ec);
   }
-  bool relayed = false;
+  bool relayed = false;  ///< the relay took the flow over
 };
 
 /// The relay's completion handler in a spawned flow: it owns the flow.
