@@ -22,7 +22,7 @@ import urllib.request
 import harness
 
 BINARY = None
-IDLE_RSS_BOUND = 3584   # bytes of the proxy's RSS per idle relayed connection (measured about 2,500)
+IDLE_RSS_BOUND = 3584   # bytes of the proxy's RSS per idle relayed connection (measured about 2,100)
 
 
 def config(routes, admin_port=None, extra="", admin_extra=""):
@@ -740,8 +740,8 @@ class TcpProxyTest(unittest.TestCase):
         # and the admin connection of the scrape above may have been open at the first count.
         self.assertLessEqual(abs((fds1 - fds0) - 2 * n), 2 * 16)
         # No coroutine frame, pipe or buffer is held while idle (flow::spawn hands the flow to
-        # the relay). What remains (about 2.5 KiB) is the flow (context and two sockets, 0.5
-        # KiB), the relay (0.6 KiB), its two pending waits and its timer (about 0.5 KiB) and
+        # the relay). What remains (about 2.1 KB) is the flow (context and two sockets, 0.5
+        # KiB), the relay (0.45 KiB), its two pending waits and its timer (about 0.45 KiB) and
         # asio's state of two sockets (0.35 KiB). The bound catches a frame or buffer held
         # while idle (a frame chain was about 3 KiB more). (Under AddressSanitizer every
         # allocation has redzones and shadow memory: RSS says nothing about the proxy's own
