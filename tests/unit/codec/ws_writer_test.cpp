@@ -157,3 +157,18 @@ TEST_CASE("window bits: a 9-bit compressor is read by a 9-bit decompressor", "[w
   REQUIRE(c.received.size() == 2);
   CHECK(c.received[1].data == text);
 }
+
+TEST_CASE("an empty compressed message is one 0x00 byte (RFC 7692 7.2.3.6), also after another", "[ws][deflate]") {
+  ws::deflater d;  // context takeover
+  CHECK(ws::encode_message(ws::opcode::text, "", {.compress = &d}) == bytes({0xc1, 0x01, 0x00}));
+  std::string w = ws::encode_message(ws::opcode::text, "Hello", {.compress = &d});
+  w += ws::encode_message(ws::opcode::text, "", {.compress = &d});
+  w += ws::encode_message(ws::opcode::text, "Hello", {.compress = &d});
+  CHECK(w.substr(9, 3) == bytes({0xc1, 0x01, 0x00}));
+  ws::collector c{{.side = ws::role::client}, ws::deflate_params{}};
+  c.feed(w);
+  REQUIRE(c.received.size() == 3);
+  CHECK(c.received[0].data == "Hello");
+  CHECK(c.received[1].data.empty());
+  CHECK(c.received[2].data == "Hello");
+}

@@ -188,6 +188,12 @@ public:
   /// Appends the compressed payload of the whole message `in` to `out` (without the
   /// 0x00 0x00 0xff 0xff tail, RFC 7692 §7.2.1). False if zlib fails (out of memory).
   bool compress(std::string_view in, std::string& out) {
+    if (in.empty()) {
+      // An empty stored block (RFC 7692 §7.2.3.6). zlib would write nothing for an empty sync
+      // flush right after another one, and the window does not change.
+      out.push_back('\0');
+      return true;
+    }
     if (!ensure()) return false;
     z_stream& z = zs_->z;
     const std::size_t start = out.size();
