@@ -47,6 +47,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -255,9 +256,16 @@ inline parse_result parser::parse_header(std::span<char> in, std::size_t& pos) n
   }
   if (is_control(o)) return control_frame(in, pos, hs);
   if (len > opt_.max_frame_size) return fail(error::frame_too_big);
+  // The message's bytes as sent are bounded too: by the limit itself when uncompressed, and
+  // with room for DEFLATE's worst-case expansion (stored blocks) when compressed.
+  const bool compressed = o == opcode::continuation ? compressed_ : rsv1;
+  const std::uint64_t limit = opt_.max_message_size;
+  const std::uint64_t slack = compressed ? limit / 16 + 1024 : 0;
+  const std::uint64_t max_wire = limit > std::numeric_limits<std::uint64_t>::max() - slack
+                                     ? std::numeric_limits<std::uint64_t>::max()
+                                     : limit + slack;
   const std::uint64_t base = o == opcode::continuation ? msg_wire_ : 0;
-  if (len > opt_.max_message_size - std::min(base, opt_.max_message_size))
-    return fail(error::message_too_big);
+  if (len > max_wire - std::min(base, max_wire)) return fail(error::message_too_big);
   if (avail < hs) return {event::need_more, 0};
   if (masked) std::copy_n(in.data() + pos + 2 + ext, 4, reinterpret_cast<char*>(key_.data()));
   if (o != opcode::continuation) {
@@ -353,14 +361,16 @@ inline std::optional<parse_result> parser::inflate_step(std::span<char> in, std:
     tail_pos_ = static_cast<std::uint8_t>(tail_pos_ + s.consumed);
     done = s.ok && tail_pos_ == deflate_tail.size() && s.produced < out_size;
   }
-  if (!s.ok) return fail(error::bad_compressed_data, pos);
+  // Errors in the order the bytes show them, so that any split of the input gives the same
+  // one: bad UTF-8 within the limit, then the limit, then zlib's verdict on later input.
+  const std::string_view data(out_.get(), s.produced);
+  const std::uint64_t within = opt_.max_message_size - msg_size_;
+  if (msg_op_ == opcode::text && !utf8_.feed(data.substr(0, static_cast<std::size_t>(std::min<std::uint64_t>(within, data.size())))))
+    return fail(error::invalid_utf8, pos);
   msg_size_ += s.produced;
   if (msg_size_ > opt_.max_message_size) return fail(error::message_too_big, pos);
-  const std::string_view data(out_.get(), s.produced);
-  if (msg_op_ == opcode::text) {
-    if (!utf8_.feed(data)) return fail(error::invalid_utf8, pos);
-    if (done && !utf8_.complete()) return fail(error::invalid_utf8, pos);
-  }
+  if (!s.ok) return fail(error::bad_compressed_data, pos);
+  if (done && msg_op_ == opcode::text && !utf8_.complete()) return fail(error::invalid_utf8, pos);
   if (done) {
     state_ = state::header;
     return data_event(pos, data, true);
