@@ -261,6 +261,22 @@ TEST_CASE("permessage-deflate: a zip bomb stops at the message limit with 1009",
   CHECK(run(w, o, pmd, 4096) == items{msg(ws::opcode::binary, std::string(10 * 1024 * 1024, '\0'))});
 }
 
+TEST_CASE("permessage-deflate: small decompression pieces, fragments and masks at every split", "[ws][deflate]") {
+  ws::deflater d;
+  std::string text;
+  for (int i = 0; i < 300; ++i) text += "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5 " + std::to_string(i);
+  std::uint8_t n = 0;
+  const auto keys = [&] { ++n; return ws::mask_key{n, 0x5a, static_cast<std::uint8_t>(n * 3), 0xa5}; };
+  std::string w;
+  REQUIRE(ws::append_message(w, ws::opcode::text, text, {.fragment_size = 50, .compress = &d}, keys));
+  ws::append_frame(w, ws::opcode::ping, "x", {.mask = keys()});
+  REQUIRE(ws::append_message(w, ws::opcode::text, text, {.compress = &d}, keys));
+  ws::parser_options o;
+  o.inflate_chunk = 64;
+  CHECK(parse_all_ways(w, o, pmd) ==
+        items{msg(ws::opcode::text, text), ctl(ws::event::ping, "x"), msg(ws::opcode::text, text)});
+}
+
 TEST_CASE("permessage-deflate: invalid data and invalid UTF-8 after inflation", "[ws][deflate]") {
   CHECK(parse_all_ways(bytes({0xc1, 0x02, 0xff, 0xff}), client, pmd) == items{err(ws::error::bad_compressed_data)});
   ws::deflater d;
