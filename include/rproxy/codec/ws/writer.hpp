@@ -88,15 +88,20 @@ inline void append_frame(std::string& out, opcode op, std::string_view payload, 
 /// so the payload stays within 125 bytes.
 inline void append_close(std::string& out, std::uint16_t code, std::string_view reason,
                          std::optional<mask_key> mask = {}) {
-  std::string payload;
+  std::size_t n = 0;  // reason bytes kept
   if (code != 0) {
-    payload.push_back(static_cast<char>(code >> 8));
-    payload.push_back(static_cast<char>(code & 0xFF));
-    std::size_t n = std::min<std::size_t>(reason.size(), max_control_payload - 2);
+    n = std::min<std::size_t>(reason.size(), max_control_payload - 2);
     while (n > 0 && n < reason.size() && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
-    payload.append(reason.substr(0, n));
   }
-  append_frame(out, opcode::close, payload, {.fin = true, .rsv1 = false, .mask = mask});
+  std::array<char, max_control_payload> payload{};
+  std::size_t len = 0;
+  if (code != 0) {
+    payload[0] = static_cast<char>(code >> 8);
+    payload[1] = static_cast<char>(code & 0xFF);
+    std::copy_n(reason.data(), n, payload.data() + 2);
+    len = 2 + n;
+  }
+  append_frame(out, opcode::close, std::string_view(payload.data(), len), {.fin = true, .rsv1 = false, .mask = mask});
 }
 
 struct message_options {
