@@ -308,7 +308,7 @@ private:
         const auto it = std::lower_bound(nd.literals.begin(), nd.literals.end(), seg,
                                          [](const auto& e, std::string_view s) { return std::string_view(e.first) < s; });
         if (it != nd.literals.end() && it->first == seg && walk(it->second, end, caps)) return true;
-        if (nd.param != no_node && caps < max_route_params) {
+        if (nd.param != no_node && !seg.empty() && caps < max_route_params) {  // `:param` is never empty
           m->caps_[caps] = {static_cast<std::uint32_t>(start), static_cast<std::uint32_t>(end - start)};
           if (walk(nd.param, end, caps + 1)) return true;
         }
@@ -496,6 +496,10 @@ private:
             break;
           }
           part.param = static_cast<int>(at - rt.params_.begin());
+          if (rt.tail_param_ && static_cast<std::size_t>(part.param) + 1 == rt.params_.size() && close + 1 != t.size()) {
+            fail("rewrite", "'{" + std::string(name) + "}' (the rest of the path, maybe empty) must end the rewrite");
+            break;
+          }
           rt.rewrite_.push_back(std::move(part));
           part = {};
           check += 'x';

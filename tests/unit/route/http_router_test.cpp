@@ -216,6 +216,7 @@ TEST_CASE("http_router: a table of routes and requests, with precedence", "[rout
       {get("/users/42"), "user", {{"id", "42"}}},
       {get("/users/42/posts/7"), "user-posts", {{"id", "42"}, {"post", "7"}}},
       {get("/users/42/posts"), ""},
+      {get("/users/42/posts/"), ""},  // a :param never matches an empty segment
       {get("/users/42/"), ""},  // a trailing slash is a segment of its own
       {get("/users/me/posts/1"), "user-posts", {{"id", "me"}, {"post", "1"}}},  // backs out of the literal
       // *rest: zero or more segments
@@ -381,6 +382,7 @@ TEST_CASE("http_router: bad routes are errors at their field", "[route]") {
   CHECK(field_of(route("r", "/x/:id", [](c& r) { r.rewrite = "/y/{nope}"; })) == "rewrite");
   CHECK(field_of(route("r", "/x/:id", [](c& r) { r.rewrite = "/y/../{id}"; })) == "rewrite");
   CHECK(field_of(route("r", "/x/:id", [](c& r) { r.rewrite = "y"; })) == "rewrite");
+  CHECK(field_of(route("r", "/x/*rest", [](c& r) { r.rewrite = "/y/{rest}/z"; })) == "rewrite");
   CHECK(field_of(route("r", "/x/:id", [](c& r) { r.strip_prefix = "/x/y"; })) == "strip_prefix");
   CHECK(field_of(route("r", "/x/:id", [](c& r) { r.strip_prefix = "/xx"; })) == "strip_prefix");
   CHECK(field_of(route("r", "prefix:/x", [](c& r) {
