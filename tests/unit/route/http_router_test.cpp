@@ -304,6 +304,19 @@ TEST_CASE("http_router: normalisation attacks reach the route that guards the pa
   CHECK(m.upstream_path() == "/static/css/a.css");
 }
 
+TEST_CASE("http_router: the precedence example of docs/routing.md", "[route]") {
+  const auto router = build({route("path", "/admin"), route("prefix", "prefix:/admin"), route("page", "/:page"),
+                             route("all", "/*all")});
+  check_rows(router, {
+      {get("/admin"), "path"},
+      {get("/admin/"), "prefix"},
+      {get("/admin/x"), "prefix"},
+      {get("/about"), "page", {{"page", "about"}}},
+      {get("/a/b"), "all", {{"all", "a/b"}}},
+      {get("/"), "all", {{"all", ""}}},
+  });
+}
+
 TEST_CASE("http_router: ties on one path shape: more predicates first, then config order", "[route]") {
   using c = rt::http_route_config;
   const auto router = build({
