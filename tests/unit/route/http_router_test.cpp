@@ -12,6 +12,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <optional>
