@@ -60,6 +60,19 @@ struct http_header_edit {
   std::string value;
 };
 
+/// Applies a route's edits to a field list with erase(name), set(name, value) and add(name,
+/// value) (codec::http1::fields; an HTTP/2 or HTTP/3 header list with the same three).
+template <class Fields>
+void apply_header_edits(const std::vector<http_header_edit>& edits, Fields& f) {
+  for (const auto& e : edits) {
+    switch (e.what) {
+      case http_header_edit::op::remove: f.erase(e.name); break;
+      case http_header_edit::op::set: f.set(e.name, e.value); break;
+      case http_header_edit::op::add: f.add(e.name, e.value); break;
+    }
+  }
+}
+
 /// A problem with one route of a config, found when the table is built.
 struct http_route_error {
   std::size_t route = 0;            ///< index of the route in the config list

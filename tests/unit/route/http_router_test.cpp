@@ -437,6 +437,10 @@ TEST_CASE("http_router: header edits keep their order: remove, set, add", "[rout
   CHECK((e[1].what == rt::http_header_edit::op::set && e[1].name == "X-Route" && e[1].value == "r"));
   CHECK((e[2].what == rt::http_header_edit::op::add && e[2].name == "X-Added" && e[2].value == "1"));
   REQUIRE(router.routes()[0].response_edits().size() == 1);
+  // Applied to an HTTP/1.1 field list.
+  rproxy::codec::http1::fields f{{"Host", "a"}, {"X-Debug", "1"}, {"x-route", "old"}, {"X-Added", "0"}, {"x-debug", "2"}};
+  rt::apply_header_edits(e, f);
+  CHECK(f == rproxy::codec::http1::fields{{"Host", "a"}, {"x-route", "r"}, {"X-Added", "0"}, {"X-Added", "1"}});
 }
 
 namespace {
