@@ -73,6 +73,13 @@ void apply_header_edits(const std::vector<http_header_edit>& edits, Fields& f) {
   }
 }
 
+/// Table-wide choices.
+struct http_router_options {
+  /// Accept "%2F" and "%5C" in paths (kept escaped, as data inside one segment); refused
+  /// with a 400 otherwise (docs/routing.md, "Path normalisation").
+  bool allow_encoded_slashes = false;
+};
+
 /// A problem with one route of a config, found when the table is built.
 struct http_route_error {
   std::size_t route = 0;            ///< index of the route in the config list
@@ -157,7 +164,9 @@ struct http_param {
   std::string_view value;
 };
 
-/// The result of a lookup; reuse one per worker or flow so its buffers stay allocated.
+/// The result of a lookup; reuse one per worker or flow so its buffers stay allocated. Its
+/// route (and the names and settings it gives) live in the table: keep the table (the config
+/// version) alive while the match is used.
 class http_match {
 public:
   const http_route* route() const noexcept { return route_; }
@@ -197,8 +206,10 @@ class http_router {
 public:
   /// Compiles `routes` (config order is tie order). Every problem is reported, each at its
   /// route and field; a table with any problem is not built.
-  static result<http_router, std::vector<http_route_error>> build(std::vector<http_route_config> routes) {
+  static result<http_router, std::vector<http_route_error>> build(std::vector<http_route_config> routes,
+                                                                  http_router_options options = {}) {
     http_router r;
+    r.options_ = options;
     std::vector<http_route_error> errors;
     r.routes_.resize(routes.size());
     std::set<std::string, std::less<>> names;
@@ -240,7 +251,7 @@ public:
     m.count_ = 0;
     m.group_ = 0;
     m.upstream_.clear();
-    if (!normalize_path(req.path(), m.path_)) return http_route_status::bad_path;
+    if (!normalize_path(req.path(), m.path_, options_.allow_encoded_slashes)) return http_route_status::bad_path;
     const std::uint32_t g = group_of(req.authority());
     if (g == no_group) return http_route_status::not_found;
     search<R> s{this, &groups_[g], m.path_, &req, &m};
@@ -635,6 +646,7 @@ private:
         }
   }
 
+  http_router_options options_{};
   std::vector<http_route> routes_;
   std::vector<group> groups_;
   std::unordered_map<std::string, std::uint32_t, detail::string_hash, std::equal_to<>> exact_, wild_;

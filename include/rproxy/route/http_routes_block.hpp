@@ -23,15 +23,19 @@ namespace rproxy::route {
 
 struct http_routes_block {
   std::vector<http_route_config> routes;
+  bool allow_encoded_slashes = false;
 
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
-    return cfg::fields(cfg::doc<&http_routes_block::routes>("HTTP routes; precedence in docs/routing.md"));
+    return cfg::fields(cfg::doc<&http_routes_block::routes>("HTTP routes; precedence in docs/routing.md"),
+                       cfg::doc<&http_routes_block::allow_encoded_slashes>(
+                           "accept %2F and %5C in paths (as data in one segment); else they are a 400"));
   }
+  http_router_options options() const { return {.allow_encoded_slashes = allow_encoded_slashes}; }
   static constexpr std::string_view summary = "HTTP routing: hosts, paths, predicates, splits and rewrites";
 
   void validate(config::validator& v) const {
-    auto r = http_router::build(routes);
+    auto r = http_router::build(routes, options());
     if (r) return;
     const auto list = v.at(&http_routes_block::routes);
     for (const auto& e : r.error()) {
@@ -49,7 +53,7 @@ struct http_routes_block {
   /// The table of a validated block (a block that failed validate() is a programmer error:
   /// std::logic_error).
   http_router build() const {
-    auto r = http_router::build(routes);
+    auto r = http_router::build(routes, options());
     if (!r) throw std::logic_error("http_routes_block::build(): the block did not validate");
     return std::move(*r);
   }

@@ -58,8 +58,10 @@ constexpr char upper_hex(int v) noexcept { return "0123456789ABCDEF"[v & 15]; }
 }  // namespace detail
 
 /// Normalises `raw` (a path without its query) into `out` (replaced). False, with `out`
-/// unspecified, when the path is refused (see the file comment).
-inline bool normalize_path(std::string_view raw, std::string& out) {
+/// unspecified, when the path is refused (see the file comment), and also, unless
+/// `allow_encoded_slash`, when it holds an escaped '/' or '\\' ("%2F", "%5C"): a backend that
+/// decodes those into separators would see other segments than the route matched.
+inline bool normalize_path(std::string_view raw, std::string& out, bool allow_encoded_slash = true) {
   out.clear();
   if (raw.empty() || raw.front() != '/') return false;
   out.reserve(raw.size());
@@ -75,6 +77,7 @@ inline bool normalize_path(std::string_view raw, std::string& out) {
         const int hi = detail::hex_digit(raw[i + 1]), lo = detail::hex_digit(raw[i + 2]);
         if (hi < 0 || lo < 0) return false;
         const char decoded = static_cast<char>(hi * 16 + lo);
+        if (!allow_encoded_slash && (decoded == '/' || decoded == '\\')) return false;
         if (detail::is_unreserved(decoded)) {
           out += decoded;
         } else {

@@ -190,6 +190,10 @@ TEST_CASE("normalize_path: RFC 3986 §5.2.4 dot-segment examples and §6.2.2 esc
   CHECK((rt::normalize_path("/..", out) && out == "/"));
   // Sub-delims, ':' and '@' are path characters.
   CHECK((rt::normalize_path("/a:b@c!$&'()*+,;=", out) && out == "/a:b@c!$&'()*+,;="));
+  // Escaped separators, when not allowed.
+  CHECK_FALSE(rt::normalize_path("/a%2fb", out, false));
+  CHECK_FALSE(rt::normalize_path("/a%5Cb", out, false));
+  CHECK((rt::normalize_path("/a%2eb%20", out, false) && out == "/a.b%20"));
   // Refused: not origin-form, bad escapes, characters outside pchar.
   for (std::string_view bad : {"", "*", "a/b", "http://x/", "/%", "/%4", "/%zz", "/%4g", "/a b", "/a\\b", "/a\"b", "/a<b",
                                "/a{b}", "/a|b", "/a^b", "/a`b", "/a#b", "/a?b", "/\x01", "/\x7f", "/caf\xc3\xa9"}) {
@@ -289,9 +293,10 @@ TEST_CASE("http_router: normalisation attacks reach the route that guards the pa
       {get("/%2E/admin/%2e"), "admin-area"},  // "/admin/": the prefix route of /admin
       {get("/static/../admin"), "admin"},
       {get("/static/%2e%2e/admin/x"), "admin-area"},
-      {get("/users/..%2fadmin"), "user", {{"id", "..%2Fadmin"}}},  // %2F is not a separator
-      {get("/ADMIN"), ""},                                         // paths are case-sensitive
-      {get("/admin%2f"), ""},
+      {get("/users/..%2fadmin"), "!"},  // an escaped '/' or '\\' is refused by default
+      {get("/static/..%5C..%5Cadmin"), "!"},
+      {get("/ADMIN"), ""},  // paths are case-sensitive
+      {get("/admin%2f"), "!"},
       {get("/admin;x"), ""},
       {get("/%zz"), "!"},
       {get("/admin%"), "!"},
@@ -299,6 +304,14 @@ TEST_CASE("http_router: normalisation attacks reach the route that guards the pa
       {get("*"), "!"},
       {get(""), "!"},
       {get("/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd"), ""},  // clamps at the root: /etc/passwd
+  });
+  // Allowed, an escaped '/' is data inside one segment, never a separator.
+  auto open = rt::http_router::build(table(), {.allow_encoded_slashes = true});
+  REQUIRE(open);
+  check_rows(*open, {
+      {get("/users/..%2fadmin"), "user", {{"id", "..%2Fadmin"}}},
+      {get("/admin%2f"), ""},
+      {get("/static/..%5c..%5cadmin"), "static", {{"rest", "..%5C..%5Cadmin"}}},
   });
   // What is forwarded is the normalised path.
   rt::http_match m;

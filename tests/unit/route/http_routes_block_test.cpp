@@ -9,7 +9,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cfg = rproxy::config;
@@ -67,6 +69,32 @@ TEST_CASE("http_routes_block: the docs/routing.md example loads and routes", "[r
   CHECK_FALSE(routes[1].query[0].value);
   const auto router = r->build();
   CHECK(router.routes().size() == 3);
+  CHECK_FALSE(r->allow_encoded_slashes);
+}
+
+namespace {
+struct path_only {
+  std::string_view p;
+  std::string_view method() const { return "GET"; }
+  std::string_view authority() const { return "x"; }
+  std::string_view path() const { return p; }
+  std::string_view query() const { return {}; }
+  std::optional<std::string_view> header(std::string_view) const { return std::nullopt; }
+};
+}  // namespace
+
+TEST_CASE("http_routes_block: allow_encoded_slashes reaches the table", "[route][config]") {
+  const std::string routes = "routes:\n  - { name: f, path: /f/:name, backends: [ { group: g } ] }\n";
+  auto strict = cfg::load_string<rt::http_routes_block>(routes, "a.yaml");
+  auto open = cfg::load_string<rt::http_routes_block>(routes + "allow_encoded_slashes: true\n", "b.yaml");
+  REQUIRE(strict);
+  REQUIRE(open);
+  rt::http_match m;
+  const auto strict_table = strict->build();
+  const auto open_table = open->build();  // the match points into the table: it must outlive m's use
+  CHECK(strict_table.match(path_only{"/f/a%2Fb"}, m) == rt::http_route_status::bad_path);
+  REQUIRE(open_table.match(path_only{"/f/a%2Fb"}, m) == rt::http_route_status::matched);
+  CHECK(m.param("name") == "a%2Fb");
 }
 
 TEST_CASE("http_routes_block: route errors at file:line:col, all of them", "[route][config]") {
