@@ -621,3 +621,137 @@ TEST_CASE("by_http_route: sets ctx.route and keeps the match; 404 and 400 otherw
   REQUIRE(b.is_reject());
   CHECK(b.reason().code == rproxy::reject_code::bad_request);
 }
+
+namespace {
+// The precedence rules of docs/routing.md written as a plain reference: among the routes whose
+// pattern and predicates accept the request, the least by (per segment: literal < :param <
+// end < *rest/prefix), then more predicates, then config order.
+struct reference_route {
+  const rt::http_route* route;
+  std::vector<std::string> segs;  // literal text or ":name"
+  bool tail = false;
+  std::string tail_name;
+};
+
+std::vector<reference_route> reference_of(const rt::http_router& r) {
+  std::vector<reference_route> out;
+  for (const auto& route : r.routes()) {
+    reference_route e{&route, {}, !route.config().prefix.empty(), {}};
+    std::string p = route.config().path.empty() ? route.config().prefix : route.config().path;
+    if (p != "/") {
+      std::size_t pos = 1;
+      for (;;) {
+        const auto slash = p.find('/', pos);
+        std::string seg = p.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
+        if (!seg.empty() && seg[0] == '*') e.tail = true, e.tail_name = seg.substr(1);
+        else e.segs.push_back(seg);
+        if (slash == std::string::npos) break;
+        pos = slash + 1;
+      }
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+int rank(const reference_route& e, std::size_t i) {
+  if (i < e.segs.size()) return e.segs[i][0] == ':' ? 1 : 0;
+  return e.tail ? 3 : 2;
+}
+
+bool before(const reference_route& a, const reference_route& b) {
+  for (std::size_t i = 0;; ++i) {
+    const int ra = rank(a, i), rb = rank(b, i);
+    if (ra != rb) return ra < rb;
+    if (ra == 0 && a.segs[i] != b.segs[i]) return a.segs[i] < b.segs[i];  // never both match
+    if (ra >= 2) break;
+  }
+  if (a.route->predicate_count() != b.route->predicate_count())
+    return a.route->predicate_count() > b.route->predicate_count();
+  return a.route->index() < b.route->index();
+}
+}  // namespace
+
+TEST_CASE("http_router: random tables agree with the reference order of docs/routing.md", "[route]") {
+  std::mt19937 rng(2026);
+  const std::vector<std::string> seg_choices{"a", "b", ":p", ":q"};
+  const std::vector<std::string> path_segs{"a", "b", "c", ""};
+  std::size_t compared = 0, matched = 0;
+  for (int t = 0; t < 300; ++t) {
+    // A random table; routes another shadows are dropped (that is build's error).
+    std::vector<rt::http_route_config> routes;
+    const int n = 1 + static_cast<int>(rng() % 12);
+    for (int i = 0; i < n; ++i) {
+      std::string p;
+      const int depth = static_cast<int>(rng() % 4);
+      std::vector<std::string> used;
+      for (int d = 0; d < depth; ++d) {
+        std::string s = seg_choices[rng() % seg_choices.size()];
+        if (s[0] == ':') s += std::to_string(d);
+        p += "/" + s;
+      }
+      const int end = static_cast<int>(rng() % 3);  // whole path, *rest, prefix
+      if (end == 1) p += "/*r";
+      if (p.empty()) p = "/";
+      auto c = route("r" + std::to_string(i), end == 2 ? "prefix:" + p : p);
+      if (rng() % 3 == 0) c.methods = {rng() % 2 ? "GET" : "POST"};
+      if (rng() % 3 == 0) c.headers = {{"X", rng() % 2 ? std::optional<std::string>("1") : std::nullopt}};
+      routes.push_back(std::move(c));
+    }
+    auto built = rt::http_router::build(routes);
+    while (!built) {
+      std::vector<std::size_t> drop;
+      for (const auto& e : built.error()) drop.push_back(e.route);
+      std::sort(drop.begin(), drop.end());
+      drop.erase(std::unique(drop.begin(), drop.end()), drop.end());
+      for (auto it = drop.rbegin(); it != drop.rend(); ++it) routes.erase(routes.begin() + static_cast<std::ptrdiff_t>(*it));
+      built = rt::http_router::build(routes);
+    }
+    const auto& router = *built;
+    const auto ref = reference_of(router);
+    for (int q = 0; q < 40; ++q) {
+      fake_request req;
+      req.method = rng() % 2 ? "GET" : "POST";
+      if (rng() % 2) req.headers.emplace_back("X", rng() % 2 ? "1" : "2");
+      std::vector<std::string> segs;
+      req.path.clear();
+      const int depth = static_cast<int>(rng() % 5);
+      for (int d = 0; d < depth; ++d) {
+        segs.push_back(path_segs[rng() % (d + 1 == depth ? 4 : 3)]);  // "" only last: a trailing slash
+        req.path += "/" + segs.back();
+      }
+      if (req.path.empty() || req.path == "/") req.path = "/", segs.clear();  // "/" has no segment
+      // The reference.
+      const reference_route* best = nullptr;
+      for (const auto& e : ref) {
+        if (e.segs.size() > segs.size() || (!e.tail && e.segs.size() != segs.size())) continue;
+        bool ok = true;
+        for (std::size_t i = 0; ok && i < e.segs.size(); ++i)
+          ok = e.segs[i][0] == ':' ? !segs[i].empty() : e.segs[i] == segs[i];
+        if (!ok || !e.route->accepts(view{&req})) continue;
+        if (!best || before(e, *best)) best = &e;
+      }
+      rt::http_match m;
+      const auto st = router.match(view{&req}, m);
+      INFO("table " << t << " path " << req.path << " method " << req.method);
+      ++compared;
+      if (!best) {
+        CHECK(st == rt::http_route_status::not_found);
+        continue;
+      }
+      ++matched;
+      REQUIRE(st == rt::http_route_status::matched);
+      CHECK(m.route() == best->route);
+      // Params: each :name is its segment; *r is the rest.
+      for (std::size_t i = 0; i < best->segs.size(); ++i)
+        if (best->segs[i][0] == ':') CHECK(m.param(best->segs[i].substr(1)) == segs[i]);
+      if (!best->tail_name.empty()) {
+        std::string rest;
+        for (std::size_t i = best->segs.size(); i < segs.size(); ++i) rest += (i > best->segs.size() ? "/" : "") + segs[i];
+        CHECK(m.param(best->tail_name) == rest);
+      }
+    }
+  }
+  CHECK(compared == 300u * 40u);
+  CHECK(matched > compared / 4);  // the comparison is not all misses
+}
