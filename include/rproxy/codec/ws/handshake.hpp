@@ -25,6 +25,8 @@
 // point into the request head and the options' protocol list.
 //
 // The accept key is SHA-1 (OpenSSL libcrypto) of the key and the RFC's GUID, in base64.
+// Linking: this header needs OpenSSL::Crypto (e.g. through rproxy::tls), deflate.hpp (and so
+// parser.hpp and writer.hpp) ZLIB::ZLIB; rproxy.hpp does not include codec/ws for that reason.
 #pragma once
 
 #include <rproxy/codec/http1/detail/chars.hpp>

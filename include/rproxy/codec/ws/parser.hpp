@@ -170,6 +170,7 @@ private:
   bool masked_ = false;
   bool msg_open_ = false;
   bool compressed_ = false;
+  bool pending_ = false;              // zlib filled the last output buffer: drain before input
   bool deflate_ = false;
 };
 
@@ -282,6 +283,7 @@ inline parse_result parser::parse_header(std::span<char> in, std::size_t& pos) n
   unmasked_ahead_ = 0;
   pos += hs;
   tail_pos_ = 0;
+  pending_ = false;
   state_ = len > 0 || fin ? state::payload : state::header;
   if (compressed_ && len == 0 && fin) state_ = state::tail;
   return {event::need_more, 0};
@@ -336,17 +338,21 @@ inline std::optional<parse_result> parser::inflate_step(std::span<char> in, std:
   if (state_ == state::payload) {
     const std::size_t avail = in.size() - pos;
     const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, avail));
-    if (n == 0) return parse_result{event::need_more, pos};
+    // zlib may hold output back (a long match half copied) after a full output buffer: drain
+    // it before waiting for input or leaving the frame, so no split of the input delays an
+    // error or a piece of the message.
+    if (n == 0 && !pending_) return parse_result{event::need_more, pos};
     std::span<char> wire = in.subspan(pos, n);
     if (masked_ && n > unmasked_ahead_)
       apply_mask(wire.subspan(unmasked_ahead_), key_, frame_len_ - remaining_ + unmasked_ahead_);
     unmasked_ahead_ = std::max(unmasked_ahead_, n);
     s = inflater_.step({wire.data(), wire.size()}, out_.get(), out_size);
-    if (s.ok && s.consumed == 0 && s.produced == 0) s.ok = false;  // zlib made no progress
+    if (s.ok && n > 0 && s.consumed == 0 && s.produced == 0) s.ok = false;  // zlib made no progress
+    pending_ = s.produced == out_size;
     unmasked_ahead_ -= s.consumed;
     remaining_ -= s.consumed;
     pos += s.consumed;
-    if (remaining_ == 0) {
+    if (remaining_ == 0 && !pending_) {
       unmasked_ahead_ = 0;
       if (fin_) {
         state_ = state::tail;
