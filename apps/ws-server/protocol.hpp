@@ -423,9 +423,7 @@ inline std::optional<failure> parse_request(std::string_view text, const rooms_b
     if (k == "op" || k == "id") continue;
     const std::uint16_t bit = field_bit(k);
     if ((bit & allowed) == 0) {
-      std::string name;
-      append_html_safe_string(name, k.substr(0, 32));
-      return bad("member " + name + " is not taken by " + std::string(op_name(r.kind)));
+      return bad("member \"" + std::string(k.substr(0, 32)) + "\" is not taken by " + std::string(op_name(r.kind)));
     }
     seen |= bit;
     const auto want_string = [&](std::string& out) -> std::optional<failure> {
