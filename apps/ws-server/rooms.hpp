@@ -264,7 +264,7 @@ public:
       if (!m) continue;
       const std::string user = m->user;
       remove_sessions_locked(*rm, [&](const detail::member& x) { return x.session == s; }, now);
-      out.push_back({presence(*rm, "leave", user), rm->snapshot});
+      add(out, {presence(*rm, "leave", user), rm->snapshot});
     }
     return out;
   }
@@ -348,6 +348,11 @@ private:
     out.ok = true;
     out.reply = std::move(o).done();
     return out;
+  }
+
+  /// Deliveries to nobody (an empty room's presence) are not made.
+  static void add(std::vector<delivery>& to, delivery d) {
+    if (!d.to->empty()) to.push_back(std::move(d));
   }
 
   room_ptr find(std::string_view name) const {
@@ -493,7 +498,7 @@ private:
     auto out = succeed(std::move(o));
     out.replay.reserve(rm->history.size());
     for (const auto& m : rm->history) out.replay.push_back(m.frame);
-    out.deliveries.push_back({presence(*rm, "join", c.user), rm->snapshot});
+    add(out.deliveries, {presence(*rm, "join", c.user), rm->snapshot});
     return out;
   }
 
@@ -505,7 +510,7 @@ private:
     if (!rm->find_session(c.session)) return fail(r, {errc::not_member, "you are not in this room"});
     remove_sessions_locked(*rm, [&](const detail::member& x) { return x.session == c.session; }, now);
     auto out = succeed(std::move(ok_reply(r).str("room", rm->name)));
-    out.deliveries.push_back({presence(*rm, "leave", c.user), rm->snapshot});
+    add(out.deliveries, {presence(*rm, "leave", c.user), rm->snapshot});
     if (rm->owner == c.user && !rm->find_user(c.user)) {  // the owner's last session left: hand over
       const detail::member* next = nullptr;
       role best = role::guest;
@@ -523,7 +528,7 @@ private:
           change_owned_locked(c.user, -1);
           change_owned_locked(heir, +1);
         }
-        out.deliveries.push_back({role_event(*rm, heir, role::owner, c.user), rm->snapshot});
+        add(out.deliveries, {role_event(*rm, heir, role::owner, c.user), rm->snapshot});
       }
     }
     return out;
@@ -600,7 +605,7 @@ private:
       while (rm->history.size() > cfg_.history) rm->history.pop_front();
     }
     auto out = succeed(std::move(ok_reply(r).str("room", rm->name).unum("msg_id", id)));
-    out.deliveries.push_back({std::move(frame), rm->snapshot});
+    add(out.deliveries, {std::move(frame), rm->snapshot});
     return out;
   }
 
@@ -616,7 +621,7 @@ private:
     f.str("type", "private_message").str("from", c.user).str("to", r.user).str("text", r.text);
     f.num("ts", detail::unix_ms(now));
     auto out = succeed(std::move(ok_reply(r).str("user", r.user)));
-    out.deliveries.push_back({detail::share(std::move(f).done()), std::move(to)});
+    add(out.deliveries, {detail::share(std::move(f).done()), std::move(to)});
     return out;
   }
 
@@ -693,7 +698,7 @@ private:
           out.deliveries.push_back(
               {detail::share(std::move(t).done()), std::make_shared<const std::vector<session_id>>(std::move(gone))});
         }
-        out.deliveries.push_back({event(ban ? "ban" : "kick", secs), rm->snapshot});
+        add(out.deliveries, {event(ban ? "ban" : "kick", secs), rm->snapshot});
         return out;
       }
       case op::mute: {
@@ -703,7 +708,7 @@ private:
           return fail(r, {errc::limit, "seconds is over this server's limit of " + std::to_string(cfg_.max_sanction.count())});
         if (sanctions_full(rm->mutes)) return fail(r, {errc::limit, "this room's ban and mute list is full"});
         rm->mutes[r.user] = now + std::chrono::seconds(*secs);
-        out.deliveries.push_back({event("mute", secs), rm->snapshot});
+        add(out.deliveries, {event("mute", secs), rm->snapshot});
         return out;
       }
       case op::unban:
@@ -714,7 +719,7 @@ private:
         if (!detail::room::active(table, r.user, now))
           return fail(r, {errc::not_found, unban ? "that user is not banned" : "that user is not muted"});
         table.erase(r.user);
-        out.deliveries.push_back({event(unban ? "unban" : "unmute", std::nullopt), rm->snapshot});
+        add(out.deliveries, {event(unban ? "unban" : "unmute", std::nullopt), rm->snapshot});
         return out;
       }
       case op::set_role: {
@@ -730,7 +735,7 @@ private:
             change_owned_locked(rm->owner, -1);
             change_owned_locked(r.user, +1);
           }
-          out.deliveries.push_back({role_event(*rm, rm->owner, role::admin, c.user), rm->snapshot});
+          add(out.deliveries, {role_event(*rm, rm->owner, role::admin, c.user), rm->snapshot});
           rm->owner = r.user;
         } else if (to == role::member) {
           rm->roles.erase(r.user);
@@ -739,7 +744,7 @@ private:
             return fail(r, {errc::limit, "this room's role list is full"});
           rm->roles[r.user] = to;
         }
-        out.deliveries.push_back({role_event(*rm, r.user, rm->role_of(r.user, target_site), c.user), rm->snapshot});
+        add(out.deliveries, {role_event(*rm, r.user, rm->role_of(r.user, target_site), c.user), rm->snapshot});
         return out;
       }
       default: break;
