@@ -15,7 +15,18 @@
 
 namespace {
 using namespace ws_test;
+
+// Catch2's assertions are not thread-safe: the worker threads read replies with this instead.
+std::optional<std::uint64_t> msg_id_of(const std::string& reply) {
+  auto doc = rproxy::json::parse(reply);
+  if (!doc) return std::nullopt;
+  auto v = doc->root().find("msg_id");
+  if (!v) return std::nullopt;
+  auto n = v->as_int(1);
+  if (!n) return std::nullopt;
+  return static_cast<std::uint64_t>(*n);
 }
+}  // namespace
 
 TEST_CASE("threads share rooms: ids unique and contiguous, members bounded", "[ws_server]") {
   auto cfg = small_config();
@@ -33,7 +44,7 @@ TEST_CASE("threads share rooms: ids unique and contiguous, members bounded", "[w
 
   constexpr int threads = 4;
   constexpr int sessions_per_thread = 3;
-  constexpr int rounds = 300;
+  constexpr int rounds = 1500;
   std::mutex seen_mutex;
   std::map<std::string, std::set<std::uint64_t>> ids;  // per room, from ok replies
   std::atomic<int> deliveries_checked{0};
@@ -65,8 +76,9 @@ TEST_CASE("threads share rooms: ids unique and contiguous, members bounded", "[w
       }
       auto out = reg.handle({sid, user}, req, now);
       if (out.ok && req.find(R"("op":"message")") != std::string::npos) {
-        auto id = get(out.reply, "msg_id");
-        mine[room].insert(std::stoull(*id));
+        auto id = msg_id_of(out.reply);
+        if (!id) bad_recipient = true;
+        else mine[room].insert(*id);
         // The recipients were members when the frame was made: the sender is one of them.
         bool found = false;
         for (auto r : *out.deliveries.at(0).to) found = found || r == sid;
@@ -83,12 +95,31 @@ TEST_CASE("threads share rooms: ids unique and contiguous, members bounded", "[w
         if (!fresh) bad_recipient = true;  // an id given twice
       }
   };
+  // The owners moderate from their own thread meanwhile.
+  std::atomic<int> moderated{0};
+  auto moderator = [&] {
+    static constexpr std::string_view acts[] = {"kick", "mute", "unmute", "ban", "unban", "set_role"};
+    std::uint64_t rng = 12345;
+    for (int i = 0; i < rounds; ++i) {
+      rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+      const std::size_t r = rng % rooms.size();
+      const std::string target = "u" + std::to_string((rng >> 8) % threads) + "_" + std::to_string((rng >> 16) % sessions_per_thread);
+      const std::string_view act = acts[(rng >> 24) % std::size(acts)];
+      std::string req = R"({"op":")" + std::string(act) + R"(","room":")" + rooms[r] + R"(","user":")" + target + "\"";
+      if (act == "mute" || act == "ban") req += R"(,"seconds":60)";
+      if (act == "set_role") req += (rng >> 32) % 2 ? R"(,"role":"moderator")" : R"(,"role":"member")";
+      auto out = reg.handle({ws_server::make_session_id(9, r), "owner" + std::to_string(r)}, req + "}", now);
+      moderated += out.ok;
+    }
+  };
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) pool.emplace_back(worker, t);
+  pool.emplace_back(moderator);
   for (auto& th : pool) th.join();
 
   CHECK_FALSE(bad_recipient);
   CHECK(deliveries_checked > 0);
+  CHECK(moderated > 0);
   for (const auto& r : rooms) {
     auto info = reg.info(r);
     REQUIRE(info);
