@@ -655,8 +655,8 @@ private:
     const site_role target_site = present ? present->site : site_role::member;
     const role target = rm->role_of(r.user, target_site);
     const auto forbidden = [&] {
-      return fail(r, {errc::forbidden, "a " + std::string(role_name(actor)) + " cannot do that to a " +
-                                           std::string(role_name(target))});
+      const auto a = [](role x) { return std::string(x == role::owner || x == role::admin ? "an " : "a ") + std::string(role_name(x)); };
+      return fail(r, {errc::forbidden, a(actor) + " cannot do that to " + a(target)});
     };
     const auto event = [&](std::string_view action, std::optional<std::int64_t> seconds) {
       json_out o;
