@@ -80,7 +80,7 @@ TEST_CASE("malformed, unknown and mistyped requests are refused with a code", "[
 TEST_CASE("hostile sizes: deep, wide and long requests are bounded", "[ws_server]") {
   CHECK(parse_error(std::string(10000, '[') + std::string(10000, ']')) == errc::too_large);
   std::string wide = R"({"op":"list")";
-  for (int i = 0; i < 40; ++i) wide += R"(,"k)" + std::to_string(i) + R"(":1)";
+  for (int i = 0; i < 40; ++i) wide += joined({R"(,"k)", num(i), R"(":1)"});
   wide += "}";
   CHECK(parse_error(wide) == errc::too_large);
   CHECK(parse_error(R"({"op":"message","room":"a","text":")" + std::string(2000, 'x') + R"("})") ==

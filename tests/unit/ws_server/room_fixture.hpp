@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,6 +40,15 @@ inline ws_server::rooms_block small_config() {
   c.password.iterations = 1000;  // the unit tests hash many times; production default is 100000
   return c;
 }
+
+/// Parts joined out of line: g++ 12 at -O3 misjudges inlined `"x" + std::to_string(i) + ...`
+/// concatenations (-Warray-bounds / -Wstringop-overflow false positives).
+[[gnu::noinline]] inline std::string joined(std::initializer_list<std::string_view> parts) {
+  std::string s;
+  for (auto p : parts) s.append(p);
+  return s;
+}
+[[gnu::noinline]] inline std::string num(std::uint64_t v) { return std::to_string(v); }
 
 /// A member of a frame, as text (strings decoded, numbers and booleans as written).
 inline std::optional<std::string> get(std::string_view frame, std::string_view key) {

@@ -82,7 +82,7 @@ TEST_CASE("history: the last N replayed on join (the same buffers); since-id; tr
   f.ok(1, "alice", R"({"op":"create","room":"r"})");
   std::vector<ws_server::payload> sent;
   for (int i = 1; i <= 5; ++i) {
-    auto o = f.ok(1, "alice", R"({"op":"message","room":"r","text":"m)" + std::to_string(i) + R"("})");
+    auto o = f.ok(1, "alice", joined({R"({"op":"message","room":"r","text":"m)", num(i), R"("})"}));
     sent.push_back(o.deliveries[0].frame);
   }
   CHECK(f.reg.info("r")->history == 3);
@@ -196,8 +196,8 @@ TEST_CASE("rooms in total are bounded; empty rooms close after the ttl", "[ws_se
   fixture f;  // max_rooms 8, 3 owned per user
   for (int u = 0; u < 3; ++u)
     for (int r = 0; r < 3; ++r) {
-      const std::string name = "r" + std::to_string(u) + std::to_string(r);
-      auto out = f.send(10 + u, "u" + std::to_string(u), R"({"op":"create","room":")" + name + R"("})");
+      const std::string name = joined({"r", num(u), num(r)});
+      auto out = f.send(10 + u, joined({"u", num(u)}), joined({R"({"op":"create","room":")", name, R"("})"}));
       CHECK(out.ok == (u * 3 + r < 8));
       if (!out.ok) CHECK(get(out.reply, "code") == "limit");
     }
@@ -326,13 +326,13 @@ TEST_CASE("mute with a duration; unmute", "[ws_server]") {
 TEST_CASE("sanction and role lists are bounded; expired entries make room", "[ws_server]") {
   fixture f;  // 4 sanctions, 4 roles per room
   f.ok(1, "alice", R"({"op":"create","room":"r"})");
-  for (int i = 0; i < 4; ++i) f.ok(1, "alice", R"({"op":"ban","room":"r","user":"x)" + std::to_string(i) + R"(","seconds":10})");
+  for (int i = 0; i < 4; ++i) f.ok(1, "alice", joined({R"({"op":"ban","room":"r","user":"x)", num(i), R"(","seconds":10})"}));
   CHECK(f.code(1, "alice", R"({"op":"mute","room":"r","user":"y","seconds":10})") == "limit");
   f.ok(1, "alice", R"({"op":"ban","room":"r","user":"x0","seconds":20})");  // renewing is fine
   f.now += 10s;
   f.ok(1, "alice", R"({"op":"mute","room":"r","user":"y","seconds":10})");
   // roles: the owner holds one entry
-  for (int i = 0; i < 3; ++i) f.ok(1, "alice", R"({"op":"set_role","room":"r","user":"m)" + std::to_string(i) + R"(","role":"moderator"})");
+  for (int i = 0; i < 3; ++i) f.ok(1, "alice", joined({R"({"op":"set_role","room":"r","user":"m)", num(i), R"(","role":"moderator"})"}));
   CHECK(f.code(1, "alice", R"({"op":"set_role","room":"r","user":"m9","role":"moderator"})") == "limit");
   f.ok(1, "alice", R"({"op":"set_role","room":"r","user":"m0","role":"member"})");  // frees one
   f.ok(1, "alice", R"({"op":"set_role","room":"r","user":"m9","role":"moderator"})");

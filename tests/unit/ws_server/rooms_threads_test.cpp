@@ -37,8 +37,8 @@ TEST_CASE("threads share rooms: ids unique and contiguous, members bounded", "[w
   const auto now = ws_server::time_point{} + std::chrono::hours(1000);
   const std::vector<std::string> rooms = {"r0", "r1", "r2"};
   for (std::size_t i = 0; i < rooms.size(); ++i) {
-    auto out = reg.handle({ws_server::make_session_id(9, i), "owner" + std::to_string(i)},
-                          R"({"op":"create","room":")" + rooms[i] + R"(","max_members":6})", now);
+    auto out = reg.handle({ws_server::make_session_id(9, i), joined({"owner", num(i)})},
+                          joined({R"({"op":"create","room":")", rooms[i], R"(","max_members":6})"}), now);
     REQUIRE(out.ok);
   }
 
@@ -60,19 +60,19 @@ TEST_CASE("threads share rooms: ids unique and contiguous, members bounded", "[w
     for (int i = 0; i < rounds; ++i) {
       const int s = static_cast<int>(next() % sessions_per_thread);
       const auto sid = ws_server::make_session_id(static_cast<std::uint16_t>(t), static_cast<std::uint64_t>(s));
-      const std::string user = "u" + std::to_string(t) + "_" + std::to_string(s);
+      const std::string user = joined({"u", num(t), "_", num(s)});
       const std::string& room = rooms[next() % rooms.size()];
       std::string req;
       switch (next() % 8) {
         case 0:
-        case 1: req = R"({"op":"join","room":")" + room + R"("})"; break;
-        case 2: req = R"({"op":"leave","room":")" + room + R"("})"; break;
+        case 1: req = joined({R"({"op":"join","room":")", room, R"("})"}); break;
+        case 2: req = joined({R"({"op":"leave","room":")", room, R"("})"}); break;
         case 3: req = R"({"op":"list"})"; break;
         case 4: {
           (void)reg.disconnect(sid, now);
           continue;
         }
-        default: req = R"({"op":"message","room":")" + room + R"(","text":"t)" + std::to_string(i) + R"("})";
+        default: req = joined({R"({"op":"message","room":")", room, R"(","text":"t)", num(i), R"("})"});
       }
       auto out = reg.handle({sid, user}, req, now);
       if (out.ok && req.find(R"("op":"message")") != std::string::npos) {
@@ -103,12 +103,12 @@ TEST_CASE("threads share rooms: ids unique and contiguous, members bounded", "[w
     for (int i = 0; i < rounds; ++i) {
       rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
       const std::size_t r = rng % rooms.size();
-      const std::string target = "u" + std::to_string((rng >> 8) % threads) + "_" + std::to_string((rng >> 16) % sessions_per_thread);
+      const std::string target = joined({"u", num((rng >> 8) % threads), "_", num((rng >> 16) % sessions_per_thread)});
       const std::string_view act = acts[(rng >> 24) % std::size(acts)];
-      std::string req = R"({"op":")" + std::string(act) + R"(","room":")" + rooms[r] + R"(","user":")" + target + "\"";
+      std::string req = joined({R"({"op":")", act, R"(","room":")", rooms[r], R"(","user":")", target, "\""});
       if (act == "mute" || act == "ban") req += R"(,"seconds":60)";
       if (act == "set_role") req += (rng >> 32) % 2 ? R"(,"role":"moderator")" : R"(,"role":"member")";
-      auto out = reg.handle({ws_server::make_session_id(9, r), "owner" + std::to_string(r)}, req + "}", now);
+      auto out = reg.handle({ws_server::make_session_id(9, r), joined({"owner", num(r)})}, joined({req, "}"}), now);
       moderated += out.ok;
     }
   };
