@@ -197,35 +197,59 @@ inline std::optional<failure> check_text(std::string_view s, std::size_t max_byt
 
 // --- writing ------------------------------------------------------------------------------------
 
-/// Appends `s` as a JSON string that is also safe inside HTML: json::append_string's escaping
-/// plus < > & ' as \u003c \u003e \u0026 \u0027 (those bytes never occur in its escapes).
+/// Appends `s` as a JSON string that is also safe inside HTML: what json::append_string writes
+/// (`"`, backslash and controls escaped, DEL as \u007f, each invalid UTF-8 byte as U+FFFD, the rest
+/// verbatim), with < > & ' written as \u003c \u003e \u0026 \u0027. One pass: runs of bytes
+/// that need nothing are appended whole.
 inline void append_html_safe_string(std::string& out, std::string_view s) {
-  const std::size_t start = out.size();
-  rproxy::json::append_string(out, s);
-  std::size_t specials = 0;
-  for (std::size_t i = start; i < out.size(); ++i) {
-    const char c = out[i];
-    specials += c == '<' || c == '>' || c == '&' || c == '\'';
-  }
-  if (specials == 0) return;
-  std::string tail = out.substr(start);
-  out.resize(start);
-  out.reserve(start + tail.size() + specials * 5);
-  for (char c : tail) {
-    switch (c) {
-      case '<': out += "\\u003c"; break;
-      case '>': out += "\\u003e"; break;
-      case '&': out += "\\u0026"; break;
-      case '\'': out += "\\u0027"; break;
-      default: out.push_back(c);
+  static constexpr char hex[] = "0123456789abcdef";
+  out.push_back('"');
+  std::size_t run = 0;  // start of the bytes not yet appended
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      std::size_t j = i;
+      if (rproxy::utf8::decode(s, j)) {  // a valid sequence stays in the run
+        i = j;
+        continue;
+      }
+      out.append(s.data() + run, i - run);
+      out.append("\xEF\xBF\xBD");  // U+FFFD for the one invalid byte
+      run = i = j;
+      continue;
     }
+    if (c >= 0x20 && c != 0x7F && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' && c != '\'') {
+      ++i;
+      continue;
+    }
+    out.append(s.data() + run, i - run);
+    switch (c) {
+      case '"': out.append("\\\""); break;
+      case '\\': out.append("\\\\"); break;
+      case '\n': out.append("\\n"); break;
+      case '\r': out.append("\\r"); break;
+      case '\t': out.append("\\t"); break;
+      case '\b': out.append("\\b"); break;
+      case '\f': out.append("\\f"); break;
+      default: {
+        const char esc[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
+        out.append(esc, sizeof esc);
+      }
+    }
+    run = ++i;
   }
+  out.append(s.data() + run, i - run);
+  out.push_back('"');
 }
 
 /// A compact JSON object writer; every string goes through append_html_safe_string.
 class json_out {
 public:
-  json_out() { out_.push_back('{'); }
+  json_out() {
+    out_.reserve(256);  // one allocation for most frames
+    out_.push_back('{');
+  }
   json_out& str(std::string_view key, std::string_view v) {
     name(key);
     append_html_safe_string(out_, v);

@@ -153,3 +153,37 @@ TEST_CASE("append_html_safe_string: JSON escaping plus < > & '", "[ws_server]") 
   ws_server::append_html_safe_string(out, "plain");
   CHECK(out == R"("plain")");
 }
+
+TEST_CASE("append_html_safe_string equals json::append_string with < > & ' escaped, on any bytes", "[ws_server]") {
+  // The oracle: the project's JSON writer, then each of the four bytes replaced (none of them
+  // occurs in that writer's escapes).
+  const auto oracle = [](std::string_view s) {
+    std::string j;
+    rproxy::json::append_string(j, s);
+    std::string out;
+    for (char c : j) {
+      if (c == '<') out += "\\u003c";
+      else if (c == '>') out += "\\u003e";
+      else if (c == '&') out += "\\u0026";
+      else if (c == '\'') out += "\\u0027";
+      else out.push_back(c);
+    }
+    return out;
+  };
+  std::uint64_t rng = 88172645463325252ull;
+  for (int n = 0; n < 20000; ++n) {
+    std::string s;
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    const std::size_t len = rng % 24;
+    for (std::size_t k = 0; k < len; ++k) {
+      rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+      // mostly interesting bytes: ASCII specials, controls, UTF-8 lead and continuation bytes
+      static constexpr unsigned char pool[] = {'a', '<', '>', '&', '\'', '"', '\\', '\n', 0x01, 0x7F, 0xC3, 0xA9,
+                                               0xE2, 0x82, 0xAC, 0xF0, 0x9F, 0x98, 0x80, 0xFF, 0xC0, 0xED, 0xA0};
+      s.push_back(static_cast<char>(rng & 1 ? pool[(rng >> 8) % sizeof pool] : (rng >> 16) & 0xFF));
+    }
+    std::string got;
+    ws_server::append_html_safe_string(got, s);
+    REQUIRE(got == oracle(s));
+  }
+}
