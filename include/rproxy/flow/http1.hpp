@@ -68,34 +68,44 @@
 namespace rproxy::flow {
 
 /// Fields a stage leaves for a message, checked when they are used (an invalid name or value
-/// is left out, never sent): set() replaces a field of the same name (case-insensitive).
+/// is left out, never sent): set() replaces a field of the same name (case-insensitive);
+/// add_token() lists a token in a comma-separated field (Vary: Origin) unless it is there.
 class pending_fields {
 public:
   void set(std::string_view name, std::string_view value) {
-    for (auto& f : list_)
-      if (codec::http1::detail::iequals(f.name, name)) {
-        f.value = std::string(value);
+    for (auto& e : list_)
+      if (!e.token && codec::http1::detail::iequals(e.f.name, name)) {
+        e.f.value = std::string(value);
         return;
       }
-    list_.push_back({std::string(name), std::string(value)});
+    list_.push_back({{std::string(name), std::string(value)}, false});
   }
+  void add_token(std::string_view name, std::string_view token) {
+    list_.push_back({{std::string(name), std::string(token)}, true});
+  }
+  /// Whether a stage sets `name` (the client's own field of that name is then dropped).
   bool contains(std::string_view name) const noexcept {
-    for (const auto& f : list_)
-      if (codec::http1::detail::iequals(f.name, name)) return true;
+    for (const auto& e : list_)
+      if (!e.token && codec::http1::detail::iequals(e.f.name, name)) return true;
     return false;
   }
-  /// Sets each valid field with a value on `out`.
+  /// Applies each valid field with a value to `out`.
   void apply(codec::http1::fields& out) const {
-    for (const auto& f : list_)
-      if (!f.value.empty() && codec::http1::is_valid_field_name(f.name) && codec::http1::is_valid_field_value(f.value))
-        out.set(f.name, f.value);
+    for (const auto& [f, token] : list_) {
+      if (f.value.empty() || !codec::http1::is_valid_field_name(f.name) || !codec::http1::is_valid_field_value(f.value))
+        continue;
+      if (!token) out.set(f.name, f.value);
+      else if (!out.has_token(f.name, f.value)) out.add(f.name, f.value);
+    }
   }
-  auto begin() const noexcept { return list_.begin(); }
-  auto end() const noexcept { return list_.end(); }
   void clear() noexcept { list_.clear(); }
 
 private:
-  std::vector<codec::http1::field> list_;
+  struct entry {
+    codec::http1::field f;
+    bool token = false;
+  };
+  std::vector<entry> list_;
 };
 
 /// One HTTP request's flow: what the stages read and leave for the adapter.
