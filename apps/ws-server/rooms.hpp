@@ -161,11 +161,6 @@ struct room {
       if (x.user == user) return &x;
     return nullptr;
   }
-  /// The role of `user` as seen in this room: with its site claim when it is present.
-  role role_of_user(std::string_view user) const {
-    const member* p = find_user(user);
-    return role_of(user, p ? p->site : site_role::member);
-  }
   void rebuild_snapshot() {
     auto v = std::make_shared<std::vector<session_id>>();
     v->reserve(members.size());
