@@ -186,7 +186,7 @@ TEST_CASE("load_with_dir: inline items, then the directory's, named by their fil
 
   // Each item's fields are found in its own file.
   CHECK(r->pos_of(0).file() == (d.path / "main.yaml").string());
-  CHECK(r->find(0, "domains[0]") == cfg::mark{4, 14});
+  CHECK(r->find(0, "domains[0]") == cfg::mark{4, 15});
   CHECK(r->pos_of(1).file() == (d.path / "servers" / "lobby.yaml").string());
   CHECK(r->find(1, "domains[1]") == cfg::mark{3, 5});
   cfg::diagnostics diags;
@@ -194,7 +194,7 @@ TEST_CASE("load_with_dir: inline items, then the directory's, named by their fil
   r->add(diags, 0, "domains[0]", "claimed twice");
   REQUIRE(diags.size() == 2);
   CHECK(diags[0].to_string() == (d.path / "servers" / "pvp.yaml").string() + ":2:11: claimed twice");
-  CHECK(diags[1].to_string() == (d.path / "main.yaml").string() + ":4:14: claimed twice");
+  CHECK(diags[1].to_string() == (d.path / "main.yaml").string() + ":4:15: claimed twice");
   CHECK(r->main.find("servers_dir") == cfg::mark{1, 14});
 }
 

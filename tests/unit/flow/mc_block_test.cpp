@@ -58,5 +58,5 @@ TEST_CASE("mc_limits_block: from YAML; a zero limit is no limit; timeouts reach 
 
   auto typo = cfg::load_string<app_config>("limits: {login: {limt: 3}}\n", "main.yaml");
   REQUIRE_FALSE(typo);
-  CHECK(typo.error()[0].to_string() == "main.yaml:1:19: unknown key 'limt' (did you mean 'limit'?)");
+  CHECK(typo.error()[0].to_string() == "main.yaml:1:18: unknown key 'limt' (did you mean 'limit'?)");
 }
