@@ -39,7 +39,7 @@ struct limits {
   /// CONTINUATION frames after one HEADERS frame (nghttp2 ends the connection past this).
   std::size_t max_continuations = 8;
   /// SETTINGS and PING ACKs waiting to be written (a client that sends but does not read).
-  std::size_t max_outbound_ack = 100;
+  std::size_t max_outbound_ack = 1000;
   /// Flood budgets, per flood_window (see the top of this file).
   std::chrono::milliseconds flood_window = std::chrono::seconds(10);
   std::uint32_t max_resets = 200;          ///< RST_STREAM frames from the client (rapid reset)

@@ -384,7 +384,16 @@ private:
       terminate(error::ack_flood, code::enhance_your_calm);
       return;
     }
-    // bad preface (NGHTTP2_ERR_BAD_CLIENT_MAGIC) and other fatal errors: nothing can be said.
+    if (rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
+      // nghttp2 (CVE-2024-28182 fix) stops reading past max_continuations, and sends nothing.
+      terminate(error::continuation_flood, code::enhance_your_calm);
+      return;
+    }
+    if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC && rv != NGHTTP2_ERR_NOMEM) {
+      terminate(error::protocol, code::protocol_error);
+      return;
+    }
+    // not HTTP/2 at all (a bad connection preface), or out of memory: nothing can be said.
     failed_ = true;
     failed_fatal_ = true;
     failure_ = error::protocol;
@@ -649,7 +658,11 @@ private:
         if (complete) s.emit(event_kind::closed, id);
         else
           s.emit(event_kind::reset, id,
-                 st->fail != error{} ? st->fail : c == code::refused_stream ? error::refused : error::cancelled, c);
+                 st->fail != error{}                ? st->fail
+                 : c == code::refused_stream        ? error::refused
+                 : c == code::protocol_error        ? error::malformed  // nghttp2: content-length vs DATA
+                                                    : error::cancelled,
+                 c);
         return 0;
       }
     } else if (!st->rejected) {
