@@ -46,10 +46,20 @@
 // request-target, Host equal to :authority) with 400, the header limits with 431 and body
 // limits with 413. Such requests never become an event::request.
 //
-// Flood defences, per connection (limits.hpp): RST_STREAM, control and empty frames are
-// counted per window and end the connection with GOAWAY ENHANCE_YOUR_CALM; nghttp2 bounds
-// CONTINUATION frames per header block and unsent ACKs (also ENHANCE_YOUR_CALM... see the
-// tests: tests/unit/codec/h2_flood_test.cpp shows which GOAWAY code each attack gets).
+// Flood defences, per connection (limits.hpp), each ending the connection with GOAWAY
+// ENHANCE_YOUR_CALM and a goaway_sent event naming it:
+//   - rapid reset (CVE-2023-44487): client RST_STREAM frames per flood_window, counted with the
+//     caller's clock. (Debian's nghttp2 1.52.0-1+deb12u1 has its own token bucket, burst 1000
+//     and 33/s on the wall clock, answering INTERNAL_ERROR: set above ours, a second line.)
+//   - SETTINGS / PING / PRIORITY / WINDOW_UPDATE floods: per flood_window; a client that does
+//     not read its ACKs: nghttp2's max_outbound_ack (it stops with NGHTTP2_ERR_FLOODED and
+//     sends nothing; the session queues the GOAWAY);
+//   - empty DATA (without END_STREAM), HEADERS and CONTINUATION frames: per flood_window;
+//   - CONTINUATION floods (CVE-2024-27316 style): nghttp2 1.52.0-1+deb12u2 (CVE-2024-28182)
+//     allows max_continuations per header block, then fails with a fatal error and sends
+//     nothing; the session sends the GOAWAY. The block's bytes are bounded by
+//     max_header_list_size (431), so memory stays bounded either way.
+// tests/unit/codec/h2_flood_test.cpp writes each attack as raw frames.
 #pragma once
 
 #include <nghttp2/nghttp2.h>
