@@ -74,6 +74,49 @@ TEST_CASE("h2 flood: rapid reset (CVE-2023-44487) gets GOAWAY ENHANCE_YOUR_CALM"
   CHECK(s.done());
 }
 
+TEST_CASE("h2 flood: resets the client provokes count too (MadeYouReset, CVE-2025-8671)", "[h2][flood]") {
+  h2::limits lim;
+  lim.max_resets = 50;
+  std::string attack;
+  SECTION("content-length mismatch after a valid head") {
+    for (std::uint32_t i = 0; i < 100; ++i) {
+      const std::uint32_t id = 1 + 2 * i;
+      attack += f::headers(id, {{":method", "POST"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"},
+                                {"content-length", "1"}},
+                           false) +
+                f::data(id, "ab", true);
+    }
+  }
+  SECTION("a pseudo-header field in trailers after a valid head") {
+    for (std::uint32_t i = 0; i < 100; ++i) {
+      const std::uint32_t id = 1 + 2 * i;
+      attack += f::headers(id, f::get(), false) + f::headers(id, {{":path", "/x"}}, true);
+    }
+  }
+  h2::server_session s{lim};
+  const auto o = run(s, attack, 64 * 1024);
+  const auto g = o.goaway();
+  REQUIRE(g);
+  CHECK(g->code() == NGHTTP2_ENHANCE_YOUR_CALM);
+  REQUIRE(o.goaway_sent());
+  CHECK(o.goaway_sent()->error == h2::error::rapid_reset);
+  std::size_t rst = 0;
+  for (const auto& fr : o.frames) rst += fr.type == f::RST_STREAM;
+  CHECK(rst == 51);
+}
+
+TEST_CASE("h2 flood: a few malformed requests are only reset", "[h2][flood]") {
+  h2::limits lim;
+  lim.max_resets = 50;
+  std::string attack;
+  for (std::uint32_t i = 0; i < 40; ++i)
+    attack += f::headers(1 + 2 * i, f::get(), false) + f::headers(1 + 2 * i, {{":path", "/x"}}, true);
+  h2::server_session s{lim};
+  const auto o = run(s, attack);
+  CHECK_FALSE(o.goaway());
+  CHECK_FALSE(s.failed());
+}
+
 TEST_CASE("h2 flood: resets spread over windows are allowed", "[h2][flood]") {
   h2::limits lim;
   lim.max_resets = 50;

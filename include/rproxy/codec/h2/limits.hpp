@@ -42,7 +42,7 @@ struct limits {
   std::size_t max_outbound_ack = 1000;
   /// Flood budgets, per flood_window (see the top of this file).
   std::chrono::milliseconds flood_window = std::chrono::seconds(10);
-  std::uint32_t max_resets = 200;          ///< RST_STREAM frames from the client (rapid reset)
+  std::uint32_t max_resets = 200;          ///< RST_STREAM from the client, or provoked by it (rapid reset)
   std::uint32_t max_control_frames = 500;  ///< SETTINGS, PING, PRIORITY, WINDOW_UPDATE frames
   std::uint32_t max_empty_frames = 100;    ///< empty DATA without END_STREAM, empty HEADERS/CONTINUATION
   /// From the connection's start to its first complete request head, and from a HEADERS

@@ -49,7 +49,8 @@
 // Flood defences, per connection (limits.hpp), each ending the connection with GOAWAY
 // ENHANCE_YOUR_CALM and a goaway_sent event naming it:
 //   - rapid reset (CVE-2023-44487): client RST_STREAM frames per flood_window, counted with the
-//     caller's clock. (Debian's nghttp2 1.52.0-1+deb12u1 has its own token bucket, burst 1000
+//     caller's clock, together with the resets the client provokes with malformed frames
+//     ("MadeYouReset", CVE-2025-8671: content-length mismatch, bad trailers, ...). (Debian's nghttp2 1.52.0-1+deb12u1 has its own token bucket, burst 1000
 //     and 33/s on the wall clock, answering INTERNAL_ERROR: set above ours, a second line.)
 //   - SETTINGS / PING / PRIORITY / WINDOW_UPDATE floods: per flood_window; a client that does
 //     not read its ACKs: nghttp2's max_outbound_ack (it stops with NGHTTP2_ERR_FLOODED and
@@ -685,6 +686,13 @@ private:
 
   static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user) {
     auto& s = self(user);
+    if (frame->hd.type == NGHTTP2_RST_STREAM && client_caused(frame->rst_stream.error_code) && !s.failed_ &&
+        !s.resets_.take(s.now_, s.limits_.flood_window, s.limits_.max_resets)) {
+      // "MadeYouReset" (CVE-2025-8671): malformed frames make the server reset streams whose
+      // work may have started; they count with the client's own resets.
+      s.terminate(error::rapid_reset, code::enhance_your_calm);
+      return 0;
+    }
     if (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)
       if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0)
         if (auto* st = s.find(frame->hd.stream_id)) {
@@ -700,6 +708,13 @@ private:
       s.emit(event_kind::goaway_sent, 0, s.failure_, c);
     }
     return 0;
+  }
+
+  /// RST_STREAM codes the server sends because of what the client sent (not the application's
+  /// own resets: INTERNAL_ERROR, CANCEL; nor NO_ERROR after a complete early response).
+  static bool client_caused(std::uint32_t c) noexcept {
+    return c == NGHTTP2_PROTOCOL_ERROR || c == NGHTTP2_FLOW_CONTROL_ERROR || c == NGHTTP2_STREAM_CLOSED ||
+           c == NGHTTP2_FRAME_SIZE_ERROR || c == NGHTTP2_REFUSED_STREAM || c == NGHTTP2_COMPRESSION_ERROR;
   }
 
   static ssize_t read_data(nghttp2_session* session, std::int32_t id, std::uint8_t* buf, std::size_t length,
