@@ -1,13 +1,11 @@
 // h2::server_session against real HTTP/2 clients: nghttp and h2load (nghttp2-client) and
 // curl --http2-prior-knowledge, over a loopback socket (h2c with prior knowledge). The server
-// here is a test driver (blocking sockets, poll), not library code: it answers
-//   GET  /any/path     200, body "path=<target>"
-//   POST /echo         200, the request body back, and its trailers as response trailers
-//   GET  /big?n=N      200, N bytes (flow control over a real socket)
+// here is a test driver (non-blocking sockets, poll), not library code; h2_echo.hpp answers.
 #include <catch2/catch.hpp>
 
 #include <rproxy/codec/h2/server_session.hpp>
 
+#include "h2_echo.hpp"
 #include "skip.hpp"
 
 #include <arpa/inet.h>
@@ -67,68 +65,17 @@ public:
     ::close(lfd_);
   }
   std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
-  std::size_t requests() const { return requests_; }
-  std::size_t trailers_seen() const { return trailers_seen_; }
-  std::size_t errors() const { return errors_; }
+  std::size_t requests() const { return app_.requests; }
+  std::size_t trailers_seen() const { return app_.trailers_seen; }
+  std::size_t errors() const { return app_.errors; }
 
 private:
-  struct pending {
-    std::string body;
-    http1::fields trailers;
-  };
   struct conn {
     int fd;
     h2::server_session s;
-    std::map<std::int32_t, pending> reqs;
     explicit conn(int f) : fd(f), s(h2::limits{}) {}
   };
-
-  void answer(conn& c, std::int32_t id) {
-    const auto& r = c.s.request(id);
-    auto& p = c.reqs[id];
-    ++requests_;
-    if (r.method() == "POST" && r.path() == "/echo") {
-      c.s.submit_response(id, 200, http1::fields{{"content-type", "application/octet-stream"}});
-      c.s.send_data(id, p.body);
-      c.s.end_stream(id, p.trailers);
-    } else if (r.path() == "/big") {
-      const auto n = std::stoul(std::string(r.target().substr(r.target().find('=') + 1)));
-      c.s.submit_response(id, 200);
-      c.s.send_data(id, std::string(n, 'z'));
-      c.s.end_stream(id);
-    } else {
-      c.s.submit_response(id, 200, http1::fields{{"content-type", "text/plain"}});
-      c.s.send_data(id, "path=" + std::string(r.target()) + "\n");
-      c.s.end_stream(id);
-    }
-  }
-
-  void handle(conn& c, std::span<const h2::event> events) {
-    for (const auto& e : events) {
-      switch (e.what) {
-        case h2::event_kind::request: c.reqs[e.stream_id]; break;
-        case h2::event_kind::data:
-          c.reqs[e.stream_id].body += e.data;
-          c.s.consume(e.stream_id, e.data.size());
-          break;
-        case h2::event_kind::end_stream: {
-          const auto& t = c.s.request(e.stream_id).trailers();
-          if (!t.empty()) ++trailers_seen_;
-          c.reqs[e.stream_id].trailers = http1::fields::from(t);
-          answer(c, e.stream_id);
-          break;
-        }
-        case h2::event_kind::closed:
-        case h2::event_kind::reset:
-          c.reqs.erase(e.stream_id);
-          c.s.release(e.stream_id);
-          break;
-        case h2::event_kind::rejected:
-        case h2::event_kind::goaway_sent: ++errors_; break;
-        default: break;
-      }
-    }
-  }
+  void handle(conn& c, std::span<const h2::event> events) { app_.handle(c.s, events); }
 
   /// Writes what the session has; false when the connection is finished.
   bool flush(conn& c) {
@@ -176,7 +123,7 @@ private:
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::vector<std::unique_ptr<conn>> conns_;
-  std::atomic<std::size_t> requests_{0}, trailers_seen_{0}, errors_{0};
+  h2_test::echo_app app_;  // one thread: the server loop
 };
 
 std::string temp_file(const std::string& content) {
