@@ -405,3 +405,24 @@ TEST_CASE("h2: extended CONNECT (RFC 8441) only when enabled; plain CONNECT maps
     CHECK(s.request(1).head().fields.find("host") == "db.internal:5432");
   }
 }
+
+TEST_CASE("h2: a 32 MiB download is not a WINDOW_UPDATE flood", "[h2]") {
+  h2::server_session s;  // default limits
+  client c;
+  const auto id = c.request(h2_test::frames::get("/big"));
+  c.exchange(s);
+  REQUIRE_FALSE(s.submit_response(id, 200));
+  const std::string chunk(1 << 20, 'd');
+  std::size_t sent = 0;
+  for (int i = 0; i < 2000 && !c.responses[id].closed; ++i) {
+    if (sent < 32 && s.queued(id) < chunk.size()) {
+      REQUIRE_FALSE(s.send_data(id, chunk));
+      if (++sent == 32) REQUIRE_FALSE(s.end_stream(id));
+    }
+    c.exchange(s, {}, 4);
+  }
+  CHECK_FALSE(s.failed());
+  CHECK_FALSE(c.goaway_code);
+  CHECK(c.responses[id].body.size() == 32u << 20);
+  CHECK(c.responses[id].closed);
+}

@@ -43,7 +43,11 @@ struct limits {
   /// Flood budgets, per flood_window (see the top of this file).
   std::chrono::milliseconds flood_window = std::chrono::seconds(10);
   std::uint32_t max_resets = 200;          ///< RST_STREAM from the client, or provoked by it (rapid reset)
-  std::uint32_t max_control_frames = 500;  ///< SETTINGS, PING, PRIORITY, WINDOW_UPDATE frames
+  std::uint32_t max_control_frames = 500;  ///< SETTINGS, PING, PRIORITY frames
+  /// WINDOW_UPDATE frames are progress while the server sends: a connection may receive
+  /// max_window_updates + window_updates_per_data_frame per DATA frame sent, over its life.
+  std::uint32_t max_window_updates = 100;
+  std::uint32_t window_updates_per_data_frame = 4;
   std::uint32_t max_empty_frames = 100;    ///< empty DATA without END_STREAM, empty HEADERS/CONTINUATION
   /// From the connection's start to its first complete request head, and from a HEADERS
   /// frame to the end of its header block (slow headers tie up the whole connection).

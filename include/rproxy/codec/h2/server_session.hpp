@@ -52,7 +52,8 @@
 //     caller's clock, together with the resets the client provokes with malformed frames
 //     ("MadeYouReset", CVE-2025-8671: content-length mismatch, bad trailers, ...). (Debian's nghttp2 1.52.0-1+deb12u1 has its own token bucket, burst 1000
 //     and 33/s on the wall clock, answering INTERNAL_ERROR: set above ours, a second line.)
-//   - SETTINGS / PING / PRIORITY / WINDOW_UPDATE floods: per flood_window; a client that does
+//   - SETTINGS / PING / PRIORITY floods: per flood_window; WINDOW_UPDATE: in proportion to the
+//     DATA frames sent (a download brings them; a flood does not); a client that does
 //     not read its ACKs: nghttp2's max_outbound_ack (it stops with NGHTTP2_ERR_FLOODED and
 //     sends nothing; the session queues the GOAWAY);
 //   - empty DATA (without END_STREAM), HEADERS and CONTINUATION frames: per flood_window;
@@ -488,8 +489,13 @@ private:
       case NGHTTP2_SETTINGS:
       case NGHTTP2_PING:
       case NGHTTP2_PRIORITY:
-      case NGHTTP2_WINDOW_UPDATE:
         ok = s.control_.take(s.now_, l.flood_window, l.max_control_frames);
+        why = error::control_flood;
+        break;
+      case NGHTTP2_WINDOW_UPDATE:
+        // a bulk download legitimately brings one per few DATA frames sent
+        ++s.window_updates_;
+        ok = s.window_updates_ <= l.max_window_updates + std::uint64_t{l.window_updates_per_data_frame} * s.data_frames_sent_;
         why = error::control_flood;
         break;
       case NGHTTP2_DATA:
@@ -693,6 +699,7 @@ private:
       s.terminate(error::rapid_reset, code::enhance_your_calm);
       return 0;
     }
+    if (frame->hd.type == NGHTTP2_DATA) ++s.data_frames_sent_;
     if (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)
       if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0)
         if (auto* st = s.find(frame->hd.stream_id)) {
@@ -757,6 +764,7 @@ private:
   std::string arena_;
   clock::time_point now_{}, start_{}, last_activity_{};
   budget resets_, control_, empty_;
+  std::uint64_t window_updates_ = 0, data_frames_sent_ = 0;
   std::size_t open_ = 0;
   bool started_ = false, any_request_ = false, closing_ = false;
   bool failed_ = false, failed_fatal_ = false;
