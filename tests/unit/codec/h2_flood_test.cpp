@@ -10,9 +10,12 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace h2 = rproxy::codec::h2;
 namespace f = h2_test::frames;
+using h2_test::fields;
 using namespace std::chrono_literals;
 
 namespace {
@@ -77,32 +80,28 @@ TEST_CASE("h2 flood: rapid reset (CVE-2023-44487) gets GOAWAY ENHANCE_YOUR_CALM"
 TEST_CASE("h2 flood: resets the client provokes count too (MadeYouReset, CVE-2025-8671)", "[h2][flood]") {
   h2::limits lim;
   lim.max_resets = 50;
-  std::string attack;
-  SECTION("content-length mismatch after a valid head") {
-    for (std::uint32_t i = 0; i < 100; ++i) {
-      const std::uint32_t id = 1 + 2 * i;
-      attack += f::headers(id, {{":method", "POST"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"},
-                                {"content-length", "1"}},
-                           false) +
-                f::data(id, "ab", true);
-    }
+  const fields post{{":method", "POST"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"}, {"content-length", "1"}};
+  const std::vector<std::pair<const char*, std::string (*)(std::uint32_t, const fields&)>> attacks{
+      {"content-length mismatch after a valid head",
+       [](std::uint32_t id, const fields& p) { return f::headers(id, p, false) + f::data(id, "ab", true); }},
+      {"a pseudo-header field in trailers after a valid head",
+       [](std::uint32_t id, const fields&) { return f::headers(id, f::get(), false) + f::headers(id, {{":path", "/x"}}, true); }},
+  };
+  for (const auto& [name, make] : attacks) {
+    INFO(name);
+    std::string attack;
+    for (std::uint32_t i = 0; i < 100; ++i) attack += make(1 + 2 * i, post);
+    h2::server_session s{lim};
+    const auto o = run(s, attack, 64 * 1024);
+    const auto g = o.goaway();
+    REQUIRE(g);
+    CHECK(g->code() == NGHTTP2_ENHANCE_YOUR_CALM);
+    REQUIRE(o.goaway_sent());
+    CHECK(o.goaway_sent()->error == h2::error::rapid_reset);
+    std::size_t rst = 0;
+    for (const auto& fr : o.frames) rst += fr.type == f::RST_STREAM;
+    CHECK(rst == 51);
   }
-  SECTION("a pseudo-header field in trailers after a valid head") {
-    for (std::uint32_t i = 0; i < 100; ++i) {
-      const std::uint32_t id = 1 + 2 * i;
-      attack += f::headers(id, f::get(), false) + f::headers(id, {{":path", "/x"}}, true);
-    }
-  }
-  h2::server_session s{lim};
-  const auto o = run(s, attack, 64 * 1024);
-  const auto g = o.goaway();
-  REQUIRE(g);
-  CHECK(g->code() == NGHTTP2_ENHANCE_YOUR_CALM);
-  REQUIRE(o.goaway_sent());
-  CHECK(o.goaway_sent()->error == h2::error::rapid_reset);
-  std::size_t rst = 0;
-  for (const auto& fr : o.frames) rst += fr.type == f::RST_STREAM;
-  CHECK(rst == 51);
 }
 
 TEST_CASE("h2 flood: a few malformed requests are only reset", "[h2][flood]") {
@@ -138,20 +137,21 @@ TEST_CASE("h2 flood: resets spread over windows are allowed", "[h2][flood]") {
 TEST_CASE("h2 flood: SETTINGS, PING, PRIORITY and WINDOW_UPDATE floods", "[h2][flood]") {
   h2::limits lim;
   lim.max_control_frames = 200;
-  std::string one;
-  SECTION("SETTINGS") { one = f::settings({{0x3, 100}}); }
-  SECTION("PING") { one = f::ping(); }
-  SECTION("PRIORITY") { one = f::priority(5); }
-  SECTION("WINDOW_UPDATE") { one = f::window_update(0, 1); }
-  h2::server_session s{lim};
-  std::string attack;
-  for (int i = 0; i < 400; ++i) attack += one;
-  const auto o = run(s, attack);
-  const auto g = o.goaway();
-  REQUIRE(g);
-  CHECK(g->code() == NGHTTP2_ENHANCE_YOUR_CALM);
-  REQUIRE(o.goaway_sent());
-  CHECK(o.goaway_sent()->error == h2::error::control_flood);
+  for (const auto& [name, one] : std::vector<std::pair<const char*, std::string>>{{"SETTINGS", f::settings({{0x3, 100}})},
+                                                                                 {"PING", f::ping()},
+                                                                                 {"PRIORITY", f::priority(5)},
+                                                                                 {"WINDOW_UPDATE", f::window_update(0, 1)}}) {
+    INFO(name);
+    h2::server_session s{lim};
+    std::string attack;
+    for (int i = 0; i < 400; ++i) attack += one;
+    const auto o = run(s, attack);
+    const auto g = o.goaway();
+    REQUIRE(g);
+    CHECK(g->code() == NGHTTP2_ENHANCE_YOUR_CALM);
+    REQUIRE(o.goaway_sent());
+    CHECK(o.goaway_sent()->error == h2::error::control_flood);
+  }
 }
 
 TEST_CASE("h2 flood: a client that does not read its PING ACKs (nghttp2 max_outbound_ack)", "[h2][flood]") {
