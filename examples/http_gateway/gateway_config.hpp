@@ -16,9 +16,11 @@
 #include <rproxy/middleware/audit_block.hpp>
 #include <rproxy/middleware/ban_block.hpp>
 #include <rproxy/middleware/conn_limit_block.hpp>
+#include <rproxy/middleware/cors_block.hpp>
 #include <rproxy/middleware/ip_filter_block.hpp>
 #include <rproxy/middleware/jwt_block.hpp>
 #include <rproxy/middleware/rate_limit_block.hpp>
+#include <rproxy/middleware/request_id_block.hpp>
 
 namespace http_gateway {
 
@@ -40,6 +42,9 @@ struct config {
   std::optional<mw::rate_limit_block> rate_limit;
   mw::audit_block audit{};
   rproxy::flow::http1_forwarding_block forwarding{};
+  mw::request_id_block request_id{};
+  std::optional<mw::cors_block> cors;
+  bool access_log = true;
 
   static constexpr auto describe() {
     return cfg::fields(
@@ -56,7 +61,10 @@ struct config {
         cfg::doc<&config::require_auth>("with jwt or api_keys set: a request needs a valid token or key (else 401)"),
         cfg::doc<&config::rate_limit>("request rate limits"),
         cfg::doc<&config::audit>("security audit log: one line per rejection, no secrets"),
-        cfg::doc<&config::forwarding>("which request headers and trailers reach the backends"));
+        cfg::doc<&config::forwarding>("which request headers and trailers reach the backends"),
+        cfg::doc<&config::request_id>("request ids and W3C trace context"),
+        cfg::doc<&config::cors>("cross-origin requests from browsers (off when unset)"),
+        cfg::doc<&config::access_log>("one log line per request"));
   }
 
   void validate(cfg::validator& v) const {

@@ -17,6 +17,7 @@
 #include <rproxy/balance/stage.hpp>
 #include <rproxy/flow/http1.hpp>
 #include <rproxy/middleware/principal.hpp>
+#include <rproxy/observe/access_log_stage.hpp>
 #include <rproxy/observe/flow_metrics.hpp>
 #include <rproxy/route/fixed.hpp>
 
@@ -53,6 +54,7 @@ struct gateway {
     if (cfg.api_keys) key_cfg = cfg.api_keys->config();
     else key_cfg.sources.clear();
     jwt_cfg.optional = key_cfg.optional = true;  // "no credentials" is require_auth's call
+    if (cfg.cors) cors_cfg = cfg.cors->config();
     if (cfg.rate_limit) rl_cfg = cfg.rate_limit->config("request");
     else rl_cfg.hello_operation.clear();  // nothing counted
   }
@@ -85,6 +87,8 @@ struct gateway {
   mw::api_key_config key_cfg;
   mw::api_key_store api_keys;
   mw::rate_limit_config rl_cfg;
+  mw::request_id_config rid_cfg = cfg.request_id.config();
+  mw::cors_config cors_cfg;
   mw::local_counter_store counters;
   std::shared_ptr<rproxy::balance::upstream_pool> pool = std::make_shared<rproxy::balance::upstream_pool>();
 };
@@ -96,7 +100,9 @@ inline auto connection_pipeline(gateway& g, const rproxy::observe::flow_metrics:
 }
 inline auto request_pipeline(gateway& g, const rproxy::observe::flow_metrics::families& fam) {
   return rproxy::make_pipeline<flow::http1_protocol>(
-      rproxy::observe::flow_metrics{fam, g.cfg.name}, mw::ban_check{&g.bans, &g.audit, &g.ban_cfg},
+      rproxy::observe::access_log_stage{g.cfg.access_log ? &g.rt->log() : nullptr},
+      rproxy::observe::flow_metrics{fam, g.cfg.name}, mw::request_id{&g.rid_cfg},
+      mw::cors{g.cfg.cors ? &g.cors_cfg : nullptr}, mw::ban_check{&g.bans, &g.audit, &g.ban_cfg},
       mw::jwt_auth{&g.jwt_cfg, &g.keys, &g.audit}, mw::api_key_auth{&g.key_cfg, &g.api_keys, &g.audit},
       require_auth{g.cfg.require_auth && (g.cfg.jwt || g.cfg.api_keys), &g.audit},
       mw::rate_limit{&g.rl_cfg, &g.counters, &g.audit}, rproxy::route::fixed{g.cfg.name},

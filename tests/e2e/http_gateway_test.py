@@ -605,6 +605,65 @@ class ConnectionTest(unittest.TestCase):
         self.assertEqual(seen["x-forwarded-host"], "evil.test")
         self.assertEqual(seen["x-forwarded-proto"], "https")
 
+    def test_request_ids_traces_and_the_access_log(self):
+        url, self.gateway_port = self.gateway("")
+        parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        code, heads, body, _ = curl(url + "/trace?q=1", [f"traceparent: {parent}", "tracestate: congo=t61rcWkgMzE",
+                                                         "X-Request-Id: forged"])
+        self.assertEqual(code, 200)
+        rid = heads["x-request-id"]
+        self.assertRegex(rid, r"^[0-9a-f]{32}$")
+        seen = json.loads(body)["headers"]
+        self.assertEqual(seen["x-request-id"], rid)  # the client's own id was replaced
+        version, trace, span, flags = seen["traceparent"].split("-")
+        self.assertEqual((version, trace, flags), ("00", "4bf92f3577b34da6a3ce929d0e0e4736", "01"))
+        self.assertRegex(span, r"^[0-9a-f]{16}$")
+        self.assertNotEqual(span, "00f067aa0ba902b7")  # this hop's own span
+        self.assertEqual(seen["tracestate"], "congo=t61rcWkgMzE")
+        # one access line for the request, with its status, target and id
+        prog = self.progs[-1]
+        line = harness.wait_until(lambda: next((l for l in prog.output().splitlines() if rid in l and "access" in l), None),
+                                  what="the access log line")
+        self.assertIn("200", line)
+        self.assertIn("/trace?q=1", line)
+        # a failed request is logged with the status the client got, and answered with its id
+        code, heads, _, _ = curl(url + "/die-early")
+        self.assertEqual(code, 502)
+        rid = heads["x-request-id"]
+        line = harness.wait_until(lambda: next((l for l in prog.output().splitlines() if rid in l), None),
+                                  what="the refused request's access line")
+        self.assertIn(str(code), line)
+        # a malformed head is logged with its 400; a kept connection closed between requests is not
+        before = prog.output().count(" access ") + prog.output().count('"access"')
+        got = raw_exchange(self.gateway_port, b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\nGET /bad HTTP/1.1\r\nHost x\r\n\r\n")
+        self.assertIn(b" 400 ", got)
+        lines = lambda: [l for l in prog.output().splitlines() if " access " in l or '"access"' in l][before:]
+        harness.wait_until(lambda: len(lines()) >= 2, what="two access lines")
+        self.assertIn("status=200", lines()[0])
+        self.assertIn("status=400", lines()[1])
+        self.assertEqual(len(lines()), 2)
+
+    def test_cors_preflights_are_answered_and_origins_marked(self):
+        url, _ = self.gateway('cors:\n  allow_origins: [ "https://app.example.com" ]\n'
+                              "  allow_methods: [ GET, PUT ]\n  allow_headers: [ Content-Type ]\n")
+        preflight = ["Origin: https://app.example.com", "Access-Control-Request-Method: PUT",
+                     "Access-Control-Request-Headers: content-type"]
+        code, heads, _, _ = curl(url + "/c", preflight, ["-X", "OPTIONS"])
+        self.assertEqual(code, 204)  # answered by the gateway: the echo backend has no OPTIONS
+        self.assertEqual(heads["access-control-allow-origin"], "https://app.example.com")
+        self.assertEqual(heads["access-control-allow-methods"], "GET, PUT")
+        self.assertEqual(heads["access-control-allow-headers"], "content-type")
+        code, _, _, _ = curl(url + "/c", ["Origin: https://evil.example", "Access-Control-Request-Method: PUT"],
+                             ["-X", "OPTIONS"])
+        self.assertEqual(code, 403)
+        code, heads, _, _ = curl(url + "/c", ["Origin: https://app.example.com"])
+        self.assertEqual(code, 200)
+        self.assertEqual(heads["access-control-allow-origin"], "https://app.example.com")
+        self.assertIn("Origin", heads["vary"])
+        code, heads, _, _ = curl(url + "/c", ["Origin: https://evil.example"])
+        self.assertEqual(code, 200)
+        self.assertNotIn("access-control-allow-origin", heads)
+
     def test_connection_list_cannot_remove_host(self):
         _, port = self.gateway("")
         got = raw_exchange(port, b"GET /h HTTP/1.1\r\nHost: api.test\r\nConnection: host, close, x-gone\r\n"

@@ -118,6 +118,10 @@ struct http_flow : flow_info {
   /// `replied`: the whole response a stage answers with.
   std::string reply{};
   bool head_request = false;  ///< the request is a HEAD: a rendered response has no body
+  /// The status the client was sent for this request, forwarded, rendered or a stage's answer
+  /// (0: none, e.g. the client left first). For the access log and metrics.
+  unsigned status = 0;
+  std::string request_id{};  ///< set by a request-id stage (middleware/request_id.hpp)
 };
 
 /// The protocol the pipelines of an HTTP/1.1 app see.
@@ -331,21 +335,38 @@ struct http1_adapter {
   /// A refusal as an HTTP status; the connection ends after it. A failed connect is a 502 (504
   /// when it timed out).
   template <class Ctx>
-  std::string render(const Ctx& ctx, const reject_reason& why) const {
+  std::string render(Ctx& ctx, const reject_reason& why) const {
     namespace http1 = codec::http1;
     codec::http1::fields extra;
     if constexpr (requires { ctx.response_fields; }) ctx.response_fields.apply(extra);
     const http1::error_response_options opt{.keep_alive = false, .head_request = head_request(ctx),
                                             .retry_after_s = why.retry_after_s};
     if (why.code == reject_code::unavailable && ctx.connect_error)
-      return http1::make_error_response(ctx.connect_error == net::error::connect_timeout ? 504 : 502, {}, extra, opt);
+      return error_response(ctx, ctx.connect_error == net::error::connect_timeout ? 504 : 502);
+    sent(ctx, http1::status_for(why.code));
     return http1::make_reject_response(why, extra, opt);
+  }
+
+  /// The proxy's own error response (502, 504, ...), with the stages' response fields; the
+  /// connection ends after it.
+  template <class Ctx>
+  std::string error_response(Ctx& ctx, unsigned status) const {
+    codec::http1::fields extra;
+    if constexpr (requires { ctx.response_fields; }) ctx.response_fields.apply(extra);
+    sent(ctx, status);
+    return codec::http1::make_error_response(status, {}, extra, {.keep_alive = false, .head_request = head_request(ctx)});
+  }
+
+  /// Records the status the client is sent (flows that keep one).
+  template <class Ctx>
+  static void sent(Ctx& ctx, unsigned status) noexcept {
+    if constexpr (requires { ctx.status = status; }) ctx.status = status;
   }
 
   /// The head could not be read: 408 for a slow one, its status for a bad one; nothing when
   /// the connection ended between requests.
   template <class Ctx>
-  asio::awaitable<void> hello_failed(asio::ip::tcp::socket& client, Ctx&, reader& r, std::error_code ec) const {
+  asio::awaitable<void> hello_failed(asio::ip::tcp::socket& client, Ctx& ctx, reader& r, std::error_code ec) const {
     namespace http1 = codec::http1;
     if (!r.started() && !r.unsupported()) co_return;
     unsigned status = 400;
@@ -354,12 +375,20 @@ struct http1_adapter {
     else if (ec == net::error::idle_timeout) status = 408;
     else if (r.parser().last_error() != http1::error{}) status = http1::status_for(r.parser().last_error());
     else if (ec == http1::error::header_too_large) status = 431;
+    sent(ctx, status);
     co_await http1_detail::answer_and_close(client, http1::make_error_response(status, text), idle_timeout);
   }
 
   /// After `replied`: the stage's response, as it is.
   template <class Ctx>
   asio::awaitable<std::error_code> answer(asio::ip::tcp::socket& client, Ctx& ctx, reader&, const options&) const {
+    if constexpr (requires { ctx.reply; }) {  // "HTTP/1.1 204 ...": its status, for the log
+      std::string_view line(ctx.reply);
+      unsigned status = 0;
+      if (line.size() >= 12 && line.substr(0, 5) == "HTTP/" && line[8] == ' ')
+        for (char c : line.substr(9, 3)) status = status * 10 + static_cast<unsigned>(c >= '0' && c <= '9' ? c - '0' : 0);
+      sent(ctx, status);
+    }
     co_return co_await detail::send(client, ctx.reply);
   }
 
@@ -420,7 +449,7 @@ struct http1_adapter {
     auto fail_before_response = [&](std::error_code ec, unsigned status = 502,
                                     bool stale = false) -> asio::awaitable<exchange_result> {
       if (reused && stale && !body_read) co_return exchange_result{ec, false, false, true};
-      co_await http1_detail::answer_and_close(client, http1::make_error_response(status), idle_timeout);
+      co_await http1_detail::answer_and_close(client, error_response(ctx, status), idle_timeout);
       co_return exchange_result{ec ? ec : make_error_code(error::backend_failed)};
     };
 
@@ -532,10 +561,11 @@ struct http1_adapter {
     if (auto v = co_await run_phase<phase::response>(p, ctx, rh); !v.is_next()) {
       if (v.is_reject()) ctx.rejected = v.reason();
       bin.consume(bin.view().size());
-      co_await http1_detail::answer_and_close(client, http1::make_error_response(502), idle_timeout);
+      co_await http1_detail::answer_and_close(client, error_response(ctx, 502), idle_timeout);
       co_return exchange_result{};
     }
     const std::string down_head = http1::serialize(down);
+    sent(ctx, rh.status);
     bin.consume(head_size);  // the head's views are not used past this point
     if (co_await http1_detail::write_for(client, std::string_view(down_head), idle_timeout))
       co_return exchange_result{make_error_code(error::client_failed)};

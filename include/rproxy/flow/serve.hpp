@@ -62,6 +62,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <optional>
@@ -366,7 +367,15 @@ asio::awaitable<std::error_code> guarded(Body body) {
 }
 
 /// The flow's addresses: from accept when the listener gave them, else asked of the socket.
+/// A connection's id, unique in the process (the logs' flow_id; the flows of one connection
+/// share it).
+inline std::uint64_t next_flow_id() noexcept {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
 inline void fill(flow_info& f, const asio::ip::tcp::socket& s, const net::accepted_endpoints* eps) {
+  f.id = next_flow_id();
   f.started = std::chrono::steady_clock::now();
   if (eps) {
     f.client = eps->remote;

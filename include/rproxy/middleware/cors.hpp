@@ -92,11 +92,12 @@ inline bool origin_allowed(const cors_config& c, std::string_view origin) noexce
 }
 
 struct cors {
-  const cors_config* cfg = nullptr;
+  const cors_config* cfg = nullptr;  ///< null: the stage passes everything (CORS off)
 
   template <class Ctx, class Req>
   rproxy::verdict on_hello(Ctx& ctx, const Req& req) {
     using namespace cors_detail;
+    if (cfg == nullptr) return rproxy::next;  // not configured: nothing to do
     const auto origin = header_of(req, "origin");
     if (!origin) return rproxy::next;
     const bool allowed = origin_allowed(*cfg, *origin);

@@ -79,6 +79,7 @@ struct request_id {
         if (auto ts = header_of(req, "tracestate"); ts && !ts->empty() && ts->size() <= request_id_config::max_tracestate_size)
           tracestate = ts;
     }
+    if constexpr (requires { ctx.request_id = s.id; }) ctx.request_id = s.id;  // for the access log
     if constexpr (requires { ctx.request_fields.set(std::string_view(), std::string_view()); }) {
       ctx.request_fields.set(cfg->header, s.id);
       if (s.trace) {

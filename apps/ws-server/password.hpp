@@ -1,0 +1,65 @@
+// ws-server/password.hpp: room passwords, stored as a salted PBKDF2-HMAC-SHA256 hash (OpenSSL),
+// checked in constant time. The password itself is never kept, logged or echoed.
+//
+//     auto h = ws_server::password_hash::make("hunter22", 100000);   // random 16-byte salt
+//     if (h && h->check("hunter22")) ...                              // CRYPTO_memcmp
+//
+// A hash costs `iterations` HMAC rounds (~0.5 ms per 1000 on one core here): the registry
+// computes it with no lock held, and joins are rate limited ("join" operation).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+namespace ws_server {
+
+/// PBKDF2-HMAC-SHA256 (RFC 8018 section 5.2) of `password` with `salt`, `out.size()` bytes.
+inline bool pbkdf2_sha256(std::string_view password, const unsigned char* salt, std::size_t salt_len,
+                          std::uint32_t iterations, unsigned char* out, std::size_t out_len) noexcept {
+  if (iterations == 0 || iterations > 0x7FFFFFFFu || password.size() > 0x7FFFFFFFu || salt_len > 0x7FFFFFFFu ||
+      out_len > 0x7FFFFFFFu)
+    return false;
+  return PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()), salt, static_cast<int>(salt_len),
+                           static_cast<int>(iterations), EVP_sha256(), static_cast<int>(out_len), out) == 1;
+}
+
+class password_hash {
+public:
+  static constexpr std::size_t salt_bytes = 16;
+  static constexpr std::size_t hash_bytes = 32;
+
+  /// A new hash with a fresh random salt; nullopt when OpenSSL fails (no entropy).
+  static std::optional<password_hash> make(std::string_view password, std::uint32_t iterations) {
+    password_hash h;
+    h.iterations_ = iterations;
+    if (RAND_bytes(h.salt_.data(), static_cast<int>(h.salt_.size())) != 1) return std::nullopt;
+    if (!pbkdf2_sha256(password, h.salt_.data(), h.salt_.size(), iterations, h.hash_.data(), h.hash_.size()))
+      return std::nullopt;
+    return h;
+  }
+
+  /// True when `password` hashes to the stored hash (compared in constant time).
+  bool check(std::string_view password) const noexcept {
+    std::array<unsigned char, hash_bytes> got{};
+    if (!pbkdf2_sha256(password, salt_.data(), salt_.size(), iterations_, got.data(), got.size())) return false;
+    const bool same = CRYPTO_memcmp(got.data(), hash_.data(), got.size()) == 0;
+    OPENSSL_cleanse(got.data(), got.size());
+    return same;
+  }
+
+  std::uint32_t iterations() const noexcept { return iterations_; }
+
+private:
+  password_hash() = default;
+  std::uint32_t iterations_ = 0;
+  std::array<unsigned char, salt_bytes> salt_{};
+  std::array<unsigned char, hash_bytes> hash_{};
+};
+
+}  // namespace ws_server
