@@ -21,7 +21,7 @@
 #include <rproxy/config/byte_size.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/validator.hpp>
-#include <rproxy/flow/serve.hpp>
+#include <rproxy/flow/options.hpp>
 #include <rproxy/middleware/ip.hpp>
 
 namespace rproxy::flow {

@@ -80,6 +80,7 @@
 #include <vector>
 
 #include <rproxy/core/proxy_mode.hpp>
+#include <rproxy/flow/options.hpp>
 #include <rproxy/middleware/ip.hpp>
 #include <rproxy/net/connector.hpp>
 #include <rproxy/net/deadline.hpp>
@@ -92,24 +93,6 @@
 namespace rproxy::flow {
 
 using namespace std::chrono_literals;
-
-/// Per-listener settings of the driver. Held by the caller for the flow's whole life.
-struct options {
-  proxy_accept accept = proxy_accept::none;
-  std::vector<middleware::cidr> trusted{};   ///< peers whose PROXY header is believed
-  proxy_send send = proxy_send::none;        ///< PROXY header for backends when no stage set one
-  std::chrono::milliseconds header_timeout = 5s;           ///< the PROXY header
-  std::chrono::milliseconds hello_timeout = 5s;            ///< from accept to a whole hello
-  std::chrono::milliseconds rejected_hello_timeout = 1s;   ///< the same, after on_accept refused
-  std::chrono::milliseconds connect_timeout = 5s;
-  unsigned max_connect_attempts = 3;
-  net::relay_options relay{};
-
-  bool is_trusted(const asio::ip::address& a) const {
-    const auto k = middleware::to_ip_key(a);
-    return std::any_of(trusted.begin(), trusted.end(), [&](const auto& c) { return c.contains(k); });
-  }
-};
 
 /// What an adapter's hello reader says after more bytes (or a pause).
 struct hello_step {
