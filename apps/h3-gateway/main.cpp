@@ -1,0 +1,93 @@
+// h3-gateway: an HTTP API gateway and load balancer made of rproxy parts (gateway.hpp), HTTP/1.1
+// for now. Routes pick a backend group, the group's balancer a backend; see docs/h3-gateway.md.
+//   h3-gateway [run] --config h3-gateway.yaml | validate FILE | init | --version
+#include "gateway.hpp"
+
+namespace h3_gateway {
+
+/// State kept across config versions: pools and health monitors by group name, metrics.
+struct app {
+  explicit app(runtime& r) : rt(r), shared(r, *r.config().get()), pool_metrics(obs::pool_metrics::add_to(r.metrics())) {
+    auto& fam = r.metrics().add_counter_family("h3gw_requests", "Requests by route and status class (none: no status sent).",
+                                               {"route", "status_class"});
+    requests = &fam;
+  }
+
+  std::shared_ptr<const world> build(const std::shared_ptr<const config>& c) {
+    auto w = std::make_shared<world>(rt, c, shared);
+    if (!w->load()) return nullptr;
+    for (const auto& g : c->groups) {
+      auto& p = pools[g.name];
+      if (!p) p = std::make_shared<bal::upstream_pool>();
+      w->pools.push_back(p);
+    }
+    static constexpr std::array<const char*, 6> classes{"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    auto row = [&](const std::string& route) {
+      std::array<obs::counter*, 6> r{};
+      for (std::size_t i = 0; i < r.size(); ++i) r[i] = &requests->with({route, classes[i]});
+      return r;
+    };
+    for (const auto& r : w->table.routes()) w->requests.push_back(row(r.name()));
+    w->requests.push_back(row(""));
+    for (std::size_t i = 0; i < rt.pool().size(); ++i) {
+      w->connections.push_back(connection_pipeline(*w));
+      w->pipelines.push_back(request_pipeline(*w, 0x9e3779b97f4a7c15ull * (i + 1)));
+    }
+    adapter.json_errors = true;
+    c->limits.apply(adapter, w->options);
+    c->forwarding.apply(adapter);
+    return w;
+  }
+
+  /// Sets each group's backends and health checks (monitors kept by name; gone groups stop).
+  bool apply(const config& c) {
+    std::map<std::string, std::unique_ptr<rproxy::health::monitor<bal::upstream_pool>>> next;
+    for (const auto& g : c.groups) {
+      auto& m = next[g.name];
+      if (auto it = monitors.find(g.name); it != monitors.end()) m = std::move(it->second);
+      else m = std::make_unique<rproxy::health::monitor<bal::upstream_pool>>(rt.control().get_executor(), pools[g.name], g.name, rt.log());
+      if (auto r = m->update(bal::pool_entries(g.backends), g.health_check, g.dynamic_weights); !r)
+        return rt.log().error("bad backends", {{"group", g.name}, {"error", r.error().message()}}), false;
+      pool_metrics->track(g.name, pools[g.name]);
+    }
+    monitors = std::move(next);
+    return true;
+  }
+
+  runtime& rt;
+  shared_state shared;
+  std::shared_ptr<obs::pool_metrics> pool_metrics;
+  obs::counter_family* requests = nullptr;
+  std::map<std::string, std::shared_ptr<bal::upstream_pool>> pools;
+  std::map<std::string, std::unique_ptr<rproxy::health::monitor<bal::upstream_pool>>> monitors;
+  rproxy::flow::http1_adapter adapter{};
+};
+
+int serve(runtime& rt) {
+  auto a = std::make_shared<app>(rt);
+  rt.keep(a);
+  const auto c = rt.config().get();
+  if (!a->shared.sink.ok()) return rt.log().error("cannot open the audit file", {{"file", c->audit.file}}), 1;
+  a->adapter.drain = &rt.drain();
+  auto first = a->build(c);
+  if (!first || !a->apply(*c)) return 1;
+  auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
+  rt.keep(worlds);
+  if (!rproxy::app::listen(rt, c->listen, "http", worlds->handler(rt.drain(), a->adapter))) return 1;
+  rt.on_stop_accepting([a] { a->monitors.clear(); });
+  rt.on_reload([a, worlds](const std::shared_ptr<const config>& next) {
+    auto w = a->build(next);
+    if (!w || !a->apply(*next)) return a->rt.log().error("routes not updated; the previous config keeps serving");
+    worlds->swap(std::move(w));
+    a->rt.log().info("routes updated", {{"routes", next->http.routes.size()}, {"groups", next->groups.size()}});
+  });
+  return 0;
+}
+
+}  // namespace h3_gateway
+
+int main(int argc, char** argv) {
+  return rproxy::app::run_main<h3_gateway::config>(
+      argc, argv, {"h3-gateway", "0.1.0", "h3-gateway.yaml", "rproxy h3-gateway: an HTTP API gateway and load balancer"},
+      [](h3_gateway::runtime& rt) { return h3_gateway::serve(rt); });
+}
