@@ -49,14 +49,24 @@ struct require_auth {
   }
 };
 
-/// Requests by route and status class ("2xx", ..., "none": no status sent).
+/// Requests by route, status class ("2xx", ..., "none": no status sent) and backend.
 struct request_metrics {
-  const std::vector<std::array<obs::counter*, 6>>* by_route;  ///< per route index, then one for "no route"
+  using row = std::array<obs::counter*, 6>;
+  struct per_route {
+    row none;  ///< no backend picked
+    std::vector<std::pair<asio::ip::tcp::endpoint, row>> backends;
+  };
+  const std::vector<per_route>* by_route;  ///< per route index, then one for "no route"
   template <class Ctx>
   void on_close(Ctx& ctx, std::error_code) {
+    if (ctx.hello_done == std::chrono::steady_clock::time_point{} && ctx.status == 0) return;  // no request came
     const auto& m = ctx.template state<by_http_route>().match;
-    const auto& row = (*by_route)[m ? m.route()->index() : by_route->size() - 1];
-    row[ctx.status >= 100 && ctx.status < 600 ? ctx.status / 100 : 0]->inc();
+    const auto& r = (*by_route)[m ? m.route()->index() : by_route->size() - 1];
+    const row* c = &r.none;
+    if (ctx.backend)
+      for (const auto& [ep, counters] : r.backends)
+        if (ep == *ctx.backend) c = &counters;
+    (*c)[ctx.status >= 100 && ctx.status < 600 ? ctx.status / 100 : 0]->inc();
   }
 };
 
@@ -135,7 +145,7 @@ struct world_base {
   std::vector<std::uint32_t> masks;
   std::vector<std::vector<std::size_t>> groups;
   std::vector<std::shared_ptr<bal::upstream_pool>> pools;  ///< per cfg->groups entry
-  std::vector<std::array<obs::counter*, 6>> requests;
+  std::vector<request_metrics::per_route> requests;
   mw::ip_filter_block::built ip;
   mw::conn_limit_config conn_cfg = cfg->conn_limit.config();
   mw::ban_check_config ban_cfg = cfg->bans.config();

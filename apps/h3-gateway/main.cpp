@@ -8,8 +8,8 @@ namespace h3_gateway {
 /// State kept across config versions: pools and health monitors by group name, metrics.
 struct app {
   explicit app(runtime& r) : rt(r), shared(r, *r.config().get()), pool_metrics(obs::pool_metrics::add_to(r.metrics())) {
-    auto& fam = r.metrics().add_counter_family("h3gw_requests", "Requests by route and status class (none: no status sent).",
-                                               {"route", "status_class"});
+    auto& fam = r.metrics().add_counter_family("h3gw_requests", "Requests by route, status class (none: no status sent) and backend.",
+                                               {"route", "status_class", "backend"});
     requests = &fam;
   }
 
@@ -22,13 +22,19 @@ struct app {
       w->pools.push_back(p);
     }
     static constexpr std::array<const char*, 6> classes{"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
-    auto row = [&](const std::string& route) {
-      std::array<obs::counter*, 6> r{};
-      for (std::size_t i = 0; i < r.size(); ++i) r[i] = &requests->with({route, classes[i]});
+    auto row = [&](const std::string& route, const std::string& backend) {
+      request_metrics::row r{};
+      for (std::size_t i = 0; i < r.size(); ++i) r[i] = &requests->with({route, classes[i], backend});
       return r;
     };
-    for (const auto& r : w->table.routes()) w->requests.push_back(row(r.name()));
-    w->requests.push_back(row(""));
+    for (std::size_t i = 0; i < w->table.routes().size(); ++i) {
+      auto& m = w->requests.emplace_back(request_metrics::per_route{row(w->table.routes()[i].name(), ""), {}});
+      for (const auto g : w->groups[i])
+        for (const auto& b : c->groups[g].backends)
+          m.backends.emplace_back(asio::ip::tcp::endpoint{asio::ip::make_address(b.address.host), b.address.port},
+                                  row(w->table.routes()[i].name(), b.address.to_string()));
+    }
+    w->requests.push_back({row("", ""), {}});
     for (std::size_t i = 0; i < rt.pool().size(); ++i) {
       w->connections.push_back(connection_pipeline(*w));
       w->pipelines.push_back(request_pipeline(*w, 0x9e3779b97f4a7c15ull * (i + 1)));

@@ -7,6 +7,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 import harness
@@ -53,6 +55,8 @@ class Echo(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
+        if self.path.endswith("/slow"):
+            time.sleep(3)
         if self.path.endswith("/big"):
             out = b"y" * (8 * 1024 * 1024)
         else:
@@ -153,6 +157,10 @@ class GatewayTest(unittest.TestCase):
 - name: files
   prefix: /files
   backends: [ { group: main } ]
+- name: slow
+  prefix: /slow
+  backends: [ { group: main } ]
+  timeout: 400ms
 - name: down
   prefix: /down
   backends: [ { group: down } ]
@@ -222,6 +230,21 @@ class GatewayTest(unittest.TestCase):
         self.assertEqual(code, 200, body)
         code, _, _ = self.get("/files/x")
         self.assertEqual(code, 200)
+
+    def test_route_timeout_is_a_504_and_metrics_count_by_route_status_and_backend(self):
+        code, _, body = self.get("/slow/slow")
+        self.assertEqual(code, 504)
+        self.assertEqual(json.loads(body), {"error": "backend_timeout", "route": "slow"})
+        code, _, _ = self.get("/files/after-timeout")
+        self.assertEqual(code, 200)
+        _, _, text = self.get(f"/metrics", "--connect-to", f"::127.0.0.1:{self.admin}")
+        text = text.decode()
+        series = f'h3gw_requests_total{{route="files",status_class="2xx",backend="127.0.0.1:{self.a.port}"}}'
+        self.assertRegex(text, re.escape(series) + r" [1-9]")
+        series = f'h3gw_requests_total{{route="slow",status_class="5xx",backend="127.0.0.1:{self.a.port}"}}'
+        self.assertRegex(text, re.escape(series) + r" 1\n")
+        # Flows that never had a request (a kept connection closing) are not requests.
+        self.assertRegex(text, re.escape('h3gw_requests_total{route="",status_class="none",backend=""}') + r" 0\n")
 
     def test_canary_ratio(self):
         counts = {"a": 0, "canary": 0}

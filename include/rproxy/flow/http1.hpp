@@ -140,6 +140,11 @@ struct http_flow : flow_info {
   /// The request target the backend gets (a router's rewrite; the query is the stage's to
   /// keep). Empty: the client's target, as sent.
   std::string upstream_target{};
+  /// Per-request bounds a stage sets (a route's timeout and idle_timeout), applied to the
+  /// exchange with the backend: no progress for `idle_timeout` (0: the adapter's), and the whole
+  /// exchange by `deadline` (none: unbounded). Out of time before the response head: a 504.
+  std::chrono::milliseconds idle_timeout{0};
+  std::chrono::steady_clock::time_point deadline{};
 };
 
 /// The protocol the pipelines of an HTTP/1.1 app see.
@@ -492,6 +497,18 @@ struct http1_adapter {
     const bool bodiless_method = head_request(ctx);
     const bool idempotent = http1_detail::idempotent(r.parser_.head().method);
     r.take_head();
+    // The wait allowed for the next step: the request's idle timeout, cut at its deadline.
+    auto wait = [&]() -> std::chrono::milliseconds {
+      std::chrono::milliseconds idle = idle_timeout;
+      if constexpr (requires { ctx.idle_timeout; ctx.deadline; }) {
+        if (ctx.idle_timeout.count() > 0) idle = ctx.idle_timeout;
+        if (ctx.deadline != std::chrono::steady_clock::time_point{}) {
+          const auto left = std::chrono::ceil<std::chrono::milliseconds>(ctx.deadline - std::chrono::steady_clock::now());
+          idle = std::max(std::chrono::milliseconds(1), std::min(idle, left));
+        }
+      }
+      return idle;
+    };
     exchange_result out;
     bool body_read = false;  // something of the body was taken from the client
 
@@ -505,10 +522,10 @@ struct http1_adapter {
     };
 
     // 1. The head, then the body (decoded by the parser, re-framed for the backend).
-    if (auto ec = co_await http1_detail::write_for(backend, std::string_view(first), idle_timeout))
+    if (auto ec = co_await http1_detail::write_for(backend, std::string_view(first), wait()))
       co_return co_await fail_before_response(net::classify(ec, net::side::upstream), 502, ec != error::idle_timeout);
     if (info.expect_continue && has_body)
-      if (co_await http1_detail::write_for(client, std::string_view("HTTP/1.1 100 Continue\r\n\r\n"), idle_timeout))
+      if (co_await http1_detail::write_for(client, std::string_view("HTTP/1.1 100 Continue\r\n\r\n"), wait()))
         co_return exchange_result{make_error_code(error::client_failed)};
     for (bool complete = !has_body; !complete;) {
       auto pr = r.parser_.parse(r.in_.view());
@@ -522,14 +539,14 @@ struct http1_adapter {
             co_await http1_detail::answer_and_close(client, render(ctx, why), idle_timeout);
             co_return exchange_result{};
           }
-          const auto wec = co_await http1_detail::write_body(backend, pr.data, info.chunked, idle_timeout);
+          const auto wec = co_await http1_detail::write_body(backend, pr.data, info.chunked, wait());
           r.in_.consume(pr.consumed);
           if (wec) co_return co_await fail_before_response(make_error_code(error::backend_failed));
           break;
         }
         case http1::event::need_more: {
           r.in_.consume(pr.consumed);
-          auto [rec, n] = co_await http1_detail::read_for(client, r.in_.prepare(buffer_size), idle_timeout);
+          auto [rec, n] = co_await http1_detail::read_for(client, r.in_.prepare(buffer_size), wait());
           if (rec) co_return exchange_result{net::classify(rec, net::side::downstream)};  // the client left mid-body
           r.in_.commit(n);
           break;
@@ -539,7 +556,7 @@ struct http1_adapter {
           if (info.chunked) {
             std::string last;  // request trailers: only those the rules allow (none by default)
             http1::append_last_chunk(last, http1::forwarded_trailers(r.connection_, r.parser_.trailers(), forward_rules()));
-            if (co_await http1_detail::write_for(backend, std::string_view(last), idle_timeout))
+            if (co_await http1_detail::write_for(backend, std::string_view(last), wait()))
               co_return co_await fail_before_response(make_error_code(error::backend_failed));
           }
           complete = true;
@@ -577,11 +594,11 @@ struct http1_adapter {
       }
       if (pr.what == http1::event::need_more) {
         bin.consume(pr.consumed);
-        auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(buffer_size), idle_timeout);
+        auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(buffer_size), wait());
         if (rec || n == 0) {  // a kept connection the backend closed: retried when that is safe
           const bool stale = bin.view().empty() && idempotent && rec && rec != error::idle_timeout;
           bin.consume(bin.view().size());
-          co_return co_await fail_before_response(net::classify(rec, net::side::upstream), 502, stale);
+          co_return co_await fail_before_response(net::classify(rec, net::side::upstream), rec == error::idle_timeout ? 504 : 502, stale);
         }
         bin.commit(n);
         continue;
@@ -618,7 +635,7 @@ struct http1_adapter {
     const std::string down_head = http1::serialize(down);
     sent(ctx, rh.status);
     bin.consume(head_size);  // the head's views are not used past this point
-    if (co_await http1_detail::write_for(client, std::string_view(down_head), idle_timeout))
+    if (co_await http1_detail::write_for(client, std::string_view(down_head), wait()))
       co_return exchange_result{make_error_code(error::client_failed)};
     ctx.bytes_to_client += down_head.size();
 
@@ -627,7 +644,7 @@ struct http1_adapter {
       auto pr = bp.parse(bin.view());
       switch (pr.what) {
         case http1::event::body: {
-          const auto wec = co_await http1_detail::write_body(client, pr.data, client_chunked, idle_timeout);
+          const auto wec = co_await http1_detail::write_body(client, pr.data, client_chunked, wait());
           ctx.bytes_to_client += pr.data.size();
           bin.consume(pr.consumed);
           if (wec) co_return exchange_result{make_error_code(error::client_failed)};
@@ -635,9 +652,9 @@ struct http1_adapter {
         }
         case http1::event::need_more: {
           bin.consume(pr.consumed);
-          auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(buffer_size), idle_timeout);
+          auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(buffer_size), wait());
           if (rec == asio::error::eof && bp.finish().what == http1::event::message_complete) {  // until close
-            if (client_chunked && co_await http1_detail::write_for(client, std::string_view("0\r\n\r\n"), idle_timeout))
+            if (client_chunked && co_await http1_detail::write_for(client, std::string_view("0\r\n\r\n"), wait()))
               co_return exchange_result{make_error_code(error::client_failed)};
             co_return exchange_result{{}, keep && client_chunked, false};
           }
@@ -654,7 +671,7 @@ struct http1_adapter {
           if (client_chunked) {
             std::string last;
             http1::append_last_chunk(last, bp.trailers());
-            if (co_await http1_detail::write_for(client, std::string_view(last), idle_timeout))
+            if (co_await http1_detail::write_for(client, std::string_view(last), wait()))
               co_return exchange_result{make_error_code(error::client_failed)};
           }
           out.keep_client = keep;

@@ -11,12 +11,16 @@
 //   - the route's request_headers edits go to ctx.request_fields (a removed or set name also
 //     drops the client's field of that name), its response_headers edits to
 //     ctx.response_fields (applied to the backend's response and to the proxy's own answers).
+//   - the route's timeout and idle_timeout: ctx.deadline (from now) and ctx.idle_timeout, when
+//     the flow has them (the HTTP/1.1 adapter bounds the exchange with them; 504 when the
+//     response head is late).
 //   - the route's max_body: a Content-Length over it is refused before anything reaches a
 //     backend; a chunked body is counted in on_message and refused when it goes over (the
 //     backend's connection is dropped). Refusal: bad_request, "request body too large".
 #pragma once
 
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -47,6 +51,10 @@ struct apply_http_route {
     }
     for (const auto& e : rt.request_edits()) edit(ctx.request_fields, e);
     for (const auto& e : rt.response_edits()) edit(ctx.response_fields, e);
+    if constexpr (requires { ctx.deadline; ctx.idle_timeout; }) {
+      if (rt.config().timeout) ctx.deadline = std::chrono::steady_clock::now() + *rt.config().timeout;
+      if (rt.config().idle_timeout) ctx.idle_timeout = *rt.config().idle_timeout;
+    }
     auto& s = ctx.template state<apply_http_route>();
     s = {};
     if (!rt.config().max_body) return rproxy::next;
