@@ -9,7 +9,8 @@
 // A draw d picks the group whose cumulative weight range holds floor(d * total / 2^64), so a
 // uniform draw gives each group weight/total of the requests exactly up to 2^-64 (no modulo
 // bias). Groups of weight 0 are never picked. sticky_hash spreads keys over all 64 bits
-// (FNV-1a, then the splitmix64 finaliser): stable across runs, builds and machines.
+// (balance/key.hpp's hash_key: FNV-1a, then a 64-bit finaliser): stable across runs, builds and
+// machines.
 #pragma once
 
 #include <cstddef>
@@ -18,22 +19,12 @@
 #include <utility>
 #include <vector>
 
+#include <rproxy/balance/key.hpp>
+
 namespace rproxy::route {
 
-/// A stable 64-bit hash of a stickiness key (a header or cookie value).
-constexpr std::uint64_t sticky_hash(std::string_view key) noexcept {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  for (char c : key) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001b3ull;
-  }
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ull;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebull;
-  h ^= h >> 31;
-  return h;
-}
+/// A stable 64-bit hash of a stickiness key (a header or cookie value): the balancers' key hash.
+inline std::uint64_t sticky_hash(std::string_view key) noexcept { return balance::hash_key(key); }
 
 class weighted_split {
 public:
