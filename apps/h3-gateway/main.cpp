@@ -39,9 +39,8 @@ struct app {
       w->connections.push_back(connection_pipeline(*w));
       w->pipelines.push_back(request_pipeline(*w, 0x9e3779b97f4a7c15ull * (i + 1)));
     }
-    adapter.json_errors = true;
-    c->limits.apply(adapter, w->options);
-    c->forwarding.apply(adapter);
+    rproxy::flow::http1_adapter listener_only;  // the adapter's own settings are the first config's
+    c->limits.apply(listener_only, w->options);
     return w;
   }
 
@@ -56,6 +55,8 @@ struct app {
         return rt.log().error("bad backends", {{"group", g.name}, {"error", r.error().message()}}), false;
       pool_metrics->track(g.name, pools[g.name]);
     }
+    for (const auto& [name, m] : monitors)
+      if (!next.contains(name)) pool_metrics->untrack(name);
     monitors = std::move(next);
     return true;
   }
@@ -75,6 +76,10 @@ int serve(runtime& rt) {
   const auto c = rt.config().get();
   if (!a->shared.sink.ok()) return rt.log().error("cannot open the audit file", {{"file", c->audit.file}}), 1;
   a->adapter.drain = &rt.drain();
+  a->adapter.json_errors = true;
+  rproxy::flow::options unused;
+  c->limits.apply(a->adapter, unused);
+  c->forwarding.apply(a->adapter);
   auto first = a->build(c);
   if (!first || !a->apply(*c)) return 1;
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));

@@ -335,6 +335,12 @@ class FailoverAndReloadTest(unittest.TestCase):
             harness.wait_until(lambda: any(s == 200 and r["backend"] == "b" for s, r in results[-20:]), what="the new route")
             n = len(results)
             harness.wait_until(lambda: len(results) > n + 50, what="traffic after the reload")
+            # A bad file is refused with its line and column; the routes stay as they were.
+            gw.write_config(config(port, admin, groups, route % ("three", "/v3")))
+            gw.signal(signal.SIGHUP)
+            harness.wait_until(lambda: "no group named 'three'" in gw.output(), what="the bad reload logged")
+            n = len(results)
+            harness.wait_until(lambda: len(results) > n + 20, what="traffic after the bad reload")
         finally:
             stop.set()
             for t in threads:
