@@ -111,8 +111,8 @@ struct world_base {
       : cfg(std::move(c)), table(cfg->http.build()), ip(cfg->ip_filter.build()),
         keys(cfg->jwt ? cfg->jwt->key_sources() : std::vector<mw::key_source>{}),
         api_keys(cfg->api_keys ? cfg->api_keys->file : std::string()), shared(&s), log(&rt.log()) {
-    jwt_cfg = cfg->jwt ? cfg->jwt->config(cfg->rate_limit ? cfg->rate_limit->claims() : std::vector<std::string>{}) : mw::jwt_auth_config{};
-    if (!cfg->jwt) jwt_cfg.sources.clear();
+    if (cfg->jwt) jwt_cfg = cfg->jwt->config(cfg->rate_limit ? cfg->rate_limit->claims() : std::vector<std::string>{});
+    else jwt_cfg.sources.clear();  // no token is ever looked for
     if (cfg->api_keys) key_cfg = cfg->api_keys->config();
     else key_cfg.sources.clear();
     jwt_cfg.optional = key_cfg.optional = true;  // "no credentials" is require_auth's call
