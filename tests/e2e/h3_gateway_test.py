@@ -161,6 +161,14 @@ class GatewayTest(unittest.TestCase):
   prefix: /slow
   backends: [ { group: main } ]
   timeout: 400ms
+- name: blocked
+  prefix: /blocked
+  backends: [ { group: main } ]
+  middleware: [ ip_filter ]
+- name: limited
+  prefix: /limited
+  backends: [ { group: main } ]
+  middleware: [ rate_limit ]
 - name: down
   prefix: /down
   backends: [ { group: down } ]
@@ -168,7 +176,9 @@ class GatewayTest(unittest.TestCase):
         cls.dead = dead_port()
         cls.groups = [("main", [cls.a.port], []), ("other", [cls.b.port], []), ("canary", [cls.c.port], []),
                       ("down", [cls.dead], ["health_check: { type: tcp, interval: 200ms, timeout: 200ms, rise: 1, fall: 1 }"])]
-        cls.extra = f"api_keys: {{ file: {cls.keys} }}\nretry_after: 7\n"
+        cls.extra = (f"api_keys: {{ file: {cls.keys} }}\nretry_after: 7\n"
+                     "ip_filter: { deny: [ 127.0.0.0/8 ] }\n"
+                     "rate_limit:\n  key: [ ip ]\n  tiers: [ { name: default, limit: 3, window: 1m } ]\n")
         cls.gw = harness.Program(BINARY, config(cls.port, cls.admin, cls.groups, cls.routes, cls.extra), args=["--workers", "2"],
                                  name="h3gw")
         cls.gw.start(wait_ports=[cls.port, cls.admin])
@@ -230,6 +240,19 @@ class GatewayTest(unittest.TestCase):
         self.assertEqual(code, 200, body)
         code, _, _ = self.get("/files/x")
         self.assertEqual(code, 200)
+        # The IP filter only where listed (it would refuse every loopback client).
+        code, _, body = self.get("/blocked/x")
+        self.assertEqual((code, json.loads(body)["error"], json.loads(body)["route"]), (403, "forbidden", "blocked"))
+        # The rate limit only where listed: 3 a minute, then 429 with X-RateLimit-* and Retry-After.
+        for i in range(3):
+            code, heads, _ = self.get("/limited/x")
+            self.assertEqual((code, heads.get("x-ratelimit-remaining")), (200, str(2 - i)))
+        code, heads, body = self.get("/limited/x")
+        self.assertEqual((code, json.loads(body)["error"]), (429, "rate_limited"))
+        self.assertEqual(heads.get("x-ratelimit-limit"), "3")
+        self.assertTrue(int(heads.get("retry-after", "0")) > 0, heads)
+        for _ in range(5):
+            self.assertEqual(self.get("/files/x")[0], 200)
 
     def test_route_timeout_is_a_504_and_metrics_count_by_route_status_and_backend(self):
         code, _, body = self.get("/slow/slow")
