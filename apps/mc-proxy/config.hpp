@@ -16,16 +16,20 @@
 #include <asio/ip/address.hpp>
 
 #include <rproxy/app/config_blocks.hpp>
+#include <rproxy/app/runtime_fwd.hpp>
 #include <rproxy/app/wake.hpp>
 #include <rproxy/balance/upstream_config.hpp>
 #include <rproxy/flow/config.hpp>
-#include <rproxy/flow/mc_server_list.hpp>
+#include <rproxy/flow/mc_block.hpp>
+#include <rproxy/flow/mc_status_block.hpp>
 #include <rproxy/config/byte_size.hpp>
 #include <rproxy/config/decode.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/load_dir.hpp>
+#include <rproxy/config/starter_config.hpp>
 #include <rproxy/config/validator.hpp>
+#include <rproxy/middleware/ban_block.hpp>
 #include <rproxy/route/host.hpp>
 
 namespace mc_proxy {
@@ -112,43 +116,6 @@ struct unknown_domain_config {
   }
 };
 
-struct rate_config {
-  std::uint32_t limit = 0;
-  std::chrono::milliseconds window = 10s;
-  static constexpr auto describe() {
-    return cfg::fields(cfg::doc<&rate_config::limit>("attempts allowed per window per client address; 0: no limit"),
-                       cfg::doc<&rate_config::window>("the window"));
-  }
-};
-
-struct limits_config {
-  std::chrono::milliseconds handshake_timeout = 5s;
-  std::chrono::milliseconds connect_timeout = 3s;
-  std::uint32_t connections_per_ip = 16;
-  std::uint32_t max_connections = 0;
-  rate_config status{30, 10s};
-  rate_config login{10, 10s};
-  std::string message = "You are connecting too fast. Please wait.";
-  static constexpr auto describe() {
-    return cfg::fields(cfg::doc<&limits_config::handshake_timeout>("a client must finish its handshake (and Login Start) within this"),
-                       cfg::doc<&limits_config::connect_timeout>("give up on a backend after this long and try the next"),
-                       cfg::doc<&limits_config::connections_per_ip>("open connections per client address (IPv6: per /64); 0: no cap"),
-                       cfg::doc<&limits_config::max_connections>("open connections in all; 0: no cap"),
-                       cfg::doc<&limits_config::status>("status pings per client address"),
-                       cfg::doc<&limits_config::login>("logins per client address"),
-                       cfg::doc<&limits_config::message>("kick text when over a rate limit"));
-  }
-};
-
-struct bans_config {
-  std::string file;
-  std::string message = "You are banned from this server.";
-  static constexpr auto describe() {
-    return cfg::fields(cfg::doc<&bans_config::file>("ban list file (IP, CIDR, username; kept across restarts); empty: no bans"),
-                       cfg::doc<&bans_config::message>("kick text for a banned player"));
-  }
-};
-
 struct config {
   cfg::endpoint listen{"0.0.0.0", 25565};
   rproxy::app::admin_config admin{};
@@ -157,8 +124,8 @@ struct config {
   std::string default_server;
   unknown_domain_config unknown_domain{};
   rproxy::flow::proxy_protocol_config proxy_protocol{};
-  limits_config limits{};
-  bans_config bans{};
+  rproxy::flow::mc_limits_block limits{};
+  rproxy::middleware::ban_block bans{.file = "", .message = "You are banned from this server."};
   rproxy::flow::relay_config relay{};
 
   static constexpr auto describe() {
@@ -188,50 +155,23 @@ struct config {
 
   /// Reads the main file, then every *.yaml of servers_dir; checks what spans files (duplicate
   /// names and domains, default_server). Used by `run`, `validate` and every reload.
-  static rproxy::result<config, cfg::diagnostics> load(const std::filesystem::path& path) { return load_as<config>(path); }
+  static rproxy::result<config, cfg::diagnostics> load(const std::filesystem::path& path);  // config.cpp
   /// The same into a config extended with a user's blocks (config/extended.hpp).
   template <class Self>
   static rproxy::result<Self, cfg::diagnostics> load_as(const std::filesystem::path& path);
 
-  /// The servers directory of a config read from `path` (nullopt: none).
+  /// The servers directory of a config read from `path` (nullopt: none), watched for reloads.
   static std::optional<std::filesystem::path> servers_path(const std::filesystem::path& path, const config& c) {
-    if (c.servers_dir.empty()) return std::nullopt;
-    std::filesystem::path d(c.servers_dir);
-    return d.is_absolute() ? d : path.parent_path() / d;
+    return cfg::dir_beside(path, c.servers_dir);
   }
 };
 
 template <class Self>
 rproxy::result<Self, cfg::diagnostics> config::load_as(const std::filesystem::path& path) {
-  cfg::positions main_pos;
-  auto main = cfg::load_file<Self>(path, &main_pos);
-  if (!main) return main;
-  Self c = std::move(*main);
-  // Where each server came from, so that errors spanning files name the file and line.
-  struct origin {
-    const cfg::positions* pos;
-    std::string prefix;  ///< path of the server in its file: "servers[2]" or "" (a servers_dir file)
-    std::string at(std::string_view field) const { return prefix.empty() ? std::string(field) : prefix + "." + std::string(field); }
-  };
-  std::vector<origin> from;
-  for (std::size_t i = 0; i < c.servers.size(); ++i) from.push_back({&main_pos, "servers[" + std::to_string(i) + "]"});
+  auto r = cfg::load_with_dir<Self, &config::servers, &config::servers_dir, &server_config::name>(path);
+  if (!r) return rproxy::failure(std::move(r).error());
+  const Self& c = r->value;
   cfg::diagnostics d;
-  std::vector<cfg::file_item<server_config>> files;
-  if (!c.servers_dir.empty()) {
-    auto items = cfg::load_dir<server_config>(*servers_path(path, c), "*.yaml");
-    if (!items) return rproxy::failure(std::move(items).error());
-    files = std::move(*items);
-    for (auto& item : files) {
-      if (item.value.name.empty()) item.value.name = item.name;
-      for (const auto& s : c.servers)
-        if (s.name == item.value.name)
-          d.add(item.pos.file(), item.pos.find("name"), cfg::error::invalid,
-                "server '" + item.value.name + "' is also declared in " + path.string());
-      c.servers.push_back(std::move(item.value));
-      from.push_back({&item.pos, ""});
-    }
-    if (!d.empty()) return rproxy::failure(std::move(d));
-  }
   std::map<std::string, std::string> domains;  // normalized domain -> server
   bool has_default = c.default_server.empty();
   for (std::size_t i = 0; i < c.servers.size(); ++i) {
@@ -240,18 +180,22 @@ rproxy::result<Self, cfg::diagnostics> config::load_as(const std::filesystem::pa
     for (std::size_t j = 0; j < s.domains.size(); ++j) {
       auto [it, fresh] = domains.emplace(rproxy::route::normalize_host(s.domains[j]), s.name);
       if (!fresh)
-        d.add(from[i].pos->file(), from[i].pos->find(from[i].at("domains[" + std::to_string(j) + "]")), cfg::error::invalid,
-              "domain '" + s.domains[j] + "' is already claimed by server '" + it->second + "'");
+        r->add(d, i, "domains[" + std::to_string(j) + "]", "domain '" + s.domains[j] + "' is already claimed by server '" + it->second + "'");
     }
   }
   if (!has_default)
-    d.add(path.string(), main_pos.find("default_server"), cfg::error::invalid,
-          "default_server '" + c.default_server + "' is not a server");
+    d.add(path.string(), r->main.find("default_server"), cfg::error::invalid, "default_server '" + c.default_server + "' is not a server");
   if (c.unknown_domain.action == unknown_action::default_server && c.default_server.empty())
-    d.add(path.string(), main_pos.find("unknown_domain.action"), cfg::error::invalid,
+    d.add(path.string(), r->main.find("unknown_domain.action"), cfg::error::invalid,
           "unknown_domain.action is default but default_server is not set");
   if (!d.empty()) return rproxy::failure(std::move(d));
-  return c;
+  return std::move(r->value);
 }
 
+/// mc-proxy itself: app<config> without extra stages (serve.cpp; see serve.hpp).
+int serve(rproxy::app::runtime<config>& rt);
+
 }  // namespace mc_proxy
+
+// mc-proxy's config is decoded in config.cpp only (the YAML decoder is the heavy instantiation).
+extern template std::string rproxy::config::starter_config<mc_proxy::config>(std::string_view);

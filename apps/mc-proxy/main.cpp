@@ -1,9 +1,11 @@
 // mc-proxy: a Minecraft reverse proxy made of rproxy parts (see mc_proxy.hpp and serve.hpp).
 //   mc-proxy [run] --config mc-proxy.yaml | validate FILE | init | --version
-#include "serve.hpp"
+#include <rproxy/app/runtime.hpp>
+
+#include "config.hpp"
 
 int main(int argc, char** argv) {
   return rproxy::app::run_main<mc_proxy::config>(
       argc, argv, {"mc-proxy", "0.1.0", "mc-proxy.yaml", "rproxy mc-proxy: a Minecraft reverse proxy"},
-      [](mc_proxy::app<>::runtime& rt) { return mc_proxy::app<>::serve(rt, [](const auto&) { return std::tuple<>{}; }); });
+      [](rproxy::app::runtime<mc_proxy::config>& rt) { return mc_proxy::serve(rt); });
 }

@@ -21,11 +21,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include <rproxy/app/listen.hpp>
 #include <rproxy/app/runtime.hpp>
+#include <rproxy/app/versions.hpp>
 #include <rproxy/app/wake.hpp>
 #include <rproxy/balance/flow_pick.hpp>
 #include <rproxy/balance/upstream_config.hpp>
 #include <rproxy/codec/mc/protocol.hpp>
+#include <rproxy/config/endpoint.hpp>
 #include <rproxy/flow/mc.hpp>
 #include <rproxy/flow/mc_server_list.hpp>
 #include <rproxy/middleware/audit_log.hpp>
@@ -206,6 +209,23 @@ auto make_mc_pipeline(const world_base* w, shared_state* s, std::uint64_t seed, 
       router{&w->hosts, {fallback, w->cfg->unknown_domain.action == unknown_action::default_server, w->cfg->unknown_domain.message}},
       rproxy::flow::mc_status_reply{[](const auto& ctx) { return &server_of(ctx)->list; }, w->cfg->limits.connect_timeout},
       backend_pick{w, std::move(bs)});
+}
+
+/// The pipeline of mc-proxy itself (no extra stages).
+using default_pipeline = decltype(make_mc_pipeline(nullptr, nullptr, 0));
+
+/// One config version's world: its parts and a pipeline per worker (each used by its worker only).
+template <class Pipeline>
+struct world : world_base {
+  mutable std::vector<Pipeline> pipelines;
+};
+
+/// The players' listener over the current world. Every flow's code (the flow driver with the
+/// Minecraft adapter over the pipeline) is instantiated under this call: mc-proxy compiles it
+/// in a unit of its own (flows.cpp).
+template <class Config, class Pipeline>
+bool listen_players(rproxy::app::runtime<Config>& rt, const cfg::endpoint& at, rproxy::app::versions<world<Pipeline>>& worlds) {
+  return rproxy::app::listen(rt, at, "players", worlds.handler(rt.drain(), rproxy::flow::mc_adapter{}));
 }
 
 }  // namespace mc_proxy

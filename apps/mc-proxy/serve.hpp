@@ -13,7 +13,6 @@
 #include <tuple>
 
 #include <rproxy/app/file_watch.hpp>
-#include <rproxy/app/listen.hpp>
 #include <rproxy/app/versions.hpp>
 #include <rproxy/health/monitor.hpp>
 #include <rproxy/observe/pool_metrics.hpp>
@@ -47,9 +46,7 @@ private:
     const auto cfg = rt_.config().get();
     using pipeline_t = decltype(std::apply([](auto... x) { return make_mc_pipeline(nullptr, nullptr, 0, std::move(x)...); },
                                            make_extra(*cfg)));
-    struct world : world_base {
-      mutable std::vector<pipeline_t> pipelines;  // one per worker (each used by its worker only)
-    };
+    using world = mc_proxy::world<pipeline_t>;
     auto build = [this, make_extra](const std::shared_ptr<const Config>& c) -> std::shared_ptr<const world> {
       auto w = std::make_shared<world>();
       if (!fill(*w, c)) return nullptr;
@@ -66,7 +63,7 @@ private:
     if (cfg->proxy_protocol.accept != rproxy::proxy_accept::none)
       rt_.log().warn("PROXY protocol is ON: any host in these ranges can claim any client address; only list your load balancers",
                      {{"trusted", fmt_list(cfg->proxy_protocol.trusted)}});
-    if (!rproxy::app::listen(rt_, cfg->listen, "players", worlds->handler(rt_.drain(), rproxy::flow::mc_adapter{}))) return 1;
+    if (!listen_players(rt_, cfg->listen, *worlds)) return 1;
     rt_.on_stop_accepting([this] {
       tick_.cancel();
       monitors_.clear();
@@ -122,17 +119,11 @@ private:
       for (const auto& d : sv.cfg->domains) w.hosts.add(d, &sv);
       if (sv.cfg->name == cfg->default_server) w.default_server = &sv;
     }
-    const auto& lim = cfg->limits;
-    mw::rate_limit_config::tier t{"default", {}};
-    if (lim.login.limit) t.limits.push_back({"login", {.limit = lim.login.limit, .window = lim.login.window}});
-    if (lim.status.limit) t.limits.push_back({"status", {.limit = lim.status.limit, .window = lim.status.window}});
-    w.rate.tiers = {t};
-    w.rate.reject_message = lim.message;
-    w.conns = {.max_per_ip = lim.connections_per_ip, .max_total = lim.max_connections, .reject_message = "Too many connections from your address."};
-    w.bans.reject_message = cfg->bans.message;
+    w.rate = cfg->limits.rate_limit();
+    w.conns = cfg->limits.conn_limit();
+    w.bans = cfg->bans.config();
     w.options = rproxy::flow::make_options(cfg->proxy_protocol, cfg->relay);
-    w.options.hello_timeout = lim.handshake_timeout;
-    w.options.connect_timeout = lim.connect_timeout;
+    cfg->limits.apply(w.options);
     return true;
   }
 
@@ -159,18 +150,17 @@ private:
     }
     bans_watch_.reset();
     if (cfg->bans.file.empty()) return;
-    load_bans(cfg->bans.file);
-    auto w = rproxy::app::file_watch::open(rt_.control().get_executor(), cfg->bans.file, [this, f = cfg->bans.file] { load_bans(f); });
+    load_bans(cfg->bans);
+    auto w = rproxy::app::file_watch::open(rt_.control().get_executor(), cfg->bans.file, [this, b = cfg->bans] { load_bans(b); });
     if (w) bans_watch_.emplace(std::move(*w));
     else rt_.log().warn("ban file not watched; changes need a reload", {{"file", cfg->bans.file}, {"error", w.error().message()}});
   }
 
-  void load_bans(const std::string& file) {
-    std::size_t line = 0;
-    if (auto r = shared_.bans.load(file, &line); !r)
-      rt_.log().error("ban file not loaded; the previous bans stay", {{"file", file}, {"line", line}, {"error", r.error().message()}});
-    else
-      rt_.log().info("bans loaded", {{"file", file}});
+  void load_bans(const rproxy::middleware::ban_block& b) {
+    if (b.load(shared_.bans, [this](const std::string& file, std::error_code ec, std::size_t line) {
+          rt_.log().error("ban file not loaded; the previous bans stay", {{"file", file}, {"line", line}, {"error", ec.message()}});
+        }))
+      rt_.log().info("bans loaded", {{"file", b.file}});
   }
 
   static std::string first_name(const server_config& sc) {

@@ -1,6 +1,8 @@
 // http_gateway: an HTTP/1.1 reverse proxy with the security middleware, from a YAML file
 // (see http_gateway.hpp and docs/security.md).
 //   http_gateway [run] --config http_gateway.yaml | validate FILE | init | --version
+#include <rproxy/app/runtime.hpp>
+
 #include "http_gateway.hpp"
 
 int main(int argc, char** argv) {

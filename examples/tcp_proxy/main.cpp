@@ -1,5 +1,7 @@
 // tcp_proxy: an L4 proxy from a YAML file, made of rproxy parts (see tcp_proxy.hpp).
 //   tcp_proxy [run] --config tcp_proxy.yaml | validate FILE | init | --version
+#include <rproxy/app/runtime.hpp>
+
 #include "tcp_proxy.hpp"
 
 int main(int argc, char** argv) {

@@ -87,15 +87,18 @@ def config(port, admin, backend, open_hour, close_hour):
 
 
 class CustomMiddlewareTest(unittest.TestCase):
-    def run_case(self, open_hour, close_hour):
+    def run_case(self, open_hour, close_hour, probe_refused):
         port, admin, backend = harness.free_port(), harness.free_port(), harness.free_port()
         prog = harness.Program(BINARY, config(port, admin, backend, open_hour, close_hour), name="custom")
         prog.start(wait_ports=[port, admin])
         scrape = lambda: urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
         idle = lambda: re.search(r"^rproxy_flows_active 0$", scrape(), re.M) is not None
         try:
-            # the start-up port probe was a flow too: count from when it has closed
-            harness.wait_until(idle, what="the port probe's flow closed")
+            # the start-up port probe was a flow too: count from when it has closed. No flow
+            # active is also true before the probe is accepted: when closed hours refuse it, wait
+            # for its refusal to be counted as well (else it may count after `before`).
+            harness.wait_until(lambda: idle() and (not probe_refused or forbidden(scrape()) >= 1),
+                               what="the port probe's flow closed")
             before = forbidden(scrape())
             motd = status_motd(port, "shop.example.com")
             harness.wait_until(idle, what="the ping's flow closed (it is counted as it closes)")
@@ -105,12 +108,12 @@ class CustomMiddlewareTest(unittest.TestCase):
         return motd, after - before
 
     def test_open_hours_let_clients_in(self):
-        motd, refused = self.run_case(0, 24)
+        motd, refused = self.run_case(0, 24, probe_refused=False)
         self.assertEqual(motd, "shop is offline")  # mc-proxy answered: no backend listens there
         self.assertEqual(refused, 0)
 
     def test_closed_hours_refuse_clients(self):
-        motd, refused = self.run_case(0, 0)
+        motd, refused = self.run_case(0, 0, probe_refused=True)
         self.assertEqual(motd, "closed for the test")
         self.assertEqual(refused, 1)
 

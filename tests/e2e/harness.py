@@ -110,6 +110,12 @@ def need(available, why):
     return unittest.skip(why)
 
 
+def sanitized(binary):
+    """Whether `binary` was built with AddressSanitizer (its runtime is linked in statically)."""
+    with open(binary, "rb") as f:
+        return b"AddressSanitizer" in f.read()
+
+
 def nginx_path():
     """nginx on PATH, or in /usr/sbin where Debian installs it (not on a non-root PATH)."""
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")

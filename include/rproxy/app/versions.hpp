@@ -23,6 +23,7 @@
 #include <asio/ip/tcp.hpp>
 
 #include <memory>
+#include <system_error>
 #include <utility>
 
 #include <rproxy/flow/drain.hpp>
@@ -49,8 +50,12 @@ public:
       const auto* share = part(*w);
       if (!share) return;  // closes s
       const auto i = observe::worker_index() % share->pipelines.size();
-      auto ex = s.get_executor();
-      asio::co_spawn(ex, run(*share, i, adapter, std::move(s), eps, std::move(w), drain.track()), asio::detached);
+      if constexpr (requires { share->connections[i]; }) {
+        auto ex = s.get_executor();
+        asio::co_spawn(ex, run(*share, i, adapter, std::move(s), eps, std::move(w), drain.track()), asio::detached);
+      } else {  // one flow per connection: no coroutine frame while it relays
+        flow::spawn(share->pipelines[i], adapter, std::move(s), share->options, eps, keep{std::move(w), drain.track()});
+      }
     };
   }
   /// The same for a world that is one listener's share itself.
@@ -60,15 +65,19 @@ public:
   }
 
 private:
-  /// One connection on worker i. A share with `connections` pipelines (one per worker, run
-  /// once per connection) serves a flow per hello on it (HTTP/1.1 keep-alive).
+  /// What a spawned flow keeps for its life: its world (pipelines, options) and its drain count.
+  struct keep {
+    std::shared_ptr<const World> world;
+    flow::drain_tracker::guard guard;
+    void operator()(const std::error_code&) const noexcept {}
+  };
+
+  /// One connection on worker i of a share with `connections` pipelines (one per worker, run
+  /// once per connection): a flow per hello on it (HTTP/1.1 keep-alive).
   template <class Share, class Adapter>
   static asio::awaitable<void> run(const Share& share, std::size_t i, Adapter adapter, asio::ip::tcp::socket s,
                                    net::accepted_endpoints eps, std::shared_ptr<const World>, flow::drain_tracker::guard) {
-    if constexpr (requires { share.connections[i]; })
-      co_await flow::serve(share.connections[i], share.pipelines[i], adapter, std::move(s), share.options, eps);
-    else
-      co_await flow::serve(share.pipelines[i], adapter, std::move(s), share.options, eps);
+    co_await flow::serve(share.connections[i], share.pipelines[i], adapter, std::move(s), share.options, eps);
   }
 
   config::snapshot<World> snap_;

@@ -10,9 +10,19 @@
 //     rproxy::utf8::is_valid("h\xc3\xa9llo");                               // true
 //     std::string out; rproxy::utf8::append(out, U'\u00e9');                // "\xc3\xa9"
 //     rproxy::utf8::sanitize("a\xff" "b");                                  // "a\uFFFDb" in UTF-8
+//
+// Text that arrives in pieces (WebSocket fragments) is checked with a `validator`, which keeps
+// three bytes of state between pieces and fails on the first byte that cannot begin or continue
+// a valid sequence (fail fast: "\xed\xa0" is refused at its second byte, before the third):
+//
+//     rproxy::utf8::validator v;
+//     if (!v.feed(piece)) fail();            // per piece, in order
+//     if (!v.complete()) fail();             // at the end: no sequence left truncated
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -112,5 +122,75 @@ inline std::string sanitize(std::string_view s) {
   for_each(s, [&](char32_t cp) { append(out, cp); });
   return out;
 }
+
+/// Incremental strict validation of a text that arrives in pieces (same rules as is_valid()).
+/// feed() returns false at the first byte that no valid text can contain at that point, so
+/// the error is known as soon as that byte arrives; after a false the validator stays failed
+/// until reset().
+class validator {
+public:
+  /// Checks the next piece of the text; false once the text can no longer be valid.
+  bool feed(std::string_view s) noexcept {
+    if (failed_) return false;
+    std::size_t i = 0;
+    const std::size_t n = s.size();
+    while (i < n) {
+      if (need_ == 0) {
+        // ASCII fast path, 8 bytes at a time.
+        while (i + 8 <= n) {
+          std::uint64_t w;
+          std::memcpy(&w, s.data() + i, 8);
+          if ((w & 0x8080808080808080ull) != 0) break;
+          i += 8;
+        }
+        if (i == n) break;
+        const auto c = static_cast<unsigned char>(s[i++]);
+        if (c < 0x80) continue;
+        if (c >= 0xC2 && c <= 0xDF) {
+          need_ = 1, lo_ = 0x80, hi_ = 0xBF;
+        } else if (c == 0xE0) {
+          need_ = 2, lo_ = 0xA0, hi_ = 0xBF;  // no overlong 3-byte forms
+        } else if (c == 0xED) {
+          need_ = 2, lo_ = 0x80, hi_ = 0x9F;  // no surrogates
+        } else if (c >= 0xE1 && c <= 0xEF) {
+          need_ = 2, lo_ = 0x80, hi_ = 0xBF;
+        } else if (c == 0xF0) {
+          need_ = 3, lo_ = 0x90, hi_ = 0xBF;  // no overlong 4-byte forms
+        } else if (c >= 0xF1 && c <= 0xF3) {
+          need_ = 3, lo_ = 0x80, hi_ = 0xBF;
+        } else if (c == 0xF4) {
+          need_ = 3, lo_ = 0x80, hi_ = 0x8F;  // nothing above U+10FFFF
+        } else {
+          return fail(i - 1);
+        }
+      } else {
+        const auto c = static_cast<unsigned char>(s[i++]);
+        if (c < lo_ || c > hi_) return fail(i - 1);
+        --need_;
+        lo_ = 0x80, hi_ = 0xBF;
+      }
+    }
+    return true;
+  }
+  /// True when the text fed so far is valid and ends on a sequence boundary.
+  bool complete() const noexcept { return !failed_ && need_ == 0; }
+  /// True after a failed feed().
+  bool failed() const noexcept { return failed_; }
+  /// Offset, in the piece of the failed feed(), of the first invalid byte.
+  std::size_t error_offset() const noexcept { return error_offset_; }
+  void reset() noexcept { *this = validator{}; }
+
+private:
+  bool fail(std::size_t at) noexcept {
+    failed_ = true;
+    error_offset_ = at;
+    return false;
+  }
+  std::size_t error_offset_ = 0;
+  std::uint8_t need_ = 0;   // continuation bytes still expected
+  std::uint8_t lo_ = 0x80;  // bounds of the next continuation byte
+  std::uint8_t hi_ = 0xBF;
+  bool failed_ = false;
+};
 
 }  // namespace rproxy::utf8

@@ -1,7 +1,8 @@
 // rproxy/flow/mc_server_list.hpp: what a Minecraft proxy answers to server-list pings itself,
-// for any Minecraft app: the `status:` config block, one server's answers built from it, and the
-// stage that answers status and legacy pings from the cache, else from a backend (which refills
-// the cache), else with the text for the server's state (offline, sleeping, starting).
+// for any Minecraft app: one server's answers built from its `status:` block
+// (flow/mc_status_block.hpp), and the stage that answers status and legacy pings from the cache,
+// else from a backend (which refills the cache), else with the text for the server's state
+// (offline, sleeping, starting).
 //
 //     struct server_config { rproxy::flow::mc_status_config status{}; ... };       // YAML `status:`
 //     rproxy::flow::mc_server_list list(sc.status, cache, wake, pool, rewrite_host, config_dir, log);
@@ -29,7 +30,7 @@
 #include <rproxy/cache/reply_cache.hpp>
 #include <rproxy/codec/mc/server_list.hpp>
 #include <rproxy/codec/mc/status.hpp>
-#include <rproxy/config/field.hpp>
+#include <rproxy/flow/mc_status_block.hpp>
 #include <rproxy/health/mc_status_probe.hpp>
 #include <rproxy/net/proxy_accept.hpp>
 #include <rproxy/observe/log.hpp>
@@ -37,35 +38,6 @@
 #include <rproxy/pipeline/verdict.hpp>
 
 namespace rproxy::flow {
-
-/// What the server list shows for a server in one state.
-struct mc_status_text {
-  std::string motd;          ///< text, or a JSON text component; '§' colour codes work
-  std::string version_name;  ///< shown (in red) in place of the player count
-  std::string favicon;       ///< path to a 64x64 PNG, or ""
-  static constexpr auto describe() {
-    using namespace rproxy::config;
-    return fields(doc<&mc_status_text::motd>("MOTD: text or a JSON text component"),
-                  doc<&mc_status_text::version_name>("version text shown in place of the player count"),
-                  doc<&mc_status_text::favicon>("path to a 64x64 PNG icon (relative to the config file), or empty"));
-  }
-};
-
-struct mc_status_config {
-  std::chrono::milliseconds cache_ttl = std::chrono::seconds(5);
-  mc_status_text online{};
-  mc_status_text offline{"§cServer offline", "offline", ""};
-  mc_status_text starting{"§eServer is starting, please wait...", "starting", ""};
-  mc_status_text sleeping{"§7Server is sleeping. Join to wake it up!", "sleeping", ""};
-  static constexpr auto describe() {
-    using namespace rproxy::config;
-    return fields(doc<&mc_status_config::cache_ttl>("how long a backend's status answer is reused"),
-                  doc<&mc_status_config::online>("replaces parts of the backend's answer; empty fields keep the backend's"),
-                  doc<&mc_status_config::offline>("shown when no backend answers"),
-                  doc<&mc_status_config::starting>("shown while a wake-on-join start is in progress"),
-                  doc<&mc_status_config::sleeping>("shown while a wake-on-join server is stopped"));
-  }
-};
 
 /// Where an answer came from (a counter label).
 enum class mc_ping_source : std::size_t { cache, backend, offline, sleeping, starting, count };

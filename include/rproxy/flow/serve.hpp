@@ -46,11 +46,15 @@
 //     result says whether the client and backend connections may carry another flow.
 //
 // serve(p, adapter, socket, options) runs one flow per connection (L4, Minecraft);
+// spawn(p, adapter, socket, options, eps, done) does the same detached, and once the flow relays
+// bytes it keeps no coroutine frame (an idle relayed connection costs little: what the apps use);
 // serve(conn, p, adapter, socket, options) runs a flow per hello while the adapter keeps the
 // connection (HTTP/1.1 keep-alive), with `conn` running on_accept/on_close for the connection.
 #pragma once
 
 #include <asio/awaitable.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
@@ -65,10 +69,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <exception>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -249,13 +256,18 @@ struct kept_backend {
 };
 
 
+/// No hand-off: the byte relay is awaited in the flow's coroutine (serve()).
+struct no_handoff {};
+
 /// Steps 3-7 for one flow; the caller runs on_close. `keep_client` says whether another flow
-/// may follow on the same client connection.
-template <class Pipeline, class Adapter, class Reader>
+/// may follow on the same client connection. With a `handoff`, the byte relay is not awaited:
+/// (*handoff)(backend, relay_options) starts it, owning the rest of the flow (spawn()), and
+/// run_flow completes at once with no error.
+template <class Pipeline, class Adapter, class Reader, class Handoff = no_handoff>
 asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typename Pipeline::context_type& ctx,
                                           asio::ip::tcp::socket& client, const options& o, Reader& reader,
                                           const std::optional<reject_reason>& refused, std::string_view early,
-                                          kept_backend& kept, bool& keep_client) {
+                                          kept_backend& kept, bool& keep_client, Handoff* handoff = nullptr) {
   keep_client = false;
   // 3, 4. The hello, on_hello.
   if constexpr (Adapter::reads_hello) {
@@ -347,11 +359,18 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
     auto ro = o.relay;
     ro.initial_to_backend = std::move(first);
     ro.shutdown_last = false;  // both sockets are closed right after: the close sends the FIN
+    if constexpr (!std::is_same_v<Handoff, no_handoff>) {
+      if (handoff) {
+        (*handoff)(std::move(*backend), std::move(ro));
+        co_return std::error_code{};
+      }
+    }
     auto [rec, stats] = co_await net::async_relay(client, *backend, std::move(ro), tuple_awaitable);
     ctx.bytes_from_client += stats.bytes_client_to_backend;
     ctx.bytes_to_client += stats.bytes_backend_to_client;
     std::error_code nd;
     backend->close(nd);
+    client.close(nd);  // the relay half-closed it, or closed it on an error: no shutdown(2) more
     co_return rec;
   }
 }
@@ -393,6 +412,77 @@ inline void end(asio::ip::tcp::socket& s) {
   s.close(ignored);
 }
 
+/// A flow started by spawn(): what lives as long as the connection does. While the bytes are
+/// relayed this object and the relay's own state are all the connection holds (no coroutine
+/// frame), so an idle relayed connection costs little memory.
+template <class Pipeline, class Done>
+struct spawned_flow {
+  Pipeline& p;
+  typename Pipeline::context_type ctx;
+  asio::ip::tcp::socket client;
+  std::optional<asio::ip::tcp::socket> backend{};
+  Done done;
+
+  /// Step 8: closes what is open, runs on_close, then tells `done`.
+  void finish(const std::error_code& ec) {
+    std::error_code ignored;
+    if (backend) backend->close(ignored);
+    if (relayed) client.close(ignored);  // the relay half-closed it already
+    else end(client);
+    // Called from the relay's completion, outside any coroutine: a stage's exception here
+    // would end the worker's io_context::run(). A bug in one flow must not (as in guarded()).
+    try {
+      p.close(ctx, ec);
+    } catch (const std::exception&) {
+    }
+    done(ec);
+  }
+  bool relayed = false;  ///< the relay took the flow over
+};
+
+/// The relay's completion handler in a spawned flow: it owns the flow.
+template <class Flow>
+struct relay_completion {
+  std::unique_ptr<Flow> f;
+  void operator()(const std::error_code& ec, const net::relay_stats& st) {
+    auto flow = std::move(f);
+    flow->ctx.bytes_from_client += st.bytes_client_to_backend;
+    flow->ctx.bytes_to_client += st.bytes_backend_to_client;
+    flow->finish(ec);
+  }
+};
+
+/// run_flow's hand-off in a spawned flow: the relay takes the flow over from the coroutine.
+template <class Flow>
+struct relay_handoff {
+  std::unique_ptr<Flow>& f;
+  void operator()(asio::ip::tcp::socket backend, net::relay_options ro) {
+    Flow& flow = *f;
+    flow.backend.emplace(std::move(backend));
+    flow.relayed = true;
+    net::async_relay(flow.client, *flow.backend, std::move(ro), relay_completion<Flow>{std::move(f)});
+  }
+};
+
+/// Steps 1-7 of a spawned flow; step 8 here unless the relay took the flow over.
+template <class Flow, class Adapter>
+asio::awaitable<void> run_spawned(std::unique_ptr<Flow> f, Adapter a, const options& o) {
+  auto& p = f->p;
+  auto& ctx = f->ctx;
+  auto& client = f->client;
+  auto reader = make_reader(a);
+  relay_handoff<Flow> handoff{f};
+  auto ec = co_await guarded([&]() -> asio::awaitable<std::error_code> {
+    auto acc = co_await accept(p, a, ctx, client, o);
+    if (acc.ec) co_return acc.ec;
+    if constexpr (Adapter::reads_hello) reader.feed(acc.early);
+    kept_backend kept;
+    bool keep_client = false;
+    co_return co_await run_flow(p, a, ctx, client, o, reader, acc.refused, acc.early, kept, keep_client, &handoff);
+  });
+  if (f) f->finish(ec);  // else the relay owns the flow now (and ctx, client with it)
+}
+
 }  // namespace detail
 
 /// Serves one accepted client socket through `p` with the protocol adapter `a`: one flow per
@@ -416,6 +506,21 @@ asio::awaitable<std::error_code> serve(Pipeline& p, const Adapter& a, asio::ip::
   detail::end(client);
   p.close(ctx, ec);
   co_return ec;
+}
+
+/// The same as serve(), detached: starts the flow on the socket's executor and returns. `done`
+/// (callable as done(std::error_code)) is called once when the flow has ended, after on_close,
+/// and destroyed with it: it may own what the flow needs (`p`, `o`) for that long. Once the
+/// flow relays bytes it holds no coroutine frame: the relay's completion finishes it. If the
+/// io_context is destroyed first, the flow is destroyed with it, `done` uncalled.
+template <class Pipeline, class Adapter, class Done>
+void spawn(Pipeline& p, Adapter a, asio::ip::tcp::socket client, const options& o,
+           std::optional<net::accepted_endpoints> eps, Done done) {
+  using flow_t = detail::spawned_flow<Pipeline, Done>;
+  auto ex = client.get_executor();
+  std::unique_ptr<flow_t> f(new flow_t{p, p.make_context(), std::move(client), std::nullopt, std::move(done)});
+  detail::fill(f->ctx, f->client, eps ? &*eps : nullptr);
+  asio::co_spawn(ex, detail::run_spawned(std::move(f), std::move(a), o), asio::detached);
 }
 
 /// Serves one client connection that carries many flows (HTTP/1.1 keep-alive: a flow per

@@ -21,6 +21,24 @@ struct server {
                   doc<&server::proxy_protocol>());
   }
 };
+
+struct named {
+  std::string name;
+  std::vector<std::string> domains;
+  static constexpr auto describe() {
+    using namespace rproxy::config;
+    return fields(doc<&named::name>("name; a file's item is named by its file"), required<&named::domains>("hostnames"));
+  }
+};
+struct main_file {
+  std::string servers_dir;
+  std::vector<named> servers;
+  std::string default_server;
+  static constexpr auto describe() {
+    using namespace rproxy::config;
+    return fields(doc<&main_file::servers_dir>("dir"), doc<&main_file::servers>("inline"), doc<&main_file::default_server>("x"));
+  }
+};
 }  // namespace ld
 
 namespace {
@@ -141,4 +159,85 @@ TEST_CASE("matches_pattern: shell patterns, hidden files excluded", "[config]") 
   CHECK_FALSE(cfg::matches_pattern("lobby.yaml~", "*.yaml"));
   CHECK_FALSE(cfg::matches_pattern(".lobby.yaml", "*.yaml"));
   CHECK(cfg::matches_pattern(".lobby.yaml", ".*.yaml"));
+}
+
+namespace {
+auto load_main(const fs::path& p) {
+  return cfg::load_with_dir<ld::main_file, &ld::main_file::servers, &ld::main_file::servers_dir, &ld::named::name>(p);
+}
+}  // namespace
+
+TEST_CASE("load_with_dir: inline items, then the directory's, named by their files, each with its origin", "[config]") {
+  temp_dir d;
+  fs::create_directory(d.path / "servers");
+  d.write("main.yaml", "servers_dir: servers\nservers:\n  - name: hub\n    domains: [hub.example.com]\n");
+  d.write("servers/lobby.yaml", "domains:\n  - lobby.example.com\n  - lobby2.example.com\n");
+  d.write("servers/pvp.yaml", "name: arena\ndomains: [pvp.example.com]\n");
+
+  auto r = load_main(d.path / "main.yaml");
+  INFO((r ? std::string() : r.error().to_string()));
+  REQUIRE(r);
+  const auto& list = r->value.servers;
+  REQUIRE(list.size() == 3);
+  CHECK(list[0].name == "hub");
+  CHECK(list[1].name == "lobby");  // from the file name
+  CHECK(list[2].name == "arena");  // its own name wins
+  CHECK(list[1].domains == std::vector<std::string>{"lobby.example.com", "lobby2.example.com"});
+
+  // Each item's fields are found in its own file.
+  CHECK(r->pos_of(0).file() == (d.path / "main.yaml").string());
+  CHECK(r->find(0, "domains[0]") == cfg::mark{4, 15});
+  CHECK(r->pos_of(1).file() == (d.path / "servers" / "lobby.yaml").string());
+  CHECK(r->find(1, "domains[1]") == cfg::mark{3, 5});
+  cfg::diagnostics diags;
+  r->add(diags, 2, "domains[0]", "claimed twice");
+  r->add(diags, 0, "domains[0]", "claimed twice");
+  REQUIRE(diags.size() == 2);
+  CHECK(diags[0].to_string() == (d.path / "servers" / "pvp.yaml").string() + ":2:11: claimed twice");
+  CHECK(diags[1].to_string() == (d.path / "main.yaml").string() + ":4:15: claimed twice");
+  CHECK(r->main.find("servers_dir") == cfg::mark{1, 14});
+}
+
+TEST_CASE("load_with_dir: a name declared twice is reported where the second one is", "[config]") {
+  temp_dir d;
+  fs::create_directory(d.path / "servers");
+  d.write("main.yaml", "servers_dir: servers\nservers: [{name: lobby, domains: [a]}]\n");
+  d.write("servers/a.yaml", "name: b\ndomains: [x]\n");
+  d.write("servers/b.yaml", "domains: [y]\n");       // named b by its file: a.yaml took it
+  d.write("servers/lobby.yaml", "domains: [z]\n");   // lobby is in main.yaml
+
+  auto r = load_main(d.path / "main.yaml");
+  REQUIRE_FALSE(r);
+  std::vector<std::string> got;
+  for (const auto& diag : r.error()) got.push_back(diag.to_string());
+  const std::vector<std::string> expected = {
+      (d.path / "servers" / "b.yaml").string() + ":1:1: name 'b' is also declared in " + (d.path / "servers" / "a.yaml").string(),
+      (d.path / "servers" / "lobby.yaml").string() + ":1:1: name 'lobby' is also declared in " + (d.path / "main.yaml").string(),
+  };
+  CHECK(got == expected);
+}
+
+TEST_CASE("load_with_dir: no directory named, a missing one, a bad file in it", "[config]") {
+  temp_dir d;
+  d.write("plain.yaml", "servers: [{name: a, domains: [a]}]\n");
+  auto plain = load_main(d.path / "plain.yaml");
+  REQUIRE(plain);
+  CHECK(plain->value.servers.size() == 1);
+  CHECK(plain->files.empty());
+
+  d.write("missing.yaml", "servers_dir: nope\n");
+  auto missing = load_main(d.path / "missing.yaml");
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error()[0].to_string() == (d.path / "nope").string() + ": cannot read directory: No such file or directory");
+
+  fs::create_directory(d.path / "abs");
+  d.write("abs/x.yaml", "domain: [x]\n");
+  d.write("absolute.yaml", "servers_dir: " + (d.path / "abs").string() + "\n");
+  auto bad = load_main(d.path / "absolute.yaml");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error()[0].file == (d.path / "abs" / "x.yaml").string());
+
+  CHECK(cfg::dir_beside("/etc/app/main.yaml", "servers") == fs::path("/etc/app/servers"));
+  CHECK(cfg::dir_beside("/etc/app/main.yaml", "/srv/servers") == fs::path("/srv/servers"));
+  CHECK_FALSE(cfg::dir_beside("/etc/app/main.yaml", ""));
 }

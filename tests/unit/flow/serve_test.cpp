@@ -259,6 +259,25 @@ struct harness {
     return client;
   }
 
+  /// The same through flow::spawn: `done` records the result (and counts its calls); it is
+  /// called after on_close, so `closes_at_done` says what on_close had run by then.
+  template <class Pipeline, class Adapter = line_adapter>
+  tcp::socket spawn(Pipeline& p, Adapter a = {}) {
+    tcp::acceptor front(ioc, {asio::ip::address_v4::loopback(), 0});
+    tcp::socket client(ioc);
+    client.connect(front.local_endpoint());
+    tcp::socket server = front.accept();
+    asio::co_spawn(ioc, backend.serve(), asio::detached);
+    flow::spawn(p, a, std::move(server), opt, std::nullopt, [this](std::error_code ec) {
+      ++dones;
+      closes_at_done = rec.closes;
+      result = ec;
+    });
+    return client;
+  }
+  int dones = 0;
+  int closes_at_done = -1;
+
   /// Everything the client gets until `want` bytes arrived or the driver closed.
   std::string read(tcp::socket& s, std::size_t want = 1 << 20) {
     std::string got;
@@ -300,6 +319,57 @@ TEST_CASE("flow: the hello and what follows reach the backend, then bytes are re
   CHECK(h.backend.got == "alice\nmore\n");
   CHECK(h.rec.connects == 1);
   CHECK(h.rec.closes == 1);
+}
+
+TEST_CASE("flow: spawn relays like serve and calls `done` once, after on_close", "[flow]") {
+  harness h;
+  auto p = make(closer{&h.rec}, gate{}, slow_check{}, router{&h.rec, {h.backend.acc.local_endpoint()}});
+  auto client = h.spawn(p);
+  asio::write(client, asio::buffer(std::string("alice\nmore\n")));
+  CHECK(h.read(client, 21) == "echo:alice\necho:more\n");
+  CHECK_FALSE(h.result.has_value());  // still relaying
+  client.shutdown(tcp::socket::shutdown_send);
+  CHECK(h.read(client).empty());      // the backend's end came through
+  h.finish();
+  CHECK(*h.result == std::error_code{});
+  CHECK(h.dones == 1);
+  CHECK(h.closes_at_done == 1);
+  CHECK(h.rec.closes == 1);
+  CHECK(h.rec.close_ec == std::error_code{});
+  CHECK(h.backend.got == "alice\nmore\n");
+  CHECK(h.rec.connects == 1);
+}
+
+TEST_CASE("flow: spawn ends a refused flow itself: the refusal is told, on_close and `done` run", "[flow]") {
+  harness h;
+  auto p = make(closer{&h.rec}, gate{true}, router{&h.rec, {h.backend.acc.local_endpoint()}});
+  auto client = h.spawn(p);
+  asio::write(client, asio::buffer(std::string("alice\n")));
+  CHECK(h.read(client) == "NO forbidden:closed\n");
+  h.finish();
+  CHECK(h.dones == 1);
+  CHECK(h.closes_at_done == 1);
+  CHECK(h.rec.routes == 0);
+  CHECK_FALSE(h.backend.accepted);
+}
+
+TEST_CASE("flow: a spawned flow whose io_context goes away first is destroyed, `done` uncalled", "[flow]") {
+  record rec;
+  int dones = 0;
+  std::optional<tcp::socket> client;
+  {
+    harness h;
+    auto p = make(closer{&rec}, router{&rec, {h.backend.acc.local_endpoint()}});
+    tcp::acceptor front(h.ioc, {asio::ip::address_v4::loopback(), 0});
+    client.emplace(h.ioc);
+    client->connect(front.local_endpoint());
+    asio::co_spawn(h.ioc, h.backend.serve(), asio::detached);
+    flow::spawn(p, line_adapter{}, front.accept(), h.opt, std::nullopt, [&](std::error_code) { ++dones; });
+    asio::write(*client, asio::buffer(std::string("alice\n")));
+    REQUIRE(run_until(h.ioc, [&] { return rec.connects == 1; }));  // relaying now
+    client.reset();
+  }  // the io_context (declared first in harness) goes last, with the flow still relaying
+  CHECK(dones == 0);
 }
 
 TEST_CASE("flow: a refusal on accept is told once the hello says how, and nothing is connected", "[flow]") {

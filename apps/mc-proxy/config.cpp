@@ -1,0 +1,11 @@
+// apps/mc-proxy/config.cpp: the one unit of mc-proxy that instantiates the YAML decoder (the
+// main file and the servers_dir files) and the starter config.
+#include "config.hpp"
+
+namespace mc_proxy {
+
+rproxy::result<config, cfg::diagnostics> config::load(const std::filesystem::path& path) { return load_as<config>(path); }
+
+}  // namespace mc_proxy
+
+template std::string rproxy::config::starter_config<mc_proxy::config>(std::string_view);

@@ -1,0 +1,7 @@
+// examples/http_gateway/config.cpp: the one unit that instantiates the YAML decoder and the
+// starter config for the gateway's config (http_gateway.hpp declares them extern).
+#include "http_gateway.hpp"
+
+template rproxy::result<http_gateway::config, rproxy::config::diagnostics>
+rproxy::config::load_file<http_gateway::config>(const std::filesystem::path&, rproxy::config::positions*);
+template std::string rproxy::config::starter_config<http_gateway::config>(std::string_view);
