@@ -38,6 +38,7 @@
 #include <array>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <optional>
@@ -58,6 +59,7 @@
 #include <rproxy/codec/http1/request_view.hpp>
 #include <rproxy/codec/http1/serializer.hpp>
 #include <rproxy/codec/http1/status.hpp>
+#include <rproxy/core/json.hpp>
 #include <rproxy/flow/serve.hpp>
 #include <rproxy/middleware/ip.hpp>
 #include <rproxy/net/deadline.hpp>
@@ -69,41 +71,54 @@ namespace rproxy::flow {
 
 /// Fields a stage leaves for a message, checked when they are used (an invalid name or value
 /// is left out, never sent): set() replaces a field of the same name (case-insensitive);
-/// add_token() lists a token in a comma-separated field (Vary: Origin) unless it is there.
+/// add() adds one, keeping those there; remove() drops every field of a name; add_token()
+/// lists a token in a comma-separated field (Vary: Origin) unless it is there. They apply in
+/// the order they were left (a route's edits: remove, then set, then add).
 class pending_fields {
 public:
   void set(std::string_view name, std::string_view value) {
     for (auto& e : list_)
-      if (!e.token && codec::http1::detail::iequals(e.f.name, name)) {
+      if (e.what == op::set && codec::http1::detail::iequals(e.f.name, name)) {
         e.f.value = std::string(value);
         return;
       }
-    list_.push_back({{std::string(name), std::string(value)}, false});
+    list_.push_back({{std::string(name), std::string(value)}, op::set});
   }
+  void add(std::string_view name, std::string_view value) { list_.push_back({{std::string(name), std::string(value)}, op::add}); }
+  void remove(std::string_view name) { list_.push_back({{std::string(name), {}}, op::remove}); }
   void add_token(std::string_view name, std::string_view token) {
-    list_.push_back({{std::string(name), std::string(token)}, true});
+    list_.push_back({{std::string(name), std::string(token)}, op::token});
   }
-  /// Whether a stage sets `name` (the client's own field of that name is then dropped).
+  /// Whether a stage sets or removes `name` (the client's own field of that name is then dropped).
   bool contains(std::string_view name) const noexcept {
     for (const auto& e : list_)
-      if (!e.token && codec::http1::detail::iequals(e.f.name, name)) return true;
+      if ((e.what == op::set || e.what == op::remove) && codec::http1::detail::iequals(e.f.name, name)) return true;
     return false;
   }
-  /// Applies each valid field with a value to `out`.
+  /// Applies each valid entry to `out` (a set or add without a value does nothing).
   void apply(codec::http1::fields& out) const {
-    for (const auto& [f, token] : list_) {
-      if (f.value.empty() || !codec::http1::is_valid_field_name(f.name) || !codec::http1::is_valid_field_value(f.value))
+    for (const auto& [f, what] : list_) {
+      if (!codec::http1::is_valid_field_name(f.name)) continue;
+      if (what == op::remove) {
+        out.erase(f.name);
         continue;
-      if (!token) out.set(f.name, f.value);
-      else if (!out.has_token(f.name, f.value)) out.add(f.name, f.value);
+      }
+      if (f.value.empty() || !codec::http1::is_valid_field_value(f.value)) continue;
+      switch (what) {
+        case op::set: out.set(f.name, f.value); break;
+        case op::add: out.add(f.name, f.value); break;
+        default:
+          if (!out.has_token(f.name, f.value)) out.add(f.name, f.value);
+      }
     }
   }
   void clear() noexcept { list_.clear(); }
 
 private:
+  enum class op : std::uint8_t { set, add, remove, token };
   struct entry {
     codec::http1::field f;
-    bool token = false;
+    op what = op::set;
   };
   std::vector<entry> list_;
 };
@@ -122,6 +137,14 @@ struct http_flow : flow_info {
   /// (0: none, e.g. the client left first). For the access log and metrics.
   unsigned status = 0;
   std::string request_id{};  ///< set by a request-id stage (middleware/request_id.hpp)
+  /// The request target the backend gets (a router's rewrite; the query is the stage's to
+  /// keep). Empty: the client's target, as sent.
+  std::string upstream_target{};
+  /// Per-request bounds a stage sets (a route's timeout and idle_timeout), applied to the
+  /// exchange with the backend: no progress for `idle_timeout` (0: the adapter's), and the whole
+  /// exchange by `deadline` (none: unbounded). Out of time before the response head: a 504.
+  std::chrono::milliseconds idle_timeout{0};
+  std::chrono::steady_clock::time_point deadline{};
 };
 
 /// The protocol the pipelines of an HTTP/1.1 app see.
@@ -241,6 +264,9 @@ struct http1_adapter {
   std::vector<middleware::cidr> trusted_proxies{};
   bool allow_underscore_headers = false;  ///< forward request field names with '_' (CGI reads X_User as X-User)
   std::vector<std::string> allow_trailers{};  ///< request trailers forwarded (others are dropped)
+  /// The proxy's own refusals and errors (404, 429, 502, 503, 504, ...) as a short JSON body
+  /// naming the cause and the route: {"error":"no_backend","route":"users","message":"..."}.
+  bool json_errors = false;
 
   codec::http1::forward_rules forward_rules() const {
     return {.strip = {}, .allow_underscore = allow_underscore_headers, .allow_trailers = allow_trailers};
@@ -344,7 +370,10 @@ struct http1_adapter {
     if (why.code == reject_code::unavailable && ctx.connect_error)
       return error_response(ctx, ctx.connect_error == net::error::connect_timeout ? 504 : 502);
     sent(ctx, http1::status_for(why.code));
-    return http1::make_reject_response(why, extra, opt);
+    if (!json_errors) return http1::make_reject_response(why, extra, opt);
+    extra.set("Content-Type", "application/json");
+    const std::string_view cause = why.code == reject_code::unavailable ? std::string_view("no_backend") : to_string(why.code);
+    return http1::make_error_response(http1::status_for(why.code), json_error(ctx, cause, why.message), extra, opt);
   }
 
   /// The proxy's own error response (502, 504, ...), with the stages' response fields; the
@@ -354,7 +383,32 @@ struct http1_adapter {
     codec::http1::fields extra;
     if constexpr (requires { ctx.response_fields; }) ctx.response_fields.apply(extra);
     sent(ctx, status);
-    return codec::http1::make_error_response(status, {}, extra, {.keep_alive = false, .head_request = head_request(ctx)});
+    const codec::http1::error_response_options opt{.keep_alive = false, .head_request = head_request(ctx)};
+    if (!json_errors) return codec::http1::make_error_response(status, {}, extra, opt);
+    extra.set("Content-Type", "application/json");
+    std::string_view cause = "bad_request";
+    if (status == 502) cause = ctx.connect_error ? "backend_unreachable" : "backend_failed";
+    else if (status == 504) cause = "backend_timeout";
+    else if (status == 413) cause = "body_too_large";
+    else if (status >= 500) cause = "internal";
+    return codec::http1::make_error_response(status, json_error(ctx, cause, {}), extra, opt);
+  }
+
+  /// {"error":cause,"route":ctx.route,"message":text} (route and message when known).
+  template <class Ctx>
+  static std::string json_error(const Ctx& ctx, std::string_view cause, std::string_view message) {
+    std::string out = "{\"error\":";
+    json::append_string(out, cause);
+    if (!ctx.route.empty()) {
+      out += ",\"route\":";
+      json::append_string(out, ctx.route);
+    }
+    if (!message.empty()) {
+      out += ",\"message\":";
+      json::append_string(out, message);
+    }
+    out += "}";
+    return out;
   }
 
   /// Records the status the client is sent (flows that keep one).
@@ -411,6 +465,8 @@ struct http1_adapter {
                             const codec::http1::message_info& info) const {
     namespace http1 = codec::http1;
     http1::request_head up{std::string(head.method), std::string(head.target)};
+    if constexpr (requires { ctx.upstream_target; })
+      if (!ctx.upstream_target.empty()) up.target = ctx.upstream_target;
     const auto rules = forward_rules();
     for (const auto& f : head.fields) {
       if (http1::request_field_fate(f.name, head.fields, rules) != http1::field_fate::forward) continue;
@@ -441,6 +497,18 @@ struct http1_adapter {
     const bool bodiless_method = head_request(ctx);
     const bool idempotent = http1_detail::idempotent(r.parser_.head().method);
     r.take_head();
+    // The wait allowed for the next step: the request's idle timeout, cut at its deadline.
+    auto wait = [&]() -> std::chrono::milliseconds {
+      std::chrono::milliseconds idle = idle_timeout;
+      if constexpr (requires { ctx.idle_timeout; ctx.deadline; }) {
+        if (ctx.idle_timeout.count() > 0) idle = ctx.idle_timeout;
+        if (ctx.deadline != std::chrono::steady_clock::time_point{}) {
+          const auto left = std::chrono::ceil<std::chrono::milliseconds>(ctx.deadline - std::chrono::steady_clock::now());
+          idle = std::max(std::chrono::milliseconds(1), std::min(idle, left));
+        }
+      }
+      return idle;
+    };
     exchange_result out;
     bool body_read = false;  // something of the body was taken from the client
 
@@ -454,10 +522,10 @@ struct http1_adapter {
     };
 
     // 1. The head, then the body (decoded by the parser, re-framed for the backend).
-    if (auto ec = co_await http1_detail::write_for(backend, std::string_view(first), idle_timeout))
+    if (auto ec = co_await http1_detail::write_for(backend, std::string_view(first), wait()))
       co_return co_await fail_before_response(net::classify(ec, net::side::upstream), 502, ec != error::idle_timeout);
     if (info.expect_continue && has_body)
-      if (co_await http1_detail::write_for(client, std::string_view("HTTP/1.1 100 Continue\r\n\r\n"), idle_timeout))
+      if (co_await http1_detail::write_for(client, std::string_view("HTTP/1.1 100 Continue\r\n\r\n"), wait()))
         co_return exchange_result{make_error_code(error::client_failed)};
     for (bool complete = !has_body; !complete;) {
       auto pr = r.parser_.parse(r.in_.view());
@@ -471,14 +539,14 @@ struct http1_adapter {
             co_await http1_detail::answer_and_close(client, render(ctx, why), idle_timeout);
             co_return exchange_result{};
           }
-          const auto wec = co_await http1_detail::write_body(backend, pr.data, info.chunked, idle_timeout);
+          const auto wec = co_await http1_detail::write_body(backend, pr.data, info.chunked, wait());
           r.in_.consume(pr.consumed);
           if (wec) co_return co_await fail_before_response(make_error_code(error::backend_failed));
           break;
         }
         case http1::event::need_more: {
           r.in_.consume(pr.consumed);
-          auto [rec, n] = co_await http1_detail::read_for(client, r.in_.prepare(buffer_size), idle_timeout);
+          auto [rec, n] = co_await http1_detail::read_for(client, r.in_.prepare(buffer_size), wait());
           if (rec) co_return exchange_result{net::classify(rec, net::side::downstream)};  // the client left mid-body
           r.in_.commit(n);
           break;
@@ -488,7 +556,7 @@ struct http1_adapter {
           if (info.chunked) {
             std::string last;  // request trailers: only those the rules allow (none by default)
             http1::append_last_chunk(last, http1::forwarded_trailers(r.connection_, r.parser_.trailers(), forward_rules()));
-            if (co_await http1_detail::write_for(backend, std::string_view(last), idle_timeout))
+            if (co_await http1_detail::write_for(backend, std::string_view(last), wait()))
               co_return co_await fail_before_response(make_error_code(error::backend_failed));
           }
           complete = true;
@@ -526,11 +594,11 @@ struct http1_adapter {
       }
       if (pr.what == http1::event::need_more) {
         bin.consume(pr.consumed);
-        auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(buffer_size), idle_timeout);
+        auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(buffer_size), wait());
         if (rec || n == 0) {  // a kept connection the backend closed: retried when that is safe
           const bool stale = bin.view().empty() && idempotent && rec && rec != error::idle_timeout;
           bin.consume(bin.view().size());
-          co_return co_await fail_before_response(net::classify(rec, net::side::upstream), 502, stale);
+          co_return co_await fail_before_response(net::classify(rec, net::side::upstream), rec == error::idle_timeout ? 504 : 502, stale);
         }
         bin.commit(n);
         continue;
@@ -567,7 +635,7 @@ struct http1_adapter {
     const std::string down_head = http1::serialize(down);
     sent(ctx, rh.status);
     bin.consume(head_size);  // the head's views are not used past this point
-    if (co_await http1_detail::write_for(client, std::string_view(down_head), idle_timeout))
+    if (co_await http1_detail::write_for(client, std::string_view(down_head), wait()))
       co_return exchange_result{make_error_code(error::client_failed)};
     ctx.bytes_to_client += down_head.size();
 
@@ -576,7 +644,7 @@ struct http1_adapter {
       auto pr = bp.parse(bin.view());
       switch (pr.what) {
         case http1::event::body: {
-          const auto wec = co_await http1_detail::write_body(client, pr.data, client_chunked, idle_timeout);
+          const auto wec = co_await http1_detail::write_body(client, pr.data, client_chunked, wait());
           ctx.bytes_to_client += pr.data.size();
           bin.consume(pr.consumed);
           if (wec) co_return exchange_result{make_error_code(error::client_failed)};
@@ -584,9 +652,9 @@ struct http1_adapter {
         }
         case http1::event::need_more: {
           bin.consume(pr.consumed);
-          auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(buffer_size), idle_timeout);
+          auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(buffer_size), wait());
           if (rec == asio::error::eof && bp.finish().what == http1::event::message_complete) {  // until close
-            if (client_chunked && co_await http1_detail::write_for(client, std::string_view("0\r\n\r\n"), idle_timeout))
+            if (client_chunked && co_await http1_detail::write_for(client, std::string_view("0\r\n\r\n"), wait()))
               co_return exchange_result{make_error_code(error::client_failed)};
             co_return exchange_result{{}, keep && client_chunked, false};
           }
@@ -603,7 +671,7 @@ struct http1_adapter {
           if (client_chunked) {
             std::string last;
             http1::append_last_chunk(last, bp.trailers());
-            if (co_await http1_detail::write_for(client, std::string_view(last), idle_timeout))
+            if (co_await http1_detail::write_for(client, std::string_view(last), wait()))
               co_return exchange_result{make_error_code(error::client_failed)};
           }
           out.keep_client = keep;

@@ -6,6 +6,10 @@
 //
 //     struct login_limit { struct state { int attempts = 0; }; ... };
 //     ctx.state<login_limit>().attempts++;
+//
+// A wrapper stage that runs another stage's hooks (pipeline/gated.hpp) names it as
+// `state_owner`: the two share one state slot, so the wrapped stage's own
+// `ctx.state<Inner>()` finds it.
 #pragma once
 
 #include <asio/ip/tcp.hpp>
@@ -52,6 +56,19 @@ template <class Stage>
 concept stage_with_state = requires { typename Stage::state; };
 
 namespace detail {
+/// The stage whose state slot a stage uses: its `state_owner` (a wrapper's inner stage), else itself.
+template <class Stage>
+struct state_key {
+  using type = Stage;
+};
+template <class Stage>
+  requires requires { typename Stage::state_owner; }
+struct state_key<Stage> {
+  using type = typename state_key<typename Stage::state_owner>::type;
+};
+template <class Stage>
+using state_key_t = typename state_key<Stage>::type;
+
 /// Holds one stage's per-flow state; the wrapper makes the tuple element unique per stage type.
 template <class Stage>
 struct state_slot {
@@ -68,7 +85,7 @@ template <class S, class... Rest>
 struct state_tuple<S, Rest...> {
   using tail = typename state_tuple<Rest...>::type;
   template <class... T>
-  static std::tuple<state_slot<S>, T...> cons(std::tuple<T...>*);
+  static std::tuple<state_slot<state_key_t<S>>, T...> cons(std::tuple<T...>*);
   using type = std::conditional_t<stage_with_state<S>,
                                   decltype(cons(static_cast<tail*>(nullptr))),
                                   tail>;
@@ -88,8 +105,9 @@ public:
   template <class Stage>
   typename Stage::state& state() noexcept {
     static_assert(stage_with_state<Stage>, "ctx.state<S>(): stage S declares no nested `state` type");
-    static_assert((std::is_same_v<Stage, Stages> || ...), "ctx.state<S>(): stage S is not in this pipeline");
-    return std::get<detail::state_slot<Stage>>(states_).value;
+    using key = detail::state_key_t<Stage>;
+    static_assert((std::is_same_v<key, detail::state_key_t<Stages>> || ...), "ctx.state<S>(): stage S is not in this pipeline");
+    return std::get<detail::state_slot<key>>(states_).value;
   }
   template <class Stage>
   const typename Stage::state& state() const noexcept {

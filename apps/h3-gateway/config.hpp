@@ -1,0 +1,145 @@
+// apps/h3-gateway/config.hpp: the gateway's YAML, declared once. The library brings every
+// block (routes, pools, health checks, security stages, CORS, request ids, the HTTP/1.1
+// listener's limits and forwarding); the gateway adds its listener, backend groups and the
+// names a route's `middleware:` list may use.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <rproxy/app/config_blocks.hpp>
+#include <rproxy/balance/upstream_config.hpp>
+#include <rproxy/config/endpoint.hpp>
+#include <rproxy/config/field.hpp>
+#include <rproxy/config/validator.hpp>
+#include <rproxy/flow/http1_block.hpp>
+#include <rproxy/health/check_config.hpp>
+#include <rproxy/middleware/api_key_block.hpp>
+#include <rproxy/middleware/audit_block.hpp>
+#include <rproxy/middleware/ban_block.hpp>
+#include <rproxy/middleware/conn_limit_block.hpp>
+#include <rproxy/middleware/cors_block.hpp>
+#include <rproxy/middleware/ip_filter_block.hpp>
+#include <rproxy/middleware/jwt_block.hpp>
+#include <rproxy/middleware/rate_limit_block.hpp>
+#include <rproxy/middleware/request_id_block.hpp>
+#include <rproxy/route/http_routes_block.hpp>
+
+namespace h3_gateway {
+
+namespace cfg = rproxy::config;
+namespace mw = rproxy::middleware;
+namespace bal = rproxy::balance;
+
+/// The stages a route's `middleware:` list can name, in pipeline order (bit i: name i).
+inline constexpr std::array<std::string_view, 5> middleware_names{"ip_filter", "bans", "jwt", "api_keys", "rate_limit"};
+
+/// A named backend group: one pool, its balancer and health checks.
+struct group_config {
+  std::string name;
+  std::vector<bal::backend_settings> backends;
+  bal::algorithm balancer = bal::algorithm::round_robin;
+  std::optional<rproxy::health::check_config> health_check;
+  std::optional<rproxy::health::weights_config> dynamic_weights;
+  static constexpr auto describe() {
+    return cfg::fields(cfg::required<&group_config::name>("group name (routes' backends: [{group: ...}], metrics)"),
+                       cfg::required<&group_config::backends>("the group's HTTP/1.1 backends"),
+                       cfg::doc<&group_config::balancer>("round_robin, weighted_round_robin, least_conn, random or lowest_latency"),
+                       cfg::doc<&group_config::health_check>("active health checks (off when absent)"),
+                       cfg::doc<&group_config::dynamic_weights>("weights from each backend's load report (off when absent)"));
+  }
+  void validate(cfg::validator& v) const {
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < backends.size(); ++i)
+      if (!seen.insert(backends[i].address.to_string()).second)
+        v.at(&group_config::backends).at(i).error("backend listed twice: " + backends[i].address.to_string());
+  }
+};
+
+struct config {
+  rproxy::app::admin_config admin{};
+  cfg::endpoint listen{"127.0.0.1", 8080};
+  std::vector<group_config> groups;
+  rproxy::route::http_routes_block http{};
+  std::vector<std::string> default_middleware;
+  rproxy::flow::http1_block limits{};
+  rproxy::flow::http1_forwarding_block forwarding{};
+  std::uint32_t retry_after = 1;
+  mw::ip_filter_block ip_filter{};
+  mw::conn_limit_block conn_limit{};
+  mw::ban_block bans{};
+  std::optional<mw::jwt_block> jwt;
+  std::optional<mw::api_key_block> api_keys;
+  bool require_auth = true;
+  std::optional<mw::rate_limit_block> rate_limit;
+  mw::audit_block audit{};
+  mw::request_id_block request_id{};
+  std::optional<mw::cors_block> cors;
+  bool access_log = true;
+
+  static constexpr auto describe() {
+    return cfg::fields(
+        cfg::doc<&config::admin>("admin HTTP endpoint: /metrics /healthz /readyz, POST /reload (off when listen is unset)"),
+        cfg::doc<&config::listen>("address and port clients connect to (HTTP/1.1)"),
+        cfg::required<&config::groups>("named backend groups"),
+        cfg::required<&config::http>("routes: hosts, paths, predicates, splits between groups, rewrites (docs/routing.md)"),
+        cfg::doc<&config::default_middleware>("middleware for routes without a middleware list: ip_filter, bans, jwt, api_keys, rate_limit"),
+        cfg::doc<&config::limits>("timeouts and sizes of the listener"),
+        cfg::doc<&config::forwarding>("which request headers and trailers reach the backends"),
+        cfg::doc<&config::retry_after>("Retry-After seconds on a 503 when a group has no backend up (0: none)"),
+        cfg::doc<&config::ip_filter>("allow/deny lists (routes naming ip_filter)"),
+        cfg::doc<&config::conn_limit>("connection caps (every connection)"),
+        cfg::doc<&config::bans>("bans by address or identity (routes naming bans)"),
+        cfg::doc<&config::jwt>("JWT bearer tokens (routes naming jwt)"),
+        cfg::doc<&config::api_keys>("API keys (routes naming api_keys)"),
+        cfg::doc<&config::require_auth>("a route naming jwt or api_keys needs a valid token or key (else 401)"),
+        cfg::doc<&config::rate_limit>("request rate limits with X-RateLimit-* (routes naming rate_limit)"),
+        cfg::doc<&config::audit>("security audit log: one line per rejection, no secrets"),
+        cfg::doc<&config::request_id>("request ids and W3C trace context (every request)"),
+        cfg::doc<&config::cors>("cross-origin requests from browsers (every request; off when unset)"),
+        cfg::doc<&config::access_log>("one log line per request"));
+  }
+
+  /// Bit i set: middleware_names[i] runs on a route with this list (empty: default_middleware).
+  std::uint32_t middleware_mask(const std::vector<std::string>& list) const {
+    std::uint32_t m = 0;
+    for (const auto& n : list.empty() ? default_middleware : list)
+      for (std::size_t i = 0; i < middleware_names.size(); ++i)
+        if (n == middleware_names[i]) m |= 1u << i;
+    return m;
+  }
+
+  void validate(cfg::validator& v) const {
+    std::error_code ec;
+    (void)asio::ip::make_address(listen.host, ec);
+    if (ec) v.at(&config::listen).error("listen address must be an IP address: '" + listen.host + "'");
+    std::set<std::string, std::less<>> names;
+    for (std::size_t i = 0; i < groups.size(); ++i)
+      if (!names.insert(groups[i].name).second) v.at(&config::groups).at(i).error("group name '" + groups[i].name + "' is used twice");
+    // A middleware name must be known and its block set.
+    auto check_list = [&](const std::vector<std::string>& list, auto at) {
+      for (std::size_t j = 0; j < list.size(); ++j) {
+        const auto& n = list[j];
+        const bool known = std::find(middleware_names.begin(), middleware_names.end(), n) != middleware_names.end();
+        const bool missing = (n == "jwt" && !jwt) || (n == "api_keys" && !api_keys) || (n == "rate_limit" && !rate_limit);
+        if (!known) at(j).error("unknown middleware '" + n + "' (ip_filter, bans, jwt, api_keys, rate_limit)");
+        else if (missing) at(j).error("middleware '" + n + "' has no '" + n + ":' block in this file");
+      }
+    };
+    check_list(default_middleware, [&](std::size_t j) { return v.at(&config::default_middleware).at(j); });
+    const auto& routes = http.routes;
+    for (std::size_t i = 0; i < routes.size(); ++i) {
+      auto r = v.at(&config::http).at(&rproxy::route::http_routes_block::routes).at(i);
+      for (std::size_t j = 0; j < routes[i].backends.size(); ++j)
+        if (!routes[i].backends[j].group.empty() && !names.contains(routes[i].backends[j].group))
+          r.at(&rproxy::route::http_route_config::backends).at(j).error("no group named '" + routes[i].backends[j].group + "'");
+      check_list(routes[i].middleware, [&](std::size_t j) { return r.at(&rproxy::route::http_route_config::middleware).at(j); });
+    }
+  }
+};
+
+}  // namespace h3_gateway

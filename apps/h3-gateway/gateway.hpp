@@ -1,0 +1,193 @@
+// apps/h3-gateway/gateway.hpp: the HTTP API gateway made of rproxy parts. A world per config
+// version (route table, groups' pools, security state, a pipeline per worker); pools and their
+// health monitors are kept across reloads by group name, rate-limit counters for good.
+//
+// Request pipeline, in order (the connection pipeline runs conn_limit once per connection):
+//   access_log, metrics      one line and the counters per request (first: closes last)
+//   request_id, cors         every request
+//   by_http_route            host/path/predicates -> route, params, upstream path, group (404/400)
+//   apply_http_route         upstream target, header edits, the route's body limit
+//   ip_filter .. rate_limit  gated: only on routes whose middleware list names them
+//   group_stage              the group's balancer over its pool (503 + Retry-After when none is up)
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <rproxy/app/listen.hpp>
+#include <rproxy/app/runtime.hpp>
+#include <rproxy/app/versions.hpp>
+#include <rproxy/balance/group_stage.hpp>
+#include <rproxy/flow/http1.hpp>
+#include <rproxy/health/monitor.hpp>
+#include <rproxy/middleware/principal.hpp>
+#include <rproxy/observe/access_log_stage.hpp>
+#include <rproxy/observe/flow_metrics.hpp>
+#include <rproxy/observe/pool_metrics.hpp>
+#include <rproxy/pipeline/gated.hpp>
+#include <rproxy/route/apply_http_route.hpp>
+#include <rproxy/route/by_http_route.hpp>
+
+#include "config.hpp"
+
+namespace h3_gateway {
+
+namespace obs = rproxy::observe;
+using runtime = rproxy::app::runtime<config>;
+using rproxy::route::by_http_route;
+
+/// Refuses a request no auth stage authenticated (they let one without credentials through, so
+/// that a JWT or an API key will do).
+struct require_auth {
+  mw::audit_log* audit = nullptr;
+  template <class Ctx, class Req>
+  rproxy::verdict on_hello(Ctx& ctx, const Req&) {
+    if (mw::find_principal(ctx) != nullptr) return rproxy::next;
+    return mw::reject_and_audit(ctx, audit, {rproxy::reject_code::unauthorized, "credentials required"}, "require_auth", "no token or API key");
+  }
+};
+
+/// Requests by route, status class ("2xx", ..., "none": no status sent) and backend.
+struct request_metrics {
+  using row = std::array<obs::counter*, 6>;
+  struct per_route {
+    row none;  ///< no backend picked
+    std::vector<std::pair<asio::ip::tcp::endpoint, row>> backends;
+  };
+  const std::vector<per_route>* by_route;  ///< per route index, then one for "no route"
+  template <class Ctx>
+  void on_close(Ctx& ctx, std::error_code) {
+    if (ctx.hello_done == std::chrono::steady_clock::time_point{} && ctx.status == 0) return;  // no request came
+    const auto& m = ctx.template state<by_http_route>().match;
+    const auto& r = (*by_route)[m ? m.route()->index() : by_route->size() - 1];
+    const row* c = &r.none;
+    if (ctx.backend)
+      for (const auto& [ep, counters] : r.backends)
+        if (ep == *ctx.backend) c = &counters;
+    (*c)[ctx.status >= 100 && ctx.status < 600 ? ctx.status / 100 : 0]->inc();
+  }
+};
+
+/// Whether the matched route's middleware list names a stage (bit `bit`).
+struct route_uses {
+  const std::vector<std::uint32_t>* masks;
+  std::uint32_t bit;
+  template <class Ctx>
+  bool operator()(const Ctx& ctx) const {
+    const auto& m = ctx.template state<by_http_route>().match;
+    return m && ((*masks)[m.route()->index()] & bit) != 0;
+  }
+};
+constexpr std::uint32_t bit_of(std::string_view n) {
+  for (std::size_t i = 0; i < middleware_names.size(); ++i)
+    if (middleware_names[i] == n) return 1u << i;
+  return 0;
+}
+
+/// The route's chosen group, as an index into the world's pools.
+struct route_group {
+  const std::vector<std::vector<std::size_t>>* groups;  ///< per route index, per split entry
+  template <class Ctx>
+  std::size_t operator()(const Ctx& ctx) const {
+    const auto& m = ctx.template state<by_http_route>().match;
+    return m ? (*groups)[m.route()->index()][m.group_index()] : ~std::size_t{0};
+  }
+};
+
+/// What every world shares: counters, the audit log.
+struct shared_state {
+  shared_state(runtime& rt, const config& c) : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)) {}
+  mw::audit_file sink;
+  mw::audit_log audit;
+  mw::local_counter_store counters{{.max_keys = 1u << 20}};
+  mw::conn_counter conns;
+};
+
+/// One config version: what the stages point at.
+struct world_base {
+  world_base(runtime& rt, std::shared_ptr<const config> c, shared_state& s)
+      : cfg(std::move(c)), table(cfg->http.build()), ip(cfg->ip_filter.build()),
+        keys(cfg->jwt ? cfg->jwt->key_sources() : std::vector<mw::key_source>{}),
+        api_keys(cfg->api_keys ? cfg->api_keys->file : std::string()), shared(&s), log(&rt.log()) {
+    if (cfg->jwt) jwt_cfg = cfg->jwt->config(cfg->rate_limit ? cfg->rate_limit->claims() : std::vector<std::string>{});
+    else jwt_cfg.sources.clear();  // no token is ever looked for
+    if (cfg->api_keys) key_cfg = cfg->api_keys->config();
+    else key_cfg.sources.clear();
+    jwt_cfg.optional = key_cfg.optional = true;  // "no credentials" is require_auth's call
+    if (cfg->cors) cors_cfg = cfg->cors->config();
+    if (cfg->rate_limit) rl_cfg = cfg->rate_limit->config("request");
+    else rl_cfg.hello_operation.clear();
+    for (const auto& r : table.routes()) {
+      masks.push_back(cfg->middleware_mask(r.config().middleware));
+      auto& g = groups.emplace_back();
+      for (const auto& share : r.config().backends)
+        for (std::size_t i = 0; i < cfg->groups.size(); ++i)
+          if (cfg->groups[i].name == share.group) g.push_back(i);
+    }
+  }
+
+  /// Loads the side files (bans, JWT keys, API keys); false: one is bad (logged).
+  bool load() {
+    auto fail = [&](std::string_view what, const std::error_code& ec, std::size_t line = 0) {
+      log->error("cannot load", {{"what", what}, {"error", ec.message()}, {"line", line}});
+    };
+    bool ok = cfg->bans.load(bans, fail);
+    if (cfg->jwt)
+      if (auto r = keys.reload(); !r) fail("jwt keys", r.error()), ok = false;
+    if (cfg->api_keys) ok = cfg->api_keys->load(api_keys, fail) && ok;
+    return ok;
+  }
+
+  std::shared_ptr<const config> cfg;
+  rproxy::route::http_router table;
+  std::vector<std::uint32_t> masks;
+  std::vector<std::vector<std::size_t>> groups;
+  std::vector<std::shared_ptr<bal::upstream_pool>> pools;  ///< per cfg->groups entry
+  std::vector<request_metrics::per_route> requests;
+  mw::ip_filter_block::built ip;
+  mw::conn_limit_config conn_cfg = cfg->conn_limit.config();
+  mw::ban_check_config ban_cfg = cfg->bans.config();
+  mw::ban_list bans;
+  mw::jwt_auth_config jwt_cfg;
+  mw::key_store keys;
+  mw::api_key_config key_cfg;
+  mw::api_key_store api_keys;
+  mw::rate_limit_config rl_cfg;
+  mw::request_id_config rid_cfg = cfg->request_id.config();
+  mw::cors_config cors_cfg;
+  shared_state* shared;
+  const obs::logger* log;
+  rproxy::flow::options options;
+};
+
+inline auto connection_pipeline(world_base& w) {
+  return rproxy::make_pipeline<rproxy::flow::http1_protocol>(mw::conn_limit{&w.conn_cfg, &w.shared->conns, &w.shared->audit});
+}
+
+inline auto request_pipeline(world_base& w, std::uint64_t seed) {
+  auto* a = &w.shared->audit;
+  auto on = [&w](std::string_view n) { return route_uses{&w.masks, bit_of(n)}; };
+  std::vector<bal::any_balancer> bs;
+  for (const auto& g : w.cfg->groups) bs.push_back(bal::any_balancer::make(g.balancer, seed));
+  return rproxy::make_pipeline<rproxy::flow::http1_protocol>(
+      obs::access_log_stage{w.cfg->access_log ? w.log : nullptr}, request_metrics{&w.requests}, mw::request_id{&w.rid_cfg},
+      mw::cors{w.cfg->cors ? &w.cors_cfg : nullptr}, by_http_route{&w.table, {.seed = seed}}, rproxy::route::apply_http_route{},
+      rproxy::gated{mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, on("ip_filter")},
+      rproxy::gated{mw::ban_check{&w.bans, a, &w.ban_cfg}, on("bans")}, rproxy::gated{mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, on("jwt")},
+      rproxy::gated{mw::api_key_auth{&w.key_cfg, &w.api_keys, a}, on("api_keys")},
+      rproxy::gated{require_auth{a}, route_uses{&w.masks, w.cfg->require_auth ? bit_of("jwt") | bit_of("api_keys") : 0}},
+      rproxy::gated{mw::rate_limit{&w.rl_cfg, &w.shared->counters, a}, on("rate_limit")},
+      bal::group_stage{w.pools, std::move(bs), route_group{&w.groups}, {.no_backend = "no backend available", .retry_after_s = w.cfg->retry_after}});
+}
+
+struct world : world_base {
+  using world_base::world_base;
+  mutable std::vector<decltype(connection_pipeline(std::declval<world_base&>()))> connections;
+  mutable std::vector<decltype(request_pipeline(std::declval<world_base&>(), 0))> pipelines;
+};
+
+int serve(runtime& rt);
+
+}  // namespace h3_gateway
