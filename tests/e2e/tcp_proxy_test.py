@@ -271,6 +271,12 @@ class TcpProxyTest(unittest.TestCase):
 
     def test_backend_dies_mid_stream(self):
         async def die(r, w):
+            # Die mid-stream: once the client's first byte has come through the relay. (Dying at
+            # accept can beat the proxy's connect check under a slow build: that is a failed
+            # connect, refused as "unavailable", not a flow that dies mid-stream.)
+            if not await r.read(1):  # the start-up probe: it left without a byte
+                w.close()
+                return
             w.write(b"x" * 100000)
             await w.drain()
             sock = w.get_extra_info("socket")
@@ -289,6 +295,8 @@ class TcpProxyTest(unittest.TestCase):
                                                  "the probe flow ended", 10)
                 upstream_before = route_metric(text, "rproxy_flows_closed_total", "die", ',outcome="upstream"')
                 r, w = await asyncio.open_connection("127.0.0.1", port)
+                w.write(b"go")
+                await w.drain()
                 got = b""
                 try:
                     got = await harness.read_all(r, timeout=10)   # ends: EOF or reset, not a timeout
