@@ -1,6 +1,7 @@
 // h3-gateway: an HTTP API gateway and load balancer made of rproxy parts (gateway.hpp), HTTP/1.1
 // for now. Routes pick a backend group, the group's balancer a backend; see docs/h3-gateway.md.
 //   h3-gateway [run] --config h3-gateway.yaml | validate FILE | init | --version
+#include "admin_api.hpp"
 #include "gateway.hpp"
 
 namespace h3_gateway {
@@ -84,6 +85,7 @@ int serve(runtime& rt) {
   if (!first || !a->apply(*c)) return 1;
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
   rt.keep(worlds);
+  mount_admin_api(rt, worlds);
   if (!rproxy::app::listen(rt, c->listen, "http", worlds->handler(rt.drain(), a->adapter))) return 1;
   rt.on_stop_accepting([a] { a->monitors.clear(); });
   rt.on_reload([a, worlds](const std::shared_ptr<const config>& next) {
