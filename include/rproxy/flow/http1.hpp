@@ -682,16 +682,33 @@ struct http1_adapter {
     const std::string down_head = http1::serialize(down);
     sent(ctx, rh.status);
     bin.consume(head_size);  // the head's views are not used past this point
-    if (co_await http1_detail::write_for(client, std::string_view(down_head), wait()))
-      co_return exchange_result{make_error_code(error::client_failed)};
-    ctx.bytes_to_client += down_head.size();
+    // The head goes out with the first piece of the body that is already here (one gathered
+    // write), or alone before the gateway waits for the backend (so streams are not held back).
+    std::string_view head_out = down_head;
+    auto send_head = [&]() -> asio::awaitable<std::error_code> {
+      const auto h = std::exchange(head_out, std::string_view());
+      ctx.bytes_to_client += h.size();
+      co_return h.empty() ? std::error_code{} : co_await http1_detail::write_for(client, h, wait());
+    };
 
     // 3. The response body, streamed: one read, one write.
     for (;;) {
       auto pr = bp.parse(bin.view());
       switch (pr.what) {
         case http1::event::body: {
-          const auto wec = co_await http1_detail::write_body(client, pr.data, client_chunked, wait());
+          std::error_code wec;
+          if (head_out.empty()) {
+            wec = co_await http1_detail::write_body(client, pr.data, client_chunked, wait());
+          } else {  // head + body (+ chunk framing) in one write
+            const http1::chunk_header ch(pr.data.size());
+            const std::string_view pre = client_chunked ? ch.view() : std::string_view();
+            const std::string_view post = client_chunked ? std::string_view(http1::crlf.data(), 2) : std::string_view();
+            const std::array<asio::const_buffer, 4> parts{asio::buffer(head_out.data(), head_out.size()), asio::buffer(pre.data(), pre.size()),
+                                                          asio::buffer(pr.data.data(), pr.data.size()), asio::buffer(post.data(), post.size())};
+            ctx.bytes_to_client += head_out.size();
+            head_out = {};
+            wec = co_await http1_detail::write_for(client, parts, wait());
+          }
           ctx.bytes_to_client += pr.data.size();
           bin.consume(pr.consumed);
           if (wec) co_return exchange_result{make_error_code(error::client_failed)};
@@ -699,6 +716,7 @@ struct http1_adapter {
         }
         case http1::event::need_more: {
           bin.consume(pr.consumed);
+          if (co_await send_head()) co_return exchange_result{make_error_code(error::client_failed)};
           auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(buffer_size), wait());
           if (rec == asio::error::eof && bp.finish().what == http1::event::message_complete) {  // until close
             if (client_chunked && co_await http1_detail::write_for(client, std::string_view("0\r\n\r\n"), wait()))
@@ -715,19 +733,22 @@ struct http1_adapter {
         }
         case http1::event::message_complete: {
           bin.consume(pr.consumed);
-          if (client_chunked) {
-            std::string last;
-            http1::append_last_chunk(last, bp.trailers());
-            if (co_await http1_detail::write_for(client, std::string_view(last), wait()))
-              co_return exchange_result{make_error_code(error::client_failed)};
+          std::string last;
+          if (client_chunked) http1::append_last_chunk(last, bp.trailers());
+          if (!head_out.empty() || !last.empty()) {  // a bodiless response, or the end of a chunked one
+            const std::array<asio::const_buffer, 2> parts{asio::buffer(head_out.data(), head_out.size()), asio::buffer(last)};
+            ctx.bytes_to_client += head_out.size();
+            head_out = {};
+            if (co_await http1_detail::write_for(client, parts, wait())) co_return exchange_result{make_error_code(error::client_failed)};
           }
           out.keep_client = keep;
           out.keep_backend = bp.keep_alive() && bin.view().empty();
           bin.consume(bin.view().size());
           co_return out;
         }
-        default:
+        default:  // a malformed body: the client gets what came before it (the head), then the close
           bin.consume(bin.view().size());
+          (void)co_await send_head();
           co_return exchange_result{bp.error_code() ? bp.error_code() : make_error_code(error::backend_failed)};
       }
     }

@@ -224,13 +224,12 @@ struct kept_backend {
   std::optional<asio::ip::tcp::socket> socket;
   asio::ip::tcp::endpoint endpoint{};
 
-  /// The kept connection to `ep`, if it is still open (no EOF or stray bytes waiting).
+  /// The kept connection to `ep`, if it is still open (no EOF or stray bytes waiting): one
+  /// peek, which says both (EAGAIN: idle and open).
   std::optional<asio::ip::tcp::socket> take(const asio::ip::tcp::endpoint& ep) {
     if (!socket || endpoint != ep) return drop(), std::nullopt;
-    std::error_code ec;
-    const bool idle = socket->available(ec) == 0 && !ec;
     char probe;
-    const bool open = idle && ::recv(socket->native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
+    const bool open = ::recv(socket->native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
     if (!open) return drop(), std::nullopt;
     auto s = std::move(socket);
     socket.reset();
