@@ -172,7 +172,7 @@ asio::awaitable<std::error_code> stop(const Adapter& a, asio::ip::tcp::socket& c
   }
   if constexpr (requires { ctx.keep_alive; }) k = k && ctx.keep_alive;  // the answer may have said close
   if (keep != nullptr) *keep = k && !wec;
-  co_return ec ? ec : wec;
+  co_return v.is_reject() && ec ? ec : wec;  // a refusal reports what led to it; an answer, its write
 }
 
 struct no_reader {};
