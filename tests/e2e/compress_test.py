@@ -159,6 +159,13 @@ class CompressTest(unittest.TestCase):
         self.assertEqual(heads.get("content-encoding"), "gzip")
         self.assertEqual(body, LARGE)
 
+    def test_http10_client_gets_the_body_ended_by_the_close(self):
+        code, heads, body = self.get("/api/large.json", "--http1.0", "--compressed", "-H", "Accept-Encoding: gzip")
+        self.assertEqual((code, heads.get("content-encoding")), (200, "gzip"))
+        self.assertNotIn("content-length", heads)
+        self.assertNotIn("transfer-encoding", heads)
+        self.assertEqual(body, LARGE)
+
     def test_chunked_text_of_unknown_length_is_compressed(self):
         code, heads, body = self.get("/api/chunked.txt", "--compressed", "-H", "Accept-Encoding: br")
         self.assertEqual((code, heads.get("content-encoding")), (200, "br"))

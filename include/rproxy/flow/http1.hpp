@@ -669,7 +669,8 @@ struct http1_adapter {
           bin.consume(pr.consumed);
           auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(buffer_size), wait());
           if (rec == asio::error::eof && bp.finish().what == http1::event::message_complete) {  // until close
-            if (auto ec = co_await end_filtered_body(p, ctx, client, filtered, client_chunked, wait())) co_return exchange_result{ec};
+            if (filtered)  // (no coroutine call on the plain path)
+              if (auto ec = co_await end_filtered_body(p, ctx, client, client_chunked, wait())) co_return exchange_result{ec};
             if (client_chunked && co_await http1_detail::write_for(client, std::string_view("0\r\n\r\n"), wait()))
               co_return exchange_result{make_error_code(error::client_failed)};
             co_return exchange_result{{}, keep && client_chunked, false};
@@ -684,7 +685,8 @@ struct http1_adapter {
         }
         case http1::event::message_complete: {
           bin.consume(pr.consumed);
-          if (auto ec = co_await end_filtered_body(p, ctx, client, filtered, client_chunked, wait())) co_return exchange_result{ec};
+          if (filtered)
+            if (auto ec = co_await end_filtered_body(p, ctx, client, client_chunked, wait())) co_return exchange_result{ec};
           if (client_chunked) {
             std::string last;
             http1::append_last_chunk(last, bp.trailers());
@@ -713,10 +715,9 @@ private:
   /// A transformed body's end: the transforms' last bytes (a gzip trailer), as one more piece.
   template <class Pipeline>
   static asio::awaitable<std::error_code> end_filtered_body(Pipeline& p, typename Pipeline::context_type& ctx,
-                                                            asio::ip::tcp::socket& client, bool filtered, bool chunked,
+                                                            asio::ip::tcp::socket& client, bool chunked,
                                                             std::chrono::milliseconds wait) {
     if constexpr (Pipeline::filters_response_body) {
-      if (!filtered) co_return std::error_code{};
       auto t = p.response_body(ctx, {}, true);
       if (!t) co_return t.error();
       ctx.bytes_to_client += t->size();
