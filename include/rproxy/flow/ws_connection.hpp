@@ -118,6 +118,10 @@ public:
           close(codec::ws::close_code::try_again_later, "slow consumer: send queue full");
           return false;
         case slow_consumer::drop_oldest:
+          if (n > lim_.max_queue_bytes) {  // it could never fit: it goes, the queue stays
+            ws_detail::bump(stats_.dropped_oldest);
+            return false;
+          }
           // Entries [0, in_flight_) are being written; drop the oldest of the rest.
           for (std::size_t i = in_flight_; i < q_.size() && (data_count_ + 1 > lim_.max_queue_messages ||
                                                                data_bytes_ + n > lim_.max_queue_bytes);) {
