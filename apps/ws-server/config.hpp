@@ -32,14 +32,14 @@ struct rate_limits_block {
   std::optional<mw::rate_limit_block> message;          ///< room messages
   std::optional<mw::rate_limit_block> join;             ///< joins (each may cost a password hash)
   std::optional<mw::rate_limit_block> private_message;  ///< private messages
-  std::optional<mw::rate_limit_block> request;          ///< every request, whatever its op
+  std::optional<mw::rate_limit_block> invalid;          ///< unreadable requests (error replies)
 
   static constexpr auto describe() {
     return cfg::fields(cfg::doc<&rate_limits_block::connect>("new connections, counted at accept (key: ip)"),
                        cfg::doc<&rate_limits_block::message>("room messages"),
                        cfg::doc<&rate_limits_block::join>("joins"),
                        cfg::doc<&rate_limits_block::private_message>("private messages"),
-                       cfg::doc<&rate_limits_block::request>("every request of any operation"));
+                       cfg::doc<&rate_limits_block::invalid>("unreadable requests (each gets an error reply)"));
   }
 };
 

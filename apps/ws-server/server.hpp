@@ -8,7 +8,7 @@
 //   rate limit "connect"     on accept, per ip
 //   cors (enforced)          the Origin allow-list, at the upgrade (CSRF from other sites' pages)
 //   jwt_auth                 the token (header, cookie or ?token=) -> user and role
-//   rate limits              per operation: message, join, private_message
+//   rate limits              per operation: message, join, private_message, invalid
 //   rooms::stage             names the user at the upgrade, runs each request
 #pragma once
 
@@ -51,6 +51,7 @@ struct connect_tag {};
 struct message_tag {};
 struct join_tag {};
 struct private_message_tag {};
+struct invalid_tag {};
 template <class Tag>
 using rate_limit = mw::basic_rate_limit<mw::local_counter_store, Tag>;
 
@@ -105,6 +106,7 @@ struct world_base {
     message_cfg = limit_of(cfg->rate_limits.message, "message");
     join_cfg = limit_of(cfg->rate_limits.join, "join");
     pm_cfg = limit_of(cfg->rate_limits.private_message, "private_message");
+    invalid_cfg = limit_of(cfg->rate_limits.invalid, "invalid");
   }
 
   /// Loads the JWT keys; false: they are bad (logged).
@@ -123,7 +125,7 @@ struct world_base {
   mw::key_store keys;
   mw::jwt_auth_config jwt_cfg;
   mw::cors_config cors_cfg;
-  mw::rate_limit_config connect_cfg, message_cfg, join_cfg, pm_cfg;
+  mw::rate_limit_config connect_cfg, message_cfg, join_cfg, pm_cfg, invalid_cfg;
   shared_state* shared;
   const obs::logger* log;
   flow::options options;
@@ -136,7 +138,7 @@ inline auto pipeline(world_base& w) {
       reject_metrics{w.shared->rejections}, mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, mw::conn_limit{&w.conn_cfg, &w.shared->conns, a},
       rate_limit<connect_tag>{&w.connect_cfg, st, a}, mw::cors{w.cfg->allowed_origins.empty() ? nullptr : &w.cors_cfg},
       mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, rate_limit<message_tag>{&w.message_cfg, st, a}, rate_limit<join_tag>{&w.join_cfg, st, a},
-      rate_limit<private_message_tag>{&w.pm_cfg, st, a},
+      rate_limit<private_message_tag>{&w.pm_cfg, st, a}, rate_limit<invalid_tag>{&w.invalid_cfg, st, a},
       rooms::stage{&w.shared->reg, &w.shared->hub, {.anonymous = w.cfg->anonymous}});
 }
 

@@ -192,7 +192,6 @@ class RateLimitTest(unittest.TestCase):
         extra = """anonymous: true
 rate_limits:
   message: { key: [ ip ], tiers: [ { name: default, limit: 30, window: 1m } ] }
-  join: { key: [ ip ], tiers: [ { name: default, limit: 3, window: 1m } ] }
 """
         srv = harness.Program(BINARY, config(port, admin, extra), name="ws-rl").start(wait_ports=[port, admin])
         try:
@@ -273,8 +272,10 @@ websocket:
                              f"RSS {base} -> {after} KiB; drops {drops}\n")
             self.assertGreater(drops, 0)
             # Bounded: the slow member's 16 MB never piled up in the server (its queue holds at
-            # most 1 MiB; the kernel's socket buffers take a few MB, not 10).
-            self.assertLess(after - base, 6 * 1024, f"RSS grew from {base} to {after} KiB")
+            # most 1 MiB; the kernel's socket buffers take a few MB, not 10). Not under ASan: its
+            # quarantine keeps freed memory resident, so RSS tracks allocations, not live memory.
+            if not harness.sanitized(BINARY):
+                self.assertLess(after - base, 6 * 1024, f"RSS grew from {base} to {after} KiB")
             if policy == "close":
                 # the slow member was closed: once it reads, its stream ends (after a 1013 close frame
                 # when the frame fit in the buffers, else the write timed out)

@@ -281,16 +281,20 @@ struct ws_adapter {
     const std::string accept = codec::ws::make_accept_response(up);
     std::string early(r.rest());
     r.release();  // the head's views end here
-    {
-      auto [ec, n] = co_await net::with_deadline(asio::async_write(s, asio::buffer(accept), asio::experimental::deferred), send.write_timeout);
-      (void)n;
-      if (ec) co_return net::classify(ec, net::side::downstream);
-    }
-    ws_detail::add(stats ? &stats->upgrades : nullptr);
-    if (stats) stats->open.fetch_add(1, std::memory_order_relaxed);
+    // Attached before the 101 goes out, so a shutdown that starts meanwhile reaches it too.
     ws_connection conn(s, send, stats ? stats->send() : ws_send_stats{});
     const std::size_t w = observe::worker_index() % hub->workers();
     hub->attach(w, conn);
+    {
+      auto [ec, n] = co_await net::with_deadline(asio::async_write(s, asio::buffer(accept), asio::experimental::deferred), send.write_timeout);
+      (void)n;
+      if (ec) {
+        hub->detach(conn.id());
+        co_return net::classify(ec, net::side::downstream);
+      }
+    }
+    ws_detail::add(stats ? &stats->upgrades : nullptr);
+    if (stats) stats->open.fetch_add(1, std::memory_order_relaxed);
     ctx.ws = &conn;
     ctx.worker = w;
     auto [rec, wec] = co_await (read_loop(p, ctx, s, conn, frames_in, std::move(early)) && conn.run_writer());

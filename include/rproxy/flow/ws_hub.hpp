@@ -11,12 +11,14 @@
 // so a delivery is split by worker without a lookup: recipients on the caller's worker get the
 // frame at once, and each other worker with recipients gets one posted task that walks the
 // shared recipient list. Each worker's table is touched only on that worker's thread: no lock.
-// A recipient gone before its task runs is skipped.
+// A recipient gone before its task runs is skipped. A connection attached after close_all is
+// closed at once (a shutdown racing an upgrade).
 #pragma once
 
 #include <asio/any_io_executor.hpp>
 #include <asio/post.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -50,6 +52,7 @@ public:
     const session_id id = (static_cast<std::uint64_t>(w) << 48) | (++s.serial & 0xFFFF'FFFF'FFFFull);
     s.conns.emplace(id, &c);
     c.set_id(id);
+    if (closing_ready_.load(std::memory_order_acquire)) c.close(close_code_, close_reason_);  // attached after close_all
     return id;
   }
   void detach(session_id id) { shards_[worker_of(id) % shards_.size()].conns.erase(id); }
@@ -85,6 +88,10 @@ public:
 
   /// Starts the close handshake on every connection (from any thread: posted to each worker).
   void close_all(std::uint16_t code, std::string reason) {
+    if (closing_.exchange(true)) return;
+    close_code_ = code;
+    close_reason_ = reason;
+    closing_ready_.store(true, std::memory_order_release);
     for (std::size_t i = 0; i < shards_.size(); ++i)
       asio::post(shards_[i].ex, [this, i, code, reason] {
         for (auto& [id, c] : shards_[i].conns) c->close(code, reason);
@@ -98,6 +105,10 @@ private:
     std::uint64_t serial = 0;
   };
   std::vector<shard> shards_;
+  std::atomic<bool> closing_{false};        ///< close_all was called (once)
+  std::atomic<bool> closing_ready_{false};  ///< ... and close_code_, close_reason_ are set
+  std::uint16_t close_code_ = 0;
+  std::string close_reason_;
 };
 
 }  // namespace rproxy::flow

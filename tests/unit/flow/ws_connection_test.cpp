@@ -179,4 +179,10 @@ TEST_CASE("the hub delivers on the caller's worker at once and posts to the othe
   REQUIRE(rproxy::test::run_until(w0, [&] { return c0.closing(); }));
   REQUIRE(rproxy::test::run_until(w1, [&] { return c1.closing(); }));
   REQUIRE(c0.close_code() == 1001);
+  // A connection attached after close_all (an upgrade racing the shutdown) is closed at once.
+  socket_pair p3(w0);
+  ws_connection c3(p3.server, lim);
+  hub.attach(0, c3);
+  REQUIRE(c3.closing());
+  REQUIRE(c3.close_code() == 1001);
 }
