@@ -192,6 +192,9 @@ public:
   asio::awaitable<std::error_code> run_writer() {
     using asio::experimental::deferred;
     std::vector<asio::const_buffer> bufs;
+    // The batch's frame headers, copied: a drop_oldest erase may move queue entries (std::deque
+    // erase shifts the shorter side), the shared bodies they point to never move.
+    std::vector<std::array<char, 10>> heads;
     bool close_written = false;
     for (;;) {
       if (stopped_) co_return std::error_code{};
@@ -213,11 +216,13 @@ public:
         continue;
       }
       bufs.clear();
+      heads.resize(std::min(q_.size(), lim_.max_batch));
       in_flight_ = 0;
       std::uint64_t data_frames = 0, bytes = 0;
       for (auto& e : q_) {
         if (in_flight_ == lim_.max_batch) break;
-        if (e.head_len) bufs.push_back(asio::buffer(e.head.data(), e.head_len));
+        heads[in_flight_] = e.head;
+        if (e.head_len) bufs.push_back(asio::buffer(heads[in_flight_].data(), e.head_len));
         bufs.push_back(asio::buffer(e.body->data(), e.body->size()));
         bytes += e.head_len + e.body->size();
         if (e.data) ++data_frames;

@@ -31,7 +31,7 @@ class Client {
   until(cond, what) {
     return new Promise((resolve, reject) => {
       if (cond()) return resolve();
-      const t = setTimeout(() => reject(new Error("timed out waiting for " + what)), 10000);
+      const t = setTimeout(() => reject(new Error("timed out waiting for " + (typeof what === "function" ? what() : what))), 60000);
       this.waiters.push([cond, () => { clearTimeout(t); resolve(); }]);
     });
   }
@@ -119,12 +119,16 @@ const scenarios = {
     out({ready: true});
     await new Promise((res) => process.stdin.once("data", res));
     const text = "m".repeat(size);
+    const got = (r) => r.of("message").filter((m) => m.from === "writer").length;
     const t0 = Date.now();
     for (let i = 0; i < count; i++) {
       writer.ws.send(JSON.stringify({op: "message", room: "flow", text: text + i}));
-      if (i % 20 === 19) await writer.until(() => writer.of("message").length >= i - 20, "the writer's own echo");
+      // Readers that keep up: the writer stays at most ~40 messages ahead of every one of them,
+      // so only the member that never reads can overflow its queue.
+      if (i % 20 === 19)
+        await Promise.all(readers.map((r, k) => r.until(() => got(r) >= i - 20,
+            () => `reader ${k} to keep up (message ${i}, it has ${got(r)}, closed ${JSON.stringify(r.closed)})`)));
     }
-    const got = (r) => r.of("message").filter((m) => m.from === "writer").length;
     await Promise.all(readers.map((r) => r.until(() => got(r) === count, "every message")));
     const inOrder = readers.every((r) => r.of("message").every((m, i, a) => i === 0 || m.msg_id === a[i - 1].msg_id + 1));
     out({delivered: readers.map(got), in_order: inOrder, ms: Date.now() - t0});
