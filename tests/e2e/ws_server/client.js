@@ -123,11 +123,13 @@ const scenarios = {
     const t0 = Date.now();
     for (let i = 0; i < count; i++) {
       writer.ws.send(JSON.stringify({op: "message", room: "flow", text: text + i}));
-      // Readers that keep up: the writer stays at most ~40 messages ahead of every one of them,
-      // so only the member that never reads can overflow its queue.
+      // Members that keep up (the writer reads its own echoes too): the writer stays at most ~40
+      // messages ahead of every one of them, so only the member that never reads can overflow
+      // its queue and meet the policy.
       if (i % 20 === 19)
-        await Promise.all(readers.map((r, k) => r.until(() => got(r) >= i - 20,
-            () => `reader ${k} to keep up (message ${i}, it has ${got(r)}, closed ${JSON.stringify(r.closed)})`)));
+        await Promise.all([writer, ...readers].map((r, k) => r.until(() => got(r) >= i - 20,
+            () => `member ${k} (0: the writer) to keep up (message ${i}, it has ${got(r)}, closed ${JSON.stringify(r.closed)}; ` +
+                  `the writer has ${writer.of("message").length} echoes, closed ${JSON.stringify(writer.closed)})`)));
     }
     await Promise.all(readers.map((r) => r.until(() => got(r) === count, "every message")));
     const inOrder = readers.every((r) => r.of("message").every((m, i, a) => i === 0 || m.msg_id === a[i - 1].msg_id + 1));
