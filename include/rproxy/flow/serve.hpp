@@ -39,6 +39,8 @@
 //                                                 after `replied`: send the stage's answer
 //     optionally asio::awaitable<void> hello_failed(asio::ip::tcp::socket&, Ctx&, reader&, std::error_code);
 //                                                 the hello was malformed, too slow or cut: tell the client
+//   optionally, to answer the client itself after on_hello (no route, no backend; flow/ws.hpp):
+//     asio::awaitable<std::error_code> session(Pipeline&, Ctx&, asio::ip::tcp::socket& client, const options&, reader&);
 //   optionally, for a message loop instead of the relay:
 //     asio::awaitable<exchange_result> exchange(Pipeline&, Ctx&, asio::ip::tcp::socket& client,
 //         asio::ip::tcp::socket& backend, const std::string& first, const options&, reader&, bool reused);
@@ -274,6 +276,9 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
     if (refused) co_return co_await send(client, a.render(ctx, *refused));
     if (auto v = co_await run_phase<phase::hello>(p, ctx, reader.hello()); !v.is_next())
       co_return co_await stop(a, client, ctx, reader, v, o);
+    // An adapter that answers the client itself (WebSocket): no route, no backend.
+    if constexpr (requires { a.session(p, ctx, client, o, reader); })
+      co_return co_await a.session(p, ctx, client, o, reader);
   } else if (refused) {
     co_return std::error_code{};
   }
