@@ -249,7 +249,8 @@ asio::awaitable<std::error_code> next_message(connection& c) {
                      static_cast<int>(r.data.size()), r.data.data());
         co_return std::make_error_code(std::errc::connection_reset);
       case ws::event::error:
-        std::fprintf(stderr, "ws_load: connection %d: bad frame from the server (close code %u)\n", c.index, r.code);
+        std::fprintf(stderr, "ws_load: connection %d: bad frame from the server: %s (close code %u)\n", c.index,
+                     make_error_code(r.error).message().c_str(), r.code);
         co_return std::make_error_code(std::errc::protocol_error);
     }
   }
@@ -413,67 +414,51 @@ int run_fanout(const options& o) {
   const std::string text = text_of(o.size);
   const std::string request = R"({"op":"message","room":")" + room + R"(","text":")" + text + R"("})";
   connection& sender = *conns[0];
-  // The room: the sender creates it, the others join, at most 64 joins at a time.
-  bool created = false;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    sender.queue_text(R"({"op":"create","room":")" + room + R"("})");
-    sender.flush();
-    if (co_await await_reply(sender, "create")) die("create failed");
-    created = true;
-  }, asio::detached);
-  run_until(io, [&] { return created; }, o.timeout, "the room");
-  int joined = 1;
-  {
-    int next = 1, in_flight = 0;
-    std::function<void()> join_one;  // startup only
-    join_one = [&] {
-      if (next == m) return;
-      connection& c = *conns[static_cast<std::size_t>(next++)];
-      ++in_flight;
-      asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-        c.queue_text(R"({"op":"join","room":")" + room + R"("})");
-        c.flush();
-        if (co_await await_reply(c, "join")) die("join failed");
-        ++joined;
-        --in_flight;
-        join_one();
-      }, asio::detached);
-    };
-    for (int i = 0; i < 64; ++i) join_one();
-    run_until(io, [&] { return joined == m; }, o.timeout, "the joins");
-  }
   // delivered[k % window]: members that have message k. Message k + window goes out when
   // message k has reached all members.
   std::vector<int> delivered(window, 0);
   long long sent = 0;
   bool measuring = false, stopping = false;
   std::uint64_t deliveries = 0;
+  int joined = 0;
   const auto send_one = [&] {
     ++sent;
     sender.queue_text(request);
   };
-  for (auto& cp : conns) {
-    connection& c = *cp;
-    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-      long long seen = 0;
-      for (;;) {
-        if (auto ec = co_await next_message(c)) die("fan-out: connection " + std::to_string(c.index) + ": " + ec.message());
-        if (json_string(c.msg, "type") != "message") continue;
-        const long long id = json_int(c.msg, "msg_id");
-        if (id != seen + 1) die("fan-out: connection " + std::to_string(c.index) + " got message " + std::to_string(id) +
-                                " after " + std::to_string(seen));
-        seen = id;
-        if (measuring) ++deliveries;
-        int& d = delivered[static_cast<std::size_t>(id) % window];
-        if (++d == m) {
-          d = 0;
-          if (!stopping) {
-            send_one();
-            sender.flush();
-          }
+  // Every member reads from the moment it is in the room (the presence events of the joins
+  // that follow, then the messages), so no server queue fills during the set-up.
+  const auto member = [&](connection& c) -> asio::awaitable<void> {
+    c.queue_text(c.index == 0 ? R"({"op":"create","room":")" + room + R"("})" : R"({"op":"join","room":")" + room + R"("})");
+    c.flush();
+    if (co_await await_reply(c, c.index == 0 ? "create" : "join")) die("fan-out: create or join failed");
+    ++joined;
+    long long seen = 0;
+    for (;;) {
+      if (auto ec = co_await next_message(c)) die("fan-out: connection " + std::to_string(c.index) + ": " + ec.message());
+      if (json_string(c.msg, "type") != "message") continue;
+      const long long id = json_int(c.msg, "msg_id");
+      if (id != seen + 1)
+        die("fan-out: connection " + std::to_string(c.index) + " got message " + std::to_string(id) + " after " +
+            std::to_string(seen));
+      seen = id;
+      if (measuring) ++deliveries;
+      int& d = delivered[static_cast<std::size_t>(id) % window];
+      if (++d == m) {
+        d = 0;
+        if (!stopping) {
+          send_one();
+          sender.flush();
         }
       }
-    }, asio::detached);
+    }
+  };
+  asio::co_spawn(io, member(sender), asio::detached);
+  run_until(io, [&] { return joined == 1; }, o.timeout, "the room");
+  // The others join, at most 64 joins at a time.
+  for (int next = 1; next < m;) {
+    const int batch_end = std::min(m, next + 64);
+    for (; next < batch_end; ++next) asio::co_spawn(io, member(*conns[static_cast<std::size_t>(next)]), asio::detached);
+    run_until(io, [&] { return joined == batch_end; }, o.timeout, "the joins");
   }
   for (std::size_t i = 0; i < window; ++i) send_one();
   sender.flush();
