@@ -48,6 +48,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 #include <vector>
 
 #include <rproxy/codec/http1/error.hpp>
@@ -304,9 +305,13 @@ private:
   asio::awaitable<std::error_code> read_loop(Pipeline& p, Ctx& ctx, asio::ip::tcp::socket& s, ws_connection& c,
                                              codec::ws::parser& ps, std::string early) const {
     namespace ws = codec::ws;
-    std::vector<char> buf(std::max(read_buffer, early.size() + 256));
+    // The read buffer exists only while bytes are buffered: an idle connection holds none.
+    std::vector<char> buf;
     std::size_t b = 0, e = early.size();
-    std::memcpy(buf.data(), early.data(), early.size());
+    if (!early.empty()) {
+      buf.resize(std::max(read_buffer, early.size() + 256));
+      std::memcpy(buf.data(), early.data(), early.size());
+    }
     std::string msg;
     ws::opcode mop = ws::opcode::text;
     bool ping_out = false;
@@ -332,8 +337,8 @@ private:
                     c.close(ws_detail::close_code_for(v.reason().code), v.reason().message);
                 }
               }
-              msg.clear();
-              if (msg.capacity() > 4096) std::string().swap(msg);
+              if (msg.capacity() > 256) std::string().swap(msg);
+              else msg.clear();
             }
             break;
           case ws::event::ping: c.pong(r.data); break;
@@ -351,14 +356,20 @@ private:
         b += r.consumed;
       }
       // Read more.
-      if (b == e) b = e = 0;
-      if (e == buf.size()) {
+      std::error_code ec;
+      std::size_t n = 0;
+      if (b == e) {  // nothing buffered: wait without a buffer, then read
+        b = e = 0;
+        std::vector<char>().swap(buf);
+        std::tie(ec) = co_await net::with_deadline(s.async_wait(asio::ip::tcp::socket::wait_read, asio::experimental::deferred), idle_timeout);
+        if (!ec) buf.resize(read_buffer);
+      } else if (e == buf.size()) {
         std::memmove(buf.data(), buf.data() + b, e - b);
         e -= b;
         b = 0;
       }
-      auto [ec, n] = co_await net::with_deadline(s.async_read_some(asio::buffer(buf.data() + e, buf.size() - e), asio::experimental::deferred),
-                                                 idle_timeout);
+      if (!ec) std::tie(ec, n) = co_await net::with_deadline(s.async_read_some(asio::buffer(buf.data() + e, buf.size() - e), asio::experimental::deferred),
+                                                             idle_timeout);
       if (ec == net::error::idle_timeout) {
         if (!ping_out && !c.closing()) {
           c.ping();
