@@ -332,8 +332,14 @@ def case_table():
         [pong("ping"), echo("frag1frag2")], 1)
     add("5.9", "a final continuation with no message open", [frame(CONT, "non-continuation payload"),
                                                             frame(TEXT, "Hello")], closed(1002))
+    add("5.10", "the same, written byte by byte", [frame(CONT, "non-continuation payload"), frame(TEXT, "Hello")],
+        closed(1002), 1)
     add("5.12", "a non-final continuation with no message open",
         [frame(CONT, "non-continuation payload", fin=False), frame(TEXT, "Hello")], closed(1002))
+    add("5.13", "the same, written byte by byte",
+        [frame(CONT, "non-continuation payload", fin=False), frame(TEXT, "Hello")], closed(1002), 1)
+    add("5.16", "a non-final continuation with none open, then a fragmented text",
+        [frame(CONT, "again", fin=False), frame(TEXT, "fragment1", fin=False), frame(CONT, "fragment2")], closed(1002))
     add("5.15", "a message, then continuations with none open",
         [frame(TEXT, "fragment1", fin=False), frame(CONT, "fragment2"), frame(CONT, "fragment3", fin=False),
          frame(TEXT, "fragment4")], [echo("fragment1fragment2")] + closed(1002))
@@ -395,7 +401,7 @@ def case_table():
     add("6.10.2", "a valid fragment, then a fragment with invalid UTF-8", [frame(TEXT, kosme, fin=False),
                                                                           frame(CONT, b"\xed\xa0\x80edited")],
         closed(1007))
-    add("6.10.3", "invalid UTF-8 in a close reason", [close_frame(1000, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80")],
+    add("7.5.1", "invalid UTF-8 in a close reason", [close_frame(1000, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80")],
         closed(1007))
     # 7 Close.
     add("7.1.1", "text, then close", [frame(TEXT, "Hello World!"), close_frame(1000)], [echo("Hello World!")] + closed(1000))
