@@ -721,8 +721,9 @@ if __name__ == "__main__":
         with open(cfg, "w") as f:
             f.write("listen: 127.0.0.1:%d\nanonymous: true\nchat_page: false\nwebsocket: { max_message: %d }\n"
                     % (port, MAX_MESSAGE))
+        log = open(os.path.join(work, "ws-server.log"), "w")
         proc = subprocess.Popen([os.path.abspath(arg), "--workers", "1", "run", "--config", cfg],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=log, stderr=subprocess.STDOUT)
         harness.wait_port(port)
         TARGET = ("127.0.0.1", port, "/?user=conformance")
     else:
@@ -732,11 +733,20 @@ if __name__ == "__main__":
             proc.kill()
             raise SystemExit("ws_conformance_test.py: %s did not start" % arg)
         TARGET = ("127.0.0.1", int(line[1]), "/")
+    ok = False
     try:
-        unittest.main(verbosity=2)
+        ok = unittest.main(verbosity=2, exit=False).result.wasSuccessful()
+        if proc is not None and proc.poll() is not None:
+            ok = False
+            print("ws_conformance_test.py: the server exited during the suite (status %d)" % proc.returncode,
+                  file=sys.stderr)
+        if not ok and work is not None:  # the server's own account (a sanitizer report, say)
+            with open(os.path.join(work, "ws-server.log")) as f:
+                print("--- ws-server's output (last 60 lines):\n" + "".join(f.readlines()[-60:]), file=sys.stderr)
     finally:
         if proc is not None:
             proc.kill()
             proc.wait()
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
+    sys.exit(0 if ok else 1)
