@@ -8,8 +8,8 @@
 //
 //   node bench/ws_load/peer.js PORT     (prints "listening PORT" once it listens on 127.0.0.1)
 //
-// The user is the `user` query parameter of the upgrade request (ws-server takes it from a
-// JWT), or "u" and a counter.
+// The user is the `user` query parameter of the upgrade request (as ws-server's with
+// `anonymous: true`, which run uses), or "u" and a counter.
 'use strict';
 const path = require('path');
 const { WebSocketServer } = require(path.join(__dirname, '../../tests/e2e/node_modules/ws'));
