@@ -124,6 +124,7 @@ constexpr std::uint16_t close_code_for(reject_code c) noexcept {
     case reject_code::internal: return codec::ws::close_code::internal_error;
     case reject_code::unavailable:
     case reject_code::too_many_connections: return codec::ws::close_code::try_again_later;
+    case reject_code::too_large: return codec::ws::close_code::message_too_big;
     default: return codec::ws::close_code::policy_violation;
   }
 }
