@@ -77,6 +77,7 @@
 #include <rproxy/codec/http1/message.hpp>
 #include <rproxy/codec/http1/parser.hpp>
 #include <rproxy/codec/http1/request_view.hpp>
+#include <rproxy/codec/http1/serializer.hpp>
 #include <rproxy/flow/http1.hpp>
 #include <rproxy/flow/serve.hpp>
 #include <rproxy/net/connector.hpp>
@@ -182,13 +183,6 @@ struct stream_state {
   wakeup wake;
 };
 
-/// The TCP socket under a client stream (itself, or a TLS stream's next layer).
-template <class Stream>
-asio::ip::tcp::socket& tcp_of(Stream& s) {
-  if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) return s;
-  else return s.next_layer();
-}
-
 /// One HTTP/2 client connection: its session, its streams, its kept backend connections.
 template <class Stream, class Pipeline, class ConnCtx>
 class connection {
@@ -226,8 +220,8 @@ public:
     tick_wake_.notify();
     while (tasks_ > 0) (void)co_await all_done_.wait(std::chrono::seconds(1));
     std::error_code ignored;
-    tcp_of(client_).shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    tcp_of(client_).close(ignored);
+    detail::tcp_of(client_).shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    detail::tcp_of(client_).close(ignored);
     for (auto& k : kept_) k.drop();
     co_return out;
   }
@@ -251,8 +245,8 @@ private:
     if (ending_) return;
     ending_ = true;
     std::error_code ignored;
-    tcp_of(client_).shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    tcp_of(client_).cancel(ignored);
+    detail::tcp_of(client_).shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    detail::tcp_of(client_).cancel(ignored);
   }
 
   /// Writes what the session has, one write per turn (copied: the session's buffer grows
@@ -446,6 +440,10 @@ private:
     if (auto v = co_await run_phase<phase::accept>(p_, ctx); !v.is_next() && !refused)
       if (v.is_reject()) ctx.rejected = refused = v.reason();
     ctx.hello_done = std::chrono::steady_clock::now();
+    if (req.method() == "CONNECT") {  // tunnels are not proxied (as on HTTP/1.1): 501
+      respond_http1(st, ctx, http1::make_error_response(501, "upgrades and CONNECT are not supported"));
+      co_return std::error_code{};
+    }
     if (refused) {
       if (refused_) session_.shutdown();  // the connection was refused: no more requests on it
       co_return co_await stop(st, ctx, reject(*refused));
@@ -514,6 +512,7 @@ private:
   asio::awaitable<exchange_result> forward(stream_state& st, ctx_type& ctx, asio::ip::tcp::socket& backend,
                                            const h2::request& req, bool reused) {
     using net::error;
+    if (st.aborted) co_return exchange_result{make_error_code(error::client_failed)};
     const auto cl = req.content_length();
     const bool has_body = cl ? *cl > 0 : !(st.ended && st.body.empty());
     http1::message_info info;
@@ -705,7 +704,7 @@ template <class ConnPipeline, class Pipeline, class Stream>
 asio::awaitable<std::error_code> serve_h2(ConnPipeline& conn, Pipeline& p, const h2_adapter& a, Stream& client, const options& o,
                                           std::optional<net::accepted_endpoints> eps = std::nullopt, std::string_view early = {}) {
   auto cctx = conn.make_context();
-  detail::fill(cctx, h2_detail::tcp_of(client), eps ? &*eps : nullptr);
+  detail::fill(cctx, detail::tcp_of(client), eps ? &*eps : nullptr);
   auto ec = co_await detail::guarded([&]() -> asio::awaitable<std::error_code> {
     std::optional<reject_reason> refused;
     if (auto v = co_await run_phase<phase::accept>(conn, cctx); !v.is_next()) {
@@ -716,7 +715,7 @@ asio::awaitable<std::error_code> serve_h2(ConnPipeline& conn, Pipeline& p, const
     co_return co_await c.run(early);
   });
   std::error_code ignored;
-  h2_detail::tcp_of(client).close(ignored);
+  detail::tcp_of(client).close(ignored);
   conn.close(cctx, ec);
   co_return ec;
 }
