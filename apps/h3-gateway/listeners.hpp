@@ -1,6 +1,7 @@
 // apps/h3-gateway/listeners.hpp: the gateway's listeners. Plain TCP serves HTTP/1.1 and h2c
 // with prior knowledge (the HTTP/2 preface on the first bytes, looked at without taking them);
-// TLS (`tls:`) serves HTTP/2 to clients whose ALPN offers "h2", the certificate chosen by SNI.
+// TLS (`tls:`) serves HTTP/2 to clients whose ALPN offers "h2", else HTTP/1.1, the certificate
+// chosen by SNI.
 // Both run the world's connection pipeline once and its request pipeline per request or
 // stream (flow/h2.hpp), so routes and middleware do not care which protocol the client speaks.
 #pragma once
@@ -34,7 +35,7 @@ namespace h3_gateway {
 inline rproxy::result<rproxy::net::tls_server_context, rproxy::net::tls_load_error> load_tls(const rproxy::app::tls_listener_block& b) {
   rproxy::net::tls_server_options o;
   for (const auto& c : b.certificates) o.certificates.push_back({c.cert, c.key, c.server_names});
-  o.alpn = {"h2"};  // HTTP/1.1 over TLS is not served yet (flow/serve.hpp drives TCP sockets only)
+  o.alpn = {"h2", "http/1.1"};
   return rproxy::net::tls_server_context::load(o);
 }
 
@@ -56,8 +57,9 @@ struct listeners {
     else (void)co_await rproxy::flow::serve(w->connections[i], w->pipelines[i], h1, std::move(s), w->options, eps);
   }
 
-  /// TLS: the handshake within the header timeout, then HTTP/2 if ALPN chose it.
-  static asio::awaitable<void> serve_tls(std::shared_ptr<const World> w, const rproxy::flow::h2_adapter& h2, asio::ip::tcp::socket s,
+  /// TLS: the handshake within the header timeout, then HTTP/2 if ALPN chose it, else HTTP/1.1.
+  static asio::awaitable<void> serve_tls(std::shared_ptr<const World> w, const rproxy::flow::http1_adapter& h1,
+                                         const rproxy::flow::h2_adapter& h2, asio::ip::tcp::socket s,
                                          rproxy::net::accepted_endpoints eps, rproxy::flow::drain_tracker::guard) {
     if (!w->tls) co_return;
     const auto i = rproxy::observe::worker_index() % w->pipelines.size();
@@ -65,8 +67,8 @@ struct listeners {
     auto [ec] = co_await rproxy::net::async_server_handshake(tls, w->options.hello_timeout,
                                                              asio::experimental::as_tuple(asio::use_awaitable));
     if (ec) co_return;
-    if (rproxy::net::alpn(tls) != "h2") co_return;  // no HTTP/1.1 over TLS yet: closed
-    (void)co_await rproxy::flow::serve_h2(w->connections[i], w->pipelines[i], h2, tls, w->options, eps);
+    if (rproxy::net::alpn(tls) == "h2") (void)co_await rproxy::flow::serve_h2(w->connections[i], w->pipelines[i], h2, tls, w->options, eps);
+    else (void)co_await rproxy::flow::serve(w->connections[i], w->pipelines[i], h1, std::move(tls), w->options, eps);
   }
 
   /// Opens the plain listener and, with a `tls:` block, the TLS one. False (logged): one cannot listen.
@@ -80,7 +82,7 @@ struct listeners {
     if (!c.tls) return true;
     auto secure = [this](asio::ip::tcp::socket s, const rproxy::net::accepted_endpoints& eps) {
       auto ex = s.get_executor();
-      asio::co_spawn(ex, serve_tls(worlds.current(), h2, std::move(s), eps, drain.track()), asio::detached);
+      asio::co_spawn(ex, serve_tls(worlds.current(), http1, h2, std::move(s), eps, drain.track()), asio::detached);
     };
     return rproxy::app::listen(rt, c.tls->listen, "https", secure);
   }

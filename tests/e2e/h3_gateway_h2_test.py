@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -234,7 +235,7 @@ class GatewayH2Test(unittest.TestCase):
         rc, out = run("curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version}", self.url + "/x")
         self.assertEqual((rc, out), (0, "2"))
 
-    def test_tls_alpn_h2_and_sni(self):
+    def test_tls_alpn_and_sni(self):
         for name, (cert, _) in (("a.test", self.cert_a), ("b.test", self.cert_b)):
             # --cacert with that name's own certificate: the handshake only verifies if SNI chose it.
             rc, out = run("curl", "-sS", "--http2", "--cacert", cert, "--resolve", f"{name}:{self.tls_port}:127.0.0.1",
@@ -243,10 +244,53 @@ class GatewayH2Test(unittest.TestCase):
             body, _, tail = out.rpartition("\n")
             self.assertEqual(tail, "2 200")
             self.assertEqual(json.loads(body)["path"], "/other/tls")
+        # A client without HTTP/2: ALPN http/1.1, the same routes.
+        rc, out = run("curl", "-sS", "--http1.1", "--cacert", self.cert_a[0], "--resolve", f"a.test:{self.tls_port}:127.0.0.1",
+                      "-w", "\n%{http_version} %{http_code}", f"https://a.test:{self.tls_port}/other/tls1")
+        self.assertEqual(rc, 0, out)
+        body, _, tail = out.rpartition("\n")
+        self.assertEqual((tail, json.loads(body)["path"]), ("1.1 200", "/other/tls1"))
         # The wrong certificate for the name fails verification (the check above is not vacuous).
         rc, out = run("curl", "-sS", "--http2", "--cacert", self.cert_a[0], "--resolve", f"b.test:{self.tls_port}:127.0.0.1",
                       f"https://b.test:{self.tls_port}/")
         self.assertNotEqual(rc, 0, out)
+
+    def test_certificates_reload_with_the_config(self):
+        d = tempfile.mkdtemp(prefix="rproxy-h3gw-h2-reload-")
+        port, admin, tls = harness.free_port(), harness.free_port(), harness.free_port()
+        first = make_cert(d, "r.test")
+        second_dir = os.path.join(d, "second")
+        os.mkdir(second_dir)
+        second = make_cert(second_dir, "r.test")
+        routes = "- name: all\n  prefix: /\n  backends: [ { group: main } ]\n"
+
+        def cfg(cert):
+            return base.config(port, admin, [("main", [self.a.port], [])], routes,
+                               f"tls:\n  listen: 127.0.0.1:{tls}\n  certificates: [ {{ cert: {cert[0]}, key: {cert[1]} }} ]\n")
+
+        def fetch(ca):
+            return run("curl", "-sS", "--http2", "--cacert", ca, "--resolve", f"r.test:{tls}:127.0.0.1", "-o", "/dev/null",
+                       "-w", "%{http_code}", f"https://r.test:{tls}/")
+
+        gw = harness.Program(BINARY, cfg(first), name="h3gw-h2-reload").start(wait_ports=[port, admin, tls])
+        try:
+            self.assertEqual(fetch(first[0]), (0, "200"))
+            self.assertNotEqual(fetch(second[0])[0], 0)
+            gw.write_config(cfg(second))
+            gw.signal(signal.SIGHUP)
+            harness.wait_until(lambda: fetch(second[0]) == (0, "200"), what="the new certificate after the reload")
+            self.assertNotEqual(fetch(first[0])[0], 0)
+            # A bad certificate file is refused; the previous one keeps serving.
+            bad = os.path.join(d, "bad.pem")
+            with open(bad, "w") as f:
+                f.write("not a certificate\n")
+            gw.write_config(cfg((bad, second[1])))
+            gw.signal(signal.SIGHUP)
+            harness.wait_until(lambda: "cannot load TLS certificates" in gw.output(), what="the bad reload logged")
+            self.assertEqual(fetch(second[0]), (0, "200"))
+        finally:
+            self.assertEqual(gw.stop(), 0)
+            shutil.rmtree(d, ignore_errors=True)
 
     def test_nghttp_concurrent_streams(self):
         urls = [f"{self.url}/s/{i}" for i in range(12)]
@@ -317,6 +361,7 @@ class GatewayH2Test(unittest.TestCase):
             "host differing from :authority": (good + [("host", "other.test")], None),
             "request-target not a path": ([(":method", "GET"), (":scheme", "http"), (":path", "x y"), (":authority", "x.test")], None),
             "CR LF in a value": (good + [("x-a", "1\r\nx-b: 2")], None),
+            "CONNECT (a tunnel)": ([(":method", "CONNECT"), (":authority", "x.test:443")], None),
             "missing :path": ([(":method", "GET"), (":scheme", "http"), (":authority", "x.test")], None),
         }
         before = self.a.count
