@@ -360,6 +360,7 @@ class GatewayH2Test(unittest.TestCase):
             "te other than trailers": (good + [("te", "gzip")], None),
             "host differing from :authority": (good + [("host", "other.test")], None),
             "request-target not a path": ([(":method", "GET"), (":scheme", "http"), (":path", "x y"), (":authority", "x.test")], None),
+            "a fragment in :path": ([(":method", "GET"), (":scheme", "http"), (":path", "/a#b"), (":authority", "x.test")], None),
             "CR LF in a value": (good + [("x-a", "1\r\nx-b: 2")], None),
             "CONNECT (a tunnel)": ([(":method", "CONNECT"), (":authority", "x.test:443")], None),
             "missing :path": ([(":method", "GET"), (":scheme", "http"), (":authority", "x.test")], None),
