@@ -23,6 +23,7 @@
 #include <rproxy/middleware/api_key_block.hpp>
 #include <rproxy/middleware/audit_block.hpp>
 #include <rproxy/middleware/ban_block.hpp>
+#include <rproxy/middleware/compress_block.hpp>
 #include <rproxy/middleware/conn_limit_block.hpp>
 #include <rproxy/middleware/cors_block.hpp>
 #include <rproxy/middleware/ip_filter_block.hpp>
@@ -38,7 +39,7 @@ namespace mw = rproxy::middleware;
 namespace bal = rproxy::balance;
 
 /// The stages a route's `middleware:` list can name, in pipeline order (bit i: name i).
-inline constexpr std::array<std::string_view, 5> middleware_names{"ip_filter", "bans", "jwt", "api_keys", "rate_limit"};
+inline constexpr std::array<std::string_view, 6> middleware_names{"ip_filter", "bans", "jwt", "api_keys", "rate_limit", "compress"};
 
 /// A named backend group: one pool, its balancer and health checks.
 struct group_config {
@@ -83,6 +84,7 @@ struct config {
   mw::audit_block audit{};
   mw::request_id_block request_id{};
   std::optional<mw::cors_block> cors;
+  std::optional<mw::compress_block> compress;
   bool access_log = true;
 
   static constexpr auto describe() {
@@ -92,7 +94,7 @@ struct config {
         cfg::doc<&config::tls>("a TLS listener: HTTP/2 (ALPN h2), certificates chosen by SNI (off when absent)"),
         cfg::required<&config::groups>("named backend groups"),
         cfg::required<&config::http>("routes: hosts, paths, predicates, splits between groups, rewrites (docs/routing.md)"),
-        cfg::doc<&config::default_middleware>("middleware for routes without a middleware list: ip_filter, bans, jwt, api_keys, rate_limit"),
+        cfg::doc<&config::default_middleware>("middleware for routes without a middleware list: ip_filter, bans, jwt, api_keys, rate_limit, compress"),
         cfg::doc<&config::limits>("timeouts and sizes of the listener"),
         cfg::doc<&config::forwarding>("which request headers and trailers reach the backends"),
         cfg::doc<&config::h2>("HTTP/2 streams and flow-control windows (timeouts and sizes: limits)"),
@@ -107,6 +109,7 @@ struct config {
         cfg::doc<&config::audit>("security audit log: one line per rejection, no secrets"),
         cfg::doc<&config::request_id>("request ids and W3C trace context (every request)"),
         cfg::doc<&config::cors>("cross-origin requests from browsers (every request; off when unset)"),
+        cfg::doc<&config::compress>("response compression: gzip, br, zstd (routes naming compress)"),
         cfg::doc<&config::access_log>("one log line per request"));
   }
 
@@ -131,8 +134,9 @@ struct config {
       for (std::size_t j = 0; j < list.size(); ++j) {
         const auto& n = list[j];
         const bool known = std::find(middleware_names.begin(), middleware_names.end(), n) != middleware_names.end();
-        const bool missing = (n == "jwt" && !jwt) || (n == "api_keys" && !api_keys) || (n == "rate_limit" && !rate_limit);
-        if (!known) at(j).error("unknown middleware '" + n + "' (ip_filter, bans, jwt, api_keys, rate_limit)");
+        const bool missing = (n == "jwt" && !jwt) || (n == "api_keys" && !api_keys) || (n == "rate_limit" && !rate_limit) ||
+                             (n == "compress" && !compress);
+        if (!known) at(j).error("unknown middleware '" + n + "' (ip_filter, bans, jwt, api_keys, rate_limit, compress)");
         else if (missing) at(j).error("middleware '" + n + "' has no '" + n + ":' block in this file");
       }
     };

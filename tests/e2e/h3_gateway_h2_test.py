@@ -4,6 +4,7 @@ the whole requests they receive, all started here on loopback. Malformed request
 raw HTTP/2 frames (no client library sends them).
 
 Usage: h3_gateway_h2_test.py PATH_TO_H3_GATEWAY [unittest args]"""
+import gzip
 import hashlib
 import http.server
 import io
@@ -195,6 +196,7 @@ class GatewayH2Test(unittest.TestCase):
         extra = (f"api_keys: {{ file: {keys} }}\n"
                  "rate_limit:\n  key: [ ip ]\n  tiers: [ { name: default, limit: 2, window: 1m } ]\n"
                  "limits: { max_body: 16MiB }\n"
+                 "compress: { prefer: [ gzip ], min_size: 1KiB }\ndefault_middleware: [ compress ]\n"
                  f"tls:\n  listen: 127.0.0.1:{cls.tls_port}\n  certificates:\n"
                  f"    - {{ cert: {cls.cert_a[0]}, key: {cls.cert_a[1]}, server_names: [ a.test ] }}\n"
                  f"    - {{ cert: {cls.cert_b[0]}, key: {cls.cert_b[1]} }}\n")
@@ -320,6 +322,24 @@ class GatewayH2Test(unittest.TestCase):
         code, heads, body = self.h2("/big")
         self.assertEqual((code, len(body), body.strip(b"y")), (200, 8 * 1024 * 1024, b""))
         self.assertEqual(heads.get("content-length"), str(8 * 1024 * 1024))
+
+    def test_compressed_response_over_h2(self):
+        # The compression stage transforms the body: no Content-Length, gzip that Python decodes.
+        d = tempfile.mkdtemp(prefix="rproxy-h2-gz-")
+        try:
+            out = os.path.join(d, "b")
+            rc, err = run("curl", "-sS", "--http2-prior-knowledge", "-H", "Accept-Encoding: gzip", "-D", os.path.join(d, "h"),
+                          "-o", out, self.url + "/big")
+            self.assertEqual(rc, 0, err)
+            with open(os.path.join(d, "h")) as f:
+                heads = f.read().lower()
+            self.assertIn("content-encoding: gzip", heads)
+            self.assertNotIn("content-length", heads)
+            with open(out, "rb") as f:
+                body = gzip.decompress(f.read())
+            self.assertEqual((len(body), body.strip(b"y")), (8 * 1024 * 1024, b""))
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
 
     def test_refusals_are_the_http1_json(self):
         before = self.a.count

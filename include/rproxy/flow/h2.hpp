@@ -27,8 +27,9 @@
 //     written to the backend, so a stream holds at most limits.stream_window of them. Response
 //     bodies stream down: the backend is read again once the stream's queue is below
 //     max_queued (the client's window drains it).
-//   - responses are converted: hop-by-hop and framing fields dropped (Content-Length kept),
-//     1xx dropped, trailers passed on. A refusal, a failed connect, a stage's `replied` answer:
+//   - responses are converted: hop-by-hop and framing fields dropped (Content-Length kept unless
+//     a stage transforms the body: on_response_body, e.g. compression), 1xx dropped, trailers
+//     passed on. A refusal, a failed connect, a stage's `replied` answer:
 //     the HTTP/1.1 adapter's bytes (same status, same JSON body, same fields), converted.
 //   - a backend that dies mid-response resets that stream (RST_STREAM INTERNAL_ERROR); the
 //     connection and its other streams go on. A client that resets a stream closes its backend
@@ -596,21 +597,24 @@ private:
     const auto& rh = bp.head();
     const auto binfo = bp.info();
     const bool no_body = rh.status == 204 || rh.status == 304 || head_request(ctx);
+    // on_response first: its stages' response fields apply, and a stage that transforms the
+    // body (ctx.response_body_filtered: compression) makes its length unknown.
+    if (auto v = co_await run_phase<phase::response>(p_, ctx, rh); !v.is_next()) {
+      if (v.is_reject()) ctx.rejected = v.reason();
+      respond_http1(st, ctx, h1_.error_response(ctx, 502));
+      co_return exchange_result{};
+    }
+    const bool filtered = !no_body && body_filtered(ctx);
     http1::fields down;
     for (const auto& f : rh.fields) {
       if (http1::detail::iequals(f.name, "content-length")) {
-        if (rh.status != 204 && rh.status != 304 && !binfo.chunked) down.add(f.name, f.value);
+        if (rh.status != 204 && rh.status != 304 && !binfo.chunked && !filtered) down.add(f.name, f.value);
         continue;
       }
       if (http1_detail::hop_by_hop(f.name, rh.fields)) continue;
       down.add(f.name, f.value);
     }
     if constexpr (requires { ctx.response_fields; }) ctx.response_fields.apply(down);
-    if (auto v = co_await run_phase<phase::response>(p_, ctx, rh); !v.is_next()) {
-      if (v.is_reject()) ctx.rejected = v.reason();
-      respond_http1(st, ctx, h1_.error_response(ctx, 502));
-      co_return exchange_result{};
-    }
     if (st.aborted) co_return exchange_result{make_error_code(error::client_failed)};
     http1_adapter::sent(ctx, rh.status);
     if (session_.submit_response(st.id, rh.status, down, no_body)) co_return exchange_result{make_error_code(error::client_failed)};
@@ -622,8 +626,15 @@ private:
       auto pr = bp.parse(bin.view());
       switch (pr.what) {
         case http1::event::body: {
-          (void)session_.send_data(st.id, pr.data);
-          ctx.bytes_to_client += pr.data.size();
+          std::string_view piece = pr.data;
+          if constexpr (Pipeline::filters_response_body)
+            if (filtered) {
+              auto t = p_.response_body(ctx, piece, false);
+              if (!t) co_return exchange_result{t.error()};  // the stream is reset
+              piece = *t;
+            }
+          if (!piece.empty()) (void)session_.send_data(st.id, piece);
+          ctx.bytes_to_client += piece.size();
           bin.consume(pr.consumed);
           writer_wake_.notify();
           while (session_.queued(st.id) > a_.max_queued && !st.aborted)
@@ -637,6 +648,7 @@ private:
           auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(h1_.buffer_size), wait_for(ctx));
           if (st.aborted) co_return exchange_result{make_error_code(error::client_failed)};
           if (rec == asio::error::eof && bp.finish().what == http1::event::message_complete) {  // until close
+            if (auto ec = end_filtered_body(st, ctx, filtered)) co_return exchange_result{ec};
             st.finished = true;
             (void)session_.end_stream(st.id);
             writer_wake_.notify();
@@ -651,6 +663,7 @@ private:
         }
         case http1::event::message_complete: {
           bin.consume(pr.consumed);
+          if (auto ec = end_filtered_body(st, ctx, filtered)) co_return exchange_result{ec};
           st.finished = true;
           if (!no_body) (void)session_.end_stream(st.id, bp.trailers());
           writer_wake_.notify();
@@ -662,6 +675,23 @@ private:
           co_return exchange_result{bp.error_code() ? bp.error_code() : make_error_code(error::backend_failed)};
       }
     }
+  }
+
+  /// Whether a stage transforms this stream's response body (flow/http1.hpp's rule).
+  static bool body_filtered(const ctx_type& ctx) {
+    if constexpr (Pipeline::filters_response_body && requires { ctx.response_body_filtered; }) return ctx.response_body_filtered;
+    else return false;
+  }
+  /// A transformed body's end: the transforms' last bytes (a gzip trailer).
+  std::error_code end_filtered_body(stream_state& st, ctx_type& ctx, bool filtered) {
+    if constexpr (Pipeline::filters_response_body) {
+      if (!filtered) return {};
+      auto t = p_.response_body(ctx, {}, true);
+      if (!t) return t.error();
+      if (!t->empty()) (void)session_.send_data(st.id, *t);
+      ctx.bytes_to_client += t->size();
+    }
+    return {};
   }
 
   // --- kept backend connections --------------------------------------------------------------
