@@ -12,10 +12,12 @@
 #include <vector>
 
 #include <rproxy/app/config_blocks.hpp>
+#include <rproxy/app/tls_block.hpp>
 #include <rproxy/balance/upstream_config.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/validator.hpp>
+#include <rproxy/flow/h2_block.hpp>
 #include <rproxy/flow/http1_block.hpp>
 #include <rproxy/health/check_config.hpp>
 #include <rproxy/middleware/api_key_block.hpp>
@@ -64,11 +66,13 @@ struct group_config {
 struct config {
   rproxy::app::admin_config admin{};
   cfg::endpoint listen{"127.0.0.1", 8080};
+  std::optional<rproxy::app::tls_listener_block> tls;
   std::vector<group_config> groups;
   rproxy::route::http_routes_block http{};
   std::vector<std::string> default_middleware;
   rproxy::flow::http1_block limits{};
   rproxy::flow::http1_forwarding_block forwarding{};
+  rproxy::flow::h2_block h2{};
   std::uint32_t retry_after = 1;
   mw::ip_filter_block ip_filter{};
   mw::conn_limit_block conn_limit{};
@@ -86,12 +90,14 @@ struct config {
   static constexpr auto describe() {
     return cfg::fields(
         cfg::doc<&config::admin>("admin HTTP endpoint: /metrics /healthz /readyz, POST /reload (off when listen is unset)"),
-        cfg::doc<&config::listen>("address and port clients connect to (HTTP/1.1)"),
+        cfg::doc<&config::listen>("address and port clients connect to (HTTP/1.1, and HTTP/2 with prior knowledge)"),
+        cfg::doc<&config::tls>("a TLS listener: HTTP/2 (ALPN h2), certificates chosen by SNI (off when absent)"),
         cfg::required<&config::groups>("named backend groups"),
         cfg::required<&config::http>("routes: hosts, paths, predicates, splits between groups, rewrites (docs/routing.md)"),
         cfg::doc<&config::default_middleware>("middleware for routes without a middleware list: ip_filter, bans, jwt, api_keys, rate_limit, compress"),
         cfg::doc<&config::limits>("timeouts and sizes of the listener"),
         cfg::doc<&config::forwarding>("which request headers and trailers reach the backends"),
+        cfg::doc<&config::h2>("HTTP/2 streams and flow-control windows (timeouts and sizes: limits)"),
         cfg::doc<&config::retry_after>("Retry-After seconds on a 503 when a group has no backend up (0: none)"),
         cfg::doc<&config::ip_filter>("allow/deny lists (routes naming ip_filter)"),
         cfg::doc<&config::conn_limit>("connection caps (every connection)"),

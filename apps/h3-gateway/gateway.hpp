@@ -25,6 +25,7 @@
 #include <rproxy/health/monitor.hpp>
 #include <rproxy/middleware/compress.hpp>
 #include <rproxy/middleware/principal.hpp>
+#include <rproxy/net/tls_stream.hpp>
 #include <rproxy/observe/access_log_stage.hpp>
 #include <rproxy/observe/flow_metrics.hpp>
 #include <rproxy/observe/pool_metrics.hpp>
@@ -246,6 +247,7 @@ struct world : world_base {
   using world_base::world_base;
   mutable std::vector<decltype(connection_pipeline(std::declval<world_base&>()))> connections;
   mutable std::vector<decltype(request_pipeline(std::declval<world_base&>(), 0))> pipelines;
+  mutable std::optional<rproxy::net::tls_server_context> tls;  ///< the `tls:` listener's certificates (listeners.hpp)
 };
 
 int serve(runtime& rt);

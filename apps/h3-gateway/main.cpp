@@ -3,6 +3,7 @@
 //   h3-gateway [run] --config h3-gateway.yaml | validate FILE | init | --version
 #include "admin_api.hpp"
 #include "gateway.hpp"
+#include "listeners.hpp"
 
 namespace h3_gateway {
 
@@ -49,6 +50,11 @@ struct app {
       w->connections.push_back(connection_pipeline(*w));
       w->pipelines.push_back(request_pipeline(*w, 0x9e3779b97f4a7c15ull * (i + 1)));
     }
+    if (c->tls) {  // certificates are read again on every reload
+      auto t = load_tls(*c->tls);
+      if (!t) return rt.log().error("cannot load TLS certificates", {{"error", t.error().message}}), nullptr;
+      w->tls.emplace(std::move(*t));
+    }
     rproxy::flow::http1_adapter listener_only;  // the adapter's own settings are the first config's
     c->limits.apply(listener_only, w->options);
     return w;
@@ -82,6 +88,7 @@ struct app {
   std::map<std::string, std::shared_ptr<bal::upstream_pool>> pools;
   std::map<std::string, std::unique_ptr<rproxy::health::monitor<bal::upstream_pool>>> monitors;
   rproxy::flow::http1_adapter adapter{};
+  rproxy::flow::h2_adapter h2{.http1 = &adapter};
 };
 
 int serve(runtime& rt) {
@@ -99,7 +106,10 @@ int serve(runtime& rt) {
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
   rt.keep(worlds);
   mount_admin_api(rt, worlds);
-  if (!rproxy::app::listen(rt, c->listen, "http", worlds->handler(rt.drain(), a->adapter))) return 1;
+  c->h2.apply(a->h2.limits, c->limits);
+  auto ls = std::make_shared<listeners<world>>(listeners<world>{*worlds, rt.drain(), a->adapter, a->h2});
+  rt.keep(ls);
+  if (!ls->open(rt, *c)) return 1;
   rt.on_stop_accepting([a] { a->monitors.clear(); });
   rt.on_reload([a, worlds](const std::shared_ptr<const config>& next) {
     auto w = a->build(next);

@@ -207,23 +207,26 @@ inline bool hop_by_hop(std::string_view name, const http1::fields_view& all) {
 
 /// Reads some bytes into `b` within `d` (net/deadline.hpp: the timer never outlives the call).
 /// Timeout: net::error::idle_timeout.
-inline asio::awaitable<std::pair<std::error_code, std::size_t>> read_for(asio::ip::tcp::socket& s, std::span<char> b,
+template <class Stream>
+asio::awaitable<std::pair<std::error_code, std::size_t>> read_for(Stream& s, std::span<char> b,
                                                                      std::chrono::milliseconds d) {
   auto [ec, n] = co_await net::with_deadline(s.async_read_some(asio::buffer(b.data(), b.size()), asio::experimental::deferred), d);
   co_return std::pair{ec, n};
 }
 /// Writes all of `b` within `d`.
-template <class Buffers>
-asio::awaitable<std::error_code> write_for(asio::ip::tcp::socket& s, const Buffers& b, std::chrono::milliseconds d) {
+template <class Stream, class Buffers>
+asio::awaitable<std::error_code> write_for(Stream& s, const Buffers& b, std::chrono::milliseconds d) {
   auto [ec, n] = co_await net::with_deadline(asio::async_write(s, b, asio::experimental::deferred), d);
   (void)n;
   co_return ec;
 }
-inline asio::awaitable<std::error_code> write_for(asio::ip::tcp::socket& s, std::string_view text, std::chrono::milliseconds d) {
+template <class Stream>
+asio::awaitable<std::error_code> write_for(Stream& s, std::string_view text, std::chrono::milliseconds d) {
   co_return co_await write_for(s, asio::buffer(text.data(), text.size()), d);
 }
 /// A piece of a body: one chunk when the peer gets chunked framing, else as it is.
-inline asio::awaitable<std::error_code> write_body(asio::ip::tcp::socket& s, std::string_view data, bool chunked,
+template <class Stream>
+asio::awaitable<std::error_code> write_body(Stream& s, std::string_view data, bool chunked,
                                                    std::chrono::milliseconds d) {
   if (!chunked) co_return co_await write_for(s, data, d);
   if (data.empty()) co_return std::error_code{};
@@ -235,10 +238,11 @@ inline asio::awaitable<std::error_code> write_body(asio::ip::tcp::socket& s, std
 
 /// Sends a final answer and ends the sending side, then reads (and drops) what the client
 /// still sends for a moment, so the answer is not lost to a reset.
-inline asio::awaitable<void> answer_and_close(asio::ip::tcp::socket& s, std::string_view response, std::chrono::milliseconds d) {
+template <class Stream>
+asio::awaitable<void> answer_and_close(Stream& s, std::string_view response, std::chrono::milliseconds d) {
   if (co_await write_for(s, response, d)) co_return;
   std::error_code ignored;
-  s.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  detail::tcp_of(s).shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   std::array<char, 4096> sink;
   for (std::size_t total = 0; total < (1u << 20);) {
@@ -458,8 +462,8 @@ struct http1_adapter {
 
   /// The head could not be read: 408 for a slow one, its status for a bad one; nothing when
   /// the connection ended between requests.
-  template <class Ctx>
-  asio::awaitable<void> hello_failed(asio::ip::tcp::socket& client, Ctx& ctx, reader& r, std::error_code ec) const {
+  template <class Client, class Ctx>
+  asio::awaitable<void> hello_failed(Client& client, Ctx& ctx, reader& r, std::error_code ec) const {
     namespace http1 = codec::http1;
     if (!r.started() && !r.unsupported()) co_return;
     unsigned status = 400;
@@ -475,8 +479,8 @@ struct http1_adapter {
   /// After `replied`: the stage's response, as it is. The connection carries on when
   /// keep_after_stop() allowed it and the answer has a Content-Length and no Connection: close;
   /// otherwise it gets Connection: close (if it lacks one) and the connection ends.
-  template <class Ctx>
-  asio::awaitable<std::error_code> answer(asio::ip::tcp::socket& client, Ctx& ctx, reader&, const options&) const {
+  template <class Client, class Ctx>
+  asio::awaitable<std::error_code> answer(Client& client, Ctx& ctx, reader&, const options&) const {
     if constexpr (requires { ctx.reply; }) {  // "HTTP/1.1 204 ...": its status, for the log
       std::string_view line(ctx.reply);
       unsigned status = 0;
@@ -538,9 +542,9 @@ struct http1_adapter {
   }
 
   /// One request's exchange: the head (`first`) and the body up, the response down.
-  template <class Pipeline>
+  template <class Pipeline, class Client>
   asio::awaitable<exchange_result> exchange(Pipeline& p, typename Pipeline::context_type& ctx,
-                                            asio::ip::tcp::socket& client, asio::ip::tcp::socket& backend,
+                                            Client& client, asio::ip::tcp::socket& backend,
                                             const std::string& first, const options&, reader& r, bool reused) const {
     namespace http1 = codec::http1;
     using net::error;
@@ -783,9 +787,9 @@ private:
     else return false;
   }
   /// A transformed body's end: the transforms' last bytes (a gzip trailer), as one more piece.
-  template <class Pipeline>
+  template <class Pipeline, class Client>
   static asio::awaitable<std::error_code> end_filtered_body(Pipeline& p, typename Pipeline::context_type& ctx,
-                                                            asio::ip::tcp::socket& client, bool chunked,
+                                                            Client& client, bool chunked,
                                                             std::chrono::milliseconds wait) {
     if constexpr (Pipeline::filters_response_body) {
       auto t = p.response_body(ctx, {}, true);

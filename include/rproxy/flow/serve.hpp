@@ -35,14 +35,14 @@
 //       std::optional<std::chrono::milliseconds> settle_time() const;   wait at most this, then next(ctx, true)
 //       const hello_type& hello() const;          the message for on_hello (valid once ready)
 //     reader make_reader() const;
-//     asio::awaitable<std::error_code> answer(asio::ip::tcp::socket&, Ctx&, reader&, const options&);
+//     asio::awaitable<std::error_code> answer(Client&, Ctx&, reader&, const options&);
 //                                                 after `replied`: send the stage's answer
-//     optionally asio::awaitable<void> hello_failed(asio::ip::tcp::socket&, Ctx&, reader&, std::error_code);
+//     optionally asio::awaitable<void> hello_failed(Client&, Ctx&, reader&, std::error_code);
 //                                                 the hello was malformed, too slow or cut: tell the client
 //   optionally, to answer the client itself after on_hello (no route, no backend; flow/ws.hpp):
 //     asio::awaitable<std::error_code> session(Pipeline&, Ctx&, asio::ip::tcp::socket& client, const options&, reader&);
 //   optionally, for a message loop instead of the relay:
-//     asio::awaitable<exchange_result> exchange(Pipeline&, Ctx&, asio::ip::tcp::socket& client,
+//     asio::awaitable<exchange_result> exchange(Pipeline&, Ctx&, Client& client,
 //         asio::ip::tcp::socket& backend, const std::string& first, const options&, reader&, bool reused);
 //     It sends `first` to the backend, then runs on_message / on_response per message; its
 //     result says whether the client and backend connections may carry another flow.
@@ -121,8 +121,16 @@ namespace detail {
 
 constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
 
+/// The TCP socket of a client stream: the socket itself, or a TLS stream's next layer.
+template <class Stream>
+asio::ip::tcp::socket& tcp_of(Stream& s) noexcept {
+  if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) return s;
+  else return s.next_layer();
+}
+
 /// Writes all of `bytes` to the client; errors are the client's (downstream).
-inline asio::awaitable<std::error_code> send(asio::ip::tcp::socket& s, std::string_view bytes) {
+template <class Stream>
+asio::awaitable<std::error_code> send(Stream& s, std::string_view bytes) {
   if (bytes.empty()) co_return std::error_code{};
   auto [ec, n] = co_await asio::async_write(s, asio::buffer(bytes.data(), bytes.size()), tuple_awaitable);
   (void)n;
@@ -130,8 +138,8 @@ inline asio::awaitable<std::error_code> send(asio::ip::tcp::socket& s, std::stri
 }
 
 /// Reads into the adapter's reader until it has a hello, an answer, an error, or the deadline.
-template <class Reader, class Ctx>
-asio::awaitable<hello_step> read_hello(asio::ip::tcp::socket& s, Reader& r, Ctx& ctx,
+template <class Reader, class Ctx, class Stream>
+asio::awaitable<hello_step> read_hello(Stream& s, Reader& r, Ctx& ctx,
                                        std::chrono::steady_clock::time_point deadline) {
   for (;;) {
     auto step = r.next(ctx, false);
@@ -159,8 +167,8 @@ asio::awaitable<hello_step> read_hello(asio::ip::tcp::socket& s, Reader& r, Ctx&
 /// With `keep`, an adapter that has keep_after_stop(ctx, reader) may keep the client
 /// connection for the next flow (HTTP/1.1: a request whose body is absent or already read);
 /// *keep says whether it did and the answer went out whole.
-template <class Adapter, class Ctx, class Reader>
-asio::awaitable<std::error_code> stop(const Adapter& a, asio::ip::tcp::socket& client, Ctx& ctx, Reader& reader,
+template <class Adapter, class Ctx, class Reader, class Client>
+asio::awaitable<std::error_code> stop(const Adapter& a, Client& client, Ctx& ctx, Reader& reader,
                                       const verdict& v, const options& o, std::error_code ec = {}, bool* keep = nullptr) {
   bool k = false;
   if constexpr (requires { a.keep_after_stop(ctx, reader); })
@@ -193,23 +201,26 @@ struct accepted {
   std::string early;                      ///< client bytes read with the PROXY header
 };
 
-/// Steps 1-2 on the connection's context.
-template <class Pipeline, class Adapter>
+/// Steps 1-2 on the connection's context. (A PROXY header is read on plain TCP clients only: on
+/// TLS it would come before the handshake.)
+template <class Pipeline, class Adapter, class Client>
 asio::awaitable<accepted> accept(Pipeline& p, const Adapter&, typename Pipeline::context_type& ctx,
-                                 asio::ip::tcp::socket& client, const options& o) {
+                                 Client& client, const options& o) {
   accepted out;
-  auto pp = co_await net::read_proxy_header(client, o.accept, o.accept != proxy_accept::none && o.is_trusted(ctx.client.address()),
-                                            o.header_timeout);
-  if (pp.ec) {
-    if (pp.ec == net::proxy_error::bad_signature) ctx.rejected = reject_reason{reject_code::forbidden, "PROXY header from an untrusted peer"};
-    out.ec = pp.ec;
-    co_return out;
+  if constexpr (std::is_same_v<Client, asio::ip::tcp::socket>) {
+    auto pp = co_await net::read_proxy_header(client, o.accept, o.accept != proxy_accept::none && o.is_trusted(ctx.client.address()),
+                                              o.header_timeout);
+    if (pp.ec) {
+      if (pp.ec == net::proxy_error::bad_signature) ctx.rejected = reject_reason{reject_code::forbidden, "PROXY header from an untrusted peer"};
+      out.ec = pp.ec;
+      co_return out;
+    }
+    if (pp.header && pp.header->command == net::proxy_protocol::command::proxy && pp.header->has_addresses()) {
+      ctx.client = pp.header->source;
+      ctx.local = pp.header->destination;
+    }
+    out.early = std::move(pp.early);
   }
-  if (pp.header && pp.header->command == net::proxy_protocol::command::proxy && pp.header->has_addresses()) {
-    ctx.client = pp.header->source;
-    ctx.local = pp.header->destination;
-  }
-  out.early = std::move(pp.early);
   if (auto v = co_await run_phase<phase::accept>(p, ctx); !v.is_next()) {
     if (!v.is_reject()) {
       out.ec = make_error_code(std::errc::connection_aborted);  // a stage answered on accept
@@ -256,9 +267,9 @@ struct no_handoff {};
 /// may follow on the same client connection. With a `handoff`, the byte relay is not awaited:
 /// (*handoff)(backend, relay_options) starts it, owning the rest of the flow (spawn()), and
 /// run_flow completes at once with no error.
-template <class Pipeline, class Adapter, class Reader, class Handoff = no_handoff>
+template <class Pipeline, class Adapter, class Reader, class Client, class Handoff = no_handoff>
 asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typename Pipeline::context_type& ctx,
-                                          asio::ip::tcp::socket& client, const options& o, Reader& reader,
+                                          Client& client, const options& o, Reader& reader,
                                           const std::optional<reject_reason>& refused, std::string_view early,
                                           kept_backend& kept, bool& keep_client, Handoff* handoff = nullptr) {
   keep_client = false;
@@ -402,7 +413,9 @@ inline void fill(flow_info& f, const asio::ip::tcp::socket& s, const net::accept
   f.local = s.local_endpoint(ec);
 }
 
-inline void end(asio::ip::tcp::socket& s) {
+template <class Stream>
+void end(Stream& client) {
+  auto& s = tcp_of(client);
   std::error_code ignored;
   s.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
   s.close(ignored);
@@ -523,11 +536,12 @@ void spawn(Pipeline& p, Adapter a, asio::ip::tcp::socket client, const options& 
 /// request): `conn` runs on_accept and on_close once for the connection (IP filters,
 /// connection caps), `p` runs every phase for each flow, while the adapter keeps the connection.
 /// A backend connection is kept for the next flow when the adapter's exchange says it may be.
-template <class ConnPipeline, class Pipeline, class Adapter>
-asio::awaitable<std::error_code> serve(ConnPipeline& conn, Pipeline& p, const Adapter& a, asio::ip::tcp::socket client,
+/// `Client`: a TCP socket, or a TLS stream over one (asio::ssl::stream) after its handshake.
+template <class ConnPipeline, class Pipeline, class Adapter, class Client>
+asio::awaitable<std::error_code> serve(ConnPipeline& conn, Pipeline& p, const Adapter& a, Client client,
                                        const options& o, std::optional<net::accepted_endpoints> eps = std::nullopt) {
   auto cctx = conn.make_context();
-  detail::fill(cctx, client, eps ? &*eps : nullptr);
+  detail::fill(cctx, detail::tcp_of(client), eps ? &*eps : nullptr);
   auto reader = detail::make_reader(a);
   auto ec = co_await detail::guarded([&]() -> asio::awaitable<std::error_code> {
     auto acc = co_await detail::accept(conn, a, cctx, client, o);

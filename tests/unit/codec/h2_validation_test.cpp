@@ -165,6 +165,9 @@ TEST_CASE("h2 validation: field names and values", "[h2]") {
   SECTION("obs-text in :path (nghttp2 lets it through; not a request-target: 400 from us)") {
     expect_status(send(f::headers(1, f::get("/caf\xc3\xa9"))), "400", h2::error::bad_target);
   }
+  SECTION("a fragment in :path (not a request-target; an HTTP/1.1 serializer refuses it: 400 from us)") {
+    expect_status(send(f::headers(1, f::get("/a#b"))), "400", h2::error::bad_target);
+  }
   SECTION("two Host fields") {
     expect_protocol_error(
         send(f::headers(1, {{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {"host", "a"}, {"host", "b"}})));

@@ -182,7 +182,9 @@ private:
     if (plain_connect) {
       path = authority;
     } else {
-      if (!http1::detail::all_of_class(path, http1::detail::cc_target)) return error::bad_target;
+      // A request-target as RFC 9112 §3.2 has it: VCHARs without '#' (no fragment).
+      if (!http1::detail::all_of_class(path, http1::detail::cc_target) || path.find('#') != std::string_view::npos)
+        return error::bad_target;
       if (path.front() != '/' && !(path == "*" && method == "OPTIONS")) return error::bad_target;
     }
     authority_ = authority;

@@ -1,0 +1,91 @@
+// apps/h3-gateway/listeners.hpp: the gateway's listeners. Plain TCP serves HTTP/1.1 and h2c
+// with prior knowledge (the HTTP/2 preface on the first bytes, looked at without taking them);
+// TLS (`tls:`) serves HTTP/2 to clients whose ALPN offers "h2", else HTTP/1.1, the certificate
+// chosen by SNI.
+// Both run the world's connection pipeline once and its request pipeline per request or
+// stream (flow/h2.hpp), so routes and middleware do not care which protocol the client speaks.
+#pragma once
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/experimental/as_tuple.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include <rproxy/app/listen.hpp>
+#include <rproxy/app/runtime.hpp>
+#include <rproxy/app/tls_block.hpp>
+#include <rproxy/app/versions.hpp>
+#include <rproxy/core/result.hpp>
+#include <rproxy/flow/drain.hpp>
+#include <rproxy/flow/h2.hpp>
+#include <rproxy/flow/http1.hpp>
+#include <rproxy/net/listener.hpp>
+#include <rproxy/net/tls_stream.hpp>
+#include <rproxy/observe/worker_index.hpp>
+
+namespace h3_gateway {
+
+/// The TLS server context of a `tls:` block (read again on each reload).
+inline rproxy::result<rproxy::net::tls_server_context, rproxy::net::tls_load_error> load_tls(const rproxy::app::tls_listener_block& b) {
+  rproxy::net::tls_server_options o;
+  for (const auto& c : b.certificates) o.certificates.push_back({c.cert, c.key, c.server_names});
+  o.alpn = {"h2", "http/1.1"};
+  return rproxy::net::tls_server_context::load(o);
+}
+
+template <class World>
+struct listeners {
+  rproxy::app::versions<World>& worlds;
+  rproxy::flow::drain_tracker& drain;
+  const rproxy::flow::http1_adapter& http1;
+  const rproxy::flow::h2_adapter& h2;
+
+  /// HTTP/1.1, or HTTP/2 when the client starts with the preface.
+  static asio::awaitable<void> serve_plain(std::shared_ptr<const World> w, const rproxy::flow::http1_adapter& h1,
+                                           const rproxy::flow::h2_adapter& h2, asio::ip::tcp::socket s,
+                                           rproxy::net::accepted_endpoints eps, rproxy::flow::drain_tracker::guard) {
+    const auto i = rproxy::observe::worker_index() % w->pipelines.size();
+    auto [ec, is_h2] = co_await rproxy::flow::sniff_h2_preface(s, w->options.hello_timeout);
+    if (ec) co_return;  // closed or silent before a first request
+    if (is_h2) (void)co_await rproxy::flow::serve_h2(w->connections[i], w->pipelines[i], h2, s, w->options, eps);
+    else (void)co_await rproxy::flow::serve(w->connections[i], w->pipelines[i], h1, std::move(s), w->options, eps);
+  }
+
+  /// TLS: the handshake within the header timeout, then HTTP/2 if ALPN chose it, else HTTP/1.1.
+  static asio::awaitable<void> serve_tls(std::shared_ptr<const World> w, const rproxy::flow::http1_adapter& h1,
+                                         const rproxy::flow::h2_adapter& h2, asio::ip::tcp::socket s,
+                                         rproxy::net::accepted_endpoints eps, rproxy::flow::drain_tracker::guard) {
+    if (!w->tls) co_return;
+    const auto i = rproxy::observe::worker_index() % w->pipelines.size();
+    rproxy::net::tls_stream tls(std::move(s), w->tls->context());
+    auto [ec] = co_await rproxy::net::async_server_handshake(tls, w->options.hello_timeout,
+                                                             asio::experimental::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    if (rproxy::net::alpn(tls) == "h2") (void)co_await rproxy::flow::serve_h2(w->connections[i], w->pipelines[i], h2, tls, w->options, eps);
+    else (void)co_await rproxy::flow::serve(w->connections[i], w->pipelines[i], h1, std::move(tls), w->options, eps);
+  }
+
+  /// Opens the plain listener and, with a `tls:` block, the TLS one. False (logged): one cannot listen.
+  template <class Runtime, class Config>
+  bool open(Runtime& rt, const Config& c) {
+    auto plain = [this](asio::ip::tcp::socket s, const rproxy::net::accepted_endpoints& eps) {
+      auto ex = s.get_executor();
+      asio::co_spawn(ex, serve_plain(worlds.current(), http1, h2, std::move(s), eps, drain.track()), asio::detached);
+    };
+    if (!rproxy::app::listen(rt, c.listen, "http", plain)) return false;
+    if (!c.tls) return true;
+    auto secure = [this](asio::ip::tcp::socket s, const rproxy::net::accepted_endpoints& eps) {
+      auto ex = s.get_executor();
+      asio::co_spawn(ex, serve_tls(worlds.current(), http1, h2, std::move(s), eps, drain.track()), asio::detached);
+    };
+    return rproxy::app::listen(rt, c.tls->listen, "https", secure);
+  }
+};
+
+}  // namespace h3_gateway

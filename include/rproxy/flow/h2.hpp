@@ -1,0 +1,753 @@
+// rproxy/flow/h2.hpp: HTTP/2 clients on the HTTP/1.1 request pipeline (flow/http1.hpp).
+//
+//     rproxy::flow::h2_adapter h2{.http1 = &http1_adapter, .limits = {...}};
+//     auto [ec, is_h2] = co_await rproxy::flow::sniff_h2_preface(socket, 10s);   // h2c prior knowledge
+//     if (is_h2) co_await rproxy::flow::serve_h2(conn, reqs, h2, socket, options);
+//     else       co_await rproxy::flow::serve(conn, reqs, http1_adapter, std::move(socket), options);
+//     // over TLS, after ALPN chose "h2": co_await serve_h2(conn, reqs, h2, tls_stream, options, eps);
+//
+// One connection runs the connection pipeline (`conn`: on_accept, on_close: IP filters,
+// connection caps) once; each stream is a flow of the request pipeline (`reqs`), the very
+// pipeline the HTTP/1.1 adapter runs, typed http1_protocol: on_hello sees the request as a
+// codec::http1::request_view (codec/h2/request.hpp maps the pseudo-header fields), then
+// on_route, on_connect, on_message per body piece, on_response with the backend's response
+// head, on_close once per stream. So a stage does not know which protocol the client speaks.
+//
+// What HTTP/2 adds, in codec/h2/server_session.hpp (sans-I/O, nghttp2): framing, HPACK, the
+// RFC 9113 §8 checks (malformed and smuggling-shaped requests are refused there and never
+// become a flow), header and body bounds, streams per connection, header and idle timeouts,
+// and the flood defences. This file drives it:
+//   - one reader (client bytes into the session), one writer (the session's bytes out, one
+//     write per turn), one ticker (the session's timeouts; drain: GOAWAY), and a coroutine per
+//     stream, all on the connection's executor (one thread: no locks).
+//   - each stream is forwarded to its HTTP/1.1 backend as the HTTP/1.1 adapter would
+//     (http1_adapter::upstream_head: forwarding rules, the stages' fields; Content-Length or
+//     chunked), concurrently with the others. Request bodies stream up with flow control as
+//     the backpressure: window is given back (server_session::consume) only once the bytes are
+//     written to the backend, so a stream holds at most limits.stream_window of them. Response
+//     bodies stream down: the backend is read again once the stream's queue is below
+//     max_queued (the client's window drains it).
+//   - responses are converted: hop-by-hop and framing fields dropped (Content-Length kept unless
+//     a stage transforms the body: on_response_body, e.g. compression), 1xx dropped, trailers
+//     passed on. A refusal, a failed connect, a stage's `replied` answer:
+//     the HTTP/1.1 adapter's bytes (same status, same JSON body, same fields), converted.
+//   - a backend that dies mid-response resets that stream (RST_STREAM INTERNAL_ERROR); the
+//     connection and its other streams go on. A client that resets a stream closes its backend
+//     connection.
+//   - backend connections are kept per client connection (at most max_kept_backends) and used
+//     again only for bodiless idempotent requests (a stale one is retried once, fresh).
+// Not here: the PROXY protocol before the preface, extended CONNECT (WebSocket over HTTP/2),
+// HTTP/2 to backends.
+#pragma once
+
+#include <asio/awaitable.hpp>
+#include <asio/buffer.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/socket_base.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/deferred.hpp>
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <rproxy/codec/h2/limits.hpp>
+#include <rproxy/codec/h2/request.hpp>
+#include <rproxy/codec/h2/server_session.hpp>
+#include <rproxy/codec/http1/forward.hpp>
+#include <rproxy/codec/http1/message.hpp>
+#include <rproxy/codec/http1/parser.hpp>
+#include <rproxy/codec/http1/request_view.hpp>
+#include <rproxy/codec/http1/serializer.hpp>
+#include <rproxy/flow/http1.hpp>
+#include <rproxy/flow/serve.hpp>
+#include <rproxy/net/connector.hpp>
+#include <rproxy/net/deadline.hpp>
+#include <rproxy/net/error.hpp>
+#include <rproxy/net/listener.hpp>
+#include <rproxy/net/proxy_protocol.hpp>
+#include <rproxy/pipeline/basic_pipeline.hpp>
+#include <rproxy/pipeline/verdict.hpp>
+
+namespace rproxy::flow {
+
+/// The HTTP/2 adapter: the session's bounds and what HTTP/2 adds to an HTTP/1.1 adapter, whose
+/// forwarding rules, error bodies, response limits, buffer size, idle timeout and drain it uses.
+/// Keep both alive as long as the connections they serve.
+struct h2_adapter {
+  const http1_adapter* http1 = nullptr;
+  codec::h2::limits limits{};
+  std::size_t max_queued = 64 * 1024;    ///< response bytes queued per stream before the backend is read again
+  std::size_t max_kept_backends = 16;    ///< idle backend connections kept per client connection
+  std::chrono::milliseconds tick = std::chrono::seconds(1);  ///< the session's clock (timeouts, drain)
+};
+
+/// The HTTP/2 client connection preface (RFC 9113 §3.4).
+inline constexpr std::string_view h2_preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether a plain connection starts with the HTTP/2 preface (h2c with prior knowledge), looked
+/// at without taking the bytes (MSG_PEEK), so either adapter reads them from the start. Decided
+/// at the first byte that differs (an HTTP/1.1 request), or once all 24 are there. Errors: the
+/// client closed, or sent too little within `timeout` (net::error::idle_timeout).
+inline asio::awaitable<std::pair<std::error_code, bool>> sniff_h2_preface(asio::ip::tcp::socket& s, std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  std::array<char, h2_preface.size()> buf;
+  asio::steady_timer pause(s.get_executor());
+  for (bool readable = false;;) {
+    if (!readable) {
+      auto [ec] = co_await net::with_deadline(s.async_wait(asio::socket_base::wait_read, asio::experimental::deferred), until);
+      if (ec) co_return std::pair{ec, false};
+    }
+    const auto n = ::recv(s.native_handle(), buf.data(), buf.size(), MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) co_return std::pair{std::error_code(asio::error::eof), false};
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        readable = false;
+        continue;
+      }
+      co_return std::pair{std::error_code(errno, std::system_category()), false};
+    }
+    const std::string_view got(buf.data(), static_cast<std::size_t>(n));
+    if (got != h2_preface.substr(0, got.size())) co_return std::pair{std::error_code{}, false};
+    if (got.size() == h2_preface.size()) co_return std::pair{std::error_code{}, true};
+    // Part of the preface: the rest is on its way. The socket stays readable (the bytes are
+    // still there), so look again after a moment rather than wait for readability.
+    if (std::chrono::steady_clock::now() >= until) co_return std::pair{make_error_code(net::error::idle_timeout), false};
+    pause.expires_after(std::chrono::milliseconds(5));
+    auto [pec] = co_await pause.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    (void)pec;
+    readable = true;
+  }
+}
+
+namespace h2_detail {
+
+namespace h2 = codec::h2;
+namespace http1 = codec::http1;
+
+/// A flag one coroutine waits on, with a bound: notify() before wait() is not lost.
+class wakeup {
+public:
+  explicit wakeup(const asio::any_io_executor& ex) : timer_(ex) {}
+  void notify() {
+    set_ = true;
+    timer_.cancel();
+  }
+  /// True once notified, false when `d` passed first.
+  asio::awaitable<bool> wait(std::chrono::milliseconds d) {
+    if (!set_) {
+      timer_.expires_after(d);
+      auto [ec] = co_await timer_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+      (void)ec;
+    }
+    const bool was = set_;
+    set_ = false;
+    co_return was;
+  }
+
+private:
+  asio::steady_timer timer_;
+  bool set_ = false;
+};
+
+/// One stream's shared state: what the reader hands it, and what ends it.
+struct stream_state {
+  stream_state(const asio::any_io_executor& ex, std::int32_t i) : id(i), wake(ex) {}
+  std::int32_t id;
+  std::string body;        ///< request body received and not yet forwarded (<= the stream window)
+  bool ended = false;      ///< the request's END_STREAM came
+  bool aborted = false;    ///< the client reset it, or the connection ends
+  bool closed = false;     ///< the session's closed or reset event came
+  bool done = false;       ///< its coroutine has finished
+  bool finished = false;   ///< its response was ended or the stream reset by us
+  asio::ip::tcp::socket* backend = nullptr;  ///< cancelled when the stream is aborted
+  wakeup wake;
+};
+
+/// One HTTP/2 client connection: its session, its streams, its kept backend connections.
+template <class Stream, class Pipeline, class ConnCtx>
+class connection {
+public:
+  using ctx_type = typename Pipeline::context_type;
+
+  connection(Stream& client, Pipeline& p, const h2_adapter& a, const options& o, ConnCtx& cctx,
+             std::optional<reject_reason> refused)
+      : client_(client), p_(p), a_(a), h1_(*a.http1), o_(o), cctx_(cctx), refused_(refused), session_(a.limits),
+        ex_(client.get_executor()), writer_wake_(ex_), tick_wake_(ex_), all_done_(ex_) {}
+
+  /// Serves the connection until the session is done or the client leaves; every stream's
+  /// flow has ended (on_close) when this completes.
+  asio::awaitable<std::error_code> run(std::string_view early) {
+    std::error_code out;
+    spawn_task([this]() { return writer(); });
+    spawn_task([this]() { return ticker(); });
+    if (!early.empty()) dispatch(session_.feed(early, std::chrono::steady_clock::now()));
+    std::vector<char> buf(16 * 1024);
+    while (!stopping_ && !session_.done()) {
+      auto [ec, n] = co_await client_.async_read_some(asio::buffer(buf.data(), buf.size()), detail::tuple_awaitable);
+      if (ec) {
+        if (ec != asio::error::eof && ec != asio::error::operation_aborted && !ending_) out = net::classify(ec, net::side::downstream);
+        break;
+      }
+      cctx_.bytes_from_client += n;
+      dispatch(session_.feed(std::string_view(buf.data(), n), std::chrono::steady_clock::now()));
+      writer_wake_.notify();
+    }
+    if (session_.failed() && !out) out = make_error_code(net::error::client_failed);
+    // The end: every stream stops, then the writer and the ticker.
+    stopping_ = true;
+    for (auto& [id, st] : streams_) abort(*st);
+    writer_wake_.notify();
+    tick_wake_.notify();
+    while (tasks_ > 0) (void)co_await all_done_.wait(std::chrono::seconds(1));
+    std::error_code ignored;
+    detail::tcp_of(client_).shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    detail::tcp_of(client_).close(ignored);
+    for (auto& k : kept_) k.drop();
+    co_return out;
+  }
+
+private:
+  // --- tasks ---------------------------------------------------------------------------------
+  template <class Make>
+  void spawn_task(Make make) {
+    ++tasks_;
+    asio::co_spawn(ex_, [this, make]() -> asio::awaitable<void> {
+      try {
+        co_await make();
+      } catch (const std::exception&) {  // a bug in one task must not end the worker
+      }
+      if (--tasks_ == 0) all_done_.notify();
+    }, asio::detached);
+  }
+
+  /// Ends the connection from the writer's side: the reader's read fails.
+  void end_connection() {
+    if (ending_) return;
+    ending_ = true;
+    std::error_code ignored;
+    detail::tcp_of(client_).shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    detail::tcp_of(client_).cancel(ignored);
+  }
+
+  /// Writes what the session has, one write per turn (copied: the session's buffer grows
+  /// while the write is under way).
+  asio::awaitable<void> writer() {
+    std::string wbuf;
+    for (;;) {
+      wbuf.assign(session_.pending_output());
+      session_.consume_output(wbuf.size());
+      dispatch(session_.poll());
+      if (wbuf.empty()) {
+        if (session_.done() || stopping_) {
+          if (session_.done()) end_connection();
+          if (stopping_) co_return;
+        }
+        (void)co_await writer_wake_.wait(std::chrono::hours(1));
+        continue;
+      }
+      auto [ec, n] = co_await net::with_deadline(asio::async_write(client_, asio::buffer(wbuf), asio::experimental::deferred),
+                                                 h1_.idle_timeout);
+      if (ec) {
+        end_connection();
+        co_return;
+      }
+      cctx_.bytes_to_client += n;
+      dispatch(session_.poll());
+      for (auto& [id, st] : streams_) st->wake.notify();  // room in the queues: streams read their backends again
+    }
+  }
+
+  /// The session's clock: header and idle timeouts, and GOAWAY once the app drains.
+  asio::awaitable<void> ticker() {
+    while (!stopping_) {
+      (void)co_await tick_wake_.wait(a_.tick);
+      if (stopping_) break;
+      if (h1_.drain != nullptr && h1_.drain->draining()) session_.shutdown();
+      dispatch(session_.tick(std::chrono::steady_clock::now()));
+      writer_wake_.notify();
+    }
+  }
+
+  // --- events --------------------------------------------------------------------------------
+  stream_state* find(std::int32_t id) {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+  }
+
+  void abort(stream_state& st) {
+    st.aborted = true;
+    std::error_code ignored;
+    if (st.backend) st.backend->cancel(ignored);
+    st.wake.notify();
+  }
+
+  /// A stream is forgotten once the session closed it and its flow has ended.
+  void release_if_over(stream_state& st) {
+    if (!st.closed || !st.done) return;
+    session_.release(st.id);
+    streams_.erase(st.id);  // st is gone
+  }
+
+  void dispatch(std::span<const h2::event> events) {
+    for (const auto& e : events) {
+      switch (e.what) {
+        case h2::event_kind::request: start_stream(e.stream_id); break;
+        case h2::event_kind::data:
+          if (auto* st = find(e.stream_id)) {
+            if (st->done) session_.consume(st->id, e.data.size());  // answered early: the rest is dropped
+            else st->body.append(e.data), st->wake.notify();
+          }
+          break;
+        case h2::event_kind::end_stream:
+          if (auto* st = find(e.stream_id)) st->ended = true, st->wake.notify();
+          break;
+        case h2::event_kind::reset:
+          if (auto* st = find(e.stream_id)) {
+            st->closed = true;
+            abort(*st);
+            release_if_over(*st);
+          } else {
+            session_.release(e.stream_id);
+          }
+          break;
+        case h2::event_kind::closed:
+          if (auto* st = find(e.stream_id)) {
+            st->closed = true;
+            release_if_over(*st);
+          } else {
+            session_.release(e.stream_id);
+          }
+          break;
+        default: break;  // rejected (answered by the session), goaway: the writer flushes, done() follows
+      }
+    }
+  }
+
+  void start_stream(std::int32_t id) {
+    auto st = std::make_unique<stream_state>(ex_, id);
+    auto& ref = *st;
+    streams_[id] = std::move(st);
+    spawn_task([this, &ref]() { return run_stream(ref); });
+  }
+
+  // --- one stream: one flow ------------------------------------------------------------------
+  asio::awaitable<void> run_stream(stream_state& st) {
+    auto ctx = p_.make_context();
+    ctx.id = cctx_.id;
+    ctx.client = cctx_.client;
+    ctx.local = cctx_.local;
+    ctx.started = std::chrono::steady_clock::now();
+    auto ec = co_await detail::guarded([&]() -> asio::awaitable<std::error_code> { co_return co_await serve_stream(st, ctx); });
+    st.backend = nullptr;
+    p_.close(ctx, ec);
+    st.done = true;
+    if (!st.body.empty()) session_.consume(st.id, st.body.size()), st.body.clear();
+    if (!st.finished) session_.reset(st.id, st.aborted ? h2::code::cancel : h2::code::internal_error);
+    writer_wake_.notify();
+    release_if_over(st);
+  }
+
+  /// How long the next step may wait: the request's idle timeout, cut at its deadline.
+  std::chrono::milliseconds wait_for(const ctx_type& ctx) const {
+    std::chrono::milliseconds idle = h1_.idle_timeout;
+    if constexpr (requires { ctx.idle_timeout; ctx.deadline; }) {
+      if (ctx.idle_timeout.count() > 0) idle = ctx.idle_timeout;
+      if (ctx.deadline != std::chrono::steady_clock::time_point{}) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(ctx.deadline - std::chrono::steady_clock::now());
+        idle = std::max(std::chrono::milliseconds(1), std::min(idle, left));
+      }
+    }
+    return idle;
+  }
+
+  static bool head_request(const ctx_type& ctx) {
+    if constexpr (requires { ctx.head_request; }) return ctx.head_request;
+    else return false;
+  }
+
+  /// Sends a whole HTTP/1.1 response (the HTTP/1.1 adapter's refusal or error, a stage's
+  /// answer) on the stream, converted: its status, its end-to-end fields, its body.
+  void respond_http1(stream_state& st, ctx_type& ctx, std::string_view bytes) {
+    http1::response_parser rp({.max_header_bytes = 64 * 1024, .max_body_size = bytes.size()});
+    rp.set_request_method(head_request(ctx) ? std::string_view("HEAD") : std::string_view("GET"));
+    std::string body;
+    unsigned status = 0;
+    http1::fields fields;
+    for (std::size_t at = 0;;) {
+      const auto r = rp.parse(bytes.substr(at));
+      at += r.consumed;
+      if (r.what == http1::event::head) {
+        status = rp.head().status;
+        for (const auto& f : rp.head().fields)
+          if (!http1_detail::hop_by_hop(f.name, rp.head().fields)) fields.add(f.name, f.value);
+      } else if (r.what == http1::event::body) {
+        body.append(r.data);
+      } else if (r.what == http1::event::need_more) {
+        if (rp.finish().what != http1::event::message_complete) status = 0;  // cut short
+        break;
+      } else {
+        if (r.what != http1::event::message_complete) status = 0;
+        break;
+      }
+    }
+    if (status < 200) status = 500;  // not a response we can convert (a stage's bug)
+    http1_adapter::sent(ctx, status);
+    st.finished = true;
+    if (session_.submit_response(st.id, status, fields, body.empty())) return;
+    if (!body.empty()) {
+      (void)session_.send_data(st.id, body);
+      (void)session_.end_stream(st.id);
+    }
+    ctx.bytes_to_client += body.size();
+    writer_wake_.notify();
+  }
+
+  /// A verdict that ends the flow: the refusal rendered, or the stage's answer.
+  asio::awaitable<std::error_code> stop(stream_state& st, ctx_type& ctx, const verdict& v, std::error_code ec = {}) {
+    if (v.is_reject()) {
+      ctx.rejected = v.reason();
+      respond_http1(st, ctx, h1_.render(ctx, v.reason()));
+    } else {
+      if constexpr (requires { ctx.reply; }) respond_http1(st, ctx, ctx.reply);
+    }
+    co_return ec;
+  }
+
+  asio::awaitable<std::error_code> serve_stream(stream_state& st, ctx_type& ctx) {
+    const h2::request& req = session_.request(st.id);
+    if constexpr (requires { ctx.head_request; }) ctx.head_request = req.method() == "HEAD";
+    std::optional<reject_reason> refused = refused_;
+    if (auto v = co_await run_phase<phase::accept>(p_, ctx); !v.is_next() && !refused)
+      if (v.is_reject()) ctx.rejected = refused = v.reason();
+    ctx.hello_done = std::chrono::steady_clock::now();
+    if (req.method() == "CONNECT") {  // tunnels are not proxied (as on HTTP/1.1): 501
+      respond_http1(st, ctx, http1::make_error_response(501, "upgrades and CONNECT are not supported"));
+      co_return std::error_code{};
+    }
+    if (refused) {
+      if (refused_) session_.shutdown();  // the connection was refused: no more requests on it
+      co_return co_await stop(st, ctx, reject(*refused));
+    }
+    const h2::request_view view(req);
+    if (auto v = co_await run_phase<phase::hello>(p_, ctx, static_cast<const http1::request_view&>(view)); !v.is_next())
+      co_return co_await stop(st, ctx, v);
+
+    // on_route and connect, failing over on retry-safe errors (as flow/serve.hpp's run_flow).
+    const bool bodiless = st.ended && st.body.empty();
+    const bool reusable = bodiless && http1_detail::idempotent(req.method());
+    std::optional<asio::ip::tcp::socket> backend;
+    bool reused = false;
+    std::error_code ec;
+    for (unsigned attempt = 0;; ++attempt) {
+      ctx.out_of_attempts = ec && attempt >= std::max(1u, o_.max_connect_attempts);
+      auto v = co_await run_phase<phase::route>(p_, ctx);
+      if (!v.is_next()) co_return co_await stop(st, ctx, v, ec);
+      if (ctx.out_of_attempts || !ctx.backend) {
+        (void)co_await stop(st, ctx, reject(reject_code::unavailable));
+        co_return ec ? ec : make_error_code(net::error::no_endpoints);
+      }
+      if (st.aborted) co_return make_error_code(net::error::client_failed);
+      if (reusable)
+        if (auto k = take_kept(*ctx.backend)) {
+          backend = std::move(k);
+          reused = true;
+          ctx.connect_error = {};
+          break;
+        }
+      auto [cec, sock] = co_await net::async_connect(ex_, *ctx.backend, o_.connect_timeout, detail::tuple_awaitable);
+      ec = cec;
+      ctx.connect_error = ec;
+      if (!ec) {
+        backend.emplace(std::move(sock));
+        break;
+      }
+      if (ec != condition::retry_safe) {
+        (void)co_await stop(st, ctx, reject(reject_code::unavailable));
+        co_return ec;
+      }
+    }
+    if (auto v = co_await run_phase<phase::connect>(p_, ctx); !v.is_next()) co_return co_await stop(st, ctx, v);
+
+    for (;;) {
+      st.backend = &*backend;
+      auto r = co_await forward(st, ctx, *backend, req, reused);
+      st.backend = nullptr;
+      if (r.retry_fresh && reused) {  // the kept connection was stale and nothing was lost
+        auto [cec, sock] = co_await net::async_connect(ex_, *ctx.backend, o_.connect_timeout, detail::tuple_awaitable);
+        if (cec) {
+          ctx.connect_error = cec;
+          (void)co_await stop(st, ctx, reject(reject_code::unavailable));
+          co_return cec;
+        }
+        backend.emplace(std::move(sock));
+        reused = false;
+        continue;
+      }
+      if (r.keep_backend && !r.ec) keep(std::move(*backend), *ctx.backend);
+      co_return r.ec;
+    }
+  }
+
+  /// The exchange with the backend: the head and body up, the response down.
+  asio::awaitable<exchange_result> forward(stream_state& st, ctx_type& ctx, asio::ip::tcp::socket& backend,
+                                           const h2::request& req, bool reused) {
+    using net::error;
+    if (st.aborted) co_return exchange_result{make_error_code(error::client_failed)};
+    const auto cl = req.content_length();
+    const bool has_body = cl ? *cl > 0 : !(st.ended && st.body.empty());
+    http1::message_info info;
+    info.chunked = has_body && !cl;
+    info.has_content_length = cl.has_value();
+    info.content_length = cl.value_or(0);
+    std::string first;
+    if (!reused) first = net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o_.send, ctx.client, ctx.local);
+    first += h1_.upstream_head(ctx, req.head(), info);
+    bool body_sent = false;
+
+    auto fail_before_response = [&](std::error_code ec, unsigned status = 502, bool stale = false) -> exchange_result {
+      if (st.aborted) return exchange_result{make_error_code(error::client_failed)};
+      if (reused && stale && !body_sent) return exchange_result{ec, false, false, true};
+      respond_http1(st, ctx, h1_.error_response(ctx, status));
+      return exchange_result{ec ? ec : make_error_code(error::backend_failed)};
+    };
+
+    // 1. The head, then the body as it comes (window back once written).
+    if (auto ec = co_await http1_detail::write_for(backend, std::string_view(first), wait_for(ctx)))
+      co_return fail_before_response(net::classify(ec, net::side::upstream), 502, ec != error::idle_timeout);
+    std::string piece;
+    while (has_body) {
+      if (st.aborted) co_return exchange_result{make_error_code(error::client_failed)};
+      if (!st.body.empty()) {
+        piece.swap(st.body);
+        st.body.clear();
+        body_sent = true;
+        ctx.bytes_from_client += piece.size();
+        if (auto v = co_await run_phase<phase::message>(p_, ctx, std::string_view(piece)); !v.is_next()) {
+          session_.consume(st.id, piece.size());
+          (void)co_await stop(st, ctx, v.is_reject() ? v : reject(reject_code::internal));
+          co_return exchange_result{};
+        }
+        const auto wec = co_await http1_detail::write_body(backend, piece, info.chunked, wait_for(ctx));
+        session_.consume(st.id, piece.size());
+        writer_wake_.notify();
+        if (wec) co_return fail_before_response(make_error_code(error::backend_failed));
+        continue;
+      }
+      if (st.ended) break;
+      if (!co_await st.wake.wait(wait_for(ctx)) && !st.ended && st.body.empty() && !st.aborted)
+        co_return exchange_result{make_error_code(error::idle_timeout)};  // the client stopped sending: reset
+    }
+    if (info.chunked) {
+      std::string last;
+      http1::append_last_chunk(last, http1::forwarded_trailers(http1::fields{}, req.trailers(), h1_.forward_rules()));
+      if (co_await http1_detail::write_for(backend, std::string_view(last), wait_for(ctx)))
+        co_return fail_before_response(make_error_code(error::backend_failed));
+    }
+
+    // 2. The response head (1xx dropped).
+    http1_detail::recv_buffer bin(h1_.response_limits.max_start_line + h1_.response_limits.max_header_bytes + 4 + h1_.buffer_size);
+    http1::response_parser bp(h1_.response_limits);
+    bp.set_request_method(head_request(ctx) ? std::string_view("HEAD") : std::string_view("GET"));
+    std::size_t head_size = 0;
+    for (;;) {
+      auto pr = bp.parse(bin.view());
+      if (pr.what == http1::event::head) {
+        head_size = pr.consumed;
+        if (bp.head().status >= 200) break;
+        bin.consume(pr.consumed);
+        continue;
+      }
+      if (pr.what == http1::event::message_complete) {
+        bin.consume(pr.consumed);
+        continue;
+      }
+      if (pr.what == http1::event::need_more) {
+        bin.consume(pr.consumed);
+        auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(h1_.buffer_size), wait_for(ctx));
+        if (rec || n == 0) {
+          const bool stale = bin.view().empty() && rec && rec != error::idle_timeout;
+          co_return fail_before_response(net::classify(rec, net::side::upstream), rec == error::idle_timeout ? 504 : 502, stale);
+        }
+        bin.commit(n);
+        continue;
+      }
+      co_return fail_before_response(bp.error_code() ? bp.error_code() : make_error_code(error::backend_failed));
+    }
+    const auto& rh = bp.head();
+    const auto binfo = bp.info();
+    const bool no_body = rh.status == 204 || rh.status == 304 || head_request(ctx);
+    // on_response first: its stages' response fields apply, and a stage that transforms the
+    // body (ctx.response_body_filtered: compression) makes its length unknown.
+    if (auto v = co_await run_phase<phase::response>(p_, ctx, rh); !v.is_next()) {
+      if (v.is_reject()) ctx.rejected = v.reason();
+      respond_http1(st, ctx, h1_.error_response(ctx, 502));
+      co_return exchange_result{};
+    }
+    const bool filtered = !no_body && body_filtered(ctx);
+    http1::fields down;
+    for (const auto& f : rh.fields) {
+      if (http1::detail::iequals(f.name, "content-length")) {
+        if (rh.status != 204 && rh.status != 304 && !binfo.chunked && !filtered) down.add(f.name, f.value);
+        continue;
+      }
+      if (http1_detail::hop_by_hop(f.name, rh.fields)) continue;
+      down.add(f.name, f.value);
+    }
+    if constexpr (requires { ctx.response_fields; }) ctx.response_fields.apply(down);
+    if (st.aborted) co_return exchange_result{make_error_code(error::client_failed)};
+    http1_adapter::sent(ctx, rh.status);
+    if (session_.submit_response(st.id, rh.status, down, no_body)) co_return exchange_result{make_error_code(error::client_failed)};
+    writer_wake_.notify();
+    bin.consume(head_size);  // the head's views are not used past this point
+
+    // 3. The response body, streamed; the stream's queue is the backpressure.
+    for (;;) {
+      auto pr = bp.parse(bin.view());
+      switch (pr.what) {
+        case http1::event::body: {
+          std::string_view piece = pr.data;
+          if constexpr (Pipeline::filters_response_body)
+            if (filtered) {
+              auto t = p_.response_body(ctx, piece, false);
+              if (!t) co_return exchange_result{t.error()};  // the stream is reset
+              piece = *t;
+            }
+          if (!piece.empty()) (void)session_.send_data(st.id, piece);
+          ctx.bytes_to_client += piece.size();
+          bin.consume(pr.consumed);
+          writer_wake_.notify();
+          while (session_.queued(st.id) > a_.max_queued && !st.aborted)
+            if (!co_await st.wake.wait(wait_for(ctx)) && session_.queued(st.id) > a_.max_queued)
+              co_return exchange_result{make_error_code(error::idle_timeout)};  // the client reads nothing: reset
+          if (st.aborted) co_return exchange_result{make_error_code(error::client_failed)};
+          break;
+        }
+        case http1::event::need_more: {
+          bin.consume(pr.consumed);
+          auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(h1_.buffer_size), wait_for(ctx));
+          if (st.aborted) co_return exchange_result{make_error_code(error::client_failed)};
+          if (rec == asio::error::eof && bp.finish().what == http1::event::message_complete) {  // until close
+            if (auto ec = end_filtered_body(st, ctx, filtered)) co_return exchange_result{ec};
+            st.finished = true;
+            (void)session_.end_stream(st.id);
+            writer_wake_.notify();
+            co_return exchange_result{};
+          }
+          if (rec) {  // died mid-response: this stream is reset (INTERNAL_ERROR), the others go on
+            co_return exchange_result{rec == error::idle_timeout ? make_error_code(error::idle_timeout)
+                                                                  : make_error_code(error::backend_reset)};
+          }
+          bin.commit(n);
+          break;
+        }
+        case http1::event::message_complete: {
+          bin.consume(pr.consumed);
+          if (auto ec = end_filtered_body(st, ctx, filtered)) co_return exchange_result{ec};
+          st.finished = true;
+          if (!no_body) (void)session_.end_stream(st.id, bp.trailers());
+          writer_wake_.notify();
+          exchange_result out;
+          out.keep_backend = bp.keep_alive() && bin.view().empty();
+          co_return out;
+        }
+        default:
+          co_return exchange_result{bp.error_code() ? bp.error_code() : make_error_code(error::backend_failed)};
+      }
+    }
+  }
+
+  /// Whether a stage transforms this stream's response body (flow/http1.hpp's rule).
+  static bool body_filtered(const ctx_type& ctx) {
+    if constexpr (Pipeline::filters_response_body && requires { ctx.response_body_filtered; }) return ctx.response_body_filtered;
+    else return false;
+  }
+  /// A transformed body's end: the transforms' last bytes (a gzip trailer).
+  std::error_code end_filtered_body(stream_state& st, ctx_type& ctx, bool filtered) {
+    if constexpr (Pipeline::filters_response_body) {
+      if (!filtered) return {};
+      auto t = p_.response_body(ctx, {}, true);
+      if (!t) return t.error();
+      if (!t->empty()) (void)session_.send_data(st.id, *t);
+      ctx.bytes_to_client += t->size();
+    }
+    return {};
+  }
+
+  // --- kept backend connections --------------------------------------------------------------
+  std::optional<asio::ip::tcp::socket> take_kept(const asio::ip::tcp::endpoint& ep) {
+    for (auto& k : kept_)
+      if (k.socket && k.endpoint == ep)
+        if (auto s = k.take(ep)) return s;
+    return std::nullopt;
+  }
+  void keep(asio::ip::tcp::socket s, const asio::ip::tcp::endpoint& ep) {
+    if (stopping_) return;
+    for (auto& k : kept_)
+      if (!k.socket) return k.keep(std::move(s), ep);
+    if (kept_.size() < a_.max_kept_backends) kept_.emplace_back().keep(std::move(s), ep);
+  }
+
+  Stream& client_;
+  Pipeline& p_;
+  const h2_adapter& a_;
+  const http1_adapter& h1_;
+  const options& o_;
+  ConnCtx& cctx_;
+  std::optional<reject_reason> refused_;
+  h2::server_session session_;
+  asio::any_io_executor ex_;
+  std::unordered_map<std::int32_t, std::unique_ptr<stream_state>> streams_;
+  std::vector<detail::kept_backend> kept_;
+  wakeup writer_wake_, tick_wake_, all_done_;
+  std::size_t tasks_ = 0;
+  bool stopping_ = false, ending_ = false;
+};
+
+}  // namespace h2_detail
+
+/// Serves one HTTP/2 client connection (`client`: a TCP socket after sniff_h2_preface, or a TLS
+/// stream whose ALPN chose "h2"): `conn` runs on_accept and on_close once, `p` a flow per
+/// stream. `early`: client bytes already read (the preface, if taken). Completes once every
+/// stream's flow has ended, with the error that ended the connection (none: a clean end).
+template <class ConnPipeline, class Pipeline, class Stream>
+asio::awaitable<std::error_code> serve_h2(ConnPipeline& conn, Pipeline& p, const h2_adapter& a, Stream& client, const options& o,
+                                          std::optional<net::accepted_endpoints> eps = std::nullopt, std::string_view early = {}) {
+  auto cctx = conn.make_context();
+  detail::fill(cctx, detail::tcp_of(client), eps ? &*eps : nullptr);
+  auto ec = co_await detail::guarded([&]() -> asio::awaitable<std::error_code> {
+    std::optional<reject_reason> refused;
+    if (auto v = co_await run_phase<phase::accept>(conn, cctx); !v.is_next()) {
+      if (!v.is_reject()) co_return make_error_code(std::errc::connection_aborted);  // a stage answered on accept
+      cctx.rejected = refused = v.reason();  // each request is told why
+    }
+    h2_detail::connection<Stream, Pipeline, decltype(cctx)> c(client, p, a, o, cctx, refused);
+    co_return co_await c.run(early);
+  });
+  std::error_code ignored;
+  detail::tcp_of(client).close(ignored);
+  conn.close(cctx, ec);
+  co_return ec;
+}
+
+}  // namespace rproxy::flow
