@@ -61,6 +61,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -127,6 +128,30 @@ asio::io_context* io_context_of(const Executor& ex) noexcept {
     return nullptr;
   }
 }
+
+/// Allocates an operation at its own size. asio's default recycles per-thread blocks, and an
+/// operation that stays pending (an idle flow's wait) may then hold a block of twice its size.
+template <class T>
+struct exact_allocator {
+  using value_type = T;
+  exact_allocator() = default;
+  template <class U>
+  exact_allocator(const exact_allocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p); }
+  friend bool operator==(const exact_allocator&, const exact_allocator&) noexcept { return true; }
+};
+
+/// A handler whose operation is allocated with exact_allocator (asio::bind_allocator would add
+/// the binder and a second executor to the operation: 64 bytes more).
+template <class H>
+struct exactly_allocated {
+  H handler;
+  using allocator_type = exact_allocator<void>;
+  allocator_type get_allocator() const noexcept { return {}; }
+  template <class... Args>
+  void operator()(Args&&... args) { handler(std::forward<Args>(args)...); }
+};
 
 template <class Client, class Backend, class Handler>
 class relay_op : private idle_sweep::entry {
@@ -211,6 +236,13 @@ private:
     else start(asio::bind_executor(client_.get_executor(), wrap(std::move(f))));
   }
 
+  /// The same for a wait that may pend for as long as the flow idles: its operation is
+  /// allocated at its own size (exact_allocator), not in a recycled block of a larger one.
+  template <class S, class Start, class F>
+  void start_waiting_on(S& s, Start start, F f) {
+    start_on(s, [&](auto h) { start(exactly_allocated<decltype(h)>{std::move(h)}); }, std::move(f));
+  }
+
   static bool same_executor(Client& c, Backend& b) {
     if constexpr (std::is_same_v<typename Client::executor_type, typename Backend::executor_type>)
       return c.get_executor() == b.get_executor();
@@ -241,11 +273,11 @@ private:
     if constexpr (can_splice)
       if (opts_.splice) setup_splice();
     if (opts_.idle_timeout > clock::duration::zero()) start_idle();
-    if (!opts_.initial_to_backend.empty()) {
+    if (opts_.initial_to_backend) {
       auto& d = dirs_[0];
       d.counting = false;
-      d.wptr = opts_.initial_to_backend.data();
-      d.wlen = opts_.initial_to_backend.size();
+      d.wptr = opts_.initial_to_backend->data();
+      d.wlen = opts_.initial_to_backend->size();
       write<0>();
     } else {
       pump<0>();
@@ -342,7 +374,7 @@ private:
     if (d.wlen > 0) return write<D>();
     if (!d.counting) {  // the initial bytes are out: relay the client from now on
       d.counting = true;
-      opts_.initial_to_backend = std::string();
+      opts_.initial_to_backend.reset();
       return pump<D>();
     }
     if (d.deferred) return on_read_end<D>(std::exchange(d.deferred, {}));
@@ -426,7 +458,7 @@ private:
     auto& s = [this]() -> auto& {
       if constexpr (Readable) return src<D>(); else return dst<D>();
     }();
-    start_on(s, [&](auto h) { s.async_wait(Readable ? asio::socket_base::wait_read : asio::socket_base::wait_write, std::move(h)); },
+    start_waiting_on(s, [&](auto h) { s.async_wait(Readable ? asio::socket_base::wait_read : asio::socket_base::wait_write, std::move(h)); },
              [this](std::error_code ec) {
                if (ec) return fail(classify(ec, Readable ? src_side<D> : dst_side<D>), ec);
                if constexpr (Readable) pump<D>();
@@ -512,7 +544,18 @@ private:
 
   Client& client_;
   Backend& backend_;
-  relay_options opts_;
+  /// relay_options, as the relay keeps them (32 bytes rather than 64: an empty string is 32).
+  struct settings {
+    std::unique_ptr<std::string> initial_to_backend;  // none: empty, or written already
+    clock::duration idle_timeout;
+    std::size_t buffer_size;
+    bool splice;
+    bool shutdown_last;
+    explicit settings(relay_options&& o)
+        : initial_to_backend(o.initial_to_backend.empty() ? nullptr : std::make_unique<std::string>(std::move(o.initial_to_backend))),
+          idle_timeout(o.idle_timeout), buffer_size(o.buffer_size), splice(o.splice), shutdown_last(o.shutdown_last) {}
+  };
+  settings opts_;
   idle_sweep* sweep_ = nullptr;       // the io_context's idle sweep (we are its entry), or
   std::unique_ptr<own_timer> timer_;  // our own idle timer (a strand's relay)
   Handler handler_;
