@@ -51,24 +51,77 @@ struct require_auth {
   }
 };
 
-/// Requests by route, status class ("2xx", ..., "none": no status sent) and backend.
+/// Requests by route, status class ("2xx", ..., "none": no status sent) and backend; the
+/// request's latency (head read to flow end) by route; the backend's (connected to response
+/// head) by route and backend; connect retries by route.
 struct request_metrics {
   using row = std::array<obs::counter*, 6>;
+  struct backend_series {
+    asio::ip::tcp::endpoint ep;
+    row requests;
+    obs::histogram* upstream;
+  };
   struct per_route {
     row none;  ///< no backend picked
-    std::vector<std::pair<asio::ip::tcp::endpoint, row>> backends;
+    std::vector<backend_series> backends;
+    obs::histogram* duration;
+    obs::counter* retries;
+  };
+  struct state {
+    std::chrono::steady_clock::time_point connected{};
   };
   const std::vector<per_route>* by_route;  ///< per route index, then one for "no route"
+
+  template <class Ctx>
+  const per_route& route_of(const Ctx& ctx) const {
+    const auto& m = ctx.template state<by_http_route>().match;
+    return (*by_route)[m ? m.route()->index() : by_route->size() - 1];
+  }
+  template <class Ctx>
+  static const backend_series* backend_of(const per_route& r, const Ctx& ctx) {
+    if (ctx.backend)
+      for (const auto& b : r.backends)
+        if (b.ep == *ctx.backend) return &b;
+    return nullptr;
+  }
+  template <class Ctx>
+  rproxy::verdict on_route(Ctx& ctx) {
+    if (ctx.connect_error && !ctx.out_of_attempts) route_of(ctx).retries->inc();  // the driver tries again
+    return rproxy::next;
+  }
+  template <class Ctx>
+  rproxy::verdict on_connect(Ctx& ctx) {
+    ctx.template state<request_metrics>().connected = std::chrono::steady_clock::now();
+    return rproxy::next;
+  }
+  template <class Ctx, class Resp>
+  rproxy::verdict on_response(Ctx& ctx, const Resp&) {
+    const auto t = ctx.template state<request_metrics>().connected;
+    if (const auto* b = backend_of(route_of(ctx), ctx); b && t != std::chrono::steady_clock::time_point{})
+      b->upstream->observe(std::chrono::steady_clock::now() - t);
+    return rproxy::next;
+  }
   template <class Ctx>
   void on_close(Ctx& ctx, std::error_code) {
     if (ctx.hello_done == std::chrono::steady_clock::time_point{} && ctx.status == 0) return;  // no request came
-    const auto& m = ctx.template state<by_http_route>().match;
-    const auto& r = (*by_route)[m ? m.route()->index() : by_route->size() - 1];
-    const row* c = &r.none;
-    if (ctx.backend)
-      for (const auto& [ep, counters] : r.backends)
-        if (ep == *ctx.backend) c = &counters;
-    (*c)[ctx.status >= 100 && ctx.status < 600 ? ctx.status / 100 : 0]->inc();
+    const auto& r = route_of(ctx);
+    const auto* b = backend_of(r, ctx);
+    (b ? b->requests : r.none)[ctx.status >= 100 && ctx.status < 600 ? ctx.status / 100 : 0]->inc();
+    if (ctx.hello_done != std::chrono::steady_clock::time_point{}) r.duration->observe(std::chrono::steady_clock::now() - ctx.hello_done);
+  }
+};
+
+/// Open client connections (first in the connection pipeline, so its on_accept always runs).
+struct connection_gauge {
+  obs::gauge* open;
+  template <class Ctx>
+  rproxy::verdict on_accept(Ctx&) {
+    open->inc();
+    return rproxy::next;
+  }
+  template <class Ctx>
+  void on_close(Ctx&, std::error_code) {
+    open->dec();
   }
 };
 
@@ -149,6 +202,7 @@ struct world_base {
   std::vector<std::vector<std::size_t>> groups;
   std::vector<std::shared_ptr<bal::upstream_pool>> pools;  ///< per cfg->groups entry
   std::vector<request_metrics::per_route> requests;
+  obs::gauge* connections_open = nullptr;
   mw::ip_filter_block::built ip;
   mw::conn_limit_config conn_cfg = cfg->conn_limit.config();
   mw::ban_check_config ban_cfg = cfg->bans.config();
@@ -167,7 +221,8 @@ struct world_base {
 };
 
 inline auto connection_pipeline(world_base& w) {
-  return rproxy::make_pipeline<rproxy::flow::http1_protocol>(mw::conn_limit{&w.conn_cfg, &w.shared->conns, &w.shared->audit});
+  return rproxy::make_pipeline<rproxy::flow::http1_protocol>(connection_gauge{w.connections_open},
+                                                             mw::conn_limit{&w.conn_cfg, &w.shared->conns, &w.shared->audit});
 }
 
 inline auto request_pipeline(world_base& w, std::uint64_t seed) {

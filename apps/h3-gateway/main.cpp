@@ -1,6 +1,7 @@
 // h3-gateway: an HTTP API gateway and load balancer made of rproxy parts (gateway.hpp), HTTP/1.1
 // for now. Routes pick a backend group, the group's balancer a backend; see docs/h3-gateway.md.
 //   h3-gateway [run] --config h3-gateway.yaml | validate FILE | init | --version
+#include "admin_api.hpp"
 #include "gateway.hpp"
 
 namespace h3_gateway {
@@ -11,6 +12,13 @@ struct app {
     auto& fam = r.metrics().add_counter_family("h3gw_requests", "Requests by route, status class (none: no status sent) and backend.",
                                                {"route", "status_class", "backend"});
     requests = &fam;
+    const auto buckets = obs::exponential_buckets(0.0001, 2, 17);  // 100 us .. 6.6 s
+    duration = &r.metrics().add_histogram_family("h3gw_request_duration_seconds",
+                                                 "Requests from their head read to their end (downstream latency).", {"route"}, buckets);
+    upstream = &r.metrics().add_histogram_family(
+        "h3gw_upstream_duration_seconds", "From the backend connection to its response head (upstream latency).", {"route", "backend"}, buckets);
+    retries = &r.metrics().add_counter_family("h3gw_retries", "Connect attempts retried on another pick.", {"route"});
+    connections_open = &r.metrics().add_gauge("h3gw_connections_active", "Open client connections.");
   }
 
   std::shared_ptr<const world> build(const std::shared_ptr<const config>& c) {
@@ -28,13 +36,15 @@ struct app {
       return r;
     };
     for (std::size_t i = 0; i < w->table.routes().size(); ++i) {
-      auto& m = w->requests.emplace_back(request_metrics::per_route{row(w->table.routes()[i].name(), ""), {}});
+      const auto& name = w->table.routes()[i].name();
+      auto& m = w->requests.emplace_back(request_metrics::per_route{row(name, ""), {}, &duration->with({name}), &retries->with({name})});
       for (const auto g : w->groups[i])
         for (const auto& b : c->groups[g].backends)
-          m.backends.emplace_back(asio::ip::tcp::endpoint{asio::ip::make_address(b.address.host), b.address.port},
-                                  row(w->table.routes()[i].name(), b.address.to_string()));
+          m.backends.push_back({asio::ip::tcp::endpoint{asio::ip::make_address(b.address.host), b.address.port},
+                                row(name, b.address.to_string()), &upstream->with({name, b.address.to_string()})});
     }
-    w->requests.push_back({row("", ""), {}});
+    w->requests.push_back({row("", ""), {}, &duration->with({""}), &retries->with({""})});
+    w->connections_open = connections_open;
     for (std::size_t i = 0; i < rt.pool().size(); ++i) {
       w->connections.push_back(connection_pipeline(*w));
       w->pipelines.push_back(request_pipeline(*w, 0x9e3779b97f4a7c15ull * (i + 1)));
@@ -65,6 +75,10 @@ struct app {
   shared_state shared;
   std::shared_ptr<obs::pool_metrics> pool_metrics;
   obs::counter_family* requests = nullptr;
+  obs::histogram_family* duration = nullptr;
+  obs::histogram_family* upstream = nullptr;
+  obs::counter_family* retries = nullptr;
+  obs::gauge* connections_open = nullptr;
   std::map<std::string, std::shared_ptr<bal::upstream_pool>> pools;
   std::map<std::string, std::unique_ptr<rproxy::health::monitor<bal::upstream_pool>>> monitors;
   rproxy::flow::http1_adapter adapter{};
@@ -84,6 +98,7 @@ int serve(runtime& rt) {
   if (!first || !a->apply(*c)) return 1;
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
   rt.keep(worlds);
+  mount_admin_api(rt, worlds);
   if (!rproxy::app::listen(rt, c->listen, "http", worlds->handler(rt.drain(), a->adapter))) return 1;
   rt.on_stop_accepting([a] { a->monitors.clear(); });
   rt.on_reload([a, worlds](const std::shared_ptr<const config>& next) {

@@ -108,6 +108,19 @@ def curl(url, *args, timeout=30):
     return code, heads, body, p.returncode
 
 
+def read_response(f):
+    """(status, {lowercase header: value}, body) of one Content-Length response from a socket file."""
+    line = f.readline()
+    if not line:
+        raise AssertionError("connection closed before a response")
+    status = int(line.split()[1])
+    heads = {}
+    while (h := f.readline()) not in (b"\r\n", b""):
+        k, _, v = h.decode("latin-1").partition(":")
+        heads[k.strip().lower()] = v.strip()
+    return status, heads, f.read(int(heads.get("content-length", "0")))
+
+
 def dead_port():
     """A reserved port nothing listens on."""
     return harness.free_port()
@@ -222,15 +235,33 @@ class GatewayTest(unittest.TestCase):
         code, _, body = self.get("/static")
         self.assertEqual((code, json.loads(body)["path"]), (200, "/"))
 
-    def test_route_body_limit(self):
+    def test_route_body_limit_is_413(self):
         code, _, body = self.get("/static/up", "--data-binary", "x" * 2000)
-        self.assertEqual(code, 400)
-        self.assertEqual(json.loads(body)["route"], "static")
-        self.assertEqual(json.loads(body)["message"], "request body too large")
+        self.assertEqual(code, 413)
+        self.assertEqual(json.loads(body), {"error": "body_too_large", "route": "static", "message": "request body too large"})
         code, _, body = self.get("/static/up", "--data-binary", "x" * 1000)
         self.assertEqual((code, json.loads(body)["body_len"]), (200, 1000))
         code, _, body = self.get("/static/up", "--data-binary", "x" * 2000, "-H", "Transfer-Encoding: chunked")
-        self.assertEqual(code, 400)
+        self.assertEqual(code, 413)
+        self.assertEqual(json.loads(body)["error"], "body_too_large")
+
+    def test_keep_alive_after_a_refusal(self):
+        """A 401 (and a 404) answered by a stage leaves the connection open: the next request on
+        the same socket is served."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            f = s.makefile("rb")
+            for path, want in (("/private/x", 401), ("/nothing-here", 404), ("/private/y", 401), ("/files/x", 200)):
+                s.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+                status, heads, body = read_response(f)
+                self.assertEqual(status, want, (path, body))
+                self.assertNotEqual(heads.get("connection", "").lower(), "close", path)
+            # POST with its whole body, refused before the body is read: skipped, still open.
+            s.sendall(b"POST /private/z HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello")
+            self.assertEqual(read_response(f)[0], 401)
+            s.sendall(b"GET /files/last HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            status, heads, body = read_response(f)
+            self.assertEqual((status, json.loads(body)["path"]), (200, "/files/last"))
+            self.assertEqual(f.read(), b"")  # closed after the request that asked for it
 
     def test_middleware_only_on_the_routes_that_list_it(self):
         code, _, body = self.get("/private/x")
@@ -309,6 +340,170 @@ class GatewayTest(unittest.TestCase):
         self.assertNotEqual(rc, 0)  # a truncated body: curl says so, it never sees a whole wrong one
         code, _, body = self.get("/files/after")
         self.assertEqual(code, 200)
+
+
+class AdminApiTest(unittest.TestCase):
+    """The admin REST API: behind the token; weights, drain and reload act at once and show in
+    routing and in /metrics."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.x, cls.y = Backend("x"), Backend("y")
+        cls.dir = tempfile.mkdtemp(prefix="rproxy-h3gw-api-")
+        cls.token = "t-" + os.urandom(16).hex()
+        cls.token_file = os.path.join(cls.dir, "token")
+        with open(cls.token_file, "w") as f:
+            f.write(cls.token + "\n")
+        cls.port, cls.admin = harness.free_port(), harness.free_port()
+        cls.groups = [("pair", [cls.x.port, cls.y.port], ["balancer: weighted_round_robin"])]
+        cls.route = "- name: pair\n  prefix: /p\n  backends: [ { group: pair } ]\n"
+        cls.gw = harness.Program(BINARY, cls.conf(cls.route), args=["--workers", "1"], name="h3gw-api").start(wait_ports=[cls.port, cls.admin])
+        cls.auth = ["-H", f"Authorization: Bearer {cls.token}"]
+        cls.xid, cls.yid = f"127.0.0.1:{cls.x.port}", f"127.0.0.1:{cls.y.port}"
+
+    @classmethod
+    def conf(cls, routes):
+        text = config(cls.port, cls.admin, cls.groups, routes)
+        return text.replace(f"admin: {{ listen: 127.0.0.1:{cls.admin} }}",
+                            f"admin: {{ listen: 127.0.0.1:{cls.admin}, token_file: {cls.token_file} }}")
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.gw.stop()
+        for b in (cls.x, cls.y):
+            b.close()
+        if rc != 0 or cls.token in cls.gw.output():
+            cls.gw.dump()
+        assert rc == 0, rc
+        assert cls.token not in cls.gw.output(), "the admin token was logged"
+
+    def api(self, method, path, body=None, auth=True):
+        args = ["-X", method] + (self.auth if auth else [])
+        if body is not None:
+            args += ["-H", "Content-Type: application/json", "--data-binary", json.dumps(body)]
+        code, _, out, rc = curl(f"http://127.0.0.1:{self.admin}{path}", *args)
+        self.assertEqual(rc, 0)
+        return code, (json.loads(out) if out.startswith(b"{") else out)
+
+    def backends(self):
+        code, doc = self.api("GET", "/api/backends")
+        self.assertEqual(code, 200, doc)
+        return {b["id"]: b for g in doc["groups"] for b in g["backends"]}
+
+    def metrics(self):
+        code, _, text, _ = curl(f"http://127.0.0.1:{self.admin}/metrics")
+        self.assertEqual(code, 200)
+        return text.decode()
+
+    def metric(self, text, name, **labels):
+        want = ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}") if labels else ""
+        m = re.search(r"(?m)^" + re.escape(name + want) + r" (\S+)$", text)
+        return float(m.group(1)) if m else None
+
+    def spread(self, n):
+        """How many of n requests (one kept connection) each backend served."""
+        counts = {"x": 0, "y": 0}
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        for i in range(n):
+            conn.request("GET", f"/p/{i}")
+            r = conn.getresponse()
+            self.assertEqual(r.status, 200)
+            counts[json.loads(r.read())["backend"]] += 1
+        conn.close()
+        return counts
+
+    def setUp(self):
+        for b in (self.xid, self.yid):  # every test starts from weight 1, undrained
+            self.assertEqual(self.api("PUT", f"/api/backends/pair/{b}/weight", {"weight": 1})[0], 200)
+            self.assertEqual(self.api("POST", f"/api/backends/pair/{b}/undrain")[0], 200)
+
+    def test_token_is_required_even_to_read(self):
+        code, _ = self.api("GET", "/api/backends", auth=False)
+        self.assertEqual(code, 401)
+        code, _, _, _ = curl(f"http://127.0.0.1:{self.admin}/api/backends", "-H", "Authorization: Bearer wrong")
+        self.assertEqual(code, 401)
+        code, _ = self.api("PUT", f"/api/backends/pair/{self.xid}/weight", {"weight": 5}, auth=False)
+        self.assertEqual(code, 401)
+        self.assertEqual(self.backends()[self.xid]["weight"], 1)
+        code, _, _, _ = curl(f"http://127.0.0.1:{self.admin}/metrics")  # scrapes stay open
+        self.assertEqual(code, 200)
+
+    def test_routes_and_backends(self):
+        code, doc = self.api("GET", "/api/routes")
+        self.assertEqual((code, doc), (200, {"routes": [{"name": "pair", "groups": ["pair"]}]}))
+        b = self.backends()
+        self.assertEqual(set(b), {self.xid, self.yid})
+        for k in ("state", "available", "drained", "weight", "in_flight", "selections", "successes", "failures",
+                  "ejections", "breaker", "latency_ewma_seconds"):
+            self.assertIn(k, b[self.xid])
+        self.assertEqual((b[self.xid]["state"], b[self.xid]["weight"], b[self.xid]["in_flight"]), ("healthy", 1, 0))
+        before = b[self.xid]["selections"] + b[self.yid]["selections"]
+        self.spread(4)
+        after = self.backends()
+        self.assertEqual(after[self.xid]["selections"] + after[self.yid]["selections"], before + 4)
+        code, doc = self.api("PUT", f"/api/backends/pair/{self.xid}/weight", {"weight": "heavy"})
+        self.assertEqual((code, doc["error"]), (400, "bad_request"))
+        code, doc = self.api("POST", "/api/backends/pair/127.0.0.1:1/drain")
+        self.assertEqual((code, doc["error"]), (404, "not_found"))
+
+    def test_weight_change_shows_in_routing_and_metrics(self):
+        self.assertLessEqual(abs(self.spread(40)["x"] - 20), 2)
+        code, doc = self.api("PUT", f"/api/backends/pair/{self.yid}/weight", {"weight": 3})
+        self.assertEqual((code, doc["weight"]), (200, 3))
+        self.assertEqual(self.metric(self.metrics(), "rproxy_backend_weight", route="pair", backend=self.yid), 3)
+        got = self.spread(200)
+        self.assertLessEqual(abs(got["y"] - 150), 3, got)  # smooth weighted round robin, one worker: 3 in 4
+        code, _ = self.api("POST", f"/api/backends/pair/{self.yid}/weight", {"weight": 0})
+        self.assertEqual(code, 200)
+        self.assertEqual(self.spread(20), {"x": 20, "y": 0})
+        text = self.metrics()
+        self.assertEqual(self.metric(text, "rproxy_backend_weight", route="pair", backend=self.yid), 0)
+        self.assertEqual(self.metric(text, "rproxy_backend_up", route="pair", backend=self.yid), 0)
+
+    def test_drain_stops_new_requests_and_undrain_brings_them_back(self):
+        code, doc = self.api("POST", f"/api/backends/pair/{self.xid}/drain")
+        self.assertEqual((code, doc["state"], doc["drained"]), (200, "draining", True))
+        self.assertEqual(self.metric(self.metrics(), "rproxy_backend_state", route="pair", backend=self.xid, state="draining"), 1)
+        self.assertEqual(self.spread(30), {"x": 0, "y": 30})
+        code, doc = self.api("POST", f"/api/backends/pair/{self.xid}/undrain")
+        self.assertEqual((code, doc["state"]), (200, "healthy"))
+        self.assertEqual(self.metric(self.metrics(), "rproxy_backend_state", route="pair", backend=self.xid, state="healthy"), 1)
+        got = self.spread(10)
+        self.assertGreaterEqual(min(got.values()), 3, got)
+
+    def test_latency_histograms_and_connections_in_metrics(self):
+        self.spread(10)
+        text = self.metrics()
+        n = self.metric(text, "h3gw_request_duration_seconds_count", route="pair")
+        self.assertIsNotNone(n)
+        self.assertGreaterEqual(n, 10)
+        inf = self.metric(text, "h3gw_request_duration_seconds_bucket", route="pair", le="+Inf")
+        self.assertEqual(inf, n)
+        up = self.metric(text, "h3gw_upstream_duration_seconds_count", route="pair", backend=self.xid)
+        self.assertGreaterEqual(up, 5)
+        self.assertGreater(self.metric(text, "h3gw_upstream_duration_seconds_sum", route="pair", backend=self.xid), 0)
+        self.assertRegex(text, r"# TYPE h3gw_request_duration_seconds histogram\n")
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10):
+            harness.wait_until(lambda: self.metric(self.metrics(), "h3gw_connections_active") == 1, what="one open connection")
+        harness.wait_until(lambda: self.metric(self.metrics(), "h3gw_connections_active") == 0, what="no open connection")
+
+    def test_reload_via_rest(self):
+        try:
+            self.gw.write_config(self.conf(self.route + "- name: extra\n  prefix: /e\n  backends: [ { group: pair } ]\n"))
+            code, doc = self.api("POST", "/api/reload")
+            self.assertEqual((code, doc), (200, {"reloaded": True}))
+            code, doc = self.api("GET", "/api/routes")
+            self.assertEqual([r["name"] for r in doc["routes"]], ["pair", "extra"])
+            code, _, body, _ = curl(f"http://127.0.0.1:{self.port}/e/1")
+            self.assertEqual((code, json.loads(body)["path"]), (200, "/e/1"))
+            self.gw.write_config(self.conf(self.route.replace("group: pair", "group: nope")))
+            code, doc = self.api("POST", "/api/reload")
+            self.assertEqual((code, doc["reloaded"]), (422, False))
+            self.assertEqual(len(self.api("GET", "/api/routes")[1]["routes"]), 2)  # the previous config serves
+            self.assertEqual(self.api("POST", "/api/reload", auth=False)[0], 401)
+        finally:
+            self.gw.write_config(self.conf(self.route))
+            self.assertEqual(self.api("POST", "/api/reload")[0], 200)
 
 
 class FailoverAndReloadTest(unittest.TestCase):

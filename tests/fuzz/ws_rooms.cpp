@@ -1,4 +1,4 @@
-// libFuzzer target for apps/ws-server's rooms core (rooms.hpp, protocol.hpp): a script of
+// libFuzzer target for the rooms core (rproxy/rooms/registry.hpp, protocol.hpp): a script of
 // requests from ten sessions of five users, some raw text, some built from the bytes out of
 // the protocol's words so that deep states (full rooms, bans, hand-overs) are reached.
 // Each line: one control byte, then the rest of the line.
@@ -10,7 +10,7 @@
 // bound, message ids contiguous, and each delivery's recipients are the room's members (room
 // events and messages), not members any more (kicked, banned) or the addressee's sessions
 // (private messages).
-#include <ws-server/rooms.hpp>
+#include <rproxy/rooms/registry.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -33,8 +33,8 @@ void check(bool ok, const char* what) {
   std::abort();
 }
 
-ws_server::rooms_block config() {
-  ws_server::rooms_block c;
+rproxy::rooms::rooms_block config() {
+  rproxy::rooms::rooms_block c;
   c.max_rooms = 4;
   c.max_rooms_per_session = 3;
   c.max_owned_rooms_per_user = 2;
@@ -53,10 +53,10 @@ ws_server::rooms_block config() {
 }
 
 constexpr std::string_view users[] = {"u0", "u1", "u2", "u3", "u4"};
-constexpr ws_server::site_role sites[] = {ws_server::site_role::member, ws_server::site_role::admin,
-                                          ws_server::site_role::guest, ws_server::site_role::moderator,
-                                          ws_server::site_role::member};
-std::string_view user_of(ws_server::session_id s) { return users[s % 5]; }
+constexpr rproxy::rooms::site_role sites[] = {rproxy::rooms::site_role::member, rproxy::rooms::site_role::admin,
+                                          rproxy::rooms::site_role::guest, rproxy::rooms::site_role::moderator,
+                                          rproxy::rooms::site_role::member};
+std::string_view user_of(rproxy::rooms::session_id s) { return users[s % 5]; }
 
 std::string built(std::string_view b) {
   static constexpr std::string_view ops[] = {"create", "join",  "leave", "list",  "members", "message",
@@ -122,8 +122,8 @@ std::string member(std::string_view frame, std::string_view key) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const auto cfg = config();
-  ws_server::registry reg(cfg);
-  auto now = ws_server::time_point{} + std::chrono::hours(1000);
+  rproxy::rooms::registry reg(cfg);
+  auto now = rproxy::rooms::time_point{} + std::chrono::hours(1000);
   std::map<std::string, std::uint64_t> last_ids;
   std::string_view in(reinterpret_cast<const char*>(data), size);
   int steps = 0;
@@ -134,8 +134,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (line.empty()) continue;
     const auto control = static_cast<unsigned char>(line[0]);
     line.remove_prefix(1);
-    const ws_server::session_id sid = control % 10;
-    std::vector<ws_server::delivery> deliveries;
+    const rproxy::rooms::session_id sid = control % 10;
+    std::vector<rproxy::rooms::delivery> deliveries;
     if (control & 0x40 && !(control & 0x80)) {
       deliveries = reg.disconnect(sid, now);
     } else {
@@ -177,7 +177,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         check(info->members.size() <= info->max_members && info->max_members <= cfg.max_members, "info->members.size() <= info->max_members && info->max_members <= cfg.max_members");
         check(info->history <= cfg.history && info->history <= info->last_id, "info->history <= cfg.history && info->history <= info->last_id");
       }
-    for (ws_server::session_id s = 0; s < 10; ++s) check(reg.rooms_of(s).size() <= cfg.max_rooms_per_session, "reg.rooms_of(s).size() <= cfg.max_rooms_per_session");
+    for (rproxy::rooms::session_id s = 0; s < 10; ++s) check(reg.rooms_of(s).size() <= cfg.max_rooms_per_session, "reg.rooms_of(s).size() <= cfg.max_rooms_per_session");
   }
   return 0;
 }

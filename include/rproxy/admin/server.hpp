@@ -13,7 +13,9 @@
 //
 // A web page the operator visits must not reach it: a request whose Host is neither the
 // address the connection came in on nor one of `allowed_hosts` gets 403 (DNS rebinding), and
-// with a `token` set every POST needs `Authorization: Bearer <token>` (else 401).
+// with a `token` set every request but a GET or HEAD needs `Authorization: Bearer <token>` (else
+// 401), and so does every request under a path given to require_token() (a REST API's reads).
+// A handler can serve a whole subtree: handle_prefix("PUT", "/api/backends/", h).
 #pragma once
 
 #include <asio/co_spawn.hpp>
@@ -71,7 +73,7 @@ struct server_options {
   std::size_t max_connections = 64;
   std::size_t max_body = 1 << 20;
   std::chrono::milliseconds request_timeout{std::chrono::seconds(10)};
-  std::string token{};                      ///< bearer token every POST needs; empty: none
+  std::string token{};                      ///< bearer token every non-GET request needs; empty: none
   std::vector<std::string> allowed_hosts{}; ///< Host names accepted besides the local address
 };
 
@@ -128,6 +130,13 @@ public:
   void handle(std::string method, std::string path, handler h) {
     routes_[{std::move(method), std::move(path)}] = std::move(h);
   }
+  /// Registers a handler for a method and every path starting with `prefix` (an exact
+  /// handler wins; among prefixes, the longest).
+  void handle_prefix(std::string method, std::string prefix, handler h) {
+    prefixes_[{std::move(method), std::move(prefix)}] = std::move(h);
+  }
+  /// With a token set, requests under `prefix` need it whatever their method.
+  void require_token(std::string prefix) { token_prefixes_.push_back(std::move(prefix)); }
   /// GET /metrics serves the registry's Prometheus text.
   void serve_metrics(const observe::registry& reg) {
     handle("GET", "/metrics", [&reg](const request&) {
@@ -213,9 +222,14 @@ private:
     const auto parsed = asio::ip::make_address(std::string(name), ec);
     return !ec && parsed == local.address();
   }
-  /// With a token set, a POST carries it as `Authorization: Bearer <token>`.
+  /// With a token set, a request that changes something (any method but GET and HEAD), or one
+  /// under a require_token() prefix, carries it as `Authorization: Bearer <token>`.
   bool token_ok(const codec::http1::request_head& head) const {
-    if (opt_.token.empty() || head.method != "POST") return true;
+    if (opt_.token.empty()) return true;
+    const std::string_view path = std::string_view(head.target).substr(0, head.target.find('?'));
+    const bool reads = head.method == "GET" || head.method == "HEAD";
+    if (reads && std::none_of(token_prefixes_.begin(), token_prefixes_.end(), [&](const std::string& p) { return path.starts_with(p); }))
+      return true;
     const auto auth = head.fields.find("authorization");
     constexpr std::string_view scheme = "Bearer ";
     if (!auth || auth->size() <= scheme.size() || !codec::http1::detail::iequals(auth->substr(0, scheme.size()), scheme))
@@ -233,9 +247,18 @@ private:
     if (q != std::string_view::npos) req.query = target.substr(q + 1);
     auto it = routes_.find({std::string(req.method), std::string(req.path)});
     if (it != routes_.end()) return it->second(req);
+    const handler* best = nullptr;
+    std::size_t best_len = 0;
+    bool other_method = false;
+    for (const auto& [key, h] : prefixes_) {
+      if (!req.path.starts_with(key.second)) continue;
+      if (key.first != req.method) other_method = true;
+      else if (best == nullptr || key.second.size() > best_len) best = &h, best_len = key.second.size();
+    }
+    if (best != nullptr) return (*best)(req);
     for (const auto& [key, h] : routes_)
-      if (key.second == req.path) return text(405, "method not allowed\n");
-    return text(404, "not found\n");
+      if (key.second == req.path) other_method = true;
+    return other_method ? text(405, "method not allowed\n") : text(404, "not found\n");
   }
 
   static std::string render(const response& r, bool keep_alive) {
@@ -262,6 +285,8 @@ private:
   asio::ip::tcp::acceptor acceptor_;
   server_options opt_;
   std::map<std::pair<std::string, std::string>, handler> routes_;
+  std::map<std::pair<std::string, std::string>, handler> prefixes_;
+  std::vector<std::string> token_prefixes_;
   std::function<bool()> ready_;
   std::size_t connections_ = 0;
   bool stopping_ = false;

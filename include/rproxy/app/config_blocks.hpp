@@ -32,7 +32,7 @@ struct admin_config {
   static constexpr auto describe() {
     return config::fields(
         config::doc<&admin_config::listen>("admin endpoint: /metrics /healthz /readyz, POST /reload"),
-        config::doc<&admin_config::token_file>("file holding the bearer token every POST needs; empty: no token"),
+        config::doc<&admin_config::token_file>("file holding the bearer token every request but a GET, and every /api request, needs; empty: no token"),
         config::doc<&admin_config::allowed_hosts>("Host names accepted besides the listen address (others get 403: DNS rebinding)"));
   }
 };

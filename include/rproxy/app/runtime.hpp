@@ -116,6 +116,11 @@ public:
   void on_stop_accepting(std::function<void()> f) { stop_accepting_.push_back(std::move(f)); }
   /// Called (on the control thread) after a good reload swapped the snapshot.
   void on_reload(std::function<void(const config_ptr&)> f) { reloaded_.push_back(std::move(f)); }
+  /// Called (on the main thread, before it serves) with the admin server, when there is one:
+  /// mount more handlers there (admin/pools_api.hpp).
+  void on_admin(std::function<void(admin::server&)> f) { admin_mounts_.push_back(std::move(f)); }
+  /// Reloads the config now, as SIGHUP does (control thread); false: the old one keeps serving.
+  bool reload() { return reload_now(); }
   /// Keeps an app object alive until the runtime ends; kept objects are destroyed first, in
   /// reverse order, before the workers, the control loop and the metrics they may refer to.
   void keep(std::shared_ptr<void> object) { kept_.push_back(std::move(object)); }
@@ -154,6 +159,7 @@ private:
       admin_->handle("POST", "/reload", [this](const admin::request&) {
         return reload_now() ? admin::text(200, "reloaded\n") : admin::text(422, "config kept: see log\n");
       });
+      for (auto& f : admin_mounts_) f(*admin_);
       admin_->start();
       log_.info("admin listening", {{"address", listen->to_string()}});
     }
@@ -266,6 +272,7 @@ private:
   asio::steady_timer drain_timer_{control_};
   std::chrono::steady_clock::time_point deadline_{};
   std::unique_ptr<admin::server> admin_;
+  std::vector<std::function<void(admin::server&)>> admin_mounts_;
   std::function<result<Config, config::diagnostics>()> loader_;
   std::optional<config::reloader<Config>> reloader_;
   std::optional<config::watcher> watcher_;

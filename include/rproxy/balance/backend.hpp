@@ -188,6 +188,8 @@ public:
   /// What the last active probe verdict said (true until one says otherwise), whatever the
   /// other states (ejected, draining) hide. A health checker starts from it.
   bool probe_healthy() const noexcept { return !has_flag(detail::flag_probe_down); }
+  /// Drained by an operator (pool::drain), until pool::undrain.
+  bool drained() const noexcept { return has_flag(detail::flag_drained); }
 
   /// May a new flow go here: healthy, weight > 0, and its breaker admits. Lock-free.
   bool available(time_point now = Clock::now()) const noexcept {

@@ -135,6 +135,9 @@ struct http_flow : flow_info {
   /// `replied`: the whole response a stage answers with.
   std::string reply{};
   bool head_request = false;  ///< the request is a HEAD: a rendered response has no body
+  /// Set by the adapter when a refusal or a stage's answer ends the request early and the
+  /// connection carries on (the request had no body, or all of it was already read).
+  bool keep_alive = false;
   /// The status the client was sent for this request, forwarded, rendered or a stage's answer
   /// (0: none, e.g. the client left first). For the access log and metrics.
   unsigned status = 0;
@@ -363,21 +366,52 @@ struct http1_adapter {
 
   reader make_reader() const { return reader(*this); }
 
-  /// A refusal as an HTTP status; the connection ends after it. A failed connect is a 502 (504
-  /// when it timed out).
+  /// Before a refusal or a stage's answer ends a request early: may the connection carry the
+  /// next request? Yes when the client keeps it (HTTP/1.1, no Connection: close), the app is
+  /// not draining, and the request's body is absent or already whole in the buffer (it is then
+  /// skipped, so the next request starts where it should). A body still on its way would have
+  /// to be read first: the connection ends instead. Says so in ctx.keep_alive.
+  template <class Ctx>
+  bool keep_after_stop(Ctx& ctx, reader& r) const {
+    namespace http1 = codec::http1;
+    if constexpr (!requires { ctx.keep_alive; }) {
+      return false;
+    } else {
+      ctx.keep_alive = false;
+      if (!r.view_ || r.head_taken_) return false;  // no whole head to answer, or already forwarded
+      const auto info = r.parser_.info();
+      if (!info.keep_alive || info.version != http1::http_version::http11 || (drain != nullptr && drain->draining())) return false;
+      r.take_head();
+      for (;;) {
+        auto pr = r.parser_.parse(r.in_.view());
+        if (pr.what == http1::event::body) {
+          r.in_.consume(pr.consumed);
+          continue;
+        }
+        if (pr.what != http1::event::message_complete) return false;  // more to come, or a bad body: close
+        r.in_.consume(pr.consumed);
+        return ctx.keep_alive = true;
+      }
+    }
+  }
+
+  /// A refusal as an HTTP status; the connection ends after it unless keep_after_stop() said
+  /// it may carry on. A failed connect is a 502 (504 when it timed out).
   template <class Ctx>
   std::string render(Ctx& ctx, const reject_reason& why) const {
     namespace http1 = codec::http1;
     codec::http1::fields extra;
     if constexpr (requires { ctx.response_fields; }) ctx.response_fields.apply(extra);
-    const http1::error_response_options opt{.keep_alive = false, .head_request = head_request(ctx),
+    const http1::error_response_options opt{.keep_alive = keeps(ctx), .head_request = head_request(ctx),
                                             .retry_after_s = why.retry_after_s};
     if (why.code == reject_code::unavailable && ctx.connect_error)
       return error_response(ctx, ctx.connect_error == net::error::connect_timeout ? 504 : 502);
     sent(ctx, http1::status_for(why.code));
     if (!json_errors) return http1::make_reject_response(why, extra, opt);
     extra.set("Content-Type", "application/json");
-    const std::string_view cause = why.code == reject_code::unavailable ? std::string_view("no_backend") : to_string(why.code);
+    const std::string_view cause = why.code == reject_code::unavailable ? std::string_view("no_backend")
+                                   : why.code == reject_code::too_large ? std::string_view("body_too_large")
+                                                                        : to_string(why.code);
     return http1::make_error_response(http1::status_for(why.code), json_error(ctx, cause, why.message), extra, opt);
   }
 
@@ -388,7 +422,7 @@ struct http1_adapter {
     codec::http1::fields extra;
     if constexpr (requires { ctx.response_fields; }) ctx.response_fields.apply(extra);
     sent(ctx, status);
-    const codec::http1::error_response_options opt{.keep_alive = false, .head_request = head_request(ctx)};
+    const codec::http1::error_response_options opt{.keep_alive = keeps(ctx), .head_request = head_request(ctx)};
     if (!json_errors) return codec::http1::make_error_response(status, {}, extra, opt);
     extra.set("Content-Type", "application/json");
     std::string_view cause = "bad_request";
@@ -438,7 +472,9 @@ struct http1_adapter {
     co_await http1_detail::answer_and_close(client, http1::make_error_response(status, text), idle_timeout);
   }
 
-  /// After `replied`: the stage's response, as it is.
+  /// After `replied`: the stage's response, as it is. The connection carries on when
+  /// keep_after_stop() allowed it and the answer has a Content-Length and no Connection: close;
+  /// otherwise it gets Connection: close (if it lacks one) and the connection ends.
   template <class Ctx>
   asio::awaitable<std::error_code> answer(asio::ip::tcp::socket& client, Ctx& ctx, reader&, const options&) const {
     if constexpr (requires { ctx.reply; }) {  // "HTTP/1.1 204 ...": its status, for the log
@@ -447,6 +483,17 @@ struct http1_adapter {
       if (line.size() >= 12 && line.substr(0, 5) == "HTTP/" && line[8] == ' ')
         for (char c : line.substr(9, 3)) status = status * 10 + static_cast<unsigned>(c >= '0' && c <= '9' ? c - '0' : 0);
       sent(ctx, status);
+      const auto end = line.find("\r\n\r\n");
+      const auto head = line.substr(0, end == std::string_view::npos ? 0 : end + 2);
+      auto has_line = [&](std::string_view prefix) {  // a field line starting with `prefix`, any case
+        for (std::size_t i = head.find("\r\n"); i != std::string_view::npos; i = head.find("\r\n", i + 2))
+          if (codec::http1::detail::iequals(head.substr(i + 2, prefix.size()), prefix)) return true;
+        return false;
+      };
+      const bool says_close = has_line("connection: close");
+      bool keep = keeps(ctx) && end != std::string_view::npos && has_line("content-length:") && !says_close;
+      if constexpr (requires { ctx.keep_alive; }) ctx.keep_alive = keep;
+      if (!keep && !says_close && end != std::string_view::npos) ctx.reply.insert(end + 2, "Connection: close\r\n");
     }
     co_return co_await detail::send(client, ctx.reply);
   }
@@ -643,9 +690,14 @@ struct http1_adapter {
     const std::string down_head = http1::serialize(down);
     sent(ctx, rh.status);
     bin.consume(head_size);  // the head's views are not used past this point
-    if (co_await http1_detail::write_for(client, std::string_view(down_head), wait()))
-      co_return exchange_result{make_error_code(error::client_failed)};
-    ctx.bytes_to_client += down_head.size();
+    // The head goes out with the first piece of the body that is already here (one gathered
+    // write), or alone before the gateway waits for the backend (so streams are not held back).
+    std::string_view head_out = down_head;
+    auto send_head = [&]() -> asio::awaitable<std::error_code> {
+      const auto h = std::exchange(head_out, std::string_view());
+      ctx.bytes_to_client += h.size();
+      co_return h.empty() ? std::error_code{} : co_await http1_detail::write_for(client, h, wait());
+    };
 
     // 3. The response body, streamed: one read, one write.
     for (;;) {
@@ -659,7 +711,19 @@ struct http1_adapter {
               if (!t) co_return exchange_result{t.error()};  // the client sees the connection close
               piece = *t;
             }
-          const auto wec = co_await http1_detail::write_body(client, piece, client_chunked, wait());
+          std::error_code wec;
+          if (head_out.empty()) {
+            wec = co_await http1_detail::write_body(client, piece, client_chunked, wait());
+          } else if (!piece.empty()) {  // head + body (+ chunk framing) in one write
+            const http1::chunk_header ch(piece.size());
+            const std::string_view pre = client_chunked ? ch.view() : std::string_view();
+            const std::string_view post = client_chunked ? std::string_view(http1::crlf.data(), 2) : std::string_view();
+            const std::array<asio::const_buffer, 4> parts{asio::buffer(head_out.data(), head_out.size()), asio::buffer(pre.data(), pre.size()),
+                                                          asio::buffer(piece.data(), piece.size()), asio::buffer(post.data(), post.size())};
+            ctx.bytes_to_client += head_out.size();
+            head_out = {};
+            wec = co_await http1_detail::write_for(client, parts, wait());
+          }  // (an empty piece with the head pending: the head waits for the next piece, or goes before a read)
           ctx.bytes_to_client += piece.size();
           bin.consume(pr.consumed);
           if (wec) co_return exchange_result{make_error_code(error::client_failed)};
@@ -667,6 +731,7 @@ struct http1_adapter {
         }
         case http1::event::need_more: {
           bin.consume(pr.consumed);
+          if (co_await send_head()) co_return exchange_result{make_error_code(error::client_failed)};
           auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(buffer_size), wait());
           if (rec == asio::error::eof && bp.finish().what == http1::event::message_complete) {  // until close
             if (filtered)  // (no coroutine call on the plain path)
@@ -685,21 +750,26 @@ struct http1_adapter {
         }
         case http1::event::message_complete: {
           bin.consume(pr.consumed);
-          if (filtered)
+          if (filtered) {
+            if (co_await send_head()) co_return exchange_result{make_error_code(error::client_failed)};
             if (auto ec = co_await end_filtered_body(p, ctx, client, client_chunked, wait())) co_return exchange_result{ec};
-          if (client_chunked) {
-            std::string last;
-            http1::append_last_chunk(last, bp.trailers());
-            if (co_await http1_detail::write_for(client, std::string_view(last), wait()))
-              co_return exchange_result{make_error_code(error::client_failed)};
+          }
+          std::string last;
+          if (client_chunked) http1::append_last_chunk(last, bp.trailers());
+          if (!head_out.empty() || !last.empty()) {  // a bodiless response, or the end of a chunked one
+            const std::array<asio::const_buffer, 2> parts{asio::buffer(head_out.data(), head_out.size()), asio::buffer(last)};
+            ctx.bytes_to_client += head_out.size();
+            head_out = {};
+            if (co_await http1_detail::write_for(client, parts, wait())) co_return exchange_result{make_error_code(error::client_failed)};
           }
           out.keep_client = keep;
           out.keep_backend = bp.keep_alive() && bin.view().empty();
           bin.consume(bin.view().size());
           co_return out;
         }
-        default:
+        default:  // a malformed body: the client gets what came before it (the head), then the close
           bin.consume(bin.view().size());
+          (void)co_await send_head();
           co_return exchange_result{bp.error_code() ? bp.error_code() : make_error_code(error::backend_failed)};
       }
     }
@@ -726,6 +796,11 @@ private:
     co_return std::error_code{};
   }
 
+  template <class Ctx>
+  static bool keeps(const Ctx& ctx) {
+    if constexpr (requires { ctx.keep_alive; }) return ctx.keep_alive;
+    else return false;
+  }
   template <class Ctx>
   static bool head_request(const Ctx& ctx) {
     if constexpr (requires { ctx.head_request; }) return ctx.head_request;

@@ -39,6 +39,8 @@
 //                                                 after `replied`: send the stage's answer
 //     optionally asio::awaitable<void> hello_failed(asio::ip::tcp::socket&, Ctx&, reader&, std::error_code);
 //                                                 the hello was malformed, too slow or cut: tell the client
+//   optionally, to answer the client itself after on_hello (no route, no backend; flow/ws.hpp):
+//     asio::awaitable<std::error_code> session(Pipeline&, Ctx&, asio::ip::tcp::socket& client, const options&, reader&);
 //   optionally, for a message loop instead of the relay:
 //     asio::awaitable<exchange_result> exchange(Pipeline&, Ctx&, asio::ip::tcp::socket& client,
 //         asio::ip::tcp::socket& backend, const std::string& first, const options&, reader&, bool reused);
@@ -154,16 +156,25 @@ asio::awaitable<hello_step> read_hello(asio::ip::tcp::socket& s, Reader& r, Ctx&
 }
 
 /// A stage's verdict that ends the flow early: the refusal, rendered, or the stage's answer.
+/// With `keep`, an adapter that has keep_after_stop(ctx, reader) may keep the client
+/// connection for the next flow (HTTP/1.1: a request whose body is absent or already read);
+/// *keep says whether it did and the answer went out whole.
 template <class Adapter, class Ctx, class Reader>
 asio::awaitable<std::error_code> stop(const Adapter& a, asio::ip::tcp::socket& client, Ctx& ctx, Reader& reader,
-                                      const verdict& v, const options& o, std::error_code ec = {}) {
+                                      const verdict& v, const options& o, std::error_code ec = {}, bool* keep = nullptr) {
+  bool k = false;
+  if constexpr (requires { a.keep_after_stop(ctx, reader); })
+    if (keep != nullptr) k = a.keep_after_stop(ctx, reader);
+  std::error_code wec;
   if (v.is_reject()) {
     ctx.rejected = v.reason();
-    auto wec = co_await send(client, a.render(ctx, v.reason()));
-    co_return ec ? ec : wec;
+    wec = co_await send(client, a.render(ctx, v.reason()));
+  } else if constexpr (Adapter::reads_hello) {
+    wec = co_await a.answer(client, ctx, reader, o);
   }
-  if constexpr (Adapter::reads_hello) co_return co_await a.answer(client, ctx, reader, o);
-  else co_return std::error_code{};
+  if constexpr (requires { ctx.keep_alive; }) k = k && ctx.keep_alive;  // the answer may have said close
+  if (keep != nullptr) *keep = k && !wec;
+  co_return v.is_reject() && ec ? ec : wec;  // a refusal reports what led to it; an answer, its write
 }
 
 struct no_reader {};
@@ -215,13 +226,12 @@ struct kept_backend {
   std::optional<asio::ip::tcp::socket> socket;
   asio::ip::tcp::endpoint endpoint{};
 
-  /// The kept connection to `ep`, if it is still open (no EOF or stray bytes waiting).
+  /// The kept connection to `ep`, if it is still open (no EOF or stray bytes waiting): one
+  /// peek, which says both (EAGAIN: idle and open).
   std::optional<asio::ip::tcp::socket> take(const asio::ip::tcp::endpoint& ep) {
     if (!socket || endpoint != ep) return drop(), std::nullopt;
-    std::error_code ec;
-    const bool idle = socket->available(ec) == 0 && !ec;
     char probe;
-    const bool open = idle && ::recv(socket->native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
+    const bool open = ::recv(socket->native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
     if (!open) return drop(), std::nullopt;
     auto s = std::move(socket);
     socket.reset();
@@ -273,7 +283,10 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
     ctx.hello_done = std::chrono::steady_clock::now();
     if (refused) co_return co_await send(client, a.render(ctx, *refused));
     if (auto v = co_await run_phase<phase::hello>(p, ctx, reader.hello()); !v.is_next())
-      co_return co_await stop(a, client, ctx, reader, v, o);
+      co_return co_await stop(a, client, ctx, reader, v, o, {}, &keep_client);
+    // An adapter that answers the client itself (WebSocket): no route, no backend.
+    if constexpr (requires { a.session(p, ctx, client, o, reader); })
+      co_return co_await a.session(p, ctx, client, o, reader);
   } else if (refused) {
     co_return std::error_code{};
   }
@@ -285,9 +298,9 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
   for (unsigned attempt = 0;; ++attempt) {
     ctx.out_of_attempts = ec && attempt >= std::max(1u, o.max_connect_attempts);
     auto v = co_await run_phase<phase::route>(p, ctx);
-    if (!v.is_next()) co_return co_await stop(a, client, ctx, reader, v, o, ec);
+    if (!v.is_next()) co_return co_await stop(a, client, ctx, reader, v, o, ec, &keep_client);
     if (ctx.out_of_attempts || !ctx.backend) {
-      (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o);
+      (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o, {}, &keep_client);
       co_return ec ? ec : make_error_code(net::error::no_endpoints);
     }
     if (auto k = kept.take(*ctx.backend)) {

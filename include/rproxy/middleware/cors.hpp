@@ -162,7 +162,7 @@ private:
       if (cfg->allow_credentials) r += "\r\nAccess-Control-Allow-Credentials: true";
       r += "\r\nAccess-Control-Max-Age: " + std::to_string(cfg->max_age.count());
       r += "\r\nVary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers\r\n"
-           "Content-Length: 0\r\nConnection: close\r\n\r\n";  // the flow ends after a stage's answer
+           "Content-Length: 0\r\n\r\n";  // the adapter adds Connection: close when the connection ends
       return rproxy::replied;
     } else {
       return rproxy::next;

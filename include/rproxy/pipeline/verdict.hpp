@@ -22,6 +22,7 @@ enum class reject_code : std::uint8_t {
   too_many_connections,  ///< per-IP or global connection cap (HTTP 429/503, WS 1013)
   unavailable,           ///< no healthy backend (HTTP 502/503, Minecraft "server offline")
   timeout,               ///< client too slow (HTTP 408)
+  too_large,             ///< a message over a size limit: a request body (HTTP 413, WS 1009)
   internal,              ///< our fault (HTTP 500, WS 1011)
 };
 
@@ -81,6 +82,7 @@ constexpr std::string_view to_string(reject_code c) noexcept {
     case reject_code::too_many_connections: return "too_many_connections";
     case reject_code::unavailable: return "unavailable";
     case reject_code::timeout: return "timeout";
+    case reject_code::too_large: return "too_large";
     case reject_code::internal: return "internal";
   }
   return "unknown";

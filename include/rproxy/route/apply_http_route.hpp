@@ -16,7 +16,7 @@
 //     response head is late).
 //   - the route's max_body: a Content-Length over it is refused before anything reaches a
 //     backend; a chunked body is counted in on_message and refused when it goes over (the
-//     backend's connection is dropped). Refusal: bad_request, "request body too large".
+//     backend's connection is dropped). Refusal: too_large (HTTP 413), "request body too large".
 #pragma once
 
 #include <charconv>
@@ -62,7 +62,7 @@ struct apply_http_route {
     if (const auto cl = req.header("content-length")) {
       std::uint64_t n = 0;
       const auto [p, ec] = std::from_chars(cl->data(), cl->data() + cl->size(), n);
-      if (ec == std::errc{} && p == cl->data() + cl->size() && n > s.limit) return rproxy::reject(rproxy::reject_code::bad_request, too_large);
+      if (ec == std::errc{} && p == cl->data() + cl->size() && n > s.limit) return rproxy::reject(rproxy::reject_code::too_large, too_large);
     }
     return rproxy::next;
   }
@@ -71,7 +71,7 @@ struct apply_http_route {
   rproxy::verdict on_message(Ctx& ctx, std::string_view chunk) {
     auto& s = ctx.template state<apply_http_route>();
     s.body += chunk.size();
-    if (s.limit != 0 && s.body > s.limit) return rproxy::reject(rproxy::reject_code::bad_request, too_large);
+    if (s.limit != 0 && s.body > s.limit) return rproxy::reject(rproxy::reject_code::too_large, too_large);
     return rproxy::next;
   }
 

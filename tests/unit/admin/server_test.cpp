@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -163,6 +164,38 @@ TEST_CASE("admin with a token: every POST needs it, GETs do not", "[admin]") {
   CHECK(ok.rfind("HTTP/1.1 200", 0) == 0);
   CHECK(ok.find("got hi") != std::string::npos);
   CHECK(exchange(f.ep(), "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").rfind("HTTP/1.1 200", 0) == 0);
+}
+
+TEST_CASE("admin with a token: a PUT needs it, and so does a GET under a require_token prefix", "[admin]") {
+  fixture f("s3cret-token");
+  // Registered on the io thread (the server is running there).
+  std::atomic<bool> done{false};
+  asio::post(f.io, [&] {
+    f.admin.require_token("/api/");
+    f.admin.handle_prefix("PUT", "/api/things/", [](const rproxy::admin::request& r) {
+      return rproxy::admin::text(200, "put " + std::string(r.path));
+    });
+    f.admin.handle_prefix("GET", "/api/", [](const rproxy::admin::request& r) {
+      return rproxy::admin::text(200, "get " + std::string(r.path));
+    });
+    done = true;
+  });
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10); !done && std::chrono::steady_clock::now() < until;)
+    std::this_thread::yield();
+  REQUIRE(done);
+  auto req = [&](const std::string& line, const std::string& auth) {
+    return exchange(f.ep(), line + " HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 0\r\nConnection: close\r\n\r\n");
+  };
+  const std::string bearer = "Authorization: Bearer s3cret-token\r\n";
+  CHECK(req("PUT /api/things/a", "").rfind("HTTP/1.1 401", 0) == 0);
+  CHECK(req("GET /api/things/a", "").rfind("HTTP/1.1 401", 0) == 0);
+  const auto put = req("PUT /api/things/a?x=1", bearer);
+  CHECK(put.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(put.find("put /api/things/a") != std::string::npos);
+  CHECK(req("GET /api/x", bearer).find("get /api/x") != std::string::npos);
+  CHECK(req("DELETE /api/things/a", bearer).rfind("HTTP/1.1 405", 0) == 0);
+  CHECK(req("PUT /apix", bearer).rfind("HTTP/1.1 404", 0) == 0);
+  CHECK(req("GET /healthz", "").rfind("HTTP/1.1 200", 0) == 0);  // outside the prefix: open
 }
 
 TEST_CASE("admin token file: trimmed, never empty", "[admin]") {

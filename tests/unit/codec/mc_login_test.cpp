@@ -184,6 +184,6 @@ TEST_CASE("make_disconnect renders rproxy rejections", "[mc][login]") {
   for (auto code : {reject_code::bad_request, reject_code::unauthorized, reject_code::forbidden,
                     reject_code::banned, reject_code::not_found, reject_code::rate_limited,
                     reject_code::too_many_connections, reject_code::unavailable, reject_code::timeout,
-                    reject_code::internal})
+                    reject_code::too_large, reject_code::internal})
     CHECK_FALSE(mc::default_reject_message(code).empty());
 }

@@ -302,23 +302,56 @@ TEST_CASE("http1: refusals are rendered with their status and the stages' fields
     harness h;
     auto [conn, reqs] = pipelines(h);
     auto client = h.start(conn, reqs);
-    asio::write(client, asio::buffer(std::string("GET /deny HTTP/1.1\r\nHost: x\r\n\r\n")));
+    // A bodiless request refused: the connection carries the next request.
+    asio::write(client, asio::buffer(std::string("GET /deny HTTP/1.1\r\nHost: x\r\n\r\n"
+                                                 "GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")));
     auto got = h.read_all(client);
     CHECK(got.rfind("HTTP/1.1 403 Forbidden\r\n", 0) == 0);
     CHECK(got.find("denied") != std::string::npos);
+    CHECK(got.find("denied") < got.find("got /after 0"));
+    CHECK(count(got, "Connection: close") == 1);  // only on the last answer
     h.finish();
-    CHECK(h.be.connections == 0);
-    CHECK(h.rec.closes == 1);
+    CHECK(h.be.connections == 1);
+    REQUIRE(h.be.heads.size() == 1);
+    CHECK(h.be.heads[0].rfind("GET /after ", 0) == 0);
+    CHECK(h.rec.closes == 2);
   }
   SECTION("a rate limit") {
     harness h;
     auto [conn, reqs] = pipelines(h);
     auto client = h.start(conn, reqs);
-    asio::write(client, asio::buffer(std::string("GET /limited HTTP/1.1\r\nHost: x\r\n\r\n")));
+    // The body came whole with the head: skipped, and the connection carries on.
+    asio::write(client, asio::buffer(std::string("POST /limited HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                                                 "GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")));
     auto got = h.read_all(client);
     CHECK(got.rfind("HTTP/1.1 429 Too Many Requests\r\n", 0) == 0);
     CHECK(got.find("X-Limit: 3\r\n") != std::string::npos);
     CHECK(got.find("Retry-After: 7\r\n") != std::string::npos);
+    CHECK(got.find("got /after 0") != std::string::npos);
+    CHECK(count(got, "Connection: close") == 1);
+    h.finish();
+    REQUIRE(h.be.heads.size() == 1);
+    CHECK(h.be.heads[0].rfind("GET /after ", 0) == 0);
+  }
+  SECTION("a refusal before the body has come: the connection ends") {
+    harness h;
+    auto [conn, reqs] = pipelines(h);
+    auto client = h.start(conn, reqs);
+    asio::write(client, asio::buffer(std::string("POST /limited HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")));
+    auto got = h.read_all(client);
+    CHECK(got.rfind("HTTP/1.1 429 Too Many Requests\r\n", 0) == 0);
+    CHECK(got.find("Connection: close\r\n") != std::string::npos);
+    h.finish();
+    CHECK(h.be.connections == 0);
+  }
+  SECTION("an HTTP/1.0 client's connection ends after a refusal") {
+    harness h;
+    auto [conn, reqs] = pipelines(h);
+    auto client = h.start(conn, reqs);
+    asio::write(client, asio::buffer(std::string("GET /deny HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")));
+    auto got = h.read_all(client);
+    CHECK(got.find(" 403 ") != std::string::npos);
+    CHECK(got.find("Connection: close\r\n") != std::string::npos);
     h.finish();
   }
   SECTION("a stage-owned field") {

@@ -34,6 +34,7 @@ constexpr unsigned status_for(reject_code c) noexcept {
     case reject_code::too_many_connections: return 429;
     case reject_code::unavailable: return 503;
     case reject_code::timeout: return 408;
+    case reject_code::too_large: return 413;
     case reject_code::internal: return 500;
   }
   return 500;

@@ -198,6 +198,7 @@ constexpr std::string_view default_reject_message(reject_code code) noexcept {
     case reject_code::too_many_connections: return "Too many connections from your address.";
     case reject_code::unavailable: return "The server is not available right now. Please try again later.";
     case reject_code::timeout: return "Timed out.";
+    case reject_code::too_large: return "Packet too large.";
     case reject_code::internal: return "Internal proxy error.";
   }
   return "Disconnected.";

@@ -1,4 +1,4 @@
-// ws-server/roles.hpp: room roles and the one permission table.
+// rproxy/rooms/roles.hpp: room roles and the one permission table.
 //
 //     owner > admin > moderator > member > guest
 //
@@ -24,7 +24,7 @@
 #include <optional>
 #include <string_view>
 
-namespace ws_server {
+namespace rproxy::rooms {
 
 enum class role : std::uint8_t { guest = 0, member = 1, moderator = 2, admin = 3, owner = 4 };
 
@@ -97,4 +97,4 @@ constexpr role effective_role(role in_room, site_role site) noexcept {
   return in_room;
 }
 
-}  // namespace ws_server
+}  // namespace rproxy::rooms

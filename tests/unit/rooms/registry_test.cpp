@@ -1,4 +1,4 @@
-// ws-server/rooms.hpp: every operation of the rooms protocol against the registry, with a fixed
+// rproxy/rooms/registry.hpp: every operation of the rooms protocol against the registry, with a fixed
 // clock: replies, deliveries (one shared frame, recipients = the room's members), roles,
 // expiry of bans and mutes, history replay and since-id, limits.
 #include "room_fixture.hpp"
@@ -8,7 +8,7 @@
 
 namespace {
 using namespace ws_test;
-using ws_server::role;
+using rproxy::rooms::role;
 
 bool same_members(std::vector<session_id> a, std::vector<session_id> b) {
   std::sort(a.begin(), a.end());
@@ -17,7 +17,7 @@ bool same_members(std::vector<session_id> a, std::vector<session_id> b) {
 }
 }  // namespace
 
-TEST_CASE("create makes the creator the owner and a member; the id is echoed", "[ws_server]") {
+TEST_CASE("create makes the creator the owner and a member; the id is echoed", "[rooms]") {
   fixture f;
   auto out = f.ok(1, "alice", R"({"op":"create","id":"c1","room":"lobby","max_members":3})");
   CHECK(get(out.reply, "id") == "c1");
@@ -33,7 +33,7 @@ TEST_CASE("create makes the creator the owner and a member; the id is echoed", "
   CHECK(f.code(3, "gus", R"({"op":"create","room":"g"})", site_role::guest) == "forbidden");
 }
 
-TEST_CASE("join: presence to every member with one shared frame; leave", "[ws_server]") {
+TEST_CASE("join: presence to every member with one shared frame; leave", "[rooms]") {
   fixture f;
   f.ok(1, "alice", R"({"op":"create","room":"lobby"})");
   auto j = f.ok(2, "bob", R"({"op":"join","room":"lobby"})");
@@ -55,7 +55,7 @@ TEST_CASE("join: presence to every member with one shared frame; leave", "[ws_se
   CHECK(f.reg.rooms_of(2).empty());
 }
 
-TEST_CASE("message: one frame shared by all members, ids monotonic, HTML escaped", "[ws_server]") {
+TEST_CASE("message: one frame shared by all members, ids monotonic, HTML escaped", "[rooms]") {
   fixture f;
   f.ok(1, "alice", R"({"op":"create","room":"lobby"})");
   f.ok(2, "bob", R"({"op":"join","room":"lobby"})");
@@ -77,10 +77,10 @@ TEST_CASE("message: one frame shared by all members, ids monotonic, HTML escaped
   CHECK(m3.deliveries[0].to == m2.deliveries[0].to);
 }
 
-TEST_CASE("history: the last N replayed on join (the same buffers); since-id; truncation", "[ws_server]") {
+TEST_CASE("history: the last N replayed on join (the same buffers); since-id; truncation", "[rooms]") {
   fixture f;  // history = 3
   f.ok(1, "alice", R"({"op":"create","room":"r"})");
-  std::vector<ws_server::payload> sent;
+  std::vector<rproxy::rooms::payload> sent;
   for (int i = 1; i <= 5; ++i) {
     auto o = f.ok(1, "alice", joined({R"({"op":"message","room":"r","text":"m)", num(i), R"("})"}));
     sent.push_back(o.deliveries[0].frame);
@@ -109,10 +109,10 @@ TEST_CASE("history: the last N replayed on join (the same buffers); since-id; tr
   CHECK(f.code(3, "carol", R"({"op":"history","room":"r","since":0})") == "not_member");
 }
 
-TEST_CASE("history 0 keeps nothing; ids still count", "[ws_server]") {
+TEST_CASE("history 0 keeps nothing; ids still count", "[rooms]") {
   fixture f;
   f.cfg.history = 0;
-  ws_server::registry reg(f.cfg);
+  rproxy::rooms::registry reg(f.cfg);
   (void)reg.handle({1, "a"}, R"({"op":"create","room":"r"})", f.now);
   auto m = reg.handle({1, "a"}, R"({"op":"message","room":"r","text":"x"})", f.now);
   CHECK(get(m.reply, "msg_id") == "1");
@@ -122,7 +122,7 @@ TEST_CASE("history 0 keeps nothing; ids still count", "[ws_server]") {
   CHECK(get(h.reply, "truncated") == "true");
 }
 
-TEST_CASE("passwords: required, checked, weak ones refused, never echoed", "[ws_server]") {
+TEST_CASE("passwords: required, checked, weak ones refused, never echoed", "[rooms]") {
   fixture f;
   CHECK(f.code(1, "alice", R"({"op":"create","room":"p","password":"short"})") == "weak_password");
   auto c = f.ok(1, "alice", R"({"op":"create","room":"p","password":"s3cret-pw"})");
@@ -136,7 +136,7 @@ TEST_CASE("passwords: required, checked, weak ones refused, never echoed", "[ws_
   CHECK(l.reply.find(R"("password":true)") != std::string::npos);
 }
 
-TEST_CASE("list: public rooms, private ones only to their members; paging", "[ws_server]") {
+TEST_CASE("list: public rooms, private ones only to their members; paging", "[rooms]") {
   fixture f;
   f.ok(1, "alice", R"({"op":"create","room":"a-pub"})");
   f.ok(1, "alice", R"({"op":"create","room":"b-priv","private":true})");
@@ -158,7 +158,7 @@ TEST_CASE("list: public rooms, private ones only to their members; paging", "[ws
   CHECK(m.reply.find(R"({"user":"bob","role":"member","sessions":1,"muted":false})") != std::string::npos);
 }
 
-TEST_CASE("private messages go to every session of the user", "[ws_server]") {
+TEST_CASE("private messages go to every session of the user", "[rooms]") {
   fixture f;
   f.ok(1, "alice", R"({"op":"list"})");
   f.ok(2, "bob", R"({"op":"list"})");
@@ -175,7 +175,7 @@ TEST_CASE("private messages go to every session of the user", "[ws_server]") {
   CHECK(f.code(1, "alice", R"({"op":"private_message","user":"bob","text":"x"})") == "not_online");
 }
 
-TEST_CASE("max_members and rooms per session", "[ws_server]") {
+TEST_CASE("max_members and rooms per session", "[rooms]") {
   fixture f;
   f.ok(1, "alice", R"({"op":"create","room":"r","max_members":2})");
   f.ok(2, "bob", R"({"op":"join","room":"r"})");
@@ -192,7 +192,7 @@ TEST_CASE("max_members and rooms per session", "[ws_server]") {
   CHECK(f.code(5, "eve", R"({"op":"join","room":"r"})") == "full");
 }
 
-TEST_CASE("rooms in total are bounded; empty rooms close after the ttl", "[ws_server]") {
+TEST_CASE("rooms in total are bounded; empty rooms close after the ttl", "[rooms]") {
   fixture f;  // max_rooms 8, 3 owned per user
   for (int u = 0; u < 3; ++u)
     for (int r = 0; r < 3; ++r) {
@@ -215,7 +215,7 @@ TEST_CASE("rooms in total are bounded; empty rooms close after the ttl", "[ws_se
   CHECK(f.reg.sweep(f.now + 120s) == 0);
 }
 
-TEST_CASE("disconnect leaves every room with presence; ownership stays", "[ws_server]") {
+TEST_CASE("disconnect leaves every room with presence; ownership stays", "[rooms]") {
   fixture f;
   f.ok(1, "alice", R"({"op":"create","room":"a"})");
   f.ok(1, "alice", R"({"op":"create","room":"b"})");
@@ -232,7 +232,7 @@ TEST_CASE("disconnect leaves every room with presence; ownership stays", "[ws_se
   CHECK(get(j.reply, "role") == "owner");
 }
 
-TEST_CASE("the owner leaving hands the room to the highest-ranked member, earliest first", "[ws_server]") {
+TEST_CASE("the owner leaving hands the room to the highest-ranked member, earliest first", "[rooms]") {
   fixture f;
   f.ok(1, "alice", R"({"op":"create","room":"r"})");
   f.ok(2, "gus", R"({"op":"join","room":"r"})", site_role::guest);
@@ -256,7 +256,7 @@ TEST_CASE("the owner leaving hands the room to the highest-ranked member, earlie
   CHECK(f.reg.info("r")->owner == "carol");
 }
 
-TEST_CASE("kick removes every session of the user; the room is told", "[ws_server]") {
+TEST_CASE("kick removes every session of the user; the room is told", "[rooms]") {
   fixture f;
   f.ok(1, "alice", R"({"op":"create","room":"r"})");
   f.ok(2, "bob", R"({"op":"join","room":"r"})");
@@ -276,7 +276,7 @@ TEST_CASE("kick removes every session of the user; the room is told", "[ws_serve
   CHECK(f.code(9, "zed", R"({"op":"kick","room":"r","user":"bob"})") == "not_member");
 }
 
-TEST_CASE("ban with a duration: kicked, refused until it expires; unban", "[ws_server]") {
+TEST_CASE("ban with a duration: kicked, refused until it expires; unban", "[rooms]") {
   fixture f;
   f.ok(1, "alice", R"({"op":"create","room":"r"})");
   f.ok(2, "bob", R"({"op":"join","room":"r"})");
@@ -304,7 +304,7 @@ TEST_CASE("ban with a duration: kicked, refused until it expires; unban", "[ws_s
   CHECK(f.code(1, "alice", R"({"op":"ban","room":"r","user":"dan","seconds":3601})") == "limit");
 }
 
-TEST_CASE("mute with a duration; unmute", "[ws_server]") {
+TEST_CASE("mute with a duration; unmute", "[rooms]") {
   fixture f;
   f.ok(1, "alice", R"({"op":"create","room":"r"})");
   f.ok(2, "bob", R"({"op":"join","room":"r"})");
@@ -323,7 +323,7 @@ TEST_CASE("mute with a duration; unmute", "[ws_server]") {
   CHECK(f.code(1, "alice", R"({"op":"unmute","room":"r","user":"bob"})") == "not_found");
 }
 
-TEST_CASE("sanction and role lists are bounded; expired entries make room", "[ws_server]") {
+TEST_CASE("sanction and role lists are bounded; expired entries make room", "[rooms]") {
   fixture f;  // 4 sanctions, 4 roles per room
   f.ok(1, "alice", R"({"op":"create","room":"r"})");
   for (int i = 0; i < 4; ++i) f.ok(1, "alice", joined({R"({"op":"ban","room":"r","user":"x)", num(i), R"(","seconds":10})"}));
@@ -338,7 +338,7 @@ TEST_CASE("sanction and role lists are bounded; expired entries make room", "[ws
   f.ok(1, "alice", R"({"op":"set_role","room":"r","user":"m9","role":"moderator"})");
 }
 
-TEST_CASE("set_role: promotion, demotion, ownership hand-over", "[ws_server]") {
+TEST_CASE("set_role: promotion, demotion, ownership hand-over", "[rooms]") {
   fixture f;
   f.ok(1, "alice", R"({"op":"create","room":"r"})");
   f.ok(2, "bob", R"({"op":"join","room":"r"})");
@@ -366,7 +366,7 @@ TEST_CASE("set_role: promotion, demotion, ownership hand-over", "[ws_server]") {
   CHECK(f.code(3, "carol", R"({"op":"set_role","room":"r","user":"gus","role":"member"})") == "forbidden");
 }
 
-TEST_CASE("site roles from the JWT claim combine with room roles", "[ws_server]") {
+TEST_CASE("site roles from the JWT claim combine with room roles", "[rooms]") {
   fixture f;
   f.ok(1, "alice", R"({"op":"create","room":"r"})");
   auto j = f.ok(2, "sam", R"({"op":"join","room":"r"})", site_role::admin);
@@ -374,29 +374,29 @@ TEST_CASE("site roles from the JWT claim combine with room roles", "[ws_server]"
   f.ok(3, "bob", R"({"op":"join","room":"r"})");
   f.ok(2, "sam", R"({"op":"ban","room":"r","user":"bob","seconds":5})", site_role::admin);
   CHECK(f.code(2, "sam", R"({"op":"kick","room":"r","user":"alice"})", site_role::admin) == "forbidden");
-  CHECK(ws_server::site_role_from_claim("admin") == site_role::admin);
-  CHECK(ws_server::site_role_from_claim("owner") == site_role::admin);
-  CHECK(ws_server::site_role_from_claim("moderator") == site_role::moderator);
-  CHECK(ws_server::site_role_from_claim("guest") == site_role::guest);
-  CHECK(ws_server::site_role_from_claim("anything") == site_role::member);
+  CHECK(rproxy::rooms::site_role_from_claim("admin") == site_role::admin);
+  CHECK(rproxy::rooms::site_role_from_claim("owner") == site_role::admin);
+  CHECK(rproxy::rooms::site_role_from_claim("moderator") == site_role::moderator);
+  CHECK(rproxy::rooms::site_role_from_claim("guest") == site_role::guest);
+  CHECK(rproxy::rooms::site_role_from_claim("anything") == site_role::member);
 }
 
-TEST_CASE("permission matrix: every actor role against every target role", "[ws_server]") {
-  using ws_server::action;
+TEST_CASE("permission matrix: every actor role against every target role", "[rooms]") {
+  using rproxy::rooms::action;
   const role all[] = {role::guest, role::member, role::moderator, role::admin, role::owner};
   for (role a : all)
     for (role t : all) {
-      INFO(ws_server::role_name(a) << " on " << ws_server::role_name(t));
-      CHECK(ws_server::may_act(a, action::kick, t) == (a >= role::moderator && t < a));
-      CHECK(ws_server::may_act(a, action::mute, t) == (a >= role::moderator && t < a));
-      CHECK(ws_server::may_act(a, action::ban, t) == (a >= role::admin && t < a));
+      INFO(rproxy::rooms::role_name(a) << " on " << rproxy::rooms::role_name(t));
+      CHECK(rproxy::rooms::may_act(a, action::kick, t) == (a >= role::moderator && t < a));
+      CHECK(rproxy::rooms::may_act(a, action::mute, t) == (a >= role::moderator && t < a));
+      CHECK(rproxy::rooms::may_act(a, action::ban, t) == (a >= role::admin && t < a));
       for (role to : all)
-        CHECK(ws_server::may_set_role(a, t, to) ==
+        CHECK(rproxy::rooms::may_set_role(a, t, to) ==
               (a >= role::admin && t < a && (to == role::owner ? a == role::owner : to < a)));
     }
 }
 
-TEST_CASE("permission matrix through the registry: kick, mute and ban by each room role", "[ws_server]") {
+TEST_CASE("permission matrix through the registry: kick, mute and ban by each room role", "[rooms]") {
   // Roles in the room: owner alice, admin ann, moderator mo, member mem, guest gus.
   const std::vector<std::pair<std::string, site_role>> people = {
       {"alice", site_role::member}, {"ann", site_role::member}, {"mo", site_role::member},

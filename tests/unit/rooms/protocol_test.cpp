@@ -1,4 +1,4 @@
-// ws-server/protocol.hpp: strict parsing of requests, hostile input (deep or wide JSON, huge
+// rproxy/rooms/protocol.hpp: strict parsing of requests, hostile input (deep or wide JSON, huge
 // strings, bad UTF-8, controls, bidi overrides, HTML), the HTML-safe writer, error replies and
 // the operation names a rate limiter counts.
 #include "room_fixture.hpp"
@@ -9,12 +9,12 @@
 
 namespace {
 using namespace ws_test;
-using ws_server::errc;
+using rproxy::rooms::errc;
 
-std::optional<errc> parse_error(std::string_view text, ws_server::request* out = nullptr) {
+std::optional<errc> parse_error(std::string_view text, rproxy::rooms::request* out = nullptr) {
   const auto cfg = small_config();
-  ws_server::request r;
-  auto f = ws_server::parse_request(text, cfg, r);
+  rproxy::rooms::request r;
+  auto f = rproxy::rooms::parse_request(text, cfg, r);
   if (out) *out = r;
   if (!f) return std::nullopt;
   CHECK_FALSE(f->text.empty());
@@ -22,10 +22,10 @@ std::optional<errc> parse_error(std::string_view text, ws_server::request* out =
 }
 }  // namespace
 
-TEST_CASE("requests parse into typed fields", "[ws_server]") {
-  ws_server::request r;
+TEST_CASE("requests parse into typed fields", "[rooms]") {
+  rproxy::rooms::request r;
   REQUIRE_FALSE(parse_error(R"({"op":"create","id":"x","room":"lobby","private":true,"password":"abcdefgh","max_members":4})", &r));
-  CHECK(r.kind == ws_server::op::create);
+  CHECK(r.kind == rproxy::rooms::op::create);
   CHECK(r.id_json == R"("x")");
   CHECK(r.room == "lobby");
   CHECK(r.is_private);
@@ -35,14 +35,14 @@ TEST_CASE("requests parse into typed fields", "[ws_server]") {
   CHECK(r.since == 17u);
   CHECK(r.id_json == "-3");
   REQUIRE_FALSE(parse_error(R"({"op":"set_role","room":"r","user":"bob","role":"moderator"})", &r));
-  CHECK(r.new_role == ws_server::role::moderator);
+  CHECK(r.new_role == rproxy::rooms::role::moderator);
   REQUIRE_FALSE(parse_error(R"( {"op":"list"} )", &r));
-  CHECK(r.kind == ws_server::op::list);
+  CHECK(r.kind == rproxy::rooms::op::list);
 }
 
-TEST_CASE("operation() names what the rate limiter counts", "[ws_server]") {
-  STATIC_REQUIRE(rproxy::middleware::has_operation<ws_server::request>);
-  ws_server::request r;
+TEST_CASE("operation() names what the rate limiter counts", "[rooms]") {
+  STATIC_REQUIRE(rproxy::middleware::has_operation<rproxy::rooms::request>);
+  rproxy::rooms::request r;
   (void)parse_error(R"({"op":"private_message","user":"b","text":"x"})", &r);
   CHECK(rproxy::middleware::operation_of(r) == "private_message");
   (void)parse_error(R"({"op":"join","room":"a"})", &r);
@@ -53,7 +53,7 @@ TEST_CASE("operation() names what the rate limiter counts", "[ws_server]") {
   CHECK(r.operation() == "invalid");
 }
 
-TEST_CASE("malformed, unknown and mistyped requests are refused with a code", "[ws_server]") {
+TEST_CASE("malformed, unknown and mistyped requests are refused with a code", "[rooms]") {
   CHECK(parse_error("") == errc::bad_request);
   CHECK(parse_error("[]") == errc::bad_request);
   CHECK(parse_error(R"("join")") == errc::bad_request);
@@ -77,7 +77,7 @@ TEST_CASE("malformed, unknown and mistyped requests are refused with a code", "[
   CHECK(parse_error(R"({"op":"list"} x)") == errc::bad_request);
 }
 
-TEST_CASE("hostile sizes: deep, wide and long requests are bounded", "[ws_server]") {
+TEST_CASE("hostile sizes: deep, wide and long requests are bounded", "[rooms]") {
   CHECK(parse_error(std::string(10000, '[') + std::string(10000, ']')) == errc::too_large);
   std::string wide = R"({"op":"list")";
   for (int i = 0; i < 40; ++i) wide += joined({R"(,"k)", num(i), R"(":1)"});
@@ -93,7 +93,7 @@ TEST_CASE("hostile sizes: deep, wide and long requests are bounded", "[ws_server
   CHECK(parse_error(R"({"op":"join","room":"a","password":")" + std::string(300, 'p') + R"("})") == errc::too_long);
 }
 
-TEST_CASE("text: bad UTF-8, controls and bidi overrides refused; HTML kept", "[ws_server]") {
+TEST_CASE("text: bad UTF-8, controls and bidi overrides refused; HTML kept", "[rooms]") {
   const auto msg = [](std::string text) { return R"({"op":"message","room":"a","text":")" + text + R"("})"; };
   CHECK(parse_error(msg("a\xff")) == errc::bad_request);        // the JSON reader refuses bad UTF-8
   CHECK(parse_error(msg("\xc0\xaf")) == errc::bad_request);     // overlong
@@ -110,7 +110,7 @@ TEST_CASE("text: bad UTF-8, controls and bidi overrides refused; HTML kept", "[w
   CHECK_FALSE(parse_error(msg("h\xc3\xa9llo \xf0\x9f\x98\x80 \xe2\x80\x8d")));  // é, emoji, ZWJ
 }
 
-TEST_CASE("names: no HTML-special, control or invisible characters", "[ws_server]") {
+TEST_CASE("names: no HTML-special, control or invisible characters", "[rooms]") {
   const auto join = [](std::string name) { return R"({"op":"join","room":")" + name + R"("})"; };
   CHECK(parse_error(join("")) == errc::invalid_name);
   CHECK(parse_error(join("<b>")) == errc::invalid_name);
@@ -130,7 +130,7 @@ TEST_CASE("names: no HTML-special, control or invisible characters", "[ws_server
   CHECK(f.code(1, std::string("a\0b", 3), R"({"op":"list"})") == "invalid_name");
 }
 
-TEST_CASE("error replies echo the id and escape what they quote", "[ws_server]") {
+TEST_CASE("error replies echo the id and escape what they quote", "[rooms]") {
   fixture f;
   auto out = f.send(1, "alice", R"({"op":"join","id":"<x>","room":"a","<img>":1})");
   CHECK(get(out.reply, "id") == "<x>");
@@ -142,19 +142,19 @@ TEST_CASE("error replies echo the id and escape what they quote", "[ws_server]")
   CHECK(get(no_id.reply, "op") == "invalid");
 }
 
-TEST_CASE("append_html_safe_string: JSON escaping plus < > & '", "[ws_server]") {
+TEST_CASE("append_html_safe_string: JSON escaping plus < > & '", "[rooms]") {
   std::string out;
-  ws_server::append_html_safe_string(out, "</script><!-- & 'x' \"y\" \\ \n \x01");
+  rproxy::rooms::append_html_safe_string(out, "</script><!-- & 'x' \"y\" \\ \n \x01");
   CHECK(out == R"("\u003c/script\u003e\u003c!-- \u0026 \u0027x\u0027 \"y\" \\ \n \u0001")");
   auto doc = rproxy::json::parse(out);
   REQUIRE(doc);
   CHECK(doc->root().as_string() == "</script><!-- & 'x' \"y\" \\ \n \x01");
   out.clear();
-  ws_server::append_html_safe_string(out, "plain");
+  rproxy::rooms::append_html_safe_string(out, "plain");
   CHECK(out == R"("plain")");
 }
 
-TEST_CASE("append_html_safe_string equals json::append_string with < > & ' escaped, on any bytes", "[ws_server]") {
+TEST_CASE("append_html_safe_string equals json::append_string with < > & ' escaped, on any bytes", "[rooms]") {
   // The oracle: the project's JSON writer, then each of the four bytes replaced (none of them
   // occurs in that writer's escapes).
   const auto oracle = [](std::string_view s) {
@@ -183,7 +183,7 @@ TEST_CASE("append_html_safe_string equals json::append_string with < > & ' escap
       s.push_back(static_cast<char>(rng & 1 ? pool[(rng >> 8) % sizeof pool] : (rng >> 16) & 0xFF));
     }
     std::string got;
-    ws_server::append_html_safe_string(got, s);
+    rproxy::rooms::append_html_safe_string(got, s);
     REQUIRE(got == oracle(s));
   }
 }

@@ -1,7 +1,7 @@
-// ws-server/password.hpp: room passwords, stored as a salted PBKDF2-HMAC-SHA256 hash (OpenSSL),
+// rproxy/rooms/password.hpp: room passwords, stored as a salted PBKDF2-HMAC-SHA256 hash (OpenSSL),
 // checked in constant time. The password itself is never kept, logged or echoed.
 //
-//     auto h = ws_server::password_hash::make("hunter22", 100000);   // random 16-byte salt
+//     auto h = rproxy::rooms::password_hash::make("hunter22", 100000);   // random 16-byte salt
 //     if (h && h->check("hunter22")) ...                              // CRYPTO_memcmp
 //
 // A hash costs `iterations` HMAC rounds (~0.5 ms per 1000 on one core here): the registry
@@ -17,7 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-namespace ws_server {
+namespace rproxy::rooms {
 
 /// PBKDF2-HMAC-SHA256 (RFC 8018 section 5.2) of `password` with `salt`, `out.size()` bytes.
 inline bool pbkdf2_sha256(std::string_view password, const unsigned char* salt, std::size_t salt_len,
@@ -62,4 +62,4 @@ private:
   std::array<unsigned char, hash_bytes> hash_{};
 };
 
-}  // namespace ws_server
+}  // namespace rproxy::rooms

@@ -1,8 +1,8 @@
-// ws-server/password.hpp: PBKDF2-HMAC-SHA256 against RFC 7914 section 11's test vectors (also
+// rproxy/rooms/password.hpp: PBKDF2-HMAC-SHA256 against RFC 7914 section 11's test vectors (also
 // what Python's hashlib.pbkdf2_hmac gives), and the salted hash's check.
 #include <catch2/catch.hpp>
 
-#include <ws-server/password.hpp>
+#include <rproxy/rooms/password.hpp>
 
 #include <string>
 #include <vector>
@@ -16,13 +16,13 @@ std::string hex(const std::vector<unsigned char>& b) {
 }
 std::string kdf(std::string_view pw, std::string_view salt, std::uint32_t it, std::size_t len) {
   std::vector<unsigned char> out(len);
-  REQUIRE(ws_server::pbkdf2_sha256(pw, reinterpret_cast<const unsigned char*>(salt.data()), salt.size(), it, out.data(),
+  REQUIRE(rproxy::rooms::pbkdf2_sha256(pw, reinterpret_cast<const unsigned char*>(salt.data()), salt.size(), it, out.data(),
                                    out.size()));
   return hex(out);
 }
 }  // namespace
 
-TEST_CASE("PBKDF2-HMAC-SHA256 matches RFC 7914's vectors", "[ws_server]") {
+TEST_CASE("PBKDF2-HMAC-SHA256 matches RFC 7914's vectors", "[rooms]") {
   CHECK(kdf("passwd", "salt", 1, 64) ==
         "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc"
         "49ca9cccf179b645991664b39d77ef317c71b845b1e30bd509112041d3a19783");
@@ -31,12 +31,12 @@ TEST_CASE("PBKDF2-HMAC-SHA256 matches RFC 7914's vectors", "[ws_server]") {
         "a1d425a1225833549adb841b51c9b3176a272bdebba1d078478f62b397f33c8d");
   CHECK(kdf("password", "salt", 4096, 32) == "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a");
   std::vector<unsigned char> out(32);
-  CHECK_FALSE(ws_server::pbkdf2_sha256("x", out.data(), 1, 0, out.data(), out.size()));  // 0 iterations
+  CHECK_FALSE(rproxy::rooms::pbkdf2_sha256("x", out.data(), 1, 0, out.data(), out.size()));  // 0 iterations
 }
 
-TEST_CASE("password_hash: salted, checked exactly", "[ws_server]") {
-  auto a = ws_server::password_hash::make("correct horse", 1000);
-  auto b = ws_server::password_hash::make("correct horse", 1000);
+TEST_CASE("password_hash: salted, checked exactly", "[rooms]") {
+  auto a = rproxy::rooms::password_hash::make("correct horse", 1000);
+  auto b = rproxy::rooms::password_hash::make("correct horse", 1000);
   REQUIRE(a);
   REQUIRE(b);
   CHECK(a->check("correct horse"));

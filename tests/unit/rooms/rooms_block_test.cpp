@@ -1,8 +1,8 @@
-// ws-server/rooms_config.hpp: the rooms block read from YAML (defaults, values, errors at their
+// rproxy/rooms/rooms_block.hpp: the rooms block read from YAML (defaults, values, errors at their
 // line), as an app that lists it gets it.
 #include <catch2/catch.hpp>
 
-#include <ws-server/rooms_config.hpp>
+#include <rproxy/rooms/rooms_block.hpp>
 
 #include <optional>
 #include <string>
@@ -11,7 +11,7 @@
 
 namespace wsc {
 struct app_config {
-  ws_server::rooms_block rooms{};
+  rproxy::rooms::rooms_block rooms{};
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
     return cfg::fields(cfg::doc<&app_config::rooms>("rooms"));
@@ -19,7 +19,7 @@ struct app_config {
 };
 }  // namespace wsc
 
-TEST_CASE("rooms block: defaults, values and errors", "[ws_server]") {
+TEST_CASE("rooms block: defaults, values and errors", "[rooms]") {
   namespace cfg = rproxy::config;
   auto d = cfg::load_string<wsc::app_config>("rooms: {}\n", "ws.yaml");
   REQUIRE(d);
@@ -46,7 +46,7 @@ TEST_CASE("rooms block: defaults, values and errors", "[ws_server]") {
   CHECK(all.find("ws.yaml:4") != std::string::npos);
 }
 
-TEST_CASE("rooms block: cross-field checks", "[ws_server]") {
+TEST_CASE("rooms block: cross-field checks", "[rooms]") {
   namespace cfg = rproxy::config;
   auto bad = cfg::load_string<wsc::app_config>(
       "rooms:\n  max_members: 0\n  max_name_bytes: 5000\n  password: { min_bytes: 10, max_bytes: 5 }\n", "ws.yaml");

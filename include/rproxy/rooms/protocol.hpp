@@ -1,4 +1,4 @@
-// ws-server/protocol.hpp: the rooms protocol's requests, error codes, input validation and the
+// rproxy/rooms/protocol.hpp: the rooms protocol's requests, error codes, input validation and the
 // HTML-safe JSON writer (docs/ws-server.md is the reference for clients).
 //
 // A request is one JSON object per WebSocket text message:
@@ -29,10 +29,10 @@
 #include <rproxy/core/json.hpp>
 #include <rproxy/core/utf8.hpp>
 
-#include "roles.hpp"
-#include "rooms_config.hpp"
+#include <rproxy/rooms/roles.hpp>
+#include <rproxy/rooms/rooms_block.hpp>
 
-namespace ws_server {
+namespace rproxy::rooms {
 
 /// Stable error codes (the `code` member of an error reply).
 enum class errc : std::uint8_t {
@@ -512,4 +512,4 @@ inline std::optional<failure> parse_request(std::string_view text, const rooms_b
   return std::nullopt;
 }
 
-}  // namespace ws_server
+}  // namespace rproxy::rooms

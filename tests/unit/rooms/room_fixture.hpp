@@ -1,10 +1,10 @@
-// Shared by the ws_server tests: a registry with small limits, a fixed clock and JSON readers
+// Shared by the rooms tests: a registry with small limits, a fixed clock and JSON readers
 // for the frames it returns.
 #pragma once
 
 #include <catch2/catch.hpp>
 
-#include <ws-server/rooms.hpp>
+#include <rproxy/rooms/registry.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -19,11 +19,11 @@
 namespace ws_test {
 
 using namespace std::chrono_literals;
-using ws_server::session_id;
-using ws_server::site_role;
+using rproxy::rooms::session_id;
+using rproxy::rooms::site_role;
 
-inline ws_server::rooms_block small_config() {
-  ws_server::rooms_block c;
+inline rproxy::rooms::rooms_block small_config() {
+  rproxy::rooms::rooms_block c;
   c.max_rooms = 8;
   c.max_rooms_per_session = 4;
   c.max_owned_rooms_per_user = 3;
@@ -62,11 +62,11 @@ inline std::optional<std::string> get(std::string_view frame, std::string_view k
 }
 
 struct fixture {
-  ws_server::rooms_block cfg = small_config();
-  ws_server::registry reg{cfg};
-  ws_server::time_point now = ws_server::time_point{} + std::chrono::hours(24 * 365 * 50);
+  rproxy::rooms::rooms_block cfg = small_config();
+  rproxy::rooms::registry reg{cfg};
+  rproxy::rooms::time_point now = rproxy::rooms::time_point{} + std::chrono::hours(24 * 365 * 50);
 
-  ws_server::outcome send(session_id s, std::string_view user, std::string_view text,
+  rproxy::rooms::outcome send(session_id s, std::string_view user, std::string_view text,
                           site_role site = site_role::member) {
     auto out = reg.handle({s, user, site}, text, now);
     // Every reply is one strict JSON object, with no raw HTML-special byte anywhere.
@@ -81,7 +81,7 @@ struct fixture {
     return out;
   }
   /// Sends and requires an ok reply.
-  ws_server::outcome ok(session_id s, std::string_view user, std::string_view text, site_role site = site_role::member) {
+  rproxy::rooms::outcome ok(session_id s, std::string_view user, std::string_view text, site_role site = site_role::member) {
     auto out = send(s, user, text, site);
     INFO(out.reply);
     REQUIRE(out.ok);

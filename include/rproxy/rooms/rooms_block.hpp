@@ -1,5 +1,5 @@
-// ws-server/rooms_config.hpp: the `rooms:` YAML block of the WebSocket server (limits, history,
-// password policy), declared once; the registry (rooms.hpp) reads it as is.
+// rproxy/rooms/rooms_block.hpp: the `rooms:` YAML block of the WebSocket server (limits, history,
+// password policy), declared once; the registry (registry.hpp) reads it as is.
 //
 //     rooms:
 //       max_rooms: 10000
@@ -18,7 +18,7 @@
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/validator.hpp>
 
-namespace ws_server {
+namespace rproxy::rooms {
 
 /// How room passwords are checked and stored (PBKDF2-HMAC-SHA256, password.hpp).
 struct password_policy {
@@ -87,4 +87,4 @@ struct rooms_block {
   }
 };
 
-}  // namespace ws_server
+}  // namespace rproxy::rooms

@@ -1,4 +1,4 @@
-// ws-server/rooms.hpp from several threads at once, as the server's workers call it: sessions
+// rproxy/rooms/registry.hpp from several threads at once, as the server's workers call it: sessions
 // on four threads join, message, leave, moderate and disconnect in the same rooms. Checked after
 // the threads end: every message id was given once, contiguous per room, the history holds the
 // newest ones in order, no room went over max_members, and every delivery of a room message went
@@ -28,16 +28,16 @@ std::optional<std::uint64_t> msg_id_of(const std::string& reply) {
 }
 }  // namespace
 
-TEST_CASE("threads share rooms: ids unique and contiguous, members bounded", "[ws_server]") {
+TEST_CASE("threads share rooms: ids unique and contiguous, members bounded", "[rooms]") {
   auto cfg = small_config();
   cfg.max_members = 6;
   cfg.history = 16;
   cfg.max_rooms_per_session = 4;
-  ws_server::registry reg(cfg);
-  const auto now = ws_server::time_point{} + std::chrono::hours(1000);
+  rproxy::rooms::registry reg(cfg);
+  const auto now = rproxy::rooms::time_point{} + std::chrono::hours(1000);
   const std::vector<std::string> rooms = {"r0", "r1", "r2"};
   for (std::size_t i = 0; i < rooms.size(); ++i) {
-    auto out = reg.handle({ws_server::make_session_id(9, i), joined({"owner", num(i)})},
+    auto out = reg.handle({rproxy::rooms::make_session_id(9, i), joined({"owner", num(i)})},
                           joined({R"({"op":"create","room":")", rooms[i], R"(","max_members":6})"}), now);
     REQUIRE(out.ok);
   }
@@ -59,7 +59,7 @@ TEST_CASE("threads share rooms: ids unique and contiguous, members bounded", "[w
     std::map<std::string, std::set<std::uint64_t>> mine;
     for (int i = 0; i < rounds; ++i) {
       const int s = static_cast<int>(next() % sessions_per_thread);
-      const auto sid = ws_server::make_session_id(static_cast<std::uint16_t>(t), static_cast<std::uint64_t>(s));
+      const auto sid = rproxy::rooms::make_session_id(static_cast<std::uint16_t>(t), static_cast<std::uint64_t>(s));
       const std::string user = joined({"u", num(t), "_", num(s)});
       const std::string& room = rooms[next() % rooms.size()];
       std::string req;
@@ -108,7 +108,7 @@ TEST_CASE("threads share rooms: ids unique and contiguous, members bounded", "[w
       std::string req = joined({R"({"op":")", act, R"(","room":")", rooms[r], R"(","user":")", target, "\""});
       if (act == "mute" || act == "ban") req += R"(,"seconds":60)";
       if (act == "set_role") req += (rng >> 32) % 2 ? R"(,"role":"moderator")" : R"(,"role":"member")";
-      auto out = reg.handle({ws_server::make_session_id(9, r), joined({"owner", num(r)})}, joined({req, "}"}), now);
+      auto out = reg.handle({rproxy::rooms::make_session_id(9, r), joined({"owner", num(r)})}, joined({req, "}"}), now);
       moderated += out.ok;
     }
   };
@@ -135,13 +135,13 @@ TEST_CASE("threads share rooms: ids unique and contiguous, members bounded", "[w
   // Every session leaves: only the owners' sessions remain.
   for (int t = 0; t < threads; ++t)
     for (int s = 0; s < sessions_per_thread; ++s)
-      (void)reg.disconnect(ws_server::make_session_id(static_cast<std::uint16_t>(t), static_cast<std::uint64_t>(s)), now);
+      (void)reg.disconnect(rproxy::rooms::make_session_id(static_cast<std::uint16_t>(t), static_cast<std::uint64_t>(s)), now);
   for (std::size_t i = 0; i < rooms.size(); ++i)
-    CHECK(reg.info(rooms[i])->members == std::vector<ws_server::session_id>{ws_server::make_session_id(9, i)});
+    CHECK(reg.info(rooms[i])->members == std::vector<rproxy::rooms::session_id>{rproxy::rooms::make_session_id(9, i)});
 }
 
-TEST_CASE("session ids carry the worker", "[ws_server]") {
-  const auto s = ws_server::make_session_id(3, 12345);
-  CHECK(ws_server::worker_of(s) == 3);
+TEST_CASE("session ids carry the worker", "[rooms]") {
+  const auto s = rproxy::rooms::make_session_id(3, 12345);
+  CHECK(rproxy::rooms::worker_of(s) == 3);
   CHECK((s & 0xFFFFFFFFFFFFull) == 12345);
 }

@@ -1,0 +1,233 @@
+// apps/ws-server/server.hpp: the WebSocket room server made of rproxy parts. One process-wide
+// room registry and connection hub; a world per config version (security stages' config, a
+// pipeline per worker); each connection keeps the world it started with.
+//
+// Pipeline, in order:
+//   reject_metrics           rejections by reason (on_close)
+//   ip_filter, conn_limit    on accept
+//   rate limit "connect"     on accept, per ip
+//   cors (enforced)          the Origin allow-list, at the upgrade (CSRF from other sites' pages)
+//   jwt_auth                 the token (header, cookie or ?token=) -> user and role
+//   rate limits              per operation: message, join, private_message, invalid
+//   rooms::stage             names the user at the upgrade, runs each request
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <asio/steady_timer.hpp>
+
+#include <rproxy/app/listen.hpp>
+#include <rproxy/app/runtime.hpp>
+#include <rproxy/app/versions.hpp>
+#include <rproxy/flow/ws.hpp>
+#include <rproxy/flow/ws_hub.hpp>
+#include <rproxy/middleware/audit_block.hpp>
+#include <rproxy/middleware/conn_limit.hpp>
+#include <rproxy/middleware/cors.hpp>
+#include <rproxy/middleware/ip_filter.hpp>
+#include <rproxy/middleware/jwt_auth.hpp>
+#include <rproxy/middleware/rate_limit.hpp>
+#include <rproxy/observe/registry.hpp>
+#include <rproxy/rooms/registry.hpp>
+#include <rproxy/rooms/stage.hpp>
+#include <rproxy/rooms/ws_decoder.hpp>
+
+#include "chat_page.hpp"
+#include "config.hpp"
+
+namespace ws_server {
+
+namespace obs = rproxy::observe;
+namespace flow = rproxy::flow;
+namespace rooms = rproxy::rooms;
+using runtime = rproxy::app::runtime<config>;
+using protocol = flow::ws_protocol<rooms::ws_request>;
+using adapter = flow::ws_adapter<rooms::ws_decoder>;
+
+struct connect_tag {};
+struct message_tag {};
+struct join_tag {};
+struct private_message_tag {};
+struct invalid_tag {};
+template <class Tag>
+using rate_limit = mw::basic_rate_limit<mw::local_counter_store, Tag>;
+
+/// Counts each refused connection or message by reason.
+struct reject_metrics {
+  obs::counter_family* by_reason = nullptr;
+  template <class Ctx>
+  void on_close(Ctx& ctx, std::error_code) {
+    if (ctx.rejected) by_reason->with({std::string(rproxy::to_string(ctx.rejected->code))}).inc();
+  }
+};
+
+/// What lives as long as the process: the rooms, the connections, counters, the audit log.
+struct shared_state {
+  shared_state(runtime& rt, const config& c)
+      : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)), reg(c.rooms), hub(executors(rt)) {}
+  static std::vector<asio::any_io_executor> executors(runtime& rt) {
+    std::vector<asio::any_io_executor> out;
+    for (std::size_t i = 0; i < rt.pool().size(); ++i) out.push_back(rt.pool().executor(i));
+    return out;
+  }
+  mw::audit_file sink;
+  mw::audit_log audit;
+  mw::local_counter_store counters{{.max_keys = 1u << 20}};
+  mw::conn_counter conns;
+  rooms::registry reg;
+  flow::ws_hub hub;
+  flow::ws_stats stats;
+  obs::counter_family* rejections = nullptr;
+};
+
+/// One rate limit from its block (absent: a config with no rule, the stage passes everything).
+inline mw::rate_limit_config limit_of(const std::optional<mw::rate_limit_block>& b, std::string_view op, bool on_accept = false) {
+  mw::rate_limit_config c;
+  if (b) c = b->config(op);
+  c.hello_operation.clear();
+  if (on_accept) c.accept_operation = std::string(op);
+  return c;
+}
+
+/// One config version: what the stages point at.
+struct world_base {
+  world_base(runtime& rt, std::shared_ptr<const config> c, shared_state& s)
+      : cfg(std::move(c)), ip(cfg->ip_filter.build()), keys(cfg->jwt ? cfg->jwt->key_sources() : std::vector<mw::key_source>{}),
+        shared(&s), log(&rt.log()) {
+    if (cfg->jwt) jwt_cfg = cfg->jwt->config({"role"});
+    else jwt_cfg.sources.clear();  // no token is looked for
+    jwt_cfg.optional = cfg->anonymous;  // without a token: the rooms stage's ?user= (anonymous) or 401
+    cors_cfg.allow_origins = cfg->allowed_origins;
+    cors_cfg.enforce = true;
+    connect_cfg = limit_of(cfg->rate_limits.connect, "connect", true);
+    message_cfg = limit_of(cfg->rate_limits.message, "message");
+    join_cfg = limit_of(cfg->rate_limits.join, "join");
+    pm_cfg = limit_of(cfg->rate_limits.private_message, "private_message");
+    invalid_cfg = limit_of(cfg->rate_limits.invalid, "invalid");
+  }
+
+  /// Loads the JWT keys; false: they are bad (logged).
+  bool load() {
+    if (!cfg->jwt) return true;
+    if (auto r = keys.reload(); !r) {
+      log->error("cannot load", {{"what", "jwt keys"}, {"error", r.error().message()}});
+      return false;
+    }
+    return true;
+  }
+
+  std::shared_ptr<const config> cfg;
+  mw::ip_filter_block::built ip;
+  mw::conn_limit_config conn_cfg = cfg->conn_limit.config();
+  mw::key_store keys;
+  mw::jwt_auth_config jwt_cfg;
+  mw::cors_config cors_cfg;
+  mw::rate_limit_config connect_cfg, message_cfg, join_cfg, pm_cfg, invalid_cfg;
+  shared_state* shared;
+  const obs::logger* log;
+  flow::options options;
+};
+
+inline auto pipeline(world_base& w) {
+  auto* a = &w.shared->audit;
+  auto* st = &w.shared->counters;
+  return rproxy::make_pipeline<protocol>(
+      reject_metrics{w.shared->rejections}, mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, mw::conn_limit{&w.conn_cfg, &w.shared->conns, a},
+      rate_limit<connect_tag>{&w.connect_cfg, st, a}, mw::cors{w.cfg->allowed_origins.empty() ? nullptr : &w.cors_cfg},
+      mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, rate_limit<message_tag>{&w.message_cfg, st, a}, rate_limit<join_tag>{&w.join_cfg, st, a},
+      rate_limit<private_message_tag>{&w.pm_cfg, st, a}, rate_limit<invalid_tag>{&w.invalid_cfg, st, a},
+      rooms::stage{&w.shared->reg, &w.shared->hub, {.anonymous = w.cfg->anonymous}});
+}
+
+struct world : world_base {
+  using world_base::world_base;
+  mutable std::vector<decltype(pipeline(std::declval<world_base&>()))> pipelines;
+};
+
+/// The server: its shared state, worlds, metrics and the sweep timer.
+struct server {
+  explicit server(runtime& r) : rt(r), first(r.config().get()), shared(r, *first), sweep_timer(r.control()) {}
+
+  std::shared_ptr<const world> build(const std::shared_ptr<const config>& c) {
+    auto w = std::make_shared<world>(rt, c, shared);
+    if (!w->load()) return nullptr;
+    for (std::size_t i = 0; i < rt.pool().size(); ++i) w->pipelines.push_back(pipeline(*w));
+    first->websocket.apply(a, w->options);  // the listener's bounds are the first config's
+    return w;
+  }
+
+  void add_metrics() {
+    auto& m = rt.metrics();
+    auto& st = shared.stats;
+    auto counter = [&](const char* name, const char* help, std::atomic<std::uint64_t>& v) {
+      m.add_callback_counter(name, help, [&v] { return static_cast<double>(v.load(std::memory_order_relaxed)); });
+    };
+    m.add_callback_gauge("ws_connections", "Open WebSocket connections (after the upgrade).",
+                         [&st] { return static_cast<double>(st.open.load(std::memory_order_relaxed)); });
+    m.add_callback_gauge("ws_rooms", "Rooms open.", [this] { return static_cast<double>(shared.reg.room_count()); });
+    counter("ws_upgrades_total", "Upgrades accepted (101).", st.upgrades);
+    counter("ws_handshake_failures_total", "Upgrade requests refused as malformed (400, 426, 431) or too slow (408).", st.handshake_failures);
+    counter("ws_pages_total", "Chat pages served.", st.pages);
+    counter("ws_messages_in_total", "Messages received.", st.messages_in);
+    counter("ws_bytes_in_total", "Bytes received after the upgrade.", st.bytes_in);
+    counter("ws_messages_out_total", "Messages written.", st.messages_out);
+    counter("ws_bytes_out_total", "Bytes written after the upgrade (frames).", st.bytes_out);
+    counter("ws_protocol_errors_total", "Connections closed for a protocol error (1002, 1007, 1009).", st.protocol_errors);
+    counter("ws_idle_closes_total", "Connections closed for idleness (no pong).", st.idle_closes);
+    auto& drops = m.add_callback_counter_family("ws_send_dropped_total", "Messages not delivered to a slow consumer, by policy.", {"policy"});
+    drops.with({"drop_oldest"}, [&st] { return static_cast<double>(st.dropped_oldest.load(std::memory_order_relaxed)); });
+    drops.with({"drop_newest"}, [&st] { return static_cast<double>(st.dropped_newest.load(std::memory_order_relaxed)); });
+    drops.with({"close"}, [&st] { return static_cast<double>(st.closed_slow.load(std::memory_order_relaxed)); });
+    drops.with({"over_limit"}, [&st] { return static_cast<double>(st.dropped_over_limit.load(std::memory_order_relaxed)); });
+    shared.rejections = &m.add_counter_family("ws_rejections_total", "Connections and messages refused, by reason.", {"reason"});
+  }
+
+  void sweep() {
+    sweep_timer.expires_after(std::chrono::seconds(10));
+    sweep_timer.async_wait([this](std::error_code ec) {
+      if (ec) return;
+      shared.reg.sweep(std::chrono::system_clock::now());
+      sweep();
+    });
+  }
+
+  runtime& rt;
+  std::shared_ptr<const config> first;  ///< the adapter's subprotocol names point into it
+  shared_state shared;
+  asio::steady_timer sweep_timer;
+  adapter a{};
+};
+
+inline int serve(runtime& rt) {
+  auto s = std::make_shared<server>(rt);
+  rt.keep(s);
+  const auto c = s->first;
+  if (!s->shared.sink.ok()) return rt.log().error("cannot open the audit file", {{"file", c->audit.file}}), 1;
+  s->add_metrics();
+  s->a.decoder.cfg = &s->shared.reg.config();
+  s->a.hub = &s->shared.hub;
+  s->a.stats = &s->shared.stats;
+  if (c->chat_page) s->a.page = chat_page;
+  auto first = s->build(c);
+  if (!first) return 1;
+  auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
+  rt.keep(worlds);
+  if (!rproxy::app::listen(rt, c->listen, "websocket", worlds->handler(rt.drain(), s->a))) return 1;
+  s->sweep();
+  rt.on_stop_accepting([s] {
+    s->sweep_timer.cancel();
+    s->shared.hub.close_all(rproxy::codec::ws::close_code::going_away, "server shutting down");
+  });
+  rt.on_reload([s, worlds](const std::shared_ptr<const config>& next) {
+    auto w = s->build(next);
+    if (!w) return s->rt.log().error("config not applied; the previous one keeps serving");
+    worlds->swap(std::move(w));
+    s->rt.log().info("security settings updated (listener, websocket and rooms limits apply at restart)");
+  });
+  return 0;
+}
+
+}  // namespace ws_server

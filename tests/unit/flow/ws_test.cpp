@@ -1,0 +1,210 @@
+// rproxy/flow/ws.hpp: the WebSocket adapter driven by flow::serve over loopback with raw bytes
+// from the client side: the RFC 6455 §1.3 accept key, 426 and 400 answers, the page, a refusal
+// at the upgrade, messages through on_message, ping/pong, the close handshake, frames sent with
+// the upgrade request, and an oversized message (1009).
+#include <rproxy/codec/ws/collector.hpp>
+#include <rproxy/codec/ws/writer.hpp>
+#include <rproxy/flow/serve.hpp>
+#include <rproxy/flow/ws.hpp>
+#include <rproxy/flow/ws_hub.hpp>
+#include <rproxy/pipeline/basic_pipeline.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/write.hpp>
+
+#include <array>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "run_until.hpp"
+
+namespace {
+
+using asio::ip::tcp;
+namespace ws = rproxy::codec::ws;
+namespace flow = rproxy::flow;
+using proto = flow::ws_protocol<flow::ws_message>;
+
+struct record {
+  std::vector<std::string> messages;
+  int closes = 0;
+};
+
+/// Echoes each message upper-cased; refuses an upgrade whose target has "deny".
+struct echo_stage {
+  record* r;
+  template <class Ctx, class Req>
+  rproxy::verdict on_hello(Ctx&, const Req& req) {
+    if (req.target().find("deny") != std::string_view::npos) return rproxy::reject(rproxy::reject_code::unauthorized, "no");
+    return rproxy::next;
+  }
+  template <class Ctx>
+  rproxy::verdict on_message(Ctx& ctx, const flow::ws_message& m) {
+    r->messages.emplace_back(m.data);
+    std::string up(m.data);
+    for (auto& ch : up) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    ctx.ws->send_text(std::move(up));
+    return rproxy::next;
+  }
+  template <class Ctx>
+  void on_close(Ctx&, std::error_code) {
+    ++r->closes;
+  }
+};
+
+std::string client_frame(ws::opcode op, std::string_view payload) {
+  std::string out;
+  ws::append_frame(out, op, payload, {.fin = true, .rsv1 = false, .mask = ws::mask_key{1, 2, 3, 4}});
+  return out;
+}
+
+std::string upgrade(std::string_view target = "/chat", std::string_view version = "13") {
+  return "GET " + std::string(target) + " HTTP/1.1\r\nHost: example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: " + std::string(version) + "\r\n\r\n";
+}
+
+struct fixture {
+  asio::io_context ioc;
+  flow::ws_hub hub{{ioc.get_executor()}};
+  record rec;
+  decltype(rproxy::make_pipeline<proto>(echo_stage{nullptr})) p = rproxy::make_pipeline<proto>(echo_stage{&rec});
+  flow::options opt;
+  flow::ws_adapter<> a{.hub = &hub};
+  std::optional<std::error_code> result;
+  std::string got;  ///< everything the client received
+
+  fixture() {
+    opt.hello_timeout = std::chrono::seconds(5);
+    a.frames.max_message_size = a.frames.max_frame_size = 1000;
+    a.page = "<p>hi</p>";
+  }
+
+  /// Serves one connection; the client writes `bytes` and reads until the server closes.
+  void exchange(const std::string& bytes, const std::vector<std::string>& later = {}) {
+    tcp::acceptor front(ioc, {asio::ip::address_v4::loopback(), 0});
+    tcp::socket client(ioc);
+    client.connect(front.local_endpoint());
+    tcp::socket server = front.accept();
+    asio::co_spawn(ioc, flow::serve(p, a, std::move(server), opt), [this](std::exception_ptr e, std::error_code ec) {
+      REQUIRE_FALSE(e);
+      result = ec;
+    });
+    asio::write(client, asio::buffer(bytes));
+    std::array<char, 4096> buf;
+    std::size_t next = 0;
+    bool eof = false;
+    std::function<void()> read = [&] {
+      client.async_read_some(asio::buffer(buf), [&](std::error_code ec, std::size_t n) {
+        if (ec) {
+          eof = true;
+          return;
+        }
+        got.append(buf.data(), n);
+        // Each later write goes once the 101 (and the answers so far) came.
+        if (next < later.size() && got.find("\r\n\r\n") != std::string::npos) asio::write(client, asio::buffer(later[next++]));
+        read();
+      });
+    };
+    read();
+    REQUIRE(rproxy::test::run_until(ioc, [&] { return eof && result.has_value(); }));
+  }
+
+  /// The frames after the 101 head, as a client parses them.
+  std::vector<ws::received_item> frames() const {
+    ws::collector c({.side = ws::role::client});
+    c.feed(got.substr(got.find("\r\n\r\n") + 4));
+    return c.received;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("upgrade: 101 with the RFC 6455 accept key; messages, ping and close", "[flow][ws]") {
+  fixture f;
+  // The frames come right behind the upgrade request, in the same write.
+  f.exchange(upgrade() + client_frame(ws::opcode::text, "hello") + client_frame(ws::opcode::ping, "p1") +
+             client_frame(ws::opcode::text, "again") + client_frame(ws::opcode::close, std::string("\x03\xe8", 2)));
+  REQUIRE(f.got.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+  REQUIRE(f.got.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != std::string::npos);  // RFC 6455 §1.3
+  auto fr = f.frames();
+  REQUIRE(fr.size() == 4);
+  CHECK((fr[0].what == ws::event::data && fr[0].data == "HELLO"));
+  CHECK((fr[1].what == ws::event::pong && fr[1].data == "p1"));
+  CHECK((fr[2].what == ws::event::data && fr[2].data == "AGAIN"));
+  CHECK((fr[3].what == ws::event::close && fr[3].code == 1000));  // the close echoed
+  REQUIRE(f.rec.messages == std::vector<std::string>{"hello", "again"});
+  REQUIRE(f.rec.closes == 1);
+}
+
+TEST_CASE("upgrade: version 8 gets 426, a bad key 400; a plain GET / the page; others 426", "[flow][ws]") {
+  {
+    fixture f;
+    f.exchange(upgrade("/chat", "8"));
+    REQUIRE(f.got.starts_with("HTTP/1.1 426 "));
+    REQUIRE(f.got.find("Sec-WebSocket-Version: 13\r\n") != std::string::npos);
+    REQUIRE(f.rec.closes == 1);
+  }
+  {
+    fixture f;
+    std::string bad = upgrade();
+    bad.replace(bad.find("dGhlIHNhbXBsZSBub25jZQ=="), 24, "short");
+    f.exchange(bad);
+    REQUIRE(f.got.starts_with("HTTP/1.1 400 "));
+  }
+  {
+    fixture f;
+    f.exchange("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE(f.got.starts_with("HTTP/1.1 200 OK\r\n"));
+    REQUIRE(f.got.ends_with("<p>hi</p>"));
+  }
+  {
+    fixture f;
+    f.exchange("GET /other HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE(f.got.starts_with("HTTP/1.1 426 "));
+  }
+}
+
+TEST_CASE("a refusal at the upgrade is an HTTP status; nothing reaches on_message", "[flow][ws]") {
+  fixture f;
+  f.exchange(upgrade("/deny") + client_frame(ws::opcode::text, "x"));
+  REQUIRE(f.got.starts_with("HTTP/1.1 401 "));
+  REQUIRE(f.rec.messages.empty());
+  REQUIRE(f.rec.closes == 1);
+}
+
+TEST_CASE("protocol errors close with the codec's code: 1009 oversized, 1002 unmasked", "[flow][ws]") {
+  {
+    fixture f;
+    f.exchange(upgrade() + client_frame(ws::opcode::text, std::string(1001, 'x')));
+    auto fr = f.frames();
+    REQUIRE(fr.size() == 1);
+    REQUIRE((fr[0].what == ws::event::close && fr[0].code == 1009));
+    REQUIRE(f.rec.messages.empty());
+  }
+  {
+    fixture f;
+    f.exchange(upgrade() + std::string("\x81\x02hi", 4));
+    auto fr = f.frames();
+    REQUIRE(fr.size() == 1);
+    REQUIRE((fr[0].what == ws::event::close && fr[0].code == 1002));
+  }
+}
+
+TEST_CASE("a fragmented message with a ping between its fragments is one message", "[flow][ws]") {
+  fixture f;
+  std::string frag;
+  ws::append_frame(frag, ws::opcode::text, "frag", {.fin = false, .rsv1 = false, .mask = ws::mask_key{9, 8, 7, 6}});
+  frag += client_frame(ws::opcode::ping, "");
+  ws::append_frame(frag, ws::opcode::continuation, "ment", {.fin = true, .rsv1 = false, .mask = ws::mask_key{5, 4, 3, 2}});
+  f.exchange(upgrade() + frag + client_frame(ws::opcode::close, std::string("\x03\xe8", 2)));
+  REQUIRE(f.rec.messages == std::vector<std::string>{"fragment"});
+  auto fr = f.frames();
+  REQUIRE(fr.size() == 3);
+  CHECK(fr[0].what == ws::event::pong);
+  CHECK(fr[1].data == "FRAGMENT");
+}
