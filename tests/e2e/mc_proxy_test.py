@@ -41,7 +41,7 @@ VERSIONS = {"1.8.8": 47, "1.12.2": 340, "1.20.4": 765}
 COMBOS = [(v, c) for v in VERSIONS for c in ("on", "off")]
 
 _procs = []          # every child process, killed at exit whatever happened
-IDLE_RSS_BOUND = 3584   # bytes of the proxy's RSS per idle logged-in player (IdlePlayersTest; measured about 2,250)
+IDLE_RSS_BOUND = 2560   # bytes of the proxy's RSS per idle logged-in player (IdlePlayersTest; measured about 1,810)
 
 
 @atexit.register
@@ -1715,7 +1715,7 @@ class IdlePlayersTest(unittest.TestCase):
                          f"each (proxy: {fds1} fds, {rss1} KiB)\n")
         # Two sockets each; a worker's relay pool may keep a few idle pipes (2 descriptors each).
         self.assertLessEqual(abs((fds1 - fds0) - 2 * n), 2 * 16 * 2)
-        # No coroutine frame, pipe or buffer is held while idle (see tcp_proxy_test's bound).
+        # No coroutine frame, pipe, buffer or timer is held while idle (see tcp_proxy_test's bound).
         # Under AddressSanitizer RSS says nothing about the proxy's own cost.
         if not harness.sanitized(BINARY):
             self.assertLessEqual(per_rss, IDLE_RSS_BOUND, "RSS per idle player")

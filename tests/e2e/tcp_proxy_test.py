@@ -22,7 +22,7 @@ import urllib.request
 import harness
 
 BINARY = None
-IDLE_RSS_BOUND = 3584   # bytes of the proxy's RSS per idle relayed connection (measured about 2,100)
+IDLE_RSS_BOUND = 2048   # bytes of the proxy's RSS per idle relayed connection (measured about 1,520)
 
 
 def config(routes, admin_port=None, extra="", admin_extra=""):
@@ -747,11 +747,12 @@ class TcpProxyTest(unittest.TestCase):
         # Two sockets each; the pool may keep a few idle pipes (2 descriptors each) per worker,
         # and the admin connection of the scrape above may have been open at the first count.
         self.assertLessEqual(abs((fds1 - fds0) - 2 * n), 2 * 16)
-        # No coroutine frame, pipe or buffer is held while idle (flow::spawn hands the flow to
-        # the relay). What remains (about 2.1 KB) is the flow (context and two sockets, 0.5
-        # KiB), the relay (0.45 KiB), its two pending waits and its timer (about 0.45 KiB) and
-        # asio's state of two sockets (0.35 KiB). The bound catches a frame or buffer held
-        # while idle (a frame chain was about 3 KiB more). (Under AddressSanitizer every
+        # No coroutine frame, pipe, buffer or timer is held while idle (flow::spawn hands the
+        # flow to the relay; the idle timeout is an entry of the worker's idle_sweep). What
+        # remains (about 1.5 KB) is the flow (context and two sockets, 520 bytes), the relay
+        # (328), its two pending waits (2 x 136) and asio's state of two sockets (2 x 168).
+        # The bound catches a frame, buffer or timer held while idle (a frame chain was about
+        # 3 KiB more). (Under AddressSanitizer every
         # allocation has redzones and shadow memory: RSS says nothing about the proxy's own
         # cost there, so the bound holds for plain builds only.)
         if not sanitized(BINARY):

@@ -429,15 +429,18 @@ struct spawned_flow {
   Pipeline& p;
   typename Pipeline::context_type ctx;
   asio::ip::tcp::socket client;
-  std::optional<asio::ip::tcp::socket> backend{};
+  /// Open once the relay has the flow, and left open by a relay that ended well (it closes
+  /// both sockets on an error). Not an optional, and no flag besides: 16 bytes less per flow.
+  asio::ip::tcp::socket backend;
   Done done;
 
   /// Step 8: closes what is open, runs on_close, then tells `done`.
   void finish(const std::error_code& ec) {
     std::error_code ignored;
-    if (backend) backend->close(ignored);
+    const bool relayed = backend.is_open();
+    backend.close(ignored);
     if (relayed) client.close(ignored);  // the relay half-closed it already
-    else end(client);
+    else end(client);                     // (closed already by a relay that failed: no-op)
     // Called from the relay's completion, outside any coroutine: a stage's exception here
     // would end the worker's io_context::run(). A bug in one flow must not (as in guarded()).
     try {
@@ -446,7 +449,6 @@ struct spawned_flow {
     }
     done(ec);
   }
-  bool relayed = false;  ///< the relay took the flow over
 };
 
 /// The relay's completion handler in a spawned flow: it owns the flow.
@@ -467,9 +469,8 @@ struct relay_handoff {
   std::unique_ptr<Flow>& f;
   void operator()(asio::ip::tcp::socket backend, net::relay_options ro) {
     Flow& flow = *f;
-    flow.backend.emplace(std::move(backend));
-    flow.relayed = true;
-    net::async_relay(flow.client, *flow.backend, std::move(ro), relay_completion<Flow>{std::move(f)});
+    flow.backend = std::move(backend);
+    net::async_relay(flow.client, flow.backend, std::move(ro), relay_completion<Flow>{std::move(f)});
   }
 };
 
@@ -527,7 +528,7 @@ void spawn(Pipeline& p, Adapter a, asio::ip::tcp::socket client, const options& 
            std::optional<net::accepted_endpoints> eps, Done done) {
   using flow_t = detail::spawned_flow<Pipeline, Done>;
   auto ex = client.get_executor();
-  std::unique_ptr<flow_t> f(new flow_t{p, p.make_context(), std::move(client), std::nullopt, std::move(done)});
+  std::unique_ptr<flow_t> f(new flow_t{p, p.make_context(), std::move(client), asio::ip::tcp::socket(ex), std::move(done)});
   detail::fill(f->ctx, f->client, eps ? &*eps : nullptr);
   asio::co_spawn(ex, detail::run_spawned(std::move(f), std::move(a), o), asio::detached);
 }

@@ -23,6 +23,10 @@
 //   drained. An idle relay of two sockets holds no pipe and no buffer (other streams keep one
 //   pooled buffer per direction for the relay's life). Slow-consumer policy: a peer that takes no byte for idle_timeout
 //   (as any silent flow) ends the relay with error::idle_timeout.
+//   The idle timeout holds no timer per relay: when the client stream's executor is an
+//   io_context's, the relay is an entry of that io_context's idle_sweep (idle_sweep.hpp: one
+//   timer for all, and it may fire up to idle_timeout/64 late); on any other executor (a strand)
+//   the relay keeps a timer of its own.
 // - errors: the first I/O error ends the relay at once, closes both streams (cancelling the
 //   other side) and completes with client_* (downstream) or backend_* (upstream), see
 //   classify() in error.hpp; stats.cause keeps the original error, the counters what was moved.
@@ -46,6 +50,7 @@
 #include <asio/cancellation_type.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 #include <asio/socket_base.hpp>
@@ -56,6 +61,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -64,6 +70,7 @@
 
 #include <rproxy/net/detail/stream_ops.hpp>
 #include <rproxy/net/error.hpp>
+#include <rproxy/net/idle_sweep.hpp>
 #include <rproxy/net/relay_options.hpp>
 #include <rproxy/net/relay_pool.hpp>
 #include <rproxy/net/splice.hpp>
@@ -108,8 +115,46 @@ struct is_tcp_socket : std::false_type {};
 template <class Ex>
 struct is_tcp_socket<asio::basic_stream_socket<asio::ip::tcp, Ex>> : std::true_type {};
 
+/// The io_context behind an executor, if it is a plain io_context executor (the sweep's
+/// handler then runs on the same thread as the relay's); null for a strand or anything else.
+template <class Executor>
+asio::io_context* io_context_of(const Executor& ex) noexcept {
+  if constexpr (std::is_same_v<Executor, asio::io_context::executor_type>) {
+    return &ex.context();
+  } else if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
+    const auto* t = ex.template target<asio::io_context::executor_type>();
+    return t ? &t->context() : nullptr;
+  } else {
+    return nullptr;
+  }
+}
+
+/// Allocates an operation at its own size. asio's default recycles per-thread blocks, and an
+/// operation that stays pending (an idle flow's wait) may then hold a block of twice its size.
+template <class T>
+struct exact_allocator {
+  using value_type = T;
+  exact_allocator() = default;
+  template <class U>
+  exact_allocator(const exact_allocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p); }
+  friend bool operator==(const exact_allocator&, const exact_allocator&) noexcept { return true; }
+};
+
+/// A handler whose operation is allocated with exact_allocator (asio::bind_allocator would add
+/// the binder and a second executor to the operation: 64 bytes more).
+template <class H>
+struct exactly_allocated {
+  H handler;
+  using allocator_type = exact_allocator<void>;
+  allocator_type get_allocator() const noexcept { return {}; }
+  template <class... Args>
+  void operator()(Args&&... args) { handler(std::forward<Args>(args)...); }
+};
+
 template <class Client, class Backend, class Handler>
-class relay_op {
+class relay_op : private idle_sweep::entry {
   using clock = std::chrono::steady_clock;
   static constexpr bool can_splice =
       splice_available && is_tcp_socket<Client>::value && is_tcp_socket<Backend>::value;
@@ -129,8 +174,14 @@ class relay_op {
 
 public:
   relay_op(Client& c, Backend& b, relay_options&& o, Handler&& h)
-      : client_(c), backend_(b), opts_(std::move(o)), timer_(c.get_executor()), handler_(std::move(h)),
+      : client_(c), backend_(b), opts_(std::move(o)), handler_(std::move(h)),
         work_(make_work(handler_, c.get_executor())), same_executor_(same_executor(c, b)) {}
+
+  ~relay_op() {
+    if (sweep_) sweep_->remove(*this);
+  }
+  relay_op(const relay_op&) = delete;
+  relay_op& operator=(const relay_op&) = delete;
 
   void start() {
     auto slot = asio::get_associated_cancellation_slot(handler_);
@@ -185,6 +236,13 @@ private:
     else start(asio::bind_executor(client_.get_executor(), wrap(std::move(f))));
   }
 
+  /// The same for a wait that may pend for as long as the flow idles: its operation is
+  /// allocated at its own size (exact_allocator), not in a recycled block of a larger one.
+  template <class S, class Start, class F>
+  void start_waiting_on(S& s, Start start, F f) {
+    start_on(s, [&](auto h) { start(exactly_allocated<decltype(h)>{std::move(h)}); }, std::move(f));
+  }
+
   static bool same_executor(Client& c, Backend& b) {
     if constexpr (std::is_same_v<typename Client::executor_type, typename Backend::executor_type>)
       return c.get_executor() == b.get_executor();
@@ -212,15 +270,14 @@ private:
   };
 
   void begin() {
-    last_ = clock::now();
     if constexpr (can_splice)
       if (opts_.splice) setup_splice();
-    if (opts_.idle_timeout > clock::duration::zero()) arm_timer(last_ + opts_.idle_timeout);
-    if (!opts_.initial_to_backend.empty()) {
+    if (opts_.idle_timeout > clock::duration::zero()) start_idle();
+    if (opts_.initial_to_backend) {
       auto& d = dirs_[0];
       d.counting = false;
-      d.wptr = opts_.initial_to_backend.data();
-      d.wlen = opts_.initial_to_backend.size();
+      d.wptr = opts_.initial_to_backend->data();
+      d.wlen = opts_.initial_to_backend->size();
       write<0>();
     } else {
       pump<0>();
@@ -317,7 +374,7 @@ private:
     if (d.wlen > 0) return write<D>();
     if (!d.counting) {  // the initial bytes are out: relay the client from now on
       d.counting = true;
-      opts_.initial_to_backend = std::string();
+      opts_.initial_to_backend.reset();
       return pump<D>();
     }
     if (d.deferred) return on_read_end<D>(std::exchange(d.deferred, {}));
@@ -333,7 +390,7 @@ private:
       stream_traits<dst_t>::shutdown_send(dst<D>(), ignored);
     if (dirs_[0].done && dirs_[1].done) {
       finished_ = true;
-      timer_.cancel();
+      stop_idle();
     }
   }
 
@@ -401,7 +458,7 @@ private:
     auto& s = [this]() -> auto& {
       if constexpr (Readable) return src<D>(); else return dst<D>();
     }();
-    start_on(s, [&](auto h) { s.async_wait(Readable ? asio::socket_base::wait_read : asio::socket_base::wait_write, std::move(h)); },
+    start_waiting_on(s, [&](auto h) { s.async_wait(Readable ? asio::socket_base::wait_read : asio::socket_base::wait_write, std::move(h)); },
              [this](std::error_code ec) {
                if (ec) return fail(classify(ec, Readable ? src_side<D> : dst_side<D>), ec);
                if constexpr (Readable) pump<D>();
@@ -416,14 +473,42 @@ private:
     read_now<D>();
   }
 
-  // --- idle timer, failure, completion -------------------------------------------------------
-  void touch() noexcept { last_ = clock::now(); }
+  // --- idle timeout, failure, completion -----------------------------------------------------
+  /// The idle timer of a relay that has no sweep, and its last activity.
+  struct own_timer {
+    asio::basic_waitable_timer<clock, asio::wait_traits<clock>, executor_type> timer;
+    clock::time_point last;
+  };
+
+  /// The io_context's sweep when the client's executor is one, else a timer of our own.
+  void start_idle() {
+    const auto now = clock::now();
+    if (auto* ioc = io_context_of(client_.get_executor())) {
+      sweep_ = &asio::use_service<idle_sweep>(*ioc);
+      sweep_->add(*this, opts_.idle_timeout, now, [](idle_sweep::entry& e) {
+        static_cast<relay_op&>(e).fail(make_error_code(error::idle_timeout), {});  // (ops pending: they complete it)
+      });
+    } else {
+      timer_.reset(new own_timer{decltype(own_timer::timer)(client_.get_executor()), now});
+      arm_timer(now + opts_.idle_timeout);
+    }
+  }
+
+  void touch() noexcept {
+    if (sweep_) sweep_->touch(*this, clock::now());
+    else if (timer_) timer_->last = clock::now();
+  }
+
+  void stop_idle() noexcept {
+    if (sweep_) sweep_->remove(*this);
+    else if (timer_) timer_->timer.cancel();
+  }
 
   void arm_timer(clock::time_point at) {
-    timer_.expires_at(at);
-    timer_.async_wait(wrap([this](std::error_code ec) {
+    timer_->timer.expires_at(at);
+    timer_->timer.async_wait(wrap([this](std::error_code ec) {
       if (ec) return;
-      const auto deadline = last_ + opts_.idle_timeout;
+      const auto deadline = timer_->last + opts_.idle_timeout;
       if (clock::now() >= deadline) return fail(make_error_code(error::idle_timeout), {});
       arm_timer(deadline);  // bytes moved meanwhile: wait for the rest of the idle period
     }));
@@ -436,7 +521,7 @@ private:
     stats_.cause = cause;
     stream_traits<Client>::close(client_);  // cancels whatever is pending on either side
     stream_traits<Backend>::close(backend_);
-    timer_.cancel();
+    stop_idle();
   }
 
   void leave() {
@@ -459,14 +544,25 @@ private:
 
   Client& client_;
   Backend& backend_;
-  relay_options opts_;
-  asio::basic_waitable_timer<clock, asio::wait_traits<clock>, executor_type> timer_;
+  /// relay_options, as the relay keeps them (32 bytes rather than 64: an empty string is 32).
+  struct settings {
+    std::unique_ptr<std::string> initial_to_backend;  // none: empty, or written already
+    clock::duration idle_timeout;
+    std::size_t buffer_size;
+    bool splice;
+    bool shutdown_last;
+    explicit settings(relay_options&& o)
+        : initial_to_backend(o.initial_to_backend.empty() ? nullptr : std::make_unique<std::string>(std::move(o.initial_to_backend))),
+          idle_timeout(o.idle_timeout), buffer_size(o.buffer_size), splice(o.splice), shutdown_last(o.shutdown_last) {}
+  };
+  settings opts_;
+  idle_sweep* sweep_ = nullptr;       // the io_context's idle sweep (we are its entry), or
+  std::unique_ptr<own_timer> timer_;  // our own idle timer (a strand's relay)
   Handler handler_;
   [[no_unique_address]] work_type work_;
   direction dirs_[2];
   relay_stats stats_;
   std::error_code result_;
-  clock::time_point last_;
   int pending_ = 0;
   bool finished_ = false;
   bool same_executor_;  // the backend's executor is the client's

@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstddef>
+#include <cstdint>
 #include <system_error>
 #include <utility>
 
@@ -75,8 +76,8 @@ public:
       if (got > 0) size = got;
     }
     if (size <= 0) return failure(std::error_code(errno, asio::error::get_system_category()));
-    p.capacity_ = static_cast<std::size_t>(size);
-    p.requested_ = capacity;
+    p.capacity_ = static_cast<std::uint32_t>(size);
+    p.requested_ = static_cast<std::uint32_t>(std::min<std::size_t>(capacity, UINT32_MAX));  // (past it: never matched, never reused)
     return p;
 #else
     return failure(make_error_code(error::splice_unsupported));
@@ -99,8 +100,8 @@ public:
 
 private:
   int fds_[2] = {-1, -1};
-  std::size_t capacity_ = 0;
-  std::size_t requested_ = 0;
+  std::uint32_t capacity_ = 0;  // (32 bits: a relay holds two pipes' worth of these per connection)
+  std::uint32_t requested_ = 0;
 };
 
 /// What one splice(2) call did: bytes moved (0 with no error: the source reached eof), or an

@@ -8,6 +8,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
+#include <asio/strand.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
@@ -318,6 +319,47 @@ TEMPLATE_TEST_CASE("relay: idle timeout ends a silent flow", "[net][relay]", spl
   REQUIRE(r.stats.bytes_client_to_backend == 0);
   REQUIRE(user_ec);  // both peers see the flow end
   REQUIRE(backend_ec);
+}
+
+TEST_CASE("relay: the idle timeout of a relay on a strand (its own timer, not the sweep)", "[net][relay]") {
+  asio::io_context ioc;
+  auto strand = asio::make_strand(ioc);
+  tcp::socket user(ioc), proxy_backend(ioc);
+  tcp::socket proxy_client(strand), backend(strand);
+  {
+    auto [u, pc] = tcp_pair(ioc);
+    user = std::move(u);
+    proxy_client = tcp::socket(strand, tcp::v4(), pc.release());
+    auto [pb, b] = tcp_pair(ioc);
+    proxy_backend = tcp::socket(strand, tcp::v4(), pb.release());
+    backend = std::move(b);
+  }
+  relay_result r;
+  auto opts = options<splice_path>();
+  opts.idle_timeout = 50ms;
+  start_relay(proxy_client, proxy_backend, std::move(opts), r);
+  REQUIRE(run_until(ioc, [&] { return r.ec.has_value(); }));
+  REQUIRE(*r.ec == net::error::idle_timeout);
+  REQUIRE(asio::use_service<net::idle_sweep>(ioc).size() == 0);
+}
+
+TEMPLATE_TEST_CASE("relay: a finished relay leaves no idle wait behind", "[net][relay]", splice_path,
+                   buffered_path) {
+  tcp_flow f;
+  relay_result r;
+  auto opts = options<TestType>();
+  opts.idle_timeout = 1h;
+  start_relay(f.proxy_client, f.proxy_backend, std::move(opts), r);
+  REQUIRE(run_until(f.ioc, [&] { return asio::use_service<net::idle_sweep>(f.ioc).size() == 1; }));
+  f.user.shutdown(tcp::socket::shutdown_send);
+  f.backend.shutdown(tcp::socket::shutdown_send);
+  REQUIRE(run_until(f.ioc, [&] { return r.ec.has_value(); }));
+  REQUIRE_FALSE(*r.ec);
+  REQUIRE(asio::use_service<net::idle_sweep>(f.ioc).size() == 0);
+  // Nothing is pending on the io_context now (no hour-long timer): run() returns at once.
+  f.ioc.restart();
+  f.ioc.run_for(20s);
+  REQUIRE(f.ioc.stopped());
 }
 
 TEST_CASE("relay: per-operation cancellation ends it with operation_aborted", "[net][relay]") {
