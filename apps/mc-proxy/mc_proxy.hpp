@@ -48,8 +48,6 @@ namespace mw = rproxy::middleware;
 namespace obs = rproxy::observe;
 using clock = std::chrono::steady_clock;
 
-using rproxy::app::power;
-
 /// A server's state kept across reloads: its pool, status answers (per client protocol version:
 /// a version-aware backend answers each its own way), and wake-on-join.
 struct server_state {

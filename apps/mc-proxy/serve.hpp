@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 
@@ -100,7 +101,8 @@ private:
       auto& sv = w.servers.emplace_back();
       sv.cfg = &sc;
       sv.st = st;
-      sv.list = {sc.status, st->status, st->wake, sc.wake ? &*sc.wake : nullptr, st->pool, sc.rewrite_host, dir, rt_.log()};
+      const auto wake_start = sc.wake ? std::optional(sc.wake->start_timeout) : std::nullopt;
+      sv.list = {sc.status, st->status, st->wake, wake_start, st->pool, sc.rewrite_host, dir, rt_.log()};
       for (std::size_t i = 0; i < sv.list.answered.size(); ++i)
         sv.list.answered[i] = &fam_.pings->with({sc.name, rproxy::flow::mc_ping_source_names[i]});
       sv.logins = &fam_.logins->with({sc.name});
