@@ -1,19 +1,11 @@
 // rproxy/app/runtime.hpp: what every app runs on: workers, config snapshot and reload, logs,
-// metrics, the admin endpoint, signals and graceful drain.
+// metrics, the admin endpoint, signals and graceful drain. An app's main starts it with
+// run_main (app/run_main.hpp: the command line, loading the config); its other units take a
+// `runtime<Config>&` and include only this header.
 //
-//     int main(int argc, char** argv) {
-//       return rproxy::app::run_main<proxy_config>(argc, argv, {"tcp_proxy", "0.1.0", "proxy.yaml"},
-//           [](rproxy::app::runtime<proxy_config>& rt) -> int {
-//             // open listeners on rt.pool(), register rt.on_stop_accepting(...), metrics ...
-//             return 0;                 // non-zero: startup failed, exit with it
-//           });
-//     }
-//
-// run_main handles the shared CLI (app/cli.hpp): `init` prints the starter config derived from
-// Config, `validate FILE` prints file:line:col errors, `run` loads the config (or the embedded
-// defaults when no file was named and the default file is absent), calls `serve`, then runs:
-//   - SIGHUP and any change of the config file reload it; a bad file is logged with its
-//     file:line:col errors and the old config keeps serving;
+// runtime::run():
+//   - SIGHUP and any change of the config file reload it (with the loader run_main or the app
+//     set); a bad file is logged with its file:line:col errors and the old config keeps serving;
 //   - SIGTERM / SIGINT: stop accepting, wait for live flows (drain_tracker) up to
 //     --drain-timeout, then stop the workers and exit 0;
 //   - if Config has `admin.listen` (an optional config::endpoint), /metrics /healthz /readyz
@@ -26,10 +18,8 @@
 
 #include <chrono>
 #include <concepts>
-#include <cstdio>
 #include <filesystem>
 #include <functional>
-#include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,13 +27,11 @@
 #include <vector>
 
 #include <rproxy/admin/server.hpp>
-#include <rproxy/app/cli.hpp>
+#include <rproxy/app/options.hpp>
 #include <rproxy/flow/drain.hpp>
-#include <rproxy/config/decode.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/reloader.hpp>
 #include <rproxy/config/snapshot.hpp>
-#include <rproxy/config/starter_config.hpp>
 #include <rproxy/config/watcher.hpp>
 #include <rproxy/app/fd_watch.hpp>
 #include <rproxy/net/io_pool.hpp>
@@ -52,25 +40,12 @@
 
 namespace rproxy::app {
 
-/// A config that reads itself (a main file plus a directory of per-item files, checks across
-/// files): `static result<Config, config::diagnostics> load(const std::filesystem::path&)`.
-template <class Config>
-concept loads_itself = requires(const std::filesystem::path& p) {
-  { Config::load(p) } -> std::same_as<result<Config, config::diagnostics>>;
-};
 /// A config whose reload also watches a directory: `static std::optional<std::filesystem::path>
 /// servers_path(const std::filesystem::path& file, const Config&)`.
 template <class Config>
 concept watches_dir = requires(const std::filesystem::path& p, const Config& c) {
   { Config::servers_path(p, c) } -> std::convertible_to<std::optional<std::filesystem::path>>;
 };
-
-/// Loads a config file: Config::load when it has one, else config::load_file.
-template <class Config>
-result<Config, config::diagnostics> load_config(const std::filesystem::path& path) {
-  if constexpr (loads_itself<Config>) return Config::load(path);
-  else return config::load_file<Config>(path);
-}
 
 /// A config with an admin block: `admin: {listen: 127.0.0.1:9901}`.
 template <class Config>
@@ -119,7 +94,7 @@ public:
   /// Keeps an app object alive until the runtime ends; kept objects are destroyed first, in
   /// reverse order, before the workers, the control loop and the metrics they may refer to.
   void keep(std::shared_ptr<void> object) { kept_.push_back(std::move(object)); }
-  /// Replaces how reloads read the config (default: the --config file).
+  /// Sets how reloads read the config (run_main: the --config file; an app may replace it).
   void set_loader(std::function<result<Config, config::diagnostics>()> loader) { loader_ = std::move(loader); }
 
   /// Runs until SIGTERM/SIGINT and the drain that follows. Returns the exit code.
@@ -175,9 +150,7 @@ private:
   }
 
   void start_reload() {
-    if (!loader_ && opt_.config_given)
-      loader_ = [path = std::filesystem::path(opt_.config_path)] { return load_config<Config>(path); };
-    if (!loader_) return;
+    if (!loader_) return;  // run_main sets one that reads the --config file
     reloader_.emplace(config_, loader_,
                       config::reload_callbacks<Config>{
                           [this](const config_ptr& cfg) {
@@ -277,47 +250,5 @@ private:
   int exit_code_ = 0;
   std::vector<std::shared_ptr<void>> kept_;  // last: destroyed first
 };
-
-/// The whole life of an app: CLI, config, then `serve(runtime&)` and the runtime's loop.
-template <class Config, class Serve>
-int run_main(int argc, const char* const* argv, const app_info& info, Serve&& serve) {
-  auto parsed = parse_cli(argc, argv, info);
-  if (!parsed) return parsed.error();
-  options& o = *parsed;
-
-  if (o.cmd == command::init) {
-    std::cout << config::starter_config<Config>(info.name + " configuration");
-    return 0;
-  }
-
-  const bool use_defaults =
-      o.cmd == command::run && !o.config_given && !std::filesystem::exists(o.config_path);
-  std::shared_ptr<const Config> cfg;
-  if (use_defaults) {
-    cfg = std::make_shared<const Config>();
-  } else {
-    auto loaded = load_config<Config>(o.config_path);
-    if (!loaded) {
-      std::cerr << loaded.error().to_string();
-      if (o.cmd == command::validate) std::cerr << o.config_path << ": invalid\n";
-      return 1;
-    }
-    if (o.cmd == command::validate) {
-      std::cout << o.config_path << ": ok\n";
-      return 0;
-    }
-    o.config_given = true;
-    cfg = std::make_shared<const Config>(std::move(*loaded));
-  }
-
-  try {
-    runtime<Config> rt(o, info, std::move(cfg));
-    if (int rc = serve(rt); rc != 0) return rc;
-    return rt.run();
-  } catch (const std::exception& e) {
-    std::cerr << info.name << ": " << e.what() << "\n";
-    return 1;
-  }
-}
 
 }  // namespace rproxy::app
