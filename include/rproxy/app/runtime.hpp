@@ -8,8 +8,8 @@
 //     set); a bad file is logged with its file:line:col errors and the old config keeps serving;
 //   - SIGTERM / SIGINT: stop accepting, wait for live flows (drain_tracker) up to
 //     --drain-timeout, then stop the workers and exit 0;
-//   - if Config has `admin.listen` (an optional config::endpoint), /metrics /healthz /readyz
-//     are served there, from the control thread.
+// The admin endpoint (/metrics /healthz /readyz, POST /reload) is started by run_main, which
+// stops it when shutdown starts: this header does not include the admin server.
 #pragma once
 
 #include <asio/io_context.hpp>
@@ -26,7 +26,6 @@
 #include <utility>
 #include <vector>
 
-#include <rproxy/admin/server.hpp>
 #include <rproxy/app/options.hpp>
 #include <rproxy/flow/drain.hpp>
 #include <rproxy/config/endpoint.hpp>
@@ -45,12 +44,6 @@ namespace rproxy::app {
 template <class Config>
 concept watches_dir = requires(const std::filesystem::path& p, const Config& c) {
   { Config::servers_path(p, c) } -> std::convertible_to<std::optional<std::filesystem::path>>;
-};
-
-/// A config with an admin block: `admin: {listen: 127.0.0.1:9901}`.
-template <class Config>
-concept has_admin = requires(const Config& c) {
-  { c.admin.listen } -> std::convertible_to<std::optional<config::endpoint>>;
 };
 
 template <class Config>
@@ -85,7 +78,6 @@ public:
   config::snapshot<Config>& config() noexcept { return config_; }
   flow::drain_tracker& drain() noexcept { return drain_; }
   asio::io_context& control() noexcept { return control_; }
-  admin::server* admin() noexcept { return admin_.get(); }
 
   /// Called (on the control thread) when shutdown starts: close listeners here.
   void on_stop_accepting(std::function<void()> f) { stop_accepting_.push_back(std::move(f)); }
@@ -97,9 +89,12 @@ public:
   /// Sets how reloads read the config (run_main: the --config file; an app may replace it).
   void set_loader(std::function<result<Config, config::diagnostics>()> loader) { loader_ = std::move(loader); }
 
+  /// Reloads the config now (SIGHUP, POST /reload). False: no loader, or the file was bad
+  /// (logged; the old config keeps serving).
+  bool reload_now() { return reloader_ ? reloader_->reload() : false; }
+
   /// Runs until SIGTERM/SIGINT and the drain that follows. Returns the exit code.
   int run() {
-    start_admin();
     start_reload();
     wait_signals();
     pool_.start();
@@ -114,41 +109,6 @@ public:
   }
 
 private:
-  void start_admin() {
-    if constexpr (has_admin<Config>) {
-      const auto& listen = config_.get()->admin.listen;
-      if (!listen) return;
-      std::error_code ec;
-      auto addr = asio::ip::make_address(listen->host, ec);
-      if (ec) throw std::runtime_error("admin.listen: not an IP address: " + listen->host);
-      admin::server_options aopt;
-      admin_security(*config_.get(), addr, aopt);
-      admin_ = std::make_unique<admin::server>(control_, asio::ip::tcp::endpoint{addr, listen->port}, std::move(aopt));
-      admin_->serve_metrics(metrics_);
-      admin_->set_ready([this] { return !drain_.draining(); });
-      admin_->handle("POST", "/reload", [this](const admin::request&) {
-        return reload_now() ? admin::text(200, "reloaded\n") : admin::text(422, "config kept: see log\n");
-      });
-      admin_->start();
-      log_.info("admin listening", {{"address", listen->to_string()}});
-    }
-  }
-
-  /// The admin block's token file and host names; a warning for an open, token-less endpoint.
-  void admin_security(const Config& c, const asio::ip::address& addr, admin::server_options& o) {
-    if constexpr (requires { c.admin.token_file; c.admin.allowed_hosts; }) {
-      o.allowed_hosts = c.admin.allowed_hosts;
-      if (!c.admin.token_file.empty()) {
-        auto t = admin::read_token_file(c.admin.token_file);
-        if (!t) throw std::runtime_error("admin.token_file: " + c.admin.token_file + ": " + t.error().message());
-        o.token = std::move(*t);
-      }
-    }
-    if (!addr.is_loopback() && o.token.empty())
-      log_.warn("admin endpoint is not on loopback and has no token_file: anyone who reaches it can POST /reload",
-                {{"address", addr.to_string()}});
-  }
-
   void start_reload() {
     if (!loader_) return;  // run_main sets one that reads the --config file
     reloader_.emplace(config_, loader_,
@@ -177,8 +137,6 @@ private:
     }
   }
 
-  bool reload_now() { return reloader_ ? reloader_->reload() : false; }
-
   void wait_signals() {
     signals_.async_wait([this](std::error_code ec, int sig) {
       if (ec) return;
@@ -199,7 +157,6 @@ private:
     drain_.begin();
     for (auto& f : stop_accepting_) f();
     if (watcher_) watcher_->stop();
-    if (admin_) admin_->stop();
     deadline_ = std::chrono::steady_clock::now() + opt_.drain_timeout;
     // A second signal ends the drain at once.
     signals_.async_wait([this](std::error_code ec, int) {
@@ -238,7 +195,6 @@ private:
   asio::signal_set signals_;
   asio::steady_timer drain_timer_{control_};
   std::chrono::steady_clock::time_point deadline_{};
-  std::unique_ptr<admin::server> admin_;
   std::function<result<Config, config::diagnostics>()> loader_;
   std::optional<config::reloader<Config>> reloader_;
   std::optional<config::watcher> watcher_;
