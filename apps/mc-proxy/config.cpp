@@ -1,11 +1,9 @@
 // apps/mc-proxy/config.cpp: the one unit of mc-proxy that instantiates the YAML decoder (the
 // main file and the servers_dir files) and the starter config (main.cpp declares it extern).
 #include <filesystem>
-#include <optional>
 #include <string>
 #include <string_view>
 
-#include <rproxy/config/load_dir.hpp>
 #include <rproxy/config/starter_config.hpp>
 
 #include "config_load.hpp"
@@ -13,10 +11,6 @@
 namespace mc_proxy {
 
 rproxy::result<config, cfg::diagnostics> config::load(const std::filesystem::path& path) { return load_as<config>(path); }
-
-std::optional<std::filesystem::path> config::servers_path(const std::filesystem::path& path, const config& c) {
-  return cfg::dir_beside(path, c.servers_dir);
-}
 
 }  // namespace mc_proxy
 

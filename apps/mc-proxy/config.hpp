@@ -23,6 +23,7 @@
 #include <rproxy/flow/mc_block.hpp>
 #include <rproxy/flow/mc_status_block.hpp>
 #include <rproxy/config/diagnostics.hpp>
+#include <rproxy/config/dir_beside.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/validator.hpp>
@@ -159,7 +160,9 @@ struct config {
   static rproxy::result<Self, cfg::diagnostics> load_as(const std::filesystem::path& path);
 
   /// The servers directory of a config read from `path` (nullopt: none), watched for reloads.
-  static std::optional<std::filesystem::path> servers_path(const std::filesystem::path& path, const config& c);  // config.cpp
+  static std::optional<std::filesystem::path> servers_path(const std::filesystem::path& path, const config& c) {
+    return cfg::dir_beside(path, c.servers_dir);
+  }
 };
 
 /// mc-proxy itself: app<config> without extra stages (serve.cpp; see serve.hpp).
