@@ -21,6 +21,7 @@
 #include <rproxy/middleware/api_key_block.hpp>
 #include <rproxy/middleware/audit_block.hpp>
 #include <rproxy/middleware/ban_block.hpp>
+#include <rproxy/middleware/compress_block.hpp>
 #include <rproxy/middleware/conn_limit_block.hpp>
 #include <rproxy/middleware/cors_block.hpp>
 #include <rproxy/middleware/ip_filter_block.hpp>
@@ -36,7 +37,7 @@ namespace mw = rproxy::middleware;
 namespace bal = rproxy::balance;
 
 /// The stages a route's `middleware:` list can name, in pipeline order (bit i: name i).
-inline constexpr std::array<std::string_view, 5> middleware_names{"ip_filter", "bans", "jwt", "api_keys", "rate_limit"};
+inline constexpr std::array<std::string_view, 6> middleware_names{"ip_filter", "bans", "jwt", "api_keys", "rate_limit", "compress"};
 
 /// A named backend group: one pool, its balancer and health checks.
 struct group_config {
@@ -79,6 +80,7 @@ struct config {
   mw::audit_block audit{};
   mw::request_id_block request_id{};
   std::optional<mw::cors_block> cors;
+  std::optional<mw::compress_block> compress;
   bool access_log = true;
 
   static constexpr auto describe() {
@@ -87,7 +89,7 @@ struct config {
         cfg::doc<&config::listen>("address and port clients connect to (HTTP/1.1)"),
         cfg::required<&config::groups>("named backend groups"),
         cfg::required<&config::http>("routes: hosts, paths, predicates, splits between groups, rewrites (docs/routing.md)"),
-        cfg::doc<&config::default_middleware>("middleware for routes without a middleware list: ip_filter, bans, jwt, api_keys, rate_limit"),
+        cfg::doc<&config::default_middleware>("middleware for routes without a middleware list: ip_filter, bans, jwt, api_keys, rate_limit, compress"),
         cfg::doc<&config::limits>("timeouts and sizes of the listener"),
         cfg::doc<&config::forwarding>("which request headers and trailers reach the backends"),
         cfg::doc<&config::retry_after>("Retry-After seconds on a 503 when a group has no backend up (0: none)"),
@@ -101,6 +103,7 @@ struct config {
         cfg::doc<&config::audit>("security audit log: one line per rejection, no secrets"),
         cfg::doc<&config::request_id>("request ids and W3C trace context (every request)"),
         cfg::doc<&config::cors>("cross-origin requests from browsers (every request; off when unset)"),
+        cfg::doc<&config::compress>("response compression: gzip, br, zstd (routes naming compress)"),
         cfg::doc<&config::access_log>("one log line per request"));
   }
 
@@ -125,8 +128,9 @@ struct config {
       for (std::size_t j = 0; j < list.size(); ++j) {
         const auto& n = list[j];
         const bool known = std::find(middleware_names.begin(), middleware_names.end(), n) != middleware_names.end();
-        const bool missing = (n == "jwt" && !jwt) || (n == "api_keys" && !api_keys) || (n == "rate_limit" && !rate_limit);
-        if (!known) at(j).error("unknown middleware '" + n + "' (ip_filter, bans, jwt, api_keys, rate_limit)");
+        const bool missing = (n == "jwt" && !jwt) || (n == "api_keys" && !api_keys) || (n == "rate_limit" && !rate_limit) ||
+                             (n == "compress" && !compress);
+        if (!known) at(j).error("unknown middleware '" + n + "' (ip_filter, bans, jwt, api_keys, rate_limit, compress)");
         else if (missing) at(j).error("middleware '" + n + "' has no '" + n + ":' block in this file");
       }
     };

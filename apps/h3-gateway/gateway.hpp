@@ -8,6 +8,7 @@
 //   by_http_route            host/path/predicates -> route, params, upstream path, group (404/400)
 //   apply_http_route         upstream target, header edits, the route's body limit
 //   ip_filter .. rate_limit  gated: only on routes whose middleware list names them
+//   compress                 gated: response bodies compressed on routes naming it
 //   group_stage              the group's balancer over its pool (503 + Retry-After when none is up)
 #pragma once
 
@@ -22,6 +23,7 @@
 #include <rproxy/balance/group_stage.hpp>
 #include <rproxy/flow/http1.hpp>
 #include <rproxy/health/monitor.hpp>
+#include <rproxy/middleware/compress.hpp>
 #include <rproxy/middleware/principal.hpp>
 #include <rproxy/observe/access_log_stage.hpp>
 #include <rproxy/observe/flow_metrics.hpp>
@@ -117,6 +119,7 @@ struct world_base {
     else key_cfg.sources.clear();
     jwt_cfg.optional = key_cfg.optional = true;  // "no credentials" is require_auth's call
     if (cfg->cors) cors_cfg = cfg->cors->config();
+    if (cfg->compress) compress_cfg = cfg->compress->config();
     if (cfg->rate_limit) rl_cfg = cfg->rate_limit->config("request");
     else rl_cfg.hello_operation.clear();
     for (const auto& r : table.routes()) {
@@ -157,6 +160,7 @@ struct world_base {
   mw::rate_limit_config rl_cfg;
   mw::request_id_config rid_cfg = cfg->request_id.config();
   mw::cors_config cors_cfg;
+  mw::compress_config compress_cfg;
   shared_state* shared;
   const obs::logger* log;
   rproxy::flow::options options;
@@ -179,6 +183,7 @@ inline auto request_pipeline(world_base& w, std::uint64_t seed) {
       rproxy::gated{mw::api_key_auth{&w.key_cfg, &w.api_keys, a}, on("api_keys")},
       rproxy::gated{require_auth{a}, route_uses{&w.masks, w.cfg->require_auth ? bit_of("jwt") | bit_of("api_keys") : 0}},
       rproxy::gated{mw::rate_limit{&w.rl_cfg, &w.shared->counters, a}, on("rate_limit")},
+      rproxy::gated{mw::compress{w.cfg->compress ? &w.compress_cfg : nullptr}, on("compress")},
       bal::group_stage{w.pools, std::move(bs), route_group{&w.groups}, {.no_backend = "no backend available", .retry_after_s = w.cfg->retry_after}});
 }
 

@@ -20,7 +20,9 @@
 //   - the exchange: the request body goes up with on_message per body chunk, re-framed
 //     (Content-Length or chunked); the response head runs on_response (1xx interim responses
 //     are dropped; HEAD, 204 and 304 have no body); the response body comes down, streamed
-//     with backpressure, chunked for an HTTP/1.1 client when the backend's framing is unknown.
+//     with backpressure, chunked for an HTTP/1.1 client when the backend's framing is unknown
+//     or a stage transforms the body (ctx.response_body_filtered: each piece goes through the
+//     pipeline's on_response_body hooks; a pipeline without such a hook keeps the plain relay).
 //     Every wait is bounded by idle_timeout (no progress), through net::with_deadline. A backend that fails before the
 //     response head gives a 502; one that dies mid-body closes the client connection (the
 //     client sees a truncated message, never a wrong one). Both connections are kept alive when
@@ -137,6 +139,9 @@ struct http_flow : flow_info {
   /// (0: none, e.g. the client left first). For the access log and metrics.
   unsigned status = 0;
   std::string request_id{};  ///< set by a request-id stage (middleware/request_id.hpp)
+  /// Set by a stage's on_response when its on_response_body will change the body (compression):
+  /// the body's length is then unknown (chunked to an HTTP/1.1 client, no Content-Length).
+  bool response_body_filtered = false;
   /// The request target the backend gets (a router's rewrite; the query is the stage's to
   /// keep). Empty: the client's target, as sent.
   std::string upstream_target{};
@@ -610,6 +615,15 @@ struct http1_adapter {
     const auto binfo = bp.info();
     const bool bodiless = rh.status == 204 || rh.status == 304 || bodiless_method;
     const bool v11 = info.version == http1::http_version::http11;
+    // on_response before the head is built: its stages' response_fields apply to it, and a stage
+    // that transforms the body (ctx.response_body_filtered) changes its framing.
+    if (auto v = co_await run_phase<phase::response>(p, ctx, rh); !v.is_next()) {
+      if (v.is_reject()) ctx.rejected = v.reason();
+      bin.consume(bin.view().size());
+      co_await http1_detail::answer_and_close(client, error_response(ctx, 502), idle_timeout);
+      co_return exchange_result{};
+    }
+    const bool filtered = !bodiless && body_filtered<Pipeline>(ctx);
     bool keep = info.keep_alive && !(drain != nullptr && drain->draining());
     http1::response_head down{rh.status, std::string(rh.reason)};
     for (const auto& f : rh.fields) {
@@ -620,18 +634,12 @@ struct http1_adapter {
     }
     bool client_chunked = false;
     if (!bodiless) {
-      if (binfo.has_content_length && !binfo.chunked) http1::set_content_length(down.fields, binfo.content_length);
+      if (binfo.has_content_length && !binfo.chunked && !filtered) http1::set_content_length(down.fields, binfo.content_length);
       else if (v11) client_chunked = true, http1::set_chunked(down.fields);
       else keep = false;  // an HTTP/1.0 client: the close ends the body
     }
     if constexpr (requires { ctx.response_fields; }) ctx.response_fields.apply(down.fields);
     http1::set_keep_alive(down.fields, info.version, keep);
-    if (auto v = co_await run_phase<phase::response>(p, ctx, rh); !v.is_next()) {
-      if (v.is_reject()) ctx.rejected = v.reason();
-      bin.consume(bin.view().size());
-      co_await http1_detail::answer_and_close(client, error_response(ctx, 502), idle_timeout);
-      co_return exchange_result{};
-    }
     const std::string down_head = http1::serialize(down);
     sent(ctx, rh.status);
     bin.consume(head_size);  // the head's views are not used past this point
@@ -644,8 +652,15 @@ struct http1_adapter {
       auto pr = bp.parse(bin.view());
       switch (pr.what) {
         case http1::event::body: {
-          const auto wec = co_await http1_detail::write_body(client, pr.data, client_chunked, wait());
-          ctx.bytes_to_client += pr.data.size();
+          std::string_view piece = pr.data;
+          if constexpr (Pipeline::filters_response_body)
+            if (filtered) {
+              auto t = p.response_body(ctx, piece, false);
+              if (!t) co_return exchange_result{t.error()};  // the client sees the connection close
+              piece = *t;
+            }
+          const auto wec = co_await http1_detail::write_body(client, piece, client_chunked, wait());
+          ctx.bytes_to_client += piece.size();
           bin.consume(pr.consumed);
           if (wec) co_return exchange_result{make_error_code(error::client_failed)};
           break;
@@ -654,6 +669,8 @@ struct http1_adapter {
           bin.consume(pr.consumed);
           auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(buffer_size), wait());
           if (rec == asio::error::eof && bp.finish().what == http1::event::message_complete) {  // until close
+            if (filtered)  // (no coroutine call on the plain path)
+              if (auto ec = co_await end_filtered_body(p, ctx, client, client_chunked, wait())) co_return exchange_result{ec};
             if (client_chunked && co_await http1_detail::write_for(client, std::string_view("0\r\n\r\n"), wait()))
               co_return exchange_result{make_error_code(error::client_failed)};
             co_return exchange_result{{}, keep && client_chunked, false};
@@ -668,6 +685,8 @@ struct http1_adapter {
         }
         case http1::event::message_complete: {
           bin.consume(pr.consumed);
+          if (filtered)
+            if (auto ec = co_await end_filtered_body(p, ctx, client, client_chunked, wait())) co_return exchange_result{ec};
           if (client_chunked) {
             std::string last;
             http1::append_last_chunk(last, bp.trailers());
@@ -687,6 +706,26 @@ struct http1_adapter {
   }
 
 private:
+  /// Whether a stage transforms this flow's response body.
+  template <class Pipeline, class Ctx>
+  static bool body_filtered(const Ctx& ctx) {
+    if constexpr (Pipeline::filters_response_body && requires { ctx.response_body_filtered; }) return ctx.response_body_filtered;
+    else return false;
+  }
+  /// A transformed body's end: the transforms' last bytes (a gzip trailer), as one more piece.
+  template <class Pipeline>
+  static asio::awaitable<std::error_code> end_filtered_body(Pipeline& p, typename Pipeline::context_type& ctx,
+                                                            asio::ip::tcp::socket& client, bool chunked,
+                                                            std::chrono::milliseconds wait) {
+    if constexpr (Pipeline::filters_response_body) {
+      auto t = p.response_body(ctx, {}, true);
+      if (!t) co_return t.error();
+      ctx.bytes_to_client += t->size();
+      if (co_await http1_detail::write_body(client, *t, chunked, wait)) co_return make_error_code(net::error::client_failed);
+    }
+    co_return std::error_code{};
+  }
+
   template <class Ctx>
   static bool head_request(const Ctx& ctx) {
     if constexpr (requires { ctx.head_request; }) return ctx.head_request;

@@ -24,10 +24,12 @@
 
 #include <array>
 #include <cstddef>
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 #include <utility>
 
+#include <rproxy/core/result.hpp>
 #include <rproxy/pipeline/context.hpp>
 #include <rproxy/pipeline/stage.hpp>
 #include <rproxy/pipeline/verdict.hpp>
@@ -57,6 +59,8 @@ template <class S> concept names_connect = requires { &S::on_connect; };
 template <class S> concept names_message = requires { &S::on_message; };
 template <class S> concept names_response = requires { &S::on_response; };
 template <class S> concept names_close = requires { &S::on_close; };
+template <class S, class C> concept calls_response_body = requires(S& s, C& c, std::string_view b, bool l) { s.on_response_body(c, b, l); };
+template <class S> concept names_response_body = requires { &S::on_response_body; };
 
 template <class S>
 constexpr bool state_ok() {
@@ -72,7 +76,7 @@ struct stage_contract {
 
   static constexpr bool has_any_hook =
       accept_stage<S, Ctx> || hello_stage<S, Ctx, H> || route_stage<S, Ctx> || connect_stage<S, Ctx> ||
-      message_stage<S, Ctx, M> || response_stage<S, Ctx, R> || close_stage<S, Ctx>;
+      message_stage<S, Ctx, M> || response_stage<S, Ctx, R> || close_stage<S, Ctx> || response_body_stage<S, Ctx>;
 
   static_assert(!std::is_polymorphic_v<S>,
                 "rproxy::make_pipeline: a stage is a value type; it must not be polymorphic");
@@ -92,6 +96,8 @@ struct stage_contract {
                 "rproxy::make_pipeline: stage's on_response(Ctx&, const Response&) must return rproxy::verdict or asio::awaitable<rproxy::verdict>");
   static_assert(!calls_close<S, Ctx> || close_stage<S, Ctx>,
                 "rproxy::make_pipeline: stage's on_close(Ctx&, std::error_code) must return void");
+  static_assert(!calls_response_body<S, Ctx> || response_body_stage<S, Ctx>,
+                "rproxy::make_pipeline: stage's on_response_body(Ctx&, std::string_view, bool) must return rproxy::result<std::string_view>");
   static_assert(!names_accept<S> || calls_accept<S, Ctx>,
                 "rproxy::make_pipeline: stage's on_accept cannot be called as on_accept(Ctx&) with this pipeline's context");
   static_assert(!names_hello<S> || calls_hello<S, Ctx, H>,
@@ -109,7 +115,7 @@ struct stage_contract {
   // Checked only when no hook is present in any form, so a stage breaks one rule at a time.
   static constexpr bool tries_a_hook =
       calls_accept<S, Ctx> || calls_hello<S, Ctx, H> || calls_route<S, Ctx> || calls_connect<S, Ctx> || calls_message<S, Ctx, M> ||
-      calls_response<S, Ctx, R> || calls_close<S, Ctx> || names_accept<S> || names_hello<S> ||
+      calls_response<S, Ctx, R> || calls_close<S, Ctx> || calls_response_body<S, Ctx> || names_accept<S> || names_hello<S> ||
       names_route<S> || names_connect<S> || names_message<S> || names_response<S> || names_close<S>;
   static_assert(has_any_hook || tries_a_hook,
                 "rproxy::make_pipeline: stage implements none of on_accept, on_hello, on_route, on_connect, on_message, on_response, on_close for this pipeline's protocol");
@@ -209,6 +215,16 @@ public:
     else co_return co_await run<Ph, reverse>(ctx, m);
   }
 
+  /// Whether some stage transforms response bodies (on_response_body). When none does, a flow
+  /// keeps its plain relay path and never calls response_body().
+  static constexpr bool filters_response_body = (response_body_stage<Stages, context_type> || ...);
+
+  /// Runs every on_response_body hook, last stage first, each on the previous one's output; the
+  /// first failure stops it. The result views a stage's buffer: valid until the next call.
+  result<std::string_view> response_body(context_type& ctx, std::string_view piece, bool last) {
+    return body_from<size>(ctx, piece, last);
+  }
+
   /// Runs every on_close hook, last stage first. Never stops early.
   void close(context_type& ctx, std::error_code ec) noexcept {
     close_from<size>(ctx, ec);
@@ -285,6 +301,22 @@ private:
       if constexpr (a + 1 < size) co_return co_await run_async_from<Ph, Reverse, a + 1>(ctx, m);
     }
     co_return v;
+  }
+
+  template <std::size_t I>
+  result<std::string_view> body_from(context_type& ctx, std::string_view piece, bool last) {
+    if constexpr (I == 0) {
+      return piece;
+    } else {
+      auto& s = boost::hana::at_c<I - 1>(stages_);
+      if constexpr (response_body_stage<std::remove_reference_t<decltype(s)>, context_type>) {
+        auto r = s.on_response_body(ctx, piece, last);
+        if (!r) return r;
+        return body_from<I - 1>(ctx, *r, last);
+      } else {
+        return body_from<I - 1>(ctx, piece, last);
+      }
+    }
   }
 
   template <std::size_t I>

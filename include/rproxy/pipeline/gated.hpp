@@ -16,10 +16,12 @@
 
 #include <asio/awaitable.hpp>
 
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 #include <utility>
 
+#include <rproxy/core/result.hpp>
 #include <rproxy/pipeline/stage.hpp>
 #include <rproxy/pipeline/verdict.hpp>
 
@@ -80,6 +82,13 @@ public:
     requires requires(Stage& s, Ctx& c, const Msg& m) { s.on_response(c, m); }
   auto on_response(Ctx& ctx, const Msg& m) {
     return forward(ctx, [&] { return stage_.on_response(ctx, m); });
+  }
+  /// A body transform: the piece passes unchanged on a flow the predicate does not pick.
+  template <class Ctx>
+    requires requires(Stage& s, Ctx& c, std::string_view b, bool l) { s.on_response_body(c, b, l); }
+  result<std::string_view> on_response_body(Ctx& ctx, std::string_view piece, bool last) {
+    if (!pred_(std::as_const(ctx))) return piece;
+    return stage_.on_response_body(ctx, piece, last);
   }
   template <class Ctx>
     requires requires(Stage& s, Ctx& c, std::error_code e) { s.on_close(c, e); }

@@ -11,6 +11,13 @@
 //   verdict on_response(Ctx&, const P::response&)          called in reverse stage order
 //   void    on_close   (Ctx&, std::error_code)             always runs, reverse order
 //
+// and one hook that is not a decision but a transform, always synchronous:
+//
+//   result<std::string_view> on_response_body(Ctx&, std::string_view piece, bool last)
+//       each piece of a response body, reverse order, each stage fed the previous one's output
+//       (a view the stage keeps valid until its next call); `last` once, at the body's end.
+//       A flow calls it only when a stage set ctx.response_body_filtered in on_response.
+//
 // Each verdict-returning hook may instead return asio::awaitable<verdict> when it must wait.
 #pragma once
 
@@ -19,9 +26,11 @@
 #include <concepts>
 #include <cstddef>
 #include <span>
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 
+#include <rproxy/core/result.hpp>
 #include <rproxy/pipeline/context.hpp>
 #include <rproxy/pipeline/verdict.hpp>
 
@@ -75,6 +84,12 @@ concept response_stage = requires(S& s, Ctx& c, const Msg& m) {
 template <class S, class Ctx>
 concept close_stage = requires(S& s, Ctx& c, std::error_code ec) {
   { s.on_close(c, ec) } -> std::same_as<void>;
+};
+
+/// A stage that transforms response bodies (compression): see the hook list above.
+template <class S, class Ctx>
+concept response_body_stage = requires(S& s, Ctx& c, std::string_view piece, bool last) {
+  { s.on_response_body(c, piece, last) } -> std::same_as<result<std::string_view>>;
 };
 
 /// True when the hook chosen for this call must be awaited.

@@ -395,3 +395,67 @@ TEST_CASE("http1: a head that does not come whole in time gets a 408; a malforme
     h.finish();
   }
 }
+
+namespace {
+/// A body transform (on_response_body) for requests whose target contains "upper": each piece
+/// upper-cased, "|" after each piece, "END" at the end; other responses pass untouched.
+struct upper {
+  struct state {
+    bool want = false;
+    std::string out;
+    int pieces = 0;
+  };
+  template <class Ctx>
+  rproxy::verdict on_hello(Ctx& ctx, const http1::request_view& req) {
+    ctx.template state<upper>().want = req.target().find("upper") != std::string_view::npos;
+    return rproxy::next;
+  }
+  template <class Ctx>
+  rproxy::verdict on_response(Ctx& ctx, const http1::response_head_view&) {
+    if (ctx.template state<upper>().want) ctx.response_body_filtered = true;
+    return rproxy::next;
+  }
+  template <class Ctx>
+  rproxy::result<std::string_view> on_response_body(Ctx& ctx, std::string_view piece, bool last) {
+    auto& st = ctx.template state<upper>();
+    st.out.clear();
+    for (char c : piece) st.out += (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+    st.out += last ? "END" : "|";
+    ++st.pieces;
+    return std::string_view(st.out);
+  }
+};
+}  // namespace
+
+TEST_CASE("http1: a stage's on_response_body transforms a response body, sent chunked; others pass as they are", "[flow][http1]") {
+  harness h;
+  auto conn = rproxy::make_pipeline<flow::http1_protocol>(conn_closer{&h.rec});
+  auto reqs = rproxy::make_pipeline<flow::http1_protocol>(upper{}, router{&h.rec, h.be.acc.local_endpoint()});
+  STATIC_REQUIRE(decltype(reqs)::filters_response_body);
+  auto client = h.start(conn, reqs);
+  asio::write(client, asio::buffer(std::string("GET /upper HTTP/1.1\r\nHost: x\r\n\r\n")));
+  auto got = h.read(client, [](const std::string& g) { return g.find("\r\n0\r\n\r\n") != std::string::npos; });
+  CHECK(got.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(got.find("Content-Length") == std::string::npos);  // the backend's length no longer holds
+  CHECK(got.find("Transfer-Encoding: chunked\r\n") != std::string::npos);
+  CHECK(got.find("\r\n\r\nd\r\nGOT /UPPER 0|\r\n3\r\nEND\r\n0\r\n\r\n") != std::string::npos);
+  // the next request on the kept connection is not transformed: its Content-Length stands
+  asio::write(client, asio::buffer(std::string("GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")));
+  got = h.read_all(client);
+  CHECK(got.find("Content-Length: 12\r\n") != std::string::npos);
+  CHECK(got.find("\r\n\r\ngot /plain 0") != std::string::npos);
+  h.finish();
+  CHECK(h.be.connections == 1);
+}
+
+TEST_CASE("http1: a pipeline without on_response_body keeps the relay path", "[flow][http1]") {
+  harness h;
+  auto [conn, reqs] = pipelines(h);
+  STATIC_REQUIRE_FALSE(decltype(reqs)::filters_response_body);
+  auto client = h.start(conn, reqs);
+  asio::write(client, asio::buffer(std::string("GET /upper HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")));
+  const auto got = h.read_all(client);
+  CHECK(got.find("Content-Length: 12\r\n") != std::string::npos);
+  CHECK(got.find("\r\n\r\ngot /upper 0") != std::string::npos);
+  h.finish();
+}
