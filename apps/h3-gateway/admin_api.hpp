@@ -36,7 +36,7 @@ inline void mount_admin_api(runtime& rt, std::shared_ptr<rproxy::app::versions<w
             }
             return out;
           },
-      .reload = [&rt] { return rt.reload(); }});
+      .reload = [&rt] { return rt.reload_now(); }});
   rt.keep(api);
   rt.on_admin([api](rproxy::admin::server& s) { api->mount(s); });
 }

@@ -1,6 +1,8 @@
 // h3-gateway: an HTTP API gateway and load balancer made of rproxy parts (gateway.hpp), HTTP/1.1
 // for now. Routes pick a backend group, the group's balancer a backend; see docs/h3-gateway.md.
 //   h3-gateway [run] --config h3-gateway.yaml | validate FILE | init | --version
+#include <rproxy/app/run_main.hpp>
+
 #include "admin_api.hpp"
 #include "gateway.hpp"
 #include "listeners.hpp"

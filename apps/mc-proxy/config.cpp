@@ -1,6 +1,12 @@
 // apps/mc-proxy/config.cpp: the one unit of mc-proxy that instantiates the YAML decoder (the
-// main file and the servers_dir files) and the starter config.
-#include "config.hpp"
+// main file and the servers_dir files) and the starter config (main.cpp declares it extern).
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include <rproxy/config/starter_config.hpp>
+
+#include "config_load.hpp"
 
 namespace mc_proxy {
 

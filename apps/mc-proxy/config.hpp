@@ -2,12 +2,12 @@
 // YAML decoder, file:line:col errors, `mc-proxy init` and docs from these declarations).
 //
 // One main file plus, optionally, one file per server in `servers_dir` (as Infrarust users keep
-// them); `config::load` reads both, and every error names its file.
+// them); `config::load` reads both, and every error names its file. The decoder is not included
+// here: config_load.hpp (config.cpp, or a user's main with extra blocks) brings it.
 #pragma once
 
 #include <chrono>
 #include <filesystem>
-#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -22,12 +22,10 @@
 #include <rproxy/flow/config.hpp>
 #include <rproxy/flow/mc_block.hpp>
 #include <rproxy/flow/mc_status_block.hpp>
-#include <rproxy/config/byte_size.hpp>
-#include <rproxy/config/decode.hpp>
+#include <rproxy/config/diagnostics.hpp>
+#include <rproxy/config/dir_beside.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
-#include <rproxy/config/load_dir.hpp>
-#include <rproxy/config/starter_config.hpp>
 #include <rproxy/config/validator.hpp>
 #include <rproxy/middleware/ban_block.hpp>
 #include <rproxy/route/host.hpp>
@@ -156,7 +154,8 @@ struct config {
   /// Reads the main file, then every *.yaml of servers_dir; checks what spans files (duplicate
   /// names and domains, default_server). Used by `run`, `validate` and every reload.
   static rproxy::result<config, cfg::diagnostics> load(const std::filesystem::path& path);  // config.cpp
-  /// The same into a config extended with a user's blocks (config/extended.hpp).
+  /// The same into a config extended with a user's blocks (config/extended.hpp); defined in
+  /// config_load.hpp, which the unit that runs run_main includes.
   template <class Self>
   static rproxy::result<Self, cfg::diagnostics> load_as(const std::filesystem::path& path);
 
@@ -166,36 +165,8 @@ struct config {
   }
 };
 
-template <class Self>
-rproxy::result<Self, cfg::diagnostics> config::load_as(const std::filesystem::path& path) {
-  auto r = cfg::load_with_dir<Self, &config::servers, &config::servers_dir, &server_config::name>(path);
-  if (!r) return rproxy::failure(std::move(r).error());
-  const Self& c = r->value;
-  cfg::diagnostics d;
-  std::map<std::string, std::string> domains;  // normalized domain -> server
-  bool has_default = c.default_server.empty();
-  for (std::size_t i = 0; i < c.servers.size(); ++i) {
-    const auto& s = c.servers[i];
-    if (s.name == c.default_server) has_default = true;
-    for (std::size_t j = 0; j < s.domains.size(); ++j) {
-      auto [it, fresh] = domains.emplace(rproxy::route::normalize_host(s.domains[j]), s.name);
-      if (!fresh)
-        r->add(d, i, "domains[" + std::to_string(j) + "]", "domain '" + s.domains[j] + "' is already claimed by server '" + it->second + "'");
-    }
-  }
-  if (!has_default)
-    d.add(path.string(), r->main.find("default_server"), cfg::error::invalid, "default_server '" + c.default_server + "' is not a server");
-  if (c.unknown_domain.action == unknown_action::default_server && c.default_server.empty())
-    d.add(path.string(), r->main.find("unknown_domain.action"), cfg::error::invalid,
-          "unknown_domain.action is default but default_server is not set");
-  if (!d.empty()) return rproxy::failure(std::move(d));
-  return std::move(r->value);
-}
-
 /// mc-proxy itself: app<config> without extra stages (serve.cpp; see serve.hpp).
 int serve(rproxy::app::runtime<config>& rt);
 
 }  // namespace mc_proxy
 
-// mc-proxy's config is decoded in config.cpp only (the YAML decoder is the heavy instantiation).
-extern template std::string rproxy::config::starter_config<mc_proxy::config>(std::string_view);

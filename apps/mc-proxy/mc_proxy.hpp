@@ -13,8 +13,11 @@
 //   backend_pick the server's balancer over its pool, wake on join     (on_route, on_connect, on_close)
 #pragma once
 
+#include <asio/io_context.hpp>
+
 #include <array>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,8 +51,6 @@ namespace mw = rproxy::middleware;
 namespace obs = rproxy::observe;
 using clock = std::chrono::steady_clock;
 
-using rproxy::app::power;
-
 /// A server's state kept across reloads: its pool, status answers (per client protocol version:
 /// a version-aware backend answers each its own way), and wake-on-join.
 struct server_state {
@@ -57,6 +58,12 @@ struct server_state {
   rproxy::flow::mc_server_list::cache_type status{32};
   rproxy::app::wake_state wake;
 };
+
+/// Starts the status-ping health checks of one server (its health_check block) over its pool;
+/// a check that brings a backend back marks the server reachable. They run while the returned
+/// object lives. Compiled in health.cpp (the checker is one of the heavy instantiations).
+std::shared_ptr<void> start_checks(asio::io_context& control, const server_config& sc, std::uint16_t port,
+                                   std::shared_ptr<server_state> st, const obs::logger& log);
 
 struct families {
   obs::counter_family* logins = nullptr;

@@ -9,12 +9,12 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 
 #include <rproxy/app/file_watch.hpp>
 #include <rproxy/app/versions.hpp>
-#include <rproxy/health/monitor.hpp>
 #include <rproxy/observe/pool_metrics.hpp>
 
 #include "mc_proxy.hpp"
@@ -66,7 +66,7 @@ private:
     if (!listen_players(rt_, cfg->listen, *worlds)) return 1;
     rt_.on_stop_accepting([this] {
       tick_.cancel();
-      monitors_.clear();
+      checks_.clear();
       bans_watch_.reset();
     });
     rt_.on_reload([this, worlds, build](const std::shared_ptr<const Config>& c) {
@@ -100,7 +100,8 @@ private:
       auto& sv = w.servers.emplace_back();
       sv.cfg = &sc;
       sv.st = st;
-      sv.list = {sc.status, st->status, st->wake, sc.wake ? &*sc.wake : nullptr, st->pool, sc.rewrite_host, dir, rt_.log()};
+      const auto wake_start = sc.wake ? std::optional(sc.wake->start_timeout) : std::nullopt;
+      sv.list = {sc.status, st->status, st->wake, wake_start, st->pool, sc.rewrite_host, dir, rt_.log()};
       for (std::size_t i = 0; i < sv.list.answered.size(); ++i)
         sv.list.answered[i] = &fam_.pings->with({sc.name, rproxy::flow::mc_ping_source_names[i]});
       sv.logins = &fam_.logins->with({sc.name});
@@ -130,23 +131,11 @@ private:
   /// After a config is in place: pool metrics, a status-ping checker per server with a
   /// health_check block (a new one starts from the pool's verdicts), and the ban file.
   void applied(const std::shared_ptr<const Config>& cfg) {
-    monitors_.clear();
+    checks_.clear();
     for (const auto& sc : cfg->servers) {
       auto st = states_.at(sc.name);
       pool_metrics_->track(sc.name, st->pool);
-      if (!sc.health_check) continue;
-      rproxy::health::mc_status_probe probe;
-      probe.query.host = !sc.rewrite_host.empty() ? sc.rewrite_host : first_name(sc);
-      probe.query.port = cfg->listen.port;
-      for (const auto& b : sc.backends)
-        if (b.send_proxy_protocol != rproxy::proxy_send::none)
-          probe.proxied.push_back({{asio::ip::make_address(b.address.host), b.address.port}, b.send_proxy_protocol == rproxy::proxy_send::v1 ? 1 : 2});
-      auto& m = monitors_.emplace_back(std::make_unique<rproxy::health::monitor<bal::upstream_pool>>(rt_.control().get_executor(), st->pool, sc.name, rt_.log()));
-      m->on_change([st](std::string_view, bool up) {
-        if (up) st->wake.reachable(clock::now());
-      });
-      const auto& hc = *sc.health_check;
-      m->check_with(std::move(probe), {.interval = hc.interval, .timeout = hc.timeout, .jitter = 0.1, .rise = hc.rise, .fall = hc.fall});
+      if (sc.health_check) checks_.push_back(start_checks(rt_.control(), sc, cfg->listen.port, st, rt_.log()));
     }
     bans_watch_.reset();
     if (cfg->bans.file.empty()) return;
@@ -163,11 +152,6 @@ private:
       rt_.log().info("bans loaded", {{"file", b.file}});
   }
 
-  static std::string first_name(const server_config& sc) {
-    for (const auto& d : sc.domains)
-      if (!d.starts_with('*')) return d;
-    return sc.domains.empty() ? std::string("localhost") : sc.domains.front().substr(sc.domains.front().find('.') + 1);
-  }
   static std::string fmt_list(const std::vector<std::string>& v) {
     std::string out;
     for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
@@ -198,7 +182,7 @@ private:
   mw::audit_log audit_;
   shared_state shared_;
   std::map<std::string, std::shared_ptr<server_state>> states_;
-  std::vector<std::unique_ptr<rproxy::health::monitor<bal::upstream_pool>>> monitors_;
+  std::vector<std::shared_ptr<void>> checks_;  ///< start_checks(), per server with health_check
   std::optional<rproxy::app::file_watch> bans_watch_;
   asio::steady_timer tick_;
 };

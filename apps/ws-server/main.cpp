@@ -1,6 +1,8 @@
 // ws-server: a WebSocket room server made of rproxy parts (server.hpp); the protocol is in
 // docs/ws-server.md.
 //   ws-server [run] --config ws-server.yaml | validate FILE | init | --version
+#include <rproxy/app/run_main.hpp>
+
 #include "server.hpp"
 
 int main(int argc, char** argv) {

@@ -1,6 +1,8 @@
 // custom_middleware: mc-proxy plus a user-written stage (business_hours.hpp) with its own
 // `business_hours:` block in the same YAML file. The whole program is this file.
+#include <mc-proxy/config_load.hpp>
 #include <mc-proxy/serve.hpp>
+#include <rproxy/app/run_main.hpp>
 #include <rproxy/config/extended.hpp>
 
 #include "business_hours.hpp"

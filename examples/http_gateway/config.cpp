@@ -1,5 +1,12 @@
 // examples/http_gateway/config.cpp: the one unit that instantiates the YAML decoder and the
-// starter config for the gateway's config (http_gateway.hpp declares them extern).
+// starter config for the gateway's config (main.cpp declares them extern).
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include <rproxy/config/decode.hpp>
+#include <rproxy/config/starter_config.hpp>
+
 #include "http_gateway.hpp"
 
 template rproxy::result<http_gateway::config, rproxy::config::diagnostics>

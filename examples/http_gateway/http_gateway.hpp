@@ -3,19 +3,17 @@
 // unit defines: config.cpp decodes the YAML, serve.cpp builds the gateway (see there).
 #pragma once
 
-#include <filesystem>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
+
+#include <asio/ip/address.hpp>
 
 #include <rproxy/app/config_blocks.hpp>
 #include <rproxy/app/runtime_fwd.hpp>
 #include <rproxy/balance/upstream_config.hpp>
 #include <rproxy/config/endpoint.hpp>
-#include <rproxy/config/decode.hpp>
 #include <rproxy/config/field.hpp>
-#include <rproxy/config/starter_config.hpp>
 #include <rproxy/config/validator.hpp>
 #include <rproxy/flow/http1_block.hpp>
 #include <rproxy/middleware/api_key_block.hpp>
@@ -87,8 +85,3 @@ using runtime = rproxy::app::runtime<config>;
 int serve(runtime& rt);
 
 }  // namespace http_gateway
-
-// Decoded in config.cpp only (the YAML decoder is the heavy instantiation).
-extern template rproxy::result<http_gateway::config, rproxy::config::diagnostics>
-rproxy::config::load_file<http_gateway::config>(const std::filesystem::path&, rproxy::config::positions*);
-extern template std::string rproxy::config::starter_config<http_gateway::config>(std::string_view);

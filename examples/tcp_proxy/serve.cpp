@@ -1,34 +1,22 @@
 // examples/tcp_proxy/serve.cpp: tcp_proxy's routes. Per route: a listener, the flow driver's
-// L4 adapter (PROXY protocol in and out, connect with failover, splice(2) relay), a pipeline per
-// worker (metrics, route name, balancer), the pool's health checks and dynamic weights. A reload
-// builds the next world (pools keep their state; flows keep theirs). Adding, removing or moving
-// a listener needs a restart (the reload says so in the log).
+// L4 adapter (PROXY protocol in and out, connect with failover, splice(2) relay; flows.cpp), a
+// pipeline per worker (metrics, route name, balancer), the pool's health checks and dynamic
+// weights. A reload builds the next world (pools keep their state; flows keep theirs). Adding,
+// removing or moving a listener needs a restart (the reload says so in the log).
 #include <memory>
 #include <optional>
 #include <vector>
 
-#include <rproxy/app/listen.hpp>
 #include <rproxy/app/runtime.hpp>
-#include <rproxy/app/versions.hpp>
-#include <rproxy/balance/stage.hpp>
-#include <rproxy/flow/l4.hpp>
+#include <rproxy/flow/config.hpp>
 #include <rproxy/health/monitor.hpp>
-#include <rproxy/observe/flow_metrics.hpp>
 #include <rproxy/observe/pool_metrics.hpp>
-#include <rproxy/route/fixed.hpp>
 
-#include "tcp_proxy.hpp"
+#include "world.hpp"
 
 namespace tcp_proxy {
 
 using monitor = rproxy::health::monitor<bal::upstream_pool>;
-using pipeline = decltype(rproxy::make_pipeline(std::declval<rproxy::observe::flow_metrics>(), rproxy::route::fixed{},
-                                                bal::make_stage(std::shared_ptr<bal::upstream_pool>(), bal::any_balancer{})));
-
-/// One config version of a route: what its flows run (a pipeline per worker); by route index,
-/// none for a route a reload removed.
-struct route_share { mutable std::vector<pipeline> pipelines; rproxy::flow::options options; };
-struct world { std::vector<std::optional<route_share>> routes; };
 
 int serve(runtime& rt) {
   auto families = rproxy::observe::flow_metrics::families::add_to(rt.metrics());
@@ -71,12 +59,8 @@ int serve(runtime& rt) {
   if (!first) return 1;
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
   rt.keep(worlds);
-  for (std::size_t i = 0; i < states->size(); ++i) {
-    auto part = [i](const world& w) { return w.routes[i] ? &*w.routes[i] : nullptr; };
-    if (!rproxy::app::listen(rt, rt.config().get()->routes[i].listen, (*states)[i]->label(),
-                             worlds->handler(rt.drain(), rproxy::flow::l4_adapter{}, part)))
-      return 1;
-  }
+  for (std::size_t i = 0; i < states->size(); ++i)
+    if (!listen_route(rt, rt.config().get()->routes[i], i, *worlds)) return 1;
   rt.on_stop_accepting([states] {
     for (auto& m : *states) m->stop();
   });

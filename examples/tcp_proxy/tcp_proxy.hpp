@@ -3,18 +3,19 @@
 #pragma once
 
 #include <chrono>
-#include <filesystem>
 #include <optional>
 #include <set>
 #include <string>
-#include <string_view>
 #include <vector>
+
+#include <asio/ip/address.hpp>
 
 #include <rproxy/app/config_blocks.hpp>
 #include <rproxy/app/runtime_fwd.hpp>
 #include <rproxy/balance/upstream_config.hpp>
-#include <rproxy/config/decode.hpp>
-#include <rproxy/config/starter_config.hpp>
+#include <rproxy/config/endpoint.hpp>
+#include <rproxy/config/field.hpp>
+#include <rproxy/config/validator.hpp>
 #include <rproxy/flow/config.hpp>
 #include <rproxy/health/check_config.hpp>
 
@@ -79,8 +80,3 @@ using runtime = rproxy::app::runtime<config>;
 int serve(runtime& rt);
 
 }  // namespace tcp_proxy
-
-// Decoded in config.cpp only (the YAML decoder is the heavy instantiation).
-extern template rproxy::result<tcp_proxy::config, rproxy::config::diagnostics>
-rproxy::config::load_file<tcp_proxy::config>(const std::filesystem::path&, rproxy::config::positions*);
-extern template std::string rproxy::config::starter_config<tcp_proxy::config>(std::string_view);

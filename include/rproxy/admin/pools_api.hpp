@@ -4,7 +4,7 @@
 //     rproxy::admin::pools_api<rproxy::balance::upstream_pool> api({
 //         .pools = [&] { return std::vector<named_pool<upstream_pool>>{{"main", main_pool}}; },
 //         .routes = [&] { return std::vector<route_summary>{{"users", {"main"}}}; },   // optional
-//         .reload = [&] { return rt.reload(); }});                                    // optional
+//         .reload = [&] { return rt.reload_now(); }});                                // optional
 //     api.mount(admin_server);   // under /api; with a token set, every /api request needs it
 //
 //   GET  /api/routes                                  {"routes":[{"name":..,"groups":[..]}]}

@@ -1,4 +1,5 @@
-// rproxy/app/cli.hpp: the command line every rproxy app shares (CLI11).
+// rproxy/app/cli.hpp: the command line every rproxy app shares (CLI11), parsed into app::options
+// (app/options.hpp, which units other than main include instead: CLI11 is a heavy header).
 //
 //   APP [run] [--config FILE]      serve (the default command)
 //   APP validate FILE              exit 0, or 1 after printing file:line:col errors
@@ -16,39 +17,12 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
-#include <string_view>
-#include <thread>
 
+#include <rproxy/app/options.hpp>
 #include <rproxy/core/result.hpp>
 #include <rproxy/observe/log.hpp>
 
 namespace rproxy::app {
-
-enum class command { run, validate, init };
-using observe::log_format;
-
-/// What an app says about itself on the command line.
-struct app_info {
-  std::string name;            ///< program name, e.g. "mc-proxy"
-  std::string version;         ///< printed by --version
-  std::string default_config;  ///< used by `run` when --config is not given
-  std::string description{};
-};
-
-struct options {
-  command cmd = command::run;
-  std::string config_path;
-  unsigned workers = 0;  ///< 0: one per core
-  log_format format = log_format::text;
-  observe::log_level log_level = observe::log_level::info;
-  bool config_given = false;  ///< --config was on the command line (else the default path)
-  std::chrono::milliseconds drain_timeout{std::chrono::seconds(10)};
-
-  unsigned worker_count() const {
-    unsigned n = workers ? workers : std::thread::hardware_concurrency();
-    return n ? n : 1;
-  }
-};
 
 /// Parses argv. On --help, --version or a usage error, prints what CLI11 prints and returns
 /// the process exit code as the error.

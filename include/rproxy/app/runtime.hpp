@@ -1,23 +1,15 @@
 // rproxy/app/runtime.hpp: what every app runs on: workers, config snapshot and reload, logs,
-// metrics, the admin endpoint, signals and graceful drain.
+// metrics, the admin endpoint, signals and graceful drain. An app's main starts it with
+// run_main (app/run_main.hpp: the command line, loading the config); its other units take a
+// `runtime<Config>&` and include only this header.
 //
-//     int main(int argc, char** argv) {
-//       return rproxy::app::run_main<proxy_config>(argc, argv, {"tcp_proxy", "0.1.0", "proxy.yaml"},
-//           [](rproxy::app::runtime<proxy_config>& rt) -> int {
-//             // open listeners on rt.pool(), register rt.on_stop_accepting(...), metrics ...
-//             return 0;                 // non-zero: startup failed, exit with it
-//           });
-//     }
-//
-// run_main handles the shared CLI (app/cli.hpp): `init` prints the starter config derived from
-// Config, `validate FILE` prints file:line:col errors, `run` loads the config (or the embedded
-// defaults when no file was named and the default file is absent), calls `serve`, then runs:
-//   - SIGHUP and any change of the config file reload it; a bad file is logged with its
-//     file:line:col errors and the old config keeps serving;
+// runtime::run():
+//   - SIGHUP and any change of the config file reload it (with the loader run_main or the app
+//     set); a bad file is logged with its file:line:col errors and the old config keeps serving;
 //   - SIGTERM / SIGINT: stop accepting, wait for live flows (drain_tracker) up to
 //     --drain-timeout, then stop the workers and exit 0;
-//   - if Config has `admin.listen` (an optional config::endpoint), /metrics /healthz /readyz
-//     are served there, from the control thread.
+// The admin endpoint (/metrics /healthz /readyz, POST /reload) is started by run_main, which
+// stops it when shutdown starts: this header does not include the admin server.
 #pragma once
 
 #include <asio/io_context.hpp>
@@ -26,56 +18,36 @@
 
 #include <chrono>
 #include <concepts>
-#include <cstdio>
 #include <filesystem>
 #include <functional>
-#include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include <rproxy/admin/server.hpp>
-#include <rproxy/app/cli.hpp>
+#include <rproxy/app/options.hpp>
 #include <rproxy/flow/drain.hpp>
-#include <rproxy/config/decode.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/reloader.hpp>
 #include <rproxy/config/snapshot.hpp>
-#include <rproxy/config/starter_config.hpp>
 #include <rproxy/config/watcher.hpp>
 #include <rproxy/app/fd_watch.hpp>
 #include <rproxy/net/io_pool.hpp>
 #include <rproxy/observe/log.hpp>
 #include <rproxy/observe/registry.hpp>
 
+namespace rproxy::admin {
+class server;
+}
+
 namespace rproxy::app {
 
-/// A config that reads itself (a main file plus a directory of per-item files, checks across
-/// files): `static result<Config, config::diagnostics> load(const std::filesystem::path&)`.
-template <class Config>
-concept loads_itself = requires(const std::filesystem::path& p) {
-  { Config::load(p) } -> std::same_as<result<Config, config::diagnostics>>;
-};
 /// A config whose reload also watches a directory: `static std::optional<std::filesystem::path>
 /// servers_path(const std::filesystem::path& file, const Config&)`.
 template <class Config>
 concept watches_dir = requires(const std::filesystem::path& p, const Config& c) {
   { Config::servers_path(p, c) } -> std::convertible_to<std::optional<std::filesystem::path>>;
-};
-
-/// Loads a config file: Config::load when it has one, else config::load_file.
-template <class Config>
-result<Config, config::diagnostics> load_config(const std::filesystem::path& path) {
-  if constexpr (loads_itself<Config>) return Config::load(path);
-  else return config::load_file<Config>(path);
-}
-
-/// A config with an admin block: `admin: {listen: 127.0.0.1:9901}`.
-template <class Config>
-concept has_admin = requires(const Config& c) {
-  { c.admin.listen } -> std::convertible_to<std::optional<config::endpoint>>;
 };
 
 template <class Config>
@@ -110,7 +82,6 @@ public:
   config::snapshot<Config>& config() noexcept { return config_; }
   flow::drain_tracker& drain() noexcept { return drain_; }
   asio::io_context& control() noexcept { return control_; }
-  admin::server* admin() noexcept { return admin_.get(); }
 
   /// Called (on the control thread) when shutdown starts: close listeners here.
   void on_stop_accepting(std::function<void()> f) { stop_accepting_.push_back(std::move(f)); }
@@ -119,17 +90,20 @@ public:
   /// Called (on the main thread, before it serves) with the admin server, when there is one:
   /// mount more handlers there (admin/pools_api.hpp).
   void on_admin(std::function<void(admin::server&)> f) { admin_mounts_.push_back(std::move(f)); }
-  /// Reloads the config now, as SIGHUP does (control thread); false: the old one keeps serving.
-  bool reload() { return reload_now(); }
+  /// What on_admin registered (run_main mounts them when it starts the admin server).
+  const std::vector<std::function<void(admin::server&)>>& admin_mounts() const noexcept { return admin_mounts_; }
   /// Keeps an app object alive until the runtime ends; kept objects are destroyed first, in
   /// reverse order, before the workers, the control loop and the metrics they may refer to.
   void keep(std::shared_ptr<void> object) { kept_.push_back(std::move(object)); }
-  /// Replaces how reloads read the config (default: the --config file).
+  /// Sets how reloads read the config (run_main: the --config file; an app may replace it).
   void set_loader(std::function<result<Config, config::diagnostics>()> loader) { loader_ = std::move(loader); }
+
+  /// Reloads the config now (SIGHUP, POST /reload). False: no loader, or the file was bad
+  /// (logged; the old config keeps serving).
+  bool reload_now() { return reloader_ ? reloader_->reload() : false; }
 
   /// Runs until SIGTERM/SIGINT and the drain that follows. Returns the exit code.
   int run() {
-    start_admin();
     start_reload();
     wait_signals();
     pool_.start();
@@ -144,46 +118,8 @@ public:
   }
 
 private:
-  void start_admin() {
-    if constexpr (has_admin<Config>) {
-      const auto& listen = config_.get()->admin.listen;
-      if (!listen) return;
-      std::error_code ec;
-      auto addr = asio::ip::make_address(listen->host, ec);
-      if (ec) throw std::runtime_error("admin.listen: not an IP address: " + listen->host);
-      admin::server_options aopt;
-      admin_security(*config_.get(), addr, aopt);
-      admin_ = std::make_unique<admin::server>(control_, asio::ip::tcp::endpoint{addr, listen->port}, std::move(aopt));
-      admin_->serve_metrics(metrics_);
-      admin_->set_ready([this] { return !drain_.draining(); });
-      admin_->handle("POST", "/reload", [this](const admin::request&) {
-        return reload_now() ? admin::text(200, "reloaded\n") : admin::text(422, "config kept: see log\n");
-      });
-      for (auto& f : admin_mounts_) f(*admin_);
-      admin_->start();
-      log_.info("admin listening", {{"address", listen->to_string()}});
-    }
-  }
-
-  /// The admin block's token file and host names; a warning for an open, token-less endpoint.
-  void admin_security(const Config& c, const asio::ip::address& addr, admin::server_options& o) {
-    if constexpr (requires { c.admin.token_file; c.admin.allowed_hosts; }) {
-      o.allowed_hosts = c.admin.allowed_hosts;
-      if (!c.admin.token_file.empty()) {
-        auto t = admin::read_token_file(c.admin.token_file);
-        if (!t) throw std::runtime_error("admin.token_file: " + c.admin.token_file + ": " + t.error().message());
-        o.token = std::move(*t);
-      }
-    }
-    if (!addr.is_loopback() && o.token.empty())
-      log_.warn("admin endpoint is not on loopback and has no token_file: anyone who reaches it can POST /reload",
-                {{"address", addr.to_string()}});
-  }
-
   void start_reload() {
-    if (!loader_ && opt_.config_given)
-      loader_ = [path = std::filesystem::path(opt_.config_path)] { return load_config<Config>(path); };
-    if (!loader_) return;
+    if (!loader_) return;  // run_main sets one that reads the --config file
     reloader_.emplace(config_, loader_,
                       config::reload_callbacks<Config>{
                           [this](const config_ptr& cfg) {
@@ -210,8 +146,6 @@ private:
     }
   }
 
-  bool reload_now() { return reloader_ ? reloader_->reload() : false; }
-
   void wait_signals() {
     signals_.async_wait([this](std::error_code ec, int sig) {
       if (ec) return;
@@ -232,7 +166,6 @@ private:
     drain_.begin();
     for (auto& f : stop_accepting_) f();
     if (watcher_) watcher_->stop();
-    if (admin_) admin_->stop();
     deadline_ = std::chrono::steady_clock::now() + opt_.drain_timeout;
     // A second signal ends the drain at once.
     signals_.async_wait([this](std::error_code ec, int) {
@@ -271,60 +204,17 @@ private:
   asio::signal_set signals_;
   asio::steady_timer drain_timer_{control_};
   std::chrono::steady_clock::time_point deadline_{};
-  std::unique_ptr<admin::server> admin_;
-  std::vector<std::function<void(admin::server&)>> admin_mounts_;
   std::function<result<Config, config::diagnostics>()> loader_;
   std::optional<config::reloader<Config>> reloader_;
   std::optional<config::watcher> watcher_;
   std::vector<std::function<void()>> stop_accepting_;
   std::vector<std::function<void(const config_ptr&)>> reloaded_;
+  std::vector<std::function<void(admin::server&)>> admin_mounts_;
   observe::counter* reloads_ok_ = nullptr;
   observe::counter* reloads_failed_ = nullptr;
   bool finished_ = false;
   int exit_code_ = 0;
   std::vector<std::shared_ptr<void>> kept_;  // last: destroyed first
 };
-
-/// The whole life of an app: CLI, config, then `serve(runtime&)` and the runtime's loop.
-template <class Config, class Serve>
-int run_main(int argc, const char* const* argv, const app_info& info, Serve&& serve) {
-  auto parsed = parse_cli(argc, argv, info);
-  if (!parsed) return parsed.error();
-  options& o = *parsed;
-
-  if (o.cmd == command::init) {
-    std::cout << config::starter_config<Config>(info.name + " configuration");
-    return 0;
-  }
-
-  const bool use_defaults =
-      o.cmd == command::run && !o.config_given && !std::filesystem::exists(o.config_path);
-  std::shared_ptr<const Config> cfg;
-  if (use_defaults) {
-    cfg = std::make_shared<const Config>();
-  } else {
-    auto loaded = load_config<Config>(o.config_path);
-    if (!loaded) {
-      std::cerr << loaded.error().to_string();
-      if (o.cmd == command::validate) std::cerr << o.config_path << ": invalid\n";
-      return 1;
-    }
-    if (o.cmd == command::validate) {
-      std::cout << o.config_path << ": ok\n";
-      return 0;
-    }
-    o.config_given = true;
-    cfg = std::make_shared<const Config>(std::move(*loaded));
-  }
-
-  try {
-    runtime<Config> rt(o, info, std::move(cfg));
-    if (int rc = serve(rt); rc != 0) return rc;
-    return rt.run();
-  } catch (const std::exception& e) {
-    std::cerr << info.name << ": " << e.what() << "\n";
-    return 1;
-  }
-}
 
 }  // namespace rproxy::app

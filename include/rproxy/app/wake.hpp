@@ -12,17 +12,19 @@
 //     w.joined(); ... w.left(now);            // clients in, out
 //     if (w.stop_if_idle(now, cfg, log, "survival")) forget_cached_answers();   // from a 1 s tick
 //
-// Commands run with /bin/sh -c, detached (app/command.hpp); their output goes to log_file.
+// Commands run with /bin/sh -c, detached (app/command.hpp); their output goes to log_file. The
+// state itself (online, sleeping, starting; clients, idle time) is health::power_state, which
+// flows below the app layer read and report to.
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include <rproxy/app/command.hpp>
 #include <rproxy/config/field.hpp>
+#include <rproxy/health/power_state.hpp>
 #include <rproxy/observe/log.hpp>
 
 namespace rproxy::app {
@@ -43,37 +45,23 @@ struct wake_config {
   }
 };
 
-/// What a group's host is doing, as a client would be told.
-enum class power { online, offline, sleeping, starting };
+/// What a group's host is doing (health/power_state.hpp).
+using power = health::power;
 
-class wake_state {
+/// A group's power state (health::power_state) and the commands that start and stop its host.
+class wake_state : public health::power_state {
 public:
-  using clock = std::chrono::steady_clock;
   enum class start_result { started, starting, failed };
 
-  /// A backend answered: the group is online.
-  void reachable(clock::time_point now) {
-    std::lock_guard lock(mu_);
-    if (power_ != power::online) idle_since_ = now;
-    power_ = power::online;
-  }
-
-  /// No backend answered: the state to show until one does (sleeping with wake on, else offline;
-  /// a start in progress stays `starting` until its start_timeout).
+  using health::power_state::unreachable;
+  /// No backend answered: sleeping with wake on (`w` set), else offline (see power_state).
   power unreachable(clock::time_point now, const wake_config* w) {
-    std::lock_guard lock(mu_);
-    if (!(power_ == power::starting && w && now - since_ < w->start_timeout)) power_ = w ? power::sleeping : power::offline;
-    return power_;
+    return unreachable(now, w ? std::optional<clock::duration>(w->start_timeout) : std::nullopt);
   }
 
   /// A client found no backend: runs the start command, unless a start is already under way.
   start_result start(clock::time_point now, const wake_config& w, const observe::logger& log, std::string_view name) {
-    {
-      std::lock_guard lock(mu_);
-      if (power_ == power::starting && now - since_ < w.start_timeout) return start_result::starting;
-      power_ = power::starting;
-      since_ = now;
-    }
+    if (!begin_start(now, w.start_timeout)) return start_result::starting;
     if (auto r = spawn_command(w.start_command, {.log_file = w.log_file}); !r) {
       log.error("wake: start command failed", {{"backends", name}, {"error", r.error().message()}});
       return start_result::failed;
@@ -85,32 +73,12 @@ public:
   /// Runs the stop command once the group has been online with no clients for idle_timeout.
   /// True when it did (the group is sleeping from now on).
   bool stop_if_idle(clock::time_point now, const wake_config& w, const observe::logger& log, std::string_view name) {
-    if (w.stop_command.empty()) return false;
-    {
-      std::lock_guard lock(mu_);
-      if (power_ != power::online || clients_.load() != 0 || now - idle_since_ < w.idle_timeout) return false;
-      power_ = power::sleeping;
-    }
+    if (w.stop_command.empty() || !begin_sleep(now, w.idle_timeout)) return false;
     log.info("wake: no clients for the idle timeout; stopping the backend", {{"backends", name}});
     if (auto r = spawn_command(w.stop_command, {.log_file = w.log_file}); !r)
       log.error("wake: stop command failed", {{"backends", name}, {"error", r.error().message()}});
     return true;
   }
-
-  void joined() { clients_.fetch_add(1); }
-  void left(clock::time_point now) {
-    if (clients_.fetch_sub(1) == 1) {
-      std::lock_guard lock(mu_);
-      idle_since_ = now;
-    }
-  }
-
-private:
-  std::mutex mu_;
-  power power_ = power::online;
-  clock::time_point since_{};
-  clock::time_point idle_since_ = clock::now();
-  std::atomic<int> clients_{0};
 };
 
 }  // namespace rproxy::app

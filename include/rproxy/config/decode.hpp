@@ -23,6 +23,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <memory>
 #include <string>
@@ -293,6 +294,12 @@ result<T, diagnostics> load_file(const std::filesystem::path& path, positions* p
   auto text = read_text_file(path);
   if (!text) return failure(std::move(text).error());
   return load_string<T>(*text, path.string(), pos);
+}
+
+/// A loader that reads one file with load_file<T> (for config::reloader).
+template <reflected T>
+std::function<result<T, diagnostics>()> file_loader(std::filesystem::path path) {
+  return [path = std::move(path)] { return load_file<T>(path); };
 }
 
 }  // namespace rproxy::config

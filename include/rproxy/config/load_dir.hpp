@@ -42,6 +42,7 @@
 
 #include <rproxy/config/decode.hpp>
 #include <rproxy/config/diagnostics.hpp>
+#include <rproxy/config/dir_beside.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/validator.hpp>
 #include <rproxy/core/result.hpp>
@@ -102,13 +103,6 @@ result<std::vector<file_item<T>>, diagnostics> load_dir(const std::filesystem::p
   }
   if (!all.empty()) return failure(std::move(all));
   return items;
-}
-
-/// A directory named in a file, relative to that file's directory (nullopt: none named).
-inline std::optional<std::filesystem::path> dir_beside(const std::filesystem::path& file, const std::string& dir) {
-  if (dir.empty()) return std::nullopt;
-  std::filesystem::path d(dir);
-  return d.is_absolute() ? d : file.parent_path() / d;
 }
 
 /// A main file whose list was completed from a directory of per-item files.

@@ -2,7 +2,7 @@
 //
 //     rproxy::config::snapshot<proxy_config> current{std::move(*first)};
 //     rproxy::config::reloader<proxy_config> reload{
-//         current, rproxy::config::file_loader<proxy_config>("proxy.yaml"),
+//         current, rproxy::config::file_loader<proxy_config>("proxy.yaml"),   // config/decode.hpp
 //         {.on_reload = [](const auto& cfg) { log.info("config reloaded"); },
 //          .on_error = [](const auto& diags) { log.error("config kept: {}", diags.to_string()); }}};
 //     reload.watch(*file_watcher);                          // on each file change
@@ -25,7 +25,6 @@
 #include <system_error>
 #include <utility>
 
-#include <rproxy/config/decode.hpp>
 #include <rproxy/config/diagnostics.hpp>
 #include <rproxy/config/snapshot.hpp>
 #include <rproxy/config/watcher.hpp>
@@ -39,12 +38,6 @@ struct reload_callbacks {
   std::function<void(const std::shared_ptr<const T>&)> on_reload{};  ///< after a swap
   std::function<void(const diagnostics&)> on_error{};                 ///< old config kept
 };
-
-/// A loader that reads one file with load_file<T>.
-template <reflected T>
-std::function<result<T, diagnostics>()> file_loader(std::filesystem::path path) {
-  return [path = std::move(path)] { return load_file<T>(path); };
-}
 
 template <class T>
 class reloader {

@@ -4,7 +4,10 @@
 //     limits: { header_timeout: 10s, idle_timeout: 60s, max_header: 16KiB, max_body: 8MiB }
 //
 //     rproxy::flow::http1_block limits{};           // in the app's config struct
-//     c.limits.apply(adapter, options);             // flow/http1.hpp, flow/serve.hpp
+//     c.limits.apply(adapter, options);             // a flow::http1_adapter (flow/http1.hpp), flow::options
+//
+// The apply() functions take the adapter as a template parameter, so that a config header that
+// lists these blocks does not include the HTTP/1.1 driver.
 #pragma once
 
 #include <algorithm>
@@ -17,9 +20,9 @@
 #include <rproxy/config/duration.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/validator.hpp>
+#include <rproxy/codec/http1/message.hpp>
+#include <rproxy/flow/options.hpp>
 #include <rproxy/middleware/ip.hpp>
-#include <rproxy/flow/http1.hpp>
-#include <rproxy/flow/serve.hpp>
 
 namespace rproxy::flow {
 
@@ -44,8 +47,9 @@ struct http1_block {
         cfg::doc<&http1_block::buffer_size>("body buffer per direction per connection (bounds memory)"));
   }
 
-  /// Sets the adapter's limits and the driver's timeouts from this block.
-  void apply(http1_adapter& a, options& o) const {
+  /// Sets the adapter's limits (a flow::http1_adapter) and the driver's timeouts from this block.
+  template <class Http1Adapter>
+  void apply(Http1Adapter& a, options& o) const {
     a.request_limits.max_header_bytes = max_header.bytes;
     a.request_limits.max_header_count = max_header_count;
     a.request_limits.max_body_size = max_body.bytes;
@@ -79,7 +83,8 @@ struct http1_forwarding_block {
       if (!codec::http1::is_valid_field_name(allow_trailers[i]))
         v.at(&http1_forwarding_block::allow_trailers).at(i).error("not a header name");
   }
-  void apply(http1_adapter& a) const {
+  template <class Http1Adapter>
+  void apply(Http1Adapter& a) const {
     a.trusted_proxies.clear();
     for (const auto& t : trusted_proxies)
       if (auto c = middleware::cidr::parse(t)) a.trusted_proxies.push_back(*c);

@@ -6,7 +6,7 @@
 //     limits: { handshake_timeout: 5s, connections_per_ip: 16, login: {limit: 10, window: 10s} }
 //
 //     rproxy::flow::mc_limits_block limits{};        // in the app's config struct
-//     c.limits.apply(options);                       // the driver's timeouts (flow/serve.hpp)
+//     c.limits.apply(options);                       // the driver's timeouts (flow/options.hpp)
 //     rate_cfg = c.limits.rate_limit();              // what the rate_limit stage points at
 //     conn_cfg = c.limits.conn_limit();              // what the conn_limit stage points at
 #pragma once
@@ -16,7 +16,7 @@
 #include <string>
 
 #include <rproxy/config/field.hpp>
-#include <rproxy/flow/serve.hpp>
+#include <rproxy/flow/options.hpp>
 #include <rproxy/middleware/conn_limit.hpp>
 #include <rproxy/middleware/rate_limit.hpp>
 

@@ -5,7 +5,7 @@
 // (offline, sleeping, starting).
 //
 //     struct server_config { rproxy::flow::mc_status_config status{}; ... };       // YAML `status:`
-//     rproxy::flow::mc_server_list list(sc.status, cache, wake, pool, rewrite_host, config_dir, log);
+//     rproxy::flow::mc_server_list list(sc.status, cache, power, wake_start_timeout, pool, rewrite_host, config_dir, log);
 //     auto stage = rproxy::flow::mc_status_reply{[](const auto& ctx) { return &server(ctx).list; }, 3s};
 //
 // The stage runs on_route: a login goes on (next); a status or legacy ping gets ctx.reply and
@@ -25,13 +25,13 @@
 #include <optional>
 #include <string>
 
-#include <rproxy/app/wake.hpp>
 #include <rproxy/balance/upstream_config.hpp>
 #include <rproxy/cache/reply_cache.hpp>
 #include <rproxy/codec/mc/server_list.hpp>
 #include <rproxy/codec/mc/status.hpp>
 #include <rproxy/flow/mc_status_block.hpp>
 #include <rproxy/health/mc_status_probe.hpp>
+#include <rproxy/health/power_state.hpp>
 #include <rproxy/net/proxy_accept.hpp>
 #include <rproxy/observe/log.hpp>
 #include <rproxy/observe/metrics.hpp>
@@ -43,15 +43,15 @@ namespace rproxy::flow {
 enum class mc_ping_source : std::size_t { cache, backend, offline, sleeping, starting, count };
 inline constexpr std::array<std::string_view, 5> mc_ping_source_names{"cache", "backend", "offline", "sleeping", "starting"};
 
-/// One server's server-list answers for one config version. The cache, the wake state and the
-/// pool are the server's, kept across versions.
+/// One server's server-list answers for one config version. The cache, the power state (an
+/// app::wake_state with wake on join) and the pool are the server's, kept across versions.
 struct mc_server_list {
   using cache_type = cache::reply_cache<std::int32_t, std::string>;  ///< per client protocol version
 
   const mc_status_config* cfg = nullptr;
   cache_type* cache = nullptr;
-  app::wake_state* wake = nullptr;
-  const app::wake_config* wake_cfg = nullptr;  ///< null: no wake on join
+  health::power_state* wake = nullptr;
+  std::optional<std::chrono::milliseconds> wake_start_timeout;  ///< the wake block's; nullopt: no wake on join
   std::shared_ptr<const balance::upstream_pool> pool;
   std::string rewrite_host;  ///< the host name backends are asked with ("": the client's)
   std::array<std::string, 4> state_json{};                               ///< status JSON per power (online unused)
@@ -59,12 +59,12 @@ struct mc_server_list {
   std::array<observe::counter*, static_cast<std::size_t>(mc_ping_source::count)> answered{};  ///< optional
 
   mc_server_list() = default;
-  mc_server_list(const mc_status_config& c, cache_type& cache_, app::wake_state& wake_, const app::wake_config* wake_cfg_,
+  mc_server_list(const mc_status_config& c, cache_type& cache_, health::power_state& wake_, std::optional<std::chrono::milliseconds> wake_start,
                  std::shared_ptr<const balance::upstream_pool> pool_, std::string rewrite, const std::filesystem::path& dir,
                  const observe::logger& log)
-      : cfg(&c), cache(&cache_), wake(&wake_), wake_cfg(wake_cfg_), pool(std::move(pool_)), rewrite_host(std::move(rewrite)) {
-    const std::pair<app::power, const mc_status_text*> texts[] = {
-        {app::power::offline, &c.offline}, {app::power::sleeping, &c.sleeping}, {app::power::starting, &c.starting}};
+      : cfg(&c), cache(&cache_), wake(&wake_), wake_start_timeout(wake_start), pool(std::move(pool_)), rewrite_host(std::move(rewrite)) {
+    const std::pair<health::power, const mc_status_text*> texts[] = {
+        {health::power::offline, &c.offline}, {health::power::sleeping, &c.sleeping}, {health::power::starting, &c.starting}};
     for (const auto& [p, t] : texts)
       state_json[static_cast<std::size_t>(p)] = codec::mc::state_status(t->motd, t->version_name, favicon(t->favicon, dir, log));
     online_favicon = favicon(c.online.favicon, dir, log);
@@ -107,8 +107,10 @@ struct mc_status_reply {
       src = mc_ping_source::backend;
     }
     if (!json) {
-      const auto p = s.wake->unreachable(std::chrono::steady_clock::now(), s.wake_cfg);
-      src = p == app::power::starting ? mc_ping_source::starting : p == app::power::sleeping ? mc_ping_source::sleeping : mc_ping_source::offline;
+      const auto p = s.wake->unreachable(std::chrono::steady_clock::now(), s.wake_start_timeout);
+      src = p == health::power::starting   ? mc_ping_source::starting
+            : p == health::power::sleeping ? mc_ping_source::sleeping
+                                           : mc_ping_source::offline;
       json = s.state_json[static_cast<std::size_t>(p)];
     }
     if (auto* c = s.answered[static_cast<std::size_t>(src)]) c->inc();

@@ -17,7 +17,7 @@
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/scalar.hpp>
 #include <rproxy/config/validator.hpp>
-#include <rproxy/health/checker.hpp>
+#include <rproxy/health/check_options.hpp>
 
 namespace rproxy::health {
 

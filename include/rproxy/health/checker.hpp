@@ -66,18 +66,11 @@
 
 #include <rproxy/balance/pool.hpp>
 #include <rproxy/balance/stage.hpp>
+#include <rproxy/health/check_options.hpp>
 #include <rproxy/health/error.hpp>
 #include <rproxy/health/probe.hpp>
 
 namespace rproxy::health {
-
-struct check_options {
-  std::chrono::milliseconds interval{5000};  ///< between rounds (at least 1 ms)
-  std::chrono::milliseconds timeout{2000};   ///< of one probe
-  double jitter = 0.1;                       ///< each interval varies by up to +/- this share (0..1)
-  unsigned rise = 2;                         ///< successes in a row that bring a backend back (0 = 1)
-  unsigned fall = 3;                         ///< failures in a row that take it out (0 = 1)
-};
 
 /// An interval moved by up to +/- `jitter` (clamped to 0..1) of itself; `random` is any 64-bit
 /// random value. Never less than 1 ms.

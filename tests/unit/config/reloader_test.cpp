@@ -2,6 +2,7 @@
 // reported and the old snapshot kept. Temp files, io_context driven, bounded waits.
 #include <catch2/catch.hpp>
 
+#include <rproxy/config/decode.hpp>
 #include <rproxy/config/load_dir.hpp>
 #include <rproxy/config/reloader.hpp>
 
