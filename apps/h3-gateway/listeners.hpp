@@ -51,10 +51,7 @@ struct listeners {
                                            const rproxy::flow::h2_adapter& h2, asio::ip::tcp::socket s,
                                            rproxy::net::accepted_endpoints eps, rproxy::flow::drain_tracker::guard) {
     const auto i = rproxy::observe::worker_index() % w->pipelines.size();
-    auto [ec, is_h2] = co_await rproxy::flow::sniff_h2_preface(s, w->options.hello_timeout);
-    if (ec) co_return;  // closed or silent before a first request
-    if (is_h2) (void)co_await rproxy::flow::serve_h2(w->connections[i], w->pipelines[i], h2, s, w->options, eps);
-    else (void)co_await rproxy::flow::serve(w->connections[i], w->pipelines[i], h1, std::move(s), w->options, eps);
+    (void)co_await rproxy::flow::serve_http(w->connections[i], w->pipelines[i], h1, h2, std::move(s), w->options, eps);
   }
 
   /// TLS: the handshake within the header timeout, then HTTP/2 if ALPN chose it, else HTTP/1.1.

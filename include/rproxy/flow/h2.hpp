@@ -1,9 +1,8 @@
 // rproxy/flow/h2.hpp: HTTP/2 clients on the HTTP/1.1 request pipeline (flow/http1.hpp).
 //
 //     rproxy::flow::h2_adapter h2{.http1 = &http1_adapter, .limits = {...}};
-//     auto [ec, is_h2] = co_await rproxy::flow::sniff_h2_preface(socket, 10s);   // h2c prior knowledge
-//     if (is_h2) co_await rproxy::flow::serve_h2(conn, reqs, h2, socket, options);
-//     else       co_await rproxy::flow::serve(conn, reqs, http1_adapter, std::move(socket), options);
+//     co_await rproxy::flow::serve_http(conn, reqs, http1_adapter, h2, std::move(socket), options);
+//     // HTTP/1.1, or h2c with prior knowledge (the preface sniffed after on_accept)
 //     // over TLS, after ALPN chose "h2": co_await serve_h2(conn, reqs, h2, tls_stream, options, eps);
 //
 // One connection runs the connection pipeline (`conn`: on_accept, on_close: IP filters,
@@ -108,17 +107,23 @@ inline constexpr std::string_view h2_preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n
 /// Whether a plain connection starts with the HTTP/2 preface (h2c with prior knowledge), looked
 /// at without taking the bytes (MSG_PEEK), so either adapter reads them from the start. Decided
 /// at the first byte that differs (an HTTP/1.1 request), or once all 24 are there. Errors: the
-/// client closed, or sent too little within `timeout` (net::error::idle_timeout).
-inline asio::awaitable<std::pair<std::error_code, bool>> sniff_h2_preface(asio::ip::tcp::socket& s, std::chrono::milliseconds timeout) {
+/// client closed, or sent too little within `timeout` (net::error::idle_timeout). `early`:
+/// client bytes already taken (read with a PROXY header): they come first.
+inline asio::awaitable<std::pair<std::error_code, bool>> sniff_h2_preface(asio::ip::tcp::socket& s, std::chrono::milliseconds timeout,
+                                                                           std::string_view early = {}) {
+  early = early.substr(0, std::min(early.size(), h2_preface.size()));
+  if (early != h2_preface.substr(0, early.size())) co_return std::pair{std::error_code{}, false};
+  if (early.size() == h2_preface.size()) co_return std::pair{std::error_code{}, true};
   const auto until = std::chrono::steady_clock::now() + timeout;
   std::array<char, h2_preface.size()> buf;
+  std::copy(early.begin(), early.end(), buf.begin());
   asio::steady_timer pause(s.get_executor());
   for (bool readable = false;;) {
     if (!readable) {
       auto [ec] = co_await net::with_deadline(s.async_wait(asio::socket_base::wait_read, asio::experimental::deferred), until);
       if (ec) co_return std::pair{ec, false};
     }
-    const auto n = ::recv(s.native_handle(), buf.data(), buf.size(), MSG_PEEK | MSG_DONTWAIT);
+    const auto n = ::recv(s.native_handle(), buf.data() + early.size(), buf.size() - early.size(), MSG_PEEK | MSG_DONTWAIT);
     if (n == 0) co_return std::pair{std::error_code(asio::error::eof), false};
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
@@ -127,7 +132,7 @@ inline asio::awaitable<std::pair<std::error_code, bool>> sniff_h2_preface(asio::
       }
       co_return std::pair{std::error_code(errno, std::system_category()), false};
     }
-    const std::string_view got(buf.data(), static_cast<std::size_t>(n));
+    const std::string_view got(buf.data(), early.size() + static_cast<std::size_t>(n));
     if (got != h2_preface.substr(0, got.size())) co_return std::pair{std::error_code{}, false};
     if (got.size() == h2_preface.size()) co_return std::pair{std::error_code{}, true};
     // Part of the preface: the rest is on its way. The socket stays readable (the bytes are
@@ -746,6 +751,31 @@ asio::awaitable<std::error_code> serve_h2(ConnPipeline& conn, Pipeline& p, const
   });
   std::error_code ignored;
   detail::tcp_of(client).close(ignored);
+  conn.close(cctx, ec);
+  co_return ec;
+}
+
+/// Serves one plain TCP client connection that speaks HTTP/1.1 or, when it starts with the
+/// preface, HTTP/2 (h2c with prior knowledge). The connection's start comes first: the PROXY
+/// header (trusted peers) and `conn`'s on_accept, so IP filters and connection caps count a
+/// client that has not sent a byte yet; then the first bytes choose the protocol.
+template <class ConnPipeline, class Pipeline>
+asio::awaitable<std::error_code> serve_http(ConnPipeline& conn, Pipeline& p, const http1_adapter& h1, const h2_adapter& h2,
+                                            asio::ip::tcp::socket client, const options& o,
+                                            std::optional<net::accepted_endpoints> eps = std::nullopt) {
+  auto cctx = conn.make_context();
+  detail::fill(cctx, client, eps ? &*eps : nullptr);
+  auto reader = detail::make_reader(h1);
+  auto ec = co_await detail::guarded([&]() -> asio::awaitable<std::error_code> {
+    auto acc = co_await detail::accept(conn, h1, cctx, client, o);
+    if (acc.ec) co_return acc.ec;
+    auto [sec, is_h2] = co_await sniff_h2_preface(client, acc.refused ? o.rejected_hello_timeout : o.hello_timeout, acc.early);
+    if (sec) co_return sec;  // closed, or silent: nothing to answer
+    if (!is_h2) co_return co_await detail::serve_flows(cctx, p, h1, client, o, reader, acc);
+    h2_detail::connection<asio::ip::tcp::socket, Pipeline, decltype(cctx)> c(client, p, h2, o, cctx, acc.refused);
+    co_return co_await c.run(acc.early);
+  });
+  detail::end(client);
   conn.close(cctx, ec);
   co_return ec;
 }

@@ -533,6 +533,38 @@ void spawn(Pipeline& p, Adapter a, asio::ip::tcp::socket client, const options& 
   asio::co_spawn(ex, detail::run_spawned(std::move(f), std::move(a), o), asio::detached);
 }
 
+namespace detail {
+/// The flows of one client connection after its start (`acc`): a flow per request of `p`
+/// while the adapter keeps the connection. The body of the multi-flow serve() below.
+template <class ConnCtx, class Pipeline, class Adapter, class Client, class Reader>
+asio::awaitable<std::error_code> serve_flows(ConnCtx& cctx, Pipeline& p, const Adapter& a, Client& client,
+                                             const options& o, Reader& reader, const accepted& acc) {
+  if constexpr (Adapter::reads_hello) reader.feed(acc.early);
+  kept_backend kept;
+  for (std::uint64_t n = 0;; ++n) {
+    auto ctx = p.make_context();
+    ctx.id = cctx.id;
+    ctx.client = cctx.client;
+    ctx.local = cctx.local;
+    ctx.started = std::chrono::steady_clock::now();
+    bool keep_client = false;
+    std::error_code fec;
+    std::optional<reject_reason> refused = acc.refused;
+    if (auto v = co_await run_phase<phase::accept>(p, ctx); !v.is_next() && !refused) {
+      if (v.is_reject()) ctx.rejected = refused = v.reason();
+    }
+    fec = co_await guarded([&]() -> asio::awaitable<std::error_code> {
+      co_return co_await run_flow(p, a, ctx, client, o, reader, refused, n == 0 ? std::string_view(acc.early) : std::string_view(),
+                                  kept, keep_client);
+    });
+    p.close(ctx, fec);
+    cctx.bytes_from_client += ctx.bytes_from_client;
+    cctx.bytes_to_client += ctx.bytes_to_client;
+    if (!keep_client || refused) co_return fec;
+  }
+}
+}  // namespace detail
+
 /// Serves one client connection that carries many flows (HTTP/1.1 keep-alive: a flow per
 /// request): `conn` runs on_accept and on_close once for the connection (IP filters,
 /// connection caps), `p` runs every phase for each flow, while the adapter keeps the connection.
@@ -547,29 +579,7 @@ asio::awaitable<std::error_code> serve(ConnPipeline& conn, Pipeline& p, const Ad
   auto ec = co_await detail::guarded([&]() -> asio::awaitable<std::error_code> {
     auto acc = co_await detail::accept(conn, a, cctx, client, o);
     if (acc.ec) co_return acc.ec;
-    if constexpr (Adapter::reads_hello) reader.feed(acc.early);
-    detail::kept_backend kept;
-    for (std::uint64_t n = 0;; ++n) {
-      auto ctx = p.make_context();
-      ctx.id = cctx.id;
-      ctx.client = cctx.client;
-      ctx.local = cctx.local;
-      ctx.started = std::chrono::steady_clock::now();
-      bool keep_client = false;
-      std::error_code fec;
-      std::optional<reject_reason> refused = acc.refused;
-      if (auto v = co_await run_phase<phase::accept>(p, ctx); !v.is_next() && !refused) {
-        if (v.is_reject()) ctx.rejected = refused = v.reason();
-      }
-      fec = co_await detail::guarded([&]() -> asio::awaitable<std::error_code> {
-        co_return co_await detail::run_flow(p, a, ctx, client, o, reader, refused, n == 0 ? std::string_view(acc.early) : std::string_view(),
-                                            kept, keep_client);
-      });
-      p.close(ctx, fec);
-      cctx.bytes_from_client += ctx.bytes_from_client;
-      cctx.bytes_to_client += ctx.bytes_to_client;
-      if (!keep_client || refused) co_return fec;
-    }
+    co_return co_await detail::serve_flows(cctx, p, a, client, o, reader, acc);
   });
   detail::end(client);
   conn.close(cctx, ec);
