@@ -1,9 +1,9 @@
-// Room messages through ws_server::registry::handle (parse, validate, encode once, keep in the
+// Room messages through rproxy::rooms::registry::handle (parse, validate, encode once, keep in the
 // history, share with the members), by room size, beside the same message with its frame
 // encoded once per recipient (what a server without the shared buffer does), and with two
 // threads sending to one room (its lock contended) or to two rooms. Each case runs 0.3 s; the
 // table gives ns per message and the per-recipient encoding's time as a multiple of ours.
-#include <ws-server/rooms.hpp>
+#include <rproxy/rooms/registry.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -12,6 +12,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+namespace rooms = rproxy::rooms;
 
 namespace {
 
@@ -32,27 +34,27 @@ void fail(const char* what) {
   std::exit(1);
 }
 
-ws_server::rooms_block config() {
-  ws_server::rooms_block c;
+rooms::rooms_block config() {
+  rooms::rooms_block c;
   c.max_members = 1000;
   c.history = 100;
   c.max_rooms_per_session = 4;
   return c;
 }
 
-const auto now = ws_server::time_point{} + std::chrono::hours(1000);
+const auto now = rooms::time_point{} + std::chrono::hours(1000);
 const std::string text = R"({"op":"message","id":7,"room":"r","text":"hello there, how is everyone doing today? <3 & \u00e9"})";
 
-void fill(ws_server::registry& reg, std::string_view room, std::size_t members, std::uint16_t worker) {
+void fill(rooms::registry& reg, std::string_view room, std::size_t members, std::uint16_t worker) {
   std::string create = R"({"op":"create","room":")";
   create.append(room).append("\"}");
-  if (!reg.handle({ws_server::make_session_id(worker, 0), "owner"}, create, now).ok) fail("create");
+  if (!reg.handle({rooms::make_session_id(worker, 0), "owner"}, create, now).ok) fail("create");
   std::string join = R"({"op":"join","room":")";
   join.append(room).append("\"}");
   for (std::size_t i = 1; i < members; ++i) {
     std::string user = "u";  // appended: g++ 12 -O3 warns falsely on "u" + std::to_string(i)
     user.append(std::to_string(i));
-    if (!reg.handle({ws_server::make_session_id(worker, i), user}, join, now).ok) fail("join");
+    if (!reg.handle({rooms::make_session_id(worker, i), user}, join, now).ok) fail("join");
   }
 }
 
@@ -61,9 +63,9 @@ void fill(ws_server::registry& reg, std::string_view room, std::size_t members, 
 int main() {
   std::printf("%-30s %12s %18s %10s\n", "case", "shared ns", "per-recipient ns", "x shared");
   for (std::size_t members : {1, 10, 100, 1000}) {
-    ws_server::registry reg(config());
+    rooms::registry reg(config());
     fill(reg, "r", members, 0);
-    const ws_server::caller c{ws_server::make_session_id(0, 0), "owner"};
+    const rooms::caller c{rooms::make_session_id(0, 0), "owner"};
     std::size_t sink = 0;
     const double shared = ns_per_op([&] {
       auto out = reg.handle(c, text, now);
@@ -74,7 +76,7 @@ int main() {
       auto out = reg.handle(c, text, now);
       if (!out.ok) fail("message");
       for (auto s : *out.deliveries[0].to) {  // a frame built for each member
-        ws_server::json_out f;
+        rooms::json_out f;
         f.str("type", "message").str("room", "r").unum("msg_id", s).str("from", "owner").str("role", "owner");
         f.str("text", "hello there, how is everyone doing today? <3 & \xc3\xa9").num("ts", 1);
         sink += std::move(f).done().size();
@@ -88,7 +90,7 @@ int main() {
 
   // Two threads, 100 members per room: one room (contended) or one room each.
   for (bool same : {true, false}) {
-    ws_server::registry reg(config());
+    rooms::registry reg(config());
     fill(reg, "a", 100, 0);
     fill(reg, "b", 100, 1);
     std::atomic<std::size_t> total{0};
@@ -97,7 +99,7 @@ int main() {
       std::string msg = R"({"op":"message","room":")";
       msg.append(room).append(R"(","text":"hi"})");
       const std::uint16_t home = room[0] == 'a' ? 0 : 1;
-      const ws_server::caller c{ws_server::make_session_id(home, worker == home ? 0 : 1), worker == home ? "owner" : "u1"};
+      const rooms::caller c{rooms::make_session_id(home, worker == home ? 0 : 1), worker == home ? "owner" : "u1"};
       std::size_t n = 0;
       while (!stop.load(std::memory_order_relaxed)) {
         if (!reg.handle(c, msg, now).ok) fail("message (threads)");
