@@ -373,18 +373,7 @@ private:
     release_if_over(st);
   }
 
-  /// How long the next step may wait: the request's idle timeout, cut at its deadline.
-  std::chrono::milliseconds wait_for(const ctx_type& ctx) const {
-    std::chrono::milliseconds idle = h1_.idle_timeout;
-    if constexpr (requires { ctx.idle_timeout; ctx.deadline; }) {
-      if (ctx.idle_timeout.count() > 0) idle = ctx.idle_timeout;
-      if (ctx.deadline != std::chrono::steady_clock::time_point{}) {
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(ctx.deadline - std::chrono::steady_clock::now());
-        idle = std::max(std::chrono::milliseconds(1), std::min(idle, left));
-      }
-    }
-    return idle;
-  }
+  std::chrono::milliseconds wait_for(const ctx_type& ctx) const { return h1_.step_timeout(ctx); }
 
   static bool head_request(const ctx_type& ctx) {
     if constexpr (requires { ctx.head_request; }) return ctx.head_request;

@@ -476,6 +476,21 @@ struct http1_adapter {
     co_await http1_detail::answer_and_close(client, http1::make_error_response(status, text), idle_timeout);
   }
 
+  /// How long one step of an exchange may wait: the request's idle timeout (a route's, else
+  /// the adapter's), cut at the request's deadline. The HTTP/2 flow uses it too.
+  template <class Ctx>
+  std::chrono::milliseconds step_timeout(const Ctx& ctx) const {
+    std::chrono::milliseconds idle = idle_timeout;
+    if constexpr (requires { ctx.idle_timeout; ctx.deadline; }) {
+      if (ctx.idle_timeout.count() > 0) idle = ctx.idle_timeout;
+      if (ctx.deadline != std::chrono::steady_clock::time_point{}) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(ctx.deadline - std::chrono::steady_clock::now());
+        idle = std::max(std::chrono::milliseconds(1), std::min(idle, left));
+      }
+    }
+    return idle;
+  }
+
   /// After `replied`: the stage's response, as it is. The connection carries on when
   /// keep_after_stop() allowed it and the answer has a Content-Length and no Connection: close;
   /// otherwise it gets Connection: close (if it lacks one) and the connection ends.
@@ -553,18 +568,7 @@ struct http1_adapter {
     const bool bodiless_method = head_request(ctx);
     const bool idempotent = http1_detail::idempotent(r.parser_.head().method);
     r.take_head();
-    // The wait allowed for the next step: the request's idle timeout, cut at its deadline.
-    auto wait = [&]() -> std::chrono::milliseconds {
-      std::chrono::milliseconds idle = idle_timeout;
-      if constexpr (requires { ctx.idle_timeout; ctx.deadline; }) {
-        if (ctx.idle_timeout.count() > 0) idle = ctx.idle_timeout;
-        if (ctx.deadline != std::chrono::steady_clock::time_point{}) {
-          const auto left = std::chrono::ceil<std::chrono::milliseconds>(ctx.deadline - std::chrono::steady_clock::now());
-          idle = std::max(std::chrono::milliseconds(1), std::min(idle, left));
-        }
-      }
-      return idle;
-    };
+    auto wait = [&] { return step_timeout(ctx); };
     exchange_result out;
     bool body_read = false;  // something of the body was taken from the client
 
