@@ -311,6 +311,33 @@ class ResilienceTest(unittest.TestCase):
             self.assertEqual(gw.stop(), 0)
 
 
+class ConfigTest(unittest.TestCase):
+    def test_validate_names_the_line_of_a_bad_retry_or_breaker(self):
+        d = tempfile.mkdtemp(prefix="rproxy-h3gw-cfg-")
+        try:
+            path = os.path.join(d, "gw.yaml")
+            text = ("listen: 127.0.0.1:18080\ngroups:\n  - name: g\n    backends: [ { address: 127.0.0.1:9 } ]\n"
+                    "    breaker: { consecutive_failures: 3, cool_down: 0s }\nhttp:\n  routes:\n    - name: r\n      prefix: /\n"
+                    "      backends: [ { group: g } ]\n      retry: { count: 2, on: [ connect_error%s ], budget: { ratio: -1 } }\n")
+            with open(path, "w") as f:
+                f.write(text % ", bogus")
+            p = subprocess.run([BINARY, "validate", path], capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn(f"{path}:11:47: unknown value 'bogus', expected one of: connect_error, reset, http_502, http_503", p.stderr + p.stdout)
+            with open(path, "w") as f:
+                f.write(text % "")
+            p = subprocess.run([BINARY, "validate", path], capture_output=True, text=True, timeout=30)
+            out = p.stderr + p.stdout
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn(f"{path}:5:52: cool_down must be positive", out)
+            self.assertIn(f"{path}:11:66: ratio must be between 0 and 10", out)
+            init = subprocess.run([BINARY, "init"], capture_output=True, text=True, timeout=30).stdout
+            for key in ("# breaker: <breaker_block>", "outlier:", "# retry: <retry_block>", "proxy_protocol:"):
+                self.assertIn(key, init)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def make_cert(d, name):
     cert, key = os.path.join(d, name + ".pem"), os.path.join(d, name + ".key")
     p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
@@ -392,6 +419,13 @@ class ProxyProtocolTlsTest(unittest.TestCase):
         # Plain HTTP on the other listener says http.
         code, _, body, _ = base.curl(f"http://127.0.0.1:{self.port}/plain")
         self.assertEqual((code, json.loads(body)["headers"].get("x-forwarded-proto")), (200, "http"))
+
+    def test_plain_listener_reads_the_header_too(self):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            s.sendall(b"PROXY TCP4 192.0.2.44 127.0.0.1 40002 80\r\nGET /plain HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            status, _, body = base.read_response(s.makefile("rb"))
+        h = json.loads(body)["headers"]
+        self.assertEqual((status, h.get("x-forwarded-for"), h.get("x-forwarded-proto")), (200, "192.0.2.44", "http"))
 
     def test_untrusted_peer_is_refused_before_the_handshake(self):
         tls = harness.free_port()
