@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import struct
@@ -336,6 +337,95 @@ class ConfigTest(unittest.TestCase):
                 self.assertIn(key, init)
         finally:
             shutil.rmtree(d, ignore_errors=True)
+
+
+class LoadToolTest(unittest.TestCase):
+    """A canary split measured over 1,000 requests from h2load, and reloads under wrk and h2load
+    load against nginx with no failed request."""
+
+    def test_canary_split_over_a_thousand_h2load_requests(self):
+        stable, canary = Backend("stable"), Backend("canary")
+        port, admin = harness.free_port(), harness.free_port()
+        route = "- name: split\n  prefix: /\n  backends: [ { group: stable, weight: 80 }, { group: canary, weight: 20 } ]\n"
+        gw = harness.Program(BINARY, base.config(port, admin, [("stable", [stable.port], []), ("canary", [canary.port], [])], route),
+                             args=["--workers", "2"], name="h3gw-canary").start(wait_ports=[port, admin])
+        try:
+            p = subprocess.run(["h2load", "-n", "1000", "-c", "4", "-m", "4", f"http://127.0.0.1:{port}/c"],
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertRegex(p.stdout, r"requests: 1000 total, 1000 started, 1000 done, 1000 succeeded, 0 failed, 0 errored")
+        finally:
+            self.assertEqual(gw.stop(), 0)
+            stable.close()
+            canary.close()
+        n_stable, n_canary = stable.count("GET"), canary.count("GET")
+        print(f"\n  canary split over 1000: stable {n_stable}, canary {n_canary}", file=sys.stderr)
+        self.assertEqual(n_stable + n_canary, 1000)
+        # Binomial(1000, 0.2): mean 200, sd 12.6; 5 sd either side fails a correct split ~1 in 1.7 million.
+        self.assertTrue(137 <= n_canary <= 263, (n_stable, n_canary))
+
+    @harness.need(harness.nginx_path(), "nginx not installed")
+    def test_reload_under_wrk_and_h2load_load_to_nginx(self):
+        root = tempfile.mkdtemp(prefix="rproxy-www-")
+        for v in ("v1", "v2"):
+            os.makedirs(os.path.join(root, v))
+            with open(os.path.join(root, v, "x"), "w") as f:
+                f.write(v)
+        for d in (root, os.path.join(root, "v1"), os.path.join(root, "v2")):
+            os.chmod(d, 0o755)
+        ng_port = harness.free_port()
+        ng_dir = tempfile.mkdtemp(prefix="rproxy-nginx-")
+        with open(os.path.join(ng_dir, "nginx.conf"), "w") as f:
+            f.write(f"""daemon off; pid {ng_dir}/nginx.pid; error_log {ng_dir}/error.log;
+events {{ worker_connections 256; }}
+http {{ access_log off; client_body_temp_path {ng_dir}/body; proxy_temp_path {ng_dir}/proxy;
+  fastcgi_temp_path {ng_dir}/fcgi; uwsgi_temp_path {ng_dir}/uwsgi; scgi_temp_path {ng_dir}/scgi;
+  server {{ listen 127.0.0.1:{ng_port}; root {root}; }} }}
+""")
+        ng = subprocess.Popen([harness.nginx_path(), "-c", os.path.join(ng_dir, "nginx.conf"), "-p", ng_dir],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port, admin = harness.free_port(), harness.free_port()
+        route = "- name: www\n  prefix: /x\n  rewrite: /%s/x\n  backends: [ { group: nginx } ]\n"
+        gw = None
+        try:
+            harness.wait_port(ng_port)
+            gw = harness.Program(BINARY, base.config(port, admin, [("nginx", [ng_port], [])], route % "v1"), args=["--workers", "2"],
+                                 name="h3gw-wrk").start(wait_ports=[port, admin])
+            reloads = 0
+            for tool in (["wrk", "-t", "2", "-c", "16", "-d", "4s", f"http://127.0.0.1:{port}/x"],
+                         ["h2load", "-c", "8", "-m", "10", "-D", "4", f"http://127.0.0.1:{port}/x"]):
+                load = subprocess.Popen(tool, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+                def served():
+                    code, _, text, _ = base.curl(f"http://127.0.0.1:{admin}/metrics")
+                    return code == 200 and (metric(text.decode(), "h3gw_requests_total", route="www", status_class="2xx",
+                                                   backend=f"127.0.0.1:{ng_port}") or 0) > 200 * (reloads + 1)
+                harness.wait_until(served, timeout=30, what="load through the gateway")
+                reloads += 1
+                gw.write_config(base.config(port, admin, [("nginx", [ng_port], [])], route % ("v2" if reloads % 2 else "v1")))
+                gw.signal(signal.SIGHUP)
+                harness.wait_until(lambda: gw.output().count("routes updated") >= reloads, what="the reload")
+                out, _ = load.communicate(timeout=60)
+                print("\n  " + tool[0] + ": " + " | ".join(l.strip() for l in out.splitlines() if "requests" in l), file=sys.stderr)
+                self.assertEqual(load.returncode, 0, out)
+                if tool[0] == "wrk":
+                    self.assertNotIn("Non-2xx", out)
+                    self.assertNotIn("Socket errors", out)
+                    self.assertRegex(out, r"\d+ requests in")
+                else:
+                    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
+                    self.assertTrue(m, out)
+                    self.assertEqual((m.group(5), m.group(6)), ("0", "0"), out)
+                    self.assertEqual(m.group(3), m.group(4), out)
+                code, _, body, _ = base.curl(f"http://127.0.0.1:{port}/x")
+                self.assertEqual((code, body), (200, b"v2" if reloads % 2 else b"v1"))
+        finally:
+            if gw:
+                self.assertEqual(gw.stop(), 0)
+            ng.send_signal(signal.SIGQUIT)
+            ng.wait(10)
+            shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(ng_dir, ignore_errors=True)
 
 
 def make_cert(d, name):

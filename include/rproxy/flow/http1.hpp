@@ -614,7 +614,10 @@ struct http1_adapter {
     // retry policy allows it (a reset, not a timeout); else 502 (or `status`).
     auto fail_before_response = [&](std::error_code ec, unsigned status = 502,
                                     bool stale = false) -> asio::awaitable<exchange_result> {
-      if (reused && stale && !body_read) co_return exchange_result{ec, false, false, true};
+      if (reused && stale && !body_read) {
+        r.replay_ = true;  // (the next exchange sends the same head on a fresh connection)
+        co_return exchange_result{ec, false, false, true};
+      }
       if (status == 502 && ec == condition::upstream && retry_other(health::retry_on::reset)) {
         r.replay_ = true;
         co_return exchange_result{ec, false, false, false, true};
