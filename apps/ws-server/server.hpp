@@ -170,6 +170,7 @@ struct server {
     m.add_callback_gauge("ws_rooms", "Rooms open.", [this] { return static_cast<double>(shared.reg.room_count()); });
     counter("ws_upgrades_total", "Upgrades accepted (101).", st.upgrades);
     counter("ws_handshake_failures_total", "Upgrade requests refused as malformed (400, 426, 431) or too slow (408).", st.handshake_failures);
+    counter("ws_silent_connections_total", "Connections that ended before sending a byte (port probes); not handshake failures.", st.silent);
     counter("ws_pages_total", "Chat pages served.", st.pages);
     counter("ws_messages_in_total", "Messages received.", st.messages_in);
     counter("ws_bytes_in_total", "Bytes received after the upgrade.", st.bytes_in);
@@ -182,6 +183,9 @@ struct server {
     drops.with({"drop_newest"}, [&st] { return static_cast<double>(st.dropped_newest.load(std::memory_order_relaxed)); });
     drops.with({"close"}, [&st] { return static_cast<double>(st.closed_slow.load(std::memory_order_relaxed)); });
     drops.with({"over_limit"}, [&st] { return static_cast<double>(st.dropped_over_limit.load(std::memory_order_relaxed)); });
+    shared.hub.set_fanout_latency(&m.add_histogram(
+        "ws_fanout_latency_seconds", "From a delivery (room message, event) to its frame on the last recipient's send queue.",
+        {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5}));
     shared.rejections = &m.add_counter_family("ws_rejections_total", "Connections and messages refused, by reason.", {"reason"});
   }
 
