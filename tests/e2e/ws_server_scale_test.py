@@ -90,6 +90,10 @@ websocket: {{ idle_timeout: 120s }}
             self.assertEqual(m["ws_connections"], CONNS + 1)  # the client's warm-up connection too
             self.assertEqual(m["ws_rooms"], ROOMS)
             self.assertEqual(m.get("ws_send_dropped_total{policy=\"drop_oldest\"}", 0), 0)  # nobody was too slow
+            fanouts = m["ws_fanout_latency_seconds_count"]
+            self.assertGreaterEqual(fanouts, ROOMS * MESSAGES + (CONNS - ROOMS))  # the messages and the joins' presence
+            sys.stderr.write(f"scale: fan-out latency over {fanouts:.0f} deliveries (100 members each at most): "
+                             f"mean {m['ws_fanout_latency_seconds_sum'] / fanouts * 1e6:.0f} us\n")
             # Not under ASan: its shadow memory and quarantine make RSS track allocations.
             if not harness.sanitized(BINARY):
                 self.assertLessEqual(per_conn, MAX_BYTES_PER_CONN, f"{per_conn:.0f} bytes per connection")
