@@ -225,6 +225,31 @@ class MetricsTest(unittest.TestCase):
             self.assertEqual(srv.stop(), 0)
 
 
+class ConnectionCapTest(unittest.TestCase):
+    def test_per_ip_cap_refuses_the_next_upgrade(self):
+        port, admin = harness.free_port(), harness.free_port()
+        srv = harness.Program(BINARY, config(port, admin, "conn_limit: { max_per_ip: 2 }\n"),
+                              name="ws-cap").start(wait_ports=[port, admin])
+        try:
+            harness.wait_until(lambda: metrics(admin)["ws_silent_connections_total"] == 1, what="the harness's port probe to end")
+            a, b = Client(port, "a"), Client(port, "b")
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"GET /?user=c HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            head = s.recv(4096).decode(errors="replace")
+            s.close()
+            self.assertRegex(head, r"^HTTP/1.1 (429|503) ")
+            harness.wait_until(lambda: metrics(admin).get('ws_rejections_total{reason="too_many_connections"}', 0) == 1,
+                               what="the rejection counted")
+            self.assertEqual(a.ask(op="list")["type"], "ok")  # the two admitted ones are unaffected
+            a.s.close()
+            harness.wait_until(lambda: metrics(admin)["ws_connections"] == 1, what="a's connection to end")
+            self.assertEqual(Client(port, "c").ask(op="list")["type"], "ok")  # a place is free again
+            b.s.close()
+        finally:
+            self.assertEqual(srv.stop(), 0)
+
+
 class ModerationTest(unittest.TestCase):
     def test_private_room_mute_and_ban_with_duration(self):
         port, admin = harness.free_port(), harness.free_port()
