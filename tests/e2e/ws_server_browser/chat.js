@@ -26,21 +26,23 @@ async function open_page(browser, user, room) {
   if (resp.status() !== 200) throw new Error(`GET / answered ${resp.status()}`);
   await page.evaluate((u, r) => { document.getElementById("user").value = u; document.getElementById("room").value = r; }, user, room);
   await page.click("#connect");
-  await page.waitForFunction(() => document.getElementById("status").textContent === "connected", {timeout: wait});
+  await page.waitForFunction(() => document.getElementById("status").textContent === "connected", {timeout: wait, polling: "mutation"});
   await page.waitForFunction((r) => [...document.querySelectorAll("#log div")].some((d) => d.textContent.startsWith("in " + r + " as ")),
-                             {timeout: wait}, room);
+                             {timeout: wait, polling: "mutation"}, room);
   return {page, errors};
 }
 
 /// Types `text` into the page's message box and presses Enter, as a user would.
 async function type_message(page, text) {
+  await page.bringToFront();
   await page.type("#text", text);
   await page.keyboard.press("Enter");
 }
 
-/// Waits until the page's log has a line equal to `line`.
+/// Waits until the page's log has a line equal to `line`. Waits re-check on each DOM change
+/// ("mutation"): the default, requestAnimationFrame, never runs in a page that is not in front.
 function page_shows(page, line) {
-  return page.waitForFunction((l) => [...document.querySelectorAll("#log div")].some((d) => d.textContent === l), {timeout: wait}, line);
+  return page.waitForFunction((l) => [...document.querySelectorAll("#log div")].some((d) => d.textContent === l), {timeout: wait, polling: "mutation"}, line);
 }
 
 const log_of = (page) => page.evaluate(() => [...document.querySelectorAll("#log div")].map((d) => d.textContent));
@@ -71,11 +73,13 @@ async function main() {
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", `--user-data-dir=${profile}`],
   });
+  const pages = {};
   try {
     const version = await browser.version();
     const room = "browsers";
     const alice = await open_page(browser, "alice", room);   // creates the room (its join is not_found)
     const carol = await open_page(browser, "carol", room);   // joins it
+    Object.assign(pages, {alice: alice.page, carol: carol.page});
     const bob = await ws_client("bob");
     bob.ws.send(JSON.stringify({op: "join", room, id: 1}));
     await bob.until(() => bob.frames.some((f) => f.id === 1), "bob's join reply");
@@ -104,6 +108,15 @@ async function main() {
       page_errors: alice.errors.concat(carol.errors),
     });
     bob.ws.close();
+  } catch (e) {
+    // What each page showed, and what was left in its message box: the test prints it.
+    const seen = {};
+    for (const [who, p] of Object.entries(pages))
+      seen[who] = await p.evaluate(() => ({log: [...document.querySelectorAll("#log div")].map((d) => d.textContent),
+                                           text: document.getElementById("text").value,
+                                           status: document.getElementById("status").textContent})).catch((x) => String(x));
+    e.message += " | pages: " + JSON.stringify(seen);
+    throw e;
   } finally {
     await browser.close();
     fs.rmSync(profile, {recursive: true, force: true});
