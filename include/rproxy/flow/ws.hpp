@@ -27,6 +27,13 @@
 //     answer within another idle_timeout: close 1001.
 //   - server frames are not compressed (RFC 7692 allows any message uncompressed): one encoded
 //     frame is shared by every recipient; a client's compressed messages are inflated.
+//   - after the 101 a connection is a ws_detail::session driven by callbacks, not a coroutine:
+//     idle, it is a readiness wait with no buffer; bytes are read into the worker's buffer and
+//     parsed there; the queued frames are written without waiting once the handler is done; the
+//     deadlines are entries on the io_context's idle sweep (net/idle_sweep.hpp). In a spawned
+//     flow (flow::spawn) the session takes the flow over, so no coroutine frame stays either.
+//     A synchronous on_message runs inline; an asynchronous one pauses reading until it is done.
+//     The socket's executor must be an io_context's (what listeners give).
 #pragma once
 
 #include <asio/async_result.hpp>
@@ -292,6 +299,7 @@ struct ws_adapter {
   /// ws_detail::session (no coroutine frame). Here the flow's coroutine waits for it.
   template <class Pipeline, class Ctx>
   asio::awaitable<std::error_code> session(Pipeline& p, Ctx& ctx, asio::ip::tcp::socket& s, const options&, reader& r) const {
+    if (!net::detail::io_context_of(s.get_executor())) throw std::logic_error("flow::ws_adapter: the socket's executor must be an io_context's");
     if (auto ec = co_await upgrade(s, r)) co_return ec;
     const auto up = r.upgrade();
     std::string early(r.rest());
@@ -311,6 +319,7 @@ struct ws_adapter {
   template <class Pipeline, class Ctx, class Handoff>
     requires requires(Handoff& h) { h.take(); }
   asio::awaitable<std::error_code> session(Pipeline&, Ctx&, asio::ip::tcp::socket& s, const options&, reader& r, Handoff& h) const {
+    if (!net::detail::io_context_of(s.get_executor())) throw std::logic_error("flow::ws_adapter: the socket's executor must be an io_context's");
     if (auto ec = co_await upgrade(s, r)) co_return ec;
     const auto up = r.upgrade();
     const std::string_view early = r.rest();
@@ -394,9 +403,7 @@ public:
 
   void start() {
     auto& s = owner_.socket();
-    auto* ioc = net::detail::io_context_of(s.get_executor());
-    if (!ioc) throw std::logic_error("flow::ws_adapter: the socket's executor must be an io_context's");
-    sweep_ = &asio::use_service<net::idle_sweep>(*ioc);
+    sweep_ = &asio::use_service<net::idle_sweep>(*net::detail::io_context_of(s.get_executor()));  // (checked by the adapter)
     std::error_code ignored;
     s.non_blocking(true, ignored);  // reads and writes are tried at once; would_block means wait
     conn_.set_notify(&session::notified, this);
