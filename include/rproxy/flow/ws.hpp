@@ -176,18 +176,18 @@ struct ws_adapter {
   class reader {
   public:
     explicit reader(const ws_adapter& a)
-        : a_(&a), in_(a.request_limits.max_start_line + a.request_limits.max_header_bytes + 4), parser_(a.request_limits) {}
+        : a_(&a), cap_(a.request_limits.max_start_line + a.request_limits.max_header_bytes + 4), in_(new char[cap_]), parser_(a.request_limits) {}
     reader(const reader&) = delete;
     reader& operator=(const reader&) = delete;
 
     std::span<std::byte> prepare(std::size_t n) {
-      n = std::min(n, in_.size() - e_);
-      return {reinterpret_cast<std::byte*>(in_.data() + e_), n};
+      n = std::min(n, cap_ - e_);
+      return {reinterpret_cast<std::byte*>(in_.get() + e_), n};
     }
     void commit(std::size_t n) { e_ += n; }
     void feed(std::string_view early) {
-      const auto n = std::min(early.size(), in_.size() - e_);
-      std::memcpy(in_.data() + e_, early.data(), n);
+      const auto n = std::min(early.size(), cap_ - e_);
+      if (n) std::memcpy(in_.get() + e_, early.data(), n);
       e_ += n;
     }
     std::optional<std::chrono::milliseconds> settle_time() const { return std::nullopt; }
@@ -195,7 +195,7 @@ struct ws_adapter {
     template <class Ctx>
     hello_step next(Ctx& ctx, bool) {
       namespace http1 = codec::http1;
-      auto r = parser_.parse(std::string_view(in_.data() + b_, e_ - b_));
+      auto r = parser_.parse(std::string_view(in_.get() + b_, e_ - b_));
       switch (r.what) {
         case http1::event::head:
         case http1::event::upgrade: {
@@ -215,7 +215,7 @@ struct ws_adapter {
         }
         case http1::event::need_more:
           b_ += r.consumed;
-          if (e_ == in_.size()) return hello_step::fail(make_error_code(http1::error::header_too_large));
+          if (e_ == cap_) return hello_step::fail(make_error_code(http1::error::header_too_large));
           return hello_step::need_more();
         case http1::event::error: return hello_step::fail(parser_.error_code());
         default: return hello_step::fail(make_error_code(std::errc::protocol_error));
@@ -226,12 +226,13 @@ struct ws_adapter {
     const codec::ws::upgrade_request& upgrade() const { return *upgrade_; }
     std::optional<codec::ws::handshake_error> handshake_error() const { return handshake_error_; }
     /// The bytes after the upgrade request (frames the client sent at once).
-    std::string_view rest() const { return {in_.data() + head_end_, e_ - head_end_}; }
+    std::string_view rest() const { return {in_.get() + head_end_, e_ - head_end_}; }
     /// Frees the head's buffer (its views die with it).
     void release() {
       view_.reset();
       upgrade_.reset();
-      std::vector<char>().swap(in_);
+      in_.reset();
+      cap_ = 0;
       b_ = e_ = head_end_ = 0;
     }
 
@@ -259,7 +260,8 @@ struct ws_adapter {
     }
 
     const ws_adapter* a_;
-    std::vector<char> in_;
+    std::size_t cap_;
+    std::unique_ptr<char[]> in_;  ///< not zeroed: only the pages a request fills become resident
     std::size_t b_ = 0, e_ = 0, head_end_ = 0;
     codec::http1::request_parser parser_;
     std::optional<codec::http1::request_view> view_;
