@@ -9,6 +9,7 @@ Usage: ws_server_tls_test.py PATH_TO_WS_SERVER [unittest args]"""
 import base64
 import hashlib
 import json
+import signal
 import os
 import shutil
 import socket
@@ -213,6 +214,19 @@ rooms: {{ max_message_bytes: 40000, max_request_bytes: 60000 }}
         op, _ = keep.frame()  # the old connection still works: its idle ping comes
         self.assertEqual(op, 0x9)
         keep.s.close()
+
+    def test_zzzz_shutdown_sends_1001_over_tls(self):
+        # Last: SIGTERM sends 1001 to a wss member; the server exits 0 once it has gone.
+        c = RawTls(self.tls_port, self.ca, "leaving")
+        self.srv.signal(signal.SIGTERM)
+        while True:
+            op, payload = c.frame()
+            if op == 0x8:
+                break
+        self.assertEqual(int.from_bytes(payload[:2], "big"), 1001)
+        c.s.sendall(bytes([0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xE9 ^ 2]))  # our close (1001), masked
+        self.assertEqual(self.srv.proc.wait(15), 0)
+        c.s.close()
 
 
 if __name__ == "__main__":
