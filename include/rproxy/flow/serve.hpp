@@ -539,7 +539,7 @@ asio::awaitable<std::error_code> serve(Pipeline& p, const Adapter& a, Client cli
                                        std::optional<net::accepted_endpoints> eps = std::nullopt) {
   auto ctx = p.make_context();
   detail::fill(ctx, detail::tcp_of(client), eps ? &*eps : nullptr);
-  ctx.tls = !std::is_same_v<Client, asio::ip::tcp::socket>;
+  if constexpr (requires { ctx.tls; }) ctx.tls = !std::is_same_v<Client, asio::ip::tcp::socket>;
   auto reader = detail::make_reader(a);
   auto ec = co_await detail::guarded([&]() -> asio::awaitable<std::error_code> {
     auto acc = co_await detail::accept(p, a, ctx, client, o);
