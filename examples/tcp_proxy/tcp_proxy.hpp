@@ -48,7 +48,7 @@ struct route_config {
                        cfg::doc<&route_config::dynamic_weights>("weights from the backends' load reports (off when absent)"));
   }
   void validate(cfg::validator& v) const {
-    if (backends.empty()) v.at(&route_config::backends).error("a route needs at least one backend");
+    bal::validate_backends(v.at(&route_config::backends), backends);
     if (std::error_code ec; (void)asio::ip::make_address(listen.host, ec), ec)
       v.at(&route_config::listen).error("listen address must be an IP address: '" + listen.host + "'");
   }
