@@ -12,8 +12,6 @@
 #include <string>
 #include <vector>
 
-#include <asio/ip/address.hpp>
-
 #include <rproxy/app/config_blocks.hpp>
 #include <rproxy/app/runtime_fwd.hpp>
 #include <rproxy/app/wake.hpp>
@@ -25,6 +23,7 @@
 #include <rproxy/config/dir_beside.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
+#include <rproxy/config/listen_address.hpp>
 #include <rproxy/config/validator.hpp>
 #include <rproxy/health/mc_check_config.hpp>
 #include <rproxy/middleware/ban_block.hpp>
@@ -117,9 +116,7 @@ struct config {
   }
 
   void validate(cfg::validator& v) const {
-    std::error_code ec;
-    (void)asio::ip::make_address(listen.host, ec);
-    if (ec) v.at(&config::listen).error("listen address must be an IP address: '" + listen.host + "'");
+    cfg::validate_listen_address(v.at(&config::listen), listen);
     std::set<std::string> names;
     for (std::size_t i = 0; i < servers.size(); ++i) {
       if (servers[i].name.empty()) v.at(&config::servers).at(i).at(&server_config::name).error("an inline server needs a name");
