@@ -1,8 +1,10 @@
-// apps/mc-proxy/health.cpp: the one unit of mc-proxy that instantiates the health checker: the
-// status-ping checks a server's health_check block asks for, on its pool's monitor.
+// apps/mc-proxy/health.cpp: the one unit of mc-proxy that instantiates the servers' pools with
+// their health monitors (app::pools) and the status-ping checker a health_check block asks for.
+#include <map>
 #include <memory>
 #include <string>
 
+#include <rproxy/app/pools.hpp>
 #include <rproxy/health/mc_status_probe.hpp>
 
 #include "mc_proxy.hpp"
@@ -20,13 +22,23 @@ std::string first_name(const server_config& sc) {
 
 }  // namespace
 
-void check_server(rproxy::app::pools::monitor_type& m, const server_config& sc, std::uint16_t port, std::shared_ptr<server_state> st) {
-  if (!sc.health_check) return m.stop_checks();
-  m.on_change([st](std::string_view, bool up) {
-    if (up) st->wake.reachable(clock::now());
-  });
-  const std::string host = !sc.rewrite_host.empty() ? sc.rewrite_host : first_name(sc);
-  m.check_with(rproxy::health::make_mc_status_probe(host, port, sc.backends), sc.health_check->options());
+bool update_servers(rproxy::app::pools& pools, const config& c, std::map<std::string, std::shared_ptr<server_state>>& states) {
+  if (!pools.update(c.servers)) return false;
+  for (const auto& sc : c.servers) {
+    auto& st = states[sc.name];
+    if (!st) st = std::make_shared<server_state>();
+    auto& m = *pools.monitor(sc.name);
+    if (!sc.health_check) {
+      m.stop_checks();
+      continue;
+    }
+    m.on_change([st](std::string_view, bool up) {
+      if (up) st->wake.reachable(clock::now());
+    });
+    const std::string host = !sc.rewrite_host.empty() ? sc.rewrite_host : first_name(sc);
+    m.check_with(rproxy::health::make_mc_status_probe(host, c.listen.port, sc.backends), sc.health_check->options());
+  }
+  return true;
 }
 
 }  // namespace mc_proxy

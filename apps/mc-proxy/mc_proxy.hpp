@@ -16,6 +16,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,7 +24,6 @@
 #include <vector>
 
 #include <rproxy/app/listen.hpp>
-#include <rproxy/app/pools.hpp>
 #include <rproxy/app/runtime.hpp>
 #include <rproxy/app/versions.hpp>
 #include <rproxy/app/wake.hpp>
@@ -43,6 +43,10 @@
 
 #include "config.hpp"
 
+namespace rproxy::app {
+class pools;  // app/pools.hpp (health.cpp and serve.hpp include it)
+}
+
 namespace mc_proxy {
 
 namespace mc = rproxy::codec::mc;
@@ -58,10 +62,12 @@ struct server_state {
   rproxy::app::wake_state wake;
 };
 
-/// Starts the status-ping health checks of one server's health_check block on its pool's
-/// monitor, or stops them when it has none; a check that brings a backend back marks the server
-/// reachable. Compiled in health.cpp (the checker is one of the heavy instantiations).
-void check_server(rproxy::app::pools::monitor_type& m, const server_config& sc, std::uint16_t port, std::shared_ptr<server_state> st);
+/// Sets the servers' pools (app::pools: by name, kept across reloads) to a config's servers, and
+/// starts each one's status-ping checks (its health_check block) or stops them when it has none;
+/// a check that brings a backend back marks the server reachable. False: logged, nothing
+/// changed. Compiled in health.cpp (the pools' monitors and the checker are the heavy
+/// instantiations); `states` gets a server_state for each server that has none.
+bool update_servers(rproxy::app::pools& pools, const config& c, std::map<std::string, std::shared_ptr<server_state>>& states);
 
 struct families {
   obs::counter_family* logins = nullptr;

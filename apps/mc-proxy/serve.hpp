@@ -48,7 +48,7 @@ private:
                                            make_extra(*first)));
     using world = mc_proxy::world<pipeline_t>;
     auto build = [this, make_extra](const std::shared_ptr<const Config>& c) -> std::shared_ptr<const world> {
-      if (!pools_->update(c->servers)) return nullptr;  // logged
+      if (!update_servers(*pools_, *c, states_)) return nullptr;  // logged
       auto w = std::make_shared<world>();
       fill(*w, c);
       for (std::size_t i = 0; i < rt_.pool().size(); ++i)
@@ -71,7 +71,7 @@ private:
     return 0;
   }
 
-  /// The parts of a world that do not depend on the pipeline type, and each server's checks.
+  /// The parts of a world that do not depend on the pipeline type.
   void fill(world_base& w, const std::shared_ptr<const config>& cfg) {
     w.cfg = cfg;
     w.metrics = &fam_;
@@ -79,9 +79,7 @@ private:
     const auto dir = rt_.opts().config_given ? std::filesystem::path(rt_.opts().config_path).parent_path() : std::filesystem::path();
     w.servers.reserve(cfg->servers.size());
     for (const auto& sc : cfg->servers) {
-      auto& st = states_[sc.name];
-      if (!st) st = std::make_shared<server_state>();
-      check_server(*pools_->monitor(sc.name), sc, cfg->listen.port, st);
+      const auto& st = states_.at(sc.name);
       auto& sv = w.servers.emplace_back();
       sv.cfg = &sc;
       sv.pool = pools_->get(sc.name);
