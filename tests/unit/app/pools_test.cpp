@@ -64,6 +64,14 @@ struct fixture {
   obs::registry reg;
   rproxy::app::pools pools{io.get_executor(), log, &reg};
 
+  // As an app's runtime does at shutdown: stop the checks, then let the loop finish the probes
+  // they cancelled (it runs out of work; the bound only keeps a bug from hanging the test).
+  ~fixture() {
+    pools.stop();
+    io.restart();
+    io.run_for(5s);
+  }
+
   std::uint16_t port() const { return live.local_endpoint().port(); }
   std::uint16_t closed_port() {
     tcp::acceptor tmp(io, {asio::ip::address_v4::loopback(), 0});
