@@ -54,7 +54,7 @@ struct require_auth {
 
 /// Requests by route, status class ("2xx", ..., "none": no status sent) and backend; the
 /// request's latency (head read to flow end) by route; the backend's (connected to response
-/// head) by route and backend; connect retries by route.
+/// head) by route and backend; connect retries by route; upgrades (101 relayed) by route.
 struct request_metrics {
   using row = std::array<obs::counter*, 6>;
   struct backend_series {
@@ -67,6 +67,7 @@ struct request_metrics {
     std::vector<backend_series> backends;
     obs::histogram* duration;
     obs::counter* retries;
+    obs::counter* upgrades;
   };
   struct state {
     std::chrono::steady_clock::time_point connected{};
@@ -108,6 +109,7 @@ struct request_metrics {
     const auto& r = route_of(ctx);
     const auto* b = backend_of(r, ctx);
     (b ? b->requests : r.none)[ctx.status >= 100 && ctx.status < 600 ? ctx.status / 100 : 0]->inc();
+    if (ctx.status == 101) r.upgrades->inc();
     if (ctx.hello_done != std::chrono::steady_clock::time_point{}) r.duration->observe(std::chrono::steady_clock::now() - ctx.hello_done);
   }
 };
