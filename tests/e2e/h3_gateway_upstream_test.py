@@ -40,7 +40,8 @@ class WsBackend:
         first = json.loads(self.proc.stdout.readline())
         self.port = first["port"]
         self.seen = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self):
         for line in self.proc.stdout:
@@ -59,6 +60,8 @@ class WsBackend:
     def close(self):
         self.proc.kill()
         self.proc.wait()
+        self.reader.join(10)  # it ends at the pipe's EOF
+        self.proc.stdout.close()
 
 
 def ws_client(url, *args):
@@ -122,7 +125,15 @@ def read_frame(s, buf):
         buf += b
 
 
-def config(port, admin, ws_port, keys, extra=""):
+def config(port, admin, ws_port, keys=None, extra=""):
+    """Routes /ws and /idle (idle_timeout 300ms) to the ws backend; with an API key file, also
+    /private (api_keys)."""
+    private = f"""    - name: private
+      prefix: /private
+      strip_prefix: /private
+      backends: [ {{ group: ws }} ]
+      middleware: [ api_keys ]
+""" if keys else ""
     return f"""admin: {{ listen: 127.0.0.1:{admin} }}
 listen: 127.0.0.1:{port}
 groups:
@@ -135,18 +146,12 @@ http:
       strip_prefix: /ws
       backends: [ {{ group: ws }} ]
       request_headers: {{ set: {{ X-Route: ws }} }}
-    - name: private
-      prefix: /private
-      strip_prefix: /private
-      backends: [ {{ group: ws }} ]
-      middleware: [ api_keys ]
-    - name: idle
+{private}    - name: idle
       prefix: /idle
       strip_prefix: /idle
       backends: [ {{ group: ws }} ]
       idle_timeout: 300ms
-api_keys: {{ file: {keys} }}
-{extra}"""
+""" + (f"api_keys: {{ file: {keys} }}\n" if keys else "") + extra
 
 
 class WebSocketThroughGatewayTest(unittest.TestCase):
@@ -274,6 +279,244 @@ class WebSocketThroughGatewayTest(unittest.TestCase):
                     break
                 if not b:
                     break
+
+
+class WebSocketTlsAndDrainTest(unittest.TestCase):
+    """wss:// through the gateway's tls: listener (the relay over a TLS client stream), and a
+    graceful stop with an upgraded connection open."""
+
+    def test_wss_through_the_tls_listener_and_a_stop_with_a_websocket_open(self):
+        need_node()
+        ws = WsBackend()
+        d = tempfile.mkdtemp(prefix="rproxy-h3gw-wss-")
+        cert, key = os.path.join(d, "gw.pem"), os.path.join(d, "gw.key")
+        p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                            "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=wss.test",
+                            "-addext", "subjectAltName=DNS:wss.test,IP:127.0.0.1"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        port, admin, tls = harness.free_port(), harness.free_port(), harness.free_port()
+        text = config(port, admin, ws.port, extra=f"tls:\n  listen: 127.0.0.1:{tls}\n  certificates: [ {{ cert: {cert}, key: {key} }} ]\n")
+        gw = harness.Program(BINARY, text, args=["--workers", "1", "--drain-timeout", "1"], name="h3gw-wss")
+        try:
+            gw.start(wait_ports=[port, admin, tls])
+            r = ws_client(f"wss://127.0.0.1:{tls}/ws/secure", "--ca", cert, "--messages", "10", "--binary", "200000")
+            self.assertEqual((r.get("echoes"), r.get("binary_ok"), r.get("close")), (10, True, 1000), r)
+            self.assertEqual(r["welcome"]["welcome"], "/secure")
+            # An upgraded connection open at SIGTERM: the gateway still stops cleanly (at the
+            # drain deadline), and the connection is closed.
+            wskey = base64.b64encode(os.urandom(16)).decode()
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(f"GET /ws/held HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                          f"Sec-WebSocket-Key: {wskey}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+                status, _, rest = read_head(s)
+                self.assertEqual(status, 101)
+                read_frame(s, rest)  # the welcome
+                self.assertEqual(gw.stop(timeout=15), 0)
+                s.settimeout(10)
+                try:
+                    while s.recv(65536):
+                        pass
+                except ConnectionResetError:
+                    pass
+        finally:
+            if gw.proc and gw.proc.poll() is None:
+                gw.stop()
+            ws.close()
+
+
+class SseBackend:
+    """A Server-Sent Events backend the test drives: /events writes one event, then waits until
+    the test calls release(), then writes the second and ends the stream (chunked)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.gate = threading.Event()
+        self.second_sent = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def release(self):
+        self.gate.set()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        with c:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                b = c.recv(65536)
+                if not b:
+                    return
+                buf += b
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n")
+            ev = b"id: 1\ndata: first\n\n"
+            c.sendall(b"%x\r\n%s\r\n" % (len(ev), ev))
+            if not self.gate.wait(30):  # the test releases it once the client has the first event
+                return
+            ev = b"id: 2\ndata: second\n\n"
+            c.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(ev), ev))
+            self.second_sent.set()
+            c.recv(1)
+
+    def close(self):
+        self.sock.close()
+
+
+class SlowSink:
+    """A backend that reads a request body slowly (64 KiB reads with a pause between them, the
+    load model of a slow consumer), hashes it, and answers {"len":N,"sha":HEX}."""
+
+    def __init__(self, pause=0.001):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.pause = pause
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        import time
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    buf += c.recv(65536)
+                head, _, body = buf.partition(b"\r\n\r\n")
+                want = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                h = hashlib.sha256(body)
+                got = len(body)
+                while got < want:
+                    b = c.recv(min(65536, want - got))
+                    if not b:
+                        break
+                    h.update(b)
+                    got += len(b)
+                    time.sleep(self.pause)
+                out = json.dumps({"len": got, "sha": h.hexdigest()}).encode()
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                          b"Connection: close\r\n\r\n%s" % (len(out), out))
+
+    def close(self):
+        self.sock.close()
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+class StreamingTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sse, cls.sink = SseBackend(), SlowSink()
+        cls.port, cls.admin = harness.free_port(), harness.free_port()
+        text = f"""admin: {{ listen: 127.0.0.1:{cls.admin} }}
+listen: 127.0.0.1:{cls.port}
+limits: {{ max_body: 512MiB, buffer_size: 16KiB }}
+groups:
+  - name: sse
+    backends: [ {{ address: 127.0.0.1:{cls.sse.port} }} ]
+  - name: sink
+    backends: [ {{ address: 127.0.0.1:{cls.sink.port} }} ]
+http:
+  routes:
+    - name: sse
+      prefix: /events
+      backends: [ {{ group: sse }} ]
+    - name: upload
+      prefix: /upload
+      backends: [ {{ group: sink }} ]
+"""
+        cls.gw = harness.Program(BINARY, text, args=["--workers", "1"], name="h3gw-stream")
+        cls.gw.start(wait_ports=[cls.port, cls.admin])
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.gw.stop()
+        cls.sse.close()
+        cls.sink.close()
+        if rc != 0:
+            cls.gw.dump()
+        assert rc == 0, rc
+
+    def sse_through(self, *curl_args):
+        """The first event reaches the client while the backend holds the second back."""
+        self.sse.gate.clear()
+        self.sse.second_sent.clear()
+        p = subprocess.Popen(["curl", "-sSN", "--max-time", "30", *curl_args, f"http://127.0.0.1:{self.port}/events"],
+                             stdout=subprocess.PIPE)
+        try:
+            lines = []
+            while b"data: first\n" not in lines:
+                line = p.stdout.readline()  # curl's --max-time bounds this
+                self.assertTrue(line, f"the stream ended before the first event: {lines}")
+                lines.append(line)
+            self.assertFalse(self.sse.second_sent.is_set())  # it arrived alone, not with the second
+            self.sse.release()
+            while b"data: second\n" not in lines:
+                line = p.stdout.readline()
+                self.assertTrue(line, f"the stream ended before the second event: {lines}")
+                lines.append(line)
+            self.assertEqual(lines, [b"id: 1\n", b"data: first\n", b"\n", b"id: 2\n", b"data: second\n"])
+            self.assertEqual(p.wait(30), 0)
+        finally:
+            self.sse.release()
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            p.stdout.close()
+
+    def test_sse_event_by_event_http1(self):
+        self.sse_through()
+
+    def test_sse_event_by_event_h2c(self):
+        self.sse_through("--http2-prior-knowledge")
+
+    def test_large_upload_streams_with_backpressure(self):
+        """200 MiB up to a backend that reads slowly: it arrives whole, and the gateway's RSS
+        stays within a few MiB of where it started (nothing is buffered whole)."""
+        size = 200 * 1024 * 1024
+        pid = self.gw.proc.pid
+        base = rss_kib(pid)
+        peak = [base]
+        done = threading.Event()
+
+        def watch():
+            while not done.wait(0.05):
+                peak[0] = max(peak[0], rss_kib(pid))
+
+        threading.Thread(target=watch, daemon=True).start()
+        sent = hashlib.sha256()
+        piece = bytes(range(256)) * 4096  # 1 MiB
+        with socket.create_connection(("127.0.0.1", self.port), timeout=120) as s:
+            s.sendall(f"POST /upload/big HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n".encode())
+            for i in range(size // len(piece)):
+                chunk = piece[i % 256:] + piece[:i % 256]
+                sent.update(chunk)
+                s.sendall(chunk)
+            status, heads, rest = read_head(s)
+            while len(rest) < int(heads["content-length"]):
+                rest += s.recv(65536)
+        done.set()
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(rest), {"len": size, "sha": sent.hexdigest()})
+        growth = peak[0] - base
+        print(f"\n  upload 200 MiB: gateway RSS {base} KiB before, peak {peak[0]} KiB (+{growth} KiB)", file=sys.stderr)
+        self.assertLess(growth, 32 * 1024)
 
 
 if __name__ == "__main__":

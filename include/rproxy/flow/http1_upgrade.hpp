@@ -61,10 +61,13 @@ inline bool http1_adapter::offered_upgrades(const codec::http1::request_head_vie
   if (upgrades.empty() || info.chunked || info.content_length > 0) return false;
   for (const auto& f : h.fields) {
     if (!d::iequals(f.name, "upgrade")) continue;
-    d::for_each_element(f.value, [&](std::string_view token) {
+    d::for_each_element(f.value, [&](std::string_view token) {  // protocol-name ["/" protocol-version]
       const auto name = http1_detail::upgrade_name(token);
+      const auto version = token.substr(name.size());
+      if (name.empty() || !d::is_token(name) || (!version.empty() && (version.size() == 1 || !d::is_token(version.substr(1)))))
+        return true;
       for (const auto& u : upgrades)
-        if (d::iequals(name, u) && codec::http1::is_valid_field_value(token)) {
+        if (d::iequals(name, u)) {
           if (!out.empty()) out += ", ";
           out += token;
           break;

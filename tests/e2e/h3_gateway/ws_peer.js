@@ -7,14 +7,16 @@
 //       /close-first  after the welcome, the server closes with code 4001
 //       anything else welcome message {"welcome":PATH,"headers":{...}}, then every message is
 //                     echoed back (text: "echo:" + text; binary: the same bytes)
-//   node ws_peer.js client URL [--header NAME:VALUE]... [--messages N] [--binary BYTES] [--wait-close]
+//   node ws_peer.js client URL [--header NAME:VALUE]... [--messages N] [--binary BYTES] [--wait-close] [--ca PEM]
 //     Opens URL, waits for the welcome, sends N text messages and one binary message, checks
 //     each echo, then closes with 1000 (or, with --wait-close, waits for the peer to close).
+//     wss:// URLs are verified against --ca.
 //     Prints one JSON line: {"welcome":...,"echoes":N,"binary_ok":bool,"close":CODE} or
 //     {"status":S,"body":...} when the upgrade was refused, or {"error":...}.
 'use strict';
 const http = require('http');
 const crypto = require('crypto');
+const fs = require('fs');
 const path = require('path');
 const { WebSocket, WebSocketServer } = require(path.join(__dirname, '..', 'node_modules', 'ws'));
 
@@ -45,7 +47,7 @@ function server() {
 
 function client(url, args) {
   const headers = {};
-  let messages = 5, binary = 0, waitClose = false;
+  let messages = 5, binary = 0, waitClose = false, ca;
   for (let i = 0; i < args.length; ++i) {
     if (args[i] === '--header') {
       const [k, ...v] = args[++i].split(':');
@@ -53,6 +55,7 @@ function client(url, args) {
     } else if (args[i] === '--messages') messages = Number(args[++i]);
     else if (args[i] === '--binary') binary = Number(args[++i]);
     else if (args[i] === '--wait-close') waitClose = true;
+    else if (args[i] === '--ca') ca = fs.readFileSync(args[++i]);
   }
   const out = { echoes: 0, binary_ok: binary === 0 };
   const done = (extra) => {
@@ -60,7 +63,7 @@ function client(url, args) {
     process.exit(0);
   };
   const timer = setTimeout(() => done({ error: 'timed out' }), 20000);
-  const ws = new WebSocket(url, { headers, maxPayload: 64 * 1024 * 1024 });
+  const ws = new WebSocket(url, { headers, maxPayload: 64 * 1024 * 1024, ca });
   const blob = crypto.randomBytes(binary);
   let state = 'welcome';
   ws.on('unexpected-response', (req, res) => {
