@@ -800,8 +800,9 @@ struct http1_adapter {
   }
 
   /// The protocols of an upgrade request's Upgrade field(s) that `upgrades` lists, into `out`
-  /// (comma-separated, as sent; a token's "/version" kept). False: not one, or the request has a
-  /// body (an upgrade is passed on only for a bodiless request).
+  /// (comma-separated, as sent; a token's "/version" kept). False: none, not an upgrade
+  /// (HTTP/1.1 with Connection: upgrade), a CONNECT, or a request with a body (an upgrade is
+  /// passed on only for a bodiless request).
   bool offered_upgrades(const codec::http1::request_head_view& h, const codec::http1::message_info& info,
                         std::string& out) const;
 

@@ -58,7 +58,8 @@ inline bool http1_adapter::offered_upgrades(const codec::http1::request_head_vie
                                             std::string& out) const {
   namespace d = codec::http1::detail;
   out.clear();
-  if (upgrades.empty() || info.chunked || info.content_length > 0) return false;
+  // (the parser calls a CONNECT an upgrade too: a tunnel is not passed on here)
+  if (upgrades.empty() || !info.upgrade || h.method == "CONNECT" || info.chunked || info.content_length > 0) return false;
   for (const auto& f : h.fields) {
     if (!d::iequals(f.name, "upgrade")) continue;
     d::for_each_element(f.value, [&](std::string_view token) {  // protocol-name ["/" protocol-version]

@@ -289,4 +289,14 @@ TEST_CASE("http1 upgrade: offered_upgrades keeps the listed protocols' tokens, a
   CHECK(offered("Upgrade: websocket\r\nContent-Length: 0\r\n") == "websocket");
   CHECK(offered("Upgrade: websocket\r\nContent-Length: 3\r\n") == std::nullopt);
   CHECK(offered("Upgrade: websocket\r\nTransfer-Encoding: chunked\r\n") == std::nullopt);
+  // Not an upgrade: no Connection: upgrade, HTTP/1.0, a CONNECT (which the parser calls one).
+  for (std::string_view head : {"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n",
+                                "GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+                                "CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"}) {
+    http1::request_parser p;
+    REQUIRE(p.parse(head).what == http1::event::head);
+    std::string out = "x";
+    CHECK_FALSE(a.offered_upgrades(p.head(), p.info(), out));
+    CHECK(out.empty());
+  }
 }
