@@ -41,6 +41,8 @@
 //                                                 the hello was malformed, too slow or cut: tell the client
 //   optionally, to answer the client itself after on_hello (no route, no backend; flow/ws.hpp):
 //     asio::awaitable<std::error_code> session(Pipeline&, Ctx&, asio::ip::tcp::socket& client, const options&, reader&);
+//     and, in a spawned flow, session(..., reader&, Handoff& h): h.take() hands it the flow
+//     (a std::unique_ptr; it calls finish(ec) at the end), so the coroutine ends.
 //   optionally, for a message loop instead of the relay:
 //     asio::awaitable<exchange_result> exchange(Pipeline&, Ctx&, Client& client,
 //         asio::ip::tcp::socket& backend, const std::string& first, const options&, reader&, bool reused);
@@ -299,7 +301,11 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
     if (refused) co_return co_await send(client, a.render(ctx, *refused));
     if (auto v = co_await run_phase<phase::hello>(p, ctx, reader.hello()); !v.is_next())
       co_return co_await stop(a, client, ctx, reader, v, o, {}, &keep_client);
-    // An adapter that answers the client itself (WebSocket): no route, no backend.
+    // An adapter that answers the client itself (WebSocket): no route, no backend. In a
+    // spawned flow it may take the flow over (`handoff->take()`), as the relay does.
+    if constexpr (requires { a.session(p, ctx, client, o, reader, *handoff); }) {
+      if (handoff) co_return co_await a.session(p, ctx, client, o, reader, *handoff);
+    }
     if constexpr (requires { a.session(p, ctx, client, o, reader); })
       co_return co_await a.session(p, ctx, client, o, reader);
   } else if (refused) {
@@ -488,10 +494,13 @@ struct relay_completion {
   }
 };
 
-/// run_flow's hand-off in a spawned flow: the relay takes the flow over from the coroutine.
+/// run_flow's hand-off in a spawned flow: the relay takes the flow over from the coroutine
+/// (or an adapter's session: take()).
 template <class Flow>
 struct relay_handoff {
   std::unique_ptr<Flow>& f;
+  /// The flow, for a session that runs it to its end (it calls f->finish(ec)).
+  std::unique_ptr<Flow> take() noexcept { return std::move(f); }
   void operator()(asio::ip::tcp::socket backend, net::relay_options ro) {
     Flow& flow = *f;
     flow.backend = std::move(backend);
