@@ -21,6 +21,8 @@ struct app {
         "h3gw_upstream_duration_seconds", "From the backend connection to its response head (upstream latency).", {"route", "backend"}, buckets);
     retries = &r.metrics().add_counter_family("h3gw_retries", "Attempts retried on another pick (failed connects, resets, 502/503).", {"route"});
     shed = &r.metrics().add_counter_family("h3gw_retries_shed", "Requests refused (503) because the route's retry budget was spent.", {"route"});
+    upgrades = &r.metrics().add_counter_family("h3gw_upgrades", "Connections switched to another protocol (WebSocket): 101 relayed.",
+                                               {"route"});
     connections_open = &r.metrics().add_gauge("h3gw_connections_active", "Open client connections.");
   }
 
@@ -40,14 +42,14 @@ struct app {
     };
     for (std::size_t i = 0; i < w->table.routes().size(); ++i) {
       const auto& name = w->table.routes()[i].name();
-      auto& m = w->requests.emplace_back(
-          request_metrics::per_route{row(name, ""), {}, &duration->with({name}), &retries->with({name}), &shed->with({name})});
+      auto& m = w->requests.emplace_back(request_metrics::per_route{row(name, ""), {}, &duration->with({name}), &retries->with({name}),
+                                                                    &shed->with({name}), &upgrades->with({name})});
       for (const auto g : w->groups[i])
         for (const auto& b : c->groups[g].backends)
           m.backends.push_back({asio::ip::tcp::endpoint{asio::ip::make_address(b.address.host), b.address.port},
                                 row(name, b.address.to_string()), &upstream->with({name, b.address.to_string()})});
     }
-    w->requests.push_back({row("", ""), {}, &duration->with({""}), &retries->with({""}), &shed->with({""})});
+    w->requests.push_back({row("", ""), {}, &duration->with({""}), &retries->with({""}), &shed->with({""}), &upgrades->with({""})});
     w->connections_open = connections_open;
     for (std::size_t i = 0; i < rt.pool().size(); ++i) {
       w->connections.push_back(connection_pipeline(*w));
@@ -99,6 +101,7 @@ struct app {
   obs::histogram_family* upstream = nullptr;
   obs::counter_family* retries = nullptr;
   obs::counter_family* shed = nullptr;
+  obs::counter_family* upgrades = nullptr;
   obs::gauge* connections_open = nullptr;
   /// A group's pool and the settings it was made with (kept across reloads while they stay).
   struct group_pool {
