@@ -48,6 +48,7 @@ struct record {
   std::atomic<int> closes{0}, conn_closes{0}, hellos{0};
   std::atomic<std::size_t> message_bytes{0};
   std::atomic<int> backend_requests{0};
+  std::atomic<int> backend_accepts{0};
 };
 
 struct conn_closer {
@@ -101,6 +102,7 @@ struct backend {
     for (;;) {
       auto [aec, s] = co_await acc.async_accept(tuple_awaitable);
       if (aec) co_return;
+      ++rec->backend_accepts;
       asio::co_spawn(acc.get_executor(), one(std::move(s)), asio::detached);
     }
   }
@@ -250,4 +252,18 @@ TEST_CASE("h2 flow: request and response bodies streamed; a backend dying mid-re
   auto [out3, rc3] = run("curl -sS --http2-prior-knowledge " + g.url("/after"));
   CHECK(rc3 == 0);
   CHECK(out3 == "got /after alice 0");
+}
+
+TEST_CASE("h2 flow: bodiless GETs on one connection share a kept backend connection", "[flow][h2]") {
+  if (!have("curl")) FAIL("curl is missing (scripts/setup installs it)");
+  gateway g;
+  // curl sends the URLs one after another on one HTTP/2 connection: each a HEADERS frame with
+  // END_STREAM, so each may take the backend connection the one before it left.
+  std::string urls;
+  for (int i = 0; i < 5; ++i) urls += " " + g.url("/k" + std::to_string(i));
+  auto [out, rc] = run("curl -sS --http2-prior-knowledge" + urls);
+  REQUIRE(rc == 0);
+  CHECK(out == "got /k0 alice 0got /k1 alice 0got /k2 alice 0got /k3 alice 0got /k4 alice 0");
+  CHECK(g.rec.backend_requests == 5);
+  CHECK(g.rec.backend_accepts == 1);
 }
