@@ -473,7 +473,7 @@ private:
       }
       if (st.aborted) co_return make_error_code(net::error::client_failed);
       if (reusable)
-        if (auto k = take_kept(*ctx.backend)) {
+        if (auto k = take_kept(*ctx.backend)) {  // (reusable: retry-safe, so unprobed when recent)
           backend = std::move(k);
           reused = true;
           ctx.connect_error = {};
@@ -702,7 +702,7 @@ private:
   std::optional<asio::ip::tcp::socket> take_kept(const asio::ip::tcp::endpoint& ep) {
     for (auto& k : kept_)
       if (k.socket && k.endpoint == ep)
-        if (auto s = k.take(ep)) return s;
+        if (auto s = k.take(ep, /*retry_safe=*/true)) return s;
     return std::nullopt;
   }
   void keep(asio::ip::tcp::socket s, const asio::ip::tcp::endpoint& ep) {

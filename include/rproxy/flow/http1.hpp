@@ -517,6 +517,14 @@ struct http1_adapter {
     co_return co_await detail::send(client, ctx.reply);
   }
 
+  /// Whether the request is retried on a fresh connection when a kept one turns out stale
+  /// (bodiless and idempotent: nothing is lost). Such a request may take a kept connection
+  /// without probing it first (detail::kept_backend).
+  bool retry_safe(const reader& r) const {
+    const auto info = r.parser().info();
+    return !info.chunked && info.content_length == 0 && http1_detail::idempotent(r.parser().head().method);
+  }
+
   /// The request head the backend gets (and the request's Connection lines, kept for its trailers).
   template <class Ctx>
   std::string first_bytes(const Ctx& ctx, reader& r) const {
