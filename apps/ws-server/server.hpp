@@ -1,6 +1,8 @@
 // apps/ws-server/server.hpp: the WebSocket room server made of rproxy parts. One process-wide
 // room registry and connection hub; a world per config version (security stages' config, a
-// pipeline per worker); each connection keeps the world it started with.
+// pipeline per worker); each connection keeps the world it started with, except for what a
+// reload must change for every operation: the per-message rate limits and the rooms limits,
+// read per message from versioned holders (config/versioned.hpp).
 //
 // Pipeline, in order:
 //   reject_metrics           rejections by reason (on_close)
@@ -8,7 +10,7 @@
 //   rate limit "connect"     on accept, per ip
 //   cors (enforced)          the Origin allow-list, at the upgrade (CSRF from other sites' pages)
 //   jwt_auth                 the token (header, cookie or ?token=) -> user and role
-//   rate limits              per operation: message, join, private_message, invalid
+//   rate limits              per operation: message, join, private_message, invalid (the current ones)
 //   rooms::stage             names the user at the upgrade, runs each request
 #pragma once
 
@@ -22,6 +24,7 @@
 #include <rproxy/app/listen.hpp>
 #include <rproxy/app/runtime.hpp>
 #include <rproxy/app/versions.hpp>
+#include <rproxy/config/versioned.hpp>
 #include <rproxy/flow/ws.hpp>
 #include <rproxy/flow/ws_hub.hpp>
 #include <rproxy/middleware/audit_block.hpp>
@@ -64,25 +67,6 @@ struct reject_metrics {
   }
 };
 
-/// What lives as long as the process: the rooms, the connections, counters, the audit log.
-struct shared_state {
-  shared_state(runtime& rt, const config& c)
-      : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)), reg(c.rooms), hub(executors(rt)) {}
-  static std::vector<asio::any_io_executor> executors(runtime& rt) {
-    std::vector<asio::any_io_executor> out;
-    for (std::size_t i = 0; i < rt.pool().size(); ++i) out.push_back(rt.pool().executor(i));
-    return out;
-  }
-  mw::audit_file sink;
-  mw::audit_log audit;
-  mw::local_counter_store counters{{.max_keys = 1u << 20}};
-  mw::conn_counter conns;
-  rooms::registry reg;
-  flow::ws_hub hub;
-  flow::ws_stats stats;
-  obs::counter_family* rejections = nullptr;
-};
-
 /// One rate limit from its block (absent: a config with no rule, the stage passes everything).
 inline mw::rate_limit_config limit_of(const std::optional<mw::rate_limit_block>& b, std::string_view op, bool on_accept = false) {
   mw::rate_limit_config c;
@@ -91,6 +75,52 @@ inline mw::rate_limit_config limit_of(const std::optional<mw::rate_limit_block>&
   if (on_accept) c.accept_operation = std::string(op);
   return c;
 }
+
+/// The rate limits counted per message: a reload replaces them for the next message of every
+/// connection (the `connect` limit is counted at accept, by the new connections' world).
+struct message_limits {
+  mw::rate_limit_config message, join, private_message, invalid;
+  static message_limits of(const config& c) {
+    return {limit_of(c.rate_limits.message, "message"), limit_of(c.rate_limits.join, "join"),
+            limit_of(c.rate_limits.private_message, "private_message"), limit_of(c.rate_limits.invalid, "invalid")};
+  }
+};
+
+/// The rate limit of one operation, with the current message_limits (one atomic load per message).
+template <class Tag, mw::rate_limit_config message_limits::*Which>
+struct live_rate_limit {
+  using inner = rate_limit<Tag>;
+  using state = typename inner::state;
+  using state_owner = inner;  // the inner stage's per-flow state is this stage's
+  const rproxy::config::versioned<message_limits>* limits = nullptr;
+  mw::local_counter_store* store = nullptr;
+  mw::audit_log* audit = nullptr;
+
+  template <class Ctx, class Msg>
+  rproxy::verdict on_message(Ctx& ctx, const Msg& m) {
+    return inner{&(limits->get().*Which), store, audit}.on_message(ctx, m);
+  }
+};
+
+/// What lives as long as the process: the rooms, the connections, counters, the audit log.
+struct shared_state {
+  shared_state(runtime& rt, const config& c)
+      : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)), limits(message_limits::of(c)), reg(c.rooms), hub(executors(rt)) {}
+  static std::vector<asio::any_io_executor> executors(runtime& rt) {
+    std::vector<asio::any_io_executor> out;
+    for (std::size_t i = 0; i < rt.pool().size(); ++i) out.push_back(rt.pool().executor(i));
+    return out;
+  }
+  mw::audit_file sink;
+  mw::audit_log audit;
+  mw::local_counter_store counters{{.max_keys = 1u << 20}};
+  rproxy::config::versioned<message_limits> limits;
+  mw::conn_counter conns;
+  rooms::registry reg;
+  flow::ws_hub hub;
+  flow::ws_stats stats;
+  obs::counter_family* rejections = nullptr;
+};
 
 /// One config version: what the stages point at.
 struct world_base {
@@ -103,10 +133,6 @@ struct world_base {
     cors_cfg.allow_origins = cfg->allowed_origins;
     cors_cfg.enforce = true;
     connect_cfg = limit_of(cfg->rate_limits.connect, "connect", true);
-    message_cfg = limit_of(cfg->rate_limits.message, "message");
-    join_cfg = limit_of(cfg->rate_limits.join, "join");
-    pm_cfg = limit_of(cfg->rate_limits.private_message, "private_message");
-    invalid_cfg = limit_of(cfg->rate_limits.invalid, "invalid");
   }
 
   /// Loads the JWT keys; false: they are bad (logged).
@@ -125,7 +151,7 @@ struct world_base {
   mw::key_store keys;
   mw::jwt_auth_config jwt_cfg;
   mw::cors_config cors_cfg;
-  mw::rate_limit_config connect_cfg, message_cfg, join_cfg, pm_cfg, invalid_cfg;
+  mw::rate_limit_config connect_cfg;
   shared_state* shared;
   const obs::logger* log;
   flow::options options;
@@ -134,11 +160,14 @@ struct world_base {
 inline auto pipeline(world_base& w) {
   auto* a = &w.shared->audit;
   auto* st = &w.shared->counters;
+  const auto* l = &w.shared->limits;
   return rproxy::make_pipeline<protocol>(
       reject_metrics{w.shared->rejections}, mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, mw::conn_limit{&w.conn_cfg, &w.shared->conns, a},
       rate_limit<connect_tag>{&w.connect_cfg, st, a}, mw::cors{w.cfg->allowed_origins.empty() ? nullptr : &w.cors_cfg},
-      mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, rate_limit<message_tag>{&w.message_cfg, st, a}, rate_limit<join_tag>{&w.join_cfg, st, a},
-      rate_limit<private_message_tag>{&w.pm_cfg, st, a}, rate_limit<invalid_tag>{&w.invalid_cfg, st, a},
+      mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, live_rate_limit<message_tag, &message_limits::message>{l, st, a},
+      live_rate_limit<join_tag, &message_limits::join>{l, st, a},
+      live_rate_limit<private_message_tag, &message_limits::private_message>{l, st, a},
+      live_rate_limit<invalid_tag, &message_limits::invalid>{l, st, a},
       rooms::stage{&w.shared->reg, &w.shared->hub, {.anonymous = w.cfg->anonymous}});
 }
 
@@ -170,6 +199,7 @@ struct server {
     m.add_callback_gauge("ws_rooms", "Rooms open.", [this] { return static_cast<double>(shared.reg.room_count()); });
     counter("ws_upgrades_total", "Upgrades accepted (101).", st.upgrades);
     counter("ws_handshake_failures_total", "Upgrade requests refused as malformed (400, 426, 431) or too slow (408).", st.handshake_failures);
+    counter("ws_silent_connections_total", "Connections that ended before sending a byte (port probes); not handshake failures.", st.silent);
     counter("ws_pages_total", "Chat pages served.", st.pages);
     counter("ws_messages_in_total", "Messages received.", st.messages_in);
     counter("ws_bytes_in_total", "Bytes received after the upgrade.", st.bytes_in);
@@ -182,6 +212,9 @@ struct server {
     drops.with({"drop_newest"}, [&st] { return static_cast<double>(st.dropped_newest.load(std::memory_order_relaxed)); });
     drops.with({"close"}, [&st] { return static_cast<double>(st.closed_slow.load(std::memory_order_relaxed)); });
     drops.with({"over_limit"}, [&st] { return static_cast<double>(st.dropped_over_limit.load(std::memory_order_relaxed)); });
+    shared.hub.set_fanout_latency(&m.add_histogram(
+        "ws_fanout_latency_seconds", "From a delivery (room message, event) to its frame on the last recipient's send queue.",
+        {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5}));
     shared.rejections = &m.add_counter_family("ws_rejections_total", "Connections and messages refused, by reason.", {"reason"});
   }
 
@@ -207,7 +240,7 @@ inline int serve(runtime& rt) {
   const auto c = s->first;
   if (!s->shared.sink.ok()) return rt.log().error("cannot open the audit file", {{"file", c->audit.file}}), 1;
   s->add_metrics();
-  s->a.decoder.cfg = &s->shared.reg.config();
+  s->a.decoder.limits = &s->shared.reg.limits();
   s->a.hub = &s->shared.hub;
   s->a.stats = &s->shared.stats;
   if (c->chat_page) s->a.page = chat_page;
@@ -225,7 +258,9 @@ inline int serve(runtime& rt) {
     auto w = s->build(next);
     if (!w) return s->rt.log().error("config not applied; the previous one keeps serving");
     worlds->swap(std::move(w));
-    s->rt.log().info("security settings updated (listener, websocket and rooms limits apply at restart)");
+    s->shared.limits.set(message_limits::of(*next));  // the next message of every connection
+    s->shared.reg.set_config(next->rooms);             // the next rooms operation
+    s->rt.log().info("settings updated: security and rate limits, rooms limits (listen, admin and websocket apply at restart)");
   });
   return 0;
 }

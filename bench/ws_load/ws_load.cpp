@@ -17,6 +17,15 @@
 //       Opens CONNS WebSockets (at most 256 handshakes at a time) and holds them; reads VmRSS of
 //       PID from /proc before (after one warm-up connection) and after.
 //       Prints: idle conns=N rss_before_kb=... rss_after_kb=... bytes_per_conn=...
+//   ws_load hold   --port P --pid PID [--conns 10000] [--rooms 100] [--messages 10] [--size 20]
+//       Opens CONNS WebSockets and holds them, each a member of one of ROOMS rooms (connection i
+//       in room i % ROOMS; the first of each room creates it); every member reads from its join
+//       on. Reads VmRSS of PID once all are in; then the first member of each room posts
+//       MESSAGES messages and every member must get all of them, in msg_id order (each room's
+//       own sequence), while all the connections stay open. Then VmRSS again.
+//       Prints: hold conns=N rooms=R messages=M deliveries=D rss_before_kb=... rss_held_kb=...
+//       rss_after_kb=... bytes_per_conn=... open_ms=... join_ms=... flow_ms=...
+//       With --wait-stdin 1 it then keeps the connections open until a line (or EOF) on stdin.
 //
 // Common: --host (127.0.0.1), --target (the request target; "{i}" becomes the connection's
 // number and "{run}" a random tag of this run, default "/?user=r{run}u{i}": a user per
@@ -51,6 +60,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -76,11 +86,14 @@ struct options {
   int conns = -1;  // echo: 100, idle: 10000
   int members = 100;
   int window = 8;
+  int rooms = 100;
+  int messages = 10;
   std::size_t size = 20;
   double secs = 5;
   double warmup = 1;
   double timeout = 60;
   long pid = 0;
+  bool wait_stdin = false;
 };
 
 [[noreturn]] void die(const std::string& what) {
@@ -491,16 +504,21 @@ long rss_kb(long pid) {
   die("no VmRSS for pid " + std::to_string(pid));
 }
 
-int run_idle(const options& o) {
-  if (o.pid <= 0) die("idle needs --pid of the server");
+/// Raises this process's soft open-files limit to its hard one; dies if `n` connections do not fit.
+void raise_fd_limit_for(int n) {
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-  const int n = o.conns < 0 ? 10000 : o.conns;
   if (rl.rlim_cur < static_cast<rlim_t>(n) + 64)
     die("the open-files limit (" + std::to_string(rl.rlim_cur) + ") is below " + std::to_string(n + 64));
+}
+
+int run_idle(const options& o) {
+  if (o.pid <= 0) die("idle needs --pid of the server");
+  const int n = o.conns < 0 ? 10000 : o.conns;
+  raise_fd_limit_for(n);
   asio::io_context io(1);
   auto warm = open_all(io, o, 1, n);
   const long before = rss_kb(o.pid);
@@ -511,6 +529,80 @@ int run_idle(const options& o) {
   const long after = rss_kb(o.pid);
   std::printf("idle conns=%d rss_before_kb=%ld rss_after_kb=%ld bytes_per_conn=%.0f\n", n, before, after,
               static_cast<double>(after - before) * 1024.0 / n);
+  return 0;
+}
+
+int run_hold(const options& o) {
+  if (o.pid <= 0) die("hold needs --pid of the server");
+  const int n = o.conns < 0 ? 10000 : o.conns;
+  const int rooms = std::min(o.rooms, n);
+  raise_fd_limit_for(n);
+  asio::io_context io(1);
+  auto warm = open_all(io, o, 1, n);
+  const long before = rss_kb(o.pid);
+  const auto t_open = clock_type::now();
+  auto conns = open_all(io, o, n, 0);
+  const auto t_opened = clock_type::now();
+  const std::string text = text_of(o.size);
+  const auto room_of = [&](int i) { return "hold" + run_id + "-" + std::to_string(i % rooms); };
+  int joined = 0;
+  long long delivered = 0;
+  std::vector<int> complete(static_cast<std::size_t>(rooms), 0);  // members of room r that have every message
+  int rooms_complete = 0;
+  // Every member reads from its join on (presence events, then the messages) and checks that the
+  // room's messages arrive as 1, 2, ... MESSAGES.
+  const auto member = [&](connection& c) -> asio::awaitable<void> {
+    const bool first = c.index < rooms;
+    c.queue_text(std::string(first ? R"({"op":"create","room":")" : R"({"op":"join","room":")") + room_of(c.index) + R"("})");
+    c.flush();
+    if (co_await await_reply(c, first ? "create" : "join")) die("hold: create or join failed");
+    ++joined;
+    long long seen = 0;
+    for (;;) {
+      if (auto ec = co_await next_message(c)) die("hold: connection " + std::to_string(c.index) + ": " + ec.message());
+      if (json_string(c.msg, "type") != "message") continue;
+      const long long id = json_int(c.msg, "msg_id");
+      if (id != seen + 1)
+        die("hold: connection " + std::to_string(c.index) + " got message " + std::to_string(id) + " after " + std::to_string(seen));
+      seen = id;
+      ++delivered;
+      if (seen == o.messages && ++complete[static_cast<std::size_t>(c.index % rooms)] == n / rooms + (c.index % rooms < n % rooms ? 1 : 0))
+        ++rooms_complete;
+    }
+  };
+  // The rooms' creators first, then the others, at most 256 joins at a time.
+  for (int i = 0; i < rooms; ++i) asio::co_spawn(io, member(*conns[static_cast<std::size_t>(i)]), asio::detached);
+  run_until(io, [&] { return joined == rooms; }, o.timeout, "the rooms to be created");
+  for (int next = rooms; next < n;) {
+    const int batch_end = std::min(n, next + 256);
+    for (; next < batch_end; ++next) asio::co_spawn(io, member(*conns[static_cast<std::size_t>(next)]), asio::detached);
+    run_until(io, [&] { return joined >= batch_end - 128; }, o.timeout, "the joins");
+  }
+  run_until(io, [&] { return joined == n; }, o.timeout, "the joins");
+  const auto t_joined = clock_type::now();
+  io.poll();
+  const long held = rss_kb(o.pid);
+  // The first member of each room posts the messages, all at once (queued, one write each).
+  for (int r = 0; r < rooms; ++r) {
+    connection& s = *conns[static_cast<std::size_t>(r)];
+    for (int k = 0; k < o.messages; ++k)
+      s.queue_text(R"({"op":"message","room":")" + room_of(r) + R"(","text":")" + text + R"("})");
+    s.flush();
+  }
+  if (o.messages > 0) run_until(io, [&] { return rooms_complete == rooms; }, o.timeout, "every member to get every message");
+  const auto t_flowed = clock_type::now();
+  io.poll();
+  const long after = rss_kb(o.pid);
+  const auto ms = [](auto d) { return static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()); };
+  std::printf("hold conns=%d rooms=%d messages=%d deliveries=%lld rss_before_kb=%ld rss_held_kb=%ld rss_after_kb=%ld "
+              "bytes_per_conn=%.0f open_ms=%lld join_ms=%lld flow_ms=%lld\n",
+              n, rooms, o.messages, delivered, before, held, after, static_cast<double>(held - before) * 1024.0 / n,
+              ms(t_opened - t_open), ms(t_joined - t_opened), ms(t_flowed - t_joined));
+  if (o.wait_stdin) {  // keep every connection open until stdin says so (a test reads the server's metrics meanwhile)
+    std::fflush(stdout);
+    std::string line;
+    (void)std::getline(std::cin, line);
+  }
   return 0;
 }
 
@@ -534,10 +626,14 @@ options parse_args(int argc, char** argv) {
     else if (a == "--warmup") o.warmup = std::stod(v);
     else if (a == "--timeout") o.timeout = std::stod(v);
     else if (a == "--pid") o.pid = std::stol(v);
+    else if (a == "--rooms") o.rooms = std::stoi(v);
+    else if (a == "--messages") o.messages = std::stoi(v);
+    else if (a == "--wait-stdin") o.wait_stdin = v == "1";
     else die("unknown option " + a);
   }
   if (o.port == 0) die("--port is required");
   if (o.members < 1) die("--members must be at least 1");
+  if (o.rooms < 1 || o.messages < 0) die("--rooms must be at least 1, --messages at least 0");
   return o;
 }
 
@@ -548,5 +644,6 @@ int main(int argc, char** argv) {
   if (o.mode == "echo") return run_echo(o);
   if (o.mode == "fanout") return run_fanout(o);
   if (o.mode == "idle") return run_idle(o);
+  if (o.mode == "hold") return run_hold(o);
   die("unknown mode " + o.mode);
 }

@@ -5,11 +5,13 @@
 //   control & 0x80: a built request (the rest's bytes choose op, room, user, numbers)
 //   control & 0x40: a disconnect of session (control % 10), or with 0x20 also a sweep
 //   otherwise:      the rest is sent as is by session (control % 10)
+//   control 0x7F:   also a reload (set_config), between config() and smaller limits, in turn
 // Invariants after every step: every frame is strict JSON with no raw < > & ', members within
 // max_members, history within its bound, rooms within max_rooms, rooms per session within its
-// bound, message ids contiguous, and each delivery's recipients are the room's members (room
-// events and messages), not members any more (kicked, banned) or the addressee's sessions
-// (private messages).
+// bound (config()'s: a reload lowers limits for what follows, not for what is), message ids
+// contiguous, and each delivery's recipients are the room's members (room events and
+// messages), not members any more (kicked, banned) or the addressee's sessions (private
+// messages).
 #include <rproxy/rooms/registry.hpp>
 
 #include <algorithm>
@@ -49,6 +51,21 @@ rproxy::rooms::rooms_block config() {
   c.empty_room_ttl = std::chrono::seconds(10);
   c.password.min_bytes = 2;
   c.password.iterations = 1;  // the hash is exercised, not its cost
+  return c;
+}
+
+/// What a reload switches to: every limit at most config()'s, so the invariants hold against config().
+rproxy::rooms::rooms_block smaller() {
+  auto c = config();
+  c.max_rooms_per_session = 2;
+  c.max_owned_rooms_per_user = 1;
+  c.max_members = 2;
+  c.history = 1;
+  c.max_message_bytes = 8;
+  c.max_name_bytes = 4;
+  c.max_sanctions_per_room = 1;
+  c.max_roles_per_room = 1;
+  c.max_sanction = std::chrono::seconds(10);
   return c;
 }
 
@@ -127,6 +144,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::map<std::string, std::uint64_t> last_ids;
   std::string_view in(reinterpret_cast<const char*>(data), size);
   int steps = 0;
+  bool reloaded = false;
   while (!in.empty() && steps++ < 200) {
     const std::size_t nl = in.find('\n');
     std::string_view line = in.substr(0, nl);
@@ -166,6 +184,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const bool in_room = std::find(info->members.begin(), info->members.end(), s) != info->members.end();
         check(type == "kicked" || type == "banned" ? !in_room : in_room, "type == \"kicked\" || type == \"banned\" ? !in_room : in_room");
       }
+    }
+    if (control == 0x7F) {
+      reloaded = !reloaded;
+      reg.set_config(reloaded ? smaller() : config());
     }
     if ((control & 0xE0) == 0x60) {  // after the deliveries were checked against the rooms
       now += std::chrono::seconds(line.empty() ? 1 : static_cast<unsigned char>(line[0]));

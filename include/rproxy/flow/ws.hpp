@@ -105,6 +105,7 @@ enum class ws_over_limit : std::uint8_t { close, drop };
 /// Counters of every WebSocket connection of an adapter (plain atomics, read by the app's metrics).
 struct ws_stats {
   std::atomic<std::uint64_t> upgrades{0}, handshake_failures{0}, pages{0};
+  std::atomic<std::uint64_t> silent{0};  ///< connections that ended before sending a byte (port probes), not handshake failures
   std::atomic<std::uint64_t> messages_in{0}, bytes_in{0}, messages_out{0}, bytes_out{0};
   std::atomic<std::uint64_t> dropped_oldest{0}, dropped_newest{0}, closed_slow{0}, dropped_over_limit{0};
   std::atomic<std::uint64_t> protocol_errors{0}, idle_closes{0};
@@ -199,6 +200,8 @@ struct ws_adapter {
       }
     }
 
+    /// Bytes the client has sent so far (0: a port probe, or a client that never spoke).
+    std::size_t received() const noexcept { return e_; }
     const codec::http1::request_view& hello() const { return *view_; }
     const codec::ws::upgrade_request& upgrade() const { return *upgrade_; }
     std::optional<codec::ws::handshake_error> handshake_error() const { return handshake_error_; }
@@ -260,11 +263,12 @@ struct ws_adapter {
     co_return co_await detail::send(s, ctx.reply);
   }
 
-  /// A bad or slow upgrade request: its 400 / 426 / 431 / 408.
+  /// A bad or slow upgrade request: its 400 / 426 / 431 / 408. A connection that sent nothing
+  /// (a port probe, a silent client) is counted apart: it attempted no handshake.
   template <class Ctx>
   asio::awaitable<void> hello_failed(asio::ip::tcp::socket& s, Ctx&, reader& r, std::error_code ec) const {
     namespace http1 = codec::http1;
-    ws_detail::add(stats ? &stats->handshake_failures : nullptr);
+    ws_detail::add(stats ? (r.received() == 0 ? &stats->silent : &stats->handshake_failures) : nullptr);
     std::string out;
     if (auto he = r.handshake_error()) out = codec::ws::make_handshake_error_response(*he);
     else if (ec == net::error::idle_timeout) out = http1::make_error_response(408);

@@ -13,12 +13,19 @@
 // shared recipient list. Each worker's table is touched only on that worker's thread: no lock.
 // A recipient gone before its task runs is skipped. A connection attached after close_all is
 // closed at once (a shutdown racing an upgrade).
+//
+// Fan-out latency (set_fanout_latency: a histogram, seconds): for each delivery with
+// recipients, the time from deliver() to the last recipient's frame being on its connection's
+// send queue (its writer woken: the write is issued on that worker's next turn), across workers.
+// It is the cost of reaching every member (posting to the other workers, their queues), not of
+// the kernel writes. Off (no clock read, no allocation) without a histogram.
 #pragma once
 
 #include <asio/any_io_executor.hpp>
 #include <asio/post.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -29,6 +36,7 @@
 #include <vector>
 
 #include <rproxy/flow/ws_connection.hpp>
+#include <rproxy/observe/metrics.hpp>
 
 namespace rproxy::flow {
 
@@ -65,8 +73,13 @@ public:
   }
   std::size_t connections(std::size_t w) const noexcept { return shards_[w].conns.size(); }
 
+  /// Where deliveries record their fan-out latency (null: not measured). Set before any delivery.
+  void set_fanout_latency(observe::histogram* h) noexcept { fanout_latency_ = h; }
+
   /// Sends `frame` to every recipient; called on worker `w`.
   void deliver(std::size_t w, const ws_payload& frame, const recipients& to) {
+    if (to->empty()) return;
+    const auto start = fanout_latency_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     std::uint64_t others = 0;  // bit i: worker i has recipients (up to 64 workers; more: all posted)
     for (auto id : *to) {
       const auto ow = worker_of(id);
@@ -76,12 +89,22 @@ public:
         others |= ow < 64 ? (1ull << ow) : ~0ull;
       }
     }
+    const auto posted = [&](std::size_t i) { return i != w && (others & (i < 64 ? (1ull << i) : ~0ull)) != 0; };
+    std::shared_ptr<fanout_clock> clock;  // the last worker to finish records the latency
+    if (fanout_latency_) {
+      std::uint32_t n = 0;
+      for (std::size_t i = 0; i < shards_.size(); ++i) n += posted(i) ? 1 : 0;
+      if (n == 0) return fanout_latency_->observe(std::chrono::steady_clock::now() - start);
+      clock = std::make_shared<fanout_clock>(start, n);
+    }
     for (std::size_t i = 0; i < shards_.size(); ++i) {
-      if (i == w || (others & (i < 64 ? (1ull << i) : ~0ull)) == 0) continue;
-      asio::post(shards_[i].ex, [this, i, frame, to] {
+      if (!posted(i)) continue;
+      asio::post(shards_[i].ex, [this, i, frame, to, clock] {
         for (auto id : *to)
           if (worker_of(id) == i)
             if (auto* c = find(i, id)) c->send(frame);
+        if (clock && clock->pending.fetch_sub(1, std::memory_order_acq_rel) == 1)
+          fanout_latency_->observe(std::chrono::steady_clock::now() - clock->start);
       });
     }
   }
@@ -99,12 +122,19 @@ public:
   }
 
 private:
+  /// One delivery's start, and the workers still to reach.
+  struct fanout_clock {
+    fanout_clock(std::chrono::steady_clock::time_point s, std::uint32_t n) : start(s), pending(n) {}
+    std::chrono::steady_clock::time_point start;
+    std::atomic<std::uint32_t> pending;
+  };
   struct shard {
     asio::any_io_executor ex;
     std::unordered_map<session_id, ws_connection*> conns;
     std::uint64_t serial = 0;
   };
   std::vector<shard> shards_;
+  observe::histogram* fanout_latency_ = nullptr;
   std::atomic<bool> closing_{false};        ///< close_all was called (once)
   std::atomic<bool> closing_ready_{false};  ///< ... and close_code_, close_reason_ are set
   std::uint16_t close_code_ = 0;

@@ -58,6 +58,7 @@
 #include <utility>
 #include <vector>
 
+#include <rproxy/config/versioned.hpp>
 #include <rproxy/rooms/password.hpp>
 #include <rproxy/rooms/protocol.hpp>
 #include <rproxy/rooms/roles.hpp>
@@ -200,22 +201,29 @@ inline payload share(std::string s) { return std::make_shared<const std::string>
 
 class registry {
 public:
-  explicit registry(rooms_block cfg) : cfg_(std::move(cfg)) {}
+  explicit registry(rooms_block cfg) : limits_(std::move(cfg)) {}
   registry(const registry&) = delete;
   registry& operator=(const registry&) = delete;
 
-  const rooms_block& config() const noexcept { return cfg_; }
+  /// The current limits. A reload replaces them (set_config); each operation reads them once.
+  const rooms_block& config() const noexcept { return limits_.get(); }
+  /// New limits for the operations that start from now on (a config reload). Rooms keep their
+  /// own max_members, capped by the server's: a lower rooms.max_members applies to their joins.
+  void set_config(rooms_block next) { limits_.set(std::move(next)); }
+  const rproxy::config::versioned<rooms_block>& limits() const noexcept { return limits_; }
 
   /// Parses one request (protocol.hpp) and executes it.
   outcome handle(const caller& c, std::string_view text, time_point now) {
+    const rooms_block& cfg = config();
     request r;
-    if (auto f = parse_request(text, cfg_, r)) return fail(r, std::move(*f));
+    if (auto f = parse_request(text, cfg, r)) return fail(r, std::move(*f));
     return execute(c, r, now);
   }
 
   /// Executes a parsed request. The session is registered on its first request.
   outcome execute(const caller& c, const request& r, time_point now) {
-    if (auto f = check_name(c.user, cfg_.max_name_bytes, "user name")) return fail(r, std::move(*f));
+    const rooms_block& cfg = config();
+    if (auto f = check_name(c.user, cfg.max_name_bytes, "user name")) return fail(r, std::move(*f));
     register_session(c);
     switch (r.kind) {
       case op::create: return create(c, r, now);
@@ -267,6 +275,7 @@ public:
   /// Closes rooms empty for empty_room_ttl and drops expired bans and mutes. Returns the
   /// number of rooms closed.
   std::size_t sweep(time_point now) {
+    const rooms_block& cfg = config();
     std::vector<std::string> owners;
     {
       std::unique_lock lk(rooms_mutex_);
@@ -274,7 +283,7 @@ public:
         auto& rm = *it->second;
         std::lock_guard rl(rm.m);
         rm.prune(now);
-        if (rm.members.empty() && rm.empty_since && now - *rm.empty_since >= cfg_.empty_room_ttl) {
+        if (rm.members.empty() && rm.empty_since && now - *rm.empty_since >= cfg.empty_room_ttl) {
           rm.closed = true;
           owners.push_back(rm.owner);
           it = rooms_.erase(it);
@@ -417,31 +426,32 @@ private:
   // --- operations ------------------------------------------------------------------------------
 
   outcome create(const caller& c, const request& r, time_point now) {
+    const rooms_block& cfg = config();
     if (c.site == site_role::guest) return fail(r, {errc::forbidden, "guests cannot create rooms"});
-    const std::uint32_t max_members = r.max_members.value_or(cfg_.max_members);
-    if (max_members > cfg_.max_members)
-      return fail(r, {errc::limit, "max_members is over this server's limit of " + std::to_string(cfg_.max_members)});
+    const std::uint32_t max_members = r.max_members.value_or(cfg.max_members);
+    if (max_members > cfg.max_members)
+      return fail(r, {errc::limit, "max_members is over this server's limit of " + std::to_string(cfg.max_members)});
     std::optional<password_hash> pw;
     if (r.password) {
-      if (r.password->size() < cfg_.password.min_bytes)
+      if (r.password->size() < cfg.password.min_bytes)
         return fail(r, {errc::weak_password,
-                        "password is shorter than " + std::to_string(cfg_.password.min_bytes) + " bytes"});
-      pw = password_hash::make(*r.password, cfg_.password.iterations);  // before any lock
+                        "password is shorter than " + std::to_string(cfg.password.min_bytes) + " bytes"});
+      pw = password_hash::make(*r.password, cfg.password.iterations);  // before any lock
       if (!pw) return fail(r, {errc::internal, "could not hash the password"});
     }
     auto rm = std::make_shared<detail::room>(r.room, r.is_private, max_members, std::move(pw));
     {
       std::unique_lock lk(rooms_mutex_);
       if (rooms_.contains(r.room)) return fail(r, {errc::exists, "a room with that name exists"});
-      if (rooms_.size() >= cfg_.max_rooms) return fail(r, {errc::limit, "this server has its maximum of rooms"});
+      if (rooms_.size() >= cfg.max_rooms) return fail(r, {errc::limit, "this server has its maximum of rooms"});
       std::lock_guard rl(rm->m);
       {
         std::lock_guard ul(users_mutex_);
         auto& s = sessions_.at(c.session);
-        if (s.rooms.size() >= cfg_.max_rooms_per_session)
+        if (s.rooms.size() >= cfg.max_rooms_per_session)
           return fail(r, {errc::limit, "this session is in its maximum of rooms"});
         auto u = users_.find(c.user);
-        if (u != users_.end() && u->second.owned >= cfg_.max_owned_rooms_per_user)
+        if (u != users_.end() && u->second.owned >= cfg.max_owned_rooms_per_user)
           return fail(r, {errc::limit, "you own the maximum number of rooms"});
         s.rooms.push_back(rm->name);
         change_owned_locked(c.user, +1);
@@ -460,6 +470,7 @@ private:
   }
 
   outcome join(const caller& c, const request& r, time_point now) {
+    const rooms_block& cfg = config();
     auto rm = find(r.room);
     if (!rm) return fail(r, {errc::not_found, "no such room"});
     if (rm->password) {  // checked before any lock: PBKDF2 takes a while
@@ -472,11 +483,11 @@ private:
     if (auto until = detail::room::active(rm->bans, c.user, now))
       return fail(r, {errc::banned, "you are banned from this room for " +
                                         std::to_string(detail::seconds_left(*until, now)) + " more seconds"});
-    if (rm->members.size() >= rm->max_members) return fail(r, {errc::full, "this room is full"});
+    if (rm->members.size() >= std::min(rm->max_members, cfg.max_members)) return fail(r, {errc::full, "this room is full"});
     {
       std::lock_guard ul(users_mutex_);
       auto& s = sessions_.at(c.session);
-      if (s.rooms.size() >= cfg_.max_rooms_per_session)
+      if (s.rooms.size() >= cfg.max_rooms_per_session)
         return fail(r, {errc::limit, "this session is in its maximum of rooms"});
       s.rooms.push_back(rm->name);
     }
@@ -581,6 +592,7 @@ private:
   }
 
   outcome message(const caller& c, const request& r, time_point now) {
+    const rooms_block& cfg = config();
     auto rm = find(r.room);
     if (!rm) return fail(r, {errc::not_found, "no such room"});
     std::lock_guard lk(rm->m);
@@ -595,9 +607,9 @@ private:
     f.str("type", "message").str("room", rm->name).unum("msg_id", id).str("from", c.user);
     f.str("role", role_name(rm->role_of(c.user, c.site))).str("text", r.text).num("ts", detail::unix_ms(now));
     payload frame = detail::share(std::move(f).done());
-    if (cfg_.history > 0) {
+    if (cfg.history > 0) {
       rm->history.push_back({id, frame});
-      while (rm->history.size() > cfg_.history) rm->history.pop_front();
+      while (rm->history.size() > cfg.history) rm->history.pop_front();
     }
     auto out = succeed(std::move(ok_reply(r).str("room", rm->name).unum("msg_id", id)));
     add(out.deliveries, {std::move(frame), rm->snapshot});
@@ -640,6 +652,7 @@ private:
   }
 
   outcome moderate(const caller& c, const request& r, time_point now) {
+    const rooms_block& cfg = config();
     auto rm = find(r.room);
     if (!rm) return fail(r, {errc::not_found, "no such room"});
     std::lock_guard lk(rm->m);
@@ -660,14 +673,14 @@ private:
       return detail::share(std::move(o).done());
     };
     const auto duration = [&]() -> std::optional<std::int64_t> {
-      const std::int64_t max = cfg_.max_sanction.count();
+      const std::int64_t max = cfg.max_sanction.count();
       const std::int64_t s = r.seconds.value_or(max);
       if (s > max) return std::nullopt;
       return s;
     };
     const auto sanctions_full = [&](const auto& table) {
       rm->prune(now);
-      return !table.contains(r.user) && rm->bans.size() + rm->mutes.size() >= cfg_.max_sanctions_per_room;
+      return !table.contains(r.user) && rm->bans.size() + rm->mutes.size() >= cfg.max_sanctions_per_room;
     };
     auto out = succeed(std::move(ok_reply(r).str("room", rm->name).str("user", r.user)));
 
@@ -681,7 +694,7 @@ private:
         if (ban) {
           secs = duration();
           if (!secs) return fail(r, {errc::limit, "seconds is over this server's limit of " +
-                                                      std::to_string(cfg_.max_sanction.count())});
+                                                      std::to_string(cfg.max_sanction.count())});
           if (sanctions_full(rm->bans)) return fail(r, {errc::limit, "this room's ban and mute list is full"});
           rm->bans[r.user] = now + std::chrono::seconds(*secs);
         }
@@ -700,7 +713,7 @@ private:
         if (!may_act(actor, action::mute, target)) return forbidden();
         auto secs = duration();
         if (!secs)
-          return fail(r, {errc::limit, "seconds is over this server's limit of " + std::to_string(cfg_.max_sanction.count())});
+          return fail(r, {errc::limit, "seconds is over this server's limit of " + std::to_string(cfg.max_sanction.count())});
         if (sanctions_full(rm->mutes)) return fail(r, {errc::limit, "this room's ban and mute list is full"});
         rm->mutes[r.user] = now + std::chrono::seconds(*secs);
         add(out.deliveries, {event("mute", secs), rm->snapshot});
@@ -735,7 +748,7 @@ private:
         } else if (to == role::member) {
           rm->roles.erase(r.user);
         } else {
-          if (!rm->roles.contains(r.user) && rm->roles.size() >= cfg_.max_roles_per_room)
+          if (!rm->roles.contains(r.user) && rm->roles.size() >= cfg.max_roles_per_room)
             return fail(r, {errc::limit, "this room's role list is full"});
           rm->roles[r.user] = to;
         }
@@ -747,7 +760,7 @@ private:
     return fail(r, {errc::unknown_op, "unknown op"});
   }
 
-  const rooms_block cfg_;
+  rproxy::config::versioned<rooms_block> limits_;
   mutable std::shared_mutex rooms_mutex_;
   std::map<std::string, room_ptr, std::less<>> rooms_;  ///< by name (sorted: list pages by name)
   mutable std::mutex users_mutex_;

@@ -3,13 +3,17 @@
 // so a rate limiter counts it by operation ("message", "join", "private_message", ...:
 // operation()) and the rooms stage (rooms/stage.hpp) executes it without parsing again.
 //
-//     flow::ws_adapter<rooms::ws_decoder> a{.decoder = {&cfg.rooms}, .hub = &hub};
+//     flow::ws_adapter<rooms::ws_decoder> a{.decoder = {&registry.limits()}, .hub = &hub};
+//
+// It reads the current limits (config/versioned.hpp) for each message, so a reload that changes
+// max_request_bytes, max_name_bytes or max_message_bytes applies to the next message.
 #pragma once
 
 #include <optional>
 #include <string_view>
 
 #include <rproxy/codec/ws/frame.hpp>
+#include <rproxy/config/versioned.hpp>
 #include <rproxy/rooms/protocol.hpp>
 #include <rproxy/rooms/rooms_block.hpp>
 
@@ -25,12 +29,12 @@ struct ws_request {
 
 struct ws_decoder {
   using message = ws_request;
-  const rooms_block* cfg = nullptr;
+  const rproxy::config::versioned<rooms_block>* limits = nullptr;
 
   message decode(codec::ws::opcode op, std::string_view data) const {
     message m;
     if (op != codec::ws::opcode::text) m.error = failure{errc::bad_request, "requests are JSON text messages"};
-    else m.error = parse_request(data, *cfg, m.req);
+    else m.error = parse_request(data, limits->get(), m.req);
     return m;
   }
 };

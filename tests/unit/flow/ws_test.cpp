@@ -208,3 +208,29 @@ TEST_CASE("a fragmented message with a ping between its fragments is one message
   CHECK(fr[0].what == ws::event::pong);
   CHECK(fr[1].data == "FRAGMENT");
 }
+
+TEST_CASE("stats: a connection that sends nothing is silent, not a handshake failure", "[flow][ws]") {
+  // (bytes the client sends before it ends its side, silent, handshake failures)
+  const auto [bytes, silent, failed] = GENERATE(table<std::string, std::uint64_t, std::uint64_t>({
+      {"", 1, 0},                                // a port probe: connect, then EOF
+      {"GET /chat HT", 0, 1},                    // a cut upgrade request
+      {upgrade("/chat", "8"), 0, 1},             // a refused one (426)
+  }));
+  fixture f;
+  flow::ws_stats st;
+  f.a.stats = &st;
+  tcp::acceptor front(f.ioc, {asio::ip::address_v4::loopback(), 0});
+  tcp::socket client(f.ioc);
+  client.connect(front.local_endpoint());
+  tcp::socket server = front.accept();
+  asio::co_spawn(f.ioc, flow::serve(f.p, f.a, std::move(server), f.opt), [&](std::exception_ptr e, std::error_code ec) {
+    REQUIRE_FALSE(e);
+    f.result = ec;
+  });
+  if (!bytes.empty()) asio::write(client, asio::buffer(bytes));
+  client.shutdown(tcp::socket::shutdown_send);
+  REQUIRE(rproxy::test::run_until(f.ioc, [&] { return f.result.has_value(); }));
+  CHECK(st.silent.load() == silent);
+  CHECK(st.handshake_failures.load() == failed);
+  CHECK(st.upgrades.load() == 0);
+}

@@ -424,3 +424,21 @@ TEST_CASE("permission matrix through the registry: kick, mute and ban by each ro
         if (!allowed) CHECK(get(out.reply, "code") == "forbidden");
       }
 }
+
+TEST_CASE("set_config: new limits apply to the next operation, rooms made before included", "[rooms]") {
+  fixture f;
+  f.ok(1, "alice", R"({"op":"create","room":"r"})");  // max_members 5 (the server's)
+  f.ok(2, "bob", R"({"op":"join","room":"r"})");
+  auto next = small_config();
+  next.max_members = 2;
+  next.max_message_bytes = 4;
+  f.reg.set_config(next);
+  CHECK(f.reg.config().max_members == 2);
+  CHECK(f.reg.limits().versions() == 2);
+  CHECK(f.code(3, "carol", R"({"op":"join","room":"r"})") == "full");             // the room's own 5, capped by 2
+  CHECK(f.code(3, "carol", R"({"op":"create","room":"c","max_members":3})") == "limit");
+  CHECK(f.code(1, "alice", R"({"op":"message","room":"r","text":"hello"})") == "too_long");
+  f.ok(1, "alice", R"({"op":"message","room":"r","text":"hi"})");
+  f.reg.set_config(small_config());  // back: the room takes 5 again
+  f.ok(3, "carol", R"({"op":"join","room":"r"})");
+}
