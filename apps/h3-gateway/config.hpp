@@ -17,8 +17,10 @@
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/validator.hpp>
+#include <rproxy/flow/config.hpp>
 #include <rproxy/flow/h2_block.hpp>
 #include <rproxy/flow/http1_block.hpp>
+#include <rproxy/health/breaker_block.hpp>
 #include <rproxy/health/check_config.hpp>
 #include <rproxy/middleware/api_key_block.hpp>
 #include <rproxy/middleware/audit_block.hpp>
@@ -41,19 +43,30 @@ namespace bal = rproxy::balance;
 /// The stages a route's `middleware:` list can name, in pipeline order (bit i: name i).
 inline constexpr std::array<std::string_view, 6> middleware_names{"ip_filter", "bans", "jwt", "api_keys", "rate_limit", "compress"};
 
-/// A named backend group: one pool, its balancer and health checks.
+/// A named backend group: one pool, its balancer, health checks, breakers and passive ejection.
 struct group_config {
   std::string name;
   std::vector<bal::backend_settings> backends;
   bal::algorithm balancer = bal::algorithm::round_robin;
   std::optional<rproxy::health::check_config> health_check;
   std::optional<rproxy::health::weights_config> dynamic_weights;
+  std::optional<rproxy::health::breaker_block> breaker;
+  rproxy::health::outlier_block outlier{};
   static constexpr auto describe() {
     return cfg::fields(cfg::required<&group_config::name>("group name (routes' backends: [{group: ...}], metrics)"),
                        cfg::required<&group_config::backends>("the group's HTTP/1.1 backends"),
                        cfg::doc<&group_config::balancer>("round_robin, weighted_round_robin, least_conn, random or lowest_latency"),
                        cfg::doc<&group_config::health_check>("active health checks (off when absent)"),
-                       cfg::doc<&group_config::dynamic_weights>("weights from each backend's load report (off when absent)"));
+                       cfg::doc<&group_config::dynamic_weights>("weights from each backend's load report (off when absent)"),
+                       cfg::doc<&group_config::breaker>("a circuit breaker per backend (off when absent)"),
+                       cfg::doc<&group_config::outlier>("passive ejection of backends that fail in a row (consecutive_failures: 0 turns it off)"));
+  }
+  /// The group's pool knobs (a pool keeps them for life: a change makes a new pool).
+  bal::pool_config pool_settings() const {
+    bal::pool_config c;
+    if (breaker) c.breaker = breaker->config();
+    c.outlier = outlier.config();
+    return c;
   }
   void validate(cfg::validator& v) const {
     std::set<std::string> seen;
@@ -67,6 +80,7 @@ struct config {
   rproxy::app::admin_config admin{};
   cfg::endpoint listen{"127.0.0.1", 8080};
   std::optional<rproxy::app::tls_listener_block> tls;
+  rproxy::flow::proxy_protocol_config proxy_protocol{};
   std::vector<group_config> groups;
   rproxy::route::http_routes_block http{};
   std::vector<std::string> default_middleware;
@@ -92,13 +106,14 @@ struct config {
         cfg::doc<&config::admin>("admin HTTP endpoint: /metrics /healthz /readyz, POST /reload (off when listen is unset)"),
         cfg::doc<&config::listen>("address and port clients connect to (HTTP/1.1, and HTTP/2 with prior knowledge)"),
         cfg::doc<&config::tls>("a TLS listener: HTTP/2 (ALPN h2), certificates chosen by SNI (off when absent)"),
+        cfg::doc<&config::proxy_protocol>("PROXY v1/v2 headers from trusted load balancers, on both listeners (before TLS)"),
         cfg::required<&config::groups>("named backend groups"),
         cfg::required<&config::http>("routes: hosts, paths, predicates, splits between groups, rewrites (docs/routing.md)"),
         cfg::doc<&config::default_middleware>("middleware for routes without a middleware list: ip_filter, bans, jwt, api_keys, rate_limit, compress"),
         cfg::doc<&config::limits>("timeouts and sizes of the listener"),
         cfg::doc<&config::forwarding>("which request headers and trailers reach the backends"),
         cfg::doc<&config::h2>("HTTP/2 streams and flow-control windows (timeouts and sizes: limits)"),
-        cfg::doc<&config::retry_after>("Retry-After seconds on a 503 when a group has no backend up (0: none)"),
+        cfg::doc<&config::retry_after>("Retry-After seconds on a 503 when a group has no backend up or its breakers are open (0: none)"),
         cfg::doc<&config::ip_filter>("allow/deny lists (routes naming ip_filter)"),
         cfg::doc<&config::conn_limit>("connection caps (every connection)"),
         cfg::doc<&config::bans>("bans by address or identity (routes naming bans)"),

@@ -4,12 +4,14 @@
 //
 // Request pipeline, in order (the connection pipeline runs conn_limit once per connection):
 //   access_log, metrics      one line and the counters per request (first: closes last)
+//   retry_stage              the route's retry policy and budget (its on_route runs first)
 //   request_id, cors         every request
 //   by_http_route            host/path/predicates -> route, params, upstream path, group (404/400)
 //   apply_http_route         upstream target, header edits, the route's body limit
 //   ip_filter .. rate_limit  gated: only on routes whose middleware list names them
 //   compress                 gated: response bodies compressed on routes naming it
-//   group_stage              the group's balancer over its pool (503 + Retry-After when none is up)
+//   group_stage              the group's balancer over its pool, per-backend breakers and passive
+//                            ejection (503 + Retry-After when none is up or the breakers are open)
 #pragma once
 
 #include <map>
@@ -23,6 +25,7 @@
 #include <rproxy/balance/group_stage.hpp>
 #include <rproxy/flow/http1.hpp>
 #include <rproxy/health/monitor.hpp>
+#include <rproxy/health/retry_stage.hpp>
 #include <rproxy/middleware/compress.hpp>
 #include <rproxy/middleware/principal.hpp>
 #include <rproxy/net/tls_stream.hpp>
@@ -54,7 +57,8 @@ struct require_auth {
 
 /// Requests by route, status class ("2xx", ..., "none": no status sent) and backend; the
 /// request's latency (head read to flow end) by route; the backend's (connected to response
-/// head) by route and backend; connect retries by route.
+/// head) by route and backend; retries on another pick by route, and requests the retry budget
+/// shed.
 struct request_metrics {
   using row = std::array<obs::counter*, 6>;
   struct backend_series {
@@ -67,6 +71,7 @@ struct request_metrics {
     std::vector<backend_series> backends;
     obs::histogram* duration;
     obs::counter* retries;
+    obs::counter* shed;
   };
   struct state {
     std::chrono::steady_clock::time_point connected{};
@@ -87,7 +92,7 @@ struct request_metrics {
   }
   template <class Ctx>
   rproxy::verdict on_route(Ctx& ctx) {
-    if (ctx.connect_error && !ctx.out_of_attempts) route_of(ctx).retries->inc();  // the driver tries again
+    if (ctx.connect_error && !ctx.out_of_attempts) route_of(ctx).retries->inc();  // the retry stage let the driver try again
     return rproxy::next;
   }
   template <class Ctx>
@@ -107,6 +112,7 @@ struct request_metrics {
     if (ctx.hello_done == std::chrono::steady_clock::time_point{} && ctx.status == 0) return;  // no request came
     const auto& r = route_of(ctx);
     const auto* b = backend_of(r, ctx);
+    if (ctx.rejected && ctx.rejected->cause == "shed") r.shed->inc();
     (b ? b->requests : r.none)[ctx.status >= 100 && ctx.status < 600 ? ctx.status / 100 : 0]->inc();
     if (ctx.hello_done != std::chrono::steady_clock::time_point{}) r.duration->observe(std::chrono::steady_clock::now() - ctx.hello_done);
   }
@@ -152,6 +158,32 @@ struct route_group {
   }
 };
 
+/// The route's retry rule (per route index; none without a route).
+struct route_retry {
+  const std::vector<rproxy::health::retry_rule>* rules;
+  template <class Ctx>
+  const rproxy::health::retry_rule* operator()(const Ctx& ctx) const {
+    const auto& m = ctx.template state<by_http_route>().match;
+    return m ? &(*rules)[m.route()->index()] : nullptr;
+  }
+};
+
+/// A route's retry rule from its `retry:` block; without one, failed connects are retried twice
+/// with no budget (the driver's default).
+inline rproxy::health::retry_rule make_retry_rule(const std::optional<rproxy::health::retry_block>& b) {
+  rproxy::health::retry_rule r;
+  if (!b) {
+    r.max_retries = 2;
+    r.on = rproxy::health::retry_on::connect_error;
+    return r;
+  }
+  r.max_retries = b->count;
+  r.on = b->mask();
+  r.retry_after_s = b->retry_after;
+  r.budget = std::make_unique<rproxy::health::retry_budget>(b->budget.config());
+  return r;
+}
+
 /// What every world shares: counters, the audit log.
 struct shared_state {
   shared_state(runtime& rt, const config& c) : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)) {}
@@ -178,6 +210,7 @@ struct world_base {
     else rl_cfg.hello_operation.clear();
     for (const auto& r : table.routes()) {
       masks.push_back(cfg->middleware_mask(r.config().middleware));
+      retry_rules.push_back(make_retry_rule(r.config().retry));
       auto& g = groups.emplace_back();
       for (const auto& share : r.config().backends)
         for (std::size_t i = 0; i < cfg->groups.size(); ++i)
@@ -200,6 +233,7 @@ struct world_base {
   std::shared_ptr<const config> cfg;
   rproxy::route::http_router table;
   std::vector<std::uint32_t> masks;
+  std::vector<rproxy::health::retry_rule> retry_rules;  ///< per route index
   std::vector<std::vector<std::size_t>> groups;
   std::vector<std::shared_ptr<bal::upstream_pool>> pools;  ///< per cfg->groups entry
   std::vector<request_metrics::per_route> requests;
@@ -232,7 +266,8 @@ inline auto request_pipeline(world_base& w, std::uint64_t seed) {
   std::vector<bal::any_balancer> bs;
   for (const auto& g : w.cfg->groups) bs.push_back(bal::any_balancer::make(g.balancer, seed));
   return rproxy::make_pipeline<rproxy::flow::http1_protocol>(
-      obs::access_log_stage{w.cfg->access_log ? w.log : nullptr}, request_metrics{&w.requests}, mw::request_id{&w.rid_cfg},
+      obs::access_log_stage{w.cfg->access_log ? w.log : nullptr}, rproxy::health::retry_stage{route_retry{&w.retry_rules}},
+      request_metrics{&w.requests}, mw::request_id{&w.rid_cfg},
       mw::cors{w.cfg->cors ? &w.cors_cfg : nullptr}, by_http_route{&w.table, {.seed = seed}}, rproxy::route::apply_http_route{},
       rproxy::gated{mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, on("ip_filter")},
       rproxy::gated{mw::ban_check{&w.bans, a, &w.ban_cfg}, on("bans")}, rproxy::gated{mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, on("jwt")},
@@ -240,7 +275,7 @@ inline auto request_pipeline(world_base& w, std::uint64_t seed) {
       rproxy::gated{require_auth{a}, route_uses{&w.masks, w.cfg->require_auth ? bit_of("jwt") | bit_of("api_keys") : 0}},
       rproxy::gated{mw::rate_limit{&w.rl_cfg, &w.shared->counters, a}, on("rate_limit")},
       rproxy::gated{mw::compress{w.cfg->compress ? &w.compress_cfg : nullptr}, on("compress")},
-      bal::group_stage{w.pools, std::move(bs), route_group{&w.groups}, {.no_backend = "no backend available", .retry_after_s = w.cfg->retry_after}});
+      bal::group_stage{w.pools, std::move(bs), route_group{&w.groups}, {.no_backend = "no backend available", .retry_after_s = w.cfg->retry_after, .breaker_open = "circuit breaker open"}});
 }
 
 struct world : world_base {

@@ -1,7 +1,8 @@
 // apps/h3-gateway/listeners.hpp: the gateway's listeners. Plain TCP serves HTTP/1.1 and h2c
 // with prior knowledge (the HTTP/2 preface on the first bytes, looked at without taking them);
 // TLS (`tls:`) serves HTTP/2 to clients whose ALPN offers "h2", else HTTP/1.1, the certificate
-// chosen by SNI.
+// chosen by SNI. A PROXY header (`proxy_protocol:`, trusted peers only) comes first on both: on
+// TLS it is read before the handshake, without taking a byte of the ClientHello.
 // Both run the world's connection pipeline once and its request pipeline per request or
 // stream (flow/h2.hpp), so routes and middleware do not care which protocol the client speaks.
 #pragma once
@@ -26,6 +27,7 @@
 #include <rproxy/flow/h2.hpp>
 #include <rproxy/flow/http1.hpp>
 #include <rproxy/net/listener.hpp>
+#include <rproxy/net/proxy_peek.hpp>
 #include <rproxy/net/tls_stream.hpp>
 #include <rproxy/observe/worker_index.hpp>
 
@@ -54,12 +56,22 @@ struct listeners {
     (void)co_await rproxy::flow::serve_http(w->connections[i], w->pipelines[i], h1, h2, std::move(s), w->options, eps);
   }
 
-  /// TLS: the handshake within the header timeout, then HTTP/2 if ALPN chose it, else HTTP/1.1.
+  /// TLS: the PROXY header (trusted peers), the handshake within the header timeout, then
+  /// HTTP/2 if ALPN chose it, else HTTP/1.1.
   static asio::awaitable<void> serve_tls(std::shared_ptr<const World> w, const rproxy::flow::http1_adapter& h1,
                                          const rproxy::flow::h2_adapter& h2, asio::ip::tcp::socket s,
                                          rproxy::net::accepted_endpoints eps, rproxy::flow::drain_tracker::guard) {
     if (!w->tls) co_return;
     const auto i = rproxy::observe::worker_index() % w->pipelines.size();
+    const auto& o = w->options;
+    if (o.accept != rproxy::proxy_accept::none) {
+      auto pp = co_await rproxy::net::peek_proxy_header(s, o.accept, o.is_trusted(eps.remote.address()), o.header_timeout);
+      if (pp.ec) co_return;  // malformed, slow, or from an untrusted peer: no handshake
+      if (pp.header && pp.header->command == rproxy::net::proxy_protocol::command::proxy && pp.header->has_addresses()) {
+        eps.remote = pp.header->source;
+        eps.local = pp.header->destination;
+      }
+    }
     rproxy::net::tls_stream tls(std::move(s), w->tls->context());
     auto [ec] = co_await rproxy::net::async_server_handshake(tls, w->options.hello_timeout,
                                                              asio::experimental::as_tuple(asio::use_awaitable));

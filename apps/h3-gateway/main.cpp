@@ -20,17 +20,18 @@ struct app {
                                                  "Requests from their head read to their end (downstream latency).", {"route"}, buckets);
     upstream = &r.metrics().add_histogram_family(
         "h3gw_upstream_duration_seconds", "From the backend connection to its response head (upstream latency).", {"route", "backend"}, buckets);
-    retries = &r.metrics().add_counter_family("h3gw_retries", "Connect attempts retried on another pick.", {"route"});
+    retries = &r.metrics().add_counter_family("h3gw_retries", "Attempts retried on another pick (failed connects, resets, 502/503).", {"route"});
+    shed = &r.metrics().add_counter_family("h3gw_retries_shed", "Requests refused (503) because the route's retry budget was spent.", {"route"});
     connections_open = &r.metrics().add_gauge("h3gw_connections_active", "Open client connections.");
   }
 
   std::shared_ptr<const world> build(const std::shared_ptr<const config>& c) {
     auto w = std::make_shared<world>(rt, c, shared);
     if (!w->load()) return nullptr;
-    for (const auto& g : c->groups) {
-      auto& p = pools[g.name];
-      if (!p) p = std::make_shared<bal::upstream_pool>();
-      w->pools.push_back(p);
+    for (const auto& g : c->groups) {  // a group keeps its pool while its breaker and outlier settings stay
+      auto it = pools.find(g.name);
+      if (it != pools.end() && it->second.breaker == g.breaker && it->second.outlier == g.outlier) w->pools.push_back(it->second.pool);
+      else w->pools.push_back(std::make_shared<bal::upstream_pool>(g.pool_settings()));
     }
     static constexpr std::array<const char*, 6> classes{"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
     auto row = [&](const std::string& route, const std::string& backend) {
@@ -40,13 +41,14 @@ struct app {
     };
     for (std::size_t i = 0; i < w->table.routes().size(); ++i) {
       const auto& name = w->table.routes()[i].name();
-      auto& m = w->requests.emplace_back(request_metrics::per_route{row(name, ""), {}, &duration->with({name}), &retries->with({name})});
+      auto& m = w->requests.emplace_back(
+          request_metrics::per_route{row(name, ""), {}, &duration->with({name}), &retries->with({name}), &shed->with({name})});
       for (const auto g : w->groups[i])
         for (const auto& b : c->groups[g].backends)
           m.backends.push_back({asio::ip::tcp::endpoint{asio::ip::make_address(b.address.host), b.address.port},
                                 row(name, b.address.to_string()), &upstream->with({name, b.address.to_string()})});
     }
-    w->requests.push_back({row("", ""), {}, &duration->with({""}), &retries->with({""})});
+    w->requests.push_back({row("", ""), {}, &duration->with({""}), &retries->with({""}), &shed->with({""})});
     w->connections_open = connections_open;
     for (std::size_t i = 0; i < rt.pool().size(); ++i) {
       w->connections.push_back(connection_pipeline(*w));
@@ -59,19 +61,30 @@ struct app {
     }
     rproxy::flow::http1_adapter listener_only;  // the adapter's own settings are the first config's
     c->limits.apply(listener_only, w->options);
+    const auto pp = rproxy::flow::make_options(c->proxy_protocol, {});
+    w->options.accept = pp.accept;
+    w->options.trusted = pp.trusted;
+    w->options.send = pp.send;
+    unsigned most = 2;  // the driver's attempts cover the route with the most retries
+    for (const auto& r : w->retry_rules) most = std::max(most, r.max_retries);
+    w->options.max_connect_attempts = most + 1;
     return w;
   }
 
-  /// Sets each group's backends and health checks (monitors kept by name; gone groups stop).
-  bool apply(const config& c) {
+  /// Sets each group's backends and health checks on the world's pools (monitors kept by name
+  /// while their pool is; gone groups stop).
+  bool apply(const config& c, const world& w) {
     std::map<std::string, std::unique_ptr<rproxy::health::monitor<bal::upstream_pool>>> next;
-    for (const auto& g : c.groups) {
+    for (std::size_t i = 0; i < c.groups.size(); ++i) {
+      const auto& g = c.groups[i];
+      const auto& pool = w.pools[i];
+      pools[g.name] = {pool, g.breaker, g.outlier};
       auto& m = next[g.name];
-      if (auto it = monitors.find(g.name); it != monitors.end()) m = std::move(it->second);
-      else m = std::make_unique<rproxy::health::monitor<bal::upstream_pool>>(rt.control().get_executor(), pools[g.name], g.name, rt.log());
+      if (auto it = monitors.find(g.name); it != monitors.end() && it->second->pool() == pool) m = std::move(it->second);
+      else m = std::make_unique<rproxy::health::monitor<bal::upstream_pool>>(rt.control().get_executor(), pool, g.name, rt.log());
       if (auto r = m->update(bal::pool_entries(g.backends), g.health_check, g.dynamic_weights); !r)
         return rt.log().error("bad backends", {{"group", g.name}, {"error", r.error().message()}}), false;
-      pool_metrics->track(g.name, pools[g.name]);
+      pool_metrics->track(g.name, pool);
     }
     for (const auto& [name, m] : monitors)
       if (!next.contains(name)) pool_metrics->untrack(name);
@@ -86,8 +99,15 @@ struct app {
   obs::histogram_family* duration = nullptr;
   obs::histogram_family* upstream = nullptr;
   obs::counter_family* retries = nullptr;
+  obs::counter_family* shed = nullptr;
   obs::gauge* connections_open = nullptr;
-  std::map<std::string, std::shared_ptr<bal::upstream_pool>> pools;
+  /// A group's pool and the settings it was made with (kept across reloads while they stay).
+  struct group_pool {
+    std::shared_ptr<bal::upstream_pool> pool;
+    std::optional<rproxy::health::breaker_block> breaker;
+    rproxy::health::outlier_block outlier;
+  };
+  std::map<std::string, group_pool> pools;
   std::map<std::string, std::unique_ptr<rproxy::health::monitor<bal::upstream_pool>>> monitors;
   rproxy::flow::http1_adapter adapter{};
   rproxy::flow::h2_adapter h2{.http1 = &adapter};
@@ -104,7 +124,7 @@ int serve(runtime& rt) {
   c->limits.apply(a->adapter, unused);
   c->forwarding.apply(a->adapter);
   auto first = a->build(c);
-  if (!first || !a->apply(*c)) return 1;
+  if (!first || !a->apply(*c, *first)) return 1;
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
   rt.keep(worlds);
   mount_admin_api(rt, worlds);
@@ -115,7 +135,7 @@ int serve(runtime& rt) {
   rt.on_stop_accepting([a] { a->monitors.clear(); });
   rt.on_reload([a, worlds](const std::shared_ptr<const config>& next) {
     auto w = a->build(next);
-    if (!w || !a->apply(*next)) return a->rt.log().error("routes not updated; the previous config keeps serving");
+    if (!w || !a->apply(*next, *w)) return a->rt.log().error("routes not updated; the previous config keeps serving");
     worlds->swap(std::move(w));
     a->rt.log().info("routes updated", {{"routes", next->http.routes.size()}, {"groups", next->groups.size()}});
   });

@@ -13,7 +13,9 @@
 // failures are reported and avoided across retries, as balance/flow_pick.hpp does) and sets
 // ctx.backend and, when the pool's addresses carry one, ctx.proxy_out. With no backend up in
 // the group: reject unavailable with the options' message and Retry-After hint (HTTP: 503 +
-// Retry-After). on_close reports the outcome and releases the backend.
+// Retry-After); when what keeps every otherwise usable backend out is its circuit breaker, the
+// refusal says so (cause "breaker_open", options' breaker_open text, the same hint). on_close
+// reports the outcome and releases the backend.
 #pragma once
 
 #include <cstddef>
@@ -24,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include <rproxy/balance/backend.hpp>
 #include <rproxy/balance/flow_pick.hpp>
 #include <rproxy/balance/stage.hpp>
 #include <rproxy/pipeline/verdict.hpp>
@@ -33,7 +36,27 @@ namespace rproxy::balance {
 struct group_stage_options {
   std::string_view no_backend = "no backend available";  ///< the refusal's text (config-owned)
   std::uint32_t retry_after_s = 0;                       ///< the refusal's Retry-After (0: none)
+  std::string_view breaker_open = "circuit breaker open";  ///< the refusal's text when breakers are what is open
 };
+
+namespace detail {
+/// Whether the pool has backends that are up, weighted and drained of nothing but their
+/// circuit breaker's consent, and no backend a new flow could go to: the breakers refuse.
+template <class Pool>
+bool breakers_refuse(const Pool& pool) {
+  if constexpr (requires(const typename Pool::backend_type& b) { b.breaker().would_admit(); }) {
+    const auto now = Pool::clock_type::now();
+    bool any = false;
+    for (const auto& b : pool.current()->backends) {
+      if (b->available(now)) return false;
+      any = any || (b->state(now) == backend_state::healthy && b->weight() > 0 && !b->breaker().would_admit(now));
+    }
+    return any;
+  } else {
+    return false;
+  }
+}
+}  // namespace detail
 
 template <class Pool, class Balancer, class Select, class KeyFn = client_address_key>
 class group_stage {
@@ -57,7 +80,11 @@ public:
       return rproxy::reject(rproxy::reject_code::unavailable, "no backend group");
     }
     const auto* h = fp.pick(*pools_[g], balancers_[g], key_(std::as_const(ctx)), ctx);
-    if (!h) return rproxy::reject(rproxy::reject_code::unavailable, o_.no_backend, o_.retry_after_s);
+    if (!h) {
+      if (!ctx.out_of_attempts && detail::breakers_refuse(*pools_[g]))
+        return rproxy::reject({rproxy::reject_code::unavailable, o_.breaker_open, o_.retry_after_s, "breaker_open"});
+      return rproxy::reject(rproxy::reject_code::unavailable, o_.no_backend, o_.retry_after_s);
+    }
     ctx.backend = detail::endpoint_of((*h)->address());
     if constexpr (requires { (*h)->address().proxy; }) ctx.proxy_out = (*h)->address().proxy;
     return rproxy::next;

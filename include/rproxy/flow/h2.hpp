@@ -79,6 +79,7 @@
 #include <rproxy/codec/http1/request_view.hpp>
 #include <rproxy/codec/http1/serializer.hpp>
 #include <rproxy/flow/http1.hpp>
+#include <rproxy/health/retry_on.hpp>
 #include <rproxy/flow/serve.hpp>
 #include <rproxy/net/connector.hpp>
 #include <rproxy/net/deadline.hpp>
@@ -372,6 +373,7 @@ private:
     ctx.id = cctx_.id;
     ctx.client = cctx_.client;
     ctx.local = cctx_.local;
+    ctx.tls = cctx_.tls;
     ctx.started = std::chrono::steady_clock::now();
     auto ec = co_await detail::guarded([&]() -> asio::awaitable<std::error_code> { co_return co_await serve_stream(st, ctx); });
     st.backend = nullptr;
@@ -463,53 +465,65 @@ private:
     std::optional<asio::ip::tcp::socket> backend;
     bool reused = false;
     std::error_code ec;
-    for (unsigned attempt = 0;; ++attempt) {
-      ctx.out_of_attempts = ec && attempt >= std::max(1u, o_.max_connect_attempts);
-      auto v = co_await run_phase<phase::route>(p_, ctx);
-      if (!v.is_next()) co_return co_await stop(st, ctx, v, ec);
-      if (ctx.out_of_attempts || !ctx.backend) {
-        (void)co_await stop(st, ctx, reject(reject_code::unavailable));
-        co_return ec ? ec : make_error_code(net::error::no_endpoints);
-      }
-      if (st.aborted) co_return make_error_code(net::error::client_failed);
-      if (reusable)
-        if (auto k = take_kept(*ctx.backend)) {  // (reusable: retry-safe, so unprobed when recent)
-          backend = std::move(k);
-          reused = true;
-          ctx.connect_error = {};
+    for (unsigned attempt = 0;;) {  // an exchange that may go to another pick (retry_other) comes back here
+      for (;; ++attempt) {
+        ctx.out_of_attempts = ec && attempt >= std::max(1u, o_.max_connect_attempts);
+        auto v = co_await run_phase<phase::route>(p_, ctx);
+        if (!v.is_next()) co_return co_await stop(st, ctx, v, ec);
+        if (ctx.out_of_attempts || !ctx.backend) {
+          (void)co_await stop(st, ctx, reject(reject_code::unavailable));
+          co_return ec ? ec : make_error_code(net::error::no_endpoints);
+        }
+        if (st.aborted) co_return make_error_code(net::error::client_failed);
+        if (reusable)
+          if (auto k = take_kept(*ctx.backend)) {  // (reusable: retry-safe, so unprobed when recent)
+            backend = std::move(k);
+            reused = true;
+            ctx.connect_error = {};
+            break;
+          }
+        auto [cec, sock] = co_await net::async_connect(ex_, *ctx.backend, o_.connect_timeout, detail::tuple_awaitable);
+        ec = cec;
+        ctx.connect_error = ec;
+        if (!ec) {
+          backend.emplace(std::move(sock));
           break;
         }
-      auto [cec, sock] = co_await net::async_connect(ex_, *ctx.backend, o_.connect_timeout, detail::tuple_awaitable);
-      ec = cec;
-      ctx.connect_error = ec;
-      if (!ec) {
-        backend.emplace(std::move(sock));
-        break;
-      }
-      if (ec != condition::retry_safe) {
-        (void)co_await stop(st, ctx, reject(reject_code::unavailable));
-        co_return ec;
-      }
-    }
-    if (auto v = co_await run_phase<phase::connect>(p_, ctx); !v.is_next()) co_return co_await stop(st, ctx, v);
-
-    for (;;) {
-      st.backend = &*backend;
-      auto r = co_await forward(st, ctx, *backend, req, reused);
-      st.backend = nullptr;
-      if (r.retry_fresh && reused) {  // the kept connection was stale and nothing was lost
-        auto [cec, sock] = co_await net::async_connect(ex_, *ctx.backend, o_.connect_timeout, detail::tuple_awaitable);
-        if (cec) {
-          ctx.connect_error = cec;
+        if (ec != condition::retry_safe) {
           (void)co_await stop(st, ctx, reject(reject_code::unavailable));
-          co_return cec;
+          co_return ec;
         }
-        backend.emplace(std::move(sock));
-        reused = false;
-        continue;
       }
-      if (r.keep_backend && !r.ec) keep(std::move(*backend), *ctx.backend);
-      co_return r.ec;
+      ++attempt;
+      if (auto v = co_await run_phase<phase::connect>(p_, ctx); !v.is_next()) co_return co_await stop(st, ctx, v);
+
+      for (;;) {
+        st.backend = &*backend;
+        auto r = co_await forward(st, ctx, *backend, req, reused);
+        st.backend = nullptr;
+        if (r.retry_fresh && reused) {  // the kept connection was stale and nothing was lost
+          auto [cec, sock] = co_await net::async_connect(ex_, *ctx.backend, o_.connect_timeout, detail::tuple_awaitable);
+          if (cec) {
+            ctx.connect_error = cec;
+            (void)co_await stop(st, ctx, reject(reject_code::unavailable));
+            co_return cec;
+          }
+          backend.emplace(std::move(sock));
+          reused = false;
+          continue;
+        }
+        if (r.retry_other) {  // another pick: on_route reports this one's failure
+          ec = r.ec;
+          break;
+        }
+        if (r.keep_backend && !r.ec) keep(std::move(*backend), *ctx.backend);
+        co_return r.ec;
+      }
+      std::error_code ignored;
+      backend->close(ignored);
+      backend.reset();
+      reused = false;
+      ctx.connect_error = ec;
     }
   }
 
@@ -528,11 +542,18 @@ private:
     if (!reused) first = net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o_.send, ctx.client, ctx.local);
     first += h1_.upstream_head(ctx, req.head(), info);
     bool body_sent = false;
+    // A failure the stream's retry policy lets go to another pick (ctx.retry_on): only for an
+    // idempotent request without a body, so sending it again loses and repeats nothing.
+    auto retry_other = [&](std::uint8_t bit) {
+      if constexpr (requires { ctx.retry_on; }) return !has_body && http1_detail::idempotent(req.method()) && (ctx.retry_on & bit) != 0;
+      else return false;
+    };
 
     auto fail_before_response = [&](std::error_code ec, unsigned status = 502, bool stale = false) -> exchange_result {
       if (st.aborted) return exchange_result{make_error_code(error::client_failed)};
       if (reused && stale && !body_sent) return exchange_result{ec, false, false, true};
-      respond_http1(st, ctx, h1_.error_response(ctx, status));
+      if (status == 502 && ec == condition::upstream && retry_other(health::retry_on::reset)) return exchange_result{ec, false, false, false, true};
+      respond_http1(st, ctx, h1_.error_response(ctx, status, ec));
       return exchange_result{ec ? ec : make_error_code(error::backend_failed)};
     };
 
@@ -591,7 +612,8 @@ private:
         auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(h1_.buffer_size), wait_for(ctx));
         if (rec || n == 0) {
           const bool stale = bin.view().empty() && rec && rec != error::idle_timeout;
-          co_return fail_before_response(net::classify(rec, net::side::upstream), rec == error::idle_timeout ? 504 : 502, stale);
+          co_return fail_before_response(rec ? net::classify(rec, net::side::upstream) : make_error_code(error::backend_reset),
+                                         rec == error::idle_timeout ? 504 : 502, stale);
         }
         bin.commit(n);
         continue;
@@ -599,6 +621,9 @@ private:
       co_return fail_before_response(bp.error_code() ? bp.error_code() : make_error_code(error::backend_failed));
     }
     const auto& rh = bp.head();
+    if ((rh.status == 502 && retry_other(health::retry_on::status_502)) || (rh.status == 503 && retry_other(health::retry_on::status_503))) {
+      co_return exchange_result{make_error_code(error::backend_failed), false, false, false, true};  // dropped: another pick
+    }
     const auto binfo = bp.info();
     const bool no_body = rh.status == 204 || rh.status == 304 || head_request(ctx);
     // on_response first: its stages' response fields apply, and a stage that transforms the
@@ -740,6 +765,7 @@ asio::awaitable<std::error_code> serve_h2(ConnPipeline& conn, Pipeline& p, const
                                           std::optional<net::accepted_endpoints> eps = std::nullopt, std::string_view early = {}) {
   auto cctx = conn.make_context();
   detail::fill(cctx, detail::tcp_of(client), eps ? &*eps : nullptr);
+  cctx.tls = !std::is_same_v<Stream, asio::ip::tcp::socket>;
   auto ec = co_await detail::guarded([&]() -> asio::awaitable<std::error_code> {
     std::optional<reject_reason> refused;
     if (auto v = co_await run_phase<phase::accept>(conn, cctx); !v.is_next()) {

@@ -63,6 +63,7 @@
 #include <rproxy/codec/http1/serializer.hpp>
 #include <rproxy/codec/http1/status.hpp>
 #include <rproxy/core/json.hpp>
+#include <rproxy/health/retry_on.hpp>
 #include <rproxy/flow/serve.hpp>
 #include <rproxy/middleware/ip.hpp>
 #include <rproxy/net/deadline.hpp>
@@ -154,6 +155,11 @@ struct http_flow : flow_info {
   /// exchange by `deadline` (none: unbounded). Out of time before the response head: a 504.
   std::chrono::milliseconds idle_timeout{0};
   std::chrono::steady_clock::time_point deadline{};
+  /// Failures of the exchange that go back to the driver to be retried on another pick instead
+  /// of answered (health::retry_on bits: reset, status_502, status_503; set for each attempt by
+  /// a retry stage, health/retry_stage.hpp; 0: none). Only before anything reached the client,
+  /// and only for an idempotent request without a body: a POST whose body was sent never is.
+  std::uint8_t retry_on = 0;
 };
 
 /// The protocol the pipelines of an HTTP/1.1 app see.
@@ -323,6 +329,7 @@ struct http1_adapter {
       if (paused && in_.view().empty() && a_->drain != nullptr && a_->drain->draining())
         return hello_step::fail(make_error_code(net::error::flow_aborted));
       head_taken_ = false;
+      replay_ = false;
       auto r = parser_.parse(in_.view());
       switch (r.what) {
         case http1::event::head: {
@@ -370,6 +377,11 @@ struct http1_adapter {
     std::size_t head_bytes_ = 0;
     bool head_taken_ = false;
     bool unsupported_ = false;
+    // The request as the first exchange saw it, for a retry on another backend (replay_: the
+    // next exchange sends the same head again; its views are gone, its body was empty).
+    bool replay_ = false;
+    bool idempotent_ = false;
+    codec::http1::message_info info_{};
   };
 
   reader make_reader() const { return reader(*this); }
@@ -412,21 +424,23 @@ struct http1_adapter {
     if constexpr (requires { ctx.response_fields; }) ctx.response_fields.apply(extra);
     const http1::error_response_options opt{.keep_alive = keeps(ctx), .head_request = head_request(ctx),
                                             .retry_after_s = why.retry_after_s};
-    if (why.code == reject_code::unavailable && ctx.connect_error)
-      return error_response(ctx, ctx.connect_error == net::error::connect_timeout ? 504 : 502);
+    if (why.code == reject_code::unavailable && ctx.connect_error && why.cause.empty())  // the last attempt's failure
+      return error_response(ctx, ctx.connect_error == net::error::connect_timeout ? 504 : 502, ctx.connect_error);
     sent(ctx, http1::status_for(why.code));
     if (!json_errors) return http1::make_reject_response(why, extra, opt);
     extra.set("Content-Type", "application/json");
-    const std::string_view cause = why.code == reject_code::unavailable ? std::string_view("no_backend")
-                                   : why.code == reject_code::too_large ? std::string_view("body_too_large")
-                                                                        : to_string(why.code);
+    const std::string_view cause = !why.cause.empty()                      ? why.cause
+                                   : why.code == reject_code::unavailable ? std::string_view("no_backend")
+                                   : why.code == reject_code::too_large   ? std::string_view("body_too_large")
+                                                                          : to_string(why.code);
     return http1::make_error_response(http1::status_for(why.code), json_error(ctx, cause, why.message), extra, opt);
   }
 
   /// The proxy's own error response (502, 504, ...), with the stages' response fields; the
-  /// connection ends after it.
+  /// connection ends after it. `why`: the backend's failure (none: ctx.connect_error), named in
+  /// the JSON body (upstream_cause).
   template <class Ctx>
-  std::string error_response(Ctx& ctx, unsigned status) const {
+  std::string error_response(Ctx& ctx, unsigned status, std::error_code why = {}) const {
     codec::http1::fields extra;
     if constexpr (requires { ctx.response_fields; }) ctx.response_fields.apply(extra);
     sent(ctx, status);
@@ -434,11 +448,23 @@ struct http1_adapter {
     if (!json_errors) return codec::http1::make_error_response(status, {}, extra, opt);
     extra.set("Content-Type", "application/json");
     std::string_view cause = "bad_request";
-    if (status == 502) cause = ctx.connect_error ? "backend_unreachable" : "backend_failed";
-    else if (status == 504) cause = "backend_timeout";
+    if (status == 502 || status == 504) cause = upstream_cause(why ? why : ctx.connect_error, status);
     else if (status == 413) cause = "body_too_large";
     else if (status >= 500) cause = "internal";
     return codec::http1::make_error_response(status, json_error(ctx, cause, {}), extra, opt);
+  }
+
+  /// The name of a backend failure in a 502/504 body: connect_refused, connect_timeout,
+  /// backend_unreachable (another connect failure), backend_reset (closed or reset before its
+  /// response), backend_timeout (no progress in time), backend_failed (anything else).
+  static std::string_view upstream_cause(const std::error_code& ec, unsigned status) noexcept {
+    using net::error;
+    if (ec == error::connect_refused) return "connect_refused";
+    if (ec == error::connect_timeout) return "connect_timeout";
+    if (ec == condition::retry_safe) return "backend_unreachable";
+    if (ec == error::backend_reset) return "backend_reset";
+    if (ec == error::idle_timeout || status == 504) return "backend_timeout";
+    return "backend_failed";
   }
 
   /// {"error":cause,"route":ctx.route,"message":text} (route and message when known).
@@ -560,7 +586,7 @@ struct http1_adapter {
     if constexpr (requires { ctx.request_fields; }) ctx.request_fields.apply(up.fields);
     const std::string peer = ctx.client.address().to_string();
     http1::add_forwarding_fields(up.fields, head.fields,
-                                 {.peer = peer, .host = head.fields.find("host").value_or(""), .proto = "http",
+                                 {.peer = peer, .host = head.fields.find("host").value_or(""), .proto = ctx.tls ? "https" : "http",
                                   .trusted = trusted_proxy(ctx.client.address())});
     if (!head.fields.contains("host") && ctx.backend) up.fields.add("Host", ctx.backend->address().to_string());
     if (info.chunked) http1::set_chunked(up.fields);
@@ -575,21 +601,40 @@ struct http1_adapter {
                                             const std::string& first, const options&, reader& r, bool reused) const {
     namespace http1 = codec::http1;
     using net::error;
-    const auto info = r.parser_.info();
+    const bool replay = std::exchange(r.replay_, false);  // a retry on another pick: the head was taken
+    if (!replay) {
+      r.info_ = r.parser_.info();
+      r.idempotent_ = http1_detail::idempotent(r.parser_.head().method);
+    }
+    const auto info = r.info_;
     const bool has_body = info.chunked || info.content_length > 0;
     const bool bodiless_method = head_request(ctx);
-    const bool idempotent = http1_detail::idempotent(r.parser_.head().method);
+    const bool idempotent = r.idempotent_;
     r.take_head();
     auto wait = [&] { return step_timeout(ctx); };
     exchange_result out;
     bool body_read = false;  // something of the body was taken from the client
 
+    // A failure the flow's retry policy lets go to another pick (ctx.retry_on): only for an
+    // idempotent request without a body, so sending it again loses and repeats nothing.
+    auto retry_other = [&](std::uint8_t bit) {
+      if constexpr (requires { ctx.retry_on; }) return idempotent && !has_body && (ctx.retry_on & bit) != 0;
+      else return false;
+    };
     // The backend failed before any response byte reached the client: once more on a fresh
-    // connection when the kept one was stale and nothing was lost, else 502 (or `status`).
+    // connection when the kept one was stale and nothing was lost; on another backend when the
+    // retry policy allows it (a reset, not a timeout); else 502 (or `status`).
     auto fail_before_response = [&](std::error_code ec, unsigned status = 502,
                                     bool stale = false) -> asio::awaitable<exchange_result> {
-      if (reused && stale && !body_read) co_return exchange_result{ec, false, false, true};
-      co_await http1_detail::answer_and_close(client, error_response(ctx, status), idle_timeout);
+      if (reused && stale && !body_read) {
+        r.replay_ = true;  // (the next exchange sends the same head on a fresh connection)
+        co_return exchange_result{ec, false, false, true};
+      }
+      if (status == 502 && ec == condition::upstream && retry_other(health::retry_on::reset)) {
+        r.replay_ = true;
+        co_return exchange_result{ec, false, false, false, true};
+      }
+      co_await http1_detail::answer_and_close(client, error_response(ctx, status, ec), idle_timeout);
       co_return exchange_result{ec ? ec : make_error_code(error::backend_failed)};
     };
 
@@ -642,7 +687,7 @@ struct http1_adapter {
           co_return co_await fail_before_response({}, 400);
       }
     }
-    if (!has_body) {  // a bodiless request: the parser's message_complete is still to be taken
+    if (!has_body && !replay) {  // a bodiless request: the parser's message_complete is still to be taken
       auto pr = r.parser_.parse(r.in_.view());
       if (pr.what == http1::event::message_complete) r.in_.consume(pr.consumed);
     }
@@ -670,7 +715,8 @@ struct http1_adapter {
         if (rec || n == 0) {  // a kept connection the backend closed: retried when that is safe
           const bool stale = bin.view().empty() && idempotent && rec && rec != error::idle_timeout;
           bin.consume(bin.view().size());
-          co_return co_await fail_before_response(net::classify(rec, net::side::upstream), rec == error::idle_timeout ? 504 : 502, stale);
+          co_return co_await fail_before_response(rec ? net::classify(rec, net::side::upstream) : make_error_code(error::backend_reset),
+                                                  rec == error::idle_timeout ? 504 : 502, stale);
         }
         bin.commit(n);
         continue;
@@ -679,6 +725,11 @@ struct http1_adapter {
       co_return co_await fail_before_response(bp.error_code() ? bp.error_code() : make_error_code(error::backend_failed));
     }
     const auto& rh = bp.head();
+    if ((rh.status == 502 && retry_other(health::retry_on::status_502)) || (rh.status == 503 && retry_other(health::retry_on::status_503))) {
+      bin.consume(bin.view().size());  // dropped: the request goes to another pick (the backend's failure)
+      r.replay_ = true;
+      co_return exchange_result{make_error_code(error::backend_failed), false, false, false, true};
+    }
     const auto binfo = bp.info();
     const bool bodiless = rh.status == 204 || rh.status == 304 || bodiless_method;
     const bool v11 = info.version == http1::http_version::http11;

@@ -41,6 +41,8 @@
 //                                                 the hello was malformed, too slow or cut: tell the client
 //   optionally, to answer the client itself after on_hello (no route, no backend; flow/ws.hpp):
 //     asio::awaitable<std::error_code> session(Pipeline&, Ctx&, asio::ip::tcp::socket& client, const options&, reader&);
+//     and, in a spawned flow, session(..., reader&, Handoff& h): h.take() hands it the flow
+//     (a std::unique_ptr; it calls finish(ec) at the end), so the coroutine ends.
 //   optionally, for a message loop instead of the relay:
 //     asio::awaitable<exchange_result> exchange(Pipeline&, Ctx&, Client& client,
 //         asio::ip::tcp::socket& backend, const std::string& first, const options&, reader&, bool reused);
@@ -115,6 +117,10 @@ struct exchange_result {
   bool keep_client = false;    ///< another flow may follow on this client connection
   bool keep_backend = false;   ///< the backend connection may carry the next flow
   bool retry_fresh = false;    ///< a reused backend connection was stale and nothing was lost: reconnect and retry
+  /// The backend failed (`ec`) before anything reached the client, and the flow's retry policy
+  /// lets the request go to another pick: on_route runs again with ctx.connect_error = ec, and
+  /// the exchange is called again on the new backend (the adapter keeps what it must replay).
+  bool retry_other = false;
 };
 
 namespace detail {
@@ -307,92 +313,117 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
     if (refused) co_return co_await send(client, a.render(ctx, *refused));
     if (auto v = co_await run_phase<phase::hello>(p, ctx, reader.hello()); !v.is_next())
       co_return co_await stop(a, client, ctx, reader, v, o, {}, &keep_client);
-    // An adapter that answers the client itself (WebSocket): no route, no backend.
+    // An adapter that answers the client itself (WebSocket): no route, no backend. In a
+    // spawned flow it may take the flow over (`handoff->take()`), as the relay does.
+    if constexpr (requires { a.session(p, ctx, client, o, reader, *handoff); }) {
+      if (handoff) co_return co_await a.session(p, ctx, client, o, reader, *handoff);
+    }
     if constexpr (requires { a.session(p, ctx, client, o, reader); })
       co_return co_await a.session(p, ctx, client, o, reader);
   } else if (refused) {
     co_return std::error_code{};
   }
 
-  // 5. on_route and connect (or reuse), failing over on retry-safe errors.
+  // 5. on_route and connect (or reuse), failing over on retry-safe errors; 6, 7 after it. An
+  // exchange that fails in a way the flow may retry (retry_other) comes back here: the attempts
+  // count against the same max_connect_attempts.
   std::optional<asio::ip::tcp::socket> backend;
   bool reused = false;
   std::error_code ec;
-  for (unsigned attempt = 0;; ++attempt) {
-    ctx.out_of_attempts = ec && attempt >= std::max(1u, o.max_connect_attempts);
-    auto v = co_await run_phase<phase::route>(p, ctx);
-    if (!v.is_next()) co_return co_await stop(a, client, ctx, reader, v, o, ec, &keep_client);
-    if (ctx.out_of_attempts || !ctx.backend) {
-      (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o, {}, &keep_client);
-      co_return ec ? ec : make_error_code(net::error::no_endpoints);
+  std::string request;  // the adapter's first bytes, made once (a retry sends them again)
+  bool made = false;
+  bool retry_safe = false;  // the adapter retries it fresh if a kept connection turns out stale (asked while the head is whole)
+  if constexpr (Adapter::reads_hello && requires { a.retry_safe(reader); }) retry_safe = a.retry_safe(reader);
+  for (unsigned attempt = 0;;) {
+    for (;; ++attempt) {
+      ctx.out_of_attempts = ec && attempt >= std::max(1u, o.max_connect_attempts);
+      auto v = co_await run_phase<phase::route>(p, ctx);
+      if (!v.is_next()) co_return co_await stop(a, client, ctx, reader, v, o, ec, &keep_client);
+      if (ctx.out_of_attempts || !ctx.backend) {
+        (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o, {}, &keep_client);
+        co_return ec ? ec : make_error_code(net::error::no_endpoints);
+      }
+      if (auto k = kept.take(*ctx.backend, retry_safe)) {
+        backend = std::move(k);
+        reused = true;
+        ctx.connect_error = {};
+        break;
+      }
+      auto [cec, sock] = co_await net::async_connect(client.get_executor(), *ctx.backend, o.connect_timeout, tuple_awaitable);
+      ec = cec;
+      ctx.connect_error = ec;  // the next on_route reports it against this pick
+      if (!ec) {
+        backend.emplace(std::move(sock));  // (async_connect set TCP_NODELAY)
+        break;
+      }
+      if (ec != condition::retry_safe) {
+        (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o);
+        co_return ec;
+      }
     }
-    bool retry_safe = false;  // the adapter retries it fresh if a kept connection turns out stale
-    if constexpr (Adapter::reads_hello && requires { a.retry_safe(reader); }) retry_safe = a.retry_safe(reader);
-    if (auto k = kept.take(*ctx.backend, retry_safe)) {
-      backend = std::move(k);
-      reused = true;
-      ctx.connect_error = {};
-      break;
-    }
-    auto [cec, sock] = co_await net::async_connect(client.get_executor(), *ctx.backend, o.connect_timeout, tuple_awaitable);
-    ec = cec;
-    ctx.connect_error = ec;  // the next on_route reports it against this pick
-    if (!ec) {
-      backend.emplace(std::move(sock));  // (async_connect set TCP_NODELAY)
-      break;
-    }
-    if (ec != condition::retry_safe) {
-      (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o);
-      co_return ec;
-    }
-  }
+    ++attempt;
 
-  // 6. on_connect.
-  if (auto v = co_await run_phase<phase::connect>(p, ctx); !v.is_next())
-    co_return co_await stop(a, client, ctx, reader, v, o);
+    // 6. on_connect.
+    if (auto v = co_await run_phase<phase::connect>(p, ctx); !v.is_next())
+      co_return co_await stop(a, client, ctx, reader, v, o);
 
-  // 7. The backend's first bytes, then the exchange.
-  std::string first = net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o.send, ctx.client, ctx.local);
-  if (reused) first.clear();  // the kept connection had its header
-  const std::size_t proxy_bytes = first.size();
-  if constexpr (Adapter::reads_hello) first += a.first_bytes(ctx, reader);
-  else first += early;
-  if constexpr (requires { a.exchange(p, ctx, client, *backend, first, o, reader, reused); }) {
-    for (;;) {
-      auto r = co_await a.exchange(p, ctx, client, *backend, first, o, reader, reused);
-      if (r.retry_fresh && reused) {  // the kept connection died under us: once more, fresh
-        auto [cec, sock] = co_await net::async_connect(client.get_executor(), *ctx.backend, o.connect_timeout, tuple_awaitable);
-        if (cec) {
-          (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o);
-          co_return cec;
+    // 7. The backend's first bytes, then the exchange.
+    std::string first = net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o.send, ctx.client, ctx.local);
+    if (reused) first.clear();  // the kept connection had its header
+    const std::size_t proxy_bytes = first.size();
+    if constexpr (Adapter::reads_hello) {
+      if (!std::exchange(made, true)) request = a.first_bytes(ctx, reader);
+      first += request;
+    } else {
+      first += early;
+    }
+    if constexpr (requires { a.exchange(p, ctx, client, *backend, first, o, reader, reused); }) {
+      for (;;) {
+        auto r = co_await a.exchange(p, ctx, client, *backend, first, o, reader, reused);
+        if (r.retry_fresh && reused) {  // the kept connection died under us: once more, fresh
+          auto [cec, sock] = co_await net::async_connect(client.get_executor(), *ctx.backend, o.connect_timeout, tuple_awaitable);
+          if (cec) {
+            (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o);
+            co_return cec;
+          }
+          backend.emplace(std::move(sock));
+          reused = false;
+          first.insert(0, net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o.send, ctx.client, ctx.local));
+          continue;
         }
-        backend.emplace(std::move(sock));
-        reused = false;
-        first.insert(0, net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o.send, ctx.client, ctx.local));
-        continue;
+        if (r.retry_other) {  // another pick: on_route reports this one's failure
+          std::error_code ignored;
+          backend->close(ignored);
+          backend.reset();
+          reused = false;
+          ec = r.ec;
+          ctx.connect_error = ec;
+          break;
+        }
+        keep_client = r.keep_client && !r.ec;
+        if (r.keep_backend && !r.ec) kept.keep(std::move(*backend), *ctx.backend);
+        co_return r.ec;
       }
-      keep_client = r.keep_client && !r.ec;
-      if (r.keep_backend && !r.ec) kept.keep(std::move(*backend), *ctx.backend);
-      co_return r.ec;
-    }
-  } else {
-    ctx.bytes_from_client += first.size() - proxy_bytes;
-    auto ro = o.relay;
-    ro.initial_to_backend = std::move(first);
-    ro.shutdown_last = false;  // both sockets are closed right after: the close sends the FIN
-    if constexpr (!std::is_same_v<Handoff, no_handoff>) {
-      if (handoff) {
-        (*handoff)(std::move(*backend), std::move(ro));
-        co_return std::error_code{};
+      continue;
+    } else {
+      ctx.bytes_from_client += first.size() - proxy_bytes;
+      auto ro = o.relay;
+      ro.initial_to_backend = std::move(first);
+      ro.shutdown_last = false;  // both sockets are closed right after: the close sends the FIN
+      if constexpr (!std::is_same_v<Handoff, no_handoff>) {
+        if (handoff) {
+          (*handoff)(std::move(*backend), std::move(ro));
+          co_return std::error_code{};
+        }
       }
+      auto [rec, stats] = co_await net::async_relay(client, *backend, std::move(ro), tuple_awaitable);
+      ctx.bytes_from_client += stats.bytes_client_to_backend;
+      ctx.bytes_to_client += stats.bytes_backend_to_client;
+      std::error_code nd;
+      backend->close(nd);
+      client.close(nd);  // the relay half-closed it, or closed it on an error: no shutdown(2) more
+      co_return rec;
     }
-    auto [rec, stats] = co_await net::async_relay(client, *backend, std::move(ro), tuple_awaitable);
-    ctx.bytes_from_client += stats.bytes_client_to_backend;
-    ctx.bytes_to_client += stats.bytes_backend_to_client;
-    std::error_code nd;
-    backend->close(nd);
-    client.close(nd);  // the relay half-closed it, or closed it on an error: no shutdown(2) more
-    co_return rec;
   }
 }
 
@@ -477,10 +508,13 @@ struct relay_completion {
   }
 };
 
-/// run_flow's hand-off in a spawned flow: the relay takes the flow over from the coroutine.
+/// run_flow's hand-off in a spawned flow: the relay takes the flow over from the coroutine
+/// (or an adapter's session: take()).
 template <class Flow>
 struct relay_handoff {
   std::unique_ptr<Flow>& f;
+  /// The flow, for a session that runs it to its end (it calls f->finish(ec)).
+  std::unique_ptr<Flow> take() noexcept { return std::move(f); }
   void operator()(asio::ip::tcp::socket backend, net::relay_options ro) {
     Flow& flow = *f;
     flow.backend = std::move(backend);
@@ -560,6 +594,7 @@ asio::awaitable<std::error_code> serve_flows(ConnCtx& cctx, Pipeline& p, const A
     ctx.id = cctx.id;
     ctx.client = cctx.client;
     ctx.local = cctx.local;
+    ctx.tls = cctx.tls;
     ctx.started = std::chrono::steady_clock::now();
     bool keep_client = false;
     std::error_code fec;
@@ -589,6 +624,7 @@ asio::awaitable<std::error_code> serve(ConnPipeline& conn, Pipeline& p, const Ad
                                        const options& o, std::optional<net::accepted_endpoints> eps = std::nullopt) {
   auto cctx = conn.make_context();
   detail::fill(cctx, detail::tcp_of(client), eps ? &*eps : nullptr);
+  cctx.tls = !std::is_same_v<Client, asio::ip::tcp::socket>;
   auto reader = detail::make_reader(a);
   auto ec = co_await detail::guarded([&]() -> asio::awaitable<std::error_code> {
     auto acc = co_await detail::accept(conn, a, cctx, client, o);

@@ -1,15 +1,22 @@
 // rproxy/flow/ws_connection.hpp: one WebSocket connection's sending side: a bounded queue of
-// frames with a declared slow-consumer policy, written by one writer with gathered writes.
+// frames with a declared slow-consumer policy, written with gathered writes.
 //
 //     flow::ws_connection c(socket, {.max_queue_messages = 256, .policy = flow::slow_consumer::drop_oldest});
 //     c.send(payload);                         // any stage, on the connection's worker: never waits
 //     c.close(1001, "going away");             // the close handshake starts after what is queued
-//     co_await c.run_writer();                 // beside the reader (flow/ws.hpp runs both)
+//     co_await c.run_writer();                 // a writer coroutine; or an owner drives flush()
 //
 // A payload is a shared immutable buffer (`ws_payload`): a room broadcast is encoded once and
 // the same buffer is queued on every recipient (a reference count each). The frame header (2 to
-// 10 bytes: server frames are not masked) is written beside it in the queue entry, and the
-// writer sends up to `max_batch` queued frames with one gathered write (one writev(2)).
+// 10 bytes: server frames are not masked) is written beside it in the queue entry, and up to
+// `max_batch` queued frames go out with one gathered write (one writev(2)).
+//
+// Writing is non-blocking and never holds a coroutine frame or a timer: an owner (flow/ws.hpp)
+// is told by set_notify() when frames wait, calls flush() once the current handler is done (so
+// the frames queued by one message's stages go out together), and waits for the socket to turn
+// writable when flush() says `blocked`, and for the peer's close when it says `closing`; the
+// owner bounds those waits (write_timeout, close_timeout). run_writer() does the same in a
+// coroutine, for code that wants one.
 //
 // The queue is bounded in messages and in bytes. When a data frame would go past a bound:
 //   drop_oldest  the oldest queued data frames not being written are dropped until it fits
@@ -19,14 +26,14 @@
 //                and asks for what it missed (history since its last message id).
 // Control frames (pong, close) are never dropped; a ping is not answered while the queue is
 // full. So one reader that does not read costs its bounded queue and never stalls a sender: a
-// send is a push onto a deque. A write that makes no progress for write_timeout ends the
-// connection.
+// send is a push onto a queue. An idle connection's queue holds no memory.
 //
 // Threads: a connection is used only on its worker's thread (cross-worker sends are posted:
 // flow/ws_hub.hpp).
 #pragma once
 
 #include <asio/buffer.hpp>
+#include <asio/error.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
@@ -34,11 +41,13 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/deferred.hpp>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
+#include <span>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -94,8 +103,16 @@ inline void bump(std::atomic<std::uint64_t>* c, std::uint64_t n = 1) noexcept {
 
 class ws_connection {
 public:
+  /// What flush() left to do.
+  enum class write_state : std::uint8_t {
+    idle,     ///< everything queued is written: wait for the next notify
+    blocked,  ///< the socket takes no more now: wait until it is writable, then flush again
+    closing,  ///< our close frame is out: wait for the peer's (peer_closed()), at most close_timeout
+    done,     ///< the writer has ended (stopped, the close handshake done, or a write error)
+  };
+
   ws_connection(asio::ip::tcp::socket& s, const ws_send_limits& l, const ws_send_stats& st = {})
-      : sock_(s), lim_(l), stats_(st), wake_(s.get_executor()) {}
+      : sock_(s), lim_(l), stats_(st) {}
   ws_connection(const ws_connection&) = delete;
   ws_connection& operator=(const ws_connection&) = delete;
 
@@ -122,9 +139,9 @@ public:
             ws_detail::bump(stats_.dropped_oldest);
             return false;
           }
-          // Entries [0, in_flight_) are being written; drop the oldest of the rest.
-          for (std::size_t i = in_flight_; i < q_.size() && (data_count_ + 1 > lim_.max_queue_messages ||
-                                                               data_bytes_ + n > lim_.max_queue_bytes);) {
+          // The front entry may be half written (offset_): it stays; drop the oldest of the rest.
+          for (std::size_t i = head_ + (offset_ ? 1 : 0); i < q_.size() && (data_count_ + 1 > lim_.max_queue_messages ||
+                                                                              data_bytes_ + n > lim_.max_queue_bytes);) {
             if (!q_[i].data) {
               ++i;
               continue;
@@ -184,72 +201,109 @@ public:
     stopped_ = true;
     wake();
   }
-  std::size_t queued() const noexcept { return q_.size(); }
+  bool stopped() const noexcept { return stopped_; }
+  std::size_t queued() const noexcept { return q_.size() - head_; }
   std::size_t queued_bytes() const noexcept { return data_bytes_; }
+  const ws_send_limits& limits() const noexcept { return lim_; }
 
-  /// Writes queued frames until the connection ends. Completes with the write error, if any.
-  /// On return the socket may be closed (a stalled write, or the close handshake timed out).
+  /// `fn(arg)` is called once when frames wait to be written (or the writer should look at its
+  /// state: a close, a stop), and again only after the next flush(). Null: nobody is told.
+  void set_notify(void (*fn)(void*), void* arg) noexcept {
+    notify_ = fn;
+    notify_arg_ = arg;
+    notified_ = false;
+  }
+
+  /// Writes what is queued without waiting (the socket is made non-blocking): gathered
+  /// writes of up to max_batch frames until the queue is empty or the socket is full.
+  write_state flush(std::error_code& ec) {
+    ec.clear();
+    notified_ = false;
+    if (done_) return write_state::done;
+    if (stopped_) return end();
+    if (!nb_) {
+      sock_.non_blocking(true, ec);
+      if (ec) return fail();
+      nb_ = true;
+    }
+    while (head_ < q_.size()) {
+      // Up to max_batch frames, at most 64 buffers (what one sendmsg(2) takes from asio).
+      std::array<asio::const_buffer, 64> bufs;
+      std::size_t nb = 0, total = 0, skip = offset_;
+      auto add = [&](const char* p, std::size_t n) {
+        if (skip >= n) {
+          skip -= n;
+          return;
+        }
+        bufs[nb++] = asio::buffer(p + skip, n - skip);
+        total += n - skip;
+        skip = 0;
+      };
+      for (std::size_t i = head_, frames = 0; i < q_.size() && frames < lim_.max_batch && nb + 2 <= bufs.size(); ++i, ++frames) {
+        const auto& e = q_[i];
+        if (e.head_len) add(e.head.data(), e.head_len);
+        add(e.body->data(), e.body->size());
+        if (!e.data && e.head_len == 0) break;  // our close frame: nothing after it
+      }
+      const std::size_t n = sock_.write_some(std::span<const asio::const_buffer>(bufs.data(), nb), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        ec.clear();
+        return write_state::blocked;
+      }
+      if (ec) return fail();
+      consume(n);
+      if (n < total) return write_state::blocked;  // a short write: the socket is full
+    }
+    release_queue();
+    if (close_written_) return peer_closed_ ? end() : write_state::closing;
+    return write_state::idle;
+  }
+
+  /// Ends the writer from outside (a write stalled past write_timeout, the peer's close did not
+  /// come within close_timeout): closes the socket, so the reader ends too.
+  void abort() {
+    std::error_code ignored;
+    sock_.close(ignored);
+    done_ = true;
+    drop_all();
+  }
+
+  /// A writer coroutine: writes queued frames until the connection ends (flush() driven by a
+  /// timer of its own). Completes with the write error, if any. On return the socket may be
+  /// closed (a stalled write, or the close handshake timed out).
   asio::awaitable<std::error_code> run_writer() {
-    using asio::experimental::deferred;
-    std::vector<asio::const_buffer> bufs;
-    // The batch's frame headers, copied: a drop_oldest erase may move queue entries (std::deque
-    // erase shifts the shorter side), the shared bodies they point to never move.
-    std::vector<std::array<char, 10>> heads;
-    bool close_written = false;
+    using asio::experimental::as_tuple;
+    asio::steady_timer wake(sock_.get_executor());
+    set_notify([](void* t) { static_cast<asio::steady_timer*>(t)->cancel(); }, &wake);
     for (;;) {
-      if (stopped_) co_return std::error_code{};
-      if (q_.empty()) {
-        if (close_written) {
-          if (peer_closed_) co_return std::error_code{};
-          // Our close is out: wait for the peer's, at most close_timeout.
-          wake_.expires_after(lim_.close_timeout);
-          auto [ec] = co_await wake_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
-          if (!ec && !peer_closed_ && !stopped_) {  // timed out
-            std::error_code ignored;
-            sock_.close(ignored);
+      std::error_code ec;
+      switch (flush(ec)) {
+        case write_state::done: set_notify(nullptr, nullptr); co_return ec;
+        case write_state::idle:
+          wake.expires_at(std::chrono::steady_clock::time_point::max());
+          (void)co_await wake.async_wait(as_tuple(asio::use_awaitable));
+          break;
+        case write_state::closing: {
+          wake.expires_after(lim_.close_timeout);
+          auto [tec] = co_await wake.async_wait(as_tuple(asio::use_awaitable));
+          if (!tec && !peer_closed_ && !stopped_) {  // timed out
+            set_notify(nullptr, nullptr);
+            abort();
             co_return std::error_code{};
           }
-          continue;
+          break;
         }
-        wake_.expires_at(std::chrono::steady_clock::time_point::max());
-        (void)co_await wake_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
-        continue;
-      }
-      bufs.clear();
-      heads.resize(std::min(q_.size(), lim_.max_batch));
-      in_flight_ = 0;
-      std::uint64_t data_frames = 0, bytes = 0;
-      for (auto& e : q_) {
-        if (in_flight_ == lim_.max_batch) break;
-        heads[in_flight_] = e.head;
-        if (e.head_len) bufs.push_back(asio::buffer(heads[in_flight_].data(), e.head_len));
-        bufs.push_back(asio::buffer(e.body->data(), e.body->size()));
-        bytes += e.head_len + e.body->size();
-        if (e.data) ++data_frames;
-        ++in_flight_;
-        if (!e.data && e.head_len == 0) {  // our close frame: nothing after it
-          close_written = true;
+        case write_state::blocked: {
+          auto [wec] = co_await net::with_deadline(sock_.async_wait(asio::ip::tcp::socket::wait_write, asio::experimental::deferred),
+                                                   lim_.write_timeout);
+          if (wec) {
+            set_notify(nullptr, nullptr);
+            abort();
+            co_return wec;
+          }
           break;
         }
       }
-      auto [ec, n] = co_await net::with_deadline(asio::async_write(sock_, bufs, deferred), lim_.write_timeout);
-      (void)n;
-      for (std::size_t i = 0; i < in_flight_; ++i) {
-        if (q_.front().data) {
-          data_bytes_ -= q_.front().body->size();
-          --data_count_;
-        }
-        q_.pop_front();
-      }
-      in_flight_ = 0;
-      if (ec) {
-        std::error_code ignored;
-        sock_.close(ignored);  // the reader ends too
-        co_return ec;
-      }
-      ws_detail::bump(stats_.messages_out, data_frames);
-      ws_detail::bump(stats_.bytes_out, bytes);
-      if (close_written) q_.clear();
     }
   }
 
@@ -278,8 +332,39 @@ private:
     q_.push_back(std::move(e));
     wake();
   }
+  /// `n` bytes from the front were written: whole frames leave the queue.
+  void consume(std::size_t n) {
+    std::uint64_t frames = 0, bytes = n;
+    n += offset_;
+    while (head_ < q_.size()) {
+      auto& e = q_[head_];
+      const std::size_t len = e.head_len + e.body->size();
+      if (n < len) break;
+      n -= len;
+      if (e.data) {
+        data_bytes_ -= e.body->size();
+        --data_count_;
+        ++frames;
+      } else if (e.head_len == 0) {
+        close_written_ = true;
+      }
+      e.body.reset();
+      ++head_;
+    }
+    offset_ = n;
+    ws_detail::bump(stats_.messages_out, frames);
+    ws_detail::bump(stats_.bytes_out, bytes);
+    if (head_ == q_.size()) release_queue();
+  }
+  /// An empty queue gives its storage back (an idle connection holds none) unless it is small.
+  void release_queue() {
+    head_ = offset_ = 0;
+    if (q_.capacity() > 8) std::vector<entry>().swap(q_);
+    else q_.clear();
+  }
   void drop_unsent() {
-    while (q_.size() > in_flight_) {
+    const std::size_t keep = head_ + (offset_ ? 1 : 0);
+    while (q_.size() > keep) {
       if (q_.back().data) {
         data_bytes_ -= q_.back().body->size();
         --data_count_;
@@ -287,18 +372,40 @@ private:
       q_.pop_back();
     }
   }
-  void wake() { wake_.cancel(); }
+  void drop_all() {
+    std::vector<entry>().swap(q_);
+    head_ = offset_ = 0;
+    data_count_ = data_bytes_ = 0;
+  }
+  write_state end() {
+    done_ = true;
+    drop_all();
+    return write_state::done;
+  }
+  write_state fail() {  // (flush's ec says why)
+    std::error_code ignored;
+    sock_.close(ignored);  // the reader ends too
+    return end();
+  }
+  void wake() {
+    if (notify_ && !notified_) {
+      notified_ = true;
+      notify_(notify_arg_);
+    }
+  }
 
   asio::ip::tcp::socket& sock_;
-  const ws_send_limits& lim_;
+  ws_send_limits lim_;
   ws_send_stats stats_;
-  asio::steady_timer wake_;
-  std::deque<entry> q_;
-  std::size_t in_flight_ = 0;
+  std::vector<entry> q_;        ///< [head_, size) queued; the front written up to offset_ bytes
+  std::size_t head_ = 0, offset_ = 0;
   std::size_t data_count_ = 0, data_bytes_ = 0;
   std::uint64_t id_ = 0;
+  void (*notify_)(void*) = nullptr;
+  void* notify_arg_ = nullptr;
   std::uint16_t close_code_ = 0;
   bool closing_ = false, peer_closed_ = false, stopped_ = false;
+  bool close_written_ = false, done_ = false, notified_ = false, nb_ = false;
 };
 
 }  // namespace rproxy::flow

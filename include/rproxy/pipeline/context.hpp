@@ -33,6 +33,7 @@ struct flow_info {
   std::uint64_t id = 0;                           ///< unique per process
   asio::ip::tcp::endpoint client{};               ///< peer (after PROXY protocol, the real client)
   asio::ip::tcp::endpoint local{};                ///< the listener address it arrived on
+  bool tls = false;                               ///< the client connection is TLS (HTTP: X-Forwarded-Proto https)
   std::chrono::steady_clock::time_point started{};
   std::chrono::steady_clock::time_point hello_done{};  ///< when the hello was complete (none: not yet)
   std::string_view route{};                       ///< route name chosen (config-owned text)

@@ -32,6 +32,9 @@ struct reject_reason {
   reject_code code = reject_code::forbidden;
   std::string_view message{};
   std::uint32_t retry_after_s = 0;  ///< 0: no hint
+  /// A short machine-readable name of the cause ("breaker_open", "shed") for protocols that
+  /// name it (HTTP JSON errors); empty: the code's name. Must outlive the flow, as `message`.
+  std::string_view cause{};
 
   friend bool operator==(const reject_reason&, const reject_reason&) = default;
 };

@@ -14,6 +14,7 @@
 //       timeout: 5s
 //       max_body: 1MiB
 //       middleware: [ jwt, rate_limit ]
+//       retry: { count: 2, on: [ connect_error, reset ] }
 //
 // docs/routing.md has the precedence rules and the full example.
 #pragma once
@@ -28,6 +29,7 @@
 #include <rproxy/config/byte_size.hpp>
 #include <rproxy/config/duration.hpp>
 #include <rproxy/config/field.hpp>
+#include <rproxy/health/retry_block.hpp>
 
 namespace rproxy::route {
 
@@ -106,6 +108,7 @@ struct http_route_config {
   std::optional<std::chrono::milliseconds> idle_timeout;
   std::optional<config::byte_size> max_body;
   std::vector<std::string> middleware;
+  std::optional<health::retry_block> retry;
 
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
@@ -127,7 +130,8 @@ struct http_route_config {
         cfg::doc<&http_route_config::timeout>("whole request deadline (unset: the listener's)"),
         cfg::doc<&http_route_config::idle_timeout>("no progress for this long ends the request (unset: the listener's)"),
         cfg::doc<&http_route_config::max_body>("request body limit (unset: the listener's)"),
-        cfg::doc<&http_route_config::middleware>("middleware chain names, in order"));
+        cfg::doc<&http_route_config::middleware>("middleware chain names, in order"),
+        cfg::doc<&http_route_config::retry>("retries on another backend, their causes and budget (unset: failed connects only, up to twice)"));
   }
   static constexpr std::string_view summary = "one route: what it matches and where it goes";
 };

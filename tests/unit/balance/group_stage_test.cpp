@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -92,4 +93,34 @@ TEST_CASE("group_stage picks from the flow's group, fails over within it, refuse
     CHECK(w.reason().message == "no backend group");
     p.close(none, {});
   }
+}
+
+TEST_CASE("group_stage names open breakers as the cause when they are what keeps the group out", "[balance][stage]") {
+  bal::pool_config pc;
+  pc.breaker.consecutive_failures = 1;
+  pc.breaker.cool_down = std::chrono::hours(1);
+  auto g0 = std::make_shared<bal::pool>(pc);
+  REQUIRE(g0->update({{"a", ep(9001), 1}}));
+  using stage_t = bal::group_stage<bal::pool, bal::round_robin, select_group>;
+  auto p = rproxy::make_pipeline<proto>(router{}, stage_t({g0}, {bal::round_robin{}}, select_group{},
+                                                          {.no_backend = "group down", .retry_after_s = 3, .breaker_open = "breakers open"}));
+  auto ctx = p.make_context();
+  REQUIRE(p.hello(ctx, std::string("0")).is_next());
+  REQUIRE(p.route(ctx).is_next());
+  p.close(ctx, make_error_code(rproxy::net::error::backend_reset));  // one failure opens it
+  auto next = p.make_context();
+  REQUIRE(p.hello(next, std::string("0")).is_next());
+  auto v = p.route(next);
+  REQUIRE(v.is_reject());
+  CHECK(v.reason() == rproxy::reject_reason{rproxy::reject_code::unavailable, "breakers open", 3, "breaker_open"});
+  p.close(next, {});
+  // Drained instead: no backend, not a breaker.
+  g0->drain("a");
+  auto third = p.make_context();
+  REQUIRE(p.hello(third, std::string("0")).is_next());
+  v = p.route(third);
+  REQUIRE(v.is_reject());
+  CHECK(v.reason().cause.empty());
+  CHECK(v.reason().message == "group down");
+  p.close(third, {});
 }

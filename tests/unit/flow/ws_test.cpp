@@ -1,7 +1,9 @@
 // rproxy/flow/ws.hpp: the WebSocket adapter driven by flow::serve over loopback with raw bytes
 // from the client side: the RFC 6455 §1.3 accept key, 426 and 400 answers, the page, a refusal
 // at the upgrade, messages through on_message, ping/pong, the close handshake, frames sent with
-// the upgrade request, and an oversized message (1009).
+// the upgrade request, and an oversized message (1009); the same through flow::spawn (the
+// session takes the flow over), with an asynchronous on_message hook, and the idle deadlines
+// (a ping, then close 1001, then the close timeout) on the io_context's sweep.
 #include <rproxy/codec/ws/collector.hpp>
 #include <rproxy/codec/ws/writer.hpp>
 #include <rproxy/flow/serve.hpp>
@@ -12,6 +14,9 @@
 #include <catch2/catch.hpp>
 
 #include <asio/co_spawn.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/write.hpp>
@@ -57,6 +62,24 @@ struct echo_stage {
   }
 };
 
+/// The same echo from an asynchronous hook: each message waits on a timer first.
+struct async_echo_stage {
+  record* r;
+  template <class Ctx>
+  asio::awaitable<rproxy::verdict> on_message(Ctx& ctx, const flow::ws_message& m) {
+    std::string text(m.data);  // (m views the connection's buffer: copied before the wait)
+    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(1));
+    co_await t.async_wait(asio::use_awaitable);
+    r->messages.push_back(text);
+    ctx.ws->send_text(text + "!");
+    co_return rproxy::next;
+  }
+  template <class Ctx>
+  void on_close(Ctx&, std::error_code) {
+    ++r->closes;
+  }
+};
+
 std::string client_frame(ws::opcode op, std::string_view payload) {
   std::string out;
   ws::append_frame(out, op, payload, {.fin = true, .rsv1 = false, .mask = ws::mask_key{1, 2, 3, 4}});
@@ -68,17 +91,19 @@ std::string upgrade(std::string_view target = "/chat", std::string_view version 
          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: " + std::string(version) + "\r\n\r\n";
 }
 
-struct fixture {
+template <class Stage = echo_stage>
+struct basic_fixture {
   asio::io_context ioc;
   flow::ws_hub hub{{ioc.get_executor()}};
   record rec;
-  decltype(rproxy::make_pipeline<proto>(echo_stage{nullptr})) p = rproxy::make_pipeline<proto>(echo_stage{&rec});
+  decltype(rproxy::make_pipeline<proto>(Stage{nullptr})) p = rproxy::make_pipeline<proto>(Stage{&rec});
+  bool spawned = false;  ///< flow::spawn (the session takes the flow over) instead of flow::serve
   flow::options opt;
   flow::ws_adapter<> a{.hub = &hub};
   std::optional<std::error_code> result;
   std::string got;  ///< everything the client received
 
-  fixture() {
+  basic_fixture() {
     opt.hello_timeout = std::chrono::seconds(5);
     a.frames.max_message_size = a.frames.max_frame_size = 1000;
     a.page = "<p>hi</p>";
@@ -90,10 +115,17 @@ struct fixture {
     tcp::socket client(ioc);
     client.connect(front.local_endpoint());
     tcp::socket server = front.accept();
-    asio::co_spawn(ioc, flow::serve(p, a, std::move(server), opt), [this](std::exception_ptr e, std::error_code ec) {
-      REQUIRE_FALSE(e);
-      result = ec;
-    });
+    if (spawned) {
+      flow::spawn(p, a, std::move(server), opt, std::nullopt, [this](std::error_code ec) {
+        REQUIRE_FALSE(result.has_value());  // once
+        result = ec;
+      });
+    } else {
+      asio::co_spawn(ioc, flow::serve(p, a, std::move(server), opt), [this](std::exception_ptr e, std::error_code ec) {
+        REQUIRE_FALSE(e);
+        result = ec;
+      });
+    }
     asio::write(client, asio::buffer(bytes));
     std::array<char, 4096> buf;
     std::size_t next = 0;
@@ -121,6 +153,8 @@ struct fixture {
     return c.received;
   }
 };
+
+using fixture = basic_fixture<>;
 
 }  // namespace
 
@@ -207,6 +241,56 @@ TEST_CASE("a fragmented message with a ping between its fragments is one message
   REQUIRE(fr.size() == 3);
   CHECK(fr[0].what == ws::event::pong);
   CHECK(fr[1].data == "FRAGMENT");
+}
+
+TEST_CASE("a spawned flow: the session takes the flow over; on_close and done run once", "[flow][ws]") {
+  fixture f;
+  f.spawned = true;
+  f.exchange(upgrade() + client_frame(ws::opcode::text, "one") + client_frame(ws::opcode::ping, "p") +
+             client_frame(ws::opcode::text, "two") + client_frame(ws::opcode::close, std::string("\x03\xe8", 2)));
+  REQUIRE(f.got.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+  auto fr = f.frames();
+  REQUIRE(fr.size() == 4);
+  CHECK((fr[0].what == ws::event::data && fr[0].data == "ONE"));
+  CHECK((fr[1].what == ws::event::pong && fr[1].data == "p"));
+  CHECK((fr[2].what == ws::event::data && fr[2].data == "TWO"));
+  CHECK((fr[3].what == ws::event::close && fr[3].code == 1000));
+  REQUIRE(f.rec.closes == 1);
+  REQUIRE(f.hub.connections(0) == 0);  // detached
+}
+
+TEST_CASE("an asynchronous on_message hook: messages in order, reading resumes after each", "[flow][ws]") {
+  for (bool spawned : {false, true}) {
+    basic_fixture<async_echo_stage> f;
+    f.spawned = spawned;
+    // A message split across two writes (the rest goes once the 101 has come back).
+    const std::string third = client_frame(ws::opcode::text, "three");
+    f.exchange(upgrade() + client_frame(ws::opcode::text, "one") + client_frame(ws::opcode::text, "two") + third.substr(0, 3),
+               {third.substr(3) + client_frame(ws::opcode::close, std::string("\x03\xe8", 2))});
+    REQUIRE(f.rec.messages == std::vector<std::string>{"one", "two", "three"});
+    auto fr = f.frames();
+    REQUIRE(fr.size() == 4);
+    CHECK(fr[0].data == "one!");
+    CHECK(fr[1].data == "two!");
+    CHECK(fr[2].data == "three!");
+    CHECK((fr[3].what == ws::event::close && fr[3].code == 1000));
+    REQUIRE(f.rec.closes == 1);
+  }
+}
+
+TEST_CASE("idle: a ping after idle_timeout, close 1001 after another, then the close timeout ends it", "[flow][ws]") {
+  for (bool spawned : {false, true}) {
+    fixture f;
+    f.spawned = spawned;
+    f.a.idle_timeout = std::chrono::milliseconds(40);
+    f.a.send.close_timeout = std::chrono::milliseconds(40);
+    f.exchange(upgrade());  // then silence: no pong, no close
+    auto fr = f.frames();
+    REQUIRE(fr.size() == 2);
+    CHECK(fr[0].what == ws::event::ping);
+    CHECK((fr[1].what == ws::event::close && fr[1].code == 1001));
+    REQUIRE(f.rec.closes == 1);
+  }
 }
 
 TEST_CASE("stats: a connection that sends nothing is silent, not a handshake failure", "[flow][ws]") {
