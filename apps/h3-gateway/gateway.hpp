@@ -58,7 +58,7 @@ struct require_auth {
 /// Requests by route, status class ("2xx", ..., "none": no status sent) and backend; the
 /// request's latency (head read to flow end) by route; the backend's (connected to response
 /// head) by route and backend; retries on another pick by route, and requests the retry budget
-/// shed.
+/// shed; upgrades (101 relayed) by route.
 struct request_metrics {
   using row = std::array<obs::counter*, 6>;
   struct backend_series {
@@ -72,6 +72,7 @@ struct request_metrics {
     obs::histogram* duration;
     obs::counter* retries;
     obs::counter* shed;
+    obs::counter* upgrades;
   };
   struct state {
     std::chrono::steady_clock::time_point connected{};
@@ -114,6 +115,7 @@ struct request_metrics {
     const auto* b = backend_of(r, ctx);
     if (ctx.rejected && ctx.rejected->cause == "shed") r.shed->inc();
     (b ? b->requests : r.none)[ctx.status >= 100 && ctx.status < 600 ? ctx.status / 100 : 0]->inc();
+    if (ctx.status == 101) r.upgrades->inc();
     if (ctx.hello_done != std::chrono::steady_clock::time_point{}) r.duration->observe(std::chrono::steady_clock::now() - ctx.hello_done);
   }
 };

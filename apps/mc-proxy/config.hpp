@@ -6,14 +6,11 @@
 // here: config_load.hpp (config.cpp, or a user's main with extra blocks) brings it.
 #pragma once
 
-#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <asio/ip/address.hpp>
 
 #include <rproxy/app/config_blocks.hpp>
 #include <rproxy/app/runtime_fwd.hpp>
@@ -26,13 +23,14 @@
 #include <rproxy/config/dir_beside.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
+#include <rproxy/config/listen_address.hpp>
 #include <rproxy/config/validator.hpp>
+#include <rproxy/health/mc_check_config.hpp>
 #include <rproxy/middleware/ban_block.hpp>
 #include <rproxy/route/host.hpp>
 
 namespace mc_proxy {
 
-using namespace std::chrono_literals;
 namespace cfg = rproxy::config;
 
 namespace bal = rproxy::balance;
@@ -50,24 +48,6 @@ struct messages_config {
   }
 };
 
-struct health_check_config {
-  std::chrono::milliseconds interval = 5s;
-  std::chrono::milliseconds timeout = 2s;
-  unsigned rise = 1;
-  unsigned fall = 2;
-  static constexpr auto describe() {
-    return cfg::fields(cfg::doc<&health_check_config::interval>("time between status-ping probes of each backend"),
-                       cfg::doc<&health_check_config::timeout>("a probe not answered within this fails"),
-                       cfg::doc<&health_check_config::rise>("successes in a row that bring a backend back"),
-                       cfg::doc<&health_check_config::fall>("failures in a row that take a backend out"));
-  }
-  void validate(cfg::validator& v) const {
-    if (rise == 0) v.at(&health_check_config::rise).error("must be at least 1");
-    if (fall == 0) v.at(&health_check_config::fall).error("must be at least 1");
-    if (interval < 100ms) v.at(&health_check_config::interval).error("must be at least 100ms");
-  }
-};
-
 struct server_config {
   std::string name;  ///< from the file name for servers_dir files
   std::vector<std::string> domains;
@@ -77,7 +57,7 @@ struct server_config {
   bool keep_forwarding_data = false;
   rproxy::flow::mc_status_config status{};
   messages_config messages{};
-  std::optional<health_check_config> health_check;
+  std::optional<rproxy::health::mc_check_config> health_check;
   std::optional<rproxy::app::wake_config> wake;
 
   static constexpr auto describe() {
@@ -94,11 +74,7 @@ struct server_config {
                        cfg::doc<&server_config::wake>("wake on join: start the backend on the first login, stop it when idle"));
   }
   void validate(cfg::validator& v) const {
-    if (backends.empty()) v.at(&server_config::backends).error("a server needs at least one backend");
-    std::set<std::string> seen;
-    for (std::size_t i = 0; i < backends.size(); ++i)
-      if (!seen.insert(backends[i].address.to_string()).second)
-        v.at(&server_config::backends).at(i).at(&bal::backend_settings::address).error("backend listed twice: " + backends[i].address.to_string());
+    bal::validate_backends(v.at(&server_config::backends), backends);
     for (std::size_t i = 0; i < domains.size(); ++i)
       if (!rproxy::route::is_valid_host_pattern(domains[i]))
         v.at(&server_config::domains).at(i).error("not a host name or *.wildcard: '" + domains[i] + "'");
@@ -140,9 +116,7 @@ struct config {
   }
 
   void validate(cfg::validator& v) const {
-    std::error_code ec;
-    (void)asio::ip::make_address(listen.host, ec);
-    if (ec) v.at(&config::listen).error("listen address must be an IP address: '" + listen.host + "'");
+    cfg::validate_listen_address(v.at(&config::listen), listen);
     std::set<std::string> names;
     for (std::size_t i = 0; i < servers.size(); ++i) {
       if (servers[i].name.empty()) v.at(&config::servers).at(i).at(&server_config::name).error("an inline server needs a name");

@@ -1,11 +1,11 @@
-// apps/mc-proxy/health.cpp: the one unit of mc-proxy that instantiates the health checker: a
-// health::monitor per server with a health_check block, probing with Minecraft status pings.
+// apps/mc-proxy/health.cpp: the one unit of mc-proxy that instantiates the servers' pools with
+// their health monitors (app::pools) and the status-ping checker a health_check block asks for.
+#include <map>
 #include <memory>
 #include <string>
-#include <utility>
 
+#include <rproxy/app/pools.hpp>
 #include <rproxy/health/mc_status_probe.hpp>
-#include <rproxy/health/monitor.hpp>
 
 #include "mc_proxy.hpp"
 
@@ -22,21 +22,23 @@ std::string first_name(const server_config& sc) {
 
 }  // namespace
 
-std::shared_ptr<void> start_checks(asio::io_context& control, const server_config& sc, std::uint16_t port,
-                                   std::shared_ptr<server_state> st, const obs::logger& log) {
-  rproxy::health::mc_status_probe probe;
-  probe.query.host = !sc.rewrite_host.empty() ? sc.rewrite_host : first_name(sc);
-  probe.query.port = port;
-  for (const auto& b : sc.backends)
-    if (b.send_proxy_protocol != rproxy::proxy_send::none)
-      probe.proxied.push_back({{asio::ip::make_address(b.address.host), b.address.port}, b.send_proxy_protocol == rproxy::proxy_send::v1 ? 1 : 2});
-  auto m = std::make_shared<rproxy::health::monitor<bal::upstream_pool>>(control.get_executor(), st->pool, sc.name, log);
-  m->on_change([st](std::string_view, bool up) {
-    if (up) st->wake.reachable(clock::now());
-  });
-  const auto& hc = *sc.health_check;
-  m->check_with(std::move(probe), {.interval = hc.interval, .timeout = hc.timeout, .jitter = 0.1, .rise = hc.rise, .fall = hc.fall});
-  return m;
+bool update_servers(rproxy::app::pools& pools, const config& c, std::map<std::string, std::shared_ptr<server_state>>& states) {
+  if (!pools.update(c.servers)) return false;
+  for (const auto& sc : c.servers) {
+    auto& st = states[sc.name];
+    if (!st) st = std::make_shared<server_state>();
+    auto& m = *pools.monitor(sc.name);
+    if (!sc.health_check) {
+      m.stop_checks();
+      continue;
+    }
+    m.on_change([st](std::string_view, bool up) {
+      if (up) st->wake.reachable(clock::now());
+    });
+    const std::string host = !sc.rewrite_host.empty() ? sc.rewrite_host : first_name(sc);
+    m.check_with(rproxy::health::make_mc_status_probe(host, c.listen.port, sc.backends), sc.health_check->options());
+  }
+  return true;
 }
 
 }  // namespace mc_proxy

@@ -13,11 +13,10 @@
 //   backend_pick the server's balancer over its pool, wake on join     (on_route, on_connect, on_close)
 #pragma once
 
-#include <asio/io_context.hpp>
-
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +43,10 @@
 
 #include "config.hpp"
 
+namespace rproxy::app {
+class pools;  // app/pools.hpp (health.cpp and serve.hpp include it)
+}
+
 namespace mc_proxy {
 
 namespace mc = rproxy::codec::mc;
@@ -51,19 +54,20 @@ namespace mw = rproxy::middleware;
 namespace obs = rproxy::observe;
 using clock = std::chrono::steady_clock;
 
-/// A server's state kept across reloads: its pool, status answers (per client protocol version:
-/// a version-aware backend answers each its own way), and wake-on-join.
+/// A server's state kept across reloads besides its pool (app::pools keeps that): its status
+/// answers (per client protocol version: a version-aware backend answers each its own way),
+/// and wake-on-join.
 struct server_state {
-  const std::shared_ptr<bal::upstream_pool> pool = std::make_shared<bal::upstream_pool>();
   rproxy::flow::mc_server_list::cache_type status{32};
   rproxy::app::wake_state wake;
 };
 
-/// Starts the status-ping health checks of one server (its health_check block) over its pool;
-/// a check that brings a backend back marks the server reachable. They run while the returned
-/// object lives. Compiled in health.cpp (the checker is one of the heavy instantiations).
-std::shared_ptr<void> start_checks(asio::io_context& control, const server_config& sc, std::uint16_t port,
-                                   std::shared_ptr<server_state> st, const obs::logger& log);
+/// Sets the servers' pools (app::pools: by name, kept across reloads) to a config's servers, and
+/// starts each one's status-ping checks (its health_check block) or stops them when it has none;
+/// a check that brings a backend back marks the server reachable. False: logged, nothing
+/// changed. Compiled in health.cpp (the pools' monitors and the checker are the heavy
+/// instantiations); `states` gets a server_state for each server that has none.
+bool update_servers(rproxy::app::pools& pools, const config& c, std::map<std::string, std::shared_ptr<server_state>>& states);
 
 struct families {
   obs::counter_family* logins = nullptr;
@@ -93,6 +97,7 @@ struct families {
 /// One server as one config version sees it.
 struct server_view {
   const server_config* cfg = nullptr;
+  std::shared_ptr<bal::upstream_pool> pool;
   std::shared_ptr<server_state> st;
   rproxy::flow::mc_server_list list;  ///< its server-list answers
   obs::counter* logins = nullptr;
@@ -166,7 +171,7 @@ struct backend_pick {
     const server_view& sv = *server_of(ctx);
     if (ctx.connect_error) sv.st->wake.unreachable(clock::now(), sv.cfg->wake ? &*sv.cfg->wake : nullptr);
     auto& b = balancers[static_cast<std::size_t>(&sv - w->servers.data())];
-    const auto* h = ctx.template state<backend_pick>().pick(*sv.st->pool, b, ctx.client.address(), ctx);
+    const auto* h = ctx.template state<backend_pick>().pick(*sv.pool, b, ctx.client.address(), ctx);
     if (!h) return rproxy::reject(wake_or_offline(*w, sv));
     ctx.backend = (*h)->address().ep;
     ctx.proxy_out = (*h)->address().proxy;
@@ -231,8 +236,8 @@ struct world : world_base {
 /// Minecraft adapter over the pipeline) is instantiated under this call: mc-proxy compiles it
 /// in a unit of its own (flows.cpp).
 template <class Config, class Pipeline>
-bool listen_players(rproxy::app::runtime<Config>& rt, const cfg::endpoint& at, rproxy::app::versions<world<Pipeline>>& worlds) {
-  return rproxy::app::listen(rt, at, "players", worlds.handler(rt.drain(), rproxy::flow::mc_adapter{}));
+bool listen_players(rproxy::app::runtime<Config>& rt, const Config& c, rproxy::app::versions<world<Pipeline>>& worlds) {
+  return rproxy::app::listen(rt, c.listen, "players", c.proxy_protocol, worlds.handler(rt.drain(), rproxy::flow::mc_adapter{}));
 }
 
 }  // namespace mc_proxy

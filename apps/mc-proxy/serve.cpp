@@ -4,7 +4,7 @@
 
 #include "serve.hpp"
 
-extern template bool mc_proxy::listen_players(rproxy::app::runtime<mc_proxy::config>&, const rproxy::config::endpoint&,
+extern template bool mc_proxy::listen_players(rproxy::app::runtime<mc_proxy::config>&, const mc_proxy::config&,
                                               rproxy::app::versions<mc_proxy::world<mc_proxy::default_pipeline>>&);
 
 namespace mc_proxy {

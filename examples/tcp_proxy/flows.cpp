@@ -9,7 +9,7 @@ namespace tcp_proxy {
 
 bool listen_route(runtime& rt, const route_config& rc, std::size_t i, rproxy::app::versions<world>& worlds) {
   auto part = [i](const world& w) { return w.routes[i] ? &*w.routes[i] : nullptr; };
-  return rproxy::app::listen(rt, rc.listen, rc.name, worlds.handler(rt.drain(), rproxy::flow::l4_adapter{}, part));
+  return rproxy::app::listen(rt, rc.listen, rc.name, rc.proxy_protocol, worlds.handler(rt.drain(), rproxy::flow::l4_adapter{}, part));
 }
 
 }  // namespace tcp_proxy

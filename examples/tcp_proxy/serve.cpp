@@ -1,72 +1,52 @@
 // examples/tcp_proxy/serve.cpp: tcp_proxy's routes. Per route: a listener, the flow driver's
 // L4 adapter (PROXY protocol in and out, connect with failover, splice(2) relay; flows.cpp), a
-// pipeline per worker (metrics, route name, balancer), the pool's health checks and dynamic
-// weights. A reload builds the next world (pools keep their state; flows keep theirs). Adding,
-// removing or moving a listener needs a restart (the reload says so in the log).
+// pipeline per worker (metrics, route name, balancer) and a pool with its health checks and
+// dynamic weights (app::pools: kept across reloads by route name). A reload builds the next
+// world; flows keep theirs. Listeners are the first config's: adding, removing or moving one
+// needs a restart (the reload says so in the log).
+#include <algorithm>
 #include <memory>
-#include <optional>
-#include <vector>
 
+#include <rproxy/app/pools.hpp>
 #include <rproxy/app/runtime.hpp>
 #include <rproxy/flow/config.hpp>
-#include <rproxy/health/monitor.hpp>
-#include <rproxy/observe/pool_metrics.hpp>
 
 #include "world.hpp"
 
 namespace tcp_proxy {
 
-using monitor = rproxy::health::monitor<bal::upstream_pool>;
-
 int serve(runtime& rt) {
   auto families = rproxy::observe::flow_metrics::families::add_to(rt.metrics());
-  auto backend_metrics = rproxy::observe::pool_metrics::add_to(rt.metrics());
-  auto& load_reports = monitor::report_family(rt.metrics());
-  // Per route, as long as the process runs: its pool (state kept across reloads) and health.
-  auto states = std::make_shared<std::vector<std::unique_ptr<monitor>>>();
-  for (const auto& rc : rt.config().get()->routes) {
-    auto& m = *states->emplace_back(std::make_unique<monitor>(rt.control().get_executor(), std::make_shared<bal::upstream_pool>(), rc.name, rt.log()));
-    m.export_reports(load_reports);
-  }
-  // Applies a config to the pools and checks; the world its flows run (null: bad backends).
-  auto apply = [&rt, states, families, backend_metrics](const std::shared_ptr<const config>& c) -> std::shared_ptr<const world> {
+  auto pools = rproxy::app::pools::open(rt);
+  const auto first = rt.config().get();
+  // The world of a config: a share per listened route (none for a route it no longer lists).
+  auto build = [&rt, pools, families, first](const std::shared_ptr<const config>& c) -> std::shared_ptr<const world> {
+    if (!pools->update(c->routes)) return nullptr;  // logged
+    for (const auto& rc : c->routes)
+      if (std::ranges::find(first->routes, rc.name, &route_config::name) == first->routes.end())
+        rt.log().warn("route added to config: it listens after a restart", {{"route", rc.name}});
     auto w = std::make_shared<world>();
-    for (auto& m : *states) {
+    for (const auto& listened : first->routes) {
       auto& share = w->routes.emplace_back();
-      const route_config* rc = nullptr;
-      for (const auto& x : c->routes) rc = x.name == m->label() ? &x : rc;
-      if (!rc) {
-        m->stop();
-        rt.log().warn("route removed from config: it refuses new flows until restart", {{"route", m->label()}});
+      const auto rc = std::ranges::find(c->routes, listened.name, &route_config::name);
+      if (rc == c->routes.end()) {
+        rt.log().warn("route removed from config: it refuses new flows until restart", {{"route", listened.name}});
         continue;
       }
-      if (auto r = m->update(bal::pool_entries(rc->backends), rc->health_check, rc->dynamic_weights); !r) {
-        rt.log().error("bad backends", {{"route", m->label()}, {"error", r.error().message()}});
-        return nullptr;
-      }
-      backend_metrics->track(m->label(), m->pool());
       share.emplace();
       share->options = rproxy::flow::make_options(rc->proxy_protocol, c->relay);
       share->options.connect_timeout = rc->connect_timeout;
       share->options.relay.idle_timeout = rc->idle_timeout;
       for (std::size_t i = 0; i < rt.pool().size(); ++i)
-        share->pipelines.push_back(rproxy::make_pipeline(rproxy::observe::flow_metrics{families, m->label()}, rproxy::route::fixed{m->label()},
-                                                         bal::make_stage(m->pool(), bal::any_balancer::make(rc->balancer, i + 1))));
+        share->pipelines.push_back(rproxy::make_pipeline(rproxy::observe::flow_metrics{families, rc->name}, rproxy::route::fixed{rc->name},
+                                                         bal::make_stage(pools->get(rc->name), bal::any_balancer::make(rc->balancer, i + 1))));
     }
     return w;
   };
-  auto first = apply(rt.config().get());
-  if (!first) return 1;
-  auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
-  rt.keep(worlds);
-  for (std::size_t i = 0; i < states->size(); ++i)
-    if (!listen_route(rt, rt.config().get()->routes[i], i, *worlds)) return 1;
-  rt.on_stop_accepting([states] {
-    for (auto& m : *states) m->stop();
-  });
-  rt.on_reload([worlds, apply](const std::shared_ptr<const config>& c) {
-    if (auto w = apply(c)) worlds->swap(std::move(w));
-  });
+  auto worlds = rproxy::app::make_versions<world>(rt, build, "routes");
+  if (!worlds) return 1;
+  for (std::size_t i = 0; i < first->routes.size(); ++i)
+    if (!listen_route(rt, first->routes[i], i, *worlds)) return 1;
   return 0;
 }
 

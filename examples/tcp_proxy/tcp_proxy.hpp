@@ -8,13 +8,12 @@
 #include <string>
 #include <vector>
 
-#include <asio/ip/address.hpp>
-
 #include <rproxy/app/config_blocks.hpp>
 #include <rproxy/app/runtime_fwd.hpp>
 #include <rproxy/balance/upstream_config.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
+#include <rproxy/config/listen_address.hpp>
 #include <rproxy/config/validator.hpp>
 #include <rproxy/flow/config.hpp>
 #include <rproxy/health/check_config.hpp>
@@ -48,9 +47,8 @@ struct route_config {
                        cfg::doc<&route_config::dynamic_weights>("weights from the backends' load reports (off when absent)"));
   }
   void validate(cfg::validator& v) const {
-    if (backends.empty()) v.at(&route_config::backends).error("a route needs at least one backend");
-    if (std::error_code ec; (void)asio::ip::make_address(listen.host, ec), ec)
-      v.at(&route_config::listen).error("listen address must be an IP address: '" + listen.host + "'");
+    bal::validate_backends(v.at(&route_config::backends), backends);
+    cfg::validate_listen_address(v.at(&route_config::listen), listen);
   }
 };
 

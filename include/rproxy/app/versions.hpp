@@ -11,6 +11,10 @@
 //                         worlds.handler(rt.drain(), rproxy::flow::mc_adapter{}));
 //     rt.on_reload([&](auto cfg) { if (auto w = build(cfg)) worlds.swap(std::move(w)); });
 //
+// or, the same kept by the runtime, with the reload's outcome logged:
+//
+//     auto worlds = rproxy::app::make_versions<world>(rt, build, "servers");   // null: the first failed
+//
 // A world whose share also has `mutable std::vector<conn_pipeline> connections` (one per worker)
 // runs them once per connection and a flow of `pipelines` per hello (flow::serve(conn, p, ...)).
 // A world with several listeners gives handler() a `part(world) -> const Part*` that picks the
@@ -23,6 +27,8 @@
 #include <asio/ip/tcp.hpp>
 
 #include <memory>
+#include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
@@ -82,5 +88,24 @@ private:
 
   config::snapshot<World> snap_;
 };
+
+/// An app's versions of World, kept until the runtime ends: the first built from the runtime's
+/// config, the next one on each reload. `build(config)` returns the world, or null when that
+/// config cannot make one (build logs why); then the world before it keeps serving, and the log
+/// says so, naming `what` ("servers", "routes"). Null: the first config made no world.
+template <class World, class Runtime, class Build>
+std::shared_ptr<versions<World>> make_versions(Runtime& rt, Build build, std::string_view what) {
+  std::shared_ptr<const World> first = build(rt.config().get());
+  if (!first) return nullptr;
+  auto v = std::make_shared<versions<World>>(std::move(first));
+  rt.keep(v);
+  rt.on_reload([&rt, v, build = std::move(build), what = std::string(what)](const auto& cfg) {
+    std::shared_ptr<const World> next = build(cfg);
+    if (!next) return rt.log().error("not updated; the previous config keeps serving", {{"what", what}});
+    v->swap(std::move(next));
+    rt.log().info("updated", {{"what", what}});
+  });
+  return v;
+}
 
 }  // namespace rproxy::app

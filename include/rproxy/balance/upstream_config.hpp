@@ -19,6 +19,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <variant>
 #include <vector>
@@ -52,6 +53,16 @@ struct backend_settings {
     if (ec) v.at(&backend_settings::address).error("backend address must be an IP address: '" + address.host + "'");
   }
 };
+
+/// Checks a pool's backends as a config lists them, `v` being the list's place: at least one,
+/// and no address twice (a pool could not be made of them).
+inline void validate_backends(const config::validator& v, const std::vector<backend_settings>& backends) {
+  if (backends.empty()) v.error("needs at least one backend");
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < backends.size(); ++i)
+    if (!seen.insert(backends[i].address.to_string()).second)
+      v.at(i).at(&backend_settings::address).error("backend listed twice: " + backends[i].address.to_string());
+}
 
 /// The balancers a config can name.
 enum class algorithm { round_robin, weighted_round_robin, least_conn, random, lowest_latency };

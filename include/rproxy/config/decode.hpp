@@ -19,6 +19,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -28,6 +29,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -72,9 +75,24 @@ inline std::string line_ref(mark m) { return "line " + std::to_string(m.line); }
 template <class T>
 void decode_value(const YAML::Node& n, mark at, T& out, decode_context& c, const std::string& path);
 
+/// Decodes one field of a struct (`obj` is the struct): one function per field, so that the
+/// walk over a map's keys (decode_fields) is compiled once, not once per struct.
+using field_decoder = void (*)(const YAML::Node&, mark, void* obj, decode_context&, const std::string& path);
+
+template <class T, class Doc>
+void decode_field(const YAML::Node& n, mark at, void* obj, decode_context& c, const std::string& path) {
+  decode_value(n, at, static_cast<T*>(obj)->*(Doc::member), c, path);
+}
+
 template <reflected T>
-void decode_struct(const YAML::Node& n, mark at, T& out, decode_context& c, const std::string& path) {
-  const auto& metas = field_metas<T>();
+inline constexpr auto field_decoders = []<class... Docs>(std::type_identity<std::tuple<Docs...>>) {
+  return std::array<field_decoder, sizeof...(Docs)>{&decode_field<T, Docs>...};
+}(std::type_identity<field_list<T>>{});
+
+/// A map's keys to the fields of a struct: unknown, duplicate and missing required keys are
+/// reported; each present field is decoded by its decoder. `label` names the struct's type.
+inline void decode_fields(const YAML::Node& n, mark at, void* obj, const std::vector<field_meta>& metas,
+                          const field_decoder* decoders, std::string (*label)(), decode_context& c, const std::string& path) {
   struct entry {
     YAML::Node key, value;
     bool present = false;
@@ -82,7 +100,7 @@ void decode_struct(const YAML::Node& n, mark at, T& out, decode_context& c, cons
   std::vector<entry> found(metas.size());
   if (!n.IsNull()) {
     if (!n.IsMap()) {
-      c.fail(at, error::wrong_type, "expected a map (" + type_label<T>() + "), got " + kind_of(n));
+      c.fail(at, error::wrong_type, "expected a map (" + label() + "), got " + kind_of(n));
       return;
     }
     for (auto it = n.begin(); it != n.end(); ++it) {
@@ -118,21 +136,25 @@ void decode_struct(const YAML::Node& n, mark at, T& out, decode_context& c, cons
       found[idx] = {key, value, true};
     }
   }
-  std::size_t i = 0;
-  for_each_field(out, [&](std::string_view name, auto& member) {
+  for (std::size_t i = 0; i < metas.size(); ++i) {
     const entry& e = found[i];
     if (e.present) {
       const mark km = mark_of(e.key, at);
       // A null value has no useful mark of its own (yaml-cpp puts it on the next line).
       const mark vm = e.value.IsNull() ? km : mark_of(e.value, km);
-      decode_value(e.value, vm, member, c, child_path(path, name));
+      decoders[i](e.value, vm, obj, c, child_path(path, metas[i].name));
     } else if (metas[i].required) {
-      std::string msg = "missing required key '" + std::string(name) + "'";
+      std::string msg = "missing required key '" + std::string(metas[i].name) + "'";
       if (!path.empty()) msg += " in " + path;
       c.fail(at, error::missing_required, std::move(msg));
     }
-    ++i;
-  });
+  }
+}
+
+template <reflected T>
+void decode_struct(const YAML::Node& n, mark at, T& out, decode_context& c, const std::string& path) {
+  static_assert(checked_fields<T>::value);
+  decode_fields(n, at, &out, field_metas<T>(), field_decoders<T>.data(), &type_label<T>, c, path);
 }
 
 template <class T>

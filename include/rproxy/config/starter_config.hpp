@@ -58,6 +58,48 @@ struct element_of<M> {
   using type = typename M::mapped_type;
 };
 
+/// The lines of one field: its comment, its key and value, any example. One function per
+/// field type (not per struct), so that structs with fields of the same types share it.
+template <class M>
+void render_field(std::string_view name, const M& member, const field_meta& meta, bool comments, std::vector<std::string>& out) {
+  if (comments && (!meta.description.empty() || meta.required)) {
+    std::string c = "#";
+    if (!meta.description.empty()) c += " " + std::string(meta.description);
+    if (meta.required) c += " (required)";
+    out.push_back(std::move(c));
+  }
+  if constexpr (optional_value<M>) {
+    if (!member.has_value()) {
+      out.push_back("# " + std::string(name) + ": <" + type_label<M>() + ">");
+      return;
+    }
+  }
+  const rendered r = render(member, comments);
+  if (r.is_inline) {
+    out.push_back(std::string(name) + ": " + r.text);
+  } else {
+    out.push_back(std::string(name) + ":");
+    indent_into(out, r.lines, "  ", "  ");
+  }
+  // An empty list or map of structs: show what an entry looks like.
+  if constexpr (list_value<M> || map_value<M>) {
+    using E = typename element_of<M>::type;
+    if constexpr (reflected<E>) {
+      if (comments && member.empty()) {
+        const auto entry = std::make_unique<const E>();  // on the heap: see field_index (g++ 12, -O3)
+        const std::vector<std::string> example = render_fields(*entry, false);
+        out.push_back("#   for example:");
+        if constexpr (list_value<M>) {
+          for (std::size_t k = 0; k < example.size(); ++k) out.push_back((k == 0 ? "#   - " : "#     ") + example[k]);
+        } else {
+          out.push_back("#   example:");
+          for (const auto& line : example) out.push_back("#     " + line);
+        }
+      }
+    }
+  }
+}
+
 /// One group of lines per field: its comment, its key and value, any example.
 template <reflected T>
 std::vector<std::vector<std::string>> render_field_groups(const T& v, bool comments) {
@@ -65,45 +107,7 @@ std::vector<std::vector<std::string>> render_field_groups(const T& v, bool comme
   const auto& metas = field_metas<T>();
   std::size_t i = 0;
   for_each_field(v, [&](std::string_view name, const auto& member) {
-    using M = std::remove_cvref_t<decltype(member)>;
-    std::vector<std::string>& out = groups.emplace_back();
-    const field_meta& meta = metas[i++];
-    if (comments && (!meta.description.empty() || meta.required)) {
-      std::string c = "#";
-      if (!meta.description.empty()) c += " " + std::string(meta.description);
-      if (meta.required) c += " (required)";
-      out.push_back(std::move(c));
-    }
-    if constexpr (optional_value<M>) {
-      if (!member.has_value()) {
-        out.push_back("# " + std::string(name) + ": <" + type_label<M>() + ">");
-        return;
-      }
-    }
-    const rendered r = render(member, comments);
-    if (r.is_inline) {
-      out.push_back(std::string(name) + ": " + r.text);
-    } else {
-      out.push_back(std::string(name) + ":");
-      indent_into(out, r.lines, "  ", "  ");
-    }
-    // An empty list or map of structs: show what an entry looks like.
-    if constexpr (list_value<M> || map_value<M>) {
-      using E = typename element_of<M>::type;
-      if constexpr (reflected<E>) {
-        if (comments && member.empty()) {
-          const auto entry = std::make_unique<const E>();  // on the heap: see field_index (g++ 12, -O3)
-          const std::vector<std::string> example = render_fields(*entry, false);
-          out.push_back("#   for example:");
-          if constexpr (list_value<M>) {
-            for (std::size_t k = 0; k < example.size(); ++k) out.push_back((k == 0 ? "#   - " : "#     ") + example[k]);
-          } else {
-            out.push_back("#   example:");
-            for (const auto& line : example) out.push_back("#     " + line);
-          }
-        }
-      }
-    }
+    render_field(name, member, metas[i++], comments, groups.emplace_back());
   });
   return groups;
 }

@@ -315,10 +315,17 @@ private:
     streams_.erase(st.id);  // st is gone
   }
 
+  /// Hands the session's events to the streams. A new stream's flow starts once the whole batch
+  /// is handed out, so it sees what came with its head in the same read: the END_STREAM flag of
+  /// a bodiless request (what makes it eligible for a kept backend connection) and the first
+  /// body bytes. (Started at once, its coroutine would run up to its first wait before them.)
   void dispatch(std::span<const h2::event> events) {
+    std::vector<stream_state*> starting;
+    starting.swap(starting_);  // (reused; dispatch is not re-entered, but a swap keeps that safe)
+    starting.clear();
     for (const auto& e : events) {
       switch (e.what) {
-        case h2::event_kind::request: start_stream(e.stream_id); break;
+        case h2::event_kind::request: starting.push_back(&add_stream(e.stream_id)); break;
         case h2::event_kind::data:
           if (auto* st = find(e.stream_id)) {
             if (st->done) session_.consume(st->id, e.data.size());  // answered early: the rest is dropped
@@ -348,13 +355,16 @@ private:
         default: break;  // rejected (answered by the session), goaway: the writer flushes, done() follows
       }
     }
+    for (auto* st : starting) spawn_task([this, st]() { return run_stream(*st); });
+    starting.clear();
+    starting_.swap(starting);
   }
 
-  void start_stream(std::int32_t id) {
+  stream_state& add_stream(std::int32_t id) {
     auto st = std::make_unique<stream_state>(ex_, id);
     auto& ref = *st;
     streams_[id] = std::move(st);
-    spawn_task([this, &ref]() { return run_stream(ref); });
+    return ref;
   }
 
   // --- one stream: one flow ------------------------------------------------------------------
@@ -466,7 +476,7 @@ private:
         }
         if (st.aborted) co_return make_error_code(net::error::client_failed);
         if (reusable)
-          if (auto k = take_kept(*ctx.backend)) {
+          if (auto k = take_kept(*ctx.backend)) {  // (reusable: retry-safe, so unprobed when recent)
             backend = std::move(k);
             reused = true;
             ctx.connect_error = {};
@@ -717,7 +727,7 @@ private:
   std::optional<asio::ip::tcp::socket> take_kept(const asio::ip::tcp::endpoint& ep) {
     for (auto& k : kept_)
       if (k.socket && k.endpoint == ep)
-        if (auto s = k.take(ep)) return s;
+        if (auto s = k.take(ep, /*retry_safe=*/true)) return s;
     return std::nullopt;
   }
   void keep(asio::ip::tcp::socket s, const asio::ip::tcp::endpoint& ep) {
@@ -737,6 +747,7 @@ private:
   h2::server_session session_;
   asio::any_io_executor ex_;
   std::unordered_map<std::int32_t, std::unique_ptr<stream_state>> streams_;
+  std::vector<stream_state*> starting_;  ///< dispatch()'s list of streams to start (kept for its capacity)
   std::vector<detail::kept_backend> kept_;
   wakeup writer_wake_, tick_wake_, all_done_;
   std::size_t tasks_ = 0;

@@ -10,7 +10,9 @@
 //     codec/http1 from a bounded client buffer that is kept across the flows of a connection,
 //     so pipelined requests are served in order. A head must be whole within
 //     options.hello_timeout (the header timeout: slowloris gets a 408); a malformed or oversized
-//     head gets its 400/414/431/501 and the connection ends. CONNECT and upgrades: 501.
+//     head gets its 400/414/431/501 and the connection ends. CONNECT: 501. An Upgrade to a
+//     protocol in `upgrades` (websocket) runs the pipeline like any request; the backend's 101
+//     is relayed, then bytes both ways (flow/http1_upgrade.hpp). Other upgrades: 501.
 //   - refusals as an HTTP status (codec/http1/reject.hpp) with ctx.response_fields (a rate
 //     limiter's X-RateLimit-*); a failed connect is a 502 (504 on a connect timeout).
 //   - `replied`: ctx.reply, a whole response from a stage, goes to the client.
@@ -43,6 +45,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -174,12 +177,14 @@ namespace http1_detail {
 namespace http1 = codec::http1;
 
 /// A fixed-size receive buffer: [begin, end) is unconsumed. The parser's views point into it,
-/// so it is only compacted right before a read, when no view is in use.
+/// so it is only compacted right before a read, when no view is in use. Its storage is not
+/// cleared (only bytes read into it are ever looked at): it is sized for the largest head
+/// (some 80 KiB): clearing it per HTTP/2 stream took a fifth of the gateway's CPU under h2load.
 class recv_buffer {
 public:
-  explicit recv_buffer(std::size_t capacity) : data_(capacity) {}
-  std::string_view view() const noexcept { return {data_.data() + b_, e_ - b_}; }
-  bool full() const noexcept { return b_ == 0 && e_ == data_.size(); }
+  explicit recv_buffer(std::size_t capacity) : data_(new char[capacity]), size_(capacity) {}
+  std::string_view view() const noexcept { return {data_.get() + b_, e_ - b_}; }
+  bool full() const noexcept { return b_ == 0 && e_ == size_; }
   void consume(std::size_t n) noexcept {
     b_ += n;
     if (b_ == e_) b_ = e_ = 0;
@@ -187,11 +192,11 @@ public:
   /// Room for at most n more bytes (compacts first).
   std::span<char> prepare(std::size_t n) noexcept {
     if (b_ > 0) {
-      std::memmove(data_.data(), data_.data() + b_, e_ - b_);
+      std::memmove(data_.get(), data_.get() + b_, e_ - b_);
       e_ -= b_;
       b_ = 0;
     }
-    return {data_.data() + e_, std::min(n, data_.size() - e_)};
+    return {data_.get() + e_, std::min(n, size_ - e_)};
   }
   void commit(std::size_t n) noexcept { e_ += n; }
   void append(std::string_view s) noexcept {
@@ -201,7 +206,8 @@ public:
   }
 
 private:
-  std::vector<char> data_;
+  std::unique_ptr<char[]> data_;  // (new char[n]: left uninitialised)
+  std::size_t size_;
   std::size_t b_ = 0, e_ = 0;
 };
 
@@ -285,6 +291,10 @@ struct http1_adapter {
   /// The proxy's own refusals and errors (404, 429, 502, 503, 504, ...) as a short JSON body
   /// naming the cause and the route: {"error":"no_backend","route":"users","message":"..."}.
   bool json_errors = false;
+  /// Upgrade protocols passed through to the backend (`websocket`): a bodiless HTTP/1.1 request
+  /// with `Connection: upgrade` and an Upgrade naming one runs the pipeline as any request; the
+  /// backend's 101 is relayed, then bytes both ways (flow/http1_upgrade.hpp). Other upgrades: 501.
+  std::vector<std::string> upgrades{};
 
   codec::http1::forward_rules forward_rules() const {
     return {.strip = {}, .allow_underscore = allow_underscore_headers, .allow_trailers = allow_trailers};
@@ -331,7 +341,8 @@ struct http1_adapter {
         case http1::event::head: {
           head_bytes_ = r.consumed;
           const auto& h = parser_.head();
-          if (h.method == "CONNECT" || parser_.info().upgrade) {
+          upgrade_.clear();
+          if (h.method == "CONNECT" || (parser_.info().upgrade && !a_->offered_upgrades(h, parser_.info(), upgrade_))) {
             unsupported_ = true;
             return hello_step::fail(make_error_code(http1::error::unsupported_transfer_encoding));
           }
@@ -373,6 +384,7 @@ struct http1_adapter {
     std::size_t head_bytes_ = 0;
     bool head_taken_ = false;
     bool unsupported_ = false;
+    std::string upgrade_;  ///< the current request's Upgrade protocols passed on (none: not an upgrade)
     // The request as the first exchange saw it, for a retry on another backend (replay_: the
     // next exchange sends the same head again; its views are gone, its body was empty).
     bool replay_ = false;
@@ -543,23 +555,32 @@ struct http1_adapter {
     co_return co_await detail::send(client, ctx.reply);
   }
 
+  /// Whether the request is retried on a fresh connection when a kept one turns out stale
+  /// (bodiless and idempotent: nothing is lost). Such a request may take a kept connection
+  /// without probing it first (detail::kept_backend).
+  bool retry_safe(const reader& r) const {
+    const auto info = r.parser().info();
+    return !info.chunked && info.content_length == 0 && http1_detail::idempotent(r.parser().head().method);
+  }
+
   /// The request head the backend gets (and the request's Connection lines, kept for its trailers).
   template <class Ctx>
   std::string first_bytes(const Ctx& ctx, reader& r) const {
     r.connection_.clear();
     for (const auto& f : r.parser().head().fields)
       if (codec::http1::detail::iequals(f.name, "connection")) r.connection_.add(f.name, f.value);
-    return upstream_head(ctx, r.parser().head(), r.parser().info());
+    return upstream_head(ctx, r.parser().head(), r.parser().info(), r.upgrade_);
   }
 
   /// The upstream request head: the client's fields as codec/http1/forward.hpp's rules allow
   /// (no hop-by-hop, Connection-listed, forwarding or '_' names) minus those a stage owns
   /// (ctx.request_fields), plus the stages' fields, the forwarding fields (the client's extended
-  /// only for a trusted proxy), Host if missing and the body's framing. The one place where
+  /// only for a trusted proxy), Host if missing and the body's framing; for an upgrade
+  /// (`upgrade`: the protocols passed on), Connection: upgrade and Upgrade. The one place where
   /// forwarding rules apply to a request head.
   template <class Ctx>
   std::string upstream_head(const Ctx& ctx, const codec::http1::request_head_view& head,
-                            const codec::http1::message_info& info) const {
+                            const codec::http1::message_info& info, std::string_view upgrade = {}) const {
     namespace http1 = codec::http1;
     http1::request_head up{std::string(head.method), std::string(head.target)};
     if constexpr (requires { ctx.upstream_target; })
@@ -579,6 +600,10 @@ struct http1_adapter {
     if (!head.fields.contains("host") && ctx.backend) up.fields.add("Host", ctx.backend->address().to_string());
     if (info.chunked) http1::set_chunked(up.fields);
     else if (info.content_length > 0) http1::set_content_length(up.fields, info.content_length);
+    if (!upgrade.empty()) {
+      up.fields.add("Connection", "upgrade");
+      up.fields.add("Upgrade", upgrade);
+    }
     return http1::serialize(up);
   }
 
@@ -675,9 +700,10 @@ struct http1_adapter {
           co_return co_await fail_before_response({}, 400);
       }
     }
-    if (!has_body && !replay) {  // a bodiless request: the parser's message_complete is still to be taken
+    if (!has_body && !replay) {  // a bodiless request: the parser's message_complete (or upgrade) is still to be taken
       auto pr = r.parser_.parse(r.in_.view());
-      if (pr.what == http1::event::message_complete) r.in_.consume(pr.consumed);
+      if (pr.what == http1::event::message_complete || pr.what == http1::event::upgrade) r.in_.consume(pr.consumed);
+      r.parser_.resume();  // after an upgrade request: HTTP again unless the backend switches (a 101 ends parsing)
     }
 
     // 2. The response head (1xx interim responses are dropped).
@@ -689,6 +715,8 @@ struct http1_adapter {
       auto pr = bp.parse(bin.view());
       if (pr.what == http1::event::head) {
         head_size = pr.consumed;
+        if (bp.head().status == 101 && !r.upgrade_.empty())  // the switch the client asked for
+          co_return co_await switch_protocols(p, ctx, client, backend, r, bp, head_size);
         if (bp.head().status >= 200) break;
         bin.consume(pr.consumed);
         continue;
@@ -834,6 +862,22 @@ struct http1_adapter {
     }
   }
 
+  /// The protocols of an upgrade request's Upgrade field(s) that `upgrades` lists, into `out`
+  /// (comma-separated, as sent; a token's "/version" kept). False: none, not an upgrade
+  /// (HTTP/1.1 with Connection: upgrade), a CONNECT, or a request with a body (an upgrade is
+  /// passed on only for a bodiless request).
+  bool offered_upgrades(const codec::http1::request_head_view& h, const codec::http1::message_info& info,
+                        std::string& out) const;
+
+  /// After an upgrade request's 101 head (`head_size` bytes of the backend buffer): checks it
+  /// names a protocol offered, runs on_response, relays the head to the client, then bytes both
+  /// ways until either side closes (net/relay.hpp, the request's idle timeout). Never keeps a
+  /// connection. Defined in flow/http1_upgrade.hpp.
+  template <class Pipeline, class Client>
+  asio::awaitable<exchange_result> switch_protocols(Pipeline& p, typename Pipeline::context_type& ctx, Client& client,
+                                                    asio::ip::tcp::socket& backend, reader& r,
+                                                    const codec::http1::response_parser& bp, std::size_t head_size) const;
+
 private:
   /// Whether a stage transforms this flow's response body.
   template <class Pipeline, class Ctx>
@@ -868,3 +912,5 @@ private:
 };
 
 }  // namespace rproxy::flow
+
+#include <rproxy/flow/http1_upgrade.hpp>

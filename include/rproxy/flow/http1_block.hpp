@@ -66,6 +66,7 @@ struct http1_forwarding_block {
   std::vector<std::string> trusted_proxies;
   bool allow_underscore_headers = false;
   std::vector<std::string> allow_trailers;
+  std::vector<std::string> upgrades{"websocket"};
 
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
@@ -73,7 +74,10 @@ struct http1_forwarding_block {
                            "CIDRs of proxies in front: their X-Forwarded-For, Forwarded, X-Real-IP, X-Forwarded-Host/Proto "
                            "are extended; anyone else's are replaced"),
                        cfg::doc<&http1_forwarding_block::allow_underscore_headers>("forward request headers whose names contain '_'"),
-                       cfg::doc<&http1_forwarding_block::allow_trailers>("request trailers forwarded (others are dropped)"));
+                       cfg::doc<&http1_forwarding_block::allow_trailers>("request trailers forwarded (others are dropped)"),
+                       cfg::doc<&http1_forwarding_block::upgrades>(
+                           "HTTP/1.1 Upgrade protocols passed through to the backend (its 101 relayed, then bytes both ways "
+                           "under the idle timeout); others get 501. [] turns upgrades off"));
   }
   void validate(config::validator& v) const {
     for (std::size_t i = 0; i < trusted_proxies.size(); ++i)
@@ -82,6 +86,9 @@ struct http1_forwarding_block {
     for (std::size_t i = 0; i < allow_trailers.size(); ++i)
       if (!codec::http1::is_valid_field_name(allow_trailers[i]))
         v.at(&http1_forwarding_block::allow_trailers).at(i).error("not a header name");
+    for (std::size_t i = 0; i < upgrades.size(); ++i)
+      if (!codec::http1::is_valid_field_name(upgrades[i]))  // a protocol name is a token
+        v.at(&http1_forwarding_block::upgrades).at(i).error("not a protocol name (a token, like websocket)");
   }
   template <class Http1Adapter>
   void apply(Http1Adapter& a) const {
@@ -90,6 +97,7 @@ struct http1_forwarding_block {
       if (auto c = middleware::cidr::parse(t)) a.trusted_proxies.push_back(*c);
     a.allow_underscore_headers = allow_underscore_headers;
     a.allow_trailers = allow_trailers;
+    a.upgrades = upgrades;
   }
 };
 

@@ -240,16 +240,27 @@ asio::awaitable<accepted> accept(Pipeline& p, const Adapter&, typename Pipeline:
 
 /// A backend connection kept between the flows of one client connection (HTTP keep-alive).
 struct kept_backend {
+  /// A connection kept for less than this goes to a retry-safe request unprobed: a backend does
+  /// not time out an idle connection (nor send its 408) that soon, and if it closed it anyway
+  /// the request is retried on a fresh connection, with nothing lost. Under load that is every
+  /// reuse: one syscall less per request.
+  static constexpr std::chrono::milliseconds unprobed_for{250};
+
   std::optional<asio::ip::tcp::socket> socket;
   asio::ip::tcp::endpoint endpoint{};
+  std::chrono::steady_clock::time_point kept_at{};
 
   /// The kept connection to `ep`, if it is still open (no EOF or stray bytes waiting): one
-  /// peek, which says both (EAGAIN: idle and open).
-  std::optional<asio::ip::tcp::socket> take(const asio::ip::tcp::endpoint& ep) {
+  /// peek, which says both (EAGAIN: idle and open); skipped for a `retry_safe` request (bodiless
+  /// and idempotent: a stale connection is retried fresh) when the connection was kept less than
+  /// unprobed_for ago.
+  std::optional<asio::ip::tcp::socket> take(const asio::ip::tcp::endpoint& ep, bool retry_safe = false) {
     if (!socket || endpoint != ep) return drop(), std::nullopt;
-    char probe;
-    const bool open = ::recv(socket->native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
-    if (!open) return drop(), std::nullopt;
+    if (!retry_safe || std::chrono::steady_clock::now() - kept_at >= unprobed_for) {
+      char probe;
+      const bool open = ::recv(socket->native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
+      if (!open) return drop(), std::nullopt;
+    }
     auto s = std::move(socket);
     socket.reset();
     return s;
@@ -257,6 +268,7 @@ struct kept_backend {
   void keep(asio::ip::tcp::socket s, const asio::ip::tcp::endpoint& ep) {
     socket.emplace(std::move(s));
     endpoint = ep;
+    kept_at = std::chrono::steady_clock::now();
   }
   void drop() {
     std::error_code ignored;
@@ -320,6 +332,8 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
   std::error_code ec;
   std::string request;  // the adapter's first bytes, made once (a retry sends them again)
   bool made = false;
+  bool retry_safe = false;  // the adapter retries it fresh if a kept connection turns out stale (asked while the head is whole)
+  if constexpr (Adapter::reads_hello && requires { a.retry_safe(reader); }) retry_safe = a.retry_safe(reader);
   for (unsigned attempt = 0;;) {
     for (;; ++attempt) {
       ctx.out_of_attempts = ec && attempt >= std::max(1u, o.max_connect_attempts);
@@ -329,7 +343,7 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
         (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o, {}, &keep_client);
         co_return ec ? ec : make_error_code(net::error::no_endpoints);
       }
-      if (auto k = kept.take(*ctx.backend)) {
+      if (auto k = kept.take(*ctx.backend, retry_safe)) {
         backend = std::move(k);
         reused = true;
         ctx.connect_error = {};

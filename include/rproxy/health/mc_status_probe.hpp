@@ -11,6 +11,7 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/ip/address.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
@@ -28,6 +29,7 @@
 #include <rproxy/codec/mc/packet_reader.hpp>
 #include <rproxy/codec/mc/status.hpp>
 #include <rproxy/codec/mc/versions.hpp>
+#include <rproxy/core/proxy_mode.hpp>
 #include <rproxy/core/result.hpp>
 #include <rproxy/health/probe.hpp>
 #include <rproxy/net/connector.hpp>
@@ -131,5 +133,19 @@ struct mc_status_probe {
     co_return out;
   }
 };
+
+/// The probe of a Minecraft server pool, asking as a player who typed `host`:`port`, with the
+/// PROXY header each backend wants: `backends` lists them as balance::backend_settings do
+/// (`address.host`, an IP, and `address.port`; `send_proxy_protocol`).
+template <class Backends>
+mc_status_probe make_mc_status_probe(std::string host, std::uint16_t port, const Backends& backends) {
+  mc_status_probe p;
+  p.query.host = std::move(host);
+  p.query.port = port;
+  for (const auto& b : backends)
+    if (b.send_proxy_protocol != proxy_send::none)
+      p.proxied.push_back({{asio::ip::make_address(b.address.host), b.address.port}, b.send_proxy_protocol == proxy_send::v1 ? 1 : 2});
+  return p;
+}
 
 }  // namespace rproxy::health

@@ -5,6 +5,7 @@
 //     rproxy::health::monitor<Pool> m(ctl.get_executor(), pool, "lobby", log);
 //     m.update(entries, route.health_check, route.dynamic_weights);   // at start and after each reload
 //     m.check_with(my_probe, opts);                          // a probe of the app's own (mc status)
+//     m.stop_checks();                                       // its block is gone: all backends back in
 //     m.export_reports(rproxy::health::monitor<Pool>::report_family(registry));   // once
 //     m.stop();                                              // shutdown
 //
@@ -104,9 +105,20 @@ public:
     checker_ = std::move(c);  // the old one stops as it goes
   }
 
+  /// Stops the checker (the config's or check_with's); backends it had taken out come back.
+  void stop_checks() {
+    if (!checker_) return;
+    checker_.reset();
+    check_cfg_.reset();
+    for (const auto& b : pool_->snapshot()->backends) pool_->set_health(b->id(), true);
+  }
+
+  /// Stops the checker and the poller; a later update() or apply() starts them again.
   void stop() {
     checker_.reset();
+    check_cfg_.reset();
     stop_poller();
+    weights_cfg_.reset();
   }
 
   /// Load reports by result ("ok", "bad", "unreachable") since start; never decreases.

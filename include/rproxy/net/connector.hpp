@@ -13,6 +13,9 @@
 // net::error (connect_refused, connect_timeout, resolve_failed, ... all upstream + retry_safe), the
 // socket is open and has TCP_NODELAY set on success, closed otherwise. Per-operation cancellation
 // (asio cancellation slots) completes with asio::error::operation_aborted.
+// Cost per connect: the socket is made non-blocking and close-on-exec by socket(2) (no ioctl),
+// and on an io_context's executor the timeout is an entry of its idle_sweep (idle_sweep.hpp),
+// not a timer per connect; it may then fire up to timeout/64 late.
 #pragma once
 
 #include <asio/associated_cancellation_slot.hpp>
@@ -36,10 +39,14 @@
 #include <utility>
 #include <vector>
 
+#include <rproxy/net/detail/reactor_wait.hpp>
 #include <rproxy/net/error.hpp>
+#include <rproxy/net/idle_sweep.hpp>
 
 #if defined(__linux__)
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <cerrno>
 #endif
 
@@ -50,7 +57,7 @@ namespace detail {
 /// One connect attempt: owns itself, counts its pending intermediate operations (resolve or
 /// connect, and the deadline timer) and completes once it is done and none is pending.
 template <class Handler>
-class connect_op {
+class connect_op : private idle_sweep::entry {
 public:
   using socket_type = asio::ip::tcp::socket;
 
@@ -84,14 +91,26 @@ private:
     });
   }
 
+  /// The deadline: an entry of the io_context's idle_sweep (idle_sweep.hpp: no timer of its
+  /// own, so no timerfd_settime(2) per connect; it may fire up to timeout/64 late), or on any
+  /// other executor (a strand) a timer of its own.
   void begin() {
-    ++pending_;
-    timer_.expires_after(timeout_);
-    timer_.async_wait([this](std::error_code ec) {
-      --pending_;
-      if (!ec && !done_) finish(make_error_code(error::connect_timeout));
-      leave();
-    });
+    auto* ioc = timeout_ > std::chrono::steady_clock::duration::zero() ? detail::io_context_of(ex_) : nullptr;
+    if (ioc) {
+      sweep_ = &asio::use_service<idle_sweep>(*ioc);
+      sweep_->add(*this, timeout_, std::chrono::steady_clock::now(), [](idle_sweep::entry& e) {
+        auto& op = static_cast<connect_op&>(e);
+        if (!op.done_) op.finish(make_error_code(error::connect_timeout));  // (a connect is pending: it completes us)
+      });
+    } else {
+      ++pending_;
+      timer_.expires_after(timeout_);
+      timer_.async_wait([this](std::error_code ec) {
+        --pending_;
+        if (!ec && !done_) finish(make_error_code(error::connect_timeout));
+        leave();
+      });
+    }
     if (!endpoints_.empty()) return try_next();
     ++pending_;
     resolver_.async_resolve(host_, std::to_string(port_), asio::ip::tcp::resolver::numeric_service,
@@ -115,7 +134,7 @@ private:
       const auto& ep = endpoints_[next_++];
       std::error_code ec;
       socket_.close(ec);
-      socket_.open(ep.protocol(), ec);
+      open(ep.protocol(), ec);
       if (ec) {
         last_ = ec;
         continue;
@@ -125,6 +144,25 @@ private:
       return;
     }
     finish(last_ ? classify_connect(last_) : make_error_code(error::no_endpoints));
+  }
+
+  /// The socket, made non-blocking and close-on-exec by socket(2) itself (no ioctl after).
+  void open(const asio::ip::tcp& protocol, std::error_code& ec) {
+#if defined(__linux__)
+    const int fd = ::socket(protocol.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (fd < 0) {
+      ec = std::error_code(errno, asio::error::get_system_category());
+      return;
+    }
+    socket_.assign(protocol, fd, ec);
+    if (ec) {
+      ::close(fd);
+      return;
+    }
+    detail::adopt_fresh(socket_);
+#else
+    socket_.open(protocol, ec);
+#endif
   }
 
   /// A non-blocking connect(2), then a wait for writability and SO_ERROR: what asio's
@@ -137,7 +175,7 @@ private:
     };
 #if defined(__linux__)
     std::error_code ec;
-    socket_.native_non_blocking(true, ec);
+    detail::make_non_blocking(socket_, ec);
     if (!ec) {
       if (::connect(socket_.native_handle(), ep.data(), static_cast<socklen_t>(ep.size())) == 0)
         return asio::post(ex_, [done] { done({}); });
@@ -172,7 +210,8 @@ private:
   void finish(const std::error_code& ec) {
     done_ = true;
     result_ = ec;
-    timer_.cancel();
+    if (sweep_) sweep_->remove(*this);
+    else timer_.cancel();
     resolver_.cancel();
     if (ec) {
       std::error_code ignored;
@@ -207,6 +246,7 @@ private:
   std::vector<asio::ip::tcp::endpoint> endpoints_;
   std::size_t next_ = 0;
   std::error_code last_, result_;
+  idle_sweep* sweep_ = nullptr;  // the io_context's sweep, holding our deadline
   int pending_ = 0;
   bool done_ = false;
 };

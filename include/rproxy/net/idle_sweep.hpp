@@ -12,6 +12,8 @@
 //     sweep.touch(flow, clock::now());   // bytes moved
 //     sweep.remove(flow);                // the flow ended (also fine if it expired)
 //
+// The connector (connector.hpp) puts its connect deadlines here too: one lane per timeout, so
+// a connect costs no timer of its own either (no timerfd_settime(2) while others are pending).
 // An entry expires (its callback runs, from the sweep's timer handler, once, after it has been
 // unlinked) once it has had no touch() for its timeout; the timer fires late by at most
 // timeout/64 (capped at one second), so that a burst of expiries takes one wake-up.
@@ -20,6 +22,7 @@
 // out of work as before.
 #pragma once
 
+#include <asio/any_io_executor.hpp>
 #include <asio/basic_waitable_timer.hpp>
 #include <asio/error.hpp>
 #include <asio/execution_context.hpp>
@@ -30,6 +33,7 @@
 #include <chrono>
 #include <cstdint>
 #include <system_error>
+#include <type_traits>
 #include <vector>
 
 namespace rproxy::net {
@@ -164,5 +168,23 @@ private:
   clock::time_point armed_ = clock::time_point::max();
   bool shut_down_ = false;
 };
+
+namespace detail {
+
+/// The io_context behind an executor, if it is a plain io_context executor (the sweep's
+/// handler then runs on the same thread as the relay's); null for a strand or anything else.
+template <class Executor>
+asio::io_context* io_context_of(const Executor& ex) noexcept {
+  if constexpr (std::is_same_v<Executor, asio::io_context::executor_type>) {
+    return &ex.context();
+  } else if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
+    const auto* t = ex.template target<asio::io_context::executor_type>();
+    return t ? &t->context() : nullptr;
+  } else {
+    return nullptr;
+  }
+}
+
+}  // namespace detail
 
 }  // namespace rproxy::net

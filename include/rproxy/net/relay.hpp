@@ -68,6 +68,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <rproxy/net/detail/reactor_wait.hpp>
 #include <rproxy/net/detail/stream_ops.hpp>
 #include <rproxy/net/error.hpp>
 #include <rproxy/net/idle_sweep.hpp>
@@ -115,20 +116,6 @@ struct is_tcp_socket : std::false_type {};
 template <class Ex>
 struct is_tcp_socket<asio::basic_stream_socket<asio::ip::tcp, Ex>> : std::true_type {};
 
-/// The io_context behind an executor, if it is a plain io_context executor (the sweep's
-/// handler then runs on the same thread as the relay's); null for a strand or anything else.
-template <class Executor>
-asio::io_context* io_context_of(const Executor& ex) noexcept {
-  if constexpr (std::is_same_v<Executor, asio::io_context::executor_type>) {
-    return &ex.context();
-  } else if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
-    const auto* t = ex.template target<asio::io_context::executor_type>();
-    return t ? &t->context() : nullptr;
-  } else {
-    return nullptr;
-  }
-}
-
 /// Allocates an operation at its own size. asio's default recycles per-thread blocks, and an
 /// operation that stays pending (an idle flow's wait) may then hold a block of twice its size.
 template <class T>
@@ -175,7 +162,8 @@ class relay_op : private idle_sweep::entry {
 public:
   relay_op(Client& c, Backend& b, relay_options&& o, Handler&& h)
       : client_(c), backend_(b), opts_(std::move(o)), handler_(std::move(h)),
-        work_(make_work(handler_, c.get_executor())), same_executor_(same_executor(c, b)) {}
+        work_(make_work(handler_, c.get_executor())), same_executor_(same_executor(c, b)),
+        drained_ok_(same_executor_ && io_context_of(c.get_executor()) != nullptr) {}
 
   ~relay_op() {
     if (sweep_) sweep_->remove(*this);
@@ -187,6 +175,15 @@ public:
     auto slot = asio::get_associated_cancellation_slot(handler_);
     if (slot.is_connected())
       slot.assign([this](asio::cancellation_type) { fail(asio::error::operation_aborted, {}); });
+    // Started on the client's io_context thread (a flow handing its sockets over): begin now,
+    // saving a trip through the event loop. Never complete inside this call, though: a relay
+    // that ended already with nothing pending completes from a post.
+    if (auto* ioc = io_context_of(client_.get_executor()); ioc && ioc->get_executor().running_in_this_thread()) {
+      ++pending_;
+      begin();
+      if (--pending_ == 0 && finished_) asio::post(client_.get_executor(), wrap([] {}));
+      return;
+    }
     asio::post(client_.get_executor(), wrap([this] { begin(); }));
   }
 
@@ -330,7 +327,7 @@ private:
     while (n < 0 && errno == EINTR);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       pool().give_buffer(std::move(d.buf));
-      return wait<D, true>();
+      return wait<D, true, true>();
     }
     if (n < 0) return on_read_end<D>(std::error_code(errno, asio::error::get_system_category()));
     on_read<D>({}, static_cast<std::size_t>(n));
@@ -399,8 +396,8 @@ private:
   /// (splice(2) on a socket blocks otherwise); asio's connect already did it for a backend.
   void setup_splice() {
     std::error_code ec;
-    if (!client_.native_non_blocking()) client_.native_non_blocking(true, ec);
-    if (!ec && !backend_.native_non_blocking()) backend_.native_non_blocking(true, ec);
+    make_non_blocking(client_, ec);  // (no system call for a socket from accept4 or connect)
+    if (!ec) make_non_blocking(backend_, ec);
     if (ec) return;
     for (auto& d : dirs_) d.spliced = true;
     ignore_sigpipe();
@@ -417,7 +414,7 @@ private:
       const auto r = splice_some(src<D>().native_handle(), d.pipe.write_fd(), d.pipe.capacity());
       if (r.ec == asio::error::would_block) {
         pool().give_pipe(std::move(d.pipe));  // empty: splice_out drained it
-        return wait<D, true>();
+        return wait<D, true, true>();
       }
       if (r.ec && !d.tried && splice_refused(r.ec)) return fall_back<D>();
       if (r.ec) return fail(classify(r.ec, src_side<D>), r.ec);
@@ -440,7 +437,8 @@ private:
     while (d.in_pipe > 0) {
       const auto r = splice_some(d.pipe.read_fd(), dst<D>().native_handle(), d.in_pipe);
       if (r.ec == asio::error::would_block || (!r.ec && r.bytes == 0)) {
-        wait<D, false>();
+        if (r.ec) wait<D, false, true>();
+        else wait<D, false>();
         return false;
       }
       if (r.ec) {
@@ -454,11 +452,22 @@ private:
     return true;
   }
 
-  template <int D, bool Readable> void wait() {
+  /// Waits until the source is readable (Readable) or the sink writable. Drained: the caller
+  /// has just seen EAGAIN there, so on a plain io_context the wait needs no re-arm of the
+  /// descriptor (detail/reactor_wait.hpp): no system call.
+  template <int D, bool Readable, bool Drained = false> void wait() {
     auto& s = [this]() -> auto& {
       if constexpr (Readable) return src<D>(); else return dst<D>();
     }();
-    start_waiting_on(s, [&](auto h) { s.async_wait(Readable ? asio::socket_base::wait_read : asio::socket_base::wait_write, std::move(h)); },
+    constexpr auto what = Readable ? asio::socket_base::wait_read : asio::socket_base::wait_write;
+    start_waiting_on(s, [&](auto h) {
+               if constexpr (Drained && has_reactor_wait && is_tcp_socket<std::remove_reference_t<decltype(s)>>::value) {
+                 if (!drained_ok_) return s.async_wait(what, std::move(h));
+                 async_wait_drained(s, what, std::move(h));
+               } else {
+                 s.async_wait(what, std::move(h));
+               }
+             },
              [this](std::error_code ec) {
                if (ec) return fail(classify(ec, Readable ? src_side<D> : dst_side<D>), ec);
                if constexpr (Readable) pump<D>();
@@ -566,6 +575,7 @@ private:
   int pending_ = 0;
   bool finished_ = false;
   bool same_executor_;  // the backend's executor is the client's
+  bool drained_ok_;     // and an io_context's: handlers may run where the reactor completes them
 };
 
 }  // namespace detail

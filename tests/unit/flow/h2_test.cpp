@@ -48,6 +48,7 @@ struct record {
   std::atomic<int> closes{0}, conn_closes{0}, hellos{0};
   std::atomic<std::size_t> message_bytes{0};
   std::atomic<int> backend_requests{0};
+  std::atomic<int> backend_accepts{0};
 };
 
 struct conn_closer {
@@ -101,6 +102,7 @@ struct backend {
     for (;;) {
       auto [aec, s] = co_await acc.async_accept(tuple_awaitable);
       if (aec) co_return;
+      ++rec->backend_accepts;
       asio::co_spawn(acc.get_executor(), one(std::move(s)), asio::detached);
     }
   }
@@ -250,4 +252,17 @@ TEST_CASE("h2 flow: request and response bodies streamed; a backend dying mid-re
   auto [out3, rc3] = run("curl -sS --http2-prior-knowledge " + g.url("/after"));
   CHECK(rc3 == 0);
   CHECK(out3 == "got /after alice 0");
+}
+
+TEST_CASE("h2 flow: bodiless GETs on one connection share a kept backend connection", "[flow][h2]") {
+  if (!have("h2load")) FAIL("h2load is missing (scripts/setup installs nghttp2-client)");
+  gateway g;
+  // h2load -c1 -m1: one HTTP/2 connection, one stream at a time, each a HEADERS frame with
+  // END_STREAM, so each may take the backend connection the one before it left.
+  auto [out, rc] = run("h2load -c1 -m1 -n5 " + g.url("/k"));
+  INFO(out);
+  REQUIRE(rc == 0);
+  CHECK(out.find("5 succeeded") != std::string::npos);
+  CHECK(g.rec.backend_requests == 5);
+  CHECK(g.rec.backend_accepts == 1);
 }

@@ -7,6 +7,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ip/v6_only.hpp>
+#include <asio/strand.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include <catch2/catch.hpp>
@@ -145,6 +146,47 @@ TEST_CASE("connector: an endpoint that never answers times out", "[net][connecto
   REQUIRE_FALSE(o.socket.is_open());
   for (auto& s : fillers) s->close();
   ioc.poll();
+}
+
+TEST_CASE("connector: a connect on a strand times out on its own timer", "[net][connector]") {
+  asio::io_context ioc;
+  tcp::acceptor acc(ioc, {asio::ip::address_v4::loopback(), 0});
+  acc.listen(0);
+  const auto ep = acc.local_endpoint();
+  std::vector<std::unique_ptr<tcp::socket>> fillers;
+  for (int i = 0; i < 4; ++i) {
+    auto s = std::make_unique<tcp::socket>(ioc, tcp::v4());
+    s->async_connect(ep, [](std::error_code) {});
+    fillers.push_back(std::move(s));
+  }
+  ioc.poll();
+  outcome o(ioc);
+  net::async_connect(asio::make_strand(ioc), ep, 200ms, o.handler());
+  REQUIRE(run_until(ioc, [&] { return o.ec.has_value(); }));
+  REQUIRE(*o.ec == net::error::connect_timeout);
+  REQUIRE_FALSE(o.socket.is_open());
+  for (auto& s : fillers) s->close();
+  ioc.poll();
+}
+
+TEST_CASE("connector: a connect that is done leaves no deadline behind", "[net][connector]") {
+  // The deadline is an entry of the io_context's idle sweep: once the connect completes (either
+  // way) the entry is gone, so the io_context runs out of work instead of waiting for it.
+  asio::io_context ioc;
+  tcp::acceptor acc(ioc, {asio::ip::address_v4::loopback(), 0});
+  outcome ok(ioc), refused(ioc);
+  net::async_connect(ioc.get_executor(), acc.local_endpoint(), 60s, ok.handler());
+  tcp::acceptor closed(ioc, {asio::ip::address_v4::loopback(), 0});
+  const auto gone = closed.local_endpoint();
+  closed.close();
+  net::async_connect(ioc.get_executor(), gone, 60s, refused.handler());
+  ioc.run_for(20s);  // (returns as soon as nothing is left to do)
+  REQUIRE(ioc.stopped());
+  REQUIRE(ok.ec.has_value());
+  REQUIRE_FALSE(*ok.ec);
+  REQUIRE(refused.ec.has_value());
+  REQUIRE(*refused.ec == net::error::connect_refused);
+  REQUIRE(asio::use_service<net::idle_sweep>(ioc).size() == 0);
 }
 
 TEST_CASE("connector: works with coroutines and per-operation cancellation", "[net][connector]") {
