@@ -10,6 +10,7 @@
 #include <asio/ip/address.hpp>
 
 #include <rproxy/app/config_blocks.hpp>
+#include <rproxy/app/tls_block.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/validator.hpp>
@@ -46,6 +47,7 @@ struct rate_limits_block {
 struct config {
   rproxy::app::admin_config admin{};
   cfg::endpoint listen{"127.0.0.1", 8095};
+  std::optional<rproxy::app::tls_listener_block> tls;
   rproxy::flow::ws_block websocket{};
   rproxy::rooms::rooms_block rooms{};
   std::optional<mw::jwt_block> jwt;
@@ -61,6 +63,7 @@ struct config {
     return cfg::fields(
         cfg::doc<&config::admin>("admin HTTP endpoint: /metrics /healthz /readyz, POST /reload (off when listen is unset)"),
         cfg::doc<&config::listen>("address and port clients connect to (ws://)"),
+        cfg::doc<&config::tls>("a TLS listener besides it (wss://), certificates chosen by SNI, read again on reload (off when absent)"),
         cfg::doc<&config::websocket>("message size, idle timeout, send queue and slow-consumer policy"),
         cfg::doc<&config::rooms>("rooms, members, history and input limits"),
         cfg::doc<&config::jwt>("JWT at the upgrade (Authorization: Bearer, cookie or ?token=); sub names the user, role its site role"),

@@ -16,15 +16,24 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/experimental/as_tuple.hpp>
 
 #include <rproxy/app/listen.hpp>
 #include <rproxy/app/runtime.hpp>
+#include <rproxy/app/tls_block.hpp>
 #include <rproxy/app/versions.hpp>
 #include <rproxy/config/versioned.hpp>
+#include <rproxy/core/result.hpp>
+#include <rproxy/flow/drain.hpp>
+#include <rproxy/flow/serve.hpp>
 #include <rproxy/flow/ws.hpp>
 #include <rproxy/flow/ws_hub.hpp>
 #include <rproxy/middleware/audit_block.hpp>
@@ -33,7 +42,9 @@
 #include <rproxy/middleware/ip_filter.hpp>
 #include <rproxy/middleware/jwt_auth.hpp>
 #include <rproxy/middleware/rate_limit.hpp>
+#include <rproxy/net/tls_stream.hpp>
 #include <rproxy/observe/registry.hpp>
+#include <rproxy/observe/worker_index.hpp>
 #include <rproxy/rooms/registry.hpp>
 #include <rproxy/rooms/stage.hpp>
 #include <rproxy/rooms/ws_decoder.hpp>
@@ -174,7 +185,28 @@ inline auto pipeline(world_base& w) {
 struct world : world_base {
   using world_base::world_base;
   mutable std::vector<decltype(pipeline(std::declval<world_base&>()))> pipelines;
+  mutable std::optional<rproxy::net::tls_server_context> tls;  ///< the `tls:` listener's certificates
 };
+
+/// The TLS server context of a `tls:` block (read again on each reload).
+inline rproxy::result<rproxy::net::tls_server_context, rproxy::net::tls_load_error> load_tls(const rproxy::app::tls_listener_block& b) {
+  rproxy::net::tls_server_options o;
+  for (const auto& c : b.certificates) o.certificates.push_back({c.cert, c.key, c.server_names});
+  o.alpn = {"http/1.1"};
+  return rproxy::net::tls_server_context::load(o);
+}
+
+/// A wss connection: the handshake within the hello timeout, then the same flow as ws
+/// (flow/ws.hpp runs a TLS stream's session as a coroutine). It keeps its world.
+inline asio::awaitable<void> serve_tls(std::shared_ptr<const world> w, const adapter& a, asio::ip::tcp::socket s,
+                                       rproxy::net::accepted_endpoints eps, rproxy::flow::drain_tracker::guard) {
+  if (!w->tls) co_return;
+  rproxy::net::tls_stream tls(std::move(s), w->tls->context());
+  auto [ec] = co_await rproxy::net::async_server_handshake(tls, w->options.hello_timeout, asio::experimental::as_tuple(asio::use_awaitable));
+  if (ec) co_return;  // a client that does not trust the certificate, a port probe, a slow one
+  const auto i = rproxy::observe::worker_index() % w->pipelines.size();
+  (void)co_await flow::serve(w->pipelines[i], a, std::move(tls), w->options, eps);
+}
 
 /// The server: its shared state, worlds, metrics and the sweep timer.
 struct server {
@@ -184,6 +216,11 @@ struct server {
     auto w = std::make_shared<world>(rt, c, shared);
     if (!w->load()) return nullptr;
     for (std::size_t i = 0; i < rt.pool().size(); ++i) w->pipelines.push_back(pipeline(*w));
+    if (c->tls) {  // certificates are read again on every reload
+      auto t = load_tls(*c->tls);
+      if (!t) return rt.log().error("cannot load TLS certificates", {{"error", t.error().message}}), nullptr;
+      w->tls.emplace(std::move(*t));
+    }
     first->websocket.apply(a, w->options);  // the listener's bounds are the first config's
     return w;
   }
@@ -249,6 +286,13 @@ inline int serve(runtime& rt) {
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
   rt.keep(worlds);
   if (!rproxy::app::listen(rt, c->listen, "websocket", worlds->handler(rt.drain(), s->a))) return 1;
+  if (c->tls) {
+    auto secure = [s, worlds, &drain = rt.drain()](asio::ip::tcp::socket sock, const rproxy::net::accepted_endpoints& eps) {
+      auto ex = sock.get_executor();
+      asio::co_spawn(ex, serve_tls(worlds->current(), s->a, std::move(sock), eps, drain.track()), asio::detached);
+    };
+    if (!rproxy::app::listen(rt, c->tls->listen, "websocket-tls", secure)) return 1;
+  }
   s->sweep();
   rt.on_stop_accepting([s] {
     s->sweep_timer.cancel();
@@ -260,7 +304,7 @@ inline int serve(runtime& rt) {
     worlds->swap(std::move(w));
     s->shared.limits.set(message_limits::of(*next));  // the next message of every connection
     s->shared.reg.set_config(next->rooms);             // the next rooms operation
-    s->rt.log().info("settings updated: security and rate limits, rooms limits (listen, admin and websocket apply at restart)");
+    s->rt.log().info("settings updated: security and rate limits, rooms limits, TLS certificates (listen, admin and websocket apply at restart)");
   });
   return 0;
 }

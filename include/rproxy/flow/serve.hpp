@@ -421,7 +421,7 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
       ctx.bytes_to_client += stats.bytes_backend_to_client;
       std::error_code nd;
       backend->close(nd);
-      client.close(nd);  // the relay half-closed it, or closed it on an error: no shutdown(2) more
+      tcp_of(client).close(nd);  // the relay half-closed it, or closed it on an error: no shutdown(2) more
       co_return rec;
     }
   }
@@ -546,12 +546,14 @@ asio::awaitable<void> run_spawned(std::unique_ptr<Flow> f, Adapter a, const opti
 /// Serves one accepted client socket through `p` with the protocol adapter `a`: one flow per
 /// connection (L4, Minecraft, WebSocket). on_close always runs, once. Completes with the error
 /// that ended the flow (none: clean end). `o` must outlive the flow. `eps`: the addresses the
-/// listener got with the socket (saves two system calls per connection).
-template <class Pipeline, class Adapter>
-asio::awaitable<std::error_code> serve(Pipeline& p, const Adapter& a, asio::ip::tcp::socket client, const options& o,
+/// listener got with the socket (saves two system calls per connection). `Client`: a TCP
+/// socket, or a TLS stream over one (asio::ssl::stream) after its handshake.
+template <class Pipeline, class Adapter, class Client>
+asio::awaitable<std::error_code> serve(Pipeline& p, const Adapter& a, Client client, const options& o,
                                        std::optional<net::accepted_endpoints> eps = std::nullopt) {
   auto ctx = p.make_context();
-  detail::fill(ctx, client, eps ? &*eps : nullptr);
+  detail::fill(ctx, detail::tcp_of(client), eps ? &*eps : nullptr);
+  if constexpr (requires { ctx.tls; }) ctx.tls = !std::is_same_v<Client, asio::ip::tcp::socket>;
   auto reader = detail::make_reader(a);
   auto ec = co_await detail::guarded([&]() -> asio::awaitable<std::error_code> {
     auto acc = co_await detail::accept(p, a, ctx, client, o);

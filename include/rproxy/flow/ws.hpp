@@ -34,6 +34,9 @@
 //     flow (flow::spawn) the session takes the flow over, so no coroutine frame stays either.
 //     A synchronous on_message runs inline; an asynchronous one pauses reading until it is done.
 //     The socket's executor must be an io_context's (what listeners give).
+//   - on a TLS stream (flow::serve with an asio::ssl::stream after its handshake: wss) the
+//     session is a coroutine instead (flow/ws_tls_session.hpp) that feeds the same hooks, hub
+//     and rooms, so a room does not know which of its members came over TLS.
 #pragma once
 
 #include <asio/async_result.hpp>
@@ -62,6 +65,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -151,6 +155,9 @@ template <class Flow>
 struct spawned_owner;
 template <class Pipeline, class Ctx, class Handler>
 struct awaited_owner;
+// flow/ws_tls_session.hpp (included at the end of this file): the session on a TLS stream.
+template <class Adapter, class Pipeline, class Ctx, class Stream>
+asio::awaitable<std::error_code> run_stream_session(const Adapter&, Pipeline&, Ctx&, Stream&, codec::ws::upgrade_request, std::string);
 }  // namespace ws_detail
 
 /// The adapter. Its members are read by every flow; keep it alive as long as they run.
@@ -283,15 +290,15 @@ struct ws_adapter {
   std::string first_bytes(Ctx&, const reader&) const { return {}; }
 
   /// `replied` in on_hello: the stage's response (ctx.reply).
-  template <class Ctx>
-  asio::awaitable<std::error_code> answer(asio::ip::tcp::socket& s, Ctx& ctx, reader&, const options&) const {
+  template <class Stream, class Ctx>
+  asio::awaitable<std::error_code> answer(Stream& s, Ctx& ctx, reader&, const options&) const {
     co_return co_await detail::send(s, ctx.reply);
   }
 
   /// A bad or slow upgrade request: its 400 / 426 / 431 / 408. A connection that sent nothing
   /// (a port probe, a silent client) is counted apart: it attempted no handshake.
-  template <class Ctx>
-  asio::awaitable<void> hello_failed(asio::ip::tcp::socket& s, Ctx&, reader& r, std::error_code ec) const {
+  template <class Stream, class Ctx>
+  asio::awaitable<void> hello_failed(Stream& s, Ctx&, reader& r, std::error_code ec) const {
     namespace http1 = codec::http1;
     ws_detail::add(stats ? (r.received() == 0 ? &stats->silent : &stats->handshake_failures) : nullptr);
     std::string out;
@@ -335,9 +342,22 @@ struct ws_adapter {
     co_return std::error_code{};
   }
 
+  /// The same on a TLS stream (asio::ssl::stream, after its handshake: wss): the 101, then a
+  /// coroutine session (flow/ws_tls_session.hpp) with the same hooks, hub and deadlines.
+  template <class Pipeline, class Ctx, class Stream>
+    requires(!std::is_same_v<Stream, asio::ip::tcp::socket>)
+  asio::awaitable<std::error_code> session(Pipeline& p, Ctx& ctx, Stream& s, const options&, reader& r) const {
+    if (auto ec = co_await upgrade(s, r)) co_return ec;
+    const auto up = r.upgrade();
+    std::string early(r.rest());
+    r.release();  // the head's views end here
+    co_return co_await ws_detail::run_stream_session(*this, p, ctx, s, up, std::move(early));
+  }
+
 private:
   /// Writes the 101 (bounded by write_timeout).
-  asio::awaitable<std::error_code> upgrade(asio::ip::tcp::socket& s, reader& r) const {
+  template <class Stream>
+  asio::awaitable<std::error_code> upgrade(Stream& s, reader& r) const {
     const std::string accept = codec::ws::make_accept_response(r.upgrade());
     auto [ec, n] = co_await net::with_deadline(asio::async_write(s, asio::buffer(accept), asio::experimental::deferred), send.write_timeout);
     (void)n;
@@ -728,3 +748,5 @@ private:
 }  // namespace ws_detail
 
 }  // namespace rproxy::flow
+
+#include <rproxy/flow/ws_tls_session.hpp>

@@ -5,6 +5,7 @@
 //     c.send(payload);                         // any stage, on the connection's worker: never waits
 //     c.close(1001, "going away");             // the close handshake starts after what is queued
 //     co_await c.run_writer();                 // a writer coroutine; or an owner drives flush()
+//                                              // (or take() and wrote(): a TLS stream's writer)
 //
 // A payload is a shared immutable buffer (`ws_payload`): a room broadcast is encoded once and
 // the same buffer is queued on every recipient (a reference count each). The frame header (2 to
@@ -258,6 +259,48 @@ public:
     if (close_written_) return peer_closed_ ? end() : write_state::closing;
     return write_state::idle;
   }
+
+  /// flush() for a writer over a stream that encrypts from one buffer (asio::ssl::stream, which
+  /// gathers nothing): moves up to max_batch queued frames (about `max_bytes` at most; a frame is
+  /// never split) to the end of `out`, leaving the queue: the policy cannot drop them any more
+  /// and they no longer count against its bounds (so `out` adds at most max_bytes plus one frame
+  /// to what a connection holds). `frames`: the data frames moved. The writer writes `out`, then
+  /// calls wrote(frames, out.size()) and take() again. Says `blocked` when `out` has bytes to
+  /// write, else what flush() would: idle, closing (our close frame was taken), done.
+  write_state take(std::string& out, std::size_t max_bytes, std::uint64_t& frames) {
+    notified_ = false;
+    frames = 0;
+    if (done_) return write_state::done;
+    if (stopped_) return end();
+    const std::size_t start = out.size();
+    for (std::size_t n = 0; head_ < q_.size() && n < lim_.max_batch && (n == 0 || out.size() - start < max_bytes); ++n) {
+      auto& e = q_[head_];
+      out.append(e.head.data() + std::min<std::size_t>(offset_, e.head_len), e.head_len - std::min<std::size_t>(offset_, e.head_len));
+      const std::size_t skip = offset_ > e.head_len ? offset_ - e.head_len : 0;
+      out.append(e.body->data() + skip, e.body->size() - skip);
+      offset_ = 0;
+      if (e.data) {
+        data_bytes_ -= e.body->size();
+        --data_count_;
+        ++frames;
+      } else if (e.head_len == 0) {
+        close_written_ = true;
+      }
+      e.body.reset();
+      ++head_;
+      if (close_written_) break;  // our close frame: nothing after it
+    }
+    if (head_ == q_.size()) release_queue();
+    if (out.size() > start) return write_state::blocked;
+    if (close_written_) return peer_closed_ ? end() : write_state::closing;
+    return write_state::idle;
+  }
+  /// What take() gave was written: counted (messages and bytes out).
+  void wrote(std::uint64_t frames, std::size_t bytes) noexcept {
+    ws_detail::bump(stats_.messages_out, frames);
+    ws_detail::bump(stats_.bytes_out, bytes);
+  }
+  bool peer_has_closed() const noexcept { return peer_closed_; }
 
   /// Ends the writer from outside (a write stalled past write_timeout, the peer's close did not
   /// come within close_timeout): closes the socket, so the reader ends too.
