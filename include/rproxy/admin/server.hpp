@@ -165,17 +165,19 @@ private:
       auto [ec, sock] = co_await acceptor_.async_accept(as_tuple(asio::use_awaitable));
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
       if (ec) continue;
-      if (connections_ >= opt_.max_connections) continue;  // dropped: closes at end of scope
+      if (*connections_ >= opt_.max_connections) continue;  // dropped: closes at end of scope
       asio::co_spawn(io_, session(std::move(sock)), asio::detached);
     }
   }
 
   asio::awaitable<void> session(asio::ip::tcp::socket sock) {
     namespace http1 = codec::http1;
-    ++connections_;
+    ++*connections_;
+    // The count is shared with the session: a session still waiting when the server is gone is
+    // destroyed with the io_context (at shutdown), after the server, and must not touch it.
     struct count_guard {
-      std::size_t& n;
-      ~count_guard() { --n; }
+      std::shared_ptr<std::size_t> n;
+      ~count_guard() { --*n; }
     } guard{connections_};
 
     // Each request, from its first byte read to its response written, has request_timeout;
@@ -288,7 +290,7 @@ private:
   std::map<std::pair<std::string, std::string>, handler> prefixes_;
   std::vector<std::string> token_prefixes_;
   std::function<bool()> ready_;
-  std::size_t connections_ = 0;
+  std::shared_ptr<std::size_t> connections_ = std::make_shared<std::size_t>(0);
   bool stopping_ = false;
 };
 
