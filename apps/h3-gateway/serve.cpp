@@ -1,6 +1,9 @@
 // apps/h3-gateway/serve.cpp: the gateway's composition (serve, declared in gateway.hpp): the state
-// kept across config versions, a world per version, listeners, admin API and reloads. Its flows
-// are compiled in their own units (flows.hpp), its config decoder in config.cpp.
+// kept across config versions (the groups' pools and health checks: app/pools.hpp, by group
+// name), a world per version, listeners, admin API and reloads. Its flows are compiled in their
+// own units (flows.hpp), its config decoder in config.cpp.
+#include <rproxy/app/pools.hpp>
+
 #include "admin_api.hpp"
 #include "flows.hpp"
 #include "gateway.hpp"
@@ -10,7 +13,7 @@ namespace h3_gateway {
 
 /// State kept across config versions: pools and health monitors by group name, metrics.
 struct app {
-  explicit app(runtime& r) : rt(r), shared(r, *r.config().get()), pool_metrics(obs::pool_metrics::add_to(r.metrics())) {
+  explicit app(runtime& r) : rt(r), shared(r, *r.config().get()), pools(rproxy::app::pools::open(r)) {
     auto& fam = r.metrics().add_counter_family("h3gw_requests", "Requests by route, status class (none: no status sent) and backend.",
                                                {"route", "status_class", "backend"});
     requests = &fam;
@@ -32,11 +35,15 @@ struct app {
   std::shared_ptr<const world> build(const std::shared_ptr<const config>& c) {
     auto w = std::make_shared<world>(rt, c, shared);
     if (!w->load()) return nullptr;
-    for (const auto& g : c->groups) {  // a group keeps its pool while its breaker and outlier settings stay
-      auto it = pools.find(g.name);
-      if (it != pools.end() && it->second.breaker == g.breaker && it->second.outlier == g.outlier) w->pools.push_back(it->second.pool);
-      else w->pools.push_back(std::make_shared<bal::upstream_pool>(g.pool_settings()));
+    if (c->tls) {  // certificates are read again on every reload
+      auto t = rproxy::app::load_tls(*c->tls, {"h2", "http/1.1"});
+      if (!t) return rt.log().error("cannot load TLS certificates", {{"error", t.error().message}}), nullptr;
+      w->tls.emplace(std::move(*t));
     }
+    // Last, as nothing after it fails: a group keeps its pool (backends, counters, checks) while
+    // its pool settings (breaker, outlier) stay.
+    if (!pools->update(c->groups)) return nullptr;  // logged
+    for (const auto& g : c->groups) w->pools.push_back(pools->get(g.name));
     static constexpr std::array<const char*, 6> classes{"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
     auto row = [&](const std::string& route, const std::string& backend) {
       request_metrics::row r{};
@@ -59,11 +66,6 @@ struct app {
       w->connections.push_back(connection_pipeline(*w));
       w->pipelines.push_back(request_pipeline(*w, 0x9e3779b97f4a7c15ull * (i + 1)));
     }
-    if (c->tls) {  // certificates are read again on every reload
-      auto t = load_tls(*c->tls);
-      if (!t) return rt.log().error("cannot load TLS certificates", {{"error", t.error().message}}), nullptr;
-      w->tls.emplace(std::move(*t));
-    }
     rproxy::flow::http1_adapter listener_only;  // the adapter's own settings are the first config's
     c->limits.apply(listener_only, w->options);
     const auto pp = rproxy::flow::make_options(c->proxy_protocol, {});
@@ -76,30 +78,9 @@ struct app {
     return w;
   }
 
-  /// Sets each group's backends and health checks on the world's pools (monitors kept by name
-  /// while their pool is; gone groups stop).
-  bool apply(const config& c, const world& w) {
-    std::map<std::string, std::unique_ptr<rproxy::health::monitor<bal::upstream_pool>>> next;
-    for (std::size_t i = 0; i < c.groups.size(); ++i) {
-      const auto& g = c.groups[i];
-      const auto& pool = w.pools[i];
-      pools[g.name] = {pool, g.breaker, g.outlier};
-      auto& m = next[g.name];
-      if (auto it = monitors.find(g.name); it != monitors.end() && it->second->pool() == pool) m = std::move(it->second);
-      else m = std::make_unique<rproxy::health::monitor<bal::upstream_pool>>(rt.control().get_executor(), pool, g.name, rt.log());
-      if (auto r = m->update(bal::pool_entries(g.backends), g.health_check, g.dynamic_weights); !r)
-        return rt.log().error("bad backends", {{"group", g.name}, {"error", r.error().message()}}), false;
-      pool_metrics->track(g.name, pool);
-    }
-    for (const auto& [name, m] : monitors)
-      if (!next.contains(name)) pool_metrics->untrack(name);
-    monitors = std::move(next);
-    return true;
-  }
-
   runtime& rt;
   shared_state shared;
-  std::shared_ptr<obs::pool_metrics> pool_metrics;
+  std::shared_ptr<rproxy::app::pools> pools;  ///< by group name, with their health checks
   obs::counter_family* requests = nullptr;
   obs::histogram_family* duration = nullptr;
   obs::histogram_family* upstream = nullptr;
@@ -109,14 +90,6 @@ struct app {
   obs::counter_family* rejects = nullptr;
   obs::gauge* connections_open = nullptr;
   obs::counter* connections_accepted = nullptr;
-  /// A group's pool and the settings it was made with (kept across reloads while they stay).
-  struct group_pool {
-    std::shared_ptr<bal::upstream_pool> pool;
-    std::optional<rproxy::health::breaker_block> breaker;
-    rproxy::health::outlier_block outlier;
-  };
-  std::map<std::string, group_pool> pools;
-  std::map<std::string, std::unique_ptr<rproxy::health::monitor<bal::upstream_pool>>> monitors;
   rproxy::flow::http1_adapter adapter{};
   rproxy::flow::h2_adapter h2{.http1 = &adapter};
 };
@@ -134,7 +107,7 @@ int serve(runtime& rt) {
   if (c->jwt && c->jwt->issuers.empty() && c->jwt->audiences.empty())
     rt.log().warn("jwt: neither issuers nor audiences are set: any token one of the keys signed is accepted, whoever it was issued for");
   auto first = a->build(c);
-  if (!first || !a->apply(*c, *first)) return 1;
+  if (!first) return 1;
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
   rt.keep(worlds);
   mount_admin_api(rt, worlds);
@@ -142,10 +115,9 @@ int serve(runtime& rt) {
   auto ls = std::make_shared<listeners<world>>(listeners<world>{*worlds, rt.drain(), a->adapter, a->h2});
   rt.keep(ls);
   if (!ls->open(rt, *c)) return 1;
-  rt.on_stop_accepting([a] { a->monitors.clear(); });
   rt.on_reload([a, worlds](const std::shared_ptr<const config>& next) {
     auto w = a->build(next);
-    if (!w || !a->apply(*next, *w)) return a->rt.log().error("routes not updated; the previous config keeps serving");
+    if (!w) return a->rt.log().error("routes not updated; the previous config keeps serving");
     worlds->swap(std::move(w));
     a->rt.log().info("routes updated", {{"routes", next->http.routes.size()}, {"groups", next->groups.size()}});
   });
