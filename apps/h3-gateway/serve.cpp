@@ -24,6 +24,11 @@ struct app {
     upgrades = &r.metrics().add_counter_family("h3gw_upgrades", "Connections switched to another protocol (WebSocket): 101 relayed.",
                                                {"route"});
     connections_open = &r.metrics().add_gauge("h3gw_connections_active", "Open client connections.");
+    auto& conns = r.metrics().add_counter_family(
+        "h3gw_upstream_connections", "Backend connections per request: new or reused (kept alive), by transport (tcp, tls).",
+        {"transport", "connection"});
+    for (std::size_t t = 0; t < 2; ++t)
+      for (std::size_t k = 0; k < 2; ++k) upstream_connections[t][k] = &conns.with({t ? "tls" : "tcp", k ? "reused" : "new"});
   }
 
   std::shared_ptr<const world> build(const std::shared_ptr<const config>& c) {
@@ -33,6 +38,16 @@ struct app {
       auto it = pools.find(g.name);
       if (it != pools.end() && it->second.breaker == g.breaker && it->second.outlier == g.outlier) w->pools.push_back(it->second.pool);
       else w->pools.push_back(std::make_shared<bal::upstream_pool>(g.pool_settings()));
+    }
+    w->upstream_connections = &upstream_connections;
+    for (const auto& g : c->groups) {  // TLS to backends: the CA files are read on every reload
+      auto& u = w->upstreams.emplace_back();
+      if (!g.tls) continue;
+      auto t = rproxy::net::tls_client_context::load(g.tls->options());
+      if (!t) return rt.log().error("cannot load the backends' TLS settings", {{"group", g.name}, {"error", t.error().message}}), nullptr;
+      if (!g.tls->verify) rt.log().warn("TLS to backends without certificate verification", {{"group", g.name}});
+      u.tls = w->tls_clients.emplace_back(std::make_unique<rproxy::net::tls_client_context>(std::move(*t))).get();
+      u.sni = g.tls->sni;
     }
     static constexpr std::array<const char*, 6> classes{"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
     auto row = [&](const std::string& route, const std::string& backend) {
@@ -103,6 +118,7 @@ struct app {
   obs::counter_family* shed = nullptr;
   obs::counter_family* upgrades = nullptr;
   obs::gauge* connections_open = nullptr;
+  std::array<std::array<obs::counter*, 2>, 2> upstream_connections{};
   /// A group's pool and the settings it was made with (kept across reloads while they stay).
   struct group_pool {
     std::shared_ptr<bal::upstream_pool> pool;

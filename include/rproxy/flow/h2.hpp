@@ -86,6 +86,7 @@
 #include <rproxy/net/error.hpp>
 #include <rproxy/net/listener.hpp>
 #include <rproxy/net/proxy_protocol.hpp>
+#include <rproxy/net/upstream_stream.hpp>
 #include <rproxy/pipeline/basic_pipeline.hpp>
 #include <rproxy/pipeline/verdict.hpp>
 
@@ -186,7 +187,7 @@ struct stream_state {
   bool closed = false;     ///< the session's closed or reset event came
   bool done = false;       ///< its coroutine has finished
   bool finished = false;   ///< its response was ended or the stream reset by us
-  asio::ip::tcp::socket* backend = nullptr;  ///< cancelled when the stream is aborted
+  net::upstream_stream* backend = nullptr;  ///< cancelled when the stream is aborted
   wakeup wake;
 };
 
@@ -462,7 +463,7 @@ private:
     // on_route and connect, failing over on retry-safe errors (as flow/serve.hpp's run_flow).
     const bool bodiless = st.ended && st.body.empty();
     const bool reusable = bodiless && http1_detail::idempotent(req.method());
-    std::optional<asio::ip::tcp::socket> backend;
+    std::optional<net::upstream_stream> backend;
     bool reused = false;
     std::error_code ec;
     for (unsigned attempt = 0;;) {  // an exchange that may go to another pick (retry_other) comes back here
@@ -476,13 +477,13 @@ private:
         }
         if (st.aborted) co_return make_error_code(net::error::client_failed);
         if (reusable)
-          if (auto k = take_kept(*ctx.backend)) {  // (reusable: retry-safe, so unprobed when recent)
+          if (auto k = take_kept(*ctx.backend, detail::transport_of(ctx))) {  // (reusable: retry-safe, so unprobed when recent)
             backend = std::move(k);
             reused = true;
             ctx.connect_error = {};
             break;
           }
-        auto [cec, sock] = co_await net::async_connect(ex_, *ctx.backend, o_.connect_timeout, detail::tuple_awaitable);
+        auto [cec, sock] = co_await h1_.connect_backend(ctx, ex_, o_);
         ec = cec;
         ctx.connect_error = ec;
         if (!ec) {
@@ -495,6 +496,7 @@ private:
         }
       }
       ++attempt;
+      if constexpr (requires { ctx.upstream_reused; }) ctx.upstream_reused = reused;
       if (auto v = co_await run_phase<phase::connect>(p_, ctx); !v.is_next()) co_return co_await stop(st, ctx, v);
 
       for (;;) {
@@ -502,7 +504,7 @@ private:
         auto r = co_await forward(st, ctx, *backend, req, reused);
         st.backend = nullptr;
         if (r.retry_fresh && reused) {  // the kept connection was stale and nothing was lost
-          auto [cec, sock] = co_await net::async_connect(ex_, *ctx.backend, o_.connect_timeout, detail::tuple_awaitable);
+          auto [cec, sock] = co_await h1_.connect_backend(ctx, ex_, o_);
           if (cec) {
             ctx.connect_error = cec;
             (void)co_await stop(st, ctx, reject(reject_code::unavailable));
@@ -516,7 +518,7 @@ private:
           ec = r.ec;
           break;
         }
-        if (r.keep_backend && !r.ec) keep(std::move(*backend), *ctx.backend);
+        if (r.keep_backend && !r.ec) keep(std::move(*backend), *ctx.backend, detail::transport_of(ctx));
         co_return r.ec;
       }
       std::error_code ignored;
@@ -528,7 +530,7 @@ private:
   }
 
   /// The exchange with the backend: the head and body up, the response down.
-  asio::awaitable<exchange_result> forward(stream_state& st, ctx_type& ctx, asio::ip::tcp::socket& backend,
+  asio::awaitable<exchange_result> forward(stream_state& st, ctx_type& ctx, net::upstream_stream& backend,
                                            const h2::request& req, bool reused) {
     using net::error;
     if (st.aborted) co_return exchange_result{make_error_code(error::client_failed)};
@@ -724,17 +726,17 @@ private:
   }
 
   // --- kept backend connections --------------------------------------------------------------
-  std::optional<asio::ip::tcp::socket> take_kept(const asio::ip::tcp::endpoint& ep) {
+  std::optional<net::upstream_stream> take_kept(const asio::ip::tcp::endpoint& ep, const void* via) {
     for (auto& k : kept_)
-      if (k.socket && k.endpoint == ep)
-        if (auto s = k.take(ep, /*retry_safe=*/true)) return s;
+      if (k.socket && k.endpoint == ep && k.transport == via)
+        if (auto s = k.take(ep, /*retry_safe=*/true, via)) return s;
     return std::nullopt;
   }
-  void keep(asio::ip::tcp::socket s, const asio::ip::tcp::endpoint& ep) {
+  void keep(net::upstream_stream s, const asio::ip::tcp::endpoint& ep, const void* via) {
     if (stopping_) return;
     for (auto& k : kept_)
-      if (!k.socket) return k.keep(std::move(s), ep);
-    if (kept_.size() < a_.max_kept_backends) kept_.emplace_back().keep(std::move(s), ep);
+      if (!k.socket) return k.keep(std::move(s), ep, via);
+    if (kept_.size() < a_.max_kept_backends) kept_.emplace_back().keep(std::move(s), ep, via);
   }
 
   Stream& client_;
@@ -748,7 +750,7 @@ private:
   asio::any_io_executor ex_;
   std::unordered_map<std::int32_t, std::unique_ptr<stream_state>> streams_;
   std::vector<stream_state*> starting_;  ///< dispatch()'s list of streams to start (kept for its capacity)
-  std::vector<detail::kept_backend> kept_;
+  std::vector<detail::basic_kept_backend<net::upstream_stream>> kept_;
   wakeup writer_wake_, tick_wake_, all_done_;
   std::size_t tasks_ = 0;
   bool stopping_ = false, ending_ = false;

@@ -67,6 +67,7 @@
 #include <rproxy/core/json.hpp>
 #include <rproxy/health/retry_on.hpp>
 #include <rproxy/flow/serve.hpp>
+#include <rproxy/flow/upstream.hpp>
 #include <rproxy/middleware/ip.hpp>
 #include <rproxy/net/deadline.hpp>
 #include <rproxy/net/error.hpp>
@@ -162,6 +163,11 @@ struct http_flow : flow_info {
   /// a retry stage, health/retry_stage.hpp; 0: none). Only before anything reached the client,
   /// and only for an idempotent request without a body: a POST whose body was sent never is.
   std::uint8_t retry_on = 0;
+  /// How to reach the picked backend (TLS, SNI), set by a stage with ctx.backend (the
+  /// gateway: its group's); none: plain TCP. Config-owned.
+  const upstream_settings* upstream = nullptr;
+  /// Set by the driver before on_connect: the backend connection was kept from an earlier flow.
+  bool upstream_reused = false;
 };
 
 /// The protocol the pipelines of an HTTP/1.1 app see.
@@ -275,6 +281,8 @@ inline bool idempotent(std::string_view method) {
 /// The HTTP/1.1 adapter. Its members are read by every flow; keep it alive as long as they run.
 struct http1_adapter {
   static constexpr bool reads_hello = true;
+  /// Backend connections: plain TCP, or TLS when the flow's ctx.upstream says so.
+  using backend_stream = net::upstream_stream;
 
   codec::http1::limits request_limits{};   ///< the client's heads and bodies
   codec::http1::limits response_limits{.max_header_bytes = 64 * 1024,
@@ -464,11 +472,14 @@ struct http1_adapter {
 
   /// The name of a backend failure in a 502/504 body: connect_refused, connect_timeout,
   /// backend_unreachable (another connect failure), backend_reset (closed or reset before its
-  /// response), backend_timeout (no progress in time), backend_failed (anything else).
+  /// response), backend_timeout (no progress in time), tls_verify (the backend's certificate
+  /// was refused), tls_handshake (its TLS handshake failed), backend_failed (anything else).
   static std::string_view upstream_cause(const std::error_code& ec, unsigned status) noexcept {
     using net::error;
     if (ec == error::connect_refused) return "connect_refused";
     if (ec == error::connect_timeout) return "connect_timeout";
+    if (ec == error::tls_verify_failed) return "tls_verify";
+    if (ec == error::tls_handshake_failed) return "tls_handshake";
     if (ec == condition::retry_safe) return "backend_unreachable";
     if (ec == error::backend_reset) return "backend_reset";
     if (ec == error::idle_timeout || status == 504) return "backend_timeout";
@@ -607,10 +618,19 @@ struct http1_adapter {
     return http1::serialize(up);
   }
 
+  /// A connection to the flow's backend: TLS when ctx.upstream says so (flow/upstream.hpp).
+  template <class Ctx>
+  static asio::awaitable<std::pair<std::error_code, backend_stream>> connect_backend(Ctx& ctx, const asio::any_io_executor& ex,
+                                                                                    const options& o) {
+    const upstream_settings* via = nullptr;
+    if constexpr (requires { ctx.upstream; }) via = ctx.upstream;
+    co_return co_await connect_upstream(ex, *ctx.backend, via, o.connect_timeout);
+  }
+
   /// One request's exchange: the head (`first`) and the body up, the response down.
   template <class Pipeline, class Client>
   asio::awaitable<exchange_result> exchange(Pipeline& p, typename Pipeline::context_type& ctx,
-                                            Client& client, asio::ip::tcp::socket& backend,
+                                            Client& client, backend_stream& backend,
                                             const std::string& first, const options&, reader& r, bool reused) const {
     namespace http1 = codec::http1;
     using net::error;
@@ -875,7 +895,7 @@ struct http1_adapter {
   /// connection. Defined in flow/http1_upgrade.hpp.
   template <class Pipeline, class Client>
   asio::awaitable<exchange_result> switch_protocols(Pipeline& p, typename Pipeline::context_type& ctx, Client& client,
-                                                    asio::ip::tcp::socket& backend, reader& r,
+                                                    backend_stream& backend, reader& r,
                                                     const codec::http1::response_parser& bp, std::size_t head_size) const;
 
 private:

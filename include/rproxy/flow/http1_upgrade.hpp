@@ -81,7 +81,7 @@ inline bool http1_adapter::offered_upgrades(const codec::http1::request_head_vie
 
 template <class Pipeline, class Client>
 asio::awaitable<exchange_result> http1_adapter::switch_protocols(Pipeline& p, typename Pipeline::context_type& ctx,
-                                                                 Client& client, asio::ip::tcp::socket& backend, reader& r,
+                                                                 Client& client, backend_stream& backend, reader& r,
                                                                  const codec::http1::response_parser& bp,
                                                                  std::size_t head_size) const {
   namespace http1 = codec::http1;
