@@ -121,7 +121,7 @@ struct request_metrics {
     const auto* b = backend_of(r, ctx);
     if (ctx.rejected && ctx.rejected->cause == "shed") r.shed->inc();
     (b ? b->requests : r.none)[ctx.status >= 100 && ctx.status < 600 ? ctx.status / 100 : 0]->inc();
-    if (ctx.status == 101) r.upgrades->inc();
+    if (ctx.upgraded) r.upgrades->inc();  // (a 101 relayed, or an HTTP/2 extended CONNECT)
     if (ctx.hello_done != std::chrono::steady_clock::time_point{}) r.duration->observe(std::chrono::steady_clock::now() - ctx.hello_done);
   }
 };

@@ -147,6 +147,7 @@ int serve(runtime& rt) {
   rt.keep(worlds);
   mount_admin_api(rt, worlds);
   c->h2.apply(a->h2.limits, c->limits);
+  a->h2.limits.enable_connect_protocol = a->adapter.passes_upgrade("websocket");  // RFC 8441: WebSocket over HTTP/2
   auto ls = std::make_shared<listeners<world>>(listeners<world>{*worlds, rt.drain(), a->adapter, a->h2});
   rt.keep(ls);
   if (!ls->open(rt, *c)) return 1;

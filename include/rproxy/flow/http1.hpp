@@ -168,6 +168,9 @@ struct http_flow : flow_info {
   const upstream_settings* upstream = nullptr;
   /// Set by the driver before on_connect: the backend connection was kept from an earlier flow.
   bool upstream_reused = false;
+  /// The request switched protocols: an HTTP/1.1 upgrade's 101 relayed, or an HTTP/2 extended
+  /// CONNECT (RFC 8441) answered 200 after the backend's 101 (flow/h2.hpp).
+  bool upgraded = false;
 };
 
 /// The protocol the pipelines of an HTTP/1.1 app see.
@@ -303,6 +306,11 @@ struct http1_adapter {
   /// with `Connection: upgrade` and an Upgrade naming one runs the pipeline as any request; the
   /// backend's 101 is relayed, then bytes both ways (flow/http1_upgrade.hpp). Other upgrades: 501.
   std::vector<std::string> upgrades{};
+
+  /// Whether `upgrades` lists the protocol (case-insensitive): an HTTP/2 extended CONNECT for it is passed on.
+  bool passes_upgrade(std::string_view protocol) const noexcept {
+    return std::any_of(upgrades.begin(), upgrades.end(), [&](const std::string& u) { return codec::http1::detail::iequals(u, protocol); });
+  }
 
   codec::http1::forward_rules forward_rules() const {
     return {.strip = {}, .allow_underscore = allow_underscore_headers, .allow_trailers = allow_trailers};

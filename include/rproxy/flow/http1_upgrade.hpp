@@ -119,6 +119,7 @@ asio::awaitable<exchange_result> http1_adapter::switch_protocols(Pipeline& p, ty
   down.fields.add("Upgrade", *proto);
   const std::string head = http1::serialize(down);
   sent(ctx, 101);
+  if constexpr (requires { ctx.upgraded; }) ctx.upgraded = true;
 
   // The head and what the backend sent after it (the new protocol's first bytes) in one write.
   bin.consume(head_size);
