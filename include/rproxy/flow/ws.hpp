@@ -27,11 +27,14 @@
 //     answer within another idle_timeout: close 1001.
 //   - server frames are not compressed (RFC 7692 allows any message uncompressed): one encoded
 //     frame is shared by every recipient; a client's compressed messages are inflated.
-//   - after the 101 a connection is a ws_detail::session driven by callbacks, not a coroutine:
-//     idle, it is a readiness wait with no buffer; bytes are read into the worker's buffer and
-//     parsed there; the queued frames are written without waiting once the handler is done; the
-//     deadlines are entries on the io_context's idle sweep (net/idle_sweep.hpp). In a spawned
-//     flow (flow::spawn) the session takes the flow over, so no coroutine frame stays either.
+//   - after the 101 a connection is a ws_detail::session (flow/ws_session.hpp) driven by
+//     callbacks, not a coroutine: idle, it is a readiness wait with no buffer; bytes are read
+//     into the worker's buffer and parsed there; the queued frames are written without waiting
+//     once the handler is done; the deadlines are entries on the io_context's idle sweep
+//     (net/idle_sweep.hpp). In a spawned flow (flow::spawn) the session moves the flow (context,
+//     socket) into itself, so a connection is one allocation and no coroutine frame; spawned
+//     with std::cref(adapter) it points to the adapter (which then must outlive it) rather than
+//     keeping a copy.
 //     A synchronous on_message runs inline; an asynchronous one pauses reading until it is done.
 //     The socket's executor must be an io_context's (what listeners give).
 //   - on a TLS stream (flow::serve with an asio::ssl::stream after its handshake: wss) the
