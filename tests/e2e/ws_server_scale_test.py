@@ -26,11 +26,11 @@ ROOMS = 100
 MESSAGES = 10
 # A connection after the upgrade holds no coroutine frame or buffer (docs/ws-server.md "What a
 # connection costs"): one allocation (the session with its flow), Asio's socket state and a
-# pending wait. Held in a room here (the registry's membership too) it measured 2,246 bytes in
-# Debug (2.5 KB before); the bounds leave room for the machine's noise and catch a return to
-# per-connection frames or buffers. The issue's target is 1 KB idle (not
+# pending wait. Held in a room here (the registry's membership too, two workers) it measured
+# 2,290 bytes in Release and 2,246 in Debug (2.5 KB before); the bound leaves room for the
+# machine's noise and catches a return to per-connection frames or buffers (13 KB with one). The issue's target is 1 KB idle (not
 # reached: about 1.75 KB, bench/ws_load/run).
-MAX_BYTES_PER_CONN = {"Release": 2560, "Debug": 3072}
+MAX_BYTES_PER_CONN = {"Release": 3072, "Debug": 3072}
 
 
 def build_type(binary):
