@@ -52,10 +52,8 @@ struct run_state {
 };
 
 struct handler;
-template <class App>
-using connection = quic::client_connection<App>;
-using session = h3::client_session<handler, connection>;
-using conn_type = connection<session>;
+using session = h3::client_session<handler, quic::connection>;
+using conn_type = quic::client_connection<session>;
 
 struct handler {
   run_state* run;
@@ -63,7 +61,7 @@ struct handler {
   clock_type::time_point connect_at{};
   std::vector<clock_type::time_point> started_at;  // per slot (the tag)
   std::vector<std::int64_t> free_slots;
-  std::vector<std::unique_ptr<conn_type>>* owner;
+  conn_type* owner = nullptr;
 
   void fill(session& s) {
     while (!free_slots.empty() && run->may_start() && s.ready()) {
@@ -79,7 +77,7 @@ struct handler {
       started_at[static_cast<std::size_t>(slot)] = clock_type::now();
       if (!run->body.empty()) (void)s.send_body(*sid, run->body, true);
     }
-    if (free_slots.size() == streams && !run->may_start()) s.connection().close();
+    if (free_slots.size() == streams && !run->may_start()) owner->close();
   }
   void done(session& s, std::uint64_t tag) {
     run->last_done = clock_type::now();
@@ -184,9 +182,9 @@ int main(int argc, char** argv) {
   }
   const auto remote = eps.begin()->endpoint();
 
-  auto tls = quic::client_tls_context::make({.ca_file = ca_file, .verify = !insecure});
+  auto tls = quic::tls_credentials::client({.verify = !insecure, .ca_file = ca_file});
   if (!tls) {
-    std::fprintf(stderr, "h3bench: TLS setup: %s\n", tls.error().message().c_str());
+    std::fprintf(stderr, "h3bench: TLS setup: %s\n", tls.error().c_str());
     return 2;
   }
 
@@ -207,11 +205,12 @@ int main(int argc, char** argv) {
   const auto t0 = clock_type::now();
   if (duration > 0) run.deadline = t0 + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(duration));
   for (std::size_t i = 0; i < conns; ++i) {
-    handler h{&run, streams, clock_type::now(), std::vector<clock_type::time_point>(streams), {}, &owned};
+    handler h{&run, streams, clock_type::now(), std::vector<clock_type::time_point>(streams), {}};
     for (std::size_t s = streams; s-- > 0;) h.free_slots.push_back(static_cast<std::int64_t>(s));
-    owned.push_back(std::make_unique<conn_type>(io.get_executor(), *tls, session{std::move(h)}));
+    owned.push_back(std::make_unique<conn_type>(io.get_executor(), std::move(h)));
+    owned.back()->app().handler().owner = owned.back().get();
     ++run.conns_open;
-    if (auto e = owned.back()->connect(remote, tls_name)) {
+    if (auto e = owned.back()->connect(remote, *tls, tls_name)) {
       --run.conns_open;
       ++run.conns_failed;
       std::fprintf(stderr, "h3bench: connect: %s\n", e.message().c_str());
@@ -224,11 +223,9 @@ int main(int argc, char** argv) {
     stop.async_wait([&](std::error_code e) {
       if (e) return;
       for (auto& c : owned)
-        if (!c->closed() && c->app().open_streams() == 0) c->close();
+        if (!c->over() && c->app().open_streams() == 0) c->close();
     });
   }
-  std::size_t live = conns;
-  (void)live;
   io.run_for(std::chrono::seconds(static_cast<long>(duration > 0 ? duration + 60 : 600)));
   const auto t1 = clock_type::now();
 
@@ -244,12 +241,11 @@ int main(int argc, char** argv) {
   double hs = 0;
   for (double v : run.handshake_us) hs += v;
   hs = run.handshake_us.empty() ? 0 : hs / static_cast<double>(run.handshake_us.size());
-  std::uint64_t pkts_sent = 0, pkts_recv = 0, dropped = 0, send_calls = 0, recv_calls = 0;
+  std::uint64_t pkts_sent = 0, pkts_recv = 0, dropped = 0, recv_calls = 0;
   for (auto& c : owned) {
-    pkts_sent += c->stats().packets_sent;
-    pkts_recv += c->stats().packets_received;
-    dropped += c->stats().packets_dropped;
-    send_calls += c->stats().send_calls;
+    pkts_sent += c->sender().datagrams();
+    dropped += c->sender().dropped();
+    pkts_recv += c->stats().datagrams_received;
     recv_calls += c->stats().recv_calls;
   }
 
@@ -266,8 +262,8 @@ int main(int argc, char** argv) {
               p90 / 1e3, p99 / 1e3, mx / 1e3);
   std::printf("connections: %zu ok, %llu failed; handshake mean %.3f ms\n", run.handshake_us.size(),
               static_cast<unsigned long long>(run.conns_failed), hs / 1e3);
-  std::printf("udp: %llu packets sent in %llu calls, %llu received in %llu calls, %llu dropped (socket full)\n",
-              static_cast<unsigned long long>(pkts_sent), static_cast<unsigned long long>(send_calls),
+  std::printf("udp: %llu datagrams sent, %llu received in %llu calls, %llu dropped (socket full)\n",
+              static_cast<unsigned long long>(pkts_sent),
               static_cast<unsigned long long>(pkts_recv), static_cast<unsigned long long>(recv_calls),
               static_cast<unsigned long long>(dropped));
   if (!run.first_error.empty()) std::printf("first error: %s\n", run.first_error.c_str());

@@ -1,13 +1,15 @@
 // rproxy/codec/h3/client_session.hpp: the HTTP/3 client on nghttp3 0.8: requests out, responses
 // in, many streams per connection, bodies streamed both ways with flow-control credit.
 //
-// It is the application protocol of a QUIC client connection: `Connection` is a template such
-// that Connection<client_session> carries it (net::quic::client_connection in the apps; a fake
-// in tests and the fuzz target), and the session reaches the connection only through the calls
-// that template offers (open_bidi_stream, open_uni_stream, extend_credit, shutdown_stream*,
-// schedule_flush, close). The codec includes nothing from net/.
+// It is the application of a QUIC connection: `Connection` is a template such that
+// Connection<client_session> carries it (net::quic::connection, owned by a
+// net::quic::client_connection, in the apps; a fake in tests and the fuzz target). It reaches
+// the connection only through free functions found by argument-dependent lookup next to the
+// connection type (open_bidi_stream, open_uni_stream, extend_credit, shutdown_stream*,
+// schedule_write, end_error) and its app_done(): the codec includes nothing from net/.
 //
-//     using conn = net::quic::client_connection<codec::h3::client_session<my_handler, net::quic::client_connection>>;
+//     using session = codec::h3::client_session<my_handler, net::quic::connection>;
+//     net::quic::client_connection<session> c{ex, my_handler{...}};
 //     auto sid = c.app().submit({.method = "GET", .authority = "api", .path = "/"}, request_tag);
 //
 // Handler hooks (S is the session; the tag is the caller's, given at submit):
@@ -17,8 +19,7 @@
 //   void on_response_end(S&, uint64_t tag)             the whole response arrived
 //   void on_stream_error(S&, uint64_t tag, error_code) the request failed; no more calls for it
 //   void on_closed(S&, error_code)                     the connection ended (after the streams' errors)
-// optional: on_stream_slots(S&) (more streams allowed), on_goaway(S&), on_released(S&) (last:
-// nothing refers to the connection any more; the owner may delete it there).
+// optional: on_stream_slots(S&) (the server allows more streams again), on_goaway(S&).
 //
 // Submitting from inside a hook is allowed; the packets go out when the current read ends.
 #pragma once
@@ -30,6 +31,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <span>
 #include <string>
 #include <system_error>
 #include <unordered_map>
@@ -76,7 +78,7 @@ public:
     st->tag = tag;
     st->has_body = has_body;
     st->auto_credit = auto_credit;
-    auto sid = conn_->open_bidi_stream(st.get());
+    auto sid = open_bidi_stream(*conn_, static_cast<void*>(st.get()));
     if (!sid) {
       give_back(std::move(st));
       return failure(sid.error());
@@ -85,12 +87,12 @@ public:
     nghttp3_data_reader dr{&client_session::read_body};
     const auto nva = fields_.nva();
     if (nghttp3_conn_submit_request(h3_, *sid, nva.data(), nva.size(), has_body ? &dr : nullptr, st.get()) != 0) {
-      conn_->shutdown_stream(*sid, NGHTTP3_H3_INTERNAL_ERROR);
+      shutdown_stream(*conn_, *sid, NGHTTP3_H3_INTERNAL_ERROR);
       give_back(std::move(st));
       return failure(make_error_code(client_error::internal));
     }
     by_id_.emplace(*sid, std::move(st));
-    conn_->schedule_flush();
+    schedule_write(*conn_);
     return *sid;
   }
 
@@ -101,7 +103,7 @@ public:
     if (!bytes.empty()) st->chunks.emplace_back(bytes);
     st->body_fin = fin;
     nghttp3_conn_resume_stream(h3_, sid);
-    conn_->schedule_flush();
+    schedule_write(*conn_);
     return {};
   }
   /// Request body bytes queued and not yet acknowledged by the server.
@@ -116,8 +118,8 @@ public:
   /// Gives the server credit for `n` response bytes the handler has used (auto_credit off).
   void consume(std::int64_t sid, std::size_t n) {
     if (conn_ && !closed_) {
-      conn_->extend_credit(sid, n);
-      conn_->schedule_flush();
+      extend_credit(*conn_, sid, n);
+      schedule_write(*conn_);
     }
   }
 
@@ -125,14 +127,15 @@ public:
   void cancel(std::int64_t sid) {
     if (auto* st = find(sid)) {
       st->done = true;
-      conn_->shutdown_stream(sid, NGHTTP3_H3_REQUEST_CANCELLED);
-      conn_->schedule_flush();
+      shutdown_stream(*conn_, sid, NGHTTP3_H3_REQUEST_CANCELLED);
+      schedule_write(*conn_);
     }
   }
 
   // --- the QUIC connection's hooks -------------------------------------------------------------
 
-  int on_application_keys(connection_type& c) {
+  /// 1-RTT keys: the control and QPACK streams.
+  int on_ready(connection_type& c) {
     conn_ = &c;
     nghttp3_callbacks cb{};
     cb.acked_stream_data = [](nghttp3_conn*, std::int64_t, std::uint64_t n, void*, void* sud) {
@@ -146,12 +149,12 @@ public:
     cb.recv_data = [](nghttp3_conn*, std::int64_t sid, const std::uint8_t* data, std::size_t len, void* ud, void* sud) {
       auto& s = *static_cast<client_session*>(ud);
       auto* st = static_cast<stream*>(sud);
-      if (!st || st->done || st->auto_credit) s.conn_->extend_credit(sid, len);
+      if (!st || st->done || st->auto_credit) extend_credit(*s.conn_, sid, len);
       if (st && !st->done) s.handler_.on_response_data(s, st->tag, data, len);
       return 0;
     };
     cb.deferred_consume = [](nghttp3_conn*, std::int64_t sid, std::size_t n, void* ud, void*) {
-      static_cast<client_session*>(ud)->conn_->extend_credit(sid, n);
+      extend_credit(*static_cast<client_session*>(ud)->conn_, sid, n);
       return 0;
     };
     cb.begin_headers = [](nghttp3_conn*, std::int64_t, void*, void* sud) {
@@ -195,11 +198,11 @@ public:
       return 0;
     };
     cb.stop_sending = [](nghttp3_conn*, std::int64_t sid, std::uint64_t code, void* ud, void*) {
-      static_cast<client_session*>(ud)->conn_->shutdown_stream_read(sid, code);
+      shutdown_stream_read(*static_cast<client_session*>(ud)->conn_, sid, code);
       return 0;
     };
     cb.reset_stream = [](nghttp3_conn*, std::int64_t sid, std::uint64_t code, void* ud, void*) {
-      static_cast<client_session*>(ud)->conn_->shutdown_stream_write(sid, code);
+      shutdown_stream_write(*static_cast<client_session*>(ud)->conn_, sid, code);
       return 0;
     };
     cb.shutdown = [](nghttp3_conn*, std::int64_t, void* ud) {
@@ -214,9 +217,9 @@ public:
     settings.qpack_max_dtable_capacity = 4096;
     settings.qpack_blocked_streams = 100;
     if (nghttp3_conn_client_new(&h3_, &cb, &settings, nullptr, this) != 0) return -1;
-    auto ctrl = c.open_uni_stream();
-    auto qenc = c.open_uni_stream();
-    auto qdec = c.open_uni_stream();
+    auto ctrl = open_uni_stream(c);
+    auto qenc = open_uni_stream(c);
+    auto qdec = open_uni_stream(c);
     if (!ctrl || !qenc || !qdec) return -1;
     if (nghttp3_conn_bind_control_stream(h3_, *ctrl) != 0) return -1;
     if (nghttp3_conn_bind_qpack_streams(h3_, *qenc, *qdec) != 0) return -1;
@@ -229,49 +232,54 @@ public:
     handler_.on_ready(*this);
   }
 
-  int recv_stream_data(connection_type& c, std::uint32_t flags, std::int64_t sid, const std::uint8_t* data, std::size_t len) {
+  int on_stream_data(connection_type& c, std::int64_t sid, std::span<const std::uint8_t> data, bool fin) {
     if (!h3_) return -1;
-    const auto n = nghttp3_conn_read_stream(h3_, sid, data, len, (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
+    const auto n = nghttp3_conn_read_stream(h3_, sid, data.data(), data.size(), fin ? 1 : 0);
     if (n < 0) return -1;  // nghttp3 treats what it cannot read as a connection error
-    c.extend_credit(sid, static_cast<std::size_t>(n));  // DATA payload is credited in recv_data / deferred_consume
+    extend_credit(c, sid, static_cast<std::size_t>(n));  // DATA payload is credited in recv_data / deferred_consume
     return 0;
   }
-  int acked_stream_data(connection_type&, std::int64_t sid, std::uint64_t n) {
-    return h3_ && nghttp3_conn_add_ack_offset(h3_, sid, n) != 0 ? -1 : 0;
-  }
-  int stream_close(connection_type&, std::uint32_t flags, std::int64_t sid, std::uint64_t code) {
+  int on_acked(connection_type&, std::int64_t sid, std::uint64_t n) { return h3_ && nghttp3_conn_add_ack_offset(h3_, sid, n) != 0 ? -1 : 0; }
+  int on_stream_close(connection_type&, std::int64_t sid, std::uint64_t code, bool app_code) {
     if (!h3_) return 0;
-    if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET)) code = NGHTTP3_H3_NO_ERROR;
-    const int rv = nghttp3_conn_close_stream(h3_, sid, code);
+    const int rv = nghttp3_conn_close_stream(h3_, sid, app_code ? code : NGHTTP3_H3_NO_ERROR);
     return rv == 0 || rv == NGHTTP3_ERR_STREAM_NOT_FOUND ? 0 : -1;
   }
-  int stream_reset(connection_type&, std::int64_t sid, std::uint64_t code) {
+  int on_stream_reset(connection_type&, std::int64_t sid, std::uint64_t code) {
     if (!h3_) return 0;
     if (auto* st = find(sid); st && !st->done)
       fail(sid, *st, make_error_code(code == NGHTTP3_H3_REQUEST_REJECTED ? client_error::request_rejected : client_error::stream_reset));
-    return nghttp3_conn_shutdown_stream_read(h3_, sid) == 0 ? 0 : -1;
+    const int rv = nghttp3_conn_shutdown_stream_read(h3_, sid);
+    return rv == 0 || rv == NGHTTP3_ERR_STREAM_NOT_FOUND ? 0 : -1;
   }
-  int extend_max_stream_data(connection_type&, std::int64_t sid) { return h3_ && nghttp3_conn_unblock_stream(h3_, sid) != 0 ? -1 : 0; }
-  void extend_max_local_streams_bidi(connection_type&) {
+  int on_extend_stream(connection_type&, std::int64_t sid) {
+    const int rv = h3_ ? nghttp3_conn_unblock_stream(h3_, sid) : 0;
+    return rv == 0 || rv == NGHTTP3_ERR_STREAM_NOT_FOUND ? 0 : -1;
+  }
+  int on_extend_streams_bidi(connection_type&, std::uint64_t) { return 0; }  // (the server opens none)
+  void on_streams_available(connection_type&) {
     if constexpr (requires { handler_.on_stream_slots(*this); })
       if (ready()) handler_.on_stream_slots(*this);
   }
-  std::ptrdiff_t write_stream(connection_type&, std::int64_t& sid, int& fin, ngtcp2_vec* vec, std::size_t n) {
+  std::ptrdiff_t writev(std::int64_t& sid, bool& fin, std::span<ngtcp2_vec> vec) {
     if (!h3_) return 0;
     static_assert(sizeof(ngtcp2_vec) == sizeof(nghttp3_vec));
-    const auto r = nghttp3_conn_writev_stream(h3_, &sid, &fin, reinterpret_cast<nghttp3_vec*>(vec), n);
+    int f = 0;
+    const auto r = nghttp3_conn_writev_stream(h3_, &sid, &f, reinterpret_cast<nghttp3_vec*>(vec.data()), vec.size());
+    fin = f != 0;
     return r < 0 ? -1 : r;
   }
-  int add_write_offset(connection_type&, std::int64_t sid, std::size_t n) { return h3_ && nghttp3_conn_add_write_offset(h3_, sid, n) != 0 ? -1 : 0; }
-  void block_stream(connection_type&, std::int64_t sid) {
+  int wrote(std::int64_t sid, std::size_t n) { return h3_ && nghttp3_conn_add_write_offset(h3_, sid, n) != 0 ? -1 : 0; }
+  void blocked(std::int64_t sid) {
     if (h3_) nghttp3_conn_block_stream(h3_, sid);
   }
-  void shutdown_stream_write(connection_type&, std::int64_t sid) {
+  void shut_wr(std::int64_t sid) {
     if (h3_) nghttp3_conn_shutdown_stream_write(h3_, sid);
   }
-  void on_closed(connection_type& c, std::error_code ec) {
+  void on_closed(connection_type& c) {
     conn_ = &c;
     closed_ = true;
+    const auto ec = end_error(c);
     // Every open request fails first: the server may have processed it (not retry-safe), unless
     // the handshake never finished (then nothing was sent).
     const auto stream_ec = ready_ ? make_error_code(client_error::connection_lost) : make_error_code(client_error::not_ready);
@@ -283,9 +291,7 @@ public:
         handler_.on_stream_error(*this, st->tag, stream_ec);
       }
     handler_.on_closed(*this, ec);
-  }
-  void on_released(connection_type&) {
-    if constexpr (requires { handler_.on_released(*this); }) handler_.on_released(*this);
+    c.app_done();
   }
 
 private:
@@ -345,7 +351,7 @@ private:
   void fail(std::int64_t sid, stream& st, std::error_code ec) {
     if (st.done) return;
     st.done = true;
-    conn_->shutdown_stream(sid, ec == client_error::stream_reset || ec == client_error::request_rejected ? NGHTTP3_H3_REQUEST_CANCELLED
+    shutdown_stream(*conn_, sid, ec == client_error::stream_reset || ec == client_error::request_rejected ? NGHTTP3_H3_REQUEST_CANCELLED
                                                                                                            : NGHTTP3_H3_MESSAGE_ERROR);
     handler_.on_stream_error(*this, st.tag, ec);
   }
