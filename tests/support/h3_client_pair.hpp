@@ -212,6 +212,8 @@ struct pair {
   std::set<std::int64_t> client_fin, server_fin, closed;
   /// Bytes the client sent per stream (what a fuzz target may replace with its own).
   std::map<std::int64_t, std::string> client_bytes;
+  /// Bytes the server sent per stream, in order of sending (seeds for the fuzz target).
+  std::vector<std::pair<std::int64_t, std::string>> server_chunks;
 
   explicit pair(h3::client_limits l = {}) : conn(recorder{}, l) {}
   session& client() { return conn.app(); }
@@ -222,8 +224,9 @@ struct pair {
     client().on_handshake_completed(conn);
   }
 
-  /// Moves bytes until nothing moves. Returns false if either side failed.
-  bool pump(int rounds = 1000) {
+  /// Moves bytes until nothing moves (with `to_client` false, only the client's go out).
+  /// Returns false if either side failed.
+  bool pump(int rounds = 1000, bool to_client = true) {
     for (int r = 0; r < rounds; ++r) {
       bool moved = false;
       // client -> server
@@ -245,7 +248,7 @@ struct pair {
         moved = true;
       }
       // server -> client
-      for (;;) {
+      for (; to_client;) {
         std::int64_t sid = -1;
         int fin = 0;
         std::array<nghttp3_vec, 16> v{};
@@ -256,6 +259,7 @@ struct pair {
         for (nghttp3_ssize i = 0; i < n; ++i) data.append(reinterpret_cast<const char*>(v[static_cast<std::size_t>(i)].base), v[static_cast<std::size_t>(i)].len);
         if (data.empty() && !fin) break;
         nghttp3_conn_add_write_offset(srv.conn, sid, data.size());
+        server_chunks.emplace_back(sid, data);
         if (client().on_stream_data(conn, sid, std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(data.data()), data.size()), fin != 0) != 0)
           return false;
         nghttp3_conn_add_ack_offset(srv.conn, sid, data.size());
