@@ -19,6 +19,7 @@
 #include <rproxy/config/validator.hpp>
 #include <rproxy/flow/config.hpp>
 #include <rproxy/flow/h2_block.hpp>
+#include <rproxy/flow/h3_upstream_block.hpp>
 #include <rproxy/flow/http1_block.hpp>
 #include <rproxy/health/breaker_block.hpp>
 #include <rproxy/health/check_config.hpp>
@@ -52,14 +53,18 @@ struct group_config {
   std::optional<rproxy::health::weights_config> dynamic_weights;
   std::optional<rproxy::health::breaker_block> breaker;
   rproxy::health::outlier_block outlier{};
+  rproxy::flow::upstream_proto proto = rproxy::flow::upstream_proto::http;
+  std::optional<rproxy::flow::h3_upstream_block> h3;
   static constexpr auto describe() {
     return cfg::fields(cfg::required<&group_config::name>("group name (routes' backends: [{group: ...}], metrics)"),
-                       cfg::required<&group_config::backends>("the group's HTTP/1.1 backends"),
+                       cfg::required<&group_config::backends>("the group's backends"),
                        cfg::doc<&group_config::balancer>("round_robin, weighted_round_robin, least_conn, random or lowest_latency"),
                        cfg::doc<&group_config::health_check>("active health checks (off when absent)"),
                        cfg::doc<&group_config::dynamic_weights>("weights from each backend's load report (off when absent)"),
                        cfg::doc<&group_config::breaker>("a circuit breaker per backend (off when absent)"),
-                       cfg::doc<&group_config::outlier>("passive ejection of backends that fail in a row (consecutive_failures: 0 turns it off)"));
+                       cfg::doc<&group_config::outlier>("passive ejection of backends that fail in a row (consecutive_failures: 0 turns it off)"),
+                       cfg::doc<&group_config::proto>("how the backends are spoken to: http (HTTP/1.1) or h3 (HTTP/3 over QUIC, pooled connections)"),
+                       cfg::doc<&group_config::h3>("HTTP/3 backends: trust, TLS name, connections and streams (proto: h3)"));
   }
   /// The group's pool knobs (a pool keeps them for life: a change makes a new pool).
   bal::pool_config pool_settings() const {
@@ -73,6 +78,7 @@ struct group_config {
     for (std::size_t i = 0; i < backends.size(); ++i)
       if (!seen.insert(backends[i].address.to_string()).second)
         v.at(&group_config::backends).at(i).error("backend listed twice: " + backends[i].address.to_string());
+    if (h3 && proto != rproxy::flow::upstream_proto::h3) v.at(&group_config::h3).error("an h3: block needs proto: h3");
   }
 };
 

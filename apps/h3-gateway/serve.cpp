@@ -4,13 +4,15 @@
 #include "admin_api.hpp"
 #include "flows.hpp"
 #include "gateway.hpp"
+#include "h3_upstreams.hpp"
 #include "listeners.hpp"
 
 namespace h3_gateway {
 
 /// State kept across config versions: pools and health monitors by group name, metrics.
 struct app {
-  explicit app(runtime& r) : rt(r), shared(r, *r.config().get()), pool_metrics(obs::pool_metrics::add_to(r.metrics())) {
+  explicit app(runtime& r)
+      : rt(r), shared(r, *r.config().get()), pool_metrics(obs::pool_metrics::add_to(r.metrics())), h3_backends(r) {
     auto& fam = r.metrics().add_counter_family("h3gw_requests", "Requests by route, status class (none: no status sent) and backend.",
                                                {"route", "status_class", "backend"});
     requests = &fam;
@@ -69,6 +71,7 @@ struct app {
     unsigned most = 2;  // the driver's attempts cover the route with the most retries
     for (const auto& r : w->retry_rules) most = std::max(most, r.max_retries);
     w->options.max_connect_attempts = most + 1;
+    if (!h3_backends.update(*c, w->options.redirect)) return nullptr;
     return w;
   }
 
@@ -96,6 +99,7 @@ struct app {
   runtime& rt;
   shared_state shared;
   std::shared_ptr<obs::pool_metrics> pool_metrics;
+  h3_upstreams h3_backends;  ///< groups with proto: h3
   obs::counter_family* requests = nullptr;
   obs::histogram_family* duration = nullptr;
   obs::histogram_family* upstream = nullptr;
@@ -134,7 +138,10 @@ int serve(runtime& rt) {
   auto ls = std::make_shared<listeners<world>>(listeners<world>{*worlds, rt.drain(), a->adapter, a->h2});
   rt.keep(ls);
   if (!ls->open(rt, *c)) return 1;
-  rt.on_stop_accepting([a] { a->monitors.clear(); });
+  rt.on_stop_accepting([a] {
+    a->monitors.clear();
+    a->h3_backends.stop();
+  });
   rt.on_reload([a, worlds](const std::shared_ptr<const config>& next) {
     auto w = a->build(next);
     if (!w || !a->apply(*next, *w)) return a->rt.log().error("routes not updated; the previous config keeps serving");

@@ -482,7 +482,7 @@ private:
             ctx.connect_error = {};
             break;
           }
-        auto [cec, sock] = co_await net::async_connect(ex_, *ctx.backend, o_.connect_timeout, detail::tuple_awaitable);
+        auto [cec, sock] = co_await net::async_connect(ex_, connect_target(o_, *ctx.backend), o_.connect_timeout, detail::tuple_awaitable);
         ec = cec;
         ctx.connect_error = ec;
         if (!ec) {
@@ -502,7 +502,7 @@ private:
         auto r = co_await forward(st, ctx, *backend, req, reused);
         st.backend = nullptr;
         if (r.retry_fresh && reused) {  // the kept connection was stale and nothing was lost
-          auto [cec, sock] = co_await net::async_connect(ex_, *ctx.backend, o_.connect_timeout, detail::tuple_awaitable);
+          auto [cec, sock] = co_await net::async_connect(ex_, connect_target(o_, *ctx.backend), o_.connect_timeout, detail::tuple_awaitable);
           if (cec) {
             ctx.connect_error = cec;
             (void)co_await stop(st, ctx, reject(reject_code::unavailable));

@@ -349,7 +349,7 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
         ctx.connect_error = {};
         break;
       }
-      auto [cec, sock] = co_await net::async_connect(client.get_executor(), *ctx.backend, o.connect_timeout, tuple_awaitable);
+      auto [cec, sock] = co_await net::async_connect(client.get_executor(), connect_target(o, *ctx.backend), o.connect_timeout, tuple_awaitable);
       ec = cec;
       ctx.connect_error = ec;  // the next on_route reports it against this pick
       if (!ec) {
@@ -381,7 +381,7 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
       for (;;) {
         auto r = co_await a.exchange(p, ctx, client, *backend, first, o, reader, reused);
         if (r.retry_fresh && reused) {  // the kept connection died under us: once more, fresh
-          auto [cec, sock] = co_await net::async_connect(client.get_executor(), *ctx.backend, o.connect_timeout, tuple_awaitable);
+          auto [cec, sock] = co_await net::async_connect(client.get_executor(), connect_target(o, *ctx.backend), o.connect_timeout, tuple_awaitable);
           if (cec) {
             (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o);
             co_return cec;

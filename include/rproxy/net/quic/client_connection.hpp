@@ -21,6 +21,8 @@
 
 #include <sys/socket.h>
 
+#include <cerrno>
+
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -116,7 +118,9 @@ public:
   bool over() const noexcept { return quic_.over(); }
   bool handshake_completed() const noexcept { return quic_.handshake_completed(); }
   /// Why it ended (once over()).
-  std::error_code end_error() const noexcept { return client_end_error(quic_.reason(), handshake_seen_); }
+  std::error_code end_error() const noexcept {
+    return refused_ ? make_error_code(client_error::socket_failed) : client_end_error(quic_.reason(), handshake_seen_);
+  }
   const udp_sender& sender() const noexcept { return sender_; }
   const client_socket_stats& stats() const noexcept { return stats_; }
   const asio::ip::udp::endpoint remote() const { return path_.remote(); }
@@ -180,6 +184,12 @@ private:
       }
       const int n = ::recvmmsg(socket_.native_handle(), msgs.data(), batch, MSG_DONTWAIT, nullptr);
       ++stats_.recv_calls;
+      if (n < 0 && errno == ECONNREFUSED) {  // ICMP port unreachable: nothing listens there (any more)
+        refused_ = true;
+        in_io_ = false;
+        quic_.abandon();
+        return;
+      }
       if (n <= 0) break;
       for (int i = 0; i < n && !quic_.over(); ++i) {
         const auto k = static_cast<std::size_t>(i);
@@ -219,7 +229,7 @@ private:
   void* released_user_ = nullptr;
   std::uint64_t close_code_ = 0x100;
   bool started_ = false, in_io_ = false, close_pending_ = false, waiting_ = false, finished_ = false, release_done_ = false;
-  bool handshake_seen_ = false;
+  bool handshake_seen_ = false, refused_ = false;
   std::array<std::uint8_t, 16 * 2048> rbuf_{};
   quic_type quic_;  // last: its App's hooks may use the members above while it is destroyed
 };
