@@ -43,10 +43,13 @@ def make_cert(d):
 
 
 class Slow(base.Echo):
-    """Echo, and /slow/* waits a second first (requests in flight at shutdown)."""
+    """Echo; /slow/* is counted on arrival and answered a second later (requests in flight at
+    shutdown)."""
 
     def respond(self):
         if "/slow/" in self.path:
+            with self.server.lock:
+                self.server.slow += 1
             time.sleep(1.0)
         super().respond()
 
@@ -55,6 +58,8 @@ def backend(name):
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
     srv.daemon_threads = True
     srv.name = name
+    srv.slow = 0
+    srv.lock = threading.Lock()
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
 
@@ -145,14 +150,17 @@ access_log: false
         proc = subprocess.Popen(["node", page, "--port", str(self.port), "--spki", self.spki, "--chromium", CHROMIUM, "--timeout", "30000"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            # The requests are in flight once the backend has seen them (bounded poll).
+            line = proc.stdout.readline()
+            self.assertTrue(line.startswith('{"sent"'), line + (proc.stderr.read() if proc.poll() is not None else ""))
+            # In flight: the backend has all 10 and holds each for a second (bounded poll).
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
-                line = proc.stdout.readline()
-                if not line or line.startswith('{"sent"'):
-                    break
-            self.assertTrue(line.startswith('{"sent"'), line + proc.stderr.read() if proc.poll() is not None else line)
-            time.sleep(0.3)  # (not a wait for a condition: the backend holds each request for 1 s; SIGTERM lands inside)
+                with self.be.lock:
+                    if self.be.slow == 10:
+                        break
+                time.sleep(0.01)
+            with self.be.lock:
+                self.assertEqual(self.be.slow, 10)
             self.gw.signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=60)
             lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]

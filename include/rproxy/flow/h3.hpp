@@ -60,6 +60,7 @@
 #include <rproxy/net/error.hpp>
 #include <rproxy/net/quic/connection.hpp>
 #include <rproxy/net/quic/tls.hpp>
+#include <rproxy/observe/metrics.hpp>
 #include <rproxy/pipeline/basic_pipeline.hpp>
 #include <rproxy/pipeline/verdict.hpp>
 
@@ -107,6 +108,7 @@ public:
     const net::quic::tls_credentials* creds = nullptr;
     std::uint64_t max_streams = 100;
     drain_tracker::guard guard{};
+    observe::counter* requests = nullptr;  ///< request streams (metrics; none: not counted)
     const net::quic::tls_credentials& credentials() const noexcept { return *creds; }
   };
 
@@ -184,6 +186,7 @@ public:
   void on_closed(conn_type& c) {
     c_ = &c;
     stopping_ = true;
+    if (linger_) linger_->notify();
     for (auto& [id, st] : streams_) abort(*st);
     maybe_done();
   }
@@ -225,9 +228,19 @@ private:
     c_->app_done();
   }
 
+  /// Draining and no request left: the client closes the connection itself once it has read
+  /// what it got (Chromium does on GOAWAY); closing first would lose responses it has not yet
+  /// handed to its page. It gets `linger` to do so, then we close (H3_NO_ERROR).
   void maybe_close_drained() {
-    if (draining_ && streams_.empty() && c_ && !stopping_) c_->close_application(static_cast<std::uint64_t>(codec::h3::code::no_error));
+    if (!draining_ || !streams_.empty() || !c_ || stopping_ || lingering_) return;
+    lingering_ = true;
+    linger_.emplace(ex_);
+    spawn_task([this]() -> asio::awaitable<void> {
+      (void)co_await linger_->wait(linger);
+      if (!stopping_ && c_) c_->close_application(static_cast<std::uint64_t>(codec::h3::code::no_error));
+    });
   }
+  static constexpr std::chrono::milliseconds linger{1000};
 
   /// Hands QUIC what the session asks of it, and writes.
   void kick() {
@@ -267,6 +280,7 @@ private:
     for (const auto& e : events) {
       switch (e.what) {
         case codec::h3::event_kind::request: {
+          if (s_.requests) s_.requests->inc();
           auto st = std::make_unique<stream_state>(ex_, e.stream_id);
           starting.push_back(st.get());
           streams_[e.stream_id] = std::move(st);
@@ -608,7 +622,8 @@ private:
   std::unordered_map<std::int64_t, std::unique_ptr<stream_state>> streams_;
   std::vector<stream_state*> waiting_;
   std::size_t tasks_ = 0;
-  bool accepted_ = false, stopping_ = false, draining_ = false, done_ = false;
+  std::optional<h2_detail::wakeup> linger_;
+  bool accepted_ = false, stopping_ = false, draining_ = false, done_ = false, lingering_ = false;
 };
 
 }  // namespace rproxy::flow

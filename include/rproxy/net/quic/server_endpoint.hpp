@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -76,10 +77,14 @@ struct endpoint_settings {
   std::size_t max_connections = 10000;                  ///< per worker
 };
 
-/// Counters of one endpoint (read on its worker; summed by the app for metrics).
+/// Counters of one endpoint: written by its worker only, read from any thread (metrics).
 struct endpoint_stats {
-  std::uint64_t datagrams_in = 0, connections = 0, handshakes = 0, retries_sent = 0, bad_tokens = 0, version_negotiations = 0,
-                stateless_resets = 0, refused = 0, handed_off = 0, dropped = 0;
+  using counter = std::atomic<std::uint64_t>;
+  counter datagrams_in{0}, connections{0}, open{0}, handshakes{0}, retries_sent{0}, bad_tokens{0}, version_negotiations{0},
+      stateless_resets{0}, refused{0}, handed_off{0}, dropped{0}, send_dropped{0};
+  /// One more (single writer: no locked instruction).
+  static void bump(counter& c, std::uint64_t n = 1) noexcept { c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  static std::uint64_t get(const counter& c) noexcept { return c.load(std::memory_order_relaxed); }
 };
 
 template <class Factory>
@@ -162,7 +167,7 @@ private:
       if (fromlen > remote.capacity()) continue;
       std::memcpy(remote.data(), &from, fromlen);
       remote.resize(fromlen);
-      ++stats_.datagrams_in;
+      endpoint_stats::bump(stats_.datagrams_in);
       handle(remote, std::span<const std::uint8_t>(buf_.data(), static_cast<std::size_t>(n)), false);
     }
   }
@@ -177,7 +182,7 @@ private:
     if (auto it = table_.find(dcid); it != table_.end()) return it->second->on_packet(ps.path, pkt);
     const auto owner = cid_worker(dcid.span(), o_.workers);
     if (owner && *owner != o_.worker && !handed && *owner < peers_.size() && peers_[*owner] != nullptr) {
-      ++stats_.handed_off;
+      endpoint_stats::bump(stats_.handed_off);
       auto* peer = peers_[*owner];
       asio::post(peer->get_executor(), [peer, remote, copy = std::vector<std::uint8_t>(pkt.begin(), pkt.end())]() mutable {
         peer->deliver(remote, std::move(copy));
@@ -195,7 +200,7 @@ private:
     ngtcp2_pkt_hd hd{};
     if (ngtcp2_accept(&hd, pkt.data(), pkt.size()) != 0) return drop();  // not an Initial we can take
     if (!accepting_ || conns_.size() >= o_.settings.max_connections) {
-      ++stats_.refused;
+      endpoint_stats::bump(stats_.refused);
       return send_close(ps, hd, NGTCP2_CONNECTION_REFUSED);
     }
     const auto addr = address_bytes::of(reinterpret_cast<const sockaddr*>(ps.path.remote.addr));
@@ -204,7 +209,7 @@ private:
     if (hd.token.len > 0 && hd.token.base[0] == token_key::kind_retry) {
       auto r = o_.secrets->tokens.validate(std::span<const std::uint8_t>(hd.token.base, hd.token.len), addr, now(), o_.settings.token_lifetime);
       if (!r) {
-        ++stats_.bad_tokens;
+        endpoint_stats::bump(stats_.bad_tokens);
         return send_close(ps, hd, NGTCP2_INVALID_TOKEN);
       }
       retry_scid = connection_id::from(hd.dcid);
@@ -214,7 +219,7 @@ private:
     }
     auto start = factory_.start();
     if (!start) {
-      ++stats_.refused;
+      endpoint_stats::bump(stats_.refused);
       return send_close(ps, hd, NGTCP2_CONNECTION_REFUSED);
     }
     const auto scid = make_cid(o_.worker);
@@ -231,7 +236,8 @@ private:
     e.cids = {scid, connection_id::from(hd.dcid)};  // the client's first DCID routes here until the end
     table_[scid] = raw;
     table_[connection_id::from(hd.dcid)] = raw;
-    ++stats_.connections;
+    endpoint_stats::bump(stats_.connections);
+    stats_.open.store(conns_.size(), std::memory_order_relaxed);
     ++started_this_second_;
     raw->on_packet(ps.path, pkt);
   }
@@ -253,7 +259,7 @@ private:
     std::array<std::uint8_t, NGTCP2_MAX_UDP_PAYLOAD_SIZE> out;
     const auto n = ngtcp2_crypto_write_retry(out.data(), out.size(), hd.version, &hd.scid, &rscid, &hd.dcid, token.data(), token.size());
     if (n <= 0) return drop();
-    ++stats_.retries_sent;
+    endpoint_stats::bump(stats_.retries_sent);
     (void)tx_.send(ps.path.remote, std::span<const std::uint8_t>(out.data(), static_cast<std::size_t>(n)));
   }
 
@@ -272,7 +278,7 @@ private:
     const std::uint32_t versions[] = {NGTCP2_PROTO_VER_V1};
     const auto n = ngtcp2_pkt_write_version_negotiation(out.data(), out.size(), unused, vc.scid, vc.scidlen, vc.dcid, vc.dcidlen, versions, 1);
     if (n <= 0) return drop();
-    ++stats_.version_negotiations;
+    endpoint_stats::bump(stats_.version_negotiations);
     (void)tx_.send(ps.path.remote, std::span<const std::uint8_t>(out.data(), static_cast<std::size_t>(n)));
   }
 
@@ -291,18 +297,21 @@ private:
     random_bytes(std::span(rand).first(randlen));
     const auto n = ngtcp2_pkt_write_stateless_reset(out.data(), size, token.data(), rand.data(), randlen);
     if (n <= 0) return drop();
-    ++stats_.stateless_resets;
+    endpoint_stats::bump(stats_.stateless_resets);
     (void)tx_.send(ps.path.remote, std::span<const std::uint8_t>(out.data(), static_cast<std::size_t>(n)));
   }
 
-  void drop() noexcept { ++stats_.dropped; }
+  void drop() noexcept { endpoint_stats::bump(stats_.dropped); }
 
   // --- the connections' hooks ----------------------------------------------------------------
   connection_hooks hooks() {
     connection_hooks h;
     h.owner = this;
     h.send = [](void* o, const ngtcp2_path& p, std::span<const std::uint8_t> d, std::size_t seg) {
-      (void)static_cast<server_endpoint*>(o)->tx_.send(p.remote, d, seg);
+      auto& self = *static_cast<server_endpoint*>(o);
+      const auto before = self.tx_.dropped();
+      (void)self.tx_.send(p.remote, d, seg);
+      if (self.tx_.dropped() != before) self.stats_.send_dropped.store(self.tx_.dropped(), std::memory_order_relaxed);
     };
     h.new_cid = [](void* o, void* c, ngtcp2_cid* cid, std::uint8_t* token, std::size_t len) {
       auto& self = *static_cast<server_endpoint*>(o);
@@ -321,7 +330,7 @@ private:
       const auto id = connection_id::from(cid);
       if (auto it = self.table_.find(id); it != self.table_.end() && it->second == c) self.table_.erase(it);
     };
-    h.handshake_done = [](void* o, void*) { ++static_cast<server_endpoint*>(o)->stats_.handshakes; };
+    h.handshake_done = [](void* o, void*) { endpoint_stats::bump(static_cast<server_endpoint*>(o)->stats_.handshakes); };
     h.finished = [](void* o, void* c) {
       auto& self = *static_cast<server_endpoint*>(o);
       // Destroyed from a fresh handler: the connection's own code is on the stack now.
@@ -336,6 +345,7 @@ private:
     for (const auto& id : it->second.cids)
       if (auto t = table_.find(id); t != table_.end() && t->second == c) table_.erase(t);
     conns_.erase(it);  // destroys the connection
+    stats_.open.store(conns_.size(), std::memory_order_relaxed);
   }
 
   asio::ip::udp::socket socket_;
