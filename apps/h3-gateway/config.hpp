@@ -19,6 +19,7 @@
 #include <rproxy/config/validator.hpp>
 #include <rproxy/flow/config.hpp>
 #include <rproxy/flow/h2_block.hpp>
+#include <rproxy/flow/h3_block.hpp>
 #include <rproxy/flow/h3_upstream_block.hpp>
 #include <rproxy/flow/http1_block.hpp>
 #include <rproxy/health/breaker_block.hpp>
@@ -86,6 +87,7 @@ struct config {
   rproxy::app::admin_config admin{};
   cfg::endpoint listen{"127.0.0.1", 8080};
   std::optional<rproxy::app::tls_listener_block> tls;
+  std::optional<rproxy::flow::h3_block> quic;
   rproxy::flow::proxy_protocol_config proxy_protocol{};
   std::vector<group_config> groups;
   rproxy::route::http_routes_block http{};
@@ -112,6 +114,7 @@ struct config {
         cfg::doc<&config::admin>("admin HTTP endpoint: /metrics /healthz /readyz, POST /reload (off when listen is unset)"),
         cfg::doc<&config::listen>("address and port clients connect to (HTTP/1.1, and HTTP/2 with prior knowledge)"),
         cfg::doc<&config::tls>("a TLS listener: HTTP/2 (ALPN h2), certificates chosen by SNI (off when absent)"),
+        cfg::doc<&config::quic>("an HTTP/3 listener on UDP, the tls: block's certificates; TCP responses advertise it (Alt-Svc)"),
         cfg::doc<&config::proxy_protocol>("PROXY v1/v2 headers from trusted load balancers, on both listeners (before TLS)"),
         cfg::required<&config::groups>("named backend groups"),
         cfg::required<&config::http>("routes: hosts, paths, predicates, splits between groups, rewrites (docs/routing.md)"),
@@ -147,6 +150,7 @@ struct config {
     std::error_code ec;
     (void)asio::ip::make_address(listen.host, ec);
     if (ec) v.at(&config::listen).error("listen address must be an IP address: '" + listen.host + "'");
+    if (quic && !tls) v.at(&config::quic).error("HTTP/3 needs the tls: block's certificates");
     std::set<std::string, std::less<>> names;
     for (std::size_t i = 0; i < groups.size(); ++i)
       if (!names.insert(groups[i].name).second) v.at(&config::groups).at(i).error("group name '" + groups[i].name + "' is used twice");

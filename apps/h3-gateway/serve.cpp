@@ -65,6 +65,15 @@ struct app {
       auto t = load_tls(*c->tls);
       if (!t) return rt.log().error("cannot load TLS certificates", {{"error", t.error().message}}), nullptr;
       w->tls.emplace(std::move(*t));
+      if (c->quic) {  // HTTP/3: the same certificates in GnuTLS
+        std::vector<rproxy::net::quic::tls_credentials::certificate_files> files;
+        for (const auto& f : c->tls->certificates) files.push_back({f.cert, f.key});
+        auto q = rproxy::net::quic::tls_credentials::server(files);
+        if (!q) return rt.log().error("cannot load TLS certificates for QUIC", {{"error", q.error()}}), nullptr;
+        w->quic_tls.emplace(std::move(*q));
+        const auto& ep = c->quic->listen ? *c->quic->listen : c->tls->listen;
+        w->alt_svc = "h3=\":" + std::to_string(ep.port) + "\"; ma=86400";
+      }
     }
     rproxy::flow::http1_adapter listener_only;  // the adapter's own settings are the first config's
     c->limits.apply(listener_only, w->options);
@@ -123,6 +132,8 @@ struct app {
   std::map<std::string, std::unique_ptr<rproxy::health::monitor<bal::upstream_pool>>> monitors;
   rproxy::flow::http1_adapter adapter{};
   rproxy::flow::h2_adapter h2{.http1 = &adapter};
+  rproxy::flow::h3_adapter h3{.http1 = &adapter};
+  rproxy::net::quic::endpoint_settings quic_settings{};
 };
 
 int serve(runtime& rt) {
@@ -146,6 +157,10 @@ int serve(runtime& rt) {
   auto ls = std::make_shared<listeners<world>>(listeners<world>{*worlds, rt.drain(), a->adapter, a->h2});
   rt.keep(ls);
   if (!ls->open(rt, *c)) return 1;
+  if (c->quic) {
+    c->quic->apply(a->quic_settings, a->h3.limits, c->limits);
+    if (!open_quic(rt, *worlds, *c, a->quic_settings, a->h3)) return 1;
+  }
   rt.on_stop_accepting([a] {
     a->monitors.clear();
     a->h3_backends.stop();
