@@ -419,7 +419,7 @@ private:
         co_return ec ? ec : make_error_code(net::error::no_endpoints);
       }
       if (st.aborted) co_return make_error_code(net::error::client_failed);
-      auto [cec, sock] = co_await net::async_connect(ex_, *ctx.backend, o_.connect_timeout, detail::tuple_awaitable);
+      auto [cec, sock] = co_await net::async_connect(ex_, connect_target(o_, *ctx.backend), o_.connect_timeout, detail::tuple_awaitable);
       ec = cec;
       ctx.connect_error = ec;
       if (!ec) {
