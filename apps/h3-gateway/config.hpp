@@ -22,6 +22,7 @@
 #include <rproxy/flow/h3_block.hpp>
 #include <rproxy/flow/h3_upstream_block.hpp>
 #include <rproxy/flow/http1_block.hpp>
+#include <rproxy/flow/upstream_tls_block.hpp>
 #include <rproxy/health/breaker_block.hpp>
 #include <rproxy/health/check_config.hpp>
 #include <rproxy/middleware/api_key_block.hpp>
@@ -54,6 +55,7 @@ struct group_config {
   std::optional<rproxy::health::weights_config> dynamic_weights;
   std::optional<rproxy::health::breaker_block> breaker;
   rproxy::health::outlier_block outlier{};
+  std::optional<rproxy::flow::upstream_tls_block> tls;
   rproxy::flow::upstream_proto proto = rproxy::flow::upstream_proto::http;
   std::optional<rproxy::flow::h3_upstream_block> h3;
   static constexpr auto describe() {
@@ -64,6 +66,7 @@ struct group_config {
                        cfg::doc<&group_config::dynamic_weights>("weights from each backend's load report (off when absent)"),
                        cfg::doc<&group_config::breaker>("a circuit breaker per backend (off when absent)"),
                        cfg::doc<&group_config::outlier>("passive ejection of backends that fail in a row (consecutive_failures: 0 turns it off)"),
+                       cfg::doc<&group_config::tls>("TLS to the group's backends: sni, ca, verify (plain TCP when absent)"),
                        cfg::doc<&group_config::proto>("how the backends are spoken to: http (HTTP/1.1) or h3 (HTTP/3 over QUIC, pooled connections)"),
                        cfg::doc<&group_config::h3>("HTTP/3 backends: trust, TLS name, connections and streams (proto: h3)"));
   }
@@ -80,6 +83,7 @@ struct group_config {
       if (!seen.insert(backends[i].address.to_string()).second)
         v.at(&group_config::backends).at(i).error("backend listed twice: " + backends[i].address.to_string());
     if (h3 && proto != rproxy::flow::upstream_proto::h3) v.at(&group_config::h3).error("an h3: block needs proto: h3");
+    if (tls && proto == rproxy::flow::upstream_proto::h3) v.at(&group_config::tls).error("HTTP/3 backends take their TLS settings from the h3: block");
   }
 };
 
