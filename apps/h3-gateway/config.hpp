@@ -19,6 +19,8 @@
 #include <rproxy/config/validator.hpp>
 #include <rproxy/flow/config.hpp>
 #include <rproxy/flow/h2_block.hpp>
+#include <rproxy/flow/h3_block.hpp>
+#include <rproxy/flow/h3_upstream_block.hpp>
 #include <rproxy/flow/http1_block.hpp>
 #include <rproxy/flow/upstream_tls_block.hpp>
 #include <rproxy/health/breaker_block.hpp>
@@ -54,15 +56,19 @@ struct group_config {
   std::optional<rproxy::health::breaker_block> breaker;
   rproxy::health::outlier_block outlier{};
   std::optional<rproxy::flow::upstream_tls_block> tls;
+  rproxy::flow::upstream_proto proto = rproxy::flow::upstream_proto::http;
+  std::optional<rproxy::flow::h3_upstream_block> h3;
   static constexpr auto describe() {
     return cfg::fields(cfg::required<&group_config::name>("group name (routes' backends: [{group: ...}], metrics)"),
-                       cfg::required<&group_config::backends>("the group's HTTP/1.1 backends"),
+                       cfg::required<&group_config::backends>("the group's backends"),
                        cfg::doc<&group_config::balancer>("round_robin, weighted_round_robin, least_conn, random or lowest_latency"),
                        cfg::doc<&group_config::health_check>("active health checks (off when absent)"),
                        cfg::doc<&group_config::dynamic_weights>("weights from each backend's load report (off when absent)"),
                        cfg::doc<&group_config::breaker>("a circuit breaker per backend (off when absent)"),
                        cfg::doc<&group_config::outlier>("passive ejection of backends that fail in a row (consecutive_failures: 0 turns it off)"),
-                       cfg::doc<&group_config::tls>("TLS to the group's backends: sni, ca, verify (plain TCP when absent)"));
+                       cfg::doc<&group_config::tls>("TLS to the group's backends: sni, ca, verify (plain TCP when absent)"),
+                       cfg::doc<&group_config::proto>("how the backends are spoken to: http (HTTP/1.1) or h3 (HTTP/3 over QUIC, pooled connections)"),
+                       cfg::doc<&group_config::h3>("HTTP/3 backends: trust, TLS name, connections and streams (proto: h3)"));
   }
   /// The group's pool knobs (a pool keeps them for life: a change makes a new pool).
   bal::pool_config pool_settings() const {
@@ -76,6 +82,8 @@ struct group_config {
     for (std::size_t i = 0; i < backends.size(); ++i)
       if (!seen.insert(backends[i].address.to_string()).second)
         v.at(&group_config::backends).at(i).error("backend listed twice: " + backends[i].address.to_string());
+    if (h3 && proto != rproxy::flow::upstream_proto::h3) v.at(&group_config::h3).error("an h3: block needs proto: h3");
+    if (tls && proto == rproxy::flow::upstream_proto::h3) v.at(&group_config::tls).error("HTTP/3 backends take their TLS settings from the h3: block");
   }
 };
 
@@ -83,6 +91,7 @@ struct config {
   rproxy::app::admin_config admin{};
   cfg::endpoint listen{"127.0.0.1", 8080};
   std::optional<rproxy::app::tls_listener_block> tls;
+  std::optional<rproxy::flow::h3_block> quic;
   rproxy::flow::proxy_protocol_config proxy_protocol{};
   std::vector<group_config> groups;
   rproxy::route::http_routes_block http{};
@@ -109,6 +118,7 @@ struct config {
         cfg::doc<&config::admin>("admin HTTP endpoint: /metrics /healthz /readyz, POST /reload (off when listen is unset)"),
         cfg::doc<&config::listen>("address and port clients connect to (HTTP/1.1, and HTTP/2 with prior knowledge)"),
         cfg::doc<&config::tls>("a TLS listener: HTTP/2 (ALPN h2), certificates chosen by SNI (off when absent)"),
+        cfg::doc<&config::quic>("an HTTP/3 listener on UDP, the tls: block's certificates; TCP responses advertise it (Alt-Svc)"),
         cfg::doc<&config::proxy_protocol>("PROXY v1/v2 headers from trusted load balancers, on both listeners (before TLS)"),
         cfg::required<&config::groups>("named backend groups"),
         cfg::required<&config::http>("routes: hosts, paths, predicates, splits between groups, rewrites (docs/routing.md)"),
@@ -144,6 +154,7 @@ struct config {
     std::error_code ec;
     (void)asio::ip::make_address(listen.host, ec);
     if (ec) v.at(&config::listen).error("listen address must be an IP address: '" + listen.host + "'");
+    if (quic && !tls) v.at(&config::quic).error("HTTP/3 needs the tls: block's certificates");
     std::set<std::string, std::less<>> names;
     for (std::size_t i = 0; i < groups.size(); ++i)
       if (!names.insert(groups[i].name).second) v.at(&config::groups).at(i).error("group name '" + groups[i].name + "' is used twice");

@@ -31,6 +31,7 @@
 #include <rproxy/health/retry_stage.hpp>
 #include <rproxy/middleware/compress.hpp>
 #include <rproxy/middleware/principal.hpp>
+#include <rproxy/net/quic/tls.hpp>
 #include <rproxy/net/tls_stream.hpp>
 #include <rproxy/observe/access_log_stage.hpp>
 #include <rproxy/observe/flow_metrics.hpp>
@@ -128,6 +129,16 @@ struct request_metrics {
     (b ? b->requests : r.none)[ctx.status >= 100 && ctx.status < 600 ? ctx.status / 100 : 0]->inc();
     if (ctx.upgraded) r.upgrades->inc();  // (a 101 relayed, or an HTTP/2 extended CONNECT)
     if (ctx.hello_done != std::chrono::steady_clock::time_point{}) r.duration->observe(std::chrono::steady_clock::now() - ctx.hello_done);
+  }
+};
+
+/// Advertises the HTTP/3 listener on every response (`Alt-Svc: h3=":PORT"`; none without one).
+struct alt_svc {
+  const std::string* value;
+  template <class Ctx, class Req>
+  rproxy::verdict on_hello(Ctx& ctx, const Req&) {
+    if (!value->empty()) ctx.response_fields.set("alt-svc", *value);
+    return rproxy::next;
   }
 };
 
@@ -286,6 +297,7 @@ struct world_base {
   shared_state* shared;
   const obs::logger* log;
   rproxy::flow::options options;
+  std::string alt_svc;  ///< `h3=":PORT"` with a quic: listener
 };
 
 inline auto connection_pipeline(world_base& w) {
@@ -300,7 +312,7 @@ inline auto request_pipeline(world_base& w, std::uint64_t seed) {
   for (const auto& g : w.cfg->groups) bs.push_back(bal::any_balancer::make(g.balancer, seed));
   return rproxy::make_pipeline<rproxy::flow::http1_protocol>(
       obs::access_log_stage{w.cfg->access_log ? w.log : nullptr}, rproxy::health::retry_stage{route_retry{&w.retry_rules}},
-      request_metrics{&w.requests, w.upstream_connections}, mw::request_id{&w.rid_cfg},
+      request_metrics{&w.requests, w.upstream_connections}, alt_svc{&w.alt_svc}, mw::request_id{&w.rid_cfg},
       mw::cors{w.cfg->cors ? &w.cors_cfg : nullptr}, by_http_route{&w.table, {.seed = seed}}, rproxy::route::apply_http_route{},
       rproxy::gated{mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, on("ip_filter")},
       rproxy::gated{mw::ban_check{&w.bans, a, &w.ban_cfg}, on("bans")}, rproxy::gated{mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, on("jwt")},
@@ -317,6 +329,7 @@ struct world : world_base {
   mutable std::vector<decltype(connection_pipeline(std::declval<world_base&>()))> connections;
   mutable std::vector<decltype(request_pipeline(std::declval<world_base&>(), 0))> pipelines;
   mutable std::optional<rproxy::net::tls_server_context> tls;  ///< the `tls:` listener's certificates (listeners.hpp)
+  std::optional<rproxy::net::quic::tls_credentials> quic_tls;   ///< the same certificates for QUIC (flows_h3.cpp)
 };
 
 int serve(runtime& rt);

@@ -7,13 +7,14 @@
 #include "admin_api.hpp"
 #include "flows.hpp"
 #include "gateway.hpp"
+#include "h3_upstreams.hpp"
 #include "listeners.hpp"
 
 namespace h3_gateway {
 
 /// State kept across config versions: pools and health monitors by group name, metrics.
 struct app {
-  explicit app(runtime& r) : rt(r), shared(r, *r.config().get()), pools(rproxy::app::pools::open(r)) {
+  explicit app(runtime& r) : rt(r), shared(r, *r.config().get()), pools(rproxy::app::pools::open(r)), h3_backends(r) {
     auto& fam = r.metrics().add_counter_family("h3gw_requests", "Requests by route, status class (none: no status sent) and backend.",
                                                {"route", "status_class", "backend"});
     requests = &fam;
@@ -44,6 +45,15 @@ struct app {
       auto t = rproxy::app::load_tls(*c->tls, {"h2", "http/1.1"});
       if (!t) return rt.log().error("cannot load TLS certificates", {{"error", t.error().message}}), nullptr;
       w->tls.emplace(std::move(*t));
+      if (c->quic) {  // HTTP/3: the same certificates in GnuTLS
+        std::vector<rproxy::net::quic::tls_credentials::certificate_files> files;
+        for (const auto& f : c->tls->certificates) files.push_back({f.cert, f.key});
+        auto q = rproxy::net::quic::tls_credentials::server(files);
+        if (!q) return rt.log().error("cannot load TLS certificates for QUIC", {{"error", q.error()}}), nullptr;
+        w->quic_tls.emplace(std::move(*q));
+        const auto& ep = c->quic->listen ? *c->quic->listen : c->tls->listen;
+        w->alt_svc = "h3=\":" + std::to_string(ep.port) + "\"; ma=86400";
+      }
     }
     w->upstream_connections = &upstream_connections;
     for (const auto& g : c->groups) {  // TLS to backends: the CA files are read on every reload
@@ -55,6 +65,7 @@ struct app {
       u.tls = w->tls_clients.emplace_back(std::make_unique<rproxy::net::tls_client_context>(std::move(*t))).get();
       u.sni = g.tls->sni;
     }
+    if (!h3_backends.update(*c, w->options.redirect)) return nullptr;  // logged; groups with proto: h3
     // Last, as nothing after it fails: a group keeps its pool (backends, counters, checks) while
     // its pool settings (breaker, outlier) stay.
     if (!pools->update(c->groups)) return nullptr;  // logged
@@ -96,6 +107,7 @@ struct app {
   runtime& rt;
   shared_state shared;
   std::shared_ptr<rproxy::app::pools> pools;  ///< by group name, with their health checks
+  h3_upstreams h3_backends;  ///< groups with proto: h3
   obs::counter_family* requests = nullptr;
   obs::histogram_family* duration = nullptr;
   obs::histogram_family* upstream = nullptr;
@@ -108,6 +120,8 @@ struct app {
   obs::counter* connections_accepted = nullptr;
   rproxy::flow::http1_adapter adapter{};
   rproxy::flow::h2_adapter h2{.http1 = &adapter};
+  rproxy::flow::h3_adapter h3{.http1 = &adapter};
+  rproxy::net::quic::endpoint_settings quic_settings{};
 };
 
 int serve(runtime& rt) {
@@ -132,6 +146,11 @@ int serve(runtime& rt) {
   auto ls = std::make_shared<listeners<world>>(listeners<world>{*worlds, rt.drain(), a->adapter, a->h2});
   rt.keep(ls);
   if (!ls->open(rt, *c)) return 1;
+  if (c->quic) {
+    c->quic->apply(a->quic_settings, a->h3.limits, c->limits);
+    if (!open_quic(rt, *worlds, *c, a->quic_settings, a->h3)) return 1;
+  }
+  rt.on_stop_accepting([a] { a->h3_backends.stop(); });
   rt.on_reload([a, worlds](const std::shared_ptr<const config>& next) {
     auto w = a->build(next);
     if (!w) return a->rt.log().error("routes not updated; the previous config keeps serving");

@@ -385,7 +385,7 @@ struct http1_adapter {
                                                                                     const options& o) {
     const upstream_settings* via = nullptr;
     if constexpr (requires { ctx.upstream; }) via = ctx.upstream;
-    co_return co_await connect_upstream(ex, *ctx.backend, via, o.connect_timeout);
+    co_return co_await connect_upstream(ex, connect_target(o, *ctx.backend), via, o.connect_timeout);
   }
 
   /// One request's exchange: the head (`first`) and the body up, the response down.

@@ -274,7 +274,7 @@ asio::awaitable<std::pair<std::error_code, backend_stream_t<Adapter>>> connect_b
   if constexpr (requires { a.connect_backend(ctx, ex, o); }) {
     co_return co_await a.connect_backend(ctx, ex, o);
   } else {
-    auto [ec, sock] = co_await net::async_connect(ex, *ctx.backend, o.connect_timeout, tuple_awaitable);
+    auto [ec, sock] = co_await net::async_connect(ex, connect_target(o, *ctx.backend), o.connect_timeout, tuple_awaitable);
     co_return std::pair<std::error_code, asio::ip::tcp::socket>{ec, std::move(sock)};
   }
 }
