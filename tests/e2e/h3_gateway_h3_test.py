@@ -75,7 +75,7 @@ def metrics(admin):
 
 
 class Http3Test(unittest.TestCase):
-    def setUp(self):
+    def start(self, quic="{ }"):
         if not os.access(CHROMIUM, os.X_OK):
             raise AssertionError(f"{CHROMIUM} is missing: run scripts/setup (apt package chromium)")
         if not os.path.isdir(os.path.join(HERE, "node_modules", "puppeteer-core")):
@@ -89,7 +89,7 @@ listen: 127.0.0.1:{self.plain}
 tls:
   listen: 127.0.0.1:{self.port}
   certificates: [ {{ cert: {self.cert}, key: {self.key} }} ]
-quic: {{ }}
+quic: {quic}
 groups:
   - name: g
     backends: [ {{ address: 127.0.0.1:{self.be.server_address[1]} }} ]
@@ -102,6 +102,9 @@ limits: {{ max_body: 8MiB }}
 access_log: false
 """
         self.gw = harness.Program(BINARY, cfg, args=["--workers", "2"], name="h3-gateway-h3").start(wait_ports=[self.plain, self.port, self.admin])
+
+    def setUp(self):
+        pass
 
     def tearDown(self):
         self.be.shutdown()
@@ -117,6 +120,7 @@ access_log: false
         return lines[-1]
 
     def test_chromium_get_and_large_post_over_h3(self):
+        self.start()
         try:
             r = self.browser()
             sys.stderr.write(f"browser: {r['chromium']}\n")
@@ -144,8 +148,24 @@ access_log: false
         finally:
             self.assertEqual(self.gw.stop(), 0)
 
+    def test_retry_address_validation_with_chromium(self):
+        """quic: { retry: true }: Chromium's first Initial gets a Retry; it comes back with the
+        token and its requests go through over h3."""
+        self.start("{ retry: true }")
+        try:
+            r = self.browser(["--post-bytes", "70000", "--parallel", "3"])
+            self.assertEqual((r["get_status"], r["get_protocol"]), (200, "h3"))
+            self.assertEqual(r["post_body"]["body_sha"], r["post_sha"])
+            m = metrics(self.admin)
+            self.assertGreaterEqual(m.get("h3gw_quic_retries_sent_total", 0), 1)
+            self.assertGreaterEqual(m.get("h3gw_quic_handshakes_total", 0), 1)
+            self.assertEqual(m.get("h3gw_quic_bad_tokens_total", 0), 0)
+        finally:
+            self.assertEqual(self.gw.stop(), 0)
+
     def test_graceful_shutdown_during_h3_requests(self):
         """SIGTERM while 10 slow requests are in flight over HTTP/3: every one gets its answer."""
+        self.start()
         page = os.path.join(HERE, "h3_gateway", "h3_shutdown.js")
         proc = subprocess.Popen(["node", page, "--port", str(self.port), "--spki", self.spki, "--chromium", CHROMIUM, "--timeout", "30000"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

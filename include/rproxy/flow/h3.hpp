@@ -55,6 +55,7 @@
 #include <rproxy/flow/drain.hpp>
 #include <rproxy/flow/h2.hpp>
 #include <rproxy/flow/http1.hpp>
+#include <rproxy/flow/http1_io.hpp>
 #include <rproxy/flow/serve.hpp>
 #include <rproxy/net/connector.hpp>
 #include <rproxy/net/error.hpp>

@@ -34,7 +34,7 @@ namespace rproxy::codec::h3 {
 /// One request received on a stream: its head (HTTP/1.1 model), then its trailers.
 class request {
 public:
-  request(std::size_t max_bytes = 64 * 1024, std::size_t max_count = 100) : max_bytes_(max_bytes), max_count_(max_count) {
+  explicit request(std::size_t max_bytes = 64 * 1024, std::size_t max_count = 100) {
     head_block_.reset(max_bytes, max_count);
     trailer_block_.reset(max_bytes, max_count);
   }
@@ -155,7 +155,6 @@ public:
 
 private:
   h2::detail::header_block head_block_, trailer_block_;  // the views below point into them
-  std::size_t max_bytes_, max_count_;
   std::int64_t stream_id_ = -1;
   std::string_view scheme_, authority_;
   std::optional<std::uint64_t> content_length_;

@@ -199,7 +199,7 @@ inline result<tls_session, std::string> make_client_session(const tls_credential
   if (int rv = detail::set_alpn(raw, alpn, 0); rv != 0) return failure(tls_error("alpn", rv));
   const char* name = s.keep_name(server_name);
   if (!server_name.empty())
-    if (int rv = gnutls_server_name_set(raw, GNUTLS_NAME_DNS, name, server_name.size()); rv != 0) return failure(tls_error("server name", rv));
+    if (int rv = gnutls_server_name_set(raw, GNUTLS_NAME_DNS, name, std::min<std::size_t>(server_name.size(), 255)); rv != 0) return failure(tls_error("server name", rv));
   if (c.verify()) gnutls_session_set_verify_cert(raw, server_name.empty() ? nullptr : name, 0);
   gnutls_session_set_ptr(raw, ref);
   return s;
