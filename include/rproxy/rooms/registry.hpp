@@ -108,6 +108,7 @@ struct room_info {
   std::uint64_t last_id = 0;
   std::string owner;
   bool is_private = false;
+  std::string password;  ///< the password's hash as password_hash::encode() writes it; empty: none
 };
 
 namespace detail {
@@ -314,6 +315,7 @@ public:
     i.last_id = rm->last_id;
     i.owner = rm->owner;
     i.is_private = rm->is_private;
+    if (rm->password) i.password = rm->password->encode();
     return i;
   }
 
