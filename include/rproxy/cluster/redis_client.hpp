@@ -174,6 +174,10 @@ public:
   /// Called with true when the client comes up, false when it goes down (not for each failed attempt).
   void on_state(state_handler h) { state_handlers_.push_back(std::move(h)); }
 
+  /// Called with a channel's name each time Redis confirms its SUBSCRIBE (after subscribe(),
+  /// and again after each reconnect): from then on, what is published there reaches this client.
+  void on_subscribed(std::function<void(std::string_view channel)> h) { subscribed_handlers_.push_back(std::move(h)); }
+
   /// Sends one command (pipelined with the others of this loop pass). Completion: (error_code, reply).
   template <class Token>
   auto async_command(std::span<const std::string_view> args, Token&& token) {
@@ -417,6 +421,15 @@ private:
     const redisReply* kind = rep->element[0];
     const redisReply* chan = rep->element[1];
     const redisReply* data = rep->element[2];
+    if (kind->type == REDIS_REPLY_STRING && chan->type == REDIS_REPLY_STRING &&
+        std::string_view(kind->str, kind->len) == "subscribe") {
+      auto alive = self->alive_;
+      for (auto& h : self->subscribed_handlers_) {
+        h(std::string_view(chan->str, chan->len));
+        if (!*alive) return;
+      }
+      return;
+    }
     if (kind->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING || data->type != REDIS_REPLY_STRING) return;
     if (std::string_view(kind->str, kind->len) != "message") return;
     std::string_view channel(chan->str, chan->len), payload(data->str, data->len);
@@ -519,6 +532,7 @@ private:
   std::unordered_map<std::uint64_t, sub_entry> subs_;
   std::uint64_t last_sub_id_ = 0;
   std::vector<state_handler> state_handlers_;
+  std::vector<std::function<void(std::string_view)>> subscribed_handlers_;
   counters stats_;
 };
 
