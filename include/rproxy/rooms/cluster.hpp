@@ -52,7 +52,7 @@
 #include <memory>
 #include <optional>
 #include <random>
-#include <set>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -60,6 +60,7 @@
 #include <utility>
 #include <vector>
 
+#include <rproxy/cluster/reply.hpp>
 #include <rproxy/core/json.hpp>
 #include <rproxy/flow/ws_hub.hpp>
 #include <rproxy/observe/log.hpp>
@@ -137,11 +138,32 @@ return 1
 
 }  // namespace cluster_scripts
 
-/// The bridge between this instance's registry and the others, through `Link` (see above).
+/// Read access to a Redis reply (cluster/reply.hpp) as the scripts return it.
+class reply_view {
+public:
+  explicit reply_view(const cluster::reply& r) noexcept : r_(&r) {}
+  bool is_integer() const noexcept { return r_->type == cluster::reply::kind::integer; }
+  std::int64_t integer() const noexcept { return r_->integer; }
+  bool is_string() const noexcept { return r_->type == cluster::reply::kind::string; }
+  std::string_view str() const noexcept { return r_->str; }
+  bool is_array() const noexcept { return r_->type == cluster::reply::kind::array; }
+  std::size_t size() const noexcept { return is_array() ? r_->elements.size() : 0; }
+  reply_view at(std::size_t i) const { return reply_view(r_->elements.at(i)); }
+
+private:
+  const cluster::reply* r_;
+};
+
+/// The bridge between this instance's registry and the others, through `Link` (see above):
+///   link.command(worker, std::vector<std::string> args, handler(std::error_code, const cluster::reply&))
+///     pipelined on that worker's connection, the handler called on that worker (never inline);
+///   link.up(): every worker's connection is up; link.post0(f) / link.post(w, f): runs f on worker 0 / w;
+///   link.subscribe(channel) / link.unsubscribe(channel): idempotent, on worker 0; messages go to
+///   on_bus(), confirmations to on_subscribed(), worker 0's state to on_up() / on_down().
 template <class Link>
 class basic_cluster {
 public:
-  using reply = typename Link::reply;
+  using reply = cluster::reply;
 
   basic_cluster(registry& reg, flow::ws_hub& hub, Link& link, cluster_options opt, const observe::logger* log)
       : reg_(reg), hub_(hub), link_(link), opt_(std::move(opt)), log_(log), workers_(hub.workers()) {
@@ -170,6 +192,13 @@ public:
     if (fresh) {
       s.user = std::string(c.user);
       s.site = c.site;
+      if (!degraded()) {  // the first request waits until private messages to the user reach this instance
+        s.busy = true;
+        s.pinned_user = true;  // released when the session ends
+        s.waiting.push_back(r);
+        subscribe_then(user_channel(s.user), false, s.user, w, [this, w, sid = c.session] { resume(w, sid); });
+        return true;
+      }
     }
     if (s.busy) {
       if (s.waiting.size() >= opt_.max_waiting) return false;
@@ -184,7 +213,10 @@ public:
   /// The session ended: it leaves its rooms here and in Redis; requests still queued are dropped.
   void closed(std::size_t w, session_id sid, std::string_view user) {
     auto& ws = workers_[w];
-    ws.sessions.erase(sid);
+    if (auto it = ws.sessions.find(sid); it != ws.sessions.end()) {
+      if (it->second.pinned_user) release(user_channel(it->second.user));
+      ws.sessions.erase(it);
+    }
     const auto rooms = reg_.rooms_of(sid);
     const auto now = std::chrono::system_clock::now();
     auto out = reg_.disconnect(sid, now);
@@ -210,7 +242,7 @@ public:
       return;
     }
     if (e->kind == bus_kind::message) {
-      if (auto sub = subs_.find(std::string(e->room)); sub != subs_.end() && sub->second.catching_up) {
+      if (auto sub = subs_.find(tag(e->room)); sub != subs_.end() && (sub->second.catching_up || sub->second.pins > 0)) {
         sub->second.held.emplace_back(e->id, std::string(e->frame));
         return;
       }
@@ -221,24 +253,31 @@ public:
     apply_remote(*e);
   }
 
-  /// The subscription to `channel` is in place: catch up on its room's stream.
+  /// Redis confirmed the subscription to `channel` (new, or again after a reconnect): what is
+  /// published there reaches this instance from now on. A room catches up on its stream (what
+  /// was published before, while this instance was not listening), holding live messages until
+  /// that read is in; the requests waiting for the subscription go on. On worker 0.
   void on_subscribed(std::string_view channel) {
-    const auto room = room_of_channel(channel);
-    if (!room) return;
-    auto it = subs_.find(*room);
+    auto it = subs_.find(std::string(channel));
     if (it == subs_.end()) return;
-    it->second.catching_up = true;
-    const auto count = reg_.config().history;
-    if (count == 0) return finish_catch_up(*room, nullptr);
-    link_.command(0, {"XREVRANGE", key(*room, "hist"), "+", "-", "COUNT", std::to_string(count)},
-                  [this, r = *room](std::error_code ec, const reply& rep) { finish_catch_up(r, ec ? nullptr : &rep); });
+    it->second.confirmed = true;
+    if (it->second.is_room) catch_up(it->first);
+    run_waiters(it->second);
   }
 
-  /// The link is up again (after start or an outage): subscribe to every room and user with
-  /// local members and write their settings and presence again.
+  /// The link is down (worker 0): subscriptions are unconfirmed until Redis is back; requests
+  /// waiting for one go on (their commands fail: they run locally).
+  void on_down() {
+    for (auto& [ch, sub] : subs_) {
+      sub.confirmed = false;
+      run_waiters(sub);
+    }
+  }
+
+  /// The link is up (at start, or after an outage; the link subscribes again by itself and
+  /// each confirmation catches up): subscribe what local members need, and write the rooms'
+  /// settings and presence again (Redis may have restarted empty). On worker 0.
   void on_up() {
-    subs_.clear();
-    user_subs_.clear();
     for (const auto& [room, members] : reg_.local_rooms()) reconcile_room(room);
     for (const auto& u : reg_.local_users()) reconcile_user(u);
     heartbeat();
@@ -274,15 +313,21 @@ private:
   struct session_state {
     std::string user;
     site_role site = site_role::member;
-    bool busy = false;  ///< a request waits on Redis
+    bool busy = false;         ///< a request waits on Redis
+    bool pinned_user = false;  ///< holds a pin on the user's channel (subscribe_then)
     std::deque<request> waiting;
   };
   struct worker_state {
     std::unordered_map<session_id, session_state> sessions;
   };
   struct subscription {
-    bool catching_up = false;
+    bool is_room = false;
+    bool confirmed = false;    ///< Redis answered the SUBSCRIBE (since the last reconnect)
+    bool catching_up = false;  ///< reading the stream: live messages are held
+    int pins = 0;              ///< requests that need it before their room has a local member
+    std::string name;          ///< the room or the user
     std::vector<std::pair<std::uint64_t, std::string>> held;  ///< live messages during the catch-up
+    std::vector<std::function<void()>> waiters;                ///< run once confirmed
   };
 
   static std::int64_t unix_ms(time_point t) { return detail::unix_ms(t); }
@@ -353,6 +398,9 @@ private:
         case op::private_message:
           if (!reg_.is_local_user(r.user) && c.site != site_role::guest) return start_private(w, sid, s, r);
           break;
+        case op::kick:
+          if (!reg_.is_local_member(r.room, r.user)) return start_kick(w, sid, s, r);
+          break;
         default: break;
       }
     }
@@ -375,6 +423,10 @@ private:
         for (const auto& d : out.deliveries) publish(w, user_channel(r.user), bus_kind::private_message, {}, r.user, {}, 0, *d.frame);
       }
       if (r.kind == op::leave) link_.command(w, {"ZREM", key(r.room, "presence"), presence_member(c.session, c.user)}, ignore());
+      if (r.kind == op::kick || r.kind == op::ban)  // the target's sessions removed here leave the presence too
+        for (const auto& d : out.deliveries)
+          if (d.frame->starts_with(R"({"type":"kicked")") || d.frame->starts_with(R"({"type":"banned")"))
+            for (auto s : *d.to) link_.command(w, {"ZREM", key(r.room, "presence"), presence_member(s, r.user)}, ignore());
     }
     if (r.kind == op::leave || r.kind == op::kick || r.kind == op::ban || r.kind == op::create || r.kind == op::join)
       reconcile_room(r.room);
@@ -501,9 +553,13 @@ private:
     args.push_back(presence_member(sid, c.user));
     args.push_back(std::to_string(unix_ms(now) + opt_.presence_ttl.count()));
     s.busy = true;
-    link_.command(w, std::move(args), [this, w, sid, r, p = std::move(p)](std::error_code ec, const reply& rep) mutable {
+    // listening on the room before anyone can join it elsewhere: their events reach this instance
+    const std::string ch = tag(r.room);
+    subscribe_then(ch, true, r.room, w, [this, w, sid, r, ch, args = std::move(args), p = std::move(p)]() mutable {
+    link_.command(w, std::move(args), [this, w, sid, r, ch, p = std::move(p)](std::error_code ec, const reply& raw) mutable {
+      const reply_view rep(raw);
       auto it = workers_[w].sessions.find(sid);
-      if (it == workers_[w].sessions.end() || !hub_.find(w, sid)) return;
+      if (it == workers_[w].sessions.end() || !hub_.find(w, sid)) return release(ch);
       const caller c = caller_of(sid, it->second);
       const auto now = std::chrono::system_clock::now();
       if (ec || !rep.is_integer()) {
@@ -515,9 +571,10 @@ private:
         auto out = reg_.create_prepared(c, r, std::move(p), now);
         if (!out.ok) link_.command(w, {"DEL", key(r.room, "meta")}, ignore());  // a local limit: give the name back
         answer(w, sid, std::move(out.reply));
-        reconcile_room(r.room);
       }
+      release(ch);  // after the room has its member here: the subscription stays
       resume(w, sid);
+    });
     });
   }
 
@@ -533,11 +590,15 @@ private:
     args.push_back(std::to_string(reg_.config().history));
     args.push_back(std::to_string(room_ttl_ms()));
     s.busy = true;
-    link_.command(w, std::move(args), [this, w, sid, r, user = std::string(c.user)](std::error_code ec, const reply& rep) {
+    // listening on the room before reading its state: nothing published after the read is missed
+    const std::string ch = tag(r.room);
+    subscribe_then(ch, true, r.room, w, [this, w, sid, r, ch, args = std::move(args), user = std::string(c.user)]() mutable {
+    link_.command(w, std::move(args), [this, w, sid, r, ch, user](std::error_code ec, const reply& raw) {
+      const reply_view rep(raw);
       auto it = workers_[w].sessions.find(sid);
       if (it == workers_[w].sessions.end() || !hub_.find(w, sid)) {  // gone meanwhile: its presence too
         if (!ec) link_.command(w, {"ZREM", key(r.room, "presence"), presence_member(sid, user)}, ignore());
-        return;
+        return release(ch);
       }
       const caller c = caller_of(sid, it->second);
       const auto now = std::chrono::system_clock::now();
@@ -562,12 +623,13 @@ private:
         for (const auto& d : out.deliveries) hub_.deliver(w, d.frame, d.to);
         if (out.ok) {
           for (const auto& d : out.deliveries) publish_effects(w, *d.frame, now);
-          reconcile_room(r.room);
         } else {
           link_.command(w, {"ZREM", key(r.room, "presence"), presence_member(sid, c.user)}, ignore());
         }
       }
+      release(ch);  // after the join here: messages held meanwhile are applied now, once
       resume(w, sid);
+    });
     });
   }
 
@@ -587,13 +649,44 @@ private:
     args.push_back(tag(r.room));
     args.push_back(std::to_string(room_ttl_ms()));
     s.busy = true;
-    link_.command(w, std::move(args), [this, w, sid, r](std::error_code ec, const reply& rep) {
+    link_.command(w, std::move(args), [this, w, sid, r](std::error_code ec, const reply& raw) {
+      const reply_view rep(raw);
       auto it = workers_[w].sessions.find(sid);
       if (it == workers_[w].sessions.end()) return;
       if (ec || !rep.is_integer() || rep.integer() <= 0) {
         local(w, caller_of(sid, it->second), r);  // Redis failed: numbered and delivered here
       } else {
         answer(w, sid, registry::message_reply(r, static_cast<std::uint64_t>(rep.integer())));
+      }
+      resume(w, sid);
+    });
+  }
+
+  /// A kick of a user with no session in the room here: the room's presence says whether it
+  /// has one on another instance.
+  void start_kick(std::size_t w, session_id sid, session_state& s, const request& r) {
+    s.busy = true;
+    const auto now = std::chrono::system_clock::now();
+    link_.command(w, {"ZRANGEBYSCORE", key(r.room, "presence"), std::to_string(unix_ms(now)), "+inf", "LIMIT", "0", "10000"},
+                  [this, w, sid, r](std::error_code ec, const reply& raw) {
+      const reply_view rep(raw);
+      auto it = workers_[w].sessions.find(sid);
+      if (it == workers_[w].sessions.end()) return;
+      const caller c = caller_of(sid, it->second);
+      bool elsewhere = false;
+      const std::string tail = " " + r.user;
+      for (std::size_t i = 0; !ec && i < rep.size() && !elsewhere; ++i)
+        elsewhere = rep.at(i).is_string() && rep.at(i).str().ends_with(tail) &&
+                    rep.at(i).str().find(' ') == 16 && rep.at(i).str().find(' ', 17) + tail.size() == rep.at(i).str().size();
+      if (!elsewhere) {
+        local(w, c, r);  // not_member (or whatever the registry says)
+      } else {
+        const auto now2 = std::chrono::system_clock::now();
+        auto out = reg_.kick_elsewhere(c, r, now2);
+        answer(w, sid, std::move(out.reply), out.replay);
+        for (const auto& d : out.deliveries) hub_.deliver(w, d.frame, d.to);
+        if (out.ok && !degraded())
+          for (const auto& d : out.deliveries) publish_effects(w, *d.frame, now2);
       }
       resume(w, sid);
     });
@@ -611,7 +704,8 @@ private:
     const std::string frame = std::move(f).done();
     e.frame = frame;
     s.busy = true;
-    link_.command(w, {"PUBLISH", user_channel(r.user), encode_bus(e)}, [this, w, sid, r](std::error_code ec, const reply& rep) {
+    link_.command(w, {"PUBLISH", user_channel(r.user), encode_bus(e)}, [this, w, sid, r](std::error_code ec, const reply& raw) {
+      const reply_view rep(raw);
       auto it = workers_[w].sessions.find(sid);
       if (it == workers_[w].sessions.end()) return;
       if (ec || !rep.is_integer()) local(w, caller_of(sid, it->second), r);
@@ -624,10 +718,10 @@ private:
   static bool detail_parse(std::string_view s, std::uint64_t& out) { return rooms::detail::parse_bus_number(s, out); }
 
   /// The room's state from the join script's reply (bounded by the rooms limits).
-  registry::shared_room shared_of(const reply& rep, time_point now) const {
+  registry::shared_room shared_of(reply_view rep, time_point now) const {
     const rooms_block& cfg = reg_.config();
     registry::shared_room s;
-    const auto pairs = [&](const reply& arr, auto&& each, std::size_t max) {
+    const auto pairs = [&](reply_view arr, auto&& each, std::size_t max) {
       if (!arr.is_array()) return;
       for (std::size_t i = 0; i + 1 < arr.size() && i / 2 < max; i += 2)
         if (arr.at(i).is_string() && arr.at(i + 1).is_string()) each(arr.at(i).str(), arr.at(i + 1).str());
@@ -645,7 +739,7 @@ private:
       if (!check_name(u, cfg.max_name_bytes, "user") && detail_parse(v, n) && n <= static_cast<std::uint64_t>(role::owner))
         s.roles.emplace_back(std::string(u), static_cast<role>(n));
     }, cfg.max_roles_per_room + 1);
-    const auto sanctions = [&](const reply& arr, auto& into) {
+    const auto sanctions = [&](reply_view arr, auto& into) {
       pairs(arr, [&](std::string_view u, std::string_view v) {
         std::uint64_t n = 0;
         if (!check_name(u, cfg.max_name_bytes, "user") && detail_parse(v, n)) {
@@ -663,15 +757,15 @@ private:
   }
 
   /// (id, frame) of stream entries (XREVRANGE: newest first), oldest first, each frame checked.
-  std::vector<std::pair<std::uint64_t, payload>> history_of(const reply& arr) const {
+  std::vector<std::pair<std::uint64_t, payload>> history_of(reply_view arr) const {
     std::vector<std::pair<std::uint64_t, payload>> out;
     if (!arr.is_array()) return out;
     const auto lim = bus_limits_for(reg_.config());
     const std::size_t max = reg_.config().history;
     for (std::size_t i = 0; i < arr.size() && out.size() < max; ++i) {
-      const reply& entry = arr.at(i);
+      const reply_view entry = arr.at(i);
       if (!entry.is_array() || entry.size() != 2 || !entry.at(1).is_array()) continue;
-      const reply& fields = entry.at(1);
+      const reply_view fields = entry.at(1);
       std::uint64_t id = 0;
       std::optional<std::string_view> frame;
       for (std::size_t j = 0; j + 1 < fields.size(); j += 2) {
@@ -695,45 +789,95 @@ private:
 
   // --- subscriptions (worker 0) ----------------------------------------------------------------
 
-  /// Subscribes to `room` when it has local members and is not subscribed, or the reverse.
+  /// Runs `then` on worker w once this instance is subscribed to `channel` (at once when it
+  /// is, or when the link is down), keeping the subscription until release(channel).
+  template <class F>
+  void subscribe_then(std::string channel, bool is_room, std::string name, std::size_t w, F then) {
+    link_.post0([this, channel = std::move(channel), is_room, name = std::move(name), w, then = std::move(then)]() mutable {
+      auto& sub = subscribed(channel, is_room, std::move(name));
+      ++sub.pins;
+      if (sub.confirmed || degraded()) return link_.post(w, std::move(then));
+      sub.waiters.push_back([this, w, then = std::move(then)]() mutable { link_.post(w, std::move(then)); });
+    });
+  }
+  void release(std::string channel) {
+    link_.post0([this, channel = std::move(channel)] {
+      auto it = subs_.find(channel);
+      if (it == subs_.end()) return;
+      if (it->second.pins > 0) --it->second.pins;
+      if (it->second.pins == 0 && !it->second.catching_up) flush_held(it->second);
+      reconcile(channel);
+    });
+  }
+  subscription& subscribed(const std::string& channel, bool is_room, std::string name) {
+    auto [it, fresh] = subs_.try_emplace(channel);
+    if (fresh) {
+      it->second.is_room = is_room;
+      it->second.name = std::move(name);
+      link_.subscribe(channel);
+    }
+    return it->second;
+  }
+  static void run_waiters(subscription& sub) {
+    auto w = std::move(sub.waiters);
+    sub.waiters.clear();
+    for (auto& f : w) f();
+  }
+  /// On worker 0: subscribed while pinned or while the room (user) has local members.
+  void reconcile(const std::string& channel) {
+    auto it = subs_.find(channel);
+    if (it == subs_.end()) return;
+    const auto& sub = it->second;
+    const bool want = sub.pins > 0 || (sub.is_room ? reg_.local_members(sub.name) > 0 : reg_.is_local_user(sub.name));
+    if (want) return;
+    run_waiters(it->second);
+    subs_.erase(it);
+    link_.unsubscribe(channel);
+  }
   void reconcile_room(std::string room) {
     link_.post0([this, room = std::move(room)] {
-      const bool want = reg_.local_members(room) > 0 && !degraded();
-      const bool have = subs_.contains(room);
-      if (want && !have) {
-        subs_.emplace(room, subscription{});
-        link_.subscribe(tag(room));
-      } else if (!want && have) {
-        subs_.erase(room);
-        link_.unsubscribe(tag(room));
-      }
+      const std::string ch = tag(room);
+      if (reg_.local_members(room) > 0) subscribed(ch, true, room);
+      reconcile(ch);
     });
   }
   void reconcile_user(std::string user) {
     link_.post0([this, user = std::move(user)] {
-      const bool want = reg_.is_local_user(user) && !degraded();
-      const bool have = user_subs_.contains(user);
-      if (want && !have) {
-        user_subs_.insert(user);
-        link_.subscribe(user_channel(user));
-      } else if (!want && have) {
-        user_subs_.erase(user);
-        link_.unsubscribe(user_channel(user));
-      }
+      const std::string ch = user_channel(user);
+      if (reg_.is_local_user(user)) subscribed(ch, false, user);
+      reconcile(ch);
     });
   }
 
-  void finish_catch_up(const std::string& room, const reply* rep) {
-    auto it = subs_.find(room);
+  /// Reads the newest history of the room of subscription `channel` and applies it; live
+  /// messages are held meanwhile (and while a join or create is in flight: the room may not be
+  /// here yet). On worker 0, after the SUBSCRIBE was confirmed (so the read
+  /// comes after it at Redis: nothing falls between).
+  void catch_up(const std::string& channel) {
+    auto it = subs_.find(channel);
     if (it == subs_.end()) return;
-    auto held = std::move(it->second.held);
-    it->second.held.clear();
-    it->second.catching_up = false;
+    it->second.catching_up = true;
+    const auto count = reg_.config().history;
+    if (count == 0 || degraded()) return finish_catch_up(channel, nullptr);
+    link_.command(0, {"XREVRANGE", key(it->second.name, "hist"), "+", "-", "COUNT", std::to_string(count)},
+                  [this, channel](std::error_code ec, const reply& raw) { finish_catch_up(channel, ec ? nullptr : &raw); });
+  }
+  void finish_catch_up(const std::string& channel, const reply* rep) {
+    auto it = subs_.find(channel);
+    if (it == subs_.end()) return;
+    const std::string room = it->second.name;
     if (rep)
-      for (auto& [id, f] : history_of(*rep))
+      for (auto& [id, f] : history_of(reply_view(*rep)))
         if (auto d = reg_.apply_message(room, id, f)) hub_.deliver(0, d->frame, d->to);
+    it->second.catching_up = false;
+    if (it->second.pins == 0) flush_held(it->second);
+  }
+  /// The live messages held during a catch-up or a join in flight, applied (once, in order).
+  void flush_held(subscription& sub) {
+    auto held = std::move(sub.held);
+    sub.held.clear();
     for (auto& [id, f] : held)
-      if (auto d = reg_.apply_message(room, id, detail::share(std::move(f)))) hub_.deliver(0, d->frame, d->to);
+      if (auto d = reg_.apply_message(sub.name, id, detail::share(std::move(f)))) hub_.deliver(0, d->frame, d->to);
   }
 
   registry& reg_;
@@ -744,8 +888,7 @@ private:
   std::uint64_t origin_ = 0;
   std::string origin_hex_;
   std::vector<worker_state> workers_;
-  std::unordered_map<std::string, subscription> subs_;  ///< worker 0 only
-  std::set<std::string> user_subs_;                     ///< worker 0 only
+  std::unordered_map<std::string, subscription> subs_;  ///< by channel; worker 0 only
   std::uint64_t bad_bus_ = 0;                           ///< worker 0 only
 };
 

@@ -679,7 +679,7 @@ private:
     return out;
   }
 
-  outcome moderate(const caller& c, const request& r, time_point now) {
+  outcome moderate(const caller& c, const request& r, time_point now, bool target_elsewhere = false) {
     const rooms_block& cfg = config();
     auto rm = find(r.room);
     if (!rm) return fail(r, {errc::not_found, "no such room"});
@@ -716,7 +716,7 @@ private:
       case op::kick:
       case op::ban: {
         const bool ban = r.kind == op::ban;
-        if (!ban && !present) return fail(r, {errc::not_member, "that user is not in this room"});
+        if (!ban && !present && !target_elsewhere) return fail(r, {errc::not_member, "that user is not in this room"});
         if (!may_act(actor, ban ? action::ban : action::kick, target)) return forbidden();
         std::optional<std::int64_t> secs;
         if (ban) {
@@ -979,6 +979,14 @@ public:
     d.ok = true;
     return d;
   }
+  /// A kick of a user who is in the room on another instance only (the cluster saw its
+  /// presence): checked and announced as a kick is; nobody leaves here.
+  outcome kick_elsewhere(const caller& c, const request& r, time_point now) {
+    const rooms_block& cfg = config();
+    if (auto f = check_name(c.user, cfg.max_name_bytes, "user name")) return fail(r, std::move(*f));
+    register_session(c);
+    return moderate(c, r, now, true);
+  }
   /// The reply to a message numbered `id`.
   static std::string message_reply(const request& r, std::uint64_t id) {
     return std::move(ok_reply(r).str("room", r.room).unum("msg_id", id)).done();
@@ -1002,6 +1010,13 @@ public:
       for (const auto& m : rm->members) e.second.emplace_back(m.session, m.user);
     }
     return out;
+  }
+  /// Whether `user` has a session in `room` on this instance.
+  bool is_local_member(std::string_view room, std::string_view user) const {
+    auto rm = find(room);
+    if (!rm) return false;
+    std::lock_guard lk(rm->m);
+    return !rm->closed && rm->find_user(user) != nullptr;
   }
   /// Users with a session on this instance.
   std::vector<std::string> local_users() const {

@@ -22,26 +22,30 @@ namespace {
 namespace rooms = rproxy::rooms;
 using namespace std::chrono_literals;
 
-/// A Redis reply tree.
-struct fake_reply {
-  enum class kind { integer, string, array, nil } k = kind::nil;
-  long long n = 0;
-  std::string s;
-  std::vector<fake_reply> items;
-  static fake_reply integer(long long v) { return {kind::integer, v, {}, {}}; }
-  static fake_reply string(std::string v) { return {kind::string, 0, std::move(v), {}}; }
-  static fake_reply array(std::vector<fake_reply> v) { return {kind::array, 0, {}, std::move(v)}; }
-  bool is_integer() const { return k == kind::integer; }
-  bool is_string() const { return k == kind::string; }
-  bool is_array() const { return k == kind::array; }
-  long long integer() const { return n; }
-  std::string_view str() const { return s; }
-  std::size_t size() const { return items.size(); }
-  const fake_reply& at(std::size_t i) const { return items.at(i); }
+/// Redis replies, built.
+using rproxy::cluster::reply;
+struct R {
+  static reply integer(long long v) {
+    reply r;
+    r.type = reply::kind::integer;
+    r.integer = v;
+    return r;
+  }
+  static reply string(std::string v) {
+    reply r;
+    r.type = reply::kind::string;
+    r.str = std::move(v);
+    return r;
+  }
+  static reply array(std::vector<reply> v) {
+    reply r;
+    r.type = reply::kind::array;
+    r.elements = std::move(v);
+    return r;
+  }
 };
 
 struct fake_link {
-  using reply = fake_reply;
   using handler = std::function<void(std::error_code, const reply&)>;
   struct sent {
     std::vector<std::string> args;
@@ -50,23 +54,38 @@ struct fake_link {
   std::deque<sent> commands;
   std::vector<std::string> subscribed, unsubscribed;
   bool is_up = true;
+  std::function<void(std::string_view)> confirm;  ///< Redis' answer to SUBSCRIBE (at once)
 
   template <class H>
   void command(std::size_t, std::vector<std::string> args, H h) { commands.push_back({std::move(args), std::move(h)}); }
   bool up() const { return is_up; }
   template <class F>
   void post0(F f) { f(); }
-  void subscribe(std::string ch) { subscribed.push_back(std::move(ch)); }
+  template <class F>
+  void post(std::size_t, F f) { f(); }
+  void subscribe(std::string ch) {
+    subscribed.push_back(ch);
+    if (confirm) confirm(ch);
+  }
   void unsubscribe(std::string ch) { unsubscribed.push_back(std::move(ch)); }
 
   /// Takes the oldest command; requires its first word.
   sent take(std::string_view first) {
+    if (first != "XREVRANGE") settle();
     REQUIRE_FALSE(commands.empty());
     auto c = std::move(commands.front());
     commands.pop_front();
     INFO(c.args[0] << " " << (c.args.size() > 3 ? c.args[3] : ""));
     REQUIRE(c.args[0] == first);
     return c;
+  }
+  /// Answers the stream reads of a catch-up (an empty stream) until none is left in front.
+  void settle() {
+    while (!commands.empty() && commands.front().args[0] == "XREVRANGE") {
+      auto c = std::move(commands.front());
+      commands.pop_front();
+      c.done({}, R::array({}));
+    }
   }
   /// Drops the fire-and-forget commands (PUBLISH, HSET, ZREM ...) up to the next EVAL; returns them.
   std::vector<sent> skip_writes() {
@@ -92,6 +111,9 @@ struct bench {
   rproxy::flow::ws_hub hub{{ioc.get_executor()}};
   fake_link link;
   rooms::basic_cluster<fake_link> bridge{reg, hub, link, rooms::cluster_options{}, nullptr};
+  bench() {
+    link.confirm = [this](std::string_view ch) { bridge.on_subscribed(ch); };
+  }
   std::vector<std::unique_ptr<asio::ip::tcp::socket>> socks;
   std::vector<std::unique_ptr<rproxy::flow::ws_connection>> conns;
   rproxy::flow::ws_send_limits lim{};
@@ -129,8 +151,7 @@ std::string wire_message(std::uint64_t origin, std::string_view room, std::uint6
 }
 
 /// The join script's answer for a room with no history.
-fake_reply joined_state(std::string_view owner) {
-  using R = fake_reply;
+reply joined_state(std::string_view owner) {
   return R::array({R::integer(1),
                    R::array({R::string("owner"), R::string(std::string(owner)), R::string("private"), R::string("0"),
                              R::string("max_members"), R::string("100"), R::string("password"), R::string("")}),
@@ -144,16 +165,18 @@ TEST_CASE("cluster: create claims the name, join adopts Redis' state, the room i
   bench b;
   auto [alice, ca] = b.connect();
   b.handle(alice, "alice", R"({"op":"create","id":1,"room":"lobby"})");
+  // the session's first request waits for its user's channel; the create for the room's
+  CHECK(b.link.subscribed == std::vector<std::string>{"rproxy:{users:alice}", "rproxy:{rooms:lobby}"});
+  CHECK(b.link.take("XREVRANGE").args[1] == "rproxy:{rooms:lobby}:hist");  // subscribed: the stream's tail is read
   auto create = b.link.take("EVAL");
   CHECK(create.args[2] == "7");
   CHECK(create.args[3] == "rproxy:{rooms:lobby}:meta");
   CHECK(create.args[9] == "rproxy:{rooms:lobby}:presence");
   CHECK(create.args[10] == "alice");
   CHECK_FALSE(b.reg.info("lobby"));  // nothing made before Redis says the name is free
-  create.done({}, fake_reply::integer(1));
+  create.done({}, R::integer(1));
   CHECK(b.reg.info("lobby"));
   CHECK(ca->queued() == 1);  // the reply
-  CHECK(b.link.subscribed == std::vector<std::string>{"rproxy:{rooms:lobby}"});
 
   auto [bob, cb] = b.connect();
   b.handle(bob, "bob", R"({"op":"join","room":"lobby"})");
@@ -168,11 +191,11 @@ TEST_CASE("cluster: create claims the name, join adopts Redis' state, the room i
   CHECK(writes[0].args[0] == "PUBLISH");
   CHECK(writes[0].args[1] == "rproxy:{rooms:lobby}");
   CHECK(rooms::decode_bus(writes[0].args[2], rooms::bus_limits_for(b.reg.config()))->kind == rooms::bus_kind::event);
-  CHECK(b.link.subscribed.size() == 1);  // subscribed once
+  CHECK(b.link.subscribed.size() == 3);  // the room once, alice's and bob's channels
 
   // a name another instance has: exists, nothing made here
   b.handle(bob, "bob", R"({"op":"create","room":"taken"})");
-  b.link.take("EVAL").done({}, fake_reply::integer(0));
+  b.link.take("EVAL").done({}, R::integer(0));
   CHECK_FALSE(b.reg.info("taken"));
 }
 
@@ -180,7 +203,8 @@ TEST_CASE("cluster: a session's requests wait, in order, behind the one Redis is
   bench b;
   auto [alice, ca] = b.connect();
   b.handle(alice, "alice", R"({"op":"create","room":"lobby"})");
-  b.link.take("EVAL").done({}, fake_reply::integer(1));
+  b.link.take("EVAL").done({}, R::integer(1));
+  b.link.settle();
   const auto replies = ca->queued();
   b.handle(alice, "alice", R"({"op":"message","room":"lobby","text":"one"})");
   b.handle(alice, "alice", R"({"op":"message","room":"lobby","text":"two"})");
@@ -191,20 +215,21 @@ TEST_CASE("cluster: a session's requests wait, in order, behind the one Redis is
   CHECK(first.args[5] == "0");  // the newest id known here
   CHECK(first.args[7].find(R"("msg_id":)") != std::string::npos);
   CHECK(first.args[8].find(R"("text":"one")") != std::string::npos);
-  first.done({}, fake_reply::integer(1));
+  first.done({}, R::integer(1));
   CHECK(ca->queued() == replies + 1);
   auto second = b.link.take("EVAL");
   CHECK(second.args[8].find(R"("text":"two")") != std::string::npos);
   CHECK(b.reg.info("lobby")->members.size() == 1);  // the leave has not run
-  second.done({}, fake_reply::integer(2));
+  second.done({}, R::integer(2));
   CHECK(b.reg.local_members("lobby") == 0);  // now it has
-  CHECK(b.link.unsubscribed == std::vector<std::string>{"rproxy:{rooms:lobby}"});
+  CHECK(b.link.unsubscribed == std::vector<std::string>{"rproxy:{rooms:lobby}"});  // alice's own channel stays
 
   // max_waiting bounds the queue
   rooms::cluster_options small;
   small.max_waiting = 1;
   bench c;
   rooms::basic_cluster<fake_link> bridge(c.reg, c.hub, c.link, small, nullptr);
+  c.link.confirm = [&bridge](std::string_view ch) { bridge.on_subscribed(ch); };
   auto [s, conn] = c.connect();
   const rooms::caller who{s, "u", rooms::site_role::member};
   CHECK(bridge.handle(0, who, c.req(R"({"op":"create","room":"r"})")));
@@ -216,7 +241,8 @@ TEST_CASE("cluster: bus messages are applied once, in order; held during a catch
   bench b;
   auto [alice, ca] = b.connect();
   b.handle(alice, "alice", R"({"op":"create","room":"lobby"})");
-  b.link.take("EVAL").done({}, fake_reply::integer(1));
+  b.link.take("EVAL").done({}, R::integer(1));
+  b.link.settle();
   const auto base = ca->queued();
   const std::uint64_t other = 0x1234;
   b.bridge.on_bus("rproxy:{rooms:lobby}", wire_message(other, "lobby", 1, "m1"));
@@ -228,7 +254,6 @@ TEST_CASE("cluster: bus messages are applied once, in order; held during a catch
   CHECK(read.args[1] == "rproxy:{rooms:lobby}:hist");
   b.bridge.on_bus("rproxy:{rooms:lobby}", wire_message(other, "lobby", 4, "m4"));
   CHECK(ca->queued() == base + 1);  // held
-  using R = fake_reply;
   const auto entry = [](std::uint64_t id) {
     rooms::json_out f;
     f.str("type", "message").str("room", "lobby").unum("msg_id", id);
@@ -249,10 +274,11 @@ TEST_CASE("cluster: a failed command or a link that is down runs the request her
   bench b;
   auto [alice, ca] = b.connect();
   b.handle(alice, "alice", R"({"op":"create","room":"lobby"})");
-  b.link.take("EVAL").done(std::make_error_code(std::errc::connection_reset), fake_reply{});
+  b.link.take("EVAL").done(std::make_error_code(std::errc::connection_reset), reply{});
   REQUIRE(b.reg.info("lobby"));  // made here after all
+  b.link.settle();
   b.handle(alice, "alice", R"({"op":"message","room":"lobby","text":"x"})");
-  b.link.take("EVAL").done(std::make_error_code(std::errc::connection_reset), fake_reply{});
+  b.link.take("EVAL").done(std::make_error_code(std::errc::connection_reset), reply{});
   CHECK(b.reg.info("lobby")->last_id == 1);  // numbered here
   b.link.commands.clear();
   b.link.is_up = false;

@@ -592,3 +592,19 @@ TEST_CASE("cluster: a room re-made elsewhere with other settings replaces an emp
   CHECK(f.reg.info("lobby")->is_private);
   CHECK(f.reg.info("lobby")->max_members == 2);
 }
+
+TEST_CASE("cluster: a kick of a user present only on another instance is checked and announced", "[rooms]") {
+  fixture f;
+  f.ok(1, "alice", R"({"op":"create","room":"lobby"})");
+  f.ok(2, "bob", R"({"op":"join","room":"lobby"})");
+  CHECK_FALSE(f.reg.is_local_member("lobby", "kim"));
+  CHECK(f.reg.is_local_member("lobby", "bob"));
+  auto out = f.reg.kick_elsewhere({1, "alice", site_role::member}, parsed(R"({"op":"kick","room":"lobby","user":"kim"})"), f.now);
+  REQUIRE(out.ok);
+  REQUIRE(out.deliveries.size() == 1);  // the room's moderation event; nobody leaves here
+  CHECK(get(*out.deliveries[0].frame, "action") == "kick");
+  CHECK(f.members("lobby").size() == 2);
+  // the permission table still holds: a member cannot kick
+  auto no = f.reg.kick_elsewhere({2, "bob", site_role::member}, parsed(R"({"op":"kick","room":"lobby","user":"kim"})"), f.now);
+  CHECK(get(no.reply, "code") == "forbidden");
+}
