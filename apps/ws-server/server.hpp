@@ -50,6 +50,7 @@
 #include <rproxy/rooms/ws_decoder.hpp>
 
 #include "chat_page.hpp"
+#include "cluster.hpp"
 #include "config.hpp"
 
 namespace ws_server {
@@ -129,6 +130,7 @@ struct shared_state {
   mw::conn_counter conns;
   rooms::registry reg;
   flow::ws_hub hub;
+  cluster_part cluster;  ///< rooms across instances (with a redis: block)
   flow::ws_stats stats;
   obs::counter_family* rejections = nullptr;
 };
@@ -179,7 +181,7 @@ inline auto pipeline(world_base& w) {
       live_rate_limit<join_tag, &message_limits::join>{l, st, a},
       live_rate_limit<private_message_tag, &message_limits::private_message>{l, st, a},
       live_rate_limit<invalid_tag, &message_limits::invalid>{l, st, a},
-      rooms::stage{&w.shared->reg, &w.shared->hub, {.anonymous = w.cfg->anonymous}});
+      rooms::basic_stage<bridge>{&w.shared->reg, &w.shared->hub, {.anonymous = w.cfg->anonymous}, w.shared->cluster.get()});
 }
 
 struct world : world_base {
@@ -277,6 +279,7 @@ inline int serve(runtime& rt) {
   const auto c = s->first;
   if (!s->shared.sink.ok()) return rt.log().error("cannot open the audit file", {{"file", c->audit.file}}), 1;
   s->add_metrics();
+  if (!s->shared.cluster.open(rt, *c, s->shared.reg, s->shared.hub)) return 1;
   s->a.decoder.limits = &s->shared.reg.limits();
   s->a.hub = &s->shared.hub;
   s->a.stats = &s->shared.stats;
@@ -294,8 +297,10 @@ inline int serve(runtime& rt) {
     if (!rproxy::app::listen(rt, c->tls->listen, "websocket-tls", secure)) return 1;
   }
   s->sweep();
+  s->shared.cluster.start();
   rt.on_stop_accepting([s] {
     s->sweep_timer.cancel();
+    s->shared.cluster.stop();
     s->shared.hub.close_all(rproxy::codec::ws::close_code::going_away, "server shutting down");
   });
   rt.on_reload([s, worlds](const std::shared_ptr<const config>& next) {
