@@ -13,51 +13,17 @@ start), npm `ws` 8 clients on both (tests/e2e/ws_cluster/clients.js, driven line
 Usage: ws_cluster_test.py PATH_TO_WS_SERVER [unittest args]"""
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import unittest
 import urllib.request
 
 import harness
+from redis_fixture import RedisServer, redis_available
 
 BINARY = None
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENTS = os.path.join(HERE, "ws_cluster", "clients.js")
-
-
-def redis_server_path():
-    return shutil.which("redis-server") or shutil.which("redis-server", path="/usr/bin:/usr/sbin")
-
-
-class Redis:
-    """A private redis-server on a loopback port: no persistence, killed with SIGKILL (a crash)."""
-
-    def __init__(self, port):
-        self.port = port
-        self.dir = tempfile.mkdtemp(prefix="rproxy-redis-")
-        self.proc = None
-
-    def start(self):
-        self.log = open(os.path.join(self.dir, "redis.log"), "a")
-        self.proc = subprocess.Popen([redis_server_path(), "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no", "--dir", self.dir],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        harness.wait_port(self.port)
-        return self
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-        if self.proc:
-            self.log.close()
-
-    def cleanup(self):
-        self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Clients:
@@ -80,8 +46,8 @@ class Clients:
             raise AssertionError(f"{cmd}: {out}")
         return out
 
-    def ask(self, name, **req):
-        return self.ok(cmd="ask", name=name, req=req)
+    def ask(self, name, timeout=20000, **req):
+        return self.ok(cmd="ask", name=name, req=req, timeout=timeout)
 
     def wait(self, name, type, count, room=None, timeout=20000):
         return self.ok(cmd="wait", name=name, type=type, count=count, room=room, timeout=timeout)["frames"]
@@ -111,13 +77,13 @@ cluster: {{ presence_ttl: 5s }}
 """
 
 
-@harness.need(redis_server_path() is not None, "redis-server is not installed (scripts/setup installs it)")
+@harness.need(redis_available(), "redis-server is not installed (scripts/setup installs it)")
 class ClusterTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         if not os.path.isdir(os.path.join(HERE, "node_modules", "ws")):
             raise AssertionError("npm ws is missing: run scripts/setup (tests/e2e/node_modules)")
-        cls.redis = Redis(harness.free_port()).start()
+        cls.redis = RedisServer()
         cls.servers = []
         for name in ("a", "b"):
             port, admin = harness.free_port(), harness.free_port()
@@ -135,7 +101,7 @@ class ClusterTest(unittest.TestCase):
         cls.c.close()
         for s in cls.servers:
             assert s.stop() == 0, s.output()
-        cls.redis.cleanup()
+        cls.redis.kill()
 
     def open(self, name, srv, user=None):
         self.c.ok(cmd="open", name=name, port=srv.port, user=user or name)
@@ -172,6 +138,12 @@ class ClusterTest(unittest.TestCase):
             self.c.ask("w", op="message", room="hist", text=f"m{i}")
         got = self.c.wait("h1", "message", 5, room="hist")
         last = got[-1]["msg_id"]
+        # what Redis holds, read with our own RESP client: the numbering, and the stream with its expiry
+        self.assertEqual(self.redis.command("GET", "rproxy:{rooms:hist}:seq"), "5")
+        entries = self.redis.command("XRANGE", "rproxy:{rooms:hist}:hist", "-", "+")
+        self.assertEqual([dict(zip(e[1][::2], e[1][1::2]))["i"] for e in entries], ["1", "2", "3", "4", "5"])
+        self.assertEqual(json.loads(dict(zip(entries[-1][1][::2], entries[-1][1][1::2]))["f"])["text"], "m4")
+        self.assertGreater(self.redis.command("PTTL", "rproxy:{rooms:hist}:hist"), 0)
         self.c.ok(cmd="close", name="h1")
         for i in range(5, 8):  # missed by hal
             self.c.ask("w", op="message", room="hist", text=f"m{i}")
@@ -242,7 +214,7 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(self.c.ask("ra", op="message", room="local-only", text="still up")["type"], "ok")
         self.assertEqual(self.c.wait("la", "message", 1, room="local-only")[0]["text"], "still up")
         self.assertEqual(self.c.ask("rb", op="message", room="outage", text="b alone")["type"], "ok")
-        self.redis.start()
+        self.redis.restart()
         for s in self.servers:
             harness.wait_until(lambda: metrics(s.admin).get("rproxy_cluster_degraded") == 0.0, timeout=30,
                                what="the cluster link back up")
@@ -252,6 +224,27 @@ class ClusterTest(unittest.TestCase):
             frames = self.c.ok(cmd="frames", name="rb")["frames"]
             return any(f.get("type") == "message" and f.get("text") == "after" for f in frames)
         harness.wait_until(delivered, timeout=20, interval=0.5, what="a message from A to B after Redis came back")
+
+    def test_6_a_paused_redis_blocks_no_worker(self):
+        self.open("pa6", self.a, "paula")
+        self.open("pb6", self.a, "pete")
+        self.assertEqual(self.c.ask("pa6", op="create", room="paused")["type"], "ok")
+        self.assertEqual(self.c.ask("pb6", op="join", room="paused")["type"], "ok")
+        self.redis.pause()
+        try:
+            # the message's script gets no answer: past redis.command_timeout it runs here
+            r = self.c.ask("pa6", op="message", room="paused", text="while paused", timeout=10000)
+            self.assertEqual(r["type"], "ok", r)
+            self.assertEqual(self.c.wait("pb6", "message", 1, room="paused")[0]["text"], "while paused")
+            harness.wait_until(lambda: metrics(self.a.admin).get("rproxy_cluster_degraded") == 1.0, timeout=15,
+                               what="A degraded while Redis is paused")
+            # the other worker's connections are served meanwhile too
+            self.open("pc6", self.a, "quick")
+            self.assertEqual(self.c.ask("pc6", op="list")["type"], "ok")
+        finally:
+            self.redis.resume()
+        harness.wait_until(lambda: metrics(self.a.admin).get("rproxy_cluster_degraded") == 0.0, timeout=30,
+                           what="A back up after Redis resumed")
 
 
 if __name__ == "__main__":
