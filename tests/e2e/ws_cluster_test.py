@@ -232,12 +232,16 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(self.c.ask("pb6", op="join", room="paused")["type"], "ok")
         self.redis.pause()
         try:
-            # the message's script gets no answer: past redis.command_timeout it runs here
+            # the message's script gets no answer: past redis.command_timeout the sender is told
+            # (it may have run: it is not delivered here too), and the worker goes on
+            r = self.c.ask("pa6", op="message", room="paused", text="unconfirmed", timeout=10000)
+            self.assertEqual((r["type"], r.get("code")), ("error", "internal"), r)
+            harness.wait_until(lambda: metrics(self.a.admin).get("rproxy_cluster_degraded") == 1.0, timeout=15,
+                               what="A degraded while Redis is paused")
+            # degraded: the next one is numbered and delivered here at once
             r = self.c.ask("pa6", op="message", room="paused", text="while paused", timeout=10000)
             self.assertEqual(r["type"], "ok", r)
             self.assertEqual(self.c.wait("pb6", "message", 1, room="paused")[0]["text"], "while paused")
-            harness.wait_until(lambda: metrics(self.a.admin).get("rproxy_cluster_degraded") == 1.0, timeout=15,
-                               what="A degraded while Redis is paused")
             # the other worker's connections are served meanwhile too
             self.open("pc6", self.a, "quick")
             self.assertEqual(self.c.ask("pc6", op="list")["type"], "ok")

@@ -34,7 +34,9 @@
 //     reads the stream's tail so nothing published while it was not listening is missed, and
 //     holds the live messages that arrive meanwhile until that read is in.
 //   - Redis down (or a command failing): each request runs locally, as without a cluster (ids
-//     from the local newest), and `degraded()` is true; when the link is back, every room with
+//     from the local newest), and `degraded()` is true; except a message whose script was sent
+//     and not answered in time (it may have run: running it here too could deliver it twice and
+//     out of order), which gets an `internal` error for the sender to resend; when the link is back, every room with
 //     local members is subscribed again and its settings and presence written again.
 //
 // Keys (one room's keys share the hash tag {rooms:NAME}, so a Lua script may use them together
@@ -60,6 +62,7 @@
 #include <utility>
 #include <vector>
 
+#include <rproxy/cluster/error.hpp>
 #include <rproxy/cluster/reply.hpp>
 #include <rproxy/core/json.hpp>
 #include <rproxy/flow/ws_hub.hpp>
@@ -653,8 +656,13 @@ private:
       const reply_view rep(raw);
       auto it = workers_[w].sessions.find(sid);
       if (it == workers_[w].sessions.end()) return;
-      if (ec || !rep.is_integer() || rep.integer() <= 0) {
-        local(w, caller_of(sid, it->second), r);  // Redis failed: numbered and delivered here
+      if (ec && !sent(ec)) {
+        local(w, caller_of(sid, it->second), r);  // never reached Redis: numbered and delivered here
+      } else if (ec || !rep.is_integer() || rep.integer() <= 0) {
+        // Sent, and no answer in time (or a broken one): the script may have run, so running
+        // the message here too could deliver it twice and out of order. The sender is told.
+        answer(w, sid, error_reply(r, {errc::internal, "Redis did not confirm this message in time: it may not have been "
+                                                       "delivered; send it again if it does not come back"}));
       } else {
         answer(w, sid, registry::message_reply(r, static_cast<std::uint64_t>(rep.integer())));
       }
@@ -716,6 +724,11 @@ private:
   }
 
   static bool detail_parse(std::string_view s, std::uint64_t& out) { return rooms::detail::parse_bus_number(s, out); }
+  /// Whether a failed command may have reached Redis (a timeout, a dropped connection) rather
+  /// than never left (not connected, overloaded).
+  static bool sent(std::error_code ec) {
+    return !(ec == cluster::error::not_connected || ec == cluster::error::overloaded || ec == cluster::error::closed);
+  }
 
   /// The room's state from the join script's reply (bounded by the rooms limits).
   registry::shared_room shared_of(reply_view rep, time_point now) const {

@@ -278,8 +278,14 @@ TEST_CASE("cluster: a failed command or a link that is down runs the request her
   REQUIRE(b.reg.info("lobby"));  // made here after all
   b.link.settle();
   b.handle(alice, "alice", R"({"op":"message","room":"lobby","text":"x"})");
-  b.link.take("EVAL").done(std::make_error_code(std::errc::connection_reset), reply{});
-  CHECK(b.reg.info("lobby")->last_id == 1);  // numbered here
+  b.link.take("EVAL").done(rproxy::cluster::make_error_code(rproxy::cluster::error::not_connected), reply{});
+  CHECK(b.reg.info("lobby")->last_id == 1);  // never sent: numbered here
+  // sent but not answered in time: it may have run, so not here too; the sender is told
+  const auto before = ca->queued();
+  b.handle(alice, "alice", R"({"op":"message","room":"lobby","text":"y"})");
+  b.link.take("EVAL").done(rproxy::cluster::make_error_code(rproxy::cluster::error::timeout), reply{});
+  CHECK(b.reg.info("lobby")->last_id == 1);
+  CHECK(ca->queued() == before + 1);  // the error reply
   b.link.commands.clear();
   b.link.is_up = false;
   CHECK(b.bridge.degraded());
