@@ -13,7 +13,7 @@
 //       One room of MEMBERS connections (the sender among them, so every message has MEMBERS
 //       deliveries); the sender keeps WINDOW messages in flight: message k is sent once message
 //       k - WINDOW has reached every member. With --port2, odd-numbered members connect there
-//       (another instance of a cluster: bench/cluster/run). Prints: fanout members=M
+//       (another instance of a cluster: bench/cluster/rooms_fanout). Prints: fanout members=M
 //       deliveries_per_s=... p50_us=... p99_us=... (a message's latency: from its send to its
 //       delivery to the last member)
 //   ws_load idle   --port P --pid PID [--conns 10000]
