@@ -58,7 +58,7 @@ public:
     if (client_ == nullptr) return;
     asio::post(client_->get_executor(), [this, alive = alive_] {
       if (!*alive) return;
-      client_->subscribe(key_, [this](std::string_view, std::string_view msg) { on_message(msg); });
+      client_->subscribe(key_, [this](std::string_view, std::string_view msg) { receive(msg); });
       client_->on_state([this, alive](bool up) {
         if (up && *alive) load_all();
       });
@@ -160,7 +160,10 @@ private:
     });
   }
 
-  void on_message(std::string_view msg) {
+public:
+  /// What a message on the bans channel does ("ban\n" or "unban\n", then ban lines): public for
+  /// tests and the fuzz target. Anything else is ignored; invalid lines are dropped one by one.
+  void receive(std::string_view msg) {
     auto nl = msg.find('\n');
     if (nl == std::string_view::npos) return;
     const std::string_view verb = msg.substr(0, nl);
@@ -168,6 +171,7 @@ private:
     apply(lines_of(msg.substr(nl + 1)), verb == "ban");
   }
 
+private:
   void load_all() {
     const std::string_view args[] = {"HGETALL", key_};
     client_->async_command(args, [this, alive = alive_](std::error_code ec, reply r) {
