@@ -10,7 +10,8 @@ namespace h3_gateway {
 
 /// State kept across config versions: pools and health monitors by group name, metrics.
 struct app {
-  explicit app(runtime& r) : rt(r), shared(r, *r.config().get()), pool_metrics(obs::pool_metrics::add_to(r.metrics())) {
+  app(runtime& r, const std::optional<rproxy::cluster::redis_options>& redis)
+      : rt(r), shared(r, *r.config().get(), redis), pool_metrics(obs::pool_metrics::add_to(r.metrics())) {
     auto& fam = r.metrics().add_counter_family("h3gw_requests", "Requests by route, status class (none: no status sent) and backend.",
                                                {"route", "status_class", "backend"});
     requests = &fam;
@@ -32,6 +33,7 @@ struct app {
   std::shared_ptr<const world> build(const std::shared_ptr<const config>& c) {
     auto w = std::make_shared<world>(rt, c, shared);
     if (!w->load()) return nullptr;
+    shared.bans.publish(w->bans);  // this file's bans reach the other instances
     for (const auto& g : c->groups) {  // a group keeps its pool while its breaker and outlier settings stay
       auto it = pools.find(g.name);
       if (it != pools.end() && it->second.breaker == g.breaker && it->second.outlier == g.outlier) w->pools.push_back(it->second.pool);
@@ -57,7 +59,7 @@ struct app {
     w->connections_accepted = connections_accepted;
     for (std::size_t i = 0; i < rt.pool().size(); ++i) {
       w->connections.push_back(connection_pipeline(*w));
-      w->pipelines.push_back(request_pipeline(*w, 0x9e3779b97f4a7c15ull * (i + 1)));
+      w->pipelines.push_back(request_pipeline(*w, 0x9e3779b97f4a7c15ull * (i + 1), i));
     }
     if (c->tls) {  // certificates are read again on every reload
       auto t = load_tls(*c->tls);
@@ -122,9 +124,17 @@ struct app {
 };
 
 int serve(runtime& rt) {
-  auto a = std::make_shared<app>(rt);
-  rt.keep(a);
   const auto c = rt.config().get();
+  std::optional<rproxy::cluster::redis_options> redis;
+  if (c->redis) {
+    auto o = c->redis->options();  // reads the password (never logged)
+    if (!o) return rt.log().error("cannot use the redis: block", {{"error", o.error()}}), 1;
+    redis = std::move(*o);
+  }
+  auto a = std::make_shared<app>(rt, redis);
+  rt.keep(a);
+  a->shared.links.start();
+  a->shared.bans.start();
   if (!a->shared.sink.ok()) return rt.log().error("cannot open the audit file", {{"file", c->audit.file}}), 1;
   a->adapter.drain = &rt.drain();
   a->adapter.json_errors = true;
@@ -138,6 +148,7 @@ int serve(runtime& rt) {
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
   rt.keep(worlds);
   mount_admin_api(rt, worlds);
+  mount_bans_api(rt, a->shared.bans);
   c->h2.apply(a->h2.limits, c->limits);
   auto ls = std::make_shared<listeners<world>>(listeners<world>{*worlds, rt.drain(), a->adapter, a->h2});
   rt.keep(ls);

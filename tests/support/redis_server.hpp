@@ -48,6 +48,7 @@ public:
 
   explicit operator bool() const noexcept { return ok_; }
   std::uint16_t port() const noexcept { return port_; }
+  pid_t pid() const noexcept { return pid_; }
 
   void kill() {
     if (pid_ <= 0) return;
