@@ -8,13 +8,18 @@ start), npm `ws` 8 clients on both (tests/e2e/ws_cluster/clients.js, driven line
 - a ban made on one instance removes and refuses the user on the other;
 - a private message reaches a user on the other instance;
 - Redis killed: both keep serving locally and report rproxy_cluster_degraded 1; Redis
-  restarted: both recover by themselves and cross-instance delivery resumes.
+  restarted: both recover by themselves and cross-instance delivery resumes;
+- an instance killed (SIGKILL: no goodbye): its members leave the room's presence within its
+  presence_ttl, as the other instance sees it (a full room takes a new member again, a kick of
+  the dead member is not_member) and as Redis holds it (no live entry left).
 
 Usage: ws_cluster_test.py PATH_TO_WS_SERVER [unittest args]"""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import unittest
 import urllib.request
 
@@ -67,13 +72,13 @@ def metrics(admin):
     return out
 
 
-def config(port, admin, redis_port):
+def config(port, admin, redis_port, presence_ttl="5s"):
     return f"""admin: {{ listen: 127.0.0.1:{admin} }}
 listen: 127.0.0.1:{port}
 anonymous: true
 rooms: {{ history: 20 }}
 redis: {{ address: 127.0.0.1:{redis_port}, reconnect_max: 500ms }}
-cluster: {{ presence_ttl: 5s }}
+cluster: {{ presence_ttl: {presence_ttl} }}
 """
 
 
@@ -128,6 +133,12 @@ class ClusterTest(unittest.TestCase):
         # every client saw the same order
         self.assertEqual(seen["alice"], seen["bob"])
         self.assertEqual(seen["alice"], seen["ann"])
+        # Redis' own count: every script ran by its SHA1 (loaded when each client connected); no
+        # message carried a script's text
+        stats = dict(l.split(":", 1) for l in self.redis.command("INFO", "commandstats").splitlines() if l.startswith("cmdstat_"))
+        self.assertNotIn("cmdstat_eval", stats)
+        self.assertGreaterEqual(int(stats["cmdstat_evalsha"].split(",")[0].split("=")[1]), 2 * n)
+        self.assertIn("cmdstat_script|load", stats)
 
     def test_2_history_after_reconnect_to_the_other_instance(self):
         self.open("h1", self.a, "hal")
@@ -249,6 +260,49 @@ class ClusterTest(unittest.TestCase):
             self.redis.resume()
         harness.wait_until(lambda: metrics(self.a.admin).get("rproxy_cluster_degraded") == 0.0, timeout=30,
                            what="A back up after Redis resumed")
+
+    def test_7_a_killed_instance_leaves_presence_within_its_ttl(self):
+        ttl = 3.0
+        port, admin = harness.free_port(), harness.free_port()
+        c = harness.Program(BINARY, config(port, admin, self.redis.port, presence_ttl="3s"), args=["--workers", "2"], name="ws-c")
+        c.start(wait_ports=[port, admin])
+        c.port = port
+        try:
+            harness.wait_until(lambda: metrics(admin).get("rproxy_cluster_degraded") == 0.0, what="C's link up")
+            self.open("own7", self.b, "olga")
+            self.open("vic7", c, "victor")
+            self.open("wen7", self.b, "wendy")
+            self.assertEqual(self.c.ask("own7", op="create", room="crash", max_members=2)["type"], "ok")
+            self.assertEqual(self.c.ask("vic7", op="join", room="crash")["type"], "ok")
+            self.assertEqual(self.c.wait("own7", "presence", 1, room="crash")[0]["user"], "victor")  # from C
+            self.assertEqual(self.c.ask("wen7", op="join", room="crash").get("code"), "full")  # olga on B, victor on C
+
+            def live():  # "INSTANCE SESSION USER" -> expiry (ms since the epoch), entries not expired
+                now_ms = int(time.time() * 1000)
+                flat = self.redis.command("ZRANGEBYSCORE", "rproxy:{rooms:crash}:presence", str(now_ms), "+inf", "WITHSCORES")
+                return {m.split(" ")[2]: float(sc) for m, sc in zip(flat[::2], flat[1::2])}
+
+            self.assertEqual(sorted(live()), ["olga", "victor"])
+            c.signal(signal.SIGKILL)
+            c.proc.wait(10)
+            killed_ms = time.time() * 1000
+            # C refreshed victor's entry at most presence_ttl before its death: that is when it ends
+            expiry = live().get("victor")
+            self.assertIsNotNone(expiry)
+            self.assertLessEqual(expiry, killed_ms + ttl * 1000)
+            # B sees the room full until then, then takes wendy (its join script drops expired entries)
+            harness.wait_until(lambda: self.c.ask("wen7", op="join", room="crash")["type"] == "ok",
+                               timeout=ttl + 8, interval=0.2, what="wendy admitted once victor's presence expired")
+            self.assertGreaterEqual(time.time() * 1000, expiry - 50)  # not before his entry expired (clock granularity)
+            self.assertEqual(sorted(live()), ["olga", "wendy"])
+            # and a kick from B no longer finds victor anywhere
+            k = self.c.ask("own7", op="kick", room="crash", user="victor")
+            self.assertEqual(k.get("code"), "not_member", k)
+        finally:
+            if c.proc.poll() is None:
+                c.signal(signal.SIGKILL)
+                c.proc.wait(10)
+            c.logf.close()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@
 //     mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&cfg, &links.limits(i), audit};
 //     links.client(i);                                // null without a `redis:` block
 //
+//     rproxy::cluster::worker_links links(rt.pool(), redis_opts, rt.metrics(), rt.log());  // clients only
+//     (an app without distributed limits, e.g. ws-server's rooms; limits(i) is then not there)
+//
 // Metrics: rproxy_cluster_degraded (1 while any worker cannot reach Redis; 0 without Redis),
 // rproxy_cluster_workers_degraded (how many). The instance logs once per transition: "redis
 // unavailable" when its first worker loses Redis, "redis connected" when all have it again.
@@ -35,6 +38,37 @@ class worker_links {
 public:
   worker_links(net::io_pool& pool, const std::optional<redis_options>& opts, observe::registry& metrics, const observe::logger& log,
                middleware::local_counter_store& local, redis_counter_store::config limits_cfg = {})
+      : worker_links(pool, opts, metrics, log, &local, limits_cfg) {}
+  /// Clients only: no counter store (has_limits() is false).
+  worker_links(net::io_pool& pool, const std::optional<redis_options>& opts, observe::registry& metrics, const observe::logger& log)
+      : worker_links(pool, opts, metrics, log, nullptr, {}) {}
+  worker_links(const worker_links&) = delete;
+  worker_links& operator=(const worker_links&) = delete;
+
+  /// Each worker connects and starts its batched sync, on its own thread.
+  void start() {
+    for (std::size_t i = 0; i < workers_.size(); ++i)
+      asio::post(pool_->executor(i), [w = workers_[i].get()] {
+        if (w->client) w->client->start();
+        if (w->limits) w->limits->start();
+      });
+  }
+
+  bool enabled() const noexcept { return !workers_.empty() && workers_[0]->client != nullptr; }
+  bool has_limits() const noexcept { return !workers_.empty() && workers_[0]->limits != nullptr; }
+  std::size_t size() const noexcept { return workers_.size(); }
+  redis_client* client(std::size_t worker) noexcept { return workers_.at(worker)->client.get(); }
+  /// Needs has_limits().
+  redis_counter_store& limits(std::size_t worker) noexcept { return *workers_.at(worker)->limits; }
+  /// Workers that cannot reach Redis now (0 without Redis).
+  int degraded_workers() const noexcept {
+    std::lock_guard lock(state_->mu);
+    return state_->down;
+  }
+
+private:
+  worker_links(net::io_pool& pool, const std::optional<redis_options>& opts, observe::registry& metrics, const observe::logger& log,
+               middleware::local_counter_store* local, redis_counter_store::config limits_cfg)
       : pool_(&pool), state_(std::make_shared<shared>()) {
     state_->log = &log;
     if (opts) state_->where = opts->host + ":" + std::to_string(opts->port);
@@ -46,33 +80,11 @@ public:
         w->client = std::make_unique<redis_client>(pool.executor(i), *opts, nullptr);  // the instance logs, not each worker
         w->client->on_state([s = state_](bool up) { s->change(up ? -1 : 1); });
       }
-      w->limits = std::make_unique<redis_counter_store>(w->client.get(), local, limits_cfg);
+      if (local) w->limits = std::make_unique<redis_counter_store>(w->client.get(), *local, limits_cfg);
     }
     if (opts) state_->change(static_cast<int>(pool.size()));  // down until each connects
   }
-  worker_links(const worker_links&) = delete;
-  worker_links& operator=(const worker_links&) = delete;
 
-  /// Each worker connects and starts its batched sync, on its own thread.
-  void start() {
-    for (std::size_t i = 0; i < workers_.size(); ++i)
-      asio::post(pool_->executor(i), [w = workers_[i].get()] {
-        if (w->client) w->client->start();
-        w->limits->start();
-      });
-  }
-
-  bool enabled() const noexcept { return !workers_.empty() && workers_[0]->client != nullptr; }
-  std::size_t size() const noexcept { return workers_.size(); }
-  redis_client* client(std::size_t worker) noexcept { return workers_.at(worker)->client.get(); }
-  redis_counter_store& limits(std::size_t worker) noexcept { return *workers_.at(worker)->limits; }
-  /// Workers that cannot reach Redis now (0 without Redis).
-  int degraded_workers() const noexcept {
-    std::lock_guard lock(state_->mu);
-    return state_->down;
-  }
-
-private:
   struct worker {
     std::unique_ptr<redis_client> client;
     std::unique_ptr<redis_counter_store> limits;

@@ -63,6 +63,7 @@
 #include <vector>
 
 #include <rproxy/cluster/error.hpp>
+#include <rproxy/cluster/lua_script.hpp>
 #include <rproxy/cluster/reply.hpp>
 #include <rproxy/core/json.hpp>
 #include <rproxy/flow/ws_hub.hpp>
@@ -83,7 +84,8 @@ namespace cluster_scripts {
 
 // KEYS: meta roles bans mutes seq hist presence. ARGV: owner private max_members password ttl_ms
 // presence_member presence_expiry. Returns 1 (claimed) or 0 (the room exists).
-inline constexpr std::string_view create = R"lua(
+inline const cluster::lua_script& create() {
+  static const cluster::lua_script s{R"lua(
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'private', ARGV[2], 'max_members', ARGV[3], 'password', ARGV[4])
@@ -91,11 +93,14 @@ redis.call('HSET', KEYS[2], ARGV[1], 4)
 redis.call('ZADD', KEYS[7], ARGV[7], ARGV[6])
 for i = 1, 7 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
 return 1
-)lua";
+)lua"};
+  return s;
+}
 
 // KEYS: as create. ARGV: user now_ms presence_member presence_expiry history_count ttl_ms.
 // Returns {0} no room, {2, until} banned, {3} full, or {1, meta, roles, bans, mutes, seq, hist}.
-inline constexpr std::string_view join = R"lua(
+inline const cluster::lua_script& join() {
+  static const cluster::lua_script s{R"lua(
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 local b = redis.call('HGET', KEYS[3], ARGV[1])
 if b and tonumber(b) > tonumber(ARGV[2]) then return {2, b} end
@@ -108,11 +113,14 @@ local hist = {}
 if tonumber(ARGV[5]) > 0 then hist = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', ARGV[5]) end
 return {1, redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]),
         redis.call('HGETALL', KEYS[4]), redis.call('GET', KEYS[5]) or '0', hist}
-)lua";
+)lua"};
+  return s;
+}
 
 // KEYS: seq hist. ARGV: local_last history frame_head frame_tail wire_head wire_middle channel ttl_ms.
 // Returns the message's id.
-inline constexpr std::string_view message = R"lua(
+inline const cluster::lua_script& message() {
+  static const cluster::lua_script s{R"lua(
 local id = tonumber(redis.call('GET', KEYS[1]) or '0')
 local l = tonumber(ARGV[1])
 if l > id then id = l end
@@ -126,18 +134,26 @@ if tonumber(ARGV[2]) > 0 then
 end
 redis.call('PUBLISH', ARGV[7], ARGV[5] .. s .. ARGV[6] .. frame)
 return id
-)lua";
+)lua"};
+  return s;
+}
 
 // KEYS: as create. ARGV: owner private max_members password ttl_ms, then presence member/expiry pairs.
 // Re-creates the room's settings if Redis lost them, refreshes presence and expiries.
-inline constexpr std::string_view heartbeat = R"lua(
+inline const cluster::lua_script& heartbeat() {
+  static const cluster::lua_script s{R"lua(
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'private', ARGV[2], 'max_members', ARGV[3], 'password', ARGV[4])
 end
 for i = 6, #ARGV, 2 do redis.call('ZADD', KEYS[7], ARGV[i + 1], ARGV[i]) end
 for i = 1, 7 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
 return 1
-)lua";
+)lua"};
+  return s;
+}
+
+/// Every script above (loaded into Redis each time a link connects).
+inline std::vector<const cluster::lua_script*> all() { return {&create(), &join(), &message(), &heartbeat()}; }
 
 }  // namespace cluster_scripts
 
@@ -160,6 +176,8 @@ private:
 /// The bridge between this instance's registry and the others, through `Link` (see above):
 ///   link.command(worker, std::vector<std::string> args, handler(std::error_code, const cluster::reply&))
 ///     pipelined on that worker's connection, the handler called on that worker (never inline);
+///   link.eval(worker, const cluster::lua_script&, nkeys, std::vector<std::string> keys_then_args, handler):
+///     the same for a script (EVALSHA; the link sends the body only when Redis lacks it);
 ///   link.up(): every worker's connection is up; link.post0(f) / link.post(w, f): runs f on worker 0 / w;
 ///   link.subscribe(channel) / link.unsubscribe(channel): idempotent, on worker 0; messages go to
 ///   on_bus(), confirmations to on_subscribed(), worker 0's state to on_up() / on_down().
@@ -181,6 +199,8 @@ public:
   basic_cluster& operator=(const basic_cluster&) = delete;
 
   std::uint64_t origin() const noexcept { return origin_; }
+  /// The Lua scripts the bridge runs (a link loads them into Redis on each connect).
+  static std::vector<const cluster::lua_script*> scripts() { return cluster_scripts::all(); }
   /// True while requests run locally only (the link is down).
   bool degraded() const { return !link_.up(); }
 
@@ -294,7 +314,7 @@ public:
     for (auto& [room, members] : reg_.local_rooms()) {
       auto info = reg_.info(room);
       if (!info) continue;
-      std::vector<std::string> args = script(cluster_scripts::heartbeat, room);
+      std::vector<std::string> args = room_keys(room);
       args.push_back(info->owner);
       args.push_back(info->is_private ? "1" : "0");
       args.push_back(std::to_string(info->max_members));
@@ -304,7 +324,7 @@ public:
         args.push_back(presence_member(sid, user));
         args.push_back(expiry);
       }
-      link_.command(0, std::move(args), ignore());
+      link_.eval(0, cluster_scripts::heartbeat(), 7, std::move(args), ignore());
     }
   }
   std::chrono::milliseconds heartbeat_interval() const { return opt_.presence_ttl / 3; }
@@ -350,9 +370,9 @@ private:
   std::string presence_member(session_id s, std::string_view user) const {
     return origin_hex_ + " " + std::to_string(s) + " " + std::string(user);
   }
-  /// EVAL script with the room's seven keys.
-  std::vector<std::string> script(std::string_view body, std::string_view room) const {
-    std::vector<std::string> a{"EVAL", std::string(body), "7"};
+  /// The room's seven keys, as the scripts take them (KEYS[1..7]); their ARGV follow.
+  std::vector<std::string> room_keys(std::string_view room) const {
+    std::vector<std::string> a;
     for (auto k : {"meta", "roles", "bans", "mutes", "seq", "hist", "presence"}) a.push_back(key(room, k));
     return a;
   }
@@ -547,7 +567,7 @@ private:
     auto p = reg_.prepare_create(c, r);
     if (!p.ok) return answer(w, sid, std::move(p.refusal.reply));
     const auto now = std::chrono::system_clock::now();
-    std::vector<std::string> args = script(cluster_scripts::create, r.room);
+    std::vector<std::string> args = room_keys(r.room);
     args.push_back(std::string(c.user));
     args.push_back(r.is_private ? "1" : "0");
     args.push_back(std::to_string(p.max_members));
@@ -559,7 +579,7 @@ private:
     // listening on the room before anyone can join it elsewhere: their events reach this instance
     const std::string ch = tag(r.room);
     subscribe_then(ch, true, r.room, w, [this, w, sid, r, ch, args = std::move(args), p = std::move(p)]() mutable {
-    link_.command(w, std::move(args), [this, w, sid, r, ch, p = std::move(p)](std::error_code ec, const reply& raw) mutable {
+    link_.eval(w, cluster_scripts::create(), 7, std::move(args), [this, w, sid, r, ch, p = std::move(p)](std::error_code ec, const reply& raw) mutable {
       const reply_view rep(raw);
       auto it = workers_[w].sessions.find(sid);
       if (it == workers_[w].sessions.end() || !hub_.find(w, sid)) return release(ch);
@@ -585,7 +605,7 @@ private:
     const caller c = caller_of(sid, s);
     if (auto f = check_name(c.user, reg_.config().max_name_bytes, "user name")) return answer(w, sid, error_reply(r, *f));
     const auto now = std::chrono::system_clock::now();
-    std::vector<std::string> args = script(cluster_scripts::join, r.room);
+    std::vector<std::string> args = room_keys(r.room);
     args.push_back(std::string(c.user));
     args.push_back(std::to_string(unix_ms(now)));
     args.push_back(presence_member(sid, c.user));
@@ -596,7 +616,7 @@ private:
     // listening on the room before reading its state: nothing published after the read is missed
     const std::string ch = tag(r.room);
     subscribe_then(ch, true, r.room, w, [this, w, sid, r, ch, args = std::move(args), user = std::string(c.user)]() mutable {
-    link_.command(w, std::move(args), [this, w, sid, r, ch, user](std::error_code ec, const reply& raw) {
+    link_.eval(w, cluster_scripts::join(), 7, std::move(args), [this, w, sid, r, ch, user](std::error_code ec, const reply& raw) {
       const reply_view rep(raw);
       auto it = workers_[w].sessions.find(sid);
       if (it == workers_[w].sessions.end() || !hub_.find(w, sid)) {  // gone meanwhile: its presence too
@@ -642,7 +662,7 @@ private:
     auto d = reg_.draft_message(c, r, now);
     if (!d.ok) return answer(w, sid, std::move(d.refusal.reply));
     const auto parts = message_parts(origin_, r.room);
-    std::vector<std::string> args{"EVAL", std::string(cluster_scripts::message), "2", key(r.room, "seq"), key(r.room, "hist")};
+    std::vector<std::string> args{key(r.room, "seq"), key(r.room, "hist")};
     args.push_back(std::to_string(d.last_id));
     args.push_back(std::to_string(reg_.config().history));
     args.push_back(std::move(d.head));
@@ -652,7 +672,7 @@ private:
     args.push_back(tag(r.room));
     args.push_back(std::to_string(room_ttl_ms()));
     s.busy = true;
-    link_.command(w, std::move(args), [this, w, sid, r](std::error_code ec, const reply& raw) {
+    link_.eval(w, cluster_scripts::message(), 2, std::move(args), [this, w, sid, r](std::error_code ec, const reply& raw) {
       const reply_view rep(raw);
       auto it = workers_[w].sessions.find(sid);
       if (it == workers_[w].sessions.end()) return;

@@ -2,14 +2,14 @@
 // cluster/ client: one cluster::redis_client per worker (its own io_context), worker 0's also
 // carrying the bridge's subscriptions.
 //
-//     std::vector<std::unique_ptr<cluster::redis_client>> clients;   // one per worker, started
-//     rooms::redis_link link(clients, executors);
+//     rproxy::cluster::worker_links links(pool, redis_opts, metrics, log);  // a client per worker
+//     rooms::redis_link link(clients, executors);                     // links.client(i), pool.executor(i)
 //     rooms::basic_cluster<rooms::redis_link> bridge(reg, hub, link, opts, &log);
-//     link.attach(bridge);                                            // messages and state to the bridge
+//     link.attach(bridge);                                            // before the clients start
 //
-// Scripts go out as EVALSHA (the SHA1 computed here once per script); a Redis that does not
-// have one cached (restarted, flushed) answers NOSCRIPT and the command is sent again as EVAL,
-// which caches it. up() is true while every worker's client is up; each client reports its
+// Scripts (rooms::cluster_scripts) are loaded into Redis with SCRIPT LOAD each time a client
+// connects and run with EVALSHA (cluster/lua_script.hpp: async_eval, which falls back to EVAL
+// on NOSCRIPT); a message carries its arguments only. up() is true while every worker's client is up; each client reports its
 // transitions on its own worker; worker 0's (up, down, and each confirmed SUBSCRIBE) go to the
 // bridge.
 #pragma once
@@ -17,6 +17,7 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/post.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -40,7 +41,7 @@ namespace rproxy::rooms {
 class redis_link {
 public:
   redis_link(std::vector<cluster::redis_client*> clients, std::vector<asio::any_io_executor> executors)
-      : clients_(std::move(clients)), executors_(std::move(executors)), up_flags_(clients_.size()), shas_(clients_.size()) {}
+      : clients_(std::move(clients)), executors_(std::move(executors)), up_flags_(clients_.size()) {}
   redis_link(const redis_link&) = delete;
   redis_link& operator=(const redis_link&) = delete;
 
@@ -48,6 +49,7 @@ public:
   /// call once, before the clients run.
   template <class Bridge>
   void attach(Bridge& bridge) {
+    for (auto* c : clients_) cluster::load_on_connect(*c, Bridge::scripts());  // before the bridge's on_up
     on_message_ = [&bridge](std::string_view channel, std::string_view payload) { bridge.on_bus(channel, payload); };
     for (std::size_t i = 0; i < clients_.size(); ++i)
       clients_[i]->on_state([this, i, &bridge](bool up) {
@@ -61,25 +63,22 @@ public:
 
   template <class Handler>
   void command(std::size_t w, std::vector<std::string> args, Handler h) {
-    if (args.size() >= 2 && args[0] == "EVAL") {
-      args[0] = "EVALSHA";
-      const std::string body = std::move(args[1]);
-      args[1] = sha_of(w, body);
-      send(w, std::move(args), [this, w, body, h = std::move(h)](std::vector<std::string> sent, std::error_code ec,
-                                                                   const cluster::reply& r) mutable {
-        if (ec == cluster::error::server_error && r.str.starts_with("NOSCRIPT")) {
-          sent[0] = "EVAL";
-          sent[1] = body;
-          return send(w, std::move(sent), [h = std::move(h)](std::vector<std::string>, std::error_code e2,
-                                                             const cluster::reply& r2) mutable { h(e2, r2); });
-        }
-        h(ec, r);
-      });
-      return;
-    }
-    send(w, std::move(args), [h = std::move(h)](std::vector<std::string>, std::error_code ec, const cluster::reply& r) mutable {
+    auto own = std::make_unique<words>(std::move(args));
+    const std::span<const std::string_view> views(own->views);
+    clients_.at(w)->async_command(views, [own = std::move(own), h = std::move(h)](std::error_code ec, cluster::reply r) mutable {
       h(ec, r);
     });
+  }
+
+  /// Runs script `s` on worker w's connection: `keys_then_args` holds its `nkeys` keys, then its
+  /// arguments (kept here until the reply: a NOSCRIPT retry sends them again).
+  template <class Handler>
+  void eval(std::size_t w, const cluster::lua_script& s, std::size_t nkeys, std::vector<std::string> keys_then_args, Handler h) {
+    auto own = std::make_unique<words>(std::move(keys_then_args));
+    const std::span<const std::string_view> all(own->views);
+    nkeys = std::min(nkeys, all.size());
+    cluster::async_eval(*clients_.at(w), s, all.first(nkeys), all.subspan(nkeys),
+                        [own = std::move(own), h = std::move(h)](std::error_code ec, cluster::reply r) mutable { h(ec, r); });
   }
 
   template <class F>
@@ -106,23 +105,12 @@ public:
   }
 
 private:
-  /// Sends args (kept alive with the handler: resent as is on NOSCRIPT).
-  template <class Handler>
-  void send(std::size_t w, std::vector<std::string> args, Handler h) {
-    std::vector<std::string_view> views(args.begin(), args.end());
-    auto* c = clients_.at(w);
-    c->async_command(std::span<const std::string_view>(views),
-                     [args = std::move(args), h = std::move(h)](std::error_code ec, cluster::reply r) mutable {
-                       h(std::move(args), ec, r);
-                     });
-  }
-  /// The SHA1 of a script body (the bodies are the bridge's constants: a handful), per worker.
-  const std::string& sha_of(std::size_t w, const std::string& body) {
-    auto& m = shas_.at(w);
-    auto it = m.find(body);
-    if (it == m.end()) it = m.emplace(body, cluster::sha1_hex(body)).first;
-    return it->second;
-  }
+  /// A command's words and the views sent (both stay put while the command is out).
+  struct words {
+    std::vector<std::string> text;
+    std::vector<std::string_view> views;
+    explicit words(std::vector<std::string> t) : text(std::move(t)), views(text.begin(), text.end()) {}
+  };
 
   std::vector<cluster::redis_client*> clients_;
   std::vector<asio::any_io_executor> executors_;
@@ -130,7 +118,6 @@ private:
   std::atomic<int> up_count_{0};
   std::function<void(std::string_view, std::string_view)> on_message_;
   std::unordered_map<std::string, std::uint64_t> subs_;  ///< worker 0 only
-  std::vector<std::unordered_map<std::string, std::string>> shas_;  ///< per worker
 };
 
 }  // namespace rproxy::rooms

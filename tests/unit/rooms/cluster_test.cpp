@@ -58,6 +58,13 @@ struct fake_link {
 
   template <class H>
   void command(std::size_t, std::vector<std::string> args, H h) { commands.push_back({std::move(args), std::move(h)}); }
+  /// Recorded as Redis gets it: EVALSHA sha nkeys keys... args... (the body is never sent).
+  template <class H>
+  void eval(std::size_t, const rproxy::cluster::lua_script& s, std::size_t nkeys, std::vector<std::string> words, H h) {
+    std::vector<std::string> args{"EVALSHA", s.sha, std::to_string(nkeys)};
+    args.insert(args.end(), words.begin(), words.end());
+    commands.push_back({std::move(args), std::move(h)});
+  }
   bool up() const { return is_up; }
   template <class F>
   void post0(F f) { f(); }
@@ -87,10 +94,10 @@ struct fake_link {
       c.done({}, R::array({}));
     }
   }
-  /// Drops the fire-and-forget commands (PUBLISH, HSET, ZREM ...) up to the next EVAL; returns them.
+  /// Drops the fire-and-forget commands (PUBLISH, HSET, ZREM ...) up to the next EVALSHA; returns them.
   std::vector<sent> skip_writes() {
     std::vector<sent> out;
-    while (!commands.empty() && commands.front().args[0] != "EVAL" && commands.front().args[0] != "XREVRANGE") {
+    while (!commands.empty() && commands.front().args[0] != "EVALSHA" && commands.front().args[0] != "XREVRANGE") {
       out.push_back(std::move(commands.front()));
       commands.pop_front();
     }
@@ -168,7 +175,8 @@ TEST_CASE("cluster: create claims the name, join adopts Redis' state, the room i
   // the session's first request waits for its user's channel; the create for the room's
   CHECK(b.link.subscribed == std::vector<std::string>{"rproxy:{users:alice}", "rproxy:{rooms:lobby}"});
   CHECK(b.link.take("XREVRANGE").args[1] == "rproxy:{rooms:lobby}:hist");  // subscribed: the stream's tail is read
-  auto create = b.link.take("EVAL");
+  auto create = b.link.take("EVALSHA");
+  CHECK(create.args[1] == rooms::cluster_scripts::create().sha);  // the script by its SHA1, never its text
   CHECK(create.args[2] == "7");
   CHECK(create.args[3] == "rproxy:{rooms:lobby}:meta");
   CHECK(create.args[9] == "rproxy:{rooms:lobby}:presence");
@@ -180,7 +188,7 @@ TEST_CASE("cluster: create claims the name, join adopts Redis' state, the room i
 
   auto [bob, cb] = b.connect();
   b.handle(bob, "bob", R"({"op":"join","room":"lobby"})");
-  auto join = b.link.take("EVAL");
+  auto join = b.link.take("EVALSHA");
   CHECK(join.args[10] == "bob");
   join.done({}, joined_state("alice"));
   CHECK(b.reg.info("lobby")->members.size() == 2);
@@ -195,7 +203,7 @@ TEST_CASE("cluster: create claims the name, join adopts Redis' state, the room i
 
   // a name another instance has: exists, nothing made here
   b.handle(bob, "bob", R"({"op":"create","room":"taken"})");
-  b.link.take("EVAL").done({}, R::integer(0));
+  b.link.take("EVALSHA").done({}, R::integer(0));
   CHECK_FALSE(b.reg.info("taken"));
 }
 
@@ -203,13 +211,13 @@ TEST_CASE("cluster: a session's requests wait, in order, behind the one Redis is
   bench b;
   auto [alice, ca] = b.connect();
   b.handle(alice, "alice", R"({"op":"create","room":"lobby"})");
-  b.link.take("EVAL").done({}, R::integer(1));
+  b.link.take("EVALSHA").done({}, R::integer(1));
   b.link.settle();
   const auto replies = ca->queued();
   b.handle(alice, "alice", R"({"op":"message","room":"lobby","text":"one"})");
   b.handle(alice, "alice", R"({"op":"message","room":"lobby","text":"two"})");
   b.handle(alice, "alice", R"({"op":"leave","room":"lobby"})");
-  auto first = b.link.take("EVAL");
+  auto first = b.link.take("EVALSHA");
   CHECK(b.link.commands.empty());  // two and the leave wait
   CHECK(first.args[3] == "rproxy:{rooms:lobby}:seq");
   CHECK(first.args[5] == "0");  // the newest id known here
@@ -217,7 +225,7 @@ TEST_CASE("cluster: a session's requests wait, in order, behind the one Redis is
   CHECK(first.args[8].find(R"("text":"one")") != std::string::npos);
   first.done({}, R::integer(1));
   CHECK(ca->queued() == replies + 1);
-  auto second = b.link.take("EVAL");
+  auto second = b.link.take("EVALSHA");
   CHECK(second.args[8].find(R"("text":"two")") != std::string::npos);
   CHECK(b.reg.info("lobby")->members.size() == 1);  // the leave has not run
   second.done({}, R::integer(2));
@@ -241,7 +249,7 @@ TEST_CASE("cluster: bus messages are applied once, in order; held during a catch
   bench b;
   auto [alice, ca] = b.connect();
   b.handle(alice, "alice", R"({"op":"create","room":"lobby"})");
-  b.link.take("EVAL").done({}, R::integer(1));
+  b.link.take("EVALSHA").done({}, R::integer(1));
   b.link.settle();
   const auto base = ca->queued();
   const std::uint64_t other = 0x1234;
@@ -274,16 +282,16 @@ TEST_CASE("cluster: a failed command or a link that is down runs the request her
   bench b;
   auto [alice, ca] = b.connect();
   b.handle(alice, "alice", R"({"op":"create","room":"lobby"})");
-  b.link.take("EVAL").done(std::make_error_code(std::errc::connection_reset), reply{});
+  b.link.take("EVALSHA").done(std::make_error_code(std::errc::connection_reset), reply{});
   REQUIRE(b.reg.info("lobby"));  // made here after all
   b.link.settle();
   b.handle(alice, "alice", R"({"op":"message","room":"lobby","text":"x"})");
-  b.link.take("EVAL").done(rproxy::cluster::make_error_code(rproxy::cluster::error::not_connected), reply{});
+  b.link.take("EVALSHA").done(rproxy::cluster::make_error_code(rproxy::cluster::error::not_connected), reply{});
   CHECK(b.reg.info("lobby")->last_id == 1);  // never sent: numbered here
   // sent but not answered in time: it may have run, so not here too; the sender is told
   const auto before = ca->queued();
   b.handle(alice, "alice", R"({"op":"message","room":"lobby","text":"y"})");
-  b.link.take("EVAL").done(rproxy::cluster::make_error_code(rproxy::cluster::error::timeout), reply{});
+  b.link.take("EVALSHA").done(rproxy::cluster::make_error_code(rproxy::cluster::error::timeout), reply{});
   CHECK(b.reg.info("lobby")->last_id == 1);
   CHECK(ca->queued() == before + 1);  // the error reply
   b.link.commands.clear();
