@@ -20,6 +20,7 @@
 #include <rproxy/flow/config.hpp>
 #include <rproxy/flow/h2_block.hpp>
 #include <rproxy/flow/http1_block.hpp>
+#include <rproxy/flow/upstream_tls_block.hpp>
 #include <rproxy/health/breaker_block.hpp>
 #include <rproxy/health/check_config.hpp>
 #include <rproxy/middleware/api_key_block.hpp>
@@ -53,6 +54,7 @@ struct group_config {
   std::optional<rproxy::health::weights_config> dynamic_weights;
   std::optional<rproxy::health::breaker_block> breaker;
   rproxy::health::outlier_block outlier{};
+  std::optional<rproxy::flow::upstream_tls_block> tls;
   static constexpr auto describe() {
     return cfg::fields(cfg::required<&group_config::name>("group name (routes' backends: [{group: ...}], metrics)"),
                        cfg::required<&group_config::backends>("the group's HTTP/1.1 backends"),
@@ -60,7 +62,8 @@ struct group_config {
                        cfg::doc<&group_config::health_check>("active health checks (off when absent)"),
                        cfg::doc<&group_config::dynamic_weights>("weights from each backend's load report (off when absent)"),
                        cfg::doc<&group_config::breaker>("a circuit breaker per backend (off when absent)"),
-                       cfg::doc<&group_config::outlier>("passive ejection of backends that fail in a row (consecutive_failures: 0 turns it off)"));
+                       cfg::doc<&group_config::outlier>("passive ejection of backends that fail in a row (consecutive_failures: 0 turns it off)"),
+                       cfg::doc<&group_config::tls>("TLS to the group's backends: sni, ca, verify (plain TCP when absent)"));
   }
   /// The group's pool knobs (a pool keeps them for life: a change makes a new pool).
   bal::pool_config pool_settings() const {

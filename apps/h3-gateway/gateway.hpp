@@ -13,6 +13,7 @@
 //   compress                 gated: response bodies compressed on routes naming it
 //   group_stage              the group's balancer over its pool, per-backend breakers and passive
 //                            ejection (503 + Retry-After when none is up or the breakers are open)
+//   group_transport          how the group's backends are reached (TLS, SNI: its `tls:` block)
 #pragma once
 
 #include <map>
@@ -27,6 +28,8 @@
 #include <rproxy/cluster/shared_bans.hpp>
 #include <rproxy/cluster/worker_links.hpp>
 #include <rproxy/flow/http1.hpp>
+#include <rproxy/flow/upstream.hpp>
+#include <rproxy/net/tls_client.hpp>
 #include <rproxy/health/monitor.hpp>
 #include <rproxy/health/retry_stage.hpp>
 #include <rproxy/middleware/compress.hpp>
@@ -83,6 +86,8 @@ struct request_metrics {
     std::chrono::steady_clock::time_point connected{};
   };
   const std::vector<per_route>* by_route;  ///< per route index, then one for "no route"
+  /// Backend connections per request: [tls][reused] (plain new, plain kept, TLS new, TLS kept).
+  const std::array<std::array<obs::counter*, 2>, 2>* connections = nullptr;
 
   template <class Ctx>
   const per_route& route_of(const Ctx& ctx) const {
@@ -104,6 +109,7 @@ struct request_metrics {
   template <class Ctx>
   rproxy::verdict on_connect(Ctx& ctx) {
     ctx.template state<request_metrics>().connected = std::chrono::steady_clock::now();
+    if (connections) (*connections)[ctx.upstream && ctx.upstream->tls ? 1 : 0][ctx.upstream_reused ? 1 : 0]->inc();
     return rproxy::next;
   }
   template <class Ctx, class Resp>
@@ -123,7 +129,7 @@ struct request_metrics {
       r.rejects->with({r.name, rproxy::to_string(ctx.rejected->code)}).inc();
     }
     (b ? b->requests : r.none)[ctx.status >= 100 && ctx.status < 600 ? ctx.status / 100 : 0]->inc();
-    if (ctx.status == 101) r.upgrades->inc();
+    if (ctx.upgraded) r.upgrades->inc();  // (a 101 relayed, or an HTTP/2 extended CONNECT)
     if (ctx.hello_done != std::chrono::steady_clock::time_point{}) r.duration->observe(std::chrono::steady_clock::now() - ctx.hello_done);
   }
 };
@@ -167,6 +173,18 @@ struct route_group {
   std::size_t operator()(const Ctx& ctx) const {
     const auto& m = ctx.template state<by_http_route>().match;
     return m ? (*groups)[m.route()->index()][m.group_index()] : ~std::size_t{0};
+  }
+};
+
+/// How the picked backend is reached (TLS, SNI): its group's settings (after group_stage).
+struct group_transport {
+  const std::vector<rproxy::flow::upstream_settings>* by_group;  ///< per cfg->groups entry
+  route_group select;
+  template <class Ctx>
+  rproxy::verdict on_route(Ctx& ctx) {
+    const std::size_t g = select(ctx);
+    ctx.upstream = g < by_group->size() ? &(*by_group)[g] : nullptr;
+    return rproxy::next;
   }
 };
 
@@ -257,6 +275,11 @@ struct world_base {
   std::vector<rproxy::health::retry_rule> retry_rules;  ///< per route index
   std::vector<std::vector<std::size_t>> groups;
   std::vector<std::shared_ptr<bal::upstream_pool>> pools;  ///< per cfg->groups entry
+  /// TLS to backends: a client context per group with a `tls:` block (read on every reload),
+  /// and how each group's backends are reached (per cfg->groups entry; no TLS: plain TCP).
+  std::vector<std::unique_ptr<rproxy::net::tls_client_context>> tls_clients;
+  std::vector<rproxy::flow::upstream_settings> upstreams;
+  const std::array<std::array<obs::counter*, 2>, 2>* upstream_connections = nullptr;
   std::vector<request_metrics::per_route> requests;
   obs::gauge* connections_open = nullptr;
   obs::counter* connections_accepted = nullptr;
@@ -289,7 +312,7 @@ inline auto request_pipeline(world_base& w, std::uint64_t seed, std::size_t work
   for (const auto& g : w.cfg->groups) bs.push_back(bal::any_balancer::make(g.balancer, seed));
   return rproxy::make_pipeline<rproxy::flow::http1_protocol>(
       obs::access_log_stage{w.cfg->access_log ? w.log : nullptr}, rproxy::health::retry_stage{route_retry{&w.retry_rules}},
-      request_metrics{&w.requests}, mw::request_id{&w.rid_cfg},
+      request_metrics{&w.requests, w.upstream_connections}, mw::request_id{&w.rid_cfg},
       mw::cors{w.cfg->cors ? &w.cors_cfg : nullptr}, by_http_route{&w.table, {.seed = seed}}, rproxy::route::apply_http_route{},
       rproxy::gated{mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, on("ip_filter")},
       rproxy::gated{mw::ban_check{&w.bans, a, &w.ban_cfg, &w.shared->bans.list()}, on("bans")}, rproxy::gated{mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, on("jwt")},
@@ -297,7 +320,8 @@ inline auto request_pipeline(world_base& w, std::uint64_t seed, std::size_t work
       rproxy::gated{require_auth{a}, route_uses{&w.masks, w.cfg->require_auth ? bit_of("jwt") | bit_of("api_keys") : 0}},
       rproxy::gated{mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&w.rl_cfg, &w.shared->links.limits(worker), a}, on("rate_limit")},
       rproxy::gated{mw::compress{w.cfg->compress ? &w.compress_cfg : nullptr}, on("compress")},
-      bal::group_stage{w.pools, std::move(bs), route_group{&w.groups}, {.no_backend = "no backend available", .retry_after_s = w.cfg->retry_after, .breaker_open = "circuit breaker open"}});
+      bal::group_stage{w.pools, std::move(bs), route_group{&w.groups}, {.no_backend = "no backend available", .retry_after_s = w.cfg->retry_after, .breaker_open = "circuit breaker open"}},
+      group_transport{&w.upstreams, route_group{&w.groups}});
 }
 
 struct world : world_base {

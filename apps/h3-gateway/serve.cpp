@@ -27,6 +27,11 @@ struct app {
     rejects = &r.metrics().add_counter_family("h3gw_rejects", "Requests a stage refused, by reason (unauthorized, rate_limited, ...).",
                                               {"route", "reason"});
     connections_open = &r.metrics().add_gauge("h3gw_connections_active", "Open client connections.");
+    auto& conns = r.metrics().add_counter_family(
+        "h3gw_upstream_connections", "Backend connections per request: new or reused (kept alive), by transport (tcp, tls).",
+        {"transport", "connection"});
+    for (std::size_t t = 0; t < 2; ++t)
+      for (std::size_t k = 0; k < 2; ++k) upstream_connections[t][k] = &conns.with({t ? "tls" : "tcp", k ? "reused" : "new"});
     connections_accepted = &r.metrics().add_counter("h3gw_connections", "Client connections accepted.");
   }
 
@@ -38,6 +43,16 @@ struct app {
       auto it = pools.find(g.name);
       if (it != pools.end() && it->second.breaker == g.breaker && it->second.outlier == g.outlier) w->pools.push_back(it->second.pool);
       else w->pools.push_back(std::make_shared<bal::upstream_pool>(g.pool_settings()));
+    }
+    w->upstream_connections = &upstream_connections;
+    for (const auto& g : c->groups) {  // TLS to backends: the CA files are read on every reload
+      auto& u = w->upstreams.emplace_back();
+      if (!g.tls) continue;
+      auto t = rproxy::net::tls_client_context::load(g.tls->options());
+      if (!t) return rt.log().error("cannot load the backends' TLS settings", {{"group", g.name}, {"error", t.error().message}}), nullptr;
+      if (!g.tls->verify) rt.log().warn("TLS to backends without certificate verification", {{"group", g.name}});
+      u.tls = w->tls_clients.emplace_back(std::make_unique<rproxy::net::tls_client_context>(std::move(*t))).get();
+      u.sni = g.tls->sni;
     }
     static constexpr std::array<const char*, 6> classes{"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
     auto row = [&](const std::string& route, const std::string& backend) {
@@ -110,6 +125,7 @@ struct app {
   obs::counter_family* upgrades = nullptr;
   obs::counter_family* rejects = nullptr;
   obs::gauge* connections_open = nullptr;
+  std::array<std::array<obs::counter*, 2>, 2> upstream_connections{};
   obs::counter* connections_accepted = nullptr;
   /// A group's pool and the settings it was made with (kept across reloads while they stay).
   struct group_pool {
@@ -150,6 +166,7 @@ int serve(runtime& rt) {
   mount_admin_api(rt, worlds);
   mount_bans_api(rt, a->shared.bans);
   c->h2.apply(a->h2.limits, c->limits);
+  a->h2.limits.enable_connect_protocol = a->adapter.passes_upgrade("websocket");  // RFC 8441: WebSocket over HTTP/2
   auto ls = std::make_shared<listeners<world>>(listeners<world>{*worlds, rt.drain(), a->adapter, a->h2});
   rt.keep(ls);
   if (!ls->open(rt, *c)) return 1;

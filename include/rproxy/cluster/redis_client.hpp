@@ -182,7 +182,7 @@ public:
   template <class Token>
   auto async_command(std::span<const std::string_view> args, Token&& token) {
     return asio::async_initiate<Token, void(std::error_code, reply)>(
-        [this](auto handler, std::span<const std::string_view> a) { start_command(std::move(handler), a); }, token, args);
+        [self = this](auto handler, std::span<const std::string_view> a) { self->start_command(std::move(handler), a); }, token, args);
   }
   template <class Token>
   auto async_command(std::initializer_list<std::string_view> args, Token&& token) {

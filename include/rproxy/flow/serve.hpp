@@ -45,7 +45,10 @@
 //     (a std::unique_ptr; it calls finish(ec) at the end), so the coroutine ends.
 //   optionally, for a message loop instead of the relay:
 //     asio::awaitable<exchange_result> exchange(Pipeline&, Ctx&, Client& client,
-//         asio::ip::tcp::socket& backend, const std::string& first, const options&, reader&, bool reused);
+//         Backend& backend, const std::string& first, const options&, reader&, bool reused);
+//     Backend: the adapter's `using backend_stream` (HTTP: net::upstream_stream, plain or TLS),
+//     else asio::ip::tcp::socket; with `connect_backend(Ctx&, executor, const options&)`
+//     (awaitable<pair<error_code, Backend>>) the adapter makes the connection (TLS: flow/upstream.hpp).
 //     It sends `first` to the backend, then runs on_message / on_response per message; its
 //     result says whether the client and backend connections may carry another flow.
 //
@@ -56,6 +59,7 @@
 // connection (HTTP/1.1 keep-alive), with `conn` running on_accept/on_close for the connection.
 #pragma once
 
+#include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -238,36 +242,75 @@ asio::awaitable<accepted> accept(Pipeline& p, const Adapter&, typename Pipeline:
   co_return out;
 }
 
+/// The stream an adapter's backend connections are: its `backend_stream` (HTTP: plain TCP or
+/// TLS, net/upstream_stream.hpp), else a TCP socket (what the byte relay splices).
+template <class Adapter>
+struct backend_stream_of {
+  using type = asio::ip::tcp::socket;
+};
+template <class Adapter>
+  requires requires { typename Adapter::backend_stream; }
+struct backend_stream_of<Adapter> {
+  using type = typename Adapter::backend_stream;
+};
+template <class Adapter>
+using backend_stream_t = typename backend_stream_of<Adapter>::type;
+
+/// What a kept connection must match besides its endpoint: the flow's TLS settings (a stage's
+/// ctx.upstream, flow/upstream.hpp), so a plain connection never carries a TLS flow.
+template <class Ctx>
+const void* transport_of(const Ctx& ctx) noexcept {
+  if constexpr (requires { ctx.upstream->tls; })
+    return ctx.upstream != nullptr ? static_cast<const void*>(ctx.upstream->tls) : nullptr;
+  else return nullptr;
+}
+
+/// A connection to the flow's backend (ctx.backend) within the connect timeout: the adapter's
+/// connect_backend (TLS when the flow says so), else a TCP connect.
+template <class Adapter, class Ctx>
+asio::awaitable<std::pair<std::error_code, backend_stream_t<Adapter>>> connect_backend(const Adapter& a, Ctx& ctx,
+                                                                                      const asio::any_io_executor& ex, const options& o) {
+  if constexpr (requires { a.connect_backend(ctx, ex, o); }) {
+    co_return co_await a.connect_backend(ctx, ex, o);
+  } else {
+    auto [ec, sock] = co_await net::async_connect(ex, *ctx.backend, o.connect_timeout, tuple_awaitable);
+    co_return std::pair<std::error_code, asio::ip::tcp::socket>{ec, std::move(sock)};
+  }
+}
+
 /// A backend connection kept between the flows of one client connection (HTTP keep-alive).
-struct kept_backend {
+template <class Stream = asio::ip::tcp::socket>
+struct basic_kept_backend {
   /// A connection kept for less than this goes to a retry-safe request unprobed: a backend does
   /// not time out an idle connection (nor send its 408) that soon, and if it closed it anyway
   /// the request is retried on a fresh connection, with nothing lost. Under load that is every
   /// reuse: one syscall less per request.
   static constexpr std::chrono::milliseconds unprobed_for{250};
 
-  std::optional<asio::ip::tcp::socket> socket;
+  std::optional<Stream> socket;
   asio::ip::tcp::endpoint endpoint{};
+  const void* transport = nullptr;  ///< transport_of() the flow that made it
   std::chrono::steady_clock::time_point kept_at{};
 
   /// The kept connection to `ep`, if it is still open (no EOF or stray bytes waiting): one
   /// peek, which says both (EAGAIN: idle and open); skipped for a `retry_safe` request (bodiless
   /// and idempotent: a stale connection is retried fresh) when the connection was kept less than
   /// unprobed_for ago.
-  std::optional<asio::ip::tcp::socket> take(const asio::ip::tcp::endpoint& ep, bool retry_safe = false) {
-    if (!socket || endpoint != ep) return drop(), std::nullopt;
+  std::optional<Stream> take(const asio::ip::tcp::endpoint& ep, bool retry_safe = false, const void* via = nullptr) {
+    if (!socket || endpoint != ep || transport != via) return drop(), std::nullopt;
     if (!retry_safe || std::chrono::steady_clock::now() - kept_at >= unprobed_for) {
-      char probe;
-      const bool open = ::recv(socket->native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
+      char probe;  // (over TLS, a byte waiting is a close_notify or a record nobody asked for: not reused either)
+      const bool open = ::recv(tcp_of(*socket).native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
       if (!open) return drop(), std::nullopt;
     }
     auto s = std::move(socket);
     socket.reset();
     return s;
   }
-  void keep(asio::ip::tcp::socket s, const asio::ip::tcp::endpoint& ep) {
+  void keep(Stream s, const asio::ip::tcp::endpoint& ep, const void* via = nullptr) {
     socket.emplace(std::move(s));
     endpoint = ep;
+    transport = via;
     kept_at = std::chrono::steady_clock::now();
   }
   void drop() {
@@ -276,6 +319,9 @@ struct kept_backend {
     socket.reset();
   }
 };
+using kept_backend = basic_kept_backend<>;
+template <class Adapter>
+using kept_backend_for = basic_kept_backend<backend_stream_t<Adapter>>;
 
 
 /// No hand-off: the byte relay is awaited in the flow's coroutine (serve()).
@@ -289,7 +335,7 @@ template <class Pipeline, class Adapter, class Reader, class Client, class Hando
 asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typename Pipeline::context_type& ctx,
                                           Client& client, const options& o, Reader& reader,
                                           const std::optional<reject_reason>& refused, std::string_view early,
-                                          kept_backend& kept, bool& keep_client, Handoff* handoff = nullptr) {
+                                          kept_backend_for<Adapter>& kept, bool& keep_client, Handoff* handoff = nullptr) {
   keep_client = false;
   // 3, 4. The hello, on_hello.
   if constexpr (Adapter::reads_hello) {
@@ -327,7 +373,7 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
   // 5. on_route and connect (or reuse), failing over on retry-safe errors; 6, 7 after it. An
   // exchange that fails in a way the flow may retry (retry_other) comes back here: the attempts
   // count against the same max_connect_attempts.
-  std::optional<asio::ip::tcp::socket> backend;
+  std::optional<backend_stream_t<Adapter>> backend;
   bool reused = false;
   std::error_code ec;
   std::string request;  // the adapter's first bytes, made once (a retry sends them again)
@@ -343,13 +389,13 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
         (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o, {}, &keep_client);
         co_return ec ? ec : make_error_code(net::error::no_endpoints);
       }
-      if (auto k = kept.take(*ctx.backend, retry_safe)) {
+      if (auto k = kept.take(*ctx.backend, retry_safe, transport_of(ctx))) {
         backend = std::move(k);
         reused = true;
         ctx.connect_error = {};
         break;
       }
-      auto [cec, sock] = co_await net::async_connect(client.get_executor(), *ctx.backend, o.connect_timeout, tuple_awaitable);
+      auto [cec, sock] = co_await connect_backend(a, ctx, client.get_executor(), o);
       ec = cec;
       ctx.connect_error = ec;  // the next on_route reports it against this pick
       if (!ec) {
@@ -362,6 +408,7 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
       }
     }
     ++attempt;
+    if constexpr (requires { ctx.upstream_reused; }) ctx.upstream_reused = reused;
 
     // 6. on_connect.
     if (auto v = co_await run_phase<phase::connect>(p, ctx); !v.is_next())
@@ -381,7 +428,7 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
       for (;;) {
         auto r = co_await a.exchange(p, ctx, client, *backend, first, o, reader, reused);
         if (r.retry_fresh && reused) {  // the kept connection died under us: once more, fresh
-          auto [cec, sock] = co_await net::async_connect(client.get_executor(), *ctx.backend, o.connect_timeout, tuple_awaitable);
+          auto [cec, sock] = co_await connect_backend(a, ctx, client.get_executor(), o);
           if (cec) {
             (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o);
             co_return cec;
@@ -401,7 +448,7 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
           break;
         }
         keep_client = r.keep_client && !r.ec;
-        if (r.keep_backend && !r.ec) kept.keep(std::move(*backend), *ctx.backend);
+        if (r.keep_backend && !r.ec) kept.keep(std::move(*backend), *ctx.backend, transport_of(ctx));
         co_return r.ec;
       }
       continue;
@@ -534,7 +581,7 @@ asio::awaitable<void> run_spawned(std::unique_ptr<Flow> f, Adapter a, const opti
     auto acc = co_await accept(p, a, ctx, client, o);
     if (acc.ec) co_return acc.ec;
     if constexpr (Adapter::reads_hello) reader.feed(acc.early);
-    kept_backend kept;
+    kept_backend_for<Adapter> kept;
     bool keep_client = false;
     co_return co_await run_flow(p, a, ctx, client, o, reader, acc.refused, acc.early, kept, keep_client, &handoff);
   });
@@ -559,7 +606,7 @@ asio::awaitable<std::error_code> serve(Pipeline& p, const Adapter& a, Client cli
     auto acc = co_await detail::accept(p, a, ctx, client, o);
     if (acc.ec) co_return acc.ec;
     if constexpr (Adapter::reads_hello) reader.feed(acc.early);
-    detail::kept_backend kept;
+    detail::kept_backend_for<Adapter> kept;
     bool keep_client = false;
     co_return co_await detail::run_flow(p, a, ctx, client, o, reader, acc.refused, acc.early, kept, keep_client);
   });
@@ -590,7 +637,7 @@ template <class ConnCtx, class Pipeline, class Adapter, class Client, class Read
 asio::awaitable<std::error_code> serve_flows(ConnCtx& cctx, Pipeline& p, const Adapter& a, Client& client,
                                              const options& o, Reader& reader, const accepted& acc) {
   if constexpr (Adapter::reads_hello) reader.feed(acc.early);
-  kept_backend kept;
+  kept_backend_for<Adapter> kept;
   for (std::uint64_t n = 0;; ++n) {
     auto ctx = p.make_context();
     ctx.id = cctx.id;
