@@ -48,7 +48,7 @@ struct rate_limits_block {
 
 struct config {
   rproxy::app::admin_config admin{};
-  cfg::endpoint listen{"127.0.0.1", 8095};
+  std::optional<cfg::endpoint> listen;  ///< ws://; see plain_listen()
   std::optional<rproxy::app::tls_listener_block> tls;
   rproxy::flow::ws_block websocket{};
   rproxy::rooms::rooms_block rooms{};
@@ -66,7 +66,7 @@ struct config {
   static constexpr auto describe() {
     return cfg::fields(
         cfg::doc<&config::admin>("admin HTTP endpoint: /metrics /healthz /readyz, POST /reload (off when listen is unset)"),
-        cfg::doc<&config::listen>("address and port clients connect to (ws://)"),
+        cfg::doc<&config::listen>("address and port clients connect to (ws://); absent: 127.0.0.1:8095, or none with a tls block (wss only)"),
         cfg::doc<&config::tls>("a TLS listener besides it (wss://), certificates chosen by SNI, read again on reload (off when absent)"),
         cfg::doc<&config::websocket>("message size, idle timeout, send queue and slow-consumer policy"),
         cfg::doc<&config::rooms>("rooms, members, history and input limits"),
@@ -83,10 +83,19 @@ struct config {
         cfg::doc<&config::cluster>("how rooms are shared when redis is set"));
   }
 
+  /// The ws:// listener: `listen`; absent, 127.0.0.1:8095, or none when a tls block is given.
+  std::optional<cfg::endpoint> plain_listen() const {
+    if (listen) return listen;
+    if (tls) return std::nullopt;
+    return cfg::endpoint{"127.0.0.1", 8095};
+  }
+
   void validate(cfg::validator& v) const {
-    std::error_code ec;
-    (void)asio::ip::make_address(listen.host, ec);
-    if (ec) v.at(&config::listen).error("listen address must be an IP address: '" + listen.host + "'");
+    if (listen) {
+      std::error_code ec;
+      (void)asio::ip::make_address(listen->host, ec);
+      if (ec) v.at(&config::listen).error("listen address must be an IP address: '" + listen->host + "'");
+    }
     if (!jwt && !anonymous) v.at(&config::anonymous).error("set a jwt block, or anonymous: true (nobody could connect)");
   }
 };

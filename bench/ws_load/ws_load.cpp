@@ -30,7 +30,8 @@
 //       rss_after_kb=... bytes_per_conn=... open_ms=... join_ms=... flow_ms=...
 //       With --wait-stdin 1 it then keeps the connections open until a line (or EOF) on stdin.
 //
-// Common: --host (127.0.0.1), --target (the request target; "{i}" becomes the connection's
+// Common: --tls 1 (wss: TLS to the server, its certificate not checked: a benchmark against a
+// local server), --host (127.0.0.1), --target (the request target; "{i}" becomes the connection's
 // number and "{run}" a random tag of this run, default "/?user=r{run}u{i}": a user per
 // connection, new users each run, as rooms and their owners outlive a run a while), --header "Name: value" (repeatable, e.g. a JWT). Bounded:
 // every phase has a deadline (--timeout seconds, 60), after which the client says what it was
@@ -50,6 +51,8 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/stream.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
@@ -98,7 +101,19 @@ struct options {
   double timeout = 60;
   long pid = 0;
   bool wait_stdin = false;
+  bool tls = false;
 };
+
+/// The TLS client context of --tls: TLS 1.2 or later, no certificate check (local benchmark).
+asio::ssl::context& tls_context() {
+  static asio::ssl::context ctx = [] {
+    asio::ssl::context c(asio::ssl::context::tls_client);
+    c.set_options(asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    c.set_verify_mode(asio::ssl::verify_none);
+    return c;
+  }();
+  return ctx;
+}
 
 [[noreturn]] void die(const std::string& what) {
   std::fprintf(stderr, "ws_load: %s\n", what.c_str());
@@ -157,8 +172,12 @@ std::string replace_all(std::string s, std::string_view from, std::string_view t
 /// One client WebSocket: socket, receive buffer, parser, the message being assembled, and an
 /// output queue written with one syscall per flush.
 struct connection {
-  explicit connection(asio::io_context& io) : sock(io) {}
-  tcp::socket sock;
+  connection(asio::io_context& io, bool tls) : sock(io) {
+    if (tls) this->tls.emplace(tcp::socket(io), tls_context());
+  }
+  tcp::socket sock;                                       ///< plain ws
+  std::optional<asio::ssl::stream<tcp::socket>> tls;     ///< wss (then `sock` is unused)
+  tcp::socket& lowest() { return tls ? tls->next_layer() : sock; }
   ws::parser parser{ws::parser_options{.side = ws::role::client, .max_frame_size = 1 << 20, .max_message_size = 1 << 20}};
   std::vector<char> buf = std::vector<char>(16 * 1024);
   std::size_t begin = 0, end = 0;
@@ -175,19 +194,25 @@ struct connection {
     if (write_busy || queued.empty()) return;
     write_busy = true;
     writing.swap(queued);
-    asio::async_write(sock, asio::buffer(writing), [this](std::error_code ec, std::size_t) {
+    auto done = [this](std::error_code ec, std::size_t) {
       write_busy = false;
       writing.clear();
       if (ec) die("write: " + ec.message());
       flush();
-    });
+    };
+    if (tls) asio::async_write(*tls, asio::buffer(writing), done);
+    else asio::async_write(sock, asio::buffer(writing), done);
   }
 };
 
 asio::awaitable<std::error_code> handshake(connection& c, const tcp::endpoint& ep, const options& o) {
-  auto [ec] = co_await c.sock.async_connect(ep, use_tuple);
+  auto [ec] = co_await c.lowest().async_connect(ep, use_tuple);
   if (ec) co_return ec;
-  c.sock.set_option(tcp::no_delay(true));
+  c.lowest().set_option(tcp::no_delay(true));
+  if (c.tls) {
+    auto [hec] = co_await c.tls->async_handshake(asio::ssl::stream_base::client, use_tuple);
+    if (hec) co_return hec;
+  }
   std::array<char, 16> raw{};
   for (auto& b : raw) b = static_cast<char>(next_random());
   const std::string key = rproxy::base64::encode(std::string_view(raw.data(), raw.size()));
@@ -197,7 +222,8 @@ asio::awaitable<std::error_code> handshake(connection& c, const tcp::endpoint& e
                     "Sec-WebSocket-Key: " + key + "\r\n";
   for (const auto& h : o.headers) req += h + "\r\n";
   req += "\r\n";
-  auto [wec, wn] = co_await asio::async_write(c.sock, asio::buffer(req), use_tuple);
+  auto [wec, wn] = c.tls ? co_await asio::async_write(*c.tls, asio::buffer(req), use_tuple)
+                         : co_await asio::async_write(c.sock, asio::buffer(req), use_tuple);
   if (wec) co_return wec;
   // The response head: up to 4 KiB; bytes after it are the first frames.
   for (;;) {
@@ -220,7 +246,8 @@ asio::awaitable<std::error_code> handshake(connection& c, const tcp::endpoint& e
       co_return std::error_code{};
     }
     if (c.end == 4096) co_return std::make_error_code(std::errc::message_size);
-    auto [rec, n] = co_await c.sock.async_read_some(asio::buffer(c.buf.data() + c.end, 4096 - c.end), use_tuple);
+    const auto room = asio::buffer(c.buf.data() + c.end, 4096 - c.end);
+    auto [rec, n] = c.tls ? co_await c.tls->async_read_some(room, use_tuple) : co_await c.sock.async_read_some(room, use_tuple);
     if (rec) co_return rec;
     c.end += n;
   }
@@ -245,7 +272,8 @@ asio::awaitable<std::error_code> next_message(connection& c) {
             c.buf.resize(c.buf.size() * 2);
           }
         }
-        auto [ec, n] = co_await c.sock.async_read_some(asio::buffer(c.buf.data() + c.end, c.buf.size() - c.end), use_tuple);
+        const auto room = asio::buffer(c.buf.data() + c.end, c.buf.size() - c.end);
+        auto [ec, n] = c.tls ? co_await c.tls->async_read_some(room, use_tuple) : co_await c.sock.async_read_some(room, use_tuple);
         if (ec) co_return ec;
         c.end += n;
         continue;
@@ -319,7 +347,7 @@ tcp::endpoint endpoint_of(const options& o) { return {asio::ip::make_address(o.h
 std::vector<std::unique_ptr<connection>> open_all(asio::io_context& io, const options& o, int n, int first_index) {
   std::vector<std::unique_ptr<connection>> conns;
   for (int i = 0; i < n; ++i) {
-    conns.push_back(std::make_unique<connection>(io));
+    conns.push_back(std::make_unique<connection>(io, o.tls));
     conns.back()->index = first_index + i;
   }
   int next = 0, done = 0, failed = 0;
@@ -641,6 +669,7 @@ options parse_args(int argc, char** argv) {
     else if (a == "--rooms") o.rooms = std::stoi(v);
     else if (a == "--messages") o.messages = std::stoi(v);
     else if (a == "--wait-stdin") o.wait_stdin = v == "1";
+    else if (a == "--tls") o.tls = v == "1";
     else die("unknown option " + a);
   }
   if (o.port == 0) die("--port is required");

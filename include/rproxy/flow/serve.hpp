@@ -78,6 +78,7 @@
 #include <chrono>
 #include <cstddef>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -458,9 +459,11 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
       ro.initial_to_backend = std::move(first);
       ro.shutdown_last = false;  // both sockets are closed right after: the close sends the FIN
       if constexpr (!std::is_same_v<Handoff, no_handoff>) {
-        if (handoff) {
-          (*handoff)(std::move(*backend), std::move(ro));
-          co_return std::error_code{};
+        if constexpr (Handoff::relays) {
+          if (handoff) {
+            (*handoff)(std::move(*backend), std::move(ro));
+            co_return std::error_code{};
+          }
         }
       }
       auto [rec, stats] = co_await net::async_relay(client, *backend, std::move(ro), tuple_awaitable);
@@ -513,17 +516,48 @@ void end(Stream& client) {
   s.close(ignored);
 }
 
+/// An adapter that answers the client itself after the hello and never reaches a backend
+/// (flow/ws.hpp declares `static constexpr bool has_backend = false`).
+template <class Adapter>
+constexpr bool has_backend_v = [] {
+  if constexpr (requires { Adapter::has_backend; }) return Adapter::has_backend;
+  else return true;
+}();
+
+/// The backend slot of a spawned flow whose adapter has no backend: nothing (no socket kept).
+struct no_backend_slot {
+  bool is_open() const noexcept { return false; }
+  void close(std::error_code&) noexcept {}
+};
+
+/// spawn(p, std::cref(adapter), ...): the flow refers to the caller's adapter, which must outlive
+/// it (a session that takes the flow over keeps a pointer, not a copy); else the flow's copy.
+template <class A>
+struct adapter_arg {
+  using type = A;
+  static constexpr bool outlives = false;
+  static const A& get(const A& a) noexcept { return a; }
+};
+template <class A>
+struct adapter_arg<std::reference_wrapper<A>> {
+  using type = std::remove_const_t<A>;
+  static constexpr bool outlives = true;
+  static const type& get(const std::reference_wrapper<A>& a) noexcept { return a.get(); }
+};
+
 /// A flow started by spawn(): what lives as long as the connection does. While the bytes are
 /// relayed this object and the relay's own state are all the connection holds (no coroutine
-/// frame), so an idle relayed connection costs little memory.
-template <class Pipeline, class Done>
+/// frame), so an idle relayed connection costs little memory. `Backend`: false for an adapter
+/// that has none (no socket slot: 88 bytes less per connection).
+template <class Pipeline, class Done, bool Backend = true>
 struct spawned_flow {
+  static constexpr bool has_backend = Backend;
   Pipeline& p;
   typename Pipeline::context_type ctx;
   asio::ip::tcp::socket client;
   /// Open once the relay has the flow, and left open by a relay that ended well (it closes
   /// both sockets on an error). Not an optional, and no flag besides: 16 bytes less per flow.
-  asio::ip::tcp::socket backend;
+  [[no_unique_address]] std::conditional_t<Backend, asio::ip::tcp::socket, no_backend_slot> backend;
   Done done;
 
   /// Step 8: closes what is open, runs on_close, then tells `done`.
@@ -557,8 +591,12 @@ struct relay_completion {
 
 /// run_flow's hand-off in a spawned flow: the relay takes the flow over from the coroutine
 /// (or an adapter's session: take()).
-template <class Flow>
+template <class Flow, bool AdapterOutlives = false>
 struct relay_handoff {
+  /// Whether the adapter the flow was spawned with outlives it (spawn(p, std::cref(a), ...)).
+  static constexpr bool adapter_outlives = AdapterOutlives;
+  /// Whether the relay can take the flow over (else it is awaited in the coroutine).
+  static constexpr bool relays = Flow::has_backend;
   std::unique_ptr<Flow>& f;
   /// The flow, for a session that runs it to its end (it calls f->finish(ec)).
   std::unique_ptr<Flow> take() noexcept { return std::move(f); }
@@ -570,13 +608,16 @@ struct relay_handoff {
 };
 
 /// Steps 1-7 of a spawned flow; step 8 here unless the relay took the flow over.
-template <class Flow, class Adapter>
-asio::awaitable<void> run_spawned(std::unique_ptr<Flow> f, Adapter a, const options& o) {
+template <class Flow, class AdapterArg>
+asio::awaitable<void> run_spawned(std::unique_ptr<Flow> f, AdapterArg arg, const options& o) {
+  using adapter_type = typename adapter_arg<AdapterArg>::type;
+  const adapter_type& a = adapter_arg<AdapterArg>::get(arg);
+  using Adapter = adapter_type;
   auto& p = f->p;
   auto& ctx = f->ctx;
   auto& client = f->client;
   auto reader = make_reader(a);
-  relay_handoff<Flow> handoff{f};
+  relay_handoff<Flow, adapter_arg<AdapterArg>::outlives> handoff{f};
   auto ec = co_await guarded([&]() -> asio::awaitable<std::error_code> {
     auto acc = co_await accept(p, a, ctx, client, o);
     if (acc.ec) co_return acc.ec;
@@ -615,7 +656,9 @@ asio::awaitable<std::error_code> serve(Pipeline& p, const Adapter& a, Client cli
   co_return ec;
 }
 
-/// The same as serve(), detached: starts the flow on the socket's executor and returns. `done`
+/// The same as serve(), detached: starts the flow on the socket's executor and returns. `a`: the
+/// adapter (copied), or std::cref(adapter) when it outlives the flow (the ws adapter's session
+/// then points to it rather than copying what it reads). `done`
 /// (callable as done(std::error_code)) is called once when the flow has ended, after on_close,
 /// and destroyed with it: it may own what the flow needs (`p`, `o`) for that long. Once the
 /// flow relays bytes it holds no coroutine frame: the relay's completion finishes it. If the
@@ -623,9 +666,12 @@ asio::awaitable<std::error_code> serve(Pipeline& p, const Adapter& a, Client cli
 template <class Pipeline, class Adapter, class Done>
 void spawn(Pipeline& p, Adapter a, asio::ip::tcp::socket client, const options& o,
            std::optional<net::accepted_endpoints> eps, Done done) {
-  using flow_t = detail::spawned_flow<Pipeline, Done>;
+  constexpr bool backend = detail::has_backend_v<typename detail::adapter_arg<Adapter>::type>;
+  using flow_t = detail::spawned_flow<Pipeline, Done, backend>;
   auto ex = client.get_executor();
-  std::unique_ptr<flow_t> f(new flow_t{p, p.make_context(), std::move(client), asio::ip::tcp::socket(ex), std::move(done)});
+  std::unique_ptr<flow_t> f;
+  if constexpr (backend) f.reset(new flow_t{p, p.make_context(), std::move(client), asio::ip::tcp::socket(ex), std::move(done)});
+  else f.reset(new flow_t{p, p.make_context(), std::move(client), {}, std::move(done)});
   detail::fill(f->ctx, f->client, eps ? &*eps : nullptr);
   asio::co_spawn(ex, detail::run_spawned(std::move(f), std::move(a), o), asio::detached);
 }
