@@ -34,6 +34,7 @@
 #include <rproxy/middleware/ip_filter_block.hpp>
 #include <rproxy/middleware/jwt_block.hpp>
 #include <rproxy/middleware/rate_limit_block.hpp>
+#include <rproxy/cluster/redis_block.hpp>
 #include <rproxy/middleware/request_id_block.hpp>
 #include <rproxy/route/http_routes_block.hpp>
 
@@ -107,6 +108,7 @@ struct config {
   std::optional<mw::api_key_block> api_keys;
   bool require_auth = true;
   std::optional<mw::rate_limit_block> rate_limit;
+  std::optional<rproxy::cluster::redis_block> redis;
   mw::audit_block audit{};
   mw::request_id_block request_id{};
   std::optional<mw::cors_block> cors;
@@ -134,6 +136,7 @@ struct config {
         cfg::doc<&config::api_keys>("API keys (routes naming api_keys)"),
         cfg::doc<&config::require_auth>("a route naming jwt or api_keys needs a valid token or key (else 401)"),
         cfg::doc<&config::rate_limit>("request rate limits with X-RateLimit-* (routes naming rate_limit)"),
+        cfg::doc<&config::redis>("state shared with other instances: rate limits (docs/scaling.md); off when absent"),
         cfg::doc<&config::audit>("security audit log: one line per rejection, no secrets"),
         cfg::doc<&config::request_id>("request ids and W3C trace context (every request)"),
         cfg::doc<&config::cors>("cross-origin requests from browsers (every request; off when unset)"),
@@ -170,6 +173,8 @@ struct config {
       }
     };
     check_list(default_middleware, [&](std::size_t j) { return v.at(&config::default_middleware).at(j); });
+    if (rate_limit && rate_limit->distributed && !redis)
+      v.at(&config::rate_limit).error("rate_limit.distributed needs a redis: block (the instances share their counters there)");
     const auto& routes = http.routes;
     for (std::size_t i = 0; i < routes.size(); ++i) {
       auto r = v.at(&config::http).at(&rproxy::route::http_routes_block::routes).at(i);

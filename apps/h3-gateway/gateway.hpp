@@ -8,7 +8,8 @@
 //   request_id, cors         every request
 //   by_http_route            host/path/predicates -> route, params, upstream path, group (404/400)
 //   apply_http_route         upstream target, header edits, the route's body limit
-//   ip_filter .. rate_limit  gated: only on routes whose middleware list names them
+//   ip_filter .. rate_limit  gated: only on routes whose middleware list names them (rate_limit
+//                            counts here or, with a redis: block, across instances per route)
 //   compress                 gated: response bodies compressed on routes naming it
 //   group_stage              the group's balancer over its pool, per-backend breakers and passive
 //                            ejection (503 + Retry-After when none is up or the breakers are open)
@@ -24,6 +25,8 @@
 #include <rproxy/app/runtime.hpp>
 #include <rproxy/app/versions.hpp>
 #include <rproxy/balance/group_stage.hpp>
+#include <rproxy/cluster/shared_bans.hpp>
+#include <rproxy/cluster/worker_links.hpp>
 #include <rproxy/flow/http1.hpp>
 #include <rproxy/flow/upstream.hpp>
 #include <rproxy/net/tls_client.hpp>
@@ -222,13 +225,22 @@ inline rproxy::health::retry_rule make_retry_rule(const std::optional<rproxy::he
   return r;
 }
 
-/// What every world shares: counters, the audit log.
+/// What every world shares: counters, the audit log, the links to Redis (one client per worker,
+/// made from the first config's `redis:` block; a change there needs a restart) and the bans
+/// shared with other instances.
 struct shared_state {
-  shared_state(runtime& rt, const config& c) : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)) {}
+  shared_state(runtime& rt, const config& c, const std::optional<rproxy::cluster::redis_options>& redis)
+      : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)),
+        links(rt.pool(), redis, rt.metrics(), rt.log(), counters,
+              {.sync_interval = c.rate_limit && c.rate_limit->distributed ? c.rate_limit->distributed->sync_interval
+                                                                          : std::chrono::milliseconds(100)}),
+        bans(links.client(0), &rt.log()) {}
   mw::audit_file sink;
   mw::audit_log audit;
   mw::local_counter_store counters{{.max_keys = 1u << 20}};
   mw::conn_counter conns;
+  rproxy::cluster::worker_links links;
+  rproxy::cluster::shared_bans bans;  ///< bans made on any instance (on worker 0's link)
 };
 
 /// One config version: what the stages point at.
@@ -305,7 +317,7 @@ inline auto connection_pipeline(world_base& w) {
                                                              mw::conn_limit{&w.conn_cfg, &w.shared->conns, &w.shared->audit});
 }
 
-inline auto request_pipeline(world_base& w, std::uint64_t seed) {
+inline auto request_pipeline(world_base& w, std::uint64_t seed, std::size_t worker) {
   auto* a = &w.shared->audit;
   auto on = [&w](std::string_view n) { return route_uses{&w.masks, bit_of(n)}; };
   std::vector<bal::any_balancer> bs;
@@ -315,10 +327,10 @@ inline auto request_pipeline(world_base& w, std::uint64_t seed) {
       request_metrics{&w.requests, w.upstream_connections}, alt_svc{&w.alt_svc}, mw::request_id{&w.rid_cfg},
       mw::cors{w.cfg->cors ? &w.cors_cfg : nullptr}, by_http_route{&w.table, {.seed = seed}}, rproxy::route::apply_http_route{},
       rproxy::gated{mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, on("ip_filter")},
-      rproxy::gated{mw::ban_check{&w.bans, a, &w.ban_cfg}, on("bans")}, rproxy::gated{mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, on("jwt")},
+      rproxy::gated{mw::ban_check{&w.bans, a, &w.ban_cfg, &w.shared->bans.list()}, on("bans")}, rproxy::gated{mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, on("jwt")},
       rproxy::gated{mw::api_key_auth{&w.key_cfg, &w.api_keys, a}, on("api_keys")},
       rproxy::gated{require_auth{a}, route_uses{&w.masks, w.cfg->require_auth ? bit_of("jwt") | bit_of("api_keys") : 0}},
-      rproxy::gated{mw::rate_limit{&w.rl_cfg, &w.shared->counters, a}, on("rate_limit")},
+      rproxy::gated{mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&w.rl_cfg, &w.shared->links.limits(worker), a}, on("rate_limit")},
       rproxy::gated{mw::compress{w.cfg->compress ? &w.compress_cfg : nullptr}, on("compress")},
       bal::group_stage{w.pools, std::move(bs), route_group{&w.groups}, {.no_backend = "no backend available", .retry_after_s = w.cfg->retry_after, .breaker_open = "circuit breaker open"}},
       group_transport{&w.upstreams, route_group{&w.groups}});
@@ -327,7 +339,7 @@ inline auto request_pipeline(world_base& w, std::uint64_t seed) {
 struct world : world_base {
   using world_base::world_base;
   mutable std::vector<decltype(connection_pipeline(std::declval<world_base&>()))> connections;
-  mutable std::vector<decltype(request_pipeline(std::declval<world_base&>(), 0))> pipelines;
+  mutable std::vector<decltype(request_pipeline(std::declval<world_base&>(), 0, 0))> pipelines;
   mutable std::optional<rproxy::net::tls_server_context> tls;  ///< the `tls:` listener's certificates (listeners.hpp)
   std::optional<rproxy::net::quic::tls_credentials> quic_tls;   ///< the same certificates for QUIC (flows_h3.cpp)
 };

@@ -14,7 +14,8 @@ namespace h3_gateway {
 
 /// State kept across config versions: pools and health monitors by group name, metrics.
 struct app {
-  explicit app(runtime& r) : rt(r), shared(r, *r.config().get()), pools(rproxy::app::pools::open(r)), h3_backends(r) {
+  app(runtime& r, const std::optional<rproxy::cluster::redis_options>& redis)
+      : rt(r), shared(r, *r.config().get(), redis), pools(rproxy::app::pools::open(r)), h3_backends(r) {
     auto& fam = r.metrics().add_counter_family("h3gw_requests", "Requests by route, status class (none: no status sent) and backend.",
                                                {"route", "status_class", "backend"});
     requests = &fam;
@@ -70,6 +71,7 @@ struct app {
     // its pool settings (breaker, outlier) stay.
     if (!pools->update(c->groups)) return nullptr;  // logged
     for (const auto& g : c->groups) w->pools.push_back(pools->get(g.name));
+    shared.bans.publish(w->bans);  // this file's bans reach the other instances
     static constexpr std::array<const char*, 6> classes{"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
     auto row = [&](const std::string& route, const std::string& backend) {
       request_metrics::row r{};
@@ -90,7 +92,7 @@ struct app {
     w->connections_accepted = connections_accepted;
     for (std::size_t i = 0; i < rt.pool().size(); ++i) {
       w->connections.push_back(connection_pipeline(*w));
-      w->pipelines.push_back(request_pipeline(*w, 0x9e3779b97f4a7c15ull * (i + 1)));
+      w->pipelines.push_back(request_pipeline(*w, 0x9e3779b97f4a7c15ull * (i + 1), i));
     }
     rproxy::flow::http1_adapter listener_only;  // the adapter's own settings are the first config's
     c->limits.apply(listener_only, w->options);
@@ -125,9 +127,17 @@ struct app {
 };
 
 int serve(runtime& rt) {
-  auto a = std::make_shared<app>(rt);
-  rt.keep(a);
   const auto c = rt.config().get();
+  std::optional<rproxy::cluster::redis_options> redis;
+  if (c->redis) {
+    auto o = c->redis->options();  // reads the password (never logged)
+    if (!o) return rt.log().error("cannot use the redis: block", {{"error", o.error()}}), 1;
+    redis = std::move(*o);
+  }
+  auto a = std::make_shared<app>(rt, redis);
+  rt.keep(a);
+  a->shared.links.start();
+  a->shared.bans.start();
   if (!a->shared.sink.ok()) return rt.log().error("cannot open the audit file", {{"file", c->audit.file}}), 1;
   a->adapter.drain = &rt.drain();
   a->adapter.json_errors = true;
@@ -141,6 +151,7 @@ int serve(runtime& rt) {
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
   rt.keep(worlds);
   mount_admin_api(rt, worlds);
+  mount_bans_api(rt, a->shared.bans);
   c->h2.apply(a->h2.limits, c->limits);
   a->h2.limits.enable_connect_protocol = a->adapter.passes_upgrade("websocket");  // RFC 8441: WebSocket over HTTP/2
   auto ls = std::make_shared<listeners<world>>(listeners<world>{*worlds, rt.drain(), a->adapter, a->h2});

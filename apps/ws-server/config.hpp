@@ -11,6 +11,7 @@
 
 #include <rproxy/app/config_blocks.hpp>
 #include <rproxy/app/tls_block.hpp>
+#include <rproxy/cluster/redis_block.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/validator.hpp>
@@ -20,6 +21,7 @@
 #include <rproxy/middleware/ip_filter_block.hpp>
 #include <rproxy/middleware/jwt_block.hpp>
 #include <rproxy/middleware/rate_limit_block.hpp>
+#include <rproxy/rooms/cluster_block.hpp>
 #include <rproxy/rooms/rooms_block.hpp>
 
 namespace ws_server {
@@ -58,6 +60,8 @@ struct config {
   rate_limits_block rate_limits{};
   mw::audit_block audit{};
   bool chat_page = true;
+  std::optional<rproxy::cluster::redis_block> redis;
+  rproxy::rooms::cluster_block cluster{};
 
   static constexpr auto describe() {
     return cfg::fields(
@@ -74,7 +78,9 @@ struct config {
         cfg::doc<&config::conn_limit>("connection caps, per IP and in total"),
         cfg::doc<&config::rate_limits>("rate limits per operation"),
         cfg::doc<&config::audit>("security audit log: one line per refusal, no secrets"),
-        cfg::doc<&config::chat_page>("serve a small chat page at GET /"));
+        cfg::doc<&config::chat_page>("serve a small chat page at GET /"),
+        cfg::doc<&config::redis>("share rooms with other instances through this Redis (off when absent: rooms stay in this process)"),
+        cfg::doc<&config::cluster>("how rooms are shared when redis is set"));
   }
 
   /// The ws:// listener: `listen`; absent, 127.0.0.1:8095, or none when a tls block is given.

@@ -51,6 +51,7 @@
 #include <rproxy/rooms/ws_decoder.hpp>
 
 #include "chat_page.hpp"
+#include "cluster.hpp"
 #include "config.hpp"
 
 namespace ws_server {
@@ -130,6 +131,7 @@ struct shared_state {
   mw::conn_counter conns;
   rooms::registry reg;
   flow::ws_hub hub;
+  cluster_part cluster;  ///< rooms across instances (with a redis: block)
   flow::ws_stats stats;
   obs::counter_family* rejections = nullptr;
   obs::counter_family* tls_failures = nullptr;  ///< TLS handshakes that failed, by reason
@@ -181,7 +183,7 @@ inline auto pipeline(world_base& w) {
       live_rate_limit<join_tag, &message_limits::join>{l, st, a},
       live_rate_limit<private_message_tag, &message_limits::private_message>{l, st, a},
       live_rate_limit<invalid_tag, &message_limits::invalid>{l, st, a},
-      rooms::stage{&w.shared->reg, &w.shared->hub, {.anonymous = w.cfg->anonymous}});
+      rooms::basic_stage<bridge>{&w.shared->reg, &w.shared->hub, {.anonymous = w.cfg->anonymous}, w.shared->cluster.get()});
 }
 
 struct world : world_base {
@@ -318,6 +320,7 @@ inline int serve(runtime& rt) {
   const auto c = s->first;
   if (!s->shared.sink.ok()) return rt.log().error("cannot open the audit file", {{"file", c->audit.file}}), 1;
   s->add_metrics();
+  if (!s->shared.cluster.open(rt, *c, s->shared.reg, s->shared.hub)) return 1;
   auto first = s->build(c);
   if (!first) return 1;
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
@@ -334,8 +337,10 @@ inline int serve(runtime& rt) {
     if (!rproxy::app::listen(rt, c->tls->listen, "websocket-tls", secure)) return 1;
   }
   s->sweep();
+  s->shared.cluster.start();
   rt.on_stop_accepting([s] {
     s->sweep_timer.cancel();
+    s->shared.cluster.stop();
     s->shared.hub.close_all(rproxy::codec::ws::close_code::going_away, "server shutting down");
   });
   rt.on_reload([s, worlds](const std::shared_ptr<const config>& next) {

@@ -9,10 +9,13 @@
 //       text in flight: the server's reply (ok) and the room's `message` event (the sender is a
 //       member, docs/ws-server.md "message") both back ends a round trip.
 //       Prints: echo conns=N msgs_per_s=... p50_us=... p99_us=... errors=...
-//   ws_load fanout --port P [--members 100] [--window 8] [--size 20] [--secs 5] [--warmup 1]
+//   ws_load fanout --port P [--members 100] [--window 8] [--size 20] [--secs 5] [--warmup 1] [--port2 P2]
 //       One room of MEMBERS connections (the sender among them, so every message has MEMBERS
 //       deliveries); the sender keeps WINDOW messages in flight: message k is sent once message
-//       k - WINDOW has reached every member. Prints: fanout members=M deliveries_per_s=...
+//       k - WINDOW has reached every member. With --port2, odd-numbered members connect there
+//       (another instance of a cluster: bench/cluster/rooms_fanout). Prints: fanout members=M
+//       deliveries_per_s=... p50_us=... p99_us=... (a message's latency: from its send to its
+//       delivery to the last member)
 //   ws_load idle   --port P --pid PID [--conns 10000]
 //       Opens CONNS WebSockets (at most 256 handshakes at a time) and holds them; reads VmRSS of
 //       PID from /proc before (after one warm-up connection) and after.
@@ -84,6 +87,7 @@ struct options {
   std::string mode;
   std::string host = "127.0.0.1";
   unsigned short port = 0;
+  unsigned short port2 = 0;  ///< fanout: odd-numbered members connect here when set
   std::string target = "/?user=r{run}u{i}";
   std::vector<std::string> headers;
   int conns = -1;  // echo: 100, idle: 10000
@@ -348,11 +352,12 @@ std::vector<std::unique_ptr<connection>> open_all(asio::io_context& io, const op
   }
   int next = 0, done = 0, failed = 0;
   const auto ep = endpoint_of(o);
+  const tcp::endpoint ep2{asio::ip::make_address(o.host), o.port2 != 0 ? o.port2 : o.port};
   std::function<void()> start_one;  // startup only, not the data path
   start_one = [&] {
     if (next == n) return;
     connection& c = *conns[static_cast<std::size_t>(next++)];
-    asio::co_spawn(io, handshake(c, ep, o), [&](std::exception_ptr e, std::error_code ec) {
+    asio::co_spawn(io, handshake(c, c.index % 2 == 1 ? ep2 : ep, o), [&](std::exception_ptr e, std::error_code ec) {
       if (e || ec) {
         ++failed;
         std::fprintf(stderr, "ws_load: connection %d: %s\n", c.index, ec ? ec.message().c_str() : "exception");
@@ -458,12 +463,15 @@ int run_fanout(const options& o) {
   // delivered[k % window]: members that have message k. Message k + window goes out when
   // message k has reached all members.
   std::vector<int> delivered(window, 0);
+  std::vector<clock_type::time_point> sent_at(window);  // message k's send, at k % window
+  latency_stats lat;
   long long sent = 0;
   bool measuring = false, stopping = false;
   std::uint64_t deliveries = 0;
   int joined = 0;
   const auto send_one = [&] {
-    ++sent;
+    ++sent;  // the room is new: message ids count 1, 2, 3 ... in the order sent
+    sent_at[static_cast<std::size_t>(sent) % window] = clock_type::now();
     sender.queue_text(request);
   };
   // Every member reads from the moment it is in the room (the presence events of the joins
@@ -486,6 +494,9 @@ int run_fanout(const options& o) {
       int& d = delivered[static_cast<std::size_t>(id) % window];
       if (++d == m) {
         d = 0;
+        if (measuring)
+          lat.us.push_back(static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+              clock_type::now() - sent_at[static_cast<std::size_t>(id) % window]).count()));
         if (!stopping) {
           send_one();
           sender.flush();
@@ -519,8 +530,8 @@ int run_fanout(const options& o) {
   });
   run_until(io, [&] { return stopping; }, o.warmup + o.secs + o.timeout, "the fan-out");
   const double elapsed = std::chrono::duration<double>(stop - start).count();
-  std::printf("fanout members=%d window=%zu messages=%lld deliveries_per_s=%.0f\n", m, window, sent,
-              static_cast<double>(deliveries) / elapsed);
+  std::printf("fanout members=%d window=%zu messages=%lld deliveries_per_s=%.0f p50_us=%u p99_us=%u\n", m, window, sent,
+              static_cast<double>(deliveries) / elapsed, lat.pct(0.50), lat.pct(0.99));
   return 0;
 }
 
@@ -644,6 +655,7 @@ options parse_args(int argc, char** argv) {
     const std::string v = argv[++i];
     if (a == "--host") o.host = v;
     else if (a == "--port") o.port = static_cast<unsigned short>(std::stoi(v));
+    else if (a == "--port2") o.port2 = static_cast<unsigned short>(std::stoi(v));
     else if (a == "--target") o.target = v;
     else if (a == "--header") o.headers.push_back(v);
     else if (a == "--conns") o.conns = std::stoi(v);
