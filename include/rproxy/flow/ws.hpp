@@ -382,5 +382,5 @@ private:
 
 }  // namespace rproxy::flow
 
+// The sessions (plain, then TLS: ws_session.hpp includes ws_tls_session.hpp at its end).
 #include <rproxy/flow/ws_session.hpp>
-#include <rproxy/flow/ws_tls_session.hpp>

@@ -474,3 +474,6 @@ private:
 };
 
 }  // namespace rproxy::flow::ws_detail
+
+// After `ending` and the plain session, which the TLS session uses.
+#include <rproxy/flow/ws_tls_session.hpp>
