@@ -19,19 +19,23 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// In a sockaddr_storage, as the endpoint's paths hold them (g++ -O3 sees the AF_INET6 branch
+// read past a bare sockaddr_in and warns).
 quic::address_bytes v4(const char* ip, std::uint16_t port) {
-  sockaddr_in a{};
+  sockaddr_storage s{};
+  auto& a = reinterpret_cast<sockaddr_in&>(s);
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
   inet_pton(AF_INET, ip, &a.sin_addr);
-  return quic::address_bytes::of(reinterpret_cast<const sockaddr*>(&a));
+  return quic::address_bytes::of(reinterpret_cast<const sockaddr*>(&s));
 }
 quic::address_bytes v6(const char* ip, std::uint16_t port) {
-  sockaddr_in6 a{};
+  sockaddr_storage s{};
+  auto& a = reinterpret_cast<sockaddr_in6&>(s);
   a.sin6_family = AF_INET6;
   a.sin6_port = htons(port);
   inet_pton(AF_INET6, ip, &a.sin6_addr);
-  return quic::address_bytes::of(reinterpret_cast<const sockaddr*>(&a));
+  return quic::address_bytes::of(reinterpret_cast<const sockaddr*>(&s));
 }
 
 constexpr std::array<std::uint8_t, 32> key_bytes{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
