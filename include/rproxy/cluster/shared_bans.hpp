@@ -108,6 +108,19 @@ private:
     if (kind == "identity" && !subject.empty()) return "identity " + middleware::detail::percent_encode(subject);
     return {};
   }
+  // One spelling per ban, as list() keeps it: "addr 198.51.100.7" and "addr 198.51.100.7/32" are
+  // one ban, so are "identity a%62" and "identity ab". Empty when the field names no ban.
+  static std::string canonical(std::string_view field) {
+    const auto sp = field.find(' ');
+    if (sp == std::string_view::npos) return {};
+    const auto kind = field.substr(0, sp), subject = field.substr(sp + 1);
+    if (kind == "identity") {
+      std::string name;
+      if (!middleware::detail::percent_decode(subject, name)) return {};
+      return line_of(kind, name);
+    }
+    return line_of(kind, subject);
+  }
   static bool valid(std::string_view line) {
     middleware::ban_list probe;
     return bool(probe.parse(line));
@@ -197,11 +210,14 @@ private:
   void apply(const std::vector<std::string>& lines, bool add) {
     std::lock_guard lock(mu_);
     for (const auto& l : lines) {
-      std::string_view f, v;
       if (!add) {
-        bans_.erase(l);
-      } else if (split(l, f, v) && valid(l) && bans_.size() < max_bans) {
-        bans_[std::string(f)] = std::string(v);
+        bans_.erase(canonical(l));
+        continue;
+      }
+      std::string_view f, v;
+      std::string key = split(l, f, v) && valid(l) ? canonical(f) : std::string{};
+      if (!key.empty() && (bans_.size() < max_bans || bans_.count(key) != 0)) {
+        bans_[std::move(key)] = std::string(v);
       } else if (log_ != nullptr) {
         log_->warn("shared bans: an invalid ban was ignored", {{"ban", std::string_view(l).substr(0, 200)}});
       }

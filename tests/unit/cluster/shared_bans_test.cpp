@@ -81,3 +81,15 @@ TEST_CASE("shared bans without Redis: nothing shared, nothing fails", "[cluster]
   CHECK(none.ban("addr", "203.0.113.7", {}));
   CHECK(none.list().size() == 0);
 }
+
+TEST_CASE("shared bans: one ban however its subject is spelled (found by fuzz_shared_bans)", "[cluster]") {
+  cl::shared_bans bans(nullptr);
+  bans.receive("ban\naddr 198.51.100.7/32 0 a\naddr 198.51.100.7 0 b\nidentity a%62 0 c\nidentity ab 0 d\n");
+  CHECK(bans.size() == 2);
+  CHECK(bans.list().size() == 2);
+  CHECK(banned(bans, "198.51.100.7"));
+  bans.receive("unban\naddr 198.51.100.7\nidentity a%62\n");
+  CHECK(bans.size() == 0);
+  CHECK(bans.list().size() == 0);
+  CHECK_FALSE(banned(bans, "198.51.100.7"));
+}
