@@ -6,6 +6,7 @@
 // config (returning a tuple, empty for mc-proxy itself): see docs/writing-an-app.md.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -13,7 +14,9 @@
 #include <string>
 #include <tuple>
 
+#include <rproxy/app/every.hpp>
 #include <rproxy/app/pools.hpp>
+#include <rproxy/app/restart_only.hpp>
 #include <rproxy/app/side_file.hpp>
 #include <rproxy/app/versions.hpp>
 #include <rproxy/middleware/audit_block.hpp>
@@ -59,15 +62,13 @@ private:
     };
     auto worlds = rproxy::app::make_versions<world>(rt_, build, "servers");
     if (!worlds || !listen_players(rt_, *first, *worlds)) return 1;
-    rt_.on_stop_accepting([this] {
-      tick_.cancel();
-      bans_.reset();
+    rt_.on_stop_accepting([this] { bans_.reset(); });
+    rproxy::app::restart_only(rt_, rproxy::app::setting("listen", [](const config& c) { return c.listen.to_string(); }));
+    // Every second: stop wake-on-join servers that have been idle for their idle_timeout.
+    rproxy::app::every(rt_, std::chrono::seconds(1), [this, worlds] {
+      for (const auto& sv : worlds->current()->servers)
+        if (sv.cfg->wake && sv.st->wake.stop_if_idle(clock::now(), *sv.cfg->wake, rt_.log(), sv.cfg->name)) sv.st->status.clear();
     });
-    rt_.on_reload([this, first](const std::shared_ptr<const Config>& c) {
-      if (!(c->listen == first->listen))
-        rt_.log().warn("listen address changed: it takes effect after a restart", {{"listen", first->listen.to_string()}});
-    });
-    tick(worlds);
     return 0;
   }
 
@@ -119,18 +120,6 @@ private:
                                                [list = &shared_.bans, f = b.file](std::size_t* line) { return list->load(f, line); }));
   }
 
-  /// Every second: stop wake-on-join servers that have been idle for their idle_timeout.
-  template <class Worlds>
-  void tick(std::shared_ptr<Worlds> worlds) {
-    tick_.expires_after(std::chrono::seconds(1));
-    tick_.async_wait([this, worlds](std::error_code ec) {
-      if (ec) return;
-      for (const auto& sv : worlds->current()->servers)
-        if (sv.cfg->wake && sv.st->wake.stop_if_idle(clock::now(), *sv.cfg->wake, rt_.log(), sv.cfg->name)) sv.st->status.clear();
-      tick(worlds);
-    });
-  }
-
   runtime& rt_;
   families fam_;
   std::shared_ptr<rproxy::app::pools> pools_;  ///< by server name, with their health checks
@@ -139,7 +128,6 @@ private:
   shared_state shared_;
   std::map<std::string, std::shared_ptr<server_state>> states_;
   std::optional<rproxy::app::side_file> bans_;
-  asio::steady_timer tick_;
 };
 
 }  // namespace mc_proxy

@@ -22,11 +22,12 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/experimental/as_tuple.hpp>
 
+#include <rproxy/app/every.hpp>
 #include <rproxy/app/listen.hpp>
+#include <rproxy/app/restart_only.hpp>
 #include <rproxy/app/runtime.hpp>
 #include <rproxy/app/tls_block.hpp>
 #include <rproxy/app/versions.hpp>
@@ -232,23 +233,17 @@ inline asio::awaitable<void> serve_tls(std::shared_ptr<const world> w, asio::ip:
   (void)co_await flow::serve(w->pipelines[i], w->a, std::move(tls), w->options, eps);
 }
 
-/// The keys a reload cannot apply (listeners), changed from `a` to `b`: "listen, tls.listen", or "".
-inline std::string restart_only_changes(const config& a, const config& b) {
+/// The keys a reload cannot apply (listeners): a change is logged as needing a restart.
+inline void warn_restart_only(runtime& rt) {
   const auto ep = [](const std::optional<rproxy::config::endpoint>& e) { return e ? e->to_string() : std::string(); };
-  std::string out;
-  const auto note = [&out](bool changed, std::string_view key) {
-    if (changed) out.append(out.empty() ? "" : ", ").append(key);
-  };
-  note(ep(a.plain_listen()) != ep(b.plain_listen()), "listen");
-  note(a.tls.has_value() != b.tls.has_value(), "tls (added or removed)");
-  note(a.tls && b.tls && a.tls->listen.to_string() != b.tls->listen.to_string(), "tls.listen");
-  note(ep(a.admin.listen) != ep(b.admin.listen), "admin.listen");
-  return out;
+  rproxy::app::restart_only(rt, rproxy::app::setting("listen", [ep](const config& c) { return ep(c.plain_listen()); }),
+                            rproxy::app::setting("tls.listen", [](const config& c) { return c.tls ? c.tls->listen.to_string() : ""; }),
+                            rproxy::app::setting("admin.listen", [ep](const config& c) { return ep(c.admin.listen); }));
 }
 
-/// The server: its shared state, worlds, metrics and the sweep timer.
+/// The server: its shared state, worlds and metrics.
 struct server {
-  explicit server(runtime& r) : rt(r), first(r.config().get()), shared(r, *first), sweep_timer(r.control()) {}
+  explicit server(runtime& r) : rt(r), first(r.config().get()), shared(r, *first) {}
 
   std::shared_ptr<const world> build(const std::shared_ptr<const config>& c) {
     auto w = std::make_shared<world>(rt, c, shared);
@@ -299,19 +294,9 @@ struct server {
                                                 "TLS handshakes (wss) that failed, by reason (net/tls_failure.hpp).", {"reason"});
   }
 
-  void sweep() {
-    sweep_timer.expires_after(std::chrono::seconds(10));
-    sweep_timer.async_wait([this](std::error_code ec) {
-      if (ec) return;
-      shared.reg.sweep(std::chrono::system_clock::now());
-      sweep();
-    });
-  }
-
   runtime& rt;
   std::shared_ptr<const config> first;
   shared_state shared;
-  asio::steady_timer sweep_timer;
 };
 
 inline int serve(runtime& rt) {
@@ -336,15 +321,13 @@ inline int serve(runtime& rt) {
     };
     if (!rproxy::app::listen(rt, c->tls->listen, "websocket-tls", secure)) return 1;
   }
-  s->sweep();
+  rproxy::app::every(rt, std::chrono::seconds(10), [s] { s->shared.reg.sweep(std::chrono::system_clock::now()); });
   s->shared.cluster.start();
   rt.on_stop_accepting([s] {
-    s->sweep_timer.cancel();
     s->shared.cluster.stop();
     s->shared.hub.close_all(rproxy::codec::ws::close_code::going_away, "server shutting down");
   });
   rt.on_reload([s, worlds](const std::shared_ptr<const config>& next) {
-    const auto prev = worlds->current()->cfg;
     auto w = s->build(next);
     if (!w) return s->rt.log().error("config not applied; the previous one keeps serving");
     worlds->swap(std::move(w));
@@ -352,9 +335,8 @@ inline int serve(runtime& rt) {
     s->shared.reg.set_config(next->rooms);             // the next rooms operation
     s->rt.log().info("settings updated: security and rate limits, rooms limits (every connection); websocket, TLS certificates "
                      "(connections accepted from now on)");
-    if (auto keys = restart_only_changes(*prev, *next); !keys.empty())
-      s->rt.log().warn("restart required: these changes apply at the next start", {{"keys", keys}});
   });
+  warn_restart_only(rt);
   return 0;
 }
 
