@@ -3,20 +3,12 @@
 //   h3-gateway [run] --config h3-gateway.yaml | validate FILE | init | --version
 // The composition is in serve.cpp, the flows in flows*.cpp, the config decoder in config.cpp:
 // main only includes what run_main and the config need.
-#include <filesystem>
-#include <string>
-#include <string_view>
-
 #include <rproxy/app/run_main.hpp>
 #include <rproxy/app/runtime.hpp>
-#include <rproxy/config/decode.hpp>
-#include <rproxy/config/starter_config.hpp>
 
 #include "config.hpp"
 
-extern template rproxy::result<h3_gateway::config, rproxy::config::diagnostics>
-rproxy::config::load_file<h3_gateway::config>(const std::filesystem::path&, rproxy::config::positions*);
-extern template std::string rproxy::config::starter_config<h3_gateway::config>(std::string_view);
+extern template struct rproxy::app::config_unit<h3_gateway::config>;
 
 namespace h3_gateway {
 

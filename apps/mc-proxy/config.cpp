@@ -1,10 +1,8 @@
 // apps/mc-proxy/config.cpp: the one unit of mc-proxy that instantiates the YAML decoder (the
 // main file and the servers_dir files) and the starter config (main.cpp declares it extern).
 #include <filesystem>
-#include <string>
-#include <string_view>
 
-#include <rproxy/config/starter_config.hpp>
+#include <rproxy/app/config_unit.hpp>
 
 #include "config_load.hpp"
 
@@ -14,4 +12,4 @@ rproxy::result<config, cfg::diagnostics> config::load(const std::filesystem::pat
 
 }  // namespace mc_proxy
 
-template std::string rproxy::config::starter_config<mc_proxy::config>(std::string_view);
+template struct rproxy::app::config_unit<mc_proxy::config>;

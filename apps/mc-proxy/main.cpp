@@ -1,15 +1,11 @@
 // mc-proxy: a Minecraft reverse proxy made of rproxy parts (see mc_proxy.hpp and serve.hpp).
 //   mc-proxy [run] --config mc-proxy.yaml | validate FILE | init | --version
-#include <string>
-#include <string_view>
-
 #include <rproxy/app/run_main.hpp>
-#include <rproxy/config/starter_config.hpp>
 
 #include "config.hpp"
 
 // mc-proxy's config is decoded in config.cpp only (the YAML decoder is the heavy instantiation).
-extern template std::string rproxy::config::starter_config<mc_proxy::config>(std::string_view);
+extern template struct rproxy::app::config_unit<mc_proxy::config>;
 
 int main(int argc, char** argv) {
   return rproxy::app::run_main<mc_proxy::config>(

@@ -15,7 +15,8 @@
 // If Config has `admin.listen` (an optional config::endpoint), /metrics /healthz /readyz and
 // POST /reload are served there, from the control thread, until shutdown starts.
 // Only main includes this header: it brings the command-line parser, the config decoder and
-// the admin server.
+// the admin server. The decoder's instantiation may live in a unit of its own: see
+// app/config_unit.hpp.
 #pragma once
 
 #include <concepts>
@@ -31,27 +32,20 @@
 
 #include <rproxy/admin/server.hpp>
 #include <rproxy/app/cli.hpp>
+#include <rproxy/app/config_unit.hpp>
 #include <rproxy/app/runtime.hpp>
-#include <rproxy/config/decode.hpp>
 #include <rproxy/config/diagnostics.hpp>
 #include <rproxy/config/endpoint.hpp>
-#include <rproxy/config/starter_config.hpp>
 #include <rproxy/core/result.hpp>
 #include <rproxy/observe/log.hpp>
 
 namespace rproxy::app {
 
-/// A config that reads itself (a main file plus a directory of per-item files, checks across
-/// files): `static result<Config, config::diagnostics> load(const std::filesystem::path&)`.
-template <class Config>
-concept loads_itself = requires(const std::filesystem::path& p) {
-  { Config::load(p) } -> std::same_as<result<Config, config::diagnostics>>;
-};
-/// Loads a config file: Config::load when it has one, else config::load_file.
+/// Loads a config file: Config::load when it has one, else config::load_file (app/config_unit.hpp,
+/// which an app may instantiate in a unit of its own).
 template <class Config>
 result<Config, config::diagnostics> load_config(const std::filesystem::path& path) {
-  if constexpr (loads_itself<Config>) return Config::load(path);
-  else return config::load_file<Config>(path);
+  return config_unit<Config>::load(path);
 }
 
 /// A config with an admin block: `admin: {listen: 127.0.0.1:9901}`.
@@ -110,7 +104,7 @@ int run_main(int argc, const char* const* argv, const app_info& info, Serve&& se
   options& o = *parsed;
 
   if (o.cmd == command::init) {
-    std::cout << config::starter_config<Config>(info.name + " configuration");
+    std::cout << config_unit<Config>::starter(info.name + " configuration");
     return 0;
   }
 
