@@ -8,7 +8,6 @@
 
 #include <filesystem>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -23,6 +22,7 @@
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/listen_address.hpp>
+#include <rproxy/config/unique.hpp>
 #include <rproxy/config/validator.hpp>
 #include <rproxy/middleware/ban_block.hpp>
 
@@ -64,12 +64,9 @@ struct config {
 
   void validate(cfg::validator& v) const {
     cfg::validate_listen_address(v.at(&config::listen), listen);
-    std::set<std::string> names;
-    for (std::size_t i = 0; i < servers.size(); ++i) {
+    for (std::size_t i = 0; i < servers.size(); ++i)
       if (servers[i].name.empty()) v.at(&config::servers).at(i).at(&server_config::name).error("an inline server needs a name");
-      else if (!names.insert(servers[i].name).second)
-        v.at(&config::servers).at(i).at(&server_config::name).error("duplicate server name '" + servers[i].name + "'");
-    }
+    cfg::validate_unique<&server_config::name>(v.at(&config::servers), servers, "duplicate server name");
   }
 
   /// Reads the main file, then every *.yaml of servers_dir; checks what spans files (duplicate

@@ -4,7 +4,6 @@
 
 #include <chrono>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -14,6 +13,7 @@
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/listen_address.hpp>
+#include <rproxy/config/unique.hpp>
 #include <rproxy/config/validator.hpp>
 #include <rproxy/flow/config.hpp>
 #include <rproxy/health/check_config.hpp>
@@ -62,13 +62,8 @@ struct config {
                        cfg::doc<&config::relay>("byte relay settings (a route's idle_timeout wins)"));
   }
   void validate(cfg::validator& v) const {
-    std::set<std::string> names, listens;
-    for (std::size_t i = 0; i < routes.size(); ++i) {
-      if (!names.insert(routes[i].name).second)
-        v.at(&config::routes).at(i).at(&route_config::name).error("duplicate route name '" + routes[i].name + "'");
-      if (!listens.insert(routes[i].listen.to_string()).second)
-        v.at(&config::routes).at(i).at(&route_config::listen).error("two routes listen on " + routes[i].listen.to_string());
-    }
+    cfg::validate_unique<&route_config::name>(v.at(&config::routes), routes, "duplicate route name");
+    cfg::validate_unique<&route_config::listen>(v.at(&config::routes), routes, "two routes listen on");
   }
 };
 
