@@ -39,7 +39,7 @@ public:
 
   explicit app(runtime& rt)
       : rt_(rt), fam_(families::add_to(rt.metrics())), pools_(rproxy::app::pools::open(rt)), audit_sink_(&rt.log(), ""),
-        audit_(mw::audit_log::to(audit_sink_, {.per_second = 20, .burst = 50})), tick_(rt.control()) {
+        audit_(mw::audit_log::to(audit_sink_, {.per_second = 20, .burst = 50})) {
     shared_.audit = &audit_;
   }
 
