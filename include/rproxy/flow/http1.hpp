@@ -180,9 +180,15 @@ namespace http1 = codec::http1;
 /// so it is only compacted right before a read, when no view is in use. Its storage is not
 /// cleared (only bytes read into it are ever looked at): it is sized for the largest head
 /// (some 80 KiB): clearing it per HTTP/2 stream took a fifth of the gateway's CPU under h2load.
+/// Storage comes from, and goes back to, a small per-thread cache (storage_cache): an HTTP/2
+/// stream or a new connection takes a buffer another one left, instead of a fresh allocation
+/// of that size (and the page faults of a heap that grows and shrinks by it).
 class recv_buffer {
 public:
-  explicit recv_buffer(std::size_t capacity) : data_(new char[capacity]), size_(capacity) {}
+  explicit recv_buffer(std::size_t capacity) : data_(storage_cache::take(capacity)), size_(capacity) {}
+  recv_buffer(const recv_buffer&) = delete;
+  recv_buffer& operator=(const recv_buffer&) = delete;
+  ~recv_buffer() { storage_cache::give(std::move(data_), size_); }
   std::string_view view() const noexcept { return {data_.get() + b_, e_ - b_}; }
   bool full() const noexcept { return b_ == 0 && e_ == size_; }
   void consume(std::size_t n) noexcept {
@@ -205,8 +211,44 @@ public:
     commit(room.size());
   }
 
+  /// Buffers released on this thread, kept for the next buffer of the same size (at most
+  /// `slots` of them: a worker keeps at most that many idle buffers, some 1.5 MiB).
+  class storage_cache {
+  public:
+    static constexpr std::size_t slots = 16;
+    static std::unique_ptr<char[]> take(std::size_t n) {
+      auto& c = local();
+      for (std::size_t i = c.count_; i-- > 0;)
+        if (c.size_[i] == n) {
+          auto out = std::move(c.data_[i]);
+          --c.count_;
+          c.data_[i] = std::move(c.data_[c.count_]);
+          c.size_[i] = c.size_[c.count_];
+          return out;
+        }
+      return std::unique_ptr<char[]>(new char[n]);  // (left uninitialised)
+    }
+    static void give(std::unique_ptr<char[]> p, std::size_t n) noexcept {
+      if (!p) return;
+      auto& c = local();
+      if (c.count_ == slots) return;  // (p is freed)
+      c.data_[c.count_] = std::move(p);
+      c.size_[c.count_] = n;
+      ++c.count_;
+    }
+
+  private:
+    static storage_cache& local() noexcept {
+      thread_local storage_cache c;
+      return c;
+    }
+    std::array<std::unique_ptr<char[]>, slots> data_{};
+    std::array<std::size_t, slots> size_{};
+    std::size_t count_ = 0;
+  };
+
 private:
-  std::unique_ptr<char[]> data_;  // (new char[n]: left uninitialised)
+  std::unique_ptr<char[]> data_;
   std::size_t size_;
   std::size_t b_ = 0, e_ = 0;
 };
@@ -312,7 +354,8 @@ struct http1_adapter {
         : a_(&a),
           in_(a.request_limits.max_start_line + a.request_limits.max_header_bytes + 4 + a.buffer_size),
           bin_(a.response_limits.max_start_line + a.response_limits.max_header_bytes + 4 + a.buffer_size),
-          parser_(a.request_limits) {}
+          parser_(a.request_limits),
+          bparser_(a.response_limits) {}
     reader(const reader&) = delete;  // hello() points into it
     reader& operator=(const reader&) = delete;
 
@@ -380,6 +423,13 @@ struct http1_adapter {
     codec::http1::fields connection_;  ///< the current request's Connection lines (for its trailers)
     http1_detail::recv_buffer in_, bin_;
     codec::http1::request_parser parser_;
+    // Kept across the connection's requests so that their storage is reused (no allocation
+    // per request once they have grown): the backends' response parser, the head the client
+    // gets and its bytes, the head the backend gets.
+    codec::http1::response_parser bparser_;
+    codec::http1::response_head down_;
+    std::string down_bytes_;
+    codec::http1::request_head up_;
     std::optional<codec::http1::request_view> view_;
     std::size_t head_bytes_ = 0;
     bool head_taken_ = false;
@@ -569,7 +619,8 @@ struct http1_adapter {
     r.connection_.clear();
     for (const auto& f : r.parser().head().fields)
       if (codec::http1::detail::iequals(f.name, "connection")) r.connection_.add(f.name, f.value);
-    return upstream_head(ctx, r.parser().head(), r.parser().info(), r.upgrade_);
+    build_upstream_head(r.up_, ctx, r.parser().head(), r.parser().info(), r.upgrade_);
+    return codec::http1::serialize(r.up_);
   }
 
   /// The upstream request head: the client's fields as codec/http1/forward.hpp's rules allow
@@ -581,8 +632,19 @@ struct http1_adapter {
   template <class Ctx>
   std::string upstream_head(const Ctx& ctx, const codec::http1::request_head_view& head,
                             const codec::http1::message_info& info, std::string_view upgrade = {}) const {
+    codec::http1::request_head up;
+    build_upstream_head(up, ctx, head, info, upgrade);
+    return codec::http1::serialize(up);
+  }
+  /// The same, built in `up` (a head kept across requests: its storage is reused).
+  template <class Ctx>
+  void build_upstream_head(codec::http1::request_head& up, const Ctx& ctx, const codec::http1::request_head_view& head,
+                           const codec::http1::message_info& info, std::string_view upgrade = {}) const {
     namespace http1 = codec::http1;
-    http1::request_head up{std::string(head.method), std::string(head.target)};
+    up.method.assign(head.method);
+    up.target.assign(head.target);
+    up.version = http1::http_version::http11;
+    up.fields.clear();
     if constexpr (requires { ctx.upstream_target; })
       if (!ctx.upstream_target.empty()) up.target = ctx.upstream_target;
     const auto rules = forward_rules();
@@ -604,7 +666,6 @@ struct http1_adapter {
       up.fields.add("Connection", "upgrade");
       up.fields.add("Upgrade", upgrade);
     }
-    return http1::serialize(up);
   }
 
   /// One request's exchange: the head (`first`) and the body up, the response down.
@@ -708,7 +769,8 @@ struct http1_adapter {
 
     // 2. The response head (1xx interim responses are dropped).
     auto& bin = r.bin_;
-    http1::response_parser bp(response_limits);
+    auto& bp = r.bparser_;
+    bp.reset();
     bp.set_request_method(bodiless_method ? std::string_view("HEAD") : std::string_view("GET"));
     std::size_t head_size = 0;
     for (;;) {
@@ -759,7 +821,11 @@ struct http1_adapter {
     }
     const bool filtered = !bodiless && body_filtered<Pipeline>(ctx);
     bool keep = info.keep_alive && !(drain != nullptr && drain->draining());
-    http1::response_head down{rh.status, std::string(rh.reason)};
+    auto& down = r.down_;
+    down.status = rh.status;
+    down.reason.assign(rh.reason);
+    down.version = http1::http_version::http11;
+    down.fields.clear();
     for (const auto& f : rh.fields) {
       using http1::detail::iequals;
       const bool framing = iequals(f.name, "content-length") || iequals(f.name, "transfer-encoding");
@@ -774,7 +840,9 @@ struct http1_adapter {
     }
     if constexpr (requires { ctx.response_fields; }) ctx.response_fields.apply(down.fields);
     http1::set_keep_alive(down.fields, info.version, keep);
-    const std::string down_head = http1::serialize(down);
+    r.down_bytes_.clear();
+    http1::serialize_to(r.down_bytes_, down);
+    const std::string& down_head = r.down_bytes_;
     sent(ctx, rh.status);
     bin.consume(head_size);  // the head's views are not used past this point
     // The head goes out with the first piece of the body that is already here (one gathered
