@@ -153,9 +153,11 @@ asio::awaitable<hello_step> read_hello(Stream& s, Reader& r, Ctx& ctx,
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) co_return hello_step::fail(make_error_code(net::error::idle_timeout));
     const auto settle = r.settle_time();
-    const auto until = settle ? std::min(deadline, now + *settle) : deadline;
+    const bool settling = settle && now + *settle < deadline;  // (a wait of a fixed length: on the idle sweep)
+    const auto until = settling ? now + *settle : deadline;
     auto room = r.prepare(2048);
-    auto [ec, n] = co_await net::with_deadline(s.async_read_some(asio::buffer(room.data(), room.size()), asio::experimental::deferred), until);
+    auto read = [&] { return s.async_read_some(asio::buffer(room.data(), room.size()), asio::experimental::deferred); };
+    auto [ec, n] = settling ? co_await net::with_deadline(read(), *settle) : co_await net::with_deadline(read(), deadline);
     if (ec == net::error::idle_timeout) {
       if (settle) {  // the client paused: let the reader settle what it has
         auto settled = r.next(ctx, true);
