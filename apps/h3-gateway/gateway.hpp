@@ -58,7 +58,7 @@ struct require_auth {
 /// Requests by route, status class ("2xx", ..., "none": no status sent) and backend; the
 /// request's latency (head read to flow end) by route; the backend's (connected to response
 /// head) by route and backend; retries on another pick by route, and requests the retry budget
-/// shed; upgrades (101 relayed) by route.
+/// shed; upgrades (101 relayed) by route; requests a stage refused, by route and reason.
 struct request_metrics {
   using row = std::array<obs::counter*, 6>;
   struct backend_series {
@@ -73,6 +73,8 @@ struct request_metrics {
     obs::counter* retries;
     obs::counter* shed;
     obs::counter* upgrades;
+    obs::counter_family* rejects;  ///< bound per reason when one is first refused (the set is closed)
+    std::string name;
   };
   struct state {
     std::chrono::steady_clock::time_point connected{};
@@ -113,18 +115,23 @@ struct request_metrics {
     if (ctx.hello_done == std::chrono::steady_clock::time_point{} && ctx.status == 0) return;  // no request came
     const auto& r = route_of(ctx);
     const auto* b = backend_of(r, ctx);
-    if (ctx.rejected && ctx.rejected->cause == "shed") r.shed->inc();
+    if (ctx.rejected) {
+      if (ctx.rejected->cause == "shed") r.shed->inc();
+      r.rejects->with({r.name, rproxy::to_string(ctx.rejected->code)}).inc();
+    }
     (b ? b->requests : r.none)[ctx.status >= 100 && ctx.status < 600 ? ctx.status / 100 : 0]->inc();
     if (ctx.status == 101) r.upgrades->inc();
     if (ctx.hello_done != std::chrono::steady_clock::time_point{}) r.duration->observe(std::chrono::steady_clock::now() - ctx.hello_done);
   }
 };
 
-/// Open client connections (first in the connection pipeline, so its on_accept always runs).
+/// Client connections accepted and open (first in the connection pipeline, so its on_accept always runs).
 struct connection_gauge {
   obs::gauge* open;
+  obs::counter* accepted;
   template <class Ctx>
   rproxy::verdict on_accept(Ctx&) {
+    accepted->inc();
     open->inc();
     return rproxy::next;
   }
@@ -240,6 +247,7 @@ struct world_base {
   std::vector<std::shared_ptr<bal::upstream_pool>> pools;  ///< per cfg->groups entry
   std::vector<request_metrics::per_route> requests;
   obs::gauge* connections_open = nullptr;
+  obs::counter* connections_accepted = nullptr;
   mw::ip_filter_block::built ip;
   mw::conn_limit_config conn_cfg = cfg->conn_limit.config();
   mw::ban_check_config ban_cfg = cfg->bans.config();
@@ -258,7 +266,7 @@ struct world_base {
 };
 
 inline auto connection_pipeline(world_base& w) {
-  return rproxy::make_pipeline<rproxy::flow::http1_protocol>(connection_gauge{w.connections_open},
+  return rproxy::make_pipeline<rproxy::flow::http1_protocol>(connection_gauge{w.connections_open, w.connections_accepted},
                                                              mw::conn_limit{&w.conn_cfg, &w.shared->conns, &w.shared->audit});
 }
 

@@ -23,7 +23,10 @@ struct app {
     shed = &r.metrics().add_counter_family("h3gw_retries_shed", "Requests refused (503) because the route's retry budget was spent.", {"route"});
     upgrades = &r.metrics().add_counter_family("h3gw_upgrades", "Connections switched to another protocol (WebSocket): 101 relayed.",
                                                {"route"});
+    rejects = &r.metrics().add_counter_family("h3gw_rejects", "Requests a stage refused, by reason (unauthorized, rate_limited, ...).",
+                                              {"route", "reason"});
     connections_open = &r.metrics().add_gauge("h3gw_connections_active", "Open client connections.");
+    connections_accepted = &r.metrics().add_counter("h3gw_connections", "Client connections accepted.");
   }
 
   std::shared_ptr<const world> build(const std::shared_ptr<const config>& c) {
@@ -43,14 +46,15 @@ struct app {
     for (std::size_t i = 0; i < w->table.routes().size(); ++i) {
       const auto& name = w->table.routes()[i].name();
       auto& m = w->requests.emplace_back(request_metrics::per_route{row(name, ""), {}, &duration->with({name}), &retries->with({name}),
-                                                                    &shed->with({name}), &upgrades->with({name})});
+                                                                    &shed->with({name}), &upgrades->with({name}), rejects, name});
       for (const auto g : w->groups[i])
         for (const auto& b : c->groups[g].backends)
           m.backends.push_back({asio::ip::tcp::endpoint{asio::ip::make_address(b.address.host), b.address.port},
                                 row(name, b.address.to_string()), &upstream->with({name, b.address.to_string()})});
     }
-    w->requests.push_back({row("", ""), {}, &duration->with({""}), &retries->with({""}), &shed->with({""}), &upgrades->with({""})});
+    w->requests.push_back({row("", ""), {}, &duration->with({""}), &retries->with({""}), &shed->with({""}), &upgrades->with({""}), rejects, ""});
     w->connections_open = connections_open;
+    w->connections_accepted = connections_accepted;
     for (std::size_t i = 0; i < rt.pool().size(); ++i) {
       w->connections.push_back(connection_pipeline(*w));
       w->pipelines.push_back(request_pipeline(*w, 0x9e3779b97f4a7c15ull * (i + 1)));
@@ -102,7 +106,9 @@ struct app {
   obs::counter_family* retries = nullptr;
   obs::counter_family* shed = nullptr;
   obs::counter_family* upgrades = nullptr;
+  obs::counter_family* rejects = nullptr;
   obs::gauge* connections_open = nullptr;
+  obs::counter* connections_accepted = nullptr;
   /// A group's pool and the settings it was made with (kept across reloads while they stay).
   struct group_pool {
     std::shared_ptr<bal::upstream_pool> pool;
@@ -125,6 +131,8 @@ int serve(runtime& rt) {
   rproxy::flow::options unused;
   c->limits.apply(a->adapter, unused);
   c->forwarding.apply(a->adapter);
+  if (c->jwt && c->jwt->issuers.empty() && c->jwt->audiences.empty())
+    rt.log().warn("jwt: neither issuers nor audiences are set: any token one of the keys signed is accepted, whoever it was issued for");
   auto first = a->build(c);
   if (!first || !a->apply(*c, *first)) return 1;
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));

@@ -11,7 +11,7 @@
 //     rproxy::middleware::key_store keys({{key_source::kind::jwks_file, "jwks.json"}});
 //     auto p = rproxy::make_pipeline<http_protocol>(rproxy::middleware::jwt_auth{&cfg, &keys, &audit}, ...);
 //     // later: ctx.state<jwt_auth>().forward_headers, find_principal(ctx)->claim("role")
-//     // a flow type with `request_fields` (flow/http1.hpp's http_flow) gets them set there,
+//     // a flow type with `request_fields` (flow/http_flow.hpp's http_flow) gets them set there,
 //     // with every configured forward header set (empty when absent) so a client cannot forge one.
 //
 // Decision logic without a pipeline: authenticate(req, now) -> result<verified_jwt>.

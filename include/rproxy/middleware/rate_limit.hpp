@@ -19,7 +19,7 @@
 //     rproxy::middleware::local_counter_store store;
 //     auto p = rproxy::make_pipeline(rproxy::middleware::rate_limit{&cfg, &store, &audit}, ...);
 //     // HTTP codec: ctx.state<rate_limit>().headers.render([&](auto name, auto value) {...});
-//     // a flow type with `response_fields` (flow/http1.hpp's http_flow) gets them set there.
+//     // a flow type with `response_fields` (flow/http_flow.hpp's http_flow) gets them set there.
 //
 // Two limits in one pipeline need two stage types: basic_rate_limit<local_counter_store, struct login_tag>.
 #pragma once

@@ -1,6 +1,6 @@
 // rproxy/route/apply_http_route.hpp: applies the route by_http_route matched to the flow: what
 // the backend is sent and what the client gets back, for any HTTP protocol whose flow has
-// upstream_target, request_fields and response_fields (flow/http1.hpp's http_flow).
+// upstream_target, request_fields and response_fields (flow/http_flow.hpp's http_flow).
 //
 //     auto p = rproxy::make_pipeline<http1_protocol>(rproxy::route::by_http_route{&table},
 //                                                   rproxy::route::apply_http_route{}, ...);

@@ -1,7 +1,9 @@
-"""End-to-end tests of examples/http_gateway: curl as the client, a Python http.server (and
-nginx, when installed) as the backend, keys and tokens made here with the openssl CLI and hmac.
+"""End-to-end tests of apps/h3-gateway's security stages and HTTP/1.1 listener (they came with
+examples/http_gateway, folded into the app): one route, `api`, over one group, with every stage
+on it. curl as the client, a Python http.server (and nginx, when installed) as the backend, keys
+and tokens made here with the openssl CLI and hmac.
 
-Usage: http_gateway_test.py PATH_TO_HTTP_GATEWAY [unittest args]"""
+Usage: h3_gateway_security_test.py PATH_TO_H3_GATEWAY [unittest args]"""
 import base64
 import hashlib
 import hmac
@@ -227,9 +229,14 @@ def echoed(response):
 
 
 def gateway_config(port, admin, backends, extra):
-    lines = [f"admin:\n  listen: 127.0.0.1:{admin}\n", "name: api\n", f"listen: 127.0.0.1:{port}\n",
-             "backends:\n"]
-    lines += [f"  - address: 127.0.0.1:{b}\n" for b in backends]
+    """One route, `api`, for every request, over one group; the security stages on it (those
+    whose block `extra` has, for jwt, api_keys and rate_limit)."""
+    lines = [f"admin:\n  listen: 127.0.0.1:{admin}\n", f"listen: 127.0.0.1:{port}\n",
+             "groups:\n  - name: api\n    backends:\n"]
+    lines += [f"      - address: 127.0.0.1:{b}\n" for b in backends]
+    lines += ["http:\n  routes:\n    - { name: api, prefix: /, backends: [ { group: api } ] }\n"]
+    stages = ["ip_filter", "bans"] + [n for n in ("jwt", "api_keys", "rate_limit") if re.search(rf"(?m)^{n}:", extra)]
+    lines += [f"default_middleware: [ {', '.join(stages)} ]\n"]
     return "".join(lines) + extra
 
 
@@ -470,14 +477,14 @@ audit:
     def test_metrics(self):
         def unauthorized():
             text = urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/metrics", timeout=5).read().decode()
-            m = re.search(r'^rproxy_rejects_total\{route="api",reason="unauthorized"\} (\d+)$', text, re.M)
+            m = re.search(r'^h3gw_rejects_total\{route="api",reason="unauthorized"\} (\d+)$', text, re.M)
             return (int(m.group(1)) if m else 0), text
         before, _ = unauthorized()
         self.assertEqual(curl(self.url + "/m")[0], 401)   # no token
         after, text = harness.wait_until(lambda: (lambda a: a if a[0] > before else None)(unauthorized()),
                                          what="the reject counted")
         self.assertEqual(after - before, 1, text)   # this request, counted once
-        self.assertIn('rproxy_flows_total{route="api:connections"}', text)
+        self.assertIn("h3gw_connections_total ", text)
 
 
 # ---- connection caps, slowloris, nginx ------------------------------------------------------
@@ -502,8 +509,8 @@ class ConnectionTest(unittest.TestCase):
     def connections(self):
         """(accepted, in progress) client connections, from the gateway's metrics."""
         text = urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/metrics", timeout=5).read().decode()
-        value = lambda name: float(re.search(r'^%s\{route="api:connections"\} (\S+)$' % name, text, re.M).group(1))
-        return value("rproxy_flows_total"), value("rproxy_flows_in_progress")
+        value = lambda name: float(re.search(r'^%s (\S+)$' % name, text, re.M).group(1))
+        return value("h3gw_connections_total"), value("h3gw_connections_active")
 
     def no_connection_open(self):
         """Start-up's port probe has been accepted and has closed: the gateway holds no connection.
