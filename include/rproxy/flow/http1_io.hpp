@@ -74,7 +74,9 @@ public:
   public:
     static constexpr std::size_t slots = 16;
     static std::unique_ptr<char[]> take(std::size_t n) {
-      auto& c = local();
+      auto* cache = local();
+      if (cache == nullptr) return std::unique_ptr<char[]>(new char[n]);
+      auto& c = *cache;
       for (std::size_t i = c.count_; i-- > 0;)
         if (c.size_[i] == n) {
           auto out = std::move(c.data_[i]);
@@ -86,18 +88,29 @@ public:
       return std::unique_ptr<char[]>(new char[n]);  // (left uninitialised)
     }
     static void give(std::unique_ptr<char[]> p, std::size_t n) noexcept {
-      if (!p) return;
-      auto& c = local();
+      auto* cache = local();
+      if (!p || cache == nullptr) return;
+      auto& c = *cache;
       if (c.count_ == slots) return;  // (p is freed)
       c.data_[c.count_] = std::move(p);
       c.size_[c.count_] = n;
       ++c.count_;
     }
 
+    storage_cache() = default;
+    storage_cache(const storage_cache&) = delete;
+    storage_cache& operator=(const storage_cache&) = delete;
+    ~storage_cache() { gone() = true; }
+
   private:
-    static storage_cache& local() noexcept {
+    /// This thread's cache; null once it is destroyed (a buffer freed later, at thread exit).
+    static storage_cache* local() noexcept {
       thread_local storage_cache c;
-      return c;
+      return gone() ? nullptr : &c;
+    }
+    static bool& gone() noexcept {
+      thread_local bool g = false;  // (trivial: still there after the cache is destroyed)
+      return g;
     }
     std::array<std::unique_ptr<char[]>, slots> data_{};
     std::array<std::size_t, slots> size_{};
@@ -106,19 +119,6 @@ public:
 
 private:
   std::unique_ptr<char[]> data_;
-  std::size_t size_;
-  std::size_t b_ = 0, e_ = 0;
-};
-  }
-  void commit(std::size_t n) noexcept { e_ += n; }
-  void append(std::string_view s) noexcept {
-    auto room = prepare(s.size());
-    std::memcpy(room.data(), s.data(), room.size());
-    commit(room.size());
-  }
-
-private:
-  std::unique_ptr<char[]> data_;  // (new char[n]: left uninitialised)
   std::size_t size_;
   std::size_t b_ = 0, e_ = 0;
 };
