@@ -19,7 +19,10 @@
 #include <rproxy/config/validator.hpp>
 #include <rproxy/flow/config.hpp>
 #include <rproxy/flow/h2_block.hpp>
+#include <rproxy/flow/h3_block.hpp>
+#include <rproxy/flow/h3_upstream_block.hpp>
 #include <rproxy/flow/http1_block.hpp>
+#include <rproxy/flow/upstream_tls_block.hpp>
 #include <rproxy/health/breaker_block.hpp>
 #include <rproxy/health/check_config.hpp>
 #include <rproxy/middleware/api_key_block.hpp>
@@ -31,6 +34,7 @@
 #include <rproxy/middleware/ip_filter_block.hpp>
 #include <rproxy/middleware/jwt_block.hpp>
 #include <rproxy/middleware/rate_limit_block.hpp>
+#include <rproxy/cluster/redis_block.hpp>
 #include <rproxy/middleware/request_id_block.hpp>
 #include <rproxy/route/http_routes_block.hpp>
 
@@ -52,14 +56,20 @@ struct group_config {
   std::optional<rproxy::health::weights_config> dynamic_weights;
   std::optional<rproxy::health::breaker_block> breaker;
   rproxy::health::outlier_block outlier{};
+  std::optional<rproxy::flow::upstream_tls_block> tls;
+  rproxy::flow::upstream_proto proto = rproxy::flow::upstream_proto::http;
+  std::optional<rproxy::flow::h3_upstream_block> h3;
   static constexpr auto describe() {
     return cfg::fields(cfg::required<&group_config::name>("group name (routes' backends: [{group: ...}], metrics)"),
-                       cfg::required<&group_config::backends>("the group's HTTP/1.1 backends"),
+                       cfg::required<&group_config::backends>("the group's backends"),
                        cfg::doc<&group_config::balancer>("round_robin, weighted_round_robin, least_conn, random or lowest_latency"),
                        cfg::doc<&group_config::health_check>("active health checks (off when absent)"),
                        cfg::doc<&group_config::dynamic_weights>("weights from each backend's load report (off when absent)"),
                        cfg::doc<&group_config::breaker>("a circuit breaker per backend (off when absent)"),
-                       cfg::doc<&group_config::outlier>("passive ejection of backends that fail in a row (consecutive_failures: 0 turns it off)"));
+                       cfg::doc<&group_config::outlier>("passive ejection of backends that fail in a row (consecutive_failures: 0 turns it off)"),
+                       cfg::doc<&group_config::tls>("TLS to the group's backends: sni, ca, verify (plain TCP when absent)"),
+                       cfg::doc<&group_config::proto>("how the backends are spoken to: http (HTTP/1.1) or h3 (HTTP/3 over QUIC, pooled connections)"),
+                       cfg::doc<&group_config::h3>("HTTP/3 backends: trust, TLS name, connections and streams (proto: h3)"));
   }
   /// The group's pool knobs (a pool keeps them for life: a change makes a new pool).
   bal::pool_config pool_settings() const {
@@ -73,6 +83,8 @@ struct group_config {
     for (std::size_t i = 0; i < backends.size(); ++i)
       if (!seen.insert(backends[i].address.to_string()).second)
         v.at(&group_config::backends).at(i).error("backend listed twice: " + backends[i].address.to_string());
+    if (h3 && proto != rproxy::flow::upstream_proto::h3) v.at(&group_config::h3).error("an h3: block needs proto: h3");
+    if (tls && proto == rproxy::flow::upstream_proto::h3) v.at(&group_config::tls).error("HTTP/3 backends take their TLS settings from the h3: block");
   }
 };
 
@@ -80,6 +92,7 @@ struct config {
   rproxy::app::admin_config admin{};
   cfg::endpoint listen{"127.0.0.1", 8080};
   std::optional<rproxy::app::tls_listener_block> tls;
+  std::optional<rproxy::flow::h3_block> quic;
   rproxy::flow::proxy_protocol_config proxy_protocol{};
   std::vector<group_config> groups;
   rproxy::route::http_routes_block http{};
@@ -95,6 +108,7 @@ struct config {
   std::optional<mw::api_key_block> api_keys;
   bool require_auth = true;
   std::optional<mw::rate_limit_block> rate_limit;
+  std::optional<rproxy::cluster::redis_block> redis;
   mw::audit_block audit{};
   mw::request_id_block request_id{};
   std::optional<mw::cors_block> cors;
@@ -106,6 +120,7 @@ struct config {
         cfg::doc<&config::admin>("admin HTTP endpoint: /metrics /healthz /readyz, POST /reload (off when listen is unset)"),
         cfg::doc<&config::listen>("address and port clients connect to (HTTP/1.1, and HTTP/2 with prior knowledge)"),
         cfg::doc<&config::tls>("a TLS listener: HTTP/2 (ALPN h2), certificates chosen by SNI (off when absent)"),
+        cfg::doc<&config::quic>("an HTTP/3 listener on UDP, the tls: block's certificates; TCP responses advertise it (Alt-Svc)"),
         cfg::doc<&config::proxy_protocol>("PROXY v1/v2 headers from trusted load balancers, on both listeners (before TLS)"),
         cfg::required<&config::groups>("named backend groups"),
         cfg::required<&config::http>("routes: hosts, paths, predicates, splits between groups, rewrites (docs/routing.md)"),
@@ -121,6 +136,7 @@ struct config {
         cfg::doc<&config::api_keys>("API keys (routes naming api_keys)"),
         cfg::doc<&config::require_auth>("a route naming jwt or api_keys needs a valid token or key (else 401)"),
         cfg::doc<&config::rate_limit>("request rate limits with X-RateLimit-* (routes naming rate_limit)"),
+        cfg::doc<&config::redis>("state shared with other instances: rate limits (docs/scaling.md); off when absent"),
         cfg::doc<&config::audit>("security audit log: one line per rejection, no secrets"),
         cfg::doc<&config::request_id>("request ids and W3C trace context (every request)"),
         cfg::doc<&config::cors>("cross-origin requests from browsers (every request; off when unset)"),
@@ -141,6 +157,7 @@ struct config {
     std::error_code ec;
     (void)asio::ip::make_address(listen.host, ec);
     if (ec) v.at(&config::listen).error("listen address must be an IP address: '" + listen.host + "'");
+    if (quic && !tls) v.at(&config::quic).error("HTTP/3 needs the tls: block's certificates");
     std::set<std::string, std::less<>> names;
     for (std::size_t i = 0; i < groups.size(); ++i)
       if (!names.insert(groups[i].name).second) v.at(&config::groups).at(i).error("group name '" + groups[i].name + "' is used twice");
@@ -156,6 +173,8 @@ struct config {
       }
     };
     check_list(default_middleware, [&](std::size_t j) { return v.at(&config::default_middleware).at(j); });
+    if (rate_limit && rate_limit->distributed && !redis)
+      v.at(&config::rate_limit).error("rate_limit.distributed needs a redis: block (the instances share their counters there)");
     const auto& routes = http.routes;
     for (std::size_t i = 0; i < routes.size(); ++i) {
       auto r = v.at(&config::http).at(&rproxy::route::http_routes_block::routes).at(i);

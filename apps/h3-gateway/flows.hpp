@@ -12,6 +12,8 @@
 #include <asio/ip/tcp.hpp>
 
 #include <rproxy/flow/h2.hpp>
+#include <rproxy/flow/h3.hpp>
+#include <rproxy/net/quic/server_endpoint.hpp>
 #include <rproxy/flow/http1.hpp>
 #include <rproxy/flow/serve.hpp>
 #include <rproxy/net/listener.hpp>
@@ -23,6 +25,11 @@ namespace h3_gateway {
 
 using connection_pipeline_type = decltype(world::connections)::value_type;
 using request_pipeline_type = decltype(world::pipelines)::value_type;
+
+/// Opens the `quic:` listener (flows_h3.cpp): one QUIC endpoint per worker on the UDP port,
+/// HTTP/3 into the world's pipelines. False (logged): it cannot listen.
+bool open_quic(runtime& rt, rproxy::app::versions<world>& worlds, const config& c, const rproxy::net::quic::endpoint_settings& s,
+               const rproxy::flow::h3_adapter& a);
 
 }  // namespace h3_gateway
 

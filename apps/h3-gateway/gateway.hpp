@@ -8,10 +8,12 @@
 //   request_id, cors         every request
 //   by_http_route            host/path/predicates -> route, params, upstream path, group (404/400)
 //   apply_http_route         upstream target, header edits, the route's body limit
-//   ip_filter .. rate_limit  gated: only on routes whose middleware list names them
+//   ip_filter .. rate_limit  gated: only on routes whose middleware list names them (rate_limit
+//                            counts here or, with a redis: block, across instances per route)
 //   compress                 gated: response bodies compressed on routes naming it
 //   group_stage              the group's balancer over its pool, per-backend breakers and passive
 //                            ejection (503 + Retry-After when none is up or the breakers are open)
+//   group_transport          how the group's backends are reached (TLS, SNI: its `tls:` block)
 #pragma once
 
 #include <map>
@@ -23,11 +25,16 @@
 #include <rproxy/app/runtime.hpp>
 #include <rproxy/app/versions.hpp>
 #include <rproxy/balance/group_stage.hpp>
+#include <rproxy/cluster/shared_bans.hpp>
+#include <rproxy/cluster/worker_links.hpp>
 #include <rproxy/flow/http1.hpp>
+#include <rproxy/flow/upstream.hpp>
+#include <rproxy/net/tls_client.hpp>
 #include <rproxy/health/monitor.hpp>
 #include <rproxy/health/retry_stage.hpp>
 #include <rproxy/middleware/compress.hpp>
 #include <rproxy/middleware/principal.hpp>
+#include <rproxy/net/quic/tls.hpp>
 #include <rproxy/net/tls_stream.hpp>
 #include <rproxy/observe/access_log_stage.hpp>
 #include <rproxy/observe/flow_metrics.hpp>
@@ -80,6 +87,8 @@ struct request_metrics {
     std::chrono::steady_clock::time_point connected{};
   };
   const std::vector<per_route>* by_route;  ///< per route index, then one for "no route"
+  /// Backend connections per request: [tls][reused] (plain new, plain kept, TLS new, TLS kept).
+  const std::array<std::array<obs::counter*, 2>, 2>* connections = nullptr;
 
   template <class Ctx>
   const per_route& route_of(const Ctx& ctx) const {
@@ -101,6 +110,7 @@ struct request_metrics {
   template <class Ctx>
   rproxy::verdict on_connect(Ctx& ctx) {
     ctx.template state<request_metrics>().connected = std::chrono::steady_clock::now();
+    if (connections) (*connections)[ctx.upstream && ctx.upstream->tls ? 1 : 0][ctx.upstream_reused ? 1 : 0]->inc();
     return rproxy::next;
   }
   template <class Ctx, class Resp>
@@ -120,8 +130,18 @@ struct request_metrics {
       r.rejects->with({r.name, rproxy::to_string(ctx.rejected->code)}).inc();
     }
     (b ? b->requests : r.none)[ctx.status >= 100 && ctx.status < 600 ? ctx.status / 100 : 0]->inc();
-    if (ctx.status == 101) r.upgrades->inc();
+    if (ctx.upgraded) r.upgrades->inc();  // (a 101 relayed, or an HTTP/2 extended CONNECT)
     if (ctx.hello_done != std::chrono::steady_clock::time_point{}) r.duration->observe(std::chrono::steady_clock::now() - ctx.hello_done);
+  }
+};
+
+/// Advertises the HTTP/3 listener on every response (`Alt-Svc: h3=":PORT"`; none without one).
+struct alt_svc {
+  const std::string* value;
+  template <class Ctx, class Req>
+  rproxy::verdict on_hello(Ctx& ctx, const Req&) {
+    if (!value->empty()) ctx.response_fields.set("alt-svc", *value);
+    return rproxy::next;
   }
 };
 
@@ -167,6 +187,18 @@ struct route_group {
   }
 };
 
+/// How the picked backend is reached (TLS, SNI): its group's settings (after group_stage).
+struct group_transport {
+  const std::vector<rproxy::flow::upstream_settings>* by_group;  ///< per cfg->groups entry
+  route_group select;
+  template <class Ctx>
+  rproxy::verdict on_route(Ctx& ctx) {
+    const std::size_t g = select(ctx);
+    ctx.upstream = g < by_group->size() ? &(*by_group)[g] : nullptr;
+    return rproxy::next;
+  }
+};
+
 /// The route's retry rule (per route index; none without a route).
 struct route_retry {
   const std::vector<rproxy::health::retry_rule>* rules;
@@ -193,13 +225,22 @@ inline rproxy::health::retry_rule make_retry_rule(const std::optional<rproxy::he
   return r;
 }
 
-/// What every world shares: counters, the audit log.
+/// What every world shares: counters, the audit log, the links to Redis (one client per worker,
+/// made from the first config's `redis:` block; a change there needs a restart) and the bans
+/// shared with other instances.
 struct shared_state {
-  shared_state(runtime& rt, const config& c) : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)) {}
+  shared_state(runtime& rt, const config& c, const std::optional<rproxy::cluster::redis_options>& redis)
+      : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)),
+        links(rt.pool(), redis, rt.metrics(), rt.log(), counters,
+              {.sync_interval = c.rate_limit && c.rate_limit->distributed ? c.rate_limit->distributed->sync_interval
+                                                                          : std::chrono::milliseconds(100)}),
+        bans(links.client(0), &rt.log()) {}
   mw::audit_file sink;
   mw::audit_log audit;
   mw::local_counter_store counters{{.max_keys = 1u << 20}};
   mw::conn_counter conns;
+  rproxy::cluster::worker_links links;
+  rproxy::cluster::shared_bans bans;  ///< bans made on any instance (on worker 0's link)
 };
 
 /// One config version: what the stages point at.
@@ -245,6 +286,11 @@ struct world_base {
   std::vector<rproxy::health::retry_rule> retry_rules;  ///< per route index
   std::vector<std::vector<std::size_t>> groups;
   std::vector<std::shared_ptr<bal::upstream_pool>> pools;  ///< per cfg->groups entry
+  /// TLS to backends: a client context per group with a `tls:` block (read on every reload),
+  /// and how each group's backends are reached (per cfg->groups entry; no TLS: plain TCP).
+  std::vector<std::unique_ptr<rproxy::net::tls_client_context>> tls_clients;
+  std::vector<rproxy::flow::upstream_settings> upstreams;
+  const std::array<std::array<obs::counter*, 2>, 2>* upstream_connections = nullptr;
   std::vector<request_metrics::per_route> requests;
   obs::gauge* connections_open = nullptr;
   obs::counter* connections_accepted = nullptr;
@@ -263,6 +309,7 @@ struct world_base {
   shared_state* shared;
   const obs::logger* log;
   rproxy::flow::options options;
+  std::string alt_svc;  ///< `h3=":PORT"` with a quic: listener
 };
 
 inline auto connection_pipeline(world_base& w) {
@@ -270,29 +317,31 @@ inline auto connection_pipeline(world_base& w) {
                                                              mw::conn_limit{&w.conn_cfg, &w.shared->conns, &w.shared->audit});
 }
 
-inline auto request_pipeline(world_base& w, std::uint64_t seed) {
+inline auto request_pipeline(world_base& w, std::uint64_t seed, std::size_t worker) {
   auto* a = &w.shared->audit;
   auto on = [&w](std::string_view n) { return route_uses{&w.masks, bit_of(n)}; };
   std::vector<bal::any_balancer> bs;
   for (const auto& g : w.cfg->groups) bs.push_back(bal::any_balancer::make(g.balancer, seed));
   return rproxy::make_pipeline<rproxy::flow::http1_protocol>(
       obs::access_log_stage{w.cfg->access_log ? w.log : nullptr}, rproxy::health::retry_stage{route_retry{&w.retry_rules}},
-      request_metrics{&w.requests}, mw::request_id{&w.rid_cfg},
+      request_metrics{&w.requests, w.upstream_connections}, alt_svc{&w.alt_svc}, mw::request_id{&w.rid_cfg},
       mw::cors{w.cfg->cors ? &w.cors_cfg : nullptr}, by_http_route{&w.table, {.seed = seed}}, rproxy::route::apply_http_route{},
       rproxy::gated{mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, on("ip_filter")},
-      rproxy::gated{mw::ban_check{&w.bans, a, &w.ban_cfg}, on("bans")}, rproxy::gated{mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, on("jwt")},
+      rproxy::gated{mw::ban_check{&w.bans, a, &w.ban_cfg, &w.shared->bans.list()}, on("bans")}, rproxy::gated{mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, on("jwt")},
       rproxy::gated{mw::api_key_auth{&w.key_cfg, &w.api_keys, a}, on("api_keys")},
       rproxy::gated{require_auth{a}, route_uses{&w.masks, w.cfg->require_auth ? bit_of("jwt") | bit_of("api_keys") : 0}},
-      rproxy::gated{mw::rate_limit{&w.rl_cfg, &w.shared->counters, a}, on("rate_limit")},
+      rproxy::gated{mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&w.rl_cfg, &w.shared->links.limits(worker), a}, on("rate_limit")},
       rproxy::gated{mw::compress{w.cfg->compress ? &w.compress_cfg : nullptr}, on("compress")},
-      bal::group_stage{w.pools, std::move(bs), route_group{&w.groups}, {.no_backend = "no backend available", .retry_after_s = w.cfg->retry_after, .breaker_open = "circuit breaker open"}});
+      bal::group_stage{w.pools, std::move(bs), route_group{&w.groups}, {.no_backend = "no backend available", .retry_after_s = w.cfg->retry_after, .breaker_open = "circuit breaker open"}},
+      group_transport{&w.upstreams, route_group{&w.groups}});
 }
 
 struct world : world_base {
   using world_base::world_base;
   mutable std::vector<decltype(connection_pipeline(std::declval<world_base&>()))> connections;
-  mutable std::vector<decltype(request_pipeline(std::declval<world_base&>(), 0))> pipelines;
+  mutable std::vector<decltype(request_pipeline(std::declval<world_base&>(), 0, 0))> pipelines;
   mutable std::optional<rproxy::net::tls_server_context> tls;  ///< the `tls:` listener's certificates (listeners.hpp)
+  std::optional<rproxy::net::quic::tls_credentials> quic_tls;   ///< the same certificates for QUIC (flows_h3.cpp)
 };
 
 int serve(runtime& rt);

@@ -10,36 +10,21 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/ip/tcp.hpp>
-#include <asio/use_awaitable.hpp>
-#include <asio/experimental/as_tuple.hpp>
 
 #include <memory>
-#include <optional>
-#include <string>
 #include <utility>
 
 #include <rproxy/app/listen.hpp>
-#include <rproxy/app/runtime.hpp>
-#include <rproxy/app/tls_block.hpp>
+#include <rproxy/app/tls_listen.hpp>
 #include <rproxy/app/versions.hpp>
-#include <rproxy/core/result.hpp>
 #include <rproxy/flow/drain.hpp>
 #include <rproxy/flow/h2.hpp>
 #include <rproxy/flow/http1.hpp>
 #include <rproxy/net/listener.hpp>
-#include <rproxy/net/proxy_peek.hpp>
 #include <rproxy/net/tls_stream.hpp>
 #include <rproxy/observe/worker_index.hpp>
 
 namespace h3_gateway {
-
-/// The TLS server context of a `tls:` block (read again on each reload).
-inline rproxy::result<rproxy::net::tls_server_context, rproxy::net::tls_load_error> load_tls(const rproxy::app::tls_listener_block& b) {
-  rproxy::net::tls_server_options o;
-  for (const auto& c : b.certificates) o.certificates.push_back({c.cert, c.key, c.server_names});
-  o.alpn = {"h2", "http/1.1"};
-  return rproxy::net::tls_server_context::load(o);
-}
 
 template <class World>
 struct listeners {
@@ -56,28 +41,17 @@ struct listeners {
     (void)co_await rproxy::flow::serve_http(w->connections[i], w->pipelines[i], h1, h2, std::move(s), w->options, eps);
   }
 
-  /// TLS: the PROXY header (trusted peers), the handshake within the header timeout, then
+  /// TLS: the PROXY header (trusted peers) and the handshake (app/tls_listen.hpp), then
   /// HTTP/2 if ALPN chose it, else HTTP/1.1.
   static asio::awaitable<void> serve_tls(std::shared_ptr<const World> w, const rproxy::flow::http1_adapter& h1,
                                          const rproxy::flow::h2_adapter& h2, asio::ip::tcp::socket s,
                                          rproxy::net::accepted_endpoints eps, rproxy::flow::drain_tracker::guard) {
     if (!w->tls) co_return;
+    auto tls = co_await rproxy::app::accept_tls(std::move(s), w->tls->context(), w->options, eps);
+    if (!tls) co_return;
     const auto i = rproxy::observe::worker_index() % w->pipelines.size();
-    const auto& o = w->options;
-    if (o.accept != rproxy::proxy_accept::none) {
-      auto pp = co_await rproxy::net::peek_proxy_header(s, o.accept, o.is_trusted(eps.remote.address()), o.header_timeout);
-      if (pp.ec) co_return;  // malformed, slow, or from an untrusted peer: no handshake
-      if (pp.header && pp.header->command == rproxy::net::proxy_protocol::command::proxy && pp.header->has_addresses()) {
-        eps.remote = pp.header->source;
-        eps.local = pp.header->destination;
-      }
-    }
-    rproxy::net::tls_stream tls(std::move(s), w->tls->context());
-    auto [ec] = co_await rproxy::net::async_server_handshake(tls, w->options.hello_timeout,
-                                                             asio::experimental::as_tuple(asio::use_awaitable));
-    if (ec) co_return;
-    if (rproxy::net::alpn(tls) == "h2") (void)co_await rproxy::flow::serve_h2(w->connections[i], w->pipelines[i], h2, tls, w->options, eps);
-    else (void)co_await rproxy::flow::serve(w->connections[i], w->pipelines[i], h1, std::move(tls), w->options, eps);
+    if (rproxy::net::alpn(*tls) == "h2") (void)co_await rproxy::flow::serve_h2(w->connections[i], w->pipelines[i], h2, *tls, w->options, eps);
+    else (void)co_await rproxy::flow::serve(w->connections[i], w->pipelines[i], h1, std::move(*tls), w->options, eps);
   }
 
   /// Opens the plain listener and, with a `tls:` block, the TLS one. False (logged): one cannot listen.

@@ -1,16 +1,21 @@
 // apps/h3-gateway/serve.cpp: the gateway's composition (serve, declared in gateway.hpp): the state
-// kept across config versions, a world per version, listeners, admin API and reloads. Its flows
-// are compiled in their own units (flows.hpp), its config decoder in config.cpp.
+// kept across config versions (the groups' pools and health checks: app/pools.hpp, by group
+// name), a world per version, listeners, admin API and reloads. Its flows are compiled in their
+// own units (flows.hpp), its config decoder in config.cpp.
+#include <rproxy/app/pools.hpp>
+
 #include "admin_api.hpp"
 #include "flows.hpp"
 #include "gateway.hpp"
+#include "h3_upstreams.hpp"
 #include "listeners.hpp"
 
 namespace h3_gateway {
 
 /// State kept across config versions: pools and health monitors by group name, metrics.
 struct app {
-  explicit app(runtime& r) : rt(r), shared(r, *r.config().get()), pool_metrics(obs::pool_metrics::add_to(r.metrics())) {
+  app(runtime& r, const std::optional<rproxy::cluster::redis_options>& redis)
+      : rt(r), shared(r, *r.config().get(), redis), pools(rproxy::app::pools::open(r)), h3_backends(r) {
     auto& fam = r.metrics().add_counter_family("h3gw_requests", "Requests by route, status class (none: no status sent) and backend.",
                                                {"route", "status_class", "backend"});
     requests = &fam;
@@ -26,17 +31,47 @@ struct app {
     rejects = &r.metrics().add_counter_family("h3gw_rejects", "Requests a stage refused, by reason (unauthorized, rate_limited, ...).",
                                               {"route", "reason"});
     connections_open = &r.metrics().add_gauge("h3gw_connections_active", "Open client connections.");
+    auto& conns = r.metrics().add_counter_family(
+        "h3gw_upstream_connections", "Backend connections per request: new or reused (kept alive), by transport (tcp, tls).",
+        {"transport", "connection"});
+    for (std::size_t t = 0; t < 2; ++t)
+      for (std::size_t k = 0; k < 2; ++k) upstream_connections[t][k] = &conns.with({t ? "tls" : "tcp", k ? "reused" : "new"});
     connections_accepted = &r.metrics().add_counter("h3gw_connections", "Client connections accepted.");
   }
 
   std::shared_ptr<const world> build(const std::shared_ptr<const config>& c) {
     auto w = std::make_shared<world>(rt, c, shared);
     if (!w->load()) return nullptr;
-    for (const auto& g : c->groups) {  // a group keeps its pool while its breaker and outlier settings stay
-      auto it = pools.find(g.name);
-      if (it != pools.end() && it->second.breaker == g.breaker && it->second.outlier == g.outlier) w->pools.push_back(it->second.pool);
-      else w->pools.push_back(std::make_shared<bal::upstream_pool>(g.pool_settings()));
+    if (c->tls) {  // certificates are read again on every reload
+      auto t = rproxy::app::load_tls(*c->tls, {"h2", "http/1.1"});
+      if (!t) return rt.log().error("cannot load TLS certificates", {{"error", t.error().message}}), nullptr;
+      w->tls.emplace(std::move(*t));
+      if (c->quic) {  // HTTP/3: the same certificates in GnuTLS
+        std::vector<rproxy::net::quic::tls_credentials::certificate_files> files;
+        for (const auto& f : c->tls->certificates) files.push_back({f.cert, f.key});
+        auto q = rproxy::net::quic::tls_credentials::server(files);
+        if (!q) return rt.log().error("cannot load TLS certificates for QUIC", {{"error", q.error()}}), nullptr;
+        w->quic_tls.emplace(std::move(*q));
+        const auto& ep = c->quic->listen ? *c->quic->listen : c->tls->listen;
+        w->alt_svc = "h3=\":" + std::to_string(ep.port) + "\"; ma=86400";
+      }
     }
+    w->upstream_connections = &upstream_connections;
+    for (const auto& g : c->groups) {  // TLS to backends: the CA files are read on every reload
+      auto& u = w->upstreams.emplace_back();
+      if (!g.tls) continue;
+      auto t = rproxy::net::tls_client_context::load(g.tls->options());
+      if (!t) return rt.log().error("cannot load the backends' TLS settings", {{"group", g.name}, {"error", t.error().message}}), nullptr;
+      if (!g.tls->verify) rt.log().warn("TLS to backends without certificate verification", {{"group", g.name}});
+      u.tls = w->tls_clients.emplace_back(std::make_unique<rproxy::net::tls_client_context>(std::move(*t))).get();
+      u.sni = g.tls->sni;
+    }
+    if (!h3_backends.update(*c, w->options.redirect)) return nullptr;  // logged; groups with proto: h3
+    // Last, as nothing after it fails: a group keeps its pool (backends, counters, checks) while
+    // its pool settings (breaker, outlier) stay.
+    if (!pools->update(c->groups)) return nullptr;  // logged
+    for (const auto& g : c->groups) w->pools.push_back(pools->get(g.name));
+    shared.bans.publish(w->bans);  // this file's bans reach the other instances
     static constexpr std::array<const char*, 6> classes{"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
     auto row = [&](const std::string& route, const std::string& backend) {
       request_metrics::row r{};
@@ -57,12 +92,7 @@ struct app {
     w->connections_accepted = connections_accepted;
     for (std::size_t i = 0; i < rt.pool().size(); ++i) {
       w->connections.push_back(connection_pipeline(*w));
-      w->pipelines.push_back(request_pipeline(*w, 0x9e3779b97f4a7c15ull * (i + 1)));
-    }
-    if (c->tls) {  // certificates are read again on every reload
-      auto t = load_tls(*c->tls);
-      if (!t) return rt.log().error("cannot load TLS certificates", {{"error", t.error().message}}), nullptr;
-      w->tls.emplace(std::move(*t));
+      w->pipelines.push_back(request_pipeline(*w, 0x9e3779b97f4a7c15ull * (i + 1), i));
     }
     rproxy::flow::http1_adapter listener_only;  // the adapter's own settings are the first config's
     c->limits.apply(listener_only, w->options);
@@ -76,30 +106,10 @@ struct app {
     return w;
   }
 
-  /// Sets each group's backends and health checks on the world's pools (monitors kept by name
-  /// while their pool is; gone groups stop).
-  bool apply(const config& c, const world& w) {
-    std::map<std::string, std::unique_ptr<rproxy::health::monitor<bal::upstream_pool>>> next;
-    for (std::size_t i = 0; i < c.groups.size(); ++i) {
-      const auto& g = c.groups[i];
-      const auto& pool = w.pools[i];
-      pools[g.name] = {pool, g.breaker, g.outlier};
-      auto& m = next[g.name];
-      if (auto it = monitors.find(g.name); it != monitors.end() && it->second->pool() == pool) m = std::move(it->second);
-      else m = std::make_unique<rproxy::health::monitor<bal::upstream_pool>>(rt.control().get_executor(), pool, g.name, rt.log());
-      if (auto r = m->update(bal::pool_entries(g.backends), g.health_check, g.dynamic_weights); !r)
-        return rt.log().error("bad backends", {{"group", g.name}, {"error", r.error().message()}}), false;
-      pool_metrics->track(g.name, pool);
-    }
-    for (const auto& [name, m] : monitors)
-      if (!next.contains(name)) pool_metrics->untrack(name);
-    monitors = std::move(next);
-    return true;
-  }
-
   runtime& rt;
   shared_state shared;
-  std::shared_ptr<obs::pool_metrics> pool_metrics;
+  std::shared_ptr<rproxy::app::pools> pools;  ///< by group name, with their health checks
+  h3_upstreams h3_backends;  ///< groups with proto: h3
   obs::counter_family* requests = nullptr;
   obs::histogram_family* duration = nullptr;
   obs::histogram_family* upstream = nullptr;
@@ -108,23 +118,26 @@ struct app {
   obs::counter_family* upgrades = nullptr;
   obs::counter_family* rejects = nullptr;
   obs::gauge* connections_open = nullptr;
+  std::array<std::array<obs::counter*, 2>, 2> upstream_connections{};
   obs::counter* connections_accepted = nullptr;
-  /// A group's pool and the settings it was made with (kept across reloads while they stay).
-  struct group_pool {
-    std::shared_ptr<bal::upstream_pool> pool;
-    std::optional<rproxy::health::breaker_block> breaker;
-    rproxy::health::outlier_block outlier;
-  };
-  std::map<std::string, group_pool> pools;
-  std::map<std::string, std::unique_ptr<rproxy::health::monitor<bal::upstream_pool>>> monitors;
   rproxy::flow::http1_adapter adapter{};
   rproxy::flow::h2_adapter h2{.http1 = &adapter};
+  rproxy::flow::h3_adapter h3{.http1 = &adapter};
+  rproxy::net::quic::endpoint_settings quic_settings{};
 };
 
 int serve(runtime& rt) {
-  auto a = std::make_shared<app>(rt);
-  rt.keep(a);
   const auto c = rt.config().get();
+  std::optional<rproxy::cluster::redis_options> redis;
+  if (c->redis) {
+    auto o = c->redis->options();  // reads the password (never logged)
+    if (!o) return rt.log().error("cannot use the redis: block", {{"error", o.error()}}), 1;
+    redis = std::move(*o);
+  }
+  auto a = std::make_shared<app>(rt, redis);
+  rt.keep(a);
+  a->shared.links.start();
+  a->shared.bans.start();
   if (!a->shared.sink.ok()) return rt.log().error("cannot open the audit file", {{"file", c->audit.file}}), 1;
   a->adapter.drain = &rt.drain();
   a->adapter.json_errors = true;
@@ -134,18 +147,24 @@ int serve(runtime& rt) {
   if (c->jwt && c->jwt->issuers.empty() && c->jwt->audiences.empty())
     rt.log().warn("jwt: neither issuers nor audiences are set: any token one of the keys signed is accepted, whoever it was issued for");
   auto first = a->build(c);
-  if (!first || !a->apply(*c, *first)) return 1;
+  if (!first) return 1;
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
   rt.keep(worlds);
   mount_admin_api(rt, worlds);
+  mount_bans_api(rt, a->shared.bans);
   c->h2.apply(a->h2.limits, c->limits);
+  a->h2.limits.enable_connect_protocol = a->adapter.passes_upgrade("websocket");  // RFC 8441: WebSocket over HTTP/2
   auto ls = std::make_shared<listeners<world>>(listeners<world>{*worlds, rt.drain(), a->adapter, a->h2});
   rt.keep(ls);
   if (!ls->open(rt, *c)) return 1;
-  rt.on_stop_accepting([a] { a->monitors.clear(); });
+  if (c->quic) {
+    c->quic->apply(a->quic_settings, a->h3.limits, c->limits);
+    if (!open_quic(rt, *worlds, *c, a->quic_settings, a->h3)) return 1;
+  }
+  rt.on_stop_accepting([a] { a->h3_backends.stop(); });
   rt.on_reload([a, worlds](const std::shared_ptr<const config>& next) {
     auto w = a->build(next);
-    if (!w || !a->apply(*next, *w)) return a->rt.log().error("routes not updated; the previous config keeps serving");
+    if (!w) return a->rt.log().error("routes not updated; the previous config keeps serving");
     worlds->swap(std::move(w));
     a->rt.log().info("routes updated", {{"routes", next->http.routes.size()}, {"groups", next->groups.size()}});
   });

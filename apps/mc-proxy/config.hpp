@@ -13,82 +13,29 @@
 #include <vector>
 
 #include <rproxy/app/config_blocks.hpp>
+#include <rproxy/app/mc_server_block.hpp>
 #include <rproxy/app/runtime_fwd.hpp>
-#include <rproxy/app/wake.hpp>
 #include <rproxy/balance/upstream_config.hpp>
 #include <rproxy/flow/config.hpp>
 #include <rproxy/flow/mc_block.hpp>
-#include <rproxy/flow/mc_status_block.hpp>
 #include <rproxy/config/diagnostics.hpp>
 #include <rproxy/config/dir_beside.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/listen_address.hpp>
 #include <rproxy/config/validator.hpp>
-#include <rproxy/health/mc_check_config.hpp>
 #include <rproxy/middleware/ban_block.hpp>
-#include <rproxy/route/host.hpp>
 
 namespace mc_proxy {
 
 namespace cfg = rproxy::config;
 
 namespace bal = rproxy::balance;
-enum class unknown_action { kick, default_server };
-constexpr auto config_enum_names(unknown_action) {
-  return std::array{cfg::enum_name{"kick", unknown_action::kick}, cfg::enum_name{"default", unknown_action::default_server}};
-}
-
-struct messages_config {
-  std::string offline = "The server is offline. Please try again later.";
-  std::string starting = "The server is starting. Please reconnect in a few seconds.";
-  static constexpr auto describe() {
-    return cfg::fields(cfg::doc<&messages_config::offline>("kick text when no backend can be reached"),
-                       cfg::doc<&messages_config::starting>("kick text while the server is being woken up"));
-  }
-};
-
-struct server_config {
-  std::string name;  ///< from the file name for servers_dir files
-  std::vector<std::string> domains;
-  std::vector<bal::backend_settings> backends;
-  bal::algorithm balancer = bal::algorithm::round_robin;
-  std::string rewrite_host;
-  bool keep_forwarding_data = false;
-  rproxy::flow::mc_status_config status{};
-  messages_config messages{};
-  std::optional<rproxy::health::mc_check_config> health_check;
-  std::optional<rproxy::app::wake_config> wake;
-
-  static constexpr auto describe() {
-    return cfg::fields(cfg::doc<&server_config::name>("server name (metrics label); a servers_dir file is named by its file name"),
-                       cfg::required<&server_config::domains>("host names players type: exact, or *.example.com for any subdomain"),
-                       cfg::required<&server_config::backends>("the server pool"),
-                       cfg::doc<&server_config::balancer>("round_robin, weighted_round_robin, least_conn, random or lowest_latency"),
-                       cfg::doc<&server_config::rewrite_host>("host name written into the handshake sent to the backend; empty: as typed"),
-                       cfg::doc<&server_config::keep_forwarding_data>("pass on forwarding data a client put in the handshake (BungeeCord \\0ip\\0uuid); "
-                                                                       "only behind a proxy you run: false strips it (Forge markers stay)"),
-                       cfg::doc<&server_config::status>("server list entry: cache and per-state texts"),
-                       cfg::doc<&server_config::messages>("kick texts"),
-                       cfg::doc<&server_config::health_check>("active Minecraft status-ping probes; off when absent"),
-                       cfg::doc<&server_config::wake>("wake on join: start the backend on the first login, stop it when idle"));
-  }
-  void validate(cfg::validator& v) const {
-    bal::validate_backends(v.at(&server_config::backends), backends);
-    for (std::size_t i = 0; i < domains.size(); ++i)
-      if (!rproxy::route::is_valid_host_pattern(domains[i]))
-        v.at(&server_config::domains).at(i).error("not a host name or *.wildcard: '" + domains[i] + "'");
-  }
-};
-
-struct unknown_domain_config {
-  unknown_action action = unknown_action::kick;
-  std::string message = "Unknown server address. Check the address you typed.";
-  static constexpr auto describe() {
-    return cfg::fields(cfg::doc<&unknown_domain_config::action>("kick: disconnect with the message; default: send to default_server"),
-                       cfg::doc<&unknown_domain_config::message>("kick text for an unknown host name"));
-  }
-};
+// A server, its kick texts and the unknown-host policy: the library's Minecraft server blocks.
+using server_config = rproxy::app::mc_server_block;
+using messages_config = rproxy::app::mc_messages_block;
+using unknown_action = rproxy::app::mc_unknown_action;
+using unknown_domain_config = rproxy::app::mc_unknown_domain_block;
 
 struct config {
   cfg::endpoint listen{"0.0.0.0", 25565};

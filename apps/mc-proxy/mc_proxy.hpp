@@ -24,6 +24,7 @@
 #include <vector>
 
 #include <rproxy/app/listen.hpp>
+#include <rproxy/app/mc_server_state.hpp>
 #include <rproxy/app/runtime.hpp>
 #include <rproxy/app/versions.hpp>
 #include <rproxy/app/wake.hpp>
@@ -54,19 +55,11 @@ namespace mw = rproxy::middleware;
 namespace obs = rproxy::observe;
 using clock = std::chrono::steady_clock;
 
-/// A server's state kept across reloads besides its pool (app::pools keeps that): its status
-/// answers (per client protocol version: a version-aware backend answers each its own way),
-/// and wake-on-join.
-struct server_state {
-  rproxy::flow::mc_server_list::cache_type status{32};
-  rproxy::app::wake_state wake;
-};
+/// A server's state kept across reloads besides its pool: status answers, wake on join.
+using server_state = rproxy::app::mc_server_state;
 
-/// Sets the servers' pools (app::pools: by name, kept across reloads) to a config's servers, and
-/// starts each one's status-ping checks (its health_check block) or stops them when it has none;
-/// a check that brings a backend back marks the server reachable. False: logged, nothing
-/// changed. Compiled in health.cpp (the pools' monitors and the checker are the heavy
-/// instantiations); `states` gets a server_state for each server that has none.
+/// app::update_mc_servers over a config's servers (pools by name, status-ping checks); compiled
+/// in health.cpp, the one unit with the pools' monitors and the checker (heavy instantiations).
 bool update_servers(rproxy::app::pools& pools, const config& c, std::map<std::string, std::shared_ptr<server_state>>& states);
 
 struct families {
@@ -76,7 +69,7 @@ struct families {
   obs::counter_family* bytes = nullptr;
   obs::callback_family* backend_up = nullptr;
   obs::histogram* handshake = nullptr;
-  std::array<obs::counter*, 10> rejects_by{};
+  std::array<obs::counter*, static_cast<std::size_t>(rproxy::reject_code::internal) + 1> rejects_by{};  ///< by reject_code
 
   static families add_to(obs::registry& reg) {
     families f;

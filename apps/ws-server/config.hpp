@@ -11,6 +11,7 @@
 
 #include <rproxy/app/config_blocks.hpp>
 #include <rproxy/app/tls_block.hpp>
+#include <rproxy/cluster/redis_block.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/validator.hpp>
@@ -20,6 +21,7 @@
 #include <rproxy/middleware/ip_filter_block.hpp>
 #include <rproxy/middleware/jwt_block.hpp>
 #include <rproxy/middleware/rate_limit_block.hpp>
+#include <rproxy/rooms/cluster_block.hpp>
 #include <rproxy/rooms/rooms_block.hpp>
 
 namespace ws_server {
@@ -46,7 +48,7 @@ struct rate_limits_block {
 
 struct config {
   rproxy::app::admin_config admin{};
-  cfg::endpoint listen{"127.0.0.1", 8095};
+  std::optional<cfg::endpoint> listen;  ///< ws://; see plain_listen()
   std::optional<rproxy::app::tls_listener_block> tls;
   rproxy::flow::ws_block websocket{};
   rproxy::rooms::rooms_block rooms{};
@@ -58,11 +60,13 @@ struct config {
   rate_limits_block rate_limits{};
   mw::audit_block audit{};
   bool chat_page = true;
+  std::optional<rproxy::cluster::redis_block> redis;
+  rproxy::rooms::cluster_block cluster{};
 
   static constexpr auto describe() {
     return cfg::fields(
         cfg::doc<&config::admin>("admin HTTP endpoint: /metrics /healthz /readyz, POST /reload (off when listen is unset)"),
-        cfg::doc<&config::listen>("address and port clients connect to (ws://)"),
+        cfg::doc<&config::listen>("address and port clients connect to (ws://); absent: 127.0.0.1:8095, or none with a tls block (wss only)"),
         cfg::doc<&config::tls>("a TLS listener besides it (wss://), certificates chosen by SNI, read again on reload (off when absent)"),
         cfg::doc<&config::websocket>("message size, idle timeout, send queue and slow-consumer policy"),
         cfg::doc<&config::rooms>("rooms, members, history and input limits"),
@@ -74,13 +78,24 @@ struct config {
         cfg::doc<&config::conn_limit>("connection caps, per IP and in total"),
         cfg::doc<&config::rate_limits>("rate limits per operation"),
         cfg::doc<&config::audit>("security audit log: one line per refusal, no secrets"),
-        cfg::doc<&config::chat_page>("serve a small chat page at GET /"));
+        cfg::doc<&config::chat_page>("serve a small chat page at GET /"),
+        cfg::doc<&config::redis>("share rooms with other instances through this Redis (off when absent: rooms stay in this process)"),
+        cfg::doc<&config::cluster>("how rooms are shared when redis is set"));
+  }
+
+  /// The ws:// listener: `listen`; absent, 127.0.0.1:8095, or none when a tls block is given.
+  std::optional<cfg::endpoint> plain_listen() const {
+    if (listen) return listen;
+    if (tls) return std::nullopt;
+    return cfg::endpoint{"127.0.0.1", 8095};
   }
 
   void validate(cfg::validator& v) const {
-    std::error_code ec;
-    (void)asio::ip::make_address(listen.host, ec);
-    if (ec) v.at(&config::listen).error("listen address must be an IP address: '" + listen.host + "'");
+    if (listen) {
+      std::error_code ec;
+      (void)asio::ip::make_address(listen->host, ec);
+      if (ec) v.at(&config::listen).error("listen address must be an IP address: '" + listen->host + "'");
+    }
     if (!jwt && !anonymous) v.at(&config::anonymous).error("set a jwt block, or anonymous: true (nobody could connect)");
   }
 };

@@ -42,6 +42,7 @@
 #include <rproxy/middleware/ip_filter.hpp>
 #include <rproxy/middleware/jwt_auth.hpp>
 #include <rproxy/middleware/rate_limit.hpp>
+#include <rproxy/net/tls_failure.hpp>
 #include <rproxy/net/tls_stream.hpp>
 #include <rproxy/observe/registry.hpp>
 #include <rproxy/observe/worker_index.hpp>
@@ -50,6 +51,7 @@
 #include <rproxy/rooms/ws_decoder.hpp>
 
 #include "chat_page.hpp"
+#include "cluster.hpp"
 #include "config.hpp"
 
 namespace ws_server {
@@ -129,8 +131,10 @@ struct shared_state {
   mw::conn_counter conns;
   rooms::registry reg;
   flow::ws_hub hub;
+  cluster_part cluster;  ///< rooms across instances (with a redis: block)
   flow::ws_stats stats;
   obs::counter_family* rejections = nullptr;
+  obs::counter_family* tls_failures = nullptr;  ///< TLS handshakes that failed, by reason
 };
 
 /// One config version: what the stages point at.
@@ -179,14 +183,31 @@ inline auto pipeline(world_base& w) {
       live_rate_limit<join_tag, &message_limits::join>{l, st, a},
       live_rate_limit<private_message_tag, &message_limits::private_message>{l, st, a},
       live_rate_limit<invalid_tag, &message_limits::invalid>{l, st, a},
-      rooms::stage{&w.shared->reg, &w.shared->hub, {.anonymous = w.cfg->anonymous}});
+      rooms::basic_stage<bridge>{&w.shared->reg, &w.shared->hub, {.anonymous = w.cfg->anonymous}, w.shared->cluster.get()});
 }
 
 struct world : world_base {
   using world_base::world_base;
   mutable std::vector<decltype(pipeline(std::declval<world_base&>()))> pipelines;
   mutable std::optional<rproxy::net::tls_server_context> tls;  ///< the `tls:` listener's certificates
+  adapter a{};  ///< this config's websocket block; its connections point to it (the world outlives them)
 };
+
+/// What a connection keeps for its life: its world (pipelines, adapter, options) and its drain count.
+struct keep_world {
+  std::shared_ptr<const world> w;
+  rproxy::flow::drain_tracker::guard guard;
+  void operator()(const std::error_code&) const noexcept {}
+};
+
+/// A ws connection: the current world's flow, spawned (no coroutine frame once upgraded).
+inline void serve_plain(std::shared_ptr<const world> w, asio::ip::tcp::socket s, const rproxy::net::accepted_endpoints& eps,
+                        rproxy::flow::drain_tracker::guard g) {
+  auto& p = w->pipelines[rproxy::observe::worker_index() % w->pipelines.size()];
+  const auto& a = w->a;
+  const auto& o = w->options;
+  flow::spawn(p, std::cref(a), std::move(s), o, eps, keep_world{std::move(w), std::move(g)});
+}
 
 /// The TLS server context of a `tls:` block (read again on each reload).
 inline rproxy::result<rproxy::net::tls_server_context, rproxy::net::tls_load_error> load_tls(const rproxy::app::tls_listener_block& b) {
@@ -198,14 +219,31 @@ inline rproxy::result<rproxy::net::tls_server_context, rproxy::net::tls_load_err
 
 /// A wss connection: the handshake within the hello timeout, then the same flow as ws
 /// (flow/ws.hpp runs a TLS stream's session as a coroutine). It keeps its world.
-inline asio::awaitable<void> serve_tls(std::shared_ptr<const world> w, const adapter& a, asio::ip::tcp::socket s,
+inline asio::awaitable<void> serve_tls(std::shared_ptr<const world> w, asio::ip::tcp::socket s,
                                        rproxy::net::accepted_endpoints eps, rproxy::flow::drain_tracker::guard) {
   if (!w->tls) co_return;
   rproxy::net::tls_stream tls(std::move(s), w->tls->context());
   auto [ec] = co_await rproxy::net::async_server_handshake(tls, w->options.hello_timeout, asio::experimental::as_tuple(asio::use_awaitable));
-  if (ec) co_return;  // a client that does not trust the certificate, a port probe, a slow one
+  if (ec) {  // a client that does not trust the certificate, a port probe, a slow one, not TLS at all
+    if (auto* f = w->shared->tls_failures) f->with({std::string(rproxy::net::tls_handshake_failure(ec))}).inc();
+    co_return;
+  }
   const auto i = rproxy::observe::worker_index() % w->pipelines.size();
-  (void)co_await flow::serve(w->pipelines[i], a, std::move(tls), w->options, eps);
+  (void)co_await flow::serve(w->pipelines[i], w->a, std::move(tls), w->options, eps);
+}
+
+/// The keys a reload cannot apply (listeners), changed from `a` to `b`: "listen, tls.listen", or "".
+inline std::string restart_only_changes(const config& a, const config& b) {
+  const auto ep = [](const std::optional<rproxy::config::endpoint>& e) { return e ? e->to_string() : std::string(); };
+  std::string out;
+  const auto note = [&out](bool changed, std::string_view key) {
+    if (changed) out.append(out.empty() ? "" : ", ").append(key);
+  };
+  note(ep(a.plain_listen()) != ep(b.plain_listen()), "listen");
+  note(a.tls.has_value() != b.tls.has_value(), "tls (added or removed)");
+  note(a.tls && b.tls && a.tls->listen.to_string() != b.tls->listen.to_string(), "tls.listen");
+  note(ep(a.admin.listen) != ep(b.admin.listen), "admin.listen");
+  return out;
 }
 
 /// The server: its shared state, worlds, metrics and the sweep timer.
@@ -221,7 +259,11 @@ struct server {
       if (!t) return rt.log().error("cannot load TLS certificates", {{"error", t.error().message}}), nullptr;
       w->tls.emplace(std::move(*t));
     }
-    first->websocket.apply(a, w->options);  // the listener's bounds are the first config's
+    c->websocket.apply(w->a, w->options);  // connections accepted from now on
+    w->a.decoder.limits = &shared.reg.limits();
+    w->a.hub = &shared.hub;
+    w->a.stats = &shared.stats;
+    if (c->chat_page) w->a.page = chat_page;
     return w;
   }
 
@@ -253,6 +295,8 @@ struct server {
         "ws_fanout_latency_seconds", "From a delivery (room message, event) to its frame on the last recipient's send queue.",
         {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5}));
     shared.rejections = &m.add_counter_family("ws_rejections_total", "Connections and messages refused, by reason.", {"reason"});
+    shared.tls_failures = &m.add_counter_family("ws_tls_handshake_failures_total",
+                                                "TLS handshakes (wss) that failed, by reason (net/tls_failure.hpp).", {"reason"});
   }
 
   void sweep() {
@@ -265,10 +309,9 @@ struct server {
   }
 
   runtime& rt;
-  std::shared_ptr<const config> first;  ///< the adapter's subprotocol names point into it
+  std::shared_ptr<const config> first;
   shared_state shared;
   asio::steady_timer sweep_timer;
-  adapter a{};
 };
 
 inline int serve(runtime& rt) {
@@ -277,34 +320,40 @@ inline int serve(runtime& rt) {
   const auto c = s->first;
   if (!s->shared.sink.ok()) return rt.log().error("cannot open the audit file", {{"file", c->audit.file}}), 1;
   s->add_metrics();
-  s->a.decoder.limits = &s->shared.reg.limits();
-  s->a.hub = &s->shared.hub;
-  s->a.stats = &s->shared.stats;
-  if (c->chat_page) s->a.page = chat_page;
+  if (!s->shared.cluster.open(rt, *c, s->shared.reg, s->shared.hub)) return 1;
   auto first = s->build(c);
   if (!first) return 1;
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
   rt.keep(worlds);
-  if (!rproxy::app::listen(rt, c->listen, "websocket", worlds->handler(rt.drain(), s->a))) return 1;
+  auto plain = [worlds, &drain = rt.drain()](asio::ip::tcp::socket sock, const rproxy::net::accepted_endpoints& eps) {
+    serve_plain(worlds->current(), std::move(sock), eps, drain.track());
+  };
+  if (const auto ep = c->plain_listen(); ep && !rproxy::app::listen(rt, *ep, "websocket", plain)) return 1;
   if (c->tls) {
     auto secure = [s, worlds, &drain = rt.drain()](asio::ip::tcp::socket sock, const rproxy::net::accepted_endpoints& eps) {
       auto ex = sock.get_executor();
-      asio::co_spawn(ex, serve_tls(worlds->current(), s->a, std::move(sock), eps, drain.track()), asio::detached);
+      asio::co_spawn(ex, serve_tls(worlds->current(), std::move(sock), eps, drain.track()), asio::detached);
     };
     if (!rproxy::app::listen(rt, c->tls->listen, "websocket-tls", secure)) return 1;
   }
   s->sweep();
+  s->shared.cluster.start();
   rt.on_stop_accepting([s] {
     s->sweep_timer.cancel();
+    s->shared.cluster.stop();
     s->shared.hub.close_all(rproxy::codec::ws::close_code::going_away, "server shutting down");
   });
   rt.on_reload([s, worlds](const std::shared_ptr<const config>& next) {
+    const auto prev = worlds->current()->cfg;
     auto w = s->build(next);
     if (!w) return s->rt.log().error("config not applied; the previous one keeps serving");
     worlds->swap(std::move(w));
     s->shared.limits.set(message_limits::of(*next));  // the next message of every connection
     s->shared.reg.set_config(next->rooms);             // the next rooms operation
-    s->rt.log().info("settings updated: security and rate limits, rooms limits, TLS certificates (listen, admin and websocket apply at restart)");
+    s->rt.log().info("settings updated: security and rate limits, rooms limits (every connection); websocket, TLS certificates "
+                     "(connections accepted from now on)");
+    if (auto keys = restart_only_changes(*prev, *next); !keys.empty())
+      s->rt.log().warn("restart required: these changes apply at the next start", {{"keys", keys}});
   });
   return 0;
 }

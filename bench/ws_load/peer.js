@@ -6,11 +6,15 @@
 // as the server does) and sent to every member (the sender too), the last 100 messages kept
 // per room and replayed on join.
 //
-//   node bench/ws_load/peer.js PORT     (prints "listening PORT" once it listens on 127.0.0.1)
+//   node bench/ws_load/peer.js PORT [TLS_PORT CERT KEY]
+//       prints "listening PORT" once it listens on 127.0.0.1; with TLS_PORT, the same server over
+//       TLS there too (an https server from CERT and KEY, PEM files: wss://), "listening TLS_PORT".
 //
 // The user is the `user` query parameter of the upgrade request (as ws-server's with
 // `anonymous: true`, which run uses), or "u" and a counter.
 'use strict';
+const fs = require('fs');
+const https = require('https');
 const path = require('path');
 const { WebSocketServer } = require(path.join(__dirname, '../../tests/e2e/node_modules/ws'));
 
@@ -100,9 +104,18 @@ function leave(ws, name, room) {
     send_all(room, encode({ type: 'presence', room: name, event: 'leave', user: ws.user, members: room.members.size }));
 }
 
-const wss = new WebSocketServer({ host: '127.0.0.1', port, backlog: 4096, maxPayload: MAX_REQUEST + 1,
-                                  perMessageDeflate: false, clientTracking: false });
-wss.on('connection', (ws, req) => {
+const options = { maxPayload: MAX_REQUEST + 1, perMessageDeflate: false, clientTracking: false };
+const wss = new WebSocketServer(Object.assign({ host: '127.0.0.1', port, backlog: 4096 }, options));
+wss.on('connection', connected);
+wss.on('listening', () => console.log('listening ' + wss.address().port));
+if (process.argv[3]) {  // wss: the same rooms over TLS
+  const server = https.createServer({ cert: fs.readFileSync(process.argv[4]), key: fs.readFileSync(process.argv[5]) });
+  const secure = new WebSocketServer(Object.assign({ server }, options));
+  secure.on('connection', connected);
+  server.listen(Number(process.argv[3]), '127.0.0.1', 4096, () => console.log('listening ' + server.address().port));
+}
+
+function connected(ws, req) {
   const q = new URL(req.url, 'http://x').searchParams.get('user');
   ws.user = q && !bad_name(q) ? q : 'u' + next_user++;
   ws.rooms = new Set();
@@ -117,5 +130,4 @@ wss.on('connection', (ws, req) => {
     }
   });
   ws.on('error', () => {});
-});
-wss.on('listening', () => console.log('listening ' + wss.address().port));
+}

@@ -9,10 +9,13 @@
 //       text in flight: the server's reply (ok) and the room's `message` event (the sender is a
 //       member, docs/ws-server.md "message") both back ends a round trip.
 //       Prints: echo conns=N msgs_per_s=... p50_us=... p99_us=... errors=...
-//   ws_load fanout --port P [--members 100] [--window 8] [--size 20] [--secs 5] [--warmup 1]
+//   ws_load fanout --port P [--members 100] [--window 8] [--size 20] [--secs 5] [--warmup 1] [--port2 P2]
 //       One room of MEMBERS connections (the sender among them, so every message has MEMBERS
 //       deliveries); the sender keeps WINDOW messages in flight: message k is sent once message
-//       k - WINDOW has reached every member. Prints: fanout members=M deliveries_per_s=...
+//       k - WINDOW has reached every member. With --port2, odd-numbered members connect there
+//       (another instance of a cluster: bench/cluster/rooms_fanout). Prints: fanout members=M
+//       deliveries_per_s=... p50_us=... p99_us=... (a message's latency: from its send to its
+//       delivery to the last member)
 //   ws_load idle   --port P --pid PID [--conns 10000]
 //       Opens CONNS WebSockets (at most 256 handshakes at a time) and holds them; reads VmRSS of
 //       PID from /proc before (after one warm-up connection) and after.
@@ -27,7 +30,8 @@
 //       rss_after_kb=... bytes_per_conn=... open_ms=... join_ms=... flow_ms=...
 //       With --wait-stdin 1 it then keeps the connections open until a line (or EOF) on stdin.
 //
-// Common: --host (127.0.0.1), --target (the request target; "{i}" becomes the connection's
+// Common: --tls 1 (wss: TLS to the server, its certificate not checked: a benchmark against a
+// local server), --host (127.0.0.1), --target (the request target; "{i}" becomes the connection's
 // number and "{run}" a random tag of this run, default "/?user=r{run}u{i}": a user per
 // connection, new users each run, as rooms and their owners outlive a run a while), --header "Name: value" (repeatable, e.g. a JWT). Bounded:
 // every phase has a deadline (--timeout seconds, 60), after which the client says what it was
@@ -47,6 +51,8 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/stream.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
@@ -81,6 +87,7 @@ struct options {
   std::string mode;
   std::string host = "127.0.0.1";
   unsigned short port = 0;
+  unsigned short port2 = 0;  ///< fanout: odd-numbered members connect here when set
   std::string target = "/?user=r{run}u{i}";
   std::vector<std::string> headers;
   int conns = -1;  // echo: 100, idle: 10000
@@ -94,7 +101,19 @@ struct options {
   double timeout = 60;
   long pid = 0;
   bool wait_stdin = false;
+  bool tls = false;
 };
+
+/// The TLS client context of --tls: TLS 1.2 or later, no certificate check (local benchmark).
+asio::ssl::context& tls_context() {
+  static asio::ssl::context ctx = [] {
+    asio::ssl::context c(asio::ssl::context::tls_client);
+    c.set_options(asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    c.set_verify_mode(asio::ssl::verify_none);
+    return c;
+  }();
+  return ctx;
+}
 
 [[noreturn]] void die(const std::string& what) {
   std::fprintf(stderr, "ws_load: %s\n", what.c_str());
@@ -153,8 +172,12 @@ std::string replace_all(std::string s, std::string_view from, std::string_view t
 /// One client WebSocket: socket, receive buffer, parser, the message being assembled, and an
 /// output queue written with one syscall per flush.
 struct connection {
-  explicit connection(asio::io_context& io) : sock(io) {}
-  tcp::socket sock;
+  connection(asio::io_context& io, bool tls) : sock(io) {
+    if (tls) this->tls.emplace(tcp::socket(io), tls_context());
+  }
+  tcp::socket sock;                                       ///< plain ws
+  std::optional<asio::ssl::stream<tcp::socket>> tls;     ///< wss (then `sock` is unused)
+  tcp::socket& lowest() { return tls ? tls->next_layer() : sock; }
   ws::parser parser{ws::parser_options{.side = ws::role::client, .max_frame_size = 1 << 20, .max_message_size = 1 << 20}};
   std::vector<char> buf = std::vector<char>(16 * 1024);
   std::size_t begin = 0, end = 0;
@@ -171,19 +194,25 @@ struct connection {
     if (write_busy || queued.empty()) return;
     write_busy = true;
     writing.swap(queued);
-    asio::async_write(sock, asio::buffer(writing), [this](std::error_code ec, std::size_t) {
+    auto done = [this](std::error_code ec, std::size_t) {
       write_busy = false;
       writing.clear();
       if (ec) die("write: " + ec.message());
       flush();
-    });
+    };
+    if (tls) asio::async_write(*tls, asio::buffer(writing), done);
+    else asio::async_write(sock, asio::buffer(writing), done);
   }
 };
 
 asio::awaitable<std::error_code> handshake(connection& c, const tcp::endpoint& ep, const options& o) {
-  auto [ec] = co_await c.sock.async_connect(ep, use_tuple);
+  auto [ec] = co_await c.lowest().async_connect(ep, use_tuple);
   if (ec) co_return ec;
-  c.sock.set_option(tcp::no_delay(true));
+  c.lowest().set_option(tcp::no_delay(true));
+  if (c.tls) {
+    auto [hec] = co_await c.tls->async_handshake(asio::ssl::stream_base::client, use_tuple);
+    if (hec) co_return hec;
+  }
   std::array<char, 16> raw{};
   for (auto& b : raw) b = static_cast<char>(next_random());
   const std::string key = rproxy::base64::encode(std::string_view(raw.data(), raw.size()));
@@ -193,7 +222,8 @@ asio::awaitable<std::error_code> handshake(connection& c, const tcp::endpoint& e
                     "Sec-WebSocket-Key: " + key + "\r\n";
   for (const auto& h : o.headers) req += h + "\r\n";
   req += "\r\n";
-  auto [wec, wn] = co_await asio::async_write(c.sock, asio::buffer(req), use_tuple);
+  auto [wec, wn] = c.tls ? co_await asio::async_write(*c.tls, asio::buffer(req), use_tuple)
+                         : co_await asio::async_write(c.sock, asio::buffer(req), use_tuple);
   if (wec) co_return wec;
   // The response head: up to 4 KiB; bytes after it are the first frames.
   for (;;) {
@@ -216,7 +246,8 @@ asio::awaitable<std::error_code> handshake(connection& c, const tcp::endpoint& e
       co_return std::error_code{};
     }
     if (c.end == 4096) co_return std::make_error_code(std::errc::message_size);
-    auto [rec, n] = co_await c.sock.async_read_some(asio::buffer(c.buf.data() + c.end, 4096 - c.end), use_tuple);
+    const auto room = asio::buffer(c.buf.data() + c.end, 4096 - c.end);
+    auto [rec, n] = c.tls ? co_await c.tls->async_read_some(room, use_tuple) : co_await c.sock.async_read_some(room, use_tuple);
     if (rec) co_return rec;
     c.end += n;
   }
@@ -241,7 +272,8 @@ asio::awaitable<std::error_code> next_message(connection& c) {
             c.buf.resize(c.buf.size() * 2);
           }
         }
-        auto [ec, n] = co_await c.sock.async_read_some(asio::buffer(c.buf.data() + c.end, c.buf.size() - c.end), use_tuple);
+        const auto room = asio::buffer(c.buf.data() + c.end, c.buf.size() - c.end);
+        auto [ec, n] = c.tls ? co_await c.tls->async_read_some(room, use_tuple) : co_await c.sock.async_read_some(room, use_tuple);
         if (ec) co_return ec;
         c.end += n;
         continue;
@@ -315,16 +347,17 @@ tcp::endpoint endpoint_of(const options& o) { return {asio::ip::make_address(o.h
 std::vector<std::unique_ptr<connection>> open_all(asio::io_context& io, const options& o, int n, int first_index) {
   std::vector<std::unique_ptr<connection>> conns;
   for (int i = 0; i < n; ++i) {
-    conns.push_back(std::make_unique<connection>(io));
+    conns.push_back(std::make_unique<connection>(io, o.tls));
     conns.back()->index = first_index + i;
   }
   int next = 0, done = 0, failed = 0;
   const auto ep = endpoint_of(o);
+  const tcp::endpoint ep2{asio::ip::make_address(o.host), o.port2 != 0 ? o.port2 : o.port};
   std::function<void()> start_one;  // startup only, not the data path
   start_one = [&] {
     if (next == n) return;
     connection& c = *conns[static_cast<std::size_t>(next++)];
-    asio::co_spawn(io, handshake(c, ep, o), [&](std::exception_ptr e, std::error_code ec) {
+    asio::co_spawn(io, handshake(c, c.index % 2 == 1 ? ep2 : ep, o), [&](std::exception_ptr e, std::error_code ec) {
       if (e || ec) {
         ++failed;
         std::fprintf(stderr, "ws_load: connection %d: %s\n", c.index, ec ? ec.message().c_str() : "exception");
@@ -430,12 +463,15 @@ int run_fanout(const options& o) {
   // delivered[k % window]: members that have message k. Message k + window goes out when
   // message k has reached all members.
   std::vector<int> delivered(window, 0);
+  std::vector<clock_type::time_point> sent_at(window);  // message k's send, at k % window
+  latency_stats lat;
   long long sent = 0;
   bool measuring = false, stopping = false;
   std::uint64_t deliveries = 0;
   int joined = 0;
   const auto send_one = [&] {
-    ++sent;
+    ++sent;  // the room is new: message ids count 1, 2, 3 ... in the order sent
+    sent_at[static_cast<std::size_t>(sent) % window] = clock_type::now();
     sender.queue_text(request);
   };
   // Every member reads from the moment it is in the room (the presence events of the joins
@@ -458,6 +494,9 @@ int run_fanout(const options& o) {
       int& d = delivered[static_cast<std::size_t>(id) % window];
       if (++d == m) {
         d = 0;
+        if (measuring)
+          lat.us.push_back(static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+              clock_type::now() - sent_at[static_cast<std::size_t>(id) % window]).count()));
         if (!stopping) {
           send_one();
           sender.flush();
@@ -491,8 +530,8 @@ int run_fanout(const options& o) {
   });
   run_until(io, [&] { return stopping; }, o.warmup + o.secs + o.timeout, "the fan-out");
   const double elapsed = std::chrono::duration<double>(stop - start).count();
-  std::printf("fanout members=%d window=%zu messages=%lld deliveries_per_s=%.0f\n", m, window, sent,
-              static_cast<double>(deliveries) / elapsed);
+  std::printf("fanout members=%d window=%zu messages=%lld deliveries_per_s=%.0f p50_us=%u p99_us=%u\n", m, window, sent,
+              static_cast<double>(deliveries) / elapsed, lat.pct(0.50), lat.pct(0.99));
   return 0;
 }
 
@@ -616,6 +655,7 @@ options parse_args(int argc, char** argv) {
     const std::string v = argv[++i];
     if (a == "--host") o.host = v;
     else if (a == "--port") o.port = static_cast<unsigned short>(std::stoi(v));
+    else if (a == "--port2") o.port2 = static_cast<unsigned short>(std::stoi(v));
     else if (a == "--target") o.target = v;
     else if (a == "--header") o.headers.push_back(v);
     else if (a == "--conns") o.conns = std::stoi(v);
@@ -629,6 +669,7 @@ options parse_args(int argc, char** argv) {
     else if (a == "--rooms") o.rooms = std::stoi(v);
     else if (a == "--messages") o.messages = std::stoi(v);
     else if (a == "--wait-stdin") o.wait_stdin = v == "1";
+    else if (a == "--tls") o.tls = v == "1";
     else die("unknown option " + a);
   }
   if (o.port == 0) die("--port is required");

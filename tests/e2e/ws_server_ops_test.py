@@ -182,6 +182,32 @@ rate_limits:
         finally:
             self.assertEqual(srv.stop(), 0)
 
+    def test_reload_websocket_block_applies_to_new_connections(self):
+        # max_message 4 KiB, then 1 KiB: a connection accepted after the reload is closed with 1009
+        # for a 2 KB message; one accepted before keeps its 4 KiB. A listener change is logged as
+        # needing a restart (and the old listener keeps serving).
+        port, admin, other = harness.free_port(), harness.free_port(), harness.free_port()
+        srv = harness.Program(BINARY, config(port, admin, "websocket: { max_message: 4KiB }\n"),
+                              args=["--workers", "2"], name="ws-reload-ws").start(wait_ports=[port, admin])
+        try:
+            old = Client(port, "old")
+            self.assertEqual(old.ask(op="create", room="w")["type"], "ok")
+            srv.write_config(config(other, admin, "websocket: { max_message: 1KiB, idle_timeout: 30s }\n"))
+            self.assertEqual(reload(admin), 200)
+            harness.wait_until(lambda: "restart required" in srv.output(), what="the restart-required line")
+            line = next(l for l in srv.output().splitlines() if "restart required" in l)
+            self.assertIn("listen", line)
+            text = "x" * 2000
+            new = Client(port, "new")  # the old listener still serves (listen applies at restart)
+            self.assertEqual(new.ask(op="join", room="w")["type"], "ok")
+            new.send({"op": "message", "room": "w", "text": text, "id": 7})
+            self.assertEqual(new.closed_code(), 1009)
+            reply = old.ask(op="message", room="w", text=text)  # 2 KB under the old connection's 4 KiB
+            self.assertEqual(reply["type"], "ok", reply)
+            self.assertEqual(old.event(lambda m: m.get("type") == "message")["text"], text)
+        finally:
+            self.assertEqual(srv.stop(), 0)
+
 
 class MetricsTest(unittest.TestCase):
     def test_silent_connections_and_fanout_latency(self):

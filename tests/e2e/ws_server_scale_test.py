@@ -25,9 +25,25 @@ CONNS = 10000
 ROOMS = 100
 MESSAGES = 10
 # A connection after the upgrade holds no coroutine frame or buffer (docs/ws-server.md "What a
-# connection costs"): about 2.0 KB idle (Release), 2.5 KB held in a room here (Debug). The
-# issue's target is 1 KB; this bound catches a return to per-connection frames or buffers.
-MAX_BYTES_PER_CONN = 4 * 1024
+# connection costs"): one allocation (the session with its flow), Asio's socket state and a
+# pending wait. Held in a room here (the registry's membership too, two workers) it measured
+# 2,290 bytes in Release and 2,246 in Debug (2.5 KB before); the bound leaves room for the
+# machine's noise and catches a return to per-connection frames or buffers (13 KB with one). The issue's target is 1 KB idle (not
+# reached: about 1.75 KB, bench/ws_load/run).
+MAX_BYTES_PER_CONN = {"Release": 3072, "Debug": 3072}
+
+
+def build_type(binary):
+    """CMAKE_BUILD_TYPE of the build tree that holds `binary` (Debug when none is found)."""
+    d = os.path.dirname(os.path.abspath(binary))
+    while d != os.path.dirname(d):
+        cache = os.path.join(d, "CMakeCache.txt")
+        if os.path.exists(cache):
+            with open(cache) as f:
+                m = re.search(r"^CMAKE_BUILD_TYPE:\w+=(\w*)$", f.read(), re.M)
+            return "Release" if m and m.group(1) in ("Release", "RelWithDebInfo", "MinSizeRel") else "Debug"
+        d = os.path.dirname(d)
+    return "Debug"
 
 
 def metrics(admin):
@@ -97,7 +113,8 @@ websocket: {{ idle_timeout: 120s }}
                              f"mean {m['ws_fanout_latency_seconds_sum'] / fanouts * 1e6:.0f} us\n")
             # Not under ASan: its shadow memory and quarantine make RSS track allocations.
             if not harness.sanitized(BINARY):
-                self.assertLessEqual(per_conn, MAX_BYTES_PER_CONN, f"{per_conn:.0f} bytes per connection")
+                bound = MAX_BYTES_PER_CONN[build_type(BINARY)]
+                self.assertLessEqual(per_conn, bound, f"{per_conn:.0f} bytes per connection ({build_type(BINARY)} bound {bound})")
         finally:
             self.assertEqual(srv.stop(timeout=60), 0)
 

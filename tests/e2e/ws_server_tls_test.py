@@ -174,11 +174,42 @@ rooms: {{ max_message_bytes: 40000, max_request_bytes: 60000 }}
         self.assertEqual([c["code"] for c in lines[1]["closes"]], [1000, 1000, 1000])
 
     def test_client_that_does_not_trust_the_ca_fails_the_handshake(self):
-        before = metrics(self.admin).get("ws_upgrades_total", 0)
+        before = metrics(self.admin)
         r = run_client("connect", self.port, self.tls_port)[0]
         self.assertFalse(r["opened"], r)
         self.assertRegex(r["error_message"], "certificate")
-        self.assertEqual(metrics(self.admin).get("ws_upgrades_total", 0), before)  # no upgrade came through
+        self.assertEqual(metrics(self.admin).get("ws_upgrades_total", 0), before.get("ws_upgrades_total", 0))  # no upgrade came through
+        # Node's TLS hangs up without an alert: the server sees a close (`closed`). OpenSSL's
+        # client (Python's ssl) sends the alert "unknown CA": `untrusted`.
+        closed, untrusted = 'ws_tls_handshake_failures_total{reason="closed"}', 'ws_tls_handshake_failures_total{reason="untrusted"}'
+        harness.wait_until(lambda: metrics(self.admin).get(closed, 0) >= before.get(closed, 0) + 1, timeout=10,
+                           what="the hang-up counted")
+        raw = socket.create_connection(("127.0.0.1", self.tls_port), timeout=10)
+        with self.assertRaises(ssl.SSLCertVerificationError):
+            ssl.create_default_context().wrap_socket(raw, server_hostname="127.0.0.1")  # the system CAs only
+        raw.close()
+        harness.wait_until(lambda: metrics(self.admin).get(untrusted, 0) == before.get(untrusted, 0) + 1, timeout=10,
+                           what="the untrusted handshake counted")
+
+    def test_handshake_failures_counted_by_reason(self):
+        # Plain HTTP on the TLS port is not a TLS record: `bad_record`. A connection that closes
+        # without a byte: `closed`. Both end the connection; the listener goes on serving.
+        key = 'ws_tls_handshake_failures_total{reason="%s"}'
+        before = metrics(self.admin)
+        with socket.create_connection(("127.0.0.1", self.tls_port), timeout=10) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            try:
+                while s.recv(4096):  # the server's alert (if any), then its close
+                    pass
+            except ConnectionResetError:
+                pass
+        socket.create_connection(("127.0.0.1", self.tls_port), timeout=10).close()
+        harness.wait_until(lambda: metrics(self.admin).get(key % "bad_record", 0) == before.get(key % "bad_record", 0) + 1,
+                           timeout=10, what="bad_record counted")
+        harness.wait_until(lambda: metrics(self.admin).get(key % "closed", 0) >= before.get(key % "closed", 0) + 1,
+                           timeout=10, what="closed counted")
+        self.assertEqual(run_client("connect", self.port, self.tls_port, ca=self.ca)[0]["fingerprint"],
+                         fingerprint(os.path.join(self.dir, "one.pem")))
 
     def test_idle_ping_then_close_over_tls(self):
         # npm ws answers pings: it stays open.
@@ -227,6 +258,43 @@ rooms: {{ max_message_bytes: 40000, max_request_bytes: 60000 }}
         c.s.sendall(bytes([0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xE9 ^ 2]))  # our close (1001), masked
         self.assertEqual(self.srv.proc.wait(15), 0)
         c.s.close()
+
+
+class WssOnlyTest(unittest.TestCase):
+    """A config with a tls block and no `listen`: only wss:// is served."""
+
+    def test_wss_only_listener(self):
+        d = tempfile.mkdtemp(prefix="rproxy-wss-only-")
+        try:
+            make_ca(d)
+            make_server_cert(d, "server")
+            tls_port, admin = harness.free_port(), harness.free_port()
+            conf = f"""admin: {{ listen: 127.0.0.1:{admin} }}
+tls:
+  listen: 127.0.0.1:{tls_port}
+  certificates: [ {{ cert: {d}/server.pem, key: {d}/server.key }} ]
+anonymous: true
+"""
+            path = os.path.join(d, "only.yaml")
+            with open(path, "w") as f:
+                f.write(conf)
+            v = subprocess.run([BINARY, "validate", path], capture_output=True, text=True, timeout=30)
+            self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+            srv = harness.Program(BINARY, conf, args=["--workers", "1"], name="wss-only").start(wait_ports=[tls_port, admin])
+            try:
+                c = RawTls(tls_port, os.path.join(d, "ca.pem"), "solo")
+                c.s.sendall(bytes([0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xE8 ^ 2]))  # our close (1000), masked
+                op, payload = c.frame()
+                self.assertEqual((op, int.from_bytes(payload[:2], "big")), (0x8, 1000))
+                c.s.close()
+                # No ws:// listener besides it (the default 127.0.0.1:8095 is only for a config without tls).
+                self.assertIn("listener=websocket-tls", srv.output())
+                self.assertNotIn("listener=websocket ", srv.output())
+                self.assertEqual(metrics(admin)["ws_upgrades_total"], 1)
+            finally:
+                self.assertEqual(srv.stop(), 0)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":

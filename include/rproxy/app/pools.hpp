@@ -9,12 +9,15 @@
 // update(items) takes one config version's list of pools: each item has `name` and `backends`
 // (std::vector<balance::backend_settings>), and, when its type has them, `health_check`
 // (std::optional<health::check_config>) and `dynamic_weights` (std::optional<health::weights_config>),
-// which the pool's health::monitor runs. A pool is found by name:
+// which the pool's health::monitor runs, and `pool_settings()` (a balance::pool_config: breakers,
+// passive ejection, slow start), which a pool keeps for life. A pool is found by name:
 //   - listed again with the same settings: nothing changes (its backends' state, counters, checker
 //     and load-report poller go on as they were);
 //   - listed with other settings: its backends are updated in place (a backend kept under the
 //     same address keeps its state and counters, a new one starts fresh, a dropped one drains),
 //     and its checker or poller restarts only if its own block changed;
+//   - listed with other pool_settings(): a new pool and monitor replace it (flows of older
+//     versions finish on the old pool);
 //   - not listed: its checks stop and its metrics series go (a later version that lists it
 //     again gets the same pool back, counters included);
 //   - new: a pool and a monitor are made.
@@ -39,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include <rproxy/balance/backend.hpp>
 #include <rproxy/balance/upstream_config.hpp>
 #include <rproxy/health/check_config.hpp>
 #include <rproxy/health/monitor.hpp>
@@ -88,7 +92,7 @@ public:
     std::set<std::string, std::less<>> listed;
     std::size_t i = 0;
     for (const auto& item : items) {
-      auto& e = entry_for(item.name, reports_of(item));
+      auto& e = entry_for(item.name, reports_of(item), settings_of(item));
       listed.insert(item.name);
       // cannot fail: the ids were checked above
       (void)e.monitor->update(std::move(entries[i++]), health_check_of(item), dynamic_weights_of(item));
@@ -125,6 +129,7 @@ public:
 private:
   struct entry {
     std::unique_ptr<monitor_type> monitor;
+    balance::pool_config settings{};
     bool listed = false;
   };
 
@@ -147,22 +152,31 @@ private:
     else return std::nullopt;
   }
   template <class Item>
+  static balance::pool_config settings_of(const Item& item) {
+    if constexpr (requires { { item.pool_settings() } -> std::convertible_to<balance::pool_config>; }) return item.pool_settings();
+    else return {};
+  }
+  template <class Item>
   static constexpr bool reports_of(const Item&) {
     return has_dynamic_weights<Item>;
   }
 
-  /// The entry of `name`, made on first use. Entries are never erased: a monitor's load-report
-  /// series refer to it for as long as the registry is scraped.
-  entry& entry_for(const std::string& name, bool export_reports) {
+  /// The entry of `name`, made on first use, and made again (a new pool and monitor) when its
+  /// pool settings change. Entries are never erased: a monitor's load-report series refer to it
+  /// for as long as the registry is scraped (a new monitor takes them over before the old goes).
+  entry& entry_for(const std::string& name, bool export_reports, const balance::pool_config& settings) {
     auto [it, fresh] = entries_.try_emplace(name);
-    if (fresh) {
-      it->second.monitor = std::make_unique<monitor_type>(control_, std::make_shared<pool_type>(), name, log_);
+    auto& e = it->second;
+    if (fresh || !(e.settings == settings)) {
+      if (!fresh) log_.info("pool settings changed: a new pool", {{"pool", name}});
+      auto old = std::exchange(e.monitor, std::make_unique<monitor_type>(control_, std::make_shared<pool_type>(settings), name, log_));
+      e.settings = settings;
       if (export_reports && metrics_) {
         if (!report_family_) report_family_ = &monitor_type::report_family(*metrics_);
-        it->second.monitor->export_reports(*report_family_);
+        e.monitor->export_reports(*report_family_);
       }
-    }
-    return it->second;
+    }  // (`old`, the replaced monitor, goes here: its report series are the new one's by now)
+    return e;
   }
 
   asio::any_io_executor control_;

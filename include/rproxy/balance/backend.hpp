@@ -62,6 +62,8 @@ struct pool_config {
   double latency_alpha = 0.3;              ///< EWMA weight of each new latency sample
   health::breaker_config breaker = health::breaker_config::disabled();
   health::outlier_config outlier{};
+
+  friend bool operator==(const pool_config&, const pool_config&) = default;
 };
 
 /// A backend's counters and state at one instant, for metrics export.

@@ -35,8 +35,11 @@
 //     connection.
 //   - backend connections are kept per client connection (at most max_kept_backends) and used
 //     again only for bodiless idempotent requests (a stale one is retried once, fresh).
-// Not here: the PROXY protocol before the preface, extended CONNECT (WebSocket over HTTP/2),
-// HTTP/2 to backends.
+//   - RFC 8441 extended CONNECT (limits.enable_connect_protocol; :protocol a protocol the
+//     HTTP/1.1 adapter's `upgrades` lists): forwarded as that HTTP/1.1 upgrade, answered 200
+//     once the backend's 101 checks out, then bytes both ways as the stream's DATA (tunnel()).
+//   - backends are reached over TCP or TLS as the flow's ctx.upstream says (flow/upstream.hpp).
+// Not here: the PROXY protocol before the preface, HTTP/2 to backends.
 #pragma once
 
 #include <asio/awaitable.hpp>
@@ -49,8 +52,10 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/experimental/deferred.hpp>
 
+#include <openssl/rand.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -78,6 +83,8 @@
 #include <rproxy/codec/http1/parser.hpp>
 #include <rproxy/codec/http1/request_view.hpp>
 #include <rproxy/codec/http1/serializer.hpp>
+#include <rproxy/codec/ws/handshake.hpp>
+#include <rproxy/core/base64.hpp>
 #include <rproxy/flow/http1.hpp>
 #include <rproxy/health/retry_on.hpp>
 #include <rproxy/flow/serve.hpp>
@@ -86,6 +93,7 @@
 #include <rproxy/net/error.hpp>
 #include <rproxy/net/listener.hpp>
 #include <rproxy/net/proxy_protocol.hpp>
+#include <rproxy/net/upstream_stream.hpp>
 #include <rproxy/pipeline/basic_pipeline.hpp>
 #include <rproxy/pipeline/verdict.hpp>
 
@@ -186,8 +194,10 @@ struct stream_state {
   bool closed = false;     ///< the session's closed or reset event came
   bool done = false;       ///< its coroutine has finished
   bool finished = false;   ///< its response was ended or the stream reset by us
-  asio::ip::tcp::socket* backend = nullptr;  ///< cancelled when the stream is aborted
+  net::upstream_stream* backend = nullptr;  ///< cancelled when the stream is aborted
   wakeup wake;
+  /// An RFC 8441 tunnel's second waiter (its backend-to-client side waits for queue room).
+  std::optional<wakeup> room{};
 };
 
 /// One HTTP/2 client connection: its session, its streams, its kept backend connections.
@@ -280,7 +290,10 @@ private:
       }
       cctx_.bytes_to_client += n;
       dispatch(session_.poll());
-      for (auto& [id, st] : streams_) st->wake.notify();  // room in the queues: streams read their backends again
+      for (auto& [id, st] : streams_) {  // room in the queues: streams read their backends again
+        st->wake.notify();
+        if (st->room) st->room->notify();
+      }
     }
   }
 
@@ -306,6 +319,7 @@ private:
     std::error_code ignored;
     if (st.backend) st.backend->cancel(ignored);
     st.wake.notify();
+    if (st.room) st.room->notify();
   }
 
   /// A stream is forgotten once the session closed it and its flow has ended.
@@ -447,7 +461,10 @@ private:
     if (auto v = co_await run_phase<phase::accept>(p_, ctx); !v.is_next() && !refused)
       if (v.is_reject()) ctx.rejected = refused = v.reason();
     ctx.hello_done = std::chrono::steady_clock::now();
-    if (req.method() == "CONNECT") {  // tunnels are not proxied (as on HTTP/1.1): 501
+    // RFC 8441: an extended CONNECT for a protocol the HTTP/1.1 side passes on (websocket) is
+    // that upgrade (tunnel()); other tunnels are not proxied (as on HTTP/1.1): 501.
+    const bool extended = req.method() == "CONNECT" && !req.protocol().empty();
+    if (req.method() == "CONNECT" && !(extended && a_.limits.enable_connect_protocol && h1_.passes_upgrade(req.protocol()))) {
       respond_http1(st, ctx, http1::make_error_response(501, "upgrades and CONNECT are not supported"));
       co_return std::error_code{};
     }
@@ -462,7 +479,7 @@ private:
     // on_route and connect, failing over on retry-safe errors (as flow/serve.hpp's run_flow).
     const bool bodiless = st.ended && st.body.empty();
     const bool reusable = bodiless && http1_detail::idempotent(req.method());
-    std::optional<asio::ip::tcp::socket> backend;
+    std::optional<net::upstream_stream> backend;
     bool reused = false;
     std::error_code ec;
     for (unsigned attempt = 0;;) {  // an exchange that may go to another pick (retry_other) comes back here
@@ -476,13 +493,13 @@ private:
         }
         if (st.aborted) co_return make_error_code(net::error::client_failed);
         if (reusable)
-          if (auto k = take_kept(*ctx.backend)) {  // (reusable: retry-safe, so unprobed when recent)
+          if (auto k = take_kept(*ctx.backend, detail::transport_of(ctx))) {  // (reusable: retry-safe, so unprobed when recent)
             backend = std::move(k);
             reused = true;
             ctx.connect_error = {};
             break;
           }
-        auto [cec, sock] = co_await net::async_connect(ex_, *ctx.backend, o_.connect_timeout, detail::tuple_awaitable);
+        auto [cec, sock] = co_await h1_.connect_backend(ctx, ex_, o_);
         ec = cec;
         ctx.connect_error = ec;
         if (!ec) {
@@ -495,14 +512,21 @@ private:
         }
       }
       ++attempt;
+      if constexpr (requires { ctx.upstream_reused; }) ctx.upstream_reused = reused;
       if (auto v = co_await run_phase<phase::connect>(p_, ctx); !v.is_next()) co_return co_await stop(st, ctx, v);
 
+      if (extended) {  // a tunnel never keeps its backend connection, nor retries
+        st.backend = &*backend;
+        auto r = co_await tunnel(st, ctx, *backend, req);
+        st.backend = nullptr;
+        co_return r.ec;
+      }
       for (;;) {
         st.backend = &*backend;
         auto r = co_await forward(st, ctx, *backend, req, reused);
         st.backend = nullptr;
         if (r.retry_fresh && reused) {  // the kept connection was stale and nothing was lost
-          auto [cec, sock] = co_await net::async_connect(ex_, *ctx.backend, o_.connect_timeout, detail::tuple_awaitable);
+          auto [cec, sock] = co_await h1_.connect_backend(ctx, ex_, o_);
           if (cec) {
             ctx.connect_error = cec;
             (void)co_await stop(st, ctx, reject(reject_code::unavailable));
@@ -516,7 +540,7 @@ private:
           ec = r.ec;
           break;
         }
-        if (r.keep_backend && !r.ec) keep(std::move(*backend), *ctx.backend);
+        if (r.keep_backend && !r.ec) keep(std::move(*backend), *ctx.backend, detail::transport_of(ctx));
         co_return r.ec;
       }
       std::error_code ignored;
@@ -528,7 +552,7 @@ private:
   }
 
   /// The exchange with the backend: the head and body up, the response down.
-  asio::awaitable<exchange_result> forward(stream_state& st, ctx_type& ctx, asio::ip::tcp::socket& backend,
+  asio::awaitable<exchange_result> forward(stream_state& st, ctx_type& ctx, net::upstream_stream& backend,
                                            const h2::request& req, bool reused) {
     using net::error;
     if (st.aborted) co_return exchange_result{make_error_code(error::client_failed)};
@@ -711,6 +735,186 @@ private:
     }
   }
 
+  /// RFC 8441: an extended CONNECT (`:protocol websocket`) forwarded as the HTTP/1.1 upgrade it
+  /// stands for (GET, Connection: upgrade, Upgrade, a fresh Sec-WebSocket-Key; the client's
+  /// end-to-end fields), the backend's 101 checked (its Upgrade, Sec-WebSocket-Accept for our
+  /// key) and answered 200 on the stream, then bytes both ways: DATA from the client to the
+  /// backend (window back once written), the backend's bytes as DATA (its queue as the
+  /// backpressure), until both sides end (END_STREAM / EOF) or the idle timeout passes with no
+  /// byte either way. Another answer than 101 is passed on whole (at most 64 KiB: else 502).
+  asio::awaitable<exchange_result> tunnel(stream_state& st, ctx_type& ctx, net::upstream_stream& backend, const h2::request& req) {
+    using net::error;
+    namespace ws = codec::ws;
+    std::array<unsigned char, 16> nonce{};
+    if (RAND_bytes(nonce.data(), static_cast<int>(nonce.size())) != 1) co_return exchange_result{make_error_code(error::flow_aborted)};
+    const std::string key = base64::encode(std::string_view(reinterpret_cast<const char*>(nonce.data()), nonce.size()));
+    if constexpr (requires { ctx.request_fields; }) {
+      ctx.request_fields.set("Sec-WebSocket-Key", key);  // (a key the client sent is dropped: RFC 8441 has none)
+      if (!req.head().fields.contains("sec-websocket-version")) ctx.request_fields.set("Sec-WebSocket-Version", "13");
+    }
+    http1::request_head_view head = req.head();
+    head.method = "GET";
+    std::string first = net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o_.send, ctx.client, ctx.local);
+    first += h1_.upstream_head(ctx, head, http1::message_info{}, req.protocol());
+    auto fail = [&](std::error_code ec, unsigned status = 502) {
+      if (st.aborted) return exchange_result{make_error_code(error::client_failed)};
+      respond_http1(st, ctx, h1_.error_response(ctx, status, ec));
+      return exchange_result{ec ? ec : make_error_code(error::backend_failed)};
+    };
+    if (auto ec = co_await http1_detail::write_for(backend, std::string_view(first), wait_for(ctx)))
+      co_return fail(net::classify(ec, net::side::upstream));
+
+    // The response head (1xx other than 101 dropped); another final answer is passed on whole.
+    constexpr std::size_t max_refusal = 64 * 1024;
+    http1_detail::recv_buffer bin(h1_.response_limits.max_start_line + h1_.response_limits.max_header_bytes + 4 + max_refusal);
+    http1::response_parser bp(h1_.response_limits);
+    bp.set_request_method("GET");
+    std::size_t head_size = 0;
+    for (;;) {
+      auto pr = bp.parse(bin.view());
+      if (pr.what == http1::event::head && (bp.head().status == 101 || bp.head().status >= 200)) {
+        head_size = pr.consumed;
+        break;
+      }
+      if (pr.what == http1::event::head || pr.what == http1::event::message_complete) {
+        bin.consume(pr.consumed);
+        continue;
+      }
+      if (pr.what != http1::event::need_more) co_return fail(bp.error_code() ? bp.error_code() : make_error_code(error::backend_failed));
+      bin.consume(pr.consumed);
+      auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(h1_.buffer_size), wait_for(ctx));
+      if (rec || n == 0)
+        co_return fail(rec ? net::classify(rec, net::side::upstream) : make_error_code(error::backend_reset), rec == error::idle_timeout ? 504 : 502);
+      bin.commit(n);
+    }
+    const auto& rh = bp.head();
+    if (rh.status != 101) {  // refused (401, 404, 426, ...): the answer as it is, with its body (bounded)
+      if (auto v = co_await run_phase<phase::response>(p_, ctx, rh); !v.is_next()) {
+        if (v.is_reject()) ctx.rejected = v.reason();
+        co_return fail({});
+      }
+      // (bin is not consumed from here on, so nothing moves: its view starts with the head)
+      for (std::size_t at = head_size;;) {
+        auto pr = bp.parse(bin.view().substr(at));
+        at += pr.consumed;
+        if (pr.what == http1::event::message_complete) break;
+        if (pr.what == http1::event::body) continue;
+        if (pr.what != http1::event::need_more || bin.full()) co_return fail(make_error_code(error::backend_failed));
+        auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(h1_.buffer_size), wait_for(ctx));
+        if (rec == asio::error::eof && bp.finish().what == http1::event::message_complete) break;
+        if (rec || n == 0) co_return fail(make_error_code(error::backend_reset));
+        bin.commit(n);
+      }
+      respond_http1(st, ctx, bin.view());
+      co_return exchange_result{};
+    }
+    // A 101 to the protocol asked for, with the accept key of our key.
+    const auto up = rh.fields.find("upgrade");
+    const auto accept = rh.fields.find("sec-websocket-accept");
+    const bool is_ws = http1::detail::iequals(req.protocol(), "websocket");
+    if (!up || !http1::detail::iequals(http1_detail::upgrade_name(*up), req.protocol()) || !rh.fields.has_token("connection", "upgrade") ||
+        (is_ws && (!accept || *accept != ws::accept_key(key))))
+      co_return fail(make_error_code(error::backend_failed));
+    if (auto v = co_await run_phase<phase::response>(p_, ctx, rh); !v.is_next()) {
+      if (v.is_reject()) ctx.rejected = v.reason();
+      co_return fail({});
+    }
+    http1::fields down;
+    for (const auto& f : rh.fields) {
+      if (http1_detail::hop_by_hop(f.name, rh.fields) || http1::detail::iequals(f.name, "sec-websocket-accept") ||
+          http1::detail::iequals(f.name, "content-length"))
+        continue;
+      down.add(f.name, f.value);
+    }
+    if constexpr (requires { ctx.response_fields; }) ctx.response_fields.apply(down);
+    if (st.aborted) co_return exchange_result{make_error_code(error::client_failed)};
+    http1_adapter::sent(ctx, 200);
+    if constexpr (requires { ctx.upgraded; }) ctx.upgraded = true;
+    if (session_.submit_response(st.id, 200, down, false)) co_return exchange_result{make_error_code(error::client_failed)};
+    writer_wake_.notify();
+    bin.consume(head_size);
+
+    // Bytes both ways until both ends are done; no byte either way for the idle timeout: reset.
+    st.room.emplace(ex_);
+    auto idle = h1_.idle_timeout;
+    if constexpr (requires { ctx.idle_timeout; })
+      if (ctx.idle_timeout.count() > 0) idle = ctx.idle_timeout;
+    auto last = std::chrono::steady_clock::now();
+    std::error_code failed;
+    bool up_done = false, down_done = false;
+    auto stop_both = [&](std::error_code ec) {
+      if (!failed) failed = ec;
+      std::error_code ignored;
+      backend.cancel(ignored);
+      st.wake.notify();
+      st.room->notify();
+    };
+    auto timed_out = [&] { return std::chrono::steady_clock::now() - last >= idle; };
+    // Client to backend: the stream's DATA, window back once written; END_STREAM: FIN.
+    auto upward = [&]() -> asio::awaitable<void> {
+      std::string piece;
+      while (!failed && !st.aborted) {
+        if (!st.body.empty()) {
+          piece.swap(st.body);
+          st.body.clear();
+          ctx.bytes_from_client += piece.size();
+          last = std::chrono::steady_clock::now();
+          const auto wec = co_await http1_detail::write_for(backend, std::string_view(piece), idle);
+          session_.consume(st.id, piece.size());
+          writer_wake_.notify();
+          if (wec) co_return stop_both(make_error_code(error::backend_reset));
+          continue;
+        }
+        if (st.ended) {
+          std::error_code ignored;
+          backend.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+          break;
+        }
+        if (!co_await st.wake.wait(idle) && st.body.empty() && !st.ended && timed_out()) co_return stop_both(make_error_code(error::idle_timeout));
+      }
+      up_done = true;
+      st.room->notify();
+    };
+    // Backend to client: its bytes as DATA (the backend's early bytes first); EOF: END_STREAM.
+    auto downward = [&]() -> asio::awaitable<void> {
+      for (;;) {
+        if (!bin.view().empty()) {
+          const auto piece = bin.view();
+          (void)session_.send_data(st.id, piece);
+          ctx.bytes_to_client += piece.size();
+          bin.consume(piece.size());
+          last = std::chrono::steady_clock::now();
+          writer_wake_.notify();
+        }
+        while (session_.queued(st.id) > a_.max_queued && !st.aborted && !failed)
+          if (!co_await st.room->wait(idle) && session_.queued(st.id) > a_.max_queued && timed_out())
+            co_return stop_both(make_error_code(error::idle_timeout));
+        if (st.aborted || failed) co_return;
+        auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(h1_.buffer_size), idle);
+        if (rec == error::idle_timeout) {
+          if (!timed_out()) continue;  // the client side moved meanwhile
+          co_return stop_both(rec);
+        }
+        if (rec == asio::error::eof) break;
+        if (rec || n == 0) co_return stop_both(st.aborted ? make_error_code(error::client_failed) : make_error_code(error::backend_reset));
+        bin.commit(n);
+      }
+      st.finished = true;
+      (void)session_.end_stream(st.id);
+      writer_wake_.notify();
+      down_done = true;
+      st.wake.notify();
+    };
+    {
+      using namespace asio::experimental::awaitable_operators;
+      co_await (upward() && downward());
+    }
+    st.room.reset();
+    if (st.aborted && !failed) failed = make_error_code(error::client_failed);
+    if (!(up_done && down_done) && !failed) failed = make_error_code(error::backend_failed);
+    co_return exchange_result{failed};
+  }
+
   /// Whether a stage transforms this stream's response body (flow/http1.hpp's rule).
   static bool body_filtered(const ctx_type& ctx) {
     if constexpr (Pipeline::filters_response_body && requires { ctx.response_body_filtered; }) return ctx.response_body_filtered;
@@ -752,17 +956,17 @@ private:
   }
 
   // --- kept backend connections --------------------------------------------------------------
-  std::optional<asio::ip::tcp::socket> take_kept(const asio::ip::tcp::endpoint& ep) {
+  std::optional<net::upstream_stream> take_kept(const asio::ip::tcp::endpoint& ep, const void* via) {
     for (auto& k : kept_)
-      if (k.socket && k.endpoint == ep)
-        if (auto s = k.take(ep, /*retry_safe=*/true)) return s;
+      if (k.socket && k.endpoint == ep && k.transport == via)
+        if (auto s = k.take(ep, /*retry_safe=*/true, via)) return s;
     return std::nullopt;
   }
-  void keep(asio::ip::tcp::socket s, const asio::ip::tcp::endpoint& ep) {
+  void keep(net::upstream_stream s, const asio::ip::tcp::endpoint& ep, const void* via) {
     if (stopping_) return;
     for (auto& k : kept_)
-      if (!k.socket) return k.keep(std::move(s), ep);
-    if (kept_.size() < a_.max_kept_backends) kept_.emplace_back().keep(std::move(s), ep);
+      if (!k.socket) return k.keep(std::move(s), ep, via);
+    if (kept_.size() < a_.max_kept_backends) kept_.emplace_back().keep(std::move(s), ep, via);
   }
 
   Stream& client_;
@@ -776,7 +980,7 @@ private:
   asio::any_io_executor ex_;
   std::unordered_map<std::int32_t, std::unique_ptr<stream_state>> streams_;
   std::vector<stream_state*> starting_;  ///< dispatch()'s list of streams to start (kept for its capacity)
-  std::vector<detail::kept_backend> kept_;
+  std::vector<detail::basic_kept_backend<net::upstream_stream>> kept_;
   std::vector<std::unique_ptr<stream_io>> spare_io_;
   wakeup writer_wake_, tick_wake_, all_done_;
   std::size_t tasks_ = 0;

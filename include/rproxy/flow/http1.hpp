@@ -22,6 +22,7 @@
 // sides use: flow/http1_io.hpp.
 #pragma once
 
+#include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 #include <asio/ip/address.hpp>
 #include <asio/ip/tcp.hpp>
@@ -36,6 +37,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <rproxy/codec/http1/detail/chars.hpp>
@@ -52,8 +54,10 @@
 #include <rproxy/flow/http_flow.hpp>
 #include <rproxy/flow/options.hpp>
 #include <rproxy/flow/serve.hpp>
+#include <rproxy/flow/upstream.hpp>
 #include <rproxy/middleware/ip.hpp>
 #include <rproxy/net/error.hpp>
+#include <rproxy/net/upstream_stream.hpp>
 #include <rproxy/pipeline/context.hpp>
 #include <rproxy/pipeline/verdict.hpp>
 
@@ -62,6 +66,8 @@ namespace rproxy::flow {
 /// The HTTP/1.1 adapter. Its members are read by every flow; keep it alive as long as they run.
 struct http1_adapter {
   static constexpr bool reads_hello = true;
+  /// Backend connections: plain TCP, or TLS when the flow's ctx.upstream says so.
+  using backend_stream = net::upstream_stream;
 
   codec::http1::limits request_limits{};   ///< the client's heads and bodies
   codec::http1::limits response_limits{.max_header_bytes = 64 * 1024,
@@ -82,6 +88,11 @@ struct http1_adapter {
   /// with `Connection: upgrade` and an Upgrade naming one runs the pipeline as any request; the
   /// backend's 101 is relayed, then bytes both ways (flow/http1_upgrade.hpp). Other upgrades: 501.
   std::vector<std::string> upgrades{};
+
+  /// Whether `upgrades` lists the protocol (case-insensitive): an HTTP/2 extended CONNECT for it is passed on.
+  bool passes_upgrade(std::string_view protocol) const noexcept {
+    return std::any_of(upgrades.begin(), upgrades.end(), [&](const std::string& u) { return codec::http1::detail::iequals(u, protocol); });
+  }
 
   codec::http1::forward_rules forward_rules() const {
     return {.strip = {}, .allow_underscore = allow_underscore_headers, .allow_trailers = allow_trailers};
@@ -259,11 +270,14 @@ struct http1_adapter {
 
   /// The name of a backend failure in a 502/504 body: connect_refused, connect_timeout,
   /// backend_unreachable (another connect failure), backend_reset (closed or reset before its
-  /// response), backend_timeout (no progress in time), backend_failed (anything else).
+  /// response), backend_timeout (no progress in time), tls_verify (the backend's certificate
+  /// was refused), tls_handshake (its TLS handshake failed), backend_failed (anything else).
   static std::string_view upstream_cause(const std::error_code& ec, unsigned status) noexcept {
     using net::error;
     if (ec == error::connect_refused) return "connect_refused";
     if (ec == error::connect_timeout) return "connect_timeout";
+    if (ec == error::tls_verify_failed) return "tls_verify";
+    if (ec == error::tls_handshake_failed) return "tls_handshake";
     if (ec == condition::retry_safe) return "backend_unreachable";
     if (ec == error::backend_reset) return "backend_reset";
     if (ec == error::idle_timeout || status == 504) return "backend_timeout";
@@ -377,10 +391,19 @@ struct http1_adapter {
   void build_upstream_head(codec::http1::request_head& up, const Ctx& ctx, const codec::http1::request_head_view& head,
                            const codec::http1::message_info& info, std::string_view upgrade = {}) const;
 
+  /// A connection to the flow's backend: TLS when ctx.upstream says so (flow/upstream.hpp).
+  template <class Ctx>
+  static asio::awaitable<std::pair<std::error_code, backend_stream>> connect_backend(Ctx& ctx, const asio::any_io_executor& ex,
+                                                                                    const options& o) {
+    const upstream_settings* via = nullptr;
+    if constexpr (requires { ctx.upstream; }) via = ctx.upstream;
+    co_return co_await connect_upstream(ex, connect_target(o, *ctx.backend), via, o.connect_timeout);
+  }
+
   /// One request's exchange: the head (`first`) and the body up, the response down.
   template <class Pipeline, class Client>
   asio::awaitable<exchange_result> exchange(Pipeline& p, typename Pipeline::context_type& ctx,
-                                            Client& client, asio::ip::tcp::socket& backend,
+                                            Client& client, backend_stream& backend,
                                             const std::string& first, const options&, reader& r, bool reused) const;
 
   /// The protocols of an upgrade request's Upgrade field(s) that `upgrades` lists, into `out`
@@ -396,7 +419,7 @@ struct http1_adapter {
   /// connection. Defined in flow/http1_upgrade.hpp.
   template <class Pipeline, class Client>
   asio::awaitable<exchange_result> switch_protocols(Pipeline& p, typename Pipeline::context_type& ctx, Client& client,
-                                                    asio::ip::tcp::socket& backend, reader& r,
+                                                    backend_stream& backend, reader& r,
                                                     const codec::http1::response_parser& bp, std::size_t head_size) const;
 
 private:

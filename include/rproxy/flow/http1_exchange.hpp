@@ -109,7 +109,7 @@ void http1_adapter::build_upstream_head(codec::http1::request_head& up, const Ct
 /// One request's exchange: the head (`first`) and the body up, the response down.
 template <class Pipeline, class Client>
 asio::awaitable<exchange_result> http1_adapter::exchange(Pipeline& p, typename Pipeline::context_type& ctx,
-                                                         Client& client, asio::ip::tcp::socket& backend,
+                                                         Client& client, backend_stream& backend,
                                                          const std::string& first, const options&, reader& r,
                                                          bool reused) const {
   namespace http1 = codec::http1;

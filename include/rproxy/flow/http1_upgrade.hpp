@@ -81,7 +81,7 @@ inline bool http1_adapter::offered_upgrades(const codec::http1::request_head_vie
 
 template <class Pipeline, class Client>
 asio::awaitable<exchange_result> http1_adapter::switch_protocols(Pipeline& p, typename Pipeline::context_type& ctx,
-                                                                 Client& client, asio::ip::tcp::socket& backend, reader& r,
+                                                                 Client& client, backend_stream& backend, reader& r,
                                                                  const codec::http1::response_parser& bp,
                                                                  std::size_t head_size) const {
   namespace http1 = codec::http1;
@@ -119,6 +119,7 @@ asio::awaitable<exchange_result> http1_adapter::switch_protocols(Pipeline& p, ty
   down.fields.add("Upgrade", *proto);
   const std::string head = http1::serialize(down);
   sent(ctx, 101);
+  if constexpr (requires { ctx.upgraded; }) ctx.upgraded = true;
 
   // The head and what the backend sent after it (the new protocol's first bytes) in one write.
   bin.consume(head_size);

@@ -14,6 +14,7 @@
 #include <rproxy/codec/http1/message.hpp>
 #include <rproxy/codec/http1/request_view.hpp>
 #include <rproxy/flow/pending_fields.hpp>
+#include <rproxy/flow/upstream.hpp>
 #include <rproxy/pipeline/context.hpp>
 
 namespace rproxy::flow {
@@ -51,6 +52,14 @@ struct http_flow : flow_info {
   /// a retry stage, health/retry_stage.hpp; 0: none). Only before anything reached the client,
   /// and only for an idempotent request without a body: a POST whose body was sent never is.
   std::uint8_t retry_on = 0;
+  /// How to reach the picked backend (TLS, SNI), set by a stage with ctx.backend (the
+  /// gateway: its group's); none: plain TCP. Config-owned.
+  const upstream_settings* upstream = nullptr;
+  /// Set by the driver before on_connect: the backend connection was kept from an earlier flow.
+  bool upstream_reused = false;
+  /// The request switched protocols: an HTTP/1.1 upgrade's 101 relayed, or an HTTP/2 extended
+  /// CONNECT (RFC 8441) answered 200 after the backend's 101 (flow/h2.hpp).
+  bool upgraded = false;
 };
 
 /// The protocol the pipelines of an HTTP/1.1 app see.

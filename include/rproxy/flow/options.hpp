@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <vector>
 
 #include <rproxy/core/proxy_mode.hpp>
+#include <rproxy/flow/upstream_redirect.hpp>
 #include <rproxy/middleware/ip.hpp>
 #include <rproxy/net/relay_options.hpp>
 
@@ -28,11 +30,18 @@ struct options {
   std::chrono::milliseconds connect_timeout = 5s;
   unsigned max_connect_attempts = 3;
   net::relay_options relay{};
+  /// Backends reached through a local stand-in (HTTP/3 backends: flow/h3_upstream.hpp).
+  std::shared_ptr<const upstream_redirect> redirect{};
 
   bool is_trusted(const asio::ip::address& a) const {
     const auto k = middleware::to_ip_key(a);
     return std::any_of(trusted.begin(), trusted.end(), [&](const auto& c) { return c.contains(k); });
   }
 };
+
+/// The address to connect to for `backend`: itself, or this worker's stand-in for it.
+inline const asio::ip::tcp::endpoint& connect_target(const options& o, const asio::ip::tcp::endpoint& backend) noexcept {
+  return o.redirect ? o.redirect->target(backend) : backend;
+}
 
 }  // namespace rproxy::flow

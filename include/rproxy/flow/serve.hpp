@@ -45,7 +45,10 @@
 //     (a std::unique_ptr; it calls finish(ec) at the end), so the coroutine ends.
 //   optionally, for a message loop instead of the relay:
 //     asio::awaitable<exchange_result> exchange(Pipeline&, Ctx&, Client& client,
-//         asio::ip::tcp::socket& backend, const std::string& first, const options&, reader&, bool reused);
+//         Backend& backend, const std::string& first, const options&, reader&, bool reused);
+//     Backend: the adapter's `using backend_stream` (HTTP: net::upstream_stream, plain or TLS),
+//     else asio::ip::tcp::socket; with `connect_backend(Ctx&, executor, const options&)`
+//     (awaitable<pair<error_code, Backend>>) the adapter makes the connection (TLS: flow/upstream.hpp).
 //     It sends `first` to the backend, then runs on_message / on_response per message; its
 //     result says whether the client and backend connections may carry another flow.
 //
@@ -56,6 +59,7 @@
 // connection (HTTP/1.1 keep-alive), with `conn` running on_accept/on_close for the connection.
 #pragma once
 
+#include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -74,6 +78,7 @@
 #include <chrono>
 #include <cstddef>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -240,36 +245,75 @@ asio::awaitable<accepted> accept(Pipeline& p, const Adapter&, typename Pipeline:
   co_return out;
 }
 
+/// The stream an adapter's backend connections are: its `backend_stream` (HTTP: plain TCP or
+/// TLS, net/upstream_stream.hpp), else a TCP socket (what the byte relay splices).
+template <class Adapter>
+struct backend_stream_of {
+  using type = asio::ip::tcp::socket;
+};
+template <class Adapter>
+  requires requires { typename Adapter::backend_stream; }
+struct backend_stream_of<Adapter> {
+  using type = typename Adapter::backend_stream;
+};
+template <class Adapter>
+using backend_stream_t = typename backend_stream_of<Adapter>::type;
+
+/// What a kept connection must match besides its endpoint: the flow's TLS settings (a stage's
+/// ctx.upstream, flow/upstream.hpp), so a plain connection never carries a TLS flow.
+template <class Ctx>
+const void* transport_of(const Ctx& ctx) noexcept {
+  if constexpr (requires { ctx.upstream->tls; })
+    return ctx.upstream != nullptr ? static_cast<const void*>(ctx.upstream->tls) : nullptr;
+  else return nullptr;
+}
+
+/// A connection to the flow's backend (ctx.backend) within the connect timeout: the adapter's
+/// connect_backend (TLS when the flow says so), else a TCP connect.
+template <class Adapter, class Ctx>
+asio::awaitable<std::pair<std::error_code, backend_stream_t<Adapter>>> connect_backend(const Adapter& a, Ctx& ctx,
+                                                                                      const asio::any_io_executor& ex, const options& o) {
+  if constexpr (requires { a.connect_backend(ctx, ex, o); }) {
+    co_return co_await a.connect_backend(ctx, ex, o);
+  } else {
+    auto [ec, sock] = co_await net::async_connect(ex, connect_target(o, *ctx.backend), o.connect_timeout, tuple_awaitable);
+    co_return std::pair<std::error_code, asio::ip::tcp::socket>{ec, std::move(sock)};
+  }
+}
+
 /// A backend connection kept between the flows of one client connection (HTTP keep-alive).
-struct kept_backend {
+template <class Stream = asio::ip::tcp::socket>
+struct basic_kept_backend {
   /// A connection kept for less than this goes to a retry-safe request unprobed: a backend does
   /// not time out an idle connection (nor send its 408) that soon, and if it closed it anyway
   /// the request is retried on a fresh connection, with nothing lost. Under load that is every
   /// reuse: one syscall less per request.
   static constexpr std::chrono::milliseconds unprobed_for{250};
 
-  std::optional<asio::ip::tcp::socket> socket;
+  std::optional<Stream> socket;
   asio::ip::tcp::endpoint endpoint{};
+  const void* transport = nullptr;  ///< transport_of() the flow that made it
   std::chrono::steady_clock::time_point kept_at{};
 
   /// The kept connection to `ep`, if it is still open (no EOF or stray bytes waiting): one
   /// peek, which says both (EAGAIN: idle and open); skipped for a `retry_safe` request (bodiless
   /// and idempotent: a stale connection is retried fresh) when the connection was kept less than
   /// unprobed_for ago.
-  std::optional<asio::ip::tcp::socket> take(const asio::ip::tcp::endpoint& ep, bool retry_safe = false) {
-    if (!socket || endpoint != ep) return drop(), std::nullopt;
+  std::optional<Stream> take(const asio::ip::tcp::endpoint& ep, bool retry_safe = false, const void* via = nullptr) {
+    if (!socket || endpoint != ep || transport != via) return drop(), std::nullopt;
     if (!retry_safe || std::chrono::steady_clock::now() - kept_at >= unprobed_for) {
-      char probe;
-      const bool open = ::recv(socket->native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
+      char probe;  // (over TLS, a byte waiting is a close_notify or a record nobody asked for: not reused either)
+      const bool open = ::recv(tcp_of(*socket).native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
       if (!open) return drop(), std::nullopt;
     }
     auto s = std::move(socket);
     socket.reset();
     return s;
   }
-  void keep(asio::ip::tcp::socket s, const asio::ip::tcp::endpoint& ep) {
+  void keep(Stream s, const asio::ip::tcp::endpoint& ep, const void* via = nullptr) {
     socket.emplace(std::move(s));
     endpoint = ep;
+    transport = via;
     kept_at = std::chrono::steady_clock::now();
   }
   void drop() {
@@ -278,6 +322,9 @@ struct kept_backend {
     socket.reset();
   }
 };
+using kept_backend = basic_kept_backend<>;
+template <class Adapter>
+using kept_backend_for = basic_kept_backend<backend_stream_t<Adapter>>;
 
 
 /// No hand-off: the byte relay is awaited in the flow's coroutine (serve()).
@@ -291,7 +338,7 @@ template <class Pipeline, class Adapter, class Reader, class Client, class Hando
 asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typename Pipeline::context_type& ctx,
                                           Client& client, const options& o, Reader& reader,
                                           const std::optional<reject_reason>& refused, std::string_view early,
-                                          kept_backend& kept, bool& keep_client, Handoff* handoff = nullptr) {
+                                          kept_backend_for<Adapter>& kept, bool& keep_client, Handoff* handoff = nullptr) {
   keep_client = false;
   // 3, 4. The hello, on_hello.
   if constexpr (Adapter::reads_hello) {
@@ -329,7 +376,7 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
   // 5. on_route and connect (or reuse), failing over on retry-safe errors; 6, 7 after it. An
   // exchange that fails in a way the flow may retry (retry_other) comes back here: the attempts
   // count against the same max_connect_attempts.
-  std::optional<asio::ip::tcp::socket> backend;
+  std::optional<backend_stream_t<Adapter>> backend;
   bool reused = false;
   std::error_code ec;
   std::string request;  // the adapter's first bytes, made once (a retry sends them again)
@@ -346,13 +393,13 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
         (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o, {}, &keep_client);
         co_return ec ? ec : make_error_code(net::error::no_endpoints);
       }
-      if (auto k = kept.take(*ctx.backend, retry_safe)) {
+      if (auto k = kept.take(*ctx.backend, retry_safe, transport_of(ctx))) {
         backend = std::move(k);
         reused = true;
         ctx.connect_error = {};
         break;
       }
-      auto [cec, sock] = co_await net::async_connect(client.get_executor(), *ctx.backend, o.connect_timeout, tuple_awaitable);
+      auto [cec, sock] = co_await connect_backend(a, ctx, client.get_executor(), o);
       ec = cec;
       ctx.connect_error = ec;  // the next on_route reports it against this pick
       if (!ec) {
@@ -365,6 +412,7 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
       }
     }
     ++attempt;
+    if constexpr (requires { ctx.upstream_reused; }) ctx.upstream_reused = reused;
 
     // 6. on_connect.
     if (auto v = co_await run_phase<phase::connect>(p, ctx); !v.is_next())
@@ -384,7 +432,7 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
       for (;;) {
         auto r = co_await a.exchange(p, ctx, client, *backend, first.empty() ? request : first, o, reader, reused);
         if (r.retry_fresh && reused) {  // the kept connection died under us: once more, fresh
-          auto [cec, sock] = co_await net::async_connect(client.get_executor(), *ctx.backend, o.connect_timeout, tuple_awaitable);
+          auto [cec, sock] = co_await connect_backend(a, ctx, client.get_executor(), o);
           if (cec) {
             (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o);
             co_return cec;
@@ -405,7 +453,7 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
           break;
         }
         keep_client = r.keep_client && !r.ec;
-        if (r.keep_backend && !r.ec) kept.keep(std::move(*backend), *ctx.backend);
+        if (r.keep_backend && !r.ec) kept.keep(std::move(*backend), *ctx.backend, transport_of(ctx));
         co_return r.ec;
       }
       continue;
@@ -415,9 +463,11 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
       ro.initial_to_backend = std::move(first);
       ro.shutdown_last = false;  // both sockets are closed right after: the close sends the FIN
       if constexpr (!std::is_same_v<Handoff, no_handoff>) {
-        if (handoff) {
-          (*handoff)(std::move(*backend), std::move(ro));
-          co_return std::error_code{};
+        if constexpr (Handoff::relays) {
+          if (handoff) {
+            (*handoff)(std::move(*backend), std::move(ro));
+            co_return std::error_code{};
+          }
         }
       }
       auto [rec, stats] = co_await net::async_relay(client, *backend, std::move(ro), tuple_awaitable);
@@ -470,17 +520,48 @@ void end(Stream& client) {
   s.close(ignored);
 }
 
+/// An adapter that answers the client itself after the hello and never reaches a backend
+/// (flow/ws.hpp declares `static constexpr bool has_backend = false`).
+template <class Adapter>
+constexpr bool has_backend_v = [] {
+  if constexpr (requires { Adapter::has_backend; }) return Adapter::has_backend;
+  else return true;
+}();
+
+/// The backend slot of a spawned flow whose adapter has no backend: nothing (no socket kept).
+struct no_backend_slot {
+  bool is_open() const noexcept { return false; }
+  void close(std::error_code&) noexcept {}
+};
+
+/// spawn(p, std::cref(adapter), ...): the flow refers to the caller's adapter, which must outlive
+/// it (a session that takes the flow over keeps a pointer, not a copy); else the flow's copy.
+template <class A>
+struct adapter_arg {
+  using type = A;
+  static constexpr bool outlives = false;
+  static const A& get(const A& a) noexcept { return a; }
+};
+template <class A>
+struct adapter_arg<std::reference_wrapper<A>> {
+  using type = std::remove_const_t<A>;
+  static constexpr bool outlives = true;
+  static const type& get(const std::reference_wrapper<A>& a) noexcept { return a.get(); }
+};
+
 /// A flow started by spawn(): what lives as long as the connection does. While the bytes are
 /// relayed this object and the relay's own state are all the connection holds (no coroutine
-/// frame), so an idle relayed connection costs little memory.
-template <class Pipeline, class Done>
+/// frame), so an idle relayed connection costs little memory. `Backend`: false for an adapter
+/// that has none (no socket slot: 88 bytes less per connection).
+template <class Pipeline, class Done, bool Backend = true>
 struct spawned_flow {
+  static constexpr bool has_backend = Backend;
   Pipeline& p;
   typename Pipeline::context_type ctx;
   asio::ip::tcp::socket client;
   /// Open once the relay has the flow, and left open by a relay that ended well (it closes
   /// both sockets on an error). Not an optional, and no flag besides: 16 bytes less per flow.
-  asio::ip::tcp::socket backend;
+  [[no_unique_address]] std::conditional_t<Backend, asio::ip::tcp::socket, no_backend_slot> backend;
   Done done;
 
   /// Step 8: closes what is open, runs on_close, then tells `done`.
@@ -514,8 +595,12 @@ struct relay_completion {
 
 /// run_flow's hand-off in a spawned flow: the relay takes the flow over from the coroutine
 /// (or an adapter's session: take()).
-template <class Flow>
+template <class Flow, bool AdapterOutlives = false>
 struct relay_handoff {
+  /// Whether the adapter the flow was spawned with outlives it (spawn(p, std::cref(a), ...)).
+  static constexpr bool adapter_outlives = AdapterOutlives;
+  /// Whether the relay can take the flow over (else it is awaited in the coroutine).
+  static constexpr bool relays = Flow::has_backend;
   std::unique_ptr<Flow>& f;
   /// The flow, for a session that runs it to its end (it calls f->finish(ec)).
   std::unique_ptr<Flow> take() noexcept { return std::move(f); }
@@ -527,18 +612,21 @@ struct relay_handoff {
 };
 
 /// Steps 1-7 of a spawned flow; step 8 here unless the relay took the flow over.
-template <class Flow, class Adapter>
-asio::awaitable<void> run_spawned(std::unique_ptr<Flow> f, Adapter a, const options& o) {
+template <class Flow, class AdapterArg>
+asio::awaitable<void> run_spawned(std::unique_ptr<Flow> f, AdapterArg arg, const options& o) {
+  using adapter_type = typename adapter_arg<AdapterArg>::type;
+  const adapter_type& a = adapter_arg<AdapterArg>::get(arg);
+  using Adapter = adapter_type;
   auto& p = f->p;
   auto& ctx = f->ctx;
   auto& client = f->client;
   auto reader = make_reader(a);
-  relay_handoff<Flow> handoff{f};
+  relay_handoff<Flow, adapter_arg<AdapterArg>::outlives> handoff{f};
   auto ec = co_await guarded([&]() -> asio::awaitable<std::error_code> {
     auto acc = co_await accept(p, a, ctx, client, o);
     if (acc.ec) co_return acc.ec;
     if constexpr (Adapter::reads_hello) reader.feed(acc.early);
-    kept_backend kept;
+    kept_backend_for<Adapter> kept;
     bool keep_client = false;
     co_return co_await run_flow(p, a, ctx, client, o, reader, acc.refused, acc.early, kept, keep_client, &handoff);
   });
@@ -563,7 +651,7 @@ asio::awaitable<std::error_code> serve(Pipeline& p, const Adapter& a, Client cli
     auto acc = co_await detail::accept(p, a, ctx, client, o);
     if (acc.ec) co_return acc.ec;
     if constexpr (Adapter::reads_hello) reader.feed(acc.early);
-    detail::kept_backend kept;
+    detail::kept_backend_for<Adapter> kept;
     bool keep_client = false;
     co_return co_await detail::run_flow(p, a, ctx, client, o, reader, acc.refused, acc.early, kept, keep_client);
   });
@@ -572,7 +660,9 @@ asio::awaitable<std::error_code> serve(Pipeline& p, const Adapter& a, Client cli
   co_return ec;
 }
 
-/// The same as serve(), detached: starts the flow on the socket's executor and returns. `done`
+/// The same as serve(), detached: starts the flow on the socket's executor and returns. `a`: the
+/// adapter (copied), or std::cref(adapter) when it outlives the flow (the ws adapter's session
+/// then points to it rather than copying what it reads). `done`
 /// (callable as done(std::error_code)) is called once when the flow has ended, after on_close,
 /// and destroyed with it: it may own what the flow needs (`p`, `o`) for that long. Once the
 /// flow relays bytes it holds no coroutine frame: the relay's completion finishes it. If the
@@ -580,9 +670,12 @@ asio::awaitable<std::error_code> serve(Pipeline& p, const Adapter& a, Client cli
 template <class Pipeline, class Adapter, class Done>
 void spawn(Pipeline& p, Adapter a, asio::ip::tcp::socket client, const options& o,
            std::optional<net::accepted_endpoints> eps, Done done) {
-  using flow_t = detail::spawned_flow<Pipeline, Done>;
+  constexpr bool backend = detail::has_backend_v<typename detail::adapter_arg<Adapter>::type>;
+  using flow_t = detail::spawned_flow<Pipeline, Done, backend>;
   auto ex = client.get_executor();
-  std::unique_ptr<flow_t> f(new flow_t{p, p.make_context(), std::move(client), asio::ip::tcp::socket(ex), std::move(done)});
+  std::unique_ptr<flow_t> f;
+  if constexpr (backend) f.reset(new flow_t{p, p.make_context(), std::move(client), asio::ip::tcp::socket(ex), std::move(done)});
+  else f.reset(new flow_t{p, p.make_context(), std::move(client), {}, std::move(done)});
   detail::fill(f->ctx, f->client, eps ? &*eps : nullptr);
   asio::co_spawn(ex, detail::run_spawned(std::move(f), std::move(a), o), asio::detached);
 }
@@ -594,7 +687,7 @@ template <class ConnCtx, class Pipeline, class Adapter, class Client, class Read
 asio::awaitable<std::error_code> serve_flows(ConnCtx& cctx, Pipeline& p, const Adapter& a, Client& client,
                                              const options& o, Reader& reader, const accepted& acc) {
   if constexpr (Adapter::reads_hello) reader.feed(acc.early);
-  kept_backend kept;
+  kept_backend_for<Adapter> kept;
   for (std::uint64_t n = 0;; ++n) {
     auto ctx = p.make_context();
     ctx.id = cctx.id;

@@ -1,7 +1,8 @@
 // rproxy/flow/ws_connection.hpp: one WebSocket connection's sending side: a bounded queue of
 // frames with a declared slow-consumer policy, written with gathered writes.
 //
-//     flow::ws_connection c(socket, {.max_queue_messages = 256, .policy = flow::slow_consumer::drop_oldest});
+//     flow::ws_send_limits limits{.max_queue_messages = 256, .policy = flow::slow_consumer::drop_oldest};
+//     flow::ws_connection c(socket, limits);   // limits (and stats) are shared: they outlive c
 //     c.send(payload);                         // any stage, on the connection's worker: never waits
 //     c.close(1001, "going away");             // the close handshake starts after what is queued
 //     co_await c.run_writer();                 // a writer coroutine; or an owner drives flush()
@@ -112,8 +113,11 @@ public:
     done,     ///< the writer has ended (stopped, the close handshake done, or a write error)
   };
 
-  ws_connection(asio::ip::tcp::socket& s, const ws_send_limits& l, const ws_send_stats& st = {})
-      : sock_(s), lim_(l), stats_(st) {}
+  /// `l` and `st` (null: nothing counted) are read, not copied: every connection of an adapter
+  /// shares them, and they must outlive the connection.
+  ws_connection(asio::ip::tcp::socket& s, const ws_send_limits& l, const ws_send_stats* st = nullptr)
+      : sock_(s), lim_(&l), stats_(st ? st : &no_stats) {}
+  ws_connection(asio::ip::tcp::socket&, const ws_send_limits&&, const ws_send_stats* = nullptr) = delete;  // a temporary would dangle
   ws_connection(const ws_connection&) = delete;
   ws_connection& operator=(const ws_connection&) = delete;
 
@@ -126,23 +130,23 @@ public:
   bool send(ws_payload p, codec::ws::opcode op = codec::ws::opcode::text) {
     if (closing_ || !p) return false;
     const std::size_t n = p->size();
-    if (data_count_ + 1 > lim_.max_queue_messages || data_bytes_ + n > lim_.max_queue_bytes) {
-      switch (lim_.policy) {
+    if (data_count_ + 1 > lim_->max_queue_messages || data_bytes_ + n > lim_->max_queue_bytes) {
+      switch (lim_->policy) {
         case slow_consumer::drop_newest:
-          ws_detail::bump(stats_.dropped_newest);
+          ws_detail::bump(stats_->dropped_newest);
           return false;
         case slow_consumer::close:
-          ws_detail::bump(stats_.closed_slow);
+          ws_detail::bump(stats_->closed_slow);
           close(codec::ws::close_code::try_again_later, "slow consumer: send queue full");
           return false;
         case slow_consumer::drop_oldest:
-          if (n > lim_.max_queue_bytes) {  // it could never fit: it goes, the queue stays
-            ws_detail::bump(stats_.dropped_oldest);
+          if (n > lim_->max_queue_bytes) {  // it could never fit: it goes, the queue stays
+            ws_detail::bump(stats_->dropped_oldest);
             return false;
           }
           // The front entry may be half written (offset_): it stays; drop the oldest of the rest.
-          for (std::size_t i = head_ + (offset_ ? 1 : 0); i < q_.size() && (data_count_ + 1 > lim_.max_queue_messages ||
-                                                                              data_bytes_ + n > lim_.max_queue_bytes);) {
+          for (std::size_t i = head_ + (offset_ ? 1 : 0); i < q_.size() && (data_count_ + 1 > lim_->max_queue_messages ||
+                                                                              data_bytes_ + n > lim_->max_queue_bytes);) {
             if (!q_[i].data) {
               ++i;
               continue;
@@ -150,10 +154,10 @@ public:
             data_bytes_ -= q_[i].body->size();
             --data_count_;
             q_.erase(q_.begin() + static_cast<std::ptrdiff_t>(i));
-            ws_detail::bump(stats_.dropped_oldest);
+            ws_detail::bump(stats_->dropped_oldest);
           }
-          if (data_count_ + 1 > lim_.max_queue_messages || data_bytes_ + n > lim_.max_queue_bytes) {
-            ws_detail::bump(stats_.dropped_oldest);  // everything queued is being written
+          if (data_count_ + 1 > lim_->max_queue_messages || data_bytes_ + n > lim_->max_queue_bytes) {
+            ws_detail::bump(stats_->dropped_oldest);  // everything queued is being written
             return false;
           }
           break;
@@ -167,7 +171,7 @@ public:
   /// Answers a ping (not while the data queue is full: a peer that pings and never reads
   /// must not grow it).
   void pong(std::string_view data) {
-    if (closing_ || data_count_ >= lim_.max_queue_messages) return;
+    if (closing_ || data_count_ >= lim_->max_queue_messages) return;
     push(codec::ws::opcode::pong, make_ws_payload(std::string(data)), false);
   }
   void ping(std::string_view data = {}) {
@@ -205,7 +209,7 @@ public:
   bool stopped() const noexcept { return stopped_; }
   std::size_t queued() const noexcept { return q_.size() - head_; }
   std::size_t queued_bytes() const noexcept { return data_bytes_; }
-  const ws_send_limits& limits() const noexcept { return lim_; }
+  const ws_send_limits& limits() const noexcept { return *lim_; }
 
   /// `fn(arg)` is called once when frames wait to be written (or the writer should look at its
   /// state: a close, a stop), and again only after the next flush(). Null: nobody is told.
@@ -240,7 +244,7 @@ public:
         total += n - skip;
         skip = 0;
       };
-      for (std::size_t i = head_, frames = 0; i < q_.size() && frames < lim_.max_batch && nb + 2 <= bufs.size(); ++i, ++frames) {
+      for (std::size_t i = head_, frames = 0; i < q_.size() && frames < lim_->max_batch && nb + 2 <= bufs.size(); ++i, ++frames) {
         const auto& e = q_[i];
         if (e.head_len) add(e.head.data(), e.head_len);
         add(e.body->data(), e.body->size());
@@ -273,7 +277,7 @@ public:
     if (done_) return write_state::done;
     if (stopped_) return end();
     const std::size_t start = out.size();
-    for (std::size_t n = 0; head_ < q_.size() && n < lim_.max_batch && (n == 0 || out.size() - start < max_bytes); ++n) {
+    for (std::size_t n = 0; head_ < q_.size() && n < lim_->max_batch && (n == 0 || out.size() - start < max_bytes); ++n) {
       auto& e = q_[head_];
       out.append(e.head.data() + std::min<std::size_t>(offset_, e.head_len), e.head_len - std::min<std::size_t>(offset_, e.head_len));
       const std::size_t skip = offset_ > e.head_len ? offset_ - e.head_len : 0;
@@ -297,8 +301,8 @@ public:
   }
   /// What take() gave was written: counted (messages and bytes out).
   void wrote(std::uint64_t frames, std::size_t bytes) noexcept {
-    ws_detail::bump(stats_.messages_out, frames);
-    ws_detail::bump(stats_.bytes_out, bytes);
+    ws_detail::bump(stats_->messages_out, frames);
+    ws_detail::bump(stats_->bytes_out, bytes);
   }
   bool peer_has_closed() const noexcept { return peer_closed_; }
 
@@ -327,7 +331,7 @@ public:
           (void)co_await wake.async_wait(as_tuple(asio::use_awaitable));
           break;
         case write_state::closing: {
-          wake.expires_after(lim_.close_timeout);
+          wake.expires_after(lim_->close_timeout);
           auto [tec] = co_await wake.async_wait(as_tuple(asio::use_awaitable));
           if (!tec && !peer_closed_ && !stopped_) {  // timed out
             set_notify(nullptr, nullptr);
@@ -338,7 +342,7 @@ public:
         }
         case write_state::blocked: {
           auto [wec] = co_await net::with_deadline(sock_.async_wait(asio::ip::tcp::socket::wait_write, asio::experimental::deferred),
-                                                   lim_.write_timeout);
+                                                   lim_->write_timeout);
           if (wec) {
             set_notify(nullptr, nullptr);
             abort();
@@ -395,8 +399,8 @@ private:
       ++head_;
     }
     offset_ = n;
-    ws_detail::bump(stats_.messages_out, frames);
-    ws_detail::bump(stats_.bytes_out, bytes);
+    ws_detail::bump(stats_->messages_out, frames);
+    ws_detail::bump(stats_->bytes_out, bytes);
     if (head_ == q_.size()) release_queue();
   }
   /// An empty queue gives its storage back (an idle connection holds none) unless it is small.
@@ -437,9 +441,10 @@ private:
     }
   }
 
+  static constexpr ws_send_stats no_stats{};
   asio::ip::tcp::socket& sock_;
-  ws_send_limits lim_;
-  ws_send_stats stats_;
+  const ws_send_limits* lim_;
+  const ws_send_stats* stats_;
   std::vector<entry> q_;        ///< [head_, size) queued; the front written up to offset_ bytes
   std::size_t head_ = 0, offset_ = 0;
   std::size_t data_count_ = 0, data_bytes_ = 0;

@@ -47,6 +47,7 @@
 #include <rproxy/flow/ws.hpp>
 #include <rproxy/flow/ws_connection.hpp>
 #include <rproxy/flow/ws_hub.hpp>
+#include <rproxy/flow/ws_session.hpp>
 #include <rproxy/net/deadline.hpp>
 #include <rproxy/net/error.hpp>
 #include <rproxy/observe/worker_index.hpp>
@@ -61,8 +62,8 @@ class stream_session {
 
 public:
   stream_session(const Adapter& a, Pipeline& p, Ctx& ctx, Stream& s, const codec::ws::upgrade_request& up)
-      : a_(a), p_(p), ctx_(ctx), s_(s), decoder_(a.decoder), stats_(a.stats),
-        conn_(detail::tcp_of(s), a.send, a.stats ? a.stats->send() : ws_send_stats{}), parser_(a.frames),
+      : a_(a), p_(p), ctx_(ctx), s_(s), stats_(a.stats),
+        conn_(detail::tcp_of(s), a.send, a.stats ? &a.stats->send_stats : nullptr), parser_(a.frames),
         wake_(s.get_executor()), idle_(s.get_executor()) {
     if (up.deflate) parser_.set_deflate(*up.deflate);
   }
@@ -84,7 +85,7 @@ public:
     a_.hub->detach(conn_.id());
     ctx_.ws = nullptr;
     if (stats_) stats_->open.fetch_sub(1, std::memory_order_relaxed);
-    co_return rec_ ? rec_ : wec_;
+    co_return end_.ec;
   }
 
 private:
@@ -166,8 +167,10 @@ private:
   asio::awaitable<bool> message(std::string_view data) {
     ws_detail::add(stats_ ? &stats_->messages_in : nullptr);
     try {
-      if constexpr (Pipeline::is_async(phase::message)) on_verdict(co_await p_.message(ctx_, decoder_.decode(mop_, data)));
-      else on_verdict(p_.message(ctx_, decoder_.decode(mop_, data)));
+      if constexpr (Pipeline::is_async(phase::message))
+        ws_detail::on_verdict(co_await p_.message(ctx_, a_.decoder.decode(mop_, data)), ctx_, conn_, a_.over_limit, stats_);
+      else
+        ws_detail::on_verdict(p_.message(ctx_, a_.decoder.decode(mop_, data)), ctx_, conn_, a_.over_limit, stats_);
     } catch (const std::exception&) {
       conn_.abort();
       end_reader(make_error_code(net::error::flow_aborted), true);
@@ -176,29 +179,13 @@ private:
     co_return true;
   }
 
-  void on_verdict(const verdict& v) {
-    if (!v.is_reject()) return;
-    ctx_.rejected = v.reason();
-    if (a_.over_limit == ws_over_limit::drop && v.reason().code == reject_code::rate_limited)
-      ws_detail::add(stats_ ? &stats_->dropped_over_limit : nullptr);
-    else
-      conn_.close(ws_detail::close_code_for(v.reason().code), v.reason().message);
-  }
-
   void clear_msg() {
     if (msg_.capacity() > 256) std::string().swap(msg_);
     else msg_.clear();
   }
 
-  /// As the callback session: with `stop` the writer stops too (an error, EOF); else it ends
-  /// once our close frame is out (the close handshake).
   void end_reader(std::error_code ec, bool stop) {
-    if (reader_done_) return;
-    reader_done_ = true;
-    rec_ = ec;
-    clear_msg();
-    if (stop) conn_.stop();
-    else conn_.peer_closed();
+    if (end_.end_reader(conn_, ec, stop)) clear_msg();
   }
 
   // --- writing -----------------------------------------------------------------------------
@@ -230,7 +217,7 @@ private:
           auto [ec, n] = co_await net::with_deadline(asio::async_write(s_, asio::buffer(out), asio::experimental::deferred),
                                                      conn_.limits().write_timeout);
           if (ec) {
-            wec_ = net::classify(ec, net::side::downstream);
+            end_.writer_error(net::classify(ec, net::side::downstream));
             conn_.abort();  // the socket closes: the reader ends too
             going = false;
             break;
@@ -241,9 +228,9 @@ private:
         }
       }
     }
-    writer_done_ = true;
+    end_.writer_done = true;
     idle_.cancel();
-    if (!reader_done_) {  // the close handshake is done or failed: the reader's wait ends
+    if (!end_.reader_done) {  // the close handshake is done or failed: the reader's wait ends
       std::error_code ignored;
       detail::tcp_of(s_).cancel(ignored);
     }
@@ -253,11 +240,11 @@ private:
   /// No bytes for idle_timeout: a ping; none for another: close 1001 (the writer then bounds
   /// the close handshake).
   asio::awaitable<void> idle_watch() {
-    while (!reader_done_ && !writer_done_) {
+    while (!end_.reader_done && !end_.writer_done) {
       const auto due = last_read_ + a_.idle_timeout;
       idle_.expires_at(due);
       (void)co_await idle_.async_wait(tuple_token{});
-      if (reader_done_ || writer_done_) break;
+      if (end_.reader_done || end_.writer_done) break;
       const auto now = clock::now();
       if (now < last_read_ + a_.idle_timeout) continue;  // bytes came meanwhile
       if (!conn_.closing()) {
@@ -277,7 +264,6 @@ private:
   Pipeline& p_;
   Ctx& ctx_;
   Stream& s_;
-  typename Adapter::decoder_type decoder_;
   ws_stats* stats_;
   ws_connection conn_;
   codec::ws::parser parser_;
@@ -285,9 +271,9 @@ private:
   asio::steady_timer idle_;
   clock::time_point last_read_{};
   codec::ws::opcode mop_ = codec::ws::opcode::text;
-  bool ping_out_ = false, reader_done_ = false, writer_done_ = false;
+  bool ping_out_ = false;
+  ending end_;
   std::string msg_;  ///< a message that came in pieces
-  std::error_code rec_, wec_;
 };
 
 template <class Adapter, class Pipeline, class Ctx, class Stream>

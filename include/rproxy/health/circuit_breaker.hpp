@@ -47,6 +47,8 @@ struct breaker_config {
   std::chrono::nanoseconds cool_down = std::chrono::seconds(5);
   std::uint32_t half_open_trials = 1;      ///< trial requests in flight at once while half-open (>= 1)
 
+  friend bool operator==(const breaker_config&, const breaker_config&) = default;
+
   /// A configuration that never opens (the pool's default).
   static constexpr breaker_config disabled() noexcept {
     breaker_config c;

@@ -35,6 +35,7 @@ struct outlier_config {
   std::uint32_t max_ejected_percent = 10;  ///< of the pool; at least one may always be ejected
 
   constexpr bool enabled() const noexcept { return consecutive_failures > 0 && max_ejected_percent > 0; }
+  friend bool operator==(const outlier_config&, const outlier_config&) = default;
 };
 
 /// The pool-wide guard: may one more backend be ejected while `ejected` of `total` are out?

@@ -296,26 +296,36 @@ struct basic_ban_check {
   const ban_list* bans = nullptr;
   audit_log* audit = nullptr;
   const ban_check_config* cfg = nullptr;  ///< optional: for the reject message
+  const ban_list* shared = nullptr;        ///< optional: bans made by other instances (cluster/shared_bans.hpp)
 
   template <class Ctx>
   rproxy::verdict on_accept(Ctx& ctx) {
-    return check(ctx, bans->find_address(ctx.client.address(), Clock::now()));
+    const auto now = Clock::now();
+    auto hit = bans->find_address(ctx.client.address(), now);
+    if (!hit && shared != nullptr) hit = shared->find_address(ctx.client.address(), now);
+    return check(ctx, hit);
   }
 
   template <class Ctx, class Msg>
   rproxy::verdict on_hello(Ctx& ctx, const Msg& msg) {
     auto now = Clock::now();
     if (auto name = username_of(msg))
-      if (auto v = check(ctx, bans->find_identity(*name, now)); !v.is_next()) return v;
-    return check(ctx, bans->find_identity(ctx.identity, now));
+      if (auto v = check(ctx, identity(*name, now)); !v.is_next()) return v;
+    return check(ctx, identity(ctx.identity, now));
   }
 
   template <class Ctx>
   rproxy::verdict on_route(Ctx& ctx) {
-    return check(ctx, bans->find_identity(ctx.identity, Clock::now()));
+    return check(ctx, identity(ctx.identity, Clock::now()));
   }
 
 private:
+  std::optional<ban_hit> identity(std::string_view name, ban_clock::time_point now) const {
+    auto hit = bans->find_identity(name, now);
+    if (!hit && shared != nullptr) hit = shared->find_identity(name, now);
+    return hit;
+  }
+
   template <class Ctx>
   rproxy::verdict check(Ctx& ctx, const std::optional<ban_hit>& hit) {
     if (!hit) return rproxy::next;

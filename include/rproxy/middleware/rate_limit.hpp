@@ -33,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <rproxy/middleware/audit_log.hpp>
@@ -78,6 +79,14 @@ struct rate_limit_config {
   std::string hello_operation = "request";  ///< counted on each hello (request head, login)
   std::string message_operation;            ///< counted on each message; empty: none
   std::string reject_message = "rate limit exceeded";
+  rate_sharing sharing;  ///< across instances (an async store such as cluster::redis_counter_store)
+  std::vector<std::pair<std::string, rate_sharing>> route_sharing;  ///< per route name, else `sharing`
+
+  const rate_sharing& sharing_for(std::string_view route) const noexcept {
+    for (const auto& [name, s] : route_sharing)
+      if (name == route) return s;
+    return sharing;
+  }
 
   const tier* find_tier(std::string_view name) const noexcept {
     for (const auto& t : tiers)
@@ -218,7 +227,9 @@ struct basic_rate_limit {
       tier = who->tier;
     const rate_rule* rule = cfg->find_rule(tier, op);
     if (rule == nullptr) return std::nullopt;
-    return plan{rate_key(*cfg, ctx, op, tier, msg), rate_policy{*rule, cfg->penalty}};
+    rate_sharing sharing = cfg->sharing;
+    if constexpr (requires { std::string_view(ctx.route); }) sharing = cfg->sharing_for(ctx.route);
+    return plan{rate_key(*cfg, ctx, op, tier, msg), rate_policy{*rule, cfg->penalty, sharing}};
   }
 
   /// Records the decision in the flow and turns it into a verdict.

@@ -64,6 +64,51 @@ struct rate_penalty_block {
   }
 };
 
+constexpr auto config_enum_names(rate_mode) {
+  namespace cfg = rproxy::config;
+  return std::array{cfg::enum_name{"local", rate_mode::local}, cfg::enum_name{"exact", rate_mode::exact},
+                    cfg::enum_name{"batched", rate_mode::batched}};
+}
+constexpr auto config_enum_names(rate_failure) {
+  namespace cfg = rproxy::config;
+  return std::array{cfg::enum_name{"local", rate_failure::local}, cfg::enum_name{"open", rate_failure::open},
+                    cfg::enum_name{"closed", rate_failure::closed}};
+}
+
+/// One route's own sharing (else the block's).
+struct rate_route_sharing_block {
+  std::string route;
+  rate_mode mode = rate_mode::exact;
+  rate_failure on_failure = rate_failure::local;
+  static constexpr auto describe() {
+    namespace cfg = rproxy::config;
+    return cfg::fields(cfg::required<&rate_route_sharing_block::route>("route name"),
+                       cfg::doc<&rate_route_sharing_block::mode>("local, exact or batched"),
+                       cfg::doc<&rate_route_sharing_block::on_failure>("while Redis is unreachable: local, open or closed"));
+  }
+};
+
+/// Limits shared by every instance through the app's `redis:` block (docs/scaling.md).
+struct rate_distributed_block {
+  rate_mode mode = rate_mode::exact;
+  rate_failure on_failure = rate_failure::local;
+  std::chrono::milliseconds sync_interval{100};
+  std::vector<rate_route_sharing_block> routes;
+  static constexpr auto describe() {
+    namespace cfg = rproxy::config;
+    return cfg::fields(
+        cfg::doc<&rate_distributed_block::mode>(
+            "local (this process), exact (one atomic Redis script per request: the instances together admit within the limit) "
+            "or batched (counts synced every sync_interval: at most the limit plus what one interval lets through)"),
+        cfg::doc<&rate_distributed_block::on_failure>("while Redis is unreachable: local (count here), open (admit) or closed (refuse)"),
+        cfg::doc<&rate_distributed_block::sync_interval>("batched mode: how often counts are synced"),
+        cfg::doc<&rate_distributed_block::routes>("routes with their own mode and failure policy"));
+  }
+  void validate(rproxy::config::validator& v) const {
+    if (sync_interval.count() <= 0) v.at(&rate_distributed_block::sync_interval).error("must be positive");
+  }
+};
+
 struct rate_limit_block {
   std::vector<std::string> key{"ip"};
   std::vector<std::string> trusted_headers;
@@ -71,16 +116,18 @@ struct rate_limit_block {
   std::vector<rate_tier_block> tiers;
   rate_penalty_block penalty{};
   std::uint32_t max_keys = 100000;
+  std::optional<rate_distributed_block> distributed;
 
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
-    return cfg::fields(cfg::doc<&rate_limit_block::key>("key parts: ip, identity, api_key, claim:NAME, header:NAME"),
+    return cfg::fields(cfg::doc<&rate_limit_block::key>("key parts: ip, identity, api_key, route, claim:NAME, header:NAME"),
                        cfg::doc<&rate_limit_block::trusted_headers>(
                            "headers a trusted proxy in front sets (a client cannot): only these may be header:NAME keys"),
                        cfg::doc<&rate_limit_block::default_tier>("tier of anonymous flows and unknown tiers"),
                        cfg::required<&rate_limit_block::tiers>("limits per tier"),
                        cfg::doc<&rate_limit_block::penalty>("back-off for repeat offenders"),
-                       cfg::doc<&rate_limit_block::max_keys>("counters kept (least recently used evicted)"));
+                       cfg::doc<&rate_limit_block::max_keys>("counters kept (least recently used evicted)"),
+                       cfg::doc<&rate_limit_block::distributed>("share the limits with other instances through Redis (needs a redis: block)"));
   }
   void validate(rproxy::config::validator& v) const {
     for (std::size_t i = 0; i < key.size(); ++i) {
@@ -128,6 +175,10 @@ struct rate_limit_block {
       c.tiers.push_back({t.name, {{std::string(operation), r}}});
     }
     c.penalty = {penalty.after, penalty.block, penalty.max_block, penalty.forgive_after};
+    if (distributed) {
+      c.sharing = {distributed->mode, distributed->on_failure};
+      for (const auto& r : distributed->routes) c.route_sharing.emplace_back(r.route, rate_sharing{r.mode, r.on_failure});
+    }
     return c;
   }
 
@@ -137,6 +188,7 @@ private:
     if (k == "ip") return rate_key_part{S::ip, {}};
     if (k == "identity") return rate_key_part{S::identity, {}};
     if (k == "api_key") return rate_key_part{S::api_key, {}};
+    if (k == "route") return rate_key_part{S::route, {}};
     if (k.starts_with("claim:") && k.size() > 6) return rate_key_part{S::claim, std::string(k.substr(6))};
     if (k.starts_with("header:") && k.size() > 7) return rate_key_part{S::header, std::string(k.substr(7))};
     return std::nullopt;

@@ -70,9 +70,29 @@ struct penalty_rule {
   std::chrono::nanoseconds forgive_after = std::chrono::minutes(10);  ///< refusals older than this are forgotten
 };
 
+/// Where a limit's counters live when instances share state (cluster/redis_counter_store.hpp);
+/// the local store ignores it.
+enum class rate_mode : std::uint8_t {
+  local,    ///< this process only
+  exact,    ///< one atomic Redis script per decision: N instances together admit within the limit
+  batched,  ///< local counts synced every interval: at most the limit plus what one interval lets through
+};
+/// What a shared limit does while Redis cannot be reached.
+enum class rate_failure : std::uint8_t {
+  local,   ///< count in this process (each instance limits on its own)
+  open,    ///< admit
+  closed,  ///< refuse (429 with Retry-After)
+};
+struct rate_sharing {
+  rate_mode mode = rate_mode::local;
+  rate_failure on_failure = rate_failure::local;
+  friend bool operator==(const rate_sharing&, const rate_sharing&) = default;
+};
+
 struct rate_policy {
   rate_rule rule;
   penalty_rule penalty;
+  rate_sharing sharing{};
 };
 
 /// The outcome of one acquire: enough for Retry-After and the X-RateLimit-* headers.

@@ -43,6 +43,9 @@ enum class error {
   /// so a balancer does not count it against the backend; not retry-safe).
   connect_exhausted,
   flow_aborted,        ///< an exception ended one flow (internal: a bug); the worker goes on
+  // TLS to a backend (after the TCP connect; nothing of a request was sent: upstream + retry_safe).
+  tls_handshake_failed,  ///< the backend's TLS handshake failed (no common protocol, not TLS, reset)
+  tls_verify_failed,     ///< the backend's certificate was refused (unknown CA, wrong name, expired)
 };
 
 /// Which stream of a flow an I/O error happened on.
@@ -75,6 +78,8 @@ public:
       case error::splice_unsupported: return "splice(2) unsupported for these descriptors";
       case error::connect_exhausted: return "no descriptor or memory to connect to the backend";
       case error::flow_aborted: return "flow ended by an exception";
+      case error::tls_handshake_failed: return "TLS handshake with the backend failed";
+      case error::tls_verify_failed: return "backend certificate verification failed";
     }
     return "unknown rproxy.net error";
   }
@@ -88,7 +93,9 @@ public:
       case error::resolve_failed:
       case error::no_endpoints:
       case error::backend_reset:
-      case error::backend_failed: return condition::upstream;
+      case error::backend_failed:
+      case error::tls_handshake_failed:
+      case error::tls_verify_failed: return condition::upstream;
       case error::client_reset:
       case error::client_failed:
       case error::idle_timeout: return condition::downstream;
@@ -108,7 +115,9 @@ public:
       case error::connect_unreachable:
       case error::connect_failed:
       case error::resolve_failed:
-      case error::no_endpoints: return true;
+      case error::no_endpoints:
+      case error::tls_handshake_failed:
+      case error::tls_verify_failed: return true;
       default: return false;
     }
   }

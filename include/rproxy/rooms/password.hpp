@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include <openssl/crypto.h>
@@ -54,6 +55,52 @@ public:
   }
 
   std::uint32_t iterations() const noexcept { return iterations_; }
+
+  /// The hash as text, to share a room with other instances (rooms/cluster.hpp):
+  /// `pbkdf2-sha256$ITERATIONS$SALT$HASH`, salt and hash in lowercase hex. It holds no password.
+  std::string encode() const {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out = "pbkdf2-sha256$" + std::to_string(iterations_) + "$";
+    for (auto b : salt_) out.push_back(hex[b >> 4]), out.push_back(hex[b & 0xF]);
+    out.push_back('$');
+    for (auto b : hash_) out.push_back(hex[b >> 4]), out.push_back(hex[b & 0xF]);
+    return out;
+  }
+  /// What encode() wrote; nullopt for anything else (it comes from Redis: checked strictly).
+  static std::optional<password_hash> decode(std::string_view s) {
+    constexpr std::string_view tag = "pbkdf2-sha256$";
+    if (s.size() > 128 || s.substr(0, tag.size()) != tag) return std::nullopt;
+    s.remove_prefix(tag.size());
+    const auto d = s.find('$');
+    if (d == std::string_view::npos || d == 0 || d > 8) return std::nullopt;
+    password_hash h;
+    std::uint64_t it = 0;
+    for (char c : s.substr(0, d)) {
+      if (c < '0' || c > '9') return std::nullopt;
+      it = it * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (it == 0 || it > 10'000'000 || (d > 1 && s[0] == '0')) return std::nullopt;
+    h.iterations_ = static_cast<std::uint32_t>(it);
+    s.remove_prefix(d + 1);
+    if (s.size() != salt_bytes * 2 + 1 + hash_bytes * 2 || s[salt_bytes * 2] != '$') return std::nullopt;
+    const auto nibble = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      return -1;
+    };
+    const auto read = [&](std::string_view hexs, unsigned char* out, std::size_t n) {
+      for (std::size_t i = 0; i < n; ++i) {
+        const int hi = nibble(hexs[2 * i]), lo = nibble(hexs[2 * i + 1]);
+        if (hi < 0 || lo < 0) return false;
+        out[i] = static_cast<unsigned char>(hi << 4 | lo);
+      }
+      return true;
+    };
+    if (!read(s.substr(0, salt_bytes * 2), h.salt_.data(), salt_bytes) ||
+        !read(s.substr(salt_bytes * 2 + 1), h.hash_.data(), hash_bytes))
+      return std::nullopt;
+    return h;
+  }
 
 private:
   password_hash() = default;

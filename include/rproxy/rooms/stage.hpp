@@ -7,6 +7,10 @@
 //     auto p = rproxy::make_pipeline<flow::ws_protocol<rooms::ws_request>>(
 //         middleware::jwt_auth{...}, middleware::rate_limit{...}, rooms::stage{&reg, &hub, {}});
 //
+// With a cluster bridge (rooms/cluster.hpp: basic_stage<basic_cluster<Link>> and a non-null
+// `bridge`), each request goes through the bridge, which runs it with Redis or locally and
+// answers; the default `stage` has no bridge and costs nothing for it.
+//
 // The user is the JWT subject (ctx.identity, set by jwt_auth before this stage) and its site
 // role the token's `role` claim (keep it: jwt_block::config({"role"})). Without an identity,
 // `anonymous` decides: on, the user names itself with `?user=NAME` (a demo, a trusted network:
@@ -17,6 +21,7 @@
 #include <cstdint>
 #include <string>
 #include <system_error>
+#include <type_traits>
 
 #include <rproxy/flow/ws_hub.hpp>
 #include <rproxy/middleware/principal.hpp>
@@ -33,10 +38,15 @@ struct stage_options {
   bool anonymous = false;  ///< no identity: the user is ?user=NAME
 };
 
-struct stage {
+/// No cluster: every request runs on this process' registry.
+struct no_bridge {};
+
+template <class Bridge = no_bridge>
+struct basic_stage {
   registry* reg = nullptr;
   flow::ws_hub* hub = nullptr;
   stage_options opt{};
+  Bridge* bridge = nullptr;  ///< null: no cluster (or not configured)
 
   struct state {
     std::string user;
@@ -46,7 +56,7 @@ struct stage {
 
   template <class Ctx, class Req>
   rproxy::verdict on_hello(Ctx& ctx, const Req& req) {
-    auto& s = ctx.template state<stage>();
+    auto& s = ctx.template state<basic_stage>();
     if (!ctx.identity.empty()) {
       s.user = ctx.identity;
       if (const auto* p = middleware::find_principal(ctx))
@@ -65,13 +75,20 @@ struct stage {
 
   template <class Ctx>
   rproxy::verdict on_message(Ctx& ctx, const ws_request& m) {
-    auto& s = ctx.template state<stage>();
+    auto& s = ctx.template state<basic_stage>();
     if (!ctx.ws) return rproxy::next;
     if (m.error) {
       ctx.ws->send_text(error_reply(m.req, *m.error));
       return rproxy::next;
     }
     s.session = ctx.ws->id();
+    if constexpr (!std::is_same_v<Bridge, no_bridge>) {
+      if (bridge) {
+        if (!bridge->handle(ctx.worker, {s.session, s.user, s.site}, m.req))
+          return rproxy::reject(reject_code::rate_limited, "too many requests waiting");
+        return rproxy::next;
+      }
+    }
     auto out = reg->execute({s.session, s.user, s.site}, m.req, std::chrono::system_clock::now());
     ctx.ws->send_text(std::move(out.reply));
     for (auto& f : out.replay) ctx.ws->send(std::move(f));
@@ -81,10 +98,15 @@ struct stage {
 
   template <class Ctx>
   void on_close(Ctx& ctx, std::error_code) {
-    auto& s = ctx.template state<stage>();
+    auto& s = ctx.template state<basic_stage>();
     if (s.session == 0) return;
+    if constexpr (!std::is_same_v<Bridge, no_bridge>) {
+      if (bridge) return bridge->closed(ctx.worker, s.session, s.user);
+    }
     for (const auto& d : reg->disconnect(s.session, std::chrono::system_clock::now())) hub->deliver(ctx.worker, d.frame, d.to);
   }
 };
+
+using stage = basic_stage<>;
 
 }  // namespace rproxy::rooms

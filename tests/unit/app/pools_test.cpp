@@ -193,3 +193,44 @@ TEST_CASE("pools: load-report counts are exported for pools whose items have dyn
   CHECK(m.find("rproxy_load_reports_total{route=\"a\",result=\"ok\"} 0") != std::string::npos);
   CHECK(m.find("route=\"p\",result=") == std::string::npos);
 }
+
+namespace {
+/// A pool with settings it keeps for life (a backend group with a breaker).
+struct group {
+  std::string name;
+  std::vector<bal::backend_settings> backends;
+  std::optional<health::check_config> health_check{};
+  std::uint32_t breaker_failures = 0;  // 0: no breaker
+  bal::pool_config pool_settings() const {
+    bal::pool_config c;
+    if (breaker_failures > 0) c.breaker.consecutive_failures = breaker_failures;
+    return c;
+  }
+};
+}  // namespace
+
+TEST_CASE("pools: other pool settings make a new pool and monitor; the same settings keep them", "[app][pools]") {
+  fixture f;
+  REQUIRE(f.pools.update(std::vector<group>{{"g", {at(f.port())}, tcp_check(), 0}}));
+  auto pool = f.pools.get("g");
+  f.use(pool, f.port());
+  REQUIRE(f.pools.update(std::vector<group>{{"g", {at(f.port())}, tcp_check(), 0}}));
+  CHECK(f.pools.get("g") == pool);
+
+  REQUIRE(f.pools.update(std::vector<group>{{"g", {at(f.port()), at(f.dead)}, tcp_check(), 2}}));
+  auto next = f.pools.get("g");
+  REQUIRE(next);
+  CHECK(next != pool);
+  CHECK(next->find(id(f.port()))->selections() == 0);  // a fresh pool
+  // Its breaker opens after two failures (the old pool had none).
+  for (int i = 0; i < 2; ++i) {
+    auto h = next->acquire(next->find(id(f.port())));
+    REQUIRE(h);
+    h->fail();
+  }
+  CHECK(next->find(id(f.port()))->stats().breaker == health::breaker_state::open);
+  // The new monitor checks the new pool (and the old pool is left to the flows holding it).
+  REQUIRE(run_until(f.io, [&] { return !f.healthy("g", f.dead); }));
+  CHECK(pool->find(id(f.dead)) == nullptr);
+  CHECK(f.metrics().find("rproxy_load_reports_total{route=\"g\"") == std::string::npos);  // no dynamic_weights: none
+}

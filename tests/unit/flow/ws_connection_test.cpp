@@ -91,7 +91,8 @@ TEST_CASE("drop_newest keeps what was queued and refuses the new frame", "[flow]
   socket_pair sp(ioc);
   std::atomic<std::uint64_t> dropped{0};
   ws_send_limits lim{.max_queue_messages = 2, .policy = slow_consumer::drop_newest};
-  ws_connection c(sp.server, lim, {.dropped_newest = &dropped});
+  const rproxy::flow::ws_send_stats st{.dropped_newest = &dropped};
+  ws_connection c(sp.server, lim, &st);
   REQUIRE(c.send_text("a"));
   REQUIRE(c.send_text("b"));
   REQUIRE_FALSE(c.send_text("c"));
@@ -109,7 +110,8 @@ TEST_CASE("drop_oldest drops the oldest queued frames to make room, by count and
   socket_pair sp(ioc);
   std::atomic<std::uint64_t> dropped{0};
   ws_send_limits lim{.max_queue_messages = 3, .max_queue_bytes = 10, .policy = slow_consumer::drop_oldest};
-  ws_connection c(sp.server, lim, {.dropped_oldest = &dropped});
+  const rproxy::flow::ws_send_stats st{.dropped_oldest = &dropped};
+  ws_connection c(sp.server, lim, &st);
   REQUIRE(c.send_text("aa"));
   REQUIRE(c.send_text("bb"));
   REQUIRE(c.send_text("cc"));
@@ -131,7 +133,8 @@ TEST_CASE("close policy: the queue is dropped and the client gets close 1013", "
   socket_pair sp(ioc);
   std::atomic<std::uint64_t> closed{0};
   ws_send_limits lim{.max_queue_messages = 2, .policy = slow_consumer::close, .close_timeout = std::chrono::milliseconds(50)};
-  ws_connection c(sp.server, lim, {.closed_slow = &closed});
+  const rproxy::flow::ws_send_stats st{.closed_slow = &closed};
+  ws_connection c(sp.server, lim, &st);
   REQUIRE(c.send_text("a"));
   REQUIRE(c.send_text("b"));
   REQUIRE_FALSE(c.send_text("c"));

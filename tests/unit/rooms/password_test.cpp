@@ -48,3 +48,24 @@ TEST_CASE("password_hash: salted, checked exactly", "[rooms]") {
   // Two hashes of one password differ (random salts): compare their bytes.
   CHECK(std::memcmp(&*a, &*b, sizeof *a) != 0);
 }
+
+TEST_CASE("password_hash: encoded for other instances, decoded strictly", "[rooms]") {
+  auto h = rproxy::rooms::password_hash::make("correct horse", 1000);
+  REQUIRE(h);
+  const std::string text = h->encode();
+  CHECK(text.rfind("pbkdf2-sha256$1000$", 0) == 0);
+  CHECK(text.find("correct") == std::string::npos);
+  auto back = rproxy::rooms::password_hash::decode(text);
+  REQUIRE(back);
+  CHECK(back->check("correct horse"));
+  CHECK_FALSE(back->check("correct horsE"));
+  CHECK(back->encode() == text);
+  std::string upper = text;
+  upper.back() = 'A';
+  for (std::string bad : {std::string(), std::string("pbkdf2-sha256$"), text.substr(0, text.size() - 1), text + "0", upper,
+                          "pbkdf2-sha1" + text.substr(13), "pbkdf2-sha256$0" + text.substr(18),
+                          "pbkdf2-sha256$01000" + text.substr(18), "pbkdf2-sha256$99999999" + text.substr(18)}) {
+    INFO(bad);
+    CHECK_FALSE(rproxy::rooms::password_hash::decode(bad));
+  }
+}

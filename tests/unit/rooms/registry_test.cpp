@@ -442,3 +442,169 @@ TEST_CASE("set_config: new limits apply to the next operation, rooms made before
   f.reg.set_config(small_config());  // back: the room takes 5 again
   f.ok(3, "carol", R"({"op":"join","room":"r"})");
 }
+
+// --- cluster mirror: two registries stand for two instances; the test plays Redis ------------
+
+namespace {
+using rproxy::rooms::registry;
+
+rproxy::rooms::request parsed(std::string_view text) {
+  rproxy::rooms::request r;
+  REQUIRE_FALSE(rproxy::rooms::parse_request(text, small_config(), r));
+  return r;
+}
+
+registry::shared_room lobby_state(std::uint64_t last_id = 0) {
+  registry::shared_room s;
+  s.owner = "alice";
+  s.max_members = 5;
+  s.last_id = last_id;
+  return s;
+}
+}  // namespace
+
+TEST_CASE("cluster: a drafted message is byte for byte what message() writes", "[rooms]") {
+  fixture a, b;
+  a.ok(1, "alice", R"({"op":"create","room":"lobby"})");
+  b.ok(1, "alice", R"({"op":"create","room":"lobby"})");
+  const auto req = parsed(R"({"op":"message","id":4,"room":"lobby","text":"hi <b>all</b> & 'you'"})");
+  auto d = a.reg.draft_message({1, "alice", site_role::member}, req, a.now);
+  REQUIRE(d.ok);
+  CHECK(d.last_id == 0);
+  auto out = b.ok(1, "alice", R"({"op":"message","id":4,"room":"lobby","text":"hi <b>all</b> & 'you'"})");
+  CHECK(d.head + "1" + d.tail == *out.deliveries.at(0).frame);
+  CHECK(registry::message_reply(req, 1) == out.reply);
+  // refusals as message() gives them
+  CHECK_FALSE(a.reg.draft_message({2, "bob", site_role::member}, req, a.now).ok);
+  CHECK(get(a.reg.draft_message({2, "bob", site_role::member}, req, a.now).refusal.reply, "code") == "not_member");
+}
+
+TEST_CASE("cluster: numbered messages are kept once, in id order, and delivered to local members", "[rooms]") {
+  fixture f;
+  CHECK_FALSE(f.reg.apply_message("lobby", 1, rproxy::rooms::detail::share("{}")));  // not here: nothing
+  REQUIRE(f.reg.adopt("lobby", lobby_state(), f.now));
+  f.ok(2, "bob", R"({"op":"join","room":"lobby"})");
+  CHECK(f.reg.local_members("lobby") == 1);
+  auto frame = [](int i) { return rproxy::rooms::detail::share(joined({R"({"type":"message","msg_id":)", num(i), "}"})); };
+  auto d1 = f.reg.apply_message("lobby", 1, frame(1));
+  REQUIRE(d1);
+  CHECK(*d1->to == std::vector<session_id>{2});
+  CHECK_FALSE(f.reg.apply_message("lobby", 1, frame(1)));  // the same id again (bus and history load): dropped
+  REQUIRE(f.reg.apply_message("lobby", 2, frame(2)));
+  REQUIRE(f.reg.apply_message("lobby", 3, frame(3)));
+  CHECK_FALSE(f.reg.apply_message("lobby", 2, frame(2)));  // older than the newest: dropped
+  CHECK(f.reg.info("lobby")->last_id == 3);
+  // history since 1: ids 2 and 3, in order, the frames as they came
+  auto h = f.ok(2, "bob", R"({"op":"history","room":"lobby","since":1})");
+  REQUIRE(h.replay.size() == 2);
+  CHECK(get(*h.replay[0], "msg_id") == "2");
+  CHECK(get(*h.replay[1], "msg_id") == "3");
+  // ids keep counting above what Redis gave when this instance numbers one itself (Redis down)
+  auto own = f.ok(2, "bob", R"({"op":"message","room":"lobby","text":"local"})");
+  CHECK(get(own.reply, "msg_id") == "4");
+}
+
+TEST_CASE("cluster: adopt takes Redis' state; history merges by id within the bound", "[rooms]") {
+  fixture f;  // history: 3
+  auto s = lobby_state(7);
+  s.roles = {{"mod", rproxy::rooms::role::moderator}};
+  s.bans = {{"eve", f.now + 60s}, {"old", f.now - 1s}};
+  s.mutes = {{"mallory", f.now + 60s}};
+  for (int i : {5, 6, 7}) s.history.emplace_back(i, rproxy::rooms::detail::share(joined({R"({"msg_id":)", num(i), "}"})));
+  REQUIRE(f.reg.adopt("lobby", s, f.now));
+  CHECK(f.code(3, "eve", R"({"op":"join","room":"lobby"})") == "banned");
+  f.ok(3, "old", R"({"op":"join","room":"lobby"})");  // an expired ban is not loaded
+  auto j = f.ok(4, "mallory", R"({"op":"join","room":"lobby"})");
+  CHECK(get(j.reply, "last_id") == "7");
+  CHECK(get(j.reply, "first_id") == "5");
+  CHECK(get(j.reply, "muted_seconds") == "60");
+  REQUIRE(j.replay.size() == 3);
+  CHECK(get(*j.replay[0], "msg_id") == "5");
+  f.ok(5, "mod", R"({"op":"join","room":"lobby"})");
+  CHECK(get(f.ok(5, "mod", R"({"op":"members","room":"lobby"})").reply, "members")->find(R"("user":"mod","role":"moderator")") !=
+        std::string::npos);
+  // a later load with newer messages (the bus brought 8 meanwhile): merged, no duplicates, newest 3 kept
+  REQUIRE(f.reg.apply_message("lobby", 8, rproxy::rooms::detail::share(R"({"msg_id":8})")));
+  auto later = lobby_state(9);
+  for (int i : {7, 8, 9}) later.history.emplace_back(i, rproxy::rooms::detail::share(joined({R"({"msg_id":)", num(i), "}"})));
+  REQUIRE(f.reg.adopt("lobby", later, f.now));
+  auto h = f.ok(4, "mallory", R"({"op":"history","room":"lobby"})");
+  REQUIRE(h.replay.size() == 3);
+  CHECK(get(*h.replay[0], "msg_id") == "7");
+  CHECK(get(*h.replay[2], "msg_id") == "9");
+  CHECK_FALSE(f.reg.apply_message("lobby", 9, rproxy::rooms::detail::share(R"({"msg_id":9})")));
+}
+
+TEST_CASE("cluster: a ban from another instance removes the user's local sessions and holds", "[rooms]") {
+  fixture f;
+  REQUIRE(f.reg.adopt("lobby", lobby_state(), f.now));
+  f.ok(2, "eve", R"({"op":"join","room":"lobby"})");
+  f.ok(3, "eve", R"({"op":"join","room":"lobby"})");
+  f.ok(4, "bob", R"({"op":"join","room":"lobby"})");
+  auto out = f.reg.apply_sanction(registry::sanction::ban, "lobby", "eve", "alice", f.now + 30s,
+                                  rproxy::rooms::detail::share(R"({"type":"moderation"})"), f.now);
+  REQUIRE(out.size() == 2);
+  CHECK(get(*out[0].frame, "type") == "banned");
+  CHECK(get(*out[0].frame, "seconds") == "30");
+  CHECK(*out[0].to == std::vector<session_id>{2, 3});
+  CHECK(*out[1].to == std::vector<session_id>{4});
+  CHECK(f.members("lobby") == std::vector<session_id>{4});
+  CHECK(f.reg.rooms_of(2).empty());
+  CHECK(f.code(2, "eve", R"({"op":"join","room":"lobby"})") == "banned");
+  (void)f.reg.apply_sanction(registry::sanction::unban, "lobby", "eve", "", {}, rproxy::rooms::detail::share("{}"), f.now);
+  f.ok(2, "eve", R"({"op":"join","room":"lobby"})");
+  (void)f.reg.apply_sanction(registry::sanction::mute, "lobby", "eve", "", f.now + 5s, rproxy::rooms::detail::share("{}"), f.now);
+  CHECK(f.code(2, "eve", R"({"op":"message","room":"lobby","text":"x"})") == "muted");
+  auto kick = f.reg.apply_sanction(registry::sanction::kick, "lobby", "eve", "alice", {}, rproxy::rooms::detail::share("{}"), f.now);
+  CHECK(get(*kick.at(0).frame, "type") == "kicked");
+  CHECK(f.members("lobby") == std::vector<session_id>{4});
+}
+
+TEST_CASE("cluster: roles and private messages from another instance", "[rooms]") {
+  fixture f;
+  REQUIRE(f.reg.adopt("lobby", lobby_state(), f.now));
+  f.ok(2, "bob", R"({"op":"join","room":"lobby"})");
+  REQUIRE(f.reg.apply_role("lobby", "bob", rproxy::rooms::role::admin, rproxy::rooms::detail::share("{}")));
+  f.ok(2, "bob", R"({"op":"ban","room":"lobby","user":"carol","seconds":10})");  // an admin may ban now
+  REQUIRE(f.reg.apply_role("lobby", "bob", rproxy::rooms::role::owner, rproxy::rooms::detail::share("{}")));
+  CHECK(f.reg.info("lobby")->owner == "bob");
+  auto pm = f.reg.apply_private("bob", rproxy::rooms::detail::share("{}"));
+  REQUIRE(pm);
+  CHECK(*pm->to == std::vector<session_id>{2});
+  CHECK_FALSE(f.reg.apply_private("nobody", rproxy::rooms::detail::share("{}")));
+  CHECK(f.reg.is_local_user("bob"));
+  CHECK(f.reg.local_users() == std::vector<std::string>{"bob"});
+  auto rooms = f.reg.local_rooms();
+  REQUIRE(rooms.size() == 1);
+  CHECK(rooms[0].first == "lobby");
+  f.reg.disconnect(2, f.now);
+  CHECK(f.reg.local_members("lobby") == 0);
+  CHECK(f.reg.local_rooms().empty());
+}
+
+TEST_CASE("cluster: a room re-made elsewhere with other settings replaces an empty local copy", "[rooms]") {
+  fixture f;
+  REQUIRE(f.reg.adopt("lobby", lobby_state(), f.now));
+  auto other = lobby_state();
+  other.is_private = true;
+  other.max_members = 2;
+  REQUIRE(f.reg.adopt("lobby", other, f.now));
+  CHECK(f.reg.info("lobby")->is_private);
+  CHECK(f.reg.info("lobby")->max_members == 2);
+}
+
+TEST_CASE("cluster: a kick of a user present only on another instance is checked and announced", "[rooms]") {
+  fixture f;
+  f.ok(1, "alice", R"({"op":"create","room":"lobby"})");
+  f.ok(2, "bob", R"({"op":"join","room":"lobby"})");
+  CHECK_FALSE(f.reg.is_local_member("lobby", "kim"));
+  CHECK(f.reg.is_local_member("lobby", "bob"));
+  auto out = f.reg.kick_elsewhere({1, "alice", site_role::member}, parsed(R"({"op":"kick","room":"lobby","user":"kim"})"), f.now);
+  REQUIRE(out.ok);
+  REQUIRE(out.deliveries.size() == 1);  // the room's moderation event; nobody leaves here
+  CHECK(get(*out.deliveries[0].frame, "action") == "kick");
+  CHECK(f.members("lobby").size() == 2);
+  // the permission table still holds: a member cannot kick
+  auto no = f.reg.kick_elsewhere({2, "bob", site_role::member}, parsed(R"({"op":"kick","room":"lobby","user":"kim"})"), f.now);
+  CHECK(get(no.reply, "code") == "forbidden");
+}

@@ -1,0 +1,109 @@
+// apps/h3-gateway/h3_upstreams.hpp: the gateway's HTTP/3 backends (groups with `proto: h3`):
+// per backend and worker a flow::h3_upstream (pooled QUIC connections behind a loopback
+// stand-in), kept across reloads while the group's `h3:` settings stay, and the redirect table
+// a world's flows connect through. Metrics per backend: QUIC connections opened, handshakes
+// failed, requests carried, requests failed.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <rproxy/flow/h3_upstream.hpp>
+#include <rproxy/flow/h3_upstream_block.hpp>
+#include <rproxy/flow/upstream_redirect.hpp>
+#include <rproxy/net/quic/tls.hpp>
+
+#include "gateway.hpp"
+
+namespace h3_gateway {
+
+class h3_upstreams {
+public:
+  explicit h3_upstreams(runtime& rt) : rt_(rt) {
+    auto& m = rt.metrics();
+    connections_ = &m.add_counter_family("h3gw_upstream_h3_connections", "QUIC connections opened to HTTP/3 backends.", {"backend"});
+    handshake_failures_ =
+        &m.add_counter_family("h3gw_upstream_h3_handshake_failures", "QUIC connections to HTTP/3 backends that never completed.", {"backend"});
+    requests_ = &m.add_counter_family("h3gw_upstream_h3_requests", "Requests carried to HTTP/3 backends.", {"backend"});
+    failures_ = &m.add_counter_family("h3gw_upstream_h3_failures", "Requests to HTTP/3 backends that failed (502, 504, cut).", {"backend"});
+  }
+
+  /// The redirect table for a config: stand-ins made for new backends, kept for known ones,
+  /// stopped for those gone. Null when no group speaks HTTP/3; an error is logged.
+  bool update(const config& c, std::shared_ptr<const rproxy::flow::upstream_redirect>& out) {
+    auto table = std::make_shared<rproxy::flow::upstream_redirect>();
+    std::map<std::string, entry> next;
+    for (const auto& g : c.groups) {
+      if (g.proto != rproxy::flow::upstream_proto::h3) continue;
+      const rproxy::flow::h3_upstream_block b = g.h3.value_or(rproxy::flow::h3_upstream_block{});
+      auto creds = credentials(b);
+      if (!creds) return false;
+      for (const auto& be : g.backends) {
+        const auto addr = asio::ip::make_address(be.address.host);
+        const std::string name = b.server_name.empty() ? be.address.host : b.server_name;
+        const std::string key = g.name + "|" + be.address.to_string() + "|" + name + "|" + b.ca_file + "|" + (b.verify ? "v" : "-") + "|" +
+                                std::to_string(b.max_connections) + "|" + std::to_string(b.max_streams) + "|" +
+                                std::to_string(b.response_timeout.count()) + "|" + std::to_string(b.idle_timeout.count());
+        auto& e = next[key];
+        if (auto it = entries_.find(key); it != entries_.end()) {
+          e = std::move(it->second);
+          entries_.erase(it);
+        } else {
+          const auto label = be.address.to_string();
+          rproxy::flow::h3_upstream_metrics m{&connections_->with({label}), &handshake_failures_->with({label}), &requests_->with({label}),
+                                              &failures_->with({label})};
+          for (std::size_t i = 0; i < rt_.pool().size(); ++i) {
+            auto up = std::make_shared<rproxy::flow::h3_upstream>(rt_.pool().context(i),
+                                                                  rproxy::flow::h3_upstream::target{{addr, be.address.port}, name}, *creds,
+                                                                  b.options(), m);
+            if (auto ec = up->listen()) {
+              rt_.log().error("cannot open the HTTP/3 stand-in", {{"backend", label}, {"error", ec.message()}});
+              return false;
+            }
+            e.per_worker.push_back(std::move(up));
+          }
+        }
+        std::vector<asio::ip::tcp::endpoint> locals;
+        for (const auto& up : e.per_worker) locals.push_back(up->local());
+        table->add({addr, be.address.port}, std::move(locals));
+      }
+    }
+    for (auto& [key, e] : entries_)  // gone from the config
+      for (auto& up : e.per_worker) up->stop();
+    entries_ = std::move(next);
+    out = table->empty() ? nullptr : std::move(table);
+    return true;
+  }
+
+  void stop() {
+    for (auto& [key, e] : entries_)
+      for (auto& up : e.per_worker) up->stop();
+  }
+
+private:
+  struct entry {
+    std::vector<std::shared_ptr<rproxy::flow::h3_upstream>> per_worker;
+  };
+
+  const rproxy::net::quic::tls_credentials* credentials(const rproxy::flow::h3_upstream_block& b) {
+    const auto key = std::make_tuple(b.ca_file, b.verify);
+    if (auto it = creds_.find(key); it != creds_.end()) return it->second.get();
+    auto c = rproxy::net::quic::tls_credentials::client({.verify = b.verify, .ca_file = b.ca_file});
+    if (!c) return rt_.log().error("cannot load the HTTP/3 backends' trust anchors", {{"error", c.error()}}), nullptr;
+    // Kept for the process: the stand-ins of older configs may still use them.
+    return creds_.emplace(key, std::make_unique<rproxy::net::quic::tls_credentials>(std::move(*c))).first->second.get();
+  }
+
+  runtime& rt_;
+  rproxy::observe::counter_family* connections_ = nullptr;
+  rproxy::observe::counter_family* handshake_failures_ = nullptr;
+  rproxy::observe::counter_family* requests_ = nullptr;
+  rproxy::observe::counter_family* failures_ = nullptr;
+  std::map<std::string, entry> entries_;
+  std::map<std::tuple<std::string, bool>, std::unique_ptr<rproxy::net::quic::tls_credentials>> creds_;
+};
+
+}  // namespace h3_gateway

@@ -1,0 +1,477 @@
+// rproxy/flow/h3_upstream.hpp: an HTTP/3 backend as a worker sees it. Per backend and worker,
+// a pool of QUIC connections (net/quic/client_connection.hpp + codec/h3/client_session.hpp)
+// that carries many requests at once (up to `max_streams` per connection, then another
+// connection, up to `max_connections`), opens a new connection when one ends (reconnect), and a
+// loopback HTTP/1.1 listener in front of it, which the flow driver connects to in place of the
+// backend (flow/upstream_redirect.hpp). So every downstream protocol and every stage works for
+// HTTP/3 backends unchanged: the gateway's HTTP/1.1 exchange runs against the stand-in, which
+// turns each request into an HTTP/3 request and the response back into HTTP/1.1.
+//
+//     auto up = std::make_shared<h3_upstream>(worker_io, h3_upstream::target{udp_ep, "backend.example"}, creds);
+//     up->listen();                       // 127.0.0.1:0; up->local() is the redirect target
+//     ... up->stop();                     // closes the listener and the QUIC connections
+//
+// Bounds: a request head of at most 64 KiB, request bodies queued at most `max_body_buffer`
+// ahead of the server's acknowledgements, responses credited to the server only as the
+// gateway reads them (`max_body_buffer` at most), a response timeout; a connection that fails
+// its handshake fails the requests waiting for it (502).
+// On the stand-in's wire, an HTTP/3 failure before the response head is a 502 (504 on the
+// response timeout); after it, the connection is closed mid-body (the gateway sees a reset).
+#pragma once
+
+#include <algorithm>
+#include <cstdio>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <limits>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/ip/udp.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/post.hpp>
+#include <asio/write.hpp>
+
+#include <rproxy/codec/h3/client_session.hpp>
+#include <rproxy/codec/http1/parser.hpp>
+#include <rproxy/net/quic/client_connection.hpp>
+#include <rproxy/net/quic/tls.hpp>
+#include <rproxy/observe/metrics.hpp>
+
+namespace rproxy::flow {
+
+struct h3_upstream_options {
+  std::size_t max_connections = 4;      ///< QUIC connections to the backend, per worker
+  std::size_t max_streams = 100;        ///< requests at once on one connection before another opens
+  std::size_t max_body_buffer = 1u << 20;  ///< request bytes queued unacknowledged / response bytes held, per request
+  std::chrono::milliseconds response_timeout = std::chrono::seconds(60);  ///< no response progress
+  net::quic::transport_settings transport = net::quic::client_transport_settings();
+};
+
+/// Counters of one backend (shared by its workers; per-worker shards).
+struct h3_upstream_metrics {
+  observe::counter* connections = nullptr;  ///< QUIC connections opened
+  observe::counter* handshake_failures = nullptr;
+  observe::counter* requests = nullptr;     ///< requests sent over HTTP/3
+  observe::counter* failures = nullptr;     ///< requests that failed (502/504 or a reset mid-body)
+};
+
+/// Held by shared_ptr: each stand-in connection keeps it alive until its coroutine is gone.
+class h3_upstream : public std::enable_shared_from_this<h3_upstream> {
+public:
+  struct target {
+    asio::ip::udp::endpoint address;
+    std::string server_name;  ///< SNI, :authority when the request has none, and the certificate's name
+  };
+
+  h3_upstream(asio::io_context& io, target t, const net::quic::tls_credentials& creds, h3_upstream_options o = {},
+              h3_upstream_metrics m = {})
+      : io_(io), target_(std::move(t)), creds_(&creds), opts_(o), metrics_(m), acceptor_(io) {}
+  h3_upstream(const h3_upstream&) = delete;
+  h3_upstream& operator=(const h3_upstream&) = delete;
+
+  /// Opens the loopback listener (any thread); accepting starts on the worker.
+  std::error_code listen() {
+    std::error_code ec;
+    const asio::ip::tcp::endpoint ep(asio::ip::make_address_v4("127.0.0.1"), 0);
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (!ec) local_ = acceptor_.local_endpoint(ec);
+    if (ec) return ec;
+    asio::post(io_, [self = shared_from_this()] { self->accept(); });
+    return {};
+  }
+  const asio::ip::tcp::endpoint& local() const noexcept { return local_; }
+
+  /// Closes the listener and every QUIC connection (on the worker).
+  void stop() {
+    asio::post(io_, [self = shared_from_this()] {
+      self->stopped_ = true;
+      std::error_code ignored;
+      self->acceptor_.close(ignored);
+      for (auto& c : self->conns_) c->close();
+    });
+  }
+
+  /// Live QUIC connections (for tests; on the worker).
+  std::size_t connections() const noexcept { return conns_.size(); }
+
+private:
+  struct request_state;
+
+  /// The session's handler: events to the requests waiting for them, by tag.
+  struct events {
+    h3_upstream* up = nullptr;
+    bool ready = false, dead = false;
+    template <class S>
+    void on_ready(S&) {
+      ready = true;
+      up->wake_waiters();
+    }
+    template <class S>
+    void on_stream_slots(S&) {
+      up->wake_waiters();
+    }
+    template <class S>
+    void on_goaway(S&) {
+      dead = true;  // no new requests on it; those open finish
+      up->wake_waiters();
+    }
+    template <class S>
+    void on_response_head(S&, std::uint64_t tag, codec::h3::response_head& h) {
+      if (auto* r = up->find(tag)) {
+        r->head = std::move(h);
+        r->has_head = true;
+        r->wake.cancel();
+      }
+    }
+    template <class S>
+    void on_response_data(S&, std::uint64_t tag, const std::uint8_t* d, std::size_t n) {
+      if (auto* r = up->find(tag)) {
+        r->body.append(reinterpret_cast<const char*>(d), n);
+        r->wake.cancel();
+      }
+    }
+    template <class S>
+    void on_response_end(S&, std::uint64_t tag) {
+      if (auto* r = up->find(tag)) {
+        r->ended = true;
+        r->wake.cancel();
+      }
+    }
+    template <class S>
+    void on_stream_error(S&, std::uint64_t tag, std::error_code ec) {
+      if (auto* r = up->find(tag)) {
+        r->error = ec;
+        r->conn = nullptr;
+        r->wake.cancel();
+      }
+    }
+    template <class S>
+    void on_closed(S& s, std::error_code ec) {
+      dead = true;
+      if (!ready) {
+        if (up->metrics_.handshake_failures) up->metrics_.handshake_failures->inc();
+        up->last_error_ = ec;
+      }
+      (void)s;
+      up->wake_waiters();
+    }
+  };
+  using session = codec::h3::client_session<events, net::quic::connection>;
+  using conn_type = net::quic::client_connection<session>;
+
+  struct request_state {
+    explicit request_state(asio::io_context& io) : wake(io) {}
+    asio::steady_timer wake;
+    conn_type* conn = nullptr;
+    std::int64_t sid = -1;
+    codec::h3::response_head head;
+    bool has_head = false, ended = false;
+    std::string body;
+    std::error_code error;
+  };
+
+  request_state* find(std::uint64_t tag) {
+    auto it = requests_.find(tag);
+    return it == requests_.end() ? nullptr : it->second;
+  }
+  void wake_waiters() {
+    for (auto* r : waiting_) r->wake.cancel();
+  }
+
+  /// A connection with room for one more request, opening one when there is none and the pool
+  /// may grow; nullptr: wait (a connection is on its way or all are full).
+  conn_type* pick(std::error_code& ec) {
+    conn_type* best = nullptr;
+    std::size_t opening = 0;
+    for (auto& c : conns_) {
+      auto& ev = c->app().handler();
+      if (ev.dead || c->over()) continue;
+      if (!ev.ready) {
+        ++opening;
+        continue;
+      }
+      const auto open = c->app().open_streams();
+      if (open < opts_.max_streams && net::quic::streams_bidi_left(c->quic()) > 0 && (!best || open < best->app().open_streams())) best = c.get();
+    }
+    if (best) return best;
+    std::size_t live = 0;
+    for (auto& c : conns_) live += !c->app().handler().dead && !c->over();
+    if (opening == 0 && live < opts_.max_connections) {
+      auto c = std::make_unique<conn_type>(io_.get_executor(), events{this});
+      c->set_released(
+          +[](void* up, void* conn) {
+            auto& v = static_cast<h3_upstream*>(up)->conns_;
+            v.erase(std::remove_if(v.begin(), v.end(), [&](const auto& p) { return p.get() == conn; }), v.end());
+          },
+          this);
+      if (auto e = c->connect(target_.address, *creds_, target_.server_name, opts_.transport)) {
+        ec = e;
+        return nullptr;
+      }
+      if (metrics_.connections) metrics_.connections->inc();
+      conns_.push_back(std::move(c));
+    }
+    return nullptr;
+  }
+
+  void accept() {
+    if (stopped_) return;
+    acceptor_.async_accept([self = shared_from_this()](std::error_code ec, asio::ip::tcp::socket s) {
+      if (ec == asio::error::operation_aborted || self->stopped_) return;
+      if (!ec) {
+        std::error_code ignored;
+        s.set_option(asio::ip::tcp::no_delay(true), ignored);
+        asio::co_spawn(self->io_, self->serve(self, std::move(s)), asio::detached);
+      }
+      self->accept();
+    });
+  }
+
+  static constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+  static std::string simple_response(unsigned status, std::string_view text) {
+    std::string r = "HTTP/1.1 " + std::to_string(status) + (status == 504 ? " Gateway Timeout" : " Bad Gateway");
+    r += "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(text.size() + 1) + "\r\nConnection: close\r\n\r\n";
+    r += text;
+    r += '\n';
+    return r;
+  }
+
+  /// Waits until `r` changes or the response timeout passes; false: timed out.
+  asio::awaitable<bool> wait(request_state& r) {
+    r.wake.expires_after(opts_.response_timeout);
+    auto [ec] = co_await r.wake.async_wait(tuple);
+    co_return static_cast<bool>(ec);  // cancelled: something happened
+  }
+
+  /// One loopback connection from the gateway: requests one after another (keep-alive).
+  asio::awaitable<void> serve(std::shared_ptr<h3_upstream> keep, asio::ip::tcp::socket s) {
+    (void)keep;  // (held by the frame)
+    codec::http1::request_parser parser(codec::http1::limits{});
+    std::string in;
+    std::size_t in_off = 0;
+    auto view = [&] { return std::string_view(in).substr(in_off); };
+    auto consume = [&](std::size_t n) {
+      in_off += n;
+      if (in_off > 64 * 1024 && in_off * 2 > in.size()) {
+        in.erase(0, in_off);
+        in_off = 0;
+      }
+    };
+    auto read_more = [&]() -> asio::awaitable<bool> {
+      const auto old = in.size();
+      in.resize(old + 16 * 1024);
+      auto [ec, n] = co_await s.async_read_some(asio::buffer(in.data() + old, 16 * 1024), tuple);
+      in.resize(old + (ec ? 0 : n));
+      co_return !ec && n > 0;
+    };
+    for (;;) {
+      // 1. The head.
+      codec::h3::request_head req;
+      codec::http1::message_info info;
+      for (;;) {
+        auto pr = parser.parse(view());
+        if (pr.what == codec::http1::event::need_more) {
+          consume(pr.consumed);
+          if (!co_await read_more()) co_return;
+          continue;
+        }
+        if (pr.what != codec::http1::event::head) {
+          (void)co_await asio::async_write(s, asio::buffer(simple_response(502, "bad request to the HTTP/3 stand-in")), tuple);
+          co_return;
+        }
+        const auto& h = parser.head();
+        info = parser.info();
+        req.method.assign(h.method);
+        req.path.assign(h.target);
+        for (const auto& f : h.fields) {
+          if (codec::h3::detail::iequals(f.name, "host")) req.authority.assign(f.value);
+          else req.headers.push_back({std::string(f.name), std::string(f.value)});
+        }
+        if (req.authority.empty()) req.authority = target_.server_name;
+        consume(pr.consumed);
+        break;
+      }
+      const bool has_body = info.chunked || info.content_length > 0;
+
+      // 2. A connection, then the request.
+      request_state r(io_);
+      const std::uint64_t tag = next_tag_++;
+      requests_.emplace(tag, &r);
+      struct unregister {
+        h3_upstream* up;
+        request_state* r;
+        std::uint64_t tag;
+        ~unregister() {
+          up->requests_.erase(tag);
+          up->waiting_.erase(std::remove(up->waiting_.begin(), up->waiting_.end(), r), up->waiting_.end());
+          if (r->conn && !r->ended && !r->error) r->conn->app().cancel(r->sid);
+          up->wake_waiters();  // a stream slot is free again
+        }
+      } guard{this, &r, tag};
+      if (metrics_.requests) metrics_.requests->inc();
+      auto fail = [&](unsigned status, std::string_view why) -> asio::awaitable<void> {
+        if (metrics_.failures) metrics_.failures->inc();
+        (void)co_await asio::async_write(s, asio::buffer(simple_response(status, why)), tuple);
+      };
+      const auto give_up = std::chrono::steady_clock::now() + opts_.response_timeout;
+      for (;;) {
+        std::error_code cec;
+        if (auto* c = pick(cec)) {
+          auto sid = c->app().submit(req, tag, has_body, /*auto_credit=*/false);
+          if (sid) {
+            r.conn = c;
+            r.sid = *sid;
+            break;
+          }
+          if (sid.error() != codec::h3::client_error::not_ready && sid.error() != net::quic::client_error::no_stream) {
+            co_await fail(502, sid.error().message());
+            co_return;
+          }
+        }
+        if (cec || (conns_.empty() && last_error_)) {
+          co_await fail(502, (cec ? cec : last_error_).message());
+          co_return;
+        }
+        if (std::chrono::steady_clock::now() >= give_up) {
+          co_await fail(504, "no HTTP/3 connection to the backend in time");
+          co_return;
+        }
+        waiting_.push_back(&r);
+        (void)co_await wait(r);
+        waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), &r), waiting_.end());
+        // a connection that failed its handshake: the next turn of the loop reports it
+        bool any_alive = false;
+        for (auto& c : conns_) any_alive |= !c->app().handler().dead;
+        if (!any_alive && last_error_) {
+          co_await fail(502, last_error_.message());
+          co_return;
+        }
+      }
+      last_error_ = {};
+
+      // 3. The request body, bounded by what the server has not acknowledged.
+      if (has_body) {
+        bool done = false;
+        while (!done) {
+          auto pr = parser.parse(view());
+          switch (pr.what) {
+            case codec::http1::event::body:
+              if (r.conn) (void)r.conn->app().send_body(r.sid, pr.data, false);
+              consume(pr.consumed);
+              while (r.conn && !r.error && r.conn->app().body_buffered(r.sid) > opts_.max_body_buffer) {
+                asio::steady_timer t(io_);  // acknowledgements do not wake us: look again soon
+                t.expires_after(std::chrono::milliseconds(2));
+                (void)co_await t.async_wait(tuple);
+              }
+              break;
+            case codec::http1::event::need_more:
+              consume(pr.consumed);
+              if (!co_await read_more()) co_return;
+              break;
+            case codec::http1::event::message_complete:
+              consume(pr.consumed);
+              if (r.conn) (void)r.conn->app().send_body(r.sid, {}, true);
+              done = true;
+              break;
+            default:
+              co_return;  // a broken body from the gateway: drop the connection (the stream is cancelled)
+          }
+          if (r.error) break;
+        }
+      } else {
+        auto pr = parser.parse(view());
+        if (pr.what == codec::http1::event::message_complete) consume(pr.consumed);
+      }
+
+      // 4. The response head.
+      while (!r.has_head && !r.error)
+        if (!co_await wait(r)) {
+          co_await fail(504, "the HTTP/3 backend did not answer in time");
+          co_return;
+        }
+      if (!r.has_head) {
+        co_await fail(502, r.error.message());
+        co_return;
+      }
+      std::string out = "HTTP/1.1 " + std::to_string(r.head.status) + " \r\n";
+      const bool head_only = req.method == "HEAD" || r.head.status == 204 || r.head.status == 304;
+      const bool chunked = !head_only && !r.head.content_length;
+      for (const auto& f : r.head.headers) {
+        if (f.name == "transfer-encoding" || f.name == "connection") continue;
+        out += f.name;
+        out += ": ";
+        out += f.value;
+        out += "\r\n";
+      }
+      if (chunked) out += "transfer-encoding: chunked\r\n";
+      out += "\r\n";
+
+      // 5. The body, credited to the server as it is written to the gateway.
+      for (;;) {
+        if (!r.body.empty()) {
+          if (chunked) {
+            char size[24];
+            const int k = std::snprintf(size, sizeof size, "%zx\r\n", r.body.size());
+            out.append(size, static_cast<std::size_t>(k));
+            out += r.body;
+            out += "\r\n";
+          } else {
+            out += r.body;
+          }
+          const auto n = r.body.size();
+          r.body.clear();
+          if (r.conn) r.conn->app().consume(r.sid, n);
+        }
+        if (r.ended && chunked) out += "0\r\n\r\n";
+        if (!out.empty()) {
+          auto [wec, wn] = co_await asio::async_write(s, asio::buffer(out), tuple);
+          out.clear();
+          if (wec) co_return;
+        }
+        if (r.ended) break;
+        if (r.error) {  // mid-body: the gateway sees the close
+          if (metrics_.failures) metrics_.failures->inc();
+          co_return;
+        }
+        if (r.body.empty() && !co_await wait(r)) {
+          if (metrics_.failures) metrics_.failures->inc();
+          co_return;
+        }
+      }
+      if (!info.keep_alive) co_return;
+    }
+  }
+
+  asio::io_context& io_;
+  target target_;
+  const net::quic::tls_credentials* creds_;
+  h3_upstream_options opts_;
+  h3_upstream_metrics metrics_;
+  asio::ip::tcp::acceptor acceptor_;
+  asio::ip::tcp::endpoint local_;
+  std::vector<std::unique_ptr<conn_type>> conns_;
+  std::unordered_map<std::uint64_t, request_state*> requests_;
+  std::vector<request_state*> waiting_;
+  std::uint64_t next_tag_ = 1;
+  std::error_code last_error_;
+  bool stopped_ = false;
+};
+
+}  // namespace rproxy::flow

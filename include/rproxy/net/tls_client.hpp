@@ -1,0 +1,132 @@
+// rproxy/net/tls_client.hpp: client-side TLS over OpenSSL (asio::ssl) for backend connections:
+// the peer's certificate verified by default (the system's CA store, or a CA file), the name
+// checked against the certificate (a DNS name, or the backend's IP address when no name is
+// given), SNI, ALPN offered, TLS 1.2+.
+//
+//     auto tls = rproxy::net::tls_client_context::load({.ca_file = "ca.pem"});
+//     if (!tls) { log(tls.error().message); return; }          // "ca.pem: No such file ..."
+//     rproxy::net::tls_stream s(std::move(socket), tls->context());
+//     auto ec = co_await rproxy::net::async_client_handshake(s, *tls, "api.internal", ep.address(), 2s,
+//                                                            asio::use_awaitable ...);
+//     if (ec == rproxy::net::error::tls_verify_failed) ...;   // wrong CA, wrong name, expired
+//
+// Lifetime: a tls_client_context must outlive every stream made from it (keep it in the config
+// snapshot that flows hold). Loading happens at startup or reload and may allocate freely.
+#pragma once
+
+#include <rproxy/core/result.hpp>
+#include <rproxy/net/deadline.hpp>
+#include <rproxy/net/error.hpp>
+#include <rproxy/net/tls_stream.hpp>
+
+#include <asio/async_result.hpp>
+#include <asio/ip/address.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/experimental/deferred.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace rproxy::net {
+
+/// How a client (the proxy, to its backends) sets up TLS.
+struct tls_client_options {
+  std::string ca_file{};            ///< PEM CA certificates to trust; empty: the system's store
+  bool verify = true;               ///< verify the peer's certificate chain and name
+  std::vector<std::string> alpn{};  ///< protocols offered, in order (empty: no ALPN)
+};
+
+/// A client TLS configuration. Movable; the asio context it holds keeps its address.
+class tls_client_context {
+public:
+  static rproxy::result<tls_client_context, tls_load_error> load(const tls_client_options& o) {
+    for (const auto& p : o.alpn)
+      if (p.empty() || p.size() > 255)
+        return detail::load_failure(tls_error::bad_alpn, "alpn: \"" + p + "\": protocol names are 1 to 255 bytes");
+    auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+    SSL_CTX* raw = ctx->native_handle();
+    SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
+    SSL_CTX_set_mode(raw, SSL_MODE_RELEASE_BUFFERS);
+    if (o.ca_file.empty()) {
+      if (SSL_CTX_set_default_verify_paths(raw) != 1)
+        return detail::load_failure(tls_error::openssl, "tls: cannot load the system CA store: " + detail::openssl_reason());
+    } else {
+      auto pem = detail::read_file(o.ca_file);  // (a readable, clear error for a missing file)
+      if (!pem) return rproxy::failure(pem.error());
+      if (SSL_CTX_load_verify_locations(raw, o.ca_file.c_str(), nullptr) != 1)
+        return detail::load_failure(tls_error::bad_certificate, o.ca_file + ": no PEM CA certificate found (" + detail::openssl_reason() + ")");
+    }
+    SSL_CTX_set_verify(raw, o.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+    if (!o.alpn.empty()) {
+      std::string wire;
+      for (const auto& p : o.alpn) wire += static_cast<char>(p.size()), wire += p;
+      if (SSL_CTX_set_alpn_protos(raw, reinterpret_cast<const unsigned char*>(wire.data()), static_cast<unsigned>(wire.size())) != 0)
+        return detail::load_failure(tls_error::openssl, "tls: cannot set ALPN: " + detail::openssl_reason());
+    }
+    return tls_client_context(std::move(ctx), o.verify);
+  }
+
+  /// The context to build streams with: `tls_stream s(std::move(sock), ctx.context());`.
+  asio::ssl::context& context() const noexcept { return *ctx_; }
+  bool verify() const noexcept { return verify_; }
+
+private:
+  tls_client_context(std::unique_ptr<asio::ssl::context> c, bool verify) : ctx_(std::move(c)), verify_(verify) {}
+  std::unique_ptr<asio::ssl::context> ctx_;
+  bool verify_;
+};
+
+/// Sets what the handshake sends and checks: SNI `name` (when it is a DNS name; none for an
+/// empty name or an IP literal), and, when the context verifies, the name the certificate must
+/// carry: `name`, or else `address` (an IP SAN). False: OpenSSL refused a setting.
+inline bool prepare_client(tls_stream& s, const tls_client_context& c, std::string_view name, const asio::ip::address& address) {
+  SSL* ssl = s.native_handle();
+  const std::string n(name);
+  std::error_code ec;
+  const bool is_ip = !n.empty() && (asio::ip::make_address(n, ec), !ec);
+  if (!n.empty() && !is_ip && SSL_set_tlsext_host_name(ssl, n.c_str()) != 1) return false;
+  if (!c.verify()) return true;
+  if (!n.empty() && !is_ip) return SSL_set1_host(ssl, n.c_str()) == 1;
+  const std::string ip = is_ip ? n : address.to_string();
+  return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip.c_str()) == 1;
+}
+
+/// Why a client handshake failed, as a net::error: tls_verify_failed when the peer's
+/// certificate was refused (its chain, its name, its dates), connect_timeout when it took too
+/// long, else tls_handshake_failed (no common protocol or cipher, a reset, not TLS at all).
+inline std::error_code classify_client_handshake(tls_stream& s, const std::error_code& ec) {
+  if (!ec) return ec;
+  if (ec == error::idle_timeout) return make_error_code(error::connect_timeout);
+  if (ec == asio::error::operation_aborted) return ec;
+  const long v = SSL_get_verify_result(s.native_handle());
+  if (v != X509_V_OK) return make_error_code(error::tls_verify_failed);
+  return make_error_code(error::tls_handshake_failed);
+}
+
+/// The reason OpenSSL gave for refusing the peer's certificate ("" when it did not), for logs.
+inline std::string_view verify_reason(tls_stream& s) {
+  const long v = SSL_get_verify_result(s.native_handle());
+  return v == X509_V_OK ? std::string_view() : std::string_view(X509_verify_cert_error_string(v));
+}
+
+/// The client handshake of `s` within `timeout` (prepare_client first: SNI and the name
+/// checked). Completes with the error classify_client_handshake gives (none: connected).
+inline asio::awaitable<std::error_code> async_client_handshake(tls_stream& s, const tls_client_context& c, std::string_view name,
+                                                               const asio::ip::address& address,
+                                                               std::chrono::steady_clock::duration timeout) {
+  if (!prepare_client(s, c, name, address)) co_return make_error_code(error::tls_handshake_failed);
+  auto [ec] = co_await with_deadline(s.async_handshake(asio::ssl::stream_base::client, asio::experimental::deferred), timeout);
+  co_return classify_client_handshake(s, ec);
+}
+
+}  // namespace rproxy::net

@@ -1,0 +1,235 @@
+"""End-to-end tests of apps/h3-gateway's HTTP/3 backends (groups with `proto: h3`): curl and
+Python's http.client speak HTTP/1.1 to the gateway, the gateway speaks HTTP/3 to Caddy (Debian
+caddy, quic-go: an implementation nobody here wrote), Caddy proxies to a Python HTTP/1.1
+backend in this process that answers with what it received. Caddy's access log says which
+protocol each request came in on (HTTP/3.0); the gateway's metrics say how many QUIC
+connections carried them.
+
+Usage: h3_gateway_h3_upstream_test.py PATH_TO_H3_GATEWAY [unittest args]"""
+import hashlib
+import http.client
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+import urllib.request
+
+import harness
+
+BINARY = None
+
+
+class Backend(http.server.ThreadingHTTPServer):
+    """Answers every request with JSON: method, path, body length and SHA-256, a few headers."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def answer(self):
+                n = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(n) if n else b""
+                out = json.dumps({"method": self.command, "path": self.path, "len": len(body),
+                                  "sha": hashlib.sha256(body).hexdigest(),
+                                  "x-forwarded-proto": self.headers.get("x-forwarded-proto"),
+                                  "x-test": self.headers.get("x-test")}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            do_GET = do_POST = do_PUT = answer
+
+        super().__init__(("127.0.0.1", 0), H)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class Caddy:
+    """Caddy serving HTTP/3 (and h1/h2) on 127.0.0.1:port with a test certificate, proxying to
+    the backend, with a JSON access log."""
+
+    def __init__(self, d, port, backend_port):
+        self.dir, self.port = d, port
+        self.log = os.path.join(d, "caddy-access.log")
+        self.caddyfile = os.path.join(d, "Caddyfile")
+        with open(self.caddyfile, "w") as f:
+            f.write(f"""{{
+  admin off
+  auto_https disable_redirects
+  servers {{
+    protocols h1 h2 h3
+  }}
+}}
+https://:{port} {{
+  bind 127.0.0.1
+  tls {d}/cert.pem {d}/key.pem
+  log {{
+    output file {self.log}
+    format json
+  }}
+  reverse_proxy 127.0.0.1:{backend_port}
+}}
+""")
+        self.proc = None
+
+    def start(self):
+        env = dict(os.environ, HOME=self.dir, XDG_DATA_HOME=self.dir, XDG_CONFIG_HOME=self.dir)
+        self.out = open(os.path.join(self.dir, "caddy.out"), "a")
+        self.proc = subprocess.Popen(["caddy", "run", "--config", self.caddyfile, "--adapter", "caddyfile"],
+                                     stdout=self.out, stderr=subprocess.STDOUT, env=env)
+        harness.wait_port(self.port)  # (TCP and UDP open together)
+        return self
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.out.close()
+
+    def protos(self):
+        """The protocol of each request Caddy logged."""
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log) as f:
+            return [json.loads(l)["request"]["proto"] for l in f if l.startswith("{") and '"request"' in l]
+
+
+def metric(admin, name, backend):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
+    m = re.search(rf'^{name}(?:_total)?{{backend="{re.escape(backend)}"}} (\S+)$', text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+class H3Upstream(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        harness.need(shutil.which("caddy") is not None, "caddy is missing: run scripts/setup")
+        cls.dir = tempfile.mkdtemp(prefix="rproxy-h3up-")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                        "-keyout", f"{cls.dir}/key.pem", "-out", f"{cls.dir}/cert.pem", "-days", "2", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+        cls.backend = Backend()
+        cls.caddy_port = harness.free_port()
+        cls.caddy = Caddy(cls.dir, cls.caddy_port, cls.backend.port).start()
+        cls.port, cls.admin = harness.free_port(), harness.free_port()
+        cls.label = f"127.0.0.1:{cls.caddy_port}"
+        cls.gw = harness.Program(BINARY, f"""admin: {{ listen: 127.0.0.1:{cls.admin} }}
+listen: 127.0.0.1:{cls.port}
+access_log: false
+groups:
+  - name: edge
+    proto: h3
+    h3: {{ ca_file: {cls.dir}/cert.pem, server_name: localhost, max_connections: 2 }}
+    backends: [ {{ address: {cls.label} }} ]
+http:
+  routes:
+    - name: all
+      prefix: /
+      backends: [ {{ group: edge }} ]
+""", args=["--workers", "1"], name="h3up").start(wait_ports=[cls.port, cls.admin])
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.gw.stop()
+        cls.caddy.kill()
+        cls.backend.shutdown()
+        if rc != 0:
+            cls.gw.dump()
+        assert rc == 0, f"gateway exit code {rc}"
+
+    def get(self, conn, path, body=None, method=None, headers=None, close=False):
+        conn.request(method or ("POST" if body is not None else "GET"), path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        out = r.status, r.read()
+        if close:
+            conn.close()
+        return out
+
+    def test_1_curl_gets_the_backends_answer_through_caddy_over_h3(self):
+        before = len(self.caddy.protos())
+        out = subprocess.run(["curl", "-sS", "--http1.1", "-H", "X-Test: curl", "-w", "\\n%{http_code}",
+                              f"http://127.0.0.1:{self.port}/hello?a=1"], capture_output=True, text=True, timeout=30)
+        body, _, code = out.stdout.rpartition("\n")
+        self.assertEqual(code, "200", out.stderr)
+        seen = json.loads(body)
+        self.assertEqual(seen["method"], "GET")
+        self.assertEqual(seen["path"], "/hello?a=1")
+        self.assertEqual(seen["x-test"], "curl")
+        self.assertEqual(seen["x-forwarded-proto"], "https")  # Caddy's, over its TLS listener
+        harness.wait_until(lambda: len(self.caddy.protos()) > before, what="Caddy's access log line")
+        self.assertEqual(self.caddy.protos()[-1], "HTTP/3.0")
+
+    def test_2_many_requests_share_one_quic_connection(self):
+        conns0 = metric(self.admin, "h3gw_upstream_h3_connections", self.label)
+        reqs0 = metric(self.admin, "h3gw_upstream_h3_requests", self.label)
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        for i in range(200):
+            status, body = self.get(c, f"/n/{i}")
+            self.assertEqual(status, 200)
+            self.assertEqual(json.loads(body)["path"], f"/n/{i}")
+        # Concurrent clients too: requests at once on the same connection(s).
+        results = []
+
+        def client(k):
+            cc = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            for i in range(25):
+                results.append(self.get(cc, f"/c/{k}/{i}", close=i == 24)[0])
+
+        ts = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        c.close()
+        self.assertEqual(results, [200] * 200)
+        reqs = metric(self.admin, "h3gw_upstream_h3_requests", self.label) - reqs0
+        conns = metric(self.admin, "h3gw_upstream_h3_connections", self.label) - conns0
+        print(f"\n  400 requests over {conns:.0f} new QUIC connection(s) (requests counted: {reqs:.0f})", file=sys.stderr)
+        self.assertEqual(reqs, 400)
+        self.assertLessEqual(conns, 1)  # the one from test 1 (or one new one) carried them all
+        self.assertLessEqual(metric(self.admin, "h3gw_upstream_h3_connections", self.label), 2)
+        self.assertEqual(self.caddy.protos()[-1], "HTTP/3.0")
+
+    def test_3_a_large_upload_and_download_stream_through(self):
+        body = os.urandom(3 * 1024 * 1024 + 17)
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        status, out = self.get(c, "/upload", body=body, headers={"content-type": "application/octet-stream"}, close=True)
+        self.assertEqual(status, 200)
+        seen = json.loads(out)
+        self.assertEqual((seen["method"], seen["len"], seen["sha"]), ("POST", len(body), hashlib.sha256(body).hexdigest()))
+
+    def test_4_a_restarted_backend_is_reconnected(self):
+        conns0 = metric(self.admin, "h3gw_upstream_h3_connections", self.label)
+        self.caddy.kill()
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        status, _ = self.get(c, "/while-down", close=True)  # the QUIC connection to the dead Caddy fails
+        self.assertIn(status, (502, 503, 504))
+        self.caddy.start()
+
+        def works():
+            try:
+                cc = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                return self.get(cc, "/again", close=True)[0] == 200
+            except OSError:
+                return False
+
+        harness.wait_until(works, timeout=30, what="a request through the restarted Caddy")
+        self.assertGreater(metric(self.admin, "h3gw_upstream_h3_connections", self.label), conns0)
+        self.assertEqual(self.caddy.protos()[-1], "HTTP/3.0")
+
+
+if __name__ == "__main__":
+    BINARY = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)

@@ -1,0 +1,124 @@
+"""A redis-server of the test's own, on a free loopback port (harness.free_port), for the e2e
+tests of instances sharing state (cluster/). No test touches a Redis it did not start.
+
+    from redis_fixture import RedisServer, redis_available
+    with RedisServer() as redis:            # or RedisServer(password="s3cret", user="proxy")
+        redis.port                          # for the apps' `redis: {address: 127.0.0.1:PORT}`
+        redis.command("SET", "k", "v")      # a RESP command on a connection of its own
+        redis.kill(); redis.restart()       # gone, back on the same port
+        redis.pause(); redis.resume()       # SIGSTOP / SIGCONT: a Redis that does not answer
+
+Standard library only: commands are RESP written and read here."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import harness
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def redis_available():
+    return os.access(REDIS_SERVER, os.X_OK)
+
+
+class RedisError(Exception):
+    pass
+
+
+def _read_reply(f):
+    line = f.readline()
+    if not line:
+        raise ConnectionError("redis closed the connection")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RedisError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2].decode(errors="replace")
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_read_reply(f) for _ in range(n)]
+    raise RedisError(f"unexpected reply {line!r}")
+
+
+def _encode(args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+class RedisServer:
+    def __init__(self, password=None, user=None, user_password=None, extra=()):
+        """password: requirepass (the default user); user/user_password: an ACL user made at start."""
+        self.port = harness.free_port()
+        self.password = password
+        self.user = user
+        self.user_password = user_password
+        self.extra = list(extra)
+        self.proc = None
+        self._start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def _start(self):
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning", "--logfile", ""]
+        if self.password:
+            args += ["--requirepass", self.password]
+        if self.user:
+            args += ["--user", self.user, "on", ">" + (self.user_password or ""), "~*", "&*", "+@all"]
+        self.proc = subprocess.Popen(args + self.extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        harness.wait_until(self._answers, timeout=10, what=f"redis-server on {self.port} answering")
+
+    def _answers(self):
+        try:
+            return self.command("PING") == "PONG"
+        except (OSError, RedisError):
+            return False
+
+    def command(self, *args, timeout=2.0):
+        """One command on a fresh connection (AUTH first when the server has a password)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            f = s.makefile("rb")
+            if self.password:
+                s.sendall(_encode(["AUTH", self.password]))
+                _read_reply(f)
+            s.sendall(_encode(args))
+            return _read_reply(f)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def restart(self):
+        self.kill()
+        self._start()
+
+    def pause(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)

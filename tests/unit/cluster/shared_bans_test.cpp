@@ -1,0 +1,95 @@
+// cluster::shared_bans: a ban made through one instance's link reaches another's list by
+// pub/sub, an instance that starts later reads it from the hash, unban lifts it everywhere, and
+// invalid bans are refused.
+#include <rproxy/cluster/shared_bans.hpp>
+
+#include <asio/io_context.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+
+#include "redis_server.hpp"
+#include "run_until.hpp"
+#include "skip.hpp"
+
+using namespace std::chrono_literals;
+namespace cl = rproxy::cluster;
+namespace mw = rproxy::middleware;
+
+namespace {
+cl::redis_options options_for(const rproxy::test::redis_server& rs) {
+  cl::redis_options o;
+  o.port = rs.port();
+  o.key_prefix = "t:";
+  o.reconnect_min = 20ms;
+  o.reconnect_max = 200ms;
+  return o;
+}
+bool banned(const cl::shared_bans& b, const char* ip) {
+  return b.list().find_address(asio::ip::make_address(ip), mw::ban_clock::now()).has_value();
+}
+}  // namespace
+
+TEST_CASE("shared bans reach the other instances, later ones too, and unban lifts them", "[cluster][redis]") {
+  rproxy::test::redis_server rs;
+  if (!rs) RPROXY_SKIP_MISSING("redis-server");
+  asio::io_context io;
+  cl::redis_client c1(io.get_executor(), options_for(rs)), c2(io.get_executor(), options_for(rs));
+  cl::shared_bans b1(&c1), b2(&c2);
+  c1.start();
+  c2.start();
+  b1.start();
+  b2.start();
+  REQUIRE(rproxy::test::run_until(io, [&] { return c1.ready() && c2.ready() && c2.channel_count() == 1; }));
+
+  CHECK(!b1.ban("addr", "not-an-address", {}));
+  CHECK(!b1.ban("nonsense", "x", {}));
+  REQUIRE(b1.ban("addr", "203.0.113.7", mw::ban_clock::now() + 1h, "scraping here"));
+  REQUIRE(b1.ban("identity", "grief er", {}, "griefing"));
+  REQUIRE(rproxy::test::run_until(io, [&] { return banned(b2, "203.0.113.7"); }));
+  CHECK(banned(b1, "203.0.113.7"));
+  CHECK(!banned(b2, "203.0.113.8"));
+  REQUIRE(rproxy::test::run_until(io, [&] { return b2.list().find_identity("grief er", mw::ban_clock::now()).has_value(); }));
+  CHECK(b2.list().find_identity("grief er", mw::ban_clock::now())->entry.reason == "griefing");
+
+  // a ban file's list, published
+  mw::ban_list file;
+  REQUIRE(file.parse("# rproxy bans v1\naddr 198.51.100.0/24 0 from%20a%20file\n"));
+  b2.publish(file);
+  REQUIRE(rproxy::test::run_until(io, [&] { return banned(b1, "198.51.100.200"); }));
+
+  // an instance that starts now reads every ban from the hash
+  cl::redis_client c3(io.get_executor(), options_for(rs));
+  cl::shared_bans b3(&c3);
+  c3.start();
+  b3.start();
+  REQUIRE(rproxy::test::run_until(io, [&] { return banned(b3, "203.0.113.7") && banned(b3, "198.51.100.1"); }));
+  CHECK(b3.size() == 3);
+
+  // lifted through one, lifted everywhere
+  REQUIRE(b3.unban("addr", "203.0.113.7"));
+  REQUIRE(rproxy::test::run_until(io, [&] { return !banned(b1, "203.0.113.7") && !banned(b2, "203.0.113.7"); }));
+  CHECK(banned(b1, "198.51.100.1"));
+  CHECK(rs.command({"HEXISTS", "t:bans{bans}", "addr 203.0.113.7/32"}) == "0");
+  CHECK(rs.command({"HEXISTS", "t:bans{bans}", "addr 198.51.100.0/24"}) == "1");
+}
+
+TEST_CASE("shared bans without Redis: nothing shared, nothing fails", "[cluster]") {
+  cl::shared_bans none(nullptr);
+  none.start();
+  CHECK(none.ban("addr", "203.0.113.7", {}));
+  CHECK(none.list().size() == 0);
+}
+
+TEST_CASE("shared bans: one ban however its subject is spelled (found by fuzz_shared_bans)", "[cluster]") {
+  cl::shared_bans bans(nullptr);
+  bans.receive("ban\naddr 198.51.100.7/32 0 a\naddr 198.51.100.7 0 b\nidentity a%62 0 c\nidentity ab 0 d\n");
+  CHECK(bans.size() == 2);
+  CHECK(bans.list().size() == 2);
+  CHECK(banned(bans, "198.51.100.7"));
+  bans.receive("unban\naddr 198.51.100.7\nidentity a%62\n");
+  CHECK(bans.size() == 0);
+  CHECK(bans.list().size() == 0);
+  CHECK_FALSE(banned(bans, "198.51.100.7"));
+}
