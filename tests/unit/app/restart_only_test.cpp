@@ -57,19 +57,19 @@ TEST_CASE("restart_only: a changed listener is named on every reload until a res
                             rproxy::app::setting("tls.listen", [](const app_config& c) { return c.tls_port; }));
   REQUIRE(rt.reloads.size() == 1);
 
-  rt.reload({.port = 1, .limit = 5});  // only what a reload applies
+  rt.reload({.port = 1, .tls_port = {}, .limit = 5});  // only what a reload applies
   CHECK(rt.warnings() == 0);
 
-  rt.reload({.port = 2, .limit = 5});
+  rt.reload({.port = 2, .tls_port = {}, .limit = 5});
   CHECK(rt.warnings() == 1);
   CHECK(rt.log_text.str().find("listen") != std::string::npos);
   CHECK(rt.log_text.str().find("tls.listen") == std::string::npos);
 
-  rt.reload({.port = 2, .tls_port = 443});  // still not the first config's port, and TLS added
+  rt.reload({.port = 2, .tls_port = 443, .limit = 0});  // still not the first config's port, and TLS added
   CHECK(rt.warnings() == 2);
   CHECK(rt.log_text.str().find("listen, tls.listen") != std::string::npos);
 
-  rt.reload({.port = 1});  // back to what the listeners were opened with
+  rt.reload({.port = 1, .tls_port = {}, .limit = 0});  // back to what the listeners were opened with
   CHECK(rt.warnings() == 2);
 }
 
@@ -77,6 +77,6 @@ TEST_CASE("restart_only: changed_keys lists the keys that differ, in order", "[a
   const auto port = rproxy::app::setting("listen", [](const app_config& c) { return c.port; });
   const auto tls = rproxy::app::setting("tls.listen", [](const app_config& c) { return c.tls_port; });
   CHECK(rproxy::app::changed_keys(app_config{}, app_config{}, port, tls).empty());
-  CHECK(rproxy::app::changed_keys(app_config{}, app_config{.port = 2, .tls_port = 1}, port, tls) == "listen, tls.listen");
-  CHECK(rproxy::app::changed_keys(app_config{}, app_config{.tls_port = 1}, port, tls) == "tls.listen");
+  CHECK(rproxy::app::changed_keys(app_config{}, app_config{.port = 2, .tls_port = 1, .limit = 0}, port, tls) == "listen, tls.listen");
+  CHECK(rproxy::app::changed_keys(app_config{}, app_config{.port = 1, .tls_port = 1, .limit = 0}, port, tls) == "tls.listen");
 }
