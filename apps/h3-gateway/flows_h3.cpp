@@ -29,7 +29,6 @@ struct h3_factory {
   rproxy::flow::drain_tracker* drain;
   std::size_t worker;
   std::uint64_t max_streams;
-  rproxy::observe::counter* requests;
 
   std::optional<h3_app::start_type> start() const {
     auto w = worlds->current();
@@ -43,7 +42,6 @@ struct h3_factory {
     s.creds = &*w->quic_tls;
     s.max_streams = max_streams;
     s.guard = drain->track();
-    s.requests = requests;
     s.keep = std::move(w);
     return s;
   }
@@ -66,14 +64,12 @@ bool open_quic(runtime& rt, rproxy::app::versions<world>& worlds, const config& 
   if (ec) return rt.log().error("cannot listen", {{"listener", "quic"}, {"address", cfg.to_string()}, {"error", ec.message()}}), false;
   auto l = std::make_shared<quic_listener>();
   const auto n = rt.pool().size();
-  auto& by_protocol = rt.metrics().add_counter_family("h3gw_requests_by_protocol", "Requests by the protocol the client spoke (HTTP/3 here).", {"protocol"});
-  auto* h3_requests = &by_protocol.with({"h3"});
   for (std::size_t i = 0; i < n; ++i) {
     auto sock = rproxy::net::quic::open_udp_socket(rt.pool().executor(i), {addr, cfg.port}, n > 1);
     if (!sock) return rt.log().error("cannot listen", {{"listener", "quic"}, {"address", cfg.to_string()}, {"error", sock.error().message()}}), false;
     endpoint::options o{.worker = i, .workers = n, .secrets = &l->secrets, .settings = s};
     l->endpoints.push_back(std::make_unique<endpoint>(std::move(*sock), o,
-                                                      h3_factory{&worlds, &a, &rt.drain(), i, s.transport.max_streams_bidi, h3_requests}));
+                                                      h3_factory{&worlds, &a, &rt.drain(), i, s.transport.max_streams_bidi}));
   }
   std::vector<endpoint*> peers;
   for (auto& e : l->endpoints) peers.push_back(e.get());

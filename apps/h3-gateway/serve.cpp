@@ -37,6 +37,10 @@ struct app {
     for (std::size_t t = 0; t < 2; ++t)
       for (std::size_t k = 0; k < 2; ++k) upstream_connections[t][k] = &conns.with({t ? "tls" : "tcp", k ? "reused" : "new"});
     connections_accepted = &r.metrics().add_counter("h3gw_connections", "Client connections accepted.");
+    auto& by_protocol = r.metrics().add_counter_family(
+        "h3gw_requests_by_protocol", "Requests by the protocol the client spoke (http/1.0, http/1.1, h2, h3).", {"protocol"});
+    for (std::size_t i = 0; i < requests_by_protocol.size(); ++i)
+      requests_by_protocol[i] = &by_protocol.with({std::string(request_metrics::protocols[i])});
   }
 
   std::shared_ptr<const world> build(const std::shared_ptr<const config>& c) {
@@ -57,6 +61,7 @@ struct app {
       }
     }
     w->upstream_connections = &upstream_connections;
+    w->requests_by_protocol = &requests_by_protocol;
     for (const auto& g : c->groups) {  // TLS to backends: the CA files are read on every reload
       auto& u = w->upstreams.emplace_back();
       if (!g.tls) continue;
@@ -122,6 +127,7 @@ struct app {
   obs::counter* connections_accepted = nullptr;
   rproxy::flow::http1_adapter adapter{};
   rproxy::flow::h2_adapter h2{.http1 = &adapter};
+  std::array<obs::counter*, 4> requests_by_protocol{};
   rproxy::flow::h3_adapter h3{.http1 = &adapter};
   rproxy::net::quic::endpoint_settings quic_settings{};
 };
