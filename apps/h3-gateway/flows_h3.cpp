@@ -100,6 +100,15 @@ bool open_quic(runtime& rt, rproxy::app::versions<world>& worlds, const config& 
   reg.add_callback_counter("h3gw_quic_handed_off", "Datagrams passed to the worker that owns their connection.", sum(&stats::handed_off));
   reg.add_callback_counter("h3gw_quic_datagrams_dropped", "Datagrams received and dropped (undecodable, not for us).", sum(&stats::dropped));
   reg.add_callback_counter("h3gw_quic_send_dropped", "Datagrams not sent: the socket's buffer was full (QUIC sends them again).", sum(&stats::send_dropped));
+  reg.add_callback_counter("h3gw_quic_packets_lost",
+                           "Sent packets with stream data that QUIC declared lost and sent again (counted per stream as it closes: "
+                           "a packet of two streams counts twice; handshake and ACK-only packets are not seen).",
+                           sum(&stats::packets_lost));
+  reg.add_callback_gauge("h3gw_quic_smoothed_rtt_seconds", "Mean smoothed RTT of the QUIC connections closed so far (0: none yet).", [l] {
+    std::uint64_t n = 0, us = 0;
+    for (const auto& e : l->endpoints) n += stats::get(e->stats().rtt_samples), us += stats::get(e->stats().rtt_sum_us);
+    return n == 0 ? 0.0 : static_cast<double>(us) / static_cast<double>(n) / 1e6;
+  });
   rt.log().info("listening", {{"listener", "quic"}, {"address", cfg.to_string()}, {"retry", s.retry}});
   rt.on_stop_accepting([l] {
     for (auto& e : l->endpoints) {
