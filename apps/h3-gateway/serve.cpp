@@ -75,6 +75,9 @@ struct app {
     // Last, as nothing after it fails: a group keeps its pool (backends, counters, checks) while
     // its pool settings (breaker, outlier) stay.
     if (!pools->update(c->groups)) return nullptr;  // logged
+    for (const auto& g : c->groups)  // HTTP/3 backends are checked over QUIC, through their stand-ins
+      if (g.proto == rproxy::flow::upstream_proto::h3 && g.health_check)
+        if (auto* m = pools->monitor(g.name)) m->check_with(h3_probe::of(*g.health_check, w->options.redirect), g.health_check->options());
     for (const auto& g : c->groups) w->pools.push_back(pools->get(g.name));
     shared.bans.publish(w->bans);  // this file's bans reach the other instances
     static constexpr std::array<const char*, 6> classes{"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -124,10 +127,10 @@ struct app {
   obs::counter_family* rejects = nullptr;
   obs::gauge* connections_open = nullptr;
   std::array<std::array<obs::counter*, 2>, 2> upstream_connections{};
+  std::array<obs::counter*, 4> requests_by_protocol{};
   obs::counter* connections_accepted = nullptr;
   rproxy::flow::http1_adapter adapter{};
   rproxy::flow::h2_adapter h2{.http1 = &adapter};
-  std::array<obs::counter*, 4> requests_by_protocol{};
   rproxy::flow::h3_adapter h3{.http1 = &adapter};
   rproxy::net::quic::endpoint_settings quic_settings{};
 };
