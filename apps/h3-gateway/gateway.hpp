@@ -3,7 +3,8 @@
 // health monitors are kept across reloads by group name, rate-limit counters for good.
 //
 // Request pipeline, in order (the connection pipeline runs conn_limit once per connection):
-//   access_log, metrics      one line and the counters per request (first: closes last)
+//   access_log, metrics      one line and the counters per request (first: closes last), and
+//                            requests by the protocol the client spoke (h1, h2 and h3 flows alike)
 //   retry_stage              the route's retry policy and budget (its on_route runs first)
 //   request_id, cors         every request
 //   by_http_route            host/path/predicates -> route, params, upstream path, group (404/400)
@@ -16,9 +17,12 @@
 //   group_transport          how the group's backends are reached (TLS, SNI: its `tls:` block)
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <rproxy/app/listen.hpp>
@@ -27,6 +31,7 @@
 #include <rproxy/balance/group_stage.hpp>
 #include <rproxy/cluster/shared_bans.hpp>
 #include <rproxy/cluster/worker_links.hpp>
+#include <rproxy/codec/http1/message.hpp>
 #include <rproxy/flow/http1.hpp>
 #include <rproxy/flow/upstream.hpp>
 #include <rproxy/net/tls_client.hpp>
@@ -89,6 +94,17 @@ struct request_metrics {
   const std::vector<per_route>* by_route;  ///< per route index, then one for "no route"
   /// Backend connections per request: [tls][reused] (plain new, plain kept, TLS new, TLS kept).
   const std::array<std::array<obs::counter*, 2>, 2>* connections = nullptr;
+  /// Requests by what the client spoke, whichever listener and flow brought them (all three
+  /// run this pipeline): [http/1.0, http/1.1, h2, h3] (protocol_index).
+  const std::array<obs::counter*, 4>* by_protocol = nullptr;
+
+  static constexpr std::array<std::string_view, 4> protocols{"http/1.0", "http/1.1", "h2", "h3"};
+  static constexpr std::size_t protocol_index(const rproxy::codec::http1::request_head_view& h) noexcept {
+    using w = rproxy::codec::http1::wire_protocol;
+    if (h.wire == w::h2) return 2;
+    if (h.wire == w::h3) return 3;
+    return h.version == rproxy::codec::http1::http_version::http10 ? 0 : 1;
+  }
 
   template <class Ctx>
   const per_route& route_of(const Ctx& ctx) const {
@@ -101,6 +117,11 @@ struct request_metrics {
       for (const auto& b : r.backends)
         if (b.ep == *ctx.backend) return &b;
     return nullptr;
+  }
+  template <class Ctx, class Req>
+  rproxy::verdict on_hello(Ctx&, const Req& req) {
+    if (by_protocol) (*by_protocol)[protocol_index(req.head())]->inc();
+    return rproxy::next;
   }
   template <class Ctx>
   rproxy::verdict on_route(Ctx& ctx) {
@@ -291,6 +312,7 @@ struct world_base {
   std::vector<std::unique_ptr<rproxy::net::tls_client_context>> tls_clients;
   std::vector<rproxy::flow::upstream_settings> upstreams;
   const std::array<std::array<obs::counter*, 2>, 2>* upstream_connections = nullptr;
+  const std::array<obs::counter*, 4>* requests_by_protocol = nullptr;
   std::vector<request_metrics::per_route> requests;
   obs::gauge* connections_open = nullptr;
   obs::counter* connections_accepted = nullptr;
@@ -324,7 +346,7 @@ inline auto request_pipeline(world_base& w, std::uint64_t seed, std::size_t work
   for (const auto& g : w.cfg->groups) bs.push_back(bal::any_balancer::make(g.balancer, seed));
   return rproxy::make_pipeline<rproxy::flow::http1_protocol>(
       obs::access_log_stage{w.cfg->access_log ? w.log : nullptr}, rproxy::health::retry_stage{route_retry{&w.retry_rules}},
-      request_metrics{&w.requests, w.upstream_connections}, alt_svc{&w.alt_svc}, mw::request_id{&w.rid_cfg},
+      request_metrics{&w.requests, w.upstream_connections, w.requests_by_protocol}, alt_svc{&w.alt_svc}, mw::request_id{&w.rid_cfg},
       mw::cors{w.cfg->cors ? &w.cors_cfg : nullptr}, by_http_route{&w.table, {.seed = seed}}, rproxy::route::apply_http_route{},
       rproxy::gated{mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, on("ip_filter")},
       rproxy::gated{mw::ban_check{&w.bans, a, &w.ban_cfg, &w.shared->bans.list()}, on("bans")}, rproxy::gated{mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, on("jwt")},
