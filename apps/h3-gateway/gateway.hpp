@@ -234,7 +234,10 @@ struct shared_state {
         links(rt.pool(), redis, rt.metrics(), rt.log(), counters,
               {.sync_interval = c.rate_limit && c.rate_limit->distributed ? c.rate_limit->distributed->sync_interval
                                                                           : std::chrono::milliseconds(100)}),
-        bans(links.client(0), &rt.log()) {}
+        bans(links.client(0), &rt.log()) {
+    links.policy((c.rate_limit && c.rate_limit->distributed ? c.rate_limit->distributed->failure_policy() + ", " : std::string()) +
+                 "bans made here stay here");
+  }
   mw::audit_file sink;
   mw::audit_log audit;
   mw::local_counter_store counters{{.max_keys = 1u << 20}};

@@ -107,6 +107,15 @@ struct rate_distributed_block {
   void validate(rproxy::config::validator& v) const {
     if (sync_interval.count() <= 0) v.at(&rate_distributed_block::sync_interval).error("must be positive");
   }
+  /// What limits do while Redis is unreachable, for the log: "rate limits on_failure=local
+  /// (route login: closed)".
+  std::string failure_policy() const {
+    auto name = [](rate_failure f) { return f == rate_failure::open ? "open" : f == rate_failure::closed ? "closed" : "local"; };
+    std::string s = std::string("rate limits on_failure=") + name(on_failure);
+    for (const auto& r : routes)
+      if (r.on_failure != on_failure) s += std::string(" (route ") + r.route + ": " + name(r.on_failure) + ")";
+    return s;
+  }
 };
 
 struct rate_limit_block {
