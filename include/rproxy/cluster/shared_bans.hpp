@@ -42,8 +42,9 @@ public:
   /// Bans held at most (a message or hash past this is cut; each ban is one short line).
   static constexpr std::size_t max_bans = 100'000;
 
-  shared_bans(redis_client* client, const observe::logger* log = nullptr)
-      : client_(client), log_(log), alive_(std::make_shared<bool>(true)) {
+  /// `opts`: how list() matches (e.g. fold_identity_case for Minecraft names).
+  shared_bans(redis_client* client, const observe::logger* log = nullptr, middleware::ban_list_options opts = {})
+      : client_(client), log_(log), alive_(std::make_shared<bool>(true)), list_(opts) {
     if (client_ != nullptr) key_ = key_of(client_->key_prefix(), "bans", "bans");
   }
   shared_bans(const shared_bans&) = delete;
