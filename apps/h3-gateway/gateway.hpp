@@ -29,8 +29,7 @@
 #include <rproxy/app/runtime.hpp>
 #include <rproxy/app/versions.hpp>
 #include <rproxy/balance/group_stage.hpp>
-#include <rproxy/cluster/shared_bans.hpp>
-#include <rproxy/cluster/worker_links.hpp>
+#include <rproxy/cluster/instance.hpp>
 #include <rproxy/codec/http1/message.hpp>
 #include <rproxy/flow/http1.hpp>
 #include <rproxy/flow/upstream.hpp>
@@ -252,16 +251,15 @@ inline rproxy::health::retry_rule make_retry_rule(const std::optional<rproxy::he
 struct shared_state {
   shared_state(runtime& rt, const config& c, const std::optional<rproxy::cluster::redis_options>& redis)
       : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)),
-        links(rt.pool(), redis, rt.metrics(), rt.log(), counters,
-              {.sync_interval = c.rate_limit && c.rate_limit->distributed ? c.rate_limit->distributed->sync_interval
-                                                                          : std::chrono::milliseconds(100)}),
-        bans(links.client(0), &rt.log()) {}
+        cluster(rt.pool(), redis, rt.metrics(), rt.log(),
+                {.sync_interval = c.rate_limit && c.rate_limit->distributed ? c.rate_limit->distributed->sync_interval
+                                                                            : std::chrono::milliseconds(100),
+                 .policy = (c.rate_limit && c.rate_limit->distributed ? c.rate_limit->distributed->failure_policy() + ", " : std::string()) +
+                           "bans made here stay here"}) {}
   mw::audit_file sink;
   mw::audit_log audit;
-  mw::local_counter_store counters{{.max_keys = 1u << 20}};
   mw::conn_counter conns;
-  rproxy::cluster::worker_links links;
-  rproxy::cluster::shared_bans bans;  ///< bans made on any instance (on worker 0's link)
+  rproxy::cluster::instance cluster;  ///< links to Redis, the rate-limit counters, bans made on any instance
 };
 
 /// One config version: what the stages point at.
@@ -349,10 +347,10 @@ inline auto request_pipeline(world_base& w, std::uint64_t seed, std::size_t work
       request_metrics{&w.requests, w.upstream_connections, w.requests_by_protocol}, alt_svc{&w.alt_svc}, mw::request_id{&w.rid_cfg},
       mw::cors{w.cfg->cors ? &w.cors_cfg : nullptr}, by_http_route{&w.table, {.seed = seed}}, rproxy::route::apply_http_route{},
       rproxy::gated{mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, on("ip_filter")},
-      rproxy::gated{mw::ban_check{&w.bans, a, &w.ban_cfg, &w.shared->bans.list()}, on("bans")}, rproxy::gated{mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, on("jwt")},
+      rproxy::gated{mw::ban_check{&w.bans, a, &w.ban_cfg, &w.shared->cluster.bans.list()}, on("bans")}, rproxy::gated{mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, on("jwt")},
       rproxy::gated{mw::api_key_auth{&w.key_cfg, &w.api_keys, a}, on("api_keys")},
       rproxy::gated{require_auth{a}, route_uses{&w.masks, w.cfg->require_auth ? bit_of("jwt") | bit_of("api_keys") : 0}},
-      rproxy::gated{mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&w.rl_cfg, &w.shared->links.limits(worker), a}, on("rate_limit")},
+      rproxy::gated{mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&w.rl_cfg, &w.shared->cluster.links.limits(worker), a}, on("rate_limit")},
       rproxy::gated{mw::compress{w.cfg->compress ? &w.compress_cfg : nullptr}, on("compress")},
       bal::group_stage{w.pools, std::move(bs), route_group{&w.groups}, {.no_backend = "no backend available", .retry_after_s = w.cfg->retry_after, .breaker_open = "circuit breaker open"}},
       group_transport{&w.upstreams, route_group{&w.groups}});

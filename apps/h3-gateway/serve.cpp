@@ -79,7 +79,7 @@ struct app {
       if (g.proto == rproxy::flow::upstream_proto::h3 && g.health_check)
         if (auto* m = pools->monitor(g.name)) m->check_with(h3_probe::of(*g.health_check, w->options.redirect), g.health_check->options());
     for (const auto& g : c->groups) w->pools.push_back(pools->get(g.name));
-    shared.bans.publish(w->bans);  // this file's bans reach the other instances
+    shared.cluster.bans.publish(w->bans);  // this file's bans reach the other instances
     static constexpr std::array<const char*, 6> classes{"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
     auto row = [&](const std::string& route, const std::string& backend) {
       request_metrics::row r{};
@@ -137,16 +137,11 @@ struct app {
 
 int serve(runtime& rt) {
   const auto c = rt.config().get();
-  std::optional<rproxy::cluster::redis_options> redis;
-  if (c->redis) {
-    auto o = c->redis->options();  // reads the password (never logged)
-    if (!o) return rt.log().error("cannot use the redis: block", {{"error", o.error()}}), 1;
-    redis = std::move(*o);
-  }
-  auto a = std::make_shared<app>(rt, redis);
+  auto redis = rproxy::cluster::instance::options_of(c->redis);  // reads the password (never logged)
+  if (!redis) return rt.log().error("cannot use the redis: block", {{"error", redis.error()}}), 1;
+  auto a = std::make_shared<app>(rt, *redis);
   rt.keep(a);
-  a->shared.links.start();
-  a->shared.bans.start();
+  a->shared.cluster.start();
   if (!a->shared.sink.ok()) return rt.log().error("cannot open the audit file", {{"file", c->audit.file}}), 1;
   a->adapter.drain = &rt.drain();
   a->adapter.json_errors = true;
@@ -160,7 +155,7 @@ int serve(runtime& rt) {
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
   rt.keep(worlds);
   mount_admin_api(rt, worlds);
-  mount_bans_api(rt, a->shared.bans);
+  mount_bans_api(rt, a->shared.cluster.bans);
   c->h2.apply(a->h2.limits, c->limits);
   a->h2.limits.enable_connect_protocol = a->adapter.passes_upgrade("websocket");  // RFC 8441: WebSocket over HTTP/2
   auto ls = std::make_shared<listeners<world>>(listeners<world>{*worlds, rt.drain(), a->adapter, a->h2});
