@@ -282,13 +282,15 @@ class GatewayH2Test(unittest.TestCase):
             gw.signal(signal.SIGHUP)
             harness.wait_until(lambda: fetch(second[0]) == (0, "200"), what="the new certificate after the reload")
             self.assertNotEqual(fetch(first[0])[0], 0)
-            # A bad certificate file is refused; the previous one keeps serving.
+            # A bad certificate file is refused (by the config's validation, at its line); the
+            # previous one keeps serving.
             bad = os.path.join(d, "bad.pem")
             with open(bad, "w") as f:
                 f.write("not a certificate\n")
             gw.write_config(cfg((bad, second[1])))
             gw.signal(signal.SIGHUP)
-            harness.wait_until(lambda: "cannot load TLS certificates" in gw.output(), what="the bad reload logged")
+            harness.wait_until(lambda: "config reload failed" in gw.output(), what="the bad reload logged")
+            self.assertIn("bad.pem", gw.output())
             self.assertEqual(fetch(second[0]), (0, "200"))
         finally:
             self.assertEqual(gw.stop(), 0)
