@@ -27,6 +27,7 @@
 #include <asio/experimental/as_tuple.hpp>
 
 #include <rproxy/app/listen.hpp>
+#include <rproxy/app/restart_only.hpp>
 #include <rproxy/app/runtime.hpp>
 #include <rproxy/app/tls_block.hpp>
 #include <rproxy/app/versions.hpp>
@@ -232,20 +233,6 @@ inline asio::awaitable<void> serve_tls(std::shared_ptr<const world> w, asio::ip:
   (void)co_await flow::serve(w->pipelines[i], w->a, std::move(tls), w->options, eps);
 }
 
-/// The keys a reload cannot apply (listeners), changed from `a` to `b`: "listen, tls.listen", or "".
-inline std::string restart_only_changes(const config& a, const config& b) {
-  const auto ep = [](const std::optional<rproxy::config::endpoint>& e) { return e ? e->to_string() : std::string(); };
-  std::string out;
-  const auto note = [&out](bool changed, std::string_view key) {
-    if (changed) out.append(out.empty() ? "" : ", ").append(key);
-  };
-  note(ep(a.plain_listen()) != ep(b.plain_listen()), "listen");
-  note(a.tls.has_value() != b.tls.has_value(), "tls (added or removed)");
-  note(a.tls && b.tls && a.tls->listen.to_string() != b.tls->listen.to_string(), "tls.listen");
-  note(ep(a.admin.listen) != ep(b.admin.listen), "admin.listen");
-  return out;
-}
-
 /// The server: its shared state, worlds, metrics and the sweep timer.
 struct server {
   explicit server(runtime& r) : rt(r), first(r.config().get()), shared(r, *first), sweep_timer(r.control()) {}
@@ -344,7 +331,6 @@ inline int serve(runtime& rt) {
     s->shared.hub.close_all(rproxy::codec::ws::close_code::going_away, "server shutting down");
   });
   rt.on_reload([s, worlds](const std::shared_ptr<const config>& next) {
-    const auto prev = worlds->current()->cfg;
     auto w = s->build(next);
     if (!w) return s->rt.log().error("config not applied; the previous one keeps serving");
     worlds->swap(std::move(w));
@@ -352,7 +338,8 @@ inline int serve(runtime& rt) {
     s->shared.reg.set_config(next->rooms);             // the next rooms operation
     s->rt.log().info("settings updated: security and rate limits, rooms limits (every connection); websocket, TLS certificates "
                      "(connections accepted from now on)");
-    if (auto keys = restart_only_changes(*prev, *next); !keys.empty())
+    // Against the config the process started with: its listeners and links are the ones running.
+    if (auto keys = rproxy::app::changed_keys(s->first->restart_only(), next->restart_only()); !keys.empty())
       s->rt.log().warn("restart required: these changes apply at the next start", {{"keys", keys}});
   });
   return 0;

@@ -9,7 +9,8 @@
 //     }
 //
 // run_main handles the shared CLI (app/cli.hpp): `init` prints the starter config derived from
-// Config, `validate FILE` prints file:line:col errors, `run` loads the config (or the embedded
+// Config, `validate FILE` prints file:line:col errors (or "ok", then the keys a reload does not
+// apply, when Config lists them: app/restart_only.hpp), `run` loads the config (or the embedded
 // defaults when no file was named and the default file is absent), calls `serve`, then runs
 // the runtime (app/runtime.hpp) until shutdown. Reloads read the --config file the same way.
 // If Config has `admin.listen` (an optional config::endpoint), /metrics /healthz /readyz and
@@ -31,6 +32,7 @@
 
 #include <rproxy/admin/server.hpp>
 #include <rproxy/app/cli.hpp>
+#include <rproxy/app/restart_only.hpp>
 #include <rproxy/app/runtime.hpp>
 #include <rproxy/config/decode.hpp>
 #include <rproxy/config/diagnostics.hpp>
@@ -128,6 +130,7 @@ int run_main(int argc, const char* const* argv, const app_info& info, Serve&& se
     }
     if (o.cmd == command::validate) {
       std::cout << o.config_path << ": ok\n";
+      if constexpr (lists_restart_keys<Config>) print_restart_keys(std::cout, loaded->restart_only());
       return 0;
     }
     o.config_given = true;

@@ -53,6 +53,9 @@ struct jwt_auth_config {
 
 template <class Tag = void, class Clock = std::chrono::system_clock>
 struct basic_jwt_auth {
+  /// Made when a token is verified (pipeline/context.hpp): a flow without one (no jwt block,
+  /// an optional token not sent) holds a null pointer, not 150 bytes.
+  static constexpr bool state_on_demand = true;
   struct state {
     principal auth;
     /// Headers to add to the upstream request: (config-owned header name, claim text).
@@ -93,7 +96,6 @@ struct basic_jwt_auth {
 
   template <class Ctx, request_view Req>
   rproxy::verdict on_hello(Ctx& ctx, const Req& req) {
-    auto& s = ctx.template state<basic_jwt_auth>();
     constexpr bool owns_fields = requires { ctx.request_fields.set(std::string_view(), std::string_view()); };
     if constexpr (owns_fields)  // a client's own value of a forwarded claim never reaches the backend
       for (const auto& f : cfg->forward) ctx.request_fields.set(f.header, std::string_view());
@@ -103,6 +105,7 @@ struct basic_jwt_auth {
       return reject_and_audit(ctx, audit, {reject_code::unauthorized, cfg->reject_message}, "jwt_auth",
                               r.error().message());
     }
+    auto& s = ctx.template state<basic_jwt_auth>();
     publish(*r, s);
     if constexpr (owns_fields)
       for (const auto& [header, value] : s.forward_headers) ctx.request_fields.set(header, value);
