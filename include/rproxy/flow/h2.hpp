@@ -564,7 +564,10 @@ private:
     info.content_length = cl.value_or(0);
     std::string first;
     if (!reused) first = net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o_.send, ctx.client, ctx.local);
-    first += h1_.upstream_head(ctx, req.head(), info);
+    auto io = take_io();  // (given back when the exchange ends)
+    h1_.build_upstream_head(io->up, ctx, req.head(), info);
+    first.reserve(first.size() + http1::serialized_size(io->up));
+    http1::serialize_to(first, io->up);
     bool body_sent = false;
     // A failure the stream's retry policy lets go to another pick (ctx.retry_on): only for an
     // idempotent request without a body, so sending it again loses and repeats nothing.
@@ -616,7 +619,8 @@ private:
 
     // 2. The response head (1xx dropped).
     http1_detail::recv_buffer bin(h1_.response_limits.max_start_line + h1_.response_limits.max_header_bytes + 4 + h1_.buffer_size);
-    http1::response_parser bp(h1_.response_limits);
+    auto& bp = io->bp;
+    bp.reset();
     bp.set_request_method(head_request(ctx) ? std::string_view("HEAD") : std::string_view("GET"));
     std::size_t head_size = 0;
     for (;;) {
@@ -658,7 +662,8 @@ private:
       co_return exchange_result{};
     }
     const bool filtered = !no_body && body_filtered(ctx);
-    http1::fields down;
+    auto& down = io->down;
+    down.clear();
     for (const auto& f : rh.fields) {
       if (http1::detail::iequals(f.name, "content-length")) {
         if (rh.status != 204 && rh.status != 304 && !binfo.chunked && !filtered) down.add(f.name, f.value);
@@ -927,6 +932,29 @@ private:
     return {};
   }
 
+  // --- what a stream's exchange reuses ---------------------------------------------------------
+  /// A stream's parser and heads, kept by the connection for its next streams once they have
+  /// grown (no allocation per stream for them).
+  struct stream_io {
+    explicit stream_io(const http1::limits& l) : bp(l) {}
+    http1::response_parser bp;
+    http1::fields down;
+    http1::request_head up;
+  };
+  struct io_return {
+    connection* c;
+    void operator()(stream_io* io) const noexcept {
+      if (c->spare_io_.size() < c->a_.limits.max_concurrent_streams) c->spare_io_.emplace_back(io);
+      else delete io;
+    }
+  };
+  std::unique_ptr<stream_io, io_return> take_io() {
+    if (spare_io_.empty()) return {new stream_io(h1_.response_limits), io_return{this}};
+    auto* io = spare_io_.back().release();
+    spare_io_.pop_back();
+    return {io, io_return{this}};
+  }
+
   // --- kept backend connections --------------------------------------------------------------
   std::optional<net::upstream_stream> take_kept(const asio::ip::tcp::endpoint& ep, const void* via) {
     for (auto& k : kept_)
@@ -953,6 +981,7 @@ private:
   std::unordered_map<std::int32_t, std::unique_ptr<stream_state>> streams_;
   std::vector<stream_state*> starting_;  ///< dispatch()'s list of streams to start (kept for its capacity)
   std::vector<detail::basic_kept_backend<net::upstream_stream>> kept_;
+  std::vector<std::unique_ptr<stream_io>> spare_io_;
   wakeup writer_wake_, tick_wake_, all_done_;
   std::size_t tasks_ = 0;
   bool stopping_ = false, ending_ = false;

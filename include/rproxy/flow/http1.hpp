@@ -110,7 +110,8 @@ struct http1_adapter {
         : a_(&a),
           in_(a.request_limits.max_start_line + a.request_limits.max_header_bytes + 4 + a.buffer_size),
           bin_(a.response_limits.max_start_line + a.response_limits.max_header_bytes + 4 + a.buffer_size),
-          parser_(a.request_limits) {}
+          parser_(a.request_limits),
+          bparser_(a.response_limits) {}
     reader(const reader&) = delete;  // hello() points into it
     reader& operator=(const reader&) = delete;
 
@@ -178,6 +179,13 @@ struct http1_adapter {
     codec::http1::fields connection_;  ///< the current request's Connection lines (for its trailers)
     http1_detail::recv_buffer in_, bin_;
     codec::http1::request_parser parser_;
+    // Kept across the connection's requests so that their storage is reused (no allocation
+    // per request once they have grown): the backends' response parser, the head the client
+    // gets and its bytes, the head the backend gets.
+    codec::http1::response_parser bparser_;
+    codec::http1::response_head down_;
+    std::string down_bytes_;
+    codec::http1::request_head up_;
     std::optional<codec::http1::request_view> view_;
     std::size_t head_bytes_ = 0;
     bool head_taken_ = false;
@@ -378,6 +386,10 @@ struct http1_adapter {
   template <class Ctx>
   std::string upstream_head(const Ctx& ctx, const codec::http1::request_head_view& head,
                             const codec::http1::message_info& info, std::string_view upgrade = {}) const;
+  /// The same, built in `up` (a head kept across requests: its storage is reused).
+  template <class Ctx>
+  void build_upstream_head(codec::http1::request_head& up, const Ctx& ctx, const codec::http1::request_head_view& head,
+                           const codec::http1::message_info& info, std::string_view upgrade = {}) const;
 
   /// A connection to the flow's backend: TLS when ctx.upstream says so (flow/upstream.hpp).
   template <class Ctx>

@@ -55,7 +55,8 @@ std::string http1_adapter::first_bytes(const Ctx& ctx, reader& r) const {
   r.connection_.clear();
   for (const auto& f : r.parser().head().fields)
     if (codec::http1::detail::iequals(f.name, "connection")) r.connection_.add(f.name, f.value);
-  return upstream_head(ctx, r.parser().head(), r.parser().info(), r.upgrade_);
+  build_upstream_head(r.up_, ctx, r.parser().head(), r.parser().info(), r.upgrade_);
+  return codec::http1::serialize(r.up_);
 }
 
 /// The upstream request head: the client's fields as codec/http1/forward.hpp's rules allow
@@ -67,8 +68,21 @@ std::string http1_adapter::first_bytes(const Ctx& ctx, reader& r) const {
 template <class Ctx>
 std::string http1_adapter::upstream_head(const Ctx& ctx, const codec::http1::request_head_view& head,
                                          const codec::http1::message_info& info, std::string_view upgrade) const {
+  codec::http1::request_head up;
+  build_upstream_head(up, ctx, head, info, upgrade);
+  return codec::http1::serialize(up);
+}
+
+/// The same, built in `up` (a head kept across requests: its storage is reused).
+template <class Ctx>
+void http1_adapter::build_upstream_head(codec::http1::request_head& up, const Ctx& ctx,
+                                        const codec::http1::request_head_view& head,
+                                        const codec::http1::message_info& info, std::string_view upgrade) const {
   namespace http1 = codec::http1;
-  http1::request_head up{std::string(head.method), std::string(head.target)};
+  up.method.assign(head.method);
+  up.target.assign(head.target);
+  up.version = http1::http_version::http11;
+  up.fields.clear();
   if constexpr (requires { ctx.upstream_target; })
     if (!ctx.upstream_target.empty()) up.target = ctx.upstream_target;
   const auto rules = forward_rules();
@@ -90,7 +104,6 @@ std::string http1_adapter::upstream_head(const Ctx& ctx, const codec::http1::req
     up.fields.add("Connection", "upgrade");
     up.fields.add("Upgrade", upgrade);
   }
-  return http1::serialize(up);
 }
 
 /// One request's exchange: the head (`first`) and the body up, the response down.
@@ -195,7 +208,8 @@ asio::awaitable<exchange_result> http1_adapter::exchange(Pipeline& p, typename P
 
   // 2. The response head (1xx interim responses are dropped).
   auto& bin = r.bin_;
-  http1::response_parser bp(response_limits);
+  auto& bp = r.bparser_;
+  bp.reset();
   bp.set_request_method(bodiless_method ? std::string_view("HEAD") : std::string_view("GET"));
   std::size_t head_size = 0;
   for (;;) {
@@ -246,7 +260,11 @@ asio::awaitable<exchange_result> http1_adapter::exchange(Pipeline& p, typename P
   }
   const bool filtered = !bodiless && body_filtered<Pipeline>(ctx);
   bool keep = info.keep_alive && !(drain != nullptr && drain->draining());
-  http1::response_head down{rh.status, std::string(rh.reason)};
+  auto& down = r.down_;
+  down.status = rh.status;
+  down.reason.assign(rh.reason);
+  down.version = http1::http_version::http11;
+  down.fields.clear();
   for (const auto& f : rh.fields) {
     using http1::detail::iequals;
     const bool framing = iequals(f.name, "content-length") || iequals(f.name, "transfer-encoding");
@@ -261,7 +279,9 @@ asio::awaitable<exchange_result> http1_adapter::exchange(Pipeline& p, typename P
   }
   if constexpr (requires { ctx.response_fields; }) ctx.response_fields.apply(down.fields);
   http1::set_keep_alive(down.fields, info.version, keep);
-  const std::string down_head = http1::serialize(down);
+  r.down_bytes_.clear();
+  http1::serialize_to(r.down_bytes_, down);
+  const std::string& down_head = r.down_bytes_;
   sent(ctx, rh.status);
   bin.consume(head_size);  // the head's views are not used past this point
   // The head goes out with the first piece of the body that is already here (one gathered

@@ -158,9 +158,11 @@ asio::awaitable<hello_step> read_hello(Stream& s, Reader& r, Ctx& ctx,
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) co_return hello_step::fail(make_error_code(net::error::idle_timeout));
     const auto settle = r.settle_time();
-    const auto until = settle ? std::min(deadline, now + *settle) : deadline;
+    const bool settling = settle && now + *settle < deadline;  // (a wait of a fixed length: on the idle sweep)
+    const auto until = settling ? now + *settle : deadline;
     auto room = r.prepare(2048);
-    auto [ec, n] = co_await net::with_deadline(s.async_read_some(asio::buffer(room.data(), room.size()), asio::experimental::deferred), until);
+    auto read = [&] { return s.async_read_some(asio::buffer(room.data(), room.size()), asio::experimental::deferred); };
+    auto [ec, n] = settling ? co_await net::with_deadline(read(), *settle) : co_await net::with_deadline(read(), deadline);
     if (ec == net::error::idle_timeout) {
       if (settle) {  // the client paused: let the reader settle what it has
         auto settled = r.next(ctx, true);
@@ -378,6 +380,7 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
   bool reused = false;
   std::error_code ec;
   std::string request;  // the adapter's first bytes, made once (a retry sends them again)
+  constexpr bool has_exchange = requires { a.exchange(p, ctx, client, *backend, request, o, reader, false); };
   bool made = false;
   bool retry_safe = false;  // the adapter retries it fresh if a kept connection turns out stale (asked while the head is whole)
   if constexpr (Adapter::reads_hello && requires { a.retry_safe(reader); }) retry_safe = a.retry_safe(reader);
@@ -421,13 +424,13 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
     const std::size_t proxy_bytes = first.size();
     if constexpr (Adapter::reads_hello) {
       if (!std::exchange(made, true)) request = a.first_bytes(ctx, reader);
-      first += request;
+      if (!first.empty() || !has_exchange) first += request;  // (else the exchange sends `request` itself: no copy)
     } else {
       first += early;
     }
-    if constexpr (requires { a.exchange(p, ctx, client, *backend, first, o, reader, reused); }) {
+    if constexpr (has_exchange) {
       for (;;) {
-        auto r = co_await a.exchange(p, ctx, client, *backend, first, o, reader, reused);
+        auto r = co_await a.exchange(p, ctx, client, *backend, first.empty() ? request : first, o, reader, reused);
         if (r.retry_fresh && reused) {  // the kept connection died under us: once more, fresh
           auto [cec, sock] = co_await connect_backend(a, ctx, client.get_executor(), o);
           if (cec) {
@@ -436,7 +439,8 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
           }
           backend.emplace(std::move(sock));
           reused = false;
-          first.insert(0, net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o.send, ctx.client, ctx.local));
+          first = net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o.send, ctx.client, ctx.local);
+          if (!first.empty()) first += request;
           continue;
         }
         if (r.retry_other) {  // another pick: on_route reports this one's failure

@@ -25,6 +25,14 @@
 //
 // `async_with_deadline(ex, op, deadline, on_timeout, token)` is the same for any completion
 // token, with the timer on `ex`.
+//
+// Cost: with a timeout (`with_deadline(op, 30s)`) on an io_context's executor, the deadline is
+// an entry on the io_context's idle sweep (net/idle_sweep.hpp: one timer for all the flows of a
+// worker, a lane per timeout) rather than a timer of its own: no timer queue insertion and
+// removal, no cancelled timer handler to run after each operation, no timerfd_settime(2). It
+// then fires late by at most timeout/64 (at most one second), never early. A time point, an
+// executor that is not an io_context's (a strand), or a sweep with many lanes already (a
+// timeout cut at a request's deadline varies per call) keeps a timer per call, as before.
 #pragma once
 
 #include <asio/associated_allocator.hpp>
@@ -42,6 +50,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/experimental/as_tuple.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -51,6 +60,7 @@
 #include <utility>
 
 #include <rproxy/net/error.hpp>
+#include <rproxy/net/idle_sweep.hpp>
 
 namespace rproxy::net {
 
@@ -95,6 +105,22 @@ struct deadline_results<R(std::error_code, Results...)> {
   using tuple = std::tuple<std::error_code, Results...>;
 };
 
+/// What the idle sweep's expiry touches of a call (one expiry function for every operation
+/// type: a lane per timeout, not per timeout and operation).
+class deadline_entry : public idle_sweep::entry {
+protected:
+  /// The sweep's expiry (the entry is unlinked already; the operation is still pending).
+  static void expired(idle_sweep::entry& e) {
+    auto& self = static_cast<deadline_entry&>(e);
+    if (self.op_done_) return;
+    self.fired_ = true;
+    self.signal_.emit(asio::cancellation_type::terminal);
+  }
+  asio::cancellation_signal signal_;
+  bool op_done_ = false;
+  bool fired_ = false;
+};
+
 /// The state of one call: the caller's handler, the timer, the signal bound to the operation and
 /// the operation's results. The operation's handler and the timer's handler each hold a
 /// reference; the last one released frees it. The caller completes when the operation does,
@@ -104,27 +130,36 @@ template <class Handler, class Signature>
 class deadline_op;
 
 template <class Handler, class R, class... Results>
-class deadline_op<Handler, R(std::error_code, Results...)> {
+class deadline_op<Handler, R(std::error_code, Results...)> final : private deadline_entry {
 public:
   using results_type = std::tuple<std::error_code, Results...>;
   using handler_executor = asio::associated_executor_t<Handler, asio::any_io_executor>;
   using allocator_type = typename std::allocator_traits<
       asio::associated_allocator_t<Handler, asio::recycling_allocator<void>>>::template rebind_alloc<deadline_op>;
 
-  /// Starts `op` with a deadline, its timer on `io_ex`.
+  /// Starts `op` with a deadline, on `io_ex`'s idle sweep when `timeout` is set (the deadline is
+  /// then now + timeout) and the sweep takes it, else on a timer of its own.
   template <class Op>
   static void start(Handler handler, const asio::any_io_executor& io_ex, Op&& op,
-                    std::chrono::steady_clock::time_point deadline, std::error_code on_timeout) {
+                    std::chrono::steady_clock::time_point deadline, std::chrono::steady_clock::duration timeout,
+                    std::error_code on_timeout) {
     allocator_type alloc(asio::get_associated_allocator(handler, asio::recycling_allocator<void>()));
     auto* mem = std::allocator_traits<allocator_type>::allocate(alloc, 1);
     deadline_op* self;
+    idle_sweep* sweep = nullptr;
+    if (timeout > std::chrono::steady_clock::duration::zero())
+      if (auto* ioc = io_context_of(io_ex)) {
+        auto& s = asio::use_service<idle_sweep>(*ioc);
+        if (s.takes(timeout, &expired)) sweep = &s;
+      }
     try {
-      self = ::new (static_cast<void*>(mem)) deadline_op(std::move(handler), alloc, io_ex, on_timeout);
+      self = ::new (static_cast<void*>(mem)) deadline_op(std::move(handler), alloc, io_ex, on_timeout, sweep);
     } catch (...) {
       std::allocator_traits<allocator_type>::deallocate(alloc, mem, 1);
       throw;
     }
-    self->begin(std::forward<Op>(op), deadline);
+    if (sweep != nullptr) self->begin_swept(std::forward<Op>(op), timeout);
+    else self->begin(std::forward<Op>(op), deadline);
   }
 
 private:
@@ -168,39 +203,60 @@ private:
     }
   };
 
-  deadline_op(Handler&& h, const allocator_type& alloc, const asio::any_io_executor& io_ex, std::error_code on_timeout)
+  deadline_op(Handler&& h, const allocator_type& alloc, const asio::any_io_executor& io_ex, std::error_code on_timeout,
+              idle_sweep* sweep)
       : handler_(std::move(h)),
         alloc_(alloc),
         ex_(asio::get_associated_executor(*handler_, io_ex)),
         work_(ex_),
-        timer_(io_ex),
-        on_timeout_(on_timeout) {}
+        sweep_(sweep),
+        on_timeout_(on_timeout) {
+    if (sweep_ == nullptr) timer_.emplace(io_ex);
+  }
 
   ~deadline_op() {
     if (handler_) asio::get_associated_cancellation_slot(*handler_).clear();  // never completed
+    if (sweep_ != nullptr) sweep_->remove(*this);  // (no-op unless destroyed uncompleted, the io_context going)
   }
 
-  template <class Op>
-  void begin(Op&& op, std::chrono::steady_clock::time_point deadline) {
+  /// The caller's cancellation: the operation's too, and the deadline's.
+  void watch_caller_slot() {
     auto slot = asio::get_associated_cancellation_slot(*handler_);
     if (slot.is_connected())
       slot.assign([this](asio::cancellation_type type) {
         if (op_done_) return;
-        timer_.cancel();
+        stop_deadline();
         signal_.emit(type);
       });
-    timer_.expires_at(deadline);
-    refs_ = 2;
-    timer_.async_wait(timer_handler{ref(this)});
-    std::forward<Op>(op)(op_handler{ref(this)});
+  }
+  void stop_deadline() noexcept {
+    if (sweep_ != nullptr) sweep_->remove(*this);
+    else timer_->cancel();  // its handler runs soon after, with operation_aborted
   }
 
+  template <class Op>
+  void begin(Op&& op, std::chrono::steady_clock::time_point deadline) {
+    watch_caller_slot();
+    timer_->expires_at(deadline);
+    refs_ = 2;
+    timer_->async_wait(timer_handler{ref(this)});
+    std::forward<Op>(op)(op_handler{ref(this)});
+  }
+  /// On the sweep: the operation's handler holds the only reference; the sweep's entry is
+  /// removed when the operation completes (an expiry after that cannot happen).
+  template <class Op>
+  void begin_swept(Op&& op, std::chrono::steady_clock::duration timeout) {
+    watch_caller_slot();
+    refs_ = 1;
+    sweep_->add(*this, timeout, std::chrono::steady_clock::now(), &expired);
+    std::forward<Op>(op)(op_handler{ref(this)});
+  }
   /// The operation completed: so does the call, at once.
   template <class... Args>
   void on_op(Args&&... args) {
     results_type r(std::forward<Args>(args)...);
     op_done_ = true;
-    if (!fired_) timer_.cancel();  // its handler runs soon after, with operation_aborted
+    if (!fired_) stop_deadline();
     if (fired_ && std::get<0>(r) == asio::error::operation_aborted) std::get<0>(r) = on_timeout_;
     asio::get_associated_cancellation_slot(*handler_).clear();
     auto h = std::move(*handler_);
@@ -226,12 +282,10 @@ private:
   allocator_type alloc_;
   handler_executor ex_;  // where the caller's handler runs, and the two inner handlers
   asio::executor_work_guard<handler_executor> work_;  // keeps it running until the call completes
-  asio::steady_timer timer_;
-  asio::cancellation_signal signal_;
+  idle_sweep* sweep_;                         // the deadline is an entry here, or
+  std::optional<asio::steady_timer> timer_;  // on a timer of its own
   std::error_code on_timeout_;
   int refs_ = 0;
-  bool op_done_ = false;
-  bool fired_ = false;
 };
 
 }  // namespace detail
@@ -247,9 +301,9 @@ struct initiate_with_deadline {
   /// `io_ex` empty: the handler's associated executor (a coroutine's, with use_awaitable).
   template <class Handler, class Op>
   void operator()(Handler handler, asio::any_io_executor io_ex, Op op, std::chrono::steady_clock::time_point deadline,
-                  std::error_code on_timeout) const {
+                  std::chrono::steady_clock::duration timeout, std::error_code on_timeout) const {
     if (!io_ex) io_ex = asio::get_associated_executor(handler, asio::any_io_executor());
-    deadline_op<Handler, Signature>::start(std::move(handler), io_ex, std::move(op), deadline, on_timeout);
+    deadline_op<Handler, Signature>::start(std::move(handler), io_ex, std::move(op), deadline, timeout, on_timeout);
   }
 };
 
@@ -263,7 +317,8 @@ auto async_with_deadline(const asio::any_io_executor& ex, Op op, std::chrono::st
                          std::error_code on_timeout, CompletionToken&& token) {
   using signature = detail::deadline_signature_t<Op>;
   return asio::async_initiate<CompletionToken, signature>(detail::initiate_with_deadline<signature>{}, token, ex,
-                                                          std::move(op), deadline, on_timeout);
+                                                          std::move(op), deadline, std::chrono::steady_clock::duration::zero(),
+                                                          on_timeout);
 }
 
 /// In a coroutine: `auto [ec, n...] = co_await with_deadline(op, deadline);` (the timer runs on
@@ -274,14 +329,19 @@ asio::awaitable<deadline_results_t<Op>> with_deadline(Op op, std::chrono::steady
   using signature = detail::deadline_signature_t<Op>;
   return asio::async_initiate<const asio::experimental::as_tuple_t<asio::use_awaitable_t<>>&, signature>(
       detail::initiate_with_deadline<signature>{}, asio::experimental::as_tuple(asio::use_awaitable),
-      asio::any_io_executor(), std::move(op), deadline, on_timeout);
+      asio::any_io_executor(), std::move(op), deadline, std::chrono::steady_clock::duration::zero(), on_timeout);
 }
 
-/// The same with a deadline `timeout` from now.
+/// The same with a deadline `timeout` from now (on the io_context's idle sweep when it can be:
+/// see the file comment).
 template <class Op>
 asio::awaitable<deadline_results_t<Op>> with_deadline(Op op, std::chrono::steady_clock::duration timeout,
                                                       std::error_code on_timeout = make_error_code(error::idle_timeout)) {
-  return with_deadline(std::move(op), std::chrono::steady_clock::now() + timeout, on_timeout);
+  using signature = detail::deadline_signature_t<Op>;
+  const auto t = std::max(timeout, std::chrono::steady_clock::duration(1));  // (zero or less: due at once)
+  return asio::async_initiate<const asio::experimental::as_tuple_t<asio::use_awaitable_t<>>&, signature>(
+      detail::initiate_with_deadline<signature>{}, asio::experimental::as_tuple(asio::use_awaitable),
+      asio::any_io_executor(), std::move(op), std::chrono::steady_clock::now() + t, t, on_timeout);
 }
 
 }  // namespace rproxy::net

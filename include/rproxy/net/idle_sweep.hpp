@@ -76,6 +76,17 @@ public:
     if (was_empty) arm(now + timeout + slack(timeout));  // (a lane's later entries expire later)
   }
 
+  /// Whether add(e, timeout, now, expire) may be called without a new lane past max_lanes
+  /// (a caller whose timeouts vary widely keeps a timer of its own instead).
+  static constexpr std::size_t max_lanes = 32;
+  bool takes(clock::duration timeout, void (*expire)(entry&)) const noexcept {
+    if (shut_down_) return false;
+    if (lanes_.size() < max_lanes) return true;
+    for (const auto& l : lanes_)
+      if (l.timeout == timeout && l.expire == expire) return true;
+    return false;
+  }
+
   /// `e` was active at `now`: its deadline moves to now + its timeout. No-op if not linked.
   void touch(entry& e, clock::time_point now) noexcept {
     if (!e.linked()) return;

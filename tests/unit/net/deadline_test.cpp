@@ -1,6 +1,7 @@
 #include <rproxy/net/deadline.hpp>
 
 #include <rproxy/net/connector.hpp>
+#include <rproxy/net/idle_sweep.hpp>
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/buffer.hpp>
@@ -263,5 +264,112 @@ TEST_CASE("deadline: back-to-back calls leave no timer behind", "[net][deadline]
   REQUIRE(run_until(ioc, [&] { return reads == 100; }));
   ioc.restart();
   ioc.run();  // returns: every cancelled timer's handler has run, nothing else waits
+  CHECK(ioc.stopped());
+}
+
+// A timeout (a duration) on an io_context's executor puts the deadline on the io_context's idle
+// sweep (net/idle_sweep.hpp) instead of a timer per call: the same contract.
+namespace {
+asio::awaitable<void> read_for(stream& s, clock_type::duration d, read_result& out) {
+  std::array<char, 64> buf;
+  auto [ec, n] = co_await net::with_deadline(s.async_read_some(asio::buffer(buf), deferred), d);
+  out.data.assign(buf.data(), n);
+  out.ec = ec;
+}
+}  // namespace
+
+TEST_CASE("deadline: a timeout on the idle sweep cancels the operation, and only that one", "[net][deadline]") {
+  asio::io_context ioc;
+  pair p(ioc);
+  read_result first, second;
+  asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        co_await read_for(p.a, 10ms, first);
+        co_await read_for(p.a, 20s, second);
+      },
+      asio::detached);
+  ioc.poll();
+  CHECK(asio::use_service<net::idle_sweep>(ioc).size() == 1);  // the deadline is the sweep's entry
+  REQUIRE(run_until(ioc, [&] { return first.done(); }));
+  CHECK(*first.ec == net::error::idle_timeout);
+  CHECK(first.data.empty());
+  ioc.poll();
+  CHECK_FALSE(second.done());
+  p.send("later");
+  REQUIRE(run_until(ioc, [&] { return second.done(); }));
+  CHECK_FALSE(*second.ec);
+  CHECK(second.data == "later");
+  CHECK(asio::use_service<net::idle_sweep>(ioc).size() == 0);  // removed when the read completed
+  ioc.restart();
+  ioc.run();  // returns: no timer left armed
+  CHECK(ioc.stopped());
+}
+
+TEST_CASE("deadline: a timeout on the idle sweep: data first, caller cancels, io_context destroyed", "[net][deadline]") {
+  SECTION("the data is there first: the result stands") {
+    asio::io_context ioc;
+    pair p(ioc);
+    read_result r;
+    p.send("now");
+    asio::co_spawn(ioc, read_for(p.a, 20s, r), asio::detached);
+    REQUIRE(run_until(ioc, [&] { return r.done(); }));
+    CHECK_FALSE(*r.ec);
+    CHECK(r.data == "now");
+  }
+  SECTION("cancelling the caller cancels the operation and leaves the sweep") {
+    asio::io_context ioc;
+    pair p(ioc);
+    asio::cancellation_signal cancel;
+    read_result r;
+    asio::co_spawn(ioc, read_for(p.a, 20s, r), asio::bind_cancellation_slot(cancel.slot(), asio::detached));
+    ioc.poll();
+    REQUIRE_FALSE(r.done());
+    cancel.emit(asio::cancellation_type::terminal);
+    REQUIRE(run_until(ioc, [&] { return r.done(); }));
+    CHECK(*r.ec == asio::error::operation_aborted);
+    CHECK(asio::use_service<net::idle_sweep>(ioc).size() == 0);
+  }
+  SECTION("an io_context destroyed while the call is pending frees it all") {  // (LeakSanitizer, ASan)
+    read_result r;
+    {
+      asio::io_context ioc;
+      pair p(ioc);
+      asio::co_spawn(ioc, read_for(p.a, 20s, r), asio::detached);
+      ioc.poll();
+      REQUIRE_FALSE(r.done());
+    }
+    CHECK_FALSE(r.done());
+  }
+}
+
+TEST_CASE("deadline: timeouts of many lengths (past the sweep's lanes) keep a timer each, same results", "[net][deadline]") {
+  asio::io_context ioc;
+  pair p(ioc);
+  int reads = 0, timeouts = 0;
+  bool done = false;
+  asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        std::array<char, 1> buf;
+        for (int i = 0; i < 2 * static_cast<int>(net::idle_sweep::max_lanes); ++i) {  // a new length each time
+          auto [ec, n] = co_await net::with_deadline(p.a.async_read_some(asio::buffer(buf), deferred), 20s + std::chrono::milliseconds(i));
+          if (ec || n != 1) co_return;
+          ++reads;
+        }
+        for (int i = 0; i < 3; ++i) {  // expiries, on the sweep or on a timer
+          auto [ec, n] = co_await net::with_deadline(p.a.async_read_some(asio::buffer(buf), deferred), std::chrono::milliseconds(1 + i));
+          (void)n;
+          if (ec == net::error::idle_timeout) ++timeouts;
+        }
+        done = true;
+      },
+      asio::detached);
+  p.send(std::string(2 * net::idle_sweep::max_lanes, 'x'));
+  REQUIRE(run_until(ioc, [&] { return done; }));
+  CHECK(reads == 2 * static_cast<int>(net::idle_sweep::max_lanes));
+  CHECK(timeouts == 3);
+  ioc.restart();
+  ioc.run();
   CHECK(ioc.stopped());
 }

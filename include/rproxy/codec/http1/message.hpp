@@ -14,6 +14,7 @@
 
 #include <rproxy/codec/http1/detail/chars.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -106,6 +107,8 @@ constexpr bool is_valid_field_value(std::string_view value) noexcept {
 
 /// An owning, ordered field list. add()/set() reject invalid names or values with
 /// std::invalid_argument (a programmer error: check untrusted text with is_valid_field_*).
+/// clear() keeps the lines' storage for the next ones, so a list kept across messages (a
+/// head rebuilt per request on one connection) stops allocating once it has grown.
 class fields : public detail::field_lookup<fields> {
 public:
   fields() = default;
@@ -116,43 +119,43 @@ public:
   static fields from(const fields_view& v) {
     fields f;
     f.list_.reserve(v.size());
-    for (const auto& x : v) f.list_.push_back({std::string(x.name), std::string(x.value)});
+    for (const auto& x : v) f.append(x.name, x.value);
     return f;
   }
 
   /// Appends a field line (duplicates are kept).
   fields& add(std::string_view name, std::string_view value) {
     check(name, value);
-    list_.push_back({std::string(name), std::string(value)});
+    append(name, value);
     return *this;
   }
   /// Replaces every field `name` by one line with `value`, at the first one's position.
   fields& set(std::string_view name, std::string_view value) {
     check(name, value);
     bool done = false;
-    std::erase_if(list_, [&](field& f) {
+    remove_if([&](field& f) {
       if (!detail::iequals(f.name, name)) return false;
       if (done) return true;
-      f.value = std::string(value);
+      f.value.assign(value);
       done = true;
       return false;
     });
-    if (!done) list_.push_back({std::string(name), std::string(value)});
+    if (!done) append(name, value);
     return *this;
   }
   /// Removes every field `name`; returns how many lines were removed.
   std::size_t erase(std::string_view name) {
-    return std::erase_if(list_, [&](const field& f) { return detail::iequals(f.name, name); });
+    return remove_if([&](const field& f) { return detail::iequals(f.name, name); });
   }
-  void clear() noexcept { list_.clear(); }
+  void clear() noexcept { n_ = 0; }
 
   auto begin() const noexcept { return list_.begin(); }
-  auto end() const noexcept { return list_.end(); }
-  std::size_t size() const noexcept { return list_.size(); }
-  bool empty() const noexcept { return list_.empty(); }
+  auto end() const noexcept { return list_.begin() + static_cast<std::ptrdiff_t>(n_); }
+  std::size_t size() const noexcept { return n_; }
+  bool empty() const noexcept { return n_ == 0; }
   const field& operator[](std::size_t i) const noexcept { return list_[i]; }
 
-  friend bool operator==(const fields& a, const fields& b) { return a.list_ == b.list_; }
+  friend bool operator==(const fields& a, const fields& b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); }
 
 private:
   static void check(std::string_view name, std::string_view value) {
@@ -161,7 +164,35 @@ private:
     if (!is_valid_field_value(value))
       throw std::invalid_argument("http1::fields: invalid field value");
   }
-  std::vector<field> list_;
+  /// A line at the end, in a kept slot when there is one (its strings' storage reused).
+  void append(std::string_view name, std::string_view value) {
+    if (n_ < list_.size()) {
+      list_[n_].name.assign(name);
+      list_[n_].value.assign(value);
+    } else {
+      list_.push_back({std::string(name), std::string(value)});
+    }
+    ++n_;
+  }
+  /// Drops the lines `pred` selects, keeping the order of the others; the dropped slots stay
+  /// past the end for reuse. Returns how many were dropped.
+  template <class Pred>
+  std::size_t remove_if(Pred pred) {
+    const auto first = list_.begin(), last = first + static_cast<std::ptrdiff_t>(n_);
+    auto out = first;
+    for (auto it = first; it != last; ++it) {
+      if (pred(*it)) continue;
+      if (out != it) std::swap(*out, *it);  // (a swap: the dropped line's storage is kept)
+      ++out;
+    }
+    const auto kept = static_cast<std::size_t>(out - first);
+    const auto dropped = n_ - kept;
+    n_ = kept;
+    return dropped;
+  }
+
+  std::vector<field> list_;  ///< [0, n_) are the lines; the rest are kept slots
+  std::size_t n_ = 0;
 };
 
 /// A parsed request head: views into the receive buffer.

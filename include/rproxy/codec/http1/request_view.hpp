@@ -20,7 +20,7 @@
 #include <rproxy/codec/http1/message.hpp>
 
 #include <cstddef>
-#include <deque>
+#include <forward_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -147,12 +147,12 @@ public:
     if (!raw || raw->find_first_of("%+") == std::string_view::npos) return raw;
     std::string out;
     if (!percent_decode(*raw, out)) return std::nullopt;
-    return std::string_view(decoded_.emplace_back(std::move(out)));
+    return std::string_view(decoded_.emplace_front(std::move(out)));
   }
 
 private:
   const request_head_view* head_;
-  mutable std::deque<std::string> decoded_;  // stable storage for decoded query values
+  mutable std::forward_list<std::string> decoded_;  // stable storage for decoded query values (empty: no allocation)
 };
 
 }  // namespace rproxy::codec::http1
