@@ -29,7 +29,6 @@ struct h3_factory {
   rproxy::flow::drain_tracker* drain;
   std::size_t worker;
   std::uint64_t max_streams;
-  rproxy::observe::counter* requests;
 
   std::optional<h3_app::start_type> start() const {
     auto w = worlds->current();
@@ -43,7 +42,6 @@ struct h3_factory {
     s.creds = &*w->quic_tls;
     s.max_streams = max_streams;
     s.guard = drain->track();
-    s.requests = requests;
     s.keep = std::move(w);
     return s;
   }
@@ -66,14 +64,12 @@ bool open_quic(runtime& rt, rproxy::app::versions<world>& worlds, const config& 
   if (ec) return rt.log().error("cannot listen", {{"listener", "quic"}, {"address", cfg.to_string()}, {"error", ec.message()}}), false;
   auto l = std::make_shared<quic_listener>();
   const auto n = rt.pool().size();
-  auto& by_protocol = rt.metrics().add_counter_family("h3gw_requests_by_protocol", "Requests by the protocol the client spoke (HTTP/3 here).", {"protocol"});
-  auto* h3_requests = &by_protocol.with({"h3"});
   for (std::size_t i = 0; i < n; ++i) {
     auto sock = rproxy::net::quic::open_udp_socket(rt.pool().executor(i), {addr, cfg.port}, n > 1);
     if (!sock) return rt.log().error("cannot listen", {{"listener", "quic"}, {"address", cfg.to_string()}, {"error", sock.error().message()}}), false;
     endpoint::options o{.worker = i, .workers = n, .secrets = &l->secrets, .settings = s};
     l->endpoints.push_back(std::make_unique<endpoint>(std::move(*sock), o,
-                                                      h3_factory{&worlds, &a, &rt.drain(), i, s.transport.max_streams_bidi, h3_requests}));
+                                                      h3_factory{&worlds, &a, &rt.drain(), i, s.transport.max_streams_bidi}));
   }
   std::vector<endpoint*> peers;
   for (auto& e : l->endpoints) peers.push_back(e.get());
@@ -104,6 +100,15 @@ bool open_quic(runtime& rt, rproxy::app::versions<world>& worlds, const config& 
   reg.add_callback_counter("h3gw_quic_handed_off", "Datagrams passed to the worker that owns their connection.", sum(&stats::handed_off));
   reg.add_callback_counter("h3gw_quic_datagrams_dropped", "Datagrams received and dropped (undecodable, not for us).", sum(&stats::dropped));
   reg.add_callback_counter("h3gw_quic_send_dropped", "Datagrams not sent: the socket's buffer was full (QUIC sends them again).", sum(&stats::send_dropped));
+  reg.add_callback_counter("h3gw_quic_packets_lost",
+                           "Sent packets with stream data that QUIC declared lost and sent again (counted per stream as it closes: "
+                           "a packet of two streams counts twice; handshake and ACK-only packets are not seen).",
+                           sum(&stats::packets_lost));
+  reg.add_callback_gauge("h3gw_quic_smoothed_rtt_seconds", "Mean smoothed RTT of the QUIC connections closed so far (0: none yet).", [l] {
+    std::uint64_t n = 0, us = 0;
+    for (const auto& e : l->endpoints) n += stats::get(e->stats().rtt_samples), us += stats::get(e->stats().rtt_sum_us);
+    return n == 0 ? 0.0 : static_cast<double>(us) / static_cast<double>(n) / 1e6;
+  });
   rt.log().info("listening", {{"listener", "quic"}, {"address", cfg.to_string()}, {"retry", s.retry}});
   rt.on_stop_accepting([l] {
     for (auto& e : l->endpoints) {

@@ -3,7 +3,8 @@
 // health monitors are kept across reloads by group name, rate-limit counters for good.
 //
 // Request pipeline, in order (the connection pipeline runs conn_limit once per connection):
-//   access_log, metrics      one line and the counters per request (first: closes last)
+//   access_log, metrics      one line and the counters per request (first: closes last), and
+//                            requests by the protocol the client spoke (h1, h2 and h3 flows alike)
 //   retry_stage              the route's retry policy and budget (its on_route runs first)
 //   request_id, cors         every request
 //   by_http_route            host/path/predicates -> route, params, upstream path, group (404/400)
@@ -16,17 +17,20 @@
 //   group_transport          how the group's backends are reached (TLS, SNI: its `tls:` block)
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <rproxy/app/listen.hpp>
 #include <rproxy/app/runtime.hpp>
 #include <rproxy/app/versions.hpp>
 #include <rproxy/balance/group_stage.hpp>
-#include <rproxy/cluster/shared_bans.hpp>
-#include <rproxy/cluster/worker_links.hpp>
+#include <rproxy/cluster/instance.hpp>
+#include <rproxy/codec/http1/message.hpp>
 #include <rproxy/flow/http1.hpp>
 #include <rproxy/flow/upstream.hpp>
 #include <rproxy/net/tls_client.hpp>
@@ -89,6 +93,17 @@ struct request_metrics {
   const std::vector<per_route>* by_route;  ///< per route index, then one for "no route"
   /// Backend connections per request: [tls][reused] (plain new, plain kept, TLS new, TLS kept).
   const std::array<std::array<obs::counter*, 2>, 2>* connections = nullptr;
+  /// Requests by what the client spoke, whichever listener and flow brought them (all three
+  /// run this pipeline): [http/1.0, http/1.1, h2, h3] (protocol_index).
+  const std::array<obs::counter*, 4>* by_protocol = nullptr;
+
+  static constexpr std::array<std::string_view, 4> protocols{"http/1.0", "http/1.1", "h2", "h3"};
+  static constexpr std::size_t protocol_index(const rproxy::codec::http1::request_head_view& h) noexcept {
+    using w = rproxy::codec::http1::wire_protocol;
+    if (h.wire == w::h2) return 2;
+    if (h.wire == w::h3) return 3;
+    return h.version == rproxy::codec::http1::http_version::http10 ? 0 : 1;
+  }
 
   template <class Ctx>
   const per_route& route_of(const Ctx& ctx) const {
@@ -101,6 +116,11 @@ struct request_metrics {
       for (const auto& b : r.backends)
         if (b.ep == *ctx.backend) return &b;
     return nullptr;
+  }
+  template <class Ctx, class Req>
+  rproxy::verdict on_hello(Ctx&, const Req& req) {
+    if (by_protocol) (*by_protocol)[protocol_index(req.head())]->inc();
+    return rproxy::next;
   }
   template <class Ctx>
   rproxy::verdict on_route(Ctx& ctx) {
@@ -231,16 +251,15 @@ inline rproxy::health::retry_rule make_retry_rule(const std::optional<rproxy::he
 struct shared_state {
   shared_state(runtime& rt, const config& c, const std::optional<rproxy::cluster::redis_options>& redis)
       : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)),
-        links(rt.pool(), redis, rt.metrics(), rt.log(), counters,
-              {.sync_interval = c.rate_limit && c.rate_limit->distributed ? c.rate_limit->distributed->sync_interval
-                                                                          : std::chrono::milliseconds(100)}),
-        bans(links.client(0), &rt.log()) {}
+        cluster(rt.pool(), redis, rt.metrics(), rt.log(),
+                {.sync_interval = c.rate_limit && c.rate_limit->distributed ? c.rate_limit->distributed->sync_interval
+                                                                            : std::chrono::milliseconds(100),
+                 .policy = (c.rate_limit && c.rate_limit->distributed ? c.rate_limit->distributed->failure_policy() + ", " : std::string()) +
+                           "bans made here stay here"}) {}
   mw::audit_file sink;
   mw::audit_log audit;
-  mw::local_counter_store counters{{.max_keys = 1u << 20}};
   mw::conn_counter conns;
-  rproxy::cluster::worker_links links;
-  rproxy::cluster::shared_bans bans;  ///< bans made on any instance (on worker 0's link)
+  rproxy::cluster::instance cluster;  ///< links to Redis, the rate-limit counters, bans made on any instance
 };
 
 /// One config version: what the stages point at.
@@ -291,6 +310,7 @@ struct world_base {
   std::vector<std::unique_ptr<rproxy::net::tls_client_context>> tls_clients;
   std::vector<rproxy::flow::upstream_settings> upstreams;
   const std::array<std::array<obs::counter*, 2>, 2>* upstream_connections = nullptr;
+  const std::array<obs::counter*, 4>* requests_by_protocol = nullptr;
   std::vector<request_metrics::per_route> requests;
   obs::gauge* connections_open = nullptr;
   obs::counter* connections_accepted = nullptr;
@@ -324,13 +344,13 @@ inline auto request_pipeline(world_base& w, std::uint64_t seed, std::size_t work
   for (const auto& g : w.cfg->groups) bs.push_back(bal::any_balancer::make(g.balancer, seed));
   return rproxy::make_pipeline<rproxy::flow::http1_protocol>(
       obs::access_log_stage{w.cfg->access_log ? w.log : nullptr}, rproxy::health::retry_stage{route_retry{&w.retry_rules}},
-      request_metrics{&w.requests, w.upstream_connections}, alt_svc{&w.alt_svc}, mw::request_id{&w.rid_cfg},
+      request_metrics{&w.requests, w.upstream_connections, w.requests_by_protocol}, alt_svc{&w.alt_svc}, mw::request_id{&w.rid_cfg},
       mw::cors{w.cfg->cors ? &w.cors_cfg : nullptr}, by_http_route{&w.table, {.seed = seed}}, rproxy::route::apply_http_route{},
       rproxy::gated{mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, on("ip_filter")},
-      rproxy::gated{mw::ban_check{&w.bans, a, &w.ban_cfg, &w.shared->bans.list()}, on("bans")}, rproxy::gated{mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, on("jwt")},
+      rproxy::gated{mw::ban_check{&w.bans, a, &w.ban_cfg, &w.shared->cluster.bans.list()}, on("bans")}, rproxy::gated{mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, on("jwt")},
       rproxy::gated{mw::api_key_auth{&w.key_cfg, &w.api_keys, a}, on("api_keys")},
       rproxy::gated{require_auth{a}, route_uses{&w.masks, w.cfg->require_auth ? bit_of("jwt") | bit_of("api_keys") : 0}},
-      rproxy::gated{mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&w.rl_cfg, &w.shared->links.limits(worker), a}, on("rate_limit")},
+      rproxy::gated{mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&w.rl_cfg, &w.shared->cluster.links.limits(worker), a}, on("rate_limit")},
       rproxy::gated{mw::compress{w.cfg->compress ? &w.compress_cfg : nullptr}, on("compress")},
       bal::group_stage{w.pools, std::move(bs), route_group{&w.groups}, {.no_backend = "no backend available", .retry_after_s = w.cfg->retry_after, .breaker_open = "circuit breaker open"}},
       group_transport{&w.upstreams, route_group{&w.groups}});

@@ -4,9 +4,11 @@
 // a world's flows connect through. A reload stages the new set aside and commits it only once
 // nothing after it can fail, so a failed reload leaves the running backends as they were.
 // Metrics per backend: QUIC connections opened, handshakes failed, requests carried, requests
-// failed.
+// failed. Active health checks of these groups (h3_probe) go through the same stand-ins, so
+// they test the QUIC path and the backend's HTTP/3 answer.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -15,14 +17,45 @@
 #include <utility>
 #include <vector>
 
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
+
 #include <rproxy/flow/h3_upstream.hpp>
 #include <rproxy/flow/h3_upstream_block.hpp>
 #include <rproxy/flow/upstream_redirect.hpp>
+#include <rproxy/health/check_config.hpp>
+#include <rproxy/health/probe.hpp>
 #include <rproxy/net/quic/tls.hpp>
 
 #include "gateway.hpp"
 
 namespace h3_gateway {
+
+/// The active check of an HTTP/3 backend (a group with `proto: h3` and a `health_check:`
+/// block): `GET path` sent to this process's stand-in for the backend, which carries it over
+/// the backend's pooled QUIC connections. A backend down answers nothing over QUIC: the
+/// stand-in's 502 or 504, or the check's timeout, counts as a failure. Both check types do
+/// this (a TCP connect to the local stand-in would prove nothing); Host is the backend's
+/// address unless the block names one.
+struct h3_probe {
+  rproxy::health::http_probe http;
+  std::shared_ptr<const rproxy::flow::upstream_redirect> redirect;  ///< the config's stand-ins
+
+  asio::awaitable<rproxy::health::probe_result> check(asio::any_io_executor ex, const asio::ip::tcp::endpoint& ep,
+                                                      std::chrono::milliseconds timeout) {
+    rproxy::health::http_probe p = http;
+    if (p.host.empty()) p.host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]:" + std::to_string(ep.port())
+                                                      : ep.address().to_string() + ":" + std::to_string(ep.port());
+    const asio::ip::tcp::endpoint target = redirect ? redirect->target(ep) : ep;
+    co_return co_await p.check(std::move(ex), target, timeout);
+  }
+
+  static h3_probe of(const rproxy::health::check_config& c, std::shared_ptr<const rproxy::flow::upstream_redirect> r) {
+    return {{.path = c.path, .host = c.host, .expect_status = c.expect_status, .body_contains = c.body_contains}, std::move(r)};
+  }
+};
+static_assert(rproxy::health::probe<h3_probe>);
 
 class h3_upstreams {
   struct entry {

@@ -37,6 +37,10 @@ struct app {
     for (std::size_t t = 0; t < 2; ++t)
       for (std::size_t k = 0; k < 2; ++k) upstream_connections[t][k] = &conns.with({t ? "tls" : "tcp", k ? "reused" : "new"});
     connections_accepted = &r.metrics().add_counter("h3gw_connections", "Client connections accepted.");
+    auto& by_protocol = r.metrics().add_counter_family(
+        "h3gw_requests_by_protocol", "Requests by the protocol the client spoke (http/1.0, http/1.1, h2, h3).", {"protocol"});
+    for (std::size_t i = 0; i < requests_by_protocol.size(); ++i)
+      requests_by_protocol[i] = &by_protocol.with({std::string(request_metrics::protocols[i])});
   }
 
   std::shared_ptr<const world> build(const std::shared_ptr<const config>& c) {
@@ -57,6 +61,7 @@ struct app {
       }
     }
     w->upstream_connections = &upstream_connections;
+    w->requests_by_protocol = &requests_by_protocol;
     for (const auto& g : c->groups) {  // TLS to backends: the CA files are read on every reload
       auto& u = w->upstreams.emplace_back();
       if (!g.tls) continue;
@@ -75,8 +80,11 @@ struct app {
     if (!pools->update(c->groups)) return nullptr;  // logged
     w->options.redirect = h3->table();
     h3_backends.commit(std::move(*h3));
+    for (const auto& g : c->groups)  // HTTP/3 backends are checked over QUIC, through their stand-ins
+      if (g.proto == rproxy::flow::upstream_proto::h3 && g.health_check)
+        if (auto* m = pools->monitor(g.name)) m->check_with(h3_probe::of(*g.health_check, w->options.redirect), g.health_check->options());
     for (const auto& g : c->groups) w->pools.push_back(pools->get(g.name));
-    shared.bans.publish(w->bans);  // this file's bans reach the other instances
+    shared.cluster.bans.publish(w->bans);  // this file's bans reach the other instances
     static constexpr std::array<const char*, 6> classes{"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
     auto row = [&](const std::string& route, const std::string& backend) {
       request_metrics::row r{};
@@ -124,6 +132,7 @@ struct app {
   obs::counter_family* rejects = nullptr;
   obs::gauge* connections_open = nullptr;
   std::array<std::array<obs::counter*, 2>, 2> upstream_connections{};
+  std::array<obs::counter*, 4> requests_by_protocol{};
   obs::counter* connections_accepted = nullptr;
   rproxy::flow::http1_adapter adapter{};
   rproxy::flow::h2_adapter h2{.http1 = &adapter};
@@ -133,16 +142,11 @@ struct app {
 
 int serve(runtime& rt) {
   const auto c = rt.config().get();
-  std::optional<rproxy::cluster::redis_options> redis;
-  if (c->redis) {
-    auto o = c->redis->options();  // reads the password (never logged)
-    if (!o) return rt.log().error("cannot use the redis: block", {{"error", o.error()}}), 1;
-    redis = std::move(*o);
-  }
-  auto a = std::make_shared<app>(rt, redis);
+  auto redis = rproxy::cluster::instance::options_of(c->redis);  // reads the password (never logged)
+  if (!redis) return rt.log().error("cannot use the redis: block", {{"error", redis.error()}}), 1;
+  auto a = std::make_shared<app>(rt, *redis);
   rt.keep(a);
-  a->shared.links.start();
-  a->shared.bans.start();
+  a->shared.cluster.start();
   if (!a->shared.sink.ok()) return rt.log().error("cannot open the audit file", {{"file", c->audit.file}}), 1;
   a->adapter.drain = &rt.drain();
   a->adapter.json_errors = true;
@@ -156,7 +160,7 @@ int serve(runtime& rt) {
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
   rt.keep(worlds);
   mount_admin_api(rt, worlds);
-  mount_bans_api(rt, a->shared.bans);
+  mount_bans_api(rt, a->shared.cluster.bans);
   c->h2.apply(a->h2.limits, c->limits);
   a->h2.limits.enable_connect_protocol = a->adapter.passes_upgrade("websocket");  // RFC 8441: WebSocket over HTTP/2
   auto ls = std::make_shared<listeners<world>>(listeners<world>{*worlds, rt.drain(), a->adapter, a->h2});

@@ -16,6 +16,7 @@
 #include <rproxy/app/mc_server_block.hpp>
 #include <rproxy/app/runtime_fwd.hpp>
 #include <rproxy/balance/upstream_config.hpp>
+#include <rproxy/cluster/redis_block.hpp>
 #include <rproxy/flow/config.hpp>
 #include <rproxy/flow/mc_block.hpp>
 #include <rproxy/config/diagnostics.hpp>
@@ -25,6 +26,7 @@
 #include <rproxy/config/listen_address.hpp>
 #include <rproxy/config/validator.hpp>
 #include <rproxy/middleware/ban_block.hpp>
+#include <rproxy/middleware/rate_limit_block.hpp>
 
 namespace mc_proxy {
 
@@ -48,6 +50,8 @@ struct config {
   rproxy::flow::mc_limits_block limits{};
   rproxy::middleware::ban_block bans{.file = "", .message = "You are banned from this server."};
   rproxy::flow::relay_config relay{};
+  std::optional<rproxy::cluster::redis_block> redis;
+  std::optional<rproxy::middleware::rate_distributed_block> shared_limits;
 
   static constexpr auto describe() {
     return cfg::fields(cfg::doc<&config::listen>("address and port players connect to"),
@@ -59,11 +63,14 @@ struct config {
                        cfg::doc<&config::proxy_protocol>("PROXY protocol from a load balancer in front"),
                        cfg::doc<&config::limits>("timeouts, connection caps and rate limits"),
                        cfg::doc<&config::bans>("bans by IP, CIDR and username"),
-                       cfg::doc<&config::relay>("byte relay settings"));
+                       cfg::doc<&config::relay>("byte relay settings"),
+                       cfg::doc<&config::redis>("state shared with other instances: bans and, with shared_limits, rate limits (docs/scaling.md)"),
+                       cfg::doc<&config::shared_limits>("limits.rate_limit counted across instances through redis: (mode, on_failure)"));
   }
 
   void validate(cfg::validator& v) const {
     cfg::validate_listen_address(v.at(&config::listen), listen);
+    if (shared_limits && !redis) v.at(&config::shared_limits).error("shared_limits needs a redis: block (the instances share their counters there)");
     std::set<std::string> names;
     for (std::size_t i = 0; i < servers.size(); ++i) {
       if (servers[i].name.empty()) v.at(&config::servers).at(i).at(&server_config::name).error("an inline server needs a name");

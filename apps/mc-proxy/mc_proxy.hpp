@@ -6,7 +6,7 @@
 //   metrics      counts logins, pings, rejects, bytes, handshake latency (first: closes last)
 //   conn_limit   open connections per IP                               (library, on_accept)
 //   ban_check    bans by IP/CIDR (accept) and by username (hello)       (library)
-//   rate_limit   per-IP "status" and "login" buckets                   (library, on_hello)
+//   rate_limit   per-IP "status" and "login" buckets, here or through redis: (library, on_hello)
 //   extra...     a user's own stages (apps open to extension: docs/writing-an-app.md)
 //   by_host      handshake host -> server (exact, wildcard, default)   (library, on_hello)
 //   status_reply status pings and legacy pings from cache / backend / state text (library, on_route)
@@ -30,6 +30,8 @@
 #include <rproxy/app/wake.hpp>
 #include <rproxy/balance/flow_pick.hpp>
 #include <rproxy/balance/upstream_config.hpp>
+#include <rproxy/cluster/instance.hpp>
+#include <rproxy/cluster/redis_counter_store.hpp>
 #include <rproxy/codec/mc/protocol.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/flow/mc.hpp>
@@ -199,25 +201,25 @@ struct backend_pick {
 struct shared_state {
   mw::conn_counter conns;
   mw::ban_list bans{{.fold_identity_case = true}};  // Minecraft names are case-insensitive
-  mw::local_counter_store store;
+  rproxy::cluster::instance* cluster = nullptr;      ///< rate-limit counters and bans shared with other instances (redis:)
   mw::audit_log* audit = nullptr;
 };
 
 template <class... Extra>
-auto make_mc_pipeline(const world_base* w, shared_state* s, std::uint64_t seed, Extra... extra) {
+auto make_mc_pipeline(const world_base* w, shared_state* s, std::uint64_t seed, std::size_t worker, Extra... extra) {
   std::vector<bal::any_balancer> bs;
   for (const auto& sv : w->servers) bs.push_back(bal::any_balancer::make(sv.cfg->balancer, seed));
   const auto* fallback = w->default_server ? &w->default_server : nullptr;
   return rproxy::make_pipeline<protocol>(
-      metrics_stage{w}, mw::conn_limit{&w->conns, &s->conns, s->audit}, mw::ban_check{&s->bans, s->audit, &w->bans},
-      mw::rate_limit{&w->rate, &s->store, s->audit}, std::move(extra)...,
+      metrics_stage{w}, mw::conn_limit{&w->conns, &s->conns, s->audit}, mw::ban_check{&s->bans, s->audit, &w->bans, &s->cluster->bans.list()},
+      mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&w->rate, &s->cluster->links.limits(worker), s->audit}, std::move(extra)...,
       router{&w->hosts, {fallback, w->cfg->unknown_domain.action == unknown_action::default_server, w->cfg->unknown_domain.message}},
       rproxy::flow::mc_status_reply{[](const auto& ctx) { return &server_of(ctx)->list; }, w->cfg->limits.connect_timeout},
       backend_pick{w, std::move(bs)});
 }
 
 /// The pipeline of mc-proxy itself (no extra stages).
-using default_pipeline = decltype(make_mc_pipeline(nullptr, nullptr, 0));
+using default_pipeline = decltype(make_mc_pipeline(nullptr, nullptr, 0, 0));
 
 /// One config version's world: its parts and a pipeline per worker (each used by its worker only).
 template <class Pipeline>

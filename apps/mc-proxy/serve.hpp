@@ -6,6 +6,7 @@
 // config (returning a tuple, empty for mc-proxy itself): see docs/writing-an-app.md.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -16,6 +17,7 @@
 #include <rproxy/app/pools.hpp>
 #include <rproxy/app/side_file.hpp>
 #include <rproxy/app/versions.hpp>
+#include <rproxy/cluster/instance.hpp>
 #include <rproxy/middleware/audit_block.hpp>
 
 #include "mc_proxy.hpp"
@@ -44,7 +46,8 @@ private:
   template <class MakeExtra>
   int start(MakeExtra make_extra) {
     const auto first = rt_.config().get();
-    using pipeline_t = decltype(std::apply([](auto... x) { return make_mc_pipeline(nullptr, nullptr, 0, std::move(x)...); },
+    if (!open_cluster(*first)) return 1;
+    using pipeline_t = decltype(std::apply([](auto... x) { return make_mc_pipeline(nullptr, nullptr, 0, 0, std::move(x)...); },
                                            make_extra(*first)));
     using world = mc_proxy::world<pipeline_t>;
     auto build = [this, make_extra](const std::shared_ptr<const Config>& c) -> std::shared_ptr<const world> {
@@ -52,7 +55,7 @@ private:
       auto w = std::make_shared<world>();
       fill(*w, c);
       for (std::size_t i = 0; i < rt_.pool().size(); ++i)
-        w->pipelines.push_back(std::apply([&](auto... x) { return make_mc_pipeline(w.get(), &shared_, 0x9e3779b97f4a7c15ull * (i + 1), std::move(x)...); },
+        w->pipelines.push_back(std::apply([&](auto... x) { return make_mc_pipeline(w.get(), &shared_, 0x9e3779b97f4a7c15ull * (i + 1), i, std::move(x)...); },
                                           make_extra(*c)));
       watch_bans(c->bans);
       return w;
@@ -67,8 +70,23 @@ private:
       if (!(c->listen == first->listen))
         rt_.log().warn("listen address changed: it takes effect after a restart", {{"listen", first->listen.to_string()}});
     });
+    cluster_->start();
     tick(worlds);
     return 0;
+  }
+
+  /// Rate-limit counters and bans: in-process, or shared with the other instances through the
+  /// `redis:` block (the block is read once: a change needs a restart). False: logged.
+  bool open_cluster(const config& c) {
+    auto redis = rproxy::cluster::instance::options_of(c.redis);  // reads the password (never logged)
+    if (!redis) return rt_.log().error("cannot use the redis: block", {{"error", redis.error()}}), false;
+    cluster_.emplace(rt_.pool(), *redis, rt_.metrics(), rt_.log(),
+                     rproxy::cluster::instance::settings{
+                         .sync_interval = c.shared_limits ? c.shared_limits->sync_interval : std::chrono::milliseconds(100),
+                         .policy = (c.shared_limits ? c.shared_limits->failure_policy() + ", " : std::string()) + "bans made here stay here",
+                         .bans = {.fold_identity_case = true}});
+    shared_.cluster = &*cluster_;
+    return true;
   }
 
   /// The parts of a world that do not depend on the pipeline type.
@@ -105,6 +123,7 @@ private:
       if (sv.cfg->name == cfg->default_server) w.default_server = &sv;
     }
     w.rate = cfg->limits.rate_limit();
+    if (cfg->shared_limits) cfg->shared_limits->apply(w.rate);
     w.conns = cfg->limits.conn_limit();
     w.bans = cfg->bans.config();
     w.options = rproxy::flow::make_options(cfg->proxy_protocol, cfg->relay);
@@ -116,7 +135,11 @@ private:
     bans_.reset();
     if (b.file.empty()) return;
     bans_.emplace(rproxy::app::side_file::open(rt_.control().get_executor(), rt_.log(), "bans", b.file,
-                                               [list = &shared_.bans, f = b.file](std::size_t* line) { return list->load(f, line); }));
+                                               [this, f = b.file](std::size_t* line) {
+                                                 auto r = shared_.bans.load(f, line);
+                                                 if (r) cluster_->bans.publish(shared_.bans);  // reaches the other instances
+                                                 return r;
+                                               }));
   }
 
   /// Every second: stop wake-on-join servers that have been idle for their idle_timeout.
@@ -136,6 +159,7 @@ private:
   std::shared_ptr<rproxy::app::pools> pools_;  ///< by server name, with their health checks
   mw::audit_file audit_sink_;                  ///< to the main log
   mw::audit_log audit_;
+  std::optional<rproxy::cluster::instance> cluster_;  ///< before shared_, which points at it
   shared_state shared_;
   std::map<std::string, std::shared_ptr<server_state>> states_;
   std::optional<rproxy::app::side_file> bans_;

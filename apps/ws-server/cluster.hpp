@@ -35,6 +35,7 @@ struct cluster_part {
     auto o = c.redis->options();
     if (!o) return rt.log().error("cannot use the redis block", {{"error", o.error()}}), false;
     links = std::make_unique<rproxy::cluster::worker_links>(rt.pool(), *o, rt.metrics(), rt.log());
+    links->policy("rooms served by this instance alone");
     std::vector<rproxy::cluster::redis_client*> raw;
     std::vector<asio::any_io_executor> exs;
     for (std::size_t i = 0; i < links->size(); ++i) {

@@ -14,6 +14,7 @@ import http.server
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -74,6 +75,61 @@ def metrics(admin):
     return out
 
 
+class LossyRelay:
+    """A UDP relay on 127.0.0.1 in front of the gateway's QUIC port that drops every `nth`
+    datagram the gateway sends to the client (one upstream socket per client address). Bounded:
+    it stops with stop(), and its sockets time out every 0.2 s to see that."""
+
+    def __init__(self, target_port, nth):
+        self.target, self.nth = ("127.0.0.1", target_port), nth
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.ups, self.lock, self.running = {}, threading.Lock(), True
+        self.down, self.dropped = 0, 0
+        self.threads = [threading.Thread(target=self.from_clients, daemon=True)]
+        self.threads[0].start()
+
+    def from_clients(self):
+        while self.running:
+            try:
+                data, client = self.sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            with self.lock:
+                up = self.ups.get(client)
+                if up is None:
+                    up = self.ups[client] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    up.settimeout(0.2)
+                    up.connect(self.target)
+                    t = threading.Thread(target=self.from_server, args=(up, client), daemon=True)
+                    self.threads.append(t)
+                    t.start()
+            up.send(data)
+
+    def from_server(self, up, client):
+        while self.running:
+            try:
+                data = up.recv(65536)
+            except (socket.timeout, ConnectionRefusedError):
+                continue
+            with self.lock:
+                self.down += 1
+                drop = self.down % self.nth == 0
+                self.dropped += drop
+            if not drop:
+                self.sock.sendto(data, client)
+
+    def stop(self):
+        self.running = False
+        for t in self.threads:
+            t.join(timeout=2)
+        for u in self.ups.values():
+            u.close()
+        self.sock.close()
+
+
 class Http3Test(unittest.TestCase):
     def start(self, quic="{ }"):
         if not os.access(CHROMIUM, os.X_OK):
@@ -110,8 +166,8 @@ access_log: false
         self.be.shutdown()
         self.be.server_close()
 
-    def browser(self, extra=()):
-        p = subprocess.run(["node", SCRIPT, "--port", str(self.port), "--spki", self.spki, "--chromium", CHROMIUM, "--timeout", "30000", *extra],
+    def browser(self, extra=(), port=None):
+        p = subprocess.run(["node", SCRIPT, "--port", str(port or self.port), "--spki", self.spki, "--chromium", CHROMIUM, "--timeout", "30000", *extra],
                            capture_output=True, text=True, timeout=120)
         lines = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
         if p.returncode != 0 or not lines or "error" in lines[-1]:
@@ -146,6 +202,77 @@ access_log: false
             self.assertGreaterEqual(m.get('h3gw_quic_handshakes_total', 0), 1, {k: v for k, v in m.items() if "quic" in k})
             self.assertGreaterEqual(m.get('h3gw_requests_by_protocol_total{protocol="h3"}', 0), 23)
         finally:
+            self.assertEqual(self.gw.stop(), 0)
+
+    def test_requests_by_protocol(self):
+        """h3gw_requests_by_protocol_total counts what each client spoke, whichever flow carried
+        it (one stage of the shared request pipeline): curl over HTTP/1.0, HTTP/1.1 and h2c on the
+        plain listener and HTTP/1.1 and h2 over TLS (ALPN), then Chromium over h3. Each request
+        moves its own series by one, and no other."""
+        self.start()
+        try:
+            key = 'h3gw_requests_by_protocol_total{protocol="%s"}'
+            names = ["http/1.0", "http/1.1", "h2", "h3"]
+
+            def counts():
+                m = metrics(self.admin)
+                return {n: m.get(key % n, 0) for n in names}
+
+            plain, tls = f"http://127.0.0.1:{self.plain}", f"https://localhost:{self.port}"
+            for args, url, proto in [(["--http1.0"], plain, "http/1.0"), (["--http1.1"], plain, "http/1.1"),
+                                     (["--http2-prior-knowledge"], plain, "h2"), (["--http1.1"], tls, "http/1.1"),
+                                     (["--http2"], tls, "h2")]:
+                before = counts()
+                p = subprocess.run(["curl", "-sS", "-k", "--resolve", f"localhost:{self.port}:127.0.0.1", "-o", "/dev/null",
+                                    "-w", "%{http_code} %{http_version}", *args, f"{url}/by-protocol"],
+                                   capture_output=True, text=True, timeout=30)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                status, version = p.stdout.split()
+                self.assertEqual(status, "200", (args, url))
+                # (the response's version: an HTTP/1.0 request gets an HTTP/1.1 status line, RFC 9110 §6.2)
+                self.assertEqual(version, {"http/1.0": "1.1", "http/1.1": "1.1", "h2": "2"}[proto], (args, url))
+                after = counts()
+                want = dict(before)
+                want[proto] += 1
+                self.assertEqual(after, want, (args, url))
+            before = counts()
+            r = self.browser(["--post-bytes", "1000", "--parallel", "3"])
+            self.assertEqual((r["get_status"], r["get_protocol"]), (200, "h3"))
+            after = counts()
+            self.assertGreaterEqual(after["h3"] - before["h3"], 6)  # page, GET, POST and 3 at once (a favicon may add one)
+            self.assertEqual({n: after[n] for n in names[:3]}, {n: before[n] for n in names[:3]})
+        finally:
+            self.assertEqual(self.gw.stop(), 0)
+
+    def test_packets_lost_and_rtt_through_a_lossy_relay(self):
+        """Chromium reaches the QUIC listener through a relay that drops every 4th datagram the
+        gateway sends: the requests still succeed, h3gw_quic_packets_lost_total counts the
+        gateway's lost packets, and once the connection is closed the mean smoothed RTT is set."""
+        self.start()
+        relay = LossyRelay(self.port, 4)
+        try:
+            m = metrics(self.admin)
+            self.assertEqual(m.get("h3gw_quic_packets_lost_total"), 0)
+            self.assertEqual(m.get("h3gw_quic_smoothed_rtt_seconds"), 0)
+            r = self.browser(["--post-bytes", "20000", "--parallel", "20"], port=relay.port)
+            self.assertEqual((r["get_status"], r["get_protocol"]), (200, "h3"))
+            self.assertEqual(r["post_body"]["body_sha"], r["post_sha"])
+            self.assertEqual(r["many_ok"], 20)
+            self.assertGreater(relay.dropped, 0)
+            deadline = time.monotonic() + 20  # streams close (and count) once their last data is acknowledged; RTT at the connection's end
+            while time.monotonic() < deadline:
+                m = metrics(self.admin)
+                if m.get("h3gw_quic_packets_lost_total", 0) > 0 and m.get("h3gw_quic_smoothed_rtt_seconds", 0) > 0:
+                    break
+                time.sleep(0.2)
+            sys.stderr.write(f"relay dropped {relay.dropped} of {relay.down}; lost {m.get('h3gw_quic_packets_lost_total')}, "
+                             f"rtt {m.get('h3gw_quic_smoothed_rtt_seconds')}\n")
+            self.assertGreater(m.get("h3gw_quic_packets_lost_total", 0), 0)
+            self.assertLessEqual(m.get("h3gw_quic_packets_lost_total", 0), relay.dropped * 4)  # (a packet counts once per stream it carried)
+            self.assertGreater(m.get("h3gw_quic_smoothed_rtt_seconds", 0), 0)
+            self.assertLess(m.get("h3gw_quic_smoothed_rtt_seconds", 0), 5)
+        finally:
+            relay.stop()
             self.assertEqual(self.gw.stop(), 0)
 
     def test_retry_address_validation_with_chromium(self):

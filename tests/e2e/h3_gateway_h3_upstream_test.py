@@ -106,11 +106,99 @@ https://:{port} {{
         with open(self.log) as f:
             return [json.loads(l)["request"]["proto"] for l in f if l.startswith("{") and '"request"' in l]
 
+    def requests(self):
+        """(uri, protocol) of each request Caddy logged."""
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log) as f:
+            return [(r["uri"], r["proto"]) for r in (json.loads(l)["request"] for l in f if l.startswith("{") and '"request"' in l)]
+
 
 def metric(admin, name, backend):
     text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
     m = re.search(rf'^{name}(?:_total)?{{backend="{re.escape(backend)}"}} (\S+)$', text, re.M)
     return float(m.group(1)) if m else 0.0
+
+
+def backend_up(admin, group, backend):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
+    m = re.search(rf'^rproxy_backend_up{{route="{re.escape(group)}",backend="{re.escape(backend)}"}} (\S+)$', text, re.M)
+    return float(m.group(1)) if m else None
+
+
+class H3UpstreamHealth(unittest.TestCase):
+    """Active health checks of a `proto: h3` group: two Caddy backends, checked with an HTTP
+    GET that the gateway sends over QUIC (Caddy logs it as HTTP/3.0). One Caddy stopped is
+    marked down, and every request goes to the live one."""
+
+    def test_stopped_h3_backend_is_marked_down_and_skipped(self):
+        self.assertTrue(shutil.which("caddy"), "caddy is missing: run scripts/setup")
+        top = tempfile.mkdtemp(prefix="rproxy-h3hc-")
+        dirs = [os.path.join(top, n) for n in ("a", "b")]
+        for d in dirs:
+            os.makedirs(d)
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                            "-keyout", f"{d}/key.pem", "-out", f"{d}/cert.pem", "-days", "2", "-subj", "/CN=localhost",
+                            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+        with open(os.path.join(top, "ca.pem"), "w") as out:
+            for d in dirs:
+                with open(f"{d}/cert.pem") as f:
+                    out.write(f.read())
+        backend = Backend()
+        caddies = [Caddy(d, harness.free_port(), backend.port).start() for d in dirs]
+        labels = [f"127.0.0.1:{c.port}" for c in caddies]
+        port, admin = harness.free_port(), harness.free_port()
+        gw = harness.Program(BINARY, f"""admin: {{ listen: 127.0.0.1:{admin} }}
+listen: 127.0.0.1:{port}
+access_log: false
+groups:
+  - name: pair
+    proto: h3
+    h3: {{ ca_file: {top}/ca.pem, server_name: localhost, response_timeout: 2s }}
+    health_check: {{ type: http, path: /health, interval: 200ms, timeout: 1s, rise: 1, fall: 1 }}
+    backends: [ {{ address: {labels[0]} }}, {{ address: {labels[1]} }} ]
+http:
+  routes:
+    - name: all
+      prefix: /
+      backends: [ {{ group: pair }} ]
+""", args=["--workers", "2"], name="h3hc").start(wait_ports=[port, admin])
+        stopped = False
+
+        def explain():
+            text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
+            return "\n".join(l for l in text.splitlines() if "backend_up" in l or "upstream_h3" in l or "health" in l)
+        try:
+            # Both checked over HTTP/3 and up.
+            try:
+                harness.wait_until(lambda: all(backend_up(admin, "pair", l) == 1 for l in labels), what="both h3 backends up")
+            except AssertionError:
+                gw.dump()
+                raise AssertionError(explain())
+            for c in caddies:
+                harness.wait_until(lambda c=c: ("/health", "HTTP/3.0") in c.requests(), what="a health check over HTTP/3 in Caddy's log")
+            caddies[1].kill()
+            stopped = True
+            harness.wait_until(lambda: backend_up(admin, "pair", labels[1]) == 0, timeout=20, what="the stopped h3 backend marked down")
+            self.assertEqual(backend_up(admin, "pair", labels[0]), 1)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            for i in range(20):
+                conn.request("GET", f"/after/{i}")
+                r = conn.getresponse()
+                self.assertEqual((r.status, json.loads(r.read())["path"]), (200, f"/after/{i}"))
+            conn.close()
+            served = lambda: sorted(u for u, p in caddies[0].requests() if u.startswith("/after/") and p == "HTTP/3.0")
+            harness.wait_until(lambda: len(served()) == 20, what="the live Caddy's log of them")
+            self.assertEqual(served(), sorted(f"/after/{i}" for i in range(20)))
+        finally:
+            rc = gw.stop()
+            for i, c in enumerate(caddies):
+                if not (stopped and i == 1):
+                    c.kill()
+            backend.shutdown()
+            if rc != 0:
+                gw.dump()
+            self.assertEqual(rc, 0)
 
 
 class H3Upstream(unittest.TestCase):

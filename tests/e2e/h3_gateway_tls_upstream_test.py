@@ -189,6 +189,38 @@ http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/prox
         self.assertIn("TLS to backends without certificate verification", log)
         self.assertIn("unverified", log)
 
+    def test_validate_reads_the_certificate_files(self):
+        """`validate` loads what `run` would: a missing or non-PEM CA, a missing certificate or a key
+        that is not its certificate's is an error at the line naming the file."""
+        d = self.dir
+        with open(os.path.join(d, "not-pem.pem"), "w") as f:
+            f.write("not a certificate\n")
+        group = "groups:\n  - name: g\n    backends: [ { address: 127.0.0.1:1 } ]\n"
+        route = "http:\n  routes:\n    - { name: r, prefix: /, backends: [ { group: g } ] }\n"
+        cases = {
+            "missing-ca": (group + f"    tls: {{ ca: {d}/no-such-ca.pem }}\n" + route, 4, "no-such-ca.pem"),
+            "not-pem-ca": (group + f"    tls: {{ ca: {d}/not-pem.pem }}\n" + route, 4, "not-pem.pem"),
+            "wrong-key": (f"tls:\n  listen: 127.0.0.1:1\n  certificates:\n"
+                          f"    - {{ cert: {d}/backend.pem, key: {d}/ca.key }}\n" + group + route, 4, "backend.pem"),
+            "missing-cert": (f"tls:\n  listen: 127.0.0.1:1\n  certificates:\n"
+                             f"    - {{ cert: {d}/no-such.pem, key: {d}/backend.key }}\n" + group + route, 4, "no-such.pem"),
+        }
+        for name, (text, line, named) in cases.items():
+            with self.subTest(name):
+                path = os.path.join(d, f"{name}.yaml")
+                with open(path, "w") as f:
+                    f.write(text)
+                v = subprocess.run([BINARY, "validate", path], capture_output=True, text=True, timeout=30)
+                self.assertEqual(v.returncode, 1, v.stdout + v.stderr)
+                self.assertIn(f"{path}:{line}:", v.stderr)
+                self.assertIn(named, v.stderr)
+        path = os.path.join(d, "good.yaml")
+        with open(path, "w") as f:
+            f.write(f"tls:\n  listen: 127.0.0.1:1\n  certificates:\n    - {{ cert: {d}/backend.pem, key: {d}/backend.key }}\n"
+                    + group + f"    tls: {{ ca: {d}/ca.pem }}\n" + route)
+        v = subprocess.run([BINARY, "validate", path], capture_output=True, text=True, timeout=30)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+
 
 if __name__ == "__main__":
     BINARY = os.path.abspath(sys.argv.pop(1))

@@ -8,7 +8,9 @@
 //         - { cert: b.pem, key: b.key }          # names: the certificate's own (SANs)
 //
 // The first certificate is the default (no SNI, or a name none lists). The files are read when
-// the config is loaded and on every reload (a bad file keeps the previous config serving).
+// the config is loaded (`validate` too: a missing file or a key that does not match its
+// certificate is an error at its line) and on every reload (a bad file keeps the previous
+// config serving).
 #pragma once
 
 #include <asio/ip/address.hpp>
@@ -20,6 +22,7 @@
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/validator.hpp>
+#include <rproxy/net/tls_stream.hpp>
 
 namespace rproxy::app {
 
@@ -34,6 +37,11 @@ struct tls_certificate_block {
                        cfg::required<&tls_certificate_block::key>("PEM file: its private key (unencrypted)"),
                        cfg::doc<&tls_certificate_block::server_names>(
                            "SNI names it serves: exact or \"*.example.com\" (empty: the certificate's own names)"));
+  }
+  void validate(config::validator& v) const {
+    net::tls_server_options o;
+    o.certificates.push_back({cert, key, server_names});
+    if (auto loaded = net::tls_server_context::load(o); !loaded) v.at(&tls_certificate_block::cert).error(loaded.error().message);
   }
 };
 

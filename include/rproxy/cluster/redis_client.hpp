@@ -21,7 +21,8 @@
 // closed connection. The client then waits (reconnect_min, doubling up to reconnect_max),
 // connects both again, AUTHs, PINGs, re-subscribes every channel and is up. The state handler
 // and the log say so once per transition ("redis unavailable", "redis connected"), never with
-// the password. Messages published while a subscriber is down are lost (pub/sub has no memory:
+// the password; on_connect_failed says when an attempt fails before the client is up (e.g.
+// nothing listens at start). Messages published while a subscriber is down are lost (pub/sub has no memory:
 // use a stream for history).
 //
 // Not thread-safe: one client per worker io_context; call it only on that executor. The client
@@ -173,6 +174,10 @@ public:
 
   /// Called with true when the client comes up, false when it goes down (not for each failed attempt).
   void on_state(state_handler h) { state_handlers_.push_back(std::move(h)); }
+
+  /// Called with the reason each time an attempt to come up fails while the client is not up
+  /// (the first connect at start included; each retry of the back-off too).
+  void on_connect_failed(std::function<void(std::string_view why)> h) { failed_handlers_.push_back(std::move(h)); }
 
   /// Called with a channel's name each time Redis confirms its SUBSCRIBE (after subscribe(),
   /// and again after each reconnect): from then on, what is published there reaches this client.
@@ -488,6 +493,8 @@ private:
       logged_down_ = true;
     }
     if (was_up) notify(false);
+    else
+      for (auto& h : failed_handlers_) h(why);
     timer_.expires_after(backoff_);
     backoff_ = std::min(backoff_ * 2, opt_.reconnect_max);
     timer_.async_wait([this, alive = alive_](std::error_code ec) {
@@ -533,6 +540,7 @@ private:
   std::uint64_t last_sub_id_ = 0;
   std::vector<state_handler> state_handlers_;
   std::vector<std::function<void(std::string_view)>> subscribed_handlers_;
+  std::vector<std::function<void(std::string_view)>> failed_handlers_;
   counters stats_;
 };
 

@@ -42,8 +42,9 @@ public:
   /// Bans held at most (a message or hash past this is cut; each ban is one short line).
   static constexpr std::size_t max_bans = 100'000;
 
-  shared_bans(redis_client* client, const observe::logger* log = nullptr)
-      : client_(client), log_(log), alive_(std::make_shared<bool>(true)) {
+  /// `opts`: how list() matches (e.g. fold_identity_case for Minecraft names).
+  shared_bans(redis_client* client, const observe::logger* log = nullptr, middleware::ban_list_options opts = {})
+      : client_(client), log_(log), alive_(std::make_shared<bool>(true)), fold_(opts.fold_identity_case), list_(opts) {
     if (client_ != nullptr) key_ = key_of(client_->key_prefix(), "bans", "bans");
   }
   shared_bans(const shared_bans&) = delete;
@@ -109,14 +110,18 @@ private:
     return {};
   }
   // One spelling per ban, as list() keeps it: "addr 198.51.100.7" and "addr 198.51.100.7/32" are
-  // one ban, so are "identity a%62" and "identity ab". Empty when the field names no ban.
-  static std::string canonical(std::string_view field) {
+  // one ban, so are "identity a%62" and "identity ab" (and "identity AB" when names are folded).
+  // Empty when the field names no ban.
+  std::string canonical(std::string_view field) const {
     const auto sp = field.find(' ');
     if (sp == std::string_view::npos) return {};
     const auto kind = field.substr(0, sp), subject = field.substr(sp + 1);
     if (kind == "identity") {
       std::string name;
       if (!middleware::detail::percent_decode(subject, name)) return {};
+      if (fold_)
+        for (auto& c : name)
+          if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
       return line_of(kind, name);
     }
     return line_of(kind, subject);
@@ -231,6 +236,7 @@ private:
   const observe::logger* log_;
   std::shared_ptr<bool> alive_;
   std::string key_;
+  bool fold_ = false;  ///< names matched ignoring ASCII case (list_'s option)
   mutable std::mutex mu_;
   std::map<std::string, std::string> bans_;  ///< field -> value, as in the hash
   middleware::ban_list list_;

@@ -7,7 +7,8 @@
 //       verify: true             # false only for a test backend: logged as a warning
 //
 // Without `sni` no SNI is sent and the certificate must name the backend's IP address (an IP
-// SAN). The CA file is read when the config is loaded and on every reload.
+// SAN). The CA file is read when the config is loaded (`validate` too: a missing or empty file
+// is an error at its line) and on every reload.
 #pragma once
 
 #include <asio/ip/address.hpp>
@@ -37,6 +38,8 @@ struct upstream_tls_block {
   void validate(config::validator& v) const {
     if (!sni.empty() && !valid_name(sni))
       v.at(&upstream_tls_block::sni).error("sni must be a host name or an IP address: '" + sni + "'");
+    if (!ca.empty())
+      if (auto loaded = net::tls_client_context::load(options()); !loaded) v.at(&upstream_tls_block::ca).error(loaded.error().message);
   }
   net::tls_client_options options() const { return {.ca_file = ca, .verify = verify}; }
 

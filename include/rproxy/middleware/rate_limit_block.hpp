@@ -107,6 +107,21 @@ struct rate_distributed_block {
   void validate(rproxy::config::validator& v) const {
     if (sync_interval.count() <= 0) v.at(&rate_distributed_block::sync_interval).error("must be positive");
   }
+  /// Puts this sharing (the block's, each route's) into a stage's config.
+  void apply(rate_limit_config& c) const {
+    c.sharing = {mode, on_failure};
+    c.route_sharing.clear();
+    for (const auto& r : routes) c.route_sharing.emplace_back(r.route, rate_sharing{r.mode, r.on_failure});
+  }
+  /// What limits do while Redis is unreachable, for the log: "rate limits on_failure=local
+  /// (route login: closed)".
+  std::string failure_policy() const {
+    auto name = [](rate_failure f) { return f == rate_failure::open ? "open" : f == rate_failure::closed ? "closed" : "local"; };
+    std::string s = std::string("rate limits on_failure=") + name(on_failure);
+    for (const auto& r : routes)
+      if (r.on_failure != on_failure) s += std::string(" (route ") + r.route + ": " + name(r.on_failure) + ")";
+    return s;
+  }
 };
 
 struct rate_limit_block {
@@ -175,10 +190,7 @@ struct rate_limit_block {
       c.tiers.push_back({t.name, {{std::string(operation), r}}});
     }
     c.penalty = {penalty.after, penalty.block, penalty.max_block, penalty.forgive_after};
-    if (distributed) {
-      c.sharing = {distributed->mode, distributed->on_failure};
-      for (const auto& r : distributed->routes) c.route_sharing.emplace_back(r.route, rate_sharing{r.mode, r.on_failure});
-    }
+    if (distributed) distributed->apply(c);
     return c;
   }
 

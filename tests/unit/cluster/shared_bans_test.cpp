@@ -93,3 +93,19 @@ TEST_CASE("shared bans: one ban however its subject is spelled (found by fuzz_sh
   CHECK(bans.list().size() == 0);
   CHECK_FALSE(banned(bans, "198.51.100.7"));
 }
+
+TEST_CASE("shared bans with names folded (mc-proxy): one ban per name whatever its case, unban in any case", "[cluster]") {
+  cl::shared_bans b(nullptr, nullptr, {.fold_identity_case = true});
+  b.receive("ban\nidentity Notch 0 x\nidentity notch 0 y\nidentity NOTCH 0 z\n");
+  CHECK(b.size() == 1);
+  CHECK(b.list().size() == 1);
+  CHECK(b.list().find_identity("nOtCh", mw::ban_clock::now()).has_value());
+  b.receive("unban\nidentity NoTcH\n");
+  CHECK(b.size() == 0);
+  CHECK_FALSE(b.list().find_identity("notch", mw::ban_clock::now()).has_value());
+
+  cl::shared_bans plain(nullptr);  // as written: two names
+  plain.receive("ban\nidentity Notch 0 x\nidentity notch 0 y\n");
+  CHECK(plain.size() == 2);
+  CHECK(plain.list().size() == 2);
+}

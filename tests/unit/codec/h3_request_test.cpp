@@ -10,6 +10,7 @@
 
 namespace h3 = rproxy::codec::h3;
 namespace h2 = rproxy::codec::h2;
+namespace http1 = rproxy::codec::http1;
 using fields = std::vector<std::pair<std::string, std::string>>;
 
 namespace {
@@ -34,6 +35,8 @@ TEST_CASE("h3 request: pseudo fields map to the HTTP/1.1 head, Host first, cooki
   CHECK(r.scheme() == "https");
   CHECK(r.authority() == "api.example:8443");
   const auto& hd = r.head();
+  CHECK(hd.version == http1::http_version::http11);  // mapped onto an HTTP/1.1 head...
+  CHECK(hd.wire == http1::wire_protocol::h3);        // ...that says what the client spoke
   REQUIRE(hd.fields.size() == 3);
   auto it = hd.fields.begin();
   CHECK(it->name == "host");

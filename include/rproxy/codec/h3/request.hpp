@@ -120,7 +120,7 @@ public:
       const auto n = b.name(i);
       if (!h2::detail::is_pseudo(n) && n != "host") views.push_back({n, b.value(i)});
     }
-    head_ = {method, path, http1::http_version::http11, http1::fields_view(views)};
+    head_ = {method, path, http1::http_version::http11, http1::fields_view(views), http1::wire_protocol::h3};
     return h2::error{};
   }
 

@@ -34,6 +34,11 @@ constexpr std::string_view to_string(http_version v) noexcept {
   return v == http_version::http10 ? "HTTP/1.0" : "HTTP/1.1";
 }
 
+/// The protocol a request head arrived in. The HTTP/2 and HTTP/3 codecs map their requests onto
+/// an HTTP/1.1 head (`version` http11, so stages and HTTP/1.1 backends see one shape) and say
+/// here what the client spoke (metrics by protocol).
+enum class wire_protocol : std::uint8_t { http1, h2, h3 };
+
 /// One field line, as views into a buffer.
 struct field_view {
   std::string_view name;
@@ -201,6 +206,7 @@ struct request_head_view {
   std::string_view target;
   http_version version = http_version::http11;
   fields_view fields;
+  wire_protocol wire = wire_protocol::http1;  ///< h2, h3: mapped from those codecs
 };
 
 /// A parsed response head: views into the receive buffer.

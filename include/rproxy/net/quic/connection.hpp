@@ -50,6 +50,7 @@
 #include <initializer_list>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -79,6 +80,12 @@ struct connection_hooks {
   void (*finished)(void* owner, void* conn) = nullptr;
   /// The handshake completed (metrics).
   void (*handshake_done)(void* owner, void* conn) = nullptr;
+  /// `n` (> 0) packets that carried data of a stream now closing were declared lost (metrics).
+  /// ngtcp2 0.12 has no connection-wide loss count, only one per stream
+  /// (ngtcp2_conn_get_stream_loss_count), read here as each stream closes: a lost packet with
+  /// frames of two streams counts twice, and losses of packets with no stream data (handshake,
+  /// ACK-only) or on streams still open at the end are not seen.
+  void (*packets_lost)(void* owner, void* conn, std::uint64_t n) = nullptr;
 };
 
 /// Transport settings shared by both sides.
@@ -290,6 +297,14 @@ public:
   const path_storage& path() const noexcept { return path_; }
   bool over() const noexcept { return over_; }
   bool handshake_completed() const noexcept { return conn_ && ngtcp2_conn_get_handshake_completed(conn_.get()); }
+  /// The smoothed RTT (RFC 9002 §5.3); none before the first RTT sample.
+  std::optional<std::chrono::nanoseconds> smoothed_rtt() const noexcept {
+    if (!conn_) return std::nullopt;
+    ngtcp2_conn_stat st;
+    ngtcp2_conn_get_conn_stat(conn_.get(), &st);
+    if (st.first_rtt_sample_ts == UINT64_MAX) return std::nullopt;
+    return std::chrono::nanoseconds(st.smoothed_rtt);  // ngtcp2_duration: nanoseconds
+  }
   close_reason reason() const noexcept { return reason_; }
   const asio::any_io_executor& get_executor() const noexcept { return ex_; }
   /// Gives the peer `n` more bytes of credit on stream `id` and on the connection (body bytes
@@ -378,8 +393,10 @@ private:
       auto& c = self(ud);
       return c.app_.on_acked(c, id, len) == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
     };
-    cb.stream_close = [](ngtcp2_conn*, std::uint32_t flags, std::int64_t id, std::uint64_t code, void* ud, void*) {
+    cb.stream_close = [](ngtcp2_conn* conn, std::uint32_t flags, std::int64_t id, std::uint64_t code, void* ud, void*) {
       auto& c = self(ud);
+      if (c.hooks_.packets_lost)  // (the stream is still known to ngtcp2 in this callback)
+        if (const auto n = ngtcp2_conn_get_stream_loss_count(conn, id); n > 0) c.hooks_.packets_lost(c.hooks_.owner, &c, n);
       return c.app_.on_stream_close(c, id, code, (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) != 0) == 0 ? 0
                                                                                                               : NGTCP2_ERR_CALLBACK_FAILURE;
     };

@@ -82,6 +82,10 @@ struct endpoint_stats {
   using counter = std::atomic<std::uint64_t>;
   counter datagrams_in{0}, connections{0}, open{0}, handshakes{0}, retries_sent{0}, bad_tokens{0}, version_negotiations{0},
       stateless_resets{0}, refused{0}, handed_off{0}, dropped{0}, send_dropped{0};
+  /// Packets with stream data declared lost (connection_hooks::packets_lost says what is seen).
+  counter packets_lost{0};
+  /// Smoothed RTT of the connections closed so far: how many had a sample, and their sum (us).
+  counter rtt_samples{0}, rtt_sum_us{0};
   /// One more (single writer: no locked instruction).
   static void bump(counter& c, std::uint64_t n = 1) noexcept { c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
   static std::uint64_t get(const counter& c) noexcept { return c.load(std::memory_order_relaxed); }
@@ -331,6 +335,7 @@ private:
       if (auto it = self.table_.find(id); it != self.table_.end() && it->second == c) self.table_.erase(it);
     };
     h.handshake_done = [](void* o, void*) { endpoint_stats::bump(static_cast<server_endpoint*>(o)->stats_.handshakes); };
+    h.packets_lost = [](void* o, void*, std::uint64_t n) { endpoint_stats::bump(static_cast<server_endpoint*>(o)->stats_.packets_lost, n); };
     h.finished = [](void* o, void* c) {
       auto& self = *static_cast<server_endpoint*>(o);
       // Destroyed from a fresh handler: the connection's own code is on the stack now.
@@ -344,6 +349,10 @@ private:
     if (it == conns_.end()) return;
     for (const auto& id : it->second.cids)
       if (auto t = table_.find(id); t != table_.end() && t->second == c) table_.erase(t);
+    if (const auto rtt = c->smoothed_rtt()) {
+      endpoint_stats::bump(stats_.rtt_samples);
+      endpoint_stats::bump(stats_.rtt_sum_us, static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(*rtt).count()));
+    }
     conns_.erase(it);  // destroys the connection
     stats_.open.store(conns_.size(), std::memory_order_relaxed);
   }

@@ -1,0 +1,75 @@
+// rproxy/cluster/instance.hpp: what an app shares with its other instances, made once from its
+// `redis:` block: a link to Redis per worker (worker_links, with the degraded gauges and the
+// log of its transitions), the counter store of its rate limits (in-process, or shared through
+// Redis per route) and the bans shared through Redis. Without the block, everything is
+// in-process and nothing connects.
+//
+//     auto o = rproxy::cluster::instance::options_of(c.redis);      // reads the password
+//     if (!o) return log.error("cannot use the redis: block", {{"error", o.error()}}), 1;
+//     rproxy::cluster::instance shared(rt.pool(), *o, rt.metrics(), rt.log(),
+//                                      {.sync_interval = 100ms, .policy = "rate limits on_failure=local"});
+//     shared.start();                                                // after the app's own setup
+//     mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&cfg, &shared.links.limits(worker), audit};
+//     mw::ban_check{&file_list, audit, &ban_cfg, &shared.bans.list()};
+//     shared.bans.publish(file_list);                                // after each ban file load
+//
+// h3-gateway, ws-server and mc-proxy use it (docs/scaling.md).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include <rproxy/cluster/redis_block.hpp>
+#include <rproxy/cluster/redis_counter_store.hpp>
+#include <rproxy/cluster/redis_options.hpp>
+#include <rproxy/cluster/shared_bans.hpp>
+#include <rproxy/cluster/worker_links.hpp>
+#include <rproxy/core/result.hpp>
+#include <rproxy/middleware/ban.hpp>
+#include <rproxy/middleware/rate_limit_store.hpp>
+#include <rproxy/net/io_pool.hpp>
+#include <rproxy/observe/log.hpp>
+#include <rproxy/observe/registry.hpp>
+
+namespace rproxy::cluster {
+
+struct instance_settings {
+  std::chrono::milliseconds sync_interval{100};  ///< batched limits
+  std::string policy = "local state";            ///< what the instance does without Redis, for the log
+  middleware::ban_list_options bans{};           ///< how the shared list matches (e.g. names folded)
+};
+
+class instance {
+public:
+  using settings = instance_settings;
+
+  /// The client options of an app's `redis:` block (nullopt without one), the password read.
+  /// The error names the file or variable, never the secret.
+  static result<std::optional<redis_options>, std::string> options_of(const std::optional<redis_block>& block) {
+    if (!block) return std::optional<redis_options>{};
+    auto o = block->options();
+    if (!o) return rproxy::failure(std::move(o.error()));
+    return std::optional<redis_options>(std::move(*o));
+  }
+
+  instance(net::io_pool& pool, const std::optional<redis_options>& redis, observe::registry& metrics, const observe::logger& log,
+           settings s = {})
+      : links(pool, redis, metrics, log, counters, {.sync_interval = s.sync_interval}), bans(links.client(0), &log, s.bans) {
+    links.policy(std::move(s.policy));
+  }
+  instance(const instance&) = delete;
+  instance& operator=(const instance&) = delete;
+
+  /// Each worker connects on its own thread; the bans subscribe and load on worker 0's.
+  void start() {
+    links.start();
+    bans.start();
+  }
+
+  middleware::local_counter_store counters{{.max_keys = 1u << 20}};  ///< the local store (also Redis' fallback)
+  worker_links links;                                                 ///< a client and a counter store per worker
+  shared_bans bans;                                                   ///< bans made on any instance
+};
+
+}  // namespace rproxy::cluster
