@@ -349,6 +349,8 @@ class GatewayH2Test(unittest.TestCase):
         self.assertEqual((code, json.loads(body)["error"], json.loads(body)["route"]), (401, "unauthorized", "private"))
         code, _, body = self.h2("/private/x", "-H", f"X-API-Key: {self.key}")
         self.assertEqual(code, 200, body)
+        self.assertNotIn("x-api-key", json.loads(body)["headers"])  # the key is not passed on
+        self.assertNotIn(self.key.encode(), body)
         for i in range(2):
             code, heads, _ = self.h2("/limited/x")
             self.assertEqual((code, heads.get("x-ratelimit-remaining")), (200, str(1 - i)))
