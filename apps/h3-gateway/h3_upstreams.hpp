@@ -1,14 +1,17 @@
 // apps/h3-gateway/h3_upstreams.hpp: the gateway's HTTP/3 backends (groups with `proto: h3`):
 // per backend and worker a flow::h3_upstream (pooled QUIC connections behind a loopback
 // stand-in), kept across reloads while the group's `h3:` settings stay, and the redirect table
-// a world's flows connect through. Metrics per backend: QUIC connections opened, handshakes
-// failed, requests carried, requests failed. Active health checks of these groups (h3_probe)
-// go through the same stand-ins, so they test the QUIC path and the backend's HTTP/3 answer.
+// a world's flows connect through. A reload stages the new set aside and commits it only once
+// nothing after it can fail, so a failed reload leaves the running backends as they were.
+// Metrics per backend: QUIC connections opened, handshakes failed, requests carried, requests
+// failed. Active health checks of these groups (h3_probe) go through the same stand-ins, so
+// they test the QUIC path and the backend's HTTP/3 answer.
 #pragma once
 
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -55,6 +58,10 @@ struct h3_probe {
 static_assert(rproxy::health::probe<h3_probe>);
 
 class h3_upstreams {
+  struct entry {
+    std::vector<std::shared_ptr<rproxy::flow::h3_upstream>> per_worker;
+  };
+
 public:
   explicit h3_upstreams(runtime& rt) : rt_(rt) {
     auto& m = rt.metrics();
@@ -65,27 +72,48 @@ public:
     failures_ = &m.add_counter_family("h3gw_upstream_h3_failures", "Requests to HTTP/3 backends that failed (502, 504, cut).", {"backend"});
   }
 
-  /// The redirect table for a config: stand-ins made for new backends, kept for known ones,
-  /// stopped for those gone. Null when no group speaks HTTP/3; an error is logged.
-  bool update(const config& c, std::shared_ptr<const rproxy::flow::upstream_redirect>& out) {
+  /// The backends of a config version, built aside: stand-ins made for new backends, shared
+  /// with the live set for known ones. Until commit() nothing live changes, so a reload that
+  /// fails (here or in a later step) leaves the running config's backends as they were; a
+  /// staged set dropped uncommitted stops only the stand-ins it made.
+  class staged {
+  public:
+    staged(staged&& o) noexcept
+        : next_(std::move(o.next_)), made_(std::exchange(o.made_, {})), table_(std::move(o.table_)) {}
+    staged& operator=(staged&&) = delete;
+    ~staged() {
+      for (auto& up : made_) up->stop();
+    }
+    /// The redirect table the new config's flows connect through (null: no group speaks HTTP/3).
+    std::shared_ptr<const rproxy::flow::upstream_redirect> table() const { return table_; }
+
+  private:
+    friend class h3_upstreams;
+    staged() = default;
+    std::map<std::string, entry> next_;
+    std::vector<std::shared_ptr<rproxy::flow::h3_upstream>> made_;  ///< stopped unless committed
+    std::shared_ptr<const rproxy::flow::upstream_redirect> table_;
+  };
+
+  /// Builds the set for `c` aside (see staged); nullopt on an error (logged), nothing changed.
+  std::optional<staged> stage(const config& c) {
+    staged s;
     auto table = std::make_shared<rproxy::flow::upstream_redirect>();
-    std::map<std::string, entry> next;
     for (const auto& g : c.groups) {
       if (g.proto != rproxy::flow::upstream_proto::h3) continue;
       const rproxy::flow::h3_upstream_block b = g.h3.value_or(rproxy::flow::h3_upstream_block{});
       auto creds = credentials(b);
-      if (!creds) return false;
+      if (!creds) return std::nullopt;
       for (const auto& be : g.backends) {
         const auto addr = asio::ip::make_address(be.address.host);
         const std::string name = b.server_name.empty() ? be.address.host : b.server_name;
         const std::string key = g.name + "|" + be.address.to_string() + "|" + name + "|" + b.ca_file + "|" + (b.verify ? "v" : "-") + "|" +
                                 std::to_string(b.max_connections) + "|" + std::to_string(b.max_streams) + "|" +
                                 std::to_string(b.response_timeout.count()) + "|" + std::to_string(b.idle_timeout.count());
-        auto& e = next[key];
+        auto& e = s.next_[key];
         if (auto it = entries_.find(key); it != entries_.end()) {
-          e = std::move(it->second);
-          entries_.erase(it);
-        } else {
+          e = it->second;  // shared: the live set keeps it until commit
+        } else if (e.per_worker.empty()) {
           const auto label = be.address.to_string();
           rproxy::flow::h3_upstream_metrics m{&connections_->with({label}), &handshake_failures_->with({label}), &requests_->with({label}),
                                               &failures_->with({label})};
@@ -93,9 +121,10 @@ public:
             auto up = std::make_shared<rproxy::flow::h3_upstream>(rt_.pool().context(i),
                                                                   rproxy::flow::h3_upstream::target{{addr, be.address.port}, name}, *creds,
                                                                   b.options(), m);
+            s.made_.push_back(up);
             if (auto ec = up->listen()) {
               rt_.log().error("cannot open the HTTP/3 stand-in", {{"backend", label}, {"error", ec.message()}});
-              return false;
+              return std::nullopt;
             }
             e.per_worker.push_back(std::move(up));
           }
@@ -105,11 +134,17 @@ public:
         table->add({addr, be.address.port}, std::move(locals));
       }
     }
-    for (auto& [key, e] : entries_)  // gone from the config
-      for (auto& up : e.per_worker) up->stop();
-    entries_ = std::move(next);
-    out = table->empty() ? nullptr : std::move(table);
-    return true;
+    if (!table->empty()) s.table_ = std::move(table);
+    return s;
+  }
+
+  /// Makes a staged set the live one: the stand-ins of backends gone from it stop.
+  void commit(staged s) {
+    for (auto& [key, e] : entries_)
+      if (!s.next_.contains(key))
+        for (auto& up : e.per_worker) up->stop();
+    entries_ = std::move(s.next_);
+    s.made_.clear();
   }
 
   void stop() {
@@ -118,10 +153,6 @@ public:
   }
 
 private:
-  struct entry {
-    std::vector<std::shared_ptr<rproxy::flow::h3_upstream>> per_worker;
-  };
-
   const rproxy::net::quic::tls_credentials* credentials(const rproxy::flow::h3_upstream_block& b) {
     const auto key = std::make_tuple(b.ca_file, b.verify);
     if (auto it = creds_.find(key); it != creds_.end()) return it->second.get();

@@ -71,10 +71,15 @@ struct app {
       u.tls = w->tls_clients.emplace_back(std::make_unique<rproxy::net::tls_client_context>(std::move(*t))).get();
       u.sni = g.tls->sni;
     }
-    if (!h3_backends.update(*c, w->options.redirect)) return nullptr;  // logged; groups with proto: h3
+    // Groups with proto: h3, built aside: a reload failing from here on leaves the live ones as
+    // they were (the staged set's new stand-ins stop when it is dropped).
+    auto h3 = h3_backends.stage(*c);
+    if (!h3) return nullptr;  // logged
     // Last, as nothing after it fails: a group keeps its pool (backends, counters, checks) while
     // its pool settings (breaker, outlier) stay.
     if (!pools->update(c->groups)) return nullptr;  // logged
+    w->options.redirect = h3->table();
+    h3_backends.commit(std::move(*h3));
     for (const auto& g : c->groups)  // HTTP/3 backends are checked over QUIC, through their stand-ins
       if (g.proto == rproxy::flow::upstream_proto::h3 && g.health_check)
         if (auto* m = pools->monitor(g.name)) m->check_with(h3_probe::of(*g.health_check, w->options.redirect), g.health_check->options());

@@ -13,6 +13,7 @@
 
 #include <rproxy/app/config_blocks.hpp>
 #include <rproxy/app/mc_server_block.hpp>
+#include <rproxy/app/restart_only.hpp>
 #include <rproxy/app/runtime_fwd.hpp>
 #include <rproxy/balance/upstream_config.hpp>
 #include <rproxy/cluster/redis_block.hpp>
@@ -74,6 +75,13 @@ struct config {
     for (std::size_t i = 0; i < servers.size(); ++i)
       if (servers[i].name.empty()) v.at(&config::servers).at(i).at(&server_config::name).error("an inline server needs a name");
     cfg::validate_unique<&server_config::name>(v.at(&config::servers), servers, "duplicate server name");
+  }
+
+  /// What a reload does not apply (app/restart_only.hpp): the player listener, the admin
+  /// endpoint and the Redis link are opened once, from the config the process started with.
+  rproxy::app::restart_keys restart_only() const {
+    using rproxy::app::value_text;
+    return {{"listen", listen.to_string()}, {"admin", value_text(admin)}, {"redis", redis ? value_text(*redis) : ""}};
   }
 
   /// Reads the main file, then every *.yaml of servers_dir; checks what spans files (duplicate

@@ -16,7 +16,6 @@
 
 #include <rproxy/app/every.hpp>
 #include <rproxy/app/pools.hpp>
-#include <rproxy/app/restart_only.hpp>
 #include <rproxy/app/side_file.hpp>
 #include <rproxy/app/versions.hpp>
 #include <rproxy/cluster/instance.hpp>
@@ -65,7 +64,6 @@ private:
     auto worlds = rproxy::app::make_versions<world>(rt_, build, "servers");
     if (!worlds || !listen_players(rt_, *first, *worlds)) return 1;
     rt_.on_stop_accepting([this] { bans_.reset(); });
-    rproxy::app::restart_only(rt_, rproxy::app::setting("listen", [](const config& c) { return c.listen.to_string(); }));
     // Every second: stop wake-on-join servers that have been idle for their idle_timeout.
     rproxy::app::every(rt_, std::chrono::seconds(1), [this, worlds] {
       for (const auto& sv : worlds->current()->servers)

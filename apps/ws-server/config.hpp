@@ -10,6 +10,7 @@
 #include <asio/ip/address.hpp>
 
 #include <rproxy/app/config_blocks.hpp>
+#include <rproxy/app/restart_only.hpp>
 #include <rproxy/app/tls_block.hpp>
 #include <rproxy/cluster/redis_block.hpp>
 #include <rproxy/config/endpoint.hpp>
@@ -88,6 +89,20 @@ struct config {
     if (listen) return listen;
     if (tls) return std::nullopt;
     return cfg::endpoint{"127.0.0.1", 8095};
+  }
+
+  /// What a reload does not apply (app/restart_only.hpp: `validate` prints it, a reload that
+  /// changes it logs "restart required"): the listeners, the admin endpoint, the audit log and
+  /// the Redis link are made once, from the config the process started with.
+  rproxy::app::restart_keys restart_only() const {
+    using rproxy::app::value_text;
+    return {{"listen", plain_listen() ? plain_listen()->to_string() : ""},
+            {"tls", tls ? "on" : "off"},
+            {"tls.listen", tls ? tls->listen.to_string() : ""},
+            {"admin", value_text(admin)},
+            {"audit", value_text(audit)},
+            {"redis", redis ? value_text(*redis) : ""},
+            {"cluster", value_text(cluster)}};
   }
 
   void validate(cfg::validator& v) const {

@@ -23,13 +23,13 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/use_awaitable.hpp>
-#include <asio/experimental/as_tuple.hpp>
 
 #include <rproxy/app/every.hpp>
 #include <rproxy/app/listen.hpp>
 #include <rproxy/app/restart_only.hpp>
 #include <rproxy/app/runtime.hpp>
 #include <rproxy/app/tls_block.hpp>
+#include <rproxy/app/tls_listen.hpp>
 #include <rproxy/app/versions.hpp>
 #include <rproxy/config/versioned.hpp>
 #include <rproxy/core/result.hpp>
@@ -43,7 +43,6 @@
 #include <rproxy/middleware/ip_filter.hpp>
 #include <rproxy/middleware/jwt_auth.hpp>
 #include <rproxy/middleware/rate_limit.hpp>
-#include <rproxy/net/tls_failure.hpp>
 #include <rproxy/net/tls_stream.hpp>
 #include <rproxy/observe/registry.hpp>
 #include <rproxy/observe/worker_index.hpp>
@@ -210,35 +209,19 @@ inline void serve_plain(std::shared_ptr<const world> w, asio::ip::tcp::socket s,
   flow::spawn(p, std::cref(a), std::move(s), o, eps, keep_world{std::move(w), std::move(g)});
 }
 
-/// The TLS server context of a `tls:` block (read again on each reload).
-inline rproxy::result<rproxy::net::tls_server_context, rproxy::net::tls_load_error> load_tls(const rproxy::app::tls_listener_block& b) {
-  rproxy::net::tls_server_options o;
-  for (const auto& c : b.certificates) o.certificates.push_back({c.cert, c.key, c.server_names});
-  o.alpn = {"http/1.1"};
-  return rproxy::net::tls_server_context::load(o);
-}
-
-/// A wss connection: the handshake within the hello timeout, then the same flow as ws
-/// (flow/ws.hpp runs a TLS stream's session as a coroutine). It keeps its world.
+/// A wss connection: the handshake within the hello timeout (app/tls_listen.hpp, the gateway's
+/// TLS start too), then the same flow as ws (flow/ws.hpp runs a TLS stream's session as a
+/// coroutine). It keeps its world.
 inline asio::awaitable<void> serve_tls(std::shared_ptr<const world> w, asio::ip::tcp::socket s,
                                        rproxy::net::accepted_endpoints eps, rproxy::flow::drain_tracker::guard) {
   if (!w->tls) co_return;
-  rproxy::net::tls_stream tls(std::move(s), w->tls->context());
-  auto [ec] = co_await rproxy::net::async_server_handshake(tls, w->options.hello_timeout, asio::experimental::as_tuple(asio::use_awaitable));
-  if (ec) {  // a client that does not trust the certificate, a port probe, a slow one, not TLS at all
-    if (auto* f = w->shared->tls_failures) f->with({std::string(rproxy::net::tls_handshake_failure(ec))}).inc();
+  auto tls = co_await rproxy::app::accept_tls(std::move(s), w->tls->context(), w->options, eps);
+  if (!tls) {  // a client that does not trust the certificate, a port probe, a slow one, not TLS at all
+    if (auto* f = w->shared->tls_failures) f->with({std::string(tls.error().reason())}).inc();
     co_return;
   }
   const auto i = rproxy::observe::worker_index() % w->pipelines.size();
-  (void)co_await flow::serve(w->pipelines[i], w->a, std::move(tls), w->options, eps);
-}
-
-/// The keys a reload cannot apply (listeners): a change is logged as needing a restart.
-inline void warn_restart_only(runtime& rt) {
-  const auto ep = [](const std::optional<rproxy::config::endpoint>& e) { return e ? e->to_string() : std::string(); };
-  rproxy::app::restart_only(rt, rproxy::app::setting("listen", [ep](const config& c) { return ep(c.plain_listen()); }),
-                            rproxy::app::setting("tls.listen", [](const config& c) { return c.tls ? c.tls->listen.to_string() : ""; }),
-                            rproxy::app::setting("admin.listen", [ep](const config& c) { return ep(c.admin.listen); }));
+  (void)co_await flow::serve(w->pipelines[i], w->a, std::move(*tls), w->options, eps);
 }
 
 /// The server: its shared state, worlds and metrics.
@@ -250,7 +233,7 @@ struct server {
     if (!w->load()) return nullptr;
     for (std::size_t i = 0; i < rt.pool().size(); ++i) w->pipelines.push_back(pipeline(*w));
     if (c->tls) {  // certificates are read again on every reload
-      auto t = load_tls(*c->tls);
+      auto t = rproxy::app::load_tls(*c->tls, {"http/1.1"});
       if (!t) return rt.log().error("cannot load TLS certificates", {{"error", t.error().message}}), nullptr;
       w->tls.emplace(std::move(*t));
     }
@@ -336,7 +319,6 @@ inline int serve(runtime& rt) {
     s->rt.log().info("settings updated: security and rate limits, rooms limits (every connection); websocket, TLS certificates "
                      "(connections accepted from now on)");
   });
-  warn_restart_only(rt);
   return 0;
 }
 

@@ -20,6 +20,7 @@
 //       Opens CONNS WebSockets (at most 256 handshakes at a time) and holds them; reads VmRSS of
 //       PID from /proc before (after one warm-up connection) and after.
 //       Prints: idle conns=N rss_before_kb=... rss_after_kb=... bytes_per_conn=...
+//       With --wait-stdin 1 it then keeps the connections open until a line (or EOF) on stdin.
 //   ws_load hold   --port P --pid PID [--conns 10000] [--rooms 100] [--messages 10] [--size 20]
 //       Opens CONNS WebSockets and holds them, each a member of one of ROOMS rooms (connection i
 //       in room i % ROOMS; the first of each room creates it); every member reads from its join
@@ -568,6 +569,11 @@ int run_idle(const options& o) {
   const long after = rss_kb(o.pid);
   std::printf("idle conns=%d rss_before_kb=%ld rss_after_kb=%ld bytes_per_conn=%.0f\n", n, before, after,
               static_cast<double>(after - before) * 1024.0 / n);
+  if (o.wait_stdin) {  // keep every connection open until stdin says so (the server's heap may be inspected meanwhile)
+    std::fflush(stdout);
+    std::string line;
+    (void)std::getline(std::cin, line);
+  }
   return 0;
 }
 

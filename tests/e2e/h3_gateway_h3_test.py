@@ -24,6 +24,7 @@ import unittest
 import urllib.request
 
 import harness
+from harness import metrics
 import h3_gateway_test as base
 
 BINARY = None
@@ -63,16 +64,6 @@ def backend(name):
     srv.lock = threading.Lock()
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
-
-
-def metrics(admin):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
-    out = {}
-    for l in text.splitlines():
-        if l and not l.startswith("#"):
-            k, v = l.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
 
 
 class LossyRelay:

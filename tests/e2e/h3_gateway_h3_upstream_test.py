@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -213,7 +214,11 @@ class H3Upstream(unittest.TestCase):
         cls.caddy = Caddy(cls.dir, cls.caddy_port, cls.backend.port).start()
         cls.port, cls.admin = harness.free_port(), harness.free_port()
         cls.label = f"127.0.0.1:{cls.caddy_port}"
-        cls.gw = harness.Program(BINARY, f"""admin: {{ listen: 127.0.0.1:{cls.admin} }}
+        cls.gw = harness.Program(BINARY, cls.config(), args=["--workers", "1"], name="h3up").start(wait_ports=[cls.port, cls.admin])
+
+    @classmethod
+    def config(cls, more_groups="", more_routes=""):
+        return f"""admin: {{ listen: 127.0.0.1:{cls.admin} }}
 listen: 127.0.0.1:{cls.port}
 access_log: false
 groups:
@@ -221,12 +226,12 @@ groups:
     proto: h3
     h3: {{ ca_file: {cls.dir}/cert.pem, server_name: localhost, max_connections: 2 }}
     backends: [ {{ address: {cls.label} }} ]
-http:
+{more_groups}http:
   routes:
-    - name: all
+{more_routes}    - name: all
       prefix: /
       backends: [ {{ group: edge }} ]
-""", args=["--workers", "1"], name="h3up").start(wait_ports=[cls.port, cls.admin])
+"""
 
     @classmethod
     def tearDownClass(cls):
@@ -316,6 +321,38 @@ http:
         harness.wait_until(works, timeout=30, what="a request through the restarted Caddy")
         self.assertGreater(metric(self.admin, "h3gw_upstream_h3_connections", self.label), conns0)
         self.assertEqual(self.caddy.protos()[-1], "HTTP/3.0")
+
+    def reload(self, text, outcome):
+        """Writes `text`, sends SIGHUP and waits for the reload's log line (`outcome`)."""
+        n = self.gw.output().count(outcome)
+        self.gw.write_config(text)
+        self.gw.signal(signal.SIGHUP)
+        harness.wait_until(lambda: self.gw.output().count(outcome) > n, what=f"'{outcome}' logged")
+
+    def test_5_a_reload_failing_partway_keeps_the_h3_backends(self):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        self.assertEqual(self.get(c, "/before", close=True)[0], 200)
+        conns0 = metric(self.admin, "h3gw_upstream_h3_connections", self.label)
+        # A second HTTP/3 group whose trust anchors cannot be read: the reload fails after the
+        # first group's backends were taken into the new set. The running ones stay as they were.
+        bad_group = f"""  - name: second
+    proto: h3
+    h3: {{ ca_file: {self.dir}/missing.pem, server_name: localhost }}
+    backends: [ {{ address: 127.0.0.1:{harness.free_port()} }} ]
+"""
+        bad_route = "    - { name: second, prefix: /second, backends: [ { group: second } ] }\n"
+        self.reload(self.config(bad_group, bad_route), "routes not updated")
+        for i in range(5):
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            status, body = self.get(c, f"/after-bad/{i}", close=True)
+            self.assertEqual((status, json.loads(body)["path"]), (200, f"/after-bad/{i}"))
+        self.assertEqual(self.caddy.protos()[-1], "HTTP/3.0")
+        # The same config again: its backends are still the live ones, so the QUIC connection
+        # already open carries on (a set rebuilt after the failure would open a new one).
+        self.reload(self.config(), "routes updated")
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        self.assertEqual(self.get(c, "/after-good", close=True)[0], 200)
+        self.assertEqual(metric(self.admin, "h3gw_upstream_h3_connections", self.label), conns0)
 
 
 if __name__ == "__main__":

@@ -385,6 +385,8 @@ audit:
     def test_api_keys(self):
         code, _, body, _ = curl(self.url + "/k", [f"X-API-Key: {self.api_key_2}"])
         self.assertEqual(code, 200)
+        self.assertNotIn("x-api-key", json.loads(body)["headers"])  # the backend never sees the key
+        self.assertNotIn(self.api_key_2.encode(), body)
         before = len(self.audit_lines())
         code, _, _, _ = curl(self.url + "/k", ["X-API-Key: not-a-key-" + "z" * 20])
         self.assertEqual(code, 401)
@@ -393,6 +395,23 @@ audit:
         self.assertEqual(len(lines), 1)
         self.assertIn("unknown API key", lines[0])
         self.assertNotIn("z" * 20, lines[0])
+
+    def test_api_key_forwarded_only_with_forward_key(self):
+        """forward_key: true passes the key on, over HTTP/1.1 and HTTP/2 (prior knowledge) alike;
+        the default (this class's gateway) removes it (test_api_keys)."""
+        port, admin = harness.free_port(), harness.free_port()
+        extra = f"api_keys:\n  file: {self.key_file}\n  header: X-Partner-Key\n  forward_key: true\nrequire_auth: true\n"
+        gw = start_gateway(gateway_config(port, admin, [self.backend.port], extra), port, admin, "gw-forward-key")
+        try:
+            for proto in ([], ["--http2-prior-knowledge"]):
+                with self.subTest(proto=proto):
+                    code, _, body, _ = curl(f"http://127.0.0.1:{port}/fk", [f"X-Partner-Key: {self.api_key_2}"], proto)
+                    self.assertEqual(code, 200, body)
+                    self.assertEqual(json.loads(body)["headers"].get("x-partner-key"), self.api_key_2)
+                    code, _, _, _ = curl(f"http://127.0.0.1:{port}/fk", [f"X-API-Key: {self.api_key_2}"], proto)
+                    self.assertEqual(code, 401)  # the configured header, not the default one
+        finally:
+            self.assertEqual(gw.stop(), 0)
 
     def test_rate_limit_429_with_headers_and_keys_independent(self):
         codes, last = [], None

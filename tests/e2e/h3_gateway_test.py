@@ -269,6 +269,8 @@ class GatewayTest(unittest.TestCase):
         self.assertEqual(json.loads(body)["error"], "unauthorized")
         code, _, body = self.get("/private/x", "-H", f"X-API-Key: {self.key}")
         self.assertEqual(code, 200, body)
+        self.assertNotIn("x-api-key", json.loads(body)["headers"])  # the key is not passed on
+        self.assertNotIn(self.key.encode(), body)
         code, _, _ = self.get("/files/x")
         self.assertEqual(code, 200)
         # The IP filter only where listed (it would refuse every loopback client).

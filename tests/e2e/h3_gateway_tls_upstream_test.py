@@ -13,9 +13,9 @@ import subprocess
 import sys
 import tempfile
 import unittest
-import urllib.request
 
 import harness
+from harness import metrics
 
 BINARY = None
 
@@ -49,16 +49,6 @@ def curl(url, *args, timeout=20):
             body, _, code = part.rpartition("\n@@")
             out.append((int(code), body))
     return out, p.returncode
-
-
-def metrics(admin):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
 
 
 class TlsUpstreamTest(unittest.TestCase):

@@ -17,9 +17,9 @@ import sys
 import tempfile
 import threading
 import unittest
-import urllib.request
 
 import harness
+from harness import metrics
 
 BINARY = None
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -70,16 +70,6 @@ def ws_client(url, *args):
     if p.returncode != 0 or not lines:
         raise AssertionError(f"ws client failed (rc {p.returncode}): {p.stdout}\n{p.stderr}")
     return lines[-1]
-
-
-def metrics(admin):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
 
 
 def read_head(s):

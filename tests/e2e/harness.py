@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 
 # Ports for the programs under test come from below the kernel's ephemeral range (so no client
@@ -53,6 +54,17 @@ def free_port(host="127.0.0.1"):
                 continue  # in use by something else: keep it reserved, try another
             return port
     raise RuntimeError("no free port in %d-%d" % PORT_RANGE)
+
+
+def metrics(admin):
+    """The admin listener's /metrics as {series (name and labels): value}."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
 
 
 def wait_port(port, host="127.0.0.1", timeout=10.0):

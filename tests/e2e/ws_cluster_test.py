@@ -21,9 +21,9 @@ import subprocess
 import sys
 import time
 import unittest
-import urllib.request
 
 import harness
+from harness import metrics
 from redis_fixture import RedisServer, redis_available
 
 BINARY = None
@@ -60,16 +60,6 @@ class Clients:
     def close(self):
         self.p.stdin.close()
         self.p.wait(10)
-
-
-def metrics(admin):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
 
 
 def config(port, admin, redis_port, presence_ttl="5s"):

@@ -1,7 +1,7 @@
 """End-to-end operations of apps/ws-server: reload of the rate limits and rooms limits (an
 existing connection gets the new limits on its next message; a bad file keeps the old config
 with a file:line error), the metrics (silent connections apart from handshake failures, the
-fan-out latency histogram), `validate` and `init`, and moderation over the wire (a private
+fan-out latency histogram), `validate` (with the keys only a restart changes) and `init`, and moderation over the wire (a private
 room with a password, mute, ban with a duration that expires).
 
 The WebSocket client here is written in this file from RFC 6455 (raw frames over a socket), so
@@ -343,6 +343,40 @@ class CommandsTest(unittest.TestCase):
         self.assertNotEqual(v.returncode, 0)
         self.assertIn("anonymous", v.stdout + v.stderr)
 
+
+    def test_validate_lists_the_keys_a_reload_does_not_apply(self):
+        # After "ok", the keys only a restart changes, with their values in this file; a reload
+        # that changes one of them (here the audit file) is logged as needing a restart.
+        d = tempfile.mkdtemp(prefix="rproxy-ws-cmd-")
+        port, admin = harness.free_port(), harness.free_port()
+        audit = os.path.join(d, "audit.log")
+        text = config(port, admin, f"audit: {{ file: {audit} }}\n")
+        path = os.path.join(d, "ws.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        v = subprocess.run([BINARY, "validate", path], capture_output=True, text=True, timeout=30)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        lines = v.stdout.splitlines()
+        self.assertEqual(lines[0], f"{path}: ok")
+        self.assertEqual(lines[1], "restart-only keys (a reload keeps the values the process started with):")
+        keys = {l.strip().split(": ", 1)[0]: l.strip().split(": ", 1)[1] for l in lines[2:]}
+        self.assertEqual(list(keys), ["listen", "tls", "tls.listen", "admin", "audit", "redis", "cluster"])
+        self.assertEqual(keys["listen"], f"127.0.0.1:{port}")
+        self.assertEqual(keys["tls"], "off")
+        self.assertEqual(keys["tls.listen"], "(unset)")
+        self.assertIn(f"127.0.0.1:{admin}", keys["admin"])
+        self.assertIn(audit, keys["audit"])
+        self.assertEqual(keys["redis"], "(unset)")
+        srv = harness.Program(BINARY, text, name="ws-restart-keys").start(wait_ports=[port, admin])
+        try:
+            srv.write_config(config(port, admin, f"audit: {{ file: {audit}.2 }}\n"))
+            self.assertEqual(reload(admin), 200)
+            harness.wait_until(lambda: "restart required" in srv.output(), what="the restart-required line")
+            line = next(l for l in srv.output().splitlines() if "restart required" in l)
+            self.assertIn("audit", line)
+            self.assertNotIn("listen", line)
+        finally:
+            self.assertEqual(srv.stop(), 0)
 
 if __name__ == "__main__":
     BINARY = os.path.abspath(sys.argv.pop(1))

@@ -19,6 +19,7 @@ import unittest
 import urllib.request
 
 import harness
+from harness import metrics
 
 BINARY = None
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,16 +46,6 @@ def run_client(scenario, port, timeout=60, **kw):
     if p.returncode != 0 or not lines or "error" in lines[-1]:
         raise AssertionError(f"client {scenario} failed (rc {p.returncode}): {p.stdout}\n{p.stderr}")
     return lines
-
-
-def metrics(admin):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
 
 
 def jwt(secret, claims):

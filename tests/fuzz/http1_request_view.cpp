@@ -2,7 +2,9 @@
 //   - the first input byte splits the rest into a name and a text (Cookie value or target);
 //   - find_cookie / find_query_raw return views inside the text (never past it);
 //   - percent_decode never grows its input, and decodes what an encoder produced back exactly;
-//   - a request_view over a parsed head answers header/cookie/query for names from the input.
+//   - a request_view over a parsed head answers header/cookie/query for names from the input;
+//   - without_query_param leaves no parameter of a (non-empty) name, keeps the path, never grows
+//     the target, and is the identity on a target that has no such parameter.
 #include <rproxy/codec/http1/parser.hpp>
 #include <rproxy/codec/http1/request_view.hpp>
 
@@ -52,6 +54,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   std::string dec;
   if (!http1::percent_decode(encode(text), dec, false) || dec != text) std::abort();
+
+  const std::string stripped = http1::without_query_param(text, name);
+  if (stripped.size() > text.size() || http1::path_of_target(stripped) != http1::path_of_target(text)) std::abort();
+  if (!name.empty() && http1::find_query_raw(http1::query_of_target(stripped), name)) std::abort();  // (an empty name removes nothing)
+  if (!http1::find_query_raw(q, name) && stripped != text) std::abort();
 
   // The same names against a parsed request carrying the text as target, cookie and header.
   std::string req = "GET /";

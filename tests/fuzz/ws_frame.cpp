@@ -66,12 +66,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
 
   const items whole = run(wire, o, d, 0);
-  if (run(wire, o, d, seed) != whole) std::abort();
+  // One known exception (codec/ws/deflate.hpp): zlib checks a match's distance against its
+  // window plus what the current inflate() call wrote, so a sender that reaches back past the
+  // negotiated window (< 15 bits) is decoded or refused (1007) depending on how its bytes
+  // arrive. Such a difference must end one of the runs with bad_compressed_data.
+  const auto same = [&](const items& other) {
+    if (other == whole) return true;
+    const auto zlib_refused = [](const items& it) { return !it.empty() && it.back().error == ws::error::bad_compressed_data; };
+    return d && d->receive_window(o.side) < 15 && (zlib_refused(whole) || zlib_refused(other));
+  };
+  if (!same(run(wire, o, d, seed))) std::abort();
   if (wire.size() <= 512) {
     ws::collector c{o, d};
     for (char ch : wire)
       if (!c.failed()) c.feed(std::string_view(&ch, 1));
-    if (c.received != whole) std::abort();
+    if (!same(c.received)) std::abort();
   }
 
   // Invariants of what was accepted.

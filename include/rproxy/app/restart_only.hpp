@@ -1,52 +1,89 @@
-// rproxy/app/restart_only.hpp: the settings of an app that a reload cannot apply (its listeners
-// are the first config's), and one warning line when a reloaded config changes any of them.
+// rproxy/app/restart_only.hpp: the keys of an app's config that a reload does not apply
+// (listener addresses, a TLS listener added or removed, the admin endpoint, a file opened
+// once...): the values of the config the process started with stay in force until a restart.
+// An app's config lists them once, with their values in that config:
 //
-//     rproxy::app::restart_only(rt, rproxy::app::setting("listen", [](const config& c) { return c.listen.to_string(); }),
-//                               rproxy::app::setting("tls.listen", [](const config& c) { return c.tls ? c.tls->listen.to_string() : ""; }));
+//     rproxy::app::restart_keys restart_only() const {
+//       return {{"listen", listen.to_string()}, {"tls", tls ? "on" : "off"}, {"audit", app::value_text(audit)}};
+//     }
 //
-// Each setting names a key and renders it from a config (anything with ==); a reload whose
-// config renders one differently from the first config logs
-//   restart required: these changes apply at the next start   keys="listen, tls.listen"
-// and the rest of the reload applies as usual. The comparison is with the first config, the one
-// the listeners were opened from, so the line repeats on every reload until a restart.
+// `validate FILE` prints that list, and every reload that changes one of them, compared with the
+// config the listeners were opened from, logs one line naming the keys (app/run_main.hpp calls
+// warn_restart_changes for any config that lists them):
+//   restart required: these changes apply at the next start   keys="listen, tls"
 #pragma once
 
+#include <concepts>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <string_view>
-#include <utility>
+#include <vector>
+
+#include <rproxy/config/starter_config.hpp>
 
 namespace rproxy::app {
 
-/// One restart-only setting: its key as the config file spells it, and how to read it.
-template <class Render>
-struct restart_setting {
-  std::string_view key;
-  Render render;
+/// One restart-only key and its value as text (empty: unset).
+struct restart_key {
+  std::string key;
+  std::string value;
 };
+using restart_keys = std::vector<restart_key>;
 
-template <class Render>
-restart_setting<Render> setting(std::string_view key, Render render) {
-  return {key, std::move(render)};
-}
-
-/// The keys of `settings` that differ between configs `a` and `b`, comma separated ("" if none).
-template <class Config, class... Renders>
-std::string changed_keys(const Config& a, const Config& b, const restart_setting<Renders>&... settings) {
+/// A config value as the YAML `init` would write it, on one line (a block's lines joined by
+/// "; "): what restart keys compare and `validate` prints. File names, never file contents.
+template <class T>
+std::string value_text(const T& v) {
+  const auto r = config::detail::render(v, false);
+  if (r.is_inline) return r.text;
   std::string out;
-  const auto note = [&](const auto& s) {
-    if (!(s.render(a) == s.render(b))) out.append(out.empty() ? "" : ", ").append(s.key);
-  };
-  (note(settings), ...);
+  for (const auto& l : r.lines) {
+    const auto b = l.find_first_not_of(' ');
+    if (b != std::string::npos) out.append(out.empty() ? "" : "; ").append(l, b);
+  }
   return out;
 }
 
-/// On each reload of `rt`, warns (one line naming the keys) when a setting differs from the
-/// first config's. The keys must outlive the runtime (string literals do).
-template <class Runtime, class... Renders>
-void restart_only(Runtime& rt, restart_setting<Renders>... settings) {
-  rt.on_reload([&rt, first = rt.config().get(), settings...](const auto& next) {
-    if (auto keys = changed_keys(*first, *next, settings...); !keys.empty())
+/// A config that lists its restart-only keys.
+template <class Config>
+concept lists_restart_keys = requires(const Config& c) {
+  { c.restart_only() } -> std::same_as<restart_keys>;
+};
+
+/// The keys whose values differ from `running` to `next`, in `next`'s order, joined by ", "
+/// (a key in only one of the lists counts as changed); "" when none did.
+inline std::string changed_keys(const restart_keys& running, const restart_keys& next) {
+  std::string out;
+  const auto note = [&out](std::string_view key) { out.append(out.empty() ? "" : ", ").append(key); };
+  for (const auto& n : next) {
+    const restart_key* r = nullptr;
+    for (const auto& k : running)
+      if (k.key == n.key) r = &k;
+    if (r == nullptr || r->value != n.value) note(n.key);
+  }
+  for (const auto& r : running) {
+    bool kept = false;
+    for (const auto& n : next) kept = kept || n.key == r.key;
+    if (!kept) note(r.key);
+  }
+  return out;
+}
+
+/// What `validate` prints after "FILE: ok": one line per key, with its value in this config.
+inline void print_restart_keys(std::ostream& out, const restart_keys& keys) {
+  if (keys.empty()) return;
+  out << "restart-only keys (a reload keeps the values the process started with):\n";
+  for (const auto& k : keys) out << "  " << k.key << ": " << (k.value.empty() ? "(unset)" : k.value) << "\n";
+}
+
+/// On each reload of `rt`, warns (one line naming the keys) when the next config's restart-only
+/// keys differ from the first config's; the rest of the reload applies as usual, so the line
+/// repeats on every reload until a restart.
+template <class Runtime>
+void warn_restart_changes(Runtime& rt) {
+  rt.on_reload([&rt, first = rt.config().get()](const auto& next) {
+    if (auto keys = changed_keys(first->restart_only(), next->restart_only()); !keys.empty())
       rt.log().warn("restart required: these changes apply at the next start", {{"keys", keys}});
   });
 }

@@ -9,7 +9,8 @@
 //     }
 //
 // run_main handles the shared CLI (app/cli.hpp): `init` prints the starter config derived from
-// Config, `validate FILE` prints file:line:col errors, `run` loads the config (or the embedded
+// Config, `validate FILE` prints file:line:col errors (or "ok", then the keys a reload does not
+// apply, when Config lists them: app/restart_only.hpp; a reload that changes one says so), `run` loads the config (or the embedded
 // defaults when no file was named and the default file is absent), calls `serve`, then runs
 // the runtime (app/runtime.hpp) until shutdown. Reloads read the --config file the same way.
 // If Config has `admin.listen` (an optional config::endpoint), /metrics /healthz /readyz and
@@ -33,6 +34,7 @@
 #include <rproxy/admin/server.hpp>
 #include <rproxy/app/cli.hpp>
 #include <rproxy/app/config_unit.hpp>
+#include <rproxy/app/restart_only.hpp>
 #include <rproxy/app/runtime.hpp>
 #include <rproxy/config/diagnostics.hpp>
 #include <rproxy/config/endpoint.hpp>
@@ -122,6 +124,7 @@ int run_main(int argc, const char* const* argv, const app_info& info, Serve&& se
     }
     if (o.cmd == command::validate) {
       std::cout << o.config_path << ": ok\n";
+      if constexpr (lists_restart_keys<Config>) print_restart_keys(std::cout, loaded->restart_only());
       return 0;
     }
     o.config_given = true;
@@ -133,6 +136,7 @@ int run_main(int argc, const char* const* argv, const app_info& info, Serve&& se
     if (o.config_given)  // reloads read the same file (serve may set a loader of its own)
       rt.set_loader([path = std::filesystem::path(o.config_path)] { return load_config<Config>(path); });
     if (int rc = serve(rt); rc != 0) return rc;
+    if constexpr (lists_restart_keys<Config>) warn_restart_changes(rt);
     start_admin(rt);
     return rt.run();
   } catch (const std::exception& e) {

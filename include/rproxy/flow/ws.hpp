@@ -189,17 +189,23 @@ struct ws_adapter {
   class reader {
   public:
     explicit reader(const ws_adapter& a)
-        : a_(&a), cap_(a.request_limits.max_start_line + a.request_limits.max_header_bytes + 4), in_(new char[cap_]), parser_(a.request_limits) {}
+        : a_(&a),
+          cap_(a.request_limits.max_start_line + a.request_limits.max_header_bytes + 4),
+          size_(std::min(cap_, first_size)),
+          in_(new char[size_]),
+          parser_(a.request_limits) {}
     reader(const reader&) = delete;
     reader& operator=(const reader&) = delete;
 
     std::span<std::byte> prepare(std::size_t n) {
-      n = std::min(n, cap_ - e_);
+      if (e_ == size_) grow(e_ + 1);
+      n = std::min(n, size_ - e_);
       return {reinterpret_cast<std::byte*>(in_.get() + e_), n};
     }
     void commit(std::size_t n) { e_ += n; }
     void feed(std::string_view early) {
-      const auto n = std::min(early.size(), cap_ - e_);
+      if (e_ + early.size() > size_) grow(e_ + early.size());
+      const auto n = std::min(early.size(), size_ - e_);
       if (n) std::memcpy(in_.get() + e_, early.data(), n);
       e_ += n;
     }
@@ -247,7 +253,7 @@ struct ws_adapter {
       view_.reset();
       upgrade_.reset();
       in_.reset();
-      cap_ = 0;
+      cap_ = size_ = 0;
       b_ = e_ = head_end_ = 0;
     }
 
@@ -274,9 +280,28 @@ struct ws_adapter {
       return hello_step::answer(http1::make_error_response(426, "this server speaks WebSocket", extra));
     }
 
+    /// The buffer a request starts with: an upgrade request fits (browsers send 0.5-1 KB); a
+    /// bigger one grows it up to the limits. While the 101 is written thousands of handshakes
+    /// may be in flight, and what they touch stays resident in the heap the sessions then fill.
+    static constexpr std::size_t first_size = 1024;
+
+    /// Makes room for `want` bytes (at most cap_): a bigger buffer, the bytes copied, and the
+    /// parser restarted on them (its views pointed into the old buffer; a request this size is rare).
+    void grow(std::size_t want) {
+      if (size_ == cap_) return;
+      const std::size_t n = std::min(cap_, std::max(want, size_ * 2));
+      std::unique_ptr<char[]> bigger(new char[n]);
+      std::memcpy(bigger.get(), in_.get(), e_);
+      in_ = std::move(bigger);
+      size_ = n;
+      parser_ = codec::http1::request_parser(a_->request_limits);
+      b_ = 0;
+    }
+
     const ws_adapter* a_;
-    std::size_t cap_;
-    std::unique_ptr<char[]> in_;  ///< not zeroed: only the pages a request fills become resident
+    std::size_t cap_;   ///< the most a request may take (its limits)
+    std::size_t size_;  ///< the buffer's size now
+    std::unique_ptr<char[]> in_;  ///< not zeroed: only the bytes a request fills are touched
     std::size_t b_ = 0, e_ = 0, head_end_ = 0;
     codec::http1::request_parser parser_;
     std::optional<codec::http1::request_view> view_;

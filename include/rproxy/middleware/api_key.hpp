@@ -35,6 +35,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include <rproxy/codec/http1/request_view.hpp>
 #include <rproxy/core/result.hpp>
 #include <rproxy/middleware/audit_log.hpp>
 #include <rproxy/middleware/detail/openssl.hpp>
@@ -187,6 +188,9 @@ private:
 struct api_key_config {
   std::vector<credential_source> sources{credential_source{credential_source::place::header, "X-API-Key", ""}};
   bool optional = false;  ///< no key: pass as anonymous (a wrong key still rejects)
+  /// Pass the key's header on to the backend. Off by default: a gateway that authenticates a
+  /// client by its key does not hand the secret to every backend behind it.
+  bool forward_key = false;
   std::string reject_message = "invalid or missing API key";
 };
 
@@ -211,8 +215,29 @@ struct basic_api_key_auth {
     return *info;
   }
 
+  /// Leaves the key out of the request sent upstream, on a flow that builds one from
+  /// ctx.request_fields and ctx.upstream_target: its header removed, its query parameter taken
+  /// out of the target (after a router set it: place this stage after apply_http_route).
+  template <class Ctx, class Req>
+  void drop_key(Ctx& ctx, const Req& req) const {
+    for (const auto& s : cfg->sources) {
+      if constexpr (requires { ctx.request_fields.remove(std::string_view()); })
+        if (s.from == credential_source::place::header) ctx.request_fields.remove(s.name);
+      if constexpr (requires { ctx.upstream_target.assign(std::string_view()); std::string_view(req.target()); })
+        if (s.from == credential_source::place::query) {
+          const std::string_view target = ctx.upstream_target.empty() ? std::string_view(req.target()) : std::string_view(ctx.upstream_target);
+          if (codec::http1::find_query_raw(codec::http1::query_of_target(target), s.name))
+            ctx.upstream_target = codec::http1::without_query_param(target, s.name);
+        }
+    }
+  }
+
   template <class Ctx, request_view Req>
   rproxy::verdict on_hello(Ctx& ctx, const Req& req) {
+    // Before the check, so the key is dropped whatever the outcome (an optional stage lets a
+    // request without a valid key through too): the flow leaves out the client's field of a
+    // removed name on every HTTP version (flow/http1_exchange.hpp's upstream_head).
+    if (!cfg->forward_key) drop_key(ctx, req);
     auto r = authenticate(req);
     if (!r) {
       if (r.error() == error::missing_credentials && cfg->optional) return rproxy::next;

@@ -12,7 +12,8 @@
 //     auto p = rproxy::make_pipeline<http_protocol>(rproxy::middleware::jwt_auth{&cfg, &keys, &audit}, ...);
 //     // later: ctx.state<jwt_auth>().forward_headers, find_principal(ctx)->claim("role")
 //     // a flow type with `request_fields` (flow/http_flow.hpp's http_flow) gets them set there,
-//     // with every configured forward header set (empty when absent) so a client cannot forge one.
+//     // with every configured forward header set (empty when absent) so a client cannot forge one;
+//     // with forward_token = false, the token's header is removed there too.
 //
 // Decision logic without a pipeline: authenticate(req, now) -> result<verified_jwt>.
 #pragma once
@@ -48,11 +49,17 @@ struct jwt_auth_config {
   std::string tier_claim = "tier"; ///< claim giving the rate-limit tier; empty: none
   std::vector<std::string> keep_claims{"role"};  ///< claims kept in the principal for later stages
   std::vector<claim_header> forward;  ///< claims forwarded to the backend as headers
+  /// Pass the token's header (Authorization) on to the backend, which may verify it again or
+  /// call other services with it. false: removed from the request sent upstream.
+  bool forward_token = true;
   std::string reject_message = "invalid or missing token";
 };
 
 template <class Tag = void, class Clock = std::chrono::system_clock>
 struct basic_jwt_auth {
+  /// Made when a token is verified (pipeline/context.hpp): a flow without one (no jwt block,
+  /// an optional token not sent) holds a null pointer, not 150 bytes.
+  static constexpr bool state_on_demand = true;
   struct state {
     principal auth;
     /// Headers to add to the upstream request: (config-owned header name, claim text).
@@ -93,16 +100,20 @@ struct basic_jwt_auth {
 
   template <class Ctx, request_view Req>
   rproxy::verdict on_hello(Ctx& ctx, const Req& req) {
-    auto& s = ctx.template state<basic_jwt_auth>();
     constexpr bool owns_fields = requires { ctx.request_fields.set(std::string_view(), std::string_view()); };
-    if constexpr (owns_fields)  // a client's own value of a forwarded claim never reaches the backend
+    if constexpr (owns_fields) {  // a client's own value of a forwarded claim never reaches the backend
       for (const auto& f : cfg->forward) ctx.request_fields.set(f.header, std::string_view());
+      if (!cfg->forward_token)
+        for (const auto& src : cfg->sources)
+          if (src.from == credential_source::place::header) ctx.request_fields.remove(src.name);
+    }
     auto r = authenticate(req, Clock::now());
     if (!r) {
       if (r.error() == error::missing_credentials && cfg->optional) return rproxy::next;
       return reject_and_audit(ctx, audit, {reject_code::unauthorized, cfg->reject_message}, "jwt_auth",
                               r.error().message());
     }
+    auto& s = ctx.template state<basic_jwt_auth>();
     publish(*r, s);
     if constexpr (owns_fields)
       for (const auto& [header, value] : s.forward_headers) ctx.request_fields.set(header, value);

@@ -72,6 +72,7 @@ struct jwt_block {
   std::string query;
   std::string tier_claim = "tier";
   std::vector<jwt_forward_block> forward;
+  bool forward_token = true;
 
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
@@ -83,7 +84,8 @@ struct jwt_block {
                        cfg::doc<&jwt_block::cookie>("also take the token from this cookie"),
                        cfg::doc<&jwt_block::query>("also take the token from this query parameter"),
                        cfg::doc<&jwt_block::tier_claim>("claim naming the rate-limit tier"),
-                       cfg::doc<&jwt_block::forward>("claims passed to the backend as headers"));
+                       cfg::doc<&jwt_block::forward>("claims passed to the backend as headers"),
+                       cfg::doc<&jwt_block::forward_token>("pass the Authorization header on to the backend (false: removed)"));
   }
   void validate(rproxy::config::validator& v) const {
     for (std::size_t i = 0; i < algorithms.size(); ++i)
@@ -121,6 +123,7 @@ struct jwt_block {
     c.tier_claim = tier_claim;
     c.keep_claims = std::move(keep_claims);
     for (const auto& f : forward) c.forward.push_back({f.claim, f.header});
+    c.forward_token = forward_token;
     return c;
   }
 };

@@ -58,8 +58,8 @@ const principal* find_principal(const basic_context<Flow, Stages...>& ctx) noexc
   (
       [&] {
         if constexpr (detail::publishes_principal<Stages>()) {
-          const principal& p = ctx.template state<Stages>().auth;
-          if (found == nullptr && p.authenticated) found = &p;
+          const auto* s = ctx.template find_state<Stages>();  // (not made: no principal)
+          if (found == nullptr && s != nullptr && s->auth.authenticated) found = &s->auth;
         }
       }(),
       ...);

@@ -10,12 +10,19 @@
 // A wrapper stage that runs another stage's hooks (pipeline/gated.hpp) names it as
 // `state_owner`: the two share one state slot, so the wrapped stage's own
 // `ctx.state<Inner>()` finds it.
+//
+// A stage whose state is large and set in few flows (an auth stage's principal, set once a
+// token was verified) declares `static constexpr bool state_on_demand = true;`: its slot is a
+// pointer, the first ctx.state<S>() makes the state, and ctx.find_state<S>() reads it without
+// making it (null: not made). A flow that never needs it (the stage not configured, no
+// token sent) holds 8 bytes for it, which matters for flows held open by the thousand.
 #pragma once
 
 #include <asio/ip/tcp.hpp>
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,6 +63,10 @@ struct flow_info {
 template <class Stage>
 concept stage_with_state = requires { typename Stage::state; };
 
+/// A stage whose state is made on first use (see the top of this file).
+template <class Stage>
+concept stage_with_state_on_demand = stage_with_state<Stage> && requires { requires Stage::state_on_demand; };
+
 namespace detail {
 /// The stage whose state slot a stage uses: its `state_owner` (a wrapper's inner stage), else itself.
 template <class Stage>
@@ -74,6 +85,28 @@ using state_key_t = typename state_key<Stage>::type;
 template <class Stage>
 struct state_slot {
   typename Stage::state value{};
+  typename Stage::state& get() noexcept { return value; }
+  const typename Stage::state* find() const noexcept { return &value; }
+};
+/// The same for a state made on demand: null until the first get(); copies copy the state.
+template <class Stage>
+  requires stage_with_state_on_demand<Stage>
+struct state_slot<Stage> {
+  using state = typename Stage::state;
+  std::unique_ptr<state> p;
+  state_slot() = default;
+  state_slot(state_slot&&) noexcept = default;
+  state_slot& operator=(state_slot&&) noexcept = default;
+  state_slot(const state_slot& o) : p(o.p ? std::make_unique<state>(*o.p) : nullptr) {}
+  state_slot& operator=(const state_slot& o) {
+    if (this != &o) p = o.p ? std::make_unique<state>(*o.p) : nullptr;
+    return *this;
+  }
+  state& get() {
+    if (!p) p = std::make_unique<state>();
+    return *p;
+  }
+  const state* find() const noexcept { return p.get(); }
 };
 
 template <class... Stages>
@@ -102,20 +135,35 @@ class basic_context : public Flow {
 public:
   using flow_type = Flow;
 
-  /// The per-flow state of `Stage` (which must declare a nested `state` and be in the pipeline).
+  /// The per-flow state of `Stage` (which must declare a nested `state` and be in the pipeline);
+  /// a state made on demand is made here (std::bad_alloc aside, this does not fail).
   template <class Stage>
-  typename Stage::state& state() noexcept {
-    static_assert(stage_with_state<Stage>, "ctx.state<S>(): stage S declares no nested `state` type");
-    using key = detail::state_key_t<Stage>;
-    static_assert((std::is_same_v<key, detail::state_key_t<Stages>> || ...), "ctx.state<S>(): stage S is not in this pipeline");
-    return std::get<detail::state_slot<key>>(states_).value;
+  typename Stage::state& state() noexcept(!stage_with_state_on_demand<detail::state_key_t<Stage>>) {
+    return slot<Stage>().get();
   }
+  /// Read-only: a state made on demand and not made yet reads as a default one.
   template <class Stage>
   const typename Stage::state& state() const noexcept {
-    return const_cast<basic_context*>(this)->template state<Stage>();
+    if (const auto* s = find_state<Stage>()) return *s;
+    static const typename Stage::state none{};
+    return none;
+  }
+  /// The state of `Stage` if it exists, without making it: null for a state made on demand
+  /// that no hook needed yet; never null for the others.
+  template <class Stage>
+  const typename Stage::state* find_state() const noexcept {
+    return const_cast<basic_context*>(this)->template slot<Stage>().find();
   }
 
 private:
+  template <class Stage>
+  auto& slot() noexcept {
+    static_assert(stage_with_state<Stage>, "ctx.state<S>(): stage S declares no nested `state` type");
+    using key = detail::state_key_t<Stage>;
+    static_assert((std::is_same_v<key, detail::state_key_t<Stages>> || ...), "ctx.state<S>(): stage S is not in this pipeline");
+    return std::get<detail::state_slot<key>>(states_);
+  }
+
   typename detail::state_tuple<Stages...>::type states_{};
 };
 

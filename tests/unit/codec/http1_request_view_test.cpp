@@ -52,6 +52,18 @@ TEST_CASE("find_query_raw: names decoded, values left encoded", "[http1]") {
   CHECK_FALSE(http1::find_query_raw("%zz=1", "%zz"));
 }
 
+TEST_CASE("without_query_param: every parameter of the decoded name, the rest as sent", "[http1]") {
+  CHECK(http1::without_query_param("/p?a=1&api_key=k&b=x%20y", "api_key") == "/p?a=1&b=x%20y");
+  CHECK(http1::without_query_param("/p?api%5Fkey=k&a=1&api_key=2", "api_key") == "/p?a=1");
+  CHECK(http1::without_query_param("/p?api_key=k", "api_key") == "/p");
+  CHECK(http1::without_query_param("/p?api_key", "api_key") == "/p");
+  CHECK(http1::without_query_param("/p?api_keys=1&x=api_key", "api_key") == "/p?api_keys=1&x=api_key");
+  CHECK(http1::without_query_param("/p?a=1&&b=2&", "a") == "/p?&b=2&");  // empty pairs kept as sent
+  CHECK(http1::without_query_param("/p?%zz=1&a=2", "%zz") == "/p?%zz=1&a=2");  // a malformed name is no match
+  CHECK(http1::without_query_param("/p", "a") == "/p");
+  CHECK(http1::without_query_param("/p?a=1", "") == "/p?a=1");
+}
+
 TEST_CASE("request_view: a parsed head as the middleware request view", "[http1]") {
   STATIC_REQUIRE(mw::has_headers<http1::request_view>);
   STATIC_REQUIRE(mw::has_cookies<http1::request_view>);

@@ -203,6 +203,29 @@ TEST_CASE("upgrade: version 8 gets 426, a bad key 400; a plain GET / the page; o
   }
 }
 
+TEST_CASE("upgrade: a request bigger than the reader's first buffer upgrades; one past the limits gets 431", "[flow][ws]") {
+  // The reader starts small (1 KiB) and grows up to the request limits (4 KiB start line + 8 KiB
+  // of header here): a 6 KB cookie, with frames right behind it, and a 9 KB one.
+  const auto with_cookie = [](std::size_t n) {
+    std::string r = upgrade();
+    r.insert(r.size() - 2, "Cookie: c=" + std::string(n, 'x') + "\r\n");
+    return r;
+  };
+  {
+    fixture f;
+    f.exchange(with_cookie(6000) + client_frame(ws::opcode::text, "hello") + client_frame(ws::opcode::close, std::string("\x03\xe8", 2)));
+    REQUIRE(f.got.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+    REQUIRE(f.got.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != std::string::npos);
+    REQUIRE(f.rec.messages == std::vector<std::string>{"hello"});
+  }
+  {
+    fixture f;
+    f.exchange(with_cookie(9000));
+    REQUIRE(f.got.starts_with("HTTP/1.1 431 "));
+    REQUIRE(f.rec.messages.empty());
+  }
+}
+
 TEST_CASE("a refusal at the upgrade is an HTTP status; nothing reaches on_message", "[flow][ws]") {
   fixture f;
   f.exchange(upgrade("/deny") + client_frame(ws::opcode::text, "x"));

@@ -119,6 +119,32 @@ TEST_CASE("jwt_auth stage: token from cookie or query; scheme must match", "[mid
   CHECK(run(spaced) == std::pair(true, std::string("erin")));
 }
 
+TEST_CASE("jwt_auth stage: its state is made only for a verified token (a flow without one holds a pointer)",
+          "[middleware][jwt]") {
+  auto keys = make_keys();
+  auto cfg = make_config();
+  cfg.optional = true;
+  using jwt_stage = mw::jwt_auth;
+  auto p = rproxy::make_pipeline<http_protocol>(jwt_stage{&cfg, &keys, nullptr});
+  STATIC_REQUIRE(sizeof(decltype(p.make_context())) == sizeof(rproxy::flow_info) + sizeof(void*));
+  auto anon = p.make_context();
+  REQUIRE(p.hello(anon, fake_request{}).is_next());  // optional, and none sent
+  CHECK(anon.find_state<jwt_stage>() == nullptr);
+  CHECK(mw::find_principal(anon) == nullptr);
+  fake_request bad;
+  bad.headers["Authorization"] = "Bearer " + token(R"("sub":"eve")", -3600);  // expired
+  auto refused = p.make_context();
+  REQUIRE(p.hello(refused, bad).is_reject());
+  CHECK(refused.find_state<jwt_stage>() == nullptr);
+  fake_request good;
+  good.headers["Authorization"] = "Bearer " + token(R"("sub":"bob","role":"admin")");
+  auto ctx = p.make_context();
+  REQUIRE(p.hello(ctx, good).is_next());
+  REQUIRE(ctx.find_state<jwt_stage>() != nullptr);
+  REQUIRE(mw::find_principal(ctx) == &ctx.find_state<jwt_stage>()->auth);
+  CHECK(mw::find_principal(ctx)->claim("role") == "admin");
+}
+
 TEST_CASE("jwt_auth stage: failures reject as unauthorized and are audited without the token",
           "[middleware][jwt]") {
   auto keys = make_keys();

@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -60,6 +61,20 @@ struct async_router {
     co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
     trace->push_back("async-route");
     co_return rproxy::reject(rproxy::reject_code::rate_limited, "slow down", 7);
+  }
+};
+
+// A stage whose (large) state is made on demand: only when a hello names a user.
+struct namer {
+  static constexpr bool state_on_demand = true;
+  struct state {
+    std::string user;
+    char big[256] = {};
+  };
+  template <class Ctx>
+  rproxy::verdict on_hello(Ctx& ctx, const std::string& name) {
+    if (!name.empty()) ctx.template state<namer>().user = name;
+    return rproxy::next;
   }
 };
 
@@ -156,4 +171,31 @@ TEST_CASE("stage concepts describe each hook", "[pipeline]") {
   STATIC_REQUIRE(rproxy::route_stage<async_router, ctx_t>);
   STATIC_REQUIRE(rproxy::hello_stage<hello_checker, ctx_t, std::string>);
   STATIC_REQUIRE(rproxy::close_stage<recorder<1>, rproxy::basic_context<rproxy::flow_info, recorder<1>>>);
+}
+
+TEST_CASE("a state made on demand: a pointer until the first ctx.state<S>(), then kept; copies copy it", "[pipeline]") {
+  using inline_ctx = rproxy::basic_context<rproxy::flow_info, recorder<1>>;
+  using demand_ctx = rproxy::basic_context<rproxy::flow_info, namer>;
+  STATIC_REQUIRE(rproxy::stage_with_state_on_demand<namer>);
+  STATIC_REQUIRE_FALSE(rproxy::stage_with_state_on_demand<recorder<1>>);
+  STATIC_REQUIRE(sizeof(demand_ctx) == sizeof(rproxy::flow_info) + sizeof(void*));  // not the 288-byte state
+  STATIC_REQUIRE(sizeof(inline_ctx) >= sizeof(rproxy::flow_info) + sizeof(int));
+
+  auto p = rproxy::make_pipeline<message_protocol>(namer{});
+  auto ctx = p.make_context();
+  REQUIRE(p.hello(ctx, std::string()).is_next());
+  CHECK(ctx.find_state<namer>() == nullptr);         // not needed: not made
+  CHECK(std::as_const(ctx).state<namer>().user.empty());  // read-only: a default state, still not made
+  CHECK(ctx.find_state<namer>() == nullptr);
+  REQUIRE(p.hello(ctx, std::string("ann")).is_next());
+  const auto* made = ctx.find_state<namer>();
+  REQUIRE(made != nullptr);
+  CHECK(made->user == "ann");
+  CHECK(&ctx.state<namer>() == made);  // kept
+  auto copy = ctx;
+  REQUIRE(copy.find_state<namer>() != nullptr);
+  CHECK(copy.find_state<namer>() != made);
+  CHECK(copy.state<namer>().user == "ann");
+  auto moved = std::move(copy);
+  CHECK(moved.state<namer>().user == "ann");
 }

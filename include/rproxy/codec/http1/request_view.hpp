@@ -76,6 +76,13 @@ constexpr std::string_view path_of_target(std::string_view target) noexcept {
   return target.substr(0, target.find('?'));
 }
 
+namespace detail {
+/// Whether a query parameter's still-encoded name `raw` decodes to `name` (`scratch`: storage).
+inline bool query_name_is(std::string_view raw, std::string_view name, std::string& scratch) {
+  return raw.find_first_of("%+") == std::string_view::npos ? raw == name : percent_decode(raw, scratch) && scratch == name;
+}
+}  // namespace detail
+
 /// The still-encoded value of the first parameter whose decoded name is `name` in a query
 /// string ("a=1&b=x%20y&flag"); a parameter without '=' has an empty value.
 inline std::optional<std::string_view> find_query_raw(std::string_view query, std::string_view name) {
@@ -85,13 +92,35 @@ inline std::optional<std::string_view> find_query_raw(std::string_view query, st
     const std::string_view pair = query.substr(0, amp);
     query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
     const auto eq = pair.find('=');
-    const std::string_view raw_name = pair.substr(0, eq);
-    const bool same = raw_name.find_first_of("%+") == std::string_view::npos
-                          ? raw_name == name
-                          : percent_decode(raw_name, decoded) && decoded == name;
-    if (same) return eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+    if (detail::query_name_is(pair.substr(0, eq), name, decoded))
+      return eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
   }
   return std::nullopt;
+}
+
+/// `target` without the query parameters whose decoded name is `name`: the others kept as
+/// sent and in order, no '?' when none is left (a credential a proxy must not pass on). An
+/// empty name removes nothing.
+inline std::string without_query_param(std::string_view target, std::string_view name) {
+  if (name.empty()) return std::string(target);
+  const auto q = target.find('?');
+  std::string out(target.substr(0, q));
+  if (q == std::string_view::npos) return out;
+  std::string_view query = target.substr(q + 1);
+  std::string decoded;
+  bool first = true;
+  for (;;) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    if (!detail::query_name_is(pair.substr(0, pair.find('=')), name, decoded)) {
+      out += first ? '?' : '&';
+      out += pair;
+      first = false;
+    }
+    if (amp == std::string_view::npos) break;
+    query = query.substr(amp + 1);
+  }
+  return out;
 }
 
 /// A request head as the middleware request_view concept: header(), cookie(), query().

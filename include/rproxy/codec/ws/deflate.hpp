@@ -21,6 +21,13 @@
 //
 // zlib cannot compress with a 256-byte window (raw deflate refuses window_bits 8), so an offer
 // that requires server_max_window_bits=8 is declined; receiving with any window 8-15 works.
+//
+// A sender that breaks its negotiated window (a match reaching back further than the window
+// bits it agreed to) is not refused consistently: zlib checks a distance against its window
+// plus what the current inflate() call has written, so such a message is decoded or refused
+// (1007) depending on how its bytes arrive. A sender that keeps to its window is always
+// decoded. (Inflating with 15 bits whatever was negotiated would make this exact, at the cost
+// of the 32 KiB window that small windows exist to save.)
 #pragma once
 
 #include <rproxy/codec/ws/frame.hpp>
