@@ -140,6 +140,24 @@ TEST_CASE("h2 client: response bytes wait for consume() beyond the stream window
   CHECK(srv.data_[*id] == big);
 }
 
+TEST_CASE("h2 client: window consumed in several calls before the output is written all goes back", "[h2]") {
+  h2::client_limits lim;
+  lim.stream_window = 16 * 1024;
+  lim.connection_window = 16 * 1024;
+  h2::client_session c{lim};
+  server_peer srv;
+  auto id = c.submit({"GET", "http", "a", "/big"}, flds{}, true);
+  REQUIRE(id);
+  srv.exchange(c);
+  srv.respond(*id, {{":status", "200"}}, std::string(64 * 1024, 'z'));
+  srv.exchange(c);
+  REQUIRE(srv.data_[*id].size() == 16 * 1024);
+  c.consume(*id, 8 * 1024);  // a WINDOW_UPDATE is due (half the window)...
+  c.consume(*id, 8 * 1024);  // ...and another, before anything was written
+  srv.exchange(c, 2);
+  CHECK(srv.data_[*id].size() == 32 * 1024);  // the whole window came back
+}
+
 TEST_CASE("h2 client: request body goes as the server's window allows; queued() is the backpressure", "[h2]") {
   h2::client_session c;
   server_peer srv;
