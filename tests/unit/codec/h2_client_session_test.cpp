@@ -141,6 +141,7 @@ TEST_CASE("h2 client: response bytes wait for consume() beyond the stream window
 }
 
 TEST_CASE("h2 client: window consumed in several calls before the output is written all goes back", "[h2]") {
+  // (holds with or without the gather() in consume(): a behaviour check, not a regression test)
   h2::client_limits lim;
   lim.stream_window = 16 * 1024;
   lim.connection_window = 16 * 1024;
