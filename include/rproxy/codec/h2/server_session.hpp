@@ -53,7 +53,8 @@
 //     ("MadeYouReset", CVE-2025-8671: content-length mismatch, bad trailers, ...). (Debian's nghttp2 1.52.0-1+deb12u1 has its own token bucket, burst 1000
 //     and 33/s on the wall clock, answering INTERNAL_ERROR: set above ours, a second line.)
 //   - SETTINGS / PING / PRIORITY floods: per flood_window; WINDOW_UPDATE: in proportion to the
-//     DATA frames sent (a download brings them; a flood does not); a client that does
+//     DATA frames sent and the streams opened (a download brings them, and gRPC clients size
+//     each new stream's window with one or two; a flood does not); a client that does
 //     not read its ACKs: nghttp2's max_outbound_ack (it stops with NGHTTP2_ERR_FLOODED and
 //     sends nothing; the session queues the GOAWAY);
 //   - empty DATA (without END_STREAM), HEADERS and CONTINUATION frames: per flood_window;
@@ -436,9 +437,11 @@ private:
         why = error::control_flood;
         break;
       case NGHTTP2_WINDOW_UPDATE:
-        // a bulk download legitimately brings one per few DATA frames sent
+        // a bulk download legitimately brings one per few DATA frames sent, and a client that
+        // sizes each stream's window (gRPC: one or two per stream before any DATA) some per stream
         ++s.window_updates_;
-        ok = s.window_updates_ <= l.max_window_updates + std::uint64_t{l.window_updates_per_data_frame} * s.data_frames_sent_;
+        ok = s.window_updates_ <= l.max_window_updates + std::uint64_t{l.window_updates_per_data_frame} * s.data_frames_sent_ +
+                                      std::uint64_t{l.window_updates_per_stream} * s.streams_opened_;
         why = error::control_flood;
         break;
       case NGHTTP2_DATA:
@@ -473,6 +476,7 @@ private:
       st->req.head_block_.reset(s.limits_.max_header_list_size, s.limits_.max_header_count);
       s.streams_[id] = std::move(st);
       ++s.open_;
+      ++s.streams_opened_;
       return 0;
     }
     if (auto* st = s.find(id); st != nullptr && frame->headers.cat == NGHTTP2_HCAT_HEADERS) {
@@ -683,7 +687,7 @@ private:
   h2::field_list nv_;
   clock::time_point now_{}, start_{}, last_activity_{};
   budget resets_, control_, empty_;
-  std::uint64_t window_updates_ = 0, data_frames_sent_ = 0;
+  std::uint64_t window_updates_ = 0, data_frames_sent_ = 0, streams_opened_ = 0;
   std::size_t open_ = 0;
   bool started_ = false, any_request_ = false, closing_ = false;
   bool failed_ = false, failed_fatal_ = false;
