@@ -4,7 +4,7 @@
 // (on_verdict) and how reading ends (ending::end_reader).
 //
 // What an idle connection holds, and nothing more: a read-readiness wait on its socket (no
-// buffer), the session (its flow: context and socket; the send queue, empty; the frame parser's
+// buffer, no executor: net/detail/reactor_wait.hpp), the session (its flow: context and socket; the send queue, empty; the frame parser's
 // state; a pointer to the adapter, whose settings every connection shares), and its entry on the
 // worker's idle sweep. When bytes arrive it borrows the worker's read buffer, reads, runs each
 // complete message through on_message (a message that came whole is not copied) and gives the
@@ -38,6 +38,7 @@
 #include <rproxy/flow/ws_connection.hpp>
 #include <rproxy/flow/ws_hub.hpp>
 #include <rproxy/net/deadline.hpp>
+#include <rproxy/net/detail/reactor_wait.hpp>
 #include <rproxy/net/error.hpp>
 #include <rproxy/net/idle_sweep.hpp>
 #include <rproxy/observe/worker_index.hpp>
@@ -208,8 +209,12 @@ private:
   ws_stats* stats() const noexcept { return adapter().stats; }
 
   // --- reading ---------------------------------------------------------------------------
+  /// Called only once a read came back short or with would_block (the socket drained, on its
+  /// worker's thread: later bytes bring a new edge), so the wait is async_wait_drained's: an
+  /// operation of the reactor's own with the handler alone (80 bytes where asio's wait, which
+  /// keeps room for the socket's executor, takes 144), and no EPOLL_CTL_MOD to re-arm.
   void wait_read() {
-    owner_.socket().async_wait(asio::ip::tcp::socket::wait_read, net::detail::exactly_allocated<read_handler>{read_handler{keep(this)}});
+    net::detail::async_wait_drained(owner_.socket(), asio::ip::tcp::socket::wait_read, read_handler{keep(this)});
   }
 
   void readable(std::error_code ec) {
