@@ -18,6 +18,7 @@
 #include <rproxy/app/pools.hpp>
 #include <rproxy/app/side_file.hpp>
 #include <rproxy/app/versions.hpp>
+#include <rproxy/admin/bans_api.hpp>
 #include <rproxy/cluster/instance.hpp>
 #include <rproxy/middleware/audit_block.hpp>
 
@@ -69,6 +70,7 @@ private:
       for (const auto& sv : worlds->current()->servers)
         if (sv.cfg->wake && sv.st->wake.stop_if_idle(clock::now(), *sv.cfg->wake, rt_.log(), sv.cfg->name)) sv.st->status.clear();
     });
+    rt_.on_admin([this](rproxy::admin::server& s) { rproxy::admin::mount_bans_api(s, cluster_->bans); });  // GET/POST/DELETE /bans
     cluster_->start();
     return 0;
   }
