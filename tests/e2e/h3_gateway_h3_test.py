@@ -216,7 +216,7 @@ access_log: false
         p = subprocess.run(["node", SCRIPT_0RTT, "--port", str(port), "--spki", self.spki, "--admin", str(self.admin),
                             "--chromium", CHROMIUM, "--timeout", "30000",
                             *(["--netlog", os.environ["RPROXY_NETLOG"]] if os.environ.get("RPROXY_NETLOG") else [])],
-                           capture_output=True, text=True, timeout=150)
+                           capture_output=True, text=True, timeout=280)
         lines = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
         if p.returncode != 0 or not lines or "error" in lines[-1]:
             self.gw.dump()
