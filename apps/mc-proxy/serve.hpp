@@ -38,7 +38,7 @@ public:
   }
 
   explicit app(runtime& rt)
-      : rt_(rt), fam_(families::add_to(rt.metrics())), pools_(rproxy::app::pools::open(rt)), audit_sink_(&rt.log(), ""),
+      : rt_(rt), fam_(rproxy::app::mc_metrics::add_to(rt.metrics())), pools_(rproxy::app::pools::open(rt)), audit_sink_(&rt.log(), ""),
         audit_(mw::audit_log::to(audit_sink_, {.per_second = 20, .burst = 50})) {
     shared_.audit = &audit_;
   }
@@ -55,9 +55,10 @@ private:
       if (!update_servers(*pools_, *c, states_)) return nullptr;  // logged
       auto w = std::make_shared<world>();
       fill(*w, c);
-      for (std::size_t i = 0; i < rt_.pool().size(); ++i)
-        w->pipelines.push_back(std::apply([&](auto... x) { return make_mc_pipeline(w.get(), &shared_, 0x9e3779b97f4a7c15ull * (i + 1), i, std::move(x)...); },
-                                          make_extra(*c)));
+      w->pipelines = rproxy::app::per_worker(rt_, [&](std::size_t i) {
+        return std::apply([&](auto... x) { return make_mc_pipeline(w.get(), &shared_, 0x9e3779b97f4a7c15ull * (i + 1), i, std::move(x)...); },
+                          make_extra(*c));
+      });
       watch_bans(c->bans);
       return w;
     };
@@ -66,8 +67,7 @@ private:
     rt_.on_stop_accepting([this] { bans_.reset(); });
     // Every second: stop wake-on-join servers that have been idle for their idle_timeout.
     rproxy::app::every(rt_, std::chrono::seconds(1), [this, worlds] {
-      for (const auto& sv : worlds->current()->servers)
-        if (sv.cfg->wake && sv.st->wake.stop_if_idle(clock::now(), *sv.cfg->wake, rt_.log(), sv.cfg->name)) sv.st->status.clear();
+      for (const auto& sv : worlds->current()->servers) sv.st->stop_if_idle(*sv.cfg, rt_.log());
     });
     cluster_->start();
     return 0;
@@ -102,23 +102,9 @@ private:
       sv.st = st;
       const auto wake_start = sc.wake ? std::optional(sc.wake->start_timeout) : std::nullopt;
       sv.list = {sc.status, st->status, st->wake, wake_start, sv.pool, sc.rewrite_host, dir, rt_.log()};
-      for (std::size_t i = 0; i < sv.list.answered.size(); ++i)
-        sv.list.answered[i] = &fam_.pings->with({sc.name, rproxy::flow::mc_ping_source_names[i]});
-      sv.logins = &fam_.logins->with({sc.name});
-      sv.bytes_in = &fam_.bytes->with({sc.name, "from_client"});
-      sv.bytes_out = &fam_.bytes->with({sc.name, "to_client"});
-      for (const auto& b : sc.backends) {
-        const auto id = b.address.to_string();
-        sv.players[id] = &fam_.players->with({sc.name, id});
-        fam_.backend_up->with({sc.name, id}, [pool = sv.pool, id] {
-          auto be = pool->find(id);
-          return be && be->state() == bal::backend_state::healthy ? 1.0 : 0.0;
-        });
-      }
-    }
-    for (const auto& sv : w.servers) {
-      for (const auto& d : sv.cfg->domains) w.hosts.add(d, &sv);
-      if (sv.cfg->name == cfg->default_server) w.default_server = &sv;
+      sv.series = fam_.bind(sc, sv.pool, sv.list);
+      for (const auto& d : sc.domains) w.hosts.add(d, &sv);  // &sv stays: w.servers is reserved
+      if (sc.name == cfg->default_server) w.default_server = &sv;
     }
     w.rate = cfg->limits.rate_limit();
     if (cfg->shared_limits) cfg->shared_limits->apply(w.rate);
@@ -141,7 +127,7 @@ private:
   }
 
   runtime& rt_;
-  families fam_;
+  rproxy::app::mc_metrics fam_;
   std::shared_ptr<rproxy::app::pools> pools_;  ///< by server name, with their health checks
   mw::audit_file audit_sink_;                  ///< to the main log
   mw::audit_log audit_;

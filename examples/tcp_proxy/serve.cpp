@@ -37,9 +37,10 @@ int serve(runtime& rt) {
       share->options = rproxy::flow::make_options(rc->proxy_protocol, c->relay);
       share->options.connect_timeout = rc->connect_timeout;
       share->options.relay.idle_timeout = rc->idle_timeout;
-      for (std::size_t i = 0; i < rt.pool().size(); ++i)
-        share->pipelines.push_back(rproxy::make_pipeline(rproxy::observe::flow_metrics{families, rc->name}, rproxy::route::fixed{rc->name},
-                                                         bal::make_stage(pools->get(rc->name), bal::any_balancer::make(rc->balancer, i + 1))));
+      share->pipelines = rproxy::app::per_worker(rt, [&](std::size_t i) {
+        return rproxy::make_pipeline(rproxy::observe::flow_metrics{families, rc->name}, rproxy::route::fixed{rc->name},
+                                     bal::make_stage(pools->get(rc->name), bal::any_balancer::make(rc->balancer, i + 1)));
+      });
     }
     return w;
   };

@@ -10,7 +10,6 @@
 
 #include <rproxy/app/versions.hpp>
 #include <rproxy/balance/stage.hpp>
-#include <rproxy/flow/options.hpp>
 #include <rproxy/observe/flow_metrics.hpp>
 #include <rproxy/route/fixed.hpp>
 
@@ -21,10 +20,9 @@ namespace tcp_proxy {
 using pipeline = decltype(rproxy::make_pipeline(std::declval<rproxy::observe::flow_metrics>(), rproxy::route::fixed{},
                                                 bal::make_stage(std::shared_ptr<bal::upstream_pool>(), bal::any_balancer{})));
 
-/// One config version of a route: what its flows run (a pipeline per worker); by route index,
-/// none for a route a reload removed.
-struct route_share { mutable std::vector<pipeline> pipelines; rproxy::flow::options options; };
-struct world { std::vector<std::optional<route_share>> routes; };
+/// One config version of the routes: what each one's flows run (a pipeline per worker, its
+/// options); by route index, none for a route a reload removed.
+struct world { std::vector<std::optional<rproxy::app::share<pipeline>>> routes; };
 
 /// Opens route `i`'s listener (`rc.listen`) over the current world. False: logged.
 bool listen_route(runtime& rt, const route_config& rc, std::size_t i, rproxy::app::versions<world>& worlds);

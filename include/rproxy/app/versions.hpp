@@ -2,10 +2,11 @@
 // one config (per-worker pipelines, the driver's options, tables built from the config); a
 // reload builds the next one and swaps it in, and each flow keeps the world it started with.
 //
-//     struct world {                                   // the app's own
+//     struct world {                                   // the app's own (or app::share<my_pipeline>)
 //       mutable std::vector<my_pipeline> pipelines;    // one per worker (each used by its worker)
 //       rproxy::flow::options options;                 // the listener's driver settings
 //     };
+//     // in build(config): w->pipelines = rproxy::app::per_worker(rt, [&](std::size_t i) { return make(i); });
 //     rproxy::app::versions<world> worlds{build(rt.config().get())};
 //     rproxy::app::listen(rt, cfg.listen, "players",
 //                         worlds.handler(rt.drain(), rproxy::flow::mc_adapter{}));
@@ -26,19 +27,39 @@
 #include <asio/detached.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include <rproxy/flow/drain.hpp>
 #include <rproxy/config/snapshot.hpp>
+#include <rproxy/flow/options.hpp>
 #include <rproxy/flow/serve.hpp>
 #include <rproxy/net/listener.hpp>
 #include <rproxy/observe/worker_index.hpp>
 
 namespace rproxy::app {
+
+/// One listener's share of a world: a pipeline per worker (each used by its worker only) and the
+/// flow driver's options.
+template <class Pipeline>
+struct share {
+  mutable std::vector<Pipeline> pipelines;
+  flow::options options;
+};
+
+/// make(i) for each worker i of the runtime's pool, in order: a share's pipelines.
+template <class Runtime, class Make>
+auto per_worker(Runtime& rt, Make make) {
+  std::vector<decltype(make(std::size_t{}))> out;
+  out.reserve(rt.pool().size());
+  for (std::size_t i = 0; i < rt.pool().size(); ++i) out.push_back(make(i));
+  return out;
+}
 
 template <class World>
 class versions {

@@ -4,48 +4,21 @@
 // with how many came back 200 and the protocols used; tests/e2e/h3_gateway_h3_test.py checks it.
 //   node h3_shutdown.js --port N --spki BASE64 [--chromium /usr/bin/chromium] [--timeout MS]
 "use strict";
-const fs = require("fs");
-const os = require("os");
-const path = require("path");
-const puppeteer = require(path.join(__dirname, "..", "node_modules", "puppeteer-core"));
+const {origin, wait, out, withBrowser} = require("./chromium");
 
-const args = {};
-for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, "")] = process.argv[i + 1];
-const origin = `https://localhost:${args.port}`;
-const wait = Number(args.timeout || 20000);
-
-function out(o) { process.stdout.write(JSON.stringify(o) + "\n"); }
-
-async function main() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "h3-chromium-"));
-  const browser = await puppeteer.launch({
-    executablePath: args.chromium || "/usr/bin/chromium",
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", `--user-data-dir=${dir}`, "--enable-quic",
-           `--origin-to-force-quic-on=localhost:${args.port}`, "--host-resolver-rules=MAP localhost 127.0.0.1",
-           `--ignore-certificate-errors-spki-list=${args.spki}`],
-    timeout: wait,
+withBrowser(async (browser) => {
+  const page = await browser.newPage();
+  await page.goto(origin + "/page", {waitUntil: "load", timeout: wait});
+  await page.evaluate(() => {
+    window.results = Promise.all(Array.from({length: 10}, (_, i) => fetch(`/slow/${i}`).then(
+        async (r) => ({status: r.status, body: await r.json()}), (e) => ({status: 0, error: String(e)}))));
   });
-  try {
-    const page = await browser.newPage();
-    await page.goto(origin + "/page", {waitUntil: "load", timeout: wait});
-    await page.evaluate(() => {
-      window.results = Promise.all(Array.from({length: 10}, (_, i) => fetch(`/slow/${i}`).then(
-          async (r) => ({status: r.status, body: await r.json()}), (e) => ({status: 0, error: String(e)}))));
-    });
-    out({sent: 10});
-    const r = await page.evaluate(async () => {
-      const all = await window.results;
-      const protos = performance.getEntriesByType("resource").filter((e) => e.name.includes("/slow/")).map((e) => e.nextHopProtocol);
-      return {ok: all.filter((x, i) => x.status === 200 && x.body.path === `/slow/${i}`).length, errors: all.filter((x) => x.status !== 200),
-              protocols: [...new Set(protos)]};
-    });
-    out(r);
-  } finally {
-    await browser.close();
-    fs.rmSync(dir, {recursive: true, force: true});
-  }
-}
-
-main().catch((e) => { out({error: String(e && e.stack || e)}); process.exit(1); });
+  out({sent: 10});
+  const r = await page.evaluate(async () => {
+    const all = await window.results;
+    const protos = performance.getEntriesByType("resource").filter((e) => e.name.includes("/slow/")).map((e) => e.nextHopProtocol);
+    return {ok: all.filter((x, i) => x.status === 200 && x.body.path === `/slow/${i}`).length, errors: all.filter((x) => x.status !== 200),
+            protocols: [...new Set(protos)]};
+  });
+  out(r);
+});

@@ -1,5 +1,6 @@
-// Tests for rproxy/app/versions.hpp's make_versions: the first world from the runtime's config,
-// the next on each reload; a config that makes no world keeps the current one, and says so.
+// Tests for rproxy/app/versions.hpp: make_versions, the first world from the runtime's config,
+// the next on each reload; a config that makes no world keeps the current one, and says so; and
+// per_worker, which makes a share's pipelines.
 // The runtime is a stand-in with the members make_versions uses.
 #include <rproxy/app/versions.hpp>
 
@@ -78,4 +79,29 @@ TEST_CASE("make_versions: a first config that makes no world gives null and regi
   CHECK(rproxy::app::make_versions<world>(rt, build, "things") == nullptr);
   CHECK(rt.kept.empty());
   CHECK(rt.reloads.empty());
+}
+
+namespace {
+/// A runtime whose pool has `n` workers (all per_worker reads of it).
+struct sized_runtime {
+  struct pool_t {
+    std::size_t n;
+    std::size_t size() const { return n; }
+  } pool_;
+  const pool_t& pool() const { return pool_; }
+};
+}  // namespace
+
+TEST_CASE("per_worker: make(i) once per worker, in worker order, as a share's pipelines", "[app][versions]") {
+  sized_runtime rt{{3}};
+  std::vector<std::size_t> calls;
+  rproxy::app::share<std::string> s;
+  s.pipelines = rproxy::app::per_worker(rt, [&](std::size_t i) {
+    calls.push_back(i);
+    return "worker " + std::to_string(i);
+  });
+  CHECK(calls == std::vector<std::size_t>{0, 1, 2});
+  CHECK(s.pipelines == std::vector<std::string>{"worker 0", "worker 1", "worker 2"});
+  sized_runtime none{{0}};
+  CHECK(rproxy::app::per_worker(none, [](std::size_t) { return 1; }).empty());
 }
