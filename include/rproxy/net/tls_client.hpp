@@ -77,13 +77,15 @@ inline int session_key_slot() {
   static const int i = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, &free_session_key);
   return i;
 }
-/// OpenSSL's new-session callback: keeps the session under the connection's key (1: taken).
+/// OpenSSL's new-session callback: keeps a copy of the session under the connection's key.
+/// A copy, as OpenSSL marks a connection's own session not resumable when the connection is
+/// freed without a close_notify (upstream streams are: net/upstream_stream.hpp).
 inline int keep_new_session(SSL* ssl, SSL_SESSION* s) {
   auto* cache = static_cast<tls_session_cache*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), session_cache_slot()));
   const auto* key = static_cast<const std::string*>(SSL_get_ex_data(ssl, session_key_slot()));
   if (cache == nullptr || key == nullptr) return 0;
-  cache->store(*key, s);
-  return 1;
+  if (SSL_SESSION* copy = SSL_SESSION_dup(s)) cache->store(*key, copy);
+  return 0;  // (`s` stays the connection's)
 }
 }  // namespace detail
 
@@ -143,9 +145,11 @@ public:
     if (!sessions_) return true;
     auto key = std::make_unique<std::string>(ep.address().to_string());
     key->append(":").append(std::to_string(ep.port())).append("/").append(name);
-    if (SSL_SESSION* s = sessions_->find(*key)) {
-      const int ok = SSL_set_session(ssl, s);
-      SSL_SESSION_free(s);
+    if (SSL_SESSION* kept = sessions_->find(*key)) {  // a copy again (see detail::keep_new_session)
+      SSL_SESSION* s = SSL_SESSION_dup(kept);
+      SSL_SESSION_free(kept);
+      const int ok = s != nullptr ? SSL_set_session(ssl, s) : 1;
+      if (s != nullptr) SSL_SESSION_free(s);
       if (ok != 1) return false;
     }
     if (SSL_set_ex_data(ssl, detail::session_key_slot(), key.get()) != 1) return false;
