@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <rproxy/app/config_blocks.hpp>
+#include <rproxy/app/restart_only.hpp>
 #include <rproxy/app/tls_block.hpp>
 #include <rproxy/balance/upstream_config.hpp>
 #include <rproxy/config/endpoint.hpp>
@@ -147,6 +148,34 @@ struct config {
         cfg::doc<&config::cors>("cross-origin requests from browsers (every request; off when unset)"),
         cfg::doc<&config::compress>("response compression: gzip, br, zstd (routes naming compress)"),
         cfg::doc<&config::access_log>("one log line per request"));
+  }
+
+  /// What a reload does not apply (app/restart_only.hpp: `validate` prints it, a reload that
+  /// changes one logs "restart required"), as serve.cpp keeps it from the first config: the
+  /// listeners (plain, TLS and QUIC, with the QUIC endpoint's settings) and the admin endpoint
+  /// are opened once; the HTTP/1.1 adapter (its sizes and idle timeout, `forwarding`) and the
+  /// HTTP/2 and HTTP/3 bounds (`h2`, and the `limits` they read, header_timeout included) are
+  /// set once; the audit log, the Redis links and their sync interval are made once. Certificates,
+  /// routes, groups, middleware blocks, header_timeout and connect_timeout of HTTP/1.1 reload.
+  rproxy::app::restart_keys restart_only() const {
+    using rproxy::app::value_text;
+    const auto* dist = rate_limit && rate_limit->distributed ? &*rate_limit->distributed : nullptr;
+    return {{"listen", listen.to_string()},
+            {"tls", tls ? "on" : "off"},
+            {"tls.listen", tls ? tls->listen.to_string() : ""},
+            {"quic", quic ? value_text(*quic) : ""},
+            {"admin", value_text(admin)},
+            {"limits.max_header", value_text(limits.max_header)},
+            {"limits.max_header_count", value_text(limits.max_header_count)},
+            {"limits.max_body", value_text(limits.max_body)},
+            {"limits.buffer_size", value_text(limits.buffer_size)},
+            {"limits.idle_timeout", value_text(limits.idle_timeout)},
+            {"limits.header_timeout", value_text(limits.header_timeout)},
+            {"forwarding", value_text(forwarding)},
+            {"h2", value_text(h2)},
+            {"audit", value_text(audit)},
+            {"redis", redis ? value_text(*redis) : ""},
+            {"rate_limit.distributed.sync_interval", dist ? value_text(dist->sync_interval) : ""}};
   }
 
   /// Bit i set: middleware_names[i] runs on a route with this list (empty: default_middleware).

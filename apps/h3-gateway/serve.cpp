@@ -37,6 +37,11 @@ struct app {
         {"transport", "connection"});
     for (std::size_t t = 0; t < 2; ++t)
       for (std::size_t k = 0; k < 2; ++k) upstream_connections[t][k] = &conns.with({t ? "tls" : "tcp", k ? "reused" : "new"});
+    auto& tls_up = r.metrics().add_callback_counter_family(
+        "h3gw_upstream_tls_handshakes", "TLS handshakes to backends that succeeded: full, or resumed (a session kept from an earlier one).",
+        {"session"});
+    tls_up.with({"full"}, [this] { return static_cast<double>(tls_handshakes.full.load(std::memory_order_relaxed)); });
+    tls_up.with({"resumed"}, [this] { return static_cast<double>(tls_handshakes.resumed.load(std::memory_order_relaxed)); });
     connections_accepted = &r.metrics().add_counter("h3gw_connections", "Client connections accepted.");
     auto& by_protocol = r.metrics().add_counter_family(
         "h3gw_requests_by_protocol", "Requests by the protocol the client spoke (http/1.0, http/1.1, h2, h3).", {"protocol"});
@@ -69,7 +74,9 @@ struct app {
       auto t = rproxy::net::tls_client_context::load(g.tls->options());
       if (!t) return rt.log().error("cannot load the backends' TLS settings", {{"group", g.name}, {"error", t.error().message}}), nullptr;
       if (!g.tls->verify) rt.log().warn("TLS to backends without certificate verification", {{"group", g.name}});
-      u.tls = w->tls_clients.emplace_back(std::make_unique<rproxy::net::tls_client_context>(std::move(*t))).get();
+      auto* ctx = w->tls_clients.emplace_back(std::make_unique<rproxy::net::tls_client_context>(std::move(*t))).get();
+      ctx->count_into(&tls_handshakes);  // (its sessions, kept per backend and SNI, go with this version)
+      u.tls = ctx;
       u.sni = g.tls->sni;
     }
     // Groups with proto: h3, built aside: a reload failing from here on leaves the live ones as
@@ -145,6 +152,7 @@ struct app {
   std::array<std::array<obs::counter*, 2>, 2> upstream_connections{};
   std::array<obs::counter*, 4> requests_by_protocol{};
   obs::counter* connections_accepted = nullptr;
+  rproxy::net::tls_client_stats tls_handshakes;  ///< to backends, every version's contexts
   rproxy::flow::http1_adapter adapter{};
   rproxy::flow::h2_adapter h2{.http1 = &adapter};
   rproxy::flow::h3_adapter h3{.http1 = &adapter};

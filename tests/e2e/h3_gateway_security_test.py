@@ -413,6 +413,55 @@ audit:
         finally:
             self.assertEqual(gw.stop(), 0)
 
+    def test_credentials_from_query_and_cookies_never_reach_the_backend(self):
+        """An API key from the query (`query:`) or a cookie (`cookie:`), a JWT from a cookie with
+        forward_token: false: accepted, and the backend (which echoes what it got) sees neither,
+        the other parameters and cookies kept; over HTTP/1.1, HTTP/2 (curl) and HTTP/2 cookie
+        crumbs sent as separate fields (nghttp)."""
+        port, admin = harness.free_port(), harness.free_port()
+        extra = (f"api_keys:\n  file: {self.key_file}\n  query: api_key\n  cookie: api_key\n"
+                 f"jwt:\n  keys: [ {{ type: hmac, file: {self.keys.hmac_file}, kid: h1, algorithm: HS256 }} ]\n"
+                 "  issuers: [ \"https://idp.test\" ]\n  audiences: [ api ]\n  cookie: access_token\n  forward_token: false\n"
+                 "require_auth: true\n")
+        gw = start_gateway(gateway_config(port, admin, [self.backend.port], extra), port, admin, "gw-query-cookie")
+        url = f"http://127.0.0.1:{port}"
+        key, token = self.api_key_1, self.keys.token(sub="cookie-user")
+        try:
+            for proto in ([], ["--http2-prior-knowledge"]):
+                with self.subTest(proto=proto):
+                    code, _, body, _ = curl(f"{url}/q?a=1&api_key={key}&b=two+words", args=proto)
+                    self.assertEqual(code, 200, body)
+                    got = json.loads(body)
+                    self.assertEqual(got["path"], "/q?a=1&b=two+words")
+                    self.assertNotIn(key.encode(), body)
+                    code, _, _, _ = curl(f"{url}/q?api_key=not-a-key", args=proto)
+                    self.assertEqual(code, 401)
+                    code, _, body, _ = curl(f"{url}/c", [f"Cookie: theme=dark; api_key={key}; lang=en"], proto)
+                    self.assertEqual(code, 200, body)
+                    self.assertEqual(json.loads(body)["headers"].get("cookie"), "theme=dark; lang=en")
+                    self.assertNotIn(key.encode(), body)
+                    code, _, body, _ = curl(f"{url}/j", [f"Cookie: access_token={token}; theme=dark"], proto)
+                    self.assertEqual(code, 200, body)
+                    got = json.loads(body)
+                    self.assertEqual(got["headers"].get("cookie"), "theme=dark")
+                    self.assertNotIn(token.encode(), body)
+                    code, _, body, _ = curl(f"{url}/j", [f"Cookie: access_token={token}"], proto)
+                    self.assertEqual(code, 200, body)
+                    self.assertNotIn("cookie", json.loads(body)["headers"])  # none left: no Cookie field
+            # HTTP/2 cookie crumbs, each its own field (RFC 9113 8.2.3): joined, the token left out.
+            p = subprocess.run(["nghttp", "-t", "20", f"{url}/crumbs", "-H", "cookie: theme=dark",
+                                "-H", f"cookie: access_token={token}", "-H", "cookie: lang=en"],
+                               capture_output=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            got = json.loads(p.stdout)
+            self.assertEqual(got["headers"].get("cookie"), "theme=dark; lang=en")
+            self.assertNotIn(token.encode(), p.stdout)
+        finally:
+            self.assertEqual(gw.stop(), 0)
+        self.assertNotIn(key, gw.output())  # the access log's target: api_key=[REDACTED]
+        self.assertIn('target="/q?a=1&api_key=[REDACTED]&b=two+words"', gw.output())
+        self.assertNotIn(token, gw.output())
+
     def test_rate_limit_429_with_headers_and_keys_independent(self):
         codes, last = [], None
         for _ in range(5):

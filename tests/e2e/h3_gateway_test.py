@@ -507,6 +507,37 @@ class AdminApiTest(unittest.TestCase):
             self.gw.write_config(self.conf(self.route))
             self.assertEqual(self.api("POST", "/api/reload")[0], 200)
 
+    def test_restart_only_keys_listed_by_validate_and_warned_on_reload(self):
+        """`validate` lists what a reload keeps (config::restart_only); a reload that moves the
+        listener says "restart required" naming it, keeps the old listener, and applies the rest
+        (a new route)."""
+        v = subprocess.run([BINARY, "validate", self.gw.config], capture_output=True, text=True, timeout=30)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        self.assertIn("restart-only keys (a reload keeps the values the process started with):", v.stdout)
+        for line in (f"  listen: 127.0.0.1:{self.port}", "  tls: off", "  tls.listen: (unset)", "  quic: (unset)",
+                     "  limits.max_body: 8MiB", "  limits.idle_timeout: 1m", "  h2: ", "  forwarding: ", "  audit: ", "  redis: (unset)"):
+            self.assertIn("\n" + line, v.stdout)
+        self.assertIn(f'  admin: listen: "127.0.0.1:{self.admin}"; token_file: "{self.token_file}"', v.stdout)
+        moved = harness.free_port()
+        before = self.gw.output().count("restart required")
+        try:
+            text = self.conf(self.route + "- name: extra\n  prefix: /e\n  backends: [ { group: pair } ]\n")
+            self.gw.write_config(text.replace(f"listen: 127.0.0.1:{self.port}\n", f"listen: 127.0.0.1:{moved}\n"))
+            code, doc = self.api("POST", "/api/reload")
+            self.assertEqual((code, doc), (200, {"reloaded": True}))
+            lines = [l for l in self.gw.output().splitlines() if "restart required" in l]
+            self.assertEqual(len(lines), before + 1, lines)
+            self.assertTrue(lines[-1].endswith("restart required: these changes apply at the next start keys=listen"), lines[-1])
+            code, _, body, _ = curl(f"http://127.0.0.1:{self.port}/e/1")  # the new route, on the old listener
+            self.assertEqual((code, json.loads(body)["path"]), (200, "/e/1"))
+            with self.assertRaises(OSError):
+                socket.create_connection(("127.0.0.1", moved), timeout=2).close()
+        finally:
+            self.gw.write_config(self.conf(self.route))
+            self.assertEqual(self.api("POST", "/api/reload")[0], 200)
+        # Back to the listener it runs with: no warning.
+        self.assertEqual(self.gw.output().count("restart required"), before + 1)
+
 
 class FailoverAndReloadTest(unittest.TestCase):
     def test_failover_to_the_live_backend(self):

@@ -60,7 +60,7 @@ class TlsUpstreamTest(unittest.TestCase):
         make_ca(d, "ca")
         make_ca(d, "other-ca")
         make_leaf(d, "backend", "ca", "DNS:backend.test,IP:127.0.0.1")
-        cls.tls_port, cls.plain_port = harness.free_port(), harness.free_port()
+        cls.tls_port, cls.plain_port, cls.once_port = harness.free_port(), harness.free_port(), harness.free_port()
         with open(os.path.join(d, "nginx.conf"), "w") as f:
             f.write(f"""daemon off; pid {d}/nginx.pid; error_log {d}/error.log;
 events {{ worker_connections 64; }}
@@ -69,6 +69,9 @@ http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/prox
   default_type text/plain; keepalive_requests 1000;
   server {{ listen 127.0.0.1:{cls.tls_port} ssl; ssl_certificate {d}/backend.pem; ssl_certificate_key {d}/backend.key;
     location / {{ return 200 "tls sni=$ssl_server_name conn=$connection uri=$request_uri\\n"; }} }}
+  server {{ listen 127.0.0.1:{cls.once_port} ssl; ssl_certificate {d}/backend.pem; ssl_certificate_key {d}/backend.key;
+    keepalive_requests 1;
+    location / {{ return 200 "once reused=$ssl_session_reused proto=$ssl_protocol conn=$connection\\n"; }} }}
   server {{ listen 127.0.0.1:{cls.plain_port};
     location / {{ return 200 "plain conn=$connection\\n"; }} }} }}
 """)
@@ -76,6 +79,7 @@ http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/prox
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         harness.wait_port(cls.tls_port)
         harness.wait_port(cls.plain_port)
+        harness.wait_port(cls.once_port)
         cls.port, cls.admin = harness.free_port(), harness.free_port()
         groups = {
             "good": f"{{ sni: backend.test, ca: {d}/ca.pem }}",
@@ -95,6 +99,10 @@ http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/prox
         text += f"  - name: not-tls\n    backends: [ {{ address: 127.0.0.1:{cls.plain_port} }} ]\n    tls: {{ sni: backend.test, ca: {d}/ca.pem }}\n"
         text += "    outlier: { consecutive_failures: 0 }\n"
         text += f"  - name: plain\n    backends: [ {{ address: 127.0.0.1:{cls.plain_port} }} ]\n"
+        # A backend that closes after each response (keepalive_requests 1): every request a new
+        # TLS connection, resumed from the session the previous one left.
+        text += f"  - name: once\n    backends: [ {{ address: 127.0.0.1:{cls.once_port} }} ]\n    tls: {{ sni: backend.test, ca: {d}/ca.pem }}\n"
+        routes += "    - { name: once, prefix: /once, backends: [ { group: once } ] }\n"
         routes += "    - { name: not-tls, prefix: /not-tls, backends: [ { group: not-tls } ] }\n"
         routes += "    - { name: plain, prefix: /plain, backends: [ { group: plain } ] }\n"
         text += "http:\n  routes:\n" + routes + "limits: { connect_timeout: 3s }\n"
@@ -126,6 +134,27 @@ http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/prox
         self.assertEqual(len(conns), 1, f"nginx saw {conns}: the TLS connection was not reused")
         after = metrics(self.admin)
         self.assertGreaterEqual(after.get(reused_key, 0) - before.get(reused_key, 0), 2)
+
+    def test_second_connection_resumes_the_session(self):
+        """TLS session resumption to a backend: nginx (the independent side) reports the second
+        connection's session as reused ($ssl_session_reused), and so does the gateway's metric."""
+        def handshakes():
+            m = metrics(self.admin)
+            return (m.get('h3gw_upstream_tls_handshakes_total{session="full"}', 0),
+                    m.get('h3gw_upstream_tls_handshakes_total{session="resumed"}', 0))
+        full0, resumed0 = handshakes()
+        out, rc = curl(self.url("/once/1"))
+        self.assertEqual(rc, 0)
+        self.assertEqual(out[0][0], 200, out)
+        first = out[0][1]
+        self.assertIn("once reused=. ", first)  # a full handshake: nothing kept yet
+        self.assertEqual(handshakes(), (full0 + 1, resumed0))
+        for i in range(2, 5):
+            out, rc = curl(self.url(f"/once/{i}"))
+            self.assertEqual((rc, out[0][0]), (0, 200), out)
+            self.assertIn("once reused=r ", out[0][1])  # resumed, as nginx saw it
+            self.assertNotEqual(out[0][1].split("conn=")[1], first.split("conn=")[1])  # a new connection each time
+        self.assertEqual(handshakes(), (full0 + 1, resumed0 + 3))
 
     def test_http2_client_to_tls_backend(self):
         # nghttp (nghttp2-client): one h2c stream, the body as nginx sent it over TLS.

@@ -4,10 +4,13 @@
 //   - percent_decode never grows its input, and decodes what an encoder produced back exactly;
 //   - a request_view over a parsed head answers header/cookie/query for names from the input;
 //   - without_query_param leaves no parameter of a (non-empty) name, keeps the path, never grows
-//     the target, and is the identity on a target that has no such parameter.
+//     the target, and is the identity on a target that has no such parameter;
+//   - append_cookies_without leaves no cookie of a (non-empty) name, never grows the value,
+//     keeps every other cookie find_cookie sees, and drops nothing when there is no such cookie.
 #include <rproxy/codec/http1/parser.hpp>
 #include <rproxy/codec/http1/request_view.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -59,6 +62,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (stripped.size() > text.size() || http1::path_of_target(stripped) != http1::path_of_target(text)) std::abort();
   if (!name.empty() && http1::find_query_raw(http1::query_of_target(stripped), name)) std::abort();  // (an empty name removes nothing)
   if (!http1::find_query_raw(q, name) && stripped != text) std::abort();
+
+  std::string kept;
+  const std::size_t dropped = http1::append_cookies_without(kept, text, name);
+  if (kept.size() > text.size() + static_cast<std::size_t>(std::count(text.begin(), text.end(), ';'))) std::abort();  // ("a;b" -> "a; b")
+  if (!name.empty() && http1::find_cookie(kept, name)) std::abort();
+  if ((dropped > 0) != (!name.empty() && http1::find_cookie(text, name).has_value())) std::abort();
+  for (std::string_view other : {std::string_view("a"), std::string_view("session")})
+    if (other != name && http1::find_cookie(text, other) != http1::find_cookie(kept, other)) std::abort();
 
   // The same names against a parsed request carrying the text as target, cookie and header.
   std::string req = "GET /";

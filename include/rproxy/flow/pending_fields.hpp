@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +39,16 @@ public:
     for (const auto& e : list_)
       if ((e.what == op::set || e.what == op::remove) && codec::http1::detail::iequals(e.f.name, name)) return true;
     return false;
+  }
+  /// What the last entry that sets or removes `name` leaves: nullopt when none does, an empty
+  /// view when it removes the field (or sets it empty), else the value set. For a stage that
+  /// edits a field another stage may have edited first (a Cookie without a credential).
+  std::optional<std::string_view> last_set(std::string_view name) const noexcept {
+    std::optional<std::string_view> out;
+    for (const auto& e : list_)
+      if ((e.what == op::set || e.what == op::remove) && codec::http1::detail::iequals(e.f.name, name))
+        out = e.what == op::set ? std::string_view(e.f.value) : std::string_view();
+    return out;
   }
   /// Applies each valid entry to `out` (a set or add without a value does nothing).
   void apply(codec::http1::fields& out) const {

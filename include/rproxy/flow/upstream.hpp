@@ -58,7 +58,7 @@ inline asio::awaitable<std::pair<std::error_code, net::upstream_stream>> connect
   net::upstream_stream s(std::move(sock));
   if (ec || settings == nullptr || settings->tls == nullptr) co_return std::pair{ec, std::move(s)};
   s.start_tls(settings->tls->context());
-  auto hec = co_await net::async_client_handshake(s.tls(), *settings->tls, settings->sni, ep.address(), timeout);
+  auto hec = co_await net::async_client_handshake(s.tls(), *settings->tls, settings->sni, ep, timeout);  // (resumes a kept session)
   if (hec) {
     std::error_code ignored;
     s.close(ignored);

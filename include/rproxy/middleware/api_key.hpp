@@ -39,6 +39,7 @@
 #include <rproxy/core/result.hpp>
 #include <rproxy/middleware/audit_log.hpp>
 #include <rproxy/middleware/detail/openssl.hpp>
+#include <rproxy/middleware/drop_credentials.hpp>
 #include <rproxy/middleware/error.hpp>
 #include <rproxy/middleware/principal.hpp>
 #include <rproxy/middleware/request_view.hpp>
@@ -215,21 +216,12 @@ struct basic_api_key_auth {
     return *info;
   }
 
-  /// Leaves the key out of the request sent upstream, on a flow that builds one from
-  /// ctx.request_fields and ctx.upstream_target: its header removed, its query parameter taken
-  /// out of the target (after a router set it: place this stage after apply_http_route).
+  /// Leaves the key out of the request sent upstream (middleware/drop_credentials.hpp): its
+  /// header removed, its query parameter taken out of the target (after a router set it: place
+  /// this stage after apply_http_route), its cookie taken out of Cookie, other cookies kept.
   template <class Ctx, class Req>
   void drop_key(Ctx& ctx, const Req& req) const {
-    for (const auto& s : cfg->sources) {
-      if constexpr (requires { ctx.request_fields.remove(std::string_view()); })
-        if (s.from == credential_source::place::header) ctx.request_fields.remove(s.name);
-      if constexpr (requires { ctx.upstream_target.assign(std::string_view()); std::string_view(req.target()); })
-        if (s.from == credential_source::place::query) {
-          const std::string_view target = ctx.upstream_target.empty() ? std::string_view(req.target()) : std::string_view(ctx.upstream_target);
-          if (codec::http1::find_query_raw(codec::http1::query_of_target(target), s.name))
-            ctx.upstream_target = codec::http1::without_query_param(target, s.name);
-        }
-    }
+    drop_credentials(ctx, req, std::span<const credential_source>(cfg->sources));
   }
 
   template <class Ctx, request_view Req>

@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -27,6 +28,7 @@
 
 #include <rproxy/core/result.hpp>
 #include <rproxy/middleware/audit_log.hpp>
+#include <rproxy/middleware/drop_credentials.hpp>
 #include <rproxy/middleware/error.hpp>
 #include <rproxy/middleware/jwt.hpp>
 #include <rproxy/middleware/jwt_key.hpp>
@@ -103,10 +105,10 @@ struct basic_jwt_auth {
     constexpr bool owns_fields = requires { ctx.request_fields.set(std::string_view(), std::string_view()); };
     if constexpr (owns_fields) {  // a client's own value of a forwarded claim never reaches the backend
       for (const auto& f : cfg->forward) ctx.request_fields.set(f.header, std::string_view());
-      if (!cfg->forward_token)
-        for (const auto& src : cfg->sources)
-          if (src.from == credential_source::place::header) ctx.request_fields.remove(src.name);
     }
+    // The token's header, query parameter or cookie (middleware/drop_credentials.hpp), dropped
+    // whatever the outcome, as api_key_auth does.
+    if (!cfg->forward_token) drop_credentials(ctx, req, std::span<const credential_source>(cfg->sources));
     auto r = authenticate(req, Clock::now());
     if (!r) {
       if (r.error() == error::missing_credentials && cfg->optional) return rproxy::next;

@@ -85,11 +85,15 @@ struct jwt_block {
                        cfg::doc<&jwt_block::query>("also take the token from this query parameter"),
                        cfg::doc<&jwt_block::tier_claim>("claim naming the rate-limit tier"),
                        cfg::doc<&jwt_block::forward>("claims passed to the backend as headers"),
-                       cfg::doc<&jwt_block::forward_token>("pass the Authorization header on to the backend (false: removed)"));
+                       cfg::doc<&jwt_block::forward_token>(
+                           "pass the token on to the backend (false: the Authorization header removed, the query parameter and cookie taken out)"));
   }
   void validate(rproxy::config::validator& v) const {
     for (std::size_t i = 0; i < algorithms.size(); ++i)
       if (!parse_alg(algorithms[i])) v.at(&jwt_block::algorithms).at(i).error("unknown algorithm '" + algorithms[i] + "'");
+    if (!query.empty() && query.find_first_of("&=#?; ") != std::string::npos)
+      v.at(&jwt_block::query).error("not a query parameter name (no '&', '=', '#', '?', ';' or space)");
+    if (!cookie.empty() && !codec::http1::is_valid_field_name(cookie)) v.at(&jwt_block::cookie).error("not a cookie name (a token)");
   }
 
   /// Where the key store reads the keys.

@@ -26,6 +26,7 @@
 
 #include <rproxy/observe/access_log.hpp>
 #include <rproxy/observe/log.hpp>
+#include <rproxy/observe/redact.hpp>
 
 namespace rproxy::observe {
 
@@ -44,7 +45,11 @@ struct access_log_stage {
     if (log == nullptr || !log->should_log(log_level::info)) return rproxy::next;
     auto& s = ctx.template state<access_log_stage>();
     if constexpr (requires { req.method(); }) s.method.assign(cut(req.method(), 32));
-    if constexpr (requires { req.target(); }) s.target.assign(cut(req.target(), max_target));
+    if constexpr (requires { req.target(); }) {  // a credential in the query (api_key=...) is not logged
+      const std::string_view t = cut(req.target(), max_target);
+      if (t.find('?') == std::string_view::npos) s.target.assign(t);
+      else s.target = redact_query(t);
+    }
     if constexpr (requires { req.header(std::string_view()); })
       if (auto h = req.header("host")) s.host.assign(cut(*h, max_host));
     return rproxy::next;

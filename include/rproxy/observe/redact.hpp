@@ -134,4 +134,37 @@ inline std::string_view redact(std::string_view name, std::string_view value) {
   return default_redaction().apply(name, value);
 }
 
+/// A request target with the values of its secret query parameters (by name, under `p`: an
+/// `api_key`, an `access_token`, ...) replaced by "[REDACTED]", the rest as sent; `target`
+/// itself when none is secret (names are percent-decoded first: `api%5Fkey` is `api_key`).
+inline std::string redact_query(std::string_view target, const redaction_policy& p = default_redaction()) {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return std::string(target);
+  std::string out(target.substr(0, q + 1));
+  std::string_view query = target.substr(q + 1);
+  const auto hex = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1; };
+  std::string name;
+  for (bool first = true;; first = false) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    const auto eq = pair.find('=');
+    const std::string_view raw = pair.substr(0, eq);
+    name.clear();
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] == '%' && i + 2 < raw.size() && hex(raw[i + 1]) >= 0 && hex(raw[i + 2]) >= 0) {
+        name += static_cast<char>(hex(raw[i + 1]) * 16 + hex(raw[i + 2]));
+        i += 2;
+      } else {
+        name += raw[i] == '+' ? ' ' : raw[i];
+      }
+    }
+    if (!first) out += '&';
+    if (eq != std::string_view::npos && p.is_secret_name(name)) out.append(raw).append("=").append(redacted_text);
+    else out += pair;
+    if (amp == std::string_view::npos) break;
+    query = query.substr(amp + 1);
+  }
+  return out;
+}
+
 }  // namespace rproxy::observe

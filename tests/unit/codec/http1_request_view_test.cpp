@@ -10,6 +10,23 @@
 namespace http1 = rproxy::codec::http1;
 namespace mw = rproxy::middleware;
 
+TEST_CASE("append_cookies_without: the named pairs left out, the others as sent", "[http1]") {
+  auto without = [](std::string_view h, std::string_view n, std::size_t dropped) {
+    std::string out;
+    CHECK(http1::append_cookies_without(out, h, n) == dropped);
+    return out;
+  };
+  CHECK(without("a=1; tok=x; b=\"2\"", "tok", 1) == "a=1; b=\"2\"");
+  CHECK(without("tok=x", "tok", 1) == "");
+  CHECK(without("tok=x;tok=y; a=1", "tok", 2) == "a=1");
+  CHECK(without(" a = 1 ;; tok = x ;b=2 ", "tok", 1) == "a = 1; b=2");  // pieces trimmed, empty ones dropped
+  CHECK(without("Tok=x; tokx=y; flag", "tok", 0) == "Tok=x; tokx=y; flag");  // names exact, a bare piece kept
+  CHECK(without("a=1", "", 0) == "a=1");
+  std::string joined = "a=1";  // appends after what is there
+  CHECK(http1::append_cookies_without(joined, "tok=x; b=2", "tok") == 1);
+  CHECK(joined == "a=1; b=2");
+}
+
 TEST_CASE("find_cookie: pairs, spaces, quotes, exact names", "[http1]") {
   CHECK(http1::find_cookie("a=1; b=2", "b") == "2");
   CHECK(http1::find_cookie("a=1;b=2", "a") == "1");

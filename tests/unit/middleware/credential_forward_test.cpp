@@ -2,6 +2,7 @@
 // adapter builds (flow/http1_exchange.hpp's upstream_head, which the HTTP/2 and HTTP/3 flows
 // build their backend heads with too). api_key_auth leaves the key out unless forward_key;
 // jwt_auth passes the token on unless forward_token is false.
+#include <rproxy/codec/h3/request.hpp>
 #include <rproxy/codec/http1/request_view.hpp>
 #include <rproxy/flow/http1.hpp>
 #include <rproxy/middleware/api_key.hpp>
@@ -133,4 +134,151 @@ TEST_CASE("jwt_auth: the token goes on to the backend unless forward_token is fa
     CHECK(up.find("\r\nX-User: alice\r\n") != std::string::npos);
     CHECK(up.find("\r\nX-Other: kept\r\n") != std::string::npos);
   }
+}
+
+TEST_CASE("api_key_auth: a key in a cookie is taken out of Cookie, the other cookies kept", "[middleware][api_key]") {
+  through_stage s;
+  mw::api_key_block b;
+  b.cookie = "api_key";
+  s.cfg = b.config();
+
+  SECTION("one Cookie field: the others kept in order") {
+    s.run("GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1; api_key=" + key + "; b=\"two\"\r\n\r\n");
+    CHECK(s.passed);
+    CHECK_FALSE(s.has(key));
+    CHECK(s.has("\r\nCookie: a=1; b=\"two\"\r\n"));
+  }
+  SECTION("the key the only cookie: no Cookie field") {
+    s.run("GET / HTTP/1.1\r\nHost: a\r\nCookie: api_key=" + key + "\r\nX-Other: kept\r\n\r\n");
+    CHECK(s.passed);
+    CHECK_FALSE(s.has(key));
+    CHECK_FALSE(s.has("ookie"));
+    CHECK(s.has("\r\nX-Other: kept\r\n"));
+  }
+  SECTION("several Cookie fields: joined into one without the key") {
+    s.run("GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\nCookie: api_key=" + key + ";b=2\r\n\r\n");
+    CHECK(s.passed);
+    CHECK_FALSE(s.has(key));
+    CHECK(s.has("\r\nCookie: a=1; b=2\r\n"));
+    CHECK(s.upstream.find("ookie") == s.upstream.rfind("ookie"));  // one field
+  }
+  SECTION("no key cookie: Cookie fields pass as they came") {
+    s.cfg.optional = true;
+    s.run("GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\nCookie: api_keyx=2\r\n\r\n");
+    CHECK(s.passed);
+    CHECK(s.has("\r\nCookie: a=1\r\nCookie: api_keyx=2\r\n"));
+  }
+  SECTION("a wrong key is dropped too") {
+    s.run("GET / HTTP/1.1\r\nHost: a\r\nCookie: api_key=wrong; a=1\r\n\r\n");
+    CHECK_FALSE(s.passed);
+    CHECK(s.has("\r\nCookie: a=1\r\n"));
+  }
+  SECTION("forward_key: true passes the cookie on") {
+    b.forward_key = true;
+    s.cfg = b.config();
+    s.run("GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1; api_key=" + key + "\r\n\r\n");
+    CHECK(s.passed);
+    CHECK(s.has("\r\nCookie: a=1; api_key=" + key + "\r\n"));
+  }
+  SECTION("the query parameter from the block") {
+    b.query = "api_key";
+    s.cfg = b.config();
+    s.run("GET /x?api_key=" + key + "&q=1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(s.passed);
+    CHECK(s.upstream.starts_with("GET /x?q=1 HTTP/1.1\r\n"));
+  }
+}
+
+namespace {
+
+/// A signed token for alice and the key store that verifies it.
+struct token_fixture {
+  mw::key_store keys{[] {
+    mw::key_set ks;
+    REQUIRE(ks.add_jwks(test_jwt::jwk(test_jwt::keys::get().p256.get(), "ec1")));
+    return ks;
+  }()};
+  std::string tok = test_jwt::token(mw::jwt_alg::es256, test_jwt::keys::get().p256.get(), "", R"({"alg":"ES256","kid":"ec1"})",
+                                    R"({"sub":"alice","exp":)" + std::to_string(test_jwt::now_s() + 3600) + "}");
+};
+
+}  // namespace
+
+TEST_CASE("jwt_auth: a token in a cookie or the query is taken out when forward_token is false", "[middleware][jwt]") {
+  token_fixture t;
+  mw::jwt_block b;
+  b.cookie = "access_token";
+  b.query = "access_token";
+  b.forward_token = false;
+  bool passed = false;
+
+  SECTION("cookie: the others kept") {
+    auto cfg = b.config();
+    const auto up = upstream_after(mw::jwt_auth{&cfg, &t.keys, nullptr},
+                                   "GET / HTTP/1.1\r\nHost: a\r\nCookie: theme=dark; access_token=" + t.tok + "; lang=en\r\n\r\n", passed);
+    CHECK(passed);
+    CHECK(up.find(t.tok) == std::string::npos);
+    CHECK(up.find("\r\nCookie: theme=dark; lang=en\r\n") != std::string::npos);
+  }
+  SECTION("query: the other parameters kept") {
+    auto cfg = b.config();
+    const auto up = upstream_after(mw::jwt_auth{&cfg, &t.keys, nullptr}, "GET /a?x=1&access_token=" + t.tok + " HTTP/1.1\r\nHost: a\r\n\r\n", passed);
+    CHECK(passed);
+    CHECK(up.starts_with("GET /a?x=1 HTTP/1.1\r\n"));
+  }
+  SECTION("forward_token: true passes the cookie on") {
+    b.forward_token = true;
+    auto cfg = b.config();
+    const auto up = upstream_after(mw::jwt_auth{&cfg, &t.keys, nullptr},
+                                   "GET / HTTP/1.1\r\nHost: a\r\nCookie: theme=dark; access_token=" + t.tok + "\r\n\r\n", passed);
+    CHECK(passed);
+    CHECK(up.find("\r\nCookie: theme=dark; access_token=" + t.tok + "\r\n") != std::string::npos);
+  }
+  SECTION("a JWT cookie and an API key cookie: both taken out, in either stage's turn") {
+    auto cfg = b.config();
+    mw::api_key_block kb;
+    kb.cookie = "api_key";
+    auto kcfg = kb.config();
+    mw::api_key_store store;
+    mw::api_key_table table;
+    REQUIRE(table.add_key(key, "ci-bot"));
+    store.replace(std::move(table));
+    auto p = rproxy::make_pipeline<flow::http1_protocol>(mw::jwt_auth{&cfg, &t.keys, nullptr}, mw::api_key_auth{&kcfg, &store, nullptr});
+    const std::string request = "GET / HTTP/1.1\r\nHost: a\r\nCookie: api_key=" + key + "; a=1; access_token=" + t.tok + "; b=2\r\n\r\n";
+    http1::request_parser parser;
+    REQUIRE(parser.parse(request).what == http1::event::head);
+    auto ctx = p.make_context();
+    CHECK(p.hello(ctx, http1::request_view(parser.head())).is_next());
+    const auto up = flow::http1_adapter{}.upstream_head(ctx, parser.head(), parser.info());
+    CHECK(up.find(t.tok) == std::string::npos);
+    CHECK(up.find(key) == std::string::npos);
+    CHECK(up.find("\r\nCookie: a=1; b=2\r\n") != std::string::npos);
+  }
+}
+
+TEST_CASE("credential cookies in HTTP/2 and HTTP/3 cookie crumbs: joined, the credential left out", "[middleware][jwt]") {
+  token_fixture t;
+  mw::jwt_block b;
+  b.cookie = "access_token";
+  b.forward_token = false;
+  auto cfg = b.config();
+  // h3::request maps a header block as h2::request does (the same header_block: crumbs joined).
+  rproxy::codec::h3::request r;
+  r.add(":method", "GET");
+  r.add(":path", "/p");
+  r.add(":authority", "a.test");
+  r.add(":scheme", "https");
+  r.add("cookie", "theme=dark");
+  r.add("x-other", "kept");
+  r.add("cookie", "access_token=" + t.tok);
+  r.add("cookie", "lang=en");
+  REQUIRE(r.finish_head(0) == rproxy::codec::h2::error{});
+  auto p = rproxy::make_pipeline<flow::http1_protocol>(mw::jwt_auth{&cfg, &t.keys, nullptr});
+  auto ctx = p.make_context();
+  CHECK(p.hello(ctx, rproxy::codec::h3::request_view(r)).is_next());
+  const auto up = flow::http1_adapter{}.upstream_head(ctx, r.head(), {});
+  CHECK(up.find(t.tok) == std::string::npos);
+  CHECK(up.find("\r\nCookie: theme=dark; lang=en\r\n") != std::string::npos);
+  CHECK(up.find("\r\nx-other: kept\r\n") != std::string::npos);
+  CHECK(up.find("ookie") == up.rfind("ookie"));
 }

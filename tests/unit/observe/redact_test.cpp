@@ -51,3 +51,15 @@ TEST_CASE("redact: a policy can be extended; long names work", "[observe][redact
   CHECK(p.is_secret_name(long_name));
   CHECK_FALSE(p.is_secret_name(std::string(100, 'a')));
 }
+
+TEST_CASE("redact_query: secret query parameters' values, the rest as sent", "[observe][redact]") {
+  using rproxy::observe::redact_query;
+  CHECK(redact_query("/a/b") == "/a/b");
+  CHECK(redact_query("/q?a=1&api_key=k-123&b=two+words") == "/q?a=1&api_key=[REDACTED]&b=two+words");
+  CHECK(redact_query("/q?access_token=eyJ.x.y") == "/q?access_token=[REDACTED]");
+  CHECK(redact_query("/q?api%5Fkey=k&x") == "/q?api%5Fkey=[REDACTED]&x");  // names decoded first
+  CHECK(redact_query("/q?page=2&&sort=asc") == "/q?page=2&&sort=asc");
+  CHECK(redact_query("/q?") == "/q?");
+  CHECK(redact_query("/q?token") == "/q?token");  // no value: nothing to hide
+  CHECK(redact_query("/q?%zz=1&%4") == "/q?%zz=1&%4");
+}

@@ -45,6 +45,28 @@ constexpr std::optional<std::string_view> find_cookie(std::string_view header, s
   return std::nullopt;
 }
 
+/// Appends to `out` the pairs of one Cookie field value whose name is not `name` (as
+/// find_cookie compares names), each as sent, joined with "; " (and after what `out` holds);
+/// returns how many pairs named `name` were left out. Empty pieces ("a=1;;") are dropped; a
+/// piece without '=' is kept. A credential cookie a proxy must not pass on, the others kept.
+inline std::size_t append_cookies_without(std::string& out, std::string_view header, std::string_view name) {
+  std::size_t dropped = 0;
+  while (!header.empty()) {
+    const auto semi = header.find(';');
+    const std::string_view pair = detail::trim_ows(header.substr(0, semi));
+    header = semi == std::string_view::npos ? std::string_view{} : header.substr(semi + 1);
+    if (pair.empty()) continue;
+    const auto eq = pair.find('=');
+    if (!name.empty() && eq != std::string_view::npos && detail::trim_ows(pair.substr(0, eq)) == name) {
+      ++dropped;
+      continue;
+    }
+    if (!out.empty()) out += "; ";
+    out += pair;
+  }
+  return dropped;
+}
+
 /// Percent-decodes `in` into `out` (replacing it); `+` becomes a space when `plus_is_space`
 /// (query strings). False, with `out` unspecified, on a truncated or non-hex escape.
 inline bool percent_decode(std::string_view in, std::string& out, bool plus_is_space = true) {
