@@ -20,6 +20,7 @@
 #include <rproxy/flow/config.hpp>
 #include <rproxy/flow/h2_block.hpp>
 #include <rproxy/flow/h3_block.hpp>
+#include <rproxy/flow/h2_upstream_block.hpp>
 #include <rproxy/flow/h3_upstream_block.hpp>
 #include <rproxy/flow/http1_block.hpp>
 #include <rproxy/flow/upstream_tls_block.hpp>
@@ -59,6 +60,7 @@ struct group_config {
   std::optional<rproxy::flow::upstream_tls_block> tls;
   rproxy::flow::upstream_proto proto = rproxy::flow::upstream_proto::http;
   std::optional<rproxy::flow::h3_upstream_block> h3;
+  std::optional<rproxy::flow::h2_upstream_block> h2;
   static constexpr auto describe() {
     return cfg::fields(cfg::required<&group_config::name>("group name (routes' backends: [{group: ...}], metrics)"),
                        cfg::required<&group_config::backends>("the group's backends"),
@@ -68,8 +70,9 @@ struct group_config {
                        cfg::doc<&group_config::breaker>("a circuit breaker per backend (off when absent)"),
                        cfg::doc<&group_config::outlier>("passive ejection of backends that fail in a row (consecutive_failures: 0 turns it off)"),
                        cfg::doc<&group_config::tls>("TLS to the group's backends: sni, ca, verify (plain TCP when absent)"),
-                       cfg::doc<&group_config::proto>("how the backends are spoken to: http (HTTP/1.1) or h3 (HTTP/3 over QUIC, pooled connections)"),
-                       cfg::doc<&group_config::h3>("HTTP/3 backends: trust, TLS name, connections and streams (proto: h3)"));
+                       cfg::doc<&group_config::proto>("how the backends are spoken to: http (HTTP/1.1), h3 (HTTP/3 over QUIC, pooled connections) or h2c (HTTP/2 over TCP, prior knowledge, multiplexed; gRPC)"),
+                       cfg::doc<&group_config::h3>("HTTP/3 backends: trust, TLS name, connections and streams (proto: h3)"),
+                       cfg::doc<&group_config::h2>("HTTP/2 backends: connections, streams, queue and timeouts (proto: h2c)"));
   }
   /// The group's pool knobs (a pool keeps them for life: a change makes a new pool).
   bal::pool_config pool_settings() const {
@@ -85,6 +88,8 @@ struct group_config {
         v.at(&group_config::backends).at(i).error("backend listed twice: " + backends[i].address.to_string());
     if (h3 && proto != rproxy::flow::upstream_proto::h3) v.at(&group_config::h3).error("an h3: block needs proto: h3");
     if (tls && proto == rproxy::flow::upstream_proto::h3) v.at(&group_config::tls).error("HTTP/3 backends take their TLS settings from the h3: block");
+    if (h2 && proto != rproxy::flow::upstream_proto::h2c) v.at(&group_config::h2).error("an h2: block needs proto: h2c");
+    if (tls && proto == rproxy::flow::upstream_proto::h2c) v.at(&group_config::tls).error("h2c backends are plain TCP (TLS to HTTP/2 backends is not supported yet)");
   }
 };
 

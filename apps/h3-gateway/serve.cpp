@@ -7,6 +7,7 @@
 #include "admin_api.hpp"
 #include "flows.hpp"
 #include "gateway.hpp"
+#include "h2_upstreams.hpp"
 #include "h3_upstreams.hpp"
 #include "listeners.hpp"
 
@@ -15,7 +16,7 @@ namespace h3_gateway {
 /// State kept across config versions: pools and health monitors by group name, metrics.
 struct app {
   app(runtime& r, const std::optional<rproxy::cluster::redis_options>& redis)
-      : rt(r), shared(r, *r.config().get(), redis), pools(rproxy::app::pools::open(r)), h3_backends(r) {
+      : rt(r), shared(r, *r.config().get(), redis), pools(rproxy::app::pools::open(r)), h3_backends(r), h2_backends(r) {
     auto& fam = r.metrics().add_counter_family("h3gw_requests", "Requests by route, status class (none: no status sent) and backend.",
                                                {"route", "status_class", "backend"});
     requests = &fam;
@@ -75,13 +76,22 @@ struct app {
     // they were (the staged set's new stand-ins stop when it is dropped).
     auto h3 = h3_backends.stage(*c);
     if (!h3) return nullptr;  // logged
+    auto h2 = h2_backends.stage(*c);  // groups with proto: h2c, the same way
+    if (!h2) return nullptr;          // logged
     // Last, as nothing after it fails: a group keeps its pool (backends, counters, checks) while
     // its pool settings (breaker, outlier) stay.
     if (!pools->update(c->groups)) return nullptr;  // logged
     w->options.redirect = h3->table();
+    if (!h2->table().empty()) {
+      auto both = std::make_shared<rproxy::flow::upstream_redirect>();
+      if (w->options.redirect) both->add_all(*w->options.redirect);
+      both->add_all(h2->table());
+      w->options.redirect = std::move(both);
+    }
     h3_backends.commit(std::move(*h3));
-    for (const auto& g : c->groups)  // HTTP/3 backends are checked over QUIC, through their stand-ins
-      if (g.proto == rproxy::flow::upstream_proto::h3 && g.health_check)
+    h2_backends.commit(std::move(*h2));
+    for (const auto& g : c->groups)  // HTTP/3 and HTTP/2 backends are checked through their stand-ins
+      if (g.proto != rproxy::flow::upstream_proto::http && g.health_check)
         if (auto* m = pools->monitor(g.name)) m->check_with(h3_probe::of(*g.health_check, w->options.redirect), g.health_check->options());
     for (const auto& g : c->groups) w->pools.push_back(pools->get(g.name));
     shared.cluster.bans.publish(w->bans);  // this file's bans reach the other instances
@@ -123,6 +133,7 @@ struct app {
   shared_state shared;
   std::shared_ptr<rproxy::app::pools> pools;  ///< by group name, with their health checks
   h3_upstreams h3_backends;  ///< groups with proto: h3
+  h2_upstreams h2_backends;  ///< groups with proto: h2c
   obs::counter_family* requests = nullptr;
   obs::histogram_family* duration = nullptr;
   obs::histogram_family* upstream = nullptr;
@@ -170,7 +181,10 @@ int serve(runtime& rt) {
     c->quic->apply(a->quic_settings, a->h3.limits, c->limits);
     if (!open_quic(rt, *worlds, *c, a->quic_settings, a->h3)) return 1;
   }
-  rt.on_stop_accepting([a] { a->h3_backends.stop(); });
+  rt.on_stop_accepting([a] {
+    a->h3_backends.stop();
+    a->h2_backends.stop();
+  });
   rt.on_reload([a, worlds](const std::shared_ptr<const config>& next) {
     auto w = a->build(next);
     if (!w) return a->rt.log().error("routes not updated; the previous config keeps serving");

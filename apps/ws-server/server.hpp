@@ -100,18 +100,26 @@ struct message_limits {
 };
 
 /// The rate limit of one operation, with the current message_limits (one atomic load per message).
+/// A WebSocket flow renders no rate-limit headers: it keeps no state (count_message).
 template <class Tag, mw::rate_limit_config message_limits::*Which>
 struct live_rate_limit {
   using inner = rate_limit<Tag>;
-  using state = typename inner::state;
-  using state_owner = inner;  // the inner stage's per-flow state is this stage's
   const rproxy::config::versioned<message_limits>* limits = nullptr;
   mw::local_counter_store* store = nullptr;
   mw::audit_log* audit = nullptr;
 
   template <class Ctx, class Msg>
   rproxy::verdict on_message(Ctx& ctx, const Msg& m) {
-    return inner{&(limits->get().*Which), store, audit}.on_message(ctx, m);
+    return inner{&(limits->get().*Which), store, audit}.count_message(ctx, m);
+  }
+};
+
+/// The `connect` limit, counted at accept, with no state either (count_accept).
+struct connect_rate_limit {
+  rate_limit<connect_tag> inner;
+  template <class Ctx>
+  rproxy::verdict on_accept(Ctx& ctx) {
+    return inner.count_accept(ctx);
   }
 };
 
@@ -178,7 +186,7 @@ inline auto pipeline(world_base& w) {
   const auto* l = &w.shared->limits;
   return rproxy::make_pipeline<protocol>(
       reject_metrics{w.shared->rejections}, mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, mw::conn_limit{&w.conn_cfg, &w.shared->conns, a},
-      rate_limit<connect_tag>{&w.connect_cfg, st, a}, mw::cors{w.cfg->allowed_origins.empty() ? nullptr : &w.cors_cfg},
+      connect_rate_limit{{&w.connect_cfg, st, a}}, mw::cors{w.cfg->allowed_origins.empty() ? nullptr : &w.cors_cfg},
       mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, live_rate_limit<message_tag, &message_limits::message>{l, st, a},
       live_rate_limit<join_tag, &message_limits::join>{l, st, a},
       live_rate_limit<private_message_tag, &message_limits::private_message>{l, st, a},

@@ -26,6 +26,8 @@ public:
   void add(const asio::ip::tcp::endpoint& backend, std::vector<asio::ip::tcp::endpoint> per_worker) {
     entries_.emplace_back(backend, std::move(per_worker));
   }
+  /// Every entry of `other` too (several kinds of stand-in in one table).
+  void add_all(const upstream_redirect& other) { entries_.insert(entries_.end(), other.entries_.begin(), other.entries_.end()); }
   bool empty() const noexcept { return entries_.empty(); }
 
   /// Where to connect for `backend` on the calling worker (itself when not listed).

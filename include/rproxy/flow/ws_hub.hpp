@@ -8,7 +8,10 @@
 //     hub.close_all(1001, "server shutting down");      // shutdown: every connection
 //
 // A session id carries its worker in the top 16 bits (the same layout as rooms::make_session_id),
-// so a delivery is split by worker without a lookup: recipients on the caller's worker get the
+// then 24 bits of the worker's attach count and, in the low 24 bits, the connection's slot in
+// its worker's table: a plain array of pointers (8 bytes per connection; a free slot holds the
+// next free one), so a lookup is an index and a check that the connection there has that id
+// (a connection gone, its slot reused, does not match). A delivery is split by worker without a lookup: recipients on the caller's worker get the
 // frame at once, and each other worker with recipients gets one posted task that walks the
 // shared recipient list. Each worker's table is touched only on that worker's thread: no lock.
 // A recipient gone before its task runs is skipped. A connection attached after close_all is
@@ -31,10 +34,10 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include <rproxy/codec/ws/frame.hpp>
 #include <rproxy/flow/ws_connection.hpp>
 #include <rproxy/observe/metrics.hpp>
 
@@ -54,24 +57,51 @@ public:
   static constexpr std::uint16_t worker_of(session_id s) noexcept { return static_cast<std::uint16_t>(s >> 48); }
   std::size_t workers() const noexcept { return shards_.size(); }
 
+  /// The bits of an id that name its slot (the low ones).
+  static constexpr unsigned slot_bits = 24;
+  /// The most connections one worker holds at once (the slot field of an id); one more is
+  /// closed at once with 1013 (far above any open-files limit: fs.nr_open is 2^20 by default).
+  static constexpr std::size_t max_per_worker = (std::size_t{1} << slot_bits) - 1;
+
   /// Registers `c` on worker `w` (the calling thread must be that worker's) and returns its id.
   session_id attach(std::size_t w, ws_connection& c) {
     auto& s = shards_[w];
-    const session_id id = (static_cast<std::uint64_t>(w) << 48) | (++s.serial & 0xFFFF'FFFF'FFFFull);
-    s.conns.emplace(id, &c);
+    std::uint64_t serial;
+    do serial = ++s.serial & field_mask;  // 0 never: an id of worker 0, slot 0 would be 0 ("not attached")
+    while (serial == 0);
+    std::size_t slot = max_per_worker;  // none: finds nothing
+    if (s.free != no_slot) {
+      slot = s.free;
+      s.free = next_free(s.slots[slot]);
+      s.slots[slot] = reinterpret_cast<std::uintptr_t>(&c);
+    } else if (s.slots.size() < max_per_worker) {
+      slot = s.slots.size();
+      s.slots.push_back(reinterpret_cast<std::uintptr_t>(&c));
+    }
+    const session_id id = (static_cast<std::uint64_t>(w) << 48) | (serial << slot_bits) | slot;
     c.set_id(id);
+    if (slot == max_per_worker) c.close(codec::ws::close_code::try_again_later, "too many connections");
+    else ++s.live;
     if (closing_ready_.load(std::memory_order_acquire)) c.close(close_code_, close_reason_);  // attached after close_all
     return id;
   }
-  void detach(session_id id) { shards_[worker_of(id) % shards_.size()].conns.erase(id); }
+  void detach(session_id id) {
+    auto& s = shards_[worker_of(id) % shards_.size()];
+    const std::size_t slot = id & field_mask;
+    if (slot >= s.slots.size() || !holds(s.slots[slot], id)) return;
+    s.slots[slot] = (static_cast<std::uintptr_t>(s.free) << 1) | 1;
+    s.free = slot;
+    --s.live;
+  }
 
   /// The connection `id` if it lives on worker `w` (the calling thread's), else null.
   ws_connection* find(std::size_t w, session_id id) const {
-    const auto& m = shards_[w].conns;
-    auto it = m.find(id);
-    return it == m.end() ? nullptr : it->second;
+    const auto& s = shards_[w];
+    const std::size_t slot = id & field_mask;
+    if (slot >= s.slots.size() || !holds(s.slots[slot], id)) return nullptr;
+    return reinterpret_cast<ws_connection*>(s.slots[slot]);
   }
-  std::size_t connections(std::size_t w) const noexcept { return shards_[w].conns.size(); }
+  std::size_t connections(std::size_t w) const noexcept { return shards_[w].live; }
 
   /// Where deliveries record their fan-out latency (null: not measured). Set before any delivery.
   void set_fanout_latency(observe::histogram* h) noexcept { fanout_latency_ = h; }
@@ -117,7 +147,8 @@ public:
     closing_ready_.store(true, std::memory_order_release);
     for (std::size_t i = 0; i < shards_.size(); ++i)
       asio::post(shards_[i].ex, [this, i, code, reason] {
-        for (auto& [id, c] : shards_[i].conns) c->close(code, reason);
+        for (const auto v : shards_[i].slots)
+          if (!(v & 1)) reinterpret_cast<ws_connection*>(v)->close(code, reason);
       });
   }
 
@@ -128,9 +159,21 @@ private:
     std::chrono::steady_clock::time_point start;
     std::atomic<std::uint32_t> pending;
   };
+  static constexpr std::uint64_t field_mask = (std::uint64_t{1} << slot_bits) - 1;
+  static constexpr std::size_t no_slot = ~std::size_t{0};
+  /// A slot: a connection's address (even), or a free slot's link (odd: the next free slot << 1).
+  static std::size_t next_free(std::uintptr_t v) noexcept {
+    const std::size_t n = v >> 1;
+    return n == (no_slot >> 1) ? no_slot : n;
+  }
+  static bool holds(std::uintptr_t v, session_id id) noexcept {
+    return !(v & 1) && reinterpret_cast<const ws_connection*>(v)->id() == id;
+  }
   struct shard {
     asio::any_io_executor ex;
-    std::unordered_map<session_id, ws_connection*> conns;
+    std::vector<std::uintptr_t> slots;  ///< indexed by the low bits of an id
+    std::size_t free = no_slot;         ///< the first free slot
+    std::size_t live = 0;
     std::uint64_t serial = 0;
   };
   std::vector<shard> shards_;

@@ -4,7 +4,7 @@
 // (on_verdict) and how reading ends (ending::end_reader).
 //
 // What an idle connection holds, and nothing more: a read-readiness wait on its socket (no
-// buffer), the session (its flow: context and socket; the send queue, empty; the frame parser's
+// buffer, no executor: net/detail/reactor_wait.hpp), the session (its flow: context and socket; the send queue, empty; the frame parser's
 // state; a pointer to the adapter, whose settings every connection shares), and its entry on the
 // worker's idle sweep. When bytes arrive it borrows the worker's read buffer, reads, runs each
 // complete message through on_message (a message that came whole is not copied) and gives the
@@ -38,6 +38,7 @@
 #include <rproxy/flow/ws_connection.hpp>
 #include <rproxy/flow/ws_hub.hpp>
 #include <rproxy/net/deadline.hpp>
+#include <rproxy/net/detail/reactor_wait.hpp>
 #include <rproxy/net/error.hpp>
 #include <rproxy/net/idle_sweep.hpp>
 #include <rproxy/observe/worker_index.hpp>
@@ -141,7 +142,7 @@ inline std::span<char> read_scratch(std::size_t n) {
 /// finishing the flow (hub detach, on_close) when both sides have ended. The owner gives the
 /// adapter (its settings: decoder, hub, stats, timeouts, limits), which outlives the session.
 template <class Adapter, class Owner>
-class session final : private net::idle_sweep::entry {
+class session final : private net::idle_sweep::entry, private ending {
   using clock = std::chrono::steady_clock;
 
 public:
@@ -208,12 +209,16 @@ private:
   ws_stats* stats() const noexcept { return adapter().stats; }
 
   // --- reading ---------------------------------------------------------------------------
+  /// Called only once a read came back short or with would_block (the socket drained, on its
+  /// worker's thread: later bytes bring a new edge), so the wait is async_wait_drained's: an
+  /// operation of the reactor's own with the handler alone (80 bytes where asio's wait, which
+  /// keeps room for the socket's executor, takes 144), and no EPOLL_CTL_MOD to re-arm.
   void wait_read() {
-    owner_.socket().async_wait(asio::ip::tcp::socket::wait_read, net::detail::exactly_allocated<read_handler>{read_handler{keep(this)}});
+    net::detail::async_wait_drained(owner_.socket(), asio::ip::tcp::socket::wait_read, read_handler{keep(this)});
   }
 
   void readable(std::error_code ec) {
-    if (end_.reader_done) return;
+    if (ending_().reader_done) return;
     if (ec) return end_reader(net::classify(ec, net::side::downstream), true);
     auto& s = owner_.socket();
     const std::size_t held = more_ ? more_->held.size() : 0;
@@ -361,7 +366,7 @@ private:
   }
 
   void end_reader(std::error_code ec, bool stop) {
-    if (end_.end_reader(conn_, ec, stop)) more_.reset();
+    if (ending_().end_reader(conn_, ec, stop)) more_.reset();
   }
 
   // --- writing -----------------------------------------------------------------------------
@@ -373,7 +378,7 @@ private:
 
   void write(std::error_code wait_ec) {
     write_waiting_ = false;
-    if (end_.writer_done) return;
+    if (ending_().writer_done) return;
     if (wait_ec && wait_ec != asio::error::operation_aborted) {
       conn_.abort();
       return end_writer(net::classify(wait_ec, net::side::downstream));
@@ -392,10 +397,10 @@ private:
   }
 
   void end_writer(std::error_code ec) {
-    end_.writer_done = true;
-    end_.writer_error(ec);
+    ending_().writer_done = true;
+    ending_().writer_error(ec);
     arm(lane::none);
-    if (!end_.reader_done) {  // the writer ended first (a stall, a write error, the close handshake timed out)
+    if (!ending_().reader_done) {  // the writer ended first (a stall, a write error, the close handshake timed out)
       std::error_code ignored;
       owner_.socket().cancel(ignored);  // the read wait completes
     }
@@ -435,24 +440,24 @@ private:
   /// A write without progress for write_timeout, or no close frame from the peer within
   /// close_timeout: the connection ends (the socket closed: the pending waits complete).
   static void write_expired(net::idle_sweep::entry& e) {
-    of(e).end_.ec = make_error_code(net::error::idle_timeout);
+    of(e).ending_().ec = make_error_code(net::error::idle_timeout);
     of(e).expired();
   }
   static void close_expired(net::idle_sweep::entry& e) { of(e).expired(); }
   void expired() {
     lane_ = lane::none;
     conn_.abort();
-    if (!write_waiting_ && !end_.writer_done) end_writer({});
+    if (!write_waiting_ && !ending_().writer_done) end_writer({});
   }
 
   // --- the end -----------------------------------------------------------------------------
   void last_ref() {
-    if (end_.reader_done && end_.writer_done) {
+    if (ending_().reader_done && ending_().writer_done) {
       // Finished: leave the hub, then on_close (the owner), then the session goes.
       adapter().hub->detach(conn_.id());
       owner_.ctx().ws = nullptr;
       if (auto* st = stats()) st->open.fetch_sub(1, std::memory_order_relaxed);
-      const auto ec = end_.ec;
+      const auto ec = ending_().ec;
       Owner o = std::move(owner_);
       delete this;
       o.finish(ec);
@@ -461,14 +466,17 @@ private:
     }
   }
 
-  Owner owner_;
-  net::idle_sweep* sweep_ = nullptr;
-  std::unique_ptr<pending> more_;  ///< null unless bytes or a message in pieces wait
-  ending end_;
+  ending& ending_() noexcept { return *this; }
+
+  // The small fields first: they take the tail padding of `ending` (a base, not a member: 8
+  // bytes less, and the session one malloc size class smaller).
   std::uint32_t refs_ = 0;
   lane lane_ = lane::none;
   codec::ws::opcode mop_ = codec::ws::opcode::text;
   bool ping_out_ = false, paused_ = false, write_waiting_ = false;
+  Owner owner_;
+  net::idle_sweep* sweep_ = nullptr;
+  std::unique_ptr<pending> more_;  ///< null unless bytes or a message in pieces wait
   ws_connection conn_;
   codec::ws::parser parser_;
 };

@@ -232,11 +232,11 @@ struct basic_rate_limit {
     return plan{rate_key(*cfg, ctx, op, tier, msg), rate_policy{*rule, cfg->penalty, sharing}};
   }
 
-  /// Records the decision in the flow and turns it into a verdict.
-  template <class Ctx>
+  /// Records the decision in the flow (`Record`: in this stage's state) and turns it into a verdict.
+  template <bool Record = true, class Ctx>
   rproxy::verdict finish(Ctx& ctx, const rate_decision& d, std::string_view key) const {
     auto h = rate_limit_headers::from(d);
-    ctx.template state<basic_rate_limit>().headers = h;
+    if constexpr (Record) ctx.template state<basic_rate_limit>().headers = h;
     if constexpr (requires { ctx.response_fields.set(std::string_view(), std::string_view()); })
       h.render([&](std::string_view name, std::string_view value) { ctx.response_fields.set(name, value); });
     if (d.allowed) return rproxy::next;
@@ -261,6 +261,20 @@ struct basic_rate_limit {
     return run(ctx, cfg->message_operation, &msg);
   }
 
+  /// The same counts for a wrapper stage whose flows never render rate-limit headers (a
+  /// WebSocket connection and its messages): the decision is not kept in the flow, so the
+  /// wrapper declares no `state` and a held connection carries no slot for it.
+  template <class Ctx>
+    requires counter_store<Store>
+  rproxy::verdict count_accept(Ctx& ctx) {
+    return run<false>(ctx, cfg->accept_operation, static_cast<const detail::no_request*>(nullptr));
+  }
+  template <class Ctx, class Msg>
+    requires counter_store<Store>
+  rproxy::verdict count_message(Ctx& ctx, const Msg& msg) {
+    return run<false>(ctx, cfg->message_operation, &msg);
+  }
+
   // ---- asynchronous store ----
   template <class Ctx>
     requires(!counter_store<Store>)
@@ -279,11 +293,11 @@ struct basic_rate_limit {
   }
 
 private:
-  template <class Ctx, class Msg>
+  template <bool Record = true, class Ctx, class Msg>
   rproxy::verdict run(Ctx& ctx, std::string_view op, const Msg* msg) {
     auto p = plan_for(ctx, op, msg);
     if (!p) return rproxy::next;
-    return finish(ctx, store->acquire(p->key, p->policy, Clock::now()), p->key);
+    return finish<Record>(ctx, store->acquire(p->key, p->policy, Clock::now()), p->key);
   }
 
   // `msg` is only read before the first suspension.

@@ -299,3 +299,33 @@ TEST_CASE("h2 flood: what libnghttp2 1.52 (Debian) does alone, without our count
   }
   nghttp2_session_del(s);
 }
+
+TEST_CASE("h2 flood: WINDOW_UPDATEs that size each new stream's window are not a flood", "[h2][flood]") {
+  // What grpc-core does with 50 concurrent calls (seen through a frame counter in front of the
+  // gateway): HEADERS, a stream WINDOW_UPDATE or two, DATA with END_STREAM, per call, before
+  // any response DATA; 101 WINDOW_UPDATEs in all.
+  h2::limits lim;
+  std::string calls;
+  for (std::int32_t id = 1; id <= 99; id += 2) {
+    calls += f::headers(id, {{":method", "POST"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/test.Echo/Unary"},
+                             {"content-type", "application/grpc"}, {"te", "trailers"}},
+                        false);
+    calls += f::window_update(id, 4 << 20) + f::window_update(0, 1 << 20);
+    calls += f::data(id, std::string(7, 'x'), true);
+  }
+  calls += f::window_update(0, 1);
+  h2::server_session ok{lim};
+  const auto o = run(ok, calls);
+  CHECK_FALSE(o.goaway());
+  CHECK(o.delivered(99));
+  CHECK_FALSE(ok.failed());
+
+  // The same budget still ends a flood: a few streams and far more WINDOW_UPDATEs.
+  h2::server_session flooded{lim};
+  std::string attack = f::headers(1, {{":method", "POST"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"}}, false);
+  for (int i = 0; i < 200; ++i) attack += f::window_update(1, 1);
+  const auto a = run(flooded, attack);
+  REQUIRE(a.goaway());
+  CHECK(a.goaway()->code() == NGHTTP2_ENHANCE_YOUR_CALM);
+  CHECK(a.goaway_sent()->error == h2::error::control_flood);
+}

@@ -189,3 +189,34 @@ TEST_CASE("the hub delivers on the caller's worker at once and posts to the othe
   REQUIRE(c3.closing());
   REQUIRE(c3.close_code() == 1001);
 }
+
+TEST_CASE("the hub reuses a gone connection's slot; its old id finds nothing", "[flow][ws]") {
+  asio::io_context w0;
+  rproxy::flow::ws_hub hub({w0.get_executor()});
+  socket_pair p0(w0), p1(w0), p2(w0);
+  ws_send_limits lim;
+  ws_connection c0(p0.server, lim), c1(p1.server, lim), c2(p2.server, lim);
+  const auto id0 = hub.attach(0, c0), id1 = hub.attach(0, c1);
+  REQUIRE(hub.connections(0) == 2);
+  REQUIRE(hub.find(0, id0) == &c0);
+  REQUIRE(hub.find(0, id1) == &c1);
+  hub.detach(id0);
+  REQUIRE(hub.connections(0) == 1);
+  REQUIRE(hub.find(0, id0) == nullptr);
+  const auto id2 = hub.attach(0, c2);  // takes c0's slot
+  REQUIRE((id2 & rproxy::flow::ws_hub::max_per_worker) == (id0 & rproxy::flow::ws_hub::max_per_worker));
+  REQUIRE(id2 != id0);
+  REQUIRE(hub.find(0, id0) == nullptr);  // a stale id (a room member gone) reaches no one
+  REQUIRE(hub.find(0, id2) == &c2);
+  hub.detach(id0);  // detaching a stale id changes nothing
+  REQUIRE(hub.connections(0) == 2);
+  REQUIRE(hub.find(0, id2) == &c2);
+  auto to = std::make_shared<const std::vector<std::uint64_t>>(std::vector<std::uint64_t>{id0, id1, id2});
+  hub.deliver(0, rproxy::flow::make_ws_payload("hi"), to);
+  REQUIRE(c0.queued() == 0);
+  REQUIRE(c1.queued() == 1);
+  REQUIRE(c2.queued() == 1);
+  hub.detach(id1);
+  hub.detach(id2);
+  REQUIRE(hub.connections(0) == 0);
+}

@@ -256,3 +256,43 @@ TEST_CASE("rate_limit stage: a repeat offender is blocked and logged once per fl
   CHECK(sink.out.size() == 1);  // the same flow is not logged twice
   CHECK(ctx.rejected.has_value());
 }
+
+namespace {
+/// A wrapper that keeps no state (as ws-server's): its flows render no rate-limit headers.
+struct stateless_limiter {
+  limiter inner;
+  template <class Ctx, class Msg>
+  rproxy::verdict on_message(Ctx& ctx, const Msg& m) {
+    return inner.count_message(ctx, m);
+  }
+  template <class Ctx>
+  rproxy::verdict on_accept(Ctx& ctx) {
+    return inner.count_accept(ctx);
+  }
+};
+}  // namespace
+
+TEST_CASE("rate_limit stage: count_message and count_accept decide without a state slot", "[middleware][rate_limit]") {
+  auto cfg = base_config();
+  cfg.accept_operation = "request";
+  mw::local_counter_store store;
+  lines sink;
+  auto log = mw::audit_log::to(sink);
+  auto p = rproxy::make_pipeline<fake_protocol>(stateless_limiter{{&cfg, &store, &log}});
+  auto ctx = p.make_context();
+  STATIC_REQUIRE(sizeof(ctx) == sizeof(rproxy::basic_context<rproxy::flow_info>));  // no slot for the limiter
+  ctx.client = {asio::ip::make_address("198.51.100.9"), 5000};
+  fake_request msg;
+  msg.op = "message";
+  for (int i = 0; i < 3; ++i) CHECK(p.message(ctx, msg).is_next());  // 3 per 10 s
+  auto v = p.message(ctx, msg);
+  REQUIRE(v.is_reject());
+  CHECK(v.reason().code == rproxy::reject_code::rate_limited);
+  CHECK(v.reason().retry_after_s > 0);
+  REQUIRE(sink.out.size() == 1);
+  CHECK(sink.out[0].find("code=rate_limited") != std::string::npos);
+  // The accept limit: 2 per minute for this client.
+  CHECK(p.accept(ctx).is_next());
+  CHECK(p.accept(ctx).is_next());
+  CHECK(p.accept(ctx).is_reject());
+}

@@ -45,9 +45,12 @@ struct limits {
   std::uint32_t max_resets = 200;          ///< RST_STREAM from the client, or provoked by it (rapid reset)
   std::uint32_t max_control_frames = 500;  ///< SETTINGS, PING, PRIORITY frames
   /// WINDOW_UPDATE frames are progress while the server sends: a connection may receive
-  /// max_window_updates + window_updates_per_data_frame per DATA frame sent, over its life.
+  /// max_window_updates + window_updates_per_data_frame per DATA frame sent +
+  /// window_updates_per_stream per stream it opened, over its life (gRPC's client sends one or
+  /// two per new stream before any response DATA: 50 concurrent calls brought 101).
   std::uint32_t max_window_updates = 100;
   std::uint32_t window_updates_per_data_frame = 4;
+  std::uint32_t window_updates_per_stream = 4;
   std::uint32_t max_empty_frames = 100;    ///< empty DATA without END_STREAM, empty HEADERS/CONTINUATION
   /// From the connection's start to its first complete request head, and from a HEADERS
   /// frame to the end of its header block (slow headers tie up the whole connection).

@@ -53,7 +53,8 @@
 //     ("MadeYouReset", CVE-2025-8671: content-length mismatch, bad trailers, ...). (Debian's nghttp2 1.52.0-1+deb12u1 has its own token bucket, burst 1000
 //     and 33/s on the wall clock, answering INTERNAL_ERROR: set above ours, a second line.)
 //   - SETTINGS / PING / PRIORITY floods: per flood_window; WINDOW_UPDATE: in proportion to the
-//     DATA frames sent (a download brings them; a flood does not); a client that does
+//     DATA frames sent and the streams opened (a download brings them, and gRPC clients size
+//     each new stream's window with one or two; a flood does not); a client that does
 //     not read its ACKs: nghttp2's max_outbound_ack (it stops with NGHTTP2_ERR_FLOODED and
 //     sends nothing; the session queues the GOAWAY);
 //   - empty DATA (without END_STREAM), HEADERS and CONTINUATION frames: per flood_window;
@@ -71,6 +72,7 @@
 #include <rproxy/codec/http1/message.hpp>
 #include <rproxy/codec/h2/error.hpp>
 #include <rproxy/codec/h2/limits.hpp>
+#include <rproxy/codec/h2/outbound.hpp>
 #include <rproxy/codec/h2/request.hpp>
 
 #include <algorithm>
@@ -257,18 +259,16 @@ public:
     auto* st = find(id);
     if (st == nullptr || st->closed || st->response_started || status < 200 || status > 999)
       return make_error_code(std::errc::invalid_argument);
-    nv_.clear();
-    arena_.clear();
     const std::string code = std::to_string(status);
-    arena_.reserve(total_size(fields) + 16);
-    push_nv(":status", code);
-    append_fields(fields, /*trailers=*/false);
+    nv_.clear(total_size(fields) + 16);
+    nv_.push(":status", code);
+    nv_.append(fields, /*trailers=*/false);
     nghttp2_data_provider prd{};
     prd.read_callback = &read_data;
     const int rv = nghttp2_submit_response(session_.get(), id, nv_.data(), nv_.size(), end_stream ? nullptr : &prd);
     if (rv != 0) return make_error_code(std::errc::invalid_argument);
     st->response_started = true;
-    st->out_eof = end_stream;
+    st->response_body.eof = end_stream;
     return {};
   }
   std::error_code submit_response(std::int32_t id, unsigned status, bool end_stream = false) {
@@ -278,8 +278,8 @@ public:
   /// Queues response body bytes (copied) for stream `id`; sent as the client's window allows.
   std::error_code send_data(std::int32_t id, std::string_view bytes) {
     auto* st = find(id);
-    if (st == nullptr || st->closed || !st->response_started || st->out_eof) return make_error_code(std::errc::invalid_argument);
-    st->out.append(bytes);
+    if (st == nullptr || st->closed || !st->response_started || st->response_body.eof) return make_error_code(std::errc::invalid_argument);
+    st->response_body.append(bytes);
     resume(*st);
     return {};
   }
@@ -287,15 +287,8 @@ public:
   template <class Fields>
   std::error_code end_stream(std::int32_t id, const Fields& trailers) {
     auto* st = find(id);
-    if (st == nullptr || st->closed || !st->response_started || st->out_eof) return make_error_code(std::errc::invalid_argument);
-    st->out_eof = true;
-    st->trailers.clear();
-    for (const auto& f : trailers) {
-      std::string n(f.name);
-      for (auto& c : n) c = http1::detail::to_lower(c);
-      if (!keep_field(n, f.value, true)) continue;
-      st->trailers.push_back({std::move(n), std::string(f.value)});
-    }
+    if (st == nullptr || st->closed || !st->response_started || st->response_body.eof) return make_error_code(std::errc::invalid_argument);
+    st->response_body.end(trailers);
     resume(*st);
     return {};
   }
@@ -304,7 +297,7 @@ public:
   /// stop reading the backend while this is large).
   std::size_t queued(std::int32_t id) const noexcept {
     const auto* st = find(id);
-    return st == nullptr ? 0 : st->out.size() - st->out_off;
+    return st == nullptr ? 0 : st->response_body.queued();
   }
   /// Resets stream `id` (the backend failed mid-response: INTERNAL_ERROR; gave up: CANCEL).
   void reset(std::int32_t id, h2::code c = h2::code::internal_error) {
@@ -328,23 +321,18 @@ public:
   h2::error failure() const noexcept { return failure_; }
 
 private:
-  struct owned_field {
-    std::string name, value;
-  };
   struct stream {
     std::int32_t id = 0;
     h2::request req;
     bool in_headers = false, delivered = false, rejected = false, closed = false, released = false;
     bool in_trailers = false, request_ended = false;
-    bool response_started = false, out_eof = false, deferred = false, response_ended = false;
+    bool response_started = false, response_ended = false;
     bool stop_after_response = false;  // RST_STREAM NO_ERROR once the response is sent
     h2::error fail{};
     clock::time_point headers_since{};
     std::uint64_t body = 0;
     std::size_t unconsumed = 0;
-    std::string out;
-    std::size_t out_off = 0;
-    std::vector<owned_field> trailers;
+    h2::outbound response_body;
   };
   struct session_deleter {
     void operator()(nghttp2_session* s) const noexcept { nghttp2_session_del(s); }
@@ -428,51 +416,7 @@ private:
     }
   }
 
-  void resume(stream& st) {
-    if (st.deferred) {
-      st.deferred = false;
-      nghttp2_session_resume_data(session_.get(), st.id);
-    }
-  }
-
-  // --- response fields -----------------------------------------------------------------
-  static bool connection_specific(std::string_view n) noexcept {
-    for (std::string_view h : {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"})
-      if (n == h) return true;
-    return false;
-  }
-  static bool keep_field(std::string_view lower_name, std::string_view value, bool trailer) noexcept {
-    if (!http1::is_valid_field_name(lower_name) || !http1::is_valid_field_value(value)) return false;
-    if (connection_specific(lower_name)) return false;
-    if (trailer && (lower_name == "content-length" || lower_name == "host")) return false;
-    return true;
-  }
-  template <class Fields>
-  static std::size_t total_size(const Fields& fields) {
-    std::size_t n = 0;
-    for (const auto& f : fields) n += f.name.size() + f.value.size();
-    return n;
-  }
-  void push_nv(std::string_view name, std::string_view value) {
-    nv_.push_back({const_cast<std::uint8_t*>(reinterpret_cast<const std::uint8_t*>(name.data())),
-                   const_cast<std::uint8_t*>(reinterpret_cast<const std::uint8_t*>(value.data())), name.size(),
-                   value.size(), NGHTTP2_NV_FLAG_NONE});
-  }
-  template <class Fields>
-  void append_fields(const Fields& fields, bool trailers) {
-    // Names named by a Connection field are connection-specific too (RFC 9113 §8.2.2).
-    for (const auto& f : fields) {
-      const std::size_t at = arena_.size();
-      for (char c : f.name) arena_ += http1::detail::to_lower(c);
-      const std::string_view n(arena_.data() + at, f.name.size());  // arena_ reserved: stable
-      if (!keep_field(n, f.value, trailers)) continue;
-      bool listed = false;
-      for (const auto& c : fields)
-        if (http1::detail::iequals(c.name, "connection") && http1::detail::list_contains(c.value, n)) listed = true;
-      if (listed) continue;
-      push_nv(n, f.value);
-    }
-  }
+  void resume(stream& st) { st.response_body.resume(session_.get(), st.id); }
 
   // --- nghttp2 callbacks -------------------------------------------------------------------
   static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user) {
@@ -493,9 +437,11 @@ private:
         why = error::control_flood;
         break;
       case NGHTTP2_WINDOW_UPDATE:
-        // a bulk download legitimately brings one per few DATA frames sent
+        // a bulk download legitimately brings one per few DATA frames sent, and a client that
+        // sizes each stream's window (gRPC: one or two per stream before any DATA) some per stream
         ++s.window_updates_;
-        ok = s.window_updates_ <= l.max_window_updates + std::uint64_t{l.window_updates_per_data_frame} * s.data_frames_sent_;
+        ok = s.window_updates_ <= l.max_window_updates + std::uint64_t{l.window_updates_per_data_frame} * s.data_frames_sent_ +
+                                      std::uint64_t{l.window_updates_per_stream} * s.streams_opened_;
         why = error::control_flood;
         break;
       case NGHTTP2_DATA:
@@ -530,6 +476,7 @@ private:
       st->req.head_block_.reset(s.limits_.max_header_list_size, s.limits_.max_header_count);
       s.streams_[id] = std::move(st);
       ++s.open_;
+      ++s.streams_opened_;
       return 0;
     }
     if (auto* st = s.find(id); st != nullptr && frame->headers.cat == NGHTTP2_HCAT_HEADERS) {
@@ -618,7 +565,7 @@ private:
                         const_cast<std::uint8_t*>(reinterpret_cast<const std::uint8_t*>(code.data())), 7, code.size(),
                         NGHTTP2_NV_FLAG_NONE}};
     nghttp2_submit_response(session, st.id, nv, 1, nullptr);
-    st.response_started = st.out_eof = true;
+    st.response_started = st.response_body.eof = true;
     // RFC 9113 §8.1: a complete response before the request ended; then RST_STREAM NO_ERROR
     // stops the rest of it (once the response is sent: an RST queued now would go first).
     st.stop_after_response = !request_ended;
@@ -726,32 +673,9 @@ private:
 
   static ssize_t read_data(nghttp2_session* session, std::int32_t id, std::uint8_t* buf, std::size_t length,
                            std::uint32_t* flags, nghttp2_data_source*, void* user) {
-    auto& s = self(user);
-    auto* st = s.find(id);
+    auto* st = self(user).find(id);
     if (st == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    const std::size_t n = std::min(length, st->out.size() - st->out_off);
-    std::memcpy(buf, st->out.data() + st->out_off, n);
-    st->out_off += n;
-    if (st->out_off == st->out.size()) st->out.clear(), st->out_off = 0;
-    else if (st->out_off > 64 * 1024 && st->out_off * 2 > st->out.size()) st->out.erase(0, st->out_off), st->out_off = 0;
-    if (st->out_off == st->out.size() && st->out_eof) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-      if (!st->trailers.empty()) {
-        std::vector<nghttp2_nv> nv;
-        nv.reserve(st->trailers.size());
-        for (const auto& t : st->trailers)
-          nv.push_back({const_cast<std::uint8_t*>(reinterpret_cast<const std::uint8_t*>(t.name.data())),
-                        const_cast<std::uint8_t*>(reinterpret_cast<const std::uint8_t*>(t.value.data())), t.name.size(),
-                        t.value.size(), NGHTTP2_NV_FLAG_NONE});
-        if (nghttp2_submit_trailer(session, id, nv.data(), nv.size()) == 0) *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      }
-      return static_cast<ssize_t>(n);
-    }
-    if (n == 0) {
-      st->deferred = true;
-      return NGHTTP2_ERR_DEFERRED;
-    }
-    return static_cast<ssize_t>(n);
+    return st->response_body.read(session, id, buf, length, flags);
   }
 
   h2::limits limits_;
@@ -760,11 +684,10 @@ private:
   std::vector<event> queue_, batch_;
   std::string out_;
   std::size_t out_off_ = 0;
-  std::vector<nghttp2_nv> nv_;
-  std::string arena_;
+  h2::field_list nv_;
   clock::time_point now_{}, start_{}, last_activity_{};
   budget resets_, control_, empty_;
-  std::uint64_t window_updates_ = 0, data_frames_sent_ = 0;
+  std::uint64_t window_updates_ = 0, data_frames_sent_ = 0, streams_opened_ = 0;
   std::size_t open_ = 0;
   bool started_ = false, any_request_ = false, closing_ = false;
   bool failed_ = false, failed_fatal_ = false;

@@ -1,0 +1,120 @@
+// apps/h3-gateway/h2_upstreams.hpp: the gateway's HTTP/2 backends (groups with `proto: h2c`):
+// per backend and worker a flow::h2_upstream (multiplexed connections behind a loopback
+// stand-in), kept across reloads while the group's `h2:` settings stay. Staged and committed
+// like the HTTP/3 backends (h3_upstreams.hpp), into the same redirect table. Metrics per
+// backend: connections opened and failed, connections and streams active, requests carried
+// and failed.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <asio/ip/tcp.hpp>
+
+#include <rproxy/flow/h2_upstream.hpp>
+#include <rproxy/flow/h2_upstream_block.hpp>
+#include <rproxy/flow/upstream_redirect.hpp>
+#include <rproxy/observe/metrics.hpp>
+#include <rproxy/observe/registry.hpp>
+
+#include "gateway.hpp"
+
+namespace h3_gateway {
+
+class h2_upstreams {
+  using entry = std::vector<std::shared_ptr<rproxy::flow::h2_upstream>>;  // per worker
+
+public:
+  explicit h2_upstreams(runtime& rt) : rt_(rt) {
+    auto& m = rt.metrics();
+    connections_ = &m.add_counter_family("h3gw_upstream_h2_connections", "HTTP/2 connections opened to h2c backends.", {"backend"});
+    connect_failures_ = &m.add_counter_family("h3gw_upstream_h2_connect_failures", "HTTP/2 connections to h2c backends that failed to open.", {"backend"});
+    requests_ = &m.add_counter_family("h3gw_upstream_h2_requests", "Requests carried to h2c backends.", {"backend"});
+    failures_ = &m.add_counter_family("h3gw_upstream_h2_failures", "Requests to h2c backends that failed (502, 503, 504, cut).", {"backend"});
+    active_ = &m.add_gauge_family("h3gw_upstream_h2_connections_active", "HTTP/2 connections open to h2c backends.", {"backend"});
+    streams_ = &m.add_gauge_family("h3gw_upstream_h2_streams_active", "Streams open on HTTP/2 connections to h2c backends.", {"backend"});
+  }
+
+  /// The backends of a config version, built aside (see h3_upstreams::staged).
+  class staged {
+  public:
+    staged(staged&& o) noexcept : next_(std::move(o.next_)), made_(std::exchange(o.made_, {})), table_(std::move(o.table_)) {}
+    staged& operator=(staged&&) = delete;
+    ~staged() {
+      for (auto& up : made_) up->stop();
+    }
+    const rproxy::flow::upstream_redirect& table() const { return table_; }
+
+  private:
+    friend class h2_upstreams;
+    staged() = default;
+    std::map<std::string, entry> next_;
+    std::vector<std::shared_ptr<rproxy::flow::h2_upstream>> made_;  ///< stopped unless committed
+    rproxy::flow::upstream_redirect table_;
+  };
+
+  std::optional<staged> stage(const config& c) {
+    staged s;
+    for (const auto& g : c.groups) {
+      if (g.proto != rproxy::flow::upstream_proto::h2c) continue;
+      const rproxy::flow::h2_upstream_block b = g.h2.value_or(rproxy::flow::h2_upstream_block{});
+      for (const auto& be : g.backends) {
+        const asio::ip::tcp::endpoint addr{asio::ip::make_address(be.address.host), be.address.port};
+        const std::string key = g.name + "|" + be.address.to_string() + "|" + b.key();
+        auto& e = s.next_[key];
+        if (auto it = entries_.find(key); it != entries_.end()) {
+          e = it->second;  // shared: the live set keeps it until commit
+        } else if (e.empty()) {
+          const auto label = be.address.to_string();
+          const rproxy::flow::h2_upstream_metrics m{&connections_->with({label}), &connect_failures_->with({label}),
+                                                    &requests_->with({label}),    &failures_->with({label}),
+                                                    &active_->with({label}),      &streams_->with({label})};
+          for (std::size_t i = 0; i < rt_.pool().size(); ++i) {
+            auto up = std::make_shared<rproxy::flow::h2_upstream>(rt_.pool().context(i), rproxy::flow::h2_upstream::target{addr, label},
+                                                                  b.options(), m);
+            s.made_.push_back(up);
+            if (auto ec = up->listen()) {
+              rt_.log().error("cannot open the HTTP/2 stand-in", {{"backend", label}, {"error", ec.message()}});
+              return std::nullopt;
+            }
+            e.push_back(std::move(up));
+          }
+        }
+        std::vector<asio::ip::tcp::endpoint> locals;
+        for (const auto& up : e) locals.push_back(up->local());
+        s.table_.add(addr, std::move(locals));
+      }
+    }
+    return s;
+  }
+
+  /// Makes a staged set the live one: the stand-ins of backends gone from it stop.
+  void commit(staged s) {
+    for (auto& [key, e] : entries_)
+      if (!s.next_.contains(key))
+        for (auto& up : e) up->stop();
+    entries_ = std::move(s.next_);
+    s.made_.clear();
+  }
+
+  void stop() {
+    for (auto& [key, e] : entries_)
+      for (auto& up : e) up->stop();
+  }
+
+private:
+  runtime& rt_;
+  rproxy::observe::counter_family* connections_ = nullptr;
+  rproxy::observe::counter_family* connect_failures_ = nullptr;
+  rproxy::observe::counter_family* requests_ = nullptr;
+  rproxy::observe::counter_family* failures_ = nullptr;
+  rproxy::observe::gauge_family* active_ = nullptr;
+  rproxy::observe::gauge_family* streams_ = nullptr;
+  std::map<std::string, entry> entries_;
+};
+
+}  // namespace h3_gateway

@@ -1,0 +1,552 @@
+// rproxy/flow/h2_upstream.hpp: an HTTP/2 backend (h2c: prior knowledge over TCP) as a worker
+// sees it. Per backend and worker, few TCP connections (codec/h2/client_session.hpp) that carry
+// many requests at once: up to the backend's SETTINGS_MAX_CONCURRENT_STREAMS (and max_streams)
+// per connection, then another connection (up to max_connections), then a bounded queue. In
+// front of it a loopback HTTP/1.1 listener, which the flow driver connects to in place of the
+// backend (flow/upstream_redirect.hpp), as for HTTP/3 backends (flow/h3_upstream.hpp): every
+// downstream protocol and every stage works for HTTP/2 backends unchanged.
+//
+//     auto up = std::make_shared<h2_upstream>(worker_io, h2_upstream::target{tcp_ep, "backend.example"});
+//     up->listen();                       // 127.0.0.1:0; up->local() is the redirect target
+//     ... up->stop();                     // closes the listener and the HTTP/2 connections
+//
+// Trailers (gRPC): the request's chunked trailers go to the backend as a trailer HEADERS frame;
+// the backend's trailers (grpc-status, grpc-message) come back as chunked trailers, which the
+// gateway passes on to its clients (HTTP/2 trailers, or HTTP/1.1 chunked trailers). `te:
+// trailers` is sent with every request: this path carries trailers end to end. A response
+// without content-length is chunked (so its trailers can follow); one with content-length keeps
+// it (trailers after such a body are dropped). gRPC's Trailers-Only answer becomes a head and
+// trailers (its equivalent), as an HTTP/1.1 head cannot carry trailers.
+// Bounds: a request head of at most 64 KiB (the parser's), request body bytes queued at most
+// `max_body_buffer` ahead of the backend's window, response bytes held at most the stream window
+// (given back to the backend only as the gateway reads them), `max_queued` requests waiting for
+// a stream (503 past it), a response timeout (no progress: 504, or the response is cut).
+// On the stand-in's wire, an HTTP/2 failure before the response head is a 502 (504 on the
+// timeout); after it, the connection is closed mid-body (the gateway resets its client's stream
+// or closes its connection). A backend connection that dies fails only its own streams; the
+// next requests open a new one.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <asio/awaitable.hpp>
+#include <asio/buffer.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#include <rproxy/codec/h2/client_session.hpp>
+#include <rproxy/codec/http1/detail/chars.hpp>
+#include <rproxy/codec/http1/parser.hpp>
+#include <rproxy/observe/metrics.hpp>
+
+namespace rproxy::flow {
+
+struct h2_upstream_options {
+  std::size_t max_connections = 4;         ///< HTTP/2 connections to the backend, per worker
+  std::size_t max_streams = 100;           ///< streams at once per connection (the backend's limit if lower)
+  std::size_t max_queued = 1024;           ///< requests waiting for a stream, per worker (503 past it)
+  std::size_t max_body_buffer = 1u << 20;  ///< request bytes queued ahead of the backend's window, per request
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
+  std::chrono::milliseconds response_timeout = std::chrono::seconds(60);  ///< no response progress
+  codec::h2::client_limits limits{};
+};
+
+/// Counters and gauges of one backend (shared by its workers).
+struct h2_upstream_metrics {
+  observe::counter* connections = nullptr;         ///< HTTP/2 connections opened
+  observe::counter* connect_failures = nullptr;    ///< connections that failed before their first stream
+  observe::counter* requests = nullptr;            ///< requests sent over HTTP/2
+  observe::counter* failures = nullptr;            ///< requests that failed (502/503/504 or a cut mid-body)
+  observe::gauge* connections_active = nullptr;    ///< HTTP/2 connections open now
+  observe::gauge* streams_active = nullptr;        ///< streams open now
+};
+
+/// Held by shared_ptr: each stand-in connection and backend connection keeps it alive.
+class h2_upstream : public std::enable_shared_from_this<h2_upstream> {
+public:
+  struct target {
+    asio::ip::tcp::endpoint address;
+    std::string authority;  ///< :authority when the request has no Host
+  };
+
+  h2_upstream(asio::io_context& io, target t, h2_upstream_options o = {}, h2_upstream_metrics m = {})
+      : io_(io), target_(std::move(t)), opts_(o), metrics_(m), acceptor_(io) {}
+  h2_upstream(const h2_upstream&) = delete;
+  h2_upstream& operator=(const h2_upstream&) = delete;
+
+  /// Opens the loopback listener (any thread); accepting starts on the worker.
+  std::error_code listen() {
+    std::error_code ec;
+    const asio::ip::tcp::endpoint ep(asio::ip::make_address_v4("127.0.0.1"), 0);
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (!ec) local_ = acceptor_.local_endpoint(ec);
+    if (ec) return ec;
+    asio::post(io_, [self = shared_from_this()] { self->accept(); });
+    return {};
+  }
+  const asio::ip::tcp::endpoint& local() const noexcept { return local_; }
+
+  /// Closes the listener and every HTTP/2 connection (on the worker).
+  void stop() {
+    asio::post(io_, [self = shared_from_this()] {
+      self->stopped_ = true;
+      std::error_code ignored;
+      self->acceptor_.close(ignored);
+      for (auto& c : self->conns_) c->sock.close(ignored);
+    });
+  }
+
+  /// Live HTTP/2 connections (for tests; on the worker).
+  std::size_t connections() const noexcept { return conns_.size(); }
+
+private:
+  struct request_state;
+
+  /// One backend connection: the session, its socket, the streams it carries.
+  struct conn {
+    explicit conn(asio::io_context& io, const codec::h2::client_limits& l) : sock(io), kick(io), session(l) {}
+    asio::ip::tcp::socket sock;
+    asio::steady_timer kick;  ///< cancelled: the writer has something to send
+    codec::h2::client_session session;
+    std::unordered_map<std::int32_t, request_state*> streams;
+    bool ready = false, dead = false;
+  };
+
+  struct request_state {
+    explicit request_state(asio::io_context& io) : wake(io) {}
+    asio::steady_timer wake;
+    std::shared_ptr<conn> c;
+    std::int32_t id = -1;
+    bool has_head = false, ended = false, failed = false;
+    std::string body;
+    void poke() { wake.cancel(); }
+  };
+
+  static constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+  void wake_waiters() {
+    for (auto* r : waiting_) r->poke();
+  }
+
+  /// Hands the session's events to the requests they belong to.
+  void dispatch(conn& c, std::span<const codec::h2::client_event> events) {
+    using k = codec::h2::client_event_kind;
+    for (const auto& e : events) {
+      if (e.what == k::goaway) {
+        wake_waiters();  // no new streams here: another connection
+        continue;
+      }
+      auto it = c.streams.find(e.stream_id);
+      if (it == c.streams.end()) continue;
+      auto* r = it->second;
+      switch (e.what) {
+        case k::response: r->has_head = true; break;
+        case k::data: r->body.append(e.data); break;
+        case k::end_stream: r->ended = true; break;
+        case k::reset: r->failed = true; break;
+        default: break;
+      }
+      if (e.what == k::end_stream || e.what == k::reset) {
+        c.streams.erase(it);
+        if (metrics_.streams_active) metrics_.streams_active->dec();
+        wake_waiters();  // a stream slot is free
+      }
+      r->poke();
+    }
+  }
+
+  /// A connection ended: its streams fail, it leaves the pool.
+  void drop(conn& c) {
+    if (c.dead) return;
+    c.dead = true;
+    std::error_code ignored;
+    c.sock.close(ignored);
+    c.kick.cancel();
+    c.session.fail();
+    dispatch(c, c.session.poll());
+    for (auto& [id, r] : c.streams) {  // (fail() reported them; any left over too)
+      r->failed = true;
+      r->poke();
+      if (metrics_.streams_active) metrics_.streams_active->dec();
+    }
+    c.streams.clear();
+    if (c.ready && metrics_.connections_active) metrics_.connections_active->dec();
+    conns_.erase(std::remove_if(conns_.begin(), conns_.end(), [&](const auto& p) { return p.get() == &c; }), conns_.end());
+    wake_waiters();
+  }
+
+  /// Connects, then reads: events to the streams. The writer runs beside it.
+  asio::awaitable<void> run(std::shared_ptr<h2_upstream> keep, std::shared_ptr<conn> c) {
+    (void)keep;
+    asio::steady_timer deadline(io_);
+    deadline.expires_after(opts_.connect_timeout);
+    deadline.async_wait([c](std::error_code ec) {
+      if (!ec && !c->ready) {
+        std::error_code ignored;
+        c->sock.close(ignored);
+      }
+    });
+    auto [cec] = co_await c->sock.async_connect(target_.address, tuple);
+    deadline.cancel();
+    if (cec || c->dead || stopped_) {
+      last_error_ = cec ? cec : make_error_code(std::errc::operation_canceled);
+      if (metrics_.connect_failures) metrics_.connect_failures->inc();
+      drop(*c);
+      co_return;
+    }
+    std::error_code ignored;
+    c->sock.set_option(asio::ip::tcp::no_delay(true), ignored);
+    c->ready = true;
+    last_error_ = {};
+    if (metrics_.connections_active) metrics_.connections_active->inc();
+    asio::co_spawn(io_, write_loop(shared_from_this(), c), asio::detached);
+    wake_waiters();
+    std::vector<char> buf(16 * 1024);
+    while (!c->dead) {
+      auto [ec, n] = co_await c->sock.async_read_some(asio::buffer(buf), tuple);
+      if (ec || c->dead) break;
+      dispatch(*c, c->session.feed({buf.data(), n}));
+      if (c->session.failed()) break;
+      c->kick.cancel();
+    }
+    drop(*c);
+  }
+
+  asio::awaitable<void> write_loop(std::shared_ptr<h2_upstream> keep, std::shared_ptr<conn> c) {
+    (void)keep;
+    std::string out;
+    while (!c->dead) {
+      dispatch(*c, c->session.poll());
+      const auto pending = c->session.pending_output();
+      if (pending.empty()) {
+        if (c->session.done()) break;
+        c->kick.expires_at(asio::steady_timer::time_point::max());
+        (void)co_await c->kick.async_wait(tuple);
+        continue;
+      }
+      out.assign(pending);  // copied: the session's buffer grows while the write is under way
+      c->session.consume_output(out.size());
+      auto [ec, n] = co_await asio::async_write(c->sock, asio::buffer(out), tuple);
+      if (ec) break;
+      for (auto& [id, r] : c->streams) r->poke();  // body bytes went out: room for more
+    }
+    drop(*c);
+  }
+
+  /// A connection with a free stream; opens one when none has room and the pool may grow;
+  /// nullptr: wait (a connection is on its way, or all are full).
+  std::shared_ptr<conn> pick() {
+    std::shared_ptr<conn> best;
+    bool opening = false;
+    for (auto& c : conns_) {
+      if (c->dead) continue;
+      if (!c->ready) {
+        opening = true;
+        continue;
+      }
+      if (!c->session.can_submit() || c->session.open_streams() >= opts_.max_streams) continue;
+      if (!best || c->session.open_streams() < best->session.open_streams()) best = c;
+    }
+    if (best || opening) return best;
+    std::size_t live = 0;
+    for (auto& c : conns_) live += !c->dead && !c->session.going_away();
+    if (live < opts_.max_connections) {
+      auto c = std::make_shared<conn>(io_, opts_.limits);
+      conns_.push_back(c);
+      if (metrics_.connections) metrics_.connections->inc();
+      asio::co_spawn(io_, run(shared_from_this(), c), asio::detached);
+    }
+    return nullptr;
+  }
+
+  void accept() {
+    if (stopped_) return;
+    acceptor_.async_accept([self = shared_from_this()](std::error_code ec, asio::ip::tcp::socket s) {
+      if (ec == asio::error::operation_aborted || self->stopped_) return;
+      if (!ec) {
+        std::error_code ignored;
+        s.set_option(asio::ip::tcp::no_delay(true), ignored);
+        asio::co_spawn(self->io_, self->serve(self, std::move(s)), asio::detached);
+      }
+      self->accept();
+    });
+  }
+
+  static std::string simple_response(unsigned status, std::string_view text) {
+    std::string r = "HTTP/1.1 " + std::to_string(status) +
+                    (status == 504 ? " Gateway Timeout" : status == 503 ? " Service Unavailable" : " Bad Gateway");
+    r += "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(text.size() + 1) + "\r\nConnection: close\r\n\r\n";
+    r += text;
+    r += '\n';
+    return r;
+  }
+
+  /// Waits until `r` changes or the response timeout passes; false: timed out.
+  asio::awaitable<bool> wait(request_state& r) {
+    r.wake.expires_after(opts_.response_timeout);
+    auto [ec] = co_await r.wake.async_wait(tuple);
+    co_return static_cast<bool>(ec);  // cancelled: something happened
+  }
+
+  static bool is_grpc(const std::vector<codec::h2::response_field>& fields) {
+    bool grpc = false, status = false;
+    for (const auto& f : fields) {
+      if (f.name == "content-type") grpc = f.value.starts_with("application/grpc");
+      if (f.name == "grpc-status") status = true;
+    }
+    return grpc && status;
+  }
+
+  static void append_fields(std::string& out, const auto& fields) {
+    for (const auto& f : fields) {
+      out += f.name;
+      out += ": ";
+      out += f.value;
+      out += "\r\n";
+    }
+  }
+
+  /// One loopback connection from the gateway: requests one after another (keep-alive).
+  asio::awaitable<void> serve(std::shared_ptr<h2_upstream> keep, asio::ip::tcp::socket s) {
+    (void)keep;
+    namespace http1 = codec::http1;
+    http1::request_parser parser(http1::limits{});
+    std::string in;
+    std::size_t in_off = 0;
+    auto view = [&] { return std::string_view(in).substr(in_off); };
+    auto consume = [&](std::size_t n) {
+      in_off += n;
+      if (in_off > 64 * 1024 && in_off * 2 > in.size()) {
+        in.erase(0, in_off);
+        in_off = 0;
+      }
+    };
+    auto read_more = [&]() -> asio::awaitable<bool> {
+      const auto old = in.size();
+      in.resize(old + 16 * 1024);
+      auto [ec, n] = co_await s.async_read_some(asio::buffer(in.data() + old, 16 * 1024), tuple);
+      in.resize(old + (ec ? 0 : n));
+      co_return !ec && n > 0;
+    };
+    std::string method, path, authority;
+    std::vector<codec::h2::response_field> fields;
+    for (;;) {
+      // 1. The head.
+      http1::message_info info;
+      for (;;) {
+        auto pr = parser.parse(view());
+        if (pr.what == http1::event::need_more) {
+          consume(pr.consumed);
+          if (!co_await read_more()) co_return;
+          continue;
+        }
+        if (pr.what != http1::event::head) {
+          (void)co_await asio::async_write(s, asio::buffer(simple_response(502, "bad request to the HTTP/2 stand-in")), tuple);
+          co_return;
+        }
+        const auto& h = parser.head();
+        info = parser.info();
+        method.assign(h.method);
+        path.assign(h.target);
+        authority.clear();
+        fields.clear();
+        for (const auto& f : h.fields) {
+          if (http1::detail::iequals(f.name, "host")) authority.assign(f.value);
+          else fields.push_back({std::string(f.name), std::string(f.value)});
+        }
+        fields.push_back({"te", "trailers"});  // this path carries trailers both ways
+        if (authority.empty()) authority = target_.authority;
+        consume(pr.consumed);
+        break;
+      }
+      const bool has_body = info.chunked || info.content_length > 0;
+
+      // 2. A stream, then the request.
+      request_state r(io_);
+      struct unregister {
+        h2_upstream* up;
+        request_state* r;
+        ~unregister() {
+          up->waiting_.erase(std::remove(up->waiting_.begin(), up->waiting_.end(), r), up->waiting_.end());
+          if (r->c && !r->c->dead) {
+            if (r->c->streams.erase(r->id) > 0 && up->metrics_.streams_active) up->metrics_.streams_active->dec();
+            r->c->session.release(r->id);  // reset when still open: the gateway went away
+            r->c->kick.cancel();
+          }
+          up->wake_waiters();
+        }
+      } guard{this, &r};
+      if (metrics_.requests) metrics_.requests->inc();
+      auto fail = [&](unsigned status, std::string_view why) -> asio::awaitable<void> {
+        if (metrics_.failures) metrics_.failures->inc();
+        (void)co_await asio::async_write(s, asio::buffer(simple_response(status, why)), tuple);
+      };
+      const auto give_up = std::chrono::steady_clock::now() + opts_.response_timeout;
+      for (;;) {
+        if (auto c = pick()) {
+          auto id = c->session.submit({method, "http", authority, path}, fields, !has_body);
+          if (id) {
+            r.c = c;
+            r.id = *id;
+            c->streams.emplace(*id, &r);
+            if (metrics_.streams_active) metrics_.streams_active->inc();
+            c->kick.cancel();
+            break;
+          }
+          co_await fail(502, "the HTTP/2 backend refused the request's fields");
+          co_return;
+        }
+        if (waiting_.size() >= opts_.max_queued) {
+          co_await fail(503, "too many requests waiting for the HTTP/2 backend");
+          co_return;
+        }
+        if (std::chrono::steady_clock::now() >= give_up) {
+          co_await fail(504, "no HTTP/2 stream to the backend in time");
+          co_return;
+        }
+        waiting_.push_back(&r);
+        (void)co_await wait(r);
+        waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), &r), waiting_.end());
+        if (conns_.empty() && last_error_) {  // the connection this request waited for failed
+          co_await fail(502, last_error_.message());
+          co_return;
+        }
+      }
+
+      // 3. The request body, bounded by what the backend's window has not taken.
+      if (has_body) {
+        bool done = false;
+        while (!done && !r.failed) {
+          auto pr = parser.parse(view());
+          switch (pr.what) {
+            case http1::event::body:
+              (void)r.c->session.send_data(r.id, pr.data);
+              consume(pr.consumed);
+              r.c->kick.cancel();
+              while (!r.failed && !r.c->dead && r.c->session.queued(r.id) > opts_.max_body_buffer)
+                if (!co_await wait(r)) break;
+              break;
+            case http1::event::need_more:
+              consume(pr.consumed);
+              if (!co_await read_more()) co_return;
+              break;
+            case http1::event::message_complete:
+              (void)r.c->session.end_stream(r.id, parser.trailers());
+              consume(pr.consumed);
+              r.c->kick.cancel();
+              done = true;
+              break;
+            default:
+              co_return;  // a broken body from the gateway: drop the connection (the stream is reset)
+          }
+        }
+      } else {
+        auto pr = parser.parse(view());
+        if (pr.what == http1::event::message_complete) consume(pr.consumed);
+      }
+
+      // 4. The response head.
+      while (!r.has_head && !r.failed)
+        if (!co_await wait(r)) {
+          co_await fail(504, "the HTTP/2 backend did not answer in time");
+          co_return;
+        }
+      if (!r.has_head) {
+        co_await fail(502, "the HTTP/2 backend reset the stream or closed the connection");
+        co_return;
+      }
+      const auto& resp = r.c->session.response(r.id);
+      std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " \r\n";
+      const bool head_only = method == "HEAD" || resp.status == 204 || resp.status == 304;
+      const bool chunked = !head_only && !resp.content_length;
+      // gRPC's Trailers-Only answer (one HEADERS frame with END_STREAM, grpc-status in it) is
+      // sent on as its equivalent, a head and trailers: over HTTP/1.1 a field in the head
+      // cannot come back as a trailer, and gRPC clients look for the status in trailers.
+      const bool trailers_only = chunked && r.ended && r.body.empty() && resp.trailers.empty() && is_grpc(resp.headers);
+      std::vector<codec::h2::response_field> moved;
+      for (const auto& f : resp.headers) {
+        if (f.name == "transfer-encoding" || f.name == "connection") continue;
+        if (trailers_only && f.name != "content-type") moved.push_back(f);
+        else append_fields(out, std::span(&f, 1));
+      }
+      if (chunked) out += "transfer-encoding: chunked\r\n";
+      out += "\r\n";
+
+      // 5. The body, given back to the backend's window as it is written to the gateway.
+      for (;;) {
+        const bool last = r.ended;  // (set after the stream's last bytes: all of them are in r.body now)
+        if (!r.body.empty()) {
+          if (chunked) {
+            char size[24];
+            const int k = std::snprintf(size, sizeof size, "%zx\r\n", r.body.size());
+            out.append(size, static_cast<std::size_t>(k));
+            out += r.body;
+            out += "\r\n";
+          } else {
+            out += r.body;
+          }
+        }
+        const auto n = r.body.size();
+        r.body.clear();
+        if (last && chunked) {
+          out += "0\r\n";
+          append_fields(out, trailers_only ? moved : r.c->session.response(r.id).trailers);
+          out += "\r\n";
+        }
+        if (!out.empty()) {
+          auto [wec, wn] = co_await asio::async_write(s, asio::buffer(out), tuple);
+          out.clear();
+          if (wec) co_return;
+          if (n > 0 && !r.c->dead) {
+            r.c->session.consume(r.id, n);
+            r.c->kick.cancel();
+          }
+        }
+        if (last) break;
+        if (r.failed) {  // mid-body: the gateway sees the close
+          if (metrics_.failures) metrics_.failures->inc();
+          co_return;
+        }
+        if (r.body.empty() && !co_await wait(r)) {
+          if (metrics_.failures) metrics_.failures->inc();
+          co_return;
+        }
+      }
+      if (!info.keep_alive) co_return;
+    }
+  }
+
+  asio::io_context& io_;
+  target target_;
+  h2_upstream_options opts_;
+  h2_upstream_metrics metrics_;
+  asio::ip::tcp::acceptor acceptor_;
+  asio::ip::tcp::endpoint local_;
+  std::vector<std::shared_ptr<conn>> conns_;
+  std::vector<request_state*> waiting_;
+  std::error_code last_error_;
+  bool stopped_ = false;
+};
+
+}  // namespace rproxy::flow
