@@ -3,6 +3,7 @@
 // socket is handed to the worker whose connection ID it carries: net/quic/server_endpoint.hpp),
 // each connection an flow::h3_app on the world's pipelines of that worker. On shutdown: no new
 // connection, GOAWAY on the others; each holds a drain guard until its requests are done.
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -29,6 +30,7 @@ struct h3_factory {
   rproxy::flow::drain_tracker* drain;
   std::size_t worker;
   std::uint64_t max_streams;
+  std::array<rproxy::observe::counter*, 2> early{};  ///< 0-RTT requests: forwarded, too_early
 
   std::optional<h3_app::start_type> start() const {
     auto w = worlds->current();
@@ -41,6 +43,7 @@ struct h3_factory {
     s.opts = &w->options;
     s.creds = &*w->quic_tls;
     s.max_streams = max_streams;
+    s.early_forwarded = early[0], s.early_too_early = early[1];
     s.guard = drain->track();
     s.keep = std::move(w);
     return s;
@@ -63,13 +66,17 @@ bool open_quic(runtime& rt, rproxy::app::versions<world>& worlds, const config& 
   const auto addr = asio::ip::make_address(cfg.host, ec);
   if (ec) return rt.log().error("cannot listen", {{"listener", "quic"}, {"address", cfg.to_string()}, {"error", ec.message()}}), false;
   auto l = std::make_shared<quic_listener>();
+  auto& early = rt.metrics().add_counter_family("h3gw_early_data_requests",
+                                                "HTTP/3 requests that came in 0-RTT: forwarded (with Early-Data: 1) or answered 425 (too_early).",
+                                                {"outcome"});
+  const std::array<rproxy::observe::counter*, 2> early_counters{&early.with({"forwarded"}), &early.with({"too_early"})};
   const auto n = rt.pool().size();
   for (std::size_t i = 0; i < n; ++i) {
     auto sock = rproxy::net::quic::open_udp_socket(rt.pool().executor(i), {addr, cfg.port}, n > 1);
     if (!sock) return rt.log().error("cannot listen", {{"listener", "quic"}, {"address", cfg.to_string()}, {"error", sock.error().message()}}), false;
     endpoint::options o{.worker = i, .workers = n, .secrets = &l->secrets, .settings = s};
     l->endpoints.push_back(std::make_unique<endpoint>(std::move(*sock), o,
-                                                      h3_factory{&worlds, &a, &rt.drain(), i, s.transport.max_streams_bidi}));
+                                                      h3_factory{&worlds, &a, &rt.drain(), i, s.transport.max_streams_bidi, early_counters}));
   }
   std::vector<endpoint*> peers;
   for (auto& e : l->endpoints) peers.push_back(e.get());

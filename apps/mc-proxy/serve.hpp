@@ -18,6 +18,7 @@
 #include <rproxy/app/pools.hpp>
 #include <rproxy/app/side_file.hpp>
 #include <rproxy/app/versions.hpp>
+#include <rproxy/admin/bans_api.hpp>
 #include <rproxy/cluster/instance.hpp>
 #include <rproxy/middleware/audit_block.hpp>
 
@@ -69,6 +70,7 @@ private:
     rproxy::app::every(rt_, std::chrono::seconds(1), [this, worlds] {
       for (const auto& sv : worlds->current()->servers) sv.st->stop_if_idle(*sv.cfg, rt_.log());
     });
+    rt_.on_admin([this](rproxy::admin::server& s) { rproxy::admin::mount_bans_api(s, cluster_->bans); });  // GET/POST/DELETE /bans
     cluster_->start();
     return 0;
   }

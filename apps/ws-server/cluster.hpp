@@ -15,6 +15,7 @@
 
 #include <rproxy/app/runtime.hpp>
 #include <rproxy/cluster/redis_client.hpp>
+#include <rproxy/cluster/shared_bans.hpp>
 #include <rproxy/cluster/worker_links.hpp>
 #include <rproxy/flow/ws_hub.hpp>
 #include <rproxy/rooms/cluster.hpp>
@@ -31,10 +32,12 @@ struct cluster_part {
   /// Builds the links, the rooms link and the bridge from `c` (nothing without a redis block). False: the
   /// block cannot be used (logged: a password file that cannot be read).
   bool open(rproxy::app::runtime<config>& rt, const config& c, rproxy::rooms::registry& reg, rproxy::flow::ws_hub& hub) {
+    bans = std::make_unique<rproxy::cluster::shared_bans>(nullptr, &rt.log());  // the admin API's, here alone
     if (!c.redis) return true;
     auto o = c.redis->options();
     if (!o) return rt.log().error("cannot use the redis block", {{"error", o.error()}}), false;
     links = std::make_unique<rproxy::cluster::worker_links>(rt.pool(), *o, rt.metrics(), rt.log());
+    bans = std::make_unique<rproxy::cluster::shared_bans>(links->client(0), &rt.log());  // on every instance
     links->policy("rooms served by this instance alone");
     std::vector<rproxy::cluster::redis_client*> raw;
     std::vector<asio::any_io_executor> exs;
@@ -53,6 +56,7 @@ struct cluster_part {
   /// Connects (each worker on its own thread) and starts the heartbeat.
   void start() {
     if (!the_bridge) return;
+    bans->start();
     links->start();
     asio::post(beat->get_executor(), [this] { heartbeat(); });
   }
@@ -63,6 +67,8 @@ struct cluster_part {
   }
 
   bridge* get() const noexcept { return the_bridge.get(); }
+
+  std::unique_ptr<rproxy::cluster::shared_bans> bans;  ///< POST /bans (admin/bans_api.hpp), shared with a redis block
 
 private:
   void heartbeat() {

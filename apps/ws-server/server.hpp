@@ -24,6 +24,7 @@
 #include <asio/detached.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <rproxy/admin/bans_api.hpp>
 #include <rproxy/app/every.hpp>
 #include <rproxy/app/listen.hpp>
 #include <rproxy/app/restart_only.hpp>
@@ -38,6 +39,7 @@
 #include <rproxy/flow/ws.hpp>
 #include <rproxy/flow/ws_hub.hpp>
 #include <rproxy/middleware/audit_block.hpp>
+#include <rproxy/middleware/ban.hpp>
 #include <rproxy/middleware/conn_limit.hpp>
 #include <rproxy/middleware/cors.hpp>
 #include <rproxy/middleware/ip_filter.hpp>
@@ -187,7 +189,8 @@ inline auto pipeline(world_base& w) {
   return rproxy::make_pipeline<protocol>(
       reject_metrics{w.shared->rejections}, mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, mw::conn_limit{&w.conn_cfg, &w.shared->conns, a},
       connect_rate_limit{{&w.connect_cfg, st, a}}, mw::cors{w.cfg->allowed_origins.empty() ? nullptr : &w.cors_cfg},
-      mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, live_rate_limit<message_tag, &message_limits::message>{l, st, a},
+      mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, mw::ban_check{&w.shared->cluster.bans->list(), a},
+      live_rate_limit<message_tag, &message_limits::message>{l, st, a},
       live_rate_limit<join_tag, &message_limits::join>{l, st, a},
       live_rate_limit<private_message_tag, &message_limits::private_message>{l, st, a},
       live_rate_limit<invalid_tag, &message_limits::invalid>{l, st, a},
@@ -314,6 +317,7 @@ inline int serve(runtime& rt) {
   }
   rproxy::app::every(rt, std::chrono::seconds(10), [s] { s->shared.reg.sweep(std::chrono::system_clock::now()); });
   s->shared.cluster.start();
+  rt.on_admin([s](rproxy::admin::server& a) { rproxy::admin::mount_bans_api(a, *s->shared.cluster.bans); });  // GET/POST/DELETE /bans
   rt.on_stop_accepting([s] {
     s->shared.cluster.stop();
     s->shared.hub.close_all(rproxy::codec::ws::close_code::going_away, "server shutting down");

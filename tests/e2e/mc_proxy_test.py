@@ -489,6 +489,8 @@ def mc_config(port, admin, servers, **top):
     for k, v in top.items():
         if k == "limits":
             cfg["limits"].update(v)
+        elif k == "admin_options":  # beside its listen address, e.g. {"token_file": ...}
+            cfg["admin"].update(v)
         else:
             cfg[k] = v
     if servers is not None:

@@ -6,6 +6,8 @@ start), npm `ws` 8 clients on both (tests/e2e/ws_cluster/clients.js, driven line
   every client the same order (ids 1..N);
 - history after a reconnect to the other instance (join replay and `history since`);
 - a ban made on one instance removes and refuses the user on the other;
+- an address banned through one instance's admin API (POST /bans) is refused by the other,
+  DELETE /bans/addr/... on the other lets it in again on both;
 - a private message reaches a user on the other instance;
 - Redis killed: both keep serving locally and report rproxy_cluster_degraded 1; Redis
   restarted: both recover by themselves and cross-instance delivery resumes;
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.request
 
 import harness
 from harness import metrics
@@ -100,6 +103,28 @@ class ClusterTest(unittest.TestCase):
 
     def open(self, name, srv, user=None):
         self.c.ok(cmd="open", name=name, port=srv.port, user=user or name)
+
+    def test_0_admin_api_ban_reaches_the_other_instance(self):
+        def admin(srv, method, path, body=None):
+            req = urllib.request.Request(f"http://127.0.0.1:{srv.admin}{path}", method=method,
+                                         data=body.encode() if body is not None else None)
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status, json.loads(resp.read())
+
+        def opens(name, srv, local):
+            return "ok" in self.c(cmd="open", name=name, port=srv.port, user=name, local=local, timeout=3000)
+
+        self.assertTrue(opens("ban0a", self.b, "127.0.0.90"), "before the ban")
+        self.assertEqual(admin(self.a, "POST", "/bans", "addr 127.0.0.90 10m e2e\n"), (200, {"banned": 1}))
+        harness.wait_until(lambda: not opens("ban0b", self.b, "127.0.0.90"), timeout=5, interval=0.2,
+                           what="the address banned on A refused on B")
+        self.assertFalse(opens("ban0c", self.a, "127.0.0.90"), "and on A")
+        self.assertTrue(opens("ban0d", self.b, "127.0.0.91"), "another address still connects to B")
+        self.assertEqual([b["subject"] for b in admin(self.b, "GET", "/bans")[1]["bans"]], ["127.0.0.90/32"])
+        self.assertEqual(admin(self.b, "DELETE", "/bans/addr/127.0.0.90"), (200, {"lifted": True}))
+        for srv, n in ((self.a, "A"), (self.b, "B")):
+            harness.wait_until(lambda: opens("ban0e" + n, srv, "127.0.0.90"), timeout=5, interval=0.2,
+                               what=f"DELETE on B lets the address in on {n}")
 
     def test_1_messages_across_instances_in_order(self):
         self.open("alice", self.a)

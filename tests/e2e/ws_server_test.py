@@ -218,6 +218,19 @@ class JwtTest(unittest.TestCase):
                 self.assertTrue(r.get("opened"), (how, r))
                 self.assertEqual(r["members"][0]["user"], "dana")  # the token's sub
                 self.assertEqual(r["members"][0]["role"], "owner")
+            # the token's subject banned through the admin API (no redis: this instance alone)
+            req = urllib.request.Request(f"http://127.0.0.1:{admin}/bans", method="POST",
+                                         data=b'{"kind":"identity","subject":"dana","duration":"1h"}')
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                self.assertEqual(json.loads(resp.read()), {"banned": 1})
+            r = run_client("connect", port, bearer=good)[-1]
+            self.assertFalse(r.get("opened"), f"a banned subject is refused: {r}")
+            other = jwt(secret, {"sub": "erin", "exp": int(time.time()) + 300})
+            self.assertTrue(run_client("connect", port, bearer=other)[-1].get("opened"), "another subject is not")
+            req = urllib.request.Request(f"http://127.0.0.1:{admin}/bans/identity/dana", method="DELETE")
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                self.assertEqual(resp.status, 200)
+            self.assertTrue(run_client("connect", port, bearer=good)[-1].get("opened"), "lifted")
             self.assertNotIn(secret, srv.output())
             self.assertNotIn(good, srv.output())
         finally:

@@ -14,7 +14,9 @@
 // "<until unix s, 0: permanent> <reason>", the ban file's own encoding) and channel
 // <prefix>bans{bans} ("ban\n" or "unban\n" then one line per ban). Expired bans are skipped and
 // removed from the hash when read. Removing a line from a ban file does not lift it elsewhere:
-// unban() does. Without a client (no `redis:` block), list() stays empty and calls do nothing.
+// unban() does. Without a client (no `redis:` block), ban() and unban() act on this instance's
+// list() alone (the admin API, admin/bans_api.hpp, works the same) and publish() does nothing
+// (the ban file's own list is checked beside list()).
 #pragma once
 
 #include <asio/post.hpp>
@@ -68,7 +70,7 @@ public:
   }
 
   /// Publishes every active ban of `mine` (a ban file just loaded). From any thread.
-  void publish(const middleware::ban_list& mine) { post_lines(lines_of(mine.serialize()), true); }
+  void publish(const middleware::ban_list& mine) { post_lines(lines_of(mine.serialize()), true, true); }
 
   /// One ban (kind "addr" with an address or CIDR, or "identity" with a name), from any
   /// thread; false when it is not a valid ban. until: {} permanent.
@@ -82,16 +84,23 @@ public:
     line += ' ';
     line += middleware::detail::percent_encode(reason);
     if (!valid(line)) return false;
-    post_lines({std::move(line)}, true);
+    std::vector<std::string> lines{std::move(line)};
+    apply(lines, true);  // here at once (list() takes it before this returns)
+    post_lines(std::move(lines), true, false);
     return true;
   }
-  /// Lifts a ban everywhere, from any thread.
+  /// Lifts a ban here at once and everywhere, from any thread.
   bool unban(std::string_view kind, std::string_view subject) {
     auto line = line_of(kind, subject);
     if (line.empty()) return false;
-    post_lines({std::move(line)}, false);
+    std::vector<std::string> lines{std::move(line)};
+    apply(lines, false);
+    post_lines(std::move(lines), false, false);
     return true;
   }
+
+  /// True with a Redis client: bans made here reach the other instances.
+  bool shared() const noexcept { return client_ != nullptr; }
 
   std::size_t size() const {
     std::lock_guard lock(mu_);
@@ -152,11 +161,13 @@ private:
     return true;
   }
 
-  void post_lines(std::vector<std::string> lines, bool add) {
+  // To Redis (HSET/HDEL and PUBLISH) on the client's executor; `here`: list() takes them there too
+  // (ban() and unban() have applied theirs already).
+  void post_lines(std::vector<std::string> lines, bool add, bool here) {
     if (client_ == nullptr || lines.empty()) return;
-    asio::post(client_->get_executor(), [this, alive = alive_, lines = std::move(lines), add] {
+    asio::post(client_->get_executor(), [this, alive = alive_, lines = std::move(lines), add, here] {
       if (!*alive) return;
-      apply(lines, add);  // here at once, even while Redis is away
+      if (here) apply(lines, add);  // here at once, even while Redis is away
       std::vector<std::string_view> args{add ? "HSET" : "HDEL", key_};
       std::string msg = add ? "ban\n" : "unban\n";
       for (const auto& l : lines) {

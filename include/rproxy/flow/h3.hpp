@@ -19,8 +19,13 @@
 // written to the backend. Response bodies stream down: the backend is read again once the
 // stream holds less than max_queued unacknowledged bytes. GOAWAY on shutdown(): the requests
 // in flight finish, then the connection closes with H3_NO_ERROR.
+// 0-RTT (the quic: block's early_data; off by default): a request whose stream carried data
+// in 0-RTT before the handshake completed may be a replay (RFC 8470 §1), so only the safe
+// methods GET, HEAD and OPTIONS are forwarded from it, with `Early-Data: 1` added (§5.1); any
+// other method is answered 425 Too Early (§5.2) without reaching a stage past accept or the
+// backend, and the client may send it again after the handshake.
 // Not here (yet): kept backend connections across streams, retries to another pick on a
-// backend failure after connect, 0-RTT, the PROXY protocol (there is none on QUIC).
+// backend failure after connect, the PROXY protocol (there is none on QUIC).
 #pragma once
 
 #include <asio/awaitable.hpp>
@@ -41,6 +46,7 @@
 #include <string_view>
 #include <system_error>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -85,9 +91,13 @@ struct stream_state {
   std::int64_t id;
   std::string body;
   bool ended = false, aborted = false, closed = false, done = false, finished = false;
+  bool early = false;  ///< some of the request came in 0-RTT (before the handshake completed)
   asio::ip::tcp::socket* backend = nullptr;
   h2_detail::wakeup wake;
 };
+
+/// RFC 9110 §9.2.1: the methods that may be forwarded from early data (replays do no harm).
+inline bool safe_method(std::string_view m) noexcept { return m == "GET" || m == "HEAD" || m == "OPTIONS"; }
 
 }  // namespace h3_detail
 
@@ -110,6 +120,8 @@ public:
     std::uint64_t max_streams = 100;
     drain_tracker::guard guard{};
     observe::counter* requests = nullptr;  ///< request streams (metrics; none: not counted)
+    observe::counter* early_forwarded = nullptr;  ///< requests from 0-RTT forwarded with Early-Data: 1
+    observe::counter* early_too_early = nullptr;  ///< requests from 0-RTT answered 425
     const net::quic::tls_credentials& credentials() const noexcept { return *creds; }
   };
 
@@ -146,6 +158,8 @@ public:
     return 0;
   }
   int on_stream_data(conn_type& c, std::int64_t id, std::span<const std::uint8_t> data, bool fin) {
+    // (client request streams only; at most max_streams at once: QUIC's stream limit)
+    if (c.receiving_early_data() && (id & 0x3) == 0 && !find(id)) early_.insert(id);
     dispatch(session_.feed(id, data, fin));
     if (session_.failed() != 0) {
       c.close_application(session_.error_code());
@@ -283,6 +297,7 @@ private:
         case codec::h3::event_kind::request: {
           if (s_.requests) s_.requests->inc();
           auto st = std::make_unique<stream_state>(ex_, e.stream_id);
+          st->early = early_.erase(e.stream_id) > 0;
           starting.push_back(st.get());
           streams_[e.stream_id] = std::move(st);
           break;
@@ -300,6 +315,7 @@ private:
           if (auto* st = find(e.stream_id)) abort(*st);
           break;
         case codec::h3::event_kind::closed:
+          early_.erase(e.stream_id);
           if (auto* st = find(e.stream_id)) {
             st->closed = true;
             if (!st->finished) abort(*st);
@@ -404,6 +420,11 @@ private:
       respond_http1(st, ctx, codec::http1::make_error_response(501, "upgrades and CONNECT are not supported"));
       co_return std::error_code{};
     }
+    if (st.early && !h3_detail::safe_method(req.method())) {  // RFC 8470 §5.2: maybe a replay; ask again after the handshake
+      if (s_.early_too_early) s_.early_too_early->inc();
+      respond_http1(st, ctx, codec::http1::make_error_response(425, "sent in early data (0-RTT): send again after the handshake"));
+      co_return std::error_code{};
+    }
     if (refused) co_return co_await stop(st, ctx, reject(*refused));
     const codec::h3::request_view view(req);
     if (auto v = co_await run_phase<phase::hello>(p_, ctx, static_cast<const codec::http1::request_view&>(view)); !v.is_next())
@@ -454,6 +475,10 @@ private:
     info.content_length = cl.value_or(0);
     std::string first = net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o_.send, ctx.client, ctx.local);
     first += h1_.upstream_head(ctx, req.head(), info);
+    if (st.early) {  // RFC 8470 §5.1: the backend must know this request may be replayed
+      if (!req.head().fields.contains("early-data")) first.insert(first.size() - 2, "Early-Data: 1\r\n");
+      if (s_.early_forwarded) s_.early_forwarded->inc();
+    }
 
     auto fail_before_response = [&](std::error_code ec, unsigned status = 502) -> std::error_code {
       if (st.aborted) return make_error_code(error::client_failed);
@@ -622,6 +647,7 @@ private:
   std::optional<reject_reason> refused_;
   std::unordered_map<std::int64_t, std::unique_ptr<stream_state>> streams_;
   std::vector<stream_state*> waiting_;
+  std::unordered_set<std::int64_t> early_;  ///< request streams that got 0-RTT data, until their request starts
   std::size_t tasks_ = 0;
   std::optional<h2_detail::wakeup> linger_;
   bool accepted_ = false, stopping_ = false, draining_ = false, done_ = false, lingering_ = false;

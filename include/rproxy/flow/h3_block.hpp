@@ -6,6 +6,7 @@
 //       retry_above: 0             # else Retry once more connections than this start in a second
 //       max_streams: 100           # concurrent requests per connection
 //       idle_timeout: 30s
+//       early_data: false          # accept 0-RTT: safe methods forwarded with Early-Data: 1, others 425
 //
 // The certificates are the tls: block's (the same names, the same reloads). Timeouts and
 // sizes of requests are the listener's `limits:` (http1_block), as for HTTP/2.
@@ -35,6 +36,7 @@ struct h3_block {
   std::uint32_t max_streams = 100;
   std::chrono::milliseconds idle_timeout = std::chrono::seconds(30);
   std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
+  bool early_data = false;
 
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
@@ -43,7 +45,10 @@ struct h3_block {
                        cfg::doc<&h3_block::retry_above>("else validate once more connections than this start in a second (0: never)"),
                        cfg::doc<&h3_block::max_streams>("concurrent requests per connection"),
                        cfg::doc<&h3_block::idle_timeout>("a connection with no packet for this long is closed"),
-                       cfg::doc<&h3_block::handshake_timeout>("a handshake not done in this time is dropped"));
+                       cfg::doc<&h3_block::handshake_timeout>("a handshake not done in this time is dropped"),
+                       cfg::doc<&h3_block::early_data>("accept 0-RTT requests from resumed clients: GET, HEAD and OPTIONS are forwarded "
+                                                       "with Early-Data: 1, any other method is answered 425 Too Early (replay risk: "
+                                                       "docs/h3-gateway.md)"));
   }
   void validate(config::validator& v) const {
     if (listen) {
@@ -60,6 +65,7 @@ struct h3_block {
     e.transport.max_streams_bidi = max_streams;
     e.transport.idle_timeout = idle_timeout;
     e.transport.handshake_timeout = handshake_timeout;
+    e.transport.early_data = early_data;
     l.max_field_section_size = h1.max_header.bytes;
     l.max_header_count = h1.max_header_count;
     l.max_body_size = h1.max_body.bytes;

@@ -9,7 +9,7 @@ const os = require("os");
 const path = require("path");
 const puppeteer = require(path.join(__dirname, "..", "node_modules", "puppeteer-core"));
 
-// --port N --spki BASE64 [--chromium PATH] [--timeout MS] and any other --name value pairs.
+// --port N --spki BASE64 [--chromium PATH] [--timeout MS] [--netlog FILE] and any other --name value pairs.
 const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, "")] = process.argv[i + 1];
 const origin = `https://localhost:${args.port}`;
@@ -27,7 +27,7 @@ function withBrowser(body) {
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", `--user-data-dir=${dir}`, "--enable-quic",
              `--origin-to-force-quic-on=localhost:${args.port}`, "--host-resolver-rules=MAP localhost 127.0.0.1",
-             `--ignore-certificate-errors-spki-list=${args.spki}`],
+             `--ignore-certificate-errors-spki-list=${args.spki}`, ...(args.netlog ? [`--log-net-log=${args.netlog}`] : [])],
       timeout: wait,
     });
     try {

@@ -1,6 +1,7 @@
 // npm `ws` 8 clients driven line by line from a test (tests/e2e/ws_cluster_test.py): each stdin
 // line is one JSON command, each answer one JSON line on stdout.
 //   {"cmd":"open","name":"alice","port":N,"user":"alice"}     -> {"ok":true} or {"error":...}
+//     (with "local":"127.0.0.9": from that source address)
 //   {"cmd":"ask","name":"alice","req":{"op":"join",...}}      -> the reply frame
 //   {"cmd":"wait","name":"bob","type":"message","count":5}    -> {"frames":[...]} (the first `count` of that type)
 //   {"cmd":"frames","name":"bob"}                             -> {"frames":[...]} (all so far)
@@ -14,12 +15,12 @@ const WebSocket = require(path.join(__dirname, "..", "node_modules", "ws"));
 const clients = new Map();
 
 class Client {
-  constructor(url) {
+  constructor(url, local) {
     this.frames = [];
     this.waiters = [];
     this.next = 0;
     this.closed = null;
-    this.ws = new WebSocket(url);
+    this.ws = new WebSocket(url, local ? {localAddress: local} : undefined);
     this.ws.on("message", (d) => { this.frames.push(JSON.parse(d.toString())); this.poke(); });
     this.ws.on("close", (code, reason) => { this.closed = {code, reason: reason.toString()}; this.poke(); });
     this.ws.on("error", (e) => { this.error = e.message; this.poke(); });
@@ -40,7 +41,7 @@ class Client {
 async function run(c) {
   const ms = c.timeout || 20000;
   if (c.cmd === "open") {
-    const cl = new Client(`ws://127.0.0.1:${c.port}/?user=${encodeURIComponent(c.user)}`);
+    const cl = new Client(`ws://127.0.0.1:${c.port}/?user=${encodeURIComponent(c.user)}`, c.local);
     clients.set(c.name, cl);
     await cl.until(() => cl.ws.readyState === WebSocket.OPEN || cl.closed || cl.error, "open", ms);
     return cl.ws.readyState === WebSocket.OPEN ? {ok: true} : {error: "not open: " + (cl.error || JSON.stringify(cl.closed))};

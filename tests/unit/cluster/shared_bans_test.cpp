@@ -75,11 +75,32 @@ TEST_CASE("shared bans reach the other instances, later ones too, and unban lift
   CHECK(rs.command({"HEXISTS", "t:bans{bans}", "addr 198.51.100.0/24"}) == "1");
 }
 
-TEST_CASE("shared bans without Redis: nothing shared, nothing fails", "[cluster]") {
+TEST_CASE("shared bans without Redis: ban and unban act here alone, a ban file is not copied", "[cluster]") {
   cl::shared_bans none(nullptr);
   none.start();
+  CHECK_FALSE(none.shared());
   CHECK(none.ban("addr", "203.0.113.7", {}));
+  CHECK(none.list().size() == 1);
+  CHECK(banned(none, "203.0.113.7"));
+  mw::ban_list file;
+  REQUIRE(file.parse("# rproxy bans v1\naddr 198.51.100.0/24 0 x\n"));
+  none.publish(file);  // the file's list is checked beside list(): nothing to copy
+  CHECK(none.list().size() == 1);
+  CHECK(none.unban("addr", "203.0.113.7/32"));
   CHECK(none.list().size() == 0);
+}
+
+TEST_CASE("shared bans: ban() and unban() apply to list() before they return, with a client too", "[cluster]") {
+  asio::io_context io;  // never run: Redis is not reached, the ban is here at once
+  cl::redis_options o;
+  o.port = 1;
+  cl::redis_client c(io.get_executor(), o);
+  cl::shared_bans b(&c);
+  CHECK(b.shared());
+  REQUIRE(b.ban("identity", "Griefer", mw::ban_clock::now() + 1h, "r"));
+  CHECK(b.list().find_identity("Griefer", mw::ban_clock::now()).has_value());
+  REQUIRE(b.unban("identity", "Griefer"));
+  CHECK_FALSE(b.list().find_identity("Griefer", mw::ban_clock::now()).has_value());
 }
 
 TEST_CASE("shared bans: one ban however its subject is spelled (found by fuzz_shared_bans)", "[cluster]") {

@@ -98,6 +98,11 @@ struct transport_settings {
   std::uint64_t max_streams_bidi = 100;               ///< concurrent requests
   std::uint64_t max_streams_uni = 3;                  ///< HTTP/3 needs 3 (control, QPACK x2)
   std::size_t max_udp_payload = 1452;                 ///< what we send at most (path MTU discovery may go up to it)
+  /// Server: accept 0-RTT from resumed clients (TLS early data; tls.hpp). The app sees which
+  /// stream data came in it (connection::receiving_early_data). A client that resumes uses
+  /// the parameters above as they were when its ticket was issued: they must not shrink while
+  /// a ticket key lives (RFC 9000 §7.4.1), so they are set once per endpoint.
+  bool early_data = false;
 };
 
 /// Why a connection ended (for logs and metrics).
@@ -144,7 +149,7 @@ public:
     if (int rv = ngtcp2_conn_server_new(&raw, &hd.scid, &s, &path_.path, hd.version, &cb, &settings, &params, nullptr, this); rv != 0)
       return make_error_code(std::errc::protocol_error);
     conn_.reset(raw);
-    auto tls = make_server_session(creds, &ref_);
+    auto tls = make_server_session(creds, &ref_, {"h3"}, ts.early_data);
     if (!tls) return make_error_code(std::errc::protocol_error);
     tls_ = std::move(*tls);
     ngtcp2_conn_set_tls_native_handle(raw, tls_.get());
@@ -297,6 +302,10 @@ public:
   const path_storage& path() const noexcept { return path_; }
   bool over() const noexcept { return over_; }
   bool handshake_completed() const noexcept { return conn_ && ngtcp2_conn_get_handshake_completed(conn_.get()); }
+  /// Inside app.on_stream_data: some or all of this data came in 0-RTT packets and the
+  /// handshake is not done (NGTCP2_STREAM_DATA_FLAG_EARLY): the client's identity is not
+  /// confirmed and the bytes may be a replay.
+  bool receiving_early_data() const noexcept { return rx_early_; }
   /// The smoothed RTT (RFC 9002 §5.3); none before the first RTT sample.
   std::optional<std::chrono::nanoseconds> smoothed_rtt() const noexcept {
     if (!conn_) return std::nullopt;
@@ -385,9 +394,10 @@ private:
     cb.recv_stream_data = [](ngtcp2_conn*, std::uint32_t flags, std::int64_t id, std::uint64_t, const std::uint8_t* data, std::size_t len,
                              void* ud, void*) {
       auto& c = self(ud);
-      return c.app_.on_stream_data(c, id, std::span<const std::uint8_t>(data, len), (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0) == 0
-                 ? 0
-                 : NGTCP2_ERR_CALLBACK_FAILURE;
+      c.rx_early_ = (flags & NGTCP2_STREAM_DATA_FLAG_EARLY) != 0;
+      const int rv = c.app_.on_stream_data(c, id, std::span<const std::uint8_t>(data, len), (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
+      c.rx_early_ = false;
+      return rv == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
     };
     cb.acked_stream_data_offset = [](ngtcp2_conn*, std::int64_t id, std::uint64_t, std::uint64_t len, void* ud, void*) {
       auto& c = self(ud);
@@ -534,6 +544,7 @@ private:
   path_storage path_, sent_path_;
   std::vector<std::uint8_t> txbuf_, close_packet_;
   unsigned timer_waits_ = 0;
+  bool rx_early_ = false;  // during on_stream_data: the data came (partly) in 0-RTT
   bool ready_ = false, closing_ = false, draining_ = false, over_ = false, app_done_ = false, write_posted_ = false, finished_ = false;
   close_reason reason_ = close_reason::none;
   App app_;

@@ -53,6 +53,7 @@
 #include <rproxy/net/quic/cid.hpp>
 #include <rproxy/net/quic/clock.hpp>
 #include <rproxy/net/quic/connection.hpp>
+#include <rproxy/net/quic/tls.hpp>
 #include <rproxy/net/quic/token.hpp>
 #include <rproxy/net/quic/udp.hpp>
 
@@ -114,7 +115,10 @@ public:
 
   /// The endpoints of all workers on this address, by worker index (this one included).
   void set_peers(std::vector<server_endpoint*> peers) { peers_ = std::move(peers); }
-  void start() { wait(); }
+  void start() {
+    if (o_.settings.transport.early_data) (void)anti_replay::context();  // this worker's, before its first ticket
+    wait();
+  }
   /// Stops receiving and drops every connection silently (after the app's graceful end).
   void close() {
     closed_ = true;

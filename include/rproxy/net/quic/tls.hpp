@@ -17,7 +17,11 @@
 //   - the session's NewSessionTicket must say max_early_data_size 0xffffffff (RFC 9001 §4.6.1;
 //     BoringSSL closes the connection on GnuTLS's default of 16384);
 //   - ALPN is mandatory: a ClientHello without "h3" fails the handshake.
-// 0-RTT is off: sessions are not created with GNUTLS_ENABLE_EARLY_DATA.
+// 0-RTT (early data) is off unless a server session is made with `early_data`: then GnuTLS
+// accepts early data from a resumed client, checked by anti_replay (below), and ngtcp2_crypto_gnutls installs the 0-RTT read key (NGTCP2_CRYPTO_LEVEL_EARLY)
+// from the client's early traffic secret. What may be done with early data is the app's
+// business (HTTP/3: flow/h3.hpp); the transport parameters a client remembers are ours as
+// long as the ticket key lives (per credentials: a process, or until a reload makes new ones).
 #pragma once
 
 #include <gnutls/gnutls.h>
@@ -26,11 +30,16 @@
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
+#include <ctime>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <string_view>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -157,6 +166,89 @@ private:
   std::unique_ptr<std::remove_pointer_t<gnutls_session_t>, deinit> s_;
 };
 
+/// Anti-replay for TLS 1.3 early data (RFC 8446 §8): GnuTLS rejects early data whose ticket
+/// age is off by more than `window` (§8.3), or whose ticket was issued before the context's
+/// recording window started (it restarts every `window`), and records each accepted
+/// ClientHello (§8.2: a single-use cache keyed by its PSK binder) for `window`: the same
+/// ClientHello again gets no 0-RTT (GnuTLS goes on with a full 1-RTT handshake).
+///
+/// GnuTLS's context (gnutls_anti_replay_t) is written during a handshake (its window start),
+/// so each worker thread has its own (context()); the cache behind them is one per process,
+/// under a mutex, keyed by the binder alone (GnuTLS 3.7 prefixes the 12-byte window start,
+/// dropped here), so a ClientHello replayed to another worker is caught too. Bounded: past
+/// `max_entries` live entries early data is refused, never remembered less. Several processes
+/// behind one address each keep their own; a ticket is only good at the process that issued
+/// it (one ticket key per process).
+class anti_replay {
+public:
+  static constexpr std::chrono::seconds window{10};
+  static constexpr std::size_t max_entries = 100000;
+
+  /// The cache of this process.
+  static anti_replay& process() {
+    static anti_replay a;
+    return a;
+  }
+  /// This thread's GnuTLS context (made on first use: call it before the thread's first
+  /// ticket is issued, e.g. when a worker's endpoint starts, or early data is refused for
+  /// tickets older than it).
+  static gnutls_anti_replay_t context() {
+    thread_local const context_holder h(process());
+    return h.ar;
+  }
+  /// Live entries (tests).
+  std::size_t size() {
+    std::lock_guard lock(mu_);
+    return seen_.size();
+  }
+
+  /// The cache's add: GNUTLS_E_DB_ENTRY_EXISTS for a ClientHello seen within the window (or a
+  /// full cache), else remembers it until `expires`.
+  int add(std::time_t expires, std::string_view key) {
+    const std::time_t now = std::time(nullptr);
+    std::lock_guard lock(mu_);
+    if (auto it = seen_.find(std::string(key)); it != seen_.end()) {
+      if (it->second >= now) return GNUTLS_E_DB_ENTRY_EXISTS;
+      seen_.erase(it);
+    }
+    if (seen_.size() >= max_entries || now >= next_prune_) {
+      std::erase_if(seen_, [now](const auto& e) { return e.second < now; });
+      next_prune_ = now + 1;
+      if (seen_.size() >= max_entries) return GNUTLS_E_DB_ENTRY_EXISTS;
+    }
+    seen_.emplace(key, expires);
+    return 0;
+  }
+
+  anti_replay(const anti_replay&) = delete;
+  anti_replay& operator=(const anti_replay&) = delete;
+
+private:
+  anti_replay() = default;
+
+  struct context_holder {
+    explicit context_holder(anti_replay& db) {
+      if (gnutls_anti_replay_init(&ar) != 0) throw std::runtime_error("gnutls_anti_replay_init failed");  // out of memory
+      gnutls_anti_replay_set_window(ar, static_cast<unsigned>(std::chrono::milliseconds(window).count()));
+      gnutls_anti_replay_set_ptr(ar, &db);
+      gnutls_anti_replay_set_add_function(ar, [](void* self, std::time_t exp, const gnutls_datum_t* key, const gnutls_datum_t*) {
+        std::string_view k(reinterpret_cast<const char*>(key->data), key->size);
+        if (k.size() > window_start_size) k.remove_prefix(window_start_size);
+        return static_cast<anti_replay*>(self)->add(exp, k);
+      });
+    }
+    ~context_holder() { gnutls_anti_replay_deinit(ar); }
+    context_holder(const context_holder&) = delete;
+    context_holder& operator=(const context_holder&) = delete;
+    gnutls_anti_replay_t ar = nullptr;
+  };
+  static constexpr std::size_t window_start_size = 12;
+
+  std::mutex mu_;
+  std::unordered_map<std::string, std::time_t> seen_;
+  std::time_t next_prune_ = 0;
+};
+
 namespace detail {
 
 inline int set_alpn(gnutls_session_t s, std::initializer_list<std::string_view> alpn, unsigned flags) {
@@ -167,11 +259,13 @@ inline int set_alpn(gnutls_session_t s, std::initializer_list<std::string_view> 
 
 }  // namespace detail
 
-/// A server session for one QUIC connection (ALPN `alpn`, mandatory).
+/// A server session for one QUIC connection (ALPN `alpn`, mandatory); `early_data`: accept
+/// 0-RTT from resumed clients (anti_replay::context() judges it).
 inline result<tls_session, std::string> make_server_session(const tls_credentials& c, ngtcp2_crypto_conn_ref* ref,
-                                                            std::initializer_list<std::string_view> alpn = {"h3"}) {
+                                                            std::initializer_list<std::string_view> alpn = {"h3"}, bool early_data = false) {
   gnutls_session_t raw = nullptr;
-  if (int rv = gnutls_init(&raw, GNUTLS_SERVER | GNUTLS_NO_END_OF_EARLY_DATA); rv != 0) return failure(tls_error("session", rv));
+  const unsigned flags = GNUTLS_SERVER | GNUTLS_NO_END_OF_EARLY_DATA | (early_data ? static_cast<unsigned>(GNUTLS_ENABLE_EARLY_DATA) : 0u);
+  if (int rv = gnutls_init(&raw, flags); rv != 0) return failure(tls_error("session", rv));
   tls_session s(raw);
   if (ngtcp2_crypto_gnutls_configure_server_session(raw) != 0) return failure(std::string("ngtcp2_crypto_gnutls_configure_server_session failed"));
   if (int rv = gnutls_priority_set_direct(raw, tls_priority, nullptr); rv != 0) return failure(tls_error("priority", rv));
@@ -180,6 +274,7 @@ inline result<tls_session, std::string> make_server_session(const tls_credential
     if (int rv = gnutls_session_ticket_enable_server(raw, &key); rv != 0) return failure(tls_error("session tickets", rv));
   // RFC 9001 §4.6.1: a ticket's max_early_data_size must be 0xffffffff (BoringSSL checks).
   (void)gnutls_record_set_max_early_data_size(raw, 0xffffffffu);
+  if (early_data) gnutls_anti_replay_enable(raw, anti_replay::context());
   if (int rv = gnutls_credentials_set(raw, GNUTLS_CRD_CERTIFICATE, c.get()); rv != 0) return failure(tls_error("credentials", rv));
   if (int rv = detail::set_alpn(raw, alpn, GNUTLS_ALPN_MANDATORY); rv != 0) return failure(tls_error("alpn", rv));
   gnutls_session_set_ptr(raw, ref);
