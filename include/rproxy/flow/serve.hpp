@@ -69,6 +69,7 @@
 #include <asio/write.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/deferred.hpp>
+#include <asio/io_context.hpp>
 
 #include <sys/socket.h>
 
@@ -81,6 +82,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -93,7 +95,9 @@
 #include <rproxy/middleware/ip.hpp>
 #include <rproxy/net/connector.hpp>
 #include <rproxy/net/deadline.hpp>
+#include <rproxy/net/detail/reactor_wait.hpp>
 #include <rproxy/net/error.hpp>
+#include <rproxy/net/idle_sweep.hpp>
 #include <rproxy/net/listener.hpp>
 #include <rproxy/net/proxy_accept.hpp>
 #include <rproxy/net/relay.hpp>
@@ -549,19 +553,30 @@ struct adapter_arg<std::reference_wrapper<A>> {
   static const type& get(const std::reference_wrapper<A>& a) noexcept { return a.get(); }
 };
 
+/// A spawned flow's sockets while relayed: on their io_context's own executor type (40 bytes;
+/// asio::ip::tcp::socket with an any_io_executor is 88). The flow's coroutine works on an
+/// asio::ip::tcp::socket of its own (in its frame, gone once the relay has the flow), moved into
+/// the flow's slot with net::detail::move_socket (no system call).
+using relayed_socket = asio::basic_stream_socket<asio::ip::tcp, asio::io_context::executor_type>;
+
 /// A flow started by spawn(): what lives as long as the connection does. While the bytes are
 /// relayed this object and the relay's own state are all the connection holds (no coroutine
 /// frame), so an idle relayed connection costs little memory. `Backend`: false for an adapter
-/// that has none (no socket slot: 88 bytes less per connection).
+/// that has none (no backend slot: 40 bytes less per connection; the client socket is then the
+/// coroutine's, in the flow from the start, as a session that takes the flow over uses it).
 template <class Pipeline, class Done, bool Backend = true>
 struct spawned_flow {
   static constexpr bool has_backend = Backend;
+  /// The socket the flow's coroutine works on: the flow's own (no backend), else one in the
+  /// coroutine's frame until the relay takes the flow (or the flow ends without it).
+  using coroutine_client = std::conditional_t<Backend, asio::ip::tcp::socket, no_backend_slot>;
   Pipeline& p;
   typename Pipeline::context_type ctx;
-  asio::ip::tcp::socket client;
+  /// Relayed flows: empty until the relay takes the flow (or the flow ends: see run_spawned).
+  std::conditional_t<Backend, relayed_socket, asio::ip::tcp::socket> client;
   /// Open once the relay has the flow, and left open by a relay that ended well (it closes
   /// both sockets on an error). Not an optional, and no flag besides: 16 bytes less per flow.
-  [[no_unique_address]] std::conditional_t<Backend, asio::ip::tcp::socket, no_backend_slot> backend;
+  [[no_unique_address]] std::conditional_t<Backend, relayed_socket, no_backend_slot> backend;
   Done done;
 
   /// Step 8: closes what is open, runs on_close, then tells `done`.
@@ -570,6 +585,7 @@ struct spawned_flow {
     const bool relayed = backend.is_open();
     backend.close(ignored);
     if (relayed) client.close(ignored);  // the relay half-closed it already
+    else if constexpr (Backend) client.close(ignored);  // (run_spawned ended the client: empty)
     else end(client);                     // (closed already by a relay that failed: no-op)
     // Called from the relay's completion, outside any coroutine: a stage's exception here
     // would end the worker's io_context::run(). A bug in one flow must not (as in guarded()).
@@ -602,26 +618,32 @@ struct relay_handoff {
   /// Whether the relay can take the flow over (else it is awaited in the coroutine).
   static constexpr bool relays = Flow::has_backend;
   std::unique_ptr<Flow>& f;
+  typename Flow::coroutine_client& client;  // (relayed flows: the coroutine's client socket)
   /// The flow, for a session that runs it to its end (it calls f->finish(ec)).
   std::unique_ptr<Flow> take() noexcept { return std::move(f); }
   void operator()(asio::ip::tcp::socket backend, net::relay_options ro) {
     Flow& flow = *f;
-    flow.backend = std::move(backend);
+    net::detail::move_socket(flow.client, client);  // (same io_context: no system call)
+    net::detail::move_socket(flow.backend, backend);
     net::async_relay(flow.client, flow.backend, std::move(ro), relay_completion<Flow>{std::move(f)});
   }
 };
 
 /// Steps 1-7 of a spawned flow; step 8 here unless the relay took the flow over.
 template <class Flow, class AdapterArg>
-asio::awaitable<void> run_spawned(std::unique_ptr<Flow> f, AdapterArg arg, const options& o) {
+asio::awaitable<void> run_spawned(std::unique_ptr<Flow> f, typename Flow::coroutine_client own_client, AdapterArg arg,
+                                  const options& o) {
   using adapter_type = typename adapter_arg<AdapterArg>::type;
   const adapter_type& a = adapter_arg<AdapterArg>::get(arg);
   using Adapter = adapter_type;
   auto& p = f->p;
   auto& ctx = f->ctx;
-  auto& client = f->client;
+  asio::ip::tcp::socket& client = [&]() -> asio::ip::tcp::socket& {
+    if constexpr (Flow::has_backend) return own_client;
+    else return f->client;
+  }();
   auto reader = make_reader(a);
-  relay_handoff<Flow, adapter_arg<AdapterArg>::outlives> handoff{f};
+  relay_handoff<Flow, adapter_arg<AdapterArg>::outlives> handoff{f, own_client};
   auto ec = co_await guarded([&]() -> asio::awaitable<std::error_code> {
     auto acc = co_await accept(p, a, ctx, client, o);
     if (acc.ec) co_return acc.ec;
@@ -630,7 +652,10 @@ asio::awaitable<void> run_spawned(std::unique_ptr<Flow> f, AdapterArg arg, const
     bool keep_client = false;
     co_return co_await run_flow(p, a, ctx, client, o, reader, acc.refused, acc.early, kept, keep_client, &handoff);
   });
-  if (f) f->finish(ec);  // else the relay owns the flow now (and ctx, client with it)
+  if (f) {  // else the relay owns the flow now (and ctx, client with it)
+    if constexpr (Flow::has_backend) end(client);  // (finish() ends the flow's own otherwise)
+    f->finish(ec);
+  }
 }
 
 }  // namespace detail
@@ -662,7 +687,8 @@ asio::awaitable<std::error_code> serve(Pipeline& p, const Adapter& a, Client cli
 
 /// The same as serve(), detached: starts the flow on the socket's executor and returns. `a`: the
 /// adapter (copied), or std::cref(adapter) when it outlives the flow (the ws adapter's session
-/// then points to it rather than copying what it reads). `done`
+/// then points to it rather than copying what it reads). An adapter with a backend needs the
+/// socket on an io_context's executor (std::invalid_argument otherwise). `done`
 /// (callable as done(std::error_code)) is called once when the flow has ended, after on_close,
 /// and destroyed with it: it may own what the flow needs (`p`, `o`) for that long. Once the
 /// flow relays bytes it holds no coroutine frame: the relay's completion finishes it. If the
@@ -674,10 +700,18 @@ void spawn(Pipeline& p, Adapter a, asio::ip::tcp::socket client, const options& 
   using flow_t = detail::spawned_flow<Pipeline, Done, backend>;
   auto ex = client.get_executor();
   std::unique_ptr<flow_t> f;
-  if constexpr (backend) f.reset(new flow_t{p, p.make_context(), std::move(client), asio::ip::tcp::socket(ex), std::move(done)});
-  else f.reset(new flow_t{p, p.make_context(), std::move(client), {}, std::move(done)});
-  detail::fill(f->ctx, f->client, eps ? &*eps : nullptr);
-  asio::co_spawn(ex, detail::run_spawned(std::move(f), std::move(a), o), asio::detached);
+  if constexpr (backend) {
+    auto* ioc = net::detail::io_context_of(ex);
+    if (ioc == nullptr) throw std::invalid_argument("rproxy::flow::spawn: the client socket must be on an io_context's executor");
+    f.reset(new flow_t{p, p.make_context(), detail::relayed_socket(ioc->get_executor()), detail::relayed_socket(ioc->get_executor()),
+                       std::move(done)});
+    detail::fill(f->ctx, client, eps ? &*eps : nullptr);
+    asio::co_spawn(ex, detail::run_spawned(std::move(f), std::move(client), std::move(a), o), asio::detached);
+  } else {
+    f.reset(new flow_t{p, p.make_context(), std::move(client), {}, std::move(done)});
+    detail::fill(f->ctx, f->client, eps ? &*eps : nullptr);
+    asio::co_spawn(ex, detail::run_spawned(std::move(f), detail::no_backend_slot{}, std::move(a), o), asio::detached);
+  }
 }
 
 namespace detail {

@@ -147,7 +147,7 @@ class relay_op : private idle_sweep::entry {
       splice_available && is_tcp_socket<Client>::value && is_tcp_socket<Backend>::value;
 
   struct direction {
-    relay_pool::buffer buf;      // buffered path: held while bytes move (see pump)
+    std::unique_ptr<char[]> buf;  // buffered path: held while bytes move (see pump); opts_.buffer_size bytes
     const char* wptr = nullptr;  // bytes read and not yet written
     std::size_t wlen = 0;
     std::error_code deferred;  // a read error that came with bytes: handled once they are written
@@ -161,12 +161,14 @@ class relay_op : private idle_sweep::entry {
 
 public:
   relay_op(Client& c, Backend& b, relay_options&& o, Handler&& h)
-      : client_(c), backend_(b), opts_(std::move(o)), handler_(std::move(h)),
+      : client_(c), backend_(b), opts_(o), handler_(std::move(h)),
         work_(make_work(handler_, c.get_executor())), same_executor_(same_executor(c, b)),
-        drained_ok_(same_executor_ && io_context_of(c.get_executor()) != nullptr) {}
+        drained_ok_(same_executor_ && io_context_of(c.get_executor()) != nullptr), splice_(o.splice),
+        shutdown_last_(o.shutdown_last) {}
 
   ~relay_op() {
-    if (sweep_) sweep_->remove(*this);
+    if (own_timer_) delete timer_;
+    else if (sweep_) sweep_->remove(*this);
   }
   relay_op(const relay_op&) = delete;
   relay_op& operator=(const relay_op&) = delete;
@@ -207,7 +209,7 @@ private:
   template <int D> static constexpr side src_side = D == 0 ? side::downstream : side::upstream;
   template <int D> static constexpr side dst_side = D == 0 ? side::upstream : side::downstream;
   template <int D> std::uint64_t& bytes() noexcept {
-    return D == 0 ? stats_.bytes_client_to_backend : stats_.bytes_backend_to_client;
+    return bytes_[D];
   }
 
   /// Every intermediate handler: counted while pending, a no-op once the relay has finished,
@@ -240,11 +242,15 @@ private:
     start_on(s, [&](auto h) { start(exactly_allocated<decltype(h)>{std::move(h)}); }, std::move(f));
   }
 
+  /// The same executor, or (executor types that differ, as any_io_executor and
+  /// io_context::executor_type) the same io_context: handlers may run on either.
   static bool same_executor(Client& c, Backend& b) {
-    if constexpr (std::is_same_v<typename Client::executor_type, typename Backend::executor_type>)
+    if constexpr (std::is_same_v<typename Client::executor_type, typename Backend::executor_type>) {
       return c.get_executor() == b.get_executor();
-    else
-      return false;
+    } else {
+      auto* ioc = io_context_of(c.get_executor());
+      return ioc != nullptr && ioc == io_context_of(b.get_executor());
+    }
   }
 
   /// Counts one pending intermediate handler. A handler destroyed without being invoked (its
@@ -268,7 +274,7 @@ private:
 
   void begin() {
     if constexpr (can_splice)
-      if (opts_.splice) setup_splice();
+      if (splice_) setup_splice();
     if (opts_.idle_timeout > clock::duration::zero()) start_idle();
     if (opts_.initial_to_backend) {
       auto& d = dirs_[0];
@@ -301,7 +307,7 @@ private:
   /// Gives a direction's pipe or buffer back to the pool (a pipe only when it is empty).
   template <int D> void release() noexcept {
     auto& d = dirs_[D];
-    if (d.buf) pool().give_buffer(std::move(d.buf));
+    if (d.buf) pool().give_buffer({std::move(d.buf), opts_.buffer_size});
     if (d.pipe.is_open()) {
       if (d.in_pipe == 0) pool().give_pipe(std::move(d.pipe));
       else pool().forget_pipe(std::move(d.pipe));
@@ -311,8 +317,8 @@ private:
   // --- buffered path -------------------------------------------------------------------------
   template <int D> void read() {
     auto& d = dirs_[D];
-    if (!d.buf) d.buf = pool().take_buffer(opts_.buffer_size);
-    start_on(src<D>(), [&](auto h) { src<D>().async_read_some(asio::buffer(d.buf.data.get(), d.buf.size), std::move(h)); },
+    if (!d.buf) d.buf = pool().take_buffer(opts_.buffer_size).data;
+    start_on(src<D>(), [&](auto h) { src<D>().async_read_some(asio::buffer(d.buf.get(), opts_.buffer_size), std::move(h)); },
              [this](std::error_code ec, std::size_t n) { on_read<D>(ec, n); });
   }
 
@@ -321,12 +327,12 @@ private:
   template <int D> void read_now() {
 #if defined(__linux__)
     auto& d = dirs_[D];
-    if (!d.buf) d.buf = pool().take_buffer(opts_.buffer_size);
+    if (!d.buf) d.buf = pool().take_buffer(opts_.buffer_size).data;
     ssize_t n;
-    do n = ::recv(src<D>().native_handle(), d.buf.data.get(), d.buf.size, MSG_DONTWAIT);
+    do n = ::recv(src<D>().native_handle(), d.buf.get(), opts_.buffer_size, MSG_DONTWAIT);
     while (n < 0 && errno == EINTR);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      pool().give_buffer(std::move(d.buf));
+      pool().give_buffer({std::move(d.buf), opts_.buffer_size});
       return wait<D, true, true>();
     }
     if (n < 0) return on_read_end<D>(std::error_code(errno, asio::error::get_system_category()));
@@ -340,7 +346,7 @@ private:
     auto& d = dirs_[D];
     if (n == 0) return on_read_end<D>(ec ? ec : asio::error::eof);  // 0 bytes, no error: eof
     touch();
-    d.wptr = d.buf.data.get();
+    d.wptr = d.buf.get();
     d.wlen = n;
     d.deferred = ec;
     write<D>();
@@ -383,7 +389,7 @@ private:
     std::error_code ignored;  // a peer already gone shows up on the other direction
     using dst_t = std::remove_reference_t<decltype(dst<D>())>;
     const bool last = dirs_[0].done && dirs_[1].done;
-    if (!(last && !opts_.shutdown_last && is_tcp_socket<dst_t>::value))
+    if (!(last && !shutdown_last_ && is_tcp_socket<dst_t>::value))
       stream_traits<dst_t>::shutdown_send(dst<D>(), ignored);
     if (dirs_[0].done && dirs_[1].done) {
       finished_ = true;
@@ -498,19 +504,20 @@ private:
         static_cast<relay_op&>(e).fail(make_error_code(error::idle_timeout), {});  // (ops pending: they complete it)
       });
     } else {
-      timer_.reset(new own_timer{decltype(own_timer::timer)(client_.get_executor()), now});
+      timer_ = new own_timer{decltype(own_timer::timer)(client_.get_executor()), now};
+      own_timer_ = true;
       arm_timer(now + opts_.idle_timeout);
     }
   }
 
   void touch() noexcept {
-    if (sweep_) sweep_->touch(*this, clock::now());
-    else if (timer_) timer_->last = clock::now();
+    if (own_timer_) timer_->last = clock::now();
+    else if (sweep_) sweep_->touch(*this, clock::now());
   }
 
   void stop_idle() noexcept {
-    if (sweep_) sweep_->remove(*this);
-    else if (timer_) timer_->timer.cancel();
+    if (own_timer_) timer_->timer.cancel();
+    else if (sweep_) sweep_->remove(*this);
   }
 
   void arm_timer(clock::time_point at) {
@@ -527,7 +534,7 @@ private:
     if (finished_) return;
     finished_ = true;
     result_ = ec;
-    stats_.cause = cause;
+    cause_ = cause;
     stream_traits<Client>::close(client_);  // cancels whatever is pending on either side
     stream_traits<Backend>::close(backend_);
     stop_idle();
@@ -538,7 +545,11 @@ private:
     release<0>();
     release<1>();
     asio::get_associated_cancellation_slot(handler_).clear();
-    stats_.spliced = dirs_[0].spliced && dirs_[1].spliced;
+    relay_stats stats;
+    stats.bytes_client_to_backend = bytes_[0];
+    stats.bytes_backend_to_client = bytes_[1];
+    stats.spliced = dirs_[0].spliced && dirs_[1].spliced;
+    stats.cause = cause_;
     auto h = std::move(handler_);
     auto work = std::move(work_);
     auto ex = [&] {
@@ -546,36 +557,40 @@ private:
       else return client_.get_executor();  // (client_ may belong to h: still alive here)
     }();
     const auto ec = result_;
-    const auto stats = stats_;
     delete this;  // free before the upcall, as asio does
     asio::dispatch(ex, [h = std::move(h), ec, stats]() mutable { std::move(h)(ec, stats); });
   }
 
   Client& client_;
   Backend& backend_;
-  /// relay_options, as the relay keeps them (32 bytes rather than 64: an empty string is 32).
+  /// relay_options, as the relay keeps them (24 bytes rather than 64: an empty string is 32;
+  /// its two flags are with the relay's own, at the end).
   struct settings {
     std::unique_ptr<std::string> initial_to_backend;  // none: empty, or written already
     clock::duration idle_timeout;
     std::size_t buffer_size;
-    bool splice;
-    bool shutdown_last;
-    explicit settings(relay_options&& o)
+    explicit settings(relay_options& o)
         : initial_to_backend(o.initial_to_backend.empty() ? nullptr : std::make_unique<std::string>(std::move(o.initial_to_backend))),
-          idle_timeout(o.idle_timeout), buffer_size(o.buffer_size), splice(o.splice), shutdown_last(o.shutdown_last) {}
+          idle_timeout(o.idle_timeout), buffer_size(o.buffer_size) {}
   };
   settings opts_;
-  idle_sweep* sweep_ = nullptr;       // the io_context's idle sweep (we are its entry), or
-  std::unique_ptr<own_timer> timer_;  // our own idle timer (a strand's relay)
+  union {  // (one or the other: own_timer_ says which)
+    idle_sweep* sweep_ = nullptr;  // the io_context's idle sweep (we are its entry), or
+    own_timer* timer_;             // our own idle timer (a strand's relay), owned
+  };
   Handler handler_;
   [[no_unique_address]] work_type work_;
   direction dirs_[2];
-  relay_stats stats_;
+  std::uint64_t bytes_[2] = {0, 0};  // client to backend, backend to client (accepted)
+  std::error_code cause_;  // the unclassified error behind a failure
   std::error_code result_;
   int pending_ = 0;
   bool finished_ = false;
-  bool same_executor_;  // the backend's executor is the client's
+  bool same_executor_;  // the backend's executor is the client's (or its io_context the client's)
   bool drained_ok_;     // and an io_context's: handlers may run where the reactor completes them
+  bool own_timer_ = false;  // timer_, not sweep_
+  bool splice_;             // relay_options::splice
+  bool shutdown_last_;      // relay_options::shutdown_last
 };
 
 }  // namespace detail

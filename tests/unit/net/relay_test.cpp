@@ -177,6 +177,40 @@ TEMPLATE_TEST_CASE("relay: 1 MiB each way arrives byte-exact", "[net][relay]", s
   if (!TestType::splice) REQUIRE_FALSE(r.stats.spliced);
 }
 
+TEMPLATE_TEST_CASE("relay: a backend on the io_context's own executor type (moved in by move_socket)", "[net][relay]",
+                   splice_path, buffered_path) {
+  tcp_flow f;
+  // As a spawned flow holds its backend: the socket moved, registration and all, into a socket
+  // of another executor type on the same io_context.
+  asio::basic_stream_socket<tcp, asio::io_context::executor_type> backend(f.ioc.get_executor());
+  net::detail::move_socket(backend, f.proxy_backend);
+  REQUIRE(backend.is_open());
+  REQUIRE_FALSE(f.proxy_backend.is_open());
+  relay_result r;
+  start_relay(f.proxy_client, backend, options<TestType>(), r);
+  const std::string sent = pattern(256 * 1024, 7);
+  std::string echoed, seen;
+  tasks t{f.ioc};
+  t.spawn([&]() -> asio::awaitable<void> {
+    co_await asio::async_write(f.user, asio::buffer(sent), asio::use_awaitable);
+    f.user.shutdown(tcp::socket::shutdown_send);
+  });
+  t.spawn([&]() -> asio::awaitable<void> {
+    auto [ec, got] = co_await read_all(f.user);
+    CHECK(ec == asio::error::eof);
+    echoed = std::move(got);
+  });
+  t.spawn(echo(f.backend, seen));
+  t.run([&] { return !r.ec; });
+
+  REQUIRE(seen == sent);
+  REQUIRE(echoed == sent);
+  REQUIRE_FALSE(*r.ec);
+  REQUIRE(r.stats.bytes_client_to_backend == sent.size());
+  REQUIRE(r.stats.bytes_backend_to_client == sent.size());
+  if (TestType::splice && net::splice_available) REQUIRE(r.stats.spliced);
+}
+
 TEMPLATE_TEST_CASE("relay: half-close, the backend answers after the client's FIN", "[net][relay]",
                    splice_path, buffered_path) {
   tcp_flow f;
