@@ -9,6 +9,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "raw_exchange.hpp"
+
 #include <string>
 #include <thread>
 
@@ -17,21 +19,7 @@
 namespace mw = rproxy::middleware;
 
 namespace {
-std::string exchange(asio::ip::tcp::endpoint ep, const std::string& raw) {
-  asio::io_context io;
-  asio::ip::tcp::socket s(io);
-  s.connect(ep);
-  asio::write(s, asio::buffer(raw));
-  std::string out;
-  std::error_code ec;
-  char buf[4096];
-  for (;;) {
-    auto n = s.read_some(asio::buffer(buf), ec);
-    if (ec) break;
-    out.append(buf, n);
-  }
-  return out;
-}
+using test_support::raw_exchange;
 
 struct fixture {
   asio::io_context io;
@@ -49,7 +37,7 @@ struct fixture {
     runner.join();
   }
   std::string call(const std::string& method, const std::string& path, const std::string& body = {}, bool token = true) {
-    return exchange(admin.local_endpoint(), method + " " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" +
+    return raw_exchange(admin.local_endpoint(), method + " " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" +
                                                 (token ? "Authorization: Bearer s3cret\r\n" : "") +
                                                 "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
   }

@@ -4,6 +4,8 @@
 #include <asio/read.hpp>
 #include <catch2/catch.hpp>
 
+#include "raw_exchange.hpp"
+
 #include <cerrno>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -18,22 +20,7 @@
 #include <unistd.h>
 
 namespace {
-// Sends raw bytes to the admin server and reads until it closes (bounded by a timer).
-std::string exchange(asio::ip::tcp::endpoint ep, const std::string& raw) {
-  asio::io_context io;
-  asio::ip::tcp::socket s(io);
-  s.connect(ep);
-  asio::write(s, asio::buffer(raw));
-  std::string out;
-  std::error_code ec;
-  char buf[4096];
-  for (;;) {
-    auto n = s.read_some(asio::buffer(buf), ec);
-    if (ec) break;
-    out.append(buf, n);
-  }
-  return out;
-}
+using test_support::raw_exchange;
 
 struct fixture {
   asio::io_context io;
@@ -66,24 +53,24 @@ struct fixture {
 
 TEST_CASE("admin serves healthz, readyz and metrics", "[admin]") {
   fixture f;
-  auto h = exchange(f.ep(), "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  auto h = raw_exchange(f.ep(), "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   CHECK(h.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
   CHECK(h.find("\r\n\r\nok\n") != std::string::npos);
 
-  auto r = exchange(f.ep(), "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  auto r = raw_exchange(f.ep(), "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   CHECK(r.rfind("HTTP/1.1 503", 0) == 0);
   asio::post(f.io, [&] { f.ready = true; });
-  r = exchange(f.ep(), "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  r = raw_exchange(f.ep(), "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   CHECK(r.rfind("HTTP/1.1 200", 0) == 0);
 
-  auto m = exchange(f.ep(), "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  auto m = raw_exchange(f.ep(), "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   CHECK(m.find("Content-Type: text/plain; version=0.0.4") != std::string::npos);
   CHECK(m.find("demo_requests_total 3") != std::string::npos);
 }
 
 TEST_CASE("admin keeps connections alive, pipelines, and reads bodies", "[admin]") {
   fixture f;
-  auto out = exchange(f.ep(),
+  auto out = raw_exchange(f.ep(),
                       "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
                       "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
                       "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -101,9 +88,9 @@ TEST_CASE("admin keeps connections alive, pipelines, and reads bodies", "[admin]
 
 TEST_CASE("admin rejects bad requests and oversized bodies", "[admin]") {
   fixture f;
-  auto bad = exchange(f.ep(), "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
+  auto bad = raw_exchange(f.ep(), "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
   CHECK(bad.rfind("HTTP/1.1 400", 0) == 0);
-  auto big = exchange(f.ep(), "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, 'x'));
+  auto big = raw_exchange(f.ep(), "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, 'x'));
   CHECK(big.rfind("HTTP/1.1 413", 0) == 0);
 }
 
@@ -116,7 +103,7 @@ TEST_CASE("admin closes connections that stall mid-request", "[admin]") {
   asio::write(s, asio::buffer(std::string("GET /healthz HTTP/1.1\r\nHo")));
   // Not closed at once: the server answers another client meanwhile, and this connection is
   // still open after that (a read would block, no EOF yet).
-  auto other = exchange(f.ep(), "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  auto other = raw_exchange(f.ep(), "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   CHECK(other.rfind("HTTP/1.1 200", 0) == 0);
   char buf[256];
   errno = 0;
@@ -135,7 +122,7 @@ TEST_CASE("admin refuses a Host that is neither its address nor an allowed name"
   fixture f;
   const auto port = std::to_string(f.ep().port());
   auto get = [&](const std::string& host) {
-    return exchange(f.ep(), "GET /metrics HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n");
+    return raw_exchange(f.ep(), "GET /metrics HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n");
   };
   CHECK(get("127.0.0.1:" + port).rfind("HTTP/1.1 200", 0) == 0);
   CHECK(get("127.0.0.1").rfind("HTTP/1.1 200", 0) == 0);
@@ -143,16 +130,16 @@ TEST_CASE("admin refuses a Host that is neither its address nor an allowed name"
   CHECK(get("attacker.example:" + port).rfind("HTTP/1.1 403", 0) == 0);  // DNS rebinding
   CHECK(get("127.0.0.2:" + port).rfind("HTTP/1.1 403", 0) == 0);
   CHECK(get("[::1]:" + port).rfind("HTTP/1.1 403", 0) == 0);
-  const auto r = exchange(f.ep(), "POST /echo HTTP/1.1\r\nHost: evil\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
+  const auto r = raw_exchange(f.ep(), "POST /echo HTTP/1.1\r\nHost: evil\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
   CHECK(r.rfind("HTTP/1.1 403", 0) == 0);
   CHECK(r.find("got hi") == std::string::npos);
-  CHECK(exchange(f.ep(), "GET /healthz HTTP/1.0\r\n\r\n").rfind("HTTP/1.1 403", 0) == 0);  // no Host at all
+  CHECK(raw_exchange(f.ep(), "GET /healthz HTTP/1.0\r\n\r\n").rfind("HTTP/1.1 403", 0) == 0);  // no Host at all
 }
 
 TEST_CASE("admin with a token: every POST needs it, GETs do not", "[admin]") {
   fixture f("s3cret-token");
   auto post = [&](const std::string& auth) {
-    return exchange(f.ep(), "POST /echo HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 2\r\nConnection: close\r\n\r\nhi");
+    return raw_exchange(f.ep(), "POST /echo HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 2\r\nConnection: close\r\n\r\nhi");
   };
   const auto none = post("");
   CHECK(none.rfind("HTTP/1.1 401", 0) == 0);
@@ -163,7 +150,7 @@ TEST_CASE("admin with a token: every POST needs it, GETs do not", "[admin]") {
   const auto ok = post("Authorization: bearer s3cret-token\r\n");
   CHECK(ok.rfind("HTTP/1.1 200", 0) == 0);
   CHECK(ok.find("got hi") != std::string::npos);
-  CHECK(exchange(f.ep(), "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(raw_exchange(f.ep(), "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").rfind("HTTP/1.1 200", 0) == 0);
 }
 
 TEST_CASE("admin with a token: a PUT needs it, and so does a GET under a require_token prefix", "[admin]") {
@@ -184,7 +171,7 @@ TEST_CASE("admin with a token: a PUT needs it, and so does a GET under a require
     std::this_thread::yield();
   REQUIRE(done);
   auto req = [&](const std::string& line, const std::string& auth) {
-    return exchange(f.ep(), line + " HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    return raw_exchange(f.ep(), line + " HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 0\r\nConnection: close\r\n\r\n");
   };
   const std::string bearer = "Authorization: Bearer s3cret-token\r\n";
   CHECK(req("PUT /api/things/a", "").rfind("HTTP/1.1 401", 0) == 0);
