@@ -48,6 +48,7 @@
 #include <rproxy/codec/h3/client_session.hpp>
 #include <rproxy/codec/http1/parser.hpp>
 #include <rproxy/flow/standin.hpp>
+#include <rproxy/flow/wakeup.hpp>
 #include <rproxy/net/quic/client_connection.hpp>
 #include <rproxy/net/quic/tls.hpp>
 #include <rproxy/observe/metrics.hpp>
@@ -137,21 +138,21 @@ private:
       if (auto* r = up->find(tag)) {
         r->head = std::move(h);
         r->has_head = true;
-        r->wake.cancel();
+        r->wake.notify();
       }
     }
     template <class S>
     void on_response_data(S&, std::uint64_t tag, const std::uint8_t* d, std::size_t n) {
       if (auto* r = up->find(tag)) {
         r->body.append(reinterpret_cast<const char*>(d), n);
-        r->wake.cancel();
+        r->wake.notify();
       }
     }
     template <class S>
     void on_response_end(S&, std::uint64_t tag) {
       if (auto* r = up->find(tag)) {
         r->ended = true;
-        r->wake.cancel();
+        r->wake.notify();
       }
     }
     template <class S>
@@ -159,7 +160,7 @@ private:
       if (auto* r = up->find(tag)) {
         r->error = ec;
         r->conn = nullptr;
-        r->wake.cancel();
+        r->wake.notify();
       }
     }
     template <class S>
@@ -177,8 +178,8 @@ private:
   using conn_type = net::quic::client_connection<session>;
 
   struct request_state {
-    explicit request_state(asio::io_context& io) : wake(io) {}
-    asio::steady_timer wake;
+    explicit request_state(asio::io_context& io) : wake(io.get_executor()) {}
+    wakeup wake;  ///< the connection's events for this request (flow/wakeup.hpp: none is lost)
     conn_type* conn = nullptr;
     std::int64_t sid = -1;
     codec::h3::response_head head;
@@ -192,7 +193,7 @@ private:
     return it == requests_.end() ? nullptr : it->second;
   }
   void wake_waiters() {
-    for (auto* r : waiting_) r->wake.cancel();
+    for (auto* r : waiting_) r->wake.notify();
   }
 
   /// A connection with room for one more request, opening one when there is none and the pool
@@ -247,11 +248,7 @@ private:
   static constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
   /// Waits until `r` changes or the response timeout passes; false: timed out.
-  asio::awaitable<bool> wait(request_state& r) {
-    r.wake.expires_after(opts_.response_timeout);
-    auto [ec] = co_await r.wake.async_wait(tuple);
-    co_return static_cast<bool>(ec);  // cancelled: something happened
-  }
+  asio::awaitable<bool> wait(request_state& r) { return r.wake.wait(opts_.response_timeout); }
 
   /// One loopback connection from the gateway: requests one after another (keep-alive).
   asio::awaitable<void> serve(std::shared_ptr<h3_upstream> keep, asio::ip::tcp::socket s) {
