@@ -70,10 +70,18 @@ struct group_config {
                        cfg::doc<&group_config::dynamic_weights>("weights from each backend's load report (off when absent)"),
                        cfg::doc<&group_config::breaker>("a circuit breaker per backend (off when absent)"),
                        cfg::doc<&group_config::outlier>("passive ejection of backends that fail in a row (consecutive_failures: 0 turns it off)"),
-                       cfg::doc<&group_config::tls>("TLS to the group's backends: sni, ca, verify (plain TCP when absent)"),
-                       cfg::doc<&group_config::proto>("how the backends are spoken to: http (HTTP/1.1), h3 (HTTP/3 over QUIC, pooled connections) or h2c (HTTP/2 over TCP, prior knowledge, multiplexed; gRPC)"),
+                       cfg::doc<&group_config::tls>("TLS to the group's backends: sni, ca, verify (plain TCP when absent; proto: h2 verifies against the system's store)"),
+                       cfg::doc<&group_config::proto>("how the backends are spoken to: http (HTTP/1.1), h3 (HTTP/3 over QUIC, pooled connections) h2c (HTTP/2 over TCP, prior knowledge, multiplexed; gRPC) or h2 (HTTP/2 over TLS, ALPN h2, with the tls: block's settings)"),
                        cfg::doc<&group_config::h3>("HTTP/3 backends: trust, TLS name, connections and streams (proto: h3)"),
-                       cfg::doc<&group_config::h2>("HTTP/2 backends: connections, streams, queue and timeouts (proto: h2c)"));
+                       cfg::doc<&group_config::h2>("HTTP/2 backends: connections, streams, queue and timeouts (proto: h2c or h2)"));
+  }
+  /// HTTP/2 backends, over TCP (h2c) or TLS (h2).
+  bool is_h2() const noexcept { return proto == rproxy::flow::upstream_proto::h2c || proto == rproxy::flow::upstream_proto::h2; }
+  /// TLS to the backends: the `tls:` block, or for proto: h2 without one the defaults (verified
+  /// against the system's store, the backend's IP address checked); none for plain TCP.
+  std::optional<rproxy::flow::upstream_tls_block> tls_settings() const {
+    if (tls || proto != rproxy::flow::upstream_proto::h2) return tls;
+    return rproxy::flow::upstream_tls_block{};
   }
   /// The group's pool knobs (a pool keeps them for life: a change makes a new pool).
   bal::pool_config pool_settings() const {
@@ -89,8 +97,9 @@ struct group_config {
         v.at(&group_config::backends).at(i).error("backend listed twice: " + backends[i].address.to_string());
     if (h3 && proto != rproxy::flow::upstream_proto::h3) v.at(&group_config::h3).error("an h3: block needs proto: h3");
     if (tls && proto == rproxy::flow::upstream_proto::h3) v.at(&group_config::tls).error("HTTP/3 backends take their TLS settings from the h3: block");
-    if (h2 && proto != rproxy::flow::upstream_proto::h2c) v.at(&group_config::h2).error("an h2: block needs proto: h2c");
-    if (tls && proto == rproxy::flow::upstream_proto::h2c) v.at(&group_config::tls).error("h2c backends are plain TCP (TLS to HTTP/2 backends is not supported yet)");
+    if (h2 && !is_h2()) v.at(&group_config::h2).error("an h2: block needs proto: h2c or h2");
+    if (tls && proto == rproxy::flow::upstream_proto::h2c)
+      v.at(&group_config::tls).error("h2c backends are plain TCP: HTTP/2 over TLS is proto: h2");
   }
 };
 

@@ -307,7 +307,8 @@ struct world_base {
   std::vector<std::shared_ptr<bal::upstream_pool>> pools;  ///< per cfg->groups entry
   /// TLS to backends: a client context per group with a `tls:` block (read on every reload),
   /// and how each group's backends are reached (per cfg->groups entry; no TLS: plain TCP).
-  std::vector<std::unique_ptr<rproxy::net::tls_client_context>> tls_clients;
+  /// (Shared: the HTTP/2 connections of proto: h2 groups keep theirs past this version.)
+  std::vector<std::shared_ptr<const rproxy::net::tls_client_context>> tls_clients;
   std::vector<rproxy::flow::upstream_settings> upstreams;
   const std::array<std::array<obs::counter*, 2>, 2>* upstream_connections = nullptr;
   const std::array<obs::counter*, 4>* requests_by_protocol = nullptr;

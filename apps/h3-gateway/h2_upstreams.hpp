@@ -1,11 +1,13 @@
-// apps/h3-gateway/h2_upstreams.hpp: the gateway's HTTP/2 backends (groups with `proto: h2c`):
-// per backend and worker a flow::h2_upstream (multiplexed connections behind a loopback
-// stand-in), kept across reloads while the group's `h2:` settings stay. Staged and committed
-// like the HTTP/3 backends (h3_upstreams.hpp), into the same redirect table. Metrics per
-// backend: connections opened and failed, connections and streams active, requests carried
-// and failed.
+// apps/h3-gateway/h2_upstreams.hpp: the gateway's HTTP/2 backends (groups with `proto: h2c`, or
+// `proto: h2` over TLS): per backend and worker a flow::h2_upstream (multiplexed connections
+// behind a loopback stand-in), kept across reloads while the group's `h2:` and `tls:` settings
+// stay (a kept one takes the reloaded client context, so a CA file read again applies to its
+// next connections). Staged and committed like the HTTP/3 backends (h3_upstreams.hpp), into the
+// same redirect table. Metrics per backend: connections opened and failed (a TLS handshake or
+// ALPN failure too), connections and streams active, requests carried and failed.
 #pragma once
 
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <optional>
@@ -18,6 +20,7 @@
 #include <rproxy/flow/h2_upstream.hpp>
 #include <rproxy/flow/h2_upstream_block.hpp>
 #include <rproxy/flow/upstream_redirect.hpp>
+#include <rproxy/net/tls_client.hpp>
 #include <rproxy/observe/metrics.hpp>
 #include <rproxy/observe/registry.hpp>
 
@@ -31,18 +34,19 @@ class h2_upstreams {
 public:
   explicit h2_upstreams(runtime& rt) : rt_(rt) {
     auto& m = rt.metrics();
-    connections_ = &m.add_counter_family("h3gw_upstream_h2_connections", "HTTP/2 connections opened to h2c backends.", {"backend"});
-    connect_failures_ = &m.add_counter_family("h3gw_upstream_h2_connect_failures", "HTTP/2 connections to h2c backends that failed to open.", {"backend"});
-    requests_ = &m.add_counter_family("h3gw_upstream_h2_requests", "Requests carried to h2c backends.", {"backend"});
-    failures_ = &m.add_counter_family("h3gw_upstream_h2_failures", "Requests to h2c backends that failed (502, 503, 504, cut).", {"backend"});
-    active_ = &m.add_gauge_family("h3gw_upstream_h2_connections_active", "HTTP/2 connections open to h2c backends.", {"backend"});
-    streams_ = &m.add_gauge_family("h3gw_upstream_h2_streams_active", "Streams open on HTTP/2 connections to h2c backends.", {"backend"});
+    connections_ = &m.add_counter_family("h3gw_upstream_h2_connections", "HTTP/2 connections opened to HTTP/2 backends (h2c, h2).", {"backend"});
+    connect_failures_ = &m.add_counter_family("h3gw_upstream_h2_connect_failures", "HTTP/2 connections to HTTP/2 backends that failed to open (connect, TLS handshake, ALPN).", {"backend"});
+    requests_ = &m.add_counter_family("h3gw_upstream_h2_requests", "Requests carried to HTTP/2 backends.", {"backend"});
+    failures_ = &m.add_counter_family("h3gw_upstream_h2_failures", "Requests to HTTP/2 backends that failed (502, 503, 504, cut).", {"backend"});
+    active_ = &m.add_gauge_family("h3gw_upstream_h2_connections_active", "HTTP/2 connections open to HTTP/2 backends.", {"backend"});
+    streams_ = &m.add_gauge_family("h3gw_upstream_h2_streams_active", "Streams open on HTTP/2 connections to HTTP/2 backends.", {"backend"});
   }
 
   /// The backends of a config version, built aside (see h3_upstreams::staged).
   class staged {
   public:
-    staged(staged&& o) noexcept : next_(std::move(o.next_)), made_(std::exchange(o.made_, {})), table_(std::move(o.table_)) {}
+    staged(staged&& o) noexcept
+        : next_(std::move(o.next_)), made_(std::exchange(o.made_, {})), retls_(std::move(o.retls_)), table_(std::move(o.table_)) {}
     staged& operator=(staged&&) = delete;
     ~staged() {
       for (auto& up : made_) up->stop();
@@ -54,28 +58,37 @@ public:
     staged() = default;
     std::map<std::string, entry> next_;
     std::vector<std::shared_ptr<rproxy::flow::h2_upstream>> made_;  ///< stopped unless committed
+    /// Kept backends over TLS and their reloaded context (given at commit).
+    std::vector<std::pair<entry, std::shared_ptr<const rproxy::net::tls_client_context>>> retls_;
     rproxy::flow::upstream_redirect table_;
   };
 
-  std::optional<staged> stage(const config& c) {
+  /// `tls`: per group of `c`, the client context of a proto: h2 group (null for the others).
+  std::optional<staged> stage(const config& c, const std::vector<std::shared_ptr<const rproxy::net::tls_client_context>>& tls) {
     staged s;
-    for (const auto& g : c.groups) {
-      if (g.proto != rproxy::flow::upstream_proto::h2c) continue;
+    for (std::size_t gi = 0; gi < c.groups.size(); ++gi) {
+      const auto& g = c.groups[gi];
+      if (!g.is_h2()) continue;
       const rproxy::flow::h2_upstream_block b = g.h2.value_or(rproxy::flow::h2_upstream_block{});
+      const auto ts = g.tls_settings();
+      const auto& ctx = tls.at(gi);
+      // With TLS, its settings are part of the key: a changed name or trust makes new connections.
+      const std::string tls_key = ctx && ts ? "|tls|" + ts->sni + "|" + ts->ca + "|" + (ts->verify ? "1" : "0") : "";
       for (const auto& be : g.backends) {
         const asio::ip::tcp::endpoint addr{asio::ip::make_address(be.address.host), be.address.port};
-        const std::string key = g.name + "|" + be.address.to_string() + "|" + b.key();
+        const std::string key = g.name + "|" + be.address.to_string() + "|" + b.key() + tls_key;
         auto& e = s.next_[key];
         if (auto it = entries_.find(key); it != entries_.end()) {
           e = it->second;  // shared: the live set keeps it until commit
+          if (ctx) s.retls_.emplace_back(e, ctx);
         } else if (e.empty()) {
           const auto label = be.address.to_string();
           const rproxy::flow::h2_upstream_metrics m{&connections_->with({label}), &connect_failures_->with({label}),
                                                     &requests_->with({label}),    &failures_->with({label}),
                                                     &active_->with({label}),      &streams_->with({label})};
           for (std::size_t i = 0; i < rt_.pool().size(); ++i) {
-            auto up = std::make_shared<rproxy::flow::h2_upstream>(rt_.pool().context(i), rproxy::flow::h2_upstream::target{addr, label},
-                                                                  b.options(), m);
+            auto up = std::make_shared<rproxy::flow::h2_upstream>(
+                rt_.pool().context(i), rproxy::flow::h2_upstream::target{addr, label, ctx, ts && ctx ? ts->sni : std::string()}, b.options(), m);
             s.made_.push_back(up);
             if (auto ec = up->listen()) {
               rt_.log().error("cannot open the HTTP/2 stand-in", {{"backend", label}, {"error", ec.message()}});
@@ -99,6 +112,8 @@ public:
         for (auto& up : e) up->stop();
     entries_ = std::move(s.next_);
     s.made_.clear();
+    for (auto& [e, ctx] : s.retls_)
+      for (auto& up : e) up->update_tls(ctx);
   }
 
   void stop() {

@@ -68,22 +68,30 @@ struct app {
     }
     w->upstream_connections = &upstream_connections;
     w->requests_by_protocol = &requests_by_protocol;
-    for (const auto& g : c->groups) {  // TLS to backends: the CA files are read on every reload
+    std::vector<std::shared_ptr<const rproxy::net::tls_client_context>> h2_tls(c->groups.size());  ///< per group (proto: h2)
+    for (std::size_t i = 0; i < c->groups.size(); ++i) {  // TLS to backends: the CA files are read on every reload
+      const auto& g = c->groups[i];
       auto& u = w->upstreams.emplace_back();
-      if (!g.tls) continue;
-      auto t = rproxy::net::tls_client_context::load(g.tls->options());
+      const auto tls = g.tls_settings();
+      if (!tls) continue;
+      auto t = rproxy::net::tls_client_context::load(tls->options());
       if (!t) return rt.log().error("cannot load the backends' TLS settings", {{"group", g.name}, {"error", t.error().message}}), nullptr;
-      if (!g.tls->verify) rt.log().warn("TLS to backends without certificate verification", {{"group", g.name}});
-      auto* ctx = w->tls_clients.emplace_back(std::make_unique<rproxy::net::tls_client_context>(std::move(*t))).get();
+      if (!tls->verify) rt.log().warn("TLS to backends without certificate verification", {{"group", g.name}});
+      auto ctx = std::make_shared<rproxy::net::tls_client_context>(std::move(*t));
       ctx->count_into(&tls_handshakes);  // (its sessions, kept per backend and SNI, go with this version)
-      u.tls = ctx;
-      u.sni = g.tls->sni;
+      w->tls_clients.push_back(ctx);
+      if (g.proto == rproxy::flow::upstream_proto::h2) {  // the flow reaches the plain loopback stand-in,
+        h2_tls[i] = std::move(ctx);                         // whose HTTP/2 connections are TLS
+        continue;
+      }
+      u.tls = ctx.get();
+      u.sni = tls->sni;
     }
     // Groups with proto: h3, built aside: a reload failing from here on leaves the live ones as
     // they were (the staged set's new stand-ins stop when it is dropped).
     auto h3 = h3_backends.stage(*c);
     if (!h3) return nullptr;  // logged
-    auto h2 = h2_backends.stage(*c);  // groups with proto: h2c, the same way
+    auto h2 = h2_backends.stage(*c, h2_tls);  // groups with proto: h2c or h2, the same way
     if (!h2) return nullptr;          // logged
     // Last, as nothing after it fails: a group keeps its pool (backends, counters, checks) while
     // its pool settings (breaker, outlier) stay.
@@ -140,7 +148,7 @@ struct app {
   shared_state shared;
   std::shared_ptr<rproxy::app::pools> pools;  ///< by group name, with their health checks
   h3_upstreams h3_backends;  ///< groups with proto: h3
-  h2_upstreams h2_backends;  ///< groups with proto: h2c
+  h2_upstreams h2_backends;  ///< groups with proto: h2c or h2
   obs::counter_family* requests = nullptr;
   obs::histogram_family* duration = nullptr;
   obs::histogram_family* upstream = nullptr;

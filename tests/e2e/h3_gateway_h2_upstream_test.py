@@ -1,7 +1,13 @@
-"""End-to-end tests of apps/h3-gateway's HTTP/2 backends (groups with `proto: h2c`):
+"""End-to-end tests of apps/h3-gateway's HTTP/2 backends (groups with `proto: h2c`, and
+`proto: h2`: HTTP/2 over TLS):
   - nghttpd (Debian nghttp2-server, --no-tls: HTTP/2 with prior knowledge) as the backend,
     curl --http2-prior-knowledge, curl --http1.1 and h2load (nghttp2-client) as clients through
     the gateway; nghttpd's own log says how many connections it accepted;
+  - nghttpd with TLS (a certificate from a test CA made here by the openssl CLI) behind a
+    `proto: h2` group: the same clients; nghttpd's log shows ALPN h2 negotiated and the
+    requests' :scheme https; a CA that did not sign the certificate, or the system's store, is
+    a 502 naming the verification failure; `openssl s_server -alpn http/1.1` (no h2 in ALPN) is
+    a 502 naming it and a connect failure; `validate` names the file and line of bad settings;
   - gRPC (Debian python3-grpcio) both sides: a server behind the gateway, a client in front,
     unary and server-streaming calls, a non-OK status and trailing metadata passed through, a
     backend restarted between calls.
@@ -18,6 +24,7 @@ import unittest
 import urllib.request
 
 import harness
+from h3_gateway_tls_upstream_test import make_ca, make_leaf
 
 BINARY = None
 
@@ -123,6 +130,171 @@ class Nghttpd(unittest.TestCase):
         self.assertGreaterEqual(metric(self.admin, "h3gw_upstream_h2_requests", self.label), 200)
         harness.wait_until(lambda: metric(self.admin, "h3gw_upstream_h2_streams_active", self.label) == 0, what="no stream left open")
         self.assertEqual(metric(self.admin, "h3gw_upstream_h2_connections_active", self.label), 1)
+
+
+class NghttpdTls(unittest.TestCase):
+    """proto: h2 to nghttpd over TLS, verified against the test CA, SNI backend.test."""
+
+    @classmethod
+    def setUpClass(cls):
+        for tool in ("nghttpd", "h2load", "openssl", "curl"):
+            if shutil.which(tool) is None:
+                raise AssertionError(f"{tool} is missing: run scripts/setup")
+        cls.dir = d = tempfile.mkdtemp(prefix="rproxy-h2tls-")
+        make_ca(d, "ca")
+        make_ca(d, "other-ca")
+        make_leaf(d, "backend", "ca", "DNS:backend.test,IP:127.0.0.1")
+        cls.docroot = os.path.join(d, "www")
+        os.makedirs(cls.docroot)
+        with open(os.path.join(cls.docroot, "hello.txt"), "w") as f:
+            f.write("hello over h2\n")
+        cls.big = os.urandom(3 * 1024 * 1024)
+        with open(os.path.join(cls.docroot, "big.bin"), "wb") as f:
+            f.write(cls.big)
+        cls.backend_port = harness.free_port()
+        cls.log = open(os.path.join(d, "nghttpd.log"), "w")
+        cls.nghttpd = subprocess.Popen(["nghttpd", "-v", "-d", cls.docroot, "-a", "127.0.0.1", str(cls.backend_port),
+                                        os.path.join(d, "backend.key"), os.path.join(d, "backend.pem")],
+                                       stdout=cls.log, stderr=subprocess.STDOUT)
+        # TLS servers with the same certificate (a backend address belongs to one group: the
+        # gateway reaches it through that group's stand-ins): one whose ALPN list has no h2 (it
+        # refuses the gateway's offer, alert 120), two for the groups whose trust refuses it.
+        cls.servers, ports = [], []
+        for alpn in ("http/1.1", "h2", "h2"):
+            ports.append(harness.free_port())
+            cls.servers.append(subprocess.Popen(
+                ["openssl", "s_server", "-accept", f"127.0.0.1:{ports[-1]}", "-cert", os.path.join(d, "backend.pem"),
+                 "-key", os.path.join(d, "backend.key"), "-alpn", alpn, "-www"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for port in [cls.backend_port] + ports:
+            harness.wait_port(port)
+        cls.label = f"127.0.0.1:{cls.backend_port}"
+        cls.h1_label, wrongca, system = (f"127.0.0.1:{p}" for p in ports)
+        cls.port, cls.admin = harness.free_port(), harness.free_port()
+        groups = {
+            "up": (cls.label, f"{{ sni: backend.test, ca: {d}/ca.pem }}"),
+            "wrongca": (wrongca, f"{{ sni: backend.test, ca: {d}/other-ca.pem }}"),
+            "system": (system, None),  # no tls: block: verified against the system's store
+            "noh2": (cls.h1_label, f"{{ sni: backend.test, ca: {d}/ca.pem }}"),
+        }
+        text = f"admin: {{ listen: 127.0.0.1:{cls.admin} }}\nlisten: 127.0.0.1:{cls.port}\naccess_log: false\ngroups:\n"
+        routes = ""
+        for name, (addr, tls) in groups.items():
+            text += f"  - name: {name}\n    proto: h2\n    h2: {{ max_connections: 2, response_timeout: 10s }}\n"
+            text += f"    backends: [ {{ address: {addr} }} ]\n    outlier: {{ consecutive_failures: 0 }}\n"
+            if tls:
+                text += f"    tls: {tls}\n"
+            if name != "up":
+                routes += f"    - {{ name: {name}, prefix: /{name}, backends: [ {{ group: {name} }} ] }}\n"
+        routes += "    - { name: all, prefix: /, backends: [ { group: up } ] }\n"
+        text += "http:\n  routes:\n" + routes
+        cls.gw = harness.Program(BINARY, text, args=["--workers", "1"], name="h2tls").start(wait_ports=[cls.port, cls.admin])
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.gw.stop()
+        for p in [cls.nghttpd] + cls.servers:
+            p.kill()
+            p.wait()
+        cls.log.close()
+        if rc != 0:
+            cls.gw.dump()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+        assert rc == 0, f"gateway exit code {rc}"
+
+    def nghttpd_log(self):
+        with open(self.log.name) as f:
+            return f.read()
+
+    def sessions(self):
+        """Connections nghttpd accepted: its -v log numbers each session (id=N)."""
+        return set(re.findall(r"\[id=(\d+)\]", self.nghttpd_log()))
+
+    def curl(self, *args):
+        return subprocess.run(["curl", "-sS", "--max-time", "30", "-w", "\\n%{http_code}", *args], capture_output=True, timeout=60)
+
+    def test_1_curl_h2_and_http1_through_to_nghttpd_over_tls(self):
+        for proto in ("--http2-prior-knowledge", "--http1.1"):
+            out = self.curl(proto, f"http://127.0.0.1:{self.port}/hello.txt")
+            body, _, code = out.stdout.rpartition(b"\n")
+            self.assertEqual(code, b"200", out.stdout + out.stderr)
+            self.assertEqual(body, b"hello over h2\n")
+        log = self.nghttpd_log()
+        self.assertIn("The negotiated protocol: h2", log)  # ALPN, as nghttpd saw it
+        self.assertIn(":scheme: https", log)
+        self.assertIn(":path: /hello.txt", log)
+        self.assertGreaterEqual(metric(self.admin, "h3gw_upstream_h2_connections_active", self.label), 1)
+
+    def test_2_large_download_streams_whole(self):
+        out = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", f"http://127.0.0.1:{self.port}/big.bin"],
+                             capture_output=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(len(out.stdout), len(self.big))
+        self.assertTrue(out.stdout == self.big)
+
+    def test_3_concurrent_streams_share_one_backend_connection(self):
+        self.assertEqual(self.curl(f"http://127.0.0.1:{self.port}/hello.txt").returncode, 0)  # one connection open
+        before = self.sessions()
+        opened = metric(self.admin, "h3gw_upstream_h2_connections", self.label)
+        out = subprocess.run(["h2load", "-n", "200", "-c", "4", "-m", "10", f"http://127.0.0.1:{self.port}/hello.txt"],
+                             capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed", out.stdout)
+        self.assertIsNotNone(m, out.stdout)
+        self.assertEqual(m.group(4), "200", out.stdout)
+        # one worker, 40 streams at most, under nghttpd's 100: the open TLS connection carried them all
+        self.assertEqual(self.sessions() - before, set())
+        self.assertEqual(metric(self.admin, "h3gw_upstream_h2_connections", self.label), opened)
+        harness.wait_until(lambda: metric(self.admin, "h3gw_upstream_h2_streams_active", self.label) == 0, what="no stream left open")
+        self.assertEqual(metric(self.admin, "h3gw_upstream_h2_connections_active", self.label), 1)
+
+    def assert_502(self, path, *causes):
+        for proto in ("--http2-prior-knowledge", "--http1.1"):
+            out = self.curl(proto, f"http://127.0.0.1:{self.port}{path}")
+            body, _, code = out.stdout.rpartition(b"\n")
+            self.assertEqual(code, b"502", out.stdout + out.stderr)
+            for cause in causes:
+                self.assertIn(cause, body.decode())
+
+    def test_4_certificate_not_verified_is_a_502_naming_it(self):
+        self.assert_502("/wrongca/hello.txt", "TLS to the HTTP/2 backend: backend certificate verification failed",
+                        "unable to get local issuer certificate")
+        # no tls: block: verification is on, against the system's store (which lacks the test CA)
+        self.assert_502("/system/hello.txt", "backend certificate verification failed")
+
+    def test_5_backend_without_h2_in_alpn_fails_cleanly(self):
+        failed = metric(self.admin, "h3gw_upstream_h2_connect_failures", self.h1_label)
+        self.assert_502("/noh2/x", "TLS to the HTTP/2 backend", "no application protocol")
+        self.assertGreaterEqual(metric(self.admin, "h3gw_upstream_h2_connect_failures", self.h1_label), failed + 2)
+        self.assertEqual(metric(self.admin, "h3gw_upstream_h2_connections_active", self.h1_label), 0)
+        # the gateway still serves the good group
+        out = self.curl("--http2-prior-knowledge", f"http://127.0.0.1:{self.port}/hello.txt")
+        self.assertEqual(out.stdout.rpartition(b"\n")[2], b"200")
+
+    def test_6_validate_names_bad_tls_settings(self):
+        d = self.dir
+        route = "http:\n  routes:\n    - { name: r, prefix: /, backends: [ { group: g } ] }\n"
+        group = "groups:\n  - name: g\n    backends: [ { address: 127.0.0.1:1 } ]\n"
+        cases = {
+            "h2c-with-tls": (group + "    proto: h2c\n    tls: { sni: backend.test }\n", 5, "HTTP/2 over TLS is proto: h2"),
+            "missing-ca": (group + f"    proto: h2\n    tls: {{ ca: {d}/no-such-ca.pem }}\n", 5, "no-such-ca.pem"),
+            "bad-sni": (group + "    proto: h2\n    tls: { sni: 'not a name' }\n", 5, "sni must be a host name"),
+            "h2-block-on-http": (group + "    h2: { max_connections: 1 }\n", 4, "an h2: block needs proto: h2c or h2"),
+        }
+        for name, (text, line, named) in cases.items():
+            with self.subTest(name):
+                path = os.path.join(d, f"{name}.yaml")
+                with open(path, "w") as f:
+                    f.write(text + route)
+                v = subprocess.run([BINARY, "validate", path], capture_output=True, text=True, timeout=30)
+                self.assertEqual(v.returncode, 1, v.stdout + v.stderr)
+                self.assertIn(f"{path}:{line}:", v.stderr)
+                self.assertIn(named, v.stderr)
+        path = os.path.join(d, "good.yaml")
+        with open(path, "w") as f:
+            f.write(group + f"    proto: h2\n    tls: {{ sni: backend.test, ca: {d}/ca.pem }}\n" + route)
+        v = subprocess.run([BINARY, "validate", path], capture_output=True, text=True, timeout=30)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
 
 
 def grpc_server(port):

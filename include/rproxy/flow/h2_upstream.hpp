@@ -1,12 +1,14 @@
-// rproxy/flow/h2_upstream.hpp: an HTTP/2 backend (h2c: prior knowledge over TCP) as a worker
-// sees it. Per backend and worker, few TCP connections (codec/h2/client_session.hpp) that carry
-// many requests at once: up to the backend's SETTINGS_MAX_CONCURRENT_STREAMS (and max_streams)
-// per connection, then another connection (up to max_connections), then a bounded queue. In
-// front of it a loopback HTTP/1.1 listener, which the flow driver connects to in place of the
-// backend (flow/upstream_redirect.hpp), as for HTTP/3 backends (flow/h3_upstream.hpp): every
-// downstream protocol and every stage works for HTTP/2 backends unchanged.
+// rproxy/flow/h2_upstream.hpp: an HTTP/2 backend (h2c: prior knowledge over TCP; or h2: TLS with
+// ALPN "h2") as a worker sees it. Per backend and worker, few connections
+// (codec/h2/client_session.hpp) that carry many requests at once: up to the backend's
+// SETTINGS_MAX_CONCURRENT_STREAMS (and max_streams) per connection, then another connection
+// (up to max_connections), then a bounded queue. In front of it a loopback HTTP/1.1 listener,
+// which the flow driver connects to in place of the backend (flow/upstream_redirect.hpp), as
+// for HTTP/3 backends (flow/h3_upstream.hpp): every downstream protocol and every stage works
+// for HTTP/2 backends unchanged.
 //
-//     auto up = std::make_shared<h2_upstream>(worker_io, h2_upstream::target{tcp_ep, "backend.example"});
+//     auto up = std::make_shared<h2_upstream>(worker_io, h2_upstream::target{tcp_ep, "backend.example", nullptr, ""});
+//     // over TLS: target{tcp_ep, "api.internal", tls_ctx /* shared_ptr<const net::tls_client_context> */, "api.internal"}
 //     up->listen();                       // 127.0.0.1:0; up->local() is the redirect target
 //     ... up->stop();                     // closes the listener and the HTTP/2 connections
 //
@@ -25,6 +27,15 @@
 // timeout); after it, the connection is closed mid-body (the gateway resets its client's stream
 // or closes its connection). A backend connection that dies fails only its own streams; the
 // next requests open a new one.
+//
+// TLS (a target with a client context, net/tls_client.hpp): each connection is TLS over its TCP
+// socket, verified as the context says (by default: the chain, and the SNI name or else the
+// backend's IP address), resuming a session kept from an earlier connection to the backend.
+// ALPN offers "h2" alone and the backend must select it: HTTP/2 with prior knowledge inside TLS
+// is not what RFC 9113 allows, and a backend that speaks HTTP/1.1 there would take the preface
+// for a bad request. A handshake or ALPN failure is a connect failure (the waiting requests get
+// a 502 naming it). The stream is net::upstream_stream: plain connections stay a bare socket
+// (a branch per read or write, no TLS object).
 #pragma once
 
 #include <algorithm>
@@ -57,7 +68,12 @@
 #include <rproxy/codec/http1/detail/chars.hpp>
 #include <rproxy/codec/http1/parser.hpp>
 #include <rproxy/flow/standin.hpp>
+#include <rproxy/net/error.hpp>
+#include <rproxy/net/tls_client.hpp>
+#include <rproxy/net/upstream_stream.hpp>
 #include <rproxy/observe/metrics.hpp>
+
+#include <openssl/ssl.h>
 
 namespace rproxy::flow {
 
@@ -87,6 +103,9 @@ public:
   struct target {
     asio::ip::tcp::endpoint address;
     std::string authority;  ///< :authority when the request has no Host
+    /// TLS to the backend with this context (null: h2c). Shared: kept connections hold it.
+    std::shared_ptr<const net::tls_client_context> tls{};
+    std::string sni{};  ///< with tls: the name sent and verified (empty: the backend's IP address verified)
   };
 
   h2_upstream(asio::io_context& io, target t, h2_upstream_options o = {}, h2_upstream_metrics m = {})
@@ -118,20 +137,32 @@ public:
     });
   }
 
+  /// New connections use `tls` (a reloaded CA file); open ones keep the context they were made
+  /// with. Ignored for an h2c target (any thread).
+  void update_tls(std::shared_ptr<const net::tls_client_context> tls) {
+    asio::post(io_, [self = shared_from_this(), tls = std::move(tls)]() mutable {
+      if (self->target_.tls && tls) self->target_.tls = std::move(tls);
+    });
+  }
+
+  /// Why the last connection attempt failed ("" after a success; for tests; on the worker).
+  const std::string& last_error() const noexcept { return last_error_; }
+
   /// Live HTTP/2 connections (for tests; on the worker).
   std::size_t connections() const noexcept { return conns_.size(); }
 
 private:
   struct request_state;
 
-  /// One backend connection: the session, its socket, the streams it carries.
+  /// One backend connection: the session, its stream (plain or TLS), the streams it carries.
   struct conn {
-    explicit conn(asio::io_context& io, const codec::h2::client_limits& l) : sock(io), kick(io), session(l) {}
-    asio::ip::tcp::socket sock;
+    explicit conn(asio::io_context& io, const codec::h2::client_limits& l) : sock(asio::ip::tcp::socket(io)), kick(io), session(l) {}
+    net::upstream_stream sock;
+    std::shared_ptr<const net::tls_client_context> tls;  ///< the context its TLS stream was made with
     asio::steady_timer kick;  ///< cancelled: the writer has something to send
     codec::h2::client_session session;
     std::unordered_map<std::int32_t, request_state*> streams;
-    bool ready = false, dead = false;
+    bool ready = false, dead = false, timed_out = false;
   };
 
   struct request_state {
@@ -197,29 +228,76 @@ private:
     wake_waiters();
   }
 
-  /// Connects, then reads: events to the streams. The writer runs beside it.
+  /// The fatal alert a backend sent during the handshake (+1; 0: none), per SSL: it names why a
+  /// handshake failed where the error does not (no_application_protocol: no h2 on that side).
+  static int alert_slot() {
+    static const int i = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return i;
+  }
+  static void keep_alert(const SSL* ssl, int where, int ret) {
+    if ((where & SSL_CB_READ_ALERT) != 0 && (ret >> 8) == SSL3_AL_FATAL)
+      SSL_set_ex_data(const_cast<SSL*>(ssl), alert_slot(), reinterpret_cast<void*>(static_cast<std::intptr_t>(ret & 0xff) + 1));
+  }
+
+  /// The TLS handshake of a connected `c` (SNI, verification, a kept session offered) and the
+  /// ALPN check; "" when the connection speaks h2, else why not.
+  asio::awaitable<std::string> start_tls(conn& c) {
+    c.tls = target_.tls;
+    c.sock.start_tls(c.tls->context());
+    SSL* ssl = c.sock.tls().native_handle();
+    static constexpr unsigned char h2_alpn[] = {2, 'h', '2'};  // this connection offers h2 alone
+    if (SSL_set_alpn_protos(ssl, h2_alpn, sizeof h2_alpn) != 0) co_return "cannot offer ALPN h2";
+    if (alert_slot() >= 0) SSL_set_info_callback(ssl, &keep_alert);
+    const auto ec = co_await net::async_client_handshake(c.sock.tls(), *c.tls, target_.sni, target_.address, opts_.connect_timeout);
+    if (ec == net::error::tls_verify_failed) {
+      const auto why = net::verify_reason(c.sock.tls());
+      co_return ec.message() + (why.empty() ? std::string() : ": " + std::string(why));
+    }
+    if (ec) {
+      const auto alert = alert_slot() >= 0 ? reinterpret_cast<std::intptr_t>(SSL_get_ex_data(ssl, alert_slot())) : 0;
+      if (alert == 0) co_return ec.message();
+      co_return ec.message() + " (the backend's alert: " + SSL_alert_desc_string_long(static_cast<int>(alert - 1)) + ")";
+    }
+    const unsigned char* p = nullptr;
+    unsigned n = 0;
+    SSL_get0_alpn_selected(c.sock.tls().native_handle(), &p, &n);
+    const std::string_view selected(reinterpret_cast<const char*>(p), p != nullptr ? n : 0);
+    if (selected != "h2")
+      co_return "the backend did not select h2 in TLS ALPN (" + (selected.empty() ? std::string("no protocol") : "it chose " + std::string(selected)) + ")";
+    co_return std::string();
+  }
+
+  /// Connects (and with TLS, the handshake), then reads: events to the streams. The writer
+  /// runs beside it.
   asio::awaitable<void> run(std::shared_ptr<h2_upstream> keep, std::shared_ptr<conn> c) {
     (void)keep;
     asio::steady_timer deadline(io_);
     deadline.expires_after(opts_.connect_timeout);
     deadline.async_wait([c](std::error_code ec) {
       if (!ec && !c->ready) {
+        c->timed_out = true;
         std::error_code ignored;
         c->sock.close(ignored);
       }
     });
-    auto [cec] = co_await c->sock.async_connect(target_.address, tuple);
+    auto [cec] = co_await c->sock.next_layer().async_connect(target_.address, tuple);
+    std::string why = cec ? cec.message() : std::string();
+    if (!cec && !c->dead && !stopped_) {
+      std::error_code ignored;
+      c->sock.next_layer().set_option(asio::ip::tcp::no_delay(true), ignored);
+      if (target_.tls) why = co_await start_tls(*c);
+    }
     deadline.cancel();
-    if (cec || c->dead || stopped_) {
-      last_error_ = cec ? cec : make_error_code(std::errc::operation_canceled);
+    if (c->timed_out) why = "no connection within connect_timeout";
+    if (why.empty() && (c->dead || stopped_)) why = make_error_code(std::errc::operation_canceled).message();
+    if (!why.empty()) {
+      last_error_ = (target_.tls ? "TLS to the HTTP/2 backend: " : "the HTTP/2 backend: ") + why;
       if (metrics_.connect_failures) metrics_.connect_failures->inc();
       drop(*c);
       co_return;
     }
-    std::error_code ignored;
-    c->sock.set_option(asio::ip::tcp::no_delay(true), ignored);
     c->ready = true;
-    last_error_ = {};
+    last_error_.clear();
     if (metrics_.connections_active) metrics_.connections_active->inc();
     asio::co_spawn(io_, write_loop(shared_from_this(), c), asio::detached);
     wake_waiters();
@@ -367,7 +445,7 @@ private:
       const auto give_up = std::chrono::steady_clock::now() + opts_.response_timeout;
       for (;;) {
         if (auto c = pick()) {
-          auto id = c->session.submit({method, "http", authority, path}, fields, !has_body);
+          auto id = c->session.submit({method, target_.tls ? "https" : "http", authority, path}, fields, !has_body);
           if (id) {
             r.c = c;
             r.id = *id;
@@ -390,8 +468,8 @@ private:
         waiting_.push_back(&r);
         (void)co_await wait(r);
         waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), &r), waiting_.end());
-        if (conns_.empty() && last_error_) {  // the connection this request waited for failed
-          co_await fail(502, last_error_.message());
+        if (conns_.empty() && !last_error_.empty()) {  // the connection this request waited for failed
+          co_await fail(502, last_error_);
           co_return;
         }
       }
@@ -486,7 +564,7 @@ private:
   asio::ip::tcp::endpoint local_;
   std::vector<std::shared_ptr<conn>> conns_;
   std::vector<request_state*> waiting_;
-  std::error_code last_error_;
+  std::string last_error_;  ///< why the last connection attempt failed ("" after a success)
   bool stopped_ = false;
 };
 

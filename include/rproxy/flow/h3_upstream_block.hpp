@@ -21,10 +21,10 @@
 namespace rproxy::flow {
 
 /// How a group's backends are spoken to.
-enum class upstream_proto { http, h3, h2c };
+enum class upstream_proto { http, h3, h2c, h2 };
 constexpr auto config_enum_names(upstream_proto) {
   return std::array{config::enum_name{"http", upstream_proto::http}, config::enum_name{"h3", upstream_proto::h3},
-                    config::enum_name{"h2c", upstream_proto::h2c}};
+                    config::enum_name{"h2c", upstream_proto::h2c}, config::enum_name{"h2", upstream_proto::h2}};
 }
 
 struct h3_upstream_block {
