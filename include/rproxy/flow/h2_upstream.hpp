@@ -68,6 +68,7 @@
 #include <rproxy/codec/http1/detail/chars.hpp>
 #include <rproxy/codec/http1/parser.hpp>
 #include <rproxy/flow/standin.hpp>
+#include <rproxy/flow/wakeup.hpp>
 #include <rproxy/net/error.hpp>
 #include <rproxy/net/tls_client.hpp>
 #include <rproxy/net/upstream_stream.hpp>
@@ -109,30 +110,26 @@ public:
   };
 
   h2_upstream(asio::io_context& io, target t, h2_upstream_options o = {}, h2_upstream_metrics m = {})
-      : io_(io), target_(std::move(t)), opts_(o), metrics_(m), acceptor_(io) {}
+      : io_(io), target_(std::move(t)), opts_(o), metrics_(m), listener_(io) {}
   h2_upstream(const h2_upstream&) = delete;
   h2_upstream& operator=(const h2_upstream&) = delete;
 
   /// Opens the loopback listener (any thread); accepting starts on the worker.
   std::error_code listen() {
-    std::error_code ec;
-    const asio::ip::tcp::endpoint ep(asio::ip::make_address_v4("127.0.0.1"), 0);
-    acceptor_.open(ep.protocol(), ec);
-    if (!ec) acceptor_.bind(ep, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (!ec) local_ = acceptor_.local_endpoint(ec);
-    if (ec) return ec;
-    asio::post(io_, [self = shared_from_this()] { self->accept(); });
+    if (auto ec = listener_.open()) return ec;
+    asio::post(io_, [self = shared_from_this()] {
+      self->listener_.accept([self](asio::ip::tcp::socket s) { asio::co_spawn(self->io_, self->serve(self, std::move(s)), asio::detached); });
+    });
     return {};
   }
-  const asio::ip::tcp::endpoint& local() const noexcept { return local_; }
+  const asio::ip::tcp::endpoint& local() const noexcept { return listener_.local(); }
 
   /// Closes the listener and every HTTP/2 connection (on the worker).
   void stop() {
     asio::post(io_, [self = shared_from_this()] {
       self->stopped_ = true;
+      self->listener_.close();
       std::error_code ignored;
-      self->acceptor_.close(ignored);
       for (auto& c : self->conns_) c->sock.close(ignored);
     });
   }
@@ -166,13 +163,13 @@ private:
   };
 
   struct request_state {
-    explicit request_state(asio::io_context& io) : wake(io) {}
-    asio::steady_timer wake;
+    explicit request_state(asio::io_context& io) : wake(io.get_executor()) {}
+    wakeup wake;  ///< the connection's events for this request (flow/wakeup.hpp: none is lost)
     std::shared_ptr<conn> c;
     std::int32_t id = -1;
     bool has_head = false, ended = false, failed = false;
     std::string body;
-    void poke() { wake.cancel(); }
+    void poke() { wake.notify(); }
   };
 
   static constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
@@ -359,25 +356,8 @@ private:
     return nullptr;
   }
 
-  void accept() {
-    if (stopped_) return;
-    acceptor_.async_accept([self = shared_from_this()](std::error_code ec, asio::ip::tcp::socket s) {
-      if (ec == asio::error::operation_aborted || self->stopped_) return;
-      if (!ec) {
-        std::error_code ignored;
-        s.set_option(asio::ip::tcp::no_delay(true), ignored);
-        asio::co_spawn(self->io_, self->serve(self, std::move(s)), asio::detached);
-      }
-      self->accept();
-    });
-  }
-
   /// Waits until `r` changes or the response timeout passes; false: timed out.
-  asio::awaitable<bool> wait(request_state& r) {
-    r.wake.expires_after(opts_.response_timeout);
-    auto [ec] = co_await r.wake.async_wait(tuple);
-    co_return static_cast<bool>(ec);  // cancelled: something happened
-  }
+  asio::awaitable<bool> wait(request_state& r) { return r.wake.wait(opts_.response_timeout); }
 
   static bool is_grpc(const std::vector<codec::h2::response_field>& fields) {
     bool grpc = false, status = false;
@@ -560,8 +540,7 @@ private:
   target target_;
   h2_upstream_options opts_;
   h2_upstream_metrics metrics_;
-  asio::ip::tcp::acceptor acceptor_;
-  asio::ip::tcp::endpoint local_;
+  standin::listener listener_;
   std::vector<std::shared_ptr<conn>> conns_;
   std::vector<request_state*> waiting_;
   std::string last_error_;  ///< why the last connection attempt failed ("" after a success)

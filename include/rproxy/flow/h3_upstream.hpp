@@ -81,30 +81,25 @@ public:
 
   h3_upstream(asio::io_context& io, target t, const net::quic::tls_credentials& creds, h3_upstream_options o = {},
               h3_upstream_metrics m = {})
-      : io_(io), target_(std::move(t)), creds_(&creds), opts_(o), metrics_(m), acceptor_(io) {}
+      : io_(io), target_(std::move(t)), creds_(&creds), opts_(o), metrics_(m), listener_(io) {}
   h3_upstream(const h3_upstream&) = delete;
   h3_upstream& operator=(const h3_upstream&) = delete;
 
   /// Opens the loopback listener (any thread); accepting starts on the worker.
   std::error_code listen() {
-    std::error_code ec;
-    const asio::ip::tcp::endpoint ep(asio::ip::make_address_v4("127.0.0.1"), 0);
-    acceptor_.open(ep.protocol(), ec);
-    if (!ec) acceptor_.bind(ep, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (!ec) local_ = acceptor_.local_endpoint(ec);
-    if (ec) return ec;
-    asio::post(io_, [self = shared_from_this()] { self->accept(); });
+    if (auto ec = listener_.open()) return ec;
+    asio::post(io_, [self = shared_from_this()] {
+      self->listener_.accept([self](asio::ip::tcp::socket s) { asio::co_spawn(self->io_, self->serve(self, std::move(s)), asio::detached); });
+    });
     return {};
   }
-  const asio::ip::tcp::endpoint& local() const noexcept { return local_; }
+  const asio::ip::tcp::endpoint& local() const noexcept { return listener_.local(); }
 
   /// Closes the listener and every QUIC connection (on the worker).
   void stop() {
     asio::post(io_, [self = shared_from_this()] {
       self->stopped_ = true;
-      std::error_code ignored;
-      self->acceptor_.close(ignored);
+      self->listener_.close();
       for (auto& c : self->conns_) c->close();
     });
   }
@@ -230,19 +225,6 @@ private:
       conns_.push_back(std::move(c));
     }
     return nullptr;
-  }
-
-  void accept() {
-    if (stopped_) return;
-    acceptor_.async_accept([self = shared_from_this()](std::error_code ec, asio::ip::tcp::socket s) {
-      if (ec == asio::error::operation_aborted || self->stopped_) return;
-      if (!ec) {
-        std::error_code ignored;
-        s.set_option(asio::ip::tcp::no_delay(true), ignored);
-        asio::co_spawn(self->io_, self->serve(self, std::move(s)), asio::detached);
-      }
-      self->accept();
-    });
   }
 
   static constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
@@ -408,8 +390,7 @@ private:
   const net::quic::tls_credentials* creds_;
   h3_upstream_options opts_;
   h3_upstream_metrics metrics_;
-  asio::ip::tcp::acceptor acceptor_;
-  asio::ip::tcp::endpoint local_;
+  standin::listener listener_;
   std::vector<std::unique_ptr<conn_type>> conns_;
   std::unordered_map<std::uint64_t, request_state*> requests_;
   std::vector<request_state*> waiting_;

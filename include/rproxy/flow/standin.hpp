@@ -4,6 +4,8 @@
 // HTTP/1.1 to it; the stand-in carries each request over the backend's protocol and writes the
 // response back as it arrives.
 //
+//     standin::listener l(io); l.open();          // l.local(): where the flow driver connects
+//     l.accept([self](asio::ip::tcp::socket s) { co_spawn(io, self->serve(self, std::move(s)), detached); });
 //     standin::reader in(sock);
 //     while (co_await in.next_head("the HTTP/2 stand-in")) {   // false: closed, or answered 502
 //       ... in.parser().head() ... in.parse() / in.consume() / co_await in.read_more() for a body
@@ -25,7 +27,10 @@
 #include <asio/awaitable.hpp>
 #include <asio/buffer.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/address_v4.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/socket_base.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
@@ -34,6 +39,50 @@
 namespace rproxy::flow::standin {
 
 inline constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+/// The stand-in's loopback listener: 127.0.0.1, a port of the kernel's choice (local(), the
+/// redirect target), on the worker's io_context.
+class listener {
+public:
+  explicit listener(asio::io_context& io) : acceptor_(io) {}
+
+  std::error_code open() {
+    std::error_code ec;
+    const asio::ip::tcp::endpoint ep(asio::ip::make_address_v4("127.0.0.1"), 0);
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (!ec) local_ = acceptor_.local_endpoint(ec);
+    return ec;
+  }
+  const asio::ip::tcp::endpoint& local() const noexcept { return local_; }
+
+  /// Accepts until close(), on the worker: each connection (TCP_NODELAY set) to `serve(socket)`.
+  /// `serve` keeps this listener's owner alive (it holds the owner's shared_ptr).
+  template <class Serve>
+  void accept(Serve serve) {
+    if (closed_) return;
+    acceptor_.async_accept([this, serve = std::move(serve)](std::error_code ec, asio::ip::tcp::socket s) mutable {
+      if (ec == asio::error::operation_aborted || closed_) return;
+      if (!ec) {
+        std::error_code ignored;
+        s.set_option(asio::ip::tcp::no_delay(true), ignored);
+        serve(std::move(s));
+      }
+      accept(std::move(serve));
+    });
+  }
+  void close() {
+    closed_ = true;
+    std::error_code ignored;
+    acceptor_.close(ignored);
+  }
+
+private:
+  asio::ip::tcp::acceptor acceptor_;
+  asio::ip::tcp::endpoint local_;
+  bool closed_ = false;
+};
 
 /// A complete answer of the stand-in itself (the connection closes after it).
 inline std::string simple_response(unsigned status, std::string_view text) {
