@@ -14,12 +14,12 @@
 #include <string>
 #include <tuple>
 
+#include <rproxy/app/cluster.hpp>
 #include <rproxy/app/every.hpp>
 #include <rproxy/app/pools.hpp>
 #include <rproxy/app/side_file.hpp>
 #include <rproxy/app/versions.hpp>
 #include <rproxy/admin/bans_api.hpp>
-#include <rproxy/cluster/instance.hpp>
 #include <rproxy/middleware/audit_block.hpp>
 
 #include "mc_proxy.hpp"
@@ -76,18 +76,15 @@ private:
   }
 
   /// Rate-limit counters and bans: in-process, or shared with the other instances through the
-  /// `redis:` block (the block is read once: a change needs a restart). False: logged.
+  /// `redis:` block (app/cluster.hpp: read once). False: logged.
   bool open_cluster(const config& c) {
-    auto redis = rproxy::cluster::instance::options_of(c.redis);  // reads the password (never logged)
-    if (!redis) return rt_.log().error("cannot use the redis: block", {{"error", redis.error()}}), false;
-    cluster_.emplace(rt_.pool(), *redis, rt_.metrics(), rt_.log(),
-                     rproxy::cluster::instance::settings{
-                         .sync_interval = c.shared_limits ? c.shared_limits->sync_interval : std::chrono::milliseconds(100),
-                         .policy = (c.shared_limits ? c.shared_limits->failure_policy() + ", " : std::string()) + "bans made here stay here",
-                         .bans = {.fold_identity_case = true},
-                         .kicks_metric = "mc_ban_kicks"});
-    shared_.cluster = &*cluster_;
-    return true;
+    cluster_ = rproxy::app::open_cluster(
+        rt_, c.redis,
+        {.sync_interval = c.shared_limits ? c.shared_limits->sync_interval : std::chrono::milliseconds(100),
+         .policy = (c.shared_limits ? c.shared_limits->failure_policy() + ", " : std::string()) + "bans made here stay here",
+         .bans = {.fold_identity_case = true}, .kicks_metric = "mc_ban_kicks"});
+    shared_.cluster = cluster_.get();
+    return cluster_ != nullptr;
   }
 
   /// The parts of a world that do not depend on the pipeline type.
@@ -134,7 +131,7 @@ private:
   std::shared_ptr<rproxy::app::pools> pools_;  ///< by server name, with their health checks
   mw::audit_file audit_sink_;                  ///< to the main log
   mw::audit_log audit_;
-  std::optional<rproxy::cluster::instance> cluster_;  ///< before shared_, which points at it
+  std::unique_ptr<rproxy::cluster::instance> cluster_;  ///< before shared_, which points at it
   shared_state shared_;
   std::map<std::string, std::shared_ptr<server_state>> states_;
   std::optional<rproxy::app::side_file> bans_;

@@ -3,7 +3,8 @@ wrote: Debian Chromium, headless, driven by npm puppeteer-core (tests/e2e/h3_gat
 QUIC forced on for the gateway's origin and its self-signed certificate trusted by SPKI hash.
 Through the gateway to an HTTP/1.1 backend (h3_gateway_test.py's Echo, which reports what it
 received): a page, a GET, a POST of more than 1 MiB (the body's SHA-256 checked at the backend),
-and 20 requests at once; each must have gone over h3 (Resource Timing's nextHopProtocol).
+and 20 requests at once; each must have gone over h3 (Resource Timing's nextHopProtocol). The
+same again through HTTP/2 (h2c) and HTTP/3 backends: Caddy in front of the Echo backend.
 Then a graceful shutdown (SIGTERM) while HTTP/3 requests are in flight: none fails.
 0-RTT (tests/e2e/h3_gateway/h3_0rtt.js): Chromium resumes new connections in the same profile;
 with `early_data: true` the GET it sends in early data reaches the backend with Early-Data: 1
@@ -137,7 +138,7 @@ class LossyRelay:
 
 
 class Http3Test(unittest.TestCase):
-    def start(self, quic="{ }"):
+    def start(self, quic="{ }", group=None):
         if not os.access(CHROMIUM, os.X_OK):
             raise AssertionError(f"{CHROMIUM} is missing: run scripts/setup (apt package chromium)")
         if not os.path.isdir(os.path.join(HERE, "node_modules", "puppeteer-core")):
@@ -146,6 +147,7 @@ class Http3Test(unittest.TestCase):
         self.cert, self.key, self.spki = make_cert(self.dir)
         self.be = backend("one")
         self.port, self.plain, self.admin = harness.free_port(), harness.free_port(), harness.free_port()
+        group = group or f"  - name: g\n    backends: [ {{ address: 127.0.0.1:{self.be.server_address[1]} }} ]\n"
         cfg = f"""admin: {{ listen: 127.0.0.1:{self.admin} }}
 listen: 127.0.0.1:{self.plain}
 tls:
@@ -153,9 +155,7 @@ tls:
   certificates: [ {{ cert: {self.cert}, key: {self.key} }} ]
 quic: {quic}
 groups:
-  - name: g
-    backends: [ {{ address: 127.0.0.1:{self.be.server_address[1]} }} ]
-http:
+{group}http:
   routes:
     - name: all
       prefix: /
@@ -209,6 +209,45 @@ access_log: false
             self.assertGreaterEqual(m.get('h3gw_requests_by_protocol_total{protocol="h3"}', 0), 23)
         finally:
             self.assertEqual(self.gw.stop(), 0)
+
+    def test_chromium_through_to_http2_and_http3_backends(self):
+        """Chromium over HTTP/3 to the gateway; the gateway over h2c, then over HTTP/3, to Caddy
+        (Go's HTTP/2 and quic-go: servers nobody here wrote), Caddy to the Echo backend. Caddy's
+        access log says which protocol each request reached it on."""
+        import shutil
+        from h3_gateway_h3_upstream_test import Caddy
+        self.assertTrue(shutil.which("caddy"), "caddy is missing: run scripts/setup")
+        for proto, logged in (("h2c", "HTTP/2.0"), ("h3", "HTTP/3.0")):
+            with self.subTest(backend=proto):
+                d = tempfile.mkdtemp(prefix=f"rproxy-h3-{proto}-")
+                make_cert(d)  # (d/cert.pem: Caddy's certificate, the gateway's CA for it)
+                echo = backend("one")
+                caddy = Caddy(d, harness.free_port(), echo.server_address[1], h2c=proto == "h2c").start()
+                tls = f"\n    h3: {{ ca_file: {d}/cert.pem, server_name: localhost }}" if proto == "h3" else ""
+                try:
+                    self.start(group=f"""  - name: g
+    proto: {proto}{tls}
+    backends: [ {{ address: 127.0.0.1:{caddy.port} }} ]
+""")
+                    try:
+                        r = self.browser()
+                        self.assertEqual((r["page_status"], r["page_protocol"]), (200, "h3"))
+                        self.assertEqual((r["get_status"], r["get_protocol"]), (200, "h3"))
+                        self.assertEqual(r["get_body"]["backend"], "one")
+                        self.assertEqual(r["get_body"]["path"], "/get?x=1")
+                        self.assertEqual((r["post_status"], r["post_protocol"]), (200, "h3"))
+                        self.assertEqual(r["post_body"]["body_len"], 1048576 + 12345)
+                        self.assertEqual(r["post_body"]["body_sha"], r["post_sha"])
+                        self.assertEqual(r["many_ok"], 20)
+                        # page, GET, POST and 20 at once: each reached Caddy over the group's protocol
+                        harness.wait_until(lambda: len(caddy.protos()) >= 23, what="Caddy's access log of 23 requests")
+                        self.assertEqual(set(caddy.protos()), {logged})
+                    finally:
+                        self.assertEqual(self.gw.stop(), 0)
+                finally:
+                    caddy.kill()
+                    echo.shutdown()
+                    echo.server_close()
 
     def resume(self, port=None):
         """h3_0rtt.js against the gateway: its JSON line, and what the backend saw."""

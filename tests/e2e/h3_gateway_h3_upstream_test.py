@@ -59,24 +59,27 @@ class Backend(http.server.ThreadingHTTPServer):
 
 
 class Caddy:
-    """Caddy serving HTTP/3 (and h1/h2) on 127.0.0.1:port with a test certificate, proxying to
-    the backend, with a JSON access log."""
+    """Caddy serving HTTP/3 (and h1/h2) on 127.0.0.1:port with a test certificate (d/cert.pem,
+    d/key.pem), or with h2c=True HTTP/2 with prior knowledge (and h1) over plain TCP, proxying
+    to the backend, with a JSON access log."""
 
-    def __init__(self, d, port, backend_port):
+    def __init__(self, d, port, backend_port, h2c=False):
         self.dir, self.port = d, port
         self.log = os.path.join(d, "caddy-access.log")
         self.caddyfile = os.path.join(d, "Caddyfile")
+        site = f"http://:{port}" if h2c else f"https://:{port}"
+        tls = "" if h2c else f"tls {d}/cert.pem {d}/key.pem"
         with open(self.caddyfile, "w") as f:
             f.write(f"""{{
   admin off
   auto_https disable_redirects
   servers {{
-    protocols h1 h2 h3
+    protocols h1 h2 {"h2c" if h2c else "h3"}
   }}
 }}
-https://:{port} {{
+{site} {{
   bind 127.0.0.1
-  tls {d}/cert.pem {d}/key.pem
+  {tls}
   log {{
     output file {self.log}
     format json

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,12 @@ struct relay_config {
     return config::fields(config::doc<&relay_config::buffer_size>("buffer per direction per connection (bounds memory; backpressure beyond)"),
                           config::doc<&relay_config::splice>("zero-copy splice(2) between sockets on Linux"),
                           config::doc<&relay_config::idle_timeout>("close connections with no bytes either way for this long"));
+  }
+  void validate(config::validator& v) const {
+    // The relay keeps sizes in 32 bits (net/relay.hpp); far below that, a buffer this large per
+    // direction per connection is a typo.
+    if (buffer_size.bytes < 1024 || buffer_size.bytes > (std::uint64_t{1} << 30))
+      v.at(&relay_config::buffer_size).error("must be between 1KiB and 1GiB");
   }
 };
 

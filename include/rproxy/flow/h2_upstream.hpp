@@ -56,6 +56,7 @@
 #include <rproxy/codec/h2/client_session.hpp>
 #include <rproxy/codec/http1/detail/chars.hpp>
 #include <rproxy/codec/http1/parser.hpp>
+#include <rproxy/flow/standin.hpp>
 #include <rproxy/observe/metrics.hpp>
 
 namespace rproxy::flow {
@@ -293,15 +294,6 @@ private:
     });
   }
 
-  static std::string simple_response(unsigned status, std::string_view text) {
-    std::string r = "HTTP/1.1 " + std::to_string(status) +
-                    (status == 504 ? " Gateway Timeout" : status == 503 ? " Service Unavailable" : " Bad Gateway");
-    r += "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(text.size() + 1) + "\r\nConnection: close\r\n\r\n";
-    r += text;
-    r += '\n';
-    return r;
-  }
-
   /// Waits until `r` changes or the response timeout passes; false: timed out.
   asio::awaitable<bool> wait(request_state& r) {
     r.wake.expires_after(opts_.response_timeout);
@@ -331,55 +323,25 @@ private:
   asio::awaitable<void> serve(std::shared_ptr<h2_upstream> keep, asio::ip::tcp::socket s) {
     (void)keep;
     namespace http1 = codec::http1;
-    http1::request_parser parser(http1::limits{});
-    std::string in;
-    std::size_t in_off = 0;
-    auto view = [&] { return std::string_view(in).substr(in_off); };
-    auto consume = [&](std::size_t n) {
-      in_off += n;
-      if (in_off > 64 * 1024 && in_off * 2 > in.size()) {
-        in.erase(0, in_off);
-        in_off = 0;
-      }
-    };
-    auto read_more = [&]() -> asio::awaitable<bool> {
-      const auto old = in.size();
-      in.resize(old + 16 * 1024);
-      auto [ec, n] = co_await s.async_read_some(asio::buffer(in.data() + old, 16 * 1024), tuple);
-      in.resize(old + (ec ? 0 : n));
-      co_return !ec && n > 0;
-    };
+    standin::reader in(s);
     std::string method, path, authority;
     std::vector<codec::h2::response_field> fields;
     for (;;) {
       // 1. The head.
-      http1::message_info info;
-      for (;;) {
-        auto pr = parser.parse(view());
-        if (pr.what == http1::event::need_more) {
-          consume(pr.consumed);
-          if (!co_await read_more()) co_return;
-          continue;
-        }
-        if (pr.what != http1::event::head) {
-          (void)co_await asio::async_write(s, asio::buffer(simple_response(502, "bad request to the HTTP/2 stand-in")), tuple);
-          co_return;
-        }
-        const auto& h = parser.head();
-        info = parser.info();
-        method.assign(h.method);
-        path.assign(h.target);
-        authority.clear();
-        fields.clear();
-        for (const auto& f : h.fields) {
-          if (http1::detail::iequals(f.name, "host")) authority.assign(f.value);
-          else fields.push_back({std::string(f.name), std::string(f.value)});
-        }
-        fields.push_back({"te", "trailers"});  // this path carries trailers both ways
-        if (authority.empty()) authority = target_.authority;
-        consume(pr.consumed);
-        break;
+      if (!co_await in.next_head("the HTTP/2 stand-in")) co_return;
+      const auto& h = in.parser().head();
+      const http1::message_info info = in.parser().info();
+      method.assign(h.method);
+      path.assign(h.target);
+      authority.clear();
+      fields.clear();
+      for (const auto& f : h.fields) {
+        if (http1::detail::iequals(f.name, "host")) authority.assign(f.value);
+        else fields.push_back({std::string(f.name), std::string(f.value)});
       }
+      fields.push_back({"te", "trailers"});  // this path carries trailers both ways
+      if (authority.empty()) authority = target_.authority;
+      in.consume_head();
       const bool has_body = info.chunked || info.content_length > 0;
 
       // 2. A stream, then the request.
@@ -400,7 +362,7 @@ private:
       if (metrics_.requests) metrics_.requests->inc();
       auto fail = [&](unsigned status, std::string_view why) -> asio::awaitable<void> {
         if (metrics_.failures) metrics_.failures->inc();
-        (void)co_await asio::async_write(s, asio::buffer(simple_response(status, why)), tuple);
+        (void)co_await asio::async_write(s, asio::buffer(standin::simple_response(status, why)), tuple);
       };
       const auto give_up = std::chrono::steady_clock::now() + opts_.response_timeout;
       for (;;) {
@@ -438,22 +400,22 @@ private:
       if (has_body) {
         bool done = false;
         while (!done && !r.failed) {
-          auto pr = parser.parse(view());
+          auto pr = in.parse();
           switch (pr.what) {
             case http1::event::body:
               (void)r.c->session.send_data(r.id, pr.data);
-              consume(pr.consumed);
+              in.consume(pr.consumed);
               r.c->kick.cancel();
               while (!r.failed && !r.c->dead && r.c->session.queued(r.id) > opts_.max_body_buffer)
                 if (!co_await wait(r)) break;
               break;
             case http1::event::need_more:
-              consume(pr.consumed);
-              if (!co_await read_more()) co_return;
+              in.consume(pr.consumed);
+              if (!co_await in.read_more()) co_return;
               break;
             case http1::event::message_complete:
-              (void)r.c->session.end_stream(r.id, parser.trailers());
-              consume(pr.consumed);
+              (void)r.c->session.end_stream(r.id, in.parser().trailers());
+              in.consume(pr.consumed);
               r.c->kick.cancel();
               done = true;
               break;
@@ -462,8 +424,8 @@ private:
           }
         }
       } else {
-        auto pr = parser.parse(view());
-        if (pr.what == http1::event::message_complete) consume(pr.consumed);
+        auto pr = in.parse();
+        if (pr.what == http1::event::message_complete) in.consume(pr.consumed);
       }
 
       // 4. The response head.
@@ -494,45 +456,24 @@ private:
       out += "\r\n";
 
       // 5. The body, given back to the backend's window as it is written to the gateway.
-      for (;;) {
-        const bool last = r.ended;  // (set after the stream's last bytes: all of them are in r.body now)
-        if (!r.body.empty()) {
-          if (chunked) {
-            char size[24];
-            const int k = std::snprintf(size, sizeof size, "%zx\r\n", r.body.size());
-            out.append(size, static_cast<std::size_t>(k));
-            out += r.body;
-            out += "\r\n";
-          } else {
-            out += r.body;
-          }
+      struct source {
+        h2_upstream& up;
+        request_state& r;
+        const std::vector<codec::h2::response_field>* trailers_only;
+        std::string& body() { return r.body; }
+        bool ended() const { return r.ended; }
+        bool failed() const { return r.failed; }
+        void credit(std::size_t n) {
+          if (r.c->dead) return;
+          r.c->session.consume(r.id, n);
+          r.c->kick.cancel();
         }
-        const auto n = r.body.size();
-        r.body.clear();
-        if (last && chunked) {
-          out += "0\r\n";
-          append_fields(out, trailers_only ? moved : r.c->session.response(r.id).trailers);
-          out += "\r\n";
-        }
-        if (!out.empty()) {
-          auto [wec, wn] = co_await asio::async_write(s, asio::buffer(out), tuple);
-          out.clear();
-          if (wec) co_return;
-          if (n > 0 && !r.c->dead) {
-            r.c->session.consume(r.id, n);
-            r.c->kick.cancel();
-          }
-        }
-        if (last) break;
-        if (r.failed) {  // mid-body: the gateway sees the close
-          if (metrics_.failures) metrics_.failures->inc();
-          co_return;
-        }
-        if (r.body.empty() && !co_await wait(r)) {
-          if (metrics_.failures) metrics_.failures->inc();
-          co_return;
-        }
-      }
+        void trailers(std::string& o) { append_fields(o, trailers_only ? *trailers_only : r.c->session.response(r.id).trailers); }
+        asio::awaitable<bool> wait() { return up.wait(r); }
+      } src{*this, r, trailers_only ? &moved : nullptr};
+      const auto end = co_await standin::write_body(s, std::move(out), chunked, src);
+      if (end == standin::body_end::cut && metrics_.failures) metrics_.failures->inc();
+      if (end != standin::body_end::complete) co_return;
       if (!info.keep_alive) co_return;
     }
   }

@@ -59,10 +59,10 @@
 #include <rproxy/codec/http1/request_view.hpp>
 #include <rproxy/codec/http1/serializer.hpp>
 #include <rproxy/flow/drain.hpp>
-#include <rproxy/flow/h2.hpp>
 #include <rproxy/flow/http1.hpp>
 #include <rproxy/flow/http1_io.hpp>
 #include <rproxy/flow/serve.hpp>
+#include <rproxy/flow/wakeup.hpp>
 #include <rproxy/net/connector.hpp>
 #include <rproxy/net/error.hpp>
 #include <rproxy/net/quic/connection.hpp>
@@ -93,7 +93,7 @@ struct stream_state {
   bool ended = false, aborted = false, closed = false, done = false, finished = false;
   bool early = false;  ///< some of the request came in 0-RTT (before the handshake completed)
   asio::ip::tcp::socket* backend = nullptr;
-  h2_detail::wakeup wake;
+  wakeup wake;
 };
 
 /// RFC 9110 §9.2.1: the methods that may be forwarded from early data (replays do no harm).
@@ -649,7 +649,7 @@ private:
   std::vector<stream_state*> waiting_;
   std::unordered_set<std::int64_t> early_;  ///< request streams that got 0-RTT data, until their request starts
   std::size_t tasks_ = 0;
-  std::optional<h2_detail::wakeup> linger_;
+  std::optional<wakeup> linger_;
   bool accepted_ = false, stopping_ = false, draining_ = false, done_ = false, lingering_ = false;
 };
 

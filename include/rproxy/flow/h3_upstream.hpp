@@ -47,6 +47,8 @@
 
 #include <rproxy/codec/h3/client_session.hpp>
 #include <rproxy/codec/http1/parser.hpp>
+#include <rproxy/flow/standin.hpp>
+#include <rproxy/flow/wakeup.hpp>
 #include <rproxy/net/quic/client_connection.hpp>
 #include <rproxy/net/quic/tls.hpp>
 #include <rproxy/observe/metrics.hpp>
@@ -136,21 +138,21 @@ private:
       if (auto* r = up->find(tag)) {
         r->head = std::move(h);
         r->has_head = true;
-        r->wake.cancel();
+        r->wake.notify();
       }
     }
     template <class S>
     void on_response_data(S&, std::uint64_t tag, const std::uint8_t* d, std::size_t n) {
       if (auto* r = up->find(tag)) {
         r->body.append(reinterpret_cast<const char*>(d), n);
-        r->wake.cancel();
+        r->wake.notify();
       }
     }
     template <class S>
     void on_response_end(S&, std::uint64_t tag) {
       if (auto* r = up->find(tag)) {
         r->ended = true;
-        r->wake.cancel();
+        r->wake.notify();
       }
     }
     template <class S>
@@ -158,7 +160,7 @@ private:
       if (auto* r = up->find(tag)) {
         r->error = ec;
         r->conn = nullptr;
-        r->wake.cancel();
+        r->wake.notify();
       }
     }
     template <class S>
@@ -176,8 +178,8 @@ private:
   using conn_type = net::quic::client_connection<session>;
 
   struct request_state {
-    explicit request_state(asio::io_context& io) : wake(io) {}
-    asio::steady_timer wake;
+    explicit request_state(asio::io_context& io) : wake(io.get_executor()) {}
+    wakeup wake;  ///< the connection's events for this request (flow/wakeup.hpp: none is lost)
     conn_type* conn = nullptr;
     std::int64_t sid = -1;
     codec::h3::response_head head;
@@ -191,7 +193,7 @@ private:
     return it == requests_.end() ? nullptr : it->second;
   }
   void wake_waiters() {
-    for (auto* r : waiting_) r->wake.cancel();
+    for (auto* r : waiting_) r->wake.notify();
   }
 
   /// A connection with room for one more request, opening one when there is none and the pool
@@ -245,69 +247,27 @@ private:
 
   static constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
-  static std::string simple_response(unsigned status, std::string_view text) {
-    std::string r = "HTTP/1.1 " + std::to_string(status) + (status == 504 ? " Gateway Timeout" : " Bad Gateway");
-    r += "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(text.size() + 1) + "\r\nConnection: close\r\n\r\n";
-    r += text;
-    r += '\n';
-    return r;
-  }
-
   /// Waits until `r` changes or the response timeout passes; false: timed out.
-  asio::awaitable<bool> wait(request_state& r) {
-    r.wake.expires_after(opts_.response_timeout);
-    auto [ec] = co_await r.wake.async_wait(tuple);
-    co_return static_cast<bool>(ec);  // cancelled: something happened
-  }
+  asio::awaitable<bool> wait(request_state& r) { return r.wake.wait(opts_.response_timeout); }
 
   /// One loopback connection from the gateway: requests one after another (keep-alive).
   asio::awaitable<void> serve(std::shared_ptr<h3_upstream> keep, asio::ip::tcp::socket s) {
     (void)keep;  // (held by the frame)
-    codec::http1::request_parser parser(codec::http1::limits{});
-    std::string in;
-    std::size_t in_off = 0;
-    auto view = [&] { return std::string_view(in).substr(in_off); };
-    auto consume = [&](std::size_t n) {
-      in_off += n;
-      if (in_off > 64 * 1024 && in_off * 2 > in.size()) {
-        in.erase(0, in_off);
-        in_off = 0;
-      }
-    };
-    auto read_more = [&]() -> asio::awaitable<bool> {
-      const auto old = in.size();
-      in.resize(old + 16 * 1024);
-      auto [ec, n] = co_await s.async_read_some(asio::buffer(in.data() + old, 16 * 1024), tuple);
-      in.resize(old + (ec ? 0 : n));
-      co_return !ec && n > 0;
-    };
+    standin::reader in(s);
     for (;;) {
       // 1. The head.
+      if (!co_await in.next_head("the HTTP/3 stand-in")) co_return;
       codec::h3::request_head req;
-      codec::http1::message_info info;
-      for (;;) {
-        auto pr = parser.parse(view());
-        if (pr.what == codec::http1::event::need_more) {
-          consume(pr.consumed);
-          if (!co_await read_more()) co_return;
-          continue;
-        }
-        if (pr.what != codec::http1::event::head) {
-          (void)co_await asio::async_write(s, asio::buffer(simple_response(502, "bad request to the HTTP/3 stand-in")), tuple);
-          co_return;
-        }
-        const auto& h = parser.head();
-        info = parser.info();
-        req.method.assign(h.method);
-        req.path.assign(h.target);
-        for (const auto& f : h.fields) {
-          if (codec::h3::detail::iequals(f.name, "host")) req.authority.assign(f.value);
-          else req.headers.push_back({std::string(f.name), std::string(f.value)});
-        }
-        if (req.authority.empty()) req.authority = target_.server_name;
-        consume(pr.consumed);
-        break;
+      const auto& h = in.parser().head();
+      const codec::http1::message_info info = in.parser().info();
+      req.method.assign(h.method);
+      req.path.assign(h.target);
+      for (const auto& f : h.fields) {
+        if (codec::h3::detail::iequals(f.name, "host")) req.authority.assign(f.value);
+        else req.headers.push_back({std::string(f.name), std::string(f.value)});
       }
+      if (req.authority.empty()) req.authority = target_.server_name;
+      in.consume_head();
       const bool has_body = info.chunked || info.content_length > 0;
 
       // 2. A connection, then the request.
@@ -328,7 +288,7 @@ private:
       if (metrics_.requests) metrics_.requests->inc();
       auto fail = [&](unsigned status, std::string_view why) -> asio::awaitable<void> {
         if (metrics_.failures) metrics_.failures->inc();
-        (void)co_await asio::async_write(s, asio::buffer(simple_response(status, why)), tuple);
+        (void)co_await asio::async_write(s, asio::buffer(standin::simple_response(status, why)), tuple);
       };
       const auto give_up = std::chrono::steady_clock::now() + opts_.response_timeout;
       for (;;) {
@@ -370,11 +330,11 @@ private:
       if (has_body) {
         bool done = false;
         while (!done) {
-          auto pr = parser.parse(view());
+          auto pr = in.parse();
           switch (pr.what) {
             case codec::http1::event::body:
               if (r.conn) (void)r.conn->app().send_body(r.sid, pr.data, false);
-              consume(pr.consumed);
+              in.consume(pr.consumed);
               while (r.conn && !r.error && r.conn->app().body_buffered(r.sid) > opts_.max_body_buffer) {
                 asio::steady_timer t(io_);  // acknowledgements do not wake us: look again soon
                 t.expires_after(std::chrono::milliseconds(2));
@@ -382,11 +342,11 @@ private:
               }
               break;
             case codec::http1::event::need_more:
-              consume(pr.consumed);
-              if (!co_await read_more()) co_return;
+              in.consume(pr.consumed);
+              if (!co_await in.read_more()) co_return;
               break;
             case codec::http1::event::message_complete:
-              consume(pr.consumed);
+              in.consume(pr.consumed);
               if (r.conn) (void)r.conn->app().send_body(r.sid, {}, true);
               done = true;
               break;
@@ -396,8 +356,8 @@ private:
           if (r.error) break;
         }
       } else {
-        auto pr = parser.parse(view());
-        if (pr.what == codec::http1::event::message_complete) consume(pr.consumed);
+        auto pr = in.parse();
+        if (pr.what == codec::http1::event::message_complete) in.consume(pr.consumed);
       }
 
       // 4. The response head.
@@ -424,37 +384,21 @@ private:
       out += "\r\n";
 
       // 5. The body, credited to the server as it is written to the gateway.
-      for (;;) {
-        if (!r.body.empty()) {
-          if (chunked) {
-            char size[24];
-            const int k = std::snprintf(size, sizeof size, "%zx\r\n", r.body.size());
-            out.append(size, static_cast<std::size_t>(k));
-            out += r.body;
-            out += "\r\n";
-          } else {
-            out += r.body;
-          }
-          const auto n = r.body.size();
-          r.body.clear();
+      struct source {
+        h3_upstream& up;
+        request_state& r;
+        std::string& body() { return r.body; }
+        bool ended() const { return r.ended; }
+        bool failed() const { return static_cast<bool>(r.error); }
+        void credit(std::size_t n) {
           if (r.conn) r.conn->app().consume(r.sid, n);
         }
-        if (r.ended && chunked) out += "0\r\n\r\n";
-        if (!out.empty()) {
-          auto [wec, wn] = co_await asio::async_write(s, asio::buffer(out), tuple);
-          out.clear();
-          if (wec) co_return;
-        }
-        if (r.ended) break;
-        if (r.error) {  // mid-body: the gateway sees the close
-          if (metrics_.failures) metrics_.failures->inc();
-          co_return;
-        }
-        if (r.body.empty() && !co_await wait(r)) {
-          if (metrics_.failures) metrics_.failures->inc();
-          co_return;
-        }
-      }
+        void trailers(std::string&) {}  // (HTTP/3 response trailers are not carried yet)
+        asio::awaitable<bool> wait() { return up.wait(r); }
+      } src{*this, r};
+      const auto end = co_await standin::write_body(s, std::move(out), chunked, src);
+      if (end == standin::body_end::cut && metrics_.failures) metrics_.failures->inc();
+      if (end != standin::body_end::complete) co_return;
       if (!info.keep_alive) co_return;
     }
   }

@@ -146,13 +146,17 @@ class relay_op : private idle_sweep::entry {
   static constexpr bool can_splice =
       splice_available && is_tcp_socket<Client>::value && is_tcp_socket<Backend>::value;
 
+  /// A direction's bytes in flight (56 bytes: its sizes in 32 bits, its flags apart, with the
+  /// relay's own).
   struct direction {
-    std::unique_ptr<char[]> buf;  // buffered path: held while bytes move (see pump); opts_.buffer_size bytes
+    std::unique_ptr<char[]> buf;  // buffered path: held while bytes move (see pump); buffer_size_ bytes
     const char* wptr = nullptr;  // bytes read and not yet written
-    std::size_t wlen = 0;
     std::error_code deferred;  // a read error that came with bytes: handled once they are written
     splice_pipe pipe;          // splice path: held while bytes move, or while in_pipe > 0
-    std::size_t in_pipe = 0;
+    std::uint32_t wlen = 0;
+    std::uint32_t in_pipe = 0;
+  };
+  struct direction_flags {
     bool spliced = false;
     bool tried = false;  // splice(2) worked once: no falling back after that
     bool counting = true;
@@ -164,7 +168,7 @@ public:
       : client_(c), backend_(b), opts_(o), handler_(std::move(h)),
         work_(make_work(handler_, c.get_executor())), same_executor_(same_executor(c, b)),
         drained_ok_(same_executor_ && io_context_of(c.get_executor()) != nullptr), splice_(o.splice),
-        shutdown_last_(o.shutdown_last) {}
+        shutdown_last_(o.shutdown_last), buffer_size_(static_cast<std::uint32_t>(o.buffer_size)) {}
 
   ~relay_op() {
     if (own_timer_) delete timer_;
@@ -231,15 +235,12 @@ private:
   /// about 100 bytes less per idle direction.)
   template <class S, class Start, class F>
   void start_on(S& s, Start start, F f) {
-    if (static_cast<void*>(&s) == static_cast<void*>(&client_) || same_executor_) start(wrap(std::move(f)));
-    else start(asio::bind_executor(client_.get_executor(), wrap(std::move(f))));
+    start_handler_on(s, std::move(start), wrap(std::move(f)));
   }
-
-  /// The same for a wait that may pend for as long as the flow idles: its operation is
-  /// allocated at its own size (exact_allocator), not in a recycled block of a larger one.
-  template <class S, class Start, class F>
-  void start_waiting_on(S& s, Start start, F f) {
-    start_on(s, [&](auto h) { start(exactly_allocated<decltype(h)>{std::move(h)}); }, std::move(f));
+  template <class S, class Start, class H>
+  void start_handler_on(S& s, Start start, H h) {
+    if (static_cast<void*>(&s) == static_cast<void*>(&client_) || same_executor_) start(std::move(h));
+    else start(asio::bind_executor(client_.get_executor(), std::move(h)));
   }
 
   /// The same executor, or (executor types that differ, as any_io_executor and
@@ -272,15 +273,29 @@ private:
     relay_op* op_;
   };
 
+  /// The handler of a wait, which may pend for as long as the flow idles: wrap()'s work with
+  /// nothing but the relay's counted reference (8 bytes, not wrap's 16), so that with asio's
+  /// 64-byte reactor_op the operation takes an 80-byte heap block rather than 96.
+  template <int D, bool Readable>
+  struct wait_handler {
+    pending_ref ref;
+    void operator()(std::error_code ec) {
+      relay_op* op = ref.release();
+      --op->pending_;
+      if (!op->finished_) op->template on_wait<D, Readable>(ec);
+      op->leave();
+    }
+  };
+
   void begin() {
     if constexpr (can_splice)
       if (splice_) setup_splice();
     if (opts_.idle_timeout > clock::duration::zero()) start_idle();
     if (opts_.initial_to_backend) {
       auto& d = dirs_[0];
-      d.counting = false;
+      flags_[0].counting = false;
       d.wptr = opts_.initial_to_backend->data();
-      d.wlen = opts_.initial_to_backend->size();
+      d.wlen = static_cast<std::uint32_t>(opts_.initial_to_backend->size());
       write<0>();
     } else {
       pump<0>();
@@ -295,7 +310,7 @@ private:
   template <int D> void pump() {
     if (finished_) return;
     if constexpr (can_splice) {
-      if (dirs_[D].spliced) return splice_in<D>();
+      if (flags_[D].spliced) return splice_in<D>();
       return read_now<D>();
     } else {
       read<D>();
@@ -307,7 +322,7 @@ private:
   /// Gives a direction's pipe or buffer back to the pool (a pipe only when it is empty).
   template <int D> void release() noexcept {
     auto& d = dirs_[D];
-    if (d.buf) pool().give_buffer({std::move(d.buf), opts_.buffer_size});
+    if (d.buf) pool().give_buffer({std::move(d.buf), buffer_size_});
     if (d.pipe.is_open()) {
       if (d.in_pipe == 0) pool().give_pipe(std::move(d.pipe));
       else pool().forget_pipe(std::move(d.pipe));
@@ -317,8 +332,8 @@ private:
   // --- buffered path -------------------------------------------------------------------------
   template <int D> void read() {
     auto& d = dirs_[D];
-    if (!d.buf) d.buf = pool().take_buffer(opts_.buffer_size).data;
-    start_on(src<D>(), [&](auto h) { src<D>().async_read_some(asio::buffer(d.buf.get(), opts_.buffer_size), std::move(h)); },
+    if (!d.buf) d.buf = pool().take_buffer(buffer_size_).data;
+    start_on(src<D>(), [&](auto h) { src<D>().async_read_some(asio::buffer(d.buf.get(), buffer_size_), std::move(h)); },
              [this](std::error_code ec, std::size_t n) { on_read<D>(ec, n); });
   }
 
@@ -327,12 +342,12 @@ private:
   template <int D> void read_now() {
 #if defined(__linux__)
     auto& d = dirs_[D];
-    if (!d.buf) d.buf = pool().take_buffer(opts_.buffer_size).data;
+    if (!d.buf) d.buf = pool().take_buffer(buffer_size_).data;
     ssize_t n;
-    do n = ::recv(src<D>().native_handle(), d.buf.get(), opts_.buffer_size, MSG_DONTWAIT);
+    do n = ::recv(src<D>().native_handle(), d.buf.get(), buffer_size_, MSG_DONTWAIT);
     while (n < 0 && errno == EINTR);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      pool().give_buffer({std::move(d.buf), opts_.buffer_size});
+      pool().give_buffer({std::move(d.buf), buffer_size_});
       return wait<D, true, true>();
     }
     if (n < 0) return on_read_end<D>(std::error_code(errno, asio::error::get_system_category()));
@@ -347,7 +362,7 @@ private:
     if (n == 0) return on_read_end<D>(ec ? ec : asio::error::eof);  // 0 bytes, no error: eof
     touch();
     d.wptr = d.buf.get();
-    d.wlen = n;
+    d.wlen = static_cast<std::uint32_t>(n);
     d.deferred = ec;
     write<D>();
   }
@@ -370,13 +385,13 @@ private:
     if (n > 0) {
       touch();
       d.wptr += n;
-      d.wlen -= n;
-      if (d.counting) bytes<D>() += n;
+      d.wlen -= static_cast<std::uint32_t>(n);
+      if (flags_[D].counting) bytes<D>() += n;
     }
     if (ec) return fail(classify(ec, dst_side<D>), ec);
     if (d.wlen > 0) return write<D>();
-    if (!d.counting) {  // the initial bytes are out: relay the client from now on
-      d.counting = true;
+    if (!flags_[D].counting) {  // the initial bytes are out: relay the client from now on
+      flags_[D].counting = true;
       opts_.initial_to_backend.reset();
       return pump<D>();
     }
@@ -385,13 +400,13 @@ private:
   }
 
   template <int D> void half_close() {
-    dirs_[D].done = true;
+    flags_[D].done = true;
     std::error_code ignored;  // a peer already gone shows up on the other direction
     using dst_t = std::remove_reference_t<decltype(dst<D>())>;
-    const bool last = dirs_[0].done && dirs_[1].done;
+    const bool last = flags_[0].done && flags_[1].done;
     if (!(last && !shutdown_last_ && is_tcp_socket<dst_t>::value))
       stream_traits<dst_t>::shutdown_send(dst<D>(), ignored);
-    if (dirs_[0].done && dirs_[1].done) {
+    if (last) {
       finished_ = true;
       stop_idle();
     }
@@ -405,14 +420,14 @@ private:
     make_non_blocking(client_, ec);  // (no system call for a socket from accept4 or connect)
     if (!ec) make_non_blocking(backend_, ec);
     if (ec) return;
-    for (auto& d : dirs_) d.spliced = true;
+    for (auto& f : flags_) f.spliced = true;
     ignore_sigpipe();
   }
 
   template <int D> void splice_in() {
     auto& d = dirs_[D];
     if (!d.pipe.is_open()) {
-      auto p = pool().take_pipe(opts_.buffer_size);
+      auto p = pool().take_pipe(buffer_size_);
       if (!p) return fall_back<D>();  // out of descriptors: copy through a buffer instead
       d.pipe = std::move(*p);
     }
@@ -422,15 +437,15 @@ private:
         pool().give_pipe(std::move(d.pipe));  // empty: splice_out drained it
         return wait<D, true, true>();
       }
-      if (r.ec && !d.tried && splice_refused(r.ec)) return fall_back<D>();
+      if (r.ec && !flags_[D].tried && splice_refused(r.ec)) return fall_back<D>();
       if (r.ec) return fail(classify(r.ec, src_side<D>), r.ec);
-      d.tried = true;
+      flags_[D].tried = true;
       if (r.bytes == 0) {
         release<D>();
         return half_close<D>();
       }
       touch();
-      d.in_pipe = r.bytes;
+      d.in_pipe = static_cast<std::uint32_t>(r.bytes);  // (at most the pipe's capacity)
       if (!splice_out<D>()) return;  // waiting for room, or failed
     }
     // Moved a lot in one go: let the other flows of this thread run first.
@@ -452,7 +467,7 @@ private:
         return false;
       }
       touch();
-      d.in_pipe -= r.bytes;
+      d.in_pipe -= static_cast<std::uint32_t>(r.bytes);
       bytes<D>() += r.bytes;
     }
     return true;
@@ -466,24 +481,29 @@ private:
       if constexpr (Readable) return src<D>(); else return dst<D>();
     }();
     constexpr auto what = Readable ? asio::socket_base::wait_read : asio::socket_base::wait_write;
-    start_waiting_on(s, [&](auto h) {
-               if constexpr (Drained && has_reactor_wait && is_tcp_socket<std::remove_reference_t<decltype(s)>>::value) {
-                 if (!drained_ok_) return s.async_wait(what, std::move(h));
-                 async_wait_drained(s, what, std::move(h));
-               } else {
-                 s.async_wait(what, std::move(h));
-               }
-             },
-             [this](std::error_code ec) {
-               if (ec) return fail(classify(ec, Readable ? src_side<D> : dst_side<D>), ec);
-               if constexpr (Readable) pump<D>();
-               else if (splice_out<D>()) splice_in<D>();
-             });
+    // (The operation is allocated at its own size, exact_allocator: not in a recycled block of
+    // a larger one.)
+    start_handler_on(s, [&](auto h) {
+                       exactly_allocated<decltype(h)> eh{std::move(h)};
+                       if constexpr (Drained && has_reactor_wait && is_tcp_socket<std::remove_reference_t<decltype(s)>>::value) {
+                         if (!drained_ok_) return s.async_wait(what, std::move(eh));
+                         async_wait_drained(s, what, std::move(eh));
+                       } else {
+                         s.async_wait(what, std::move(eh));
+                       }
+                     },
+                     wait_handler<D, Readable>{pending_ref(this)});
+  }
+
+  template <int D, bool Readable> void on_wait(const std::error_code& ec) {
+    if (ec) return fail(classify(ec, Readable ? src_side<D> : dst_side<D>), ec);
+    if constexpr (Readable) pump<D>();
+    else if (splice_out<D>()) splice_in<D>();
   }
 
   template <int D> void fall_back() {
     auto& d = dirs_[D];
-    d.spliced = false;
+    flags_[D].spliced = false;
     if (d.pipe.is_open()) pool().give_pipe(std::move(d.pipe));  // empty: nothing went through it
     read_now<D>();
   }
@@ -548,7 +568,7 @@ private:
     relay_stats stats;
     stats.bytes_client_to_backend = bytes_[0];
     stats.bytes_backend_to_client = bytes_[1];
-    stats.spliced = dirs_[0].spliced && dirs_[1].spliced;
+    stats.spliced = flags_[0].spliced && flags_[1].spliced;
     stats.cause = cause_;
     auto h = std::move(handler_);
     auto work = std::move(work_);
@@ -563,15 +583,14 @@ private:
 
   Client& client_;
   Backend& backend_;
-  /// relay_options, as the relay keeps them (24 bytes rather than 64: an empty string is 32;
-  /// its two flags are with the relay's own, at the end).
+  /// relay_options, as the relay keeps them (16 bytes rather than 64: an empty string is 32;
+  /// its two flags and the buffer size are with the relay's own, at the end).
   struct settings {
     std::unique_ptr<std::string> initial_to_backend;  // none: empty, or written already
     clock::duration idle_timeout;
-    std::size_t buffer_size;
     explicit settings(relay_options& o)
         : initial_to_backend(o.initial_to_backend.empty() ? nullptr : std::make_unique<std::string>(std::move(o.initial_to_backend))),
-          idle_timeout(o.idle_timeout), buffer_size(o.buffer_size) {}
+          idle_timeout(o.idle_timeout) {}
   };
   settings opts_;
   union {  // (one or the other: own_timer_ says which)
@@ -585,12 +604,16 @@ private:
   std::error_code cause_;  // the unclassified error behind a failure
   std::error_code result_;
   int pending_ = 0;
+  // (The relay's small fields together: 264 bytes in all for two TCP sockets, a 272-byte heap
+  // block.)
+  direction_flags flags_[2];
   bool finished_ = false;
   bool same_executor_;  // the backend's executor is the client's (or its io_context the client's)
   bool drained_ok_;     // and an io_context's: handlers may run where the reactor completes them
   bool own_timer_ = false;  // timer_, not sweep_
   bool splice_;             // relay_options::splice
   bool shutdown_last_;      // relay_options::shutdown_last
+  std::uint32_t buffer_size_;  // relay_options::buffer_size (async_relay checks that it fits)
 };
 
 }  // namespace detail
@@ -602,8 +625,10 @@ auto async_relay(Client& client, Backend& backend, relay_options options, Token&
   static_assert(detail::relay_stream<Client> && detail::relay_stream<Backend>,
                 "rproxy::net::async_relay: both streams must be AsyncStreams (get_executor, "
                 "async_read_some, async_write_some)");
-  if (options.buffer_size == 0)
-    throw std::invalid_argument("rproxy::net::async_relay: buffer_size must not be 0");
+  if (options.buffer_size == 0 || options.buffer_size > UINT32_MAX)
+    throw std::invalid_argument("rproxy::net::async_relay: buffer_size must be 1 byte to 4 GiB");
+  if (options.initial_to_backend.size() > UINT32_MAX)
+    throw std::invalid_argument("rproxy::net::async_relay: initial_to_backend must be under 4 GiB");
   return asio::async_initiate<Token, void(std::error_code, relay_stats)>(
       [](auto handler, Client* c, Backend* b, relay_options o) {
         using op_t = detail::relay_op<Client, Backend, decltype(handler)>;
