@@ -1,15 +1,14 @@
 // apps/h3-gateway/admin_api.hpp: the gateway's admin REST API (admin/pools_api.hpp) over the
 // serving world's groups and routes: GET /api/routes, GET /api/backends, a backend's weight,
-// drain and undrain, POST /api/reload; bans shared with other instances (POST/DELETE /api/bans).
-// Behind the admin token (docs/h3-gateway.md).
+// drain and undrain, POST /api/reload; bans shared with other instances (admin/bans_api.hpp under
+// /api/bans and /bans). Behind the admin token (docs/h3-gateway.md).
 #pragma once
 
-#include <chrono>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <rproxy/admin/bans_api.hpp>
 #include <rproxy/admin/pools_api.hpp>
 #include <rproxy/app/versions.hpp>
 #include <rproxy/cluster/shared_bans.hpp>
@@ -45,36 +44,12 @@ inline void mount_admin_api(runtime& rt, std::shared_ptr<rproxy::app::versions<w
   rt.on_admin([api](rproxy::admin::server& s) { api->mount(s); });
 }
 
-/// POST /api/bans?kind=addr&subject=203.0.113.7&ttl=600&reason=... (kind identity: a name; ttl
-/// seconds, 0 or absent: permanent) and DELETE /api/bans?kind=..&subject=..: a ban on every
-/// instance sharing the `redis:` block (this one's at once). Behind the admin token.
+/// The ban API (admin/bans_api.hpp) under /api/bans, where the gateway always served it (its
+/// query form: POST /api/bans?kind=addr&subject=...&ttl=600), and /bans, as the other apps.
 inline void mount_bans_api(runtime& rt, rproxy::cluster::shared_bans& bans) {
   rt.on_admin([&bans](rproxy::admin::server& s) {
-    auto h = [&bans](const rproxy::admin::request& r) {
-      std::string kind, subject, reason;
-      long long ttl = 0;
-      std::string_view q = r.query;
-      while (!q.empty()) {
-        auto amp = q.find('&');
-        std::string_view kv = q.substr(0, amp);
-        q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
-        auto eq = kv.find('=');
-        std::string value;
-        if (eq == std::string_view::npos || !mw::detail::percent_decode(kv.substr(eq + 1), value))
-          return rproxy::admin::json(400, "{\"error\":\"bad query\"}\n");
-        const auto key = kv.substr(0, eq);
-        if (key == "kind") kind = value;
-        else if (key == "subject") subject = value;
-        else if (key == "reason") reason = value;
-        else if (key == "ttl") ttl = std::atoll(value.c_str());
-      }
-      const bool ok = r.method == "DELETE" ? bans.unban(kind, subject)
-                                           : bans.ban(kind, subject, ttl > 0 ? mw::ban_clock::now() + std::chrono::seconds(ttl) : mw::ban_clock::time_point{}, reason);
-      return ok ? rproxy::admin::json(200, "{\"ok\":true}\n")
-                : rproxy::admin::json(400, "{\"error\":\"kind must be addr (an address or CIDR) or identity, with a subject\"}\n");
-    };
-    s.handle("POST", "/api/bans", h);
-    s.handle("DELETE", "/api/bans", h);
+    rproxy::admin::mount_bans_api(s, bans, "/api/bans");
+    rproxy::admin::mount_bans_api(s, bans);
   });
 }
 

@@ -17,6 +17,7 @@
 //   group_transport          how the group's backends are reached (TLS, SNI: its `tls:` block)
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <map>
@@ -36,6 +37,7 @@
 #include <rproxy/net/tls_client.hpp>
 #include <rproxy/health/monitor.hpp>
 #include <rproxy/health/retry_stage.hpp>
+#include <rproxy/middleware/ban_kick.hpp>
 #include <rproxy/middleware/compress.hpp>
 #include <rproxy/middleware/principal.hpp>
 #include <rproxy/net/quic/tls.hpp>
@@ -255,7 +257,8 @@ struct shared_state {
                 {.sync_interval = c.rate_limit && c.rate_limit->distributed ? c.rate_limit->distributed->sync_interval
                                                                             : std::chrono::milliseconds(100),
                  .policy = (c.rate_limit && c.rate_limit->distributed ? c.rate_limit->distributed->failure_policy() + ", " : std::string()) +
-                           "bans made here stay here"}) {}
+                           "bans made here stay here",
+                 .kicks_metric = "h3gw_ban_kicks"}) {}
   mw::audit_file sink;
   mw::audit_log audit;
   mw::conn_counter conns;
@@ -333,9 +336,13 @@ struct world_base {
   std::string alt_svc;  ///< `h3=":PORT"` with a quic: listener
 };
 
+/// Per connection: the gauge, the connection cap, and (when a route checks bans) the roster
+/// that lets a new ban close the connections of the peers it covers.
 inline auto connection_pipeline(world_base& w) {
-  return rproxy::make_pipeline<rproxy::flow::http1_protocol>(connection_gauge{w.connections_open, w.connections_accepted},
-                                                             mw::conn_limit{&w.conn_cfg, &w.shared->conns, &w.shared->audit});
+  const bool bans = std::any_of(w.masks.begin(), w.masks.end(), [](std::uint32_t m) { return (m & bit_of("bans")) != 0; });
+  return rproxy::make_pipeline<rproxy::flow::http1_protocol>(
+      connection_gauge{w.connections_open, w.connections_accepted}, mw::conn_limit{&w.conn_cfg, &w.shared->conns, &w.shared->audit},
+      mw::ban_kick{bans ? &w.shared->cluster.kicks : nullptr, &w.bans, &w.shared->cluster.bans.list(), &w.ban_cfg, &w.shared->audit});
 }
 
 inline auto request_pipeline(world_base& w, std::uint64_t seed, std::size_t worker) {

@@ -6,6 +6,7 @@
 //   metrics      rejects, bytes, handshake latency per flow (library: app/mc_metrics.hpp; first: closes last)
 //   conn_limit   open connections per IP                               (library, on_accept)
 //   ban_check    bans by IP/CIDR (accept) and by username (hello)       (library)
+//   ban_kick     a new ban ends the open flows it covers                (library)
 //   rate_limit   per-IP "status" and "login" buckets, here or through redis: (library, on_hello)
 //   extra...     a user's own stages (apps open to extension: docs/writing-an-app.md)
 //   by_host      handshake host -> server (exact, wildcard, default)   (library, on_hello)
@@ -34,6 +35,7 @@
 #include <rproxy/flow/mc_server_list.hpp>
 #include <rproxy/middleware/audit_log.hpp>
 #include <rproxy/middleware/ban.hpp>
+#include <rproxy/middleware/ban_kick.hpp>
 #include <rproxy/middleware/conn_limit.hpp>
 #include <rproxy/middleware/rate_limit.hpp>
 #include <rproxy/observe/log.hpp>
@@ -155,6 +157,7 @@ auto make_mc_pipeline(const world_base* w, shared_state* s, std::uint64_t seed, 
   return rproxy::make_pipeline<protocol>(
       rproxy::app::mc_metrics_stage{w->metrics, [](const auto& ctx) { return server_of(ctx) ? &server_of(ctx)->series : nullptr; }},
       mw::conn_limit{&w->conns, &s->conns, s->audit}, mw::ban_check{&s->bans, s->audit, &w->bans, &s->cluster->bans.list()},
+      mw::ban_kick{&s->cluster->kicks, &s->bans, &s->cluster->bans.list(), &w->bans, s->audit},
       mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&w->rate, &s->cluster->links.limits(worker), s->audit}, std::move(extra)...,
       router{&w->hosts, {fallback, w->cfg->unknown_domain.action == unknown_action::default_server, w->cfg->unknown_domain.message}},
       rproxy::flow::mc_status_reply{[](const auto& ctx) { return &server_of(ctx)->list; }, w->cfg->limits.connect_timeout},

@@ -82,7 +82,7 @@ private:
         rt_, c.redis,
         {.sync_interval = c.shared_limits ? c.shared_limits->sync_interval : std::chrono::milliseconds(100),
          .policy = (c.shared_limits ? c.shared_limits->failure_policy() + ", " : std::string()) + "bans made here stay here",
-         .bans = {.fold_identity_case = true}});
+         .bans = {.fold_identity_case = true}, .kicks_metric = "mc_ban_kicks"});
     shared_.cluster = cluster_.get();
     return cluster_ != nullptr;
   }

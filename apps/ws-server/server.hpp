@@ -10,6 +10,7 @@
 //   rate limit "connect"     on accept, per ip
 //   cors (enforced)          the Origin allow-list, at the upgrade (CSRF from other sites' pages)
 //   jwt_auth                 the token (header, cookie or ?token=) -> user and role
+//   ban_check, ban_kick      bans (admin API, other instances); a new ban closes open connections (1008)
 //   rate limits              per operation: message, join, private_message, invalid (the current ones)
 //   rooms::stage             names the user at the upgrade, runs each request
 #pragma once
@@ -40,6 +41,7 @@
 #include <rproxy/flow/ws_hub.hpp>
 #include <rproxy/middleware/audit_block.hpp>
 #include <rproxy/middleware/ban.hpp>
+#include <rproxy/middleware/ban_kick.hpp>
 #include <rproxy/middleware/conn_limit.hpp>
 #include <rproxy/middleware/cors.hpp>
 #include <rproxy/middleware/ip_filter.hpp>
@@ -128,7 +130,8 @@ struct connect_rate_limit {
 /// What lives as long as the process: the rooms, the connections, counters, the audit log.
 struct shared_state {
   shared_state(runtime& rt, const config& c)
-      : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)), limits(message_limits::of(c)), reg(c.rooms), hub(executors(rt)) {}
+      : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)), limits(message_limits::of(c)), reg(c.rooms), hub(executors(rt)),
+        kicks(executors(rt), &rt.metrics().add_counter("ws_ban_kicks", "Connections closed (1008) because a new ban covers their peer.")) {}
   static std::vector<asio::any_io_executor> executors(runtime& rt) {
     std::vector<asio::any_io_executor> out;
     for (std::size_t i = 0; i < rt.pool().size(); ++i) out.push_back(rt.pool().executor(i));
@@ -141,6 +144,7 @@ struct shared_state {
   mw::conn_counter conns;
   rooms::registry reg;
   flow::ws_hub hub;
+  mw::ban_roster kicks;  ///< open connections, closed by a new ban
   cluster_part cluster;  ///< rooms across instances (with a redis: block)
   flow::ws_stats stats;
   obs::counter_family* rejections = nullptr;
@@ -190,6 +194,7 @@ inline auto pipeline(world_base& w) {
       reject_metrics{w.shared->rejections}, mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, mw::conn_limit{&w.conn_cfg, &w.shared->conns, a},
       connect_rate_limit{{&w.connect_cfg, st, a}}, mw::cors{w.cfg->allowed_origins.empty() ? nullptr : &w.cors_cfg},
       mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, mw::ban_check{&w.shared->cluster.bans->list(), a},
+      mw::ban_kick{&w.shared->kicks, nullptr, &w.shared->cluster.bans->list(), nullptr, a},
       live_rate_limit<message_tag, &message_limits::message>{l, st, a},
       live_rate_limit<join_tag, &message_limits::join>{l, st, a},
       live_rate_limit<private_message_tag, &message_limits::private_message>{l, st, a},
@@ -300,6 +305,7 @@ inline int serve(runtime& rt) {
   if (!s->shared.sink.ok()) return rt.log().error("cannot open the audit file", {{"file", c->audit.file}}), 1;
   s->add_metrics();
   if (!s->shared.cluster.open(rt, *c, s->shared.reg, s->shared.hub)) return 1;
+  s->shared.cluster.bans->on_change([k = &s->shared.kicks](auto file) { k->sweep(std::move(file)); });
   auto first = s->build(c);
   if (!first) return 1;
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));

@@ -13,6 +13,12 @@
 //                                   -> {"banned":N}; a bad body: 400 {"error":"bad_request","message":"line 1: ..."}
 //   DELETE /bans/addr/ADDRESS[/BITS]   -> {"lifted":true}   (203.0.113.0/24: /bans/addr/203.0.113.0/24)
 //   DELETE /bans/identity/NAME         (NAME percent-decoded)
+//   POST   /bans?kind=addr&subject=203.0.113.7&ttl=600&reason=...   the query form (no body): one ban,
+//   DELETE /bans?kind=addr&subject=203.0.113.7                      ttl in seconds (absent, 0: permanent)
+//
+// mount_bans_api(s, bans, "/api/bans") serves the same under another path (h3-gateway's). A
+// new ban also ends the open flows it covers, where the app has a ban_kick stage
+// (middleware/ban_kick.hpp: shared_bans::on_change).
 //
 // Every /bans request needs the admin token when one is set (the list names addresses and
 // players), GET included. A ban lifted here is lifted on every instance, including one made by
@@ -25,6 +31,8 @@
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <rproxy/admin/ban_request.hpp>
 #include <rproxy/admin/server.hpp>
@@ -82,14 +90,53 @@ inline std::string bans_json(const middleware::ban_list& list, bool shared) {
   return out;
 }
 
+/// The query form's ban (`kind=addr&subject=203.0.113.7&ttl=600&reason=...`, values
+/// percent-encoded; ttl in seconds, absent or 0: permanent), checked as a body's ban is.
+inline result<ban_request, std::string> ban_of_query(std::string_view q) {
+  ban_request b;
+  std::string ttl;
+  while (!q.empty()) {
+    const auto amp = q.find('&');
+    const std::string_view kv = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+    if (kv.empty()) continue;
+    const auto eq = kv.find('=');
+    const std::string_view key = kv.substr(0, eq);
+    std::string value;
+    if (eq == std::string_view::npos || !middleware::detail::percent_decode(kv.substr(eq + 1), value))
+      return failure("query parameter " + admin::detail::quoted(key) + ": a value, percent-encoded");
+    if (key == "kind") b.kind = std::move(value);
+    else if (key == "subject") b.subject = std::move(value);
+    else if (key == "reason") b.reason = std::move(value);
+    else if (key == "ttl") ttl = std::move(value);
+    else return failure("unknown query parameter " + admin::detail::quoted(key) + " (kind, subject, ttl, reason)");
+  }
+  if (auto why = check_ban(b.kind, b.subject); !why.empty()) return failure(std::move(why));
+  std::string why;
+  if (!ttl.empty()) {
+    const bool digits = ttl.size() <= 10 && ttl.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits || std::stoll(ttl) > ban_request_limits::max_duration.count())
+      return failure("ttl " + admin::detail::quoted(ttl) + ": whole seconds, at most ten years");
+    b.duration = std::chrono::seconds(std::stoll(ttl));
+  }
+  if (!check_reason(b.reason, why)) return failure(std::move(why));
+  return b;
+}
+
 }  // namespace detail
 
-/// Mounts GET /bans, POST /bans and DELETE /bans/KIND/SUBJECT on `s`; `bans` must outlive it.
-inline void mount_bans_api(server& s, cluster::shared_bans& bans) {
-  s.require_token("/bans");
-  s.handle("GET", "/bans", [&bans](const request&) { return json(200, detail::bans_json(bans.list(), bans.shared())); });
-  s.handle("POST", "/bans", [&bans](const request& r) {
+/// Mounts GET, POST and DELETE on `path` (default /bans; DELETE also on path/KIND/SUBJECT) on
+/// `s`; `bans` must outlive it.
+inline void mount_bans_api(server& s, cluster::shared_bans& bans, const std::string& path = "/bans") {
+  s.require_token(path);
+  s.handle("GET", path, [&bans](const request&) { return json(200, detail::bans_json(bans.list(), bans.shared())); });
+  s.handle("POST", path, [&bans](const request& r) {
     auto asked = parse_ban_request(r.body);
+    if (!r.query.empty() && r.body.find_first_not_of(" \t\r\n") == std::string::npos) {  // the query form
+      auto one = detail::ban_of_query(r.query);
+      if (!one) return detail::ban_error(400, "bad_request", one.error());
+      asked = std::vector<ban_request>{std::move(*one)};
+    }
     if (!asked) return detail::ban_error(400, "bad_request", asked.error());
     const auto now = middleware::ban_clock::now();
     std::size_t n = 0;
@@ -99,8 +146,14 @@ inline void mount_bans_api(server& s, cluster::shared_bans& bans) {
     }
     return json(200, "{\"banned\":" + std::to_string(n) + "}\n");
   });
-  s.handle_prefix("DELETE", "/bans/", [&bans](const request& r) {
-    std::string_view rest = r.path.substr(std::string_view("/bans/").size());
+  s.handle("DELETE", path, [&bans](const request& r) {
+    auto one = detail::ban_of_query(r.query);
+    if (!one) return detail::ban_error(400, "bad_request", one.error());
+    bans.unban(one->kind, one->subject);
+    return json(200, "{\"lifted\":true}\n");
+  });
+  s.handle_prefix("DELETE", path + "/", [&bans, skip = path.size() + 1](const request& r) {
+    std::string_view rest = r.path.substr(skip);
     const auto slash = rest.find('/');
     if (slash == std::string_view::npos) return detail::ban_error(400, "bad_request", "DELETE /bans/addr/ADDRESS[/BITS] or /bans/identity/NAME");
     const std::string_view kind = rest.substr(0, slash);

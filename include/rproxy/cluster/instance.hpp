@@ -1,8 +1,9 @@
 // rproxy/cluster/instance.hpp: what an app shares with its other instances, made once from its
 // `redis:` block: a link to Redis per worker (worker_links, with the degraded gauges and the
 // log of its transitions), the counter store of its rate limits (in-process, or shared through
-// Redis per route) and the bans shared through Redis. Without the block, everything is
-// in-process and nothing connects.
+// Redis per route) and the bans shared through Redis, with the roster of open flows a new ban
+// ends (middleware/ban_kick.hpp). Without the block, everything is in-process and nothing
+// connects.
 //
 //     auto o = rproxy::cluster::instance::options_of(c.redis);      // reads the password
 //     if (!o) return log.error("cannot use the redis: block", {{"error", o.error()}}), 1;
@@ -11,14 +12,19 @@
 //     shared.start();                                                // after the app's own setup
 //     mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&cfg, &shared.links.limits(worker), audit};
 //     mw::ban_check{&file_list, audit, &ban_cfg, &shared.bans.list()};
+//     mw::ban_kick{&shared.kicks, &file_list, &shared.bans.list(), &ban_cfg, audit};
 //     shared.bans.publish(file_list);                                // after each ban file load
 //
 // h3-gateway, ws-server and mc-proxy use it (docs/scaling.md).
 #pragma once
 
+#include <asio/any_io_executor.hpp>
+
 #include <chrono>
+#include <cstddef>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <rproxy/cluster/redis_block.hpp>
 #include <rproxy/cluster/redis_counter_store.hpp>
@@ -27,6 +33,7 @@
 #include <rproxy/cluster/worker_links.hpp>
 #include <rproxy/core/result.hpp>
 #include <rproxy/middleware/ban.hpp>
+#include <rproxy/middleware/ban_kick.hpp>
 #include <rproxy/middleware/rate_limit_store.hpp>
 #include <rproxy/net/io_pool.hpp>
 #include <rproxy/observe/log.hpp>
@@ -38,6 +45,7 @@ struct instance_settings {
   std::chrono::milliseconds sync_interval{100};  ///< batched limits
   std::string policy = "local state";            ///< what the instance does without Redis, for the log
   middleware::ban_list_options bans{};           ///< how the shared list matches (e.g. names folded)
+  std::string kicks_metric{};                    ///< the counter of flows a new ban ended (the app's prefix); empty: none
 };
 
 class instance {
@@ -55,8 +63,11 @@ public:
 
   instance(net::io_pool& pool, const std::optional<redis_options>& redis, observe::registry& metrics, const observe::logger& log,
            settings s = {})
-      : links(pool, redis, metrics, log, counters, {.sync_interval = s.sync_interval}), bans(links.client(0), &log, s.bans) {
+      : links(pool, redis, metrics, log, counters, {.sync_interval = s.sync_interval}), bans(links.client(0), &log, s.bans),
+        kicks(executors(pool), s.kicks_metric.empty() ? nullptr
+                                                      : &metrics.add_counter(s.kicks_metric, "Open flows ended because a new ban covers their peer.")) {
     links.policy(std::move(s.policy));
+    bans.on_change([this](std::shared_ptr<const middleware::ban_list> file) { kicks.sweep(std::move(file)); });
   }
   instance(const instance&) = delete;
   instance& operator=(const instance&) = delete;
@@ -70,6 +81,14 @@ public:
   middleware::local_counter_store counters{{.max_keys = 1u << 20}};  ///< the local store (also Redis' fallback)
   worker_links links;                                                 ///< a client and a counter store per worker
   shared_bans bans;                                                   ///< bans made on any instance
+  middleware::ban_roster kicks;                                       ///< open flows, ended by a new ban (ban_kick)
+
+private:
+  static std::vector<asio::any_io_executor> executors(net::io_pool& pool) {
+    std::vector<asio::any_io_executor> out;
+    for (std::size_t i = 0; i < pool.size(); ++i) out.push_back(pool.executor(i));
+    return out;
+  }
 };
 
 }  // namespace rproxy::cluster

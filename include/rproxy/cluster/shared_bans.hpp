@@ -17,6 +17,9 @@
 // unban() does. Without a client (no `redis:` block), ban() and unban() act on this instance's
 // list() alone (the admin API, admin/bans_api.hpp, works the same) and publish() does nothing
 // (the ban file's own list is checked beside list()).
+//
+// on_change(f): f runs after each change that adds bans (a ban here, a message, the hash read,
+// a ban file published), so open flows a new ban covers can be ended (middleware/ban_kick.hpp).
 #pragma once
 
 #include <asio/post.hpp>
@@ -25,6 +28,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -70,7 +74,19 @@ public:
   }
 
   /// Publishes every active ban of `mine` (a ban file just loaded). From any thread.
-  void publish(const middleware::ban_list& mine) { post_lines(lines_of(mine.serialize()), true, true); }
+  void publish(const middleware::ban_list& mine) {
+    if (client_ != nullptr) return post_lines(lines_of(mine.serialize()), true, true);  // list() takes them: on_change then
+    if (!changed_) return;
+    auto copy = std::make_shared<middleware::ban_list>(middleware::ban_list_options{.fold_identity_case = fold_});
+    (void)copy->parse(mine.serialize());  // (its own text: always valid)
+    changed_(std::move(copy));
+  }
+
+  /// What runs after bans were added: f(file), `file` being a copy of the list publish() was
+  /// given when list() does not take it (no Redis client), else null. It runs on the thread that
+  /// added them (the caller's, or the client's executor) and must not call back here. Set it
+  /// once, before start() and before any ban.
+  void on_change(std::function<void(std::shared_ptr<const middleware::ban_list>)> f) { changed_ = std::move(f); }
 
   /// One ban (kind "addr" with an address or CIDR, or "identity" with a name), from any
   /// thread; false when it is not a valid ban. until: {} permanent.
@@ -224,7 +240,13 @@ private:
 
   // Adds or removes bans and rebuilds list() (through the ban file parser: one format).
   void apply(const std::vector<std::string>& lines, bool add) {
-    std::lock_guard lock(mu_);
+    {
+      std::lock_guard lock(mu_);
+      rebuild(lines, add);
+    }
+    if (add && changed_) changed_(nullptr);  // (outside the lock: it reads list())
+  }
+  void rebuild(const std::vector<std::string>& lines, bool add) {
     for (const auto& l : lines) {
       if (!add) {
         bans_.erase(canonical(l));
@@ -251,6 +273,7 @@ private:
   mutable std::mutex mu_;
   std::map<std::string, std::string> bans_;  ///< field -> value, as in the hash
   middleware::ban_list list_;
+  std::function<void(std::shared_ptr<const middleware::ban_list>)> changed_;
 };
 
 }  // namespace rproxy::cluster

@@ -506,6 +506,7 @@ inline std::uint64_t next_flow_id() noexcept {
 inline void fill(flow_info& f, const asio::ip::tcp::socket& s, const net::accepted_endpoints* eps) {
   f.id = next_flow_id();
   f.started = std::chrono::steady_clock::now();
+  f.client_fd = const_cast<asio::ip::tcp::socket&>(s).native_handle();  // (only read: asio's accessor is not const)
   if (eps) {
     f.client = eps->remote;
     f.local = eps->local;
@@ -728,6 +729,7 @@ asio::awaitable<std::error_code> serve_flows(ConnCtx& cctx, Pipeline& p, const A
     ctx.client = cctx.client;
     ctx.local = cctx.local;
     ctx.tls = cctx.tls;
+    ctx.client_fd = cctx.client_fd;
     ctx.started = std::chrono::steady_clock::now();
     bool keep_client = false;
     std::error_code fec;

@@ -54,6 +54,9 @@ struct flow_info {
   /// flow driver's default for the listener).
   proxy_send proxy_out = proxy_send::none;
   bool tls = false;                               ///< the client connection is TLS (HTTP: X-Forwarded-Proto https)
+  /// The client's TCP socket descriptor (-1: none, e.g. QUIC), so a ban can end the flow from
+  /// its worker (middleware/ban_kick.hpp: shutdown(2), never close). Fits the padding above.
+  int client_fd = -1;
   // (tls beside the two one-byte fields above: 8 bytes of padding less in every flow)
   std::string identity{};                         ///< user name or token subject, once known
   std::uint64_t bytes_from_client = 0;

@@ -9,7 +9,8 @@
 //                        [--chat TEXT] [--timeout MS] [--local SRC_IP]
 //       prints JSON lines {"event":"login"|"message"|"echo"|"kick"|"error"|"timeout", ...};
 //       exit 0 once the echo of TEXT came back, 2 when kicked ("reason" is the kick text),
-//       3 on a connection error, 4 on timeout
+//       3 on a connection error, 4 on timeout; with --stay 1 it stays connected after the echo
+//       until kicked, the connection ends or the timeout
 //   node client.js serve
 //       reads one JSON request a line on stdin ({"id":..,"cmd":"ping"|"login",...same options})
 //       and writes one JSON result a line ({"id":..,"ok":bool,...}): one process for many
@@ -133,7 +134,7 @@ function doLogin (o, events = () => {}) {
       events({ event: 'message', text })
       if (joined && text.endsWith(' ' + chat) && text.startsWith('[')) {
         events({ event: 'echo', text })
-        finish({ ok: true, code: 0, echo: text, ms: Date.now() - t0, welcome: messages[0] })
+        if (!o.stay) finish({ ok: true, code: 0, echo: text, ms: Date.now() - t0, welcome: messages[0] })
       }
     }
     client.on('chat', (p) => onText(p.message))               // pre-1.19

@@ -102,3 +102,40 @@ TEST_CASE("bans API: a bad body is 400 with its reason and bans nothing; the tok
   CHECK(f.call("DELETE", "/bans/addr/203.0.113.7", {}, false).rfind("HTTP/1.1 401", 0) == 0);
   CHECK(f.bans.list().size() == 0);
 }
+
+TEST_CASE("bans API: the query form, under another mount path (h3-gateway's /api/bans)", "[admin]") {
+  fixture f;  // (its bans; its own server, on /bans, is not called here)
+  asio::io_context io;
+  rproxy::admin::server admin{io, {asio::ip::make_address("127.0.0.1"), 0},
+                              rproxy::admin::server_options{8, 1 << 20, std::chrono::seconds(5), "s3cret", {"x"}}};
+  rproxy::admin::mount_bans_api(admin, f.bans, "/api/bans");
+  admin.start();
+  std::thread runner([&] { io.run(); });
+  auto call = [&](const std::string& method, const std::string& target, bool token = true) {
+    return raw_exchange(admin.local_endpoint(), method + " " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" +
+                                                    (token ? "Authorization: Bearer s3cret\r\n" : "") + "Content-Length: 0\r\n\r\n");
+  };
+  auto r = call("POST", "/api/bans?kind=addr&subject=198.51.100.7&ttl=600&reason=from%20a%20query");
+  CHECK(r.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(body_of(r) == "{\"banned\":1}\n");
+  REQUIRE(f.addr_banned("198.51.100.7"));
+  auto hit = f.bans.list().find_address(asio::ip::make_address("198.51.100.7"), mw::ban_clock::now());
+  CHECK(hit->entry.reason == "from a query");
+  CHECK(!hit->entry.permanent());
+  r = call("POST", "/api/bans?kind=identity&subject=Griefer");  // no ttl: permanent
+  CHECK(r.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(f.bans.list().find_identity("griefer", mw::ban_clock::now())->entry.permanent());
+  CHECK(call("POST", "/api/bans?kind=addr&subject=1.2.3", true).rfind("HTTP/1.1 400", 0) == 0);
+  CHECK(body_of(call("POST", "/api/bans?kind=addr&subject=1.2.3.4&ttl=soon")).find("ttl 'soon'") != std::string::npos);
+  CHECK(body_of(call("POST", "/api/bans?kind=addr&subject=1.2.3.4&color=red")).find("unknown query parameter 'color'") != std::string::npos);
+  CHECK(call("POST", "/api/bans?kind=addr&subject=1.2.3.4", false).rfind("HTTP/1.1 401", 0) == 0);
+  CHECK(call("GET", "/api/bans", false).rfind("HTTP/1.1 401", 0) == 0);
+  CHECK(body_of(call("GET", "/api/bans")).find("198.51.100.7") != std::string::npos);
+  r = call("DELETE", "/api/bans?kind=addr&subject=198.51.100.7");
+  CHECK(r.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(!f.addr_banned("198.51.100.7"));
+  CHECK(call("DELETE", "/api/bans/identity/griefer").rfind("HTTP/1.1 200", 0) == 0);  // the path form too
+  CHECK(!f.bans.list().find_identity("griefer", mw::ban_clock::now()));
+  asio::post(io, [&] { admin.stop(); io.stop(); });
+  runner.join();
+}
