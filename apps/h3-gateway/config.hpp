@@ -6,6 +6,7 @@
 
 #include <array>
 #include <optional>
+#include <map>
 #include <set>
 #include <string>
 #include <string_view>
@@ -204,6 +205,18 @@ struct config {
     std::set<std::string, std::less<>> names;
     for (std::size_t i = 0; i < groups.size(); ++i)
       if (!names.insert(groups[i].name).second) v.at(&config::groups).at(i).error("group name '" + groups[i].name + "' is used twice");
+    // A backend of an h2c, h2 or h3 group is reached through a stand-in found by its address
+    // (flow/upstream_redirect.hpp): another group listing that address would use it too.
+    std::map<std::string, std::size_t, std::less<>> first_group;  // address -> group
+    for (std::size_t i = 0; i < groups.size(); ++i)
+      for (std::size_t j = 0; j < groups[i].backends.size(); ++j) {
+        auto [it, fresh] = first_group.emplace(groups[i].backends[j].address.to_string(), i);
+        const auto& other = groups[it->second];
+        if (!fresh && it->second != i && (groups[i].proto != rproxy::flow::upstream_proto::http || other.proto != rproxy::flow::upstream_proto::http))
+          v.at(&config::groups).at(i).at(&group_config::backends).at(j).error(
+              "backend " + it->first + " is also in group '" + other.name +
+              "': a backend of an h2c, h2 or h3 group cannot be shared with another group (its stand-in is found by address)");
+      }
     // A middleware name must be known and its block set.
     auto check_list = [&](const std::vector<std::string>& list, auto at) {
       for (std::size_t j = 0; j < list.size(); ++j) {
