@@ -7,11 +7,12 @@
 // buffer, no executor: net/detail/reactor_wait.hpp), the session (its flow: context and socket,
 // the socket on its io_context's own executor type in a spawned flow; the send queue, empty; the
 // frame parser's state, which points to the adapter's options; a pointer to the adapter, whose
-// settings every connection shares), and its entry on the worker's idle sweep. When bytes arrive it borrows the worker's read buffer, reads, runs each
-// complete message through on_message (a message that came whole is not copied) and gives the
-// buffer back; bytes of an unfinished frame and a message that came in pieces are kept in a
-// `pending` block allocated only while there are any. The frames the stages queued go out
-// together in one non-blocking gathered write once the handler is done.
+// settings every connection shares), and its entry on the worker's idle sweep. When bytes
+// arrive it borrows the worker's read buffer, reads, runs each complete message through
+// on_message (a message that came whole is not copied) and gives the buffer back; bytes of an
+// unfinished frame and a message that came in pieces are kept in a `pending` block allocated
+// only while there are any. The frames the stages queued go out together in one non-blocking
+// gathered write once the handler is done.
 #pragma once
 
 #include <asio/co_spawn.hpp>
