@@ -87,7 +87,8 @@ int main() {
     std::string work, msg;
     const double ours = ns_per_op([&] {
       work = wire;
-      ws::parser p{{.side = ws::role::server, .max_frame_size = 1 << 24, .max_message_size = 1 << 24}};
+      static const ws::parser_options opt{.side = ws::role::server, .max_frame_size = 1 << 24, .max_message_size = 1 << 24};
+      ws::parser p{opt};
       std::size_t at = 0, messages = 0;
       while (true) {
         const auto r = p.parse(std::span<char>(work.data() + at, work.size() - at));

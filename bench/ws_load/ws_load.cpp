@@ -172,6 +172,9 @@ std::string replace_all(std::string s, std::string_view from, std::string_view t
 
 /// One client WebSocket: socket, receive buffer, parser, the message being assembled, and an
 /// output queue written with one syscall per flush.
+/// The frame parser's options (every connection's parser points to them).
+const ws::parser_options client_frames{.side = ws::role::client, .max_frame_size = 1 << 20, .max_message_size = 1 << 20};
+
 struct connection {
   connection(asio::io_context& io, bool tls) : sock(io) {
     if (tls) this->tls.emplace(tcp::socket(io), tls_context());
@@ -179,7 +182,7 @@ struct connection {
   tcp::socket sock;                                       ///< plain ws
   std::optional<asio::ssl::stream<tcp::socket>> tls;     ///< wss (then `sock` is unused)
   tcp::socket& lowest() { return tls ? tls->next_layer() : sock; }
-  ws::parser parser{ws::parser_options{.side = ws::role::client, .max_frame_size = 1 << 20, .max_message_size = 1 << 20}};
+  ws::parser parser{client_frames};
   std::vector<char> buf = std::vector<char>(16 * 1024);
   std::size_t begin = 0, end = 0;
   std::string msg;

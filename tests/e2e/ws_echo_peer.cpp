@@ -84,7 +84,8 @@ asio::awaitable<void> session(tcp::socket sock) {
   }
   deadline.cancel();
 
-  ws::parser p{{.side = ws::role::server, .max_frame_size = max_message, .max_message_size = max_message}};
+  const ws::parser_options frames{.side = ws::role::server, .max_frame_size = max_message, .max_message_size = max_message};
+  ws::parser p{frames};
   std::optional<ws::deflater> z;
   if (deflate) {
     p.set_deflate(*deflate);

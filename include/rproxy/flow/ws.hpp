@@ -94,12 +94,19 @@
 
 namespace rproxy::flow {
 
+/// What only the upgrade request's stages use (on_hello). The adapter's reader keeps it and the
+/// flow points to it while the hello is read and on_hello runs: a connection held open for
+/// hours keeps a pointer for it, not 48 bytes.
+struct ws_hello_part {
+  std::string_view subprotocol;  ///< the one agreed (empty: none)
+  std::string reply;             ///< `replied` in on_hello: the whole HTTP response to send
+};
+
 /// One WebSocket connection's flow: what stages read and use.
 struct ws_flow : flow_info {
-  ws_connection* ws = nullptr;   ///< the connection's sender, from the upgrade to the end of the message loop
-  std::size_t worker = 0;        ///< the worker it runs on (ws_hub's index)
-  std::string_view subprotocol;  ///< the one agreed (empty: none), valid during on_hello
-  std::string reply;             ///< `replied` in on_hello: the whole HTTP response to send
+  ws_connection* ws = nullptr;      ///< the connection's sender, from the upgrade to the end of the message loop
+  ws_hello_part* hello = nullptr;   ///< during on_hello (ctx.hello->subprotocol, ctx.hello->reply); null after the upgrade
+  std::size_t worker = 0;           ///< the worker it runs on (ws_hub's index)
 };
 
 /// A complete WebSocket message, as the default decoder gives it to on_message.
@@ -229,7 +236,8 @@ struct ws_adapter {
           }
           upgrade_ = *up;
           view_.emplace(h);
-          if constexpr (requires { ctx.subprotocol; }) ctx.subprotocol = upgrade_->subprotocol;
+          hello_part_.subprotocol = upgrade_->subprotocol;
+          if constexpr (requires { ctx.hello; }) ctx.hello = &hello_part_;
           return hello_step::ready();
         }
         case http1::event::need_more:
@@ -246,12 +254,15 @@ struct ws_adapter {
     const codec::http1::request_view& hello() const { return *view_; }
     const codec::ws::upgrade_request& upgrade() const { return *upgrade_; }
     std::optional<codec::ws::handshake_error> handshake_error() const { return handshake_error_; }
+    /// What on_hello's stages read and set (ctx.hello points here until the upgrade).
+    ws_hello_part& hello_part() noexcept { return hello_part_; }
     /// The bytes after the upgrade request (frames the client sent at once).
     std::string_view rest() const { return {in_.get() + head_end_, e_ - head_end_}; }
     /// Frees the head's buffer (its views die with it).
     void release() {
       view_.reset();
       upgrade_.reset();
+      hello_part_ = {};
       in_.reset();
       cap_ = size_ = 0;
       b_ = e_ = head_end_ = 0;
@@ -307,6 +318,7 @@ struct ws_adapter {
     std::optional<codec::http1::request_view> view_;
     std::optional<codec::ws::upgrade_request> upgrade_;
     std::optional<codec::ws::handshake_error> handshake_error_;
+    ws_hello_part hello_part_;
   };
 
   reader make_reader() const { return reader(*this); }
@@ -319,10 +331,10 @@ struct ws_adapter {
   template <class Ctx>
   std::string first_bytes(Ctx&, const reader&) const { return {}; }
 
-  /// `replied` in on_hello: the stage's response (ctx.reply).
+  /// `replied` in on_hello: the stage's response (ctx.hello->reply).
   template <class Stream, class Ctx>
-  asio::awaitable<std::error_code> answer(Stream& s, Ctx& ctx, reader&, const options&) const {
-    co_return co_await detail::send(s, ctx.reply);
+  asio::awaitable<std::error_code> answer(Stream& s, Ctx&, reader& r, const options&) const {
+    co_return co_await detail::send(s, r.hello_part().reply);
   }
 
   /// A bad or slow upgrade request: its 400 / 426 / 431 / 408. A connection that sent nothing
@@ -347,6 +359,7 @@ struct ws_adapter {
     if (auto ec = co_await upgrade(s, r)) co_return ec;
     const auto up = r.upgrade();
     std::string early(r.rest());
+    ctx.hello = nullptr;
     r.release();  // the head's views end here
     auto token = asio::experimental::as_tuple(asio::use_awaitable);
     auto [ec] = co_await asio::async_initiate<decltype(token), void(std::error_code)>(
@@ -364,10 +377,11 @@ struct ws_adapter {
   /// std::cref(adapter), the session points to this adapter; else it keeps a copy.
   template <class Pipeline, class Ctx, class Handoff>
     requires requires(Handoff& h) { h.take(); }
-  asio::awaitable<std::error_code> session(Pipeline&, Ctx&, asio::ip::tcp::socket& s, const options&, reader& r, Handoff& h) const {
+  asio::awaitable<std::error_code> session(Pipeline&, Ctx& ctx, asio::ip::tcp::socket& s, const options&, reader& r, Handoff& h) const {
     if (!net::detail::io_context_of(s.get_executor())) throw std::logic_error("flow::ws_adapter: the socket's executor must be an io_context's");
     if (auto ec = co_await upgrade(s, r)) co_return ec;
     const auto up = r.upgrade();
+    ctx.hello = nullptr;  // (the reader, which keeps what it pointed to, stays in the flow's coroutine)
     using flow_type = typename decltype(h.take())::element_type;
     using owner = ws_detail::spawned_owner<flow_type, ws_adapter, Handoff::adapter_outlives>;
     {
@@ -387,6 +401,7 @@ struct ws_adapter {
     if (auto ec = co_await upgrade(s, r)) co_return ec;
     const auto up = r.upgrade();
     std::string early(r.rest());
+    ctx.hello = nullptr;
     r.release();  // the head's views end here
     co_return co_await ws_detail::run_stream_session(*this, p, ctx, s, up, std::move(early));
   }

@@ -2,11 +2,16 @@
 // frames with a declared slow-consumer policy, written with gathered writes.
 //
 //     flow::ws_send_limits limits{.max_queue_messages = 256, .policy = flow::slow_consumer::drop_oldest};
-//     flow::ws_connection c(socket, limits);   // limits (and stats) are shared: they outlive c
+//     flow::ws_connection c(limits);           // limits (and stats) are shared: they outlive c
 //     c.send(payload);                         // any stage, on the connection's worker: never waits
 //     c.close(1001, "going away");             // the close handshake starts after what is queued
-//     co_await c.run_writer();                 // a writer coroutine; or an owner drives flush()
+//     co_await c.run_writer(socket);           // a writer coroutine; or an owner drives flush(socket)
 //                                              // (or take() and wrote(): a TLS stream's writer)
+//
+// The connection does not keep the socket: its owner passes it to the calls that write or close
+// (flush, abort, run_writer). So the owner picks the socket's type (a session keeps one on its
+// io_context's own executor type: 40 bytes where asio::ip::tcp::socket takes 88), and a
+// connection held open by the thousand does not keep a reference to it besides.
 //
 // A payload is a shared immutable buffer (`ws_payload`): a room broadcast is encoded once and
 // the same buffer is queued on every recipient (a reference count each). The frame header (2 to
@@ -115,9 +120,8 @@ public:
 
   /// `l` and `st` (null: nothing counted) are read, not copied: every connection of an adapter
   /// shares them, and they must outlive the connection.
-  ws_connection(asio::ip::tcp::socket& s, const ws_send_limits& l, const ws_send_stats* st = nullptr)
-      : sock_(s), lim_(&l), stats_(st ? st : &no_stats) {}
-  ws_connection(asio::ip::tcp::socket&, const ws_send_limits&&, const ws_send_stats* = nullptr) = delete;  // a temporary would dangle
+  explicit ws_connection(const ws_send_limits& l, const ws_send_stats* st = nullptr) : lim_(&l), stats_(st ? st : &no_stats) {}
+  explicit ws_connection(const ws_send_limits&&, const ws_send_stats* = nullptr) = delete;  // a temporary would dangle
   ws_connection(const ws_connection&) = delete;
   ws_connection& operator=(const ws_connection&) = delete;
 
@@ -130,7 +134,7 @@ public:
   bool send(ws_payload p, codec::ws::opcode op = codec::ws::opcode::text) {
     if (closing_ || !p) return false;
     const std::size_t n = p->size();
-    if (data_count_ + 1 > lim_->max_queue_messages || data_bytes_ + n > lim_->max_queue_bytes) {
+    if (std::size_t{data_count_} + 1 > lim_->max_queue_messages || data_bytes_ + n > lim_->max_queue_bytes) {
       switch (lim_->policy) {
         case slow_consumer::drop_newest:
           ws_detail::bump(stats_->dropped_newest);
@@ -145,7 +149,7 @@ public:
             return false;
           }
           // The front entry may be half written (offset_): it stays; drop the oldest of the rest.
-          for (std::size_t i = head_ + (offset_ ? 1 : 0); i < q_.size() && (data_count_ + 1 > lim_->max_queue_messages ||
+          for (std::size_t i = head_ + (offset_ ? 1 : 0); i < q_.size() && (std::size_t{data_count_} + 1 > lim_->max_queue_messages ||
                                                                               data_bytes_ + n > lim_->max_queue_bytes);) {
             if (!q_[i].data) {
               ++i;
@@ -156,7 +160,7 @@ public:
             q_.erase(q_.begin() + static_cast<std::ptrdiff_t>(i));
             ws_detail::bump(stats_->dropped_oldest);
           }
-          if (data_count_ + 1 > lim_->max_queue_messages || data_bytes_ + n > lim_->max_queue_bytes) {
+          if (std::size_t{data_count_} + 1 > lim_->max_queue_messages || data_bytes_ + n > lim_->max_queue_bytes) {
             ws_detail::bump(stats_->dropped_oldest);  // everything queued is being written
             return false;
           }
@@ -219,16 +223,18 @@ public:
     notified_ = false;
   }
 
-  /// Writes what is queued without waiting (the socket is made non-blocking): gathered
-  /// writes of up to max_batch frames until the queue is empty or the socket is full.
-  write_state flush(std::error_code& ec) {
+  /// Writes what is queued to `sock` (the connection's socket, a TCP one) without waiting (the
+  /// socket is made non-blocking): gathered writes of up to max_batch frames until the queue
+  /// is empty or the socket is full.
+  template <class Socket>
+  write_state flush(Socket& sock, std::error_code& ec) {
     ec.clear();
     notified_ = false;
     if (done_) return write_state::done;
     if (stopped_) return end();
     if (!nb_) {
-      sock_.non_blocking(true, ec);
-      if (ec) return fail();
+      sock.non_blocking(true, ec);
+      if (ec) return fail(sock);
       nb_ = true;
     }
     while (head_ < q_.size()) {
@@ -250,12 +256,12 @@ public:
         add(e.body->data(), e.body->size());
         if (!e.data && e.head_len == 0) break;  // our close frame: nothing after it
       }
-      const std::size_t n = sock_.write_some(std::span<const asio::const_buffer>(bufs.data(), nb), ec);
+      const std::size_t n = sock.write_some(std::span<const asio::const_buffer>(bufs.data(), nb), ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) {
         ec.clear();
         return write_state::blocked;
       }
-      if (ec) return fail();
+      if (ec) return fail(sock);
       consume(n);
       if (n < total) return write_state::blocked;  // a short write: the socket is full
     }
@@ -307,24 +313,27 @@ public:
   bool peer_has_closed() const noexcept { return peer_closed_; }
 
   /// Ends the writer from outside (a write stalled past write_timeout, the peer's close did not
-  /// come within close_timeout): closes the socket, so the reader ends too.
-  void abort() {
+  /// come within close_timeout): closes `sock` (the connection's socket, or the TCP socket
+  /// under its stream), so the reader ends too.
+  template <class Socket>
+  void abort(Socket& sock) {
     std::error_code ignored;
-    sock_.close(ignored);
+    sock.close(ignored);
     done_ = true;
     drop_all();
   }
 
-  /// A writer coroutine: writes queued frames until the connection ends (flush() driven by a
-  /// timer of its own). Completes with the write error, if any. On return the socket may be
-  /// closed (a stalled write, or the close handshake timed out).
-  asio::awaitable<std::error_code> run_writer() {
+  /// A writer coroutine: writes queued frames to `sock` until the connection ends (flush()
+  /// driven by a timer of its own). Completes with the write error, if any. On return the
+  /// socket may be closed (a stalled write, or the close handshake timed out).
+  template <class Socket>
+  asio::awaitable<std::error_code> run_writer(Socket& sock) {
     using asio::experimental::as_tuple;
-    asio::steady_timer wake(sock_.get_executor());
+    asio::steady_timer wake(sock.get_executor());
     set_notify([](void* t) { static_cast<asio::steady_timer*>(t)->cancel(); }, &wake);
     for (;;) {
       std::error_code ec;
-      switch (flush(ec)) {
+      switch (flush(sock, ec)) {
         case write_state::done: set_notify(nullptr, nullptr); co_return ec;
         case write_state::idle:
           wake.expires_at(std::chrono::steady_clock::time_point::max());
@@ -335,17 +344,17 @@ public:
           auto [tec] = co_await wake.async_wait(as_tuple(asio::use_awaitable));
           if (!tec && !peer_closed_ && !stopped_) {  // timed out
             set_notify(nullptr, nullptr);
-            abort();
+            abort(sock);
             co_return std::error_code{};
           }
           break;
         }
         case write_state::blocked: {
-          auto [wec] = co_await net::with_deadline(sock_.async_wait(asio::ip::tcp::socket::wait_write, asio::experimental::deferred),
+          auto [wec] = co_await net::with_deadline(sock.async_wait(asio::ip::tcp::socket::wait_write, asio::experimental::deferred),
                                                    lim_->write_timeout);
           if (wec) {
             set_notify(nullptr, nullptr);
-            abort();
+            abort(sock);
             co_return wec;
           }
           break;
@@ -405,7 +414,8 @@ private:
   }
   /// An empty queue gives its storage back (an idle connection holds none) unless it is small.
   void release_queue() {
-    head_ = offset_ = 0;
+    head_ = 0;
+    offset_ = 0;
     if (q_.capacity() > 8) std::vector<entry>().swap(q_);
     else q_.clear();
   }
@@ -421,7 +431,8 @@ private:
   }
   void drop_all() {
     std::vector<entry>().swap(q_);
-    head_ = offset_ = 0;
+    head_ = 0;
+    offset_ = 0;
     data_count_ = data_bytes_ = 0;
   }
   write_state end() {
@@ -429,9 +440,10 @@ private:
     drop_all();
     return write_state::done;
   }
-  write_state fail() {  // (flush's ec says why)
+  template <class Socket>
+  write_state fail(Socket& sock) {  // (flush's ec says why)
     std::error_code ignored;
-    sock_.close(ignored);  // the reader ends too
+    sock.close(ignored);  // the reader ends too
     return end();
   }
   void wake() {
@@ -441,19 +453,23 @@ private:
     }
   }
 
+  // Frame counts in 32 bits (ws_block bounds a queue's messages in 32 bits; each queued
+  // frame takes 48 bytes of entry, so 4 Gi of them is out of reach) and the flags in one byte:
+  // 24 bytes less in every connection.
   static constexpr ws_send_stats no_stats{};
-  asio::ip::tcp::socket& sock_;
   const ws_send_limits* lim_;
   const ws_send_stats* stats_;
   std::vector<entry> q_;        ///< [head_, size) queued; the front written up to offset_ bytes
-  std::size_t head_ = 0, offset_ = 0;
-  std::size_t data_count_ = 0, data_bytes_ = 0;
+  std::uint32_t head_ = 0;
+  std::uint32_t data_count_ = 0;
+  std::size_t offset_ = 0;
+  std::size_t data_bytes_ = 0;
   std::uint64_t id_ = 0;
   void (*notify_)(void*) = nullptr;
   void* notify_arg_ = nullptr;
   std::uint16_t close_code_ = 0;
-  bool closing_ = false, peer_closed_ = false, stopped_ = false;
-  bool close_written_ = false, done_ = false, notified_ = false, nb_ = false;
+  bool closing_ : 1 = false, peer_closed_ : 1 = false, stopped_ : 1 = false;
+  bool close_written_ : 1 = false, done_ : 1 = false, notified_ : 1 = false, nb_ : 1 = false;
 };
 
 }  // namespace rproxy::flow

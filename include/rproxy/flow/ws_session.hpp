@@ -4,13 +4,15 @@
 // (on_verdict) and how reading ends (ending::end_reader).
 //
 // What an idle connection holds, and nothing more: a read-readiness wait on its socket (no
-// buffer, no executor: net/detail/reactor_wait.hpp), the session (its flow: context and socket; the send queue, empty; the frame parser's
-// state; a pointer to the adapter, whose settings every connection shares), and its entry on the
-// worker's idle sweep. When bytes arrive it borrows the worker's read buffer, reads, runs each
-// complete message through on_message (a message that came whole is not copied) and gives the
-// buffer back; bytes of an unfinished frame and a message that came in pieces are kept in a
-// `pending` block allocated only while there are any. The frames the stages queued go out
-// together in one non-blocking gathered write once the handler is done.
+// buffer, no executor: net/detail/reactor_wait.hpp), the session (its flow: context and socket,
+// the socket on its io_context's own executor type in a spawned flow; the send queue, empty; the
+// frame parser's state, which points to the adapter's options; a pointer to the adapter, whose
+// settings every connection shares), and its entry on the worker's idle sweep. When bytes
+// arrive it borrows the worker's read buffer, reads, runs each complete message through
+// on_message (a message that came whole is not copied) and gives the buffer back; bytes of an
+// unfinished frame and a message that came in pieces are kept in a `pending` block allocated
+// only while there are any. The frames the stages queued go out together in one non-blocking
+// gathered write once the handler is done.
 #pragma once
 
 #include <asio/co_spawn.hpp>
@@ -94,17 +96,49 @@ struct adapter_ref<Adapter, true> {
   const Adapter& get() const noexcept { return a; }
 };
 
-/// A session's owner in a spawned flow: the flow itself, moved in (context, socket, on_close
-/// and done), so the connection is one allocation.
+/// The socket a spawned session keeps: on its io_context's own executor type (40 bytes where
+/// asio::ip::tcp::socket, with an any_io_executor, takes 88).
+using session_socket = asio::basic_stream_socket<asio::ip::tcp, asio::io_context::executor_type>;
+
+/// A session's owner in a spawned flow: what the flow held, moved in (pipeline, context,
+/// socket, done), so the connection is one allocation. The socket moves to a session_socket
+/// (no system call); finish() ends the flow as the flow's own finish() would (flow/serve.hpp).
 template <class Flow, class Adapter, bool AdapterOutlives>
 struct spawned_owner {
-  Flow f;
-  adapter_ref<Adapter, !AdapterOutlives> a;
-  auto& pipeline() noexcept { return f.p; }
-  auto& ctx() noexcept { return f.ctx; }
-  asio::ip::tcp::socket& socket() noexcept { return f.client; }
+  using pipeline_type = std::remove_reference_t<decltype(std::declval<Flow&>().p)>;
+  using context_type = decltype(std::declval<Flow&>().ctx);
+  using done_type = decltype(std::declval<Flow&>().done);
+
+  spawned_owner(Flow&& f, adapter_ref<Adapter, !AdapterOutlives> ar)
+      : p(&f.p), c(std::move(f.ctx)), s(net::detail::io_context_of(f.client.get_executor())->get_executor()),
+        done(std::move(f.done)), a(std::move(ar)) {
+    net::detail::move_socket(s, f.client);  // (the flow's executor is an io_context's: the adapter checked)
+  }
+  spawned_owner(spawned_owner&&) = default;
+
+  pipeline_type& pipeline() noexcept { return *p; }
+  context_type& ctx() noexcept { return c; }
+  session_socket& socket() noexcept { return s; }
   const Adapter& adapter() const noexcept { return a.get(); }
-  void finish(const std::error_code& ec) { f.finish(ec); }  // on_close, then done
+  /// Closes the socket, runs on_close, then tells `done`.
+  void finish(const std::error_code& ec) {
+    std::error_code ignored;
+    s.shutdown(asio::socket_base::shutdown_send, ignored);
+    s.close(ignored);
+    // Called from a completion, outside any coroutine: a stage's exception here would end
+    // the worker's io_context::run(). A bug in one flow must not (as in flow::spawn).
+    try {
+      p->close(c, ec);
+    } catch (const std::exception&) {
+    }
+    done(ec);
+  }
+
+  pipeline_type* p;
+  context_type c;
+  session_socket s;
+  done_type done;
+  adapter_ref<Adapter, !AdapterOutlives> a;
 };
 
 /// A session's owner in a flow's coroutine (flow::serve): it resumes the coroutine.
@@ -148,7 +182,7 @@ class session final : private net::idle_sweep::entry, private ending {
 public:
   session(Owner o, const codec::ws::upgrade_request& up, std::string_view early)
       : owner_(std::move(o)),
-        conn_(owner_.socket(), adapter().send, adapter().stats ? &adapter().stats->send_stats : nullptr),
+        conn_(adapter().send, adapter().stats ? &adapter().stats->send_stats : nullptr),
         parser_(adapter().frames) {
     if (up.deflate) parser_.set_deflate(*up.deflate);
     hold(early.data(), early.size());
@@ -214,7 +248,7 @@ private:
   /// operation of the reactor's own with the handler alone (80 bytes where asio's wait, which
   /// keeps room for the socket's executor, takes 144), and no EPOLL_CTL_MOD to re-arm.
   void wait_read() {
-    net::detail::async_wait_drained(owner_.socket(), asio::ip::tcp::socket::wait_read, read_handler{keep(this)});
+    net::detail::async_wait_drained(owner_.socket(), asio::socket_base::wait_read, read_handler{keep(this)});
   }
 
   void readable(std::error_code ec) {
@@ -325,7 +359,7 @@ private:
         ws_detail::on_verdict(owner_.pipeline().message(owner_.ctx(), adapter().decoder.decode(mop_, data)), owner_.ctx(), conn_,
                               adapter().over_limit, stats());
       } catch (const std::exception&) {
-        conn_.abort();
+        conn_.abort(owner_.socket());
         end_reader(make_error_code(net::error::flow_aborted), true);
         return false;
       }
@@ -340,7 +374,7 @@ private:
     paused_ = false;
     clear_msg();
     if (e) {
-      conn_.abort();
+      conn_.abort(owner_.socket());
       return end_reader(make_error_code(net::error::flow_aborted), true);
     }
     ws_detail::on_verdict(v, owner_.ctx(), conn_, adapter().over_limit, stats());
@@ -380,18 +414,18 @@ private:
     write_waiting_ = false;
     if (ending_().writer_done) return;
     if (wait_ec && wait_ec != asio::error::operation_aborted) {
-      conn_.abort();
+      conn_.abort(owner_.socket());
       return end_writer(net::classify(wait_ec, net::side::downstream));
     }
     std::error_code ec;
-    switch (conn_.flush(ec)) {
+    switch (conn_.flush(owner_.socket(), ec)) {
       case ws_connection::write_state::done: return end_writer(ec ? net::classify(ec, net::side::downstream) : std::error_code{});
       case ws_connection::write_state::idle: arm(lane::idle); return;
       case ws_connection::write_state::closing: arm(lane::close); return;
       case ws_connection::write_state::blocked:
         arm(lane::write);
         write_waiting_ = true;
-        owner_.socket().async_wait(asio::ip::tcp::socket::wait_write, net::detail::exactly_allocated<flush_handler>{flush_handler{keep(this)}});
+        owner_.socket().async_wait(asio::socket_base::wait_write, net::detail::exactly_allocated<flush_handler>{flush_handler{keep(this)}});
         return;
     }
   }
@@ -446,7 +480,7 @@ private:
   static void close_expired(net::idle_sweep::entry& e) { of(e).expired(); }
   void expired() {
     lane_ = lane::none;
-    conn_.abort();
+    conn_.abort(owner_.socket());
     if (!write_waiting_ && !ending_().writer_done) end_writer({});
   }
 
@@ -469,11 +503,12 @@ private:
   ending& ending_() noexcept { return *this; }
 
   // The small fields first: they take the tail padding of `ending` (a base, not a member: 8
-  // bytes less, and the session one malloc size class smaller).
-  std::uint32_t refs_ = 0;
+  // bytes less, and the session one malloc size class smaller), which holds 6 bytes: hence a
+  // 16-bit count (a session has a few handlers pending at most) and one byte of flags.
+  std::uint16_t refs_ = 0;
   lane lane_ = lane::none;
   codec::ws::opcode mop_ = codec::ws::opcode::text;
-  bool ping_out_ = false, paused_ = false, write_waiting_ = false;
+  bool ping_out_ : 1 = false, paused_ : 1 = false, write_waiting_ : 1 = false;
   Owner owner_;
   net::idle_sweep* sweep_ = nullptr;
   std::unique_ptr<pending> more_;  ///< null unless bytes or a message in pieces wait

@@ -63,7 +63,7 @@ class stream_session {
 public:
   stream_session(const Adapter& a, Pipeline& p, Ctx& ctx, Stream& s, const codec::ws::upgrade_request& up)
       : a_(a), p_(p), ctx_(ctx), s_(s), stats_(a.stats),
-        conn_(detail::tcp_of(s), a.send, a.stats ? &a.stats->send_stats : nullptr), parser_(a.frames),
+        conn_(a.send, a.stats ? &a.stats->send_stats : nullptr), parser_(a.frames),
         wake_(s.get_executor()), idle_(s.get_executor()) {
     if (up.deflate) parser_.set_deflate(*up.deflate);
   }
@@ -172,7 +172,7 @@ private:
       else
         ws_detail::on_verdict(p_.message(ctx_, a_.decoder.decode(mop_, data)), ctx_, conn_, a_.over_limit, stats_);
     } catch (const std::exception&) {
-      conn_.abort();
+      conn_.abort(detail::tcp_of(s_));
       end_reader(make_error_code(net::error::flow_aborted), true);
       co_return false;
     }
@@ -208,7 +208,7 @@ private:
           wake_.expires_after(conn_.limits().close_timeout);
           auto [tec] = co_await wake_.async_wait(tuple_token{});
           if (!tec && !conn_.peer_has_closed() && !conn_.stopped()) {  // no close frame from the peer in time
-            conn_.abort();
+            conn_.abort(detail::tcp_of(s_));
             going = false;
           }
           break;
@@ -218,7 +218,7 @@ private:
                                                      conn_.limits().write_timeout);
           if (ec) {
             end_.writer_error(net::classify(ec, net::side::downstream));
-            conn_.abort();  // the socket closes: the reader ends too
+            conn_.abort(detail::tcp_of(s_));  // the socket closes: the reader ends too
             going = false;
             break;
           }

@@ -66,8 +66,8 @@ std::vector<std::string> texts(const std::vector<ws::received_item>& items) {
   return out;
 }
 
-void start_writer(asio::io_context& ioc, ws_connection& c) {
-  asio::co_spawn(ioc, [&c]() -> asio::awaitable<void> { (void)co_await c.run_writer(); }, asio::detached);
+void start_writer(asio::io_context& ioc, ws_connection& c, asio::ip::tcp::socket& s) {
+  asio::co_spawn(ioc, [&c, &s]() -> asio::awaitable<void> { (void)co_await c.run_writer(s); }, asio::detached);
 }
 
 }  // namespace
@@ -76,11 +76,11 @@ TEST_CASE("queued frames go out in order, read back as text messages", "[flow][w
   asio::io_context ioc;
   socket_pair sp(ioc);
   ws_send_limits lim;
-  ws_connection c(sp.server, lim);
+  ws_connection c(lim);
   REQUIRE(c.send_text("one"));
   REQUIRE(c.send_text(std::string(300, 'x')));  // a 16-bit length
   REQUIRE(c.send_text(std::string(70000, 'y')));  // a 64-bit length
-  start_writer(ioc, c);
+  start_writer(ioc, c, sp.server);
   auto got = texts(drain_client(ioc, sp.client, 3));
   REQUIRE(got == std::vector<std::string>{"one", std::string(300, 'x'), std::string(70000, 'y')});
   c.stop();
@@ -92,7 +92,7 @@ TEST_CASE("drop_newest keeps what was queued and refuses the new frame", "[flow]
   std::atomic<std::uint64_t> dropped{0};
   ws_send_limits lim{.max_queue_messages = 2, .policy = slow_consumer::drop_newest};
   const rproxy::flow::ws_send_stats st{.dropped_newest = &dropped};
-  ws_connection c(sp.server, lim, &st);
+  ws_connection c(lim, &st);
   REQUIRE(c.send_text("a"));
   REQUIRE(c.send_text("b"));
   REQUIRE_FALSE(c.send_text("c"));
@@ -100,7 +100,7 @@ TEST_CASE("drop_newest keeps what was queued and refuses the new frame", "[flow]
   REQUIRE(c.queued() == 2);
   c.pong("p");  // control frames are not answered while the data queue is full
   REQUIRE(c.queued() == 2);
-  start_writer(ioc, c);
+  start_writer(ioc, c, sp.server);
   REQUIRE(texts(drain_client(ioc, sp.client, 2)) == std::vector<std::string>{"a", "b"});
   c.stop();
 }
@@ -111,7 +111,7 @@ TEST_CASE("drop_oldest drops the oldest queued frames to make room, by count and
   std::atomic<std::uint64_t> dropped{0};
   ws_send_limits lim{.max_queue_messages = 3, .max_queue_bytes = 10, .policy = slow_consumer::drop_oldest};
   const rproxy::flow::ws_send_stats st{.dropped_oldest = &dropped};
-  ws_connection c(sp.server, lim, &st);
+  ws_connection c(lim, &st);
   REQUIRE(c.send_text("aa"));
   REQUIRE(c.send_text("bb"));
   REQUIRE(c.send_text("cc"));
@@ -123,7 +123,7 @@ TEST_CASE("drop_oldest drops the oldest queued frames to make room, by count and
   REQUIRE_FALSE(c.send_text(std::string(11, 'z')));  // larger than the whole bound: only it is dropped
   REQUIRE(dropped == 3);
   REQUIRE(c.queued() == 3);
-  start_writer(ioc, c);
+  start_writer(ioc, c, sp.server);
   REQUIRE(texts(drain_client(ioc, sp.client, 3)) == std::vector<std::string>{"cc", "dd", "eeeeee"});
   c.stop();
 }
@@ -134,7 +134,7 @@ TEST_CASE("close policy: the queue is dropped and the client gets close 1013", "
   std::atomic<std::uint64_t> closed{0};
   ws_send_limits lim{.max_queue_messages = 2, .policy = slow_consumer::close, .close_timeout = std::chrono::milliseconds(50)};
   const rproxy::flow::ws_send_stats st{.closed_slow = &closed};
-  ws_connection c(sp.server, lim, &st);
+  ws_connection c(lim, &st);
   REQUIRE(c.send_text("a"));
   REQUIRE(c.send_text("b"));
   REQUIRE_FALSE(c.send_text("c"));
@@ -142,7 +142,7 @@ TEST_CASE("close policy: the queue is dropped and the client gets close 1013", "
   REQUIRE(c.closing());
   REQUIRE(c.close_code() == ws::close_code::try_again_later);
   REQUIRE_FALSE(c.send_text("d"));  // nothing more after the close
-  start_writer(ioc, c);
+  start_writer(ioc, c, sp.server);
   // The peer never answers: the close timeout ends the connection, the client sees its EOF.
   auto got = drain_client(ioc, sp.client, 99);
   REQUIRE(got.size() == 1);
@@ -151,10 +151,8 @@ TEST_CASE("close policy: the queue is dropped and the client gets close 1013", "
 }
 
 TEST_CASE("a shared payload is queued by reference, not copied", "[flow][ws]") {
-  asio::io_context ioc;
-  socket_pair a(ioc), b(ioc);
   ws_send_limits lim;
-  ws_connection ca(a.server, lim), cb(b.server, lim);
+  ws_connection ca(lim), cb(lim);
   auto p = rproxy::flow::make_ws_payload("{\"type\":\"message\"}");
   REQUIRE(ca.send(p));
   REQUIRE(cb.send(p));
@@ -164,9 +162,8 @@ TEST_CASE("a shared payload is queued by reference, not copied", "[flow][ws]") {
 TEST_CASE("the hub delivers on the caller's worker at once and posts to the others", "[flow][ws]") {
   asio::io_context w0, w1;
   rproxy::flow::ws_hub hub({w0.get_executor(), w1.get_executor()});
-  socket_pair p0(w0), p1(w1), p2(w0);
   ws_send_limits lim;
-  ws_connection c0(p0.server, lim), c1(p1.server, lim), c2(p2.server, lim);
+  ws_connection c0(lim), c1(lim), c2(lim);
   const auto id0 = hub.attach(0, c0), id1 = hub.attach(1, c1), id2 = hub.attach(0, c2);
   REQUIRE(rproxy::flow::ws_hub::worker_of(id1) == 1);
   REQUIRE(id0 != id2);
@@ -183,8 +180,7 @@ TEST_CASE("the hub delivers on the caller's worker at once and posts to the othe
   REQUIRE(rproxy::test::run_until(w1, [&] { return c1.closing(); }));
   REQUIRE(c0.close_code() == 1001);
   // A connection attached after close_all (an upgrade racing the shutdown) is closed at once.
-  socket_pair p3(w0);
-  ws_connection c3(p3.server, lim);
+  ws_connection c3(lim);
   hub.attach(0, c3);
   REQUIRE(c3.closing());
   REQUIRE(c3.close_code() == 1001);
@@ -193,9 +189,8 @@ TEST_CASE("the hub delivers on the caller's worker at once and posts to the othe
 TEST_CASE("the hub reuses a gone connection's slot; its old id finds nothing", "[flow][ws]") {
   asio::io_context w0;
   rproxy::flow::ws_hub hub({w0.get_executor()});
-  socket_pair p0(w0), p1(w0), p2(w0);
   ws_send_limits lim;
-  ws_connection c0(p0.server, lim), c1(p1.server, lim), c2(p2.server, lim);
+  ws_connection c0(lim), c1(lim), c2(lim);
   const auto id0 = hub.attach(0, c0), id1 = hub.attach(0, c1);
   REQUIRE(hub.connections(0) == 2);
   REQUIRE(hub.find(0, id0) == &c0);

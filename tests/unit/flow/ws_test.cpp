@@ -38,18 +38,27 @@ using proto = flow::ws_protocol<flow::ws_message>;
 struct record {
   std::vector<std::string> messages;
   int closes = 0;
+  int hellos_with_part = 0;      ///< on_hello saw ctx.hello
+  int messages_with_part = 0;    ///< on_message saw ctx.hello (it must not: it is the upgrade's only)
 };
 
-/// Echoes each message upper-cased; refuses an upgrade whose target has "deny".
+/// Echoes each message upper-cased; refuses an upgrade whose target has "deny"; answers one
+/// whose target has "teapot" itself (ctx.hello->reply).
 struct echo_stage {
   record* r;
   template <class Ctx, class Req>
-  rproxy::verdict on_hello(Ctx&, const Req& req) {
+  rproxy::verdict on_hello(Ctx& ctx, const Req& req) {
+    if (ctx.hello != nullptr) ++r->hellos_with_part;
     if (req.target().find("deny") != std::string_view::npos) return rproxy::reject(rproxy::reject_code::unauthorized, "no");
+    if (req.target().find("teapot") != std::string_view::npos) {
+      ctx.hello->reply = "HTTP/1.1 418 I'm a teapot\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+      return rproxy::replied;
+    }
     return rproxy::next;
   }
   template <class Ctx>
   rproxy::verdict on_message(Ctx& ctx, const flow::ws_message& m) {
+    if (ctx.hello != nullptr) ++r->messages_with_part;
     r->messages.emplace_back(m.data);
     std::string up(m.data);
     for (auto& ch : up) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
@@ -234,6 +243,18 @@ TEST_CASE("a refusal at the upgrade is an HTTP status; nothing reaches on_messag
   REQUIRE(f.rec.closes == 1);
 }
 
+TEST_CASE("a stage answers the upgrade itself: `replied` with ctx.hello->reply", "[flow][ws]") {
+  for (const bool spawned : {false, true}) {
+    fixture f;
+    f.spawned = spawned;
+    f.exchange(upgrade("/teapot") + client_frame(ws::opcode::text, "x"));
+    REQUIRE(f.got == "HTTP/1.1 418 I'm a teapot\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    CHECK(f.rec.hellos_with_part == 1);
+    CHECK(f.rec.messages.empty());
+    CHECK(f.rec.closes == 1);
+  }
+}
+
 TEST_CASE("protocol errors close with the codec's code: 1009 oversized, 1002 unmasked", "[flow][ws]") {
   {
     fixture f;
@@ -280,6 +301,8 @@ TEST_CASE("a spawned flow: the session takes the flow over; on_close and done ru
   CHECK((fr[3].what == ws::event::close && fr[3].code == 1000));
   REQUIRE(f.rec.closes == 1);
   REQUIRE(f.hub.connections(0) == 0);  // detached
+  CHECK(f.rec.hellos_with_part == 1);
+  CHECK(f.rec.messages_with_part == 0);  // the upgrade's part is gone with the upgrade
 }
 
 TEST_CASE("an asynchronous on_message hook: messages in order, reading resumes after each", "[flow][ws]") {

@@ -121,14 +121,12 @@ struct bench {
   bench() {
     link.confirm = [this](std::string_view ch) { bridge.on_subscribed(ch); };
   }
-  std::vector<std::unique_ptr<asio::ip::tcp::socket>> socks;
   std::vector<std::unique_ptr<rproxy::flow::ws_connection>> conns;
   rproxy::flow::ws_send_limits lim{};
 
   /// A connection on worker 0 (never written: its queue counts what it was sent).
   std::pair<rooms::session_id, rproxy::flow::ws_connection*> connect() {
-    socks.push_back(std::make_unique<asio::ip::tcp::socket>(ioc));
-    conns.push_back(std::make_unique<rproxy::flow::ws_connection>(*socks.back(), lim));
+    conns.push_back(std::make_unique<rproxy::flow::ws_connection>(lim));
     return {hub.attach(0, *conns.back()), conns.back().get()};
   }
   rooms::request req(std::string_view text) {

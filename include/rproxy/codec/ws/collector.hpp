@@ -35,9 +35,11 @@ struct received_item {
 
 class collector {
 public:
-  explicit collector(const parser_options& o = {}, const std::optional<deflate_params>& d = {}) : p_(o) {
+  explicit collector(const parser_options& o = {}, const std::optional<deflate_params>& d = {}) : opt_(o), p_(opt_) {
     if (d) p_.set_deflate(*d);
   }
+  collector(const collector&) = delete;  // the parser points to opt_
+  collector& operator=(const collector&) = delete;
 
   /// Appends bytes and parses as far as they go.
   void feed(std::string_view bytes) {
@@ -74,6 +76,7 @@ public:
   std::vector<received_item> received;
 
 private:
+  parser_options opt_;  ///< the parser's options (it keeps a pointer to them)
   ws::parser p_;
   std::string buf_;
   std::string msg_;

@@ -3,7 +3,8 @@
 // Feed it the unconsumed bytes of your receive buffer (mutable: masked payloads are unmasked
 // in place); each call returns one event and how many bytes to discard:
 //
-//     ws::parser p{{.side = ws::role::server, .max_message_size = 1 << 20}};
+//     const ws::parser_options opt{.side = ws::role::server, .max_message_size = 1 << 20};
+//     ws::parser p{opt};                               // opt outlives p (shared, not copied)
 //     if (negotiated) p.set_deflate(*negotiated);      // handshake.hpp
 //     for (;;) {
 //       auto r = p.parse(buf.writable_unconsumed());   // std::span<char>, from the first byte
@@ -35,8 +36,10 @@
 // (1009; a compressed message is bounded by its decompressed size, so a zip bomb stops at the
 // limit). Minimal length encoding is not required (RFC 6455 §5.2 requires it of senders only).
 //
-// State: 128 bytes per connection (x86-64); no buffer is held between messages unless
-// permessage-deflate with context takeover keeps the peer's zlib stream (see deflate.hpp).
+// State: 104 bytes per connection (x86-64); no buffer is held between messages unless
+// permessage-deflate with context takeover keeps the peer's zlib stream (see deflate.hpp). The
+// options are not copied: every connection of a server points to its one set (24 bytes less
+// each), which must outlive them.
 #pragma once
 
 #include <rproxy/codec/ws/deflate.hpp>
@@ -89,15 +92,17 @@ struct parse_result {
 class parser {
 public:
   parser() = default;
-  explicit parser(const parser_options& o) noexcept : opt_(o) {}
+  /// `o` is pointed to, not copied: it must outlive the parser.
+  explicit parser(const parser_options& o) noexcept : opt_(&o) {}
+  explicit parser(const parser_options&&) = delete;  // a temporary would dangle
 
   /// Enables permessage-deflate with the negotiated parameters: RSV1 becomes valid on the
   /// first frame of a data message and such messages are decompressed.
   void set_deflate(const deflate_params& p) noexcept {
-    inflater_ = inflater{p.receive_window(opt_.side), p.receive_reset(opt_.side)};
+    inflater_ = inflater{p.receive_window(opt_->side), p.receive_reset(opt_->side)};
     deflate_ = true;
   }
-  const parser_options& options() const noexcept { return opt_; }
+  const parser_options& options() const noexcept { return *opt_; }
 
   /// Parses from the first unconsumed byte; see the contract at the top of this file.
   parse_result parse(std::span<char> in) noexcept;
@@ -152,7 +157,8 @@ private:
     }
   }
 
-  parser_options opt_{};
+  static constexpr parser_options default_options{};
+  const parser_options* opt_ = &default_options;
   std::unique_ptr<char[]> out_;       // decompressed piece (only during a compressed message)
   inflater inflater_{};
   std::uint64_t remaining_ = 0;       // payload bytes of the current frame not yet consumed
@@ -234,7 +240,7 @@ inline parse_result parser::parse_header(std::span<char> in, std::size_t& pos) n
   // Everything the first two bytes can tell is checked before waiting for more.
   if ((b0 & 0x30) != 0) return fail(error::reserved_bits);
   if (!is_known(op)) return fail(error::bad_opcode);
-  if (masked != (opt_.side == role::server)) return fail(error::unmasked_frame);
+  if (masked != (opt_->side == role::server)) return fail(error::unmasked_frame);
   const auto o = static_cast<opcode>(op);
   if (is_control(o)) {
     if (!fin || len7 > max_control_payload) return fail(error::bad_control_frame);
@@ -256,11 +262,11 @@ inline parse_result parser::parse_header(std::span<char> in, std::size_t& pos) n
     if (ext == 8 && (len >> 63) != 0) return fail(error::bad_length);
   }
   if (is_control(o)) return control_frame(in, pos, hs);
-  if (len > opt_.max_frame_size) return fail(error::frame_too_big);
+  if (len > opt_->max_frame_size) return fail(error::frame_too_big);
   // The message's bytes as sent are bounded too: by the limit itself when uncompressed, and
   // with room for DEFLATE's worst-case expansion (stored blocks) when compressed.
   const bool compressed = o == opcode::continuation ? compressed_ : rsv1;
-  const std::uint64_t limit = opt_.max_message_size;
+  const std::uint64_t limit = opt_->max_message_size;
   const std::uint64_t slack = compressed ? limit / 16 + 1024 : 0;
   const std::uint64_t max_wire = limit > std::numeric_limits<std::uint64_t>::max() - slack
                                      ? std::numeric_limits<std::uint64_t>::max()
@@ -324,14 +330,14 @@ inline parse_result parser::control_frame(std::span<char> in, std::size_t pos, s
 }
 
 inline std::optional<parse_result> parser::inflate_step(std::span<char> in, std::size_t& pos) noexcept {
-  const std::size_t chunk = std::max<std::size_t>(opt_.inflate_chunk, 64);
+  const std::size_t chunk = std::max<std::size_t>(opt_->inflate_chunk, 64);
   if (!out_) {
     out_.reset(new (std::nothrow) char[chunk]);
     if (!out_) return fail(error::message_too_big, pos);
   }
   // The decompressed bytes may not exceed the message limit: never ask zlib for more than
   // the limit allows plus one byte (which, if produced, is the error).
-  const std::uint64_t room = opt_.max_message_size - msg_size_ + 1;
+  const std::uint64_t room = opt_->max_message_size - msg_size_ + 1;
   const auto out_size = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, room));
   inflater::step_result s;
   bool done = false;
@@ -370,11 +376,11 @@ inline std::optional<parse_result> parser::inflate_step(std::span<char> in, std:
   // Errors in the order the bytes show them, so that any split of the input gives the same
   // one: bad UTF-8 within the limit, then the limit, then zlib's verdict on later input.
   const std::string_view data(out_.get(), s.produced);
-  const std::uint64_t within = opt_.max_message_size - msg_size_;
+  const std::uint64_t within = opt_->max_message_size - msg_size_;
   if (msg_op_ == opcode::text && !utf8_.feed(data.substr(0, static_cast<std::size_t>(std::min<std::uint64_t>(within, data.size())))))
     return fail(error::invalid_utf8, pos);
   msg_size_ += s.produced;
-  if (msg_size_ > opt_.max_message_size) return fail(error::message_too_big, pos);
+  if (msg_size_ > opt_->max_message_size) return fail(error::message_too_big, pos);
   if (!s.ok) return fail(error::bad_compressed_data, pos);
   if (done && msg_op_ == opcode::text && !utf8_.complete()) return fail(error::invalid_utf8, pos);
   if (done) {
