@@ -18,6 +18,8 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <catch2/catch.hpp>
 
+#include "test_certs.hpp"
+
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -32,39 +34,7 @@ using rproxy::net::error;
 
 namespace {
 
-// A CA, a second (untrusted) CA and a leaf for backend.test and 127.0.0.1 signed by the first.
-struct cert_dir {
-  fs::path dir;
-  cert_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "rproxy-tlsc-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    dir = tmpl;
-    const std::string ec = "ec -pkeyopt ec_paramgen_curve:prime256v1";
-    for (const char* ca : {"ca", "other"})
-      run("openssl req -x509 -newkey " + ec + " -nodes -days 2 -keyout " + path(std::string(ca) + ".key") + " -out " +
-          path(std::string(ca) + ".pem") + " -subj /CN=" + ca +
-          " -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign");
-    run("openssl req -newkey " + ec + " -nodes -keyout " + path("leaf.key") + " -out " + path("leaf.csr") + " -subj /CN=backend.test");
-    std::ofstream(path("leaf.ext")) << "subjectAltName=DNS:backend.test,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n";
-    run("openssl x509 -req -in " + path("leaf.csr") + " -CA " + path("ca.pem") + " -CAkey " + path("ca.key") +
-        " -CAcreateserial -days 2 -out " + path("leaf.pem") + " -extfile " + path("leaf.ext"));
-    std::ofstream(path("garbage.pem")) << "not PEM\n";
-  }
-  ~cert_dir() {
-    std::error_code ignored;
-    fs::remove_all(dir, ignored);
-  }
-  std::string path(const std::string& f) const { return (dir / f).string(); }
-  static void run(const std::string& cmd) {
-    INFO(cmd);
-    REQUIRE(std::system((cmd + " >/dev/null 2>&1").c_str()) == 0);
-  }
-};
-
-const cert_dir& certs() {
-  static const cert_dir d;
-  return d;
-}
+using rproxy::test::certs;
 
 rproxy::net::tls_client_context client(rproxy::net::tls_client_options o) {
   auto r = rproxy::net::tls_client_context::load(o);
