@@ -153,7 +153,7 @@ private:
 
   /// One backend connection: the session, its stream (plain or TLS), the streams it carries.
   struct conn {
-    explicit conn(asio::io_context& io, const codec::h2::client_limits& l) : sock(asio::ip::tcp::socket(io)), kick(io), session(l) {}
+    explicit conn(asio::io_context& io, const codec::h2::client_limits& l) : sock(io.get_executor()), kick(io), session(l) {}
     net::upstream_stream sock;
     std::shared_ptr<const net::tls_client_context> tls;  ///< the context its TLS stream was made with
     asio::steady_timer kick;  ///< cancelled: the writer has something to send
