@@ -124,8 +124,9 @@ private:
                       config::reload_callbacks<Config>{
                           [this](const config_ptr& cfg) {
                             reloads_ok_->inc();
-                            log_.info("config reloaded");
                             for (auto& f : reloaded_) f(cfg);
+                            // After the callbacks, so what they log about this reload comes first.
+                            log_.info("config reloaded");
                           },
                           [this](const config::diagnostics& d) {
                             reloads_failed_->inc();
