@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include <rproxy/app/cluster.hpp>
 #include <rproxy/app/listen.hpp>
 #include <rproxy/app/runtime.hpp>
 #include <rproxy/app/versions.hpp>
@@ -254,11 +255,8 @@ struct shared_state {
   shared_state(runtime& rt, const config& c, const std::optional<rproxy::cluster::redis_options>& redis)
       : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)),
         cluster(rt.pool(), redis, rt.metrics(), rt.log(),
-                {.sync_interval = c.rate_limit && c.rate_limit->distributed ? c.rate_limit->distributed->sync_interval
-                                                                            : std::chrono::milliseconds(100),
-                 .policy = (c.rate_limit && c.rate_limit->distributed ? c.rate_limit->distributed->failure_policy() + ", " : std::string()) +
-                           "bans made here stay here",
-                 .kicks_metric = "h3gw_ban_kicks"}) {}
+                rproxy::app::sharing(c.rate_limit && c.rate_limit->distributed ? &*c.rate_limit->distributed : nullptr,
+                                     {.kicks_metric = "h3gw_ban_kicks"})) {}
   mw::audit_file sink;
   mw::audit_log audit;
   mw::conn_counter conns;

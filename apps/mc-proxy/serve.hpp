@@ -78,11 +78,8 @@ private:
   /// Rate-limit counters and bans: in-process, or shared with the other instances through the
   /// `redis:` block (app/cluster.hpp: read once). False: logged.
   bool open_cluster(const config& c) {
-    cluster_ = rproxy::app::open_cluster(
-        rt_, c.redis,
-        {.sync_interval = c.shared_limits ? c.shared_limits->sync_interval : std::chrono::milliseconds(100),
-         .policy = (c.shared_limits ? c.shared_limits->failure_policy() + ", " : std::string()) + "bans made here stay here",
-         .bans = {.fold_identity_case = true}, .kicks_metric = "mc_ban_kicks"});
+    const auto* limits = c.shared_limits ? &*c.shared_limits : nullptr;
+    cluster_ = rproxy::app::open_cluster(rt_, c.redis, rproxy::app::sharing(limits, {.bans = {.fold_identity_case = true}, .kicks_metric = "mc_ban_kicks"}));
     shared_.cluster = cluster_.get();
     return cluster_ != nullptr;
   }
