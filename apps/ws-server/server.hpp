@@ -26,6 +26,7 @@
 #include <asio/use_awaitable.hpp>
 
 #include <rproxy/admin/bans_api.hpp>
+#include <rproxy/app/cluster.hpp>
 #include <rproxy/app/every.hpp>
 #include <rproxy/app/listen.hpp>
 #include <rproxy/app/restart_only.hpp>
@@ -50,12 +51,12 @@
 #include <rproxy/net/tls_stream.hpp>
 #include <rproxy/observe/registry.hpp>
 #include <rproxy/observe/worker_index.hpp>
+#include <rproxy/rooms/redis_rooms.hpp>
 #include <rproxy/rooms/registry.hpp>
 #include <rproxy/rooms/stage.hpp>
 #include <rproxy/rooms/ws_decoder.hpp>
 
-#include "chat_page.hpp"
-#include "cluster.hpp"
+#include "chat_page.hpp"  // made by CMake from chat.html
 #include "config.hpp"
 
 namespace ws_server {
@@ -130,8 +131,7 @@ struct connect_rate_limit {
 /// What lives as long as the process: the rooms, the connections, counters, the audit log.
 struct shared_state {
   shared_state(runtime& rt, const config& c)
-      : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)), limits(message_limits::of(c)), reg(c.rooms), hub(executors(rt)),
-        kicks(executors(rt), &rt.metrics().add_counter("ws_ban_kicks", "Connections closed (1008) because a new ban covers their peer.")) {}
+      : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)), limits(message_limits::of(c)), reg(c.rooms), hub(executors(rt)) {}
   static std::vector<asio::any_io_executor> executors(runtime& rt) {
     std::vector<asio::any_io_executor> out;
     for (std::size_t i = 0; i < rt.pool().size(); ++i) out.push_back(rt.pool().executor(i));
@@ -144,8 +144,9 @@ struct shared_state {
   mw::conn_counter conns;
   rooms::registry reg;
   flow::ws_hub hub;
-  mw::ban_roster kicks;  ///< open connections, closed by a new ban
-  cluster_part cluster;  ///< rooms across instances (with a redis: block)
+  /// Bans made on any instance, and the roster of open connections a new ban closes (1008).
+  std::unique_ptr<rproxy::cluster::instance> cluster;
+  std::optional<rooms::redis_rooms> spread;  ///< rooms across instances (with a redis: block)
   flow::ws_stats stats;
   obs::counter_family* rejections = nullptr;
   obs::counter_family* tls_failures = nullptr;  ///< TLS handshakes that failed, by reason
@@ -193,13 +194,14 @@ inline auto pipeline(world_base& w) {
   return rproxy::make_pipeline<protocol>(
       reject_metrics{w.shared->rejections}, mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, mw::conn_limit{&w.conn_cfg, &w.shared->conns, a},
       connect_rate_limit{{&w.connect_cfg, st, a}}, mw::cors{w.cfg->allowed_origins.empty() ? nullptr : &w.cors_cfg},
-      mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, mw::ban_check{&w.shared->cluster.bans->list(), a},
-      mw::ban_kick{&w.shared->kicks, nullptr, &w.shared->cluster.bans->list(), nullptr, a},
+      mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, mw::ban_check{&w.shared->cluster->bans.list(), a},
+      mw::ban_kick{&w.shared->cluster->kicks, nullptr, &w.shared->cluster->bans.list(), nullptr, a},
       live_rate_limit<message_tag, &message_limits::message>{l, st, a},
       live_rate_limit<join_tag, &message_limits::join>{l, st, a},
       live_rate_limit<private_message_tag, &message_limits::private_message>{l, st, a},
       live_rate_limit<invalid_tag, &message_limits::invalid>{l, st, a},
-      rooms::basic_stage<bridge>{&w.shared->reg, &w.shared->hub, {.anonymous = w.cfg->anonymous}, w.shared->cluster.get()});
+      rooms::basic_stage<rooms::redis_rooms::bridge>{&w.shared->reg, &w.shared->hub, {.anonymous = w.cfg->anonymous},
+                                                     w.shared->spread ? &w.shared->spread->get() : nullptr});
 }
 
 struct world : world_base {
@@ -304,8 +306,12 @@ inline int serve(runtime& rt) {
   const auto c = s->first;
   if (!s->shared.sink.ok()) return rt.log().error("cannot open the audit file", {{"file", c->audit.file}}), 1;
   s->add_metrics();
-  if (!s->shared.cluster.open(rt, *c, s->shared.reg, s->shared.hub)) return 1;
-  s->shared.cluster.bans->on_change([k = &s->shared.kicks](auto file) { k->sweep(std::move(file)); });
+  s->shared.cluster = rproxy::app::open_cluster(rt, c->redis, {.policy = "rooms served by this instance alone", .kicks_metric = "ws_ban_kicks"});
+  if (!s->shared.cluster) return 1;
+  if (c->redis) {
+    s->shared.spread.emplace(s->shared.cluster->links, rt.pool(), s->shared.reg, s->shared.hub, c->cluster.options(c->redis->key_prefix), rt.log());
+    rt.log().info("rooms shared through redis", {{"address", c->redis->address.host + ":" + std::to_string(c->redis->address.port)}});
+  }
   auto first = s->build(c);
   if (!first) return 1;
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
@@ -322,10 +328,11 @@ inline int serve(runtime& rt) {
     if (!rproxy::app::listen(rt, c->tls->listen, "websocket-tls", secure)) return 1;
   }
   rproxy::app::every(rt, std::chrono::seconds(10), [s] { s->shared.reg.sweep(std::chrono::system_clock::now()); });
-  s->shared.cluster.start();
-  rt.on_admin([s](rproxy::admin::server& a) { rproxy::admin::mount_bans_api(a, *s->shared.cluster.bans); });  // GET/POST/DELETE /bans
+  s->shared.cluster->start();
+  if (s->shared.spread) s->shared.spread->start();
+  rt.on_admin([s](rproxy::admin::server& a) { rproxy::admin::mount_bans_api(a, s->shared.cluster->bans); });  // GET/POST/DELETE /bans
   rt.on_stop_accepting([s] {
-    s->shared.cluster.stop();
+    if (s->shared.spread) s->shared.spread->stop();
     s->shared.hub.close_all(rproxy::codec::ws::close_code::going_away, "server shutting down");
   });
   rt.on_reload([s, worlds](const std::shared_ptr<const config>& next) {
