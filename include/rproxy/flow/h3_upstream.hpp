@@ -17,6 +17,13 @@
 // its handshake fails the requests waiting for it (502).
 // On the stand-in's wire, an HTTP/3 failure before the response head is a 502 (504 on the
 // response timeout); after it, the connection is closed mid-body (the gateway sees a reset).
+//
+// Trailers (gRPC), as for HTTP/2 backends (flow/h2_upstream.hpp): every request carries `te:
+// trailers`; the backend's trailer section (bounded by codec::h3::client_limits, as a head is)
+// comes back as chunked trailers, which the gateway passes on to its clients. A response without
+// content-length is chunked so its trailers can follow; one with content-length keeps it (its
+// trailers are dropped). gRPC's Trailers-Only answer (grpc-status in the only header section)
+// becomes a head and trailers, its equivalent, as an HTTP/1.1 head cannot carry trailers.
 #pragma once
 
 #include <algorithm>
@@ -144,6 +151,10 @@ private:
       }
     }
     template <class S>
+    void on_response_trailers(S&, std::uint64_t tag, std::vector<codec::h3::field>& t) {
+      if (auto* r = up->find(tag)) r->trailers = std::move(t);  // (on_response_end follows: it wakes)
+    }
+    template <class S>
     void on_response_end(S&, std::uint64_t tag) {
       if (auto* r = up->find(tag)) {
         r->ended = true;
@@ -180,8 +191,26 @@ private:
     codec::h3::response_head head;
     bool has_head = false, ended = false;
     std::string body;
+    std::vector<codec::h3::field> trailers;
     std::error_code error;
   };
+
+  static bool is_grpc(const std::vector<codec::h3::field>& fields) {
+    bool grpc = false, status = false;
+    for (const auto& f : fields) {
+      if (f.name == "content-type") grpc = f.value.starts_with("application/grpc");
+      if (f.name == "grpc-status") status = true;
+    }
+    return grpc && status;
+  }
+  static void append_fields(std::string& out, const std::vector<codec::h3::field>& fields) {
+    for (const auto& f : fields) {
+      out += f.name;
+      out += ": ";
+      out += f.value;
+      out += "\r\n";
+    }
+  }
 
   request_state* find(std::uint64_t tag) {
     auto it = requests_.find(tag);
@@ -244,10 +273,13 @@ private:
       const codec::http1::message_info info = in.parser().info();
       req.method.assign(h.method);
       req.path.assign(h.target);
+      bool te_trailers = false;
       for (const auto& f : h.fields) {
         if (codec::h3::detail::iequals(f.name, "host")) req.authority.assign(f.value);
         else req.headers.push_back({std::string(f.name), std::string(f.value)});
+        te_trailers |= codec::h3::detail::iequals(f.name, "te") && codec::h3::detail::iequals(f.value, "trailers");
       }
+      if (!te_trailers) req.headers.push_back({"te", "trailers"});  // this path carries trailers back
       if (req.authority.empty()) req.authority = target_.server_name;
       in.consume_head();
       const bool has_body = info.chunked || info.content_length > 0;
@@ -355,8 +387,15 @@ private:
       std::string out = "HTTP/1.1 " + std::to_string(r.head.status) + " \r\n";
       const bool head_only = req.method == "HEAD" || r.head.status == 204 || r.head.status == 304;
       const bool chunked = !head_only && !r.head.content_length;
-      for (const auto& f : r.head.headers) {
+      // gRPC's Trailers-Only answer: its status fields go out as trailers (gRPC clients look
+      // for the status there; over HTTP/1.1 a field of the head cannot come back as one).
+      const bool trailers_only = chunked && r.ended && r.body.empty() && r.trailers.empty() && is_grpc(r.head.headers);
+      for (auto& f : r.head.headers) {
         if (f.name == "transfer-encoding" || f.name == "connection") continue;
+        if (trailers_only && f.name != "content-type") {
+          r.trailers.push_back(std::move(f));
+          continue;
+        }
         out += f.name;
         out += ": ";
         out += f.value;
@@ -375,7 +414,7 @@ private:
         void credit(std::size_t n) {
           if (r.conn) r.conn->app().consume(r.sid, n);
         }
-        void trailers(std::string&) {}  // (HTTP/3 response trailers are not carried yet)
+        void trailers(std::string& o) { append_fields(o, r.trailers); }
         asio::awaitable<bool> wait() { return up.wait(r); }
       } src{*this, r};
       const auto end = co_await standin::write_body(s, std::move(out), chunked, src);

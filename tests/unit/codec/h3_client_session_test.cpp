@@ -1,8 +1,19 @@
 // codec/h3/client_session.hpp against an HTTP/3 server of nghttp3 alone (tests/support/
 // h3_client_pair.hpp): what our client sends, nghttp3 decodes; what nghttp3 answers, ours decodes.
+// Trailers (at the end) against our own server side, codec/h3/server_session.hpp, which sends them.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <array>
+#include <functional>
+#include <map>
+#include <set>
+#include <span>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#include <rproxy/codec/h3/server_session.hpp>
 
 #include "h3_client_pair.hpp"
 
@@ -135,4 +146,202 @@ TEST_CASE("h3 client: a reset stream and a lost connection fail their requests",
   CHECK(rec.closed == std::errc::connection_aborted);
   CHECK(p.conn.done);  // the connection was told the app is done
   CHECK(p.client().submit(req("GET", "a"), 3).error() == h3::client_error::not_ready);
+}
+
+// --- trailers, against our own HTTP/3 server (codec/h3/server_session.hpp) ----------------------
+
+namespace {
+
+/// Records responses with their trailer section (the optional on_response_trailers hook).
+struct trailer_recorder : h3_test::recorder {
+  std::map<std::uint64_t, std::vector<h3::field>> trailers;
+  std::vector<std::string> order;  // "trailers:<tag>", "end:<tag>"
+  template <class S>
+  void on_response_trailers(S&, std::uint64_t tag, std::vector<h3::field>& t) {
+    trailers[tag] = std::move(t);
+    order.push_back("trailers:" + std::to_string(tag));
+  }
+  template <class S>
+  void on_response_end(S& s, std::uint64_t tag) {
+    order.push_back("end:" + std::to_string(tag));
+    h3_test::recorder::on_response_end(s, tag);
+  }
+};
+
+/// What the server answers to one request: status, head, body, trailers.
+struct answer {
+  unsigned status = 200;
+  std::vector<h3::field> headers;
+  std::string body;
+  std::vector<h3::field> trailers;
+};
+
+/// client_session<Handler> wired to codec::h3::server_session with no QUIC in between.
+template <class Handler>
+struct server_pair {
+  using session = h3::client_session<Handler, h3_test::fake_conn>;
+  h3_test::fake_conn<session> conn;
+  h3::server_session srv;
+  std::function<answer(std::string_view path)> respond = [](std::string_view) { return answer{}; };
+  std::set<std::int64_t> client_fin, server_fin, closed;
+
+  explicit server_pair(h3::client_limits l = {}) : conn(Handler{}, l) { REQUIRE(srv.bind(3, 7, 11)); }
+  session& client() { return conn.app(); }
+  Handler& rec() { return conn.app().handler(); }
+  void start() {
+    REQUIRE(client().on_ready(conn) == 0);
+    client().on_handshake_completed(conn);
+  }
+
+  void serve(std::span<const h3::event> evs) {
+    for (const auto& e : evs)
+      if (e.what == h3::event_kind::end_stream) {
+        const auto a = respond(srv.request(e.stream_id).path());
+        REQUIRE(srv.submit_response(e.stream_id, a.status, a.headers) == 0);
+        if (!a.body.empty()) REQUIRE(srv.send_data(e.stream_id, a.body) == 0);
+        REQUIRE(srv.end_stream(e.stream_id, a.trailers) == 0);
+      }
+    (void)srv.take_actions();  // (credit: the fake QUIC does not count it on this side)
+  }
+
+  /// Moves bytes both ways until nothing moves; false if either side failed.
+  bool pump() {
+    for (int round = 0; round < 1000; ++round) {
+      bool moved = false;
+      for (;;) {  // client -> server
+        std::int64_t sid = -1;
+        bool fin = false;
+        std::array<ngtcp2_vec, 16> v{};
+        const auto n = client().writev(sid, fin, std::span<ngtcp2_vec>(v));
+        if (n < 0) return false;
+        if (sid < 0) break;
+        std::string data;
+        for (std::ptrdiff_t i = 0; i < n; ++i) data.append(reinterpret_cast<const char*>(v[static_cast<std::size_t>(i)].base), v[static_cast<std::size_t>(i)].len);
+        if (data.empty() && !fin) break;
+        if (client().wrote(sid, data.size()) != 0) return false;
+        serve(srv.feed(sid, std::span(reinterpret_cast<const std::uint8_t*>(data.data()), data.size()), fin));
+        if (srv.failed() != 0) return false;
+        if (client().on_acked(conn, sid, data.size()) != 0) return false;
+        if (fin) client_fin.insert(sid);
+        moved = true;
+      }
+      for (;;) {  // server -> client
+        std::int64_t sid = -1;
+        bool fin = false;
+        std::array<nghttp3_vec, 16> v{};
+        const auto n = srv.writev(sid, fin, std::span<nghttp3_vec>(v));
+        if (n < 0) return false;
+        if (sid < 0) break;
+        std::string data;
+        for (std::ptrdiff_t i = 0; i < n; ++i) data.append(reinterpret_cast<const char*>(v[static_cast<std::size_t>(i)].base), v[static_cast<std::size_t>(i)].len);
+        if (data.empty() && !fin) break;
+        if (srv.wrote(sid, data.size()) != 0) return false;
+        if (client().on_stream_data(conn, sid, std::span(reinterpret_cast<const std::uint8_t*>(data.data()), data.size()), fin) != 0) return false;
+        if (srv.acked(sid, data.size()) != 0) return false;
+        if (fin) server_fin.insert(sid);
+        moved = true;
+      }
+      for (auto sid : server_fin)  // a request stream both sides ended: QUIC would close it
+        if (client_fin.contains(sid) && !closed.contains(sid) && (sid & 3) == 0) {
+          closed.insert(sid);
+          if (client().on_stream_close(conn, sid, 0, false) != 0) return false;
+          if (srv.stream_closed(sid, 0, false) != 0) return false;
+          serve(srv.poll());
+          moved = true;
+        }
+      if (!moved) return true;
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("h3 client: a response's trailers reach the handler before its end (gRPC status)", "[h3]") {
+  server_pair<trailer_recorder> p;
+  p.respond = [](std::string_view path) {
+    answer a;
+    a.headers = {{"content-type", "application/grpc"}};
+    if (path == "/with") {
+      a.body = std::string(40000, 'g');
+      a.trailers = {{"grpc-status", "0"}, {"Grpc-Message", "fine"}, {"x-trace", "t1"}};
+    } else if (path == "/bodyless") {
+      a.trailers = {{"grpc-status", "5"}};  // no DATA frame: the head, then the trailers
+    } else {
+      a.body = "plain";
+    }
+    return a;
+  };
+  p.start();
+  REQUIRE(p.client().submit(req("POST", "a", "/with"), 1));
+  REQUIRE(p.client().submit(req("POST", "a", "/bodyless"), 2));
+  REQUIRE(p.client().submit(req("GET", "a", "/none"), 3));
+  REQUIRE(p.pump());
+  auto& rec = p.rec();
+  CHECK(rec.responses.at(1).body == std::string(40000, 'g'));
+  CHECK(rec.responses.at(1).ended);
+  CHECK(rec.trailers.at(1) == std::vector<h3::field>{{"grpc-status", "0"}, {"grpc-message", "fine"}, {"x-trace", "t1"}});
+  CHECK(rec.responses.at(2).ended);
+  CHECK(rec.responses.at(2).body.empty());
+  CHECK(rec.trailers.at(2) == std::vector<h3::field>{{"grpc-status", "5"}});
+  CHECK(rec.responses.at(3).body == "plain");
+  CHECK(rec.responses.at(3).ended);
+  CHECK_FALSE(rec.trailers.contains(3));  // none sent: no hook call
+  // The trailers come just before the end, for each stream.
+  for (std::uint64_t tag : {1u, 2u}) {
+    const auto t = std::find(rec.order.begin(), rec.order.end(), "trailers:" + std::to_string(tag));
+    REQUIRE(t != rec.order.end());
+    REQUIRE(t + 1 != rec.order.end());
+    CHECK(*(t + 1) == "end:" + std::to_string(tag));
+  }
+  CHECK(p.client().open_streams() == 0);
+}
+
+TEST_CASE("h3 client: a trailer section over the limits fails its stream only", "[h3]") {
+  server_pair<trailer_recorder> p({.max_fields = 4, .max_field_bytes = 1024});
+  p.respond = [](std::string_view path) {
+    answer a;
+    a.body = "b";
+    if (path == "/many")
+      for (char i = 0; i < 5; ++i) a.trailers.push_back({std::string{'t', static_cast<char>('0' + i)}, "v"});
+    else if (path == "/large")
+      a.trailers = {{"x-big", std::string(1000, 'z')}};
+    else
+      a.trailers = {{"t0", "v"}, {"t1", "v"}, {"t2", "v"}, {"t3", "v"}};  // at the count limit: fine
+    return a;
+  };
+  p.start();
+  auto many = p.client().submit(req("GET", "a", "/many"), 1);
+  auto large = p.client().submit(req("GET", "a", "/large"), 2);
+  REQUIRE(p.client().submit(req("GET", "a", "/fits"), 3));
+  REQUIRE(many);
+  REQUIRE(large);
+  (void)p.pump();  // (the reset streams leave the server side half open: no matter here)
+  auto& rec = p.rec();
+  CHECK(rec.responses.at(1).error == h3::client_error::too_many_fields);
+  CHECK_FALSE(rec.responses.at(1).ended);
+  CHECK(p.conn.resets.at(*many) == NGHTTP3_H3_MESSAGE_ERROR);
+  CHECK(rec.responses.at(2).error == h3::client_error::fields_too_large);
+  CHECK_FALSE(rec.responses.at(2).ended);
+  CHECK(p.conn.resets.at(*large) == NGHTTP3_H3_MESSAGE_ERROR);
+  CHECK_FALSE(rec.trailers.contains(1));
+  CHECK_FALSE(rec.trailers.contains(2));
+  CHECK(rec.responses.at(3).ended);
+  CHECK(rec.trailers.at(3).size() == 4);
+}
+
+TEST_CASE("h3 client: a handler without the trailers hook gets the response, trailers dropped", "[h3]") {
+  server_pair<h3_test::recorder> p;
+  p.respond = [](std::string_view) {
+    answer a;
+    a.body = "body";
+    a.trailers = {{"grpc-status", "0"}};
+    return a;
+  };
+  p.start();
+  REQUIRE(p.client().submit(req("GET", "a", "/"), 1));
+  REQUIRE(p.pump());
+  CHECK(p.rec().responses.at(1).body == "body");
+  CHECK(p.rec().responses.at(1).ended);
+  CHECK_FALSE(p.rec().responses.at(1).error);
 }

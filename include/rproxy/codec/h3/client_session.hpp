@@ -19,7 +19,13 @@
 //   void on_response_end(S&, uint64_t tag)             the whole response arrived
 //   void on_stream_error(S&, uint64_t tag, error_code) the request failed; no more calls for it
 //   void on_closed(S&, error_code)                     the connection ended (after the streams' errors)
-// optional: on_stream_slots(S&) (the server allows more streams again), on_goaway(S&).
+// optional: on_stream_slots(S&) (the server allows more streams again), on_goaway(S&),
+//   on_response_trailers(S&, uint64_t tag, std::vector<field>&)   the trailer section, just
+//   before on_response_end (gRPC's grpc-status); without this hook trailers are dropped.
+//
+// Trailers are bounded like the head: at most client_limits::max_fields fields and
+// max_field_bytes (names + values + 32 each); a larger section fails the stream
+// (too_many_fields / fields_too_large, a reset), as the HTTP/2 client does.
 //
 // Submitting from inside a hook is allowed; the packets go out when the current read ends.
 #pragma once
@@ -184,7 +190,27 @@ public:
       s.handler_.on_response_head(s, st->tag, st->response.head());
       return 0;
     };
-    // Trailers: bounded by nghttp3's max_field_section_size; not passed on.
+    cb.begin_trailers = [](nghttp3_conn*, std::int64_t, void*, void* sud) {
+      if (auto* st = static_cast<stream*>(sud)) {
+        st->trailers.clear();
+        st->trailer_bytes = 0;
+      }
+      return 0;
+    };
+    cb.recv_trailer = [](nghttp3_conn*, std::int64_t sid, std::int32_t, nghttp3_rcbuf* name, nghttp3_rcbuf* value, std::uint8_t,
+                         void* ud, void* sud) {
+      auto& s = *static_cast<client_session*>(ud);
+      auto* st = static_cast<stream*>(sud);
+      if (!st || st->done) return 0;
+      const auto n = nghttp3_rcbuf_get_buf(name);
+      const auto v = nghttp3_rcbuf_get_buf(value);
+      st->trailer_bytes += n.len + v.len + 32;
+      if (st->trailers.size() >= s.limits_.max_fields) s.fail(sid, *st, make_error_code(client_error::too_many_fields));
+      else if (st->trailer_bytes > s.limits_.max_field_bytes) s.fail(sid, *st, make_error_code(client_error::fields_too_large));
+      else if (n.len > 0 && n.base[0] != ':')  // (nghttp3 refuses pseudo-headers in trailers itself)
+        st->trailers.push_back({std::string(reinterpret_cast<const char*>(n.base), n.len), std::string(reinterpret_cast<const char*>(v.base), v.len)});
+      return 0;
+    };
     cb.end_stream = [](nghttp3_conn*, std::int64_t sid, void* ud, void* sud) {
       auto& s = *static_cast<client_session*>(ud);
       auto* st = static_cast<stream*>(sud);
@@ -194,6 +220,8 @@ public:
         return 0;
       }
       st->done = true;
+      if constexpr (requires { s.handler_.on_response_trailers(s, st->tag, st->trailers); })
+        if (!st->trailers.empty()) s.handler_.on_response_trailers(s, st->tag, st->trailers);
       s.handler_.on_response_end(s, st->tag);
       return 0;
     };
@@ -303,6 +331,8 @@ private:
     std::size_t given = 0;
     std::size_t acked = 0;  // bytes of chunks.front() acknowledged
     response_builder response;
+    std::vector<field> trailers;  // the response's trailer section, passed on at its end
+    std::size_t trailer_bytes = 0;
     explicit stream(client_limits l) : response(l) {}
     void ack(std::uint64_t n) {
       acked += static_cast<std::size_t>(n);
@@ -318,6 +348,8 @@ private:
       auto_credit = true;
       chunks.clear();
       given = acked = 0;
+      trailers.clear();
+      trailer_bytes = 0;
     }
   };
 

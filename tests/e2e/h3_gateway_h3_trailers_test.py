@@ -1,0 +1,185 @@
+"""End-to-end: trailers from HTTP/3 backends (groups with `proto: h3`) reach the gateway's
+clients. gRPC (Debian python3-grpcio) both sides: a client in front speaking h2c to the gateway
+under test, a server behind. Between them the HTTP/3 backend that sends trailers: a second
+h3-gateway whose QUIC listener (codec/h3's server side) proxies to the gRPC server over h2c.
+(Caddy 2.6, the packaged HTTP/3 server, cannot be that backend: its HTTP/3 server (quic-go)
+drops response trailers, so a gRPC reply through it arrives without grpc-status, while the same
+Caddy over HTTP/2 sends them; nothing else in Debian serves HTTP/3.) The front
+gateway's metrics prove each call went over HTTP/3; curl --http2-prior-knowledge shows
+grpc-status arriving as a trailer (after the body), for unary, server-streaming and failing
+calls.
+
+  client --h2c--> gateway (h3 group) --HTTP/3--> gateway (quic listener) --h2c--> gRPC server
+
+Usage: h3_gateway_h3_trailers_test.py PATH_TO_H3_GATEWAY [unittest args]"""
+import os
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+import urllib.request
+
+import harness
+from h3_gateway_h2_upstream_test import grpc_server  # (it puts Debian's grpc on sys.path)
+
+BINARY = None
+
+
+def metric(admin, name, backend):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
+    m = re.search(rf'^{name}(?:_total)?{{backend="{re.escape(backend)}"}} (\S+)$', text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+class Http3Trailers(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        try:
+            import grpc  # noqa: F401
+        except ImportError:
+            harness.need(False, "python3-grpcio is missing: run scripts/setup")
+        cls.dir = tempfile.mkdtemp(prefix="rproxy-h3trailers-")
+        cert, key = f"{cls.dir}/cert.pem", f"{cls.dir}/key.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+        cls.grpc_port = harness.free_port()
+        cls.server = grpc_server(cls.grpc_port)
+        # The HTTP/3 backend: QUIC on the TLS port, h2c to the gRPC server.
+        cls.h3_port, cls.h3_plain, cls.h3_admin = harness.free_port(), harness.free_port(), harness.free_port()
+        cls.backend = harness.Program(BINARY, f"""admin: {{ listen: 127.0.0.1:{cls.h3_admin} }}
+listen: 127.0.0.1:{cls.h3_plain}
+tls:
+  listen: 127.0.0.1:{cls.h3_port}
+  certificates: [ {{ cert: {cert}, key: {key} }} ]
+quic: {{ }}
+access_log: false
+groups:
+  - name: grpc
+    proto: h2c
+    backends: [ {{ address: 127.0.0.1:{cls.grpc_port} }} ]
+http:
+  routes:
+    - name: all
+      prefix: /
+      backends: [ {{ group: grpc }} ]
+""", args=["--workers", "1"], name="h3-backend").start(wait_ports=[cls.h3_port, cls.h3_plain, cls.h3_admin])
+        # The gateway under test: its backend group speaks HTTP/3.
+        cls.port, cls.admin = harness.free_port(), harness.free_port()
+        cls.label = f"127.0.0.1:{cls.h3_port}"
+        cls.gw = harness.Program(BINARY, f"""admin: {{ listen: 127.0.0.1:{cls.admin} }}
+listen: 127.0.0.1:{cls.port}
+access_log: false
+groups:
+  - name: edge
+    proto: h3
+    h3: {{ ca_file: {cert}, server_name: localhost }}
+    backends: [ {{ address: {cls.label} }} ]
+http:
+  routes:
+    - name: all
+      prefix: /
+      backends: [ {{ group: edge }} ]
+""", args=["--workers", "1"], name="h3-front").start(wait_ports=[cls.port, cls.admin])
+
+    @classmethod
+    def tearDownClass(cls):
+        rc, brc = cls.gw.stop(), cls.backend.stop()
+        cls.server.stop(0)
+        if rc != 0:
+            cls.gw.dump()
+        if brc != 0:
+            cls.backend.dump()
+        assert (rc, brc) == (0, 0), f"gateway exit codes {rc}, {brc}"
+
+    def channel(self):
+        import grpc
+        return grpc.insecure_channel(f"127.0.0.1:{self.port}")
+
+    def h3_requests(self):
+        return metric(self.admin, "h3gw_upstream_h3_requests", self.label)
+
+    def test_1_unary_status_and_trailing_metadata(self):
+        import grpc
+        before = self.h3_requests()
+        with self.channel() as ch:
+            reply, info = ch.unary_unary("/test.Echo/Unary").with_call(b"ping", timeout=10)
+        self.assertEqual(reply, b"echo:ping")
+        self.assertEqual(info.code(), grpc.StatusCode.OK)
+        self.assertIn(("x-served-by", "py"), tuple(info.trailing_metadata()))
+        self.assertEqual(self.h3_requests() - before, 1)  # it went over HTTP/3
+
+    def test_2_server_streaming(self):
+        before = self.h3_requests()
+        with self.channel() as ch:
+            call = ch.unary_stream("/test.Echo/Stream")(b"50", timeout=10)
+            parts = list(call)
+            import grpc
+            self.assertEqual(call.code(), grpc.StatusCode.OK)
+        self.assertEqual(parts, [f"part-{i}".encode() * 100 for i in range(50)])
+        self.assertEqual(self.h3_requests() - before, 1)
+
+    def test_3_non_ok_status_and_message(self):
+        import grpc
+        before = self.h3_requests()
+        with self.channel() as ch:
+            with self.assertRaises(grpc.RpcError) as e:
+                ch.unary_unary("/test.Echo/Fail")(b"x42", timeout=10)
+            self.assertEqual(e.exception.code(), grpc.StatusCode.NOT_FOUND)
+            self.assertEqual(e.exception.details(), "no such thing: x42")
+            with self.assertRaises(grpc.RpcError) as e:
+                ch.unary_unary("/test.Echo/Nope")(b"", timeout=10)
+            self.assertEqual(e.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+        self.assertEqual(self.h3_requests() - before, 2)
+
+    def test_4_concurrent_calls_share_the_quic_connection(self):
+        conns = metric(self.admin, "h3gw_upstream_h3_connections", self.label)
+        with self.channel() as ch:
+            call = ch.unary_unary("/test.Echo/Unary")
+            futures = [call.future(f"n{i}".encode(), timeout=20) for i in range(50)]
+            self.assertEqual([f.result() for f in futures], [f"echo:n{i}".encode() for i in range(50)])
+        self.assertLessEqual(metric(self.admin, "h3gw_upstream_h3_connections", self.label) - conns, 1)
+
+    def curl_grpc(self, method, payload):
+        """One gRPC call with curl (HTTP/2 with prior knowledge): the response's header blocks
+        as curl dumped them (the head, then the trailers after the body), and the body."""
+        frame = b"\0" + struct.pack(">I", len(payload)) + payload
+        dump, body = os.path.join(self.dir, "headers.txt"), os.path.join(self.dir, "body.bin")
+        p = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-X", "POST", "-H", "content-type: application/grpc",
+                            "-H", "te: trailers", "--data-binary", "@-", "-D", dump, "-o", body,
+                            f"http://127.0.0.1:{self.port}/test.Echo/{method}"], input=frame, capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(dump, "rb") as f:
+            blocks = [b for b in f.read().decode().replace("\r\n", "\n").split("\n\n") if b.strip()]
+        with open(body, "rb") as f:
+            return blocks, f.read()
+
+    def test_5_curl_sees_grpc_status_as_a_trailer(self):
+        # Unary: the head (200, application/grpc, no grpc-status), the message, then the trailers.
+        blocks, body = self.curl_grpc("Unary", b"curl")
+        self.assertEqual(len(blocks), 2, blocks)
+        head, trailers = blocks
+        self.assertTrue(head.startswith("HTTP/2 200"), head)
+        self.assertIn("content-type: application/grpc", head)
+        self.assertNotIn("grpc-status", head)
+        self.assertEqual(body, b"\0" + struct.pack(">I", len(b"echo:curl")) + b"echo:curl")
+        self.assertIn("grpc-status: 0", trailers.splitlines())
+        self.assertIn("x-served-by: py", trailers.splitlines())
+        # Server streaming: 3 messages, then the status.
+        blocks, body = self.curl_grpc("Stream", b"3")
+        self.assertEqual(len(blocks), 2, blocks)
+        self.assertNotIn("grpc-status", blocks[0])
+        self.assertIn("grpc-status: 0", blocks[1].splitlines())
+        self.assertEqual(len(body), sum(5 + len(f"part-{i}".encode() * 100) for i in range(3)))
+        # A failing call (the gRPC server answers Trailers-Only): the status still comes last.
+        blocks, body = self.curl_grpc("Fail", b"y7")
+        self.assertEqual(body, b"")
+        self.assertIn("grpc-status: 5", blocks[-1].splitlines(), blocks)
+        self.assertIn("grpc-message: no such thing: y7", blocks[-1].splitlines(), blocks)
+
+
+if __name__ == "__main__":
+    BINARY = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
