@@ -29,7 +29,8 @@
 // next requests open a new one.
 // A request the backend did not process (RST_STREAM REFUSED_STREAM, or its stream above the
 // last id of a GOAWAY, which nghttp2 reports as REFUSED_STREAM: RFC 9113 §8.7) is sent again
-// once, whatever its method, on another connection (a new one while the pool may grow), when
+// once, whatever its method, on another open connection with room, else the same one (a
+// REFUSED_STREAM leaves it usable), else a new one (after a GOAWAY), when
 // its body can be replayed: none, or all of it still held (a copy of at most `max_body_buffer`
 // bytes, kept until the response head arrives). Counted in `retries`.
 // A connection that carries no stream for `idle_timeout` is closed with GOAWAY (NO_ERROR).
@@ -368,8 +369,9 @@ private:
   }
 
   /// A connection with a free stream; opens one when none has room and the pool may grow;
-  /// nullptr: wait (a connection is on its way, or all are full). `avoid` (a connection that
-  /// refused the request) is taken only when no other can be had nor opened.
+  /// nullptr: wait (a connection is on its way, or all are full). `avoid`, a connection that
+  /// refused the request, is taken only when no other open one has room: a REFUSED_STREAM
+  /// leaves it usable and its SETTINGS known (a new connection would start where it did).
   std::shared_ptr<conn> pick(const conn* avoid = nullptr) {
     auto has_room = [&](const conn& c) { return c.ready && c.session.can_submit() && c.session.open_streams() < opts_.max_streams; };
     std::shared_ptr<conn> best;
@@ -383,7 +385,10 @@ private:
       if (!has_room(*c)) continue;
       if (!best || c->session.open_streams() < best->session.open_streams()) best = c;
     }
-    if (best || opening) return best;
+    if (best) return best;
+    for (auto& c : conns_)
+      if (c.get() == avoid && !c->dead && has_room(*c)) return c;
+    if (opening) return nullptr;
     std::size_t live = 0;
     for (auto& c : conns_) live += !c->dead && !c->session.going_away();
     if (live < opts_.max_connections) {
@@ -391,10 +396,7 @@ private:
       conns_.push_back(c);
       if (metrics_.connections) metrics_.connections->inc();
       asio::co_spawn(io_, run(shared_from_this(), c), asio::detached);
-      return nullptr;
     }
-    for (auto& c : conns_)
-      if (c.get() == avoid && !c->dead && has_room(*c)) return c;
     return nullptr;
   }
 
