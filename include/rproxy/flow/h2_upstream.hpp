@@ -30,9 +30,9 @@
 // A request the backend did not process (RST_STREAM REFUSED_STREAM, or its stream above the
 // last id of a GOAWAY, which nghttp2 reports as REFUSED_STREAM: RFC 9113 §8.7) is sent again
 // once, whatever its method, on another open connection with room, else the same one (a
-// REFUSED_STREAM leaves it usable), else a new one (after a GOAWAY), when
-// its body can be replayed: none, or all of it still held (a copy of at most `max_body_buffer`
-// bytes, kept until the response head arrives). Counted in `retries`.
+// REFUSED_STREAM leaves it usable), else a new one (after a GOAWAY), when its body can be
+// replayed: none, or all of it still held (a copy of at most `max_body_buffer` bytes, kept
+// until the response head arrives). Counted in `retries`.
 // A connection that carries no stream for `idle_timeout` is closed with GOAWAY (NO_ERROR).
 //
 // TLS (a target with a client context, net/tls_client.hpp): each connection is TLS over its TCP
@@ -512,33 +512,35 @@ private:
         if (has_body && body_done) (void)r.c->session.end_stream(r.id, held_trailers);
 
         // 3. The request body, bounded by what the backend's window has not taken.
-        if (!body_done) {
-          while (!body_done && !r.failed) {
-            auto pr = in.parse();
-            switch (pr.what) {
-              case http1::event::body:
-                if (replayable && !r.has_head && held.size() + pr.data.size() <= opts_.max_body_buffer) held.append(pr.data);
-                else replayable = false, held.clear();
-                (void)r.c->session.send_data(r.id, pr.data);
-                in.consume(pr.consumed);
-                r.c->kick.cancel();
-                while (!r.failed && !r.c->dead && r.c->session.queued(r.id) > opts_.max_body_buffer)
-                  if (!co_await wait(r)) break;
-                break;
-              case http1::event::need_more:
-                in.consume(pr.consumed);
-                if (!co_await in.read_more()) co_return;
-                break;
-              case http1::event::message_complete:
-                for (const auto& f : in.parser().trailers()) held_trailers.push_back({std::string(f.name), std::string(f.value)});
-                (void)r.c->session.end_stream(r.id, held_trailers);
-                in.consume(pr.consumed);
-                r.c->kick.cancel();
-                body_done = true;
-                break;
-              default:
-                co_return;  // a broken body from the gateway: drop the connection (the stream is reset)
-            }
+        while (!body_done && !r.failed) {
+          auto pr = in.parse();
+          switch (pr.what) {
+            case http1::event::body:
+              if (replayable && !r.has_head && held.size() + pr.data.size() <= opts_.max_body_buffer) {
+                held.append(pr.data);
+              } else {
+                replayable = false;  // more than is held, or the answer began: no retry from here
+                held.clear();
+              }
+              (void)r.c->session.send_data(r.id, pr.data);
+              in.consume(pr.consumed);
+              r.c->kick.cancel();
+              while (!r.failed && !r.c->dead && r.c->session.queued(r.id) > opts_.max_body_buffer)
+                if (!co_await wait(r)) break;
+              break;
+            case http1::event::need_more:
+              in.consume(pr.consumed);
+              if (!co_await in.read_more()) co_return;
+              break;
+            case http1::event::message_complete:
+              for (const auto& f : in.parser().trailers()) held_trailers.push_back({std::string(f.name), std::string(f.value)});
+              (void)r.c->session.end_stream(r.id, held_trailers);
+              in.consume(pr.consumed);
+              r.c->kick.cancel();
+              body_done = true;
+              break;
+            default:
+              co_return;  // a broken body from the gateway: drop the connection (the stream is reset)
           }
         }
 
@@ -550,7 +552,7 @@ private:
           }
         if (r.has_head) break;
         if (r.refused() && !retried && replayable) {
-          // Not processed (RFC 9113 §8.7): once more, elsewhere if the pool allows.
+          // Not processed (RFC 9113 §8.7): once more, where pick() finds room.
           retried = true;
           if (!r.c->dead) r.c->session.release(r.id);  // (closed already: nothing is sent)
           avoid = std::move(r.c);
