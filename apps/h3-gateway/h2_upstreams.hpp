@@ -4,7 +4,8 @@
 // stay (a kept one takes the reloaded client context, so a CA file read again applies to its
 // next connections). Staged and committed like the HTTP/3 backends (h3_upstreams.hpp), into the
 // same redirect table. Metrics per backend: connections opened and failed (a TLS handshake or
-// ALPN failure too), connections and streams active, requests carried and failed.
+// ALPN failure too), connections and streams active, requests carried, failed and sent again
+// (refused unprocessed by the backend: REFUSED_STREAM, or above a GOAWAY's last stream).
 #pragma once
 
 #include <cstddef>
@@ -40,6 +41,8 @@ public:
     failures_ = &m.add_counter_family("h3gw_upstream_h2_failures", "Requests to HTTP/2 backends that failed (502, 503, 504, cut).", {"backend"});
     active_ = &m.add_gauge_family("h3gw_upstream_h2_connections_active", "HTTP/2 connections open to HTTP/2 backends.", {"backend"});
     streams_ = &m.add_gauge_family("h3gw_upstream_h2_streams_active", "Streams open on HTTP/2 connections to HTTP/2 backends.", {"backend"});
+    retries_ = &m.add_counter_family("h3gw_upstream_h2_retries",
+                                     "Requests sent again to HTTP/2 backends that refused them unprocessed (REFUSED_STREAM, GOAWAY).", {"backend"});
   }
 
   /// The backends of a config version, built aside (see h3_upstreams::staged).
@@ -85,7 +88,8 @@ public:
           const auto label = be.address.to_string();
           const rproxy::flow::h2_upstream_metrics m{&connections_->with({label}), &connect_failures_->with({label}),
                                                     &requests_->with({label}),    &failures_->with({label}),
-                                                    &active_->with({label}),      &streams_->with({label})};
+                                                    &active_->with({label}),      &streams_->with({label}),
+                                                    &retries_->with({label})};
           for (std::size_t i = 0; i < rt_.pool().size(); ++i) {
             auto up = std::make_shared<rproxy::flow::h2_upstream>(
                 rt_.pool().context(i), rproxy::flow::h2_upstream::target{addr, label, ctx, ts && ctx ? ts->sni : std::string()}, b.options(), m);
@@ -129,6 +133,7 @@ private:
   rproxy::observe::counter_family* failures_ = nullptr;
   rproxy::observe::gauge_family* active_ = nullptr;
   rproxy::observe::gauge_family* streams_ = nullptr;
+  rproxy::observe::counter_family* retries_ = nullptr;
   std::map<std::string, entry> entries_;
 };
 

@@ -280,6 +280,7 @@ class NghttpdTls(unittest.TestCase):
             "missing-ca": (group + f"    proto: h2\n    tls: {{ ca: {d}/no-such-ca.pem }}\n", 5, "no-such-ca.pem"),
             "bad-sni": (group + "    proto: h2\n    tls: { sni: 'not a name' }\n", 5, "sni must be a host name"),
             "h2-block-on-http": (group + "    h2: { max_connections: 1 }\n", 4, "an h2: block needs proto: h2c or h2"),
+            "idle-timeout-zero": (group + "    proto: h2c\n    h2: { idle_timeout: 0s }\n", 5, "must be positive"),
             # a stand-in is found by the backend's address: another group cannot list it too
             "shared-backend": (group + "    proto: h2c\n  - name: other\n    backends: [ { address: 127.0.0.1:1 } ]\n", 6,
                                "backend 127.0.0.1:1 is also in group 'g'"),

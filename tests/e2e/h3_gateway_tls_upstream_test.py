@@ -61,6 +61,7 @@ class TlsUpstreamTest(unittest.TestCase):
         make_ca(d, "other-ca")
         make_leaf(d, "backend", "ca", "DNS:backend.test,IP:127.0.0.1")
         cls.tls_port, cls.plain_port, cls.once_port = harness.free_port(), harness.free_port(), harness.free_port()
+        cls.once13_port = harness.free_port()
         with open(os.path.join(d, "nginx.conf"), "w") as f:
             f.write(f"""daemon off; pid {d}/nginx.pid; error_log {d}/error.log;
 events {{ worker_connections 64; }}
@@ -72,6 +73,9 @@ http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/prox
   server {{ listen 127.0.0.1:{cls.once_port} ssl; ssl_certificate {d}/backend.pem; ssl_certificate_key {d}/backend.key;
     keepalive_requests 1;
     location / {{ return 200 "once reused=$ssl_session_reused proto=$ssl_protocol conn=$connection\\n"; }} }}
+  server {{ listen 127.0.0.1:{cls.once13_port} ssl; ssl_certificate {d}/backend.pem; ssl_certificate_key {d}/backend.key;
+    keepalive_requests 1; ssl_protocols TLSv1.3;
+    location / {{ return 200 "once reused=$ssl_session_reused proto=$ssl_protocol conn=$connection\\n"; }} }}
   server {{ listen 127.0.0.1:{cls.plain_port};
     location / {{ return 200 "plain conn=$connection\\n"; }} }} }}
 """)
@@ -80,6 +84,7 @@ http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/prox
         harness.wait_port(cls.tls_port)
         harness.wait_port(cls.plain_port)
         harness.wait_port(cls.once_port)
+        harness.wait_port(cls.once13_port)
         cls.port, cls.admin = harness.free_port(), harness.free_port()
         groups = {
             "good": f"{{ sni: backend.test, ca: {d}/ca.pem }}",
@@ -102,6 +107,8 @@ http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/prox
         # A backend that closes after each response (keepalive_requests 1): every request a new
         # TLS connection, resumed from the session the previous one left.
         text += f"  - name: once\n    backends: [ {{ address: 127.0.0.1:{cls.once_port} }} ]\n    tls: {{ sni: backend.test, ca: {d}/ca.pem }}\n"
+        text += f"  - name: once13\n    backends: [ {{ address: 127.0.0.1:{cls.once13_port} }} ]\n    tls: {{ sni: backend.test, ca: {d}/ca.pem }}\n"
+        routes += "    - { name: once13, prefix: /once13, backends: [ { group: once13 } ] }\n"
         routes += "    - { name: once, prefix: /once, backends: [ { group: once } ] }\n"
         routes += "    - { name: not-tls, prefix: /not-tls, backends: [ { group: not-tls } ] }\n"
         routes += "    - { name: plain, prefix: /plain, backends: [ { group: plain } ] }\n"
@@ -137,22 +144,30 @@ http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/prox
 
     def test_second_connection_resumes_the_session(self):
         """TLS session resumption to a backend: nginx (the independent side) reports the second
-        connection's session as reused ($ssl_session_reused), and so does the gateway's metric."""
+        connection's session as reused ($ssl_session_reused), and so does the gateway's metric.
+        nginx 1.22 negotiates TLS 1.2 here (its default protocols)."""
+        self.resumes("/once", "TLSv1.2")
+
+    def test_second_connection_resumes_the_session_tls13(self):
+        """The same over TLS 1.3: the session comes in a ticket after the handshake (a PSK)."""
+        self.resumes("/once13", "TLSv1.3")
+
+    def resumes(self, prefix, version):
         def handshakes():
             m = metrics(self.admin)
             return (m.get('h3gw_upstream_tls_handshakes_total{session="full"}', 0),
                     m.get('h3gw_upstream_tls_handshakes_total{session="resumed"}', 0))
         full0, resumed0 = handshakes()
-        out, rc = curl(self.url("/once/1"))
+        out, rc = curl(self.url(f"{prefix}/1"))
         self.assertEqual(rc, 0)
         self.assertEqual(out[0][0], 200, out)
         first = out[0][1]
-        self.assertIn("once reused=. ", first)  # a full handshake: nothing kept yet
+        self.assertIn(f"once reused=. proto={version} ", first)  # a full handshake: nothing kept yet
         self.assertEqual(handshakes(), (full0 + 1, resumed0))
         for i in range(2, 5):
-            out, rc = curl(self.url(f"/once/{i}"))
+            out, rc = curl(self.url(f"{prefix}/{i}"))
             self.assertEqual((rc, out[0][0]), (0, 200), out)
-            self.assertIn("once reused=r ", out[0][1])  # resumed, as nginx saw it
+            self.assertIn(f"once reused=r proto={version} ", out[0][1])  # resumed, as nginx saw it
             self.assertNotEqual(out[0][1].split("conn=")[1], first.split("conn=")[1])  # a new connection each time
         self.assertEqual(handshakes(), (full0 + 1, resumed0 + 3))
 

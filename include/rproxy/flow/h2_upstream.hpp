@@ -27,6 +27,13 @@
 // timeout); after it, the connection is closed mid-body (the gateway resets its client's stream
 // or closes its connection). A backend connection that dies fails only its own streams; the
 // next requests open a new one.
+// A request the backend did not process (RST_STREAM REFUSED_STREAM, or its stream above the
+// last id of a GOAWAY, which nghttp2 reports as REFUSED_STREAM: RFC 9113 §8.7) is sent again
+// once, whatever its method, on another open connection with room, else the same one (a
+// REFUSED_STREAM leaves it usable), else a new one (after a GOAWAY), when its body can be
+// replayed: none, or all of it still held (a copy of at most `max_body_buffer` bytes, kept
+// until the response head arrives). Counted in `retries`.
+// A connection that carries no stream for `idle_timeout` is closed with GOAWAY (NO_ERROR).
 //
 // TLS (a target with a client context, net/tls_client.hpp): each connection is TLS over its TCP
 // socket, verified as the context says (by default: the chain, and the SNI name or else the
@@ -85,6 +92,7 @@ struct h2_upstream_options {
   std::size_t max_body_buffer = 1u << 20;  ///< request bytes queued ahead of the backend's window, per request
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
   std::chrono::milliseconds response_timeout = std::chrono::seconds(60);  ///< no response progress
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);      ///< no stream: the connection is closed
   codec::h2::client_limits limits{};
 };
 
@@ -96,6 +104,7 @@ struct h2_upstream_metrics {
   observe::counter* failures = nullptr;            ///< requests that failed (502/503/504 or a cut mid-body)
   observe::gauge* connections_active = nullptr;    ///< HTTP/2 connections open now
   observe::gauge* streams_active = nullptr;        ///< streams open now
+  observe::counter* retries = nullptr;             ///< requests sent again after the backend refused them unprocessed
 };
 
 /// Held by shared_ptr: each stand-in connection and backend connection keeps it alive.
@@ -153,10 +162,11 @@ private:
 
   /// One backend connection: the session, its stream (plain or TLS), the streams it carries.
   struct conn {
-    explicit conn(asio::io_context& io, const codec::h2::client_limits& l) : sock(io.get_executor()), kick(io), session(l) {}
+    explicit conn(asio::io_context& io, const codec::h2::client_limits& l) : sock(io.get_executor()), kick(io), idle(io), session(l) {}
     net::upstream_stream sock;
     std::shared_ptr<const net::tls_client_context> tls;  ///< the context its TLS stream was made with
     asio::steady_timer kick;  ///< cancelled: the writer has something to send
+    asio::steady_timer idle;  ///< cancelled when the last stream leaves: idle_timeout counts from there
     codec::h2::client_session session;
     std::unordered_map<std::int32_t, request_state*> streams;
     bool ready = false, dead = false, timed_out = false;
@@ -168,8 +178,11 @@ private:
     std::shared_ptr<conn> c;
     std::int32_t id = -1;
     bool has_head = false, ended = false, failed = false;
+    codec::h2::code reset_code = codec::h2::code::no_error;  ///< why the stream was reset (failed)
     std::string body;
     void poke() { wake.notify(); }
+    /// The backend did not process the request (RFC 9113 §8.7): it may go again.
+    bool refused() const noexcept { return failed && !has_head && reset_code == codec::h2::code::refused_stream; }
   };
 
   static constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
@@ -193,15 +206,38 @@ private:
         case k::response: r->has_head = true; break;
         case k::data: r->body.append(e.data); break;
         case k::end_stream: r->ended = true; break;
-        case k::reset: r->failed = true; break;
+        case k::reset:
+          r->failed = true;
+          r->reset_code = e.code;
+          break;
         default: break;
       }
       if (e.what == k::end_stream || e.what == k::reset) {
-        c.streams.erase(it);
-        if (metrics_.streams_active) metrics_.streams_active->dec();
+        forget(c, it);
         wake_waiters();  // a stream slot is free
       }
       r->poke();
+    }
+  }
+
+  /// Stream `it` of `c` is over for the connection; the last one starts its idle time.
+  void forget(conn& c, std::unordered_map<std::int32_t, request_state*>::iterator it) {
+    c.streams.erase(it);
+    if (metrics_.streams_active) metrics_.streams_active->dec();
+    if (c.streams.empty()) c.idle.cancel();
+  }
+
+  /// Closes `c` with GOAWAY once it has carried no stream for idle_timeout (a stream that comes
+  /// and goes restarts the count through forget()).
+  asio::awaitable<void> idle_loop(std::shared_ptr<h2_upstream> keep, std::shared_ptr<conn> c) {
+    (void)keep;
+    while (!c->dead) {
+      c->idle.expires_after(opts_.idle_timeout);
+      auto [ec] = co_await c->idle.async_wait(tuple);
+      if (c->dead || ec || !c->streams.empty()) continue;
+      c->session.shutdown();  // no new streams here; the writer sends GOAWAY, then drops it
+      c->kick.cancel();
+      co_return;
     }
   }
 
@@ -212,6 +248,7 @@ private:
     std::error_code ignored;
     c.sock.close(ignored);
     c.kick.cancel();
+    c.idle.cancel();
     c.session.fail();
     dispatch(c, c.session.poll());
     for (auto& [id, r] : c.streams) {  // (fail() reported them; any left over too)
@@ -297,6 +334,7 @@ private:
     last_error_.clear();
     if (metrics_.connections_active) metrics_.connections_active->inc();
     asio::co_spawn(io_, write_loop(shared_from_this(), c), asio::detached);
+    asio::co_spawn(io_, idle_loop(shared_from_this(), c), asio::detached);
     wake_waiters();
     std::vector<char> buf(16 * 1024);
     while (!c->dead) {
@@ -331,20 +369,26 @@ private:
   }
 
   /// A connection with a free stream; opens one when none has room and the pool may grow;
-  /// nullptr: wait (a connection is on its way, or all are full).
-  std::shared_ptr<conn> pick() {
+  /// nullptr: wait (a connection is on its way, or all are full). `avoid`, a connection that
+  /// refused the request, is taken only when no other open one has room: a REFUSED_STREAM
+  /// leaves it usable and its SETTINGS known (a new connection would start where it did).
+  std::shared_ptr<conn> pick(const conn* avoid = nullptr) {
+    auto has_room = [&](const conn& c) { return c.ready && c.session.can_submit() && c.session.open_streams() < opts_.max_streams; };
     std::shared_ptr<conn> best;
     bool opening = false;
     for (auto& c : conns_) {
-      if (c->dead) continue;
+      if (c->dead || c.get() == avoid) continue;
       if (!c->ready) {
         opening = true;
         continue;
       }
-      if (!c->session.can_submit() || c->session.open_streams() >= opts_.max_streams) continue;
+      if (!has_room(*c)) continue;
       if (!best || c->session.open_streams() < best->session.open_streams()) best = c;
     }
-    if (best || opening) return best;
+    if (best) return best;
+    for (auto& c : conns_)
+      if (c.get() == avoid && !c->dead && has_room(*c)) return c;
+    if (opening) return nullptr;
     std::size_t live = 0;
     for (auto& c : conns_) live += !c->dead && !c->session.going_away();
     if (live < opts_.max_connections) {
@@ -402,7 +446,7 @@ private:
       in.consume_head();
       const bool has_body = info.chunked || info.content_length > 0;
 
-      // 2. A stream, then the request.
+      // The request's state, let go of however the exchange ends.
       request_state r(io_);
       struct unregister {
         h2_upstream* up;
@@ -410,7 +454,7 @@ private:
         ~unregister() {
           up->waiting_.erase(std::remove(up->waiting_.begin(), up->waiting_.end(), r), up->waiting_.end());
           if (r->c && !r->c->dead) {
-            if (r->c->streams.erase(r->id) > 0 && up->metrics_.streams_active) up->metrics_.streams_active->dec();
+            if (auto it = r->c->streams.find(r->id); it != r->c->streams.end()) up->forget(*r->c, it);
             r->c->session.release(r->id);  // reset when still open: the gateway went away
             r->c->kick.cancel();
           }
@@ -423,44 +467,61 @@ private:
         (void)co_await asio::async_write(s, asio::buffer(standin::simple_response(status, why)), tuple);
       };
       const auto give_up = std::chrono::steady_clock::now() + opts_.response_timeout;
-      for (;;) {
-        if (auto c = pick()) {
-          auto id = c->session.submit({method, target_.tls ? "https" : "http", authority, path}, fields, !has_body);
-          if (id) {
-            r.c = c;
-            r.id = *id;
-            c->streams.emplace(*id, &r);
-            if (metrics_.streams_active) metrics_.streams_active->inc();
-            c->kick.cancel();
-            break;
-          }
-          co_await fail(502, "the HTTP/2 backend refused the request's fields");
-          co_return;
-        }
-        if (waiting_.size() >= opts_.max_queued) {
-          co_await fail(503, "too many requests waiting for the HTTP/2 backend");
-          co_return;
-        }
-        if (std::chrono::steady_clock::now() >= give_up) {
-          co_await fail(504, "no HTTP/2 stream to the backend in time");
-          co_return;
-        }
-        waiting_.push_back(&r);
-        (void)co_await wait(r);
-        waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), &r), waiting_.end());
-        if (conns_.empty() && !last_error_.empty()) {  // the connection this request waited for failed
-          co_await fail(502, last_error_);
-          co_return;
-        }
+      // What a retry replays: the body read so far and its trailers, while it is all held.
+      std::string held;
+      std::vector<codec::h2::response_field> held_trailers;
+      bool replayable = true, body_done = !has_body, retried = false;
+      std::shared_ptr<conn> avoid;  // (held: a new connection cannot take its address)
+      if (!has_body) {
+        auto pr = in.parse();
+        if (pr.what == http1::event::message_complete) in.consume(pr.consumed);
       }
+      for (;;) {  // one attempt, or two when the backend refused the first unprocessed
+        // 2. A stream, then the request (and, on a retry, the body held).
+        for (;;) {
+          if (auto c = pick(avoid.get())) {
+            auto id = c->session.submit({method, target_.tls ? "https" : "http", authority, path}, fields, !has_body);
+            if (id) {
+              r.c = c;
+              r.id = *id;
+              c->streams.emplace(*id, &r);
+              if (metrics_.streams_active) metrics_.streams_active->inc();
+              c->kick.cancel();
+              break;
+            }
+            co_await fail(502, "the HTTP/2 backend refused the request's fields");
+            co_return;
+          }
+          if (waiting_.size() >= opts_.max_queued) {
+            co_await fail(503, "too many requests waiting for the HTTP/2 backend");
+            co_return;
+          }
+          if (std::chrono::steady_clock::now() >= give_up) {
+            co_await fail(504, "no HTTP/2 stream to the backend in time");
+            co_return;
+          }
+          waiting_.push_back(&r);
+          (void)co_await wait(r);
+          waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), &r), waiting_.end());
+          if (conns_.empty() && !last_error_.empty()) {  // the connection this request waited for failed
+            co_await fail(502, last_error_);
+            co_return;
+          }
+        }
+        if (!held.empty()) (void)r.c->session.send_data(r.id, held);
+        if (has_body && body_done) (void)r.c->session.end_stream(r.id, held_trailers);
 
-      // 3. The request body, bounded by what the backend's window has not taken.
-      if (has_body) {
-        bool done = false;
-        while (!done && !r.failed) {
+        // 3. The request body, bounded by what the backend's window has not taken.
+        while (!body_done && !r.failed) {
           auto pr = in.parse();
           switch (pr.what) {
             case http1::event::body:
+              if (replayable && !r.has_head && held.size() + pr.data.size() <= opts_.max_body_buffer) {
+                held.append(pr.data);
+              } else {
+                replayable = false;  // more than is held, or the answer began: no retry from here
+                held.clear();
+              }
               (void)r.c->session.send_data(r.id, pr.data);
               in.consume(pr.consumed);
               r.c->kick.cancel();
@@ -472,30 +533,42 @@ private:
               if (!co_await in.read_more()) co_return;
               break;
             case http1::event::message_complete:
-              (void)r.c->session.end_stream(r.id, in.parser().trailers());
+              for (const auto& f : in.parser().trailers()) held_trailers.push_back({std::string(f.name), std::string(f.value)});
+              (void)r.c->session.end_stream(r.id, held_trailers);
               in.consume(pr.consumed);
               r.c->kick.cancel();
-              done = true;
+              body_done = true;
               break;
             default:
               co_return;  // a broken body from the gateway: drop the connection (the stream is reset)
           }
         }
-      } else {
-        auto pr = in.parse();
-        if (pr.what == http1::event::message_complete) in.consume(pr.consumed);
-      }
 
-      // 4. The response head.
-      while (!r.has_head && !r.failed)
-        if (!co_await wait(r)) {
-          co_await fail(504, "the HTTP/2 backend did not answer in time");
-          co_return;
+        // 4. The response head.
+        while (!r.has_head && !r.failed)
+          if (!co_await wait(r)) {
+            co_await fail(504, "the HTTP/2 backend did not answer in time");
+            co_return;
+          }
+        if (r.has_head) break;
+        if (r.refused() && !retried && replayable) {
+          // Not processed (RFC 9113 §8.7): once more, where pick() finds room.
+          retried = true;
+          if (!r.c->dead) r.c->session.release(r.id);  // (closed already: nothing is sent)
+          avoid = std::move(r.c);
+          r.id = -1;
+          r.failed = r.ended = false;
+          r.reset_code = codec::h2::code::no_error;
+          r.body.clear();
+          if (metrics_.retries) metrics_.retries->inc();
+          continue;
         }
-      if (!r.has_head) {
-        co_await fail(502, "the HTTP/2 backend reset the stream or closed the connection");
+        co_await fail(502, r.refused() ? "the HTTP/2 backend refused the stream (REFUSED_STREAM) and it could not be sent again"
+                                       : "the HTTP/2 backend reset the stream or closed the connection");
         co_return;
       }
+      held.clear();
+      held.shrink_to_fit();
       const auto& resp = r.c->session.response(r.id);
       std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " \r\n";
       const bool head_only = method == "HEAD" || resp.status == 204 || resp.status == 304;

@@ -4,7 +4,7 @@
 //     groups:
 //       - name: grpc
 //         proto: h2c
-//         h2: { max_connections: 2, max_streams: 100 }
+//         h2: { max_connections: 2, max_streams: 100, idle_timeout: 60s }
 //         backends: [ { address: 10.0.0.5:50051 } ]
 #pragma once
 
@@ -25,6 +25,7 @@ struct h2_upstream_block {
   std::uint32_t max_queued = 1024;
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
   std::chrono::milliseconds response_timeout = std::chrono::seconds(60);
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
 
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
@@ -32,11 +33,13 @@ struct h2_upstream_block {
                        cfg::doc<&h2_upstream_block::max_streams>("requests at once on one connection (the backend's SETTINGS_MAX_CONCURRENT_STREAMS if lower) before another is opened"),
                        cfg::doc<&h2_upstream_block::max_queued>("requests waiting for a stream per backend and worker when all connections are full (503 past it)"),
                        cfg::doc<&h2_upstream_block::connect_timeout>("TCP connect to the backend"),
-                       cfg::doc<&h2_upstream_block::response_timeout>("no response progress for this long: 504, or the response is cut"));
+                       cfg::doc<&h2_upstream_block::response_timeout>("no response progress for this long: 504, or the response is cut"),
+                       cfg::doc<&h2_upstream_block::idle_timeout>("a connection with no stream for this long is closed (GOAWAY); the next request opens another"));
   }
   void validate(config::validator& v) const {
     if (max_connections == 0) v.at(&h2_upstream_block::max_connections).error("must be at least 1");
     if (max_streams == 0) v.at(&h2_upstream_block::max_streams).error("must be at least 1");
+    if (idle_timeout.count() <= 0) v.at(&h2_upstream_block::idle_timeout).error("must be positive");
   }
   h2_upstream_options options() const {
     h2_upstream_options o;
@@ -45,11 +48,13 @@ struct h2_upstream_block {
     o.max_queued = max_queued;
     o.connect_timeout = connect_timeout;
     o.response_timeout = response_timeout;
+    o.idle_timeout = idle_timeout;
     return o;
   }
   std::string key() const {
     return std::to_string(max_connections) + "|" + std::to_string(max_streams) + "|" + std::to_string(max_queued) + "|" +
-           std::to_string(connect_timeout.count()) + "|" + std::to_string(response_timeout.count());
+           std::to_string(connect_timeout.count()) + "|" + std::to_string(response_timeout.count()) + "|" +
+           std::to_string(idle_timeout.count());
   }
 };
 

@@ -2,7 +2,9 @@
 // "h2" (net::upstream_stream), against a loopback HTTP/2 server made of h2::server_session (a
 // test driver, one coroutine per connection) with certificates from a test CA made by the
 // openssl CLI. A request goes in through the stand-in as HTTP/1.1; the server records what the
-// connection negotiated and what the request carried.
+// connection negotiated and what the request carried. A second server (h2c, many connections)
+// refuses requests on demand, by RST_STREAM REFUSED_STREAM or by a GOAWAY below their stream,
+// for the retry; and counts connections opened and closed, for the idle timeout.
 #include <catch2/catch.hpp>
 
 #include "test_certs.hpp"
@@ -18,6 +20,8 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -27,6 +31,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -114,7 +119,7 @@ outcome fetch(const server_mode& mode, const rproxy::net::tls_client_options* cl
     ctx = std::make_shared<const rproxy::net::tls_client_context>(std::move(*loaded));
   }
   rproxy::observe::counter connections, connect_failures;
-  const rproxy::flow::h2_upstream_metrics m{&connections, &connect_failures, nullptr, nullptr, nullptr, nullptr};
+  const rproxy::flow::h2_upstream_metrics m{&connections, &connect_failures, nullptr, nullptr, nullptr, nullptr, nullptr};
   rproxy::flow::h2_upstream_options o;
   o.connect_timeout = 5s;
   o.response_timeout = 10s;
@@ -146,7 +151,238 @@ outcome fetch(const server_mode& mode, const rproxy::net::tls_client_options* cl
 
 bool has(const std::string& text, std::string_view part) { return text.find(part) != std::string::npos; }
 
+/// A loopback h2c backend of many connections, steered by the test: it refuses the next
+/// `refuse` requests, each once read whole, with RST_STREAM REFUSED_STREAM or with a GOAWAY
+/// whose last stream id (0) is below theirs, then closing that connection; it answers the
+/// others "served METHOD BODY". It counts what it saw.
+struct backend {
+  enum class refusal { reset, goaway };
+  explicit backend(asio::io_context& io) : acceptor(io, {asio::ip::make_address("127.0.0.1"), 0}) {}
+  tcp::acceptor acceptor;
+  int refuse = 0;
+  refusal how = refusal::reset;
+  int accepted = 0, closed = 0, goaways_received = 0, refused = 0, served = 0;
+
+  void start() { asio::co_spawn(acceptor.get_executor(), accept_loop(), asio::detached); }
+  asio::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, sock] = co_await acceptor.async_accept(tok);
+      if (ec) co_return;
+      ++accepted;
+      asio::co_spawn(acceptor.get_executor(), serve(std::move(sock)), asio::detached);
+    }
+  }
+  asio::awaitable<void> serve(tcp::socket sock) {
+    h2::server_session s;
+    std::map<std::int32_t, std::string> bodies;
+    std::array<char, 16 * 1024> buf;
+    bool go_away = false;
+    for (;;) {
+      for (auto pending = s.pending_output(); !pending.empty(); pending = s.pending_output()) {
+        auto [wec, n] = co_await asio::async_write(sock, asio::buffer(pending.data(), pending.size()), tok);
+        if (wec) break;
+        s.consume_output(n);
+      }
+      if (go_away) {
+        // GOAWAY, last stream id 0, NO_ERROR: no stream of this connection was processed.
+        static constexpr char frame[] = {0, 0, 8, 0x7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        (void)co_await asio::async_write(sock, asio::buffer(frame, sizeof frame), tok);
+        break;
+      }
+      if (s.done()) break;
+      auto [rec, n] = co_await sock.async_read_some(asio::buffer(buf), tok);
+      if (rec) break;
+      for (const auto& e : s.feed({buf.data(), n}, h2::clock::now())) {
+        switch (e.what) {
+          case h2::event_kind::request: bodies[e.stream_id].clear(); break;
+          case h2::event_kind::data:
+            bodies[e.stream_id].append(e.data);
+            s.consume(e.stream_id, e.data.size());
+            break;
+          case h2::event_kind::end_stream:
+            if (refuse > 0) {
+              --refuse, ++refused;
+              if (how == refusal::reset) s.reset(e.stream_id, h2::code::refused_stream);
+              else go_away = true;
+              break;
+            }
+            ++served;
+            (void)s.submit_response(e.stream_id, 200);
+            (void)s.send_data(e.stream_id, "served " + std::string(s.request(e.stream_id).method()) + " " + bodies[e.stream_id]);
+            (void)s.end_stream(e.stream_id);
+            break;
+          case h2::event_kind::closed:
+          case h2::event_kind::reset: s.release(e.stream_id); break;
+          case h2::event_kind::goaway_received: ++goaways_received; break;
+          default: break;
+        }
+      }
+    }
+    ++closed;
+  }
+};
+
+/// One request through the stand-in at `at` (it says Connection: close): what came back.
+asio::awaitable<std::string> exchange(tcp::endpoint at, std::string request) {
+  tcp::socket s(co_await asio::this_coro::executor);
+  std::string out;
+  auto [cec] = co_await s.async_connect(at, tok);
+  if (cec) co_return "connect: " + cec.message();
+  (void)co_await asio::async_write(s, asio::buffer(request), tok);
+  std::array<char, 4096> buf;
+  for (;;) {
+    auto [rec, n] = co_await s.async_read_some(asio::buffer(buf), tok);
+    out.append(buf.data(), n);
+    if (rec) break;
+  }
+  co_return out;
+}
+
+std::string get(std::string_view path) { return "GET " + std::string(path) + " HTTP/1.1\r\nHost: backend.test\r\nConnection: close\r\n\r\n"; }
+std::string post(std::string_view path, std::string_view body) {
+  return "POST " + std::string(path) + " HTTP/1.1\r\nHost: backend.test\r\nConnection: close\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+}
+
+/// Polls `done` every 10 ms, 1000 times at most (the io_context goes on meanwhile).
+asio::awaitable<bool> eventually(auto done) {
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  for (int i = 0; i < 1000 && !done(); ++i) {
+    t.expires_after(10ms);
+    (void)co_await t.async_wait(tok);
+  }
+  co_return done();
+}
+
+/// An h2_upstream to `b` with these options and its own metrics.
+struct upstream_under_test {
+  rproxy::observe::counter connections, connect_failures, requests, failures, retries;
+  rproxy::observe::gauge active, streams;
+  std::shared_ptr<rproxy::flow::h2_upstream> up;
+  upstream_under_test(asio::io_context& io, backend& b, rproxy::flow::h2_upstream_options o) {
+    o.connect_timeout = 5s;
+    o.response_timeout = 10s;
+    const rproxy::flow::h2_upstream_metrics m{&connections, &connect_failures, &requests, &failures, &active, &streams, &retries};
+    up = std::make_shared<rproxy::flow::h2_upstream>(io, rproxy::flow::h2_upstream::target{b.acceptor.local_endpoint(), "backend.test", nullptr, ""},
+                                                     o, m);
+    REQUIRE(!up->listen());
+  }
+};
+
+/// Runs `test` (a coroutine) on `io`, then stops the upstream; bounded to 30 s.
+void drive(asio::io_context& io, upstream_under_test& u, auto test) {
+  bool finished = false;
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    co_await test();
+    finished = true;
+    u.up->stop();
+    io.stop();
+  }, asio::detached);
+  io.run_for(30s);
+  REQUIRE(finished);
+}
+
 }  // namespace
+
+TEST_CASE("h2_upstream: a request the backend refused unprocessed is sent again, once", "[flow][h2]") {
+  asio::io_context io;
+  backend b(io);
+  b.start();
+  rproxy::flow::h2_upstream_options o;
+  std::string response, second;
+
+  SECTION("RST_STREAM REFUSED_STREAM: a GET goes again, on the same connection (the only one open)") {
+    b.refuse = 1;
+    upstream_under_test u(io, b, o);
+    drive(io, u, [&]() -> asio::awaitable<void> { response = co_await exchange(u.up->local(), get("/a")); });
+    INFO(response);
+    CHECK(response.starts_with("HTTP/1.1 200"));
+    CHECK(has(response, "served GET "));
+    CHECK(b.refused == 1);
+    CHECK(b.served == 1);
+    CHECK(b.accepted == 1);  // still usable: no new connection for it
+    CHECK(u.retries.value() == 1);
+    CHECK(u.failures.value() == 0);
+    CHECK(u.requests.value() == 1);
+  }
+  SECTION("a POST goes again with its whole body (held), whatever the method") {
+    b.refuse = 1;
+    upstream_under_test u(io, b, o);
+    drive(io, u, [&]() -> asio::awaitable<void> { response = co_await exchange(u.up->local(), post("/p", "a body of 27 bytes, intact")); });
+    INFO(response);
+    CHECK(response.starts_with("HTTP/1.1 200"));
+    CHECK(has(response, "served POST a body of 27 bytes, intact"));
+    CHECK(b.refused == 1);
+    CHECK(u.retries.value() == 1);
+  }
+  SECTION("refused twice: a 502 naming it (one retry, no more)") {
+    b.refuse = 2;
+    upstream_under_test u(io, b, o);
+    drive(io, u, [&]() -> asio::awaitable<void> {
+      response = co_await exchange(u.up->local(), get("/twice"));
+      second = co_await exchange(u.up->local(), get("/after"));  // the next request is served
+    });
+    INFO(response);
+    CHECK(response.starts_with("HTTP/1.1 502"));
+    CHECK(has(response, "REFUSED_STREAM"));
+    CHECK(second.starts_with("HTTP/1.1 200"));
+    CHECK(b.refused == 2);
+    CHECK(b.served == 1);
+    CHECK(u.retries.value() == 1);
+    CHECK(u.failures.value() == 1);
+  }
+  SECTION("a body larger than what is held cannot be replayed: a 502") {
+    b.refuse = 1;
+    o.max_body_buffer = 16;
+    upstream_under_test u(io, b, o);
+    drive(io, u, [&]() -> asio::awaitable<void> { response = co_await exchange(u.up->local(), post("/big", std::string(100, 'x'))); });
+    INFO(response);
+    CHECK(response.starts_with("HTTP/1.1 502"));
+    CHECK(has(response, "could not be sent again"));
+    CHECK(b.refused == 1);
+    CHECK(b.served == 0);
+    CHECK(u.retries.value() == 0);
+  }
+  SECTION("GOAWAY with a last stream id below the request's: again on a new connection") {
+    b.refuse = 1;
+    b.how = backend::refusal::goaway;
+    o.max_connections = 1;  // the old one is going away: a new one opens in its place
+    upstream_under_test u(io, b, o);
+    drive(io, u, [&]() -> asio::awaitable<void> { response = co_await exchange(u.up->local(), post("/g", "replayed")); });
+    INFO(response);
+    CHECK(response.starts_with("HTTP/1.1 200"));
+    CHECK(has(response, "served POST replayed"));
+    CHECK(b.accepted == 2);
+    CHECK(u.retries.value() == 1);
+    CHECK(u.failures.value() == 0);
+  }
+}
+
+TEST_CASE("h2_upstream: a connection idle for idle_timeout is closed with GOAWAY", "[flow][h2]") {
+  asio::io_context io;
+  backend b(io);
+  b.start();
+  rproxy::flow::h2_upstream_options o;
+  o.idle_timeout = 200ms;
+  upstream_under_test u(io, b, o);
+  std::string first, second;
+  bool closed = false;
+  std::int64_t active_closed = -1;
+  drive(io, u, [&]() -> asio::awaitable<void> {
+    first = co_await exchange(u.up->local(), get("/1"));
+    closed = co_await eventually([&] { return b.closed == 1 && u.up->connections() == 0; });
+    active_closed = u.active.value();
+    second = co_await exchange(u.up->local(), get("/2"));
+  });
+  INFO(first << second);
+  CHECK(first.starts_with("HTTP/1.1 200"));
+  REQUIRE(closed);
+  CHECK(b.goaways_received == 1);  // closed by the gateway's side, with GOAWAY
+  CHECK(active_closed == 0);
+  CHECK(second.starts_with("HTTP/1.1 200"));  // the next request opens another
+  CHECK(b.accepted == 2);
+  CHECK(u.connections.value() == 2);
+}
 
 TEST_CASE("h2_upstream: h2c over a bare socket", "[flow][h2]") {
   const auto out = fetch({.tls = false, .alpn = {}, .require_alpn = false}, nullptr);
