@@ -160,6 +160,8 @@ public:
   void start() {
     if (phase_ != phase::stopped) return;
     stopping_ = false;
+    if (opt_.tls != nullptr && !opt_.tls->verify() && log_ != nullptr)
+      log_->warn("redis TLS without verifying the server's certificate (tls.verify: false)", {{"redis", endpoint_text()}});
     connect();
   }
 
