@@ -34,6 +34,7 @@
 #include <asio/buffer.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
+#include <asio/ssl/error.hpp>
 #include <asio/ssl/stream.hpp>
 #include <asio/write.hpp>
 
@@ -76,7 +77,8 @@ public:
   redis_link(const redis_link&) = delete;
   redis_link& operator=(const redis_link&) = delete;
 
-  void* owner() const noexcept { return closed_ ? nullptr : hooks_.owner; }
+  /// The owner (null once close() has returned: a late completion finds nobody).
+  void* owner() const noexcept { return detached_ ? nullptr : hooks_.owner; }
   bool is_tls() const noexcept { return tls_.has_value(); }
 
   /// Connects (and, with TLS, handshakes); commands sent before that are written after it.
@@ -135,6 +137,7 @@ public:
       waiting_.pop_front();
       w.fn(*this, nullptr, w.priv);
     }
+    detached_ = true;
   }
 
 private:
@@ -183,7 +186,7 @@ private:
     auto done = [self = shared_from_this()](std::error_code ec, std::size_t) {
       self->writing_ = false;
       if (self->closed_) return;
-      if (ec) return self->fail(ec.message());
+      if (ec) return self->fail(io_reason(ec));
       self->wbuf_.clear();
       self->write();  // what was sent while this write ran
     };
@@ -194,7 +197,7 @@ private:
   void read() {
     auto done = [self = shared_from_this()](std::error_code ec, std::size_t n) {
       if (self->closed_) return;
-      if (ec) return self->fail(ec == asio::error::eof || ec == asio::ssl::error::stream_truncated ? "connection closed" : ec.message());
+      if (ec) return self->fail(ec == asio::error::eof || ec == asio::ssl::error::stream_truncated ? "connection closed" : io_reason(ec));
       if (redisReaderFeed(self->reader_, self->rbuf_.data(), n) != REDIS_OK) return self->fail("bad reply: not the Redis protocol");
       if (!self->dispatch()) return;
       self->read();
@@ -229,6 +232,12 @@ private:
     }
   }
 
+  // A read or write error for the log: TLS alerts after the handshake (e.g. Redis refusing a
+  // client without a certificate: "TLS: tlsv13 alert certificate required") say they are TLS.
+  static std::string io_reason(const std::error_code& ec) {
+    return ec.category() == asio::error::get_ssl_category() ? "TLS: " + ec.message() : ec.message();
+  }
+
   void fail(std::string why) {
     if (closed_ || failed_) return;
     failed_ = true;
@@ -248,7 +257,7 @@ private:
   std::string wbuf_;  // the write in flight
   std::array<char, 16 * 1024> rbuf_{};
   std::deque<waiter> waiting_;
-  bool connected_ = false, writing_ = false, flush_posted_ = false, closed_ = false, failed_ = false;
+  bool connected_ = false, writing_ = false, flush_posted_ = false, closed_ = false, failed_ = false, detached_ = false;
 };
 
 }  // namespace rproxy::cluster::detail

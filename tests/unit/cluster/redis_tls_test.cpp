@@ -198,6 +198,7 @@ TEST_CASE("redis_client over TLS: a client certificate when Redis asks for one; 
     without.start();
     REQUIRE(failed_attempts(io, why, 2));
     CHECK(!without.ready());
+    for (const auto& w : why) CHECK(w.find("TLS") != std::string::npos);  // (an alert, or a failed handshake)
   }
   auto t = tls_block("ca.pem");
   t.cert = rproxy::test::certs().path("leaf.pem");  // (the test leaf serves as a client certificate too)
