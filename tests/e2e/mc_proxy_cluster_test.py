@@ -108,6 +108,11 @@ class McProxyClusterTest(unittest.TestCase):
         self.assertEqual((code, body), (200, {"banned": 1}))
         code, body = self.bans_api(self.a, "POST", body=json.dumps({"kind": "identity", "subject": "Spammer", "reason": "spam"}))
         self.assertEqual((code, body), (200, {"banned": 1}))
+        # B learns them through Redis (pub/sub, so after A's answer): from then on the backend never sees the name
+        # (a login tried before that would rightly pass, and reach the backend)
+        knows = lambda: {(b["kind"], b["subject"]) for b in self.bans_api(self.b, "GET")[1]["bans"]} >= {
+            ("addr", "127.0.0.72/32"), ("identity", "spammer")}
+        self.assertTrue(mt.poll(knows, 5, 0.05), "B lists both bans made on A")
 
         kicked = lambda proxy, name, src: (lambda r: r if r.get("kicked") else None)(self.login(proxy, name, src))
         r = mt.poll(lambda: kicked(self.b, "spammer", "127.0.0.73"), 5, 0.2)
