@@ -31,11 +31,18 @@ def status_ok(proxy, src, be):
 @unittest.skipUnless(redis_available(), "redis-server is not installed (scripts/setup installs it)")
 class McProxyClusterTest(unittest.TestCase):
     @classmethod
+    def start_redis(cls):
+        """-> (the Redis of this class, the instances' `redis:` block); the TLS variant
+        (mc_proxy_cluster_tls_test.py) gives its own."""
+        redis = RedisServer().__enter__()
+        return redis, {"address": f"127.0.0.1:{redis.port}", "key_prefix": "mc:"}
+
+    @classmethod
     def setUpClass(cls):
-        cls.redis = RedisServer().__enter__()
+        cls.redis, redis_block = cls.start_redis()
         cls.be = mt.Backend("1.8.8", "on", name="CL").start()
         cls.servers = [mt.server("cl", [MOTD_HOST], [cls.be.address])]
-        top = {"redis": {"address": f"127.0.0.1:{cls.redis.port}", "key_prefix": "mc:"},
+        top = {"redis": redis_block,
                "shared_limits": {"mode": "exact", "on_failure": "local"},
                "limits": {"status": {"limit": 4, "window": "60s"}, "message": "Slow down please"}}
         cls.a = mt.Proxy(cls, cls.servers, **top)
@@ -101,6 +108,11 @@ class McProxyClusterTest(unittest.TestCase):
         self.assertEqual((code, body), (200, {"banned": 1}))
         code, body = self.bans_api(self.a, "POST", body=json.dumps({"kind": "identity", "subject": "Spammer", "reason": "spam"}))
         self.assertEqual((code, body), (200, {"banned": 1}))
+        # B learns them through Redis (pub/sub, so after A's answer): from then on the backend never sees the name
+        # (a login tried before that would rightly pass, and reach the backend)
+        knows = lambda: {(b["kind"], b["subject"]) for b in self.bans_api(self.b, "GET")[1]["bans"]} >= {
+            ("addr", "127.0.0.72/32"), ("identity", "spammer")}
+        self.assertTrue(mt.poll(knows, 5, 0.05), "B lists both bans made on A")
 
         kicked = lambda proxy, name, src: (lambda r: r if r.get("kicked") else None)(self.login(proxy, name, src))
         r = mt.poll(lambda: kicked(self.b, "spammer", "127.0.0.73"), 5, 0.2)

@@ -8,12 +8,23 @@ tests of instances sharing state (cluster/). No test touches a Redis it did not 
         redis.kill(); redis.restart()       # gone, back on the same port
         redis.pause(); redis.resume()       # SIGSTOP / SIGCONT: a Redis that does not answer
 
+    with RedisServer(tls=True) as redis:    # also a TLS port, with a test CA made here
+        redis.tls_address                   # 127.0.0.1:TLS_PORT, for `redis: {address: ..., tls: ...}`
+        redis.cert("ca.pem")                # the CA that signed the server's (and the client's) certificate;
+                                            # other.pem: a CA that signed nothing; client.pem/.key
+        redis.tls_config()                  # the `tls:` block that reaches it (SNI redis.test)
+
+TLS: Redis' default `tls-auth-clients yes` (pass tls_auth_clients="no" to drop it), so the
+client needs a certificate; the plain port stays open for the test's own checks (command()).
+The certificates are made by the openssl CLI (a missing openssl fails the test).
+
 Standard library only: commands are RESP written and read here."""
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import harness
@@ -27,6 +38,29 @@ def redis_available():
 
 class RedisError(Exception):
     pass
+
+
+def _openssl(args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def _make_certs():
+    """A test CA (ca), a CA that signed nothing here (other), the server's leaf (redis: redis.test and
+    127.0.0.1) and a client's leaf (client), in a new temporary directory."""
+    d = tempfile.mkdtemp(prefix="rproxy-redis-certs-")
+    for ca in ("ca", "other"):
+        _openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                  "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-subj", f"/CN={ca}",
+                  "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"], d)
+    for leaf, ext in (("redis", "subjectAltName=DNS:redis.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
+                      ("client", "extendedKeyUsage=clientAuth\n")):
+        _openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                  "-keyout", f"{leaf}.key", "-out", f"{leaf}.csr", "-subj", f"/CN={leaf}"], d)
+        with open(os.path.join(d, f"{leaf}.ext"), "w") as f:
+            f.write("basicConstraints=CA:FALSE\n" + ext)
+        _openssl(["x509", "-req", "-in", f"{leaf}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                  "-days", "2", "-out", f"{leaf}.pem", "-extfile", f"{leaf}.ext"], d)
+    return d
 
 
 def _read_reply(f):
@@ -61,9 +95,13 @@ def _encode(args):
 
 
 class RedisServer:
-    def __init__(self, password=None, user=None, user_password=None, extra=()):
-        """password: requirepass (the default user); user/user_password: an ACL user made at start."""
+    def __init__(self, password=None, user=None, user_password=None, extra=(), tls=False, tls_auth_clients="yes"):
+        """password: requirepass (the default user); user/user_password: an ACL user made at start;
+        tls: a TLS port too (tls_port), its certificates in cert_dir."""
         self.port = harness.free_port()
+        self.tls_port = harness.free_port() if tls else None
+        self.cert_dir = _make_certs() if tls else None
+        self.tls_auth_clients = tls_auth_clients
         self.password = password
         self.user = user
         self.user_password = user_password
@@ -76,10 +114,23 @@ class RedisServer:
 
     def __exit__(self, *exc):
         self.kill()
+        if self.cert_dir:
+            shutil.rmtree(self.cert_dir, ignore_errors=True)
 
     @property
     def address(self):
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def tls_address(self):
+        return f"127.0.0.1:{self.tls_port}"
+
+    def cert(self, name):
+        return os.path.join(self.cert_dir, name)
+
+    def tls_config(self, ca="ca.pem", sni="redis.test"):
+        """The apps' `redis: tls:` block for this server (with the client certificate)."""
+        return {"ca": self.cert(ca), "sni": sni, "cert": self.cert("client.pem"), "key": self.cert("client.key")}
 
     def _start(self):
         args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
@@ -88,6 +139,10 @@ class RedisServer:
             args += ["--requirepass", self.password]
         if self.user:
             args += ["--user", self.user, "on", ">" + (self.user_password or ""), "~*", "&*", "+@all"]
+        if self.tls_port:
+            args += ["--tls-port", str(self.tls_port), "--tls-cert-file", self.cert("redis.pem"),
+                     "--tls-key-file", self.cert("redis.key"), "--tls-ca-cert-file", self.cert("ca.pem"),
+                     "--tls-auth-clients", self.tls_auth_clients]
         self.proc = subprocess.Popen(args + self.extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         harness.wait_until(self._answers, timeout=10, what=f"redis-server on {self.port} answering")
 

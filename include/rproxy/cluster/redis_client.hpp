@@ -1,7 +1,7 @@
 // rproxy/cluster/redis_client.hpp: one worker's link to Redis: a command connection (pipelined)
-// and a subscriber connection (pub/sub), both hiredis async contexts driven on the worker's own
-// executor (hiredis_asio.hpp), with AUTH (password or ACL user), timeouts, and reconnect with
-// back-off that re-subscribes by itself.
+// and a subscriber connection (pub/sub), both on the worker's own executor (redis_link.hpp:
+// Asio's sockets, plain or TLS, with hiredis formatting commands and parsing replies), with AUTH
+// (password or ACL user), timeouts, and reconnect with back-off that re-subscribes by itself.
 //
 //     rproxy::cluster::redis_client redis(io.get_executor(), opts, &log);
 //     redis.start();
@@ -16,6 +16,11 @@
 // error::overloaded. An error reply from Redis completes with error::server_error and the reply
 // (its text says which error, e.g. "NOSCRIPT ...").
 //
+// TLS (options.tls set): both connections handshake before AUTH, within connect_timeout. A
+// certificate the context refuses (wrong CA, wrong name) is a failed attempt like a refused
+// connect: the client stays down, retries with back-off, and logs why ("TLS: server certificate
+// refused: ...") once.
+//
 // Failure: a reply later than command_timeout fails that command with error::timeout and resets
 // both connections (a paused or overloaded Redis must not hold a worker's requests); so does a
 // closed connection. The client then waits (reconnect_min, doubling up to reconnect_max),
@@ -25,12 +30,11 @@
 // nothing listens at start). Messages published while a subscriber is down are lost (pub/sub has no memory:
 // use a stream for history).
 //
-// Not thread-safe: one client per worker io_context; call it only on that executor. The client
-// must outlive nothing that hiredis holds: its destructor frees both contexts, which completes
-// every pending command with error::disconnected.
+// Not thread-safe: one client per worker io_context; call it only on that executor. Its
+// destructor closes both connections, which completes every pending command with
+// error::disconnected (posted, as every completion).
 #pragma once
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include <asio/any_io_executor.hpp>
@@ -59,7 +63,7 @@
 #include <vector>
 
 #include <rproxy/cluster/error.hpp>
-#include <rproxy/cluster/hiredis_asio.hpp>
+#include <rproxy/cluster/redis_link.hpp>
 #include <rproxy/cluster/redis_options.hpp>
 #include <rproxy/cluster/reply.hpp>
 #include <rproxy/observe/log.hpp>
@@ -89,7 +93,7 @@ inline bool copy_reply(const redisReply* in, reply& out, std::size_t& budget) {
   }
 }
 
-/// One command awaiting its reply; owned by hiredis' callback list until the callback runs.
+/// One command awaiting its reply; owned by the link's waiting list until the callback runs.
 struct redis_op {
   void (*complete)(redis_op*, std::error_code, reply&&) = nullptr;  // posts the handler; once
   void (*destroy)(redis_op*) = nullptr;
@@ -156,7 +160,8 @@ public:
   void start() {
     if (phase_ != phase::stopped) return;
     stopping_ = false;
-    resolve();
+    if (opt_.tls != nullptr && !opt_.tls->verify() && log_ != nullptr)
+      log_->warn("redis TLS without verifying the server's certificate (tls.verify: false)", {{"redis", endpoint_text()}});
     connect();
   }
 
@@ -243,36 +248,15 @@ private:
     if (phase_ != phase::up || cmd_ == nullptr) return fail(error::not_connected);
     if (pending_.size() >= opt_.max_pending) return fail(error::overloaded);
     op->deadline = std::chrono::steady_clock::now() + opt_.command_timeout;
-    if (!send(cmd_, &redis_client::on_reply, op, args)) return fail(error::disconnected);
+    if (!cmd_->send(args, &redis_client::on_reply, op)) return fail(error::disconnected);
     ++stats_.commands;
     pending_.push_back(op);
     arm_command_timer();
   }
 
-  static bool send(redisAsyncContext* ac, redisCallbackFn* fn, void* priv, std::span<const std::string_view> args) {
-    constexpr std::size_t small = 16;
-    const char* argv_s[small];
-    std::size_t lens_s[small];
-    std::vector<const char*> argv_v;
-    std::vector<std::size_t> lens_v;
-    const char** argv = argv_s;
-    std::size_t* lens = lens_s;
-    if (args.size() > small) {
-      argv_v.resize(args.size());
-      lens_v.resize(args.size());
-      argv = argv_v.data();
-      lens = lens_v.data();
-    }
-    for (std::size_t i = 0; i < args.size(); ++i) {
-      argv[i] = args[i].data();
-      lens[i] = args[i].size();
-    }
-    return redisAsyncCommandArgv(ac, fn, priv, static_cast<int>(args.size()), argv, lens) == REDIS_OK;
-  }
-
   // A user command's reply (r == nullptr: the context is being freed).
-  static void on_reply(redisAsyncContext* ac, void* r, void* priv) {
-    auto* self = static_cast<redis_client*>(ac->data);
+  static void on_reply(detail::redis_link& link, const redisReply* r, void* priv) {
+    auto* self = static_cast<redis_client*>(link.owner());
     auto* op = static_cast<detail::redis_op*>(priv);
     if (self != nullptr) {
       if (!self->pending_.empty() && self->pending_.front() == op) self->pending_.pop_front();
@@ -284,7 +268,7 @@ private:
       if (r == nullptr) ec = error::disconnected;
       else {
         std::size_t budget = self != nullptr ? self->opt_.max_reply_elements : 0;
-        if (!detail::copy_reply(static_cast<const redisReply*>(r), out, budget)) ec = error::bad_reply;
+        if (!detail::copy_reply(r, out, budget)) ec = error::bad_reply;
         else if (out.is_error()) ec = error::server_error;
       }
       if (ec && self != nullptr) ++self->stats_.failed;
@@ -320,28 +304,31 @@ private:
     arm_command_timer();
   }
 
-  void resolve() {
+  // An address, or a name resolved here (start-up, and again only while it does not resolve),
+  // never on a worker's hot path.
+  bool resolve() {
+    if (resolved_) return true;
     std::error_code ec;
     auto addr = asio::ip::make_address(opt_.host, ec);
-    if (!ec) {
-      ip_ = addr.to_string();
-      return;
+    if (ec) {
+      asio::ip::tcp::resolver res(ex_);
+      auto results = res.resolve(opt_.host, std::to_string(opt_.port), ec);
+      if (ec || results.empty()) return false;
+      addr = results.begin()->endpoint().address();
     }
-    // A name: resolved once, here (start-up), never on a worker's hot path.
-    asio::ip::tcp::resolver res(ex_);
-    auto results = res.resolve(opt_.host, std::to_string(opt_.port), ec);
-    ip_ = (!ec && !results.empty()) ? results.begin()->endpoint().address().to_string() : opt_.host;
+    endpoint_ = asio::ip::tcp::endpoint(addr, opt_.port);
+    return resolved_ = true;
   }
 
   void connect() {
     if (stopping_) return;
     phase_ = phase::connecting;
     cmd_ok_ = sub_ready_ = false;
-    cmd_ = open_context();
-    sub_ = cmd_ != nullptr ? open_context() : nullptr;
-    if (cmd_ == nullptr || sub_ == nullptr) return lost("cannot create a connection");
-    handshake(cmd_, &redis_client::on_cmd_handshake);
-    handshake(sub_, &redis_client::on_sub_handshake);
+    if (!resolve()) return lost("cannot resolve " + opt_.host);
+    cmd_ = open_link();
+    sub_ = open_link();
+    handshake(*cmd_, &redis_client::on_cmd_handshake);
+    handshake(*sub_, &redis_client::on_sub_handshake);
     timer_.expires_after(opt_.connect_timeout);
     timer_.async_wait([this, alive = alive_](std::error_code ec) {
       if (!*alive || ec || phase_ != phase::connecting) return;
@@ -349,37 +336,30 @@ private:
     });
   }
 
-  redisAsyncContext* open_context() {
-    redisAsyncContext* ac = redisAsyncConnect(ip_.c_str(), opt_.port);
-    if (ac == nullptr) return nullptr;
-    if (ac->err) {
-      last_error_ = ac->errstr;
-      redisAsyncFree(ac);
-      return nullptr;
-    }
-    ac->data = this;
-    detail::hiredis_asio::attach(ac, ex_, &redis_client::on_gone, this);
-    return ac;
+  std::shared_ptr<detail::redis_link> open_link() {
+    const detail::redis_link::hooks h{.owner = this, .push = &redis_client::on_push, .lost = &redis_client::on_link_lost};
+    auto l = std::make_shared<detail::redis_link>(ex_, opt_.tls.get(), opt_.tls_name, h);
+    l->open(endpoint_);
+    return l;
   }
 
-  void handshake(redisAsyncContext* ac, redisCallbackFn* fn) {
+  void handshake(detail::redis_link& l, detail::redis_link::reply_fn fn) {
     if (!opt_.password.empty()) {
       const std::string_view with_user[] = {"AUTH", opt_.user, opt_.password};
       const std::string_view alone[] = {"AUTH", opt_.password};
-      if (!opt_.user.empty()) send(ac, fn, nullptr, with_user);
-      else send(ac, fn, nullptr, alone);
+      if (!opt_.user.empty()) l.send(with_user, fn, nullptr);
+      else l.send(alone, fn, nullptr);
     }
     static char ping_tag = 0;
     const std::string_view ping[] = {"PING"};
-    send(ac, fn, &ping_tag, ping);
+    l.send(ping, fn, &ping_tag);
   }
 
   // Handshake replies: privdata null for AUTH, non-null for the PING that ends the handshake.
-  static void handshake_reply(redisAsyncContext* ac, void* r, void* priv, bool is_sub) {
-    auto* self = static_cast<redis_client*>(ac->data);
-    if (self == nullptr || r == nullptr) return;
-    if (ac != (is_sub ? self->sub_ : self->cmd_)) return;
-    const auto* rep = static_cast<const redisReply*>(r);
+  static void handshake_reply(detail::redis_link& link, const redisReply* rep, void* priv, bool is_sub) {
+    auto* self = static_cast<redis_client*>(link.owner());
+    if (self == nullptr || rep == nullptr) return;
+    if (&link != (is_sub ? self->sub_ : self->cmd_).get()) return;
     if (rep->type == REDIS_REPLY_ERROR) {
       std::string text(rep->str, std::min<std::size_t>(rep->len, 200));
       const bool auth = priv == nullptr || text.find("NOAUTH") != std::string::npos;
@@ -395,8 +375,8 @@ private:
     }
     self->maybe_up();
   }
-  static void on_cmd_handshake(redisAsyncContext* ac, void* r, void* priv) { handshake_reply(ac, r, priv, false); }
-  static void on_sub_handshake(redisAsyncContext* ac, void* r, void* priv) { handshake_reply(ac, r, priv, true); }
+  static void on_cmd_handshake(detail::redis_link& l, const redisReply* r, void* priv) { handshake_reply(l, r, priv, false); }
+  static void on_sub_handshake(detail::redis_link& l, const redisReply* r, void* priv) { handshake_reply(l, r, priv, true); }
 
   void resubscribe() {
     std::vector<std::string> batch;
@@ -415,13 +395,15 @@ private:
     args.reserve(channels.size() + 1);
     args.push_back(verb);
     for (const auto& c : channels) args.push_back(c);
-    send(sub_, &redis_client::on_message, nullptr, args);
+    sub_->send(args, nullptr, nullptr);  // (no callback: the confirmation comes as a push, on_push)
   }
 
-  static void on_message(redisAsyncContext* ac, void* r, void*) {
-    auto* self = static_cast<redis_client*>(ac->data);
-    if (self == nullptr || r == nullptr || ac != self->sub_) return;
-    const auto* rep = static_cast<const redisReply*>(r);
+  // A reply no command waits for: on the subscriber, a SUBSCRIBE confirmation or a message; on
+  // the command connection, a protocol fault.
+  static void on_push(void* owner, detail::redis_link& link, const redisReply& r) {
+    auto* self = static_cast<redis_client*>(owner);
+    if (&link != self->sub_.get()) return self->post_lost("a reply no command waited for");
+    const redisReply* rep = &r;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) return;
     const redisReply* kind = rep->element[0];
     const redisReply* chan = rep->element[1];
@@ -464,13 +446,11 @@ private:
     notify(true);
   }
 
-  // hiredis freed a context (EOF, error, or our redisAsyncFree): runs inside hiredis.
-  static void on_gone(void* owner, const redisAsyncContext* ac) {
+  // A connection failed (refused, TLS refused, EOF, error): the client resets both.
+  static void on_link_lost(void* owner, detail::redis_link& link, std::string why) {
     auto* self = static_cast<redis_client*>(owner);
-    if (ac == self->cmd_) self->cmd_ = nullptr;
-    else if (ac == self->sub_) self->sub_ = nullptr;
-    else return;
-    if (!self->freeing_) self->post_lost(ac->err != 0 && ac->errstr != nullptr ? std::string(ac->errstr) : "connection closed");
+    if (&link != self->cmd_.get() && &link != self->sub_.get()) return;
+    self->post_lost(std::move(why));
   }
 
   void post_lost(std::string why) {
@@ -504,12 +484,10 @@ private:
   }
 
   void free_contexts() {
-    freeing_ = true;
     sub_ready_ = cmd_ok_ = false;
-    if (redisAsyncContext* c = std::exchange(cmd_, nullptr)) redisAsyncFree(c);  // fails pending commands
-    if (redisAsyncContext* s = std::exchange(sub_, nullptr)) redisAsyncFree(s);
+    if (auto c = std::exchange(cmd_, nullptr)) c->close();  // fails pending commands
+    if (auto s = std::exchange(sub_, nullptr)) s->close();
     pending_.clear();
-    freeing_ = false;
     cmd_timer_.cancel();
   }
 
@@ -526,13 +504,13 @@ private:
   asio::steady_timer cmd_timer_;  // the oldest pending command's deadline
   std::chrono::milliseconds backoff_;
   std::shared_ptr<bool> alive_;
-  std::string ip_;
-  std::string last_error_;
-  redisAsyncContext* cmd_ = nullptr;
-  redisAsyncContext* sub_ = nullptr;
+  bool resolved_ = false;
+  asio::ip::tcp::endpoint endpoint_;
+  std::shared_ptr<detail::redis_link> cmd_;
+  std::shared_ptr<detail::redis_link> sub_;
   phase phase_ = phase::stopped;
   std::uint64_t gen_ = 0;
-  bool cmd_ok_ = false, sub_ready_ = false, stopping_ = false, freeing_ = false, timer_armed_ = false;
+  bool cmd_ok_ = false, sub_ready_ = false, stopping_ = false, timer_armed_ = false;
   bool logged_down_ = false;
   std::deque<detail::redis_op*> pending_;
   std::unordered_map<std::string, std::vector<std::uint64_t>> channels_;
