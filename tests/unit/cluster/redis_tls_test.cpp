@@ -232,7 +232,10 @@ TEST_CASE("redis block: tls builds a verifying context; bad files and settings a
   CHECK(o->tls->verify());
   CHECK(o->tls_name == "redis.internal");
   // no tls block: plain TCP; a tls block without ca: the system's store, still verifying
-  CHECK(cl::redis_block{}.options()->tls == nullptr);
+  const cl::redis_block plain_block;
+  const auto plain = plain_block.options();
+  REQUIRE(plain);
+  CHECK(plain->tls == nullptr);
   auto sys = rproxy::config::load_string<with_redis>("redis:\n  tls: {}\n", "test.yaml");
   REQUIRE(sys);
   REQUIRE(sys->redis->options()->tls != nullptr);
