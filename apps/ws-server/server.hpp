@@ -48,6 +48,7 @@
 #include <rproxy/middleware/ip_filter.hpp>
 #include <rproxy/middleware/jwt_auth.hpp>
 #include <rproxy/middleware/rate_limit.hpp>
+#include <rproxy/net/pool_executors.hpp>
 #include <rproxy/net/tls_stream.hpp>
 #include <rproxy/observe/registry.hpp>
 #include <rproxy/observe/worker_index.hpp>
@@ -131,12 +132,7 @@ struct connect_rate_limit {
 /// What lives as long as the process: the rooms, the connections, counters, the audit log.
 struct shared_state {
   shared_state(runtime& rt, const config& c)
-      : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)), limits(message_limits::of(c)), reg(c.rooms), hub(executors(rt)) {}
-  static std::vector<asio::any_io_executor> executors(runtime& rt) {
-    std::vector<asio::any_io_executor> out;
-    for (std::size_t i = 0; i < rt.pool().size(); ++i) out.push_back(rt.pool().executor(i));
-    return out;
-  }
+      : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)), limits(message_limits::of(c)), reg(c.rooms), hub(rproxy::net::executors_of(rt.pool())) {}
   mw::audit_file sink;
   mw::audit_log audit;
   mw::local_counter_store counters{{.max_keys = 1u << 20}};

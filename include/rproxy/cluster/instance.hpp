@@ -36,6 +36,7 @@
 #include <rproxy/middleware/ban_kick.hpp>
 #include <rproxy/middleware/rate_limit_store.hpp>
 #include <rproxy/net/io_pool.hpp>
+#include <rproxy/net/pool_executors.hpp>
 #include <rproxy/observe/log.hpp>
 #include <rproxy/observe/registry.hpp>
 
@@ -64,7 +65,7 @@ public:
   instance(net::io_pool& pool, const std::optional<redis_options>& redis, observe::registry& metrics, const observe::logger& log,
            settings s = {})
       : links(pool, redis, metrics, log, counters, {.sync_interval = s.sync_interval}), bans(links.client(0), &log, s.bans),
-        kicks(executors(pool), s.kicks_metric.empty() ? nullptr
+        kicks(net::executors_of(pool), s.kicks_metric.empty() ? nullptr
                                                       : &metrics.add_counter(s.kicks_metric, "Open flows ended because a new ban covers their peer.")) {
     links.policy(std::move(s.policy));
     bans.on_change([this](std::shared_ptr<const middleware::ban_list> file) { kicks.sweep(std::move(file)); });
@@ -82,13 +83,6 @@ public:
   worker_links links;                                                 ///< a client and a counter store per worker
   shared_bans bans;                                                   ///< bans made on any instance
   middleware::ban_roster kicks;                                       ///< open flows, ended by a new ban (ban_kick)
-
-private:
-  static std::vector<asio::any_io_executor> executors(net::io_pool& pool) {
-    std::vector<asio::any_io_executor> out;
-    for (std::size_t i = 0; i < pool.size(); ++i) out.push_back(pool.executor(i));
-    return out;
-  }
 };
 
 }  // namespace rproxy::cluster

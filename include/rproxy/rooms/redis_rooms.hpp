@@ -27,6 +27,7 @@
 #include <rproxy/cluster/worker_links.hpp>
 #include <rproxy/flow/ws_hub.hpp>
 #include <rproxy/net/io_pool.hpp>
+#include <rproxy/net/pool_executors.hpp>
 #include <rproxy/observe/log.hpp>
 #include <rproxy/rooms/cluster.hpp>
 #include <rproxy/rooms/cluster_link.hpp>
@@ -41,7 +42,7 @@ public:
   /// Attaches the bridge to `links`' clients: call before they start (cluster::instance::start).
   redis_rooms(cluster::worker_links& links, net::io_pool& pool, registry& reg, flow::ws_hub& hub, cluster_options opt,
               const observe::logger& log)
-      : link_(clients(links), executors(pool)), bridge_(reg, hub, link_, std::move(opt), &log), beat_(pool.executor(0)) {
+      : link_(clients(links), net::executors_of(pool)), bridge_(reg, hub, link_, std::move(opt), &log), beat_(pool.executor(0)) {
     link_.attach(bridge_);
   }
   redis_rooms(const redis_rooms&) = delete;
@@ -62,11 +63,6 @@ private:
   static std::vector<cluster::redis_client*> clients(cluster::worker_links& links) {
     std::vector<cluster::redis_client*> out;
     for (std::size_t i = 0; i < links.size(); ++i) out.push_back(links.client(i));
-    return out;
-  }
-  static std::vector<asio::any_io_executor> executors(net::io_pool& pool) {
-    std::vector<asio::any_io_executor> out;
-    for (std::size_t i = 0; i < pool.size(); ++i) out.push_back(pool.executor(i));
     return out;
   }
 
