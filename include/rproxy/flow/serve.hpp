@@ -224,19 +224,22 @@ template <class Pipeline, class Adapter, class Client>
 asio::awaitable<accepted> accept(Pipeline& p, const Adapter&, typename Pipeline::context_type& ctx,
                                  Client& client, const options& o) {
   accepted out;
+  // (Without PROXY protocol on the listener, no call: read_proxy_header's frame, with its
+  // 512-byte buffer, would be allocated for every connection only to return at once.)
   if constexpr (std::is_same_v<Client, asio::ip::tcp::socket>) {
-    auto pp = co_await net::read_proxy_header(client, o.accept, o.accept != proxy_accept::none && o.is_trusted(ctx.client.address()),
-                                              o.header_timeout);
-    if (pp.ec) {
-      if (pp.ec == net::proxy_error::bad_signature) ctx.rejected = reject_reason{reject_code::forbidden, "PROXY header from an untrusted peer"};
-      out.ec = pp.ec;
-      co_return out;
+    if (o.accept != proxy_accept::none) {
+      auto pp = co_await net::read_proxy_header(client, o.accept, o.is_trusted(ctx.client.address()), o.header_timeout);
+      if (pp.ec) {
+        if (pp.ec == net::proxy_error::bad_signature) ctx.rejected = reject_reason{reject_code::forbidden, "PROXY header from an untrusted peer"};
+        out.ec = pp.ec;
+        co_return out;
+      }
+      if (pp.header && pp.header->command == net::proxy_protocol::command::proxy && pp.header->has_addresses()) {
+        ctx.client = pp.header->source;
+        ctx.local = pp.header->destination;
+      }
+      out.early = std::move(pp.early);
     }
-    if (pp.header && pp.header->command == net::proxy_protocol::command::proxy && pp.header->has_addresses()) {
-      ctx.client = pp.header->source;
-      ctx.local = pp.header->destination;
-    }
-    out.early = std::move(pp.early);
   }
   if (auto v = co_await run_phase<phase::accept>(p, ctx); !v.is_next()) {
     if (!v.is_reject()) {
@@ -377,110 +380,116 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
     co_return std::error_code{};
   }
 
-  // 5. on_route and connect (or reuse), failing over on retry-safe errors; 6, 7 after it. An
-  // exchange that fails in a way the flow may retry (retry_other) comes back here: the attempts
-  // count against the same max_connect_attempts.
-  std::optional<backend_stream_t<Adapter>> backend;
-  bool reused = false;
-  std::error_code ec;
-  std::string request;  // the adapter's first bytes, made once (a retry sends them again)
-  constexpr bool has_exchange = requires { a.exchange(p, ctx, client, *backend, request, o, reader, false); };
-  bool made = false;
-  bool retry_safe = false;  // the adapter retries it fresh if a kept connection turns out stale (asked while the head is whole)
-  if constexpr (Adapter::reads_hello && requires { a.retry_safe(reader); }) retry_safe = a.retry_safe(reader);
-  for (unsigned attempt = 0;;) {
-    for (;; ++attempt) {
-      ctx.out_of_attempts = ec && attempt >= std::max(1u, o.max_connect_attempts);
-      auto v = co_await run_phase<phase::route>(p, ctx);
-      if (!v.is_next()) co_return co_await stop(a, client, ctx, reader, v, o, ec, &keep_client);
-      if (ctx.out_of_attempts || !ctx.backend) {
-        (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o, {}, &keep_client);
-        co_return ec ? ec : make_error_code(net::error::no_endpoints);
-      }
-      if (auto k = kept.take(*ctx.backend, retry_safe, transport_of(ctx))) {
-        backend = std::move(k);
-        reused = true;
-        ctx.connect_error = {};
-        break;
-      }
-      auto [cec, sock] = co_await connect_backend(a, ctx, client.get_executor(), o);
-      ec = cec;
-      ctx.connect_error = ec;  // the next on_route reports it against this pick
-      if (!ec) {
-        backend.emplace(std::move(sock));  // (async_connect set TCP_NODELAY)
-        break;
-      }
-      if (ec != condition::retry_safe) {
-        (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o);
-        co_return ec;
-      }
-    }
-    ++attempt;
-    if constexpr (requires { ctx.upstream_reused; }) ctx.upstream_reused = reused;
-
-    // 6. on_connect.
-    if (auto v = co_await run_phase<phase::connect>(p, ctx); !v.is_next())
-      co_return co_await stop(a, client, ctx, reader, v, o);
-
-    // 7. The backend's first bytes, then the exchange.
-    std::string first = net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o.send, ctx.client, ctx.local);
-    if (reused) first.clear();  // the kept connection had its header
-    const std::size_t proxy_bytes = first.size();
-    if constexpr (Adapter::reads_hello) {
-      if (!std::exchange(made, true)) request = a.first_bytes(ctx, reader);
-      if (!first.empty() || !has_exchange) first += request;  // (else the exchange sends `request` itself: no copy)
-    } else {
-      first += early;
-    }
-    if constexpr (has_exchange) {
-      for (;;) {
-        auto r = co_await a.exchange(p, ctx, client, *backend, first.empty() ? request : first, o, reader, reused);
-        if (r.retry_fresh && reused) {  // the kept connection died under us: once more, fresh
-          auto [cec, sock] = co_await connect_backend(a, ctx, client.get_executor(), o);
-          if (cec) {
-            (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o);
-            co_return cec;
-          }
-          backend.emplace(std::move(sock));
-          reused = false;
-          first = net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o.send, ctx.client, ctx.local);
-          if (!first.empty()) first += request;
-          continue;
+  // A flow with no backend fields (flow_base: a WebSocket session's) ended in the adapter's
+  // session above; steps 5-7 exist only for flows that go to a backend (flow_info).
+  if constexpr (!std::is_base_of_v<flow_info, typename Pipeline::context_type::flow_type>) {
+    co_return std::error_code{};
+  } else {
+    // 5. on_route and connect (or reuse), failing over on retry-safe errors; 6, 7 after it. An
+    // exchange that fails in a way the flow may retry (retry_other) comes back here: the attempts
+    // count against the same max_connect_attempts.
+    std::optional<backend_stream_t<Adapter>> backend;
+    bool reused = false;
+    std::error_code ec;
+    std::string request;  // the adapter's first bytes, made once (a retry sends them again)
+    constexpr bool has_exchange = requires { a.exchange(p, ctx, client, *backend, request, o, reader, false); };
+    bool made = false;
+    bool retry_safe = false;  // the adapter retries it fresh if a kept connection turns out stale (asked while the head is whole)
+    if constexpr (Adapter::reads_hello && requires { a.retry_safe(reader); }) retry_safe = a.retry_safe(reader);
+    for (unsigned attempt = 0;;) {
+      for (;; ++attempt) {
+        ctx.out_of_attempts = ec && attempt >= std::max(1u, o.max_connect_attempts);
+        auto v = co_await run_phase<phase::route>(p, ctx);
+        if (!v.is_next()) co_return co_await stop(a, client, ctx, reader, v, o, ec, &keep_client);
+        if (ctx.out_of_attempts || !ctx.backend) {
+          (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o, {}, &keep_client);
+          co_return ec ? ec : make_error_code(net::error::no_endpoints);
         }
-        if (r.retry_other) {  // another pick: on_route reports this one's failure
-          std::error_code ignored;
-          backend->close(ignored);
-          backend.reset();
-          reused = false;
-          ec = r.ec;
-          ctx.connect_error = ec;
+        if (auto k = kept.take(*ctx.backend, retry_safe, transport_of(ctx))) {
+          backend = std::move(k);
+          reused = true;
+          ctx.connect_error = {};
           break;
         }
-        keep_client = r.keep_client && !r.ec;
-        if (r.keep_backend && !r.ec) kept.keep(std::move(*backend), *ctx.backend, transport_of(ctx));
-        co_return r.ec;
-      }
-      continue;
-    } else {
-      ctx.bytes_from_client += first.size() - proxy_bytes;
-      auto ro = o.relay;
-      ro.initial_to_backend = std::move(first);
-      ro.shutdown_last = false;  // both sockets are closed right after: the close sends the FIN
-      if constexpr (!std::is_same_v<Handoff, no_handoff>) {
-        if constexpr (Handoff::relays) {
-          if (handoff) {
-            (*handoff)(std::move(*backend), std::move(ro));
-            co_return std::error_code{};
-          }
+        auto [cec, sock] = co_await connect_backend(a, ctx, client.get_executor(), o);
+        ec = cec;
+        ctx.connect_error = ec;  // the next on_route reports it against this pick
+        if (!ec) {
+          backend.emplace(std::move(sock));  // (async_connect set TCP_NODELAY)
+          break;
+        }
+        if (ec != condition::retry_safe) {
+          (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o);
+          co_return ec;
         }
       }
-      auto [rec, stats] = co_await net::async_relay(client, *backend, std::move(ro), tuple_awaitable);
-      ctx.bytes_from_client += stats.bytes_client_to_backend;
-      ctx.bytes_to_client += stats.bytes_backend_to_client;
-      std::error_code nd;
-      backend->close(nd);
-      tcp_of(client).close(nd);  // the relay half-closed it, or closed it on an error: no shutdown(2) more
-      co_return rec;
+      ++attempt;
+      if constexpr (requires { ctx.upstream_reused; }) ctx.upstream_reused = reused;
+
+      // 6. on_connect.
+      if (auto v = co_await run_phase<phase::connect>(p, ctx); !v.is_next())
+        co_return co_await stop(a, client, ctx, reader, v, o);
+
+      // 7. The backend's first bytes, then the exchange.
+      std::string first = net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o.send, ctx.client, ctx.local);
+      if (reused) first.clear();  // the kept connection had its header
+      const std::size_t proxy_bytes = first.size();
+      if constexpr (Adapter::reads_hello) {
+        if (!std::exchange(made, true)) request = a.first_bytes(ctx, reader);
+        if (!first.empty() || !has_exchange) first += request;  // (else the exchange sends `request` itself: no copy)
+      } else {
+        first += early;
+      }
+      if constexpr (has_exchange) {
+        for (;;) {
+          auto r = co_await a.exchange(p, ctx, client, *backend, first.empty() ? request : first, o, reader, reused);
+          if (r.retry_fresh && reused) {  // the kept connection died under us: once more, fresh
+            auto [cec, sock] = co_await connect_backend(a, ctx, client.get_executor(), o);
+            if (cec) {
+              (void)co_await stop(a, client, ctx, reader, reject(reject_code::unavailable), o);
+              co_return cec;
+            }
+            backend.emplace(std::move(sock));
+            reused = false;
+            first = net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o.send, ctx.client, ctx.local);
+            if (!first.empty()) first += request;
+            continue;
+          }
+          if (r.retry_other) {  // another pick: on_route reports this one's failure
+            std::error_code ignored;
+            backend->close(ignored);
+            backend.reset();
+            reused = false;
+            ec = r.ec;
+            ctx.connect_error = ec;
+            break;
+          }
+          keep_client = r.keep_client && !r.ec;
+          if (r.keep_backend && !r.ec) kept.keep(std::move(*backend), *ctx.backend, transport_of(ctx));
+          co_return r.ec;
+        }
+        continue;
+      } else {
+        ctx.bytes_from_client += first.size() - proxy_bytes;
+        auto ro = o.relay;
+        ro.initial_to_backend = std::move(first);
+        ro.shutdown_last = false;  // both sockets are closed right after: the close sends the FIN
+        if constexpr (!std::is_same_v<Handoff, no_handoff>) {
+          if constexpr (Handoff::relays) {
+            if (handoff) {
+              (*handoff)(std::move(*backend), std::move(ro));
+              co_return std::error_code{};
+            }
+          }
+        }
+        auto [rec, stats] = co_await net::async_relay(client, *backend, std::move(ro), tuple_awaitable);
+        ctx.bytes_from_client += stats.bytes_client_to_backend;
+        ctx.bytes_to_client += stats.bytes_backend_to_client;
+        std::error_code nd;
+        backend->close(nd);
+        tcp_of(client).close(nd);  // the relay half-closed it, or closed it on an error: no shutdown(2) more
+        co_return rec;
+      }
     }
   }
 }
@@ -503,7 +512,7 @@ inline std::uint64_t next_flow_id() noexcept {
   return next.fetch_add(1, std::memory_order_relaxed);
 }
 
-inline void fill(flow_info& f, const asio::ip::tcp::socket& s, const net::accepted_endpoints* eps) {
+inline void fill(flow_base& f, const asio::ip::tcp::socket& s, const net::accepted_endpoints* eps) {
   f.id = next_flow_id();
   f.started = std::chrono::steady_clock::now();
   f.client_fd = const_cast<asio::ip::tcp::socket&>(s).native_handle();  // (only read: asio's accessor is not const)

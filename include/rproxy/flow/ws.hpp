@@ -103,10 +103,12 @@ struct ws_hello_part {
 };
 
 /// One WebSocket connection's flow: what stages read and use.
-struct ws_flow : flow_info {
+/// A flow_base (no backend: no route, backend or connect fields); `worker` first, in flow_base's
+/// tail padding (160 bytes in all).
+struct ws_flow : flow_base {
+  std::uint16_t worker = 0;         ///< the worker it runs on (ws_hub's index)
   ws_connection* ws = nullptr;      ///< the connection's sender, from the upgrade to the end of the message loop
   ws_hello_part* hello = nullptr;   ///< during on_hello (ctx.hello->subprotocol, ctx.hello->reply); null after the upgrade
-  std::size_t worker = 0;           ///< the worker it runs on (ws_hub's index)
 };
 
 /// A complete WebSocket message, as the default decoder gives it to on_message.

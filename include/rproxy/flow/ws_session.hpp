@@ -200,7 +200,7 @@ public:
     s.non_blocking(true, ignored);  // reads and writes are tried at once; would_block means wait
     conn_.set_notify(&session::notified, this);
     auto& ctx = owner_.ctx();
-    ctx.worker = observe::worker_index() % adapter().hub->workers();
+    ctx.worker = static_cast<std::uint16_t>(observe::worker_index() % adapter().hub->workers());
     adapter().hub->attach(ctx.worker, conn_);  // (closes it at once if a shutdown has begun)
     ctx.ws = &conn_;
     if (auto* st = adapter().stats) st->open.fetch_add(1, std::memory_order_relaxed);

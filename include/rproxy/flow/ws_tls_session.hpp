@@ -77,7 +77,7 @@ public:
     const std::size_t worker = observe::worker_index() % a_.hub->workers();
     a_.hub->attach(worker, conn_);  // (closes it at once if a shutdown has begun)
     ctx_.ws = &conn_;
-    ctx_.worker = worker;
+    ctx_.worker = static_cast<std::uint16_t>(worker);
     if (stats_) stats_->open.fetch_add(1, std::memory_order_relaxed);
     last_read_ = clock::now();
     co_await (reader(std::move(early)) && writer() && idle_watch());

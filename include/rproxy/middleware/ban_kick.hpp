@@ -79,7 +79,7 @@ public:
     friend class ban_roster;
     friend struct ban_kick;
     /// The flow this entry is part of: its context is at a fixed distance from it.
-    flow_info& flow() noexcept { return *reinterpret_cast<flow_info*>(reinterpret_cast<char*>(this) - offset_); }
+    flow_base& flow() noexcept { return *reinterpret_cast<flow_base*>(reinterpret_cast<char*>(this) - offset_); }
     void take(entry& o) noexcept {
       offset_ = o.offset_;
       stage_ = o.stage_;
@@ -102,7 +102,7 @@ public:
     entry* next_ = nullptr;
     std::ptrdiff_t offset_ = 0;  ///< from the flow's context to this entry
     const ban_kick* stage_ = nullptr;
-    bool (*close_)(flow_info&, std::string_view message) = nullptr;  ///< false: it cannot be ended now
+    bool (*close_)(flow_base&, std::string_view message) = nullptr;  ///< false: it cannot be ended now
     bool kicked_ = false;
   };
 
@@ -144,7 +144,7 @@ private:
     entry head;  ///< the list's sentinel (the vector is never resized: its address stays)
   };
 
-  void add(entry& e, flow_info& f, const ban_kick* stage, bool (*close)(flow_info&, std::string_view)) {
+  void add(entry& e, flow_base& f, const ban_kick* stage, bool (*close)(flow_base&, std::string_view)) {
     if (e.listed() || shards_.empty()) return;
     auto& head = shards_[observe::worker_index() % shards_.size()].head;
     e.offset_ = reinterpret_cast<char*>(&e) - reinterpret_cast<char*>(&f);
@@ -194,7 +194,7 @@ struct ban_kick {
   std::string_view message() const noexcept { return cfg ? std::string_view(cfg->reject_message) : std::string_view("banned"); }
 
   /// The ban covering the flow now, if any (its client address, then its identity).
-  std::optional<ban_hit> covering(const flow_info& f, const ban_list* extra, ban_clock::time_point now) const {
+  std::optional<ban_hit> covering(const flow_base& f, const ban_list* extra, ban_clock::time_point now) const {
     const auto addr = f.client.address();
     for (const ban_list* l : {bans, shared, extra}) {
       if (l == nullptr) continue;
@@ -212,7 +212,7 @@ private:
   }
 
   template <class Ctx>
-  static bool close_flow(flow_info& f, std::string_view message) {
+  static bool close_flow(flow_base& f, std::string_view message) {
     auto& ctx = static_cast<Ctx&>(f);
     if constexpr (requires { ctx.ws; }) {
       if (ctx.ws != nullptr) {
@@ -234,7 +234,7 @@ inline std::size_t ban_roster::sweep_here(std::size_t w, const ban_list* extra, 
   for (entry* e = head->next_; e != head;) {
     entry* next = e->next_;  // (ending a flow never unlists it at once, but do not rely on it)
     if (!e->kicked_) {
-      flow_info& f = e->flow();
+      flow_base& f = e->flow();
       if (auto hit = e->stage_->covering(f, extra, now)) {
         e->kicked_ = true;
         ++n;

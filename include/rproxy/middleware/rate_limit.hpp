@@ -184,7 +184,12 @@ std::string rate_key(const rate_limit_config& cfg, const Ctx& ctx, std::string_v
         if (who && !who->api_key.empty()) detail::append_part(key, "key=" + std::string(bounded(who->api_key)));
         else detail::append_part(key, "ip=" + ip());
         break;
-      case S::route: detail::append_part(key, "route=" + std::string(bounded(ctx.route))); break;
+      case S::route: {  // (a flow with no backend has no route: one key for all)
+        std::string_view route;
+        if constexpr (requires { std::string_view(ctx.route); }) route = ctx.route;
+        detail::append_part(key, "route=" + std::string(bounded(route)));
+        break;
+      }
       case S::header: {
         std::optional<std::string_view> h;
         if (msg != nullptr) h = header_of(*msg, p.name);

@@ -48,14 +48,19 @@ inline std::string endpoint_text(const asio::ip::tcp::endpoint& ep) {
 
 /// Logs the access record of `flow` (see the top of this file). `now` is the end of the flow.
 template <class Flow>
-  requires std::derived_from<Flow, flow_info>
+  requires std::derived_from<Flow, flow_base>
 void access_log(const logger& log, const Flow& flow, std::error_code ec, std::span<const field> extra,
                 std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) {
   if (!log.should_log(log_level::info)) return;
-  const flow_info& f = flow;
+  const flow_base& f = flow;
   const std::string client = endpoint_text(f.client);
   const std::string local = endpoint_text(f.local);
-  const std::string backend = f.backend ? endpoint_text(*f.backend) : std::string();
+  std::string_view route;  // (a flow with no backend: empty, as before a route is chosen)
+  std::string backend;
+  if constexpr (std::derived_from<Flow, flow_info>) {
+    route = flow.route;
+    if (flow.backend) backend = endpoint_text(*flow.backend);
+  }
   const std::string error_text = ec ? ec.message() : std::string();
   const double duration_ms =
       f.started == std::chrono::steady_clock::time_point{}
@@ -66,7 +71,7 @@ void access_log(const logger& log, const Flow& flow, std::error_code ec, std::sp
       field{"flow_id", f.id},
       field{"client", client},
       field{"local", local},
-      field{"route", f.route},
+      field{"route", route},
       field{"backend", backend},
       field{"identity", f.identity},
       field{"bytes_in", f.bytes_from_client},
@@ -87,7 +92,7 @@ void access_log(const logger& log, const Flow& flow, std::error_code ec, std::sp
 }
 
 template <class Flow>
-  requires std::derived_from<Flow, flow_info>
+  requires std::derived_from<Flow, flow_base>
 void access_log(const logger& log, const Flow& flow, std::error_code ec = {},
                 std::initializer_list<field> extra = {}) {
   access_log(log, flow, ec, std::span<const field>(extra.begin(), extra.size()));

@@ -1,7 +1,8 @@
 // rproxy/pipeline/context.hpp: the per-flow context every hook receives.
 //
 // A flow is one client connection (mc, ws, tcp) or one request (http). Its context holds the
-// common fields of `flow_info` (or of a protocol's own flow type derived from it) plus one
+// common fields of `flow_info` (`flow_base` for a flow with no backend; or of a protocol's own
+// flow type derived from one) plus one
 // `state` object for each stage that declares a nested `state` type:
 //
 //     struct login_limit { struct state { int attempts = 0; }; ... };
@@ -35,7 +36,7 @@
 
 namespace rproxy {
 
-/// flow_info::rejected: an optional reject_reason kept out of line, with the interface of the
+/// flow_base::rejected: an optional reject_reason kept out of line, with the interface of the
 /// std::optional it replaces. Most flows are never refused, and a flow held open by the
 /// thousand (a WebSocket) pays for each of its bytes: 8 bytes here where the optional took 56.
 /// A refused flow pays one small allocation instead.
@@ -82,33 +83,39 @@ private:
   std::unique_ptr<reject_reason> p_;
 };
 
-/// Fields every flow has, whatever its protocol.
-struct flow_info {
+/// Fields every flow has, whatever its protocol. A flow that answers the client itself (a
+/// WebSocket session: flow/ws.hpp) has only these; one that goes to a backend has flow_info's.
+struct flow_base {
   std::uint64_t id = 0;                           ///< unique per process
   asio::ip::tcp::endpoint client{};               ///< peer (after PROXY protocol, the real client)
   asio::ip::tcp::endpoint local{};                ///< the listener address it arrived on
   std::chrono::steady_clock::time_point started{};
   std::chrono::steady_clock::time_point hello_done{};  ///< when the hello was complete (none: not yet)
-  std::string_view route{};                       ///< route name chosen (config-owned text)
-  std::optional<asio::ip::tcp::endpoint> backend{};
-  /// Why the last attempt to reach `backend` failed (empty: none failed). Set by the transport
-  /// before a retry re-runs on_route, so the balancer can count the failure and pick another.
-  std::error_code connect_error{};
+  std::string identity{};                         ///< user name or token subject, once known
+  std::uint64_t bytes_from_client = 0;
+  std::uint64_t bytes_to_client = 0;
+  rejection rejected{};                           ///< set when a stage rejected the flow
+  /// The client's TCP socket descriptor (-1: none, e.g. QUIC), so a ban can end the flow from
+  /// its worker (middleware/ban_kick.hpp: shutdown(2), never close).
+  int client_fd = -1;
+  bool tls = false;                               ///< the client connection is TLS (HTTP: X-Forwarded-Proto https)
+};
+
+/// A flow that goes to a backend: flow_base and where to (route, backend) and how it went. The
+/// two one-byte fields come first, in flow_base's tail padding (208 bytes in all, as when these
+/// were one struct; a flow without a backend saves 64 of them).
+struct flow_info : flow_base {
   /// Set with connect_error on the last on_route of a flow whose connect attempts are spent:
   /// report the failed pick, pick nothing, and reject with the refusal the client should see.
   bool out_of_attempts = false;
   /// The PROXY header the picked backend gets (a stage sets it with ctx.backend; none: the
   /// flow driver's default for the listener).
   proxy_send proxy_out = proxy_send::none;
-  bool tls = false;                               ///< the client connection is TLS (HTTP: X-Forwarded-Proto https)
-  /// The client's TCP socket descriptor (-1: none, e.g. QUIC), so a ban can end the flow from
-  /// its worker (middleware/ban_kick.hpp: shutdown(2), never close). Fits the padding above.
-  int client_fd = -1;
-  // (tls beside the two one-byte fields above: 8 bytes of padding less in every flow)
-  std::string identity{};                         ///< user name or token subject, once known
-  std::uint64_t bytes_from_client = 0;
-  std::uint64_t bytes_to_client = 0;
-  rejection rejected{};                           ///< set when a stage rejected the flow
+  std::string_view route{};                       ///< route name chosen (config-owned text)
+  std::optional<asio::ip::tcp::endpoint> backend{};
+  /// Why the last attempt to reach `backend` failed (empty: none failed). Set by the transport
+  /// before a retry re-runs on_route, so the balancer can count the failure and pick another.
+  std::error_code connect_error{};
 };
 
 template <class Stage>
@@ -177,11 +184,11 @@ struct state_tuple<S, Rest...> {
 };
 }  // namespace detail
 
-/// The context type of a pipeline over `Flow` (flow_info or a type derived from it).
+/// The context type of a pipeline over `Flow` (flow_base, flow_info or a type derived from one).
 template <class Flow, class... Stages>
 class basic_context : public Flow {
-  static_assert(std::is_base_of_v<flow_info, Flow>,
-                "rproxy::basic_context: the flow type must derive from rproxy::flow_info");
+  static_assert(std::is_base_of_v<flow_base, Flow>,
+                "rproxy::basic_context: the flow type must derive from rproxy::flow_base (or flow_info)");
 
 public:
   using flow_type = Flow;

@@ -43,7 +43,7 @@ concept protocol = requires {
   typename P::hello;
   typename P::message;
   typename P::response;
-} && std::is_base_of_v<flow_info, typename P::flow>;
+} && std::is_base_of_v<flow_base, typename P::flow>;
 
 /// The protocol of a plain byte relay (examples/tcp_proxy): hellos and messages are raw bytes.
 struct byte_protocol {

@@ -116,3 +116,21 @@ TEST_CASE("endpoint_text", "[observe]") {
   CHECK(obs::endpoint_text({asio::ip::make_address("2001:db8::1"), 443}) == "[2001:db8::1]:443");
   CHECK(obs::endpoint_text({}) == "");
 }
+
+TEST_CASE("access log: a flow with no backend (flow_base) logs its route and backend empty", "[observe][log]") {
+  std::ostringstream out;
+  const auto log = json_logger(out);
+  struct session_flow : rproxy::flow_base {  // as flow/ws.hpp's ws_flow
+    int worker = 0;
+  } f;
+  f.id = 7;
+  f.client = {asio::ip::make_address("192.0.2.1"), 4000};
+  f.identity = "bob";
+  obs::access_log(log, f);
+  const auto v = only_line(out);
+  CHECK(v.get("flow_id")->s == "7");
+  CHECK(v.get("client")->s == "192.0.2.1:4000");
+  CHECK(v.get("identity")->s == "bob");
+  CHECK(v.get("route")->s.empty());
+  CHECK(v.get("backend")->s.empty());
+}
