@@ -57,6 +57,7 @@ struct ws_send_queue_block {
   void validate(config::validator& v) const {
     if (max_messages == 0) v.at(&ws_send_queue_block::max_messages).error("must be at least 1");
     if (max_bytes.bytes == 0) v.at(&ws_send_queue_block::max_bytes).error("must be at least 1");
+    else if (max_bytes.bytes > max_queue_bytes_limit) v.at(&ws_send_queue_block::max_bytes).error("must be at most 1GiB");
   }
 };
 

@@ -84,9 +84,12 @@ constexpr std::string_view to_string(slow_consumer p) noexcept {
   return "?";
 }
 
+/// The largest send queue a connection keeps, in bytes (its byte counts are 32-bit).
+inline constexpr std::size_t max_queue_bytes_limit = std::size_t{1} << 30;
+
 struct ws_send_limits {
   std::size_t max_queue_messages = 256;      ///< data frames queued (including the one being written)
-  std::size_t max_queue_bytes = 1024 * 1024; ///< their payload bytes
+  std::size_t max_queue_bytes = 1024 * 1024; ///< their payload bytes (at most max_queue_bytes_limit: 1 GiB)
   slow_consumer policy = slow_consumer::drop_oldest;
   std::chrono::milliseconds write_timeout = std::chrono::seconds(30);  ///< a write without progress ends the connection
   std::chrono::milliseconds close_timeout = std::chrono::seconds(5);   ///< after our close frame, the peer's
@@ -134,7 +137,7 @@ public:
   bool send(ws_payload p, codec::ws::opcode op = codec::ws::opcode::text) {
     if (closing_ || !p) return false;
     const std::size_t n = p->size();
-    if (std::size_t{data_count_} + 1 > lim_->max_queue_messages || data_bytes_ + n > lim_->max_queue_bytes) {
+    if (std::size_t{data_count_} + 1 > lim_->max_queue_messages || data_bytes_ + n > max_bytes()) {
       switch (lim_->policy) {
         case slow_consumer::drop_newest:
           ws_detail::bump(stats_->dropped_newest);
@@ -144,23 +147,23 @@ public:
           close(codec::ws::close_code::try_again_later, "slow consumer: send queue full");
           return false;
         case slow_consumer::drop_oldest:
-          if (n > lim_->max_queue_bytes) {  // it could never fit: it goes, the queue stays
+          if (n > max_bytes()) {  // it could never fit: it goes, the queue stays
             ws_detail::bump(stats_->dropped_oldest);
             return false;
           }
           // The front entry may be half written (offset_): it stays; drop the oldest of the rest.
           for (std::size_t i = head_ + (offset_ ? 1 : 0); i < q_.size() && (std::size_t{data_count_} + 1 > lim_->max_queue_messages ||
-                                                                              data_bytes_ + n > lim_->max_queue_bytes);) {
+                                                                              data_bytes_ + n > max_bytes());) {
             if (!q_[i].data) {
               ++i;
               continue;
             }
-            data_bytes_ -= q_[i].body->size();
+            data_bytes_ -= static_cast<std::uint32_t>(q_[i].body->size());
             --data_count_;
             q_.erase(q_.begin() + static_cast<std::ptrdiff_t>(i));
             ws_detail::bump(stats_->dropped_oldest);
           }
-          if (std::size_t{data_count_} + 1 > lim_->max_queue_messages || data_bytes_ + n > lim_->max_queue_bytes) {
+          if (std::size_t{data_count_} + 1 > lim_->max_queue_messages || data_bytes_ + n > max_bytes()) {
             ws_detail::bump(stats_->dropped_oldest);  // everything queued is being written
             return false;
           }
@@ -290,7 +293,7 @@ public:
       out.append(e.body->data() + skip, e.body->size() - skip);
       offset_ = 0;
       if (e.data) {
-        data_bytes_ -= e.body->size();
+        data_bytes_ -= static_cast<std::uint32_t>(e.body->size());
         --data_count_;
         ++frames;
       } else if (e.head_len == 0) {
@@ -383,7 +386,7 @@ private:
     e.head_len = static_cast<std::uint8_t>(hs);
     if (data) {
       ++data_count_;
-      data_bytes_ += e.body->size();
+      data_bytes_ += static_cast<std::uint32_t>(e.body->size());
     }
     q_.push_back(std::move(e));
     wake();
@@ -398,7 +401,7 @@ private:
       if (n < len) break;
       n -= len;
       if (e.data) {
-        data_bytes_ -= e.body->size();
+        data_bytes_ -= static_cast<std::uint32_t>(e.body->size());
         --data_count_;
         ++frames;
       } else if (e.head_len == 0) {
@@ -407,7 +410,7 @@ private:
       e.body.reset();
       ++head_;
     }
-    offset_ = n;
+    offset_ = static_cast<std::uint32_t>(n);  // (within the front entry)
     ws_detail::bump(stats_->messages_out, frames);
     ws_detail::bump(stats_->bytes_out, bytes);
     if (head_ == q_.size()) release_queue();
@@ -423,7 +426,7 @@ private:
     const std::size_t keep = head_ + (offset_ ? 1 : 0);
     while (q_.size() > keep) {
       if (q_.back().data) {
-        data_bytes_ -= q_.back().body->size();
+        data_bytes_ -= static_cast<std::uint32_t>(q_.back().body->size());
         --data_count_;
       }
       q_.pop_back();
@@ -446,6 +449,8 @@ private:
     sock.close(ignored);  // the reader ends too
     return end();
   }
+  /// The queue's byte cap: the limits' own, at most max_queue_bytes_limit (the counts are 32-bit).
+  std::size_t max_bytes() const noexcept { return std::min(lim_->max_queue_bytes, max_queue_bytes_limit); }
   void wake() {
     if (notify_ && !notified_) {
       notified_ = true;
@@ -462,8 +467,8 @@ private:
   std::vector<entry> q_;        ///< [head_, size) queued; the front written up to offset_ bytes
   std::uint32_t head_ = 0;
   std::uint32_t data_count_ = 0;
-  std::size_t offset_ = 0;
-  std::size_t data_bytes_ = 0;
+  std::uint32_t offset_ = 0;      ///< (an entry is at most max_queue_bytes_limit and a frame header)
+  std::uint32_t data_bytes_ = 0;  ///< (at most max_bytes(): 8 bytes less than two size_t, a malloc size class per session)
   std::uint64_t id_ = 0;
   void (*notify_)(void*) = nullptr;
   void* notify_arg_ = nullptr;

@@ -2,6 +2,8 @@
 // policy, gathered writes read back by the codec's client-side parser, shared payloads, and
 // delivery across workers through the hub.
 #include <rproxy/codec/ws/collector.hpp>
+#include <rproxy/config/decode.hpp>
+#include <rproxy/flow/ws_block.hpp>
 #include <rproxy/flow/ws_connection.hpp>
 #include <rproxy/flow/ws_hub.hpp>
 
@@ -214,4 +216,14 @@ TEST_CASE("the hub reuses a gone connection's slot; its old id finds nothing", "
   hub.detach(id1);
   hub.detach(id2);
   REQUIRE(hub.connections(0) == 0);
+}
+
+TEST_CASE("ws send queue block: max_bytes is at most 1 GiB (the queue counts bytes in 32 bits)", "[flow][ws][config]") {
+  auto ok = rproxy::config::decode<rproxy::flow::ws_send_queue_block>(YAML::Load("max_bytes: 1GiB\n"), "inline");
+  REQUIRE(ok);
+  CHECK(ok->max_bytes.bytes == rproxy::flow::max_queue_bytes_limit);
+  auto big = rproxy::config::decode<rproxy::flow::ws_send_queue_block>(YAML::Load("max_bytes: 2GiB\n"), "inline");
+  REQUIRE_FALSE(big);
+  REQUIRE(big.error().size() == 1);
+  CHECK(big.error()[0].to_string().find("must be at most 1GiB") != std::string::npos);
 }
