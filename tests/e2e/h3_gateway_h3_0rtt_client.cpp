@@ -19,6 +19,16 @@
 // (GNUTLS_SFLAGS_EARLY_DATA). A rejected attempt sends the request again after the handshake
 // (resent), as RFC 9001 §4.6.2 requires of a client. Exit status 0 when every connection got a
 // response, else 1.
+//
+//   h3_0rtt_client --port N --ca cert.pem --hold SECONDS [--bind IP] [--path /x]
+//
+// Hold mode, for the ban e2e (h3_gateway_ban_kick_test.py): one full connection, from source
+// address IP if given, sends METHOD PATH, prints {"conn":"held","status":200,...} once the
+// response is in, then keeps the connection open with no request (PINGs only) until the
+// server closes it (or SECONDS pass), and prints {"conn":"closed","by_peer":true,
+// "app_error":true,"code":267,"reason":"...","after_ms":12}: the server's CONNECTION_CLOSE,
+// and how long after the first line it came. Exit status 0 when the server closed the
+// connection within SECONDS.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -62,6 +72,8 @@ struct options {
   std::string host = "127.0.0.1", sni = "localhost", ca, method = "GET", path = "/", body;
   int port = 0, tries = 1;
   double timeout = 10;  // seconds per connection
+  std::string bind;      // source address (empty: any)
+  double hold = 0;       // hold mode: seconds to wait for the server to close (0: off)
 };
 
 std::string json_escape(std::string_view s) {
@@ -93,8 +105,16 @@ public:
     method_ = method, path_ = path, body_ = body;
     if (!setup()) return false;
     const auto until = now_ns() + static_cast<std::uint64_t>(o_.timeout * 1e9);
-    if (!write()) return false;
-    while (!done()) {
+    if (!write() || !pump([this] { return done(); }, until)) return false;
+    close_conn();
+    return error_.empty();
+  }
+
+  /// Reads, writes and handles timers until `stop()` or `until` (false: timed out or failed).
+  template <class Stop>
+  bool pump(Stop stop, std::uint64_t until) {
+    while (!stop()) {
+      if (!error_.empty()) return false;
       if (now_ns() > until) return fail("timed out");
       const auto expiry = ngtcp2_conn_get_expiry(conn_);
       const auto t = now_ns();
@@ -107,8 +127,34 @@ public:
       }
       if (!write()) return false;
     }
-    close_conn();
-    return error_.empty();
+    return true;
+  }
+
+  /// Hold mode (see the top): the request, then an idle connection until the server closes it.
+  bool hold(const std::string& method, const std::string& path) {
+    method_ = method, path_ = path;
+    if (!setup()) return false;
+    auto until = now_ns() + static_cast<std::uint64_t>(o_.timeout * 1e9);
+    if (!write() || !pump([this] { return done(); }, until)) return false;
+    std::printf("{\"conn\":\"held\",\"status\":%d,\"error\":\"%s\"}\n", status_, json_escape(error_).c_str());
+    std::fflush(stdout);
+    if (!error_.empty()) return false;
+    // No more requests; PINGs keep the connection from idling out (10 s) while it waits.
+    ngtcp2_conn_set_keep_alive_timeout(conn_, 2 * NGTCP2_SECONDS);
+    const auto held_at = now_ns();
+    until = held_at + static_cast<std::uint64_t>(o_.hold * 1e9);
+    (void)pump([this] { return peer_closed_; }, until);
+    ngtcp2_connection_close_error e;
+    ngtcp2_connection_close_error_default(&e);
+    if (peer_closed_) ngtcp2_conn_get_connection_close_error(conn_, &e);
+    const std::string reason(reinterpret_cast<const char*>(e.reason), e.reason ? e.reasonlen : 0);
+    std::printf("{\"conn\":\"closed\",\"by_peer\":%s,\"app_error\":%s,\"code\":%llu,\"reason\":\"%s\",\"after_ms\":%llu,\"error\":\"%s\"}\n",
+                peer_closed_ ? "true" : "false",
+                e.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION ? "true" : "false",
+                static_cast<unsigned long long>(e.error_code), json_escape(reason).c_str(),
+                static_cast<unsigned long long>((now_ns() - held_at) / 1000000), json_escape(error_).c_str());
+    std::fflush(stdout);
+    return peer_closed_;
   }
 
   std::string report(const char* kind, int attempt) const {
@@ -136,6 +182,12 @@ private:
     remote_.sin_family = AF_INET;
     remote_.sin_port = htons(static_cast<std::uint16_t>(o_.port));
     ::inet_pton(AF_INET, o_.host.c_str(), &remote_.sin_addr);
+    if (fd_ >= 0 && !o_.bind.empty()) {
+      sockaddr_in src{};
+      src.sin_family = AF_INET;
+      if (::inet_pton(AF_INET, o_.bind.c_str(), &src.sin_addr) != 1 || ::bind(fd_, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0)
+        return fail("cannot bind to " + o_.bind);
+    }
     if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&remote_), sizeof remote_) != 0) return fail("socket");
     socklen_t len = sizeof local_;
     ::getsockname(fd_, reinterpret_cast<sockaddr*>(&local_), &len);
@@ -354,6 +406,10 @@ private:
       if (n < 0) return true;  // (EAGAIN; ICMP errors surface as a timeout)
       ngtcp2_pkt_info pi{};
       const int rv = ngtcp2_conn_read_pkt(conn_, &path_obj_, &pi, buf.data(), static_cast<std::size_t>(n), now_ns());
+      if (rv == NGTCP2_ERR_DRAINING && o_.hold > 0) {  // the server's CONNECTION_CLOSE
+        peer_closed_ = true;
+        return true;
+      }
       if (rv != 0) return fail(std::string("read_pkt: ") + ngtcp2_strerror(rv));
     }
   }
@@ -433,6 +489,7 @@ private:
   std::int64_t sid_ = -1;
   int status_ = 0;
   std::string resp_body_, error_;
+  bool peer_closed_ = false;
   bool ended_ = false, resumed_ = false, early_offered_ = false, early_accepted_ = false, resent_ = false;
   std::size_t early_sent_ = 0;
 };
@@ -453,6 +510,8 @@ int main(int argc, char** argv) {
     else if (k == "--body") o.body = v;
     else if (k == "--tries") o.tries = std::atoi(v.c_str());
     else if (k == "--timeout") o.timeout = std::atof(v.c_str());
+    else if (k == "--bind") o.bind = v;
+    else if (k == "--hold") o.hold = std::atof(v.c_str());
     else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
@@ -467,6 +526,15 @@ int main(int argc, char** argv) {
   if (gnutls_certificate_set_x509_trust_file(creds, o.ca.c_str(), GNUTLS_X509_FMT_PEM) <= 0) {
     std::fprintf(stderr, "cannot read trust anchors from %s\n", o.ca.c_str());
     return 2;
+  }
+  if (o.hold > 0) {
+    bool closed = false;
+    {
+      client c(o, creds, nullptr, nullptr);
+      closed = c.hold(o.method, o.path);
+    }
+    gnutls_certificate_free_credentials(creds);
+    return closed ? 0 : 1;
   }
   bool ok = true;
   for (int attempt = 1; attempt <= o.tries; ++attempt) {

@@ -10,10 +10,19 @@ grpc-status arriving as a trailer (after the body), for unary, server-streaming 
 calls.
 
   client --h2c--> gateway (h3 group) --HTTP/3--> gateway (quic listener) --h2c--> gRPC server
+                                     --HTTP/3--> h3_trailers_server
 
-Usage: h3_gateway_h3_trailers_test.py PATH_TO_H3_GATEWAY [unittest args]"""
+The second HTTP/3 backend is a small server of our own (h3_gateway_h3_trailers_server.cpp, on
+codec/h3's server side) for what the chain above cannot produce: gRPC's Trailers-Only answer
+(one HEADERS frame with grpc-status and END_STREAM, no DATA), a body with content-length followed
+by trailers, and an echo of the request trailers it received (sent by nghttp --trailer, the
+only packaged client that sends request trailers).
+
+Usage: h3_gateway_h3_trailers_test.py PATH_TO_H3_GATEWAY PATH_TO_H3_TRAILERS_SERVER [unittest args]"""
 import os
 import re
+import select
+import shutil
 import struct
 import subprocess
 import sys
@@ -25,6 +34,7 @@ import harness
 from h3_gateway_h2_upstream_test import grpc_server  # (it puts Debian's grpc on sys.path)
 
 BINARY = None
+SERVER = None
 
 
 def metric(admin, name, backend):
@@ -66,19 +76,42 @@ http:
       prefix: /
       backends: [ {{ group: grpc }} ]
 """, args=["--workers", "1"], name="h3-backend").start(wait_ports=[cls.h3_port, cls.h3_plain, cls.h3_admin])
-        # The gateway under test: its backend group speaks HTTP/3.
+        # Our own HTTP/3 server (UDP: it says when it is bound).
+        cls.own_port = harness.free_port()
+        cls.own = subprocess.Popen([SERVER, "--port", str(cls.own_port), "--cert", cert, "--key", key],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        ready, _, _ = select.select([cls.own.stdout], [], [], 10)
+        line = cls.own.stdout.readline() if ready else b""
+        assert line.strip() == b"listening", f"h3_trailers_server did not start: {line!r}"
+        # The gateway under test: its backend groups speak HTTP/3; it forwards the request
+        # trailer x-checksum (none by default).
         cls.port, cls.admin = harness.free_port(), harness.free_port()
         cls.label = f"127.0.0.1:{cls.h3_port}"
+        cls.own_label = f"127.0.0.1:{cls.own_port}"
         cls.gw = harness.Program(BINARY, f"""admin: {{ listen: 127.0.0.1:{cls.admin} }}
 listen: 127.0.0.1:{cls.port}
 access_log: false
+forwarding: {{ allow_trailers: [ X-Checksum ] }}
 groups:
   - name: edge
     proto: h3
     h3: {{ ca_file: {cert}, server_name: localhost }}
     backends: [ {{ address: {cls.label} }} ]
+  - name: own
+    proto: h3
+    h3: {{ ca_file: {cert}, server_name: localhost }}
+    backends: [ {{ address: {cls.own_label} }} ]
 http:
   routes:
+    - name: missing
+      prefix: /test.Missing/
+      backends: [ {{ group: own }} ]
+    - name: length
+      prefix: /length
+      backends: [ {{ group: own }} ]
+    - name: echo
+      prefix: /echo
+      backends: [ {{ group: own }} ]
     - name: all
       prefix: /
       backends: [ {{ group: edge }} ]
@@ -88,6 +121,8 @@ http:
     def tearDownClass(cls):
         rc, brc = cls.gw.stop(), cls.backend.stop()
         cls.server.stop(0)
+        cls.own.kill()
+        cls.own.wait()
         if rc != 0:
             cls.gw.dump()
         if brc != 0:
@@ -142,14 +177,16 @@ http:
             self.assertEqual([f.result() for f in futures], [f"echo:n{i}".encode() for i in range(50)])
         self.assertLessEqual(metric(self.admin, "h3gw_upstream_h3_connections", self.label) - conns, 1)
 
-    def curl_grpc(self, method, payload):
+    def curl_grpc(self, method, payload, service="test.Echo"):
         """One gRPC call with curl (HTTP/2 with prior knowledge): the response's header blocks
         as curl dumped them (the head, then the trailers after the body), and the body."""
         frame = b"\0" + struct.pack(">I", len(payload)) + payload
+        return self.curl(f"/{service}/{method}", frame, "-X", "POST", "-H", "content-type: application/grpc", "-H", "te: trailers")
+
+    def curl(self, path, data, *args):
         dump, body = os.path.join(self.dir, "headers.txt"), os.path.join(self.dir, "body.bin")
-        p = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-X", "POST", "-H", "content-type: application/grpc",
-                            "-H", "te: trailers", "--data-binary", "@-", "-D", dump, "-o", body,
-                            f"http://127.0.0.1:{self.port}/test.Echo/{method}"], input=frame, capture_output=True, timeout=30)
+        p = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", *args, "--data-binary", "@-", "-D", dump, "-o", body,
+                            f"http://127.0.0.1:{self.port}{path}"], input=data, capture_output=True, timeout=30)
         self.assertEqual(p.returncode, 0, p.stderr)
         with open(dump, "rb") as f:
             blocks = [b for b in f.read().decode().replace("\r\n", "\n").split("\n\n") if b.strip()]
@@ -179,7 +216,63 @@ http:
         self.assertIn("grpc-status: 5", blocks[-1].splitlines(), blocks)
         self.assertIn("grpc-message: no such thing: y7", blocks[-1].splitlines(), blocks)
 
+    # --- against our own HTTP/3 server ---------------------------------------------------------
+
+    def own_requests(self):
+        return metric(self.admin, "h3gw_upstream_h3_requests", self.own_label)
+
+    def test_6_trailers_only_answer_is_a_status_the_grpc_client_reads(self):
+        # The backend answers Trailers-Only (grpc-status in its one HEADERS frame, no DATA).
+        import grpc
+        before = self.own_requests()
+        with self.channel() as ch:
+            with self.assertRaises(grpc.RpcError) as e:
+                ch.unary_unary("/test.Missing/Method")(b"x", timeout=10)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+        self.assertEqual(e.exception.details(), "unknown method")
+        self.assertEqual(self.own_requests() - before, 1)  # it went over HTTP/3
+        # Downstream it is a head, then the status as trailers (as for an HTTP/2 backend).
+        blocks, body = self.curl_grpc("Method", b"", service="test.Missing")
+        self.assertEqual(body, b"")
+        self.assertEqual(len(blocks), 2, blocks)
+        self.assertTrue(blocks[0].startswith("HTTP/2 200"), blocks)
+        self.assertIn("content-type: application/grpc", blocks[0])
+        self.assertNotIn("grpc-status", blocks[0])
+        self.assertIn("grpc-status: 12", blocks[1].splitlines())
+        self.assertIn("grpc-message: unknown method", blocks[1].splitlines())
+
+    def test_7_trailers_after_a_body_with_content_length_are_kept(self):
+        blocks, body = self.curl("/length", b"")
+        self.assertEqual(body, b"hello, trailers\n")
+        self.assertEqual(len(blocks), 2, blocks)
+        self.assertTrue(blocks[0].startswith("HTTP/2 200"), blocks)
+        self.assertIn("x-checksum: c0ffee", blocks[1].splitlines())
+        self.assertIn("grpc-status: 0", blocks[1].splitlines())
+        # Over HTTP/1.1 the body comes chunked, the trailers after its last chunk.
+        p = subprocess.run(["curl", "-sS", "--raw", "-H", "te: trailers", f"http://127.0.0.1:{self.port}/length"],
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.endswith(b"0\r\nx-checksum: c0ffee\r\ngrpc-status: 0\r\n\r\n"), p.stdout)
+
+    def test_8_request_trailers_reach_the_http3_backend(self):
+        nghttp = shutil.which("nghttp")
+        self.assertIsNotNone(nghttp, "nghttp (Debian nghttp2-client) is missing: run scripts/setup")
+        data = os.path.join(self.dir, "upload.bin")
+        with open(data, "wb") as f:
+            f.write(b"u" * 50000)
+        before = self.own_requests()
+        # x-checksum is allowed by the gateway's forwarding rules, x-other is not. (Without
+        # content-length: the gateway's HTTP/2 side drops the trailers of a request that has one.)
+        p = subprocess.run([nghttp, "--no-content-length", "-d", data, "--trailer", "x-checksum: abc123", "--trailer", "x-other: no",
+                            f"http://127.0.0.1:{self.port}/echo"], capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.decode().splitlines()
+        self.assertTrue(lines and lines[0] == "body=" + "u" * 50000, f"{len(p.stdout)} bytes: {p.stdout[:200]!r}")
+        self.assertEqual([l for l in lines if l.startswith("trailer ")], ["trailer x-checksum=abc123"])
+        self.assertEqual(self.own_requests() - before, 1)
+
 
 if __name__ == "__main__":
     BINARY = os.path.abspath(sys.argv.pop(1))
+    SERVER = os.path.abspath(sys.argv.pop(1))
     unittest.main(verbosity=2)

@@ -24,6 +24,8 @@
 // methods GET, HEAD and OPTIONS are forwarded from it, with `Early-Data: 1` added (§5.1); any
 // other method is answered 425 Too Early (§5.2) without reaching a stage past accept or the
 // backend, and the client may send it again after the handshake.
+// Bans: when the connection pipeline has middleware::ban_kick, a ban that comes to cover the
+// client closes the QUIC connection (CONNECTION_CLOSE, H3_REQUEST_REJECTED, the ban's message).
 // Not here (yet): kept backend connections across streams, retries to another pick on a
 // backend failure after connect, the PROXY protocol (there is none on QUIC).
 #pragma once
@@ -63,6 +65,7 @@
 #include <rproxy/flow/http1_io.hpp>
 #include <rproxy/flow/serve.hpp>
 #include <rproxy/flow/wakeup.hpp>
+#include <rproxy/middleware/ban_kick.hpp>
 #include <rproxy/net/connector.hpp>
 #include <rproxy/net/error.hpp>
 #include <rproxy/net/quic/connection.hpp>
@@ -146,6 +149,7 @@ public:
     cctx_.client = asio::ip::tcp::endpoint(remote.address(), remote.port());
     cctx_.local = asio::ip::tcp::endpoint(local.address(), local.port());
     cctx_.tls = true;
+    middleware::ban_kick::offer_closer(cctx_, &closer_);
     spawn_task([this]() -> asio::awaitable<void> {
       if (auto v = co_await run_phase<phase::accept>(*s_.conn, cctx_); !v.is_next()) {
         if (v.is_reject()) cctx_.rejected = refused_ = v.reason();
@@ -256,6 +260,16 @@ private:
     });
   }
   static constexpr std::chrono::milliseconds linger{1000};
+
+  /// A ban now covers the client (middleware/ban_kick.hpp, from the worker's sweep): the whole
+  /// connection ends at once, H3_REQUEST_REJECTED with the ban's message as the reason, rather
+  /// than its next request being refused; its streams end with it (on_closed).
+  static bool end_banned(void* self, std::string_view message) {
+    auto& a = *static_cast<h3_app*>(self);
+    if (!a.c_ || a.stopping_ || a.c_->over()) return false;
+    a.c_->close_application(static_cast<std::uint64_t>(codec::h3::code::request_rejected), message);
+    return true;
+  }
 
   /// Hands QUIC what the session asks of it, and writes.
   void kick() {
@@ -642,6 +656,7 @@ private:
   const options& o_;
   codec::h3::server_session session_;
   cctx_type cctx_;
+  middleware::flow_closer closer_{&h3_app::end_banned, this};  ///< (the connection pipeline's ban_kick)
   conn_type* c_ = nullptr;
   asio::any_io_executor ex_;
   std::optional<reject_reason> refused_;

@@ -21,9 +21,12 @@
 // Trailers (gRPC), as for HTTP/2 backends (flow/h2_upstream.hpp): every request carries `te:
 // trailers`; the backend's trailer section (bounded by codec::h3::client_limits, as a head is)
 // comes back as chunked trailers, which the gateway passes on to its clients. A response without
-// content-length is chunked so its trailers can follow; one with content-length keeps it (its
-// trailers are dropped). gRPC's Trailers-Only answer (grpc-status in the only header section)
-// becomes a head and trailers, its equivalent, as an HTTP/1.1 head cannot carry trailers.
+// content-length is chunked so its trailers can follow; one with content-length of at most
+// `max_body_buffer` is held whole first, and goes out chunked if trailers came (a larger one
+// keeps its content-length, and trailers after it are dropped). gRPC's Trailers-Only answer
+// (grpc-status in the only header section) becomes a head and trailers, its equivalent, as an
+// HTTP/1.1 head cannot carry trailers. The request's trailers (those the gateway's forwarding
+// rules pass, as chunked trailers to the stand-in) go to the backend as a trailing HEADERS frame.
 #pragma once
 
 #include <algorithm>
@@ -359,11 +362,21 @@ private:
               in.consume(pr.consumed);
               if (!co_await in.read_more()) co_return;
               break;
-            case codec::http1::event::message_complete:
+            case codec::http1::event::message_complete: {
+              // The request's trailers (those the gateway's forwarding rules let through) go
+              // as the stream's trailing HEADERS frame.
+              std::vector<codec::h3::field> trailers;
+              for (const auto& f : in.parser().trailers()) trailers.push_back({std::string(f.name), std::string(f.value)});
               in.consume(pr.consumed);
-              if (r.conn) (void)r.conn->app().send_body(r.sid, {}, true);
+              if (r.conn) {
+                if (auto ec = r.conn->app().send_body(r.sid, {}, true, trailers)) {
+                  co_await fail(502, ec.message());  // (a trailer HTTP/3 cannot carry; the stream is cancelled)
+                  co_return;
+                }
+              }
               done = true;
               break;
+            }
             default:
               co_return;  // a broken body from the gateway: drop the connection (the stream is cancelled)
           }
@@ -386,12 +399,26 @@ private:
       }
       std::string out = "HTTP/1.1 " + std::to_string(r.head.status) + " \r\n";
       const bool head_only = req.method == "HEAD" || r.head.status == 204 || r.head.status == 304;
-      const bool chunked = !head_only && !r.head.content_length;
+      // A body with content-length may still be followed by a trailer section, which HTTP/1.1
+      // carries only after a chunked body. So a body that fits what a request may hold
+      // (max_body_buffer) is read whole before the head goes, crediting the server as it comes:
+      // with trailers it goes out chunked (without its content-length), else as it came. A
+      // larger one streams with its content-length, and trailers after it are dropped.
+      std::size_t credited_ahead = 0;
+      if (!head_only && r.head.content_length && *r.head.content_length <= opts_.max_body_buffer)
+        while (!r.ended && !r.error) {
+          if (r.conn && r.body.size() > credited_ahead) {
+            r.conn->app().consume(r.sid, r.body.size() - credited_ahead);
+            credited_ahead = r.body.size();
+          }
+          if (!co_await wait(r)) break;  // (write_body's own wait reports the timeout)
+        }
       // gRPC's Trailers-Only answer: its status fields go out as trailers (gRPC clients look
       // for the status there; over HTTP/1.1 a field of the head cannot come back as one).
-      const bool trailers_only = chunked && r.ended && r.body.empty() && r.trailers.empty() && is_grpc(r.head.headers);
+      const bool trailers_only = !head_only && r.ended && r.body.empty() && r.trailers.empty() && is_grpc(r.head.headers);
+      const bool chunked = !head_only && (!r.head.content_length || !r.trailers.empty() || trailers_only);
       for (auto& f : r.head.headers) {
-        if (f.name == "transfer-encoding" || f.name == "connection") continue;
+        if (f.name == "transfer-encoding" || f.name == "connection" || (chunked && f.name == "content-length")) continue;
         if (trailers_only && f.name != "content-type") {
           r.trailers.push_back(std::move(f));
           continue;
@@ -411,12 +438,15 @@ private:
         std::string& body() { return r.body; }
         bool ended() const { return r.ended; }
         bool failed() const { return static_cast<bool>(r.error); }
+        std::size_t& credited_ahead;  // (bytes credited while the body was held whole)
         void credit(std::size_t n) {
-          if (r.conn) r.conn->app().consume(r.sid, n);
+          const auto ahead = std::min(n, credited_ahead);
+          credited_ahead -= ahead;
+          if (r.conn && n > ahead) r.conn->app().consume(r.sid, n - ahead);
         }
         void trailers(std::string& o) { append_fields(o, r.trailers); }
         asio::awaitable<bool> wait() { return up.wait(r); }
-      } src{*this, r};
+      } src{*this, r, credited_ahead};
       const auto end = co_await standin::write_body(s, std::move(out), chunked, src);
       if (end == standin::body_end::cut && metrics_.failures) metrics_.failures->inc();
       if (end != standin::body_end::complete) co_return;

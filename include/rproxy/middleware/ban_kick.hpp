@@ -10,7 +10,10 @@
 //   - any other flow on a TCP socket (ctx.client_fd): shutdown(2) of both directions, so the
 //     flow's own code sees the end and cleans up as for a peer that left (the descriptor is
 //     never closed here: the flow still owns it);
-//   - a flow with neither (QUIC): refused at its next hello or route.
+//   - a flow whose transport offered a closer (ban_kick::offer_closer: a QUIC connection, which
+//     has no socket of its own) is ended by it (flow/h3.hpp: CONNECTION_CLOSE with
+//     H3_REQUEST_REJECTED and the ban message as the reason);
+//   - any other: refused at its next hello or route.
 // Each kick is counted (the roster's counter) and audited like a refusal (ctx.rejected is set:
 // reject metrics count it as `banned`).
 //
@@ -34,10 +37,12 @@
 #include <sys/socket.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -52,6 +57,23 @@
 namespace rproxy::middleware {
 
 struct ban_kick;
+
+namespace detail {
+/// Whether a pipeline context has ban_kick's state (the stage, or a wrapper of it).
+template <class Ctx>
+struct has_ban_kick : std::false_type {};
+template <class Flow, class... Stages>
+struct has_ban_kick<basic_context<Flow, Stages...>>
+    : std::bool_constant<(std::is_same_v<rproxy::detail::state_key_t<Stages>, ban_kick> || ...)> {};
+}  // namespace detail
+
+/// How a transport whose flows have no socket of their own (QUIC) lets a sweep end a flow:
+/// `end(owner, message)` (false: it cannot be ended now). Owned by the transport, which must
+/// keep it alive until the flow's on_close.
+struct flow_closer {
+  bool (*end)(void* owner, std::string_view message) = nullptr;
+  void* owner = nullptr;
+};
 
 /// The open flows of a process, a list per worker (each touched only on its worker's thread).
 class ban_roster {
@@ -84,6 +106,7 @@ public:
       offset_ = o.offset_;
       stage_ = o.stage_;
       close_ = o.close_;
+      closer_ = o.closer_;
       kicked_ = o.kicked_;
       if (!o.listed()) return;
       prev_ = o.prev_;
@@ -100,10 +123,11 @@ public:
     }
     entry* prev_ = nullptr;  ///< (a circular list through the shard's head: never null while listed)
     entry* next_ = nullptr;
-    std::ptrdiff_t offset_ = 0;  ///< from the flow's context to this entry
+    std::int32_t offset_ = 0;  ///< from the flow's context to this entry (within the context: 32 bits)
+    bool kicked_ = false;      ///< (beside offset_: 8 bytes less per flow)
     const ban_kick* stage_ = nullptr;
     bool (*close_)(flow_base&, std::string_view message) = nullptr;  ///< false: it cannot be ended now
-    bool kicked_ = false;
+    const flow_closer* closer_ = nullptr;  ///< the transport's, when it offered one
   };
 
   /// One executor per worker, index i being the thread whose observe::worker_index() is i.
@@ -147,7 +171,7 @@ private:
   void add(entry& e, flow_base& f, const ban_kick* stage, bool (*close)(flow_base&, std::string_view)) {
     if (e.listed() || shards_.empty()) return;
     auto& head = shards_[observe::worker_index() % shards_.size()].head;
-    e.offset_ = reinterpret_cast<char*>(&e) - reinterpret_cast<char*>(&f);
+    e.offset_ = static_cast<std::int32_t>(reinterpret_cast<char*>(&e) - reinterpret_cast<char*>(&f));
     e.stage_ = stage;
     e.close_ = close;
     e.prev_ = &head;
@@ -189,6 +213,13 @@ struct ban_kick {
   template <class Ctx>
   void on_close(Ctx& ctx, std::error_code) {
     ban_roster::remove(ctx.template state<ban_kick>());
+  }
+
+  /// For a transport: how to end the flow of `ctx` when a ban covers it, if its pipeline has
+  /// this stage (else nothing). Before on_accept; `c` must outlive the flow's on_close.
+  template <class Ctx>
+  static void offer_closer(Ctx& ctx, const flow_closer* c) noexcept {
+    if constexpr (detail::has_ban_kick<Ctx>::value) ctx.template state<ban_kick>().closer_ = c;
   }
 
   std::string_view message() const noexcept { return cfg ? std::string_view(cfg->reject_message) : std::string_view("banned"); }
@@ -243,7 +274,8 @@ inline std::size_t ban_roster::sweep_here(std::size_t w, const ban_list* extra, 
         (void)reject_and_audit(f, e->stage_->audit, {reject_code::banned, msg}, "ban_kick",
                                hit->entry.reason.empty() ? std::string_view("banned") : std::string_view(hit->entry.reason),
                                hit->subject);
-        (void)e->close_(f, msg);  // false: refused at its next hook (ban_kick::held)
+        if (!e->close_(f, msg) && e->closer_ && e->closer_->end)
+          (void)e->closer_->end(e->closer_->owner, msg);  // (false: refused at its next hook, ban_kick::held)
       }
     }
     e = next;

@@ -174,6 +174,13 @@ struct answer {
   std::vector<h3::field> headers;
   std::string body;
   std::vector<h3::field> trailers;
+  bool trailers_only = false;  ///< one HEADERS frame with END_STREAM (gRPC's Trailers-Only)
+};
+
+/// What the server received on one request stream: its body and trailer section.
+struct received {
+  std::string body;
+  std::vector<h3::field> trailers;
 };
 
 /// client_session<Handler> wired to codec::h3::server_session with no QUIC in between.
@@ -184,6 +191,9 @@ struct server_pair {
   h3::server_session srv;
   std::function<answer(std::string_view path)> respond = [](std::string_view) { return answer{}; };
   std::set<std::int64_t> client_fin, server_fin, closed;
+  std::map<std::string, received, std::less<>> got;  ///< by path
+
+  std::map<std::int64_t, std::string> body_of;
 
   explicit server_pair(h3::client_limits l = {}) : conn(Handler{}, l) { REQUIRE(srv.bind(3, 7, 11)); }
   session& client() { return conn.app(); }
@@ -194,13 +204,23 @@ struct server_pair {
   }
 
   void serve(std::span<const h3::event> evs) {
-    for (const auto& e : evs)
+    for (const auto& e : evs) {
+      if (e.what == h3::event_kind::data) body_of[e.stream_id].append(e.data);
       if (e.what == h3::event_kind::end_stream) {
-        const auto a = respond(srv.request(e.stream_id).path());
+        const auto& rq = srv.request(e.stream_id);
+        auto& g = got[std::string(rq.path())];
+        g.body = std::move(body_of[e.stream_id]);
+        for (const auto& f : rq.trailers()) g.trailers.push_back({std::string(f.name), std::string(f.value)});
+        const auto a = respond(rq.path());
+        if (a.trailers_only) {
+          REQUIRE(srv.submit_response(e.stream_id, a.status, a.headers, true) == 0);
+          continue;
+        }
         REQUIRE(srv.submit_response(e.stream_id, a.status, a.headers) == 0);
         if (!a.body.empty()) REQUIRE(srv.send_data(e.stream_id, a.body) == 0);
         REQUIRE(srv.end_stream(e.stream_id, a.trailers) == 0);
       }
+    }
     (void)srv.take_actions();  // (credit: the fake QUIC does not count it on this side)
   }
 
@@ -344,4 +364,75 @@ TEST_CASE("h3 client: a handler without the trailers hook gets the response, tra
   CHECK(p.rec().responses.at(1).body == "body");
   CHECK(p.rec().responses.at(1).ended);
   CHECK_FALSE(p.rec().responses.at(1).error);
+}
+
+TEST_CASE("h3 client: request trailers follow the body as a trailing HEADERS frame", "[h3]") {
+  server_pair<trailer_recorder> p;
+  p.start();
+  auto a = p.client().submit(req("POST", "a", "/with", {{"content-type", "application/grpc"}}), 1, /*has_body=*/true);
+  auto b = p.client().submit(req("POST", "a", "/empty-body"), 2, true);
+  auto c = p.client().submit(req("POST", "a", "/none"), 3, true);
+  REQUIRE(a);
+  REQUIRE(b);
+  REQUIRE(c);
+  REQUIRE(p.client().send_body(*a, std::string(30000, 'q'), false) == std::error_code{});
+  // Names go lowercase; connection-specific fields (and TE) are left out of a trailer section.
+  const std::vector<h3::field> ta{{"X-Checksum", "abc"}, {"grpc-timeout", "1S"}, {"Connection", "close"}, {"te", "trailers"}};
+  REQUIRE(p.client().send_body(*a, "tail", true, ta) == std::error_code{});
+  const std::vector<h3::field> tb{{"x-only", "trailers"}};
+  REQUIRE(p.client().send_body(*b, {}, true, tb) == std::error_code{});  // no DATA at all: HEADERS, then trailers
+  REQUIRE(p.client().send_body(*c, "plain", true) == std::error_code{});
+  REQUIRE(p.pump());
+  CHECK(p.got.at("/with").body == std::string(30000, 'q') + "tail");
+  CHECK(p.got.at("/with").trailers == std::vector<h3::field>{{"x-checksum", "abc"}, {"grpc-timeout", "1S"}});
+  CHECK(p.got.at("/empty-body").body.empty());
+  CHECK(p.got.at("/empty-body").trailers == std::vector<h3::field>{{"x-only", "trailers"}});
+  CHECK(p.got.at("/none").body == "plain");
+  CHECK(p.got.at("/none").trailers.empty());
+  for (std::uint64_t tag : {1u, 2u, 3u}) CHECK(p.rec().responses.at(tag).ended);
+}
+
+TEST_CASE("h3 client: a request trailer section HTTP/3 cannot carry is refused, nothing queued", "[h3]") {
+  server_pair<trailer_recorder> p({.max_fields = 4, .max_field_bytes = 1024});
+  p.start();
+  auto a = p.client().submit(req("POST", "a", "/x"), 1, true);
+  REQUIRE(a);
+  const std::vector<h3::field> pseudo{{":path", "/y"}};
+  CHECK(p.client().send_body(*a, "b", true, pseudo) == h3::client_error::bad_request_field);
+  const std::vector<h3::field> bad_value{{"x-a", "1\r\nx-b: 2"}};
+  CHECK(p.client().send_body(*a, "b", true, bad_value) == h3::client_error::bad_request_field);
+  const std::vector<h3::field> too_many{{"t0", "v"}, {"t1", "v"}, {"t2", "v"}, {"t3", "v"}, {"t4", "v"}};
+  CHECK(p.client().send_body(*a, "b", true, too_many) == h3::client_error::bad_request_field);
+  const std::vector<h3::field> too_big{{"x-big", std::string(1000, 'z')}};
+  CHECK(p.client().send_body(*a, "b", true, too_big) == h3::client_error::bad_request_field);
+  CHECK(p.client().body_buffered(*a) == 0);
+  // The stream is still open: a good section goes.
+  const std::vector<h3::field> fine{{"t0", "v"}, {"t1", "v"}, {"t2", "v"}, {"t3", "v"}};
+  REQUIRE(p.client().send_body(*a, "b", true, fine) == std::error_code{});
+  REQUIRE(p.pump());
+  CHECK(p.got.at("/x").body == "b");
+  CHECK(p.got.at("/x").trailers.size() == 4);
+}
+
+TEST_CASE("h3 client: gRPC's Trailers-Only answer is a head with the status and an end, no trailers", "[h3]") {
+  server_pair<trailer_recorder> p;
+  p.respond = [](std::string_view) {
+    answer a;
+    a.headers = {{"content-type", "application/grpc"}, {"grpc-status", "12"}, {"grpc-message", "unknown method"}};
+    a.trailers_only = true;
+    return a;
+  };
+  p.start();
+  REQUIRE(p.client().submit(req("POST", "a", "/test.Echo/Nope", {{"content-type", "application/grpc"}}), 1));
+  REQUIRE(p.pump());
+  auto& rec = p.rec();
+  REQUIRE(rec.responses.contains(1));
+  CHECK(rec.responses.at(1).status == 200);
+  CHECK(rec.responses.at(1).headers ==
+        std::vector<h3::field>{{"content-type", "application/grpc"}, {"grpc-status", "12"}, {"grpc-message", "unknown method"}});
+  CHECK(rec.responses.at(1).body.empty());
+  CHECK(rec.responses.at(1).ended);
+  CHECK_FALSE(rec.trailers.contains(1));  // the status came in the head: no trailer hook
+  CHECK(rec.order == std::vector<std::string>{"end:1"});
+  CHECK(p.client().open_streams() == 0);
 }

@@ -1,7 +1,7 @@
 // middleware::ban_kick and ban_roster: a new ban ends the open flows it covers (by address or
 // identity) on their worker: a TCP flow's socket is shut down (the peer reads its end), a
 // WebSocket flow gets close 1008; flows it does not cover stay; a flow with no socket is refused
-// at its next hook; on_close unlists; each kick is counted and audited. And shared_bans'
+// at its next hook unless its transport offered a closer (QUIC); on_close unlists; each kick is counted and audited. And shared_bans'
 // on_change drives the sweep (a ban here, a ban file published without Redis).
 #include <rproxy/middleware/ban_kick.hpp>
 
@@ -15,6 +15,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -191,6 +192,45 @@ TEST_CASE("ban_kick: a WebSocket flow gets close 1008; a flow with no socket is 
   CHECK(stage.on_hello(quic_like, 0).is_reject());
   stage.on_close(ws, {});
   stage.on_close(quic_like, {});
+  CHECK(roster.size(0) == 0);
+}
+
+TEST_CASE("ban_kick: a flow whose transport offered a closer (QUIC) is ended by it", "[middleware][ban]") {
+  asio::io_context io;
+  mw::ban_roster roster({io.get_executor()});
+  mw::ban_list bans;
+  mw::ban_kick stage{&roster, &bans, nullptr, nullptr, nullptr};
+  struct transport {
+    std::vector<std::string> ended;
+    bool can = true;
+    static bool end(void* self, std::string_view message) {
+      auto& t = *static_cast<transport*>(self);
+      if (t.can) t.ended.emplace_back(message);
+      return t.can;
+    }
+  } quic;
+  const mw::flow_closer closer{&transport::end, &quic};
+
+  ctx_t covered, spared;
+  covered.client = tcp::endpoint(asio::ip::make_address("192.0.2.7"), 1);
+  spared.client = tcp::endpoint(asio::ip::make_address("192.0.2.8"), 1);
+  mw::ban_kick::offer_closer(covered, &closer);  // before on_accept, as flow/h3.hpp does
+  mw::ban_kick::offer_closer(spared, &closer);
+  REQUIRE(stage.on_accept(covered).is_next());
+  REQUIRE(stage.on_accept(spared).is_next());
+  // A pipeline without the stage: offering is a no-op (it compiles and does nothing).
+  rproxy::basic_context<rproxy::flow_info> bare;
+  mw::ban_kick::offer_closer(bare, &closer);
+
+  bans.ban_address(*mw::cidr::parse("192.0.2.7/32"), {}, "abuse");
+  CHECK(roster.sweep_here(0, nullptr) == 1);
+  CHECK(quic.ended == std::vector<std::string>{"banned"});
+  CHECK(stage.on_route(covered).is_reject());  // (and still refused, should a request slip in)
+  CHECK(stage.on_route(spared).is_next());
+  CHECK(roster.sweep_here(0, nullptr) == 0);  // once
+  CHECK(quic.ended.size() == 1);
+  stage.on_close(covered, {});
+  stage.on_close(spared, {});
   CHECK(roster.size(0) == 0);
 }
 

@@ -167,6 +167,32 @@ private:
   std::vector<nghttp3_nv> nva_;
 };
 
+/// A request's trailer section as HTTP/3 sends it (RFC 9114 §4.1.2): names lowercased, the
+/// connection-specific fields (and TE) left out, no pseudo-header (one is an error), bounded
+/// as a head is (max_fields fields, max_field_bytes counting names + values + 32 each).
+inline std::error_code trailer_fields(std::span<const field> in, std::vector<field>& out, const client_limits& l) {
+  out.clear();
+  std::size_t bytes = 0;
+  for (const auto& f : in) {
+    if (!detail::is_token(f.name) || !detail::is_field_value(f.value)) {
+      out.clear();
+      return make_error_code(client_error::bad_request_field);
+    }
+    using detail::iequals;
+    if (iequals(f.name, "connection") || iequals(f.name, "keep-alive") || iequals(f.name, "proxy-connection") ||
+        iequals(f.name, "transfer-encoding") || iequals(f.name, "upgrade") || iequals(f.name, "te"))
+      continue;
+    bytes += f.name.size() + f.value.size() + 32;
+    if (out.size() >= l.max_fields || bytes > l.max_field_bytes) {
+      out.clear();
+      return make_error_code(client_error::bad_request_field);
+    }
+    out.push_back({std::string(f.name), f.value});
+    for (auto& c : out.back().name) c = detail::lower(c);
+  }
+  return {};
+}
+
 /// Collects one response header section (interim 1xx sections too: finish() says which).
 class response_builder {
 public:

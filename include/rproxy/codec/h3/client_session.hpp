@@ -102,10 +102,16 @@ public:
     return *sid;
   }
 
-  /// Queues request body bytes (copied) on a stream submitted with has_body; `fin` ends it.
-  std::error_code send_body(std::int64_t sid, std::string_view bytes, bool fin) {
+  /// Queues request body bytes (copied) on a stream submitted with has_body; `fin` ends it,
+  /// with `trailers` (a request trailer section, gRPC's or any client's) sent after the body as
+  /// a trailing HEADERS frame. The trailers are checked as a head's fields are (names
+  /// lowercased, connection-specific fields left out, bounded by client_limits); a bad section
+  /// is an error and nothing is queued.
+  std::error_code send_body(std::int64_t sid, std::string_view bytes, bool fin, std::span<const field> trailers = {}) {
     auto* st = find(sid);
     if (!st || !st->has_body || st->body_fin) return make_error_code(client_error::stream_reset);
+    if (fin && !trailers.empty())
+      if (auto ec = trailer_fields(trailers, st->send_trailers, limits_)) return ec;
     if (!bytes.empty()) st->chunks.emplace_back(bytes);
     st->body_fin = fin;
     nghttp3_conn_resume_stream(h3_, sid);
@@ -333,6 +339,8 @@ private:
     response_builder response;
     std::vector<field> trailers;  // the response's trailer section, passed on at its end
     std::size_t trailer_bytes = 0;
+    std::vector<field> send_trailers;  // the request's trailer section, sent after its body
+    std::vector<nghttp3_nv> send_trailer_nv;
     explicit stream(client_limits l) : response(l) {}
     void ack(std::uint64_t n) {
       acked += static_cast<std::size_t>(n);
@@ -350,18 +358,27 @@ private:
       given = acked = 0;
       trailers.clear();
       trailer_bytes = 0;
+      send_trailers.clear();
+      send_trailer_nv.clear();
     }
   };
 
-  static nghttp3_ssize read_body(nghttp3_conn*, std::int64_t, nghttp3_vec* vec, std::size_t n, std::uint32_t* flags, void*, void* sud) {
+  static nghttp3_ssize read_body(nghttp3_conn* h3, std::int64_t sid, nghttp3_vec* vec, std::size_t n, std::uint32_t* flags, void*, void* sud) {
     auto* st = static_cast<stream*>(sud);
     std::size_t k = 0;
     while (k < n && st->given < st->chunks.size()) {
       auto& c = st->chunks[st->given++];
       vec[k++] = {reinterpret_cast<std::uint8_t*>(c.data()), c.size()};
     }
-    if (st->given == st->chunks.size() && st->body_fin) *flags |= NGHTTP3_DATA_FLAG_EOF;
-    else if (k == 0) return NGHTTP3_ERR_WOULDBLOCK;
+    if (st->given == st->chunks.size() && st->body_fin) {
+      *flags |= NGHTTP3_DATA_FLAG_EOF;
+      if (!st->send_trailers.empty() && st->send_trailer_nv.empty()) {
+        // The body ends here but the stream does not: the trailer section closes it.
+        *flags |= NGHTTP3_DATA_FLAG_NO_END_STREAM;
+        for (const auto& f : st->send_trailers) st->send_trailer_nv.push_back(detail::make_nv(f.name, f.value));
+        if (nghttp3_conn_submit_trailers(h3, sid, st->send_trailer_nv.data(), st->send_trailer_nv.size()) != 0) return NGHTTP3_ERR_CALLBACK_FAILURE;
+      }
+    } else if (k == 0) return NGHTTP3_ERR_WOULDBLOCK;
     return static_cast<nghttp3_ssize>(k);
   }
 

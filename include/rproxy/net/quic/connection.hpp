@@ -273,12 +273,13 @@ public:
   }
 
   /// Closes with an application error (HTTP/3: H3_NO_ERROR on a graceful end) and enters the
-  /// closing period.
-  void close_application(std::uint64_t code) {
+  /// closing period. `reason`: the phrase the peer is given (cut to 128 bytes).
+  void close_application(std::uint64_t code, std::string_view reason = {}) {
     if (over_ || closing_ || draining_ || !conn_) return;
     ngtcp2_connection_close_error e;
     ngtcp2_connection_close_error_default(&e);
-    ngtcp2_connection_close_error_set_application_error(&e, code, nullptr, 0);
+    reason = reason.substr(0, 128);
+    ngtcp2_connection_close_error_set_application_error(&e, code, reinterpret_cast<const std::uint8_t*>(reason.data()), reason.size());
     send_close(e);
   }
 
