@@ -452,9 +452,10 @@ private:
     info.chunked = has_body && !cl;
     info.has_content_length = cl.has_value();
     info.content_length = cl.value_or(0);
-    std::string first;
-    if (!reused) first = net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o_.send, ctx.client, ctx.local);
     auto io = take_io();  // (given back when the exchange ends)
+    std::string& first = io->first;
+    first.clear();
+    if (!reused) first = net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o_.send, ctx.client, ctx.local);
     h1_.build_upstream_head(io->up, ctx, req.head(), info);
     first.reserve(first.size() + http1::serialized_size(io->up));
     http1::serialize_to(first, io->up);
@@ -507,8 +508,8 @@ private:
         co_return fail_before_response(make_error_code(error::backend_failed));
     }
 
-    // 2. The response head (1xx dropped).
-    http1_detail::recv_buffer bin(h1_.response_limits.max_start_line + h1_.response_limits.max_header_bytes + 4 + h1_.buffer_size);
+    // 2. The response head (1xx dropped), read with the body that came with it.
+    auto& bin = io->bin;
     auto& bp = io->bp;
     bp.reset();
     bp.set_request_method(head_request(ctx) ? std::string_view("HEAD") : std::string_view("GET"));
@@ -527,7 +528,7 @@ private:
       }
       if (pr.what == http1::event::need_more) {
         bin.consume(pr.consumed);
-        auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(h1_.buffer_size), wait_for(ctx));
+        auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(), wait_for(ctx));
         if (rec || n == 0) {
           const bool stale = bin.view().empty() && rec && rec != error::idle_timeout;
           co_return fail_before_response(rec ? net::classify(rec, net::side::upstream) : make_error_code(error::backend_reset),
@@ -823,13 +824,19 @@ private:
   }
 
   // --- what a stream's exchange reuses ---------------------------------------------------------
-  /// A stream's parser and heads, kept by the connection for its next streams once they have
-  /// grown (no allocation per stream for them).
+  /// A stream's parser, heads and buffers, kept by the connection for its next streams once
+  /// they have grown (no allocation per stream for them). The response buffer starts at the
+  /// body buffer plus a usual head (a head and a 16 KiB body in one read) and grows to the
+  /// largest head only for a head that needs it.
   struct stream_io {
-    explicit stream_io(const http1::limits& l) : bp(l) {}
+    explicit stream_io(const http1_adapter& h1)
+        : bp(h1.response_limits),
+          bin(h1.response_limits.max_start_line + h1.response_limits.max_header_bytes + 4 + h1.buffer_size, h1.buffer_size + 4 * 1024) {}
     http1::response_parser bp;
     http1::fields down;
     http1::request_head up;
+    std::string first;  ///< the backend's first bytes (PROXY header, request head)
+    http1_detail::recv_buffer bin;
   };
   struct io_return {
     connection* c;
@@ -839,10 +846,12 @@ private:
     }
   };
   std::unique_ptr<stream_io, io_return> take_io() {
-    if (spare_io_.empty()) return {new stream_io(h1_.response_limits), io_return{this}};
+    if (spare_io_.empty()) return {new stream_io(h1_), io_return{this}};
     auto* io = spare_io_.back().release();
     spare_io_.pop_back();
-    return {io, io_return{this}};
+    std::unique_ptr<stream_io, io_return> out(io, io_return{this});
+    out->bin.clear();
+    return out;
   }
 
   // --- kept backend connections --------------------------------------------------------------

@@ -226,9 +226,9 @@ asio::awaitable<exchange_result> http1_adapter::exchange(Pipeline& p, typename P
       bin.consume(pr.consumed);
       continue;
     }
-    if (pr.what == http1::event::need_more) {
+    if (pr.what == http1::event::need_more) {  // (all the room: the body that came with the head too)
       bin.consume(pr.consumed);
-      auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(buffer_size), wait());
+      auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(), wait());
       if (rec || n == 0) {  // a kept connection the backend closed: retried when that is safe
         const bool stale = bin.view().empty() && idempotent && rec && rec != error::idle_timeout;
         bin.consume(bin.view().size());

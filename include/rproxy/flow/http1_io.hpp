@@ -33,39 +33,65 @@ namespace http1_detail {
 
 namespace http1 = codec::http1;
 
-/// A fixed-size receive buffer: [begin, end) is unconsumed. The parser's views point into it,
-/// so it is only compacted right before a read, when no view is in use. Its storage is not
-/// cleared (only bytes read into it are ever looked at): it is sized for the largest head
-/// (some 80 KiB): clearing it per HTTP/2 stream took a fifth of the gateway's CPU under h2load.
+/// A receive buffer of at most `capacity` bytes: [begin, end) is unconsumed. The parser's views
+/// point into it, so it is only compacted (or grown) right before a read, when no view is in use.
+/// Its storage is not cleared (only bytes read into it are ever looked at): it is sized for the
+/// largest head (some 80 KiB): clearing it per HTTP/2 stream took a fifth of the gateway's CPU
+/// under h2load. With an `initial` size, the storage starts that small and grows to `capacity`
+/// only when it is full and more is wanted (a head larger than `initial`): an HTTP/2 stream's
+/// response buffer is then some 20 KiB, not 80, which a heap hands out and takes back cheaply.
 /// Storage comes from, and goes back to, a small per-thread cache (storage_cache): an HTTP/2
 /// stream or a new connection takes a buffer another one left, instead of a fresh allocation
 /// of that size (and the page faults of a heap that grows and shrinks by it).
 class recv_buffer {
 public:
-  explicit recv_buffer(std::size_t capacity) : data_(storage_cache::take(capacity)), size_(capacity) {}
+  explicit recv_buffer(std::size_t capacity) : recv_buffer(capacity, capacity) {}
+  recv_buffer(std::size_t capacity, std::size_t initial)
+      : initial_(std::min(std::max<std::size_t>(initial, 1), capacity)),
+        data_(storage_cache::take(initial_)),
+        size_(initial_),
+        capacity_(capacity) {}
   recv_buffer(const recv_buffer&) = delete;
   recv_buffer& operator=(const recv_buffer&) = delete;
   ~recv_buffer() { storage_cache::give(std::move(data_), size_); }
   std::string_view view() const noexcept { return {data_.get() + b_, e_ - b_}; }
-  bool full() const noexcept { return b_ == 0 && e_ == size_; }
+  /// Holds `capacity` unconsumed bytes: no read can add to them.
+  bool full() const noexcept { return b_ == 0 && e_ == capacity_; }
+  std::size_t capacity() const noexcept { return capacity_; }
   void consume(std::size_t n) noexcept {
     b_ += n;
     if (b_ == e_) b_ = e_ = 0;
   }
-  /// Room for at most n more bytes (compacts first).
-  std::span<char> prepare(std::size_t n) noexcept {
+  /// Room for at most n more bytes (compacts first; grows to `capacity` when there is no room).
+  std::span<char> prepare(std::size_t n) {
     if (b_ > 0) {
       std::memmove(data_.get(), data_.get() + b_, e_ - b_);
       e_ -= b_;
       b_ = 0;
     }
+    if (e_ == size_ && size_ < capacity_) {
+      auto bigger = storage_cache::take(capacity_);
+      std::memcpy(bigger.get(), data_.get(), e_);
+      storage_cache::give(std::exchange(data_, std::move(bigger)), size_);
+      size_ = capacity_;
+    }
     return {data_.get() + e_, std::min(n, size_ - e_)};
   }
+  /// All the room there is (a response head and the body that came with it, in one read).
+  std::span<char> prepare() { return prepare(capacity_); }
   void commit(std::size_t n) noexcept { e_ += n; }
-  void append(std::string_view s) noexcept {
+  void append(std::string_view s) {
     auto room = prepare(s.size());
     std::memcpy(room.data(), s.data(), room.size());
     commit(room.size());
+  }
+  /// Empty again, at its initial size (a buffer kept for the next exchange).
+  void clear() {
+    b_ = e_ = 0;
+    if (size_ > initial_) {
+      storage_cache::give(std::exchange(data_, storage_cache::take(initial_)), size_);
+      size_ = initial_;
+    }
   }
 
   /// Buffers released on this thread, kept for the next buffer of the same size (at most
@@ -118,8 +144,10 @@ public:
   };
 
 private:
+  std::size_t initial_;
   std::unique_ptr<char[]> data_;
-  std::size_t size_;
+  std::size_t size_;      // of data_: initial_ or capacity_
+  std::size_t capacity_;
   std::size_t b_ = 0, e_ = 0;
 };
 

@@ -77,6 +77,7 @@ void add_forwarding_fields(fields& out, const Fields& in, const forwarding_hop& 
   out.add("X-Forwarded-For", xff);
 
   if (!fwd.empty()) fwd += ", ";
+  fwd.reserve(fwd.size() + 32 + 2 * hop.peer.size() + 2 * hop.host.size() + hop.proto.size());  // (one allocation, not one per append)
   fwd.append("for=").append(detail::forwarded_node(hop.peer));
   if (!hop.host.empty()) fwd.append(";host=").append(detail::forwarded_value(hop.host));
   fwd.append(";proto=").append(hop.proto);
