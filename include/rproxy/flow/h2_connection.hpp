@@ -217,6 +217,9 @@ private:
     if (!st.closed || !st.done) return;
     session_.release(st.id);
     streams_.erase(st.id);  // st is gone
+    // An idle connection keeps one spare exchange (its parser and some 20 KiB of buffer), not
+    // one per stream it once had open at a time (up to max_concurrent_streams: 2 MiB).
+    if (streams_.empty() && spare_io_.size() > 1) spare_io_.resize(1);
   }
 
   /// Hands the session's events to the streams. A new stream's flow starts once the whole batch
