@@ -35,7 +35,7 @@ inline void mount_admin_api(runtime& rt, std::shared_ptr<rproxy::app::versions<w
             const auto w = worlds->current();
             for (std::size_t i = 0; i < w->table.routes().size(); ++i) {
               auto& r = out.emplace_back(rproxy::admin::route_summary{w->table.routes()[i].name(), {}});
-              for (const auto g : w->groups[i]) r.groups.push_back(w->cfg->groups[g].name);
+              for (const auto g : w->routes.groups[i]) r.groups.push_back(w->cfg->groups[g].name);
             }
             return out;
           },
