@@ -4,8 +4,6 @@
 // route's `middleware:` list may use.
 #pragma once
 
-#include <algorithm>
-#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +31,7 @@
 #include <rproxy/cluster/redis_block.hpp>
 #include <rproxy/middleware/request_id_block.hpp>
 #include <rproxy/route/http_routes_block.hpp>
+#include <rproxy/route/middleware_names.hpp>
 #include <rproxy/upstream/group_block.hpp>
 
 namespace h3_gateway {
@@ -42,7 +41,7 @@ namespace mw = rproxy::middleware;
 namespace bal = rproxy::balance;
 
 /// The stages a route's `middleware:` list can name, in pipeline order (bit i: name i).
-inline constexpr std::array<std::string_view, 6> middleware_names{"ip_filter", "bans", "jwt", "api_keys", "rate_limit", "compress"};
+inline constexpr rproxy::route::middleware_names<6> route_middleware{{"ip_filter", "bans", "jwt", "api_keys", "rate_limit", "compress"}};
 
 /// A named backend group (upstream/group_block.hpp).
 using group_config = rproxy::upstream::group_block;
@@ -131,14 +130,8 @@ struct config {
             {"rate_limit.distributed.sync_interval", dist ? value_text(dist->sync_interval) : ""}};
   }
 
-  /// Bit i set: middleware_names[i] runs on a route with this list (empty: default_middleware).
-  std::uint32_t middleware_mask(const std::vector<std::string>& list) const {
-    std::uint32_t m = 0;
-    for (const auto& n : list.empty() ? default_middleware : list)
-      for (std::size_t i = 0; i < middleware_names.size(); ++i)
-        if (n == middleware_names[i]) m |= 1u << i;
-    return m;
-  }
+  /// The middleware bits of a route with this list (empty: default_middleware).
+  std::uint32_t middleware_mask(const std::vector<std::string>& list) const { return route_middleware.mask(list.empty() ? default_middleware : list); }
 
   void validate(cfg::validator& v) const {
     std::error_code ec;
@@ -147,16 +140,10 @@ struct config {
     if (quic && !tls) v.at(&config::quic).error("HTTP/3 needs the tls: block's certificates");
     const auto names = rproxy::upstream::validate_groups(groups, v.at(&config::groups));
     // A middleware name must be known and its block set.
-    auto check_list = [&](const std::vector<std::string>& list, auto at) {
-      for (std::size_t j = 0; j < list.size(); ++j) {
-        const auto& n = list[j];
-        const bool known = std::find(middleware_names.begin(), middleware_names.end(), n) != middleware_names.end();
-        const bool missing = (n == "jwt" && !jwt) || (n == "api_keys" && !api_keys) || (n == "rate_limit" && !rate_limit) ||
-                             (n == "compress" && !compress);
-        if (!known) at(j).error("unknown middleware '" + n + "' (ip_filter, bans, jwt, api_keys, rate_limit, compress)");
-        else if (missing) at(j).error("middleware '" + n + "' has no '" + n + ":' block in this file");
-      }
+    auto configured = [&](std::string_view n) {
+      return !((n == "jwt" && !jwt) || (n == "api_keys" && !api_keys) || (n == "rate_limit" && !rate_limit) || (n == "compress" && !compress));
     };
+    auto check_list = [&](const std::vector<std::string>& list, auto at) { route_middleware.validate(list, configured, at); };
     check_list(default_middleware, [&](std::size_t j) { return v.at(&config::default_middleware).at(j); });
     if (rate_limit && rate_limit->distributed && !redis)
       v.at(&config::rate_limit).error("rate_limit.distributed needs a redis: block (the instances share their counters there)");

@@ -67,13 +67,6 @@ struct alt_svc {
   }
 };
 
-/// The bit of a name in a route's middleware mask (config::middleware_mask).
-constexpr std::uint32_t bit_of(std::string_view n) {
-  for (std::size_t i = 0; i < middleware_names.size(); ++i)
-    if (middleware_names[i] == n) return 1u << i;
-  return 0;
-}
-
 /// What every world shares: counters, the audit log, the links to Redis (one client per worker,
 /// made from the first config's `redis:` block; a change there needs a restart) and the bans
 /// shared with other instances.
@@ -148,7 +141,7 @@ struct world_base {
 /// Per connection: the gauge, the connection cap, and (when a route checks bans) the roster
 /// that lets a new ban close the connections of the peers it covers.
 inline auto connection_pipeline(world_base& w) {
-  const bool bans = std::any_of(w.routes.masks.begin(), w.routes.masks.end(), [](std::uint32_t m) { return (m & bit_of("bans")) != 0; });
+  const bool bans = std::any_of(w.routes.masks.begin(), w.routes.masks.end(), [](std::uint32_t m) { return (m & route_middleware.bit("bans")) != 0; });
   return rproxy::make_pipeline<rproxy::flow::http1_protocol>(
       rproxy::app::connection_gauge{w.metrics->connections_open, w.metrics->connections_accepted}, mw::conn_limit{&w.conn_cfg, &w.shared->conns, &w.shared->audit},
       mw::ban_kick{bans ? &w.shared->cluster.kicks : nullptr, &w.bans, &w.shared->cluster.bans.list(), &w.ban_cfg, &w.shared->audit});
@@ -156,7 +149,7 @@ inline auto connection_pipeline(world_base& w) {
 
 inline auto request_pipeline(world_base& w, std::uint64_t seed, std::size_t worker) {
   auto* a = &w.shared->audit;
-  auto on = [&w](std::string_view n) { return rproxy::route::route_uses{&w.routes.masks, bit_of(n)}; };
+  auto on = [&w](std::string_view n) { return rproxy::route::route_uses{&w.routes.masks, route_middleware.bit(n)}; };
   std::vector<bal::any_balancer> bs;
   for (const auto& g : w.cfg->groups) bs.push_back(bal::any_balancer::make(g.balancer, seed));
   return rproxy::make_pipeline<rproxy::flow::http1_protocol>(
@@ -166,7 +159,7 @@ inline auto request_pipeline(world_base& w, std::uint64_t seed, std::size_t work
       rproxy::gated{mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, on("ip_filter")},
       rproxy::gated{mw::ban_check{&w.bans, a, &w.ban_cfg, &w.shared->cluster.bans.list()}, on("bans")}, rproxy::gated{mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, on("jwt")},
       rproxy::gated{mw::api_key_auth{&w.key_cfg, &w.api_keys, a}, on("api_keys")},
-      rproxy::gated{mw::require_auth{a}, rproxy::route::route_uses{&w.routes.masks, w.cfg->require_auth ? bit_of("jwt") | bit_of("api_keys") : 0}},
+      rproxy::gated{mw::require_auth{a}, rproxy::route::route_uses{&w.routes.masks, w.cfg->require_auth ? route_middleware.bit("jwt") | route_middleware.bit("api_keys") : 0}},
       rproxy::gated{mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&w.rl_cfg, &w.shared->cluster.links.limits(worker), a}, on("rate_limit")},
       rproxy::gated{mw::compress{w.cfg->compress ? &w.compress_cfg : nullptr}, on("compress")},
       bal::group_stage{w.pools, std::move(bs), rproxy::route::route_group{&w.routes.groups}, {.no_backend = "no backend available", .retry_after_s = w.cfg->retry_after, .breaker_open = "circuit breaker open"}},

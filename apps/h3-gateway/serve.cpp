@@ -2,11 +2,12 @@
 // kept across config versions (the groups' pools and health checks: app/pools.hpp, by group
 // name), a world per version, listeners, admin API and reloads. Its flows are compiled in their
 // own units (flows.hpp), its config decoder in config.cpp.
+#include <rproxy/admin/bans_api.hpp>
+#include <rproxy/app/groups_api.hpp>
 #include <rproxy/app/http_listeners.hpp>
 #include <rproxy/app/pools.hpp>
 #include <rproxy/upstream/standin_probe.hpp>
 
-#include "admin_api.hpp"
 #include "flows.hpp"
 #include "gateway.hpp"
 
@@ -99,8 +100,13 @@ int serve(runtime& rt) {
   if (!first) return 1;
   auto worlds = std::make_shared<rproxy::app::versions<world>>(std::move(first));
   rt.keep(worlds);
-  mount_admin_api(rt, worlds);
-  mount_bans_api(rt, a->shared.cluster.bans);
+  rproxy::app::mount_groups_api(rt, worlds);  // routes, backends, weights, drain, reload
+  // Bans (admin/bans_api.hpp) under /api/bans, where the gateway always served them (its query
+  // form: POST /api/bans?kind=addr&subject=...&ttl=600), and under /bans, as the other apps.
+  rt.on_admin([&bans = a->shared.cluster.bans](rproxy::admin::server& s) {
+    rproxy::admin::mount_bans_api(s, bans, "/api/bans");
+    rproxy::admin::mount_bans_api(s, bans);
+  });
   c->h2.apply(a->h2.limits, c->limits);
   a->h2.limits.enable_connect_protocol = a->adapter.passes_upgrade("websocket");  // RFC 8441: WebSocket over HTTP/2
   auto ls = std::make_shared<rproxy::app::http_listeners<world>>(rproxy::app::http_listeners<world>{*worlds, rt.drain(), a->adapter, a->h2});
