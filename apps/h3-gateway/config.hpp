@@ -1,13 +1,10 @@
 // apps/h3-gateway/config.hpp: the gateway's YAML, declared once. The library brings every
-// block (routes, pools, health checks, security stages, CORS, request ids, the HTTP/1.1
-// listener's limits and forwarding); the gateway adds its listener, backend groups and the
-// names a route's `middleware:` list may use.
+// block (routes, backend groups, health checks, security stages, CORS, request ids, the
+// HTTP/1.1 listener's limits and forwarding); the gateway adds its listeners and the names a
+// route's `middleware:` list may use.
 #pragma once
 
-#include <array>
 #include <optional>
-#include <map>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,19 +12,13 @@
 #include <rproxy/app/config_blocks.hpp>
 #include <rproxy/app/restart_only.hpp>
 #include <rproxy/app/tls_block.hpp>
-#include <rproxy/balance/upstream_config.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/validator.hpp>
 #include <rproxy/flow/config.hpp>
 #include <rproxy/flow/h2_block.hpp>
 #include <rproxy/flow/h3_block.hpp>
-#include <rproxy/flow/h2_upstream_block.hpp>
-#include <rproxy/flow/h3_upstream_block.hpp>
 #include <rproxy/flow/http1_block.hpp>
-#include <rproxy/flow/upstream_tls_block.hpp>
-#include <rproxy/health/breaker_block.hpp>
-#include <rproxy/health/check_config.hpp>
 #include <rproxy/middleware/api_key_block.hpp>
 #include <rproxy/middleware/audit_block.hpp>
 #include <rproxy/middleware/ban_block.hpp>
@@ -40,6 +31,8 @@
 #include <rproxy/cluster/redis_block.hpp>
 #include <rproxy/middleware/request_id_block.hpp>
 #include <rproxy/route/http_routes_block.hpp>
+#include <rproxy/route/middleware_names.hpp>
+#include <rproxy/upstream/group_block.hpp>
 
 namespace h3_gateway {
 
@@ -48,61 +41,10 @@ namespace mw = rproxy::middleware;
 namespace bal = rproxy::balance;
 
 /// The stages a route's `middleware:` list can name, in pipeline order (bit i: name i).
-inline constexpr std::array<std::string_view, 6> middleware_names{"ip_filter", "bans", "jwt", "api_keys", "rate_limit", "compress"};
+inline constexpr rproxy::route::middleware_names<6> route_middleware{{"ip_filter", "bans", "jwt", "api_keys", "rate_limit", "compress"}};
 
-/// A named backend group: one pool, its balancer, health checks, breakers and passive ejection.
-struct group_config {
-  std::string name;
-  std::vector<bal::backend_settings> backends;
-  bal::algorithm balancer = bal::algorithm::round_robin;
-  std::optional<rproxy::health::check_config> health_check;
-  std::optional<rproxy::health::weights_config> dynamic_weights;
-  std::optional<rproxy::health::breaker_block> breaker;
-  rproxy::health::outlier_block outlier{};
-  std::optional<rproxy::flow::upstream_tls_block> tls;
-  rproxy::flow::upstream_proto proto = rproxy::flow::upstream_proto::http;
-  std::optional<rproxy::flow::h3_upstream_block> h3;
-  std::optional<rproxy::flow::h2_upstream_block> h2;
-  static constexpr auto describe() {
-    return cfg::fields(cfg::required<&group_config::name>("group name (routes' backends: [{group: ...}], metrics)"),
-                       cfg::required<&group_config::backends>("the group's backends"),
-                       cfg::doc<&group_config::balancer>("round_robin, weighted_round_robin, least_conn, random or lowest_latency"),
-                       cfg::doc<&group_config::health_check>("active health checks (off when absent)"),
-                       cfg::doc<&group_config::dynamic_weights>("weights from each backend's load report (off when absent)"),
-                       cfg::doc<&group_config::breaker>("a circuit breaker per backend (off when absent)"),
-                       cfg::doc<&group_config::outlier>("passive ejection of backends that fail in a row (consecutive_failures: 0 turns it off)"),
-                       cfg::doc<&group_config::tls>("TLS to the group's backends: sni, ca, verify (plain TCP when absent; proto: h2 verifies against the system's store)"),
-                       cfg::doc<&group_config::proto>("how the backends are spoken to: http (HTTP/1.1), h3 (HTTP/3 over QUIC, pooled connections) h2c (HTTP/2 over TCP, prior knowledge, multiplexed; gRPC) or h2 (HTTP/2 over TLS, ALPN h2, with the tls: block's settings)"),
-                       cfg::doc<&group_config::h3>("HTTP/3 backends: trust, TLS name, connections and streams (proto: h3)"),
-                       cfg::doc<&group_config::h2>("HTTP/2 backends: connections, streams, queue and timeouts (proto: h2c or h2)"));
-  }
-  /// HTTP/2 backends, over TCP (h2c) or TLS (h2).
-  bool is_h2() const noexcept { return proto == rproxy::flow::upstream_proto::h2c || proto == rproxy::flow::upstream_proto::h2; }
-  /// TLS to the backends: the `tls:` block, or for proto: h2 without one the defaults (verified
-  /// against the system's store, the backend's IP address checked); none for plain TCP.
-  std::optional<rproxy::flow::upstream_tls_block> tls_settings() const {
-    if (tls || proto != rproxy::flow::upstream_proto::h2) return tls;
-    return rproxy::flow::upstream_tls_block{};
-  }
-  /// The group's pool knobs (a pool keeps them for life: a change makes a new pool).
-  bal::pool_config pool_settings() const {
-    bal::pool_config c;
-    if (breaker) c.breaker = breaker->config();
-    c.outlier = outlier.config();
-    return c;
-  }
-  void validate(cfg::validator& v) const {
-    std::set<std::string> seen;
-    for (std::size_t i = 0; i < backends.size(); ++i)
-      if (!seen.insert(backends[i].address.to_string()).second)
-        v.at(&group_config::backends).at(i).error("backend listed twice: " + backends[i].address.to_string());
-    if (h3 && proto != rproxy::flow::upstream_proto::h3) v.at(&group_config::h3).error("an h3: block needs proto: h3");
-    if (tls && proto == rproxy::flow::upstream_proto::h3) v.at(&group_config::tls).error("HTTP/3 backends take their TLS settings from the h3: block");
-    if (h2 && !is_h2()) v.at(&group_config::h2).error("an h2: block needs proto: h2c or h2");
-    if (tls && proto == rproxy::flow::upstream_proto::h2c)
-      v.at(&group_config::tls).error("h2c backends are plain TCP: HTTP/2 over TLS is proto: h2");
-  }
-};
+/// A named backend group (upstream/group_block.hpp).
+using group_config = rproxy::upstream::group_block;
 
 struct config {
   rproxy::app::admin_config admin{};
@@ -188,46 +130,20 @@ struct config {
             {"rate_limit.distributed.sync_interval", dist ? value_text(dist->sync_interval) : ""}};
   }
 
-  /// Bit i set: middleware_names[i] runs on a route with this list (empty: default_middleware).
-  std::uint32_t middleware_mask(const std::vector<std::string>& list) const {
-    std::uint32_t m = 0;
-    for (const auto& n : list.empty() ? default_middleware : list)
-      for (std::size_t i = 0; i < middleware_names.size(); ++i)
-        if (n == middleware_names[i]) m |= 1u << i;
-    return m;
-  }
+  /// The middleware bits of a route with this list (empty: default_middleware).
+  std::uint32_t middleware_mask(const std::vector<std::string>& list) const { return route_middleware.mask(list.empty() ? default_middleware : list); }
 
   void validate(cfg::validator& v) const {
     std::error_code ec;
     (void)asio::ip::make_address(listen.host, ec);
     if (ec) v.at(&config::listen).error("listen address must be an IP address: '" + listen.host + "'");
     if (quic && !tls) v.at(&config::quic).error("HTTP/3 needs the tls: block's certificates");
-    std::set<std::string, std::less<>> names;
-    for (std::size_t i = 0; i < groups.size(); ++i)
-      if (!names.insert(groups[i].name).second) v.at(&config::groups).at(i).error("group name '" + groups[i].name + "' is used twice");
-    // A backend of an h2c, h2 or h3 group is reached through a stand-in found by its address
-    // (flow/upstream_redirect.hpp): another group listing that address would use it too.
-    std::map<std::string, std::size_t, std::less<>> first_group;  // address -> group
-    for (std::size_t i = 0; i < groups.size(); ++i)
-      for (std::size_t j = 0; j < groups[i].backends.size(); ++j) {
-        auto [it, fresh] = first_group.emplace(groups[i].backends[j].address.to_string(), i);
-        const auto& other = groups[it->second];
-        if (!fresh && it->second != i && (groups[i].proto != rproxy::flow::upstream_proto::http || other.proto != rproxy::flow::upstream_proto::http))
-          v.at(&config::groups).at(i).at(&group_config::backends).at(j).error(
-              "backend " + it->first + " is also in group '" + other.name +
-              "': a backend of an h2c, h2 or h3 group cannot be shared with another group (its stand-in is found by address)");
-      }
+    const auto names = rproxy::upstream::validate_groups(groups, v.at(&config::groups));
     // A middleware name must be known and its block set.
-    auto check_list = [&](const std::vector<std::string>& list, auto at) {
-      for (std::size_t j = 0; j < list.size(); ++j) {
-        const auto& n = list[j];
-        const bool known = std::find(middleware_names.begin(), middleware_names.end(), n) != middleware_names.end();
-        const bool missing = (n == "jwt" && !jwt) || (n == "api_keys" && !api_keys) || (n == "rate_limit" && !rate_limit) ||
-                             (n == "compress" && !compress);
-        if (!known) at(j).error("unknown middleware '" + n + "' (ip_filter, bans, jwt, api_keys, rate_limit, compress)");
-        else if (missing) at(j).error("middleware '" + n + "' has no '" + n + ":' block in this file");
-      }
+    auto configured = [&](std::string_view n) {
+      return !((n == "jwt" && !jwt) || (n == "api_keys" && !api_keys) || (n == "rate_limit" && !rate_limit) || (n == "compress" && !compress));
     };
+    auto check_list = [&](const std::vector<std::string>& list, auto at) { route_middleware.validate(list, configured, at); };
     check_list(default_middleware, [&](std::size_t j) { return v.at(&config::default_middleware).at(j); });
     if (rate_limit && rate_limit->distributed && !redis)
       v.at(&config::rate_limit).error("rate_limit.distributed needs a redis: block (the instances share their counters there)");

@@ -1,4 +1,4 @@
-// apps/h3-gateway/flows.hpp: the gateway's three flows (listeners.hpp), each instantiated in a
+// apps/h3-gateway/flows.hpp: the gateway's three flows (app/http_listeners.hpp), each instantiated in a
 // unit of its own: HTTP/1.1 or h2c over TCP in flows.cpp, HTTP/2 over TLS in flows_h2_tls.cpp,
 // HTTP/1.1 over TLS in flows_h1_tls.cpp. Other units see them extern: one unit with all of
 // them costs more memory than a build machine may have.

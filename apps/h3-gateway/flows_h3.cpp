@@ -1,132 +1,15 @@
-// apps/h3-gateway/flows_h3.cpp: the HTTP/3 listener (`quic:`): one QUIC endpoint per worker
-// on the UDP port (SO_REUSEPORT with several workers; a packet that reached another worker's
-// socket is handed to the worker whose connection ID it carries: net/quic/server_endpoint.hpp),
-// each connection an flow::h3_app on the world's pipelines of that worker. On shutdown: no new
-// connection, GOAWAY on the others; each holds a drain guard until its requests are done.
-#include <array>
-#include <cstdint>
-#include <memory>
-#include <optional>
-#include <vector>
-
-#include <asio/post.hpp>
-
-#include <rproxy/flow/h3.hpp>
-#include <rproxy/net/quic/server_endpoint.hpp>
-#include <rproxy/net/quic/udp.hpp>
+// apps/h3-gateway/flows_h3.cpp: the one unit that instantiates the HTTP/3 listener
+// (app/quic_listen.hpp) over the gateway's worlds: on `quic.listen`, else the TLS listener's
+// address (UDP).
+#include <rproxy/app/quic_listen.hpp>
 
 #include "flows.hpp"
 
 namespace h3_gateway {
 
-namespace {
-
-using h3_app = rproxy::flow::h3_app<connection_pipeline_type, request_pipeline_type>;
-
-struct h3_factory {
-  using app_type = h3_app;
-  rproxy::app::versions<world>* worlds;
-  const rproxy::flow::h3_adapter* adapter;
-  rproxy::flow::drain_tracker* drain;
-  std::size_t worker;
-  std::uint64_t max_streams;
-  std::array<rproxy::observe::counter*, 2> early{};  ///< 0-RTT requests: forwarded, too_early
-
-  std::optional<h3_app::start_type> start() const {
-    auto w = worlds->current();
-    if (!w || !w->quic_tls || drain->draining()) return std::nullopt;
-    const auto i = worker % w->pipelines.size();
-    h3_app::start_type s;
-    s.conn = &w->connections[i];
-    s.reqs = &w->pipelines[i];
-    s.adapter = adapter;
-    s.opts = &w->options;
-    s.creds = &*w->quic_tls;
-    s.max_streams = max_streams;
-    s.early_forwarded = early[0], s.early_too_early = early[1];
-    s.guard = drain->track();
-    s.keep = std::move(w);
-    return s;
-  }
-};
-
-using endpoint = rproxy::net::quic::server_endpoint<h3_factory>;
-
-struct quic_listener {
-  rproxy::net::quic::endpoint_secrets secrets = rproxy::net::quic::endpoint_secrets::generate();
-  std::vector<std::unique_ptr<endpoint>> endpoints;
-};
-
-}  // namespace
-
 bool open_quic(runtime& rt, rproxy::app::versions<world>& worlds, const config& c, const rproxy::net::quic::endpoint_settings& s,
                const rproxy::flow::h3_adapter& a) {
-  const auto& cfg = c.quic->listen ? *c.quic->listen : c.tls->listen;
-  std::error_code ec;
-  const auto addr = asio::ip::make_address(cfg.host, ec);
-  if (ec) return rt.log().error("cannot listen", {{"listener", "quic"}, {"address", cfg.to_string()}, {"error", ec.message()}}), false;
-  auto l = std::make_shared<quic_listener>();
-  auto& early = rt.metrics().add_counter_family("h3gw_early_data_requests",
-                                                "HTTP/3 requests that came in 0-RTT: forwarded (with Early-Data: 1) or answered 425 (too_early).",
-                                                {"outcome"});
-  const std::array<rproxy::observe::counter*, 2> early_counters{&early.with({"forwarded"}), &early.with({"too_early"})};
-  const auto n = rt.pool().size();
-  for (std::size_t i = 0; i < n; ++i) {
-    auto sock = rproxy::net::quic::open_udp_socket(rt.pool().executor(i), {addr, cfg.port}, n > 1);
-    if (!sock) return rt.log().error("cannot listen", {{"listener", "quic"}, {"address", cfg.to_string()}, {"error", sock.error().message()}}), false;
-    endpoint::options o{.worker = i, .workers = n, .secrets = &l->secrets, .settings = s};
-    l->endpoints.push_back(std::make_unique<endpoint>(std::move(*sock), o,
-                                                      h3_factory{&worlds, &a, &rt.drain(), i, s.transport.max_streams_bidi, early_counters}));
-  }
-  std::vector<endpoint*> peers;
-  for (auto& e : l->endpoints) peers.push_back(e.get());
-  for (auto& e : l->endpoints) {
-    e->set_peers(peers);
-    auto* p = e.get();
-    asio::post(p->get_executor(), [p] { p->start(); });
-  }
-  rt.keep(l);
-  // QUIC counters, summed over the workers' endpoints at scrape time.
-  using stats = rproxy::net::quic::endpoint_stats;
-  auto sum = [l](stats::counter stats::*m) {
-    return [l, m] {
-      std::uint64_t t = 0;
-      for (const auto& e : l->endpoints) t += stats::get(e->stats().*m);
-      return static_cast<double>(t);
-    };
-  };
-  auto& reg = rt.metrics();
-  reg.add_callback_counter("h3gw_quic_connections", "QUIC connections started (after address validation, if any).", sum(&stats::connections));
-  reg.add_callback_gauge("h3gw_quic_connections_active", "QUIC connections open.", sum(&stats::open));
-  reg.add_callback_counter("h3gw_quic_handshakes", "QUIC handshakes completed.", sum(&stats::handshakes));
-  reg.add_callback_counter("h3gw_quic_retries_sent", "Retry packets sent (address validation).", sum(&stats::retries_sent));
-  reg.add_callback_counter("h3gw_quic_bad_tokens", "Initial packets with an invalid or expired Retry token (closed with INVALID_TOKEN).", sum(&stats::bad_tokens));
-  reg.add_callback_counter("h3gw_quic_version_negotiations", "Version Negotiation packets sent.", sum(&stats::version_negotiations));
-  reg.add_callback_counter("h3gw_quic_stateless_resets", "Stateless Reset packets sent (packets for connections we do not have).", sum(&stats::stateless_resets));
-  reg.add_callback_counter("h3gw_quic_refused", "New QUIC connections refused (draining, or max connections).", sum(&stats::refused));
-  reg.add_callback_counter("h3gw_quic_handed_off", "Datagrams passed to the worker that owns their connection.", sum(&stats::handed_off));
-  reg.add_callback_counter("h3gw_quic_datagrams_dropped", "Datagrams received and dropped (undecodable, not for us).", sum(&stats::dropped));
-  reg.add_callback_counter("h3gw_quic_send_dropped", "Datagrams not sent: the socket's buffer was full (QUIC sends them again).", sum(&stats::send_dropped));
-  reg.add_callback_counter("h3gw_quic_packets_lost",
-                           "Sent packets with stream data that QUIC declared lost and sent again (counted per stream as it closes: "
-                           "a packet of two streams counts twice; handshake and ACK-only packets are not seen).",
-                           sum(&stats::packets_lost));
-  reg.add_callback_gauge("h3gw_quic_smoothed_rtt_seconds", "Mean smoothed RTT of the QUIC connections closed so far (0: none yet).", [l] {
-    std::uint64_t n = 0, us = 0;
-    for (const auto& e : l->endpoints) n += stats::get(e->stats().rtt_samples), us += stats::get(e->stats().rtt_sum_us);
-    return n == 0 ? 0.0 : static_cast<double>(us) / static_cast<double>(n) / 1e6;
-  });
-  rt.log().info("listening", {{"listener", "quic"}, {"address", cfg.to_string()}, {"retry", s.retry}});
-  rt.on_stop_accepting([l] {
-    for (auto& e : l->endpoints) {
-      auto* p = e.get();
-      asio::post(p->get_executor(), [p] {
-        p->stop_accepting();
-        p->for_each_connection([](auto& conn) { conn.app().shutdown(); });
-      });
-    }
-  });
-  return true;
+  return rproxy::app::open_quic(rt, worlds, c.quic->listen ? *c.quic->listen : c.tls->listen, s, a, "h3gw");
 }
 
 }  // namespace h3_gateway

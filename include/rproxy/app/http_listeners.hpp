@@ -1,10 +1,12 @@
-// apps/h3-gateway/listeners.hpp: the gateway's listeners. Plain TCP serves HTTP/1.1 and h2c
+// rproxy/app/http_listeners.hpp: an HTTP app's TCP listeners. Plain TCP serves HTTP/1.1 and h2c
 // with prior knowledge (the HTTP/2 preface on the first bytes, looked at without taking them);
 // TLS (`tls:`) serves HTTP/2 to clients whose ALPN offers "h2", else HTTP/1.1, the certificate
 // chosen by SNI. A PROXY header (`proxy_protocol:`, trusted peers only) comes first on both: on
 // TLS it is read before the handshake, without taking a byte of the ClientHello.
 // Both run the world's connection pipeline once and its request pipeline per request or
 // stream (flow/h2.hpp), so routes and middleware do not care which protocol the client speaks.
+// A World (app/versions.hpp) has `connections` and `pipelines` per worker, `options`, and
+// `tls` (an optional net::tls_server_context, set when the config has a TLS listener).
 #pragma once
 
 #include <asio/co_spawn.hpp>
@@ -24,10 +26,10 @@
 #include <rproxy/net/tls_stream.hpp>
 #include <rproxy/observe/worker_index.hpp>
 
-namespace h3_gateway {
+namespace rproxy::app {
 
 template <class World>
-struct listeners {
+struct http_listeners {
   rproxy::app::versions<World>& worlds;
   rproxy::flow::drain_tracker& drain;
   const rproxy::flow::http1_adapter& http1;
@@ -54,7 +56,8 @@ struct listeners {
     else (void)co_await rproxy::flow::serve(w->connections[i], w->pipelines[i], h1, std::move(*tls), w->options, eps);
   }
 
-  /// Opens the plain listener and, with a `tls:` block, the TLS one. False (logged): one cannot listen.
+  /// Opens the plain listener on `c.listen` and, with a `tls:` block (app/tls_block.hpp), the
+  /// TLS one on `c.tls->listen`. False (logged): one cannot listen.
   template <class Runtime, class Config>
   bool open(Runtime& rt, const Config& c) {
     auto plain = [this](asio::ip::tcp::socket s, const rproxy::net::accepted_endpoints& eps) {
@@ -71,4 +74,4 @@ struct listeners {
   }
 };
 
-}  // namespace h3_gateway
+}  // namespace rproxy::app

@@ -1,0 +1,145 @@
+// rproxy/upstream/h2_backends.hpp: the HTTP/2 backends of a proxy's groups (upstream/
+// group_block.hpp, `proto: h2c`, or `proto: h2` over TLS): per backend and worker a
+// flow::h2_upstream (multiplexed connections behind a loopback stand-in), kept across reloads
+// while the group's `h2:` and `tls:` settings stay (a kept one takes the reloaded client
+// context, so a CA file read again applies to its next connections). Staged and committed like
+// the HTTP/3 backends (upstream/h3_backends.hpp). Metrics per backend, named
+// `<prefix>_upstream_h2_*`: connections opened and failed (a TLS handshake or ALPN failure too),
+// connections and streams active, requests carried, failed and sent again (refused unprocessed
+// by the backend: REFUSED_STREAM, or above a GOAWAY's last stream).
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <asio/ip/address.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include <rproxy/flow/h2_upstream.hpp>
+#include <rproxy/flow/h2_upstream_block.hpp>
+#include <rproxy/flow/upstream_redirect.hpp>
+#include <rproxy/net/io_pool.hpp>
+#include <rproxy/net/tls_client.hpp>
+#include <rproxy/observe/log.hpp>
+#include <rproxy/observe/metrics.hpp>
+#include <rproxy/observe/registry.hpp>
+#include <rproxy/upstream/group_block.hpp>
+
+namespace rproxy::upstream {
+
+class h2_backends {
+  using entry = std::vector<std::shared_ptr<flow::h2_upstream>>;  // per worker
+
+public:
+  h2_backends(net::io_pool& pool, observe::registry& m, const observe::logger& log, std::string_view prefix) : pool_(pool), log_(log) {
+    const std::string p(prefix);
+    connections_ = &m.add_counter_family(p + "_upstream_h2_connections", "HTTP/2 connections opened to HTTP/2 backends (h2c, h2).", {"backend"});
+    connect_failures_ = &m.add_counter_family(p + "_upstream_h2_connect_failures",
+                                              "HTTP/2 connections to HTTP/2 backends that failed to open (connect, TLS handshake, ALPN).", {"backend"});
+    requests_ = &m.add_counter_family(p + "_upstream_h2_requests", "Requests carried to HTTP/2 backends.", {"backend"});
+    failures_ = &m.add_counter_family(p + "_upstream_h2_failures", "Requests to HTTP/2 backends that failed (502, 503, 504, cut).", {"backend"});
+    active_ = &m.add_gauge_family(p + "_upstream_h2_connections_active", "HTTP/2 connections open to HTTP/2 backends.", {"backend"});
+    streams_ = &m.add_gauge_family(p + "_upstream_h2_streams_active", "Streams open on HTTP/2 connections to HTTP/2 backends.", {"backend"});
+    retries_ = &m.add_counter_family(p + "_upstream_h2_retries",
+                                     "Requests sent again to HTTP/2 backends that refused them unprocessed (REFUSED_STREAM, GOAWAY).", {"backend"});
+  }
+
+  /// The backends of a config version, built aside (see h3_backends::staged).
+  class staged {
+  public:
+    staged(staged&& o) noexcept
+        : next_(std::move(o.next_)), made_(std::exchange(o.made_, {})), retls_(std::move(o.retls_)), table_(std::move(o.table_)) {}
+    staged& operator=(staged&&) = delete;
+    ~staged() {
+      for (auto& up : made_) up->stop();
+    }
+    const flow::upstream_redirect& table() const { return table_; }
+
+  private:
+    friend class h2_backends;
+    staged() = default;
+    std::map<std::string, entry> next_;
+    std::vector<std::shared_ptr<flow::h2_upstream>> made_;  ///< stopped unless committed
+    /// Kept backends over TLS and their reloaded context (given at commit).
+    std::vector<std::pair<entry, std::shared_ptr<const net::tls_client_context>>> retls_;
+    flow::upstream_redirect table_;
+  };
+
+  /// `tls`: per group, the client context of a proto: h2 group (null for the others).
+  std::optional<staged> stage(const std::vector<group_block>& groups, const std::vector<std::shared_ptr<const net::tls_client_context>>& tls) {
+    staged s;
+    for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+      const auto& g = groups[gi];
+      if (!g.is_h2()) continue;
+      const flow::h2_upstream_block b = g.h2.value_or(flow::h2_upstream_block{});
+      const auto ts = g.tls_settings();
+      const auto& ctx = tls.at(gi);
+      // With TLS, its settings are part of the key: a changed name or trust makes new connections.
+      const std::string tls_key = ctx && ts ? "|tls|" + ts->sni + "|" + ts->ca + "|" + (ts->verify ? "1" : "0") : "";
+      for (const auto& be : g.backends) {
+        const asio::ip::tcp::endpoint addr{asio::ip::make_address(be.address.host), be.address.port};
+        const std::string key = g.name + "|" + be.address.to_string() + "|" + b.key() + tls_key;
+        auto& e = s.next_[key];
+        if (auto it = entries_.find(key); it != entries_.end()) {
+          e = it->second;  // shared: the live set keeps it until commit
+          if (ctx) s.retls_.emplace_back(e, ctx);
+        } else if (e.empty()) {
+          const auto label = be.address.to_string();
+          const flow::h2_upstream_metrics m{&connections_->with({label}), &connect_failures_->with({label}), &requests_->with({label}),
+                                            &failures_->with({label}),    &active_->with({label}),           &streams_->with({label}),
+                                            &retries_->with({label})};
+          for (std::size_t i = 0; i < pool_.size(); ++i) {
+            auto up = std::make_shared<flow::h2_upstream>(pool_.context(i), flow::h2_upstream::target{addr, label, ctx, ts && ctx ? ts->sni : std::string()},
+                                                          b.options(), m);
+            s.made_.push_back(up);
+            if (auto ec = up->listen()) {
+              log_.error("cannot open the HTTP/2 stand-in", {{"backend", label}, {"error", ec.message()}});
+              return std::nullopt;
+            }
+            e.push_back(std::move(up));
+          }
+        }
+        std::vector<asio::ip::tcp::endpoint> locals;
+        for (const auto& up : e) locals.push_back(up->local());
+        s.table_.add(addr, std::move(locals));
+      }
+    }
+    return s;
+  }
+
+  /// Makes a staged set the live one: the stand-ins of backends gone from it stop.
+  void commit(staged s) {
+    for (auto& [key, e] : entries_)
+      if (!s.next_.contains(key))
+        for (auto& up : e) up->stop();
+    entries_ = std::move(s.next_);
+    s.made_.clear();
+    for (auto& [e, ctx] : s.retls_)
+      for (auto& up : e) up->update_tls(ctx);
+  }
+
+  void stop() {
+    for (auto& [key, e] : entries_)
+      for (auto& up : e) up->stop();
+  }
+
+private:
+  net::io_pool& pool_;
+  const observe::logger& log_;
+  observe::counter_family* connections_ = nullptr;
+  observe::counter_family* connect_failures_ = nullptr;
+  observe::counter_family* requests_ = nullptr;
+  observe::counter_family* failures_ = nullptr;
+  observe::gauge_family* active_ = nullptr;
+  observe::gauge_family* streams_ = nullptr;
+  observe::counter_family* retries_ = nullptr;
+  std::map<std::string, entry> entries_;
+};
+
+}  // namespace rproxy::upstream
