@@ -21,6 +21,7 @@
 #include <rproxy/app/versions.hpp>
 #include <rproxy/admin/bans_api.hpp>
 #include <rproxy/middleware/audit_block.hpp>
+#include <rproxy/middleware/conn_limit_block.hpp>
 
 #include "mc_proxy.hpp"
 
@@ -105,7 +106,7 @@ private:
     }
     w.rate = cfg->limits.rate_limit();
     if (cfg->shared_limits) cfg->shared_limits->apply(w.rate);
-    w.conns = cfg->limits.conn_limit();
+    w.conns = mw::shared_by(cfg->limits.conn_limit(), cfg->shared_limits);  // per address for all instances with redis:
     w.bans = cfg->bans.config();
     w.options = rproxy::flow::make_options(cfg->proxy_protocol, cfg->relay);
     cfg->limits.apply(w.options);
