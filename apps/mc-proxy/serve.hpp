@@ -67,9 +67,9 @@ private:
     auto worlds = rproxy::app::make_versions<world>(rt_, build, "servers");
     if (!worlds || !listen_players(rt_, *first, *worlds)) return 1;
     rt_.on_stop_accepting([this] { bans_.reset(); });
-    // Every second: stop wake-on-join servers that have been idle for their idle_timeout.
-    rproxy::app::every(rt_, std::chrono::seconds(1), [this, worlds] {
-      for (const auto& sv : worlds->current()->servers) sv.st->stop_if_idle(*sv.cfg, rt_.log());
+    rproxy::app::every(rt_, std::chrono::seconds(1), [this, worlds] {  // stop wake servers idle on every instance
+      for (const auto& sv : worlds->current()->servers)
+        if (sv.cfg->wake && !cluster_->players.share(sv.cfg->name, sv.st->wake)) sv.st->stop_if_idle(*sv.cfg, rt_.log());
     });
     rt_.on_admin([this](rproxy::admin::server& s) { rproxy::admin::mount_bans_api(s, cluster_->bans); });  // GET/POST/DELETE /bans
     cluster_->start();

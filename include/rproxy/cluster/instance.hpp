@@ -3,7 +3,9 @@
 // log of its transitions), the counter store of its rate limits (in-process, or shared through
 // Redis per route), its connection counts (per-address caps held by every instance together:
 // redis_conn_slots.hpp), the bans shared through Redis, with the roster of open flows a new ban
-// ends (middleware/ban_kick.hpp), and its random id (what names its members in Redis). Without
+// ends (middleware/ban_kick.hpp), the client counts of its woken backend groups (so that no
+// instance stops a group others still use: shared_players.hpp), and its random id (what names
+// its members in Redis). Without
 // the block, everything is in-process and nothing connects.
 //
 //     auto o = rproxy::cluster::instance::options_of(c.redis);      // reads the password
@@ -16,6 +18,7 @@
 //     mw::ban_kick{&shared.kicks, &file_list, &shared.bans.list(), &ban_cfg, audit};
 //     rproxy::cluster::shared_conn_limit{&conn_cfg, &shared.conn_slots(worker), audit};
 //     shared.bans.publish(file_list);                                // after each ban file load
+//     shared.players.share("survival", wake_state);                  // each second, before stop_if_idle
 //
 // h3-gateway, ws-server and mc-proxy use it (docs/scaling.md).
 #pragma once
@@ -38,6 +41,7 @@
 #include <rproxy/cluster/redis_counter_store.hpp>
 #include <rproxy/cluster/redis_options.hpp>
 #include <rproxy/cluster/shared_bans.hpp>
+#include <rproxy/cluster/shared_players.hpp>
 #include <rproxy/cluster/worker_links.hpp>
 #include <rproxy/core/result.hpp>
 #include <rproxy/middleware/ban.hpp>
@@ -75,7 +79,8 @@ public:
            settings s = {})
       : pool_(&pool), id_(random_id()), links(pool, redis, metrics, log, counters, {.sync_interval = s.sync_interval}), bans(links.client(0), &log, s.bans),
         kicks(net::executors_of(pool), s.kicks_metric.empty() ? nullptr
-                                                      : &metrics.add_counter(s.kicks_metric, "Open flows ended because a new ban covers their peer.")) {
+                                                      : &metrics.add_counter(s.kicks_metric, "Open flows ended because a new ban covers their peer.")),
+        players(links.client(0), id_, &log) {
     links.policy(std::move(s.policy));
     bans.on_change([this](std::shared_ptr<const middleware::ban_list> file) { kicks.sweep(std::move(file)); });
     for (std::size_t i = 0; i < links.size(); ++i)
@@ -89,6 +94,7 @@ public:
     links.start();
     bans.start();
     for (std::size_t i = 0; i < slots_.size(); ++i) asio::post(pool_->executor(i), [s = slots_[i].get()] { s->start(); });
+    asio::post(pool_->executor(0), [this] { players.start(); });
   }
 
   /// This instance among the others: random, new at each start (a restarted instance's old
@@ -115,6 +121,7 @@ public:
   worker_links links;                                                 ///< a client and a counter store per worker
   shared_bans bans;                                                   ///< bans made on any instance
   middleware::ban_roster kicks;                                       ///< open flows, ended by a new ban (ban_kick)
+  shared_players players;                                             ///< clients of woken groups on every instance (worker 0)
 
 private:
   std::vector<std::unique_ptr<redis_conn_slots>> slots_;  ///< one per worker, over links.client(i)
