@@ -4,9 +4,10 @@ idle_timeout, yet it does not stop the server while A's player stays (the instan
 player counts: cluster/shared_players.hpp). Once the player leaves, the server is stopped after
 idle_timeout.
 
-The server's health check marks it online again each time a probe answers, so an instance that
-decides alone stops it every idle_timeout (both do so before the player joins): the test looks
-at what each instance decides (its log) once B has learned of A's player.
+Both instances stop the idle server before the player joins (it is up from the start, with
+nobody on it) and see it sleeping from then on; a status ping through B that reaches the backend
+shows B the server online again, so B alone would stop it idle_timeout later. The test looks at
+what each instance decides (its log) from the moment B has learned of A's player.
 
 Usage: mc_proxy_cluster_wake_test.py PATH_TO_MC_PROXY [unittest args]
 
@@ -40,8 +41,7 @@ class McProxyClusterWakeTest(unittest.TestCase):
         cls.log = os.path.join(cls.tmp, "commands")
         servers = [mt.server("cw", [HOST], [cls.be.address],
                              wake={"start_command": f"echo start >> {cls.log}", "stop_command": f"echo stop >> {cls.log}",
-                                   "idle_timeout": f"{int(IDLE * 1000)}ms", "start_timeout": "30s"},
-                             health_check={"interval": "300ms", "timeout": "500ms", "rise": 1, "fall": 1})]
+                                   "idle_timeout": f"{int(IDLE * 1000)}ms", "start_timeout": "30s"})]
         top = {"redis": {"address": f"127.0.0.1:{cls.redis.port}", "key_prefix": "mc:",
                          "reconnect_min": "50ms", "reconnect_max": "200ms"}}
         cls.a = mt.Proxy(cls, servers, **top).start()
@@ -77,9 +77,11 @@ class McProxyClusterWakeTest(unittest.TestCase):
         self.assertTrue(value.startswith("1 "), f"one player, then when the count lapses: {value}")
         self.assertTrue(mt.poll(lambda: KEPT in self.b.output(), 10, 0.1), "B learns that A's player keeps the server awake")
         mark_b = self.b.output().index(KEPT)
+        st = mt.raw_status(self.b.port, HOST, 765, src="127.0.0.96")
+        self.assertEqual(mt.text_of(st["description"]) if st else None, self.be.motd,
+                         "a ping through B reaches the backend: B sees the server online (idle on B from now)")
 
-        # B's own idle time passes idle_timeout many times over (its health check brings the
-        # server back online after each stop of its own): neither instance stops it now
+        # B's own idle time passes idle_timeout several times over: neither instance stops the server
         t0 = time.monotonic()
         stops = lambda: self.a.output()[mark_a:].count(STOPPING) + self.b.output()[mark_b:].count(STOPPING)
         self.assertFalse(mt.poll(lambda: stops() > 0, 4 * IDLE, 0.2),
