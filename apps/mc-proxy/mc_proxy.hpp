@@ -4,7 +4,7 @@
 //
 // Pipeline, in order (the flow driver with flow::mc_adapter runs it; serve.hpp composes it):
 //   metrics      rejects, bytes, handshake latency per flow (library: app/mc_metrics.hpp; first: closes last)
-//   conn_limit   open connections per IP                               (library, on_accept)
+//   conn_limit   open connections per IP, for all instances with redis: (library, on_accept)
 //   ban_check    bans by IP/CIDR (accept) and by username (hello)       (library)
 //   ban_kick     a new ban ends the open flows it covers                (library)
 //   rate_limit   per-IP "status" and "login" buckets, here or through redis: (library, on_hello)
@@ -29,6 +29,7 @@
 #include <rproxy/balance/flow_pick.hpp>
 #include <rproxy/balance/upstream_config.hpp>
 #include <rproxy/cluster/instance.hpp>
+#include <rproxy/cluster/redis_conn_slots.hpp>
 #include <rproxy/cluster/redis_counter_store.hpp>
 #include <rproxy/codec/mc/protocol.hpp>
 #include <rproxy/flow/mc.hpp>
@@ -45,9 +46,7 @@
 
 #include "config.hpp"
 
-namespace rproxy::app {
-class pools;  // app/pools.hpp (health.cpp and serve.hpp include it)
-}
+namespace rproxy::app { class pools; }  // app/pools.hpp (health.cpp and serve.hpp include it)
 
 namespace mc_proxy {
 
@@ -141,11 +140,10 @@ struct backend_pick {
   }
 };
 
-/// Shared by every world: the connection counts, bans, rate-limit buckets and audit log.
+/// Shared by every world: the bans, the cluster instance (connection counts, rate-limit buckets) and audit log.
 struct shared_state {
-  mw::conn_counter conns;
   mw::ban_list bans{{.fold_identity_case = true}};  // Minecraft names are case-insensitive
-  rproxy::cluster::instance* cluster = nullptr;      ///< rate-limit counters and bans shared with other instances (redis:)
+  rproxy::cluster::instance* cluster = nullptr;      ///< connection counts, rate-limit counters, bans (shared with redis:)
   mw::audit_log* audit = nullptr;
 };
 
@@ -156,7 +154,8 @@ auto make_mc_pipeline(const world_base* w, shared_state* s, std::uint64_t seed, 
   const auto* fallback = w->default_server ? &w->default_server : nullptr;
   return rproxy::make_pipeline<protocol>(
       rproxy::app::mc_metrics_stage{w->metrics, [](const auto& ctx) { return server_of(ctx) ? &server_of(ctx)->series : nullptr; }},
-      mw::conn_limit{&w->conns, &s->conns, s->audit}, mw::ban_check{&s->bans, s->audit, &w->bans, &s->cluster->bans.list()},
+      rproxy::cluster::shared_conn_limit{&w->conns, &s->cluster->conn_slots(worker), s->audit},
+      mw::ban_check{&s->bans, s->audit, &w->bans, &s->cluster->bans.list()},
       mw::ban_kick{&s->cluster->kicks, &s->bans, &s->cluster->bans.list(), &w->bans, s->audit},
       mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&w->rate, &s->cluster->links.limits(worker), s->audit}, std::move(extra)...,
       router{&w->hosts, {fallback, w->cfg->unknown_domain.action == unknown_action::default_server, w->cfg->unknown_domain.message}},

@@ -21,6 +21,7 @@
 #include <rproxy/app/versions.hpp>
 #include <rproxy/admin/bans_api.hpp>
 #include <rproxy/middleware/audit_block.hpp>
+#include <rproxy/middleware/conn_limit_block.hpp>
 
 #include "mc_proxy.hpp"
 
@@ -66,9 +67,9 @@ private:
     auto worlds = rproxy::app::make_versions<world>(rt_, build, "servers");
     if (!worlds || !listen_players(rt_, *first, *worlds)) return 1;
     rt_.on_stop_accepting([this] { bans_.reset(); });
-    // Every second: stop wake-on-join servers that have been idle for their idle_timeout.
-    rproxy::app::every(rt_, std::chrono::seconds(1), [this, worlds] {
-      for (const auto& sv : worlds->current()->servers) sv.st->stop_if_idle(*sv.cfg, rt_.log());
+    rproxy::app::every(rt_, std::chrono::seconds(1), [this, worlds] {  // stop wake servers idle on every instance
+      for (const auto& sv : worlds->current()->servers)
+        if (sv.cfg->wake && !cluster_->players.share(sv.cfg->name, sv.st->wake)) sv.st->stop_if_idle(*sv.cfg, rt_.log());
     });
     rt_.on_admin([this](rproxy::admin::server& s) { rproxy::admin::mount_bans_api(s, cluster_->bans); });  // GET/POST/DELETE /bans
     cluster_->start();
@@ -105,7 +106,7 @@ private:
     }
     w.rate = cfg->limits.rate_limit();
     if (cfg->shared_limits) cfg->shared_limits->apply(w.rate);
-    w.conns = cfg->limits.conn_limit();
+    w.conns = mw::shared_by(cfg->limits.conn_limit(), cfg->shared_limits);  // per address for all instances with redis:
     w.bans = cfg->bans.config();
     w.options = rproxy::flow::make_options(cfg->proxy_protocol, cfg->relay);
     cfg->limits.apply(w.options);

@@ -6,7 +6,7 @@
 //
 // Pipeline, in order:
 //   reject_metrics           rejections by reason (on_close)
-//   ip_filter, conn_limit    on accept
+//   ip_filter, conn_limit    on accept (conn_limit's per-IP cap for all instances with redis:)
 //   rate limit "connect"     on accept, per ip
 //   cors (enforced)          the Origin allow-list, at the upgrade (CSRF from other sites' pages)
 //   jwt_auth                 the token (header, cookie or ?token=) -> user and role
@@ -34,6 +34,7 @@
 #include <rproxy/app/tls_block.hpp>
 #include <rproxy/app/tls_listen.hpp>
 #include <rproxy/app/versions.hpp>
+#include <rproxy/cluster/redis_conn_slots.hpp>
 #include <rproxy/config/versioned.hpp>
 #include <rproxy/core/result.hpp>
 #include <rproxy/flow/drain.hpp>
@@ -137,10 +138,9 @@ struct shared_state {
   mw::audit_log audit;
   mw::local_counter_store counters{{.max_keys = 1u << 20}};
   rproxy::config::versioned<message_limits> limits;
-  mw::conn_counter conns;
   rooms::registry reg;
   flow::ws_hub hub;
-  /// Bans made on any instance, and the roster of open connections a new ban closes (1008).
+  /// Bans made on any instance, the roster of open connections a new ban closes (1008), connection counts.
   std::unique_ptr<rproxy::cluster::instance> cluster;
   std::optional<rooms::redis_rooms> spread;  ///< rooms across instances (with a redis: block)
   flow::ws_stats stats;
@@ -183,12 +183,13 @@ struct world_base {
   flow::options options;
 };
 
-inline auto pipeline(world_base& w) {
+inline auto pipeline(world_base& w, std::size_t worker) {
   auto* a = &w.shared->audit;
   auto* st = &w.shared->counters;
   const auto* l = &w.shared->limits;
   return rproxy::make_pipeline<protocol>(
-      reject_metrics{w.shared->rejections}, mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, mw::conn_limit{&w.conn_cfg, &w.shared->conns, a},
+      reject_metrics{w.shared->rejections}, mw::ip_filter{&w.ip.rules, a, &w.ip.cfg},
+      rproxy::cluster::shared_conn_limit{&w.conn_cfg, &w.shared->cluster->conn_slots(worker), a},
       connect_rate_limit{{&w.connect_cfg, st, a}}, mw::cors{w.cfg->allowed_origins.empty() ? nullptr : &w.cors_cfg},
       mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, mw::ban_check{&w.shared->cluster->bans.list(), a},
       mw::ban_kick{&w.shared->cluster->kicks, nullptr, &w.shared->cluster->bans.list(), nullptr, a},
@@ -202,7 +203,7 @@ inline auto pipeline(world_base& w) {
 
 struct world : world_base {
   using world_base::world_base;
-  mutable std::vector<decltype(pipeline(std::declval<world_base&>()))> pipelines;
+  mutable std::vector<decltype(pipeline(std::declval<world_base&>(), 0))> pipelines;
   mutable std::optional<rproxy::net::tls_server_context> tls;  ///< the `tls:` listener's certificates
   adapter a{};  ///< this config's websocket block; its connections point to it (the world outlives them)
 };
@@ -245,7 +246,7 @@ struct server {
   std::shared_ptr<const world> build(const std::shared_ptr<const config>& c) {
     auto w = std::make_shared<world>(rt, c, shared);
     if (!w->load()) return nullptr;
-    for (std::size_t i = 0; i < rt.pool().size(); ++i) w->pipelines.push_back(pipeline(*w));
+    for (std::size_t i = 0; i < rt.pool().size(); ++i) w->pipelines.push_back(pipeline(*w, i));
     if (c->tls) {  // certificates are read again on every reload
       auto t = rproxy::app::load_tls(*c->tls, {"http/1.1"});
       if (!t) return rt.log().error("cannot load TLS certificates", {{"error", t.error().message}}), nullptr;

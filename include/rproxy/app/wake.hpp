@@ -15,6 +15,10 @@
 // Commands run with /bin/sh -c, detached (app/command.hpp); their output goes to log_file. The
 // state itself (online, sleeping, starting; clients, idle time) is health::power_state, which
 // flows below the app layer read and report to.
+//
+// Several instances in front of one group: cluster::shared_players (cluster/shared_players.hpp)
+// keeps the group busy on an instance while clients play there through another, so that no
+// instance stops it before the last client anywhere has left.
 #pragma once
 
 #include <chrono>

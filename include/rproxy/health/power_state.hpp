@@ -9,6 +9,7 @@
 //     if (s.begin_start(now, 2min)) run_start_command();  // a client found no backend
 //     s.joined(); ... s.left(now);                        // clients in, out
 //     if (s.begin_sleep(now, 10min)) run_stop_command();  // online, no clients for 10 min
+//     s.busy_elsewhere(now);                              // clients through another instance (cluster/shared_players.hpp)
 //
 // Thread-safe: flows on every worker report to it. app/wake.hpp runs the start and stop
 // commands on top of it; flow/mc_server_list.hpp shows its state in the server list.
@@ -63,6 +64,16 @@ public:
     power_ = power::sleeping;
     return true;
   }
+
+  /// Clients play on the group through another instance: its idle time starts over, so it is
+  /// put to sleep idle_timeout after the last client anywhere left.
+  void busy_elsewhere(clock::time_point now) {
+    std::lock_guard lock(mu_);
+    idle_since_ = now;
+  }
+
+  /// This instance's clients on the group now.
+  int clients() const noexcept { return clients_.load(); }
 
   void joined() { clients_.fetch_add(1); }
   void left(clock::time_point now) {

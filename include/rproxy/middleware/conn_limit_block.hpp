@@ -4,12 +4,15 @@
 //
 //     mw::conn_limit_block conn_limit{};           // in the app's config struct
 //     mw::conn_limit_config lc = c.conn_limit.config();
+//     lc = mw::shared_by(lc, c.shared_limits);    // caps held with other instances: their on_failure
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include <rproxy/config/field.hpp>
 #include <rproxy/middleware/conn_limit.hpp>
+#include <rproxy/middleware/rate_limit_block.hpp>
 
 namespace rproxy::middleware {
 
@@ -29,5 +32,12 @@ struct conn_limit_block {
     return c;
   }
 };
+
+/// `c` with what it does while Redis is unreachable taken from an app's shared-limits block
+/// (its on_failure), for caps held with other instances (cluster/redis_conn_slots.hpp).
+inline conn_limit_config shared_by(conn_limit_config c, const std::optional<rate_distributed_block>& shared) {
+  if (shared) c.on_failure = shared->on_failure;
+  return c;
+}
 
 }  // namespace rproxy::middleware
