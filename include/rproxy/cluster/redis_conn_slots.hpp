@@ -111,7 +111,8 @@ public:
   /// Connections of this worker that hold a member in Redis.
   std::size_t live() const noexcept { return live_.size(); }
 
-  asio::awaitable<middleware::conn_grant> async_acquire(const middleware::ip_key& k, std::string_view text,
+  /// (`k` by value: a coroutine keeps its parameters, and a caller may pass a temporary.)
+  asio::awaitable<middleware::conn_grant> async_acquire(middleware::ip_key k, std::string_view text,
                                                        const middleware::conn_limit_config& cfg) {
     using outcome = middleware::conn_counter::outcome;
     if (client_ == nullptr || cfg.max_per_ip == 0) co_return middleware::conn_grant{local_->try_acquire(k, cfg.max_per_ip, cfg.max_total), 0};
