@@ -341,6 +341,9 @@ class SseBackend:
             threading.Thread(target=self._one, args=(c,), daemon=True).start()
 
     def _one(self, c):
+        # This request's events, as they are now: a connection left from an earlier test (one the
+        # gateway gave up, still waiting at its gate) must not set the next test's second_sent.
+        gate, second_sent = self.gate, self.second_sent
         with c:
             buf = b""
             while b"\r\n\r\n" not in buf:
@@ -352,11 +355,11 @@ class SseBackend:
                       b"Transfer-Encoding: chunked\r\n\r\n")
             ev = b"id: 1\ndata: first\n\n"
             c.sendall(b"%x\r\n%s\r\n" % (len(ev), ev))
-            if not self.gate.wait(30):  # the test releases it once the client has the first event
+            if not gate.wait(30):  # the test releases it once the client has the first event
                 return
             ev = b"id: 2\ndata: second\n\n"
             c.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(ev), ev))
-            self.second_sent.set()
+            second_sent.set()
             c.recv(1)
 
     def close(self):
@@ -447,8 +450,8 @@ http:
 
     def sse_through(self, *curl_args):
         """The first event reaches the client while the backend holds the second back."""
-        self.sse.gate.clear()
-        self.sse.second_sent.clear()
+        self.sse.gate = threading.Event()  # (new ones: see SseBackend._one)
+        self.sse.second_sent = threading.Event()
         p = subprocess.Popen(["curl", "-sSN", "--max-time", "30", *curl_args, f"http://127.0.0.1:{self.port}/events"],
                              stdout=subprocess.PIPE)
         try:
