@@ -185,6 +185,12 @@ TEST_CASE("size limits answer 1009, per frame and per message, before the payloa
   CHECK(ws::close_code_for(ws::error::message_too_big) == 1009);
   // A 2^62-byte frame is refused from its header alone.
   CHECK(parse_all_ways(bytes({0x82, 0x7F, 0x40, 0, 0, 0, 0, 0, 0, 0}), client) == items{err(ws::error::frame_too_big)});
+  // Limits above 1 GiB act as 1 GiB (the parser counts in 32 bits): a 4 GiB + 5 byte frame,
+  // whose length would wrap to 5 in 32 bits, is refused from its header.
+  ws::parser_options big = client;
+  big.max_frame_size = big.max_message_size = std::uint64_t{1} << 40;
+  CHECK(parse_all_ways(bytes({0x82, 0x7F, 0, 0, 0, 1, 0, 0, 0, 5}) + "hello", big) == items{err(ws::error::frame_too_big)});
+  CHECK(parse_all_ways(bytes({0x82, 0x7F, 0, 0, 0, 0, 0x40, 0, 0, 1}), big) == items{err(ws::error::frame_too_big)});  // 1 GiB + 1
 }
 
 TEST_CASE("unmasking: masked frames of many sizes round-trip through the writer", "[ws]") {

@@ -36,10 +36,11 @@
 // (1009; a compressed message is bounded by its decompressed size, so a zip bomb stops at the
 // limit). Minimal length encoding is not required (RFC 6455 §5.2 requires it of senders only).
 //
-// State: 104 bytes per connection (x86-64); no buffer is held between messages unless
+// State: 80 bytes per connection (x86-64); no buffer is held between messages unless
 // permessage-deflate with context takeover keeps the peer's zlib stream (see deflate.hpp). The
 // options are not copied: every connection of a server points to its one set (24 bytes less
-// each), which must outlive them.
+// each), which must outlive them. The frame and message limits are at most 1 GiB (larger ones
+// act as 1 GiB), so the parser counts in 32 bits (24 bytes less each).
 #pragma once
 
 #include <rproxy/codec/ws/deflate.hpp>
@@ -50,7 +51,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -62,12 +62,20 @@ struct parser_options {
   /// The role of the endpoint that parses: a server requires masked frames, a client
   /// unmasked ones.
   role side = role::server;
-  /// The largest payload of one frame, as sent (error::frame_too_big, 1009).
+  /// The largest payload of one frame, as sent (error::frame_too_big, 1009); at most
+  /// max_limit.
   std::uint64_t max_frame_size = 16 * 1024 * 1024;
-  /// The largest message, after decompression (error::message_too_big, 1009).
+  /// The largest message, after decompression (error::message_too_big, 1009); at most max_limit.
   std::uint64_t max_message_size = 16 * 1024 * 1024;
   /// The most decompressed bytes one data event carries.
   std::size_t inflate_chunk = 16 * 1024;
+
+  /// The largest frame and message limit: a larger one acts as this. (Bounded so that the
+  /// parser's counts fit 32 bits, with DEFLATE's slack on top; no server holds a message of a
+  /// GiB per connection anyway.)
+  static constexpr std::uint64_t max_limit = std::uint64_t{1} << 30;
+  std::uint64_t frame_limit() const noexcept { return std::min(max_frame_size, max_limit); }
+  std::uint64_t message_limit() const noexcept { return std::min(max_message_size, max_limit); }
 };
 
 enum class event : std::uint8_t {
@@ -161,24 +169,28 @@ private:
   const parser_options* opt_ = &default_options;
   std::unique_ptr<char[]> out_;       // decompressed piece (only during a compressed message)
   inflater inflater_{};
-  std::uint64_t remaining_ = 0;       // payload bytes of the current frame not yet consumed
-  std::uint64_t frame_len_ = 0;
-  std::uint64_t msg_size_ = 0;        // message bytes so far (decompressed)
-  std::uint64_t msg_wire_ = 0;        // payload bytes of the message as sent
-  std::size_t unmasked_ahead_ = 0;    // bytes after the consumed ones already unmasked
-  utf8::validator utf8_{};
+  // The counts are bounded by the limits (at most parser_options::max_limit, plus DEFLATE's
+  // slack for msg_wire_): 32 bits hold them.
+  std::uint32_t remaining_ = 0;       // payload bytes of the current frame not yet consumed
+  std::uint32_t frame_len_ = 0;
+  std::uint32_t msg_size_ = 0;        // message bytes so far (decompressed)
+  std::uint32_t msg_wire_ = 0;        // payload bytes of the message as sent
+  std::uint32_t unmasked_ahead_ = 0;  // bytes after the consumed ones already unmasked
   mask_key key_{};
+  utf8::validator utf8_{};
   state state_ = state::header;
   opcode msg_op_ = opcode::text;
   ws::error error_{};
   std::uint8_t tail_pos_ = 0;         // bytes of deflate_tail fed
-  bool fin_ = false;
-  bool masked_ = false;
-  bool msg_open_ = false;
-  bool compressed_ = false;
-  bool pending_ = false;              // zlib filled the last output buffer: drain before input
-  bool deflate_ = false;
+  bool fin_ : 1 = false;
+  bool masked_ : 1 = false;
+  bool msg_open_ : 1 = false;
+  bool compressed_ : 1 = false;
+  bool pending_ : 1 = false;          // zlib filled the last output buffer: drain before input
+  bool deflate_ : 1 = false;
 };
+
+static_assert(sizeof(void*) != 8 || sizeof(parser) == 80, "the parser's size is documented at the top of this file");
 
 inline parse_result parser::parse(std::span<char> in) noexcept {
   std::size_t pos = 0;
@@ -208,7 +220,7 @@ inline parse_result parser::parse(std::span<char> in) noexcept {
           if (n == 0 && remaining_ > 0) return {event::need_more, pos};
           std::span<char> chunk = in.subspan(pos, n);
           if (masked_) apply_mask(chunk, key_, frame_len_ - remaining_);
-          remaining_ -= n;
+          remaining_ -= static_cast<std::uint32_t>(n);
           pos += n;
           const std::string_view data(chunk.data(), chunk.size());
           const bool last = remaining_ == 0 && fin_;
@@ -262,15 +274,12 @@ inline parse_result parser::parse_header(std::span<char> in, std::size_t& pos) n
     if (ext == 8 && (len >> 63) != 0) return fail(error::bad_length);
   }
   if (is_control(o)) return control_frame(in, pos, hs);
-  if (len > opt_->max_frame_size) return fail(error::frame_too_big);
+  if (len > opt_->frame_limit()) return fail(error::frame_too_big);
   // The message's bytes as sent are bounded too: by the limit itself when uncompressed, and
   // with room for DEFLATE's worst-case expansion (stored blocks) when compressed.
   const bool compressed = o == opcode::continuation ? compressed_ : rsv1;
-  const std::uint64_t limit = opt_->max_message_size;
-  const std::uint64_t slack = compressed ? limit / 16 + 1024 : 0;
-  const std::uint64_t max_wire = limit > std::numeric_limits<std::uint64_t>::max() - slack
-                                     ? std::numeric_limits<std::uint64_t>::max()
-                                     : limit + slack;
+  const std::uint64_t limit = opt_->message_limit();
+  const std::uint64_t max_wire = limit + (compressed ? limit / 16 + 1024 : 0);
   const std::uint64_t base = o == opcode::continuation ? msg_wire_ : 0;
   if (len > max_wire - std::min(base, max_wire)) return fail(error::message_too_big);
   if (avail < hs) return {event::need_more, 0};
@@ -282,10 +291,10 @@ inline parse_result parser::parse_header(std::span<char> in, std::size_t& pos) n
     msg_size_ = msg_wire_ = 0;
     utf8_.reset();
   }
-  msg_wire_ += len;
+  msg_wire_ += static_cast<std::uint32_t>(len);
   fin_ = fin;
   masked_ = masked;
-  frame_len_ = remaining_ = len;
+  frame_len_ = remaining_ = static_cast<std::uint32_t>(len);
   unmasked_ahead_ = 0;
   pos += hs;
   tail_pos_ = 0;
@@ -337,7 +346,7 @@ inline std::optional<parse_result> parser::inflate_step(std::span<char> in, std:
   }
   // The decompressed bytes may not exceed the message limit: never ask zlib for more than
   // the limit allows plus one byte (which, if produced, is the error).
-  const std::uint64_t room = opt_->max_message_size - msg_size_ + 1;
+  const std::uint64_t room = opt_->message_limit() - msg_size_ + 1;
   const auto out_size = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, room));
   inflater::step_result s;
   bool done = false;
@@ -351,12 +360,12 @@ inline std::optional<parse_result> parser::inflate_step(std::span<char> in, std:
     std::span<char> wire = in.subspan(pos, n);
     if (masked_ && n > unmasked_ahead_)
       apply_mask(wire.subspan(unmasked_ahead_), key_, frame_len_ - remaining_ + unmasked_ahead_);
-    unmasked_ahead_ = std::max(unmasked_ahead_, n);
+    unmasked_ahead_ = std::max(unmasked_ahead_, static_cast<std::uint32_t>(n));
     s = inflater_.step({wire.data(), wire.size()}, out_.get(), out_size);
     if (s.ok && n > 0 && s.consumed == 0 && s.produced == 0) s.ok = false;  // zlib made no progress
     pending_ = s.produced == out_size;
-    unmasked_ahead_ -= s.consumed;
-    remaining_ -= s.consumed;
+    unmasked_ahead_ -= static_cast<std::uint32_t>(s.consumed);
+    remaining_ -= static_cast<std::uint32_t>(s.consumed);
     pos += s.consumed;
     if (remaining_ == 0 && !pending_) {
       unmasked_ahead_ = 0;
@@ -376,11 +385,11 @@ inline std::optional<parse_result> parser::inflate_step(std::span<char> in, std:
   // Errors in the order the bytes show them, so that any split of the input gives the same
   // one: bad UTF-8 within the limit, then the limit, then zlib's verdict on later input.
   const std::string_view data(out_.get(), s.produced);
-  const std::uint64_t within = opt_->max_message_size - msg_size_;
+  const std::uint64_t within = opt_->message_limit() - msg_size_;
   if (msg_op_ == opcode::text && !utf8_.feed(data.substr(0, static_cast<std::size_t>(std::min<std::uint64_t>(within, data.size())))))
     return fail(error::invalid_utf8, pos);
-  msg_size_ += s.produced;
-  if (msg_size_ > opt_->max_message_size) return fail(error::message_too_big, pos);
+  msg_size_ += static_cast<std::uint32_t>(s.produced);
+  if (msg_size_ > opt_->message_limit()) return fail(error::message_too_big, pos);
   if (!s.ok) return fail(error::bad_compressed_data, pos);
   if (done && msg_op_ == opcode::text && !utf8_.complete()) return fail(error::invalid_utf8, pos);
   if (done) {
