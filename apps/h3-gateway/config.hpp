@@ -14,6 +14,7 @@
 #include <rproxy/app/tls_block.hpp>
 #include <rproxy/config/endpoint.hpp>
 #include <rproxy/config/field.hpp>
+#include <rproxy/config/listen_address.hpp>
 #include <rproxy/config/validator.hpp>
 #include <rproxy/flow/config.hpp>
 #include <rproxy/flow/h2_block.hpp>
@@ -134,9 +135,7 @@ struct config {
   std::uint32_t middleware_mask(const std::vector<std::string>& list) const { return route_middleware.mask(list.empty() ? default_middleware : list); }
 
   void validate(cfg::validator& v) const {
-    std::error_code ec;
-    (void)asio::ip::make_address(listen.host, ec);
-    if (ec) v.at(&config::listen).error("listen address must be an IP address: '" + listen.host + "'");
+    cfg::validate_listen_address(v.at(&config::listen), listen);
     if (quic && !tls) v.at(&config::quic).error("HTTP/3 needs the tls: block's certificates");
     const auto names = rproxy::upstream::validate_groups(groups, v.at(&config::groups));
     // A middleware name must be known and its block set.

@@ -95,8 +95,6 @@ struct world_base {
     if (cfg->api_keys) key_cfg = cfg->api_keys->config();
     else key_cfg.sources.clear();
     jwt_cfg.optional = key_cfg.optional = true;  // "no credentials" is require_auth's call
-    if (cfg->cors) cors_cfg = cfg->cors->config();
-    if (cfg->compress) compress_cfg = cfg->compress->config();
     if (cfg->rate_limit) rl_cfg = cfg->rate_limit->config("request");
     else rl_cfg.hello_operation.clear();
   }
@@ -130,8 +128,8 @@ struct world_base {
   mw::api_key_store api_keys;
   mw::rate_limit_config rl_cfg;
   mw::request_id_config rid_cfg = cfg->request_id.config();
-  mw::cors_config cors_cfg;
-  mw::compress_config compress_cfg;
+  mw::cors_config cors_cfg = cfg->cors ? cfg->cors->config() : mw::cors_config{};
+  mw::compress_config compress_cfg = cfg->compress ? cfg->compress->config() : mw::compress_config{};
   shared_state* shared;
   const obs::logger* log;
   rproxy::flow::options options;
@@ -173,7 +171,5 @@ struct world : world_base {
   mutable std::optional<rproxy::net::tls_server_context> tls;  ///< the `tls:` listener's certificates (app/http_listeners.hpp)
   std::optional<rproxy::net::quic::tls_credentials> quic_tls;   ///< the same certificates for QUIC (app/quic_listen.hpp)
 };
-
-int serve(runtime& rt);
 
 }  // namespace h3_gateway

@@ -8,8 +8,7 @@
 #include <rproxy/app/pools.hpp>
 #include <rproxy/upstream/standin_probe.hpp>
 
-#include "flows.hpp"
-#include "gateway.hpp"
+#include "flows.hpp"  // and gateway.hpp
 
 namespace h3_gateway {
 
@@ -56,10 +55,8 @@ struct app {
     shared.cluster.bans.publish(w->bans);  // this file's bans reach the other instances
     w->metrics = &metrics;
     w->requests = metrics.bind(w->table, w->routes.groups, c->groups);
-    for (std::size_t i = 0; i < rt.pool().size(); ++i) {
-      w->connections.push_back(connection_pipeline(*w));
-      w->pipelines.push_back(request_pipeline(*w, 0x9e3779b97f4a7c15ull * (i + 1), i));
-    }
+    w->connections = rproxy::app::per_worker(rt, [&](std::size_t) { return connection_pipeline(*w); });
+    w->pipelines = rproxy::app::per_worker(rt, [&](std::size_t i) { return request_pipeline(*w, 0x9e3779b97f4a7c15ull * (i + 1), i); });
     rproxy::flow::http1_adapter listener_only;  // the adapter's own settings are the first config's
     c->limits.apply(listener_only, w->options);
     const auto pp = rproxy::flow::make_options(c->proxy_protocol, {});
@@ -114,7 +111,7 @@ int serve(runtime& rt) {
   if (!ls->open(rt, *c)) return 1;
   if (c->quic) {
     c->quic->apply(a->quic_settings, a->h3.limits, c->limits);
-    if (!open_quic(rt, *worlds, *c, a->quic_settings, a->h3)) return 1;
+    if (!rproxy::app::open_quic(rt, *worlds, c->quic->listen ? *c->quic->listen : c->tls->listen, a->quic_settings, a->h3, "h3gw")) return 1;
   }
   rt.on_stop_accepting([a] { a->backends.stop(); });
   rt.on_reload([a, worlds](const std::shared_ptr<const config>& next) {

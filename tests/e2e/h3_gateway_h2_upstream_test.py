@@ -59,7 +59,7 @@ groups:
 class Nghttpd(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        harness.need(shutil.which("nghttpd") is not None, "nghttpd is missing: run scripts/setup (nghttp2-server)")
+        harness.require(shutil.which("nghttpd") is not None, "nghttpd is missing: run scripts/setup (nghttp2-server)")
         cls.dir = tempfile.mkdtemp(prefix="rproxy-h2up-")
         cls.docroot = os.path.join(cls.dir, "www")
         os.makedirs(cls.docroot)
@@ -333,7 +333,7 @@ class Grpc(unittest.TestCase):
         try:
             import grpc  # noqa: F401
         except ImportError:
-            harness.need(False, "python3-grpcio is missing: run scripts/setup")
+            harness.require(False, "python3-grpcio is missing: run scripts/setup")
         cls.backend_port = harness.free_port()
         cls.server = grpc_server(cls.backend_port)
         cls.label = f"127.0.0.1:{cls.backend_port}"

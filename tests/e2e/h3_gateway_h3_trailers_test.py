@@ -49,7 +49,7 @@ class Http3Trailers(unittest.TestCase):
         try:
             import grpc  # noqa: F401
         except ImportError:
-            harness.need(False, "python3-grpcio is missing: run scripts/setup")
+            harness.require(False, "python3-grpcio is missing: run scripts/setup")
         cls.dir = tempfile.mkdtemp(prefix="rproxy-h3trailers-")
         cert, key = f"{cls.dir}/cert.pem", f"{cls.dir}/key.pem"
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",

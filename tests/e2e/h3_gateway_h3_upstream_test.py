@@ -207,7 +207,7 @@ http:
 class H3Upstream(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        harness.need(shutil.which("caddy") is not None, "caddy is missing: run scripts/setup")
+        harness.require(shutil.which("caddy") is not None, "caddy is missing: run scripts/setup")
         cls.dir = tempfile.mkdtemp(prefix="rproxy-h3up-")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                         "-keyout", f"{cls.dir}/key.pem", "-out", f"{cls.dir}/cert.pem", "-days", "2", "-subj", "/CN=localhost",

@@ -106,20 +106,42 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def need(available, why):
-    """For an optional tool or facility: a unittest skip decorator locally, but under CI=true a
-    missing one fails the test (CI must run every check, not skip it silently)."""
+    """Decorates a test, or a TestCase class, that needs an optional tool or facility: skipped
+    locally without it, but under CI=true it fails (CI must run every check, not skip it
+    silently). On a class, its setUpClass fails, so none of its tests passes. Inside a test or a
+    setUpClass, call require() instead: a decorator made and not applied does nothing."""
+    import functools
     import unittest
 
     if available:
         return lambda f: f
+    if not IN_CI:
+        return unittest.skip(why)
+
+    def fail(f):
+        if isinstance(f, type):
+            def setUpClass(cls):
+                raise AssertionError(f"CI=true and {why}")
+            f.setUpClass = classmethod(setUpClass)
+            return f
+
+        @functools.wraps(f)
+        def failing(self, *a, **k):
+            self.fail(f"CI=true and {why}")
+        return failing
+    return fail
+
+
+def require(available, why):
+    """need() for the body of a test or a setUpClass: without the tool it skips (the test, or
+    the whole class) locally and fails under CI=true."""
+    import unittest
+
+    if available:
+        return
     if IN_CI:
-        def fail(f):
-            def failing(self, *a, **k):
-                self.fail(f"CI=true and {why}")
-            failing.__name__ = f.__name__
-            return failing
-        return fail
-    return unittest.skip(why)
+        raise AssertionError(f"CI=true and {why}")
+    raise unittest.SkipTest(why)
 
 
 def sanitized(binary):

@@ -10,6 +10,7 @@ The backend and the players are npm minecraft-protocol (tests/e2e/mc/backend.js,
 pings are raw sockets from distinct loopback addresses (127.0.0.x). Every wait is a bounded poll."""
 import json
 import os
+import shutil
 import signal
 import sys
 import unittest
@@ -21,6 +22,8 @@ import mc_proxy_test as mt
 from redis_fixture import RedisServer, redis_available
 
 MOTD_HOST = "cl.example.com"
+# The backend and players (mc/backend.js, client.js) need it; node finds it from tests/e2e/mc.
+MC_INSTALLED = os.path.isdir(os.path.join(mt.HERE, "node_modules", "minecraft-protocol"))
 
 
 def status_ok(proxy, src, be):
@@ -28,7 +31,8 @@ def status_ok(proxy, src, be):
     return st is not None and mt.text_of(st.get("description")) == be.motd
 
 
-@unittest.skipUnless(redis_available(), "redis-server is not installed (scripts/setup installs it)")
+@harness.need(redis_available(), "redis-server is not installed (scripts/setup installs it)")
+@harness.need(shutil.which("node") and MC_INSTALLED, "node and tests/e2e/node_modules/minecraft-protocol (scripts/setup) are needed")
 class McProxyClusterTest(unittest.TestCase):
     @classmethod
     def start_redis(cls):

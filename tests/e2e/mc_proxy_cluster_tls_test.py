@@ -30,7 +30,7 @@ def password_file():
     return path
 
 
-@unittest.skipUnless(redis_available(), "redis-server is not installed (scripts/setup installs it)")
+@harness.need(redis_available(), "redis-server is not installed (scripts/setup installs it)")
 class McProxyClusterTlsTest(base.McProxyClusterTest):
     @classmethod
     def start_redis(cls):

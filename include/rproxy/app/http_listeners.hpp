@@ -6,7 +6,8 @@
 // Both run the world's connection pipeline once and its request pipeline per request or
 // stream (flow/h2.hpp), so routes and middleware do not care which protocol the client speaks.
 // A World (app/versions.hpp) has `connections` and `pipelines` per worker, `options`, and
-// `tls` (an optional net::tls_server_context, set when the config has a TLS listener).
+// `tls` (an optional net::tls_server_context, set when the config has a TLS listener). The
+// flows themselves are app/http_flows.hpp, which an app may compile in units of their own.
 #pragma once
 
 #include <asio/co_spawn.hpp>
@@ -16,6 +17,7 @@
 #include <memory>
 #include <utility>
 
+#include <rproxy/app/http_flows.hpp>
 #include <rproxy/app/listen.hpp>
 #include <rproxy/app/tls_listen.hpp>
 #include <rproxy/app/versions.hpp>
@@ -40,7 +42,7 @@ struct http_listeners {
                                            const rproxy::flow::h2_adapter& h2, asio::ip::tcp::socket s,
                                            rproxy::net::accepted_endpoints eps, rproxy::flow::drain_tracker::guard) {
     const auto i = rproxy::observe::worker_index() % w->pipelines.size();
-    (void)co_await rproxy::flow::serve_http(w->connections[i], w->pipelines[i], h1, h2, std::move(s), w->options, eps);
+    (void)co_await plain_http_flow<World>::run(*w, i, h1, h2, std::move(s), eps);
   }
 
   /// TLS: the PROXY header (trusted peers) and the handshake (app/tls_listen.hpp), then
@@ -52,8 +54,8 @@ struct http_listeners {
     auto tls = co_await rproxy::app::accept_tls(std::move(s), w->tls->context(), w->options, eps);
     if (!tls) co_return;
     const auto i = rproxy::observe::worker_index() % w->pipelines.size();
-    if (rproxy::net::alpn(*tls) == "h2") (void)co_await rproxy::flow::serve_h2(w->connections[i], w->pipelines[i], h2, *tls, w->options, eps);
-    else (void)co_await rproxy::flow::serve(w->connections[i], w->pipelines[i], h1, std::move(*tls), w->options, eps);
+    if (rproxy::net::alpn(*tls) == "h2") (void)co_await h2_tls_flow<World>::run(*w, i, h2, *tls, eps);
+    else (void)co_await h1_tls_flow<World>::run(*w, i, h1, std::move(*tls), eps);
   }
 
   /// Opens the plain listener on `c.listen` and, with a `tls:` block (app/tls_block.hpp), the

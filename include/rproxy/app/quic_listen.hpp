@@ -6,7 +6,10 @@
 // A World (app/versions.hpp) has `connections` and `pipelines` per worker, `options`, and
 // `quic_tls` (an optional net::quic::tls_credentials: no connection is taken without it).
 // Metrics, named `<prefix>_quic_*` and `<prefix>_early_data_requests`, are summed over the
-// workers' endpoints at scrape time. Heavy to compile: call it from a unit of its own.
+// workers' endpoints at scrape time. Heavy to compile: an app instantiates it in a unit of its
+// own and declares it extern in the others (as app/http_flows.hpp's flows):
+//     extern template struct rproxy::app::h3_listener<my_app::runtime, my_app::world>;   // flows.hpp
+//     template struct rproxy::app::h3_listener<my_app::runtime, my_app::world>;          // flows_h3.cpp
 #pragma once
 
 #include <array>
@@ -63,11 +66,26 @@ struct h3_factory {
 
 }  // namespace detail
 
+/// The HTTP/3 listener of a World on a Runtime: a class so that one `extern template` line
+/// keeps it out of a unit. Apps call open_quic.
+template <class Runtime, class World>
+struct h3_listener {
+  static bool open(Runtime& rt, versions<World>& worlds, const config::endpoint& at, const net::quic::endpoint_settings& s,
+                   const flow::h3_adapter& a, std::string_view prefix);
+};
+
 /// Opens the HTTP/3 listener on `at` (UDP) into `worlds`' pipelines, kept by the runtime until
 /// it stops. False (logged): it cannot listen.
 template <class Runtime, class World>
 bool open_quic(Runtime& rt, versions<World>& worlds, const config::endpoint& at, const net::quic::endpoint_settings& s,
                const flow::h3_adapter& a, std::string_view prefix) {
+  return h3_listener<Runtime, World>::open(rt, worlds, at, s, a, prefix);
+}
+
+// Defined out of the class (not inline), so that `extern template` keeps it out of a unit.
+template <class Runtime, class World>
+bool h3_listener<Runtime, World>::open(Runtime& rt, versions<World>& worlds, const config::endpoint& at,
+                                       const net::quic::endpoint_settings& s, const flow::h3_adapter& a, std::string_view prefix) {
   using endpoint = net::quic::server_endpoint<detail::h3_factory<World>>;
   struct quic_listener {
     net::quic::endpoint_secrets secrets = net::quic::endpoint_secrets::generate();

@@ -2,8 +2,8 @@
 // group_block.hpp, `proto: h2c`, or `proto: h2` over TLS): per backend and worker a
 // flow::h2_upstream (multiplexed connections behind a loopback stand-in), kept across reloads
 // while the group's `h2:` and `tls:` settings stay (a kept one takes the reloaded client
-// context, so a CA file read again applies to its next connections). Staged and committed like
-// the HTTP/3 backends (upstream/h3_backends.hpp). Metrics per backend, named
+// context, so a CA file read again applies to its next connections). Staged and committed as
+// the HTTP/3 backends are (upstream/standin_set.hpp). Metrics per backend, named
 // `<prefix>_upstream_h2_*`: connections opened and failed (a TLS handshake or ALPN failure too),
 // connections and streams active, requests carried, failed and sent again (refused unprocessed
 // by the backend: REFUSED_STREAM, or above a GOAWAY's last stream).
@@ -30,11 +30,12 @@
 #include <rproxy/observe/metrics.hpp>
 #include <rproxy/observe/registry.hpp>
 #include <rproxy/upstream/group_block.hpp>
+#include <rproxy/upstream/standin_set.hpp>
 
 namespace rproxy::upstream {
 
 class h2_backends {
-  using entry = std::vector<std::shared_ptr<flow::h2_upstream>>;  // per worker
+  using set = standin_set<flow::h2_upstream>;
 
 public:
   h2_backends(net::io_pool& pool, observe::registry& m, const observe::logger& log, std::string_view prefix) : pool_(pool), log_(log) {
@@ -50,24 +51,17 @@ public:
                                      "Requests sent again to HTTP/2 backends that refused them unprocessed (REFUSED_STREAM, GOAWAY).", {"backend"});
   }
 
-  /// The backends of a config version, built aside (see h3_backends::staged).
+  /// The backends of a config version, built aside (upstream/standin_set.hpp).
   class staged {
   public:
-    staged(staged&& o) noexcept
-        : next_(std::move(o.next_)), made_(std::exchange(o.made_, {})), retls_(std::move(o.retls_)), table_(std::move(o.table_)) {}
-    staged& operator=(staged&&) = delete;
-    ~staged() {
-      for (auto& up : made_) up->stop();
-    }
     const flow::upstream_redirect& table() const { return table_; }
 
   private:
     friend class h2_backends;
     staged() = default;
-    std::map<std::string, entry> next_;
-    std::vector<std::shared_ptr<flow::h2_upstream>> made_;  ///< stopped unless committed
+    set::staged standins_;
     /// Kept backends over TLS and their reloaded context (given at commit).
-    std::vector<std::pair<entry, std::shared_ptr<const net::tls_client_context>>> retls_;
+    std::vector<std::pair<set::entry, std::shared_ptr<const net::tls_client_context>>> retls_;
     flow::upstream_redirect table_;
   };
 
@@ -85,26 +79,20 @@ public:
       for (const auto& be : g.backends) {
         const asio::ip::tcp::endpoint addr{asio::ip::make_address(be.address.host), be.address.port};
         const std::string key = g.name + "|" + be.address.to_string() + "|" + b.key() + tls_key;
-        auto& e = s.next_[key];
-        if (auto it = entries_.find(key); it != entries_.end()) {
-          e = it->second;  // shared: the live set keeps it until commit
-          if (ctx) s.retls_.emplace_back(e, ctx);
-        } else if (e.empty()) {
-          const auto label = be.address.to_string();
+        const auto label = be.address.to_string();
+        const auto got = standins_.get(s.standins_, key, pool_.size(), [&](std::size_t i) {
           const flow::h2_upstream_metrics m{&connections_->with({label}), &connect_failures_->with({label}), &requests_->with({label}),
                                             &failures_->with({label}),    &active_->with({label}),           &streams_->with({label}),
                                             &retries_->with({label})};
-          for (std::size_t i = 0; i < pool_.size(); ++i) {
-            auto up = std::make_shared<flow::h2_upstream>(pool_.context(i), flow::h2_upstream::target{addr, label, ctx, ts && ctx ? ts->sni : std::string()},
-                                                          b.options(), m);
-            s.made_.push_back(up);
-            if (auto ec = up->listen()) {
-              log_.error("cannot open the HTTP/2 stand-in", {{"backend", label}, {"error", ec.message()}});
-              return std::nullopt;
-            }
-            e.push_back(std::move(up));
-          }
+          return std::make_shared<flow::h2_upstream>(pool_.context(i), flow::h2_upstream::target{addr, label, ctx, ts && ctx ? ts->sni : std::string()},
+                                                     b.options(), m);
+        });
+        if (!got.standins) {
+          log_.error("cannot open the HTTP/2 stand-in", {{"backend", label}, {"error", got.error.message()}});
+          return std::nullopt;
         }
+        const auto& e = *got.standins;
+        if (got.kept && ctx) s.retls_.emplace_back(e, ctx);
         std::vector<asio::ip::tcp::endpoint> locals;
         for (const auto& up : e) locals.push_back(up->local());
         s.table_.add(addr, std::move(locals));
@@ -113,21 +101,15 @@ public:
     return s;
   }
 
-  /// Makes a staged set the live one: the stand-ins of backends gone from it stop.
+  /// Makes a staged set the live one: the stand-ins of backends gone from it stop; kept ones
+  /// over TLS take the reloaded client context.
   void commit(staged s) {
-    for (auto& [key, e] : entries_)
-      if (!s.next_.contains(key))
-        for (auto& up : e) up->stop();
-    entries_ = std::move(s.next_);
-    s.made_.clear();
+    standins_.commit(s.standins_);
     for (auto& [e, ctx] : s.retls_)
       for (auto& up : e) up->update_tls(ctx);
   }
 
-  void stop() {
-    for (auto& [key, e] : entries_)
-      for (auto& up : e) up->stop();
-  }
+  void stop() { standins_.stop(); }
 
 private:
   net::io_pool& pool_;
@@ -139,7 +121,7 @@ private:
   observe::gauge_family* active_ = nullptr;
   observe::gauge_family* streams_ = nullptr;
   observe::counter_family* retries_ = nullptr;
-  std::map<std::string, entry> entries_;
+  set standins_;
 };
 
 }  // namespace rproxy::upstream

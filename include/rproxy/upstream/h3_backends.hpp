@@ -2,8 +2,8 @@
 // group_block.hpp, `proto: h3`): per backend and worker a flow::h3_upstream (pooled QUIC
 // connections behind a loopback stand-in), kept across reloads while the group's `h3:` settings
 // stay, and the redirect table a config version's flows connect through. A reload stages the
-// new set aside and commits it only once nothing after it can fail, so a failed reload leaves
-// the running backends as they were. Metrics per backend, named `<prefix>_upstream_h3_*`: QUIC
+// new set aside and commits it only once nothing after it can fail (upstream/standin_set.hpp,
+// as the HTTP/2 backends'). Metrics per backend, named `<prefix>_upstream_h3_*`: QUIC
 // connections opened, handshakes failed, requests carried, requests failed.
 #pragma once
 
@@ -28,11 +28,12 @@
 #include <rproxy/observe/log.hpp>
 #include <rproxy/observe/registry.hpp>
 #include <rproxy/upstream/group_block.hpp>
+#include <rproxy/upstream/standin_set.hpp>
 
 namespace rproxy::upstream {
 
 class h3_backends {
-  using entry = std::vector<std::shared_ptr<flow::h3_upstream>>;  // per worker
+  using set = standin_set<flow::h3_upstream>;
 
 public:
   h3_backends(net::io_pool& pool, observe::registry& m, const observe::logger& log, std::string_view prefix) : pool_(pool), log_(log) {
@@ -44,25 +45,16 @@ public:
     failures_ = &m.add_counter_family(p + "_upstream_h3_failures", "Requests to HTTP/3 backends that failed (502, 504, cut).", {"backend"});
   }
 
-  /// The backends of a config version, built aside: stand-ins made for new backends, shared
-  /// with the live set for known ones. Until commit() nothing live changes, so a reload that
-  /// fails (here or in a later step) leaves the running config's backends as they were; a
-  /// staged set dropped uncommitted stops only the stand-ins it made.
+  /// The backends of a config version, built aside (upstream/standin_set.hpp).
   class staged {
   public:
-    staged(staged&& o) noexcept : next_(std::move(o.next_)), made_(std::exchange(o.made_, {})), table_(std::move(o.table_)) {}
-    staged& operator=(staged&&) = delete;
-    ~staged() {
-      for (auto& up : made_) up->stop();
-    }
     /// The redirect table the new config's flows connect through (null: no group speaks HTTP/3).
     std::shared_ptr<const flow::upstream_redirect> table() const { return table_; }
 
   private:
     friend class h3_backends;
     staged() = default;
-    std::map<std::string, entry> next_;
-    std::vector<std::shared_ptr<flow::h3_upstream>> made_;  ///< stopped unless committed
+    set::staged standins_;
     std::shared_ptr<const flow::upstream_redirect> table_;
   };
 
@@ -81,24 +73,18 @@ public:
         const std::string key = g.name + "|" + be.address.to_string() + "|" + name + "|" + b.ca_file + "|" + (b.verify ? "v" : "-") + "|" +
                                 std::to_string(b.max_connections) + "|" + std::to_string(b.max_streams) + "|" +
                                 std::to_string(b.response_timeout.count()) + "|" + std::to_string(b.idle_timeout.count());
-        auto& e = s.next_[key];
-        if (auto it = entries_.find(key); it != entries_.end()) {
-          e = it->second;  // shared: the live set keeps it until commit
-        } else if (e.empty()) {
-          const auto label = be.address.to_string();
+        const auto label = be.address.to_string();
+        const auto got = standins_.get(s.standins_, key, pool_.size(), [&](std::size_t i) {
           flow::h3_upstream_metrics m{&connections_->with({label}), &handshake_failures_->with({label}), &requests_->with({label}),
                                       &failures_->with({label})};
-          for (std::size_t i = 0; i < pool_.size(); ++i) {
-            auto up = std::make_shared<flow::h3_upstream>(pool_.context(i), flow::h3_upstream::target{{addr, be.address.port}, name}, *creds,
-                                                          b.options(), m);
-            s.made_.push_back(up);
-            if (auto ec = up->listen()) {
-              log_.error("cannot open the HTTP/3 stand-in", {{"backend", label}, {"error", ec.message()}});
-              return std::nullopt;
-            }
-            e.push_back(std::move(up));
-          }
+          return std::make_shared<flow::h3_upstream>(pool_.context(i), flow::h3_upstream::target{{addr, be.address.port}, name}, *creds,
+                                                     b.options(), m);
+        });
+        if (!got.standins) {
+          log_.error("cannot open the HTTP/3 stand-in", {{"backend", label}, {"error", got.error.message()}});
+          return std::nullopt;
         }
+        const auto& e = *got.standins;
         std::vector<asio::ip::tcp::endpoint> locals;
         for (const auto& up : e) locals.push_back(up->local());
         table->add({addr, be.address.port}, std::move(locals));
@@ -109,18 +95,9 @@ public:
   }
 
   /// Makes a staged set the live one: the stand-ins of backends gone from it stop.
-  void commit(staged s) {
-    for (auto& [key, e] : entries_)
-      if (!s.next_.contains(key))
-        for (auto& up : e) up->stop();
-    entries_ = std::move(s.next_);
-    s.made_.clear();
-  }
+  void commit(staged s) { standins_.commit(s.standins_); }
 
-  void stop() {
-    for (auto& [key, e] : entries_)
-      for (auto& up : e) up->stop();
-  }
+  void stop() { standins_.stop(); }
 
 private:
   const net::quic::tls_credentials* credentials(const flow::h3_upstream_block& b) {
@@ -138,7 +115,7 @@ private:
   observe::counter_family* handshake_failures_ = nullptr;
   observe::counter_family* requests_ = nullptr;
   observe::counter_family* failures_ = nullptr;
-  std::map<std::string, entry> entries_;
+  set standins_;
   std::map<std::tuple<std::string, bool>, std::unique_ptr<net::quic::tls_credentials>> creds_;
 };
 
