@@ -481,12 +481,10 @@ private:
     namespace http1 = codec::http1;
     using net::error;
     if (st.aborted) co_return make_error_code(error::client_failed);
-    const auto cl = req.content_length();
-    const bool has_body = cl ? *cl > 0 : !(st.ended && st.body.empty());
-    http1::message_info info;
-    info.chunked = has_body && !cl;
-    info.has_content_length = cl.has_value();
-    info.content_length = cl.value_or(0);
+    // Chunked when trailers the rules forward may follow a body of known length (forward.hpp).
+    const auto info = http1::h2_request_framing(req.content_length(), st.ended, st.body.empty(), !req.trailers().empty(),
+                                                h1_.forward_rules());
+    const bool has_body = info.chunked || info.content_length > 0;
     std::string first = net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o_.send, ctx.client, ctx.local);
     first += h1_.upstream_head(ctx, req.head(), info);
     if (st.early) {  // RFC 8470 §5.1: the backend must know this request may be replayed
