@@ -3,6 +3,7 @@
 //   h3bench -c 4 -m 50 -n 20000 https://localhost:8443/           total requests
 //   h3bench -c 1 -m 1 -D 5 --ca-file cert.pem https://127.0.0.1:8443/   sequential, 5 seconds
 //   h3bench --method POST --body-size 65536 --insecure https://127.0.0.1:8443/upload
+//   h3bench -n 1 --method POST --body-size 5000 --trailer 'x-checksum: abc' ...   trailers after the body
 //
 // One thread, one UDP socket per connection. Latency is submit -> end of the response (nghttp3's
 // end of stream, not the QUIC stream close, which waits for the server's ACK of our FIN).
@@ -43,6 +44,7 @@ struct run_state {
   std::string first_error;
   h3::request_head head;
   std::string body;
+  std::vector<h3::field> trailers;  // sent after the body (a trailing HEADERS frame)
   clock_type::time_point first_submit{}, last_done{};
 
   bool may_start() const {
@@ -66,7 +68,8 @@ struct handler {
   void fill(session& s) {
     while (!free_slots.empty() && run->may_start() && s.ready()) {
       const auto slot = free_slots.back();
-      auto sid = s.submit(run->head, static_cast<std::uint64_t>(slot), !run->body.empty());
+      const bool has_body = !run->body.empty() || !run->trailers.empty();
+      auto sid = s.submit(run->head, static_cast<std::uint64_t>(slot), has_body);
       if (!sid) {
         if (sid.error() != quic::client_error::no_stream && run->first_error.empty()) run->first_error = sid.error().message();
         return;  // no stream credit now: on_stream_slots calls again
@@ -75,7 +78,12 @@ struct handler {
       ++run->started;
       if (run->first_submit == clock_type::time_point{}) run->first_submit = clock_type::now();
       started_at[static_cast<std::size_t>(slot)] = clock_type::now();
-      if (!run->body.empty()) (void)s.send_body(*sid, run->body, true);
+      if (has_body)
+        if (auto ec = s.send_body(*sid, run->body, true, run->trailers)) {  // (a trailer HTTP/3 cannot carry)
+          s.cancel(*sid);
+          on_stream_error(s, static_cast<std::uint64_t>(slot), ec);
+          return;
+        }
     }
     if (free_slots.size() == streams && !run->may_start()) owner->close();
   }
@@ -132,7 +140,7 @@ int main(int argc, char** argv) {
   std::string method = "GET", ca_file, authority;
   std::size_t body_size = 0;
   bool insecure = false;
-  std::vector<std::string> headers;
+  std::vector<std::string> headers, trailers;
   app.add_option("url", url, "https://HOST:PORT/PATH")->required();
   app.add_option("-c,--clients", conns, "connections");
   app.add_option("-m,--max-concurrent-streams", streams, "concurrent requests per connection");
@@ -141,6 +149,7 @@ int main(int argc, char** argv) {
   app.add_option("--method", method, "request method");
   app.add_option("--body-size", body_size, "request body bytes");
   app.add_option("-H,--header", headers, "extra request header 'name: value'");
+  app.add_option("--trailer", trailers, "request trailer 'name: value', sent after the body");
   app.add_option("--ca-file", ca_file, "PEM trust anchors for the server certificate");
   app.add_option("--authority", authority, "the :authority and TLS name (default: the URL's host)");
   app.add_flag("-k,--insecure", insecure, "do not verify the server certificate");
@@ -191,12 +200,20 @@ int main(int argc, char** argv) {
   run_state run;
   run.total = total;
   run.head = {.method = method, .scheme = "https", .authority = authority, .path = path, .headers = {}};
-  for (const auto& h : headers)
-    if (const auto colon = h.find(':'); colon != std::string::npos) {
+  auto add_fields = [](const std::vector<std::string>& lines, std::vector<h3::field>& out) {
+    for (const auto& h : lines) {
+      const auto colon = h.find(':');
+      if (colon == std::string::npos || colon == 0) return false;
       auto v = h.substr(colon + 1);
       while (!v.empty() && v.front() == ' ') v.erase(0, 1);
-      run.head.headers.push_back({h.substr(0, colon), v});
+      out.push_back({h.substr(0, colon), v});
     }
+    return true;
+  };
+  if (!add_fields(headers, run.head.headers) || !add_fields(trailers, run.trailers)) {
+    std::fprintf(stderr, "h3bench: a header or trailer must be 'name: value'\n");
+    return 2;
+  }
   run.body.assign(body_size, 'x');
   if (body_size) run.head.headers.push_back({"content-length", std::to_string(body_size)});
   run.latency_us.reserve(total ? total : 1 << 20);

@@ -449,12 +449,10 @@ private:
                                            const h2::request& req, bool reused) {
     using net::error;
     if (st.aborted) co_return exchange_result{make_error_code(error::client_failed)};
-    const auto cl = req.content_length();
-    const bool has_body = cl ? *cl > 0 : !(st.ended && st.body.empty());
-    http1::message_info info;
-    info.chunked = has_body && !cl;
-    info.has_content_length = cl.has_value();
-    info.content_length = cl.value_or(0);
+    // Chunked when trailers the rules forward may follow a body of known length (forward.hpp).
+    const auto info = http1::h2_request_framing(req.content_length(), st.ended, st.body.empty(), !req.trailers().empty(),
+                                                h1_.forward_rules());
+    const bool has_body = info.chunked || info.content_length > 0;
     auto io = take_io();  // (given back when the exchange ends)
     std::string& first = io->first;
     first.clear();

@@ -26,8 +26,10 @@
 // backend, and the client may send it again after the handshake.
 // Bans: when the connection pipeline has middleware::ban_kick, a ban that comes to cover the
 // client closes the QUIC connection (CONNECTION_CLOSE, H3_REQUEST_REJECTED, the ban's message).
-// Not here (yet): kept backend connections across streams, retries to another pick on a
-// backend failure after connect, the PROXY protocol (there is none on QUIC).
+// Backend connections are kept across a connection's streams (HTTP keep-alive, as flow/h2.hpp
+// does): a bodiless idempotent request takes a kept one (a stale one is retried once, fresh).
+// Not here (yet): retries to another pick on a backend failure after connect, the PROXY
+// protocol (there is none on QUIC).
 #pragma once
 
 #include <asio/awaitable.hpp>
@@ -82,6 +84,9 @@ struct h3_adapter {
   const http1_adapter* http1 = nullptr;
   codec::h3::limits limits{};
   std::size_t max_queued = 256 * 1024;  ///< response bytes held per stream before the backend is read again
+  /// Idle backend connections kept per QUIC connection: as many as its streams may use at once
+  /// (the quic: block's max_streams default), so keeping them never holds more than it had open.
+  std::size_t max_kept_backends = 100;
 };
 
 namespace h3_detail {
@@ -97,6 +102,15 @@ struct stream_state {
   bool early = false;  ///< some of the request came in 0-RTT (before the handshake completed)
   asio::ip::tcp::socket* backend = nullptr;
   wakeup wake;
+};
+
+/// How an exchange with the backend ended, besides its error: whether the connection may carry
+/// another request, or was a kept one found stale before anything was lost.
+struct exchange_result {
+  exchange_result(std::error_code e = {}) : ec(e) {}  // (implicit: an error alone is a result)
+  std::error_code ec;
+  bool keep_backend = false;
+  bool retry_fresh = false;
 };
 
 /// RFC 9110 §9.2.1: the methods that may be forwarded from early data (replays do no harm).
@@ -205,6 +219,7 @@ public:
   void on_closed(conn_type& c) {
     c_ = &c;
     stopping_ = true;
+    for (auto& k : kept_) k.drop();
     if (linger_) linger_->notify();
     for (auto& [id, st] : streams_) abort(*st);
     maybe_done();
@@ -444,7 +459,10 @@ private:
     if (auto v = co_await run_phase<phase::hello>(p_, ctx, static_cast<const codec::http1::request_view&>(view)); !v.is_next())
       co_return co_await stop(st, ctx, v);
 
+    // on_route and connect (a kept connection for a request that is safe to send again).
+    const bool reusable = st.ended && st.body.empty() && http1_detail::idempotent(req.method());
     std::optional<asio::ip::tcp::socket> backend;
+    bool reused = false;
     std::error_code ec;
     for (unsigned attempt = 0;; ++attempt) {
       ctx.out_of_attempts = ec && attempt >= std::max(1u, o_.max_connect_attempts);
@@ -455,6 +473,13 @@ private:
         co_return ec ? ec : make_error_code(net::error::no_endpoints);
       }
       if (st.aborted) co_return make_error_code(net::error::client_failed);
+      if (reusable)
+        if (auto k = take_kept(*ctx.backend)) {
+          backend = std::move(k);
+          reused = true;
+          ctx.connect_error = {};
+          break;
+        }
       auto [cec, sock] = co_await net::async_connect(ex_, connect_target(o_, *ctx.backend), o_.connect_timeout, detail::tuple_awaitable);
       ec = cec;
       ctx.connect_error = ec;
@@ -467,26 +492,38 @@ private:
         co_return ec;
       }
     }
+    if constexpr (requires { ctx.upstream_reused; }) ctx.upstream_reused = reused;
     if (auto v = co_await run_phase<phase::connect>(p_, ctx); !v.is_next()) co_return co_await stop(st, ctx, v);
-    st.backend = &*backend;
-    auto r = co_await forward(st, ctx, *backend, req);
-    st.backend = nullptr;
-    std::error_code ignored;
-    backend->close(ignored);
-    co_return r;
+    for (;;) {
+      st.backend = &*backend;
+      auto r = co_await forward(st, ctx, *backend, req, reused);
+      st.backend = nullptr;
+      if (r.retry_fresh && reused) {  // the kept connection was stale and nothing was lost
+        auto [cec, sock] = co_await net::async_connect(ex_, connect_target(o_, *ctx.backend), o_.connect_timeout, detail::tuple_awaitable);
+        if (cec) {
+          ctx.connect_error = cec;
+          (void)co_await stop(st, ctx, reject(reject_code::unavailable));
+          co_return cec;
+        }
+        backend.emplace(std::move(sock));
+        reused = false;
+        continue;
+      }
+      if (r.keep_backend && !r.ec) keep(std::move(*backend), *ctx.backend);
+      co_return r.ec;  // (a backend not kept closes here)
+    }
   }
 
   /// The exchange with the backend: the head and body up, the response down.
-  asio::awaitable<std::error_code> forward(stream_state& st, ctx_type& ctx, asio::ip::tcp::socket& backend, const codec::h3::request& req) {
+  asio::awaitable<h3_detail::exchange_result> forward(stream_state& st, ctx_type& ctx, asio::ip::tcp::socket& backend,
+                                                     const codec::h3::request& req, bool reused) {
     namespace http1 = codec::http1;
     using net::error;
     if (st.aborted) co_return make_error_code(error::client_failed);
-    const auto cl = req.content_length();
-    const bool has_body = cl ? *cl > 0 : !(st.ended && st.body.empty());
-    http1::message_info info;
-    info.chunked = has_body && !cl;
-    info.has_content_length = cl.has_value();
-    info.content_length = cl.value_or(0);
+    // Chunked when trailers the rules forward may follow a body of known length (forward.hpp).
+    const auto info = http1::h2_request_framing(req.content_length(), st.ended, st.body.empty(), !req.trailers().empty(),
+                                                h1_.forward_rules());
+    const bool has_body = info.chunked || info.content_length > 0;
     std::string first = net::encode_proxy_header(ctx.proxy_out != proxy_send::none ? ctx.proxy_out : o_.send, ctx.client, ctx.local);
     first += h1_.upstream_head(ctx, req.head(), info);
     if (st.early) {  // RFC 8470 §5.1: the backend must know this request may be replayed
@@ -494,15 +531,21 @@ private:
       if (s_.early_forwarded) s_.early_forwarded->inc();
     }
 
-    auto fail_before_response = [&](std::error_code ec, unsigned status = 502) -> std::error_code {
+    // (`stale`: a kept connection the backend had closed; the request goes again on a new one)
+    auto fail_before_response = [&](std::error_code ec, unsigned status = 502, bool stale = false) -> h3_detail::exchange_result {
       if (st.aborted) return make_error_code(error::client_failed);
+      if (reused && stale) {
+        h3_detail::exchange_result again;
+        again.retry_fresh = true;
+        return again;
+      }
       respond_http1(st, ctx, h1_.error_response(ctx, status, ec));
       return ec ? ec : make_error_code(error::backend_failed);
     };
 
     // 1. The head, then the body as it comes (credit back once written).
     if (auto ec = co_await http1_detail::write_for(backend, std::string_view(first), wait_for(ctx)))
-      co_return fail_before_response(net::classify(ec, net::side::upstream));
+      co_return fail_before_response(net::classify(ec, net::side::upstream), 502, ec != error::idle_timeout);
     std::string piece;
     while (has_body) {
       if (st.aborted) co_return make_error_code(error::client_failed);
@@ -552,9 +595,11 @@ private:
       if (pr.what == http1::event::need_more) {
         bin.consume(pr.consumed);
         auto [rec, n] = co_await http1_detail::read_for(backend, bin.prepare(h1_.buffer_size), wait_for(ctx));
-        if (rec || n == 0)
+        if (rec || n == 0) {
+          const bool stale = bin.view().empty() && rec && rec != error::idle_timeout;
           co_return fail_before_response(rec ? net::classify(rec, net::side::upstream) : make_error_code(error::backend_reset),
-                                         rec == error::idle_timeout ? 504 : 502);
+                                         rec == error::idle_timeout ? 504 : 502, stale);
+        }
         bin.commit(n);
         continue;
       }
@@ -627,7 +672,9 @@ private:
           st.finished = true;
           if (!no_body) (void)session_.end_stream(st.id, bp.trailers());
           kick();
-          co_return std::error_code{};
+          h3_detail::exchange_result done;
+          done.keep_backend = bp.keep_alive() && bin.view().empty();  // (nothing more came: the next request's answer is its own)
+          co_return done;
         }
         default: co_return bp.error_code() ? bp.error_code() : make_error_code(error::backend_failed);
       }
@@ -649,6 +696,20 @@ private:
     return {};
   }
 
+  // --- kept backend connections -------------------------------------------------------------
+  std::optional<asio::ip::tcp::socket> take_kept(const asio::ip::tcp::endpoint& ep) {
+    for (auto& k : kept_)
+      if (k.socket && k.endpoint == ep)
+        if (auto s = k.take(ep, /*retry_safe=*/true)) return s;
+    return std::nullopt;
+  }
+  void keep(asio::ip::tcp::socket s, const asio::ip::tcp::endpoint& ep) {
+    if (stopping_ || draining_) return;
+    for (auto& k : kept_)
+      if (!k.socket) return k.keep(std::move(s), ep);
+    if (kept_.size() < a_.max_kept_backends) kept_.emplace_back().keep(std::move(s), ep);
+  }
+
   start_type s_;
   Pipeline& p_;
   const h3_adapter& a_;
@@ -663,6 +724,7 @@ private:
   std::unordered_map<std::int64_t, std::unique_ptr<stream_state>> streams_;
   std::vector<stream_state*> waiting_;
   std::unordered_set<std::int64_t> early_;  ///< request streams that got 0-RTT data, until their request starts
+  std::vector<detail::basic_kept_backend<>> kept_;  ///< idle backend connections, for the next streams
   std::size_t tasks_ = 0;
   std::optional<wakeup> linger_;
   bool accepted_ = false, stopping_ = false, draining_ = false, done_ = false, lingering_ = false;

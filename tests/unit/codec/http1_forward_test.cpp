@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -71,4 +73,39 @@ TEST_CASE("forward: request trailers are dropped unless allowed, and never forbi
   CHECK(kept == http1::fields{{"X-Checksum", "abc"}});
   CHECK(http1::request_trailer_fate("X-User", head, {.strip = strip, .allow_trailers = allow}) == field_fate::stripped);
   CHECK(http1::request_trailer_fate("X-Other", head, {.allow_trailers = allow}) == field_fate::trailer_refused);
+}
+
+TEST_CASE("forward: a request from HTTP/2 or HTTP/3 goes chunked when trailers may follow its length", "[http1]") {
+  const std::vector<std::string> allow{"x-checksum"};
+  const http1::forward_rules none{}, some{.strip = {}, .allow_underscore = false, .allow_trailers = allow};
+  struct row {
+    std::optional<std::uint64_t> cl;
+    bool ended, body_empty, trailers;
+    const http1::forward_rules* rules;
+    bool chunked, has_cl;
+    std::uint64_t length;
+  };
+  const row rows[] = {
+      // No length: chunked whenever a body may come (trailers or not).
+      {std::nullopt, false, true, false, &none, true, false, 0},
+      {std::nullopt, true, false, false, &none, true, false, 0},
+      {std::nullopt, true, true, false, &none, false, false, 0},  // ended in its HEADERS frame
+      {std::nullopt, true, true, true, &some, true, false, 0},    // trailers only: they go on
+      // A length, no trailer forwarded (the default): the length stays, whatever comes.
+      {50000, false, true, false, &none, false, true, 50000},
+      {50000, true, false, true, &none, false, true, 50000},
+      // A length, trailers allowed: chunked while they may still come, or when they came.
+      {50000, false, true, false, &some, true, false, 0},
+      {50000, true, false, true, &some, true, false, 0},
+      {50000, true, false, false, &some, false, true, 50000},  // ended without: the length stays
+      {0, true, true, false, &some, false, true, 0},
+  };
+  for (const auto& r : rows) {
+    INFO("cl " << (r.cl ? std::to_string(*r.cl) : "-") << " ended " << r.ended << " body_empty " << r.body_empty << " trailers "
+               << r.trailers << " allowed " << !r.rules->allow_trailers.empty());
+    const auto info = http1::h2_request_framing(r.cl, r.ended, r.body_empty, r.trailers, *r.rules);
+    CHECK(info.chunked == r.chunked);
+    CHECK(info.has_content_length == r.has_cl);
+    CHECK(info.content_length == r.length);
+  }
 }

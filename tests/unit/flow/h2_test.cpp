@@ -22,6 +22,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace {
 
@@ -91,8 +92,9 @@ struct router {
   }
 };
 
-/// A scripted HTTP/1.1 backend: answers "got PATH BODYLEN X-User"; /die-mid dies mid-body;
-/// /big sends 1 MiB.
+/// A scripted HTTP/1.1 backend: answers "got PATH X-User BODYLEN"; /die-mid dies mid-body;
+/// /big sends 1 MiB; /trailers* adds the request's framing and its trailers
+/// (" chunked=1 content-length=- trailer x-checksum=abc").
 struct backend {
   backend(asio::io_context& ioc, record& r) : acc(ioc, {asio::ip::address_v4::loopback(), 0}), rec(&r) {}
   tcp::acceptor acc;
@@ -108,7 +110,7 @@ struct backend {
   }
   asio::awaitable<void> one(tcp::socket s) {
     http1::request_parser p;
-    std::string in, head;
+    std::string in, head, framing;
     std::size_t body = 0;
     char buf[16384];
     for (;;) {
@@ -122,6 +124,8 @@ struct backend {
       }
       if (r.what == http1::event::head) {
         head = std::string(p.head().target) + " " + std::string(p.head().fields.find("x-user").value_or("-"));
+        framing = " chunked=" + std::to_string(p.info().chunked ? 1 : 0) + " content-length=" +
+                  std::string(p.head().fields.find("content-length").value_or("-"));
         in.erase(0, r.consumed);
         body = 0;
         continue;
@@ -132,8 +136,10 @@ struct backend {
         continue;
       }
       if (r.what != http1::event::message_complete) co_return;
-      in.erase(0, r.consumed);
       ++rec->backend_requests;
+      if (head.starts_with("/trailers"))
+        for (const auto& t : p.trailers()) framing += " trailer " + std::string(t.name) + "=" + std::string(t.value);
+      in.erase(0, r.consumed);
       std::string out;
       if (head.starts_with("/die-mid")) {
         out = "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n0123456789";
@@ -143,7 +149,7 @@ struct backend {
       if (head.starts_with("/big")) {
         out = "HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\n" + std::string(1 << 20, 'y');
       } else {
-        const std::string text = "got " + head + " " + std::to_string(body);
+        const std::string text = "got " + head + " " + std::to_string(body) + (head.starts_with("/trailers") ? framing : "");
         out = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(text.size()) + "\r\nX-Backend: 1\r\n\r\n" + text;
       }
       auto [wec, wn] = co_await asio::async_write(s, asio::buffer(out), tuple_awaitable);
@@ -167,7 +173,9 @@ struct gateway {
       rproxy::make_pipeline<flow::http1_protocol>(limiter{&rec}, router{&rec, be.acc.local_endpoint()});
   std::thread thread;
 
-  gateway() {
+  /// `allow_trailers`: the request trailers forwarded (forwarding.allow_trailers; none by default).
+  explicit gateway(std::vector<std::string> allow_trailers = {}) {
+    h1.allow_trailers = std::move(allow_trailers);
     opt.connect_timeout = 1s;
     h1.idle_timeout = 5s;
     h1.json_errors = true;
@@ -265,4 +273,33 @@ TEST_CASE("h2 flow: bodiless GETs on one connection share a kept backend connect
   CHECK(out.find("5 succeeded") != std::string::npos);
   CHECK(g.rec.backend_requests == 5);
   CHECK(g.rec.backend_accepts == 1);
+}
+
+TEST_CASE("h2 flow: a request with content-length and trailers goes chunked when trailers may be forwarded", "[flow][h2]") {
+  if (!have("nghttp")) FAIL("nghttp is missing (scripts/setup installs nghttp2-client)");
+  const std::string file = "/tmp/rproxy_h2_flow_trailers_" + std::to_string(::getpid());
+  REQUIRE(std::system(("head -c 50000 /dev/zero > " + file).c_str()) == 0);
+  // nghttp -d sends content-length: 50000, the body in DATA frames, then a HEADERS frame
+  // with the trailers and END_STREAM.
+  const std::string upload = "nghttp -d " + file + " --trailer 'x-checksum: abc' --trailer 'x-other: no' ";
+  {
+    gateway g({"x-checksum"});
+    auto [out, rc] = run(upload + g.url("/trailers"));
+    INFO(out);
+    CHECK(rc == 0);
+    // The length gave way to chunked framing, and the allowed trailer followed the body.
+    CHECK(out == "got /trailers alice 50000 chunked=1 content-length=- trailer x-checksum=abc");
+    // A request that ended in its HEADERS frame keeps its framing: no body, no trailers.
+    auto [get, rcg] = run("nghttp " + g.url("/trailers-get"));
+    CHECK(rcg == 0);
+    CHECK(get == "got /trailers-get alice 0 chunked=0 content-length=-");
+  }
+  {
+    gateway g;  // no trailer is forwarded: the request keeps its length
+    auto [out, rc] = run(upload + g.url("/trailers"));
+    INFO(out);
+    CHECK(rc == 0);
+    CHECK(out == "got /trailers alice 50000 chunked=0 content-length=50000");
+  }
+  std::remove(file.c_str());
 }

@@ -14,6 +14,10 @@
 //     `X-User` as the same HTTP_X_USER;
 //   - request trailers are dropped, except names the route allows that pass every rule above.
 //
+// A request that came over HTTP/2 or HTTP/3 is framed anew for HTTP/1.1 (h2_request_framing):
+// there a trailer section may follow a body of announced length, while HTTP/1.1 carries one
+// only after a chunked body.
+//
 //     http1::forward_rules rules{.strip = claim_headers};
 //     http1::fields up;
 //     http1::copy_forwarded_fields(parser.head().fields, up, rules);
@@ -22,7 +26,10 @@
 
 #include <rproxy/codec/http1/detail/chars.hpp>
 #include <rproxy/codec/http1/message.hpp>
+#include <rproxy/codec/http1/parser.hpp>
 
+#include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -107,6 +114,24 @@ fields forwarded_trailers(const Fields& headers, const Trailers& trailers, const
   for (const auto& t : trailers)
     if (request_trailer_fate(t.name, headers, rules) == field_fate::forward) out.add(t.name, t.value);
   return out;
+}
+
+/// The framing for HTTP/1.1 of a request from an HTTP/2 or HTTP/3 client: `content_length` as
+/// the client declared it; `ended`: its stream has ended (END_STREAM seen), `body_empty`: no
+/// body byte has come, `has_trailers`: a trailer section came (all three as known when the
+/// head goes out). Without a length the body goes chunked if there may be one. With a length
+/// it keeps that length unless trailers may be forwarded (the rules allow some; none by
+/// default) and may come (the stream is still open, or they came): then it goes chunked, so
+/// they can follow the body. A request is not held to learn which: an upload keeps streaming,
+/// and an HTTP/1.1 server must accept chunked requests (RFC 9112 §7).
+inline message_info h2_request_framing(std::optional<std::uint64_t> content_length, bool ended, bool body_empty,
+                                       bool has_trailers, const forward_rules& rules) noexcept {
+  const bool may_trail = !rules.allow_trailers.empty() && (!ended || has_trailers);
+  message_info info;
+  info.chunked = content_length ? may_trail : !(ended && body_empty) || may_trail;
+  info.has_content_length = content_length.has_value() && !info.chunked;
+  info.content_length = info.has_content_length ? *content_length : 0;
+  return info;
 }
 
 }  // namespace rproxy::codec::http1
