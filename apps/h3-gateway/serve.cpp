@@ -57,7 +57,7 @@ struct app {
     w->metrics = &metrics;
     w->requests = metrics.bind(w->table, w->routes.groups, c->groups);
     for (std::size_t i = 0; i < rt.pool().size(); ++i) {
-      w->connections.push_back(connection_pipeline(*w));
+      w->connections.push_back(connection_pipeline(*w, i));
       w->pipelines.push_back(request_pipeline(*w, 0x9e3779b97f4a7c15ull * (i + 1), i));
     }
     rproxy::flow::http1_adapter listener_only;  // the adapter's own settings are the first config's
