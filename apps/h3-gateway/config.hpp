@@ -89,7 +89,7 @@ struct config {
         cfg::doc<&config::h2>("HTTP/2 streams and flow-control windows (timeouts and sizes: limits)"),
         cfg::doc<&config::retry_after>("Retry-After seconds on a 503 when a group has no backend up or its breakers are open (0: none)"),
         cfg::doc<&config::ip_filter>("allow/deny lists (routes naming ip_filter)"),
-        cfg::doc<&config::conn_limit>("connection caps (every connection)"),
+        cfg::doc<&config::conn_limit>("connection caps (every connection; max_per_ip held with other instances through redis:)"),
         cfg::doc<&config::bans>("bans by address or identity (routes naming bans)"),
         cfg::doc<&config::jwt>("JWT bearer tokens (routes naming jwt)"),
         cfg::doc<&config::api_keys>("API keys (routes naming api_keys)"),

@@ -78,7 +78,6 @@ struct shared_state {
                                      {.kicks_metric = "h3gw_ban_kicks"})) {}
   mw::audit_file sink;
   mw::audit_log audit;
-  mw::conn_counter conns;
   rproxy::cluster::instance cluster;  ///< links to Redis, the rate-limit counters, bans made on any instance
 };
 
@@ -119,7 +118,8 @@ struct world_base {
   const rproxy::app::http_metrics* metrics = nullptr;
   std::vector<rproxy::app::http_request_metrics::per_route> requests;
   mw::ip_filter_block::built ip;
-  mw::conn_limit_config conn_cfg = cfg->conn_limit.config();
+  /// Per address for all instances with a redis: block (while it is away: rate_limit.distributed's on_failure).
+  mw::conn_limit_config conn_cfg = mw::shared_by(cfg->conn_limit.config(), cfg->rate_limit ? cfg->rate_limit->distributed : std::nullopt);
   mw::ban_check_config ban_cfg = cfg->bans.config();
   mw::ban_list bans;
   mw::jwt_auth_config jwt_cfg;
@@ -136,12 +136,14 @@ struct world_base {
   std::string alt_svc;  ///< `h3=":PORT"` with a quic: listener
 };
 
-/// Per connection: the gauge, the connection cap, and (when a route checks bans) the roster
-/// that lets a new ban close the connections of the peers it covers.
-inline auto connection_pipeline(world_base& w) {
+/// Per connection: the gauge, the connection cap (per address held with the other instances
+/// with a redis: block), and (when a route checks bans) the roster that lets a new ban close
+/// the connections of the peers it covers.
+inline auto connection_pipeline(world_base& w, std::size_t worker) {
   const bool bans = std::any_of(w.routes.masks.begin(), w.routes.masks.end(), [](std::uint32_t m) { return (m & route_middleware.bit("bans")) != 0; });
   return rproxy::make_pipeline<rproxy::flow::http1_protocol>(
-      rproxy::app::connection_gauge{w.metrics->connections_open, w.metrics->connections_accepted}, mw::conn_limit{&w.conn_cfg, &w.shared->conns, &w.shared->audit},
+      rproxy::app::connection_gauge{w.metrics->connections_open, w.metrics->connections_accepted},
+      rproxy::cluster::shared_conn_limit{&w.conn_cfg, &w.shared->cluster.conn_slots(worker), &w.shared->audit},
       mw::ban_kick{bans ? &w.shared->cluster.kicks : nullptr, &w.bans, &w.shared->cluster.bans.list(), &w.ban_cfg, &w.shared->audit});
 }
 
@@ -166,7 +168,7 @@ inline auto request_pipeline(world_base& w, std::uint64_t seed, std::size_t work
 
 struct world : world_base {
   using world_base::world_base;
-  mutable std::vector<decltype(connection_pipeline(std::declval<world_base&>()))> connections;
+  mutable std::vector<decltype(connection_pipeline(std::declval<world_base&>(), 0))> connections;
   mutable std::vector<decltype(request_pipeline(std::declval<world_base&>(), 0, 0))> pipelines;
   mutable std::optional<rproxy::net::tls_server_context> tls;  ///< the `tls:` listener's certificates (app/http_listeners.hpp)
   std::optional<rproxy::net::quic::tls_credentials> quic_tls;   ///< the same certificates for QUIC (app/quic_listen.hpp)

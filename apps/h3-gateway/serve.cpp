@@ -55,7 +55,7 @@ struct app {
     shared.cluster.bans.publish(w->bans);  // this file's bans reach the other instances
     w->metrics = &metrics;
     w->requests = metrics.bind(w->table, w->routes.groups, c->groups);
-    w->connections = rproxy::app::per_worker(rt, [&](std::size_t) { return connection_pipeline(*w); });
+    w->connections = rproxy::app::per_worker(rt, [&](std::size_t i) { return connection_pipeline(*w, i); });
     w->pipelines = rproxy::app::per_worker(rt, [&](std::size_t i) { return request_pipeline(*w, 0x9e3779b97f4a7c15ull * (i + 1), i); });
     rproxy::flow::http1_adapter listener_only;  // the adapter's own settings are the first config's
     c->limits.apply(listener_only, w->options);

@@ -7,9 +7,10 @@
 // instance's connections, "<instance id>-<worker>:<seq>", each scored with the Redis time (ms)
 // at which it lapses. Acquire is one script: drop the lapsed members, compare the count with
 // the cap, add the new member (score now + shared_ttl). Release is a ZREM, sent without
-// waiting. Every shared_ttl / 3 the worker refreshes the scores of its live members (one script
-// per address group, pipelined), so a crashed instance's connections stop counting within
-// shared_ttl, and a Redis that restarted empty learns the live connections again.
+// waiting. Every shared_ttl / 3, and each time the client comes up, the worker refreshes the
+// scores of its live members (one script per address group, pipelined), so a crashed
+// instance's connections stop counting within shared_ttl, and a Redis that restarted empty
+// learns the live connections again at once.
 //
 //     rproxy::middleware::conn_counter local;                         // process-wide
 //     rproxy::cluster::redis_conn_slots slots(&client, local, "a1b2c3d4-0");
@@ -18,8 +19,10 @@
 //
 // Redis unreachable (not ready, or the script failed or timed out): cfg.on_failure decides:
 // local (the cap over this instance's connections), open (no per-address cap) or closed
-// (refused). A connection admitted meanwhile is counted here only (it has no member), and a
-// member whose script timed out after Redis ran it lapses within shared_ttl (never refreshed).
+// (refused). A connection admitted meanwhile still gets its member, kept here like any other:
+// the refresh sent when the client comes up again (and every tick after) writes it, without a
+// cap (it was admitted), so the other instances count it from then on and the shared count
+// converges. A script that timed out after Redis ran it added that same member: no double count.
 #pragma once
 
 #include <asio/awaitable.hpp>
@@ -96,10 +99,14 @@ public:
   redis_conn_slots& operator=(const redis_conn_slots&) = delete;
   ~redis_conn_slots() { *alive_ = false; }
 
-  /// Starts the refresh timer (on the client's executor; a no-op without a client).
+  /// Starts the refresh timer, and a refresh each time the client comes up (on the client's
+  /// executor; a no-op without a client).
   void start() {
     if (client_ == nullptr || timer_) return;
     timer_ = std::make_unique<asio::steady_timer>(client_->get_executor());
+    client_->on_state([this, alive = alive_](bool up) {
+      if (up && *alive) refresh();  // the members of connections admitted while it was away, at once
+    });
     arm();
   }
   void stop() {
@@ -108,7 +115,7 @@ public:
 
   const counters& stats() const noexcept { return stats_; }
   middleware::conn_counter& local() noexcept { return *local_; }
-  /// Connections of this worker that hold a member in Redis.
+  /// Connections of this worker with a member (in Redis, or written there once it is back).
   std::size_t live() const noexcept { return live_.size(); }
 
   /// (`k` by value: a coroutine keeps its parameters, and a caller may pass a temporary.)
@@ -118,29 +125,24 @@ public:
     if (client_ == nullptr || cfg.max_per_ip == 0) co_return middleware::conn_grant{local_->try_acquire(k, cfg.max_per_ip, cfg.max_total), 0};
     // This process' count first: max_total is the instance's own, and the fallback needs it.
     if (auto r = local_->try_acquire(k, 0, cfg.max_total); r != outcome::ok) co_return middleware::conn_grant{r, 0};
-    if (!client_->ready()) co_return fallback(k, cfg);
+    pace(cfg);
     const std::uint64_t seq = ++seq_;
-    std::string key = key_of(client_->key_prefix(), "conn", text);
-    std::string member = owner_ + ":" + std::to_string(seq);
+    slot sl{key_of(client_->key_prefix(), "conn", text), owner_ + ":" + std::to_string(seq)};
+    if (!client_->ready()) co_return fallback(k, cfg, seq, std::move(sl));
     const std::string cap = std::to_string(cfg.max_per_ip), ttl = std::to_string(ttl_ms(cfg));
-    const std::string_view keys[] = {key};
-    const std::string_view args[] = {member, cap, ttl};
+    const std::string_view keys[] = {sl.key};
+    const std::string_view args[] = {sl.member, cap, ttl};
     auto alive = alive_;
     auto [ec, rep] = co_await run_script(*client_, detail::conn_acquire_script(), keys, args);
     if (!*alive) co_return middleware::conn_grant{outcome::per_ip_full, 0};
     auto v = rep.as_integer();
-    if (ec || !v) co_return fallback(k, cfg);
+    if (ec || !v) co_return fallback(k, cfg, seq, std::move(sl));
     ++stats_.shared;
     if (*v == 0) {
       local_->release(k);
       co_return middleware::conn_grant{outcome::per_ip_full, 0};
     }
-    if (const std::chrono::milliseconds t(ttl_ms(cfg)); t != ttl_) {
-      ttl_ = t;
-      if (timer_) timer_->cancel();  // its handler sees the cancel and stops; refresh at the new pace
-      if (timer_) arm();
-    }
-    live_.emplace(seq, slot{std::move(key), std::move(member)});
+    live_.emplace(seq, std::move(sl));
     co_return middleware::conn_grant{outcome::ok, seq};
   }
 
@@ -168,20 +170,28 @@ private:
     return std::max<std::int64_t>(cfg.shared_ttl.count(), 300);
   }
 
-  // Redis cannot decide: on_failure does, over this process' count (taken without a per-address cap).
-  middleware::conn_grant fallback(const middleware::ip_key& k, const middleware::conn_limit_config& cfg) {
+  // The refresh runs every third of the last acquire's shared_ttl.
+  void pace(const middleware::conn_limit_config& cfg) {
+    const std::chrono::milliseconds t(ttl_ms(cfg));
+    if (t == ttl_) return;
+    ttl_ = t;
+    if (timer_) timer_->cancel();  // its handler sees the cancel and stops; refresh at the new pace
+    if (timer_) arm();
+  }
+
+  // Redis cannot decide: on_failure does, over this process' count (taken without a per-address
+  // cap). An admitted connection keeps its member `sl`, written by the refreshes once Redis is back.
+  middleware::conn_grant fallback(const middleware::ip_key& k, const middleware::conn_limit_config& cfg, std::uint64_t seq, slot sl) {
     using outcome = middleware::conn_counter::outcome;
     ++stats_.fallback;
-    switch (cfg.on_failure) {
-      case middleware::rate_failure::open: return {outcome::ok, 0};
-      case middleware::rate_failure::closed: local_->release(k); return {outcome::per_ip_full, 0};
-      case middleware::rate_failure::local: break;
-    }
-    if (local_->count(k) > cfg.max_per_ip) {
+    const bool refuse = cfg.on_failure == middleware::rate_failure::closed ||
+                        (cfg.on_failure == middleware::rate_failure::local && local_->count(k) > cfg.max_per_ip);
+    if (refuse) {
       local_->release(k);
       return {outcome::per_ip_full, 0};
     }
-    return {outcome::ok, 0};
+    live_.emplace(seq, std::move(sl));
+    return {outcome::ok, seq};
   }
 
   void arm() {

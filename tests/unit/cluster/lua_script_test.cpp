@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "redis_server.hpp"
+#include "redis_test_options.hpp"
 #include "run_until.hpp"
 #include "skip.hpp"
 
@@ -21,16 +22,6 @@ using namespace std::chrono_literals;
 namespace cl = rproxy::cluster;
 
 namespace {
-
-cl::redis_options options_for(const rproxy::test::redis_server& rs) {
-  cl::redis_options o;
-  o.port = rs.port();
-  o.command_timeout = 1s;
-  o.connect_timeout = 1s;
-  o.reconnect_min = 20ms;
-  o.reconnect_max = 200ms;
-  return o;
-}
 
 const cl::lua_script& add_script() {
   static const cl::lua_script s{"return redis.call('INCRBY', KEYS[1], ARGV[1])"};
@@ -62,7 +53,9 @@ TEST_CASE("lua_script: loaded on connect and reconnect, run by SHA1, EVAL once a
   rproxy::test::redis_server rs;
   if (!rs) RPROXY_SKIP_MISSING("redis-server");
   asio::io_context io;
-  cl::redis_client c(io.get_executor(), options_for(rs));
+  auto o = rproxy::test::redis_options_for(rs);
+  o.command_timeout = o.connect_timeout = 1s;
+  cl::redis_client c(io.get_executor(), o);
   cl::load_on_connect(c, {&add_script()});
   c.start();
   REQUIRE(rproxy::test::run_until(io, [&] { return c.ready(); }));

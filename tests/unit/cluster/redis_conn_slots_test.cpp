@@ -1,7 +1,8 @@
 // cluster::redis_conn_slots: two "instances" (two clients, two process counters, two stores)
 // hold one per-address cap together while max_total stays each one's own; a crashed instance's
 // slots lapse within shared_ttl while a live one's are refreshed; a Redis that restarted empty
-// learns the live slots again; Redis away applies on_failure (local, open, closed).
+// learns the live slots again; Redis away applies on_failure (local, open, closed), and the
+// connections admitted meanwhile are counted in Redis once it is back.
 #include <rproxy/cluster/redis_conn_slots.hpp>
 
 #include <asio/co_spawn.hpp>
@@ -15,6 +16,7 @@
 #include <string>
 
 #include "redis_server.hpp"
+#include "redis_test_options.hpp"
 #include "run_until.hpp"
 #include "skip.hpp"
 
@@ -24,17 +26,6 @@ namespace mw = rproxy::middleware;
 using outcome = mw::conn_counter::outcome;
 
 namespace {
-
-cl::redis_options options_for(const rproxy::test::redis_server& rs) {
-  cl::redis_options o;
-  o.port = rs.port();
-  o.key_prefix = "t:";
-  o.command_timeout = 300ms;
-  o.connect_timeout = 500ms;
-  o.reconnect_min = 20ms;
-  o.reconnect_max = 200ms;
-  return o;
-}
 
 mw::ip_key ip(const char* s) { return mw::to_ip_key(asio::ip::make_address(s)); }
 
@@ -67,7 +58,7 @@ struct node {
   mw::conn_counter local;
   cl::redis_conn_slots slots;
   node(asio::io_context& io, const rproxy::test::redis_server& rs, const char* name)
-      : client(io.get_executor(), options_for(rs)), slots(&client, local, name) {
+      : client(io.get_executor(), rproxy::test::redis_options_for(rs)), slots(&client, local, name) {
     client.start();
     slots.start();
   }
@@ -157,8 +148,9 @@ TEST_CASE("Redis away: on_failure decides over this instance's count; back empty
   CHECK(acquire(io, a.slots, "203.0.113.1", local).outcome == outcome::per_ip_full);  // this instance holds 1: the cap
   const auto here = acquire(io, a.slots, "203.0.113.2", local);
   CHECK(here.outcome == outcome::ok);
-  CHECK(here.slot == 0);  // counted here only
-  CHECK(acquire(io, a.slots, "203.0.113.2", caps(1, 0, mw::rate_failure::open)).outcome == outcome::ok);
+  CHECK(here.slot != 0);  // a member, written once Redis is back
+  const auto opened = acquire(io, a.slots, "203.0.113.2", caps(1, 0, mw::rate_failure::open));
+  CHECK(opened.outcome == outcome::ok);
   CHECK(acquire(io, a.slots, "203.0.113.3", caps(1, 0, mw::rate_failure::closed)).outcome == outcome::per_ip_full);
   CHECK(a.local.count(ip("203.0.113.3")) == 0);
   CHECK(a.slots.stats().fallback == 4);
@@ -175,7 +167,42 @@ TEST_CASE("Redis away: on_failure decides over this instance's count; back empty
   a.slots.release(ip("203.0.113.1"), held.slot);
   REQUIRE(rproxy::test::run_until(io, [&] { return rs.command({"ZCARD", "t:conn{203.0.113.1/32}"}) == "0"; }));
   CHECK(acquire(io, b.slots, "203.0.113.1", local).outcome == outcome::ok);
+  CHECK(a.slots.live() == 1);  // the one admitted by `open`, still open
+  a.slots.release(ip("203.0.113.2"), opened.slot);
   CHECK(a.slots.live() == 0);
+}
+
+TEST_CASE("connections admitted while Redis was down are counted once it is back", "[cluster][redis]") {
+  rproxy::test::redis_server rs;
+  if (!rs) RPROXY_SKIP_MISSING("redis-server");
+  asio::io_context io;
+  auto cfg = caps(2);
+  cfg.shared_ttl = 60s;  // refresh ticks every 20 s: within the 5 s below, only the comeback's own refresh writes it
+  node a(io, rs, "a-0"), b(io, rs, "b-0");
+  REQUIRE(rproxy::test::run_until(io, [&] { return a.client.ready() && b.client.ready(); }));
+  const auto before = acquire(io, a.slots, "192.0.2.50", cfg);
+  REQUIRE(before.outcome == outcome::ok);
+
+  rs.kill();
+  REQUIRE(rproxy::test::run_until(io, [&] { return !a.client.ready() && !b.client.ready(); }));
+  const auto during = acquire(io, a.slots, "192.0.2.50", cfg);  // decided by a alone (local: 2 here)
+  REQUIRE(during.outcome == outcome::ok);
+  CHECK(a.slots.stats().fallback == 1);
+  CHECK(a.slots.live() == 2);
+
+  REQUIRE(rs.restart());  // empty: neither member is there
+  REQUIRE(rproxy::test::run_until(io, [&] { return a.client.ready() && b.client.ready(); }));
+  const auto members = [&] { return rs.command({"ZCARD", "t:conn{192.0.2.50/32}"}); };
+  REQUIRE(rproxy::test::run_until(io, [&] { return members() == "2"; }, 5s));
+  CHECK(rs.command({"ZSCORE", "t:conn{192.0.2.50/32}", "a-0:" + std::to_string(during.slot)}) != "<nil>");
+  // b sees both of a's connections: the address is full across the two instances
+  CHECK(acquire(io, b.slots, "192.0.2.50", cfg).outcome == outcome::per_ip_full);
+  CHECK(b.slots.stats().shared == 1);
+
+  a.slots.release(ip("192.0.2.50"), during.slot);  // its ZREM frees the slot for b
+  REQUIRE(rproxy::test::run_until(io, [&] { return members() == "1"; }));
+  CHECK(acquire(io, b.slots, "192.0.2.50", cfg).outcome == outcome::ok);
+  a.slots.release(ip("192.0.2.50"), before.slot);
 }
 
 TEST_CASE("without a client, or without a per-address cap, the process counter decides", "[cluster]") {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "redis_server.hpp"
+#include "redis_test_options.hpp"
 #include "run_until.hpp"
 #include "skip.hpp"
 
@@ -23,17 +24,6 @@ namespace cl = rproxy::cluster;
 namespace mw = rproxy::middleware;
 
 namespace {
-
-cl::redis_options options_for(const rproxy::test::redis_server& rs) {
-  cl::redis_options o;
-  o.port = rs.port();
-  o.key_prefix = "t:";
-  o.command_timeout = 300ms;
-  o.connect_timeout = 500ms;
-  o.reconnect_min = 20ms;
-  o.reconnect_max = 200ms;
-  return o;
-}
 
 mw::rate_decision acquire(asio::io_context& io, cl::redis_counter_store& s, std::string_view key, const mw::rate_policy& p) {
   mw::rate_decision d;
@@ -65,7 +55,7 @@ TEST_CASE("exact: the script's decisions are the local store's, for both algorit
   rproxy::test::redis_server rs;
   if (!rs) RPROXY_SKIP_MISSING("redis-server");
   asio::io_context io;
-  cl::redis_client c(io.get_executor(), options_for(rs));
+  cl::redis_client c(io.get_executor(), rproxy::test::redis_options_for(rs));
   c.start();
   REQUIRE(rproxy::test::run_until(io, [&] { return c.ready(); }));
   mw::local_counter_store fallback, oracle;
@@ -102,7 +92,7 @@ TEST_CASE("exact: two instances together admit exactly the limit", "[cluster][re
   rproxy::test::redis_server rs;
   if (!rs) RPROXY_SKIP_MISSING("redis-server");
   asio::io_context io;
-  cl::redis_client c1(io.get_executor(), options_for(rs)), c2(io.get_executor(), options_for(rs));
+  cl::redis_client c1(io.get_executor(), rproxy::test::redis_options_for(rs)), c2(io.get_executor(), rproxy::test::redis_options_for(rs));
   c1.start();
   c2.start();
   REQUIRE(rproxy::test::run_until(io, [&] { return c1.ready() && c2.ready(); }));
@@ -121,7 +111,7 @@ TEST_CASE("batched: two instances stay within limit + one interval, and learn ea
   rproxy::test::redis_server rs;
   if (!rs) RPROXY_SKIP_MISSING("redis-server");
   asio::io_context io;
-  cl::redis_client c1(io.get_executor(), options_for(rs)), c2(io.get_executor(), options_for(rs));
+  cl::redis_client c1(io.get_executor(), rproxy::test::redis_options_for(rs)), c2(io.get_executor(), rproxy::test::redis_options_for(rs));
   c1.start();
   c2.start();
   REQUIRE(rproxy::test::run_until(io, [&] { return c1.ready() && c2.ready(); }));
@@ -157,7 +147,7 @@ TEST_CASE("Redis down: the route's failure policy decides (local, open, closed)"
   rproxy::test::redis_server rs;
   if (!rs) RPROXY_SKIP_MISSING("redis-server");
   asio::io_context io;
-  cl::redis_client c(io.get_executor(), options_for(rs));
+  cl::redis_client c(io.get_executor(), rproxy::test::redis_options_for(rs));
   c.start();
   REQUIRE(rproxy::test::run_until(io, [&] { return c.ready(); }));
   rs.kill();

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "redis_server.hpp"
+#include "redis_test_options.hpp"
 #include "run_until.hpp"
 #include "skip.hpp"
 
@@ -129,18 +130,6 @@ asio::awaitable<void> semantics(S& st) {
   CHECK(rd->at(0).payload == "m3");
 }
 
-cl::redis_options options_for(const rproxy::test::redis_server& rs) {
-  cl::redis_options o;
-  o.host = "127.0.0.1";
-  o.port = rs.port();
-  o.key_prefix = "test:";
-  o.command_timeout = 300ms;
-  o.connect_timeout = 500ms;
-  o.reconnect_min = 20ms;
-  o.reconnect_max = 200ms;
-  return o;
-}
-
 }  // namespace
 
 TEST_CASE("hash tags: key_of escapes the tag, slots follow the Redis Cluster specification", "[cluster]") {
@@ -181,7 +170,7 @@ TEST_CASE("redis_state: the same semantics on a real Redis", "[cluster][redis]")
   rproxy::test::redis_server rs;
   if (!rs) RPROXY_SKIP_MISSING("redis-server (apt install redis-server)");
   asio::io_context io;
-  cl::redis_state st(io.get_executor(), options_for(rs));
+  cl::redis_state st(io.get_executor(), rproxy::test::redis_options_for(rs, "test:"));
   CHECK(st.degraded());
   st.start();
   REQUIRE(rproxy::test::run_until(io, [&] { return !st.degraded(); }));
@@ -195,7 +184,7 @@ TEST_CASE("redis_client: pipelined commands complete in order on one connection"
   rproxy::test::redis_server rs;
   if (!rs) RPROXY_SKIP_MISSING("redis-server");
   asio::io_context io;
-  cl::redis_client c(io.get_executor(), options_for(rs));
+  cl::redis_client c(io.get_executor(), rproxy::test::redis_options_for(rs, "test:"));
   c.start();
   REQUIRE(rproxy::test::run_until(io, [&] { return c.ready(); }));
   std::vector<std::int64_t> order;
@@ -222,7 +211,7 @@ TEST_CASE("redis_client: pub/sub between two clients, re-subscribed after Redis 
   rproxy::test::redis_server rs;
   if (!rs) RPROXY_SKIP_MISSING("redis-server");
   asio::io_context io;
-  cl::redis_state a(io.get_executor(), options_for(rs)), b(io.get_executor(), options_for(rs));
+  cl::redis_state a(io.get_executor(), rproxy::test::redis_options_for(rs, "test:")), b(io.get_executor(), rproxy::test::redis_options_for(rs, "test:"));
   std::vector<bool> a_states;
   a.client().on_state([&](bool up) { a_states.push_back(up); });
   std::vector<std::string> got;
@@ -270,7 +259,7 @@ TEST_CASE("redis_client: a paused Redis fails commands within the timeout; resum
   rproxy::test::redis_server rs;
   if (!rs) RPROXY_SKIP_MISSING("redis-server");
   asio::io_context io;
-  cl::redis_state st(io.get_executor(), options_for(rs));
+  cl::redis_state st(io.get_executor(), rproxy::test::redis_options_for(rs, "test:"));
   st.start();
   REQUIRE(rproxy::test::run_until(io, [&] { return !st.degraded(); }));
   rs.pause();
@@ -296,7 +285,7 @@ TEST_CASE("redis_client: AUTH with a password and with an ACL user; refused cred
   rproxy::test::redis_server rs({"--requirepass", "s3cret-pass"});
   if (!rs) RPROXY_SKIP_MISSING("redis-server");
   asio::io_context io;
-  auto o = options_for(rs);
+  auto o = rproxy::test::redis_options_for(rs, "test:");
   o.password = "s3cret-pass";
   cl::redis_state ok(io.get_executor(), o);
   ok.start();
@@ -304,7 +293,7 @@ TEST_CASE("redis_client: AUTH with a password and with an ACL user; refused cred
 
   // an ACL user made on the server
   CHECK(rs.command({"ACL", "SETUSER", "proxy", "on", ">user-pass", "~test:*", "&*", "+@all"}, "s3cret-pass") == "OK");
-  auto u = options_for(rs);
+  auto u = rproxy::test::redis_options_for(rs, "test:");
   u.user = "proxy";
   u.password = "user-pass";
   cl::redis_state user(io.get_executor(), u);
@@ -315,7 +304,7 @@ TEST_CASE("redis_client: AUTH with a password and with an ACL user; refused cred
     CHECK(*r == 1);
   });
 
-  auto bad = options_for(rs);
+  auto bad = rproxy::test::redis_options_for(rs, "test:");
   bad.password = "wrong";
   cl::redis_state refused(io.get_executor(), bad);
   refused.start();

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "redis_server.hpp"
+#include "redis_test_options.hpp"
 #include "run_until.hpp"
 #include "skip.hpp"
 #include "test_certs.hpp"
@@ -49,14 +50,9 @@ cl::redis_tls_block tls_block(const std::string& ca, const std::string& sni = "b
 }
 
 cl::redis_options options_for(const tls_redis& r, const cl::redis_tls_block& t) {
-  cl::redis_options o;
-  o.host = "127.0.0.1";
-  o.port = r.tls_port;
-  o.key_prefix = "test:";
+  auto o = rproxy::test::redis_options_for(r.tls_port, "test:");
   o.command_timeout = 1000ms;  // (a TLS handshake on a loaded test machine)
   o.connect_timeout = 2000ms;
-  o.reconnect_min = 20ms;
-  o.reconnect_max = 200ms;
   auto ctx = t.context();
   REQUIRE(ctx);
   o.tls = *ctx;

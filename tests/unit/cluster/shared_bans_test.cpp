@@ -10,6 +10,7 @@
 #include <chrono>
 
 #include "redis_server.hpp"
+#include "redis_test_options.hpp"
 #include "run_until.hpp"
 #include "skip.hpp"
 
@@ -18,14 +19,6 @@ namespace cl = rproxy::cluster;
 namespace mw = rproxy::middleware;
 
 namespace {
-cl::redis_options options_for(const rproxy::test::redis_server& rs) {
-  cl::redis_options o;
-  o.port = rs.port();
-  o.key_prefix = "t:";
-  o.reconnect_min = 20ms;
-  o.reconnect_max = 200ms;
-  return o;
-}
 bool banned(const cl::shared_bans& b, const char* ip) {
   return b.list().find_address(asio::ip::make_address(ip), mw::ban_clock::now()).has_value();
 }
@@ -35,7 +28,7 @@ TEST_CASE("shared bans reach the other instances, later ones too, and unban lift
   rproxy::test::redis_server rs;
   if (!rs) RPROXY_SKIP_MISSING("redis-server");
   asio::io_context io;
-  cl::redis_client c1(io.get_executor(), options_for(rs)), c2(io.get_executor(), options_for(rs));
+  cl::redis_client c1(io.get_executor(), rproxy::test::redis_options_for(rs)), c2(io.get_executor(), rproxy::test::redis_options_for(rs));
   cl::shared_bans b1(&c1), b2(&c2);
   c1.start();
   c2.start();
@@ -60,7 +53,7 @@ TEST_CASE("shared bans reach the other instances, later ones too, and unban lift
   REQUIRE(rproxy::test::run_until(io, [&] { return banned(b1, "198.51.100.200"); }));
 
   // an instance that starts now reads every ban from the hash
-  cl::redis_client c3(io.get_executor(), options_for(rs));
+  cl::redis_client c3(io.get_executor(), rproxy::test::redis_options_for(rs));
   cl::shared_bans b3(&c3);
   c3.start();
   b3.start();

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "redis_server.hpp"
+#include "redis_test_options.hpp"
 #include "run_until.hpp"
 #include "skip.hpp"
 
@@ -20,23 +21,12 @@ using clock_type = rproxy::health::power_state::clock;
 
 namespace {
 
-cl::redis_options options_for(const rproxy::test::redis_server& rs) {
-  cl::redis_options o;
-  o.port = rs.port();
-  o.key_prefix = "t:";
-  o.command_timeout = 300ms;
-  o.connect_timeout = 500ms;
-  o.reconnect_min = 20ms;
-  o.reconnect_max = 200ms;
-  return o;
-}
-
 struct node {
   cl::redis_client client;
   cl::shared_players players;
   rproxy::health::power_state wake;
   node(asio::io_context& io, const rproxy::test::redis_server& rs, const char* id)
-      : client(io.get_executor(), options_for(rs)), players(&client, id, nullptr, 400ms, 50ms) {
+      : client(io.get_executor(), rproxy::test::redis_options_for(rs)), players(&client, id, nullptr, 400ms, 50ms) {
     client.start();
     players.start();
   }
