@@ -95,7 +95,7 @@ struct config {
         cfg::doc<&config::api_keys>("API keys (routes naming api_keys)"),
         cfg::doc<&config::require_auth>("a route naming jwt or api_keys needs a valid token or key (else 401)"),
         cfg::doc<&config::rate_limit>("request rate limits with X-RateLimit-* (routes naming rate_limit)"),
-        cfg::doc<&config::redis>("state shared with other instances: rate limits (docs/scaling.md); off when absent"),
+        cfg::doc<&config::redis>("state shared with other instances: rate limits, bans, connection caps (docs/scaling.md); off when absent"),
         cfg::doc<&config::audit>("security audit log: one line per rejection, no secrets"),
         cfg::doc<&config::request_id>("request ids and W3C trace context (every request)"),
         cfg::doc<&config::cors>("cross-origin requests from browsers (every request; off when unset)"),

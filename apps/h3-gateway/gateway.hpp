@@ -136,9 +136,8 @@ struct world_base {
   std::string alt_svc;  ///< `h3=":PORT"` with a quic: listener
 };
 
-/// Per connection: the gauge, the connection cap (per address held with the other instances
-/// with a redis: block), and (when a route checks bans) the roster that lets a new ban close
-/// the connections of the peers it covers.
+/// Per connection: the gauge, the connection cap (per address, for all instances with redis:),
+/// and (when a route checks bans) the roster through which a new ban closes its peers' connections.
 inline auto connection_pipeline(world_base& w, std::size_t worker) {
   const bool bans = std::any_of(w.routes.masks.begin(), w.routes.masks.end(), [](std::uint32_t m) { return (m & route_middleware.bit("bans")) != 0; });
   return rproxy::make_pipeline<rproxy::flow::http1_protocol>(
