@@ -179,7 +179,10 @@ int main(int argc, char** argv) {
     port = hostport.substr(colon + 1);
   }
   if (authority.empty()) authority = hostport;
-  const std::string tls_name = authority.substr(0, authority.rfind(':') == std::string::npos || authority.front() == '[' ? authority.size() : authority.rfind(':'));
+  // The TLS name: the authority's host, without its port, and an IPv6 literal without brackets.
+  const std::string tls_name = authority.front() == '['                   ? authority.substr(1, authority.find(']') - 1)
+                               : authority.rfind(':') == std::string::npos ? authority
+                                                                           : authority.substr(0, authority.rfind(':'));
 
   asio::io_context io;
   std::error_code ec;

@@ -24,6 +24,7 @@
 // long as the ticket key lives (per credentials: a process, or until a reload makes new ones).
 #pragma once
 
+#include <arpa/inet.h>
 #include <gnutls/gnutls.h>
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
@@ -281,6 +282,15 @@ inline result<tls_session, std::string> make_server_session(const tls_credential
   return s;
 }
 
+namespace detail {
+/// An IPv4 or IPv6 address, not a host name: RFC 6066 (3) does not allow one as SNI, and
+/// servers refuse a handshake that sends it. The certificate is checked against it all the same.
+inline bool is_ip_literal(const char* name) noexcept {
+  unsigned char addr[16];
+  return inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1;
+}
+}  // namespace detail
+
 /// A client session for one QUIC connection to `server_name` (SNI and, when the credentials
 /// verify, the name checked against the certificate), offering `alpn`.
 inline result<tls_session, std::string> make_client_session(const tls_credentials& c, ngtcp2_crypto_conn_ref* ref, std::string_view server_name,
@@ -293,7 +303,7 @@ inline result<tls_session, std::string> make_client_session(const tls_credential
   if (int rv = gnutls_credentials_set(raw, GNUTLS_CRD_CERTIFICATE, c.get()); rv != 0) return failure(tls_error("credentials", rv));
   if (int rv = detail::set_alpn(raw, alpn, 0); rv != 0) return failure(tls_error("alpn", rv));
   const char* name = s.keep_name(server_name);
-  if (!server_name.empty())
+  if (!server_name.empty() && !detail::is_ip_literal(name))  // (still checked against the certificate below)
     if (int rv = gnutls_server_name_set(raw, GNUTLS_NAME_DNS, name, std::min<std::size_t>(server_name.size(), 255)); rv != 0) return failure(tls_error("server name", rv));
   if (c.verify()) gnutls_session_set_verify_cert(raw, server_name.empty() ? nullptr : name, 0);
   gnutls_session_set_ptr(raw, ref);
