@@ -255,7 +255,7 @@ access_log: false
         p = subprocess.run(["node", SCRIPT_0RTT, "--port", str(port), "--spki", self.spki, "--admin", str(self.admin),
                             "--chromium", CHROMIUM, "--timeout", "30000",
                             *(["--netlog", os.environ["RPROXY_NETLOG"]] if os.environ.get("RPROXY_NETLOG") else [])],
-                           capture_output=True, text=True, timeout=280)
+                           capture_output=True, text=True, timeout=400)
         lines = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
         if p.returncode != 0 or not lines or "error" in lines[-1]:
             self.gw.dump()
@@ -279,7 +279,7 @@ access_log: false
             # The resumed GET came in 0-RTT and was forwarded marked (RFC 8470 §5.1).
             # (Chromium counts a ticket's age in whole seconds, GnuTLS refuses early data whose
             # age exceeds its own, and it does not always send the GET in 0-RTT: the script resumes up
-            # to 10 times; see h3_0rtt.js.)
+            # to 100 times; see h3_0rtt.js.)
             self.assertEqual(r["early"]["body"]["headers"].get("early-data"), "1", r)
             self.assertIn(("GET", "/early", "1"), seen)
             self.assertEqual(m.get('h3gw_early_data_requests_total{outcome="forwarded"}', 0), len([s for s in seen if s[2] == "1"]), early)
