@@ -57,12 +57,14 @@ namespace obs = rproxy::observe;
 using runtime = rproxy::app::runtime<config>;
 using rproxy::route::by_http_route;
 
-/// Advertises the HTTP/3 listener on every response (`Alt-Svc: h3=":PORT"`; none without one).
+/// Advertises the HTTP/3 listener on every HTTP/1.x and HTTP/2 response (`Alt-Svc: h3=":PORT"`;
+/// none without one). Not on HTTP/3 ones: that client is there already, and behind a UDP relay or
+/// balancer on another port the listener's own port would send it around the relay.
 struct alt_svc {
   const std::string* value;
   template <class Ctx, class Req>
-  rproxy::verdict on_hello(Ctx& ctx, const Req&) {
-    if (!value->empty()) ctx.response_fields.set("alt-svc", *value);
+  rproxy::verdict on_hello(Ctx& ctx, const Req& req) {
+    if (!value->empty() && req.head().wire != rproxy::codec::http1::wire_protocol::h3) ctx.response_fields.set("alt-svc", *value);
     return rproxy::next;
   }
 };
