@@ -8,6 +8,9 @@
     requests' :scheme https; a CA that did not sign the certificate, or the system's store, is
     a 502 naming the verification failure; `openssl s_server -alpn http/1.1` (no h2 in ALPN) is
     a 502 naming it and a connect failure; `validate` names the file and line of bad settings;
+  - nghttpd behind a relay that, when told to, drops a connection as a request's HEADERS frame
+    comes (a backend that died, no GOAWAY): a GET goes again on a new connection and gets its
+    file; a POST gets a 502 saying it was not sent again;
   - gRPC (Debian python3-grpcio) both sides: a server behind the gateway, a client in front,
     unary and server-streaming calls, a non-OK status and trailing metadata passed through, a
     backend restarted between calls.
@@ -17,9 +20,11 @@ import concurrent.futures
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 import urllib.request
 
@@ -130,6 +135,140 @@ class Nghttpd(unittest.TestCase):
         self.assertGreaterEqual(metric(self.admin, "h3gw_upstream_h2_requests", self.label), 200)
         harness.wait_until(lambda: metric(self.admin, "h3gw_upstream_h2_streams_active", self.label) == 0, what="no stream left open")
         self.assertEqual(metric(self.admin, "h3gw_upstream_h2_connections_active", self.label), 1)
+
+
+class Cutter:
+    """A TCP relay in front of an HTTP/2 backend. While `armed` > 0, a connection on which the
+    gateway sends a HEADERS frame (a request) is closed there, the frame not passed on, as if
+    the backend had died (no GOAWAY); `armed` goes down by one. Bounded: stop() ends it."""
+
+    def __init__(self, target_port):
+        self.target, self.armed, self.cut, self.accepted = ("127.0.0.1", target_port), 0, 0, 0
+        self.lock, self.running = threading.Lock(), True
+        self.srv = socket.create_server(("127.0.0.1", 0))
+        self.srv.settimeout(0.2)
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def accept_loop(self):
+        while self.running:
+            try:
+                c, _ = self.srv.accept()
+            except (socket.timeout, OSError):
+                continue
+            self.accepted += 1
+            up = socket.create_connection(self.target)
+            threading.Thread(target=self.up_loop, args=(c, up), daemon=True).start()
+            threading.Thread(target=self.pipe, args=(up, c), daemon=True).start()
+
+    def up_loop(self, c, up):
+        """Gateway to backend, frame by frame after the 24-byte preface."""
+        buf, preface = b"", True
+        try:
+            while self.running:
+                data = c.recv(65536)
+                if not data:
+                    break
+                buf += data
+                out = b""
+                if preface:
+                    if len(buf) < 24:
+                        continue
+                    out, buf, preface = buf[:24], buf[24:], False
+                while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                    n = 9 + int.from_bytes(buf[:3], "big")
+                    with self.lock:
+                        cut = buf[3] == 0x1 and self.armed > 0
+                        if cut:
+                            self.armed -= 1
+                            self.cut += 1
+                    if cut:
+                        up.sendall(out)
+                        raise ConnectionAbortedError
+                    out, buf = out + buf[:n], buf[n:]
+                up.sendall(out)
+        except OSError:
+            pass
+        for x in (c, up):
+            x.close()
+
+    def pipe(self, a, b):
+        try:
+            while self.running:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for x in (a, b):
+            x.close()
+
+    def stop(self):
+        self.running = False
+        self.srv.close()
+
+
+class BackendDiesMidRequest(unittest.TestCase):
+    """nghttpd (h2c) behind a Cutter: a request whose connection ends before the answer."""
+
+    @classmethod
+    def setUpClass(cls):
+        harness.require(shutil.which("nghttpd") is not None, "nghttpd is missing: run scripts/setup (nghttp2-server)")
+        cls.dir = tempfile.mkdtemp(prefix="rproxy-h2cut-")
+        with open(os.path.join(cls.dir, "hello.txt"), "w") as f:
+            f.write("hello after a cut\n")
+        cls.backend_port = harness.free_port()
+        cls.log = open(os.path.join(cls.dir, "nghttpd.log"), "w")
+        cls.nghttpd = subprocess.Popen(["nghttpd", "--no-tls", "-v", "-d", cls.dir, "-a", "127.0.0.1", str(cls.backend_port)],
+                                       stdout=cls.log, stderr=subprocess.STDOUT)
+        harness.wait_port(cls.backend_port)
+        cls.cutter = Cutter(cls.backend_port)
+        cls.label = f"127.0.0.1:{cls.cutter.port}"
+        cls.port, cls.admin = harness.free_port(), harness.free_port()
+        cls.gw = gateway(cls.port, cls.admin, f"""  - name: up
+    proto: h2c
+    h2: {{ response_timeout: 10s }}
+    backends: [ {{ address: {cls.label} }} ]
+""", "h2cut").start(wait_ports=[cls.port, cls.admin])
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.gw.stop()
+        cls.cutter.stop()
+        cls.nghttpd.kill()
+        cls.nghttpd.wait()
+        cls.log.close()
+        if rc != 0:
+            cls.gw.dump()
+        assert rc == 0, f"gateway exit code {rc}"
+
+    def curl(self, *args):
+        out = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", *args], capture_output=True, timeout=60)
+        body, _, code = out.stdout.rpartition(b"\n")
+        return int(code), body
+
+    def test_1_get_goes_again_on_a_new_connection(self):
+        retries = metric(self.admin, "h3gw_upstream_h2_retries", self.label)
+        accepted = self.cutter.accepted
+        self.cutter.armed = 1
+        code, body = self.curl(f"http://127.0.0.1:{self.port}/hello.txt")
+        self.assertEqual((code, body), (200, b"hello after a cut\n"))
+        self.assertEqual(self.cutter.cut, 1)
+        self.assertGreaterEqual(self.cutter.accepted - accepted, 1)  # the retry's connection
+        self.assertEqual(metric(self.admin, "h3gw_upstream_h2_retries", self.label) - retries, 1)
+
+    def test_2_post_is_not_sent_again(self):
+        retries = metric(self.admin, "h3gw_upstream_h2_retries", self.label)
+        cut = self.cutter.cut
+        self.cutter.armed = 1
+        code, body = self.curl("--data-binary", "once only", f"http://127.0.0.1:{self.port}/hello.txt")
+        self.assertEqual(code, 502, body)
+        self.assertIn(b"not idempotent", body)
+        self.assertEqual(self.cutter.cut - cut, 1)
+        self.assertEqual(metric(self.admin, "h3gw_upstream_h2_retries", self.label), retries)
+        # the next request gets a new connection
+        self.assertEqual(self.curl(f"http://127.0.0.1:{self.port}/hello.txt"), (200, b"hello after a cut\n"))
 
 
 class NghttpdTls(unittest.TestCase):

@@ -32,7 +32,11 @@
 // once, whatever its method, on another open connection with room, else the same one (a
 // REFUSED_STREAM leaves it usable), else a new one (after a GOAWAY), when its body can be
 // replayed: none, or all of it still held (a copy of at most `max_body_buffer` bytes, kept
-// until the response head arrives). Counted in `retries`.
+// until the response head arrives). So is an idempotent request (RFC 9110 §9.2.2: GET, HEAD,
+// OPTIONS, TRACE, PUT, DELETE) whose connection ended before its response head with no word on
+// it (closed or reset without a GOAWAY that refused it, a backend restarted): it may have been
+// processed, which an idempotent request allows (§9.2.2); it goes on a new connection. Any other
+// method gets a 502 saying why it was not sent again. Counted in `retries`.
 // A connection that carries no stream for `idle_timeout` is closed with GOAWAY (NO_ERROR).
 //
 // TLS (a target with a client context, net/tls_client.hpp): each connection is TLS over its TCP
@@ -76,6 +80,7 @@
 #include <rproxy/codec/http1/parser.hpp>
 #include <rproxy/flow/standin.hpp>
 #include <rproxy/flow/wakeup.hpp>
+#include <rproxy/health/retry_budget.hpp>
 #include <rproxy/net/error.hpp>
 #include <rproxy/net/tls_client.hpp>
 #include <rproxy/net/upstream_stream.hpp>
@@ -178,6 +183,7 @@ private:
     std::shared_ptr<conn> c;
     std::int32_t id = -1;
     bool has_head = false, ended = false, failed = false;
+    bool lost = false;  ///< its connection ended while it waited for the response head
     codec::h2::code reset_code = codec::h2::code::no_error;  ///< why the stream was reset (failed)
     std::string body;
     void poke() { wake.notify(); }
@@ -249,6 +255,7 @@ private:
     c.sock.close(ignored);
     c.kick.cancel();
     c.idle.cancel();
+    for (auto& [id, r] : c.streams) r->lost = !r->has_head;  // (before fail() reports them reset)
     c.session.fail();
     dispatch(c, c.session.poll());
     for (auto& [id, r] : c.streams) {  // (fail() reported them; any left over too)
@@ -551,20 +558,25 @@ private:
             co_return;
           }
         if (r.has_head) break;
-        if (r.refused() && !retried && replayable) {
-          // Not processed (RFC 9113 §8.7): once more, where pick() finds room.
+        const bool lost = r.lost && !r.refused();
+        if ((r.refused() || (lost && health::idempotent(method))) && !retried && replayable) {
+          // Not processed (RFC 9113 §8.7), or idempotent: once more, where pick() finds room.
           retried = true;
           if (!r.c->dead) r.c->session.release(r.id);  // (closed already: nothing is sent)
           avoid = std::move(r.c);
           r.id = -1;
-          r.failed = r.ended = false;
+          r.failed = r.ended = r.lost = false;
           r.reset_code = codec::h2::code::no_error;
           r.body.clear();
           if (metrics_.retries) metrics_.retries->inc();
           continue;
         }
         co_await fail(502, r.refused() ? "the HTTP/2 backend refused the stream (REFUSED_STREAM) and it could not be sent again"
-                                       : "the HTTP/2 backend reset the stream or closed the connection");
+                           : !lost     ? "the HTTP/2 backend reset the stream"
+                           : retried   ? "the HTTP/2 backend's connection ended before an answer (already sent again once)"
+                           : !health::idempotent(method)
+                               ? "the HTTP/2 backend's connection ended before an answer (not sent again: the method is not idempotent)"
+                               : "the HTTP/2 backend's connection ended before an answer and the request could not be sent again");
         co_return;
       }
       held.clear();

@@ -35,6 +35,7 @@
 #include <asio/write.hpp>
 
 #include <rproxy/codec/http1/parser.hpp>
+#include <rproxy/core/json.hpp>
 
 namespace rproxy::flow::standin {
 
@@ -84,13 +85,18 @@ private:
   bool closed_ = false;
 };
 
-/// A complete answer of the stand-in itself (the connection closes after it).
+/// A complete answer of the stand-in itself (the connection closes after it): the gateway's
+/// JSON error body, {"error":cause,"message":text}, with the causes its own 502 and 504 use.
 inline std::string simple_response(unsigned status, std::string_view text) {
+  std::string body = "{\"error\":";
+  json::append_string(body, status == 504 ? "backend_timeout" : status == 503 ? "backend_busy" : "backend_failed");
+  body += ",\"message\":";
+  json::append_string(body, text);
+  body += "}";
   std::string r = "HTTP/1.1 " + std::to_string(status) +
                   (status == 504 ? " Gateway Timeout" : status == 503 ? " Service Unavailable" : " Bad Gateway");
-  r += "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(text.size() + 1) + "\r\nConnection: close\r\n\r\n";
-  r += text;
-  r += '\n';
+  r += "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+  r += body;
   return r;
 }
 

@@ -152,11 +152,12 @@ outcome fetch(const server_mode& mode, const rproxy::net::tls_client_options* cl
 bool has(const std::string& text, std::string_view part) { return text.find(part) != std::string::npos; }
 
 /// A loopback h2c backend of many connections, steered by the test: it refuses the next
-/// `refuse` requests, each once read whole, with RST_STREAM REFUSED_STREAM or with a GOAWAY
-/// whose last stream id (0) is below theirs, then closing that connection; it answers the
-/// others "served METHOD BODY". It counts what it saw.
+/// `refuse` requests, each once read whole, with RST_STREAM REFUSED_STREAM, with a GOAWAY
+/// whose last stream id (0) is below theirs, then closing that connection, or by closing the
+/// connection with no word (a backend that died); it answers the others "served METHOD BODY".
+/// It counts what it saw.
 struct backend {
-  enum class refusal { reset, goaway };
+  enum class refusal { reset, goaway, close };
   explicit backend(asio::io_context& io) : acceptor(io, {asio::ip::make_address("127.0.0.1"), 0}) {}
   tcp::acceptor acceptor;
   int refuse = 0;
@@ -176,7 +177,7 @@ struct backend {
     h2::server_session s;
     std::map<std::int32_t, std::string> bodies;
     std::array<char, 16 * 1024> buf;
-    bool go_away = false;
+    bool go_away = false, hang_up = false;
     for (;;) {
       for (auto pending = s.pending_output(); !pending.empty(); pending = s.pending_output()) {
         auto [wec, n] = co_await asio::async_write(sock, asio::buffer(pending.data(), pending.size()), tok);
@@ -189,7 +190,7 @@ struct backend {
         (void)co_await asio::async_write(sock, asio::buffer(frame, sizeof frame), tok);
         break;
       }
-      if (s.done()) break;
+      if (s.done() || hang_up) break;
       auto [rec, n] = co_await sock.async_read_some(asio::buffer(buf), tok);
       if (rec) break;
       for (const auto& e : s.feed({buf.data(), n}, h2::clock::now())) {
@@ -203,7 +204,8 @@ struct backend {
             if (refuse > 0) {
               --refuse, ++refused;
               if (how == refusal::reset) s.reset(e.stream_id, h2::code::refused_stream);
-              else go_away = true;
+              else if (how == refusal::goaway) go_away = true;
+              else hang_up = true;
               break;
             }
             ++served;
@@ -452,5 +454,69 @@ TEST_CASE("h2_upstream: a TLS backend without h2 in ALPN fails the connection", 
     CHECK(out.connect_failures == 1);
     CHECK(out.alpn.empty());
     CHECK(out.scheme.empty());
+  }
+}
+
+TEST_CASE("h2_upstream: a connection that ends before the answer, with no word: idempotent requests go again", "[flow][h2]") {
+  asio::io_context io;
+  backend b(io);
+  b.start();
+  b.refuse = 1;
+  b.how = backend::refusal::close;
+  rproxy::flow::h2_upstream_options o;
+  std::string response, second;
+  auto put = [](std::string_view body) {
+    return "PUT /put HTTP/1.1\r\nHost: backend.test\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+           std::string(body);
+  };
+
+  SECTION("a GET goes again on a new connection") {
+    upstream_under_test u(io, b, o);
+    drive(io, u, [&]() -> asio::awaitable<void> { response = co_await exchange(u.up->local(), get("/a")); });
+    INFO(response);
+    CHECK(response.starts_with("HTTP/1.1 200"));
+    CHECK(has(response, "served GET "));
+    CHECK(b.accepted == 2);
+    CHECK(b.refused == 1);
+    CHECK(b.served == 1);
+    CHECK(u.retries.value() == 1);
+    CHECK(u.failures.value() == 0);
+  }
+  SECTION("a PUT goes again with its whole body (held)") {
+    upstream_under_test u(io, b, o);
+    drive(io, u, [&]() -> asio::awaitable<void> { response = co_await exchange(u.up->local(), put("the same body again")); });
+    INFO(response);
+    CHECK(response.starts_with("HTTP/1.1 200"));
+    CHECK(has(response, "served PUT the same body again"));
+    CHECK(b.accepted == 2);
+    CHECK(u.retries.value() == 1);
+  }
+  SECTION("a POST is not sent again: a 502 saying why; the next request opens a new connection") {
+    upstream_under_test u(io, b, o);
+    drive(io, u, [&]() -> asio::awaitable<void> {
+      response = co_await exchange(u.up->local(), post("/p", "once only"));
+      second = co_await exchange(u.up->local(), get("/after"));
+    });
+    INFO(response);
+    CHECK(response.starts_with("HTTP/1.1 502"));
+    CHECK(has(response, "not idempotent"));
+    CHECK(second.starts_with("HTTP/1.1 200"));
+    CHECK(b.refused == 1);
+    CHECK(b.served == 1);  // the GET only
+    CHECK(b.accepted == 2);
+    CHECK(u.retries.value() == 0);
+    CHECK(u.failures.value() == 1);
+  }
+  SECTION("ended again on the retry: a 502 (one retry, no more)") {
+    b.refuse = 2;
+    upstream_under_test u(io, b, o);
+    drive(io, u, [&]() -> asio::awaitable<void> { response = co_await exchange(u.up->local(), get("/twice")); });
+    INFO(response);
+    CHECK(response.starts_with("HTTP/1.1 502"));
+    CHECK(has(response, "already sent again once"));
+    CHECK(b.refused == 2);
+    CHECK(b.served == 0);
+    CHECK(u.retries.value() == 1);
+    CHECK(u.failures.value() == 1);
   }
 }
