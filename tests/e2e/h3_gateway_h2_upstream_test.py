@@ -420,6 +420,8 @@ class NghttpdTls(unittest.TestCase):
             "bad-sni": (group + "    proto: h2\n    tls: { sni: 'not a name' }\n", 5, "sni must be a host name"),
             "h2-block-on-http": (group + "    h2: { max_connections: 1 }\n", 4, "an h2: block needs proto: h2c or h2"),
             "idle-timeout-zero": (group + "    proto: h2c\n    h2: { idle_timeout: 0s }\n", 5, "must be positive"),
+            "h2-body-buffer-small": (group + "    proto: h2c\n    h2: { max_body_buffer: 1KiB }\n", 5, "must be between 16KiB and 64MiB"),
+            "h3-body-buffer-large": (group + "    proto: h3\n    h3: { max_body_buffer: 1GiB }\n", 5, "must be between 16KiB and 64MiB"),
             # a stand-in is found by the backend's address: another group cannot list it too
             "shared-backend": (group + "    proto: h2c\n  - name: other\n    backends: [ { address: 127.0.0.1:1 } ]\n", 6,
                                "backend 127.0.0.1:1 is also in group 'g'"),
@@ -435,7 +437,7 @@ class NghttpdTls(unittest.TestCase):
                 self.assertIn(named, v.stderr)
         path = os.path.join(d, "good.yaml")
         with open(path, "w") as f:
-            f.write(group + f"    proto: h2\n    tls: {{ sni: backend.test, ca: {d}/ca.pem }}\n" + route)
+            f.write(group + f"    proto: h2\n    tls: {{ sni: backend.test, ca: {d}/ca.pem }}\n    h2: {{ max_body_buffer: 256KiB }}\n" + route)
         v = subprocess.run([BINARY, "validate", path], capture_output=True, text=True, timeout=30)
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
 

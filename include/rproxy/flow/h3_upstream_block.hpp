@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <string>
 
+#include <rproxy/config/byte_size.hpp>
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/scalar.hpp>
 #include <rproxy/config/validator.hpp>
@@ -35,6 +36,7 @@ struct h3_upstream_block {
   std::uint32_t max_streams = 100;
   std::chrono::milliseconds response_timeout = std::chrono::seconds(60);
   std::chrono::milliseconds idle_timeout = std::chrono::seconds(30);
+  config::byte_size max_body_buffer = config::byte_size::mib(1);
 
   static constexpr auto describe() {
     namespace cfg = rproxy::config;
@@ -44,11 +46,14 @@ struct h3_upstream_block {
                        cfg::doc<&h3_upstream_block::max_connections>("QUIC connections per backend and worker"),
                        cfg::doc<&h3_upstream_block::max_streams>("requests at once on one QUIC connection before another is opened"),
                        cfg::doc<&h3_upstream_block::response_timeout>("no response progress for this long: 504, or the response is cut"),
-                       cfg::doc<&h3_upstream_block::idle_timeout>("an unused QUIC connection closes after this"));
+                       cfg::doc<&h3_upstream_block::idle_timeout>("an unused QUIC connection closes after this"),
+                       cfg::doc<&h3_upstream_block::max_body_buffer>("request body bytes sent and not yet acknowledged, and response bytes held, per request; a response with a content-length up to this size is read whole first, so its trailers can follow (16KiB to 64MiB)"));
   }
   void validate(config::validator& v) const {
     if (max_connections == 0) v.at(&h3_upstream_block::max_connections).error("must be at least 1");
     if (max_streams == 0) v.at(&h3_upstream_block::max_streams).error("must be at least 1");
+    if (max_body_buffer < config::byte_size::kib(16) || max_body_buffer > config::byte_size::mib(64))
+      v.at(&h3_upstream_block::max_body_buffer).error("must be between 16KiB and 64MiB");
   }
   h3_upstream_options options() const {
     h3_upstream_options o;
@@ -56,6 +61,7 @@ struct h3_upstream_block {
     o.max_streams = max_streams;
     o.response_timeout = response_timeout;
     o.transport.idle_timeout = idle_timeout;
+    o.max_body_buffer = static_cast<std::size_t>(max_body_buffer.bytes);
     return o;
   }
 };
