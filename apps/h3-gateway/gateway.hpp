@@ -163,7 +163,8 @@ inline auto request_pipeline(world_base& w, std::uint64_t seed, std::size_t work
       rproxy::gated{mw::require_auth{a}, rproxy::route::route_uses{&w.routes.masks, w.cfg->require_auth ? route_middleware.bit("jwt") | route_middleware.bit("api_keys") : 0}},
       rproxy::gated{mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&w.rl_cfg, &w.shared->cluster.links.limits(worker), a}, on("rate_limit")},
       rproxy::gated{mw::compress{w.cfg->compress ? &w.compress_cfg : nullptr}, on("compress")},
-      bal::group_stage{w.pools, std::move(bs), rproxy::route::route_group{&w.routes.groups}, {.no_backend = "no backend available", .retry_after_s = w.cfg->retry_after, .breaker_open = "circuit breaker open"}},
+      bal::group_stage{w.pools, std::move(bs), rproxy::route::route_group{&w.routes.groups}, {.no_backend = "no backend available", .retry_after_s = w.cfg->retry_after, .breaker_open = "circuit breaker open"},
+                      rproxy::route::route_sticky_key{}},
       rproxy::route::group_transport{&w.upstreams.by_group, rproxy::route::route_group{&w.routes.groups}});
 }
 

@@ -39,7 +39,7 @@ struct route_config {
     return cfg::fields(cfg::required<&route_config::name>("route name (metrics label)"),
                        cfg::required<&route_config::listen>("address and port to accept clients on"),
                        cfg::required<&route_config::backends>("where flows go"),
-                       cfg::doc<&route_config::balancer>("round_robin, weighted_round_robin, least_conn, random or lowest_latency"),
+                       cfg::doc<&route_config::balancer>("round_robin, weighted_round_robin, least_conn, random, lowest_latency, ip_hash or consistent_hash (both by the client's address)"),
                        cfg::doc<&route_config::connect_timeout>("give up on a backend after this long, try the next"),
                        cfg::doc<&route_config::idle_timeout>("close flows with no bytes either way for this long"),
                        cfg::doc<&route_config::proxy_protocol>("PROXY protocol in and out"),

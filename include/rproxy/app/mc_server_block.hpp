@@ -61,7 +61,7 @@ struct mc_server_block {
     return config::fields(config::doc<&mc_server_block::name>("server name (metrics label); a servers_dir file is named by its file name"),
                           config::required<&mc_server_block::domains>("host names players type: exact, or *.example.com for any subdomain"),
                           config::required<&mc_server_block::backends>("the server pool"),
-                          config::doc<&mc_server_block::balancer>("round_robin, weighted_round_robin, least_conn, random or lowest_latency"),
+                          config::doc<&mc_server_block::balancer>("round_robin, weighted_round_robin, least_conn, random, lowest_latency, ip_hash or consistent_hash (both by the client's address)"),
                           config::doc<&mc_server_block::rewrite_host>("host name written into the handshake sent to the backend; empty: as typed"),
                           config::doc<&mc_server_block::keep_forwarding_data>("pass on forwarding data a client put in the handshake (BungeeCord \\0ip\\0uuid); "
                                                                           "only behind a proxy you run: false strips it (Forge markers stay)"),

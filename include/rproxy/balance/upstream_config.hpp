@@ -24,6 +24,8 @@
 #include <variant>
 #include <vector>
 
+#include <rproxy/balance/consistent_hash.hpp>
+#include <rproxy/balance/ip_hash.hpp>
 #include <rproxy/balance/least_conn.hpp>
 #include <rproxy/balance/p2c_ewma.hpp>
 #include <rproxy/balance/pool.hpp>
@@ -64,13 +66,17 @@ inline void validate_backends(const config::validator& v, const std::vector<back
       v.at(i).at(&backend_settings::address).error("backend listed twice: " + backends[i].address.to_string());
 }
 
-/// The balancers a config can name.
-enum class algorithm { round_robin, weighted_round_robin, least_conn, random, lowest_latency };
+/// The balancers a config can name. The two hashes pick by the stage's key (the client's
+/// address unless the app passes another, e.g. h3-gateway a route's sticky cookie or header):
+/// the same key, the same backend, on every worker and every instance alike (the hashes are
+/// stable: balance/key.hpp), so affinity needs no table shared between instances.
+enum class algorithm { round_robin, weighted_round_robin, least_conn, random, lowest_latency, ip_hash, consistent_hash };
 constexpr auto config_enum_names(algorithm) {
   return std::array{config::enum_name{"round_robin", algorithm::round_robin},
                     config::enum_name{"weighted_round_robin", algorithm::weighted_round_robin},
                     config::enum_name{"least_conn", algorithm::least_conn}, config::enum_name{"random", algorithm::random},
-                    config::enum_name{"lowest_latency", algorithm::lowest_latency}};
+                    config::enum_name{"lowest_latency", algorithm::lowest_latency}, config::enum_name{"ip_hash", algorithm::ip_hash},
+                    config::enum_name{"consistent_hash", algorithm::consistent_hash}};
 }
 
 /// A pool member: where it is and the PROXY header it wants.
@@ -93,7 +99,7 @@ inline std::vector<upstream_pool::config_type> pool_entries(const std::vector<ba
 
 /// One balancer chosen at run time; the pick is a switch, not a virtual call.
 struct any_balancer {
-  std::variant<round_robin, weighted_round_robin, least_conn, random, p2c_ewma> b;
+  std::variant<round_robin, weighted_round_robin, least_conn, random, p2c_ewma, ip_hash, consistent_hash> b;
 
   template <class Pool, class Key>
   auto pick(const Pool& pool, const Key& key) {
@@ -105,6 +111,8 @@ struct any_balancer {
       case algorithm::least_conn: return {least_conn{}};
       case algorithm::random: return {random{seed}};
       case algorithm::lowest_latency: return {p2c_ewma{}};
+      case algorithm::ip_hash: return {ip_hash{}};
+      case algorithm::consistent_hash: return {consistent_hash{}};
       default: return {round_robin{}};
     }
   }

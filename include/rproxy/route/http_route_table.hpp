@@ -17,6 +17,7 @@
 #include <optional>
 #include <vector>
 
+#include <rproxy/balance/key.hpp>
 #include <rproxy/flow/upstream.hpp>
 #include <rproxy/health/retry_block.hpp>
 #include <rproxy/health/retry_stage.hpp>
@@ -90,6 +91,18 @@ struct route_group {
   std::size_t operator()(const Ctx& ctx) const {
     const auto& m = ctx.template state<by_http_route>().match;
     return m ? (*groups)[m.route()->index()][m.group_index()] : ~std::size_t{0};
+  }
+};
+
+/// The balancing key of a group_stage: the hash of the matched route's sticky header or cookie
+/// when the request has it, else of the client's address (so `balancer: consistent_hash` keeps
+/// a session, or else a client, on one backend of the group).
+struct route_sticky_key {
+  template <class Ctx>
+  std::uint64_t operator()(const Ctx& ctx) const {
+    const auto& m = ctx.template state<by_http_route>().match;
+    if (auto k = m ? m.sticky_key() : std::nullopt) return *k;
+    return balance::hash_key(ctx.client.address());
   }
 };
 

@@ -180,6 +180,9 @@ public:
     return route_ ? std::string_view(route_->config().backends[group_].group) : std::string_view{};
   }
   std::size_t group_index() const noexcept { return group_; }
+  /// The hash of the request's value of the route's sticky header or cookie (balance/key.hpp's
+  /// hash_key, the same everywhere); none when the route has no sticky key or the request lacks it.
+  std::optional<std::uint64_t> sticky_key() const noexcept { return sticky_; }
 
   std::size_t param_count() const noexcept { return count_; }
   http_param param_at(std::size_t i) const noexcept {
@@ -200,6 +203,7 @@ private:
   std::array<std::pair<std::uint32_t, std::uint32_t>, max_route_params> caps_{};  // offset, length in path_
   std::size_t count_ = 0;
   std::size_t group_ = 0;
+  std::optional<std::uint64_t> sticky_;
 };
 
 class http_router {
@@ -250,6 +254,7 @@ public:
     m.route_ = nullptr;
     m.count_ = 0;
     m.group_ = 0;
+    m.sticky_.reset();
     m.upstream_.clear();
     if (!normalize_path(req.path(), m.path_, options_.allow_encoded_slashes)) return http_route_status::bad_path;
     const std::uint32_t g = group_of(req.authority());
@@ -271,13 +276,12 @@ public:
     } else {
       m.upstream_ += p;
     }
-    // The group.
-    if (rt.split_.size() > 1) {
-      std::optional<std::string_view> key;
-      if (!rt.config_.sticky.header.empty()) key = req.header(rt.config_.sticky.header);
-      else if (!rt.config_.sticky.cookie.empty()) key = request_cookie(req, rt.config_.sticky.cookie);
-      m.group_ = rt.split_.pick(key ? sticky_hash(*key) : draw);
-    }
+    // The sticky key, then the group.
+    std::optional<std::string_view> key;
+    if (!rt.config_.sticky.header.empty()) key = req.header(rt.config_.sticky.header);
+    else if (!rt.config_.sticky.cookie.empty()) key = request_cookie(req, rt.config_.sticky.cookie);
+    if (key) m.sticky_ = sticky_hash(*key);
+    if (rt.split_.size() > 1) m.group_ = rt.split_.pick(m.sticky_ ? *m.sticky_ : draw);
     return http_route_status::matched;
   }
 

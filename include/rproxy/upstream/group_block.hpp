@@ -43,7 +43,7 @@ struct group_block {
     namespace cfg = rproxy::config;
     return cfg::fields(cfg::required<&group_block::name>("group name (routes' backends: [{group: ...}], metrics)"),
                        cfg::required<&group_block::backends>("the group's backends"),
-                       cfg::doc<&group_block::balancer>("round_robin, weighted_round_robin, least_conn, random or lowest_latency"),
+                       cfg::doc<&group_block::balancer>("round_robin, weighted_round_robin, least_conn, random, lowest_latency, ip_hash or consistent_hash (both by the route's sticky key, else the client's address)"),
                        cfg::doc<&group_block::health_check>("active health checks (off when absent)"),
                        cfg::doc<&group_block::dynamic_weights>("weights from each backend's load report (off when absent)"),
                        cfg::doc<&group_block::breaker>("a circuit breaker per backend (off when absent)"),

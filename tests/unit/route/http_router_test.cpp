@@ -539,6 +539,19 @@ TEST_CASE("http_router: a canary split is deterministic per draw, sticky by head
   REQUIRE(router.match(view{&kc}, m, ~0ull) == rt::http_route_status::matched);
   CHECK(m.group() == gk);
   CHECK(m.group() == (rt::weighted_split{{1, 1}}.pick(rt::sticky_hash("abc")) == 0 ? "a" : "b"));
+  CHECK(m.sticky_key() == rt::sticky_hash("abc"));  // (for the group's balancer: consistent_hash)
+  REQUIRE(router.match(view{&k}, m, 1) == rt::http_route_status::matched);
+  CHECK(!m.sticky_key());
+}
+
+TEST_CASE("http_router: the sticky key is kept for the balancer even without a split", "[route]") {
+  using c = rt::http_route_config;
+  const auto router = build({route("one", "/o", [](c& r) { r.sticky.header = "X-User"; })});
+  rt::http_match m;
+  const auto r = hdr(get("/o"), "X-User", "ada");
+  REQUIRE(router.match(view{&r}, m) == rt::http_route_status::matched);
+  CHECK(m.group() == "main");
+  CHECK(m.sticky_key() == rt::sticky_hash("ada"));
 }
 
 TEST_CASE("http_router: per-route settings travel with the match", "[route]") {
