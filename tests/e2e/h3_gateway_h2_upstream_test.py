@@ -61,6 +61,25 @@ groups:
 """, args=["--workers", "1"], name=name)
 
 
+def start_nghttpd(cls, docroot):
+    """nghttpd --no-tls on a free port serving `docroot`, its -v log in cls.log (cls.dir)."""
+    cls.backend_port = harness.free_port()
+    cls.log = open(os.path.join(cls.dir, "nghttpd.log"), "w")
+    cls.nghttpd = subprocess.Popen(["nghttpd", "--no-tls", "-v", "-d", docroot, "-a", "127.0.0.1", str(cls.backend_port)],
+                                   stdout=cls.log, stderr=subprocess.STDOUT)
+    harness.wait_port(cls.backend_port)
+
+
+def stop_gateway_and_nghttpd(cls):
+    rc = cls.gw.stop()
+    cls.nghttpd.kill()
+    cls.nghttpd.wait()
+    cls.log.close()
+    if rc != 0:
+        cls.gw.dump()
+    assert rc == 0, f"gateway exit code {rc}"
+
+
 class Nghttpd(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -73,11 +92,7 @@ class Nghttpd(unittest.TestCase):
         cls.big = os.urandom(3 * 1024 * 1024)
         with open(os.path.join(cls.docroot, "big.bin"), "wb") as f:
             f.write(cls.big)
-        cls.backend_port = harness.free_port()
-        cls.log = open(os.path.join(cls.dir, "nghttpd.log"), "w")
-        cls.nghttpd = subprocess.Popen(["nghttpd", "--no-tls", "-v", "-d", cls.docroot, "-a", "127.0.0.1", str(cls.backend_port)],
-                                       stdout=cls.log, stderr=subprocess.STDOUT)
-        harness.wait_port(cls.backend_port)
+        start_nghttpd(cls, cls.docroot)
         cls.label = f"127.0.0.1:{cls.backend_port}"
         cls.port, cls.admin = harness.free_port(), harness.free_port()
         cls.gw = gateway(cls.port, cls.admin, f"""  - name: up
@@ -88,13 +103,7 @@ class Nghttpd(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.gw.stop()
-        cls.nghttpd.kill()
-        cls.nghttpd.wait()
-        cls.log.close()
-        if rc != 0:
-            cls.gw.dump()
-        assert rc == 0, f"gateway exit code {rc}"
+        stop_gateway_and_nghttpd(cls)
 
     def sessions(self):
         """Connections nghttpd accepted: its -v log numbers each session (id=N)."""
@@ -218,11 +227,7 @@ class BackendDiesMidRequest(unittest.TestCase):
         cls.dir = tempfile.mkdtemp(prefix="rproxy-h2cut-")
         with open(os.path.join(cls.dir, "hello.txt"), "w") as f:
             f.write("hello after a cut\n")
-        cls.backend_port = harness.free_port()
-        cls.log = open(os.path.join(cls.dir, "nghttpd.log"), "w")
-        cls.nghttpd = subprocess.Popen(["nghttpd", "--no-tls", "-v", "-d", cls.dir, "-a", "127.0.0.1", str(cls.backend_port)],
-                                       stdout=cls.log, stderr=subprocess.STDOUT)
-        harness.wait_port(cls.backend_port)
+        start_nghttpd(cls, cls.dir)
         cls.cutter = Cutter(cls.backend_port)
         cls.label = f"127.0.0.1:{cls.cutter.port}"
         cls.port, cls.admin = harness.free_port(), harness.free_port()
@@ -234,14 +239,8 @@ class BackendDiesMidRequest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.gw.stop()
         cls.cutter.stop()
-        cls.nghttpd.kill()
-        cls.nghttpd.wait()
-        cls.log.close()
-        if rc != 0:
-            cls.gw.dump()
-        assert rc == 0, f"gateway exit code {rc}"
+        stop_gateway_and_nghttpd(cls)
 
     def curl(self, *args):
         out = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", *args], capture_output=True, timeout=60)
