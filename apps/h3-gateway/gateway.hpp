@@ -37,6 +37,7 @@
 #include <rproxy/net/tls_client.hpp>
 #include <rproxy/health/monitor.hpp>
 #include <rproxy/health/retry_stage.hpp>
+#include <rproxy/middleware/alt_svc.hpp>
 #include <rproxy/middleware/ban_kick.hpp>
 #include <rproxy/middleware/compress.hpp>
 #include <rproxy/middleware/require_auth.hpp>
@@ -56,18 +57,6 @@ namespace h3_gateway {
 namespace obs = rproxy::observe;
 using runtime = rproxy::app::runtime<config>;
 using rproxy::route::by_http_route;
-
-/// Advertises the HTTP/3 listener on every HTTP/1.x and HTTP/2 response (`Alt-Svc: h3=":PORT"`;
-/// none without one). Not on HTTP/3 ones: that client is there already, and behind a UDP relay or
-/// balancer on another port the listener's own port would send it around the relay.
-struct alt_svc {
-  const std::string* value;
-  template <class Ctx, class Req>
-  rproxy::verdict on_hello(Ctx& ctx, const Req& req) {
-    if (!value->empty() && req.head().wire != rproxy::codec::http1::wire_protocol::h3) ctx.response_fields.set("alt-svc", *value);
-    return rproxy::next;
-  }
-};
 
 /// What every world shares: counters, the audit log, the links to Redis (one client per worker,
 /// made from the first config's `redis:` block; a change there needs a restart) and the bans
@@ -155,7 +144,7 @@ inline auto request_pipeline(world_base& w, std::uint64_t seed, std::size_t work
   for (const auto& g : w.cfg->groups) bs.push_back(bal::any_balancer::make(g.balancer, seed));
   return rproxy::make_pipeline<rproxy::flow::http1_protocol>(
       obs::access_log_stage{w.cfg->access_log ? w.log : nullptr}, rproxy::health::retry_stage{rproxy::route::route_retry{&w.routes.retry_rules}},
-      rproxy::app::http_request_metrics{&w.requests, &w.metrics->upstream_connections, &w.metrics->by_protocol}, alt_svc{&w.alt_svc}, mw::request_id{&w.rid_cfg},
+      rproxy::app::http_request_metrics{&w.requests, &w.metrics->upstream_connections, &w.metrics->by_protocol}, mw::alt_svc{&w.alt_svc}, mw::request_id{&w.rid_cfg},
       mw::cors{w.cfg->cors ? &w.cors_cfg : nullptr}, by_http_route{&w.table, {.seed = seed}}, rproxy::route::apply_http_route{},
       rproxy::gated{mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, on("ip_filter")},
       rproxy::gated{mw::ban_check{&w.bans, a, &w.ban_cfg, &w.shared->cluster.bans.list()}, on("bans")}, rproxy::gated{mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, on("jwt")},

@@ -33,7 +33,7 @@ struct app {
         if (!q) return rt.log().error("cannot load TLS certificates for QUIC", {{"error", q.error()}}), nullptr;
         w->quic_tls.emplace(std::move(*q));
         const auto& ep = c->quic->listen ? *c->quic->listen : c->tls->listen;
-        w->alt_svc = "h3=\":" + std::to_string(ep.port) + "\"; ma=86400";
+        w->alt_svc = rproxy::middleware::alt_svc::h3(ep.port);
       }
     }
     // TLS to backends and the stand-ins of h2c, h2 and h3 groups, built aside: a reload failing
