@@ -221,6 +221,8 @@ public:
   bool stopped() const noexcept { return stopped_; }
   std::size_t queued() const noexcept { return b_ ? b_->q.size() - b_->head : 0; }
   std::size_t queued_bytes() const noexcept { return b_ ? b_->data_bytes : 0; }
+  /// True while frames wait: the queue's block is held only then (an idle connection holds none).
+  bool holds_memory() const noexcept { return b_ != nullptr; }
   const ws_send_limits& limits() const noexcept { return *lim_; }
 
   /// `fn(arg)` is called once when frames wait to be written (or the writer should look at its
