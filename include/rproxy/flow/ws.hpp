@@ -352,12 +352,22 @@ struct ws_adapter {
     if (!out.empty()) (void)co_await detail::send(s, out);
   }
 
+  /// A plain session runs on its socket's io_context, and its deadlines on that io_context's
+  /// idle sweep, which it reaches through the hub: the hub's executor for this worker must be
+  /// the same io_context's.
+  void check_executor(asio::ip::tcp::socket& s) const {
+    auto* ioc = net::detail::io_context_of(s.get_executor());
+    if (!ioc) throw std::logic_error("flow::ws_adapter: the socket's executor must be an io_context's");
+    if (hub->sweep(observe::worker_index() % hub->workers()) != &asio::use_service<net::idle_sweep>(*ioc))
+      throw std::logic_error("flow::ws_adapter: the hub's executor for this worker must be the socket's io_context's");
+  }
+
   /// After on_hello: the 101, then the message loop until the connection ends, run by a
   /// ws_detail::session (flow/ws_session.hpp: no coroutine frame). Here the flow's coroutine
   /// waits for it.
   template <class Pipeline, class Ctx>
   asio::awaitable<std::error_code> session(Pipeline& p, Ctx& ctx, asio::ip::tcp::socket& s, const options&, reader& r) const {
-    if (!net::detail::io_context_of(s.get_executor())) throw std::logic_error("flow::ws_adapter: the socket's executor must be an io_context's");
+    check_executor(s);
     if (auto ec = co_await upgrade(s, r)) co_return ec;
     const auto up = r.upgrade();
     std::string early(r.rest());
@@ -380,7 +390,7 @@ struct ws_adapter {
   template <class Pipeline, class Ctx, class Handoff>
     requires requires(Handoff& h) { h.take(); }
   asio::awaitable<std::error_code> session(Pipeline&, Ctx& ctx, asio::ip::tcp::socket& s, const options&, reader& r, Handoff& h) const {
-    if (!net::detail::io_context_of(s.get_executor())) throw std::logic_error("flow::ws_adapter: the socket's executor must be an io_context's");
+    check_executor(s);
     if (auto ec = co_await upgrade(s, r)) co_return ec;
     const auto up = r.upgrade();
     ctx.hello = nullptr;  // (the reader, which keeps what it pointed to, stays in the flow's coroutine)

@@ -137,7 +137,7 @@ public:
   bool send(ws_payload p, codec::ws::opcode op = codec::ws::opcode::text) {
     if (closing_ || !p) return false;
     const std::size_t n = p->size();
-    if (std::size_t{data_count_} + 1 > lim_->max_queue_messages || data_bytes_ + n > max_bytes()) {
+    if (std::size_t{data_count()} + 1 > lim_->max_queue_messages || queued_bytes() + n > max_bytes()) {
       switch (lim_->policy) {
         case slow_consumer::drop_newest:
           ws_detail::bump(stats_->dropped_newest);
@@ -151,19 +151,24 @@ public:
             ws_detail::bump(stats_->dropped_oldest);
             return false;
           }
-          // The front entry may be half written (offset_): it stays; drop the oldest of the rest.
-          for (std::size_t i = head_ + (offset_ ? 1 : 0); i < q_.size() && (std::size_t{data_count_} + 1 > lim_->max_queue_messages ||
-                                                                              data_bytes_ + n > max_bytes());) {
-            if (!q_[i].data) {
+          if (!b_) {  // nothing queued to drop (a bound of no messages)
+            ws_detail::bump(stats_->dropped_oldest);
+            return false;
+          }
+          auto& b = *b_;
+          // The front entry may be half written (offset): it stays; drop the oldest of the rest.
+          for (std::size_t i = b.head + (b.offset ? 1 : 0); i < b.q.size() && (std::size_t{b.data_count} + 1 > lim_->max_queue_messages ||
+                                                                                b.data_bytes + n > max_bytes());) {
+            if (!b.q[i].data) {
               ++i;
               continue;
             }
-            data_bytes_ -= static_cast<std::uint32_t>(q_[i].body->size());
-            --data_count_;
-            q_.erase(q_.begin() + static_cast<std::ptrdiff_t>(i));
+            b.data_bytes -= static_cast<std::uint32_t>(b.q[i].body->size());
+            --b.data_count;
+            b.q.erase(b.q.begin() + static_cast<std::ptrdiff_t>(i));
             ws_detail::bump(stats_->dropped_oldest);
           }
-          if (std::size_t{data_count_} + 1 > lim_->max_queue_messages || data_bytes_ + n > max_bytes()) {
+          if (std::size_t{b.data_count} + 1 > lim_->max_queue_messages || b.data_bytes + n > max_bytes()) {
             ws_detail::bump(stats_->dropped_oldest);  // everything queued is being written
             return false;
           }
@@ -178,7 +183,7 @@ public:
   /// Answers a ping (not while the data queue is full: a peer that pings and never reads
   /// must not grow it).
   void pong(std::string_view data) {
-    if (closing_ || data_count_ >= lim_->max_queue_messages) return;
+    if (closing_ || data_count() >= lim_->max_queue_messages) return;
     push(codec::ws::opcode::pong, make_ws_payload(std::string(data)), false);
   }
   void ping(std::string_view data = {}) {
@@ -197,7 +202,7 @@ public:
     std::string frame;
     codec::ws::append_close(frame, code, reason);
     // The whole frame is the payload (header included): pushed raw.
-    q_.push_back({{}, 0, make_ws_payload(std::move(frame)), false});
+    queue().q.push_back({{}, 0, make_ws_payload(std::move(frame)), false});
     wake();
   }
 
@@ -214,8 +219,10 @@ public:
     wake();
   }
   bool stopped() const noexcept { return stopped_; }
-  std::size_t queued() const noexcept { return q_.size() - head_; }
-  std::size_t queued_bytes() const noexcept { return data_bytes_; }
+  std::size_t queued() const noexcept { return b_ ? b_->q.size() - b_->head : 0; }
+  std::size_t queued_bytes() const noexcept { return b_ ? b_->data_bytes : 0; }
+  /// True while frames wait: the queue's block is held only then (an idle connection holds none).
+  bool holds_memory() const noexcept { return b_ != nullptr; }
   const ws_send_limits& limits() const noexcept { return *lim_; }
 
   /// `fn(arg)` is called once when frames wait to be written (or the writer should look at its
@@ -240,10 +247,11 @@ public:
       if (ec) return fail(sock);
       nb_ = true;
     }
-    while (head_ < q_.size()) {
+    while (b_ && b_->head < b_->q.size()) {
+      const auto& q = b_->q;
       // Up to max_batch frames, at most 64 buffers (what one sendmsg(2) takes from asio).
       std::array<asio::const_buffer, 64> bufs;
-      std::size_t nb = 0, total = 0, skip = offset_;
+      std::size_t nb = 0, total = 0, skip = b_->offset;
       auto add = [&](const char* p, std::size_t n) {
         if (skip >= n) {
           skip -= n;
@@ -253,8 +261,8 @@ public:
         total += n - skip;
         skip = 0;
       };
-      for (std::size_t i = head_, frames = 0; i < q_.size() && frames < lim_->max_batch && nb + 2 <= bufs.size(); ++i, ++frames) {
-        const auto& e = q_[i];
+      for (std::size_t i = b_->head, frames = 0; i < q.size() && frames < lim_->max_batch && nb + 2 <= bufs.size(); ++i, ++frames) {
+        const auto& e = q[i];
         if (e.head_len) add(e.head.data(), e.head_len);
         add(e.body->data(), e.body->size());
         if (!e.data && e.head_len == 0) break;  // our close frame: nothing after it
@@ -286,24 +294,25 @@ public:
     if (done_) return write_state::done;
     if (stopped_) return end();
     const std::size_t start = out.size();
-    for (std::size_t n = 0; head_ < q_.size() && n < lim_->max_batch && (n == 0 || out.size() - start < max_bytes); ++n) {
-      auto& e = q_[head_];
-      out.append(e.head.data() + std::min<std::size_t>(offset_, e.head_len), e.head_len - std::min<std::size_t>(offset_, e.head_len));
-      const std::size_t skip = offset_ > e.head_len ? offset_ - e.head_len : 0;
+    for (std::size_t n = 0; b_ && b_->head < b_->q.size() && n < lim_->max_batch && (n == 0 || out.size() - start < max_bytes); ++n) {
+      auto& b = *b_;
+      auto& e = b.q[b.head];
+      out.append(e.head.data() + std::min<std::size_t>(b.offset, e.head_len), e.head_len - std::min<std::size_t>(b.offset, e.head_len));
+      const std::size_t skip = b.offset > e.head_len ? b.offset - e.head_len : 0;
       out.append(e.body->data() + skip, e.body->size() - skip);
-      offset_ = 0;
+      b.offset = 0;
       if (e.data) {
-        data_bytes_ -= static_cast<std::uint32_t>(e.body->size());
-        --data_count_;
+        b.data_bytes -= static_cast<std::uint32_t>(e.body->size());
+        --b.data_count;
         ++frames;
       } else if (e.head_len == 0) {
         close_written_ = true;
       }
       e.body.reset();
-      ++head_;
+      ++b.head;
       if (close_written_) break;  // our close frame: nothing after it
     }
-    if (head_ == q_.size()) release_queue();
+    if (b_ && b_->head == b_->q.size()) release_queue();
     if (out.size() > start) return write_state::blocked;
     if (close_written_) return peer_closed_ ? end() : write_state::closing;
     return write_state::idle;
@@ -373,6 +382,18 @@ private:
     ws_payload body;
     bool data;              ///< a data frame (counted against the bounds, may be dropped)
   };
+  /// What only a connection with frames to write holds (a block made for the first frame and
+  /// given back when the queue is empty again: 8 bytes in every idle connection where these
+  /// took 40). Counts in 32 bits: ws_block bounds a queue's messages in 32 bits, and each queued
+  /// frame takes 48 bytes of entry, so 4 Gi of them is out of reach.
+  struct queue_block {
+    std::vector<entry> q;             ///< [head, size) queued; the front written up to offset bytes
+    std::uint32_t head = 0;
+    std::uint32_t data_count = 0;
+    std::uint32_t offset = 0;         ///< (an entry is at most max_queue_bytes_limit and a frame header)
+    std::uint32_t data_bytes = 0;     ///< (at most max_bytes())
+  };
+
 
   void push(codec::ws::opcode op, ws_payload p, bool data) {
     entry e{{}, 0, std::move(p), data};
@@ -384,60 +405,63 @@ private:
     const std::size_t hs = codec::ws::write_header(head, h);
     std::copy_n(head.data(), hs, e.head.data());
     e.head_len = static_cast<std::uint8_t>(hs);
+    auto& b = queue();
     if (data) {
-      ++data_count_;
-      data_bytes_ += static_cast<std::uint32_t>(e.body->size());
+      ++b.data_count;
+      b.data_bytes += static_cast<std::uint32_t>(e.body->size());
     }
-    q_.push_back(std::move(e));
+    b.q.push_back(std::move(e));
     wake();
   }
   /// `n` bytes from the front were written: whole frames leave the queue.
   void consume(std::size_t n) {
+    auto& b = *b_;  // (called after a write of queued frames)
     std::uint64_t frames = 0, bytes = n;
-    n += offset_;
-    while (head_ < q_.size()) {
-      auto& e = q_[head_];
+    n += b.offset;
+    while (b.head < b.q.size()) {
+      auto& e = b.q[b.head];
       const std::size_t len = e.head_len + e.body->size();
       if (n < len) break;
       n -= len;
       if (e.data) {
-        data_bytes_ -= static_cast<std::uint32_t>(e.body->size());
-        --data_count_;
+        b.data_bytes -= static_cast<std::uint32_t>(e.body->size());
+        --b.data_count;
         ++frames;
       } else if (e.head_len == 0) {
         close_written_ = true;
       }
       e.body.reset();
-      ++head_;
+      ++b.head;
     }
-    offset_ = static_cast<std::uint32_t>(n);  // (within the front entry)
+    b.offset = static_cast<std::uint32_t>(n);  // (within the front entry)
     ws_detail::bump(stats_->messages_out, frames);
     ws_detail::bump(stats_->bytes_out, bytes);
-    if (head_ == q_.size()) release_queue();
+    if (b.head == b.q.size()) release_queue();
   }
-  /// An empty queue gives its storage back (an idle connection holds none) unless it is small.
-  void release_queue() {
-    head_ = 0;
-    offset_ = 0;
-    if (q_.capacity() > 8) std::vector<entry>().swap(q_);
-    else q_.clear();
+  /// The queue's block, made when the first frame is queued.
+  queue_block& queue() {
+    if (!b_) {
+      b_ = std::make_unique<queue_block>();
+      b_->q.reserve(4);  // (one allocation for a burst of a few frames: a reply and its events)
+    }
+    return *b_;
   }
+  std::uint32_t data_count() const noexcept { return b_ ? b_->data_count : 0; }
+  /// An empty queue gives its block back, storage and all: an idle connection holds none.
+  void release_queue() { b_.reset(); }
   void drop_unsent() {
-    const std::size_t keep = head_ + (offset_ ? 1 : 0);
-    while (q_.size() > keep) {
-      if (q_.back().data) {
-        data_bytes_ -= static_cast<std::uint32_t>(q_.back().body->size());
-        --data_count_;
+    if (!b_) return;
+    auto& b = *b_;
+    const std::size_t keep = b.head + (b.offset ? 1 : 0);
+    while (b.q.size() > keep) {
+      if (b.q.back().data) {
+        b.data_bytes -= static_cast<std::uint32_t>(b.q.back().body->size());
+        --b.data_count;
       }
-      q_.pop_back();
+      b.q.pop_back();
     }
   }
-  void drop_all() {
-    std::vector<entry>().swap(q_);
-    head_ = 0;
-    offset_ = 0;
-    data_count_ = data_bytes_ = 0;
-  }
+  void drop_all() { b_.reset(); }
   write_state end() {
     done_ = true;
     drop_all();
@@ -458,17 +482,10 @@ private:
     }
   }
 
-  // Frame counts in 32 bits (ws_block bounds a queue's messages in 32 bits; each queued
-  // frame takes 48 bytes of entry, so 4 Gi of them is out of reach) and the flags in one byte:
-  // 24 bytes less in every connection.
   static constexpr ws_send_stats no_stats{};
   const ws_send_limits* lim_;
   const ws_send_stats* stats_;
-  std::vector<entry> q_;        ///< [head_, size) queued; the front written up to offset_ bytes
-  std::uint32_t head_ = 0;
-  std::uint32_t data_count_ = 0;
-  std::uint32_t offset_ = 0;      ///< (an entry is at most max_queue_bytes_limit and a frame header)
-  std::uint32_t data_bytes_ = 0;  ///< (at most max_bytes(): 8 bytes less than two size_t, a malloc size class per session)
+  std::unique_ptr<queue_block> b_;  ///< null: nothing queued
   std::uint64_t id_ = 0;
   void (*notify_)(void*) = nullptr;
   void* notify_arg_ = nullptr;

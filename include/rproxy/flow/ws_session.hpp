@@ -190,17 +190,18 @@ public:
   session(const session&) = delete;
   session& operator=(const session&) = delete;
   ~session() {
-    if (sweep_) sweep_->remove(*this);
+    // Still watched only when the io_context is being destroyed with the session (the hub may
+    // be gone already): its sweep found through the socket.
+    if (linked()) asio::use_service<net::idle_sweep>(*net::detail::io_context_of(owner_.socket().get_executor())).remove(*this);
   }
 
   void start() {
     auto& s = owner_.socket();
-    sweep_ = &asio::use_service<net::idle_sweep>(*net::detail::io_context_of(s.get_executor()));  // (checked by the adapter)
     std::error_code ignored;
     s.non_blocking(true, ignored);  // reads and writes are tried at once; would_block means wait
     conn_.set_notify(&session::notified, this);
     auto& ctx = owner_.ctx();
-    ctx.worker = static_cast<std::uint16_t>(observe::worker_index() % adapter().hub->workers());
+    ctx.worker = static_cast<std::uint16_t>(observe::worker_index() % adapter().hub->workers());  // (its sweep is the socket's: the adapter checked)
     adapter().hub->attach(ctx.worker, conn_);  // (closes it at once if a shutdown has begun)
     ctx.ws = &conn_;
     if (auto* st = adapter().stats) st->open.fetch_add(1, std::memory_order_relaxed);
@@ -241,6 +242,8 @@ private:
 
   const Adapter& adapter() const noexcept { return owner_.adapter(); }
   ws_stats* stats() const noexcept { return adapter().stats; }
+  /// The worker's idle sweep, the hub's for this worker (the socket's io_context's).
+  net::idle_sweep& sweep() noexcept { return *adapter().hub->sweep(owner_.ctx().worker); }
 
   // --- reading ---------------------------------------------------------------------------
   /// Called only once a read came back short or with would_block (the socket drained, on its
@@ -276,7 +279,7 @@ private:
         owner_.ctx().bytes_from_client += n;
         add(stats() ? &stats()->bytes_in : nullptr, n);
         ping_out_ = false;
-        if (lane_ == lane::idle) sweep_->touch(*this, clock::now());
+        if (lane_ == lane::idle) sweep().touch(*this, clock::now());
       }
       std::size_t b = 0;
       const auto st = parse(buf.data(), b, e);
@@ -445,14 +448,15 @@ private:
   /// waiting for the peer's close frame), or on none.
   void arm(lane l) {
     if (lane_ == l && l != lane::write) return;
-    sweep_->remove(*this);
+    auto& sw = sweep();
+    sw.remove(*this);
     lane_ = l;
     const auto now = clock::now();
     switch (l) {
       case lane::none: break;
-      case lane::idle: sweep_->add(*this, adapter().idle_timeout, now, &session::idle_expired); break;
-      case lane::write: sweep_->add(*this, conn_.limits().write_timeout, now, &session::write_expired); break;
-      case lane::close: sweep_->add(*this, conn_.limits().close_timeout, now, &session::close_expired); break;
+      case lane::idle: sw.add(*this, adapter().idle_timeout, now, &session::idle_expired); break;
+      case lane::write: sw.add(*this, conn_.limits().write_timeout, now, &session::write_expired); break;
+      case lane::close: sw.add(*this, conn_.limits().close_timeout, now, &session::close_expired); break;
     }
   }
   static session& of(net::idle_sweep::entry& e) noexcept { return static_cast<session&>(e); }
@@ -510,7 +514,6 @@ private:
   codec::ws::opcode mop_ = codec::ws::opcode::text;
   bool ping_out_ : 1 = false, paused_ : 1 = false, write_waiting_ : 1 = false;
   Owner owner_;
-  net::idle_sweep* sweep_ = nullptr;
   std::unique_ptr<pending> more_;  ///< null unless bytes or a message in pieces wait
   ws_connection conn_;
   codec::ws::parser parser_;

@@ -152,6 +152,38 @@ TEST_CASE("close policy: the queue is dropped and the client gets close 1013", "
   REQUIRE(got[0].code == 1013);
 }
 
+TEST_CASE("the queue holds memory only while frames wait", "[flow][ws]") {
+  asio::io_context ioc;
+  socket_pair sp(ioc);
+  ws_send_limits lim;
+  ws_connection c(lim);
+  REQUIRE_FALSE(c.holds_memory());
+  REQUIRE(c.send_text("one"));
+  REQUIRE(c.send_text("two"));
+  REQUIRE(c.holds_memory());
+  std::error_code ec;
+  REQUIRE(c.flush(sp.server, ec) == ws_connection::write_state::idle);  // a few bytes: the socket takes them at once
+  REQUIRE_FALSE(ec);
+  REQUIRE(c.queued() == 0);
+  REQUIRE_FALSE(c.holds_memory());  // written: the block is given back
+  REQUIRE(texts(drain_client(ioc, sp.client, 2)) == std::vector<std::string>{"one", "two"});
+  REQUIRE(c.send_text("three"));  // a new block for the next frames
+  REQUIRE(c.flush(sp.server, ec) == ws_connection::write_state::idle);
+  REQUIRE_FALSE(c.holds_memory());
+  REQUIRE(texts(drain_client(ioc, sp.client, 1)) == std::vector<std::string>{"three"});
+}
+
+TEST_CASE("drop_oldest with a bound of no messages refuses every frame, with nothing queued to drop", "[flow][ws]") {
+  std::atomic<std::uint64_t> dropped{0};
+  ws_send_limits lim{.max_queue_messages = 0, .policy = slow_consumer::drop_oldest};
+  const rproxy::flow::ws_send_stats st{.dropped_oldest = &dropped};
+  ws_connection c(lim, &st);
+  REQUIRE_FALSE(c.send_text("a"));
+  REQUIRE(dropped == 1);
+  REQUIRE(c.queued() == 0);
+  REQUIRE_FALSE(c.holds_memory());
+}
+
 TEST_CASE("a shared payload is queued by reference, not copied", "[flow][ws]") {
   ws_send_limits lim;
   ws_connection ca(lim), cb(lim);

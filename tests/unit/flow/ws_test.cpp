@@ -184,6 +184,21 @@ TEST_CASE("upgrade: 101 with the RFC 6455 accept key; messages, ping and close",
   REQUIRE(f.rec.closes == 1);
 }
 
+TEST_CASE("a hub whose executor for the worker is not the socket's io_context: the flow ends before the upgrade", "[flow][ws]") {
+  // The session's deadlines run on the hub's sweep for its worker: on another io_context they
+  // would run on another thread.
+  for (const bool spawned : {false, true}) {
+    fixture f;
+    f.spawned = spawned;
+    asio::io_context other;
+    flow::ws_hub wrong{{other.get_executor()}};
+    f.a.hub = &wrong;
+    f.exchange(upgrade());
+    REQUIRE(*f.result == make_error_code(rproxy::net::error::flow_aborted));
+    REQUIRE(f.got.find("101 Switching Protocols") == std::string::npos);
+  }
+}
+
 TEST_CASE("upgrade: version 8 gets 426, a bad key 400; a plain GET / the page; others 426", "[flow][ws]") {
   {
     fixture f;
