@@ -377,7 +377,7 @@ struct ws_adapter {
     auto [ec] = co_await asio::async_initiate<decltype(token), void(std::error_code)>(
         [&](auto handler) {
           using owner = ws_detail::awaited_owner<ws_adapter, Pipeline, Ctx, decltype(handler)>;
-          (new ws_detail::session<ws_adapter, owner>(owner{this, p, ctx, s, std::move(handler)}, up, early))->start();
+          (new ws_detail::session<ws_adapter, owner>(owner(this, p, ctx, s, std::move(handler)), up, early))->start();
         },
         token);
     co_return ec;

@@ -41,6 +41,7 @@
 #include <rproxy/codec/ws/frame.hpp>
 #include <rproxy/flow/ws_connection.hpp>
 #include <rproxy/net/idle_sweep.hpp>
+#include <rproxy/net/poller.hpp>
 #include <rproxy/observe/metrics.hpp>
 
 namespace rproxy::flow {
@@ -53,7 +54,10 @@ public:
   explicit ws_hub(std::vector<asio::any_io_executor> workers) : shards_(workers.size()) {
     for (std::size_t i = 0; i < workers.size(); ++i) {
       shards_[i].ex = std::move(workers[i]);
-      if (auto* ioc = net::detail::io_context_of(shards_[i].ex)) shards_[i].sweep = &asio::use_service<net::idle_sweep>(*ioc);
+      if (auto* ioc = net::detail::io_context_of(shards_[i].ex)) {
+        shards_[i].sweep = &asio::use_service<net::idle_sweep>(*ioc);
+        shards_[i].poller = &asio::use_service<net::poller>(*ioc);
+      }
     }
   }
   ws_hub(const ws_hub&) = delete;
@@ -111,6 +115,8 @@ public:
   /// reach through here rather than each keeping a pointer (8 bytes a connection). Null when
   /// w's executor is not an io_context's.
   net::idle_sweep* sweep(std::size_t w) const noexcept { return shards_[w].sweep; }
+  /// Worker `w`'s poller (net/poller.hpp: its io_context's), which watches its sessions' sockets.
+  net::poller* poller(std::size_t w) const noexcept { return shards_[w].poller; }
 
   /// Where deliveries record their fan-out latency (null: not measured). Set before any delivery.
   void set_fanout_latency(observe::histogram* h) noexcept { fanout_latency_ = h; }
@@ -181,6 +187,7 @@ private:
   struct shard {
     asio::any_io_executor ex;
     net::idle_sweep* sweep = nullptr;   ///< ex's io_context's
+    net::poller* poller = nullptr;      ///< ex's io_context's
     std::vector<std::uintptr_t> slots;  ///< indexed by the low bits of an id
     std::size_t free = no_slot;         ///< the first free slot
     std::size_t live = 0;

@@ -43,6 +43,7 @@
 #include <rproxy/net/detail/reactor_wait.hpp>
 #include <rproxy/net/error.hpp>
 #include <rproxy/net/idle_sweep.hpp>
+#include <rproxy/net/poller.hpp>
 #include <rproxy/observe/worker_index.hpp>
 #include <rproxy/pipeline/context.hpp>
 #include <rproxy/pipeline/verdict.hpp>
@@ -96,13 +97,18 @@ struct adapter_ref<Adapter, true> {
   const Adapter& get() const noexcept { return a; }
 };
 
-/// The socket a spawned session keeps: on its io_context's own executor type (40 bytes where
-/// asio::ip::tcp::socket, with an any_io_executor, takes 88).
-using session_socket = asio::basic_stream_socket<asio::ip::tcp, asio::io_context::executor_type>;
+/// The session's descriptor out of the flow's socket (the flow's executor is an io_context's:
+/// the adapter checked). On failure the stream is closed, and the session ends at its start.
+inline net::polled_stream adopt(asio::ip::tcp::socket& s) {
+  std::error_code ec;
+  return net::polled_stream::adopt(s, *net::detail::io_context_of(s.get_executor()), ec);
+}
 
 /// A session's owner in a spawned flow: what the flow held, moved in (pipeline, context,
-/// socket, done), so the connection is one allocation. The socket moves to a session_socket
-/// (no system call); finish() ends the flow as the flow's own finish() would (flow/serve.hpp).
+/// socket, done), so the connection is one allocation. The socket's descriptor leaves asio's
+/// reactor for the worker's poller (net/poller.hpp: 16 bytes here, and neither asio's
+/// descriptor state nor a pending wait per connection); finish() ends the flow as the flow's
+/// own finish() would (flow/serve.hpp).
 template <class Flow, class Adapter, bool AdapterOutlives>
 struct spawned_owner {
   using pipeline_type = std::remove_reference_t<decltype(std::declval<Flow&>().p)>;
@@ -110,15 +116,12 @@ struct spawned_owner {
   using done_type = decltype(std::declval<Flow&>().done);
 
   spawned_owner(Flow&& f, adapter_ref<Adapter, !AdapterOutlives> ar)
-      : p(&f.p), c(std::move(f.ctx)), s(net::detail::io_context_of(f.client.get_executor())->get_executor()),
-        done(std::move(f.done)), a(std::move(ar)) {
-    net::detail::move_socket(s, f.client);  // (the flow's executor is an io_context's: the adapter checked)
-  }
+      : p(&f.p), c(std::move(f.ctx)), s(adopt(f.client)), done(std::move(f.done)), a(std::move(ar)) {}
   spawned_owner(spawned_owner&&) = default;
 
   pipeline_type& pipeline() noexcept { return *p; }
   context_type& ctx() noexcept { return c; }
-  session_socket& socket() noexcept { return s; }
+  net::polled_stream& socket() noexcept { return s; }
   const Adapter& adapter() const noexcept { return a.get(); }
   /// Closes the socket, runs on_close, then tells `done`.
   void finish(const std::error_code& ec) {
@@ -136,7 +139,7 @@ struct spawned_owner {
 
   pipeline_type* p;
   context_type c;
-  session_socket s;
+  net::polled_stream s;
   done_type done;
   adapter_ref<Adapter, !AdapterOutlives> a;
 };
@@ -144,14 +147,18 @@ struct spawned_owner {
 /// A session's owner in a flow's coroutine (flow::serve): it resumes the coroutine.
 template <class Adapter, class Pipeline, class Ctx, class Handler>
 struct awaited_owner {
+  awaited_owner(const Adapter* ad, Pipeline& pl, Ctx& cx, asio::ip::tcp::socket& sock, Handler hd)
+      : a(ad), p(pl), c(cx), s(adopt(sock)), h(std::move(hd)) {}
+  awaited_owner(awaited_owner&&) = default;
+
   const Adapter* a;
   Pipeline& p;
   Ctx& c;
-  asio::ip::tcp::socket& s;
+  net::polled_stream s;  ///< the flow's socket's descriptor (adopt(): the flow's socket is left closed)
   Handler h;
   Pipeline& pipeline() noexcept { return p; }
   Ctx& ctx() noexcept { return c; }
-  asio::ip::tcp::socket& socket() noexcept { return s; }
+  net::polled_stream& socket() noexcept { return s; }
   const Adapter& adapter() const noexcept { return *a; }
   void finish(const std::error_code& ec) { std::move(h)(ec); }
 };
@@ -176,7 +183,7 @@ inline std::span<char> read_scratch(std::size_t n) {
 /// finishing the flow (hub detach, on_close) when both sides have ended. The owner gives the
 /// adapter (its settings: decoder, hub, stats, timeouts, limits), which outlives the session.
 template <class Adapter, class Owner>
-class session final : private net::idle_sweep::entry, private ending {
+class session final : private net::idle_sweep::entry, private net::poller::watcher, private ending {
   using clock = std::chrono::steady_clock;
 
 public:
@@ -191,20 +198,26 @@ public:
   session& operator=(const session&) = delete;
   ~session() {
     // Still watched only when the io_context is being destroyed with the session (the hub may
-    // be gone already): its sweep found through the socket.
-    if (linked()) asio::use_service<net::idle_sweep>(*net::detail::io_context_of(owner_.socket().get_executor())).remove(*this);
+    // be gone already): its sweep and poller found through the socket.
+    auto& ioc = owner_.socket().get_executor().context();
+    if (linked()) asio::use_service<net::idle_sweep>(ioc).remove(*this);
+    if (watched()) asio::use_service<net::poller>(ioc).remove(*this);
   }
 
   void start() {
-    auto& s = owner_.socket();
-    std::error_code ignored;
-    s.non_blocking(true, ignored);  // reads and writes are tried at once; would_block means wait
+    auto& s = owner_.socket();  // (non-blocking: reads and writes are tried at once; would_block means wait)
     conn_.set_notify(&session::notified, this);
     auto& ctx = owner_.ctx();
     ctx.worker = static_cast<std::uint16_t>(observe::worker_index() % adapter().hub->workers());  // (its sweep is the socket's: the adapter checked)
     adapter().hub->attach(ctx.worker, conn_);  // (closes it at once if a shutdown has begun)
     ctx.ws = &conn_;
     if (auto* st = adapter().stats) st->open.fetch_add(1, std::memory_order_relaxed);
+    std::error_code ec;
+    adapter().hub->poller(ctx.worker)->add(s.native_handle(), *this, &session::on_event, ec);
+    if (ec) {  // (no descriptor, or none left for the kernel's epoll entry): the first read ends it
+      conn_.abort(s);
+      ending_().ec = ec;
+    }
     arm(lane::idle);
     // A first read at once: frames sent with the upgrade (held), or while the 101 was written.
     asio::post(s.get_executor(), read_handler{keep(this)});
@@ -225,6 +238,12 @@ private:
   struct keep {
     session* s;
     explicit keep(session* p) noexcept : s(p) { ++s->refs_; }
+    /// Takes over a reference counted already (a wait's).
+    static keep adopt(session* p) noexcept {
+      keep k(p);
+      --p->refs_;
+      return k;
+    }
     keep(keep&& o) noexcept : s(std::exchange(o.s, nullptr)) {}
     keep& operator=(keep&&) = delete;
     ~keep() {
@@ -247,11 +266,55 @@ private:
 
   // --- reading ---------------------------------------------------------------------------
   /// Called only once a read came back short or with would_block (the socket drained, on its
-  /// worker's thread: later bytes bring a new edge), so the wait is async_wait_drained's: an
-  /// operation of the reactor's own with the handler alone (80 bytes where asio's wait, which
-  /// keeps room for the socket's executor, takes 144), and no EPOLL_CTL_MOD to re-arm.
+  /// worker's thread): the poller's next edge for the socket resumes the reader (on_event). A
+  /// wait is a flag and a reference: nothing allocated.
   void wait_read() {
-    net::detail::async_wait_drained(owner_.socket(), asio::socket_base::wait_read, read_handler{keep(this)});
+    if (read_waiting_) return;
+    read_waiting_ = true;
+    ++refs_;
+  }
+
+  /// The poller's events: the waits they end run now (writer first: it frees the queue).
+  /// `abandoned`: the io_context is shutting down; the waits' references go, nothing runs.
+  static void on_event(net::poller& p, net::poller::watcher& w, std::uint32_t events) {
+    auto& s = static_cast<session&>(w);
+    if (events == net::poller::abandoned) {
+      if (s.linked()) asio::use_service<net::idle_sweep>(p.context()).remove(s);
+      keep k(&s);  // (the session may go with the last reference, after both are dropped)
+      if (s.take_wait(true)) --s.refs_;
+      if (s.take_wait(false)) --s.refs_;
+      return;
+    }
+    keep k(&s);
+    if (s.write_waiting_ && (events & net::poller::writable)) {
+      s.write_waiting_ = false;
+      flush_handler{keep::adopt(&s)}();
+    }
+    if (s.read_waiting_ && (events & net::poller::readable)) {
+      s.read_waiting_ = false;
+      read_handler{keep::adopt(&s)}();
+    }
+  }
+
+  /// The socket was closed (or the writer ended): a pending wait ends with operation_aborted,
+  /// in a posted handler (as asio's own waits would).
+  void cancel_waits(bool read, bool write) {
+    auto ex = owner_.socket().get_executor();
+    if (read && take_wait(true))
+      asio::post(ex, [h = read_handler{keep::adopt(this)}]() mutable { h(asio::error::operation_aborted); });
+    if (write && take_wait(false))
+      asio::post(ex, [h = flush_handler{keep::adopt(this)}]() mutable { h(asio::error::operation_aborted); });
+  }
+  /// Ends the read (or write) wait, if there is one: true if there was (its reference is the caller's).
+  bool take_wait(bool read) noexcept {
+    const bool was = read ? read_waiting_ : write_waiting_;
+    (read ? read_waiting_ : write_waiting_) = false;
+    return was;
+  }
+  /// Closes the socket: the connection ends (both sides' waits end).
+  void abort() {
+    conn_.abort(owner_.socket());
+    cancel_waits(true, true);
   }
 
   void readable(std::error_code ec) {
@@ -362,7 +425,7 @@ private:
         ws_detail::on_verdict(owner_.pipeline().message(owner_.ctx(), adapter().decoder.decode(mop_, data)), owner_.ctx(), conn_,
                               adapter().over_limit, stats());
       } catch (const std::exception&) {
-        conn_.abort(owner_.socket());
+        abort();
         end_reader(make_error_code(net::error::flow_aborted), true);
         return false;
       }
@@ -377,7 +440,7 @@ private:
     paused_ = false;
     clear_msg();
     if (e) {
-      conn_.abort(owner_.socket());
+      abort();
       return end_reader(make_error_code(net::error::flow_aborted), true);
     }
     ws_detail::on_verdict(v, owner_.ctx(), conn_, adapter().over_limit, stats());
@@ -417,7 +480,7 @@ private:
     write_waiting_ = false;
     if (ending_().writer_done) return;
     if (wait_ec && wait_ec != asio::error::operation_aborted) {
-      conn_.abort(owner_.socket());
+      abort();
       return end_writer(net::classify(wait_ec, net::side::downstream));
     }
     std::error_code ec;
@@ -427,8 +490,10 @@ private:
       case ws_connection::write_state::closing: arm(lane::close); return;
       case ws_connection::write_state::blocked:
         arm(lane::write);
-        write_waiting_ = true;
-        owner_.socket().async_wait(asio::socket_base::wait_write, net::detail::exactly_allocated<flush_handler>{flush_handler{keep(this)}});
+        if (!write_waiting_) {  // the poller's next writable edge flushes again (on_event)
+          write_waiting_ = true;
+          ++refs_;
+        }
         return;
     }
   }
@@ -437,10 +502,7 @@ private:
     ending_().writer_done = true;
     ending_().writer_error(ec);
     arm(lane::none);
-    if (!ending_().reader_done) {  // the writer ended first (a stall, a write error, the close handshake timed out)
-      std::error_code ignored;
-      owner_.socket().cancel(ignored);  // the read wait completes
-    }
+    if (!ending_().reader_done) cancel_waits(true, false);  // the writer ended first (a stall, a write error, the close handshake timed out): the read wait completes
   }
 
   // --- deadlines ---------------------------------------------------------------------------
@@ -484,15 +546,17 @@ private:
   static void close_expired(net::idle_sweep::entry& e) { of(e).expired(); }
   void expired() {
     lane_ = lane::none;
-    conn_.abort(owner_.socket());
-    if (!write_waiting_ && !ending_().writer_done) end_writer({});
+    const bool writing = write_waiting_;
+    abort();
+    if (!writing && !ending_().writer_done) end_writer({});
   }
 
   // --- the end -----------------------------------------------------------------------------
   void last_ref() {
     if (ending_().reader_done && ending_().writer_done) {
-      // Finished: leave the hub, then on_close (the owner), then the session goes.
+      // Finished: leave the hub and the poller, then on_close (the owner), then the session goes.
       adapter().hub->detach(conn_.id());
+      adapter().hub->poller(owner_.ctx().worker)->remove(*this);  // (the owner closes the socket next)
       owner_.ctx().ws = nullptr;
       if (auto* st = stats()) st->open.fetch_sub(1, std::memory_order_relaxed);
       const auto ec = ending_().ec;
@@ -512,7 +576,7 @@ private:
   std::uint16_t refs_ = 0;
   lane lane_ = lane::none;
   codec::ws::opcode mop_ = codec::ws::opcode::text;
-  bool ping_out_ : 1 = false, paused_ : 1 = false, write_waiting_ : 1 = false;
+  bool ping_out_ : 1 = false, paused_ : 1 = false, write_waiting_ : 1 = false, read_waiting_ : 1 = false;
   Owner owner_;
   std::unique_ptr<pending> more_;  ///< null unless bytes or a message in pieces wait
   ws_connection conn_;
