@@ -308,7 +308,8 @@ private:
   /// Ends the read (or write) wait, if there is one: true if there was (its reference is the caller's).
   bool take_wait(bool read) noexcept {
     const bool was = read ? read_waiting_ : write_waiting_;
-    (read ? read_waiting_ : write_waiting_) = false;
+    if (read) read_waiting_ = false;
+    else write_waiting_ = false;
     return was;
   }
   /// Closes the socket: the connection ends (both sides' waits end).
