@@ -9,12 +9,17 @@
 //                   no DATA (what a gRPC server sends for a method it does not know);
 //   /length         a body with content-length ("hello, trailers\n"), then a trailer section
 //                   (x-checksum, grpc-status 0);
+//   /once/drop/KEY  the first request for a KEY closes the connection (H3_INTERNAL_ERROR) with
+//                   the request open, as a backend that crashed would; later ones are echoed;
+//   /once/reject/KEY the first request for a KEY is refused unprocessed (RESET_STREAM with
+//                   H3_REQUEST_REJECTED); later ones are echoed;
 //   anything else   what it received, as text: "body=<bytes>" and one "trailer <name>=<value>"
 //                   line per request trailer, with content-length.
 // Prints "listening" once the socket is bound; runs until killed.
 #include <asio/io_context.hpp>
 #include <asio/ip/udp.hpp>
 
+#include <nghttp3/nghttp3.h>
 #include <ngtcp2/ngtcp2.h>
 
 #include <cstdint>
@@ -25,6 +30,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <rproxy/codec/h3/server_session.hpp>
@@ -63,6 +69,7 @@ public:
   int on_stream_data(conn_type& c, std::int64_t id, std::span<const std::uint8_t> data, bool fin) {
     handle(session_.feed(id, data, fin));
     if (session_.failed() != 0) c.close_application(session_.error_code());
+    else if (drop_) c.close_application(NGHTTP3_H3_INTERNAL_ERROR, "dropped on purpose");
     kick();
     return 0;
   }
@@ -128,6 +135,15 @@ private:
   void answer(std::int64_t id) {
     const auto& req = session_.request(id);
     const std::string_view path = req.path();
+    static std::unordered_set<std::string> seen;  // the KEYs of /once/ paths (one connection at a time: no lock)
+    if (path.starts_with("/once/drop/") && seen.insert(std::string(path)).second) {
+      drop_ = true;
+      return;
+    }
+    if (path.starts_with("/once/reject/") && seen.insert(std::string(path)).second) {
+      (void)ngtcp2_conn_shutdown_stream(c_->get(), id, NGHTTP3_H3_REQUEST_REJECTED);
+      return;
+    }
     if (path.starts_with("/test.Missing/")) {
       const std::vector<field> head{{"content-type", "application/grpc"}, {"grpc-status", "12"}, {"grpc-message", "unknown method"}};
       (void)session_.submit_response(id, 200, head, /*end_stream=*/true);
@@ -153,6 +169,7 @@ private:
   }
 
   conn_type* c_ = nullptr;
+  bool drop_ = false;
   h3::server_session session_;
   std::unordered_map<std::int64_t, std::string> bodies_;
 };

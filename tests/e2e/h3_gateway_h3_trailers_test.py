@@ -112,6 +112,9 @@ http:
     - name: echo
       prefix: /echo
       backends: [ {{ group: own }} ]
+    - name: once
+      prefix: /once/
+      backends: [ {{ group: own }} ]
     - name: all
       prefix: /
       backends: [ {{ group: edge }} ]
@@ -270,6 +273,38 @@ http:
         self.assertTrue(lines and lines[0] == "body=" + "u" * 50000, f"{len(p.stdout)} bytes: {p.stdout[:200]!r}")
         self.assertEqual([l for l in lines if l.startswith("trailer ")], ["trailer x-checksum=abc123"])
         self.assertEqual(self.own_requests() - before, 1)
+
+    def fetch(self, method, path):
+        """One HTTP/1.1 request through the gateway with curl: (status, body)."""
+        body = os.path.join(self.dir, "fetch.bin")
+        p = subprocess.run(["curl", "-sS", "-X", method, "-o", body, "-w", "%{http_code}", f"http://127.0.0.1:{self.port}{path}"],
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(body, "rb") as f:
+            return int(p.stdout), f.read()
+
+    def own_retries(self):
+        return metric(self.admin, "h3gw_upstream_h3_retries", self.own_label)
+
+    def test_9_idempotent_request_goes_again_when_the_backend_drops_the_connection(self):
+        # The backend closes its QUIC connection (H3_INTERNAL_ERROR) with the request open: a GET
+        # goes again on a new connection and gets its answer; a POST is not sent twice.
+        retries = self.own_retries()
+        status, body = self.fetch("GET", "/once/drop/get")
+        self.assertEqual((status, body), (200, b"body=\n"))
+        self.assertEqual(self.own_retries() - retries, 1)
+        status, body = self.fetch("POST", "/once/drop/post")
+        self.assertEqual(status, 502, body)
+        self.assertIn(b"not sent again: the method is not idempotent", body)
+        self.assertEqual(self.own_retries() - retries, 1)
+        self.assertEqual(self.fetch("POST", "/once/drop/post"), (200, b"body=\n"))  # (the backend answers it now)
+
+    def test_10_a_request_the_backend_rejected_unprocessed_goes_again_whatever_its_method(self):
+        # H3_REQUEST_REJECTED: the backend did not process it, so even a POST goes again.
+        retries = self.own_retries()
+        status, body = self.fetch("POST", "/once/reject/post")
+        self.assertEqual((status, body), (200, b"body=\n"))
+        self.assertEqual(self.own_retries() - retries, 1)
 
 
 if __name__ == "__main__":

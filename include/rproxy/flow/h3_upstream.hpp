@@ -18,6 +18,13 @@
 // On the stand-in's wire, an HTTP/3 failure before the response head is a 502 (504 on the
 // response timeout); after it, the connection is closed mid-body (the gateway sees a reset).
 //
+// Retries, as for HTTP/2 backends (flow/h2_upstream.hpp): a request without a body goes again
+// once when its stream ended before the response head with word that it was not processed
+// (H3_REQUEST_REJECTED, a GOAWAY, a connection not ready), whatever its method, or when its QUIC
+// connection ended under it (a backend restarted) and it is idempotent (RFC 9110 §9.2.2: GET,
+// HEAD, OPTIONS, TRACE, PUT, DELETE). It goes on another connection when the first one is gone.
+// A request with a body is not sent again (its body went to the backend as it came, not kept).
+//
 // Trailers (gRPC), as for HTTP/2 backends (flow/h2_upstream.hpp): every request carries `te:
 // trailers`; the backend's trailer section (bounded by codec::h3::client_limits, as a head is)
 // comes back as chunked trailers, which the gateway passes on to its clients. A response without
@@ -58,6 +65,7 @@
 #include <rproxy/codec/h3/client_session.hpp>
 #include <rproxy/codec/http1/parser.hpp>
 #include <rproxy/flow/standin.hpp>
+#include <rproxy/health/retry_budget.hpp>
 #include <rproxy/flow/wakeup.hpp>
 #include <rproxy/net/quic/client_connection.hpp>
 #include <rproxy/net/quic/tls.hpp>
@@ -79,6 +87,7 @@ struct h3_upstream_metrics {
   observe::counter* handshake_failures = nullptr;
   observe::counter* requests = nullptr;     ///< requests sent over HTTP/3
   observe::counter* failures = nullptr;     ///< requests that failed (502/504 or a reset mid-body)
+  observe::counter* retries = nullptr;      ///< requests sent again (see "Retries" above)
 };
 
 /// Held by shared_ptr: each stand-in connection keeps it alive until its coroutine is gone.
@@ -308,93 +317,107 @@ private:
         (void)co_await asio::async_write(s, asio::buffer(standin::simple_response(status, why)), tuple);
       };
       const auto give_up = std::chrono::steady_clock::now() + opts_.response_timeout;
-      for (;;) {
-        std::error_code cec;
-        if (auto* c = pick(cec)) {
-          auto sid = c->app().submit(req, tag, has_body, /*auto_credit=*/false);
-          if (sid) {
-            r.conn = c;
-            r.sid = *sid;
-            break;
+      for (bool retried = false;; retried = true) {  // (a second turn: the request goes again, see Retries)
+        for (;;) {
+          std::error_code cec;
+          if (auto* c = pick(cec)) {
+            auto sid = c->app().submit(req, tag, has_body, /*auto_credit=*/false);
+            if (sid) {
+              r.conn = c;
+              r.sid = *sid;
+              break;
+            }
+            if (sid.error() != codec::h3::client_error::not_ready && sid.error() != net::quic::client_error::no_stream) {
+              co_await fail(502, sid.error().message());
+              co_return;
+            }
           }
-          if (sid.error() != codec::h3::client_error::not_ready && sid.error() != net::quic::client_error::no_stream) {
-            co_await fail(502, sid.error().message());
+          if (cec || (conns_.empty() && last_error_)) {
+            co_await fail(502, (cec ? cec : last_error_).message());
+            co_return;
+          }
+          if (std::chrono::steady_clock::now() >= give_up) {
+            co_await fail(504, "no HTTP/3 connection to the backend in time");
+            co_return;
+          }
+          waiting_.push_back(&r);
+          (void)co_await wait(r);
+          waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), &r), waiting_.end());
+          // a connection that failed its handshake: the next turn of the loop reports it
+          bool any_alive = false;
+          for (auto& c : conns_) any_alive |= !c->app().handler().dead;
+          if (!any_alive && last_error_) {
+            co_await fail(502, last_error_.message());
             co_return;
           }
         }
-        if (cec || (conns_.empty() && last_error_)) {
-          co_await fail(502, (cec ? cec : last_error_).message());
-          co_return;
-        }
-        if (std::chrono::steady_clock::now() >= give_up) {
-          co_await fail(504, "no HTTP/3 connection to the backend in time");
-          co_return;
-        }
-        waiting_.push_back(&r);
-        (void)co_await wait(r);
-        waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), &r), waiting_.end());
-        // a connection that failed its handshake: the next turn of the loop reports it
-        bool any_alive = false;
-        for (auto& c : conns_) any_alive |= !c->app().handler().dead;
-        if (!any_alive && last_error_) {
-          co_await fail(502, last_error_.message());
-          co_return;
-        }
-      }
-      last_error_ = {};
+        last_error_ = {};
 
-      // 3. The request body, bounded by what the server has not acknowledged.
-      if (has_body) {
-        bool done = false;
-        while (!done) {
-          auto pr = in.parse();
-          switch (pr.what) {
-            case codec::http1::event::body:
-              if (r.conn) (void)r.conn->app().send_body(r.sid, pr.data, false);
-              in.consume(pr.consumed);
-              while (r.conn && !r.error && r.conn->app().body_buffered(r.sid) > opts_.max_body_buffer) {
-                asio::steady_timer t(io_);  // acknowledgements do not wake us: look again soon
-                t.expires_after(std::chrono::milliseconds(2));
-                (void)co_await t.async_wait(tuple);
-              }
-              break;
-            case codec::http1::event::need_more:
-              in.consume(pr.consumed);
-              if (!co_await in.read_more()) co_return;
-              break;
-            case codec::http1::event::message_complete: {
-              // The request's trailers (those the gateway's forwarding rules let through) go
-              // as the stream's trailing HEADERS frame.
-              std::vector<codec::h3::field> trailers;
-              for (const auto& f : in.parser().trailers()) trailers.push_back({std::string(f.name), std::string(f.value)});
-              in.consume(pr.consumed);
-              if (r.conn) {
-                if (auto ec = r.conn->app().send_body(r.sid, {}, true, trailers)) {
-                  co_await fail(502, ec.message());  // (a trailer HTTP/3 cannot carry; the stream is cancelled)
-                  co_return;
+        // 3. The request body, bounded by what the server has not acknowledged.
+        if (has_body) {
+          bool done = false;
+          while (!done) {
+            auto pr = in.parse();
+            switch (pr.what) {
+              case codec::http1::event::body:
+                if (r.conn) (void)r.conn->app().send_body(r.sid, pr.data, false);
+                in.consume(pr.consumed);
+                while (r.conn && !r.error && r.conn->app().body_buffered(r.sid) > opts_.max_body_buffer) {
+                  asio::steady_timer t(io_);  // acknowledgements do not wake us: look again soon
+                  t.expires_after(std::chrono::milliseconds(2));
+                  (void)co_await t.async_wait(tuple);
                 }
+                break;
+              case codec::http1::event::need_more:
+                in.consume(pr.consumed);
+                if (!co_await in.read_more()) co_return;
+                break;
+              case codec::http1::event::message_complete: {
+                // The request's trailers (those the gateway's forwarding rules let through) go
+                // as the stream's trailing HEADERS frame.
+                std::vector<codec::h3::field> trailers;
+                for (const auto& f : in.parser().trailers()) trailers.push_back({std::string(f.name), std::string(f.value)});
+                in.consume(pr.consumed);
+                if (r.conn) {
+                  if (auto ec = r.conn->app().send_body(r.sid, {}, true, trailers)) {
+                    co_await fail(502, ec.message());  // (a trailer HTTP/3 cannot carry; the stream is cancelled)
+                    co_return;
+                  }
+                }
+                done = true;
+                break;
               }
-              done = true;
-              break;
+              default:
+                co_return;  // a broken body from the gateway: drop the connection (the stream is cancelled)
             }
-            default:
-              co_return;  // a broken body from the gateway: drop the connection (the stream is cancelled)
+            if (r.error) break;
           }
-          if (r.error) break;
+        } else if (!retried) {
+          auto pr = in.parse();
+          if (pr.what == codec::http1::event::message_complete) in.consume(pr.consumed);
         }
-      } else {
-        auto pr = in.parse();
-        if (pr.what == codec::http1::event::message_complete) in.consume(pr.consumed);
-      }
 
-      // 4. The response head.
-      while (!r.has_head && !r.error)
-        if (!co_await wait(r)) {
-          co_await fail(504, "the HTTP/3 backend did not answer in time");
-          co_return;
+        // 4. The response head.
+        while (!r.has_head && !r.error)
+          if (!co_await wait(r)) {
+            co_await fail(504, "the HTTP/3 backend did not answer in time");
+            co_return;
+          }
+        if (r.has_head) break;
+        const bool unprocessed = r.error == codec::h3::client_error::request_rejected || r.error == codec::h3::client_error::not_ready;
+        const bool lost = r.error == codec::h3::client_error::connection_lost;
+        if (!retried && !has_body && (unprocessed || (lost && health::idempotent(req.method)))) {
+          if (metrics_.retries) metrics_.retries->inc();
+          r.conn = nullptr;  // (the stream is over: nothing to cancel)
+          r.sid = -1;
+          r.error = {};
+          continue;
         }
-      if (!r.has_head) {
-        co_await fail(502, r.error.message());
+        // (A named string: g++ 12 destroys a temporary of a conditional in a co_await twice.)
+        std::string why = r.error.message();
+        if (lost || unprocessed)
+          why += retried ? " (already sent again once)" : has_body ? " (not sent again: it had a body)" : " (not sent again: the method is not idempotent)";
+        co_await fail(502, why);
         co_return;
       }
       std::string out = "HTTP/1.1 " + std::to_string(r.head.status) + " \r\n";

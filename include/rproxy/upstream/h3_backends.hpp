@@ -43,6 +43,8 @@ public:
         &m.add_counter_family(p + "_upstream_h3_handshake_failures", "QUIC connections to HTTP/3 backends that never completed.", {"backend"});
     requests_ = &m.add_counter_family(p + "_upstream_h3_requests", "Requests carried to HTTP/3 backends.", {"backend"});
     failures_ = &m.add_counter_family(p + "_upstream_h3_failures", "Requests to HTTP/3 backends that failed (502, 504, cut).", {"backend"});
+    retries_ = &m.add_counter_family(p + "_upstream_h3_retries",
+                                     "Requests sent again to HTTP/3 backends: rejected unprocessed, or idempotent and their connection lost.", {"backend"});
   }
 
   /// The backends of a config version, built aside (upstream/standin_set.hpp).
@@ -76,7 +78,7 @@ public:
         const auto label = be.address.to_string();
         const auto got = standins_.get(s.standins_, key, pool_.size(), [&](std::size_t i) {
           flow::h3_upstream_metrics m{&connections_->with({label}), &handshake_failures_->with({label}), &requests_->with({label}),
-                                      &failures_->with({label})};
+                                      &failures_->with({label}), &retries_->with({label})};
           return std::make_shared<flow::h3_upstream>(pool_.context(i), flow::h3_upstream::target{{addr, be.address.port}, name}, *creds,
                                                      b.options(), m);
         });
@@ -115,6 +117,7 @@ private:
   observe::counter_family* handshake_failures_ = nullptr;
   observe::counter_family* requests_ = nullptr;
   observe::counter_family* failures_ = nullptr;
+  observe::counter_family* retries_ = nullptr;
   set standins_;
   std::map<std::tuple<std::string, bool>, std::unique_ptr<net::quic::tls_credentials>> creds_;
 };
