@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include "run_until.hpp"
+#include "tcp_pair.hpp"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -26,15 +27,6 @@ using asio::ip::tcp;
 using namespace std::chrono_literals;
 namespace net = rproxy::net;
 using rproxy::test::run_until;
-
-/// A connected pair of TCP sockets on loopback, both on `ioc`.
-std::pair<tcp::socket, tcp::socket> socket_pair(asio::io_context& ioc) {
-  tcp::acceptor acc(ioc, {asio::ip::address_v4::loopback(), 0});
-  tcp::socket a(ioc), b(ioc);
-  a.connect(acc.local_endpoint());
-  acc.accept(b);
-  return {std::move(a), std::move(b)};
-}
 
 /// A watched connection that records what it was told and reads what it is sent.
 struct conn : net::poller::watcher {
@@ -69,7 +61,7 @@ struct conn : net::poller::watcher {
 
 TEST_CASE("poller: a polled stream leaves asio non-blocking, and its reads and writes say what asio's would", "[net][poller]") {
   asio::io_context ioc;
-  auto [a, b] = socket_pair(ioc);
+  auto [a, b] = rproxy::test::tcp_pair(ioc);
   std::error_code ec;
   auto s = net::polled_stream::adopt(b, ioc, ec);
   REQUIRE_FALSE(ec);
@@ -100,7 +92,7 @@ TEST_CASE("poller: a polled stream leaves asio non-blocking, and its reads and w
 TEST_CASE("poller: edges reach their watcher; the io_context runs out of work once none is watched", "[net][poller]") {
   asio::io_context ioc;
   auto& p = asio::use_service<net::poller>(ioc);
-  auto [a, b] = socket_pair(ioc);
+  auto [a, b] = rproxy::test::tcp_pair(ioc);
   conn c;
   std::error_code ec;
   c.s = net::polled_stream::adopt(b, ioc, ec);
@@ -127,8 +119,8 @@ TEST_CASE("poller: edges reach their watcher; the io_context runs out of work on
 TEST_CASE("poller: a watcher removed during a batch gets no event left in that batch", "[net][poller]") {
   asio::io_context ioc;
   auto& p = asio::use_service<net::poller>(ioc);
-  auto [a1, b1] = socket_pair(ioc);
-  auto [a2, b2] = socket_pair(ioc);
+  auto [a1, b1] = rproxy::test::tcp_pair(ioc);
+  auto [a2, b2] = rproxy::test::tcp_pair(ioc);
   struct killer : conn {
     conn* victim = nullptr;
     net::poller* p = nullptr;
@@ -172,7 +164,7 @@ TEST_CASE("poller: watchers still in the set when the io_context goes are told o
     asio::io_context ioc;
     auto& p = asio::use_service<net::poller>(ioc);
     for (auto* c : {c1.get(), c2.get()}) {
-      auto [a, b] = socket_pair(ioc);
+      auto [a, b] = rproxy::test::tcp_pair(ioc);
       std::error_code ec;
       c->s = net::polled_stream::adopt(b, ioc, ec);
       p.add(c->s.native_handle(), *c, &conn::on_event, ec);

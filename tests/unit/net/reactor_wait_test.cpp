@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include "run_until.hpp"
+#include "tcp_pair.hpp"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -28,15 +29,6 @@ using asio::ip::tcp;
 using namespace std::chrono_literals;
 namespace net = rproxy::net;
 using rproxy::test::run_until;
-
-/// A connected pair of TCP sockets on loopback, both on `ioc`.
-std::pair<tcp::socket, tcp::socket> socket_pair(asio::io_context& ioc) {
-  tcp::acceptor acc(ioc, {asio::ip::address_v4::loopback(), 0});
-  tcp::socket a(ioc), b(ioc);
-  a.connect(acc.local_endpoint());
-  acc.accept(b);
-  return {std::move(a), std::move(b)};
-}
 
 bool non_blocking(int fd) { return (::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0; }
 bool close_on_exec(int fd) { return (::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0; }
@@ -57,7 +49,7 @@ std::error_code drain(tcp::socket& s) {
 
 TEST_CASE("reactor_wait: a drained wait completes on the next bytes, not before", "[net][reactor_wait]") {
   asio::io_context ioc;
-  auto sockets = socket_pair(ioc);  // (no structured bindings: clang 14 cannot capture them)
+  auto sockets = rproxy::test::tcp_pair(ioc);  // (no structured bindings: clang 14 cannot capture them)
   auto& a = sockets.first;
   auto& b = sockets.second;
   std::error_code ec;
@@ -92,7 +84,7 @@ TEST_CASE("reactor_wait: a drained wait completes on the next bytes, not before"
 
 TEST_CASE("reactor_wait: closing the socket ends a drained wait with operation_aborted", "[net][reactor_wait]") {
   asio::io_context ioc;
-  auto sockets = socket_pair(ioc);  // (no structured bindings: clang 14 cannot capture them)
+  auto sockets = rproxy::test::tcp_pair(ioc);  // (no structured bindings: clang 14 cannot capture them)
   auto& b = sockets.second;
   std::error_code ec;
   net::detail::make_non_blocking(b, ec);
@@ -112,7 +104,7 @@ TEST_CASE("reactor_wait: an io_context destroyed with a drained wait pending fre
   bool called = false;
   {
     asio::io_context ioc;
-    auto sockets = socket_pair(ioc);
+    auto sockets = rproxy::test::tcp_pair(ioc);
     auto& b = sockets.second;
     std::error_code ec;
     net::detail::make_non_blocking(b, ec);
