@@ -22,6 +22,7 @@
 #include <asio/write.hpp>
 
 #include <array>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -318,6 +319,33 @@ TEST_CASE("a spawned flow: the session takes the flow over; on_close and done ru
   REQUIRE(f.hub.connections(0) == 0);  // detached
   CHECK(f.rec.hellos_with_part == 1);
   CHECK(f.rec.messages_with_part == 0);  // the upgrade's part is gone with the upgrade
+}
+
+TEST_CASE("an idle spawned session when its io_context goes: freed with its flow, no on_close", "[flow][ws]") {
+  // The session waits in the worker's poller (net/poller.hpp), which holds no asio operation:
+  // the poller lets it go when the io_context shuts down. Its `done` handler, which holds
+  // `token`, is freed with it (under ASan a leak would also be reported).
+  record rec;
+  auto token = std::make_shared<int>(0);
+  {
+    asio::io_context ioc;
+    flow::ws_hub hub{{ioc.get_executor()}};
+    auto p = rproxy::make_pipeline<proto>(echo_stage{&rec});
+    flow::options opt;
+    opt.hello_timeout = std::chrono::seconds(5);
+    flow::ws_adapter<> a{.hub = &hub};
+    tcp::acceptor front(ioc, {asio::ip::address_v4::loopback(), 0});
+    tcp::socket client(ioc);
+    client.connect(front.local_endpoint());
+    flow::spawn(p, a, front.accept(), opt, std::nullopt, [t = token](std::error_code) { ++*t; });
+    asio::write(client, asio::buffer(upgrade() + client_frame(ws::opcode::text, "one")));
+    REQUIRE(rproxy::test::run_until(ioc, [&] { return rec.messages.size() == 1 && hub.connections(0) == 1; }));
+    ioc.poll();  // (the reply written; the session waits for more)
+    CHECK(token.use_count() == 2);  // held by the session
+  }
+  CHECK(token.use_count() == 1);
+  CHECK(*token == 0);  // done did not run
+  CHECK(rec.closes == 0);
 }
 
 TEST_CASE("an asynchronous on_message hook: messages in order, reading resumes after each", "[flow][ws]") {
