@@ -17,6 +17,12 @@
 // - backpressure: one buffer per direction (options.buffer_size); a direction reads again only
 //   once everything it read was written, so memory per flow is bounded and a slow consumer
 //   slows its producer down.
+// - between TCP sockets small messages are copied, big ones spliced: a burst (what a direction
+//   moves from its source turning readable to the source running dry) starts with one recv(2)
+//   of up to relay_copy_below bytes into this thread's scratch space and a send(2) of them
+//   (cheaper than splice(2) into a pipe and out again for a request or a small response, and
+//   no pipe taken); a read that fills the scratch space turns the rest of the burst to splice.
+//   Without splice (options.splice false) every read is copied that way, 16 KiB at a time.
 // - idle cost: between TCP sockets a direction holds its pipe or buffer only while bytes move.
 //   It takes one from this thread's relay_pool (relay_pool.hpp) when its source turns readable
 //   and gives it back once all it read was written; a pipe with bytes still in it stays until
@@ -57,9 +63,11 @@
 #include <asio/steady_timer.hpp>
 #include <asio/system_executor.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <stdexcept>
@@ -81,6 +89,10 @@
 #endif
 
 namespace rproxy::net {
+
+/// Splice path: a burst's reads of up to this many bytes are copied (recv + send), a read that
+/// fills it turns the rest of the burst to splice(2) (see the top of this file).
+inline constexpr std::size_t relay_copy_below = 16 * 1024;
 
 struct relay_stats {
   std::uint64_t bytes_client_to_backend = 0;  ///< client bytes the backend accepted
@@ -158,6 +170,7 @@ class relay_op : private idle_sweep::entry {
   };
   struct direction_flags {
     bool spliced = false;
+    bool bulk = false;   // splice path: this burst filled the scratch space, splice the rest
     bool tried = false;  // splice(2) worked once: no falling back after that
     bool counting = true;
     bool done = false;  // eof relayed
@@ -310,8 +323,7 @@ private:
   template <int D> void pump() {
     if (finished_) return;
     if constexpr (can_splice) {
-      if (flags_[D].spliced) return splice_in<D>();
-      return read_now<D>();
+      return flags_[D].bulk ? splice_in<D>() : copy_in<D>();
     } else {
       read<D>();
     }
@@ -335,26 +347,6 @@ private:
     if (!d.buf) d.buf = pool().take_buffer(buffer_size_).data;
     start_on(src<D>(), [&](auto h) { src<D>().async_read_some(asio::buffer(d.buf.get(), buffer_size_), std::move(h)); },
              [this](std::error_code ec, std::size_t n) { on_read<D>(ec, n); });
-  }
-
-  /// TCP sockets without splice: read what is there without blocking, else give the buffer
-  /// back and wait for readability (an idle direction holds no buffer).
-  template <int D> void read_now() {
-#if defined(__linux__)
-    auto& d = dirs_[D];
-    if (!d.buf) d.buf = pool().take_buffer(buffer_size_).data;
-    ssize_t n;
-    do n = ::recv(src<D>().native_handle(), d.buf.get(), buffer_size_, MSG_DONTWAIT);
-    while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      pool().give_buffer({std::move(d.buf), buffer_size_});
-      return wait<D, true, true>();
-    }
-    if (n < 0) return on_read_end<D>(std::error_code(errno, asio::error::get_system_category()));
-    on_read<D>({}, static_cast<std::size_t>(n));
-#else
-    read<D>();
-#endif
   }
 
   template <int D> void on_read(const std::error_code& ec, std::size_t n) {
@@ -435,6 +427,7 @@ private:
       const auto r = splice_some(src<D>().native_handle(), d.pipe.write_fd(), d.pipe.capacity());
       if (r.ec == asio::error::would_block) {
         pool().give_pipe(std::move(d.pipe));  // empty: splice_out drained it
+        flags_[D].bulk = false;               // the burst is over: the next starts with a copy
         return wait<D, true, true>();
       }
       if (r.ec && !flags_[D].tried && splice_refused(r.ec)) return fall_back<D>();
@@ -450,6 +443,51 @@ private:
     }
     // Moved a lot in one go: let the other flows of this thread run first.
     asio::post(client_.get_executor(), wrap([this] { splice_in<D>(); }));
+  }
+
+  /// Between TCP sockets, a burst's small reads (and every read without splice): what the
+  /// source has, up to relay_copy_below bytes (or the buffer size, if smaller), read into this
+  /// thread's scratch space and sent on at once, so an idle direction holds no buffer. With
+  /// splice, a read that fills it turns the rest of the burst to splice(2). Bytes the sink
+  /// cannot take now go to a pooled buffer and out as on the buffered path (its completion
+  /// pumps again).
+  template <int D> void copy_in() {
+#if defined(__linux__)
+    auto& d = dirs_[D];
+    if (d.buf) pool().give_buffer({std::move(d.buf), buffer_size_});  // a write of the rest is done
+    const std::size_t size = std::min<std::size_t>(relay_copy_below, buffer_size_);
+    char* scratch = pool().scratch(size);
+    for (int round = 0; round < 16; ++round) {
+      ssize_t n;
+      do n = ::recv(src<D>().native_handle(), scratch, size, MSG_DONTWAIT);
+      while (n < 0 && errno == EINTR);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return wait<D, true, true>();
+      if (n < 0) return on_read_end<D>(std::error_code(errno, asio::error::get_system_category()));
+      if (n == 0) return on_read_end<D>(asio::error::eof);
+      touch();
+      ssize_t w;
+      do w = ::send(dst<D>().native_handle(), scratch, static_cast<std::size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+      while (w < 0 && errno == EINTR);
+      if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        const std::error_code ec(errno, asio::error::get_system_category());
+        return fail(classify(ec, dst_side<D>), ec);
+      }
+      const auto sent = static_cast<std::size_t>(w < 0 ? 0 : w);
+      bytes<D>() += sent;
+      if (sent < static_cast<std::size_t>(n)) {  // the sink is full: keep the rest, write it when it has room
+        d.buf = pool().take_buffer(buffer_size_).data;
+        std::memcpy(d.buf.get(), scratch + sent, static_cast<std::size_t>(n) - sent);
+        d.wptr = d.buf.get();
+        d.wlen = static_cast<std::uint32_t>(static_cast<std::size_t>(n) - sent);
+        return write<D>();
+      }
+      if (flags_[D].spliced && static_cast<std::size_t>(n) == size) {  // more than a small message: splice the rest
+        flags_[D].bulk = true;
+        return splice_in<D>();
+      }
+    }
+    asio::post(client_.get_executor(), wrap([this] { pump<D>(); }));  // let the other flows run
+#endif
   }
 
   /// Drains the pipe into the sink; false if it has to wait for room (or failed).
@@ -503,9 +541,9 @@ private:
 
   template <int D> void fall_back() {
     auto& d = dirs_[D];
-    flags_[D].spliced = false;
+    flags_[D].spliced = flags_[D].bulk = false;
     if (d.pipe.is_open()) pool().give_pipe(std::move(d.pipe));  // empty: nothing went through it
-    read_now<D>();
+    copy_in<D>();
   }
 
   // --- idle timeout, failure, completion -----------------------------------------------------

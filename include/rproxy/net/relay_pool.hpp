@@ -46,6 +46,7 @@ public:
     std::size_t idle_buffers = 0;
     std::size_t buffers_in_use = 0;
     std::uint64_t buffers_allocated = 0;
+    std::uint64_t pipes_taken = 0;  ///< take_pipe() calls that gave a pipe (reused or new)
   };
 
   /// A buffer of `size` bytes from the pool (never touched by the pool: no RSS until written).
@@ -74,12 +75,14 @@ public:
       pipes_[i] = std::move(pipes_.back());
       pipes_.pop_back();
       ++pipes_in_use_;
+      ++pipes_taken_;
       return p;
     }
     auto p = splice_pipe::open(capacity);
     if (!p) return p;
     ++pipes_opened_;
     ++pipes_in_use_;
+    ++pipes_taken_;
     return p;
   }
 
@@ -137,6 +140,16 @@ public:
     }
   }
 
+  /// This thread's scratch space of at least `size` bytes, for a read that is passed on at
+  /// once and leaves nothing behind (the splice path's small messages: relay.hpp).
+  char* scratch(std::size_t size) {
+    if (scratch_size_ < size) {
+      scratch_ = std::make_unique_for_overwrite<char[]>(size);
+      scratch_size_ = size;
+    }
+    return scratch_.get();
+  }
+
   const limits& get_limits() const noexcept { return limits_; }
   /// New limits for this thread's pool; idle pipes and buffers past them are closed now.
   void set_limits(const limits& l) {
@@ -150,7 +163,7 @@ public:
 
   stats get_stats() const noexcept {
     return {pipes_.size(), pipes_in_use_, pipes_opened_, pipes_closed_,
-            buffers_.size(), buffers_in_use_, buffers_allocated_};
+            buffers_.size(), buffers_in_use_, buffers_allocated_, pipes_taken_};
   }
 
 private:
@@ -162,6 +175,9 @@ private:
   std::uint64_t pipes_opened_ = 0;
   std::uint64_t pipes_closed_ = 0;
   std::uint64_t buffers_allocated_ = 0;
+  std::uint64_t pipes_taken_ = 0;
+  std::unique_ptr<char[]> scratch_;
+  std::size_t scratch_size_ = 0;
 };
 
 }  // namespace rproxy::net

@@ -148,7 +148,25 @@ TEST_CASE("relay_pool: buffers given back are reused, bounded, by size", "[net][
   REQUIRE(pool.get_stats().buffers_allocated == 3);
 }
 
-TEST_CASE("relay: an idle spliced connection holds no pipe; a busy one reuses the pool's", "[net][relay_pool]") {
+/// Sends `what` on `from` while reading it whole on `to` (both asynchronous: more than the
+/// socket buffers hold), driving the io_context.
+void exchange_big(asio::io_context& ioc, tcp::socket& from, tcp::socket& to, const std::string& what) {
+  std::string got(what.size(), '\0');
+  bool written = false, read = false;
+  asio::async_write(from, asio::buffer(what), [&](std::error_code ec, std::size_t) {
+    REQUIRE_FALSE(ec);
+    written = true;
+  });
+  asio::async_read(to, asio::buffer(got), [&](std::error_code ec, std::size_t) {
+    REQUIRE_FALSE(ec);
+    read = true;
+  });
+  REQUIRE(run_until(ioc, [&] { return written && read; }));
+  REQUIRE(got == what);
+}
+
+TEST_CASE("relay: small messages between sockets are copied (no pipe), a big one is spliced through a pooled pipe",
+          "[net][relay_pool]") {
   if (!net::splice_available) return;
   const auto before = pool_stats();
   tcp_flow f;
@@ -157,25 +175,37 @@ TEST_CASE("relay: an idle spliced connection holds no pipe; a busy one reuses th
     exchange(f.ioc, f.user, f.backend, "ping " + std::to_string(i));
     exchange(f.ioc, f.backend, f.user, "pong " + std::to_string(i));
   }
+  // Six small bursts: recv + send through the thread's scratch space, no pipe taken.
+  REQUIRE(pool_stats().pipes_taken == before.pipes_taken);
+  REQUIRE(pool_stats().buffers_in_use == before.buffers_in_use);
+
+  // 1 MiB each way fills the scratch space: the rest of each burst goes through a pipe.
+  std::string big(1u << 20, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 23);
+  exchange_big(f.ioc, f.user, f.backend, big);
+  exchange_big(f.ioc, f.backend, f.user, big);
+  REQUIRE(pool_stats().pipes_taken > before.pipes_taken);
   // Both directions went back to waiting: their pipes are in the pool, not with the relay.
   REQUIRE(run_until(f.ioc, [&] { return pool_stats().pipes_in_use == before.pipes_in_use; }));
   REQUIRE_FALSE(f.ended);
   const auto idle = pool_stats();
-  // Six bursts needed at most one pipe at a time (the second direction reuses the first's).
+  // Bursts one after the other needed at most one pipe at a time (the second direction reuses the first's).
   REQUIRE(idle.pipes_opened - before.pipes_opened <= 1);
 
   // A second relay on this thread reuses the idle pipe too.
   tcp_flow g;
   g.start(true);
-  exchange(g.ioc, g.user, g.backend, "hello");
+  exchange_big(g.ioc, g.user, g.backend, big);
   REQUIRE(pool_stats().pipes_opened == idle.pipes_opened);
+  REQUIRE(pool_stats().pipes_taken > idle.pipes_taken);
 
   f.user.shutdown(tcp::socket::shutdown_send);
   f.backend.shutdown(tcp::socket::shutdown_send);
   REQUIRE(run_until(f.ioc, [&] { return f.ended.has_value(); }));
   REQUIRE_FALSE(*f.ended);
   REQUIRE(f.stats.spliced);
-  REQUIRE(f.stats.bytes_client_to_backend == 18);
+  REQUIRE(f.stats.bytes_client_to_backend == 18 + big.size());
+  REQUIRE(f.stats.bytes_backend_to_client == 18 + big.size());
 }
 
 TEST_CASE("relay: an idle buffered connection between sockets holds no buffer", "[net][relay_pool]") {
