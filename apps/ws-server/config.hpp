@@ -11,6 +11,7 @@
 
 #include <rproxy/app/config_blocks.hpp>
 #include <rproxy/app/restart_only.hpp>
+#include <rproxy/app/runtime_fwd.hpp>
 #include <rproxy/app/tls_block.hpp>
 #include <rproxy/cluster/redis_block.hpp>
 #include <rproxy/config/endpoint.hpp>
@@ -114,5 +115,8 @@ struct config {
     if (!jwt && !anonymous) v.at(&config::anonymous).error("set a jwt block, or anonymous: true (nobody could connect)");
   }
 };
+
+/// The server (serve.cpp): listeners, worlds, reloads; 0 once it serves, else 1 (logged).
+int serve(rproxy::app::runtime<config>& rt);
 
 }  // namespace ws_server
