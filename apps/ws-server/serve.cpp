@@ -2,11 +2,11 @@
 // kept for the process (rooms, connections, counters, the Redis link), a world per config
 // version, listeners, admin API and reloads. Its flows are compiled in flows.cpp and
 // flows_tls.cpp, its config decoder in config.cpp.
-#include <atomic>
 #include <chrono>
-#include <cstdint>
 #include <memory>
 #include <string>
+
+#include <rproxy/app/ws_metrics.hpp>
 
 #include "chat_page.hpp"  // made by CMake from chat.html
 #include "server.hpp"
@@ -36,31 +36,8 @@ struct server {
 
   void add_metrics() {
     auto& m = rt.metrics();
-    auto& st = shared.stats;
-    auto counter = [&](const char* name, const char* help, std::atomic<std::uint64_t>& v) {
-      m.add_callback_counter(name, help, [&v] { return static_cast<double>(v.load(std::memory_order_relaxed)); });
-    };
-    m.add_callback_gauge("ws_connections", "Open WebSocket connections (after the upgrade).",
-                         [&st] { return static_cast<double>(st.open.load(std::memory_order_relaxed)); });
+    rproxy::app::add_ws_metrics(m, shared.stats, shared.hub);  // connections, messages, bytes, drops, fan-out latency
     m.add_callback_gauge("ws_rooms", "Rooms open.", [this] { return static_cast<double>(shared.reg.room_count()); });
-    counter("ws_upgrades_total", "Upgrades accepted (101).", st.upgrades);
-    counter("ws_handshake_failures_total", "Upgrade requests refused as malformed (400, 426, 431) or too slow (408).", st.handshake_failures);
-    counter("ws_silent_connections_total", "Connections that ended before sending a byte (port probes); not handshake failures.", st.silent);
-    counter("ws_pages_total", "Chat pages served.", st.pages);
-    counter("ws_messages_in_total", "Messages received.", st.messages_in);
-    counter("ws_bytes_in_total", "Bytes received after the upgrade.", st.bytes_in);
-    counter("ws_messages_out_total", "Messages written.", st.messages_out);
-    counter("ws_bytes_out_total", "Bytes written after the upgrade (frames).", st.bytes_out);
-    counter("ws_protocol_errors_total", "Connections closed for a protocol error (1002, 1007, 1009).", st.protocol_errors);
-    counter("ws_idle_closes_total", "Connections closed for idleness (no pong).", st.idle_closes);
-    auto& drops = m.add_callback_counter_family("ws_send_dropped_total", "Messages not delivered to a slow consumer, by policy.", {"policy"});
-    drops.with({"drop_oldest"}, [&st] { return static_cast<double>(st.dropped_oldest.load(std::memory_order_relaxed)); });
-    drops.with({"drop_newest"}, [&st] { return static_cast<double>(st.dropped_newest.load(std::memory_order_relaxed)); });
-    drops.with({"close"}, [&st] { return static_cast<double>(st.closed_slow.load(std::memory_order_relaxed)); });
-    drops.with({"over_limit"}, [&st] { return static_cast<double>(st.dropped_over_limit.load(std::memory_order_relaxed)); });
-    shared.hub.set_fanout_latency(&m.add_histogram(
-        "ws_fanout_latency_seconds", "From a delivery (room message, event) to its frame on the last recipient's send queue.",
-        {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5}));
     shared.rejections = &m.add_counter_family("ws_rejections_total", "Connections and messages refused, by reason.", {"reason"});
     shared.tls_failures = &m.add_counter_family("ws_tls_handshake_failures_total",
                                                 "TLS handshakes (wss) that failed, by reason (net/tls_failure.hpp).", {"reason"});
