@@ -78,6 +78,7 @@
 #include <rproxy/codec/h2/client_session.hpp>
 #include <rproxy/codec/http1/detail/chars.hpp>
 #include <rproxy/codec/http1/parser.hpp>
+#include <rproxy/flow/h2_upstream_options.hpp>
 #include <rproxy/flow/standin.hpp>
 #include <rproxy/flow/wakeup.hpp>
 #include <rproxy/health/retry_budget.hpp>
@@ -89,17 +90,6 @@
 #include <openssl/ssl.h>
 
 namespace rproxy::flow {
-
-struct h2_upstream_options {
-  std::size_t max_connections = 4;         ///< HTTP/2 connections to the backend, per worker
-  std::size_t max_streams = 100;           ///< streams at once per connection (the backend's limit if lower)
-  std::size_t max_queued = 1024;           ///< requests waiting for a stream, per worker (503 past it)
-  std::size_t max_body_buffer = 1u << 20;  ///< request bytes queued ahead of the backend's window, per request
-  std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
-  std::chrono::milliseconds response_timeout = std::chrono::seconds(60);  ///< no response progress
-  std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);      ///< no stream: the connection is closed
-  codec::h2::client_limits limits{};
-};
 
 /// Counters and gauges of one backend (shared by its workers).
 struct h2_upstream_metrics {

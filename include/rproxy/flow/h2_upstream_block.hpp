@@ -16,7 +16,7 @@
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/scalar.hpp>
 #include <rproxy/config/validator.hpp>
-#include <rproxy/flow/h2_upstream.hpp>
+#include <rproxy/flow/h2_upstream_options.hpp>
 
 namespace rproxy::flow {
 

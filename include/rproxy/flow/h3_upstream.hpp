@@ -64,6 +64,7 @@
 
 #include <rproxy/codec/h3/client_session.hpp>
 #include <rproxy/codec/http1/parser.hpp>
+#include <rproxy/flow/h3_upstream_options.hpp>
 #include <rproxy/flow/standin.hpp>
 #include <rproxy/health/retry_budget.hpp>
 #include <rproxy/flow/wakeup.hpp>
@@ -72,14 +73,6 @@
 #include <rproxy/observe/metrics.hpp>
 
 namespace rproxy::flow {
-
-struct h3_upstream_options {
-  std::size_t max_connections = 4;      ///< QUIC connections to the backend, per worker
-  std::size_t max_streams = 100;        ///< requests at once on one connection before another opens
-  std::size_t max_body_buffer = 1u << 20;  ///< request bytes queued unacknowledged / response bytes held, per request
-  std::chrono::milliseconds response_timeout = std::chrono::seconds(60);  ///< no response progress
-  net::quic::transport_settings transport = net::quic::client_transport_settings();
-};
 
 /// Counters of one backend (shared by its workers; per-worker shards).
 struct h3_upstream_metrics {

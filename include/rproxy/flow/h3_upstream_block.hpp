@@ -17,7 +17,7 @@
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/scalar.hpp>
 #include <rproxy/config/validator.hpp>
-#include <rproxy/flow/h3_upstream.hpp>
+#include <rproxy/flow/h3_upstream_options.hpp>
 
 namespace rproxy::flow {
 

@@ -19,7 +19,6 @@
 #include <rproxy/config/validator.hpp>
 #include <rproxy/flow/h2_upstream_block.hpp>
 #include <rproxy/flow/h3_upstream_block.hpp>
-#include <rproxy/flow/upstream.hpp>
 #include <rproxy/flow/upstream_tls_block.hpp>
 #include <rproxy/health/breaker_block.hpp>
 #include <rproxy/health/check_config.hpp>

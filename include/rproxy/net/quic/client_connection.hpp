@@ -45,15 +45,6 @@
 
 namespace rproxy::net::quic {
 
-/// Transport settings for a client: the server opens no request streams, three (or a few more)
-/// unidirectional ones for HTTP/3's control and QPACK streams.
-inline transport_settings client_transport_settings() {
-  transport_settings ts;
-  ts.max_streams_bidi = 0;
-  ts.max_streams_uni = 16;
-  return ts;
-}
-
 /// Why a client connection ended, as an error (a handshake that never completed is retry-safe:
 /// nothing was sent on it).
 inline std::error_code client_end_error(close_reason r, bool handshake_completed) noexcept {

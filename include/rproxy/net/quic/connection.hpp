@@ -61,6 +61,7 @@
 #include <rproxy/net/quic/cid.hpp>
 #include <rproxy/net/quic/clock.hpp>
 #include <rproxy/net/quic/tls.hpp>
+#include <rproxy/net/quic/transport_settings.hpp>
 #include <rproxy/net/quic/udp.hpp>
 
 namespace rproxy::net::quic {
@@ -86,23 +87,6 @@ struct connection_hooks {
   /// frames of two streams counts twice, and losses of packets with no stream data (handshake,
   /// ACK-only) or on streams still open at the end are not seen.
   void (*packets_lost)(void* owner, void* conn, std::uint64_t n) = nullptr;
-};
-
-/// Transport settings shared by both sides.
-struct transport_settings {
-  std::chrono::milliseconds idle_timeout = std::chrono::seconds(30);
-  std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
-  std::uint64_t max_data = 16u << 20;                 ///< connection flow-control window
-  std::uint64_t max_stream_data_bidi = 1u << 20;      ///< per request stream
-  std::uint64_t max_stream_data_uni = 256u << 10;     ///< control and QPACK streams
-  std::uint64_t max_streams_bidi = 100;               ///< concurrent requests
-  std::uint64_t max_streams_uni = 3;                  ///< HTTP/3 needs 3 (control, QPACK x2)
-  std::size_t max_udp_payload = 1452;                 ///< what we send at most (path MTU discovery may go up to it)
-  /// Server: accept 0-RTT from resumed clients (TLS early data; tls.hpp). The app sees which
-  /// stream data came in it (connection::receiving_early_data). A client that resumes uses
-  /// the parameters above as they were when its ticket was issued: they must not shrink while
-  /// a ticket key lives (RFC 9000 §7.4.1), so they are set once per endpoint.
-  bool early_data = false;
 };
 
 /// Why a connection ended (for logs and metrics).
