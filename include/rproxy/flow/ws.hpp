@@ -84,6 +84,7 @@
 #include <rproxy/flow/serve.hpp>
 #include <rproxy/flow/ws_connection.hpp>
 #include <rproxy/flow/ws_hub.hpp>
+#include <rproxy/flow/ws_settings.hpp>
 #include <rproxy/net/deadline.hpp>
 #include <rproxy/net/error.hpp>
 #include <rproxy/net/idle_sweep.hpp>
@@ -130,9 +131,6 @@ struct ws_protocol {
   using message = Message;
   using response = std::string_view;  ///< not used: the server answers itself
 };
-
-/// What a rate-limit refusal of a message does.
-enum class ws_over_limit : std::uint8_t { close, drop };
 
 /// Counters of every WebSocket connection of an adapter (plain atomics, read by the app's metrics).
 struct ws_stats {

@@ -8,7 +8,7 @@
 //       over_limit: close        # a rate-limited message: close (1008) or drop
 //
 //     rproxy::flow::ws_block websocket{};           // in the app's config struct
-//     c.websocket.apply(adapter, options);          // flow/ws.hpp, flow/serve.hpp
+//     c.websocket.apply(adapter, options);          // flow::ws_adapter (flow/ws.hpp), flow::options
 #pragma once
 
 #include <array>
@@ -23,9 +23,7 @@
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/scalar.hpp>
 #include <rproxy/config/validator.hpp>
-#include <rproxy/flow/options.hpp>
-#include <rproxy/flow/ws.hpp>
-#include <rproxy/flow/ws_connection.hpp>
+#include <rproxy/flow/ws_settings.hpp>
 
 namespace rproxy::flow {
 
@@ -88,10 +86,12 @@ struct ws_block {
     if (idle_timeout.count() <= 0) v.at(&ws_block::idle_timeout).error("must be positive");
   }
 
-  /// Sets the adapter's bounds and the driver's handshake timeout from this block. The
-  /// adapter's subprotocol views point into this block: keep it alive as long as the adapter.
-  template <class Decoder>
-  void apply(ws_adapter<Decoder>& a, options& o) const {
+  /// Sets the adapter's bounds (`a`: a flow::ws_adapter, flow/ws.hpp) and the driver's
+  /// handshake timeout (`o`: flow::options) from this block. The adapter's subprotocol views
+  /// point into this block: keep it alive as long as the adapter. (A template over both, so
+  /// that this header does not include the flow.)
+  template <class Adapter, class Options>
+  void apply(Adapter& a, Options& o) const {
     a.frames.max_frame_size = a.frames.max_message_size = max_message.bytes;
     a.idle_timeout = idle_timeout;
     a.send.max_queue_messages = send_queue.max_messages;

@@ -63,6 +63,7 @@
 
 #include <rproxy/codec/ws/frame.hpp>
 #include <rproxy/codec/ws/writer.hpp>
+#include <rproxy/flow/ws_settings.hpp>
 #include <rproxy/net/deadline.hpp>
 
 namespace rproxy::flow {
@@ -72,20 +73,6 @@ using ws_payload = std::shared_ptr<const std::string>;
 
 inline ws_payload make_ws_payload(std::string s) { return std::make_shared<const std::string>(std::move(s)); }
 
-/// What a connection does when a data frame would overflow its send queue.
-enum class slow_consumer : std::uint8_t { drop_oldest, drop_newest, close };
-
-constexpr std::string_view to_string(slow_consumer p) noexcept {
-  switch (p) {
-    case slow_consumer::drop_oldest: return "drop_oldest";
-    case slow_consumer::drop_newest: return "drop_newest";
-    case slow_consumer::close: return "close";
-  }
-  return "?";
-}
-
-/// The largest send queue a connection keeps, in bytes (its byte counts are 32-bit).
-inline constexpr std::size_t max_queue_bytes_limit = std::size_t{1} << 30;
 
 struct ws_send_limits {
   std::size_t max_queue_messages = 256;      ///< data frames queued (including the one being written)
