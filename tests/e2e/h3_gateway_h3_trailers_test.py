@@ -274,10 +274,16 @@ http:
         self.assertEqual([l for l in lines if l.startswith("trailer ")], ["trailer x-checksum=abc123"])
         self.assertEqual(self.own_requests() - before, 1)
 
-    def fetch(self, method, path):
-        """One HTTP/1.1 request through the gateway with curl: (status, body)."""
+    def fetch(self, method, path, data=None):
+        """One HTTP/1.1 request through the gateway with curl (with `data`: that body, from a
+        file): (status, body)."""
         body = os.path.join(self.dir, "fetch.bin")
-        p = subprocess.run(["curl", "-sS", "-X", method, "-o", body, "-w", "%{http_code}", f"http://127.0.0.1:{self.port}{path}"],
+        upload = []
+        if data is not None:
+            with open(os.path.join(self.dir, "upload.bin"), "wb") as f:
+                f.write(data)
+            upload = ["--data-binary", "@" + os.path.join(self.dir, "upload.bin"), "-H", "content-type: application/octet-stream"]
+        p = subprocess.run(["curl", "-sS", "-X", method, *upload, "-o", body, "-w", "%{http_code}", f"http://127.0.0.1:{self.port}{path}"],
                            capture_output=True, timeout=30)
         self.assertEqual(p.returncode, 0, p.stderr)
         with open(body, "rb") as f:
@@ -305,6 +311,24 @@ http:
         status, body = self.fetch("POST", "/once/reject/post")
         self.assertEqual((status, body), (200, b"body=\n"))
         self.assertEqual(self.own_retries() - retries, 1)
+
+    def test_11_a_request_with_a_body_goes_again_with_its_body_while_it_is_held(self):
+        # The gateway keeps a copy of a request body of up to max_body_buffer (1 MiB here) until
+        # the answer's head: a PUT whose connection dropped and a POST the backend rejected go
+        # again with their bodies; a larger body is not kept, and its POST gets a 502 saying so.
+        retries = self.own_retries()
+        payload = bytes(range(32, 127)) * 700  # 66,500 bytes: several QUIC packets
+        status, body = self.fetch("PUT", "/once/drop/put-body", data=payload)
+        self.assertEqual((status, body), (200, b"body=" + payload + b"\n"))
+        self.assertEqual(self.own_retries() - retries, 1)
+        status, body = self.fetch("POST", "/once/reject/post-body", data=b"form=1&x=2")
+        self.assertEqual((status, body), (200, b"body=form=1&x=2\n"))
+        self.assertEqual(self.own_retries() - retries, 2)
+        big = b"z" * (1024 * 1024 + 1)
+        status, body = self.fetch("POST", "/once/reject/big-body", data=big)
+        self.assertEqual(status, 502, body[:200])
+        self.assertIn(b"not sent again: its body was larger than max_body_buffer", body)
+        self.assertEqual(self.own_retries() - retries, 2)
 
 
 if __name__ == "__main__":

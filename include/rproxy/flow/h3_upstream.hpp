@@ -23,7 +23,8 @@
 // (H3_REQUEST_REJECTED, a GOAWAY, a connection not ready), whatever its method, or when its QUIC
 // connection ended under it (a backend restarted) and it is idempotent (RFC 9110 §9.2.2: GET,
 // HEAD, OPTIONS, TRACE, PUT, DELETE). It goes on another connection when the first one is gone.
-// A request with a body is not sent again (its body went to the backend as it came, not kept).
+// A request with a body goes again when all of it is still held: a copy of at most
+// `max_body_buffer` bytes, kept until the response head arrives (as for HTTP/2 backends).
 //
 // Trailers (gRPC), as for HTTP/2 backends (flow/h2_upstream.hpp): every request carries `te:
 // trailers`; the backend's trailer section (bounded by codec::h3::client_limits, as a head is)
@@ -44,6 +45,7 @@
 #include <deque>
 #include <limits>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -310,6 +312,14 @@ private:
         (void)co_await asio::async_write(s, asio::buffer(standin::simple_response(status, why)), tuple);
       };
       const auto give_up = std::chrono::steady_clock::now() + opts_.response_timeout;
+      // What a retry replays: the body read so far and its trailers, while it is all held.
+      std::string held;
+      std::vector<codec::h3::field> held_trailers;
+      bool replayable = true, body_done = !has_body;
+      if (!has_body) {
+        auto pr = in.parse();
+        if (pr.what == codec::http1::event::message_complete) in.consume(pr.consumed);
+      }
       for (bool retried = false;; retried = true) {  // (a second turn: the request goes again, see Retries)
         for (;;) {
           std::error_code cec;
@@ -346,48 +356,52 @@ private:
         }
         last_error_ = {};
 
-        // 3. The request body, bounded by what the server has not acknowledged.
-        if (has_body) {
-          bool done = false;
-          while (!done) {
-            auto pr = in.parse();
-            switch (pr.what) {
-              case codec::http1::event::body:
-                if (r.conn) (void)r.conn->app().send_body(r.sid, pr.data, false);
-                in.consume(pr.consumed);
-                while (r.conn && !r.error && r.conn->app().body_buffered(r.sid) > opts_.max_body_buffer) {
-                  asio::steady_timer t(io_);  // acknowledgements do not wake us: look again soon
-                  t.expires_after(std::chrono::milliseconds(2));
-                  (void)co_await t.async_wait(tuple);
-                }
-                break;
-              case codec::http1::event::need_more:
-                in.consume(pr.consumed);
-                if (!co_await in.read_more()) co_return;
-                break;
-              case codec::http1::event::message_complete: {
-                // The request's trailers (those the gateway's forwarding rules let through) go
-                // as the stream's trailing HEADERS frame.
-                std::vector<codec::h3::field> trailers;
-                for (const auto& f : in.parser().trailers()) trailers.push_back({std::string(f.name), std::string(f.value)});
-                in.consume(pr.consumed);
-                if (r.conn) {
-                  if (auto ec = r.conn->app().send_body(r.sid, {}, true, trailers)) {
-                    co_await fail(502, ec.message());  // (a trailer HTTP/3 cannot carry; the stream is cancelled)
-                    co_return;
-                  }
-                }
-                done = true;
-                break;
-              }
-              default:
-                co_return;  // a broken body from the gateway: drop the connection (the stream is cancelled)
-            }
-            if (r.error) break;
+        // 3. The request body (on a retry, first what is held), bounded by what the server has
+        // not acknowledged. The request's trailers (those the gateway's forwarding rules let
+        // through) go as the stream's trailing HEADERS frame.
+        auto send = [&](std::string_view bytes, bool fin) -> std::error_code {
+          if (!r.conn) return {};
+          return r.conn->app().send_body(r.sid, bytes, fin, fin ? std::span<const codec::h3::field>(held_trailers) : std::span<const codec::h3::field>());
+        };
+        if (has_body && (!held.empty() || body_done))
+          if (auto ec = send(held, body_done)) {
+            co_await fail(502, ec.message());  // (a trailer HTTP/3 cannot carry; the stream is cancelled)
+            co_return;
           }
-        } else if (!retried) {
+        while (!body_done && !r.error) {
           auto pr = in.parse();
-          if (pr.what == codec::http1::event::message_complete) in.consume(pr.consumed);
+          switch (pr.what) {
+            case codec::http1::event::body:
+              if (replayable && !r.has_head && held.size() + pr.data.size() <= opts_.max_body_buffer) {
+                held.append(pr.data);
+              } else {
+                replayable = false;  // more than is held, or the answer began: no retry from here
+                held.clear();
+              }
+              (void)send(pr.data, false);
+              in.consume(pr.consumed);
+              while (r.conn && !r.error && r.conn->app().body_buffered(r.sid) > opts_.max_body_buffer) {
+                asio::steady_timer t(io_);  // acknowledgements do not wake us: look again soon
+                t.expires_after(std::chrono::milliseconds(2));
+                (void)co_await t.async_wait(tuple);
+              }
+              break;
+            case codec::http1::event::need_more:
+              in.consume(pr.consumed);
+              if (!co_await in.read_more()) co_return;
+              break;
+            case codec::http1::event::message_complete:
+              for (const auto& f : in.parser().trailers()) held_trailers.push_back({std::string(f.name), std::string(f.value)});
+              in.consume(pr.consumed);
+              body_done = true;
+              if (auto ec = send({}, true)) {
+                co_await fail(502, ec.message());
+                co_return;
+              }
+              break;
+            default:
+              co_return;  // a broken body from the gateway: drop the connection (the stream is cancelled)
+          }
         }
 
         // 4. The response head.
@@ -399,7 +413,7 @@ private:
         if (r.has_head) break;
         const bool unprocessed = r.error == codec::h3::client_error::request_rejected || r.error == codec::h3::client_error::not_ready;
         const bool lost = r.error == codec::h3::client_error::connection_lost;
-        if (!retried && !has_body && (unprocessed || (lost && health::idempotent(req.method)))) {
+        if (!retried && replayable && (unprocessed || (lost && health::idempotent(req.method)))) {
           if (metrics_.retries) metrics_.retries->inc();
           r.conn = nullptr;  // (the stream is over: nothing to cancel)
           r.sid = -1;
@@ -409,10 +423,14 @@ private:
         // (A named string: g++ 12 destroys a temporary of a conditional in a co_await twice.)
         std::string why = r.error.message();
         if (lost || unprocessed)
-          why += retried ? " (already sent again once)" : has_body ? " (not sent again: it had a body)" : " (not sent again: the method is not idempotent)";
+          why += retried       ? " (already sent again once)"
+                 : !replayable ? " (not sent again: its body was larger than max_body_buffer, or the answer had begun)"
+                               : " (not sent again: the method is not idempotent)";
         co_await fail(502, why);
         co_return;
       }
+      held.clear();  // (an answer came: no retry from here)
+      held.shrink_to_fit();
       std::string out = "HTTP/1.1 " + std::to_string(r.head.status) + " \r\n";
       const bool head_only = req.method == "HEAD" || r.head.status == 204 || r.head.status == 304;
       // A body with content-length may still be followed by a trailer section, which HTTP/1.1

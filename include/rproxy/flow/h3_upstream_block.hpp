@@ -47,7 +47,7 @@ struct h3_upstream_block {
                        cfg::doc<&h3_upstream_block::max_streams>("requests at once on one QUIC connection before another is opened"),
                        cfg::doc<&h3_upstream_block::response_timeout>("no response progress for this long: 504, or the response is cut"),
                        cfg::doc<&h3_upstream_block::idle_timeout>("an unused QUIC connection closes after this"),
-                       cfg::doc<&h3_upstream_block::max_body_buffer>("request body bytes sent and not yet acknowledged, and response bytes held, per request; a response with a content-length up to this size is read whole first, so its trailers can follow (16KiB to 64MiB)"));
+                       cfg::doc<&h3_upstream_block::max_body_buffer>("request body bytes sent and not yet acknowledged (and held for a retry), and response bytes held, per request; a response with a content-length up to this size is read whole first, so its trailers can follow (16KiB to 64MiB)"));
   }
   void validate(config::validator& v) const {
     if (max_connections == 0) v.at(&h3_upstream_block::max_connections).error("must be at least 1");
