@@ -23,6 +23,7 @@
 #include <boost/hana/tuple.hpp>
 
 #include <array>
+#include <concepts>
 #include <cstddef>
 #include <string_view>
 #include <system_error>
@@ -172,6 +173,12 @@ class basic_pipeline {
 public:
   using protocol_type = P;
   using context_type = basic_context<typename P::flow, Stages...>;
+
+private:
+  template <phase Ph, class Msg>
+  static constexpr bool async_phase = (detail::hook_is_async<Ph, Stages, context_type, Msg>() || ...);
+
+public:
   using hello_type = typename P::hello;
   using message_type = typename P::message;
   using response_type = typename P::response;
@@ -206,13 +213,18 @@ public:
   /// Runs phase Ph (not close) with one call whatever its hooks are: a drivers' entry point.
   ///     verdict v = co_await p.template run_phase<phase::hello>(ctx, hello);
   /// A synchronous phase costs one coroutine frame here; call accept() etc. directly on a path
-  /// where that matters and the phase is known to be synchronous.
+  /// where that matters and the phase is known to be synchronous. An asynchronous one costs the
+  /// phase's own frame and one per asynchronous hook it calls.
   template <phase Ph, class Msg = detail::no_message>
+    requires(!async_phase<Ph, Msg>)
   asio::awaitable<verdict> run_phase(context_type& ctx, const Msg& m = {}) {
     static_assert(Ph != phase::close, "run_phase: on_close runs through close(ctx, ec)");
-    constexpr bool reverse = Ph == phase::response;
-    if constexpr (!async_phase<Ph, Msg>) co_return run<Ph, reverse>(ctx, m);
-    else co_return co_await run<Ph, reverse>(ctx, m);
+    co_return run<Ph, Ph == phase::response>(ctx, m);
+  }
+  template <phase Ph, class Msg = detail::no_message>
+    requires async_phase<Ph, Msg>
+  asio::awaitable<verdict> run_phase(context_type& ctx, const Msg& m = {}) {
+    return run<Ph, Ph == phase::response>(ctx, m);  // (the phase's coroutine itself: no frame more)
   }
 
   /// Whether some stage transforms response bodies (on_response_body). When none does, a flow
@@ -244,9 +256,6 @@ private:
       if (same[i]) return i;
     return size;
   }
-
-  template <phase Ph, class Msg>
-  static constexpr bool async_phase = (detail::hook_is_async<Ph, Stages, context_type, Msg>() || ...);
 
   // The stage at position K of the run order (reversed for response hooks).
   template <bool Reverse, std::size_t K>
@@ -285,22 +294,76 @@ private:
     if constexpr (!async_phase<Ph, Msg>)
       return run_sync_range<Ph, Reverse, 0>(std::make_index_sequence<size>{}, ctx, m);
     else
-      return run_async_from<Ph, Reverse, 0>(ctx, m);
+      return run_async<Ph, Reverse>(ctx, m);
   }
 
-  // One coroutine frame per asynchronous hook; the sync stages between them run as plain folds.
-  // `m` is copied into the frame: the caller's message may not outlive a suspension.
-  template <phase Ph, bool Reverse, std::size_t K, class Msg>
-  asio::awaitable<verdict> run_async_from(context_type& ctx, Msg m) {
-    constexpr std::size_t a = next_async<Ph, Reverse, K, Msg>();
-    verdict v = run_sync_range<Ph, Reverse, K>(std::make_index_sequence<a - K>{}, ctx, m);
+  // The run-order positions of the asynchronous hooks of phase Ph, in order.
+  template <phase Ph, bool Reverse, class Msg>
+  static constexpr auto async_positions() {
+    constexpr std::size_t n = [] {
+      std::size_t k = 0;
+      for (std::size_t i = next_async<Ph, Reverse, 0, Msg>(); i < size; i = next_async_after<Ph, Reverse, Msg>(i)) ++k;
+      return k;
+    }();
+    std::array<std::size_t, n> out{};
+    std::size_t k = 0;
+    for (std::size_t i = next_async<Ph, Reverse, 0, Msg>(); i < size; i = next_async_after<Ph, Reverse, Msg>(i)) out[k++] = i;
+    return out;
+  }
+  template <phase Ph, bool Reverse, class Msg>
+  static constexpr std::size_t next_async_after(std::size_t k) {
+    constexpr std::array<bool, size + 1> async = []<std::size_t... K>(std::index_sequence<K...>) {
+      return std::array<bool, size + 1>{detail::hook_is_async<Ph, stage_at<at_order<Reverse, K>()>, context_type, Msg>()..., true};
+    }(std::make_index_sequence<size>{});
+    for (std::size_t i = k + 1;; ++i)
+      if (async[i]) return i;
+  }
+
+  // The phase as one coroutine: the synchronous stages run as plain folds; each asynchronous
+  // hook is awaited in turn (its own frame), unless its stage says it does nothing for this
+  // flow (`skip(ctx)`, e.g. a gated stage off this route: no frame at all). `m` is copied into
+  // the frame: the caller's message may not outlive a suspension.
+  template <phase Ph, bool Reverse, class Msg>
+  asio::awaitable<verdict> run_async(context_type& ctx, Msg m) {
+    static constexpr auto pos = async_positions<Ph, Reverse, Msg>();
+    verdict v = run_sync_range<Ph, Reverse, 0>(std::make_index_sequence<pos[0]>{}, ctx, m);
     if (!v.is_next()) co_return v;
-    if constexpr (a < size) {
-      v = co_await detail::call_hook<Ph>(boost::hana::at_c<at_order<Reverse, a>()>(stages_), ctx, m);
+    for (std::size_t i = 0; i < pos.size(); ++i) {
+      if (!async_skips<Ph, Reverse, Msg>(i, ctx)) {
+        v = co_await async_hook<Ph, Reverse, Msg>(i, ctx, m);
+        if (!v.is_next()) co_return v;
+      }
+      v = sync_after<Ph, Reverse, Msg>(i, ctx, m);
       if (!v.is_next()) co_return v;
-      if constexpr (a + 1 < size) co_return co_await run_async_from<Ph, Reverse, a + 1>(ctx, m);
     }
     co_return v;
+  }
+
+  // The J-th asynchronous hook's awaitable (J == i: a switch unrolled at compile time).
+  template <phase Ph, bool Reverse, class Msg, std::size_t J = 0>
+  asio::awaitable<verdict> async_hook(std::size_t i, context_type& ctx, const Msg& m) {
+    constexpr auto pos = async_positions<Ph, Reverse, Msg>();
+    if constexpr (J + 1 < pos.size())
+      if (i != J) return async_hook<Ph, Reverse, Msg, J + 1>(i, ctx, m);
+    return detail::call_hook<Ph>(boost::hana::at_c<at_order<Reverse, pos[J]>()>(stages_), ctx, m);
+  }
+  template <phase Ph, bool Reverse, class Msg, std::size_t J = 0>
+  bool async_skips(std::size_t i, const context_type& ctx) {
+    constexpr auto pos = async_positions<Ph, Reverse, Msg>();
+    if constexpr (J + 1 < pos.size())
+      if (i != J) return async_skips<Ph, Reverse, Msg, J + 1>(i, ctx);
+    const auto& s = boost::hana::at_c<at_order<Reverse, pos[J]>()>(stages_);
+    if constexpr (requires { { s.skip(ctx) } -> std::convertible_to<bool>; }) return s.skip(ctx);
+    else return false;
+  }
+  // The synchronous stages after the J-th asynchronous hook, up to the next one.
+  template <phase Ph, bool Reverse, class Msg, std::size_t J = 0>
+  verdict sync_after(std::size_t i, context_type& ctx, const Msg& m) {
+    constexpr auto pos = async_positions<Ph, Reverse, Msg>();
+    if constexpr (J + 1 < pos.size())
+      if (i != J) return sync_after<Ph, Reverse, Msg, J + 1>(i, ctx, m);
+    constexpr std::size_t from = pos[J] + 1, to = J + 1 < pos.size() ? pos[J + 1] : size;
+    return run_sync_range<Ph, Reverse, from>(std::make_index_sequence<to - from>{}, ctx, m);
   }
 
   template <std::size_t I>

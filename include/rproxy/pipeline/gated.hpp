@@ -11,7 +11,8 @@
 // on_close always runs (it sees its state as its hooks left it, untouched when they never ran).
 // The wrapper shares the wrapped stage's state slot (`state_owner`), so the stage and every
 // other stage find it as `ctx.state<Stage>()` (find_principal reads a gated auth stage).
-// A hook stays synchronous when the wrapped one is.
+// A hook stays synchronous when the wrapped one is; an asynchronous one is not even called off
+// the predicate's flows (`skip`, which the pipeline asks first).
 #pragma once
 
 #include <asio/awaitable.hpp>
@@ -46,6 +47,13 @@ public:
 
   Stage& stage() noexcept { return stage_; }
   const Pred& predicate() const noexcept { return pred_; }
+
+  /// Whether the stage does nothing for this flow: a pipeline then calls none of its
+  /// asynchronous hooks (no coroutine frame for a stage off the flow's route).
+  template <class Ctx>
+  bool skip(const Ctx& ctx) const {
+    return !pred_(ctx);
+  }
 
   template <class Ctx, class Msg>
     requires requires(Stage& s, Ctx& c, const Msg& m) { s.on_hello(c, m); } ||

@@ -19,6 +19,10 @@
 //       A flow calls it only when a stage set ctx.response_body_filtered in on_response.
 //
 // Each verdict-returning hook may instead return asio::awaitable<verdict> when it must wait.
+// A stage with such hooks may also say, per flow, that it has nothing to do:
+//
+//   bool    skip       (const Ctx&)                        true: none of its asynchronous hooks
+//                                                          is called for this flow (no frame)
 #pragma once
 
 #include <asio/awaitable.hpp>

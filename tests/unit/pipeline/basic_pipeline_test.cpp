@@ -155,6 +155,80 @@ TEST_CASE("a phase with an async hook becomes an awaitable, others stay sync", "
   REQUIRE(t == trace_t{"route", "async-route"});
 }
 
+namespace {
+// An asynchronous hello hook that counts its calls (the call makes the coroutine frame) and
+// skips the flows whose identity is "skip".
+template <int N>
+struct async_hello {
+  trace_t* trace;
+  int* calls;
+  bool refuse = false;
+  template <class Ctx>
+  bool skip(const Ctx& ctx) const {
+    return ctx.identity == "skip";
+  }
+  template <class Ctx>
+  asio::awaitable<rproxy::verdict> on_hello(Ctx& ctx, const std::string& m) {
+    ++*calls;
+    return run(ctx, m);
+  }
+  template <class Ctx>
+  asio::awaitable<rproxy::verdict> run(Ctx&, std::string m) {
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    trace->push_back("async" + std::to_string(N) + ":" + m);
+    co_return refuse ? rproxy::reject(rproxy::reject_code::forbidden, "no") : rproxy::verdict(rproxy::next);
+  }
+};
+template <int N>
+struct sync_hello {
+  trace_t* trace;
+  template <class Ctx>
+  rproxy::verdict on_hello(Ctx&, const std::string& m) {
+    trace->push_back("sync" + std::to_string(N) + ":" + m);
+    return rproxy::next;
+  }
+};
+}  // namespace
+
+TEST_CASE("an asynchronous phase: sync and async hooks in order in one coroutine; a stage that skips the flow is not called", "[pipeline]") {
+  trace_t t;
+  int calls = 0;
+  auto p = rproxy::make_pipeline<message_protocol>(sync_hello<1>{&t}, async_hello<2>{&t, &calls}, sync_hello<3>{&t},
+                                                   sync_hello<4>{&t}, async_hello<5>{&t, &calls}, sync_hello<6>{&t});
+  asio::io_context io;
+  auto run = [&](std::string identity, std::string hello) {
+    t.clear();
+    calls = 0;
+    rproxy::verdict v;
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+      auto ctx = p.make_context();
+      ctx.identity = identity;
+      v = co_await rproxy::run_phase<rproxy::phase::hello>(p, ctx, hello);
+    }, asio::detached);
+    io.restart();
+    io.run();
+    return v;
+  };
+  SECTION("every hook, in order") {
+    REQUIRE(run("", "m").is_next());
+    CHECK(t == trace_t{"sync1:m", "async2:m", "sync3:m", "sync4:m", "async5:m", "sync6:m"});
+    CHECK(calls == 2);
+  }
+  SECTION("skipped: the asynchronous hooks are never called, the others run") {
+    REQUIRE(run("skip", "m").is_next());
+    CHECK(t == trace_t{"sync1:m", "sync3:m", "sync4:m", "sync6:m"});
+    CHECK(calls == 0);
+  }
+  SECTION("an asynchronous refusal stops the phase") {
+    p.stage<async_hello<2>>().refuse = true;
+    auto v = run("", "m");
+    REQUIRE(v.is_reject());
+    CHECK(v.reason().message == "no");
+    CHECK(t == trace_t{"sync1:m", "async2:m"});
+    CHECK(calls == 1);
+  }
+}
+
 TEST_CASE("protocol message types reach hello hooks", "[pipeline]") {
   auto p = rproxy::make_pipeline<message_protocol>(hello_checker{});
   auto ctx = p.make_context();
