@@ -83,7 +83,9 @@ struct request_id {
     if constexpr (requires { ctx.request_fields.set(std::string_view(), std::string_view()); }) {
       ctx.request_fields.set(cfg->header, s.id);
       if (s.trace) {
-        ctx.request_fields.set("traceparent", s.trace->to_string());
+        char text[traceparent::text_size];
+        s.trace->write(text);
+        ctx.request_fields.set("traceparent", std::string_view(text, sizeof text));
         ctx.request_fields.set("tracestate", tracestate.value_or(std::string_view()));  // empty: dropped
       }
     }

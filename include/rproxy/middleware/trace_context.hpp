@@ -84,15 +84,22 @@ struct traceparent {
 
   std::string trace_id_hex() const { return hex(trace_id.data(), trace_id.size()); }
   std::string parent_id_hex() const { return hex(parent_id.data(), parent_id.size()); }
+  /// The length of version 00 text.
+  static constexpr std::size_t text_size = 55;
+  /// Version 00 text, written to `out` (text_size characters): no allocation.
+  void write(char* out) const noexcept {
+    out[0] = out[1] = '0';
+    out[2] = '-';
+    write_hex(out + 3, trace_id.data(), trace_id.size());
+    out[35] = '-';
+    write_hex(out + 36, parent_id.data(), parent_id.size());
+    out[52] = '-';
+    write_hex(out + 53, &flags, 1);
+  }
   /// Version 00 text: 55 characters.
   std::string to_string() const {
-    std::string s = "00-";
-    s += trace_id_hex();
-    s += '-';
-    s += parent_id_hex();
-    s += '-';
-    const std::uint8_t f[1] = {flags};
-    s += hex(f, 1);
+    std::string s(text_size, '0');
+    write(s.data());
     return s;
   }
 
@@ -102,13 +109,16 @@ private:
   static void put(std::uint8_t* out, std::uint64_t v) noexcept {
     for (int i = 7; i >= 0; --i, v >>= 8) out[i] = static_cast<std::uint8_t>(v);
   }
-  static std::string hex(const std::uint8_t* p, std::size_t n) {
+  static void write_hex(char* out, const std::uint8_t* p, std::size_t n) noexcept {
     static constexpr char digits[] = "0123456789abcdef";
-    std::string s(n * 2, '0');
     for (std::size_t i = 0; i < n; ++i) {
-      s[2 * i] = digits[p[i] >> 4];
-      s[2 * i + 1] = digits[p[i] & 0xF];
+      out[2 * i] = digits[p[i] >> 4];
+      out[2 * i + 1] = digits[p[i] & 0xF];
     }
+  }
+  static std::string hex(const std::uint8_t* p, std::size_t n) {
+    std::string s(n * 2, '0');
+    write_hex(s.data(), p, n);
     return s;
   }
 };

@@ -1,0 +1,59 @@
+#include <rproxy/flow/pending_fields.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+using lines = std::vector<std::pair<std::string, std::string>>;
+lines of(const rproxy::codec::http1::fields& f) {
+  lines out;
+  for (const auto& x : f) out.emplace_back(x.name, x.value);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("pending_fields: set replaces its own earlier set in place, add keeps, remove drops, a token goes in once", "[flow]") {
+  rproxy::flow::pending_fields p;
+  p.set("X-Request-Id", "first");
+  p.add("Via", "1.1 rproxy");
+  p.set("x-request-id", std::string(200, 'a'));  // (longer than the first: the entries after it move)
+  p.remove("Cookie");
+  p.add_token("Vary", "Origin");
+  p.add_token("Vary", "Accept-Encoding");
+  p.set("Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+
+  rproxy::codec::http1::fields out{{"Host", "h"}, {"Cookie", "a=1"}, {"Vary", "Origin"}, {"Via", "1.0 edge"}};
+  p.apply(out);
+  CHECK(of(out) == lines{{"Host", "h"}, {"Vary", "Origin"}, {"Via", "1.0 edge"}, {"X-Request-Id", std::string(200, 'a')},
+                         {"Via", "1.1 rproxy"}, {"Vary", "Accept-Encoding"},
+                         {"Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}});
+  CHECK(p.contains("COOKIE"));
+  CHECK(p.contains("x-request-id"));
+  CHECK_FALSE(p.contains("Via"));  // (added, not set: the client's own stays)
+  CHECK(p.last_set("cookie") == std::string_view());
+  CHECK(p.last_set("X-REQUEST-ID") == std::string_view(std::string(200, 'a')));
+  CHECK_FALSE(p.last_set("Vary").has_value());
+}
+
+TEST_CASE("pending_fields: invalid names and values, and empty values, are left out; clear forgets all", "[flow]") {
+  rproxy::flow::pending_fields p;
+  p.set("bad name", "v");
+  p.set("X-Ok", "line\r\nbreak");
+  p.set("X-Empty", "");
+  p.set("X-Kept", "yes");
+  rproxy::codec::http1::fields out;
+  p.apply(out);
+  CHECK(of(out) == lines{{"X-Kept", "yes"}});
+  p.set("X-Empty", "now");  // (replaces the empty one)
+  rproxy::codec::http1::fields out2;
+  p.apply(out2);
+  CHECK(of(out2) == lines{{"X-Empty", "now"}, {"X-Kept", "yes"}});
+  p.clear();
+  CHECK_FALSE(p.contains("X-Kept"));
+  rproxy::codec::http1::fields out3;
+  p.apply(out3);
+  CHECK(out3.empty());
+}
