@@ -195,6 +195,12 @@ private:
       if (h1_.drain != nullptr && h1_.drain->draining()) session_.shutdown();
       dispatch(session_.tick(std::chrono::steady_clock::now()));
       writer_wake_.notify();
+      // A connection with no stream at a tick keeps one spare exchange (its parser and some
+      // 20 KiB of buffer), not one per stream it once had open at a time (up to
+      // max_concurrent_streams: 2 MiB). Not as its last stream ends: a client that sends its
+      // requests in bursts (h2load -m10, a page's assets) empties the connection between them,
+      // and each burst would then allocate its exchanges again.
+      if (streams_.empty() && spare_io_.size() > 1) spare_io_.resize(1);
     }
   }
 
@@ -217,9 +223,6 @@ private:
     if (!st.closed || !st.done) return;
     session_.release(st.id);
     streams_.erase(st.id);  // st is gone
-    // An idle connection keeps one spare exchange (its parser and some 20 KiB of buffer), not
-    // one per stream it once had open at a time (up to max_concurrent_streams: 2 MiB).
-    if (streams_.empty() && spare_io_.size() > 1) spare_io_.resize(1);
   }
 
   /// Hands the session's events to the streams. A new stream's flow starts once the whole batch

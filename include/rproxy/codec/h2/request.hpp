@@ -31,6 +31,7 @@
 #include <rproxy/codec/http1/request_view.hpp>
 #include <rproxy/codec/h2/error.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -49,6 +50,9 @@ public:
   void reset(std::size_t max_bytes, std::size_t max_count) {
     arena_.clear();
     refs_.clear();
+    // Room for a usual request's fields at once (one allocation each, not one per doubling).
+    arena_.reserve(std::min<std::size_t>(max_bytes, 512));
+    refs_.reserve(std::min<std::size_t>(max_count, 16));
     views_.clear();
     cookie_.clear();
     cookie_at_ = npos;
@@ -191,6 +195,7 @@ private:
     // The views: Host first, then the fields in order, the joined cookie at its first crumb.
     auto& views = b.views_;
     views.clear();
+    views.reserve(b.size() + 2);  // (Host and a joined cookie at most besides: one allocation)
     views.push_back({"host", authority_});
     for (std::size_t i = 0; i <= b.size(); ++i) {
       if (i == b.cookie_position()) views.push_back({"cookie", *b.cookie()});
@@ -210,6 +215,7 @@ private:
                                           : b.failed();
     auto& views = b.views_;
     views.clear();
+    views.reserve(b.size() + 1);
     for (std::size_t i = 0; i <= b.size(); ++i) {
       if (i == b.cookie_position()) views.push_back({"cookie", *b.cookie()});
       if (i == b.size()) break;
