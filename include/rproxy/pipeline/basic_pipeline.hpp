@@ -22,6 +22,7 @@
 #include <boost/hana/at.hpp>
 #include <boost/hana/tuple.hpp>
 
+#include <algorithm>
 #include <array>
 #include <concepts>
 #include <cstddef>
@@ -264,14 +265,6 @@ private:
   template <std::size_t I>
   using stage_at = std::remove_reference_t<decltype(boost::hana::at_c<I>(std::declval<boost::hana::tuple<Stages...>&>()))>;
 
-  // Position of the first asynchronous hook at or after K in run order (size if none).
-  template <phase Ph, bool Reverse, std::size_t K, class Msg>
-  static constexpr std::size_t next_async() {
-    if constexpr (K == size) return size;
-    else if constexpr (detail::hook_is_async<Ph, stage_at<at_order<Reverse, K>()>, context_type, Msg>()) return K;
-    else return next_async<Ph, Reverse, K + 1, Msg>();
-  }
-
   template <phase Ph, std::size_t I, class Msg>
   verdict call_sync(context_type& ctx, const Msg& m) {
     if constexpr (detail::has_hook<Ph, stage_at<I>, context_type, Msg>())
@@ -300,23 +293,13 @@ private:
   // The run-order positions of the asynchronous hooks of phase Ph, in order.
   template <phase Ph, bool Reverse, class Msg>
   static constexpr auto async_positions() {
-    constexpr std::size_t n = [] {
-      std::size_t k = 0;
-      for (std::size_t i = next_async<Ph, Reverse, 0, Msg>(); i < size; i = next_async_after<Ph, Reverse, Msg>(i)) ++k;
-      return k;
-    }();
-    std::array<std::size_t, n> out{};
-    std::size_t k = 0;
-    for (std::size_t i = next_async<Ph, Reverse, 0, Msg>(); i < size; i = next_async_after<Ph, Reverse, Msg>(i)) out[k++] = i;
-    return out;
-  }
-  template <phase Ph, bool Reverse, class Msg>
-  static constexpr std::size_t next_async_after(std::size_t k) {
-    constexpr std::array<bool, size + 1> async = []<std::size_t... K>(std::index_sequence<K...>) {
-      return std::array<bool, size + 1>{detail::hook_is_async<Ph, stage_at<at_order<Reverse, K>()>, context_type, Msg>()..., true};
+    constexpr std::array<bool, size> async = []<std::size_t... K>(std::index_sequence<K...>) {
+      return std::array<bool, size>{detail::hook_is_async<Ph, stage_at<at_order<Reverse, K>()>, context_type, Msg>()...};
     }(std::make_index_sequence<size>{});
-    for (std::size_t i = k + 1;; ++i)
-      if (async[i]) return i;
+    std::array<std::size_t, std::count(async.begin(), async.end(), true)> out{};
+    for (std::size_t i = 0, k = 0; i < size; ++i)
+      if (async[i]) out[k++] = i;
+    return out;
   }
 
   // The phase as one coroutine: the synchronous stages run as plain folds; each asynchronous
