@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -84,6 +85,10 @@ private:
 
   void push(op what, std::string_view name, std::string_view value) {
     if (name.size() > UINT32_MAX || value.size() > UINT32_MAX) return;  // (never a valid field)
+    if (inside(name) || inside(value)) {  // (a view of an entry: growing the buffer would move it)
+      const std::string copy = std::string(name).append(value);
+      return push(what, std::string_view(copy).substr(0, name.size()), std::string_view(copy).substr(name.size()));
+    }
     if (text_.capacity() < 256) text_.reserve(256);
     const std::size_t at = text_.size();
     text_.resize(at + header);
@@ -92,6 +97,10 @@ private:
     put_size(at + 1 + sizeof(std::uint32_t), value.size());
     text_.append(name);
     text_.append(value);
+  }
+  bool inside(std::string_view v) const noexcept {
+    return !v.empty() && std::less_equal<const char*>()(text_.data(), v.data()) &&
+           std::less<const char*>()(v.data(), text_.data() + text_.size());
   }
   void put_size(std::size_t at, std::size_t n) noexcept {
     const auto v = static_cast<std::uint32_t>(n);
