@@ -424,7 +424,7 @@ private:
         std::string why = r.error.message();
         if (lost || unprocessed)
           why += retried       ? " (already sent again once)"
-                 : !replayable ? " (not sent again: its body was larger than max_body_buffer, or the answer had begun)"
+                 : !replayable ? " (not sent again: its body was larger than max_body_buffer)"
                                : " (not sent again: the method is not idempotent)";
         co_await fail(502, why);
         co_return;
