@@ -473,7 +473,7 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
         ctx.bytes_from_client += first.size() - proxy_bytes;
         auto ro = o.relay;
         ro.initial_to_backend = std::move(first);
-        ro.shutdown_last = false;  // both sockets are closed right after: the close sends the FIN
+        ro.close_at_end = true;  // both sockets would be closed right after anyway
         if constexpr (!std::is_same_v<Handoff, no_handoff>) {
           if constexpr (Handoff::relays) {
             if (handoff) {
@@ -487,7 +487,7 @@ asio::awaitable<std::error_code> run_flow(Pipeline& p, const Adapter& a, typenam
         ctx.bytes_to_client += stats.bytes_backend_to_client;
         std::error_code nd;
         backend->close(nd);
-        tcp_of(client).close(nd);  // the relay half-closed it, or closed it on an error: no shutdown(2) more
+        tcp_of(client).close(nd);  // (a TCP client: the relay closed it already)
         co_return rec;
       }
     }
@@ -584,19 +584,19 @@ struct spawned_flow {
   typename Pipeline::context_type ctx;
   /// Relayed flows: empty until the relay takes the flow (or the flow ends: see run_spawned).
   std::conditional_t<Backend, relayed_socket, asio::ip::tcp::socket> client;
-  /// Open once the relay has the flow, and left open by a relay that ended well (it closes
-  /// both sockets on an error). Not an optional, and no flag besides: 16 bytes less per flow.
+  /// Open while the relay has the flow (it closes both sockets when it ends: close_at_end).
   [[no_unique_address]] std::conditional_t<Backend, relayed_socket, no_backend_slot> backend;
   Done done;
 
   /// Step 8: closes what is open, runs on_close, then tells `done`.
   void finish(const std::error_code& ec) {
     std::error_code ignored;
-    const bool relayed = backend.is_open();
-    backend.close(ignored);
-    if (relayed) client.close(ignored);  // the relay half-closed it already
-    else if constexpr (Backend) client.close(ignored);  // (run_spawned ended the client: empty)
-    else end(client);                     // (closed already by a relay that failed: no-op)
+    if constexpr (Backend) {  // (closed by the relay, or empty: run_spawned ended the client)
+      backend.close(ignored);
+      client.close(ignored);
+    } else {
+      end(client);
+    }
     // Called from the relay's completion, outside any coroutine: a stage's exception here
     // would end the worker's io_context::run(). A bug in one flow must not (as in guarded()).
     try {

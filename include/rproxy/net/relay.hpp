@@ -12,8 +12,8 @@
 // Semantics (the same on both paths):
 // - half-close: eof from one side becomes shutdown(send) on the other, and the other direction
 //   goes on until it ends too; the relay succeeds once both directions have ended that way.
-//   The streams are then left open (both half-closed, or one if !options.shutdown_last) for the
-//   caller to close.
+//   The streams are then left open (both half-closed) for the caller to close, or closed by
+//   the relay (options.close_at_end).
 // - backpressure: one buffer per direction (options.buffer_size); a direction reads again only
 //   once everything it read was written, so memory per flow is bounded and a slow consumer
 //   slows its producer down.
@@ -32,7 +32,10 @@
 //   The idle timeout holds no timer per relay: when the client stream's executor is an
 //   io_context's, the relay is an entry of that io_context's idle_sweep (idle_sweep.hpp: one
 //   timer for all, and it may fire up to idle_timeout/64 late); on any other executor (a strand)
-//   the relay keeps a timer of its own.
+//   the relay keeps a timer of its own. With options.close_at_end, two TCP sockets on an
+//   io_context's thread are watched straight from the reactor's epoll set
+//   (detail/epoll_watch.hpp): an idle relay then holds neither asio's per-socket state nor a
+//   pending operation per direction, only its own object.
 // - errors: the first I/O error ends the relay at once, closes both streams (cancelling the
 //   other side) and completes with client_* (downstream) or backend_* (upstream), see
 //   classify() in error.hpp; stats.cause keeps the original error, the counters what was moved.
@@ -76,6 +79,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <rproxy/net/detail/epoll_watch.hpp>
 #include <rproxy/net/detail/reactor_wait.hpp>
 #include <rproxy/net/detail/stream_ops.hpp>
 #include <rproxy/net/error.hpp>
@@ -152,11 +156,26 @@ struct exactly_allocated {
   void operator()(Args&&... args) { handler(std::forward<Args>(args)...); }
 };
 
+template <class Client, class Backend>
+inline constexpr bool both_tcp_sockets = splice_available && is_tcp_socket<Client>::value && is_tcp_socket<Backend>::value;
+
+/// A relay's parts for epoll_watch, between TCP sockets only (N: 0 and 1 its sockets' operations,
+/// 2 its place in the set); nothing otherwise.
+template <int N>
+struct no_watch_part {};
+template <class Owner, int N, bool On>
+using watch_part = std::conditional_t<!On, no_watch_part<N>,
+                                      std::conditional_t<N == 2, epoll_watch::member, epoll_watch::op<Owner, N>>>;
+
 template <class Client, class Backend, class Handler>
-class relay_op : private idle_sweep::entry {
+class relay_op : private idle_sweep::entry,
+                 public watch_part<relay_op<Client, Backend, Handler>, 0, both_tcp_sockets<Client, Backend>>,  // the client's readiness
+                 public watch_part<relay_op<Client, Backend, Handler>, 1, both_tcp_sockets<Client, Backend>>,  // the backend's
+                 private watch_part<relay_op<Client, Backend, Handler>, 2, both_tcp_sockets<Client, Backend>> {
   using clock = std::chrono::steady_clock;
-  static constexpr bool can_splice =
-      splice_available && is_tcp_socket<Client>::value && is_tcp_socket<Backend>::value;
+  static constexpr bool can_splice = both_tcp_sockets<Client, Backend>;
+  /// What a direction waits for while its sockets are watched (epoll_watch).
+  enum : std::uint8_t { no_wait = 0, wait_in = 1, wait_out = 2 };
 
   /// A direction's bytes in flight (56 bytes: its sizes in 32 bits, its flags apart, with the
   /// relay's own).
@@ -181,7 +200,7 @@ public:
       : client_(c), backend_(b), opts_(o), handler_(std::move(h)),
         work_(make_work(handler_, c.get_executor())), same_executor_(same_executor(c, b)),
         drained_ok_(same_executor_ && io_context_of(c.get_executor()) != nullptr), splice_(o.splice),
-        shutdown_last_(o.shutdown_last), buffer_size_(static_cast<std::uint32_t>(o.buffer_size)) {}
+        close_at_end_(o.close_at_end), buffer_size_(static_cast<std::uint32_t>(o.buffer_size)) {}
 
   ~relay_op() {
     if (own_timer_) delete timer_;
@@ -200,7 +219,9 @@ public:
     if (auto* ioc = io_context_of(client_.get_executor()); ioc && ioc->get_executor().running_in_this_thread()) {
       ++pending_;
       begin();
-      if (--pending_ == 0 && finished_) asio::post(client_.get_executor(), wrap([] {}));
+      --pending_;
+      if (finished_ && watched_) unwatch();  // (it posts the end)
+      if (finished_ && pending_ == 0) asio::post(client_.get_executor(), wrap([] {}));
       return;
     }
     asio::post(client_.get_executor(), wrap([this] { begin(); }));
@@ -301,8 +322,10 @@ private:
   };
 
   void begin() {
-    if constexpr (can_splice)
+    if constexpr (can_splice) {
       if (splice_) setup_splice();
+      if (close_at_end_ && drained_ok_) watch();
+    }
     if (opts_.idle_timeout > clock::duration::zero()) start_idle();
     if (opts_.initial_to_backend) {
       auto& d = dirs_[0];
@@ -314,9 +337,14 @@ private:
       pump<0>();
     }
     // The backend has most likely sent nothing yet: wait for it rather than try a read that
-    // would fail (a wait re-arms the descriptor, so bytes already there complete it at once).
-    if constexpr (can_splice) wait<1, true>();
-    else pump<1>();
+    // would fail (a wait re-arms the descriptor, so bytes already there complete it at once;
+    // so does watch()'s EPOLL_CTL_MOD).
+    if constexpr (can_splice) {
+      if (watched_) waiting_[1] = wait_in;
+      else wait<1, true>();
+    } else {
+      pump<1>();
+    }
   }
 
   /// Moves what the source has now: spliced, or read without blocking (TCP), or an async read.
@@ -368,6 +396,8 @@ private:
   }
 
   template <int D> void write() {
+    if constexpr (can_splice)
+      if (watched_) return send_now<D>();
     start_on(dst<D>(), [&](auto h) { dst<D>().async_write_some(asio::buffer(dirs_[D].wptr, dirs_[D].wlen), std::move(h)); },
              [this](std::error_code ec, std::size_t n) { on_write<D>(ec, n); });
   }
@@ -396,7 +426,7 @@ private:
     std::error_code ignored;  // a peer already gone shows up on the other direction
     using dst_t = std::remove_reference_t<decltype(dst<D>())>;
     const bool last = flags_[0].done && flags_[1].done;
-    if (!(last && !shutdown_last_ && is_tcp_socket<dst_t>::value))
+    if (!(last && close_at_end_ && is_tcp_socket<dst_t>::value))
       stream_traits<dst_t>::shutdown_send(dst<D>(), ignored);
     if (last) {
       finished_ = true;
@@ -515,6 +545,13 @@ private:
   /// has just seen EAGAIN there, so on a plain io_context the wait needs no re-arm of the
   /// descriptor (detail/reactor_wait.hpp): no system call.
   template <int D, bool Readable, bool Drained = false> void wait() {
+    if (watched_) {
+      // Drained: the next edge is new and comes to on_ready. Else there may be none: look again
+      // after the io_context's other work.
+      if constexpr (Drained) waiting_[D] = Readable ? wait_in : wait_out;
+      else asio::post(client_.get_executor(), wrap([this] { on_wait<D, Readable>({}); }));
+      return;
+    }
     auto& s = [this]() -> auto& {
       if constexpr (Readable) return src<D>(); else return dst<D>();
     }();
@@ -536,7 +573,91 @@ private:
   template <int D, bool Readable> void on_wait(const std::error_code& ec) {
     if (ec) return fail(classify(ec, Readable ? src_side<D> : dst_side<D>), ec);
     if constexpr (Readable) pump<D>();
+    else if (watched_ && dirs_[D].wlen > 0) write<D>();  // (a write waits for room this way only when watched)
     else if (splice_out<D>()) splice_in<D>();
+  }
+
+  // --- watched sockets (close_at_end between TCP sockets: detail/epoll_watch.hpp) -----------
+  using watch_op0 = epoll_watch::op<relay_op, 0>;
+  using watch_op1 = epoll_watch::op<relay_op, 1>;
+  friend watch_op0;
+  friend watch_op1;
+
+  epoll_watch& watch_set() noexcept { return asio::use_service<epoll_watch>(*io_context_of(client_.get_executor())); }
+
+  /// Takes both sockets out of asio's reactor state into the io_context's epoll_watch: from
+  /// now on every wait is a flag (waiting_) and the sockets' readiness comes to on_ready. The
+  /// watch holds the relay (one pending count) until unwatch().
+  void watch() {
+    if constexpr (has_epoll_watch && can_splice) {
+      auto& set = watch_set();
+      if (!set.take(client_, static_cast<watch_op0&>(*this), backend_, static_cast<watch_op1&>(*this))) return;
+      set.join(*this, &relay_op::abandon);
+      watched_ = true;
+      ++pending_;
+    }
+  }
+
+  /// The relay has finished: closes both sockets, which takes them out of the epoll set, and
+  /// lets go of the watch from a posted handler, so that an event the reactor queued for them
+  /// before the close runs (and is ignored) while the relay is still there.
+  void unwatch() {
+    if constexpr (can_splice) {
+      watched_ = false;
+      waiting_[0] = waiting_[1] = no_wait;
+      stream_traits<Client>::close(client_);
+      stream_traits<Backend>::close(backend_);
+      watch_set().leave(*this);
+      asio::post(client_.get_executor(), wrap([] {}));
+      --pending_;  // (the post holds the relay now)
+    }
+  }
+
+  /// Socket S (0: the client, 1: the backend) turned readable or writable: the direction that
+  /// reads it or writes to it, if waiting for that, goes on.
+  template <int S> void on_ready(std::integral_constant<int, S>, std::uint32_t events) {
+    if (!watched_) return;  // finished: queued before the close
+    ++pending_;
+    if ((events & epoll_watch::input) && waiting_[S] == wait_in) {  // direction S reads socket S
+      waiting_[S] = no_wait;
+      if (!finished_) on_wait<S, true>({});
+    }
+    if ((events & epoll_watch::output) && waiting_[1 - S] == wait_out) {  // direction 1 - S writes to socket S
+      waiting_[1 - S] = no_wait;
+      if (!finished_) on_wait<1 - S, false>({});
+    }
+    --pending_;
+    leave();
+  }
+
+  /// A watched direction's write: now, or once the sink has room.
+  template <int D> void send_now() {
+#if defined(__linux__)
+    auto& d = dirs_[D];
+    ssize_t w;
+    do w = ::send(dst<D>().native_handle(), d.wptr, d.wlen, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      waiting_[D] = wait_out;
+      return;
+    }
+    if (w < 0) return on_write<D>(std::error_code(errno, asio::error::get_system_category()), 0);
+    on_write<D>({}, static_cast<std::size_t>(w));
+#endif
+  }
+
+  /// The io_context shuts down with the relay watched: let go of the idle sweep (it may be
+  /// destroyed first), then, once the io_context's queue is gone, free the relay (its handler
+  /// uncalled, as asio does with its own operations).
+  static void abandon(epoll_watch::member& m, bool free) {
+    auto& self = static_cast<relay_op&>(m);
+    if (!free) {
+      self.stop_idle();
+      if (!self.own_timer_) self.sweep_ = nullptr;
+      self.watched_ = false;
+      return;
+    }
+    if (--self.pending_ == 0) delete &self;
   }
 
   template <int D> void fall_back() {
@@ -596,12 +717,18 @@ private:
     stream_traits<Client>::close(client_);  // cancels whatever is pending on either side
     stream_traits<Backend>::close(backend_);
     stop_idle();
+    if (watched_) unwatch();  // (nothing of asio's is pending to end the relay: its post does)
   }
 
   void leave() {
+    if (finished_ && watched_) unwatch();
     if (!finished_ || pending_ != 0) return;
     release<0>();
     release<1>();
+    if (close_at_end_) {
+      stream_traits<Client>::close(client_);
+      stream_traits<Backend>::close(backend_);
+    }
     asio::get_associated_cancellation_slot(handler_).clear();
     relay_stats stats;
     stats.bytes_client_to_backend = bytes_[0];
@@ -642,15 +769,17 @@ private:
   std::error_code cause_;  // the unclassified error behind a failure
   std::error_code result_;
   int pending_ = 0;
-  // (The relay's small fields together: 264 bytes in all for two TCP sockets, a 272-byte heap
-  // block.)
+  // (The relay's small fields together: 344 bytes in all for two TCP sockets, with its two
+  // watch operations and its place in epoll_watch, a 352-byte heap block.)
   direction_flags flags_[2];
   bool finished_ = false;
   bool same_executor_;  // the backend's executor is the client's (or its io_context the client's)
   bool drained_ok_;     // and an io_context's: handlers may run where the reactor completes them
   bool own_timer_ = false;  // timer_, not sweep_
   bool splice_;             // relay_options::splice
-  bool shutdown_last_;      // relay_options::shutdown_last
+  bool close_at_end_;       // relay_options::close_at_end
+  bool watched_ = false;    // both sockets are in epoll_watch (their readiness comes to on_ready)
+  std::uint8_t waiting_[2] = {no_wait, no_wait};  // per direction, while watched
   std::uint32_t buffer_size_;  // relay_options::buffer_size (async_relay checks that it fits)
 };
 

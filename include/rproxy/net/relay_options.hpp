@@ -16,10 +16,16 @@ struct relay_options {
   /// Written to the backend before any client byte (a replayed handshake, a PROXY header).
   /// Not counted in the stats.
   std::string initial_to_backend;
-  /// false: the caller closes both streams as soon as the relay succeeds, so when the second
-  /// direction ends the relay leaves that stream's half-close to the close (which sends the
-  /// FIN itself: one system call less per flow). TCP sockets only; other streams always get it.
-  bool shutdown_last = true;
+  /// The relay closes both streams when it ends, well or not (for a caller that would close
+  /// them at once, as a spawned flow does). Then, between two TCP sockets:
+  /// - the last direction to end leaves its half-close to the close (which sends the FIN
+  ///   itself: one system call less per flow);
+  /// - on an io_context run by one thread, the relay watches both sockets straight from the
+  ///   reactor's epoll set (detail/epoll_watch.hpp: two EPOLL_CTL_MODs at the start) rather
+  ///   than through asio's state per socket and an operation per wait: an idle relay holds
+  ///   about 500 bytes less, and a wait costs no allocation.
+  /// false: the streams are left open (half-closed) for the caller after a relay that succeeded.
+  bool close_at_end = false;
 };
 
 }  // namespace rproxy::net

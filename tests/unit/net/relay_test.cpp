@@ -34,10 +34,23 @@ constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitabl
 
 struct splice_path {
   static constexpr bool splice = true;
+  static constexpr bool closes = false;
 };
 struct buffered_path {
   static constexpr bool splice = false;
+  static constexpr bool closes = false;
 };
+/// close_at_end: between TCP sockets on one io_context the relay watches them itself
+/// (detail/epoll_watch.hpp), on both of its paths.
+struct watched_splice_path {
+  static constexpr bool splice = true;
+  static constexpr bool closes = true;
+};
+struct watched_buffered_path {
+  static constexpr bool splice = false;
+  static constexpr bool closes = true;
+};
+#define RELAY_PATHS splice_path, buffered_path, watched_splice_path, watched_buffered_path
 
 using rproxy::test::run_until;
 
@@ -141,14 +154,14 @@ template <class Path>
 net::relay_options options() {
   net::relay_options o;
   o.splice = Path::splice;
+  o.close_at_end = Path::closes;
   o.idle_timeout = 20s;  // a bound, not expected to fire
   return o;
 }
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("relay: 1 MiB each way arrives byte-exact", "[net][relay]", splice_path,
-                   buffered_path) {
+TEMPLATE_TEST_CASE("relay: 1 MiB each way arrives byte-exact", "[net][relay]", RELAY_PATHS) {
   tcp_flow f;
   relay_result r;
   start_relay(f.proxy_client, f.proxy_backend, options<TestType>(), r);
@@ -175,10 +188,12 @@ TEMPLATE_TEST_CASE("relay: 1 MiB each way arrives byte-exact", "[net][relay]", s
   REQUIRE(r.stats.bytes_backend_to_client == sent.size());
   if (TestType::splice && net::splice_available) REQUIRE(r.stats.spliced);
   if (!TestType::splice) REQUIRE_FALSE(r.stats.spliced);
+  REQUIRE(f.proxy_client.is_open() == !TestType::closes);  // close_at_end: closed by the relay
+  REQUIRE(f.proxy_backend.is_open() == !TestType::closes);
 }
 
-TEMPLATE_TEST_CASE("relay: a backend on the io_context's own executor type (moved in by move_socket)", "[net][relay]",
-                   splice_path, buffered_path) {
+TEMPLATE_TEST_CASE("relay: a backend on the io_context's own executor type (moved in by move_socket)",
+                   "[net][relay]", RELAY_PATHS) {
   tcp_flow f;
   // As a spawned flow holds its backend: the socket moved, registration and all, into a socket
   // of another executor type on the same io_context.
@@ -211,8 +226,7 @@ TEMPLATE_TEST_CASE("relay: a backend on the io_context's own executor type (move
   if (TestType::splice && net::splice_available) REQUIRE(r.stats.spliced);
 }
 
-TEMPLATE_TEST_CASE("relay: half-close, the backend answers after the client's FIN", "[net][relay]",
-                   splice_path, buffered_path) {
+TEMPLATE_TEST_CASE("relay: half-close, the backend answers after the client's FIN", "[net][relay]", RELAY_PATHS) {
   tcp_flow f;
   relay_result r;
   auto opts = options<TestType>();
@@ -243,8 +257,7 @@ TEMPLATE_TEST_CASE("relay: half-close, the backend answers after the client's FI
   REQUIRE(r.stats.bytes_backend_to_client == 13);
 }
 
-TEMPLATE_TEST_CASE("relay: initial_to_backend bytes arrive first", "[net][relay]", splice_path,
-                   buffered_path) {
+TEMPLATE_TEST_CASE("relay: initial_to_backend bytes arrive first", "[net][relay]", RELAY_PATHS) {
   tcp_flow f;
   relay_result r;
   auto opts = options<TestType>();
@@ -274,7 +287,7 @@ TEMPLATE_TEST_CASE("relay: initial_to_backend bytes arrive first", "[net][relay]
 }
 
 TEMPLATE_TEST_CASE("relay: the backend dies mid-stream, the relay ends with an upstream error",
-                   "[net][relay]", splice_path, buffered_path) {
+                   "[net][relay]", RELAY_PATHS) {
   tcp_flow f;
   relay_result r;
   start_relay(f.proxy_client, f.proxy_backend, options<TestType>(), r);
@@ -308,7 +321,7 @@ TEMPLATE_TEST_CASE("relay: the backend dies mid-stream, the relay ends with an u
 }
 
 TEMPLATE_TEST_CASE("relay: the client resets, the relay ends with a downstream error",
-                   "[net][relay]", splice_path, buffered_path) {
+                   "[net][relay]", RELAY_PATHS) {
   tcp_flow f;
   relay_result r;
   start_relay(f.proxy_client, f.proxy_backend, options<TestType>(), r);
@@ -330,8 +343,7 @@ TEMPLATE_TEST_CASE("relay: the client resets, the relay ends with a downstream e
   REQUIRE(r.stats.bytes_client_to_backend == 1);
 }
 
-TEMPLATE_TEST_CASE("relay: idle timeout ends a silent flow", "[net][relay]", splice_path,
-                   buffered_path) {
+TEMPLATE_TEST_CASE("relay: idle timeout ends a silent flow", "[net][relay]", RELAY_PATHS) {
   tcp_flow f;
   relay_result r;
   auto opts = options<TestType>();
@@ -377,8 +389,7 @@ TEST_CASE("relay: the idle timeout of a relay on a strand (its own timer, not th
   REQUIRE(asio::use_service<net::idle_sweep>(ioc).size() == 0);
 }
 
-TEMPLATE_TEST_CASE("relay: a finished relay leaves no idle wait behind", "[net][relay]", splice_path,
-                   buffered_path) {
+TEMPLATE_TEST_CASE("relay: a finished relay leaves no idle wait behind", "[net][relay]", RELAY_PATHS) {
   tcp_flow f;
   relay_result r;
   auto opts = options<TestType>();
@@ -394,6 +405,94 @@ TEMPLATE_TEST_CASE("relay: a finished relay leaves no idle wait behind", "[net][
   f.ioc.restart();
   f.ioc.run_for(20s);
   REQUIRE(f.ioc.stopped());
+}
+
+TEMPLATE_TEST_CASE("relay: a reader that stops reading holds the sender back, and nothing is lost", "[net][relay]",
+                   RELAY_PATHS) {
+  tcp_flow f;
+  relay_result r;
+  auto opts = options<TestType>();
+  opts.buffer_size = 4096;
+  start_relay(f.proxy_client, f.proxy_backend, std::move(opts), r);
+  const std::string sent = pattern(32 << 20, 5);  // more than the four sockets' buffers take
+  std::size_t written = 0;
+  tasks t{f.ioc};
+  t.spawn([&]() -> asio::awaitable<void> {
+    co_await asio::async_write(f.backend, asio::buffer(sent), asio::use_awaitable);
+    written = sent.size();
+    f.backend.shutdown(tcp::socket::shutdown_send);
+  });
+  // The user reads nothing for now: the relay's sink (the client socket) fills, the relay
+  // waits for room, and the backend's writes stop (nothing runs any more).
+  REQUIRE(run_until(f.ioc, [&] { return f.ioc.poll() == 0; }));
+  REQUIRE(written == 0);
+  REQUIRE_FALSE(r.ec);
+  std::string got;
+  t.spawn([&]() -> asio::awaitable<void> {
+    auto [ec, all] = co_await read_all(f.user);
+    CHECK(ec == asio::error::eof);
+    got = std::move(all);
+    f.user.shutdown(tcp::socket::shutdown_send);
+  });
+  t.run([&] { return !r.ec; });
+  REQUIRE(got.size() == sent.size());
+  REQUIRE(got == sent);
+  REQUIRE_FALSE(*r.ec);
+  REQUIRE(r.stats.bytes_backend_to_client == sent.size());
+}
+
+TEST_CASE("relay: a watched relay keeps its io_context running while it idles, and only then", "[net][relay]") {
+  tcp_flow f;
+  relay_result r;
+  auto opts = options<watched_splice_path>();
+  opts.idle_timeout = {};  // nothing else pending on the io_context
+  start_relay(f.proxy_client, f.proxy_backend, std::move(opts), r);
+  f.ioc.run_for(100ms);  // (returns at the deadline only if work is left)
+  REQUIRE_FALSE(f.ioc.stopped());
+  REQUIRE_FALSE(r.ec);
+  f.user.shutdown(tcp::socket::shutdown_send);
+  f.backend.shutdown(tcp::socket::shutdown_send);
+  REQUIRE(run_until(f.ioc, [&] { return r.ec.has_value(); }));
+  REQUIRE_FALSE(*r.ec);
+  f.ioc.restart();
+  f.ioc.run_for(20s);  // nothing is left: returns at once
+  REQUIRE(f.ioc.stopped());
+  // The relay closed both sockets: the peers see them gone.
+  REQUIRE_FALSE(f.proxy_client.is_open());
+  char c;
+  std::error_code ec;
+  f.user.read_some(asio::buffer(&c, 1), ec);
+  REQUIRE(ec == asio::error::eof);
+}
+
+TEST_CASE("relay: an io_context destroyed with idle watched relays frees them, their handlers uncalled",
+          "[net][relay]") {
+  // As a spawned flow: the completion handler owns the sockets.
+  struct owned {
+    tcp::socket client, backend;
+  };
+  auto token = std::make_shared<int>(0);
+  int called = 0;
+  {
+    asio::io_context ioc;
+    std::vector<tcp::socket> peers;
+    for (int i = 0; i < 3; ++i) {
+      auto [user, pc] = tcp_pair(ioc);
+      auto [pb, backend] = tcp_pair(ioc);
+      auto o = std::make_unique<owned>(owned{std::move(pc), std::move(pb)});
+      auto& sockets = *o;
+      net::relay_options opts = options<watched_splice_path>();
+      net::async_relay(sockets.client, sockets.backend, std::move(opts),
+                       [o = std::move(o), token, &called](std::error_code, net::relay_stats) { ++called; });
+      peers.push_back(std::move(user));
+      peers.push_back(std::move(backend));
+    }
+    REQUIRE(token.use_count() == 4);
+    REQUIRE(run_until(ioc, [&] { return ioc.poll() == 0; }));  // all three started, idle
+    REQUIRE(token.use_count() == 4);
+  }
+  REQUIRE(token.use_count() == 1);  // every relay and its handler freed (the sanitizers see leaks)
+  REQUIRE(called == 0);
 }
 
 TEST_CASE("relay: per-operation cancellation ends it with operation_aborted", "[net][relay]") {
