@@ -89,7 +89,6 @@ struct mc_adapter {
         }
         if (std::holds_alternative<mc::status_request>(*ev)) return hello_step::ready();
         if (auto* ls = std::get_if<mc::login_start>(&*ev)) {
-          ctx.username = ls->username;
           ctx.identity = ls->username;
           login_ = std::move(*ls);
           return hello_step::ready();

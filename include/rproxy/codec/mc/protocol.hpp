@@ -35,7 +35,7 @@ struct flow : flow_info {
   intent next = intent::status;      ///< what the handshake asked for
   state at = state::handshaking;     ///< the protocol state reached (for rendering a refusal)
   std::optional<legacy_ping_kind> legacy;  ///< set for a pre-1.7 server list ping
-  std::string username;              ///< the Login Start name, once read
+  // (The Login Start name, once read, is flow_base::identity.)
   /// Set by a stage before it returns `replied`: the bytes to send the client (a status response,
   /// a legacy kick). For a status reply the flow then answers the ping itself and closes.
   bytes reply;
