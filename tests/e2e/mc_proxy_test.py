@@ -41,7 +41,7 @@ VERSIONS = {"1.8.8": 47, "1.12.2": 340, "1.20.4": 765}
 COMBOS = [(v, c) for v in VERSIONS for c in ("on", "off")]
 
 _procs = []          # every child process, killed at exit whatever happened
-IDLE_RSS_BOUND = 1400   # bytes of the proxy's RSS per idle logged-in player (IdlePlayersTest; measured 1,100 in Debug)
+IDLE_RSS_BOUND = 1152   # bytes of the proxy's RSS per idle logged-in player (IdlePlayersTest; measured 1,003 in Debug)
 
 
 @atexit.register

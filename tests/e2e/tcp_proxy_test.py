@@ -22,7 +22,7 @@ import urllib.request
 import harness
 
 BINARY = None
-IDLE_RSS_BOUND = 1024   # bytes of the proxy's RSS per idle relayed connection (issue 9's bound; measured 752 in Debug)
+IDLE_RSS_BOUND = 1024   # bytes of the proxy's RSS per idle relayed connection (issue 9's bound; measured 722 in Debug)
 
 
 def config(routes, admin_port=None, extra="", admin_extra=""):
@@ -755,10 +755,10 @@ class TcpProxyTest(unittest.TestCase):
         # No coroutine frame, pipe, buffer or timer is held while idle (flow::spawn hands the
         # flow to the relay; the idle timeout is an entry of the worker's idle_sweep), and no
         # asio state per socket nor a pending wait (the relay watches its sockets itself:
-        # net/detail/epoll_watch.hpp). What remains is the flow (its context and two sockets,
-        # a 400-byte block) and the relay (352). The bound catches a frame, buffer, timer or
-        # asio wait held while idle (a frame chain was about 3 KiB more, asio's waits and
-        # descriptor states 430 bytes). (Under AddressSanitizer every
+        # net/detail/epoll_watch.hpp). What remains is one block from a slab: the flow (its
+        # context and two sockets) with its relay in it, 720 bytes. The bound catches a frame,
+        # buffer, timer or asio wait held while idle (a frame chain was about 3 KiB more, asio's
+        # waits and descriptor states 430 bytes). (Under AddressSanitizer every
         # allocation has redzones and shadow memory: RSS says nothing about the proxy's own
         # cost there, so the bound holds for plain builds only.)
         if not sanitized(BINARY):

@@ -17,7 +17,9 @@
 #pragma once
 
 #include <algorithm>
+#include <memory>
 #include <optional>
+#include <span>
 #include <system_error>
 #include <vector>
 
@@ -28,20 +30,25 @@ struct flow_pick {
   using handle_type = typename Pool::handle_type;
 
   std::optional<handle_type> handle;  ///< the backend this flow holds, if any
-  std::vector<const void*> failed{};  ///< backends (identity only) a connect failed on
+
+  /// The backends (identity only) a connect of this flow failed on.
+  std::span<const void* const> failed() const noexcept {
+    return failed_ ? std::span<const void* const>(*failed_) : std::span<const void* const>();
+  }
 
   /// A pick for `key`, or nullptr when no backend is available (or attempts are spent).
   template <class Balancer, class Key>
   const handle_type* pick(const Pool& pool, Balancer& balancer, const Key& key, std::error_code connect_error,
                           bool out_of_attempts = false) {
     if (handle && connect_error) {
-      failed.push_back(&handle->backend());
+      if (!failed_) failed_ = std::make_unique<failed_list>();
+      failed_->push_back(&handle->backend());
       handle->finish(connect_error);
     }
     handle.reset();
     if (out_of_attempts) return nullptr;
     handle = balancer.pick(pool, key);
-    if (handle && !failed.empty()) avoid_failed(pool, balancer, key);
+    if (handle && failed_) avoid_failed(pool, balancer, key);
     return handle ? &*handle : nullptr;
   }
 
@@ -59,8 +66,14 @@ struct flow_pick {
   }
 
 private:
+  using failed_list = std::vector<const void*>;
+  /// Made at the first failed connect: most flows have none, and one held open by the thousand
+  /// pays for each of its bytes (8 here where a vector takes 24).
+  std::unique_ptr<failed_list> failed_;
+
   bool has_failed(const void* backend) const noexcept {
-    return std::find(failed.begin(), failed.end(), backend) != failed.end();
+    const auto f = failed();
+    return std::find(f.begin(), f.end(), backend) != f.end();
   }
 
   template <class Balancer, class Key>

@@ -40,6 +40,8 @@
 //   other side) and completes with client_* (downstream) or backend_* (upstream), see
 //   classify() in error.hpp; stats.cause keeps the original error, the counters what was moved.
 // - Per-operation cancellation (asio cancellation slots) ends it with operation_aborted.
+// - Its state is allocated with the completion handler's associated allocator (a spawned flow
+//   gives it room in the flow's own block: flow/serve.hpp), and freed before the handler runs.
 // The buffered path works over any AsyncStream (TLS, test::stream). When both streams are TCP
 // sockets on Linux it uses splice(2) instead (splice.hpp), unless options.splice is false; if
 // a pipe cannot be had or splice(2) refuses the descriptors that direction falls back to copying.
@@ -50,6 +52,7 @@
 // client stream's executor.
 #pragma once
 
+#include <asio/associated_allocator.hpp>
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
@@ -299,7 +302,7 @@ private:
     pending_ref& operator=(const pending_ref&) = delete;
     pending_ref& operator=(pending_ref&&) = delete;
     ~pending_ref() {
-      if (op_ && --op_->pending_ == 0) delete op_;
+      if (op_ && --op_->pending_ == 0) destroy(op_);
     }
     relay_op* release() noexcept { return std::exchange(op_, nullptr); }
 
@@ -657,7 +660,7 @@ private:
       self.watched_ = false;
       return;
     }
-    if (--self.pending_ == 0) delete &self;
+    if (--self.pending_ == 0) destroy(&self);
   }
 
   template <int D> void fall_back() {
@@ -720,6 +723,33 @@ private:
     if (watched_) unwatch();  // (nothing of asio's is pending to end the relay: its post does)
   }
 
+public:
+  /// The relay is allocated with its completion handler's associated allocator (a spawned flow
+  /// keeps room for it in its own block: flow/serve.hpp).
+  using alloc_type = typename std::allocator_traits<
+      asio::associated_allocator_t<Handler, std::allocator<void>>>::template rebind_alloc<relay_op>;
+
+  static relay_op* make(Client& c, Backend& b, relay_options&& o, Handler&& h) {
+    alloc_type a(asio::get_associated_allocator(h, std::allocator<void>()));
+    relay_op* p = std::allocator_traits<alloc_type>::allocate(a, 1);
+    try {
+      return new (p) relay_op(c, b, std::move(o), std::move(h));
+    } catch (...) {
+      std::allocator_traits<alloc_type>::deallocate(a, p, 1);
+      throw;
+    }
+  }
+
+private:
+  /// Frees the relay without completing it. Its handler goes last: it may own the memory the
+  /// relay lives in (a spawned flow's room).
+  static void destroy(relay_op* op) noexcept {
+    alloc_type a(asio::get_associated_allocator(op->handler_, std::allocator<void>()));
+    Handler h(std::move(op->handler_));
+    op->~relay_op();
+    std::allocator_traits<alloc_type>::deallocate(a, op, 1);
+  }
+
   void leave() {
     if (finished_ && watched_) unwatch();
     if (!finished_ || pending_ != 0) return;
@@ -735,6 +765,7 @@ private:
     stats.bytes_backend_to_client = bytes_[1];
     stats.spliced = flags_[0].spliced && flags_[1].spliced;
     stats.cause = cause_;
+    alloc_type a(asio::get_associated_allocator(handler_, std::allocator<void>()));
     auto h = std::move(handler_);
     auto work = std::move(work_);
     auto ex = [&] {
@@ -742,7 +773,8 @@ private:
       else return client_.get_executor();  // (client_ may belong to h: still alive here)
     }();
     const auto ec = result_;
-    delete this;  // free before the upcall, as asio does
+    this->~relay_op();  // free before the upcall, as asio does
+    std::allocator_traits<alloc_type>::deallocate(a, this, 1);
     asio::dispatch(ex, [h = std::move(h), ec, stats]() mutable { std::move(h)(ec, stats); });
   }
 
@@ -799,7 +831,7 @@ auto async_relay(Client& client, Backend& backend, relay_options options, Token&
   return asio::async_initiate<Token, void(std::error_code, relay_stats)>(
       [](auto handler, Client* c, Backend* b, relay_options o) {
         using op_t = detail::relay_op<Client, Backend, decltype(handler)>;
-        (new op_t(*c, *b, std::move(o), std::move(handler)))->start();
+        op_t::make(*c, *b, std::move(o), std::move(handler))->start();
       },
       token, &client, &backend, std::move(options));
 }
