@@ -574,9 +574,8 @@ template <class Flow>
 struct relay_completion;
 
 /// The room a spawned flow keeps in its own block for its relay (net/relay.hpp allocates the
-/// relay with its completion handler's associated allocator, which points here): the flow and
-/// its relay are one heap block, so what an idle connection holds does not depend on how the
-/// blocks of the flow's passing coroutine frames were reused around two.
+/// relay with its completion handler's associated allocator, which points here): an idle
+/// relayed connection holds one block, the flow with its relay in it.
 template <class Flow, bool Backend>
 struct relay_room {
   using relay_type = net::detail::relay_op<relayed_socket, relayed_socket, relay_completion<Flow>>;
