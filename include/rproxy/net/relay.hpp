@@ -745,7 +745,7 @@ private:
   /// relay lives in (a spawned flow's room).
   static void destroy(relay_op* op) noexcept {
     alloc_type a(asio::get_associated_allocator(op->handler_, std::allocator<void>()));
-    Handler h(std::move(op->handler_));
+    [[maybe_unused]] Handler h(std::move(op->handler_));  // (destroyed at the end)
     op->~relay_op();
     std::allocator_traits<alloc_type>::deallocate(a, op, 1);
   }
