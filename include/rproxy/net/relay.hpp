@@ -649,9 +649,9 @@ private:
 #endif
   }
 
-  /// The io_context shuts down with the relay watched: let go of the idle sweep (it may be
-  /// destroyed first), then, once the io_context's queue is gone, free the relay (its handler
-  /// uncalled, as asio does with its own operations).
+  /// The io_context shuts down with the relay watched: let go of the idle sweep, then, as the
+  /// io_context destroys its queue, free the relay (its handler uncalled, as asio does with its
+  /// own operations).
   static void abandon(epoll_watch::member& m, bool free) {
     auto& self = static_cast<relay_op&>(m);
     if (!free) {

@@ -495,6 +495,31 @@ TEST_CASE("relay: an io_context destroyed with idle watched relays frees them, t
   REQUIRE(called == 0);
 }
 
+TEST_CASE("relay: an io_context destroyed while a coroutine awaits a watched relay frees the coroutine",
+          "[net][relay]") {
+  // The coroutine's frame holds the sockets; destroying the relay's handler posts the frame's
+  // destruction, which must still find the socket service there.
+  auto token = std::make_shared<int>(0);
+  std::vector<tcp::socket> peers;
+  {
+    asio::io_context ioc;
+    auto [user, pc] = tcp_pair(ioc);
+    auto [pb, backend] = tcp_pair(ioc);
+    peers.push_back(std::move(user));
+    peers.push_back(std::move(backend));
+    asio::co_spawn(
+        ioc,
+        [](tcp::socket c, tcp::socket b, std::shared_ptr<int> keep) -> asio::awaitable<void> {
+          co_await net::async_relay(c, b, options<watched_splice_path>(), tuple_awaitable);
+          (void)keep;
+        }(std::move(pc), std::move(pb), token),
+        asio::detached);
+    REQUIRE(run_until(ioc, [&] { return ioc.poll() == 0; }));  // relaying, idle
+    REQUIRE(token.use_count() == 2);
+  }
+  REQUIRE(token.use_count() == 1);  // the coroutine's frame is gone (the sanitizers see the rest)
+}
+
 TEST_CASE("relay: per-operation cancellation ends it with operation_aborted", "[net][relay]") {
   tcp_flow f;
   asio::cancellation_signal sig;

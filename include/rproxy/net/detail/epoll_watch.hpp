@@ -24,8 +24,8 @@
 // with nothing pending on them when taken, and only closed (never given back to asio) after.
 // While any watcher is joined the set holds work on the io_context, as a pending wait would.
 // When the io_context shuts down, every watcher still joined gets abandon(m, false) (let go of
-// other services; nothing is posted any more), and abandon(m, true) when the set is destroyed,
-// after the io_context's queue was destroyed (the watcher may be freed then).
+// other services), then abandon(m, true) (free yourself) from the io_context's queue as it is
+// destroyed: after the events queued for it, and while every service is still there.
 //
 // The contract with asio 1.22's epoll_reactor (checked in reactor_wait.hpp's version test):
 // the reactor casts an event's data.ptr to descriptor_state*, a class whose only base,
@@ -38,6 +38,7 @@
 
 #include <asio/execution_context.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 
 #if defined(RPROXY_NET_REACTOR_WAIT)
 #include <asio/detail/scheduler.hpp>
@@ -53,6 +54,7 @@
 #include <optional>
 #include <system_error>
 #include <type_traits>
+#include <utility>
 
 namespace rproxy::net::detail {
 
@@ -150,12 +152,7 @@ public:
     if (!head_) work_.reset();
   }
 
-  ~epoll_watch() override {
-    while (member* m = head_) {
-      head_ = m->next_;
-      m->abandon_(*m, true);
-    }
-  }
+  ~epoll_watch() override { free_all(head_); }
 
 private:
   template <class Impl>
@@ -172,10 +169,31 @@ private:
     return ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0;
   }
 
+  static void free_all(member* list) noexcept {
+    while (member* m = list) {
+      list = m->next_;
+      m->abandon_(*m, true);
+    }
+  }
+
+  /// Frees the watchers still joined when the io_context destroys the operations in its queue
+  /// (at its shutdown, while every service is still there): after the reactor events queued
+  /// for them (which the queue holds, and destroys, first), and in time for whatever their
+  /// handlers post when destroyed (a coroutine's frames) to be destroyed with the queue too.
+  struct reaper {
+    member* list;
+    reaper(member* l) noexcept : list(l) {}
+    reaper(reaper&& o) noexcept : list(std::exchange(o.list, nullptr)) {}
+    reaper& operator=(reaper&&) = delete;
+    ~reaper() { free_all(list); }
+    void operator()() noexcept {}  // (never run: the io_context is shutting down)
+  };
+
   void shutdown() override {
     shut_down_ = true;
     work_.reset();
     for (member* m = head_; m; m = m->next_) m->abandon_(*m, false);
+    if (head_) asio::post(ioc_, reaper(std::exchange(head_, nullptr)));
   }
 
   asio::io_context& ioc_;
