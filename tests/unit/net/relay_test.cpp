@@ -500,13 +500,10 @@ TEST_CASE("relay: an io_context destroyed while a coroutine awaits a watched rel
   // The coroutine's frame holds the sockets; destroying the relay's handler posts the frame's
   // destruction, which must still find the socket service there.
   auto token = std::make_shared<int>(0);
-  std::vector<tcp::socket> peers;
   {
     asio::io_context ioc;
-    auto [user, pc] = tcp_pair(ioc);
+    auto [user, pc] = tcp_pair(ioc);  // (the peers go before the io_context)
     auto [pb, backend] = tcp_pair(ioc);
-    peers.push_back(std::move(user));
-    peers.push_back(std::move(backend));
     asio::co_spawn(
         ioc,
         [](tcp::socket c, tcp::socket b, std::shared_ptr<int> keep) -> asio::awaitable<void> {
