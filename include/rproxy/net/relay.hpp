@@ -196,6 +196,7 @@ class relay_op : private idle_sweep::entry,
     bool tried = false;  // splice(2) worked once: no falling back after that
     bool counting = true;
     bool done = false;  // eof relayed
+    bool peer_shut = false;  // watched: the source's peer has shut its side (or the socket failed)
   };
 
 public:
@@ -498,8 +499,23 @@ private:
       if (n < 0) return on_read_end<D>(std::error_code(errno, asio::error::get_system_category()));
       if (n == 0) return on_read_end<D>(asio::error::eof);
       touch();
+      // Watched, a short read emptied the socket: no read to see EAGAIN, the next bytes come as
+      // a new edge (the events that woke us said whether the peer had shut by then). If it had,
+      // read its end now, so that the last bytes and the shutdown leave in one segment.
+      bool drained = false, eof = false;
+      if (watched_ && static_cast<std::size_t>(n) < size) {
+        if (!flags_[D].peer_shut) {
+          drained = true;
+        } else {
+          ssize_t m;
+          do m = ::recv(src<D>().native_handle(), scratch + n, size - static_cast<std::size_t>(n), MSG_DONTWAIT);
+          while (m < 0 && errno == EINTR);
+          if (m == 0) eof = true;
+          else if (m > 0) n += m;  // (anything else: the next read says)
+        }
+      }
       ssize_t w;
-      do w = ::send(dst<D>().native_handle(), scratch, static_cast<std::size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+      do w = ::send(dst<D>().native_handle(), scratch, static_cast<std::size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL | (eof ? MSG_MORE : 0));
       while (w < 0 && errno == EINTR);
       if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
         const std::error_code ec(errno, asio::error::get_system_category());
@@ -512,8 +528,11 @@ private:
         std::memcpy(d.buf.get(), scratch + sent, static_cast<std::size_t>(n) - sent);
         d.wptr = d.buf.get();
         d.wlen = static_cast<std::uint32_t>(static_cast<std::size_t>(n) - sent);
+        if (eof) d.deferred = asio::error::eof;  // relayed once the rest is out
         return write<D>();
       }
+      if (eof) return on_read_end<D>(asio::error::eof);  // (the shutdown sends what MSG_MORE held)
+      if (drained) return wait<D, true, true>();
       if (flags_[D].spliced && static_cast<std::size_t>(n) == size) {  // more than a small message: splice the rest
         flags_[D].bulk = true;
         return splice_in<D>();
@@ -620,6 +639,7 @@ private:
   /// reads it or writes to it, if waiting for that, goes on.
   template <int S> void on_ready(std::integral_constant<int, S>, std::uint32_t events) {
     if (!watched_) return;  // finished: queued before the close
+    if (events & epoll_watch::shut) flags_[S].peer_shut = true;  // (direction S reads socket S)
     ++pending_;
     if ((events & epoll_watch::input) && waiting_[S] == wait_in) {  // direction S reads socket S
       waiting_[S] = no_wait;

@@ -14,6 +14,15 @@
 
 #include <catch2/catch.hpp>
 
+#if defined(__linux__)
+#include <linux/types.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+namespace kernel {  // the kernel's tcp_info, which counts segments (glibc's, from asio's includes, does not)
+#include <linux/tcp.h>
+}  // namespace kernel
+#endif
+
 #include "run_until.hpp"
 
 #include <chrono>
@@ -256,6 +265,86 @@ TEMPLATE_TEST_CASE("relay: half-close, the backend answers after the client's FI
   REQUIRE(r.stats.bytes_client_to_backend == 14);
   REQUIRE(r.stats.bytes_backend_to_client == 13);
 }
+
+TEMPLATE_TEST_CASE("relay: small messages one at a time, each answered before the next is sent", "[net][relay]",
+                   RELAY_PATHS) {
+  // Each read is short (it empties the socket); the next message must still wake the relay
+  // (watched: a new edge, with no read that saw EAGAIN in between).
+  tcp_flow f;
+  relay_result r;
+  start_relay(f.proxy_client, f.proxy_backend, options<TestType>(), r);
+  int answered = 0;
+  std::string seen;
+  tasks t{f.ioc};
+  t.spawn([&]() -> asio::awaitable<void> {
+    char buf[64];
+    for (int i = 0; i < 200; ++i) {
+      const std::string msg = "ping " + std::to_string(i);
+      co_await asio::async_write(f.user, asio::buffer(msg), asio::use_awaitable);
+      std::size_t got = 0;
+      while (got < msg.size()) got += co_await f.user.async_read_some(asio::buffer(buf + got, sizeof buf - got), asio::use_awaitable);
+      REQUIRE(std::string_view(buf, got) == msg);
+      ++answered;
+    }
+    f.user.shutdown(tcp::socket::shutdown_send);
+    auto [ec, rest] = co_await read_all(f.user);
+    CHECK(ec == asio::error::eof);
+    CHECK(rest.empty());
+  });
+  t.spawn(echo(f.backend, seen));
+  t.run([&] { return !r.ec; });
+  REQUIRE(answered == 200);
+  REQUIRE_FALSE(*r.ec);
+  REQUIRE(r.stats.bytes_client_to_backend == seen.size());
+  REQUIRE(r.stats.bytes_backend_to_client == seen.size());
+}
+
+#if defined(__linux__)
+namespace {
+constexpr int tcp_close_wait = 8;  // (the kernel's TCP_CLOSE_WAIT: the peer's FIN has arrived)
+kernel::tcp_info tcp_info_of(tcp::socket& s) {
+  kernel::tcp_info ti{};
+  socklen_t len = sizeof ti;
+  REQUIRE(::getsockopt(s.native_handle(), IPPROTO_TCP, TCP_INFO, &ti, &len) == 0);
+  return ti;
+}
+}  // namespace
+
+TEMPLATE_TEST_CASE("relay: a backend's last bytes and its FIN, arrived together, reach the client together",
+                   "[net][relay]", RELAY_PATHS) {
+  tcp_flow f;
+  const std::string_view answer = "hello, client";
+  asio::write(f.backend, asio::buffer(answer));
+  f.backend.shutdown(tcp::socket::shutdown_send);
+  // Both are in the proxy's socket before the relay starts (its state: CLOSE_WAIT, FIN received).
+  REQUIRE(run_until(f.ioc, [&] { return tcp_info_of(f.proxy_backend).tcpi_state == tcp_close_wait; }));
+  const auto segs_before = tcp_info_of(f.user).tcpi_segs_in;
+  relay_result r;
+  start_relay(f.proxy_client, f.proxy_backend, options<TestType>(), r);
+  std::string got;
+  tasks t{f.ioc};
+  t.spawn([&]() -> asio::awaitable<void> {
+    auto [ec, all] = co_await read_all(f.user);
+    CHECK(ec == asio::error::eof);
+    got = std::move(all);
+    const auto segs = tcp_info_of(f.user).tcpi_segs_in - segs_before;
+    // Watched, the relay knew from the wake-up that the backend had shut: it read the end before
+    // sending, and the bytes and the FIN left in one segment (two otherwise).
+    if (TestType::closes && net::detail::has_epoll_watch) CHECK(segs == 1);
+    else CHECK(segs <= 2);
+    f.user.shutdown(tcp::socket::shutdown_send);
+  });
+  t.spawn([&]() -> asio::awaitable<void> {
+    auto [ec, rest] = co_await read_all(f.backend);
+    CHECK(ec == asio::error::eof);
+    CHECK(rest.empty());
+  });
+  t.run([&] { return !r.ec; });
+  REQUIRE(got == answer);
+  REQUIRE_FALSE(*r.ec);
+  REQUIRE(r.stats.bytes_backend_to_client == answer.size());
+}
+#endif
 
 TEMPLATE_TEST_CASE("relay: initial_to_backend bytes arrive first", "[net][relay]", RELAY_PATHS) {
   tcp_flow f;

@@ -77,6 +77,9 @@ public:
   /// both: the next read or write says what happened).
   static constexpr std::uint32_t input = EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
   static constexpr std::uint32_t output = EPOLLOUT | EPOLLHUP | EPOLLERR;
+  /// The events that say the peer has shut its side, or the socket failed: a read will not
+  /// block, and no new edge may come for it.
+  static constexpr std::uint32_t shut = EPOLLRDHUP | EPOLLHUP | EPOLLERR;
 
   /// A watcher's operation for its socket N: what the reactor queues when the socket turns
   /// ready. Owner (which derives from it) gets on_ready(std::integral_constant<int, N>, events).
@@ -210,7 +213,7 @@ inline constexpr bool has_epoll_watch = false;
 class epoll_watch final : public asio::execution_context::service {
 public:
   static inline asio::execution_context::id id;
-  static constexpr std::uint32_t input = 0, output = 0;
+  static constexpr std::uint32_t input = 0, output = 0, shut = 0;
   template <class Owner, int N>
   class op {};
   class member {
