@@ -570,7 +570,10 @@ private:
     if (watched_) {
       // Drained: the next edge is new and comes to on_ready. Else there may be none: look again
       // after the io_context's other work.
-      if constexpr (Drained) waiting_[D] = Readable ? wait_in : wait_out;
+      if constexpr (Drained) {
+        waiting_[D] = Readable ? wait_in : wait_out;
+        if constexpr (!Readable) watch_output<1 - D>();
+      }
       else asio::post(client_.get_executor(), wrap([this] { on_wait<D, Readable>({}); }));
       return;
     }
@@ -653,6 +656,17 @@ private:
     leave();
   }
 
+  /// Socket S (0: the client, 1: the backend) found full: from now on its readiness to write
+  /// comes to on_ready too (one EPOLL_CTL_MOD, the first time). A failure shows on the next write.
+  template <int S> void watch_output() noexcept {
+    if constexpr (has_epoll_watch && can_splice) {
+      if (output_watched_ & (1u << S)) return;
+      output_watched_ |= 1u << S;
+      if constexpr (S == 0) watch_set().watch_output(client_, static_cast<watch_op0&>(*this));
+      else watch_set().watch_output(backend_, static_cast<watch_op1&>(*this));
+    }
+  }
+
   /// A watched direction's write: now, or once the sink has room.
   template <int D> void send_now() {
 #if defined(__linux__)
@@ -662,7 +676,7 @@ private:
     while (w < 0 && errno == EINTR);
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       waiting_[D] = wait_out;
-      return;
+      return watch_output<1 - D>();
     }
     if (w < 0) return on_write<D>(std::error_code(errno, asio::error::get_system_category()), 0);
     on_write<D>({}, static_cast<std::size_t>(w));
@@ -832,6 +846,7 @@ private:
   bool close_at_end_;       // relay_options::close_at_end
   bool watched_ = false;    // both sockets are in epoll_watch (their readiness comes to on_ready)
   std::uint8_t waiting_[2] = {no_wait, no_wait};  // per direction, while watched
+  std::uint8_t output_watched_ = 0;  // per socket (bit S), watched for room to write too
   std::uint32_t buffer_size_;  // relay_options::buffer_size (async_relay checks that it fits)
 };
 

@@ -125,14 +125,23 @@ public:
     auto& ia = socket_impl(a);
     auto& ib = socket_impl(b);
     if (shut_down_ || !ia.reactor_data_ || !ib.reactor_data_) return false;
-    if (!point(ia.socket_, &oa)) return false;
-    if (!point(ib.socket_, &ob)) {
-      point(ia.socket_, ia.reactor_data_);  // back to asio's state (its own registration, with output)
+    if (!point(ia.socket_, &oa, false)) return false;
+    if (!point(ib.socket_, &ob, false)) {
+      point(ia.socket_, ia.reactor_data_, true);  // back to asio's state (its own registration, with output)
       return false;
     }
     give_back(ia);
     give_back(ib);
     return true;
+  }
+
+  /// From now on socket `s` (taken, for `o`) also reports room to write. A socket is taken for
+  /// input only: a socket that can take bytes (most of the time) would otherwise wake its watcher
+  /// when taken and on every change of state (a shutdown) for nothing. A watcher asks for output
+  /// once a write found no room (the entry re-checks readiness: room made since comes at once).
+  template <class S>
+  bool watch_output(S& s, asio::detail::scheduler_operation& o) noexcept {
+    return point(s.native_handle(), &o, true);
   }
 
   /// `m` has sockets in the set: the io_context keeps running for it.
@@ -165,9 +174,9 @@ private:
     reactor_.cleanup_descriptor_data(impl.reactor_data_);
   }
 
-  bool point(int fd, void* to) noexcept {
+  bool point(int fd, void* to, bool output) noexcept {
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLERR | EPOLLHUP | EPOLLET;
+    ev.events = EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLERR | EPOLLHUP | EPOLLET | (output ? std::uint32_t{EPOLLOUT} : 0u);
     ev.data.ptr = to;
     return ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0;
   }
@@ -223,6 +232,8 @@ public:
   explicit epoll_watch(asio::io_context& ioc) : asio::execution_context::service(ioc) {}
   template <class A, class OA, class B, class OB>
   bool take(A&, OA&, B&, OB&) noexcept { return false; }
+  template <class S, class O>
+  bool watch_output(S&, O&) noexcept { return false; }
   void join(member&, member::abandon_fn) noexcept {}
   void leave(member&) noexcept {}
 
