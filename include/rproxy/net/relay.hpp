@@ -196,7 +196,7 @@ class relay_op : private idle_sweep::entry,
     bool tried = false;  // splice(2) worked once: no falling back after that
     bool counting = true;
     bool done = false;  // eof relayed
-    bool peer_shut = false;  // watched: the source's peer has shut its side (or the socket failed)
+    bool read_on = false;  // watched: a short read may leave bytes or the end behind (epoll_watch::read_on)
   };
 
 public:
@@ -500,11 +500,12 @@ private:
       if (n == 0) return on_read_end<D>(asio::error::eof);
       touch();
       // Watched, a short read emptied the socket: no read to see EAGAIN, the next bytes come as
-      // a new edge (the events that woke us said whether the peer had shut by then). If it had,
-      // read its end now, so that the last bytes and the shutdown leave in one segment.
+      // a new edge. Unless the events that woke us said otherwise (the peer had shut, or sent
+      // urgent data): then read on, and if that is the end, the last bytes and the shutdown
+      // leave in one segment.
       bool drained = false, eof = false;
       if (watched_ && static_cast<std::size_t>(n) < size) {
-        if (!flags_[D].peer_shut) {
+        if (!flags_[D].read_on) {
           drained = true;
         } else {
           ssize_t m;
@@ -642,7 +643,7 @@ private:
   /// reads it or writes to it, if waiting for that, goes on.
   template <int S> void on_ready(std::integral_constant<int, S>, std::uint32_t events) {
     if (!watched_) return;  // finished: queued before the close
-    if (events & epoll_watch::shut) flags_[S].peer_shut = true;  // (direction S reads socket S)
+    if (events & epoll_watch::read_on) flags_[S].read_on = true;  // (direction S reads socket S)
     ++pending_;
     if ((events & epoll_watch::input) && waiting_[S] == wait_in) {  // direction S reads socket S
       waiting_[S] = no_wait;

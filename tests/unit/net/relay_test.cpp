@@ -299,6 +299,36 @@ TEMPLATE_TEST_CASE("relay: small messages one at a time, each answered before th
   REQUIRE(r.stats.bytes_backend_to_client == seen.size());
 }
 
+TEMPLATE_TEST_CASE("relay: bytes after urgent data are relayed at once (a read stops short at the urgent mark)",
+                   "[net][relay]", RELAY_PATHS) {
+  tcp_flow f;
+  relay_result r;
+  start_relay(f.proxy_client, f.proxy_backend, options<TestType>(), r);
+  std::string got;
+  tasks t{f.ioc};
+  t.spawn([&]() -> asio::awaitable<void> {
+    co_await asio::async_write(f.user, asio::buffer(std::string_view("hi")), asio::use_awaitable);
+    char buf[16];
+    std::size_t n = 0;
+    while (n < 2) n += co_await f.backend.async_read_some(asio::buffer(buf + n, sizeof buf - n), asio::use_awaitable);
+    // The relay waits now. All at once: bytes, an urgent byte (not relayed: the relay reads the
+    // normal stream), bytes; a read stops short at the urgent mark with "def" still there.
+    f.user.send(asio::buffer(std::string_view("abc")));
+    f.user.send(asio::buffer(std::string_view("X")), tcp::socket::message_out_of_band);
+    f.user.send(asio::buffer(std::string_view("def")));
+    got.assign(buf, n);
+    while (got.size() < 8) {
+      const std::size_t m = co_await f.backend.async_read_some(asio::buffer(buf), asio::use_awaitable);
+      got.append(buf, m);
+    }
+    f.user.shutdown(tcp::socket::shutdown_send);
+    f.backend.shutdown(tcp::socket::shutdown_send);
+  });
+  t.run([&] { return !r.ec; });
+  REQUIRE(got == "hiabcdef");
+  REQUIRE_FALSE(*r.ec);
+}
+
 #if defined(__linux__)
 namespace {
 constexpr int tcp_close_wait = 8;  // (the kernel's TCP_CLOSE_WAIT: the peer's FIN has arrived)

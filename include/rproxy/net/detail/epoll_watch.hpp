@@ -75,11 +75,12 @@ public:
   static inline asio::execution_context::id id;
   /// The events that end a wait for input, and for room to write (an error or hang-up ends
   /// both: the next read or write says what happened).
-  static constexpr std::uint32_t input = EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+  static constexpr std::uint32_t input = EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI;
   static constexpr std::uint32_t output = EPOLLOUT | EPOLLHUP | EPOLLERR;
-  /// The events that say the peer has shut its side, or the socket failed: a read will not
-  /// block, and no new edge may come for it.
-  static constexpr std::uint32_t shut = EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+  /// The events after which a read that returns less than asked may not have emptied the socket:
+  /// the peer has shut its side or the socket failed (no new edge comes for what is left), or
+  /// urgent data came (a read stops short at its mark). Read on until EAGAIN or the end.
+  static constexpr std::uint32_t read_on = EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI;
 
   /// A watcher's operation for its socket N: what the reactor queues when the socket turns
   /// ready. Owner (which derives from it) gets on_ready(std::integral_constant<int, N>, events).
@@ -222,7 +223,7 @@ inline constexpr bool has_epoll_watch = false;
 class epoll_watch final : public asio::execution_context::service {
 public:
   static inline asio::execution_context::id id;
-  static constexpr std::uint32_t input = 0, output = 0, shut = 0;
+  static constexpr std::uint32_t input = 0, output = 0, read_on = 0;
   template <class Owner, int N>
   class op {};
   class member {
