@@ -75,7 +75,7 @@ public:
   static inline asio::execution_context::id id;
   /// The events that end a wait for input, and for room to write (an error or hang-up ends
   /// both: the next read or write says what happened).
-  static constexpr std::uint32_t input = EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI;
+  static constexpr std::uint32_t input = EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
   static constexpr std::uint32_t output = EPOLLOUT | EPOLLHUP | EPOLLERR;
   /// The events after which a read that returns less than asked may not have emptied the socket:
   /// the peer has shut its side or the socket failed (no new edge comes for what is left), or
