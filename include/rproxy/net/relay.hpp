@@ -73,6 +73,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -158,6 +159,22 @@ struct exactly_allocated {
   template <class... Args>
   void operator()(Args&&... args) { handler(std::forward<Args>(args)...); }
 };
+
+#if defined(__linux__)
+/// recv(2) and send(2) without blocking, again after a signal: bytes moved, or -1 and errno.
+inline ssize_t recv_nowait(int fd, char* p, std::size_t n) noexcept {
+  ssize_t r;
+  do r = ::recv(fd, p, n, MSG_DONTWAIT);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+inline ssize_t send_nowait(int fd, const char* p, std::size_t n, int flags = 0) noexcept {
+  ssize_t r;
+  do r = ::send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL | flags);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+#endif
 
 template <class Client, class Backend>
 inline constexpr bool both_tcp_sockets = splice_available && is_tcp_socket<Client>::value && is_tcp_socket<Backend>::value;
@@ -492,9 +509,7 @@ private:
     const std::size_t size = std::min<std::size_t>(relay_copy_below, buffer_size_);
     char* scratch = pool().scratch(size);
     for (int round = 0; round < 16; ++round) {
-      ssize_t n;
-      do n = ::recv(src<D>().native_handle(), scratch, size, MSG_DONTWAIT);
-      while (n < 0 && errno == EINTR);
+      ssize_t n = recv_nowait(src<D>().native_handle(), scratch, size);
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return wait<D, true, true>();
       if (n < 0) return on_read_end<D>(std::error_code(errno, asio::error::get_system_category()));
       if (n == 0) return on_read_end<D>(asio::error::eof);
@@ -505,19 +520,11 @@ private:
       // leave in one segment.
       bool drained = false, eof = false;
       if (watched_ && static_cast<std::size_t>(n) < size) {
-        if (!flags_[D].read_on) {
-          drained = true;
-        } else {
-          ssize_t m;
-          do m = ::recv(src<D>().native_handle(), scratch + n, size - static_cast<std::size_t>(n), MSG_DONTWAIT);
-          while (m < 0 && errno == EINTR);
-          if (m == 0) eof = true;
-          else if (m > 0) n += m;  // (anything else: the next read says)
-        }
+        if (!flags_[D].read_on) drained = true;
+        else if (const auto m = recv_nowait(src<D>().native_handle(), scratch + n, size - static_cast<std::size_t>(n)); m == 0) eof = true;
+        else if (m > 0) n += m;  // (anything else: the next read says)
       }
-      ssize_t w;
-      do w = ::send(dst<D>().native_handle(), scratch, static_cast<std::size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL | (eof ? MSG_MORE : 0));
-      while (w < 0 && errno == EINTR);
+      const ssize_t w = send_nowait(dst<D>().native_handle(), scratch, static_cast<std::size_t>(n), eof ? MSG_MORE : 0);
       if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
         const std::error_code ec(errno, asio::error::get_system_category());
         return fail(classify(ec, dst_side<D>), ec);
@@ -672,9 +679,7 @@ private:
   template <int D> void send_now() {
 #if defined(__linux__)
     auto& d = dirs_[D];
-    ssize_t w;
-    do w = ::send(dst<D>().native_handle(), d.wptr, d.wlen, MSG_DONTWAIT | MSG_NOSIGNAL);
-    while (w < 0 && errno == EINTR);
+    const ssize_t w = send_nowait(dst<D>().native_handle(), d.wptr, d.wlen);
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       waiting_[D] = wait_out;
       return watch_output<1 - D>();
