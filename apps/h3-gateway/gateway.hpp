@@ -25,13 +25,12 @@
 #include <string_view>
 #include <vector>
 
-#include <rproxy/app/cluster.hpp>
 #include <rproxy/app/http_metrics.hpp>
 #include <rproxy/app/listen.hpp>
 #include <rproxy/app/runtime.hpp>
 #include <rproxy/app/versions.hpp>
 #include <rproxy/balance/group_stage.hpp>
-#include <rproxy/cluster/instance.hpp>
+#include <rproxy/cluster/shares.hpp>
 #include <rproxy/flow/http1.hpp>
 #include <rproxy/flow/upstream.hpp>
 #include <rproxy/net/tls_client.hpp>
@@ -52,24 +51,25 @@
 
 #include "config.hpp"
 
+namespace rproxy::cluster { class instance; }  // cluster/instance.hpp (serve.cpp makes it)
+
 namespace h3_gateway {
 
 namespace obs = rproxy::observe;
 using runtime = rproxy::app::runtime<config>;
 using rproxy::route::by_http_route;
 
-/// What every world shares: counters, the audit log, the links to Redis (one client per worker,
-/// made from the first config's `redis:` block; a change there needs a restart) and the bans
-/// shared with other instances.
+/// What every world shares: counters, the audit log, and the cluster instance: the links to
+/// Redis (one client per worker, made from the first config's `redis:` block; a change there
+/// needs a restart), the rate-limit counters and the bans shared with other instances. serve.cpp
+/// makes the instance; the flows see it through `shares` (cluster/shares.hpp), so the units
+/// that compile them do not include it.
 struct shared_state {
-  shared_state(runtime& rt, const config& c, const std::optional<rproxy::cluster::redis_options>& redis)
-      : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)),
-        cluster(rt.pool(), redis, rt.metrics(), rt.log(),
-                rproxy::app::sharing(c.rate_limit && c.rate_limit->distributed ? &*c.rate_limit->distributed : nullptr,
-                                     {.kicks_metric = "h3gw_ban_kicks"})) {}
+  shared_state(runtime& rt, const config& c) : sink(&rt.log(), c.audit.file), audit(c.audit.make(sink)) {}
   mw::audit_file sink;
   mw::audit_log audit;
-  rproxy::cluster::instance cluster;  ///< links to Redis, the rate-limit counters, bans made on any instance
+  std::shared_ptr<rproxy::cluster::instance> cluster;  ///< (shared_ptr: destroyed here without its type)
+  std::vector<rproxy::cluster::shares> shares;  ///< by worker: what its flows use of `cluster`
 };
 
 /// One config version: what the stages point at.
@@ -133,8 +133,8 @@ inline auto connection_pipeline(world_base& w, std::size_t worker) {
   const bool bans = std::any_of(w.routes.masks.begin(), w.routes.masks.end(), [](std::uint32_t m) { return (m & route_middleware.bit("bans")) != 0; });
   return rproxy::make_pipeline<rproxy::flow::http1_protocol>(
       rproxy::app::connection_gauge{w.metrics->connections_open, w.metrics->connections_accepted},
-      rproxy::cluster::shared_conn_limit{&w.conn_cfg, &w.shared->cluster.conn_slots(worker), &w.shared->audit},
-      mw::ban_kick{bans ? &w.shared->cluster.kicks : nullptr, &w.bans, &w.shared->cluster.bans.list(), &w.ban_cfg, &w.shared->audit});
+      mw::shared_conn_limit{&w.conn_cfg, w.shared->shares[worker].conns, &w.shared->audit},
+      mw::ban_kick{bans ? w.shared->shares[worker].kicks : nullptr, &w.bans, w.shared->shares[worker].bans, &w.ban_cfg, &w.shared->audit});
 }
 
 inline auto request_pipeline(world_base& w, std::uint64_t seed, std::size_t worker) {
@@ -147,10 +147,10 @@ inline auto request_pipeline(world_base& w, std::uint64_t seed, std::size_t work
       rproxy::app::http_request_metrics{&w.requests, &w.metrics->upstream_connections, &w.metrics->by_protocol}, mw::alt_svc{&w.alt_svc}, mw::request_id{&w.rid_cfg},
       mw::cors{w.cfg->cors ? &w.cors_cfg : nullptr}, by_http_route{&w.table, {.seed = seed}}, rproxy::route::apply_http_route{},
       rproxy::gated{mw::ip_filter{&w.ip.rules, a, &w.ip.cfg}, on("ip_filter")},
-      rproxy::gated{mw::ban_check{&w.bans, a, &w.ban_cfg, &w.shared->cluster.bans.list()}, on("bans")}, rproxy::gated{mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, on("jwt")},
+      rproxy::gated{mw::ban_check{&w.bans, a, &w.ban_cfg, w.shared->shares[worker].bans}, on("bans")}, rproxy::gated{mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, on("jwt")},
       rproxy::gated{mw::api_key_auth{&w.key_cfg, &w.api_keys, a}, on("api_keys")},
       rproxy::gated{mw::require_auth{a}, rproxy::route::route_uses{&w.routes.masks, w.cfg->require_auth ? route_middleware.bit("jwt") | route_middleware.bit("api_keys") : 0}},
-      rproxy::gated{mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&w.rl_cfg, &w.shared->cluster.links.limits(worker), a}, on("rate_limit")},
+      rproxy::gated{mw::basic_rate_limit<mw::shared_counter_store>{&w.rl_cfg, w.shared->shares[worker].limits, a}, on("rate_limit")},
       rproxy::gated{mw::compress{w.cfg->compress ? &w.compress_cfg : nullptr}, on("compress")},
       bal::group_stage{w.pools, std::move(bs), rproxy::route::route_group{&w.routes.groups}, {.no_backend = "no backend available", .retry_after_s = w.cfg->retry_after, .breaker_open = "circuit breaker open"},
                       rproxy::route::route_sticky_key{}},

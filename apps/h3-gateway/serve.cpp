@@ -3,6 +3,7 @@
 // name), a world per version, listeners, admin API and reloads. Its flows are compiled in their
 // own units (flows.hpp), its config decoder in config.cpp.
 #include <rproxy/admin/bans_api.hpp>
+#include <rproxy/app/cluster.hpp>
 #include <rproxy/app/groups_api.hpp>
 #include <rproxy/app/http_listeners.hpp>
 #include <rproxy/app/pools.hpp>
@@ -16,8 +17,14 @@ namespace h3_gateway {
 /// transports and stand-ins, metrics.
 struct app {
   app(runtime& r, const std::optional<rproxy::cluster::redis_options>& redis)
-      : rt(r), shared(r, *r.config().get(), redis), pools(rproxy::app::pools::open(r)),
-        backends(r.pool(), r.metrics(), r.log(), "h3gw"), metrics(rproxy::app::http_metrics::add_to(r.metrics(), "h3gw")) {}
+      : rt(r), shared(r, *r.config().get()), pools(rproxy::app::pools::open(r)),
+        backends(r.pool(), r.metrics(), r.log(), "h3gw"), metrics(rproxy::app::http_metrics::add_to(r.metrics(), "h3gw")) {
+    const auto& c = *r.config().get();
+    shared.cluster = std::make_shared<rproxy::cluster::instance>(
+        r.pool(), redis, r.metrics(), r.log(),
+        rproxy::app::sharing(c.rate_limit && c.rate_limit->distributed ? &*c.rate_limit->distributed : nullptr, {.kicks_metric = "h3gw_ban_kicks"}));
+    for (std::size_t i = 0; i < r.pool().size(); ++i) shared.shares.push_back(shared.cluster->shares_of(i));
+  }
 
   std::shared_ptr<const world> build(const std::shared_ptr<const config>& c) {
     auto w = std::make_shared<world>(rt, c, shared);
@@ -52,7 +59,7 @@ struct app {
         if (auto* m = pools->monitor(g.name))
           m->check_with(rproxy::upstream::standin_probe::of(*g.health_check, w->options.redirect), g.health_check->options());
     for (const auto& g : c->groups) w->pools.push_back(pools->get(g.name));
-    shared.cluster.bans.publish(w->bans);  // this file's bans reach the other instances
+    shared.cluster->bans.publish(w->bans);  // this file's bans reach the other instances
     w->metrics = &metrics;
     w->requests = metrics.bind(w->table, w->routes.groups, c->groups);
     w->connections = rproxy::app::per_worker(rt, [&](std::size_t i) { return connection_pipeline(*w, i); });
@@ -84,7 +91,7 @@ int serve(runtime& rt) {
   if (!redis) return rt.log().error("cannot use the redis: block", {{"error", redis.error()}}), 1;
   auto a = std::make_shared<app>(rt, *redis);
   rt.keep(a);
-  a->shared.cluster.start();
+  a->shared.cluster->start();
   if (!a->shared.sink.ok()) return rt.log().error("cannot open the audit file", {{"file", c->audit.file}}), 1;
   a->adapter.drain = &rt.drain();
   a->adapter.json_errors = true;
@@ -100,7 +107,7 @@ int serve(runtime& rt) {
   rproxy::app::mount_groups_api(rt, worlds);  // routes, backends, weights, drain, reload
   // Bans (admin/bans_api.hpp) under /api/bans, where the gateway always served them (its query
   // form: POST /api/bans?kind=addr&subject=...&ttl=600), and under /bans, as the other apps.
-  rt.on_admin([&bans = a->shared.cluster.bans](rproxy::admin::server& s) {
+  rt.on_admin([&bans = a->shared.cluster->bans](rproxy::admin::server& s) {
     rproxy::admin::mount_bans_api(s, bans, "/api/bans");
     rproxy::admin::mount_bans_api(s, bans);
   });

@@ -28,9 +28,7 @@
 #include <rproxy/app/versions.hpp>
 #include <rproxy/balance/flow_pick.hpp>
 #include <rproxy/balance/upstream_config.hpp>
-#include <rproxy/cluster/instance.hpp>
-#include <rproxy/cluster/redis_conn_slots.hpp>
-#include <rproxy/cluster/redis_counter_store.hpp>
+#include <rproxy/cluster/shares.hpp>
 #include <rproxy/codec/mc/protocol.hpp>
 #include <rproxy/flow/mc.hpp>
 #include <rproxy/flow/mc_server_list.hpp>
@@ -140,10 +138,11 @@ struct backend_pick {
   }
 };
 
-/// Shared by every world: the bans, the cluster instance (connection counts, rate-limit buckets) and audit log.
+/// Shared by every world: the bans, what the flows use of the cluster instance (connection
+/// counts, rate-limit buckets, shared bans; per worker) and the audit log.
 struct shared_state {
   mw::ban_list bans{{.fold_identity_case = true}};  // Minecraft names are case-insensitive
-  rproxy::cluster::instance* cluster = nullptr;      ///< connection counts, rate-limit counters, bans (shared with redis:)
+  std::vector<rproxy::cluster::shares> cluster;      ///< by worker (shared with redis:; serve.hpp makes the instance)
   mw::audit_log* audit = nullptr;
 };
 
@@ -154,10 +153,10 @@ auto make_mc_pipeline(const world_base* w, shared_state* s, std::uint64_t seed, 
   const auto* fallback = w->default_server ? &w->default_server : nullptr;
   return rproxy::make_pipeline<protocol>(
       rproxy::app::mc_metrics_stage{w->metrics, [](const auto& ctx) { return server_of(ctx) ? &server_of(ctx)->series : nullptr; }},
-      rproxy::cluster::shared_conn_limit{&w->conns, &s->cluster->conn_slots(worker), s->audit},
-      mw::ban_check{&s->bans, s->audit, &w->bans, &s->cluster->bans.list()},
-      mw::ban_kick{&s->cluster->kicks, &s->bans, &s->cluster->bans.list(), &w->bans, s->audit},
-      mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&w->rate, &s->cluster->links.limits(worker), s->audit}, std::move(extra)...,
+      mw::shared_conn_limit{&w->conns, s->cluster[worker].conns, s->audit},
+      mw::ban_check{&s->bans, s->audit, &w->bans, s->cluster[worker].bans},
+      mw::ban_kick{s->cluster[worker].kicks, &s->bans, s->cluster[worker].bans, &w->bans, s->audit},
+      mw::basic_rate_limit<mw::shared_counter_store>{&w->rate, s->cluster[worker].limits, s->audit}, std::move(extra)...,
       router{&w->hosts, {fallback, w->cfg->unknown_domain.action == unknown_action::default_server, w->cfg->unknown_domain.message}},
       rproxy::flow::mc_status_reply{[](const auto& ctx) { return &server_of(ctx)->list; }, w->cfg->limits.connect_timeout},
       backend_pick{w, std::move(bs)});

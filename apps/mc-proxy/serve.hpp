@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include <rproxy/app/cluster.hpp>
+#include <rproxy/cluster/instance.hpp>
 #include <rproxy/app/every.hpp>
 #include <rproxy/app/pools.hpp>
 #include <rproxy/app/side_file.hpp>
@@ -81,8 +82,9 @@ private:
   bool open_cluster(const config& c) {
     const auto* limits = c.shared_limits ? &*c.shared_limits : nullptr;
     cluster_ = rproxy::app::open_cluster(rt_, c.redis, rproxy::app::sharing(limits, {.bans = {.fold_identity_case = true}, .kicks_metric = "mc_ban_kicks"}));
-    shared_.cluster = cluster_.get();
-    return cluster_ != nullptr;
+    if (!cluster_) return false;
+    for (std::size_t i = 0; i < rt_.pool().size(); ++i) shared_.cluster.push_back(cluster_->shares_of(i));
+    return true;
   }
 
   /// The parts of a world that do not depend on the pipeline type.

@@ -34,7 +34,7 @@
 #include <rproxy/app/tls_block.hpp>
 #include <rproxy/app/tls_listen.hpp>
 #include <rproxy/app/versions.hpp>
-#include <rproxy/cluster/redis_conn_slots.hpp>
+#include <rproxy/cluster/shares.hpp>
 #include <rproxy/config/versioned.hpp>
 #include <rproxy/core/result.hpp>
 #include <rproxy/flow/drain.hpp>
@@ -141,6 +141,7 @@ struct shared_state {
   flow::ws_hub hub;
   /// Bans made on any instance, the roster of open connections a new ban closes (1008), connection counts.
   std::unique_ptr<rproxy::cluster::instance> cluster;
+  std::vector<rproxy::cluster::shares> shares;  ///< by worker: what its flows use of `cluster`
   std::optional<rooms::redis_rooms> spread;  ///< rooms across instances (with a redis: block)
   flow::ws_stats stats;
   obs::counter_family* rejections = nullptr;
@@ -188,10 +189,10 @@ inline auto pipeline(world_base& w, std::size_t worker) {
   const auto* l = &w.shared->limits;
   return rproxy::make_pipeline<protocol>(
       reject_metrics{w.shared->rejections}, mw::ip_filter{&w.ip.rules, a, &w.ip.cfg},
-      rproxy::cluster::shared_conn_limit{&w.conn_cfg, &w.shared->cluster->conn_slots(worker), a},
+      mw::shared_conn_limit{&w.conn_cfg, w.shared->shares[worker].conns, a},
       connect_rate_limit{{&w.connect_cfg, st, a}}, mw::cors{w.cfg->allowed_origins.empty() ? nullptr : &w.cors_cfg},
-      mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, mw::ban_check{&w.shared->cluster->bans.list(), a},
-      mw::ban_kick{&w.shared->cluster->kicks, nullptr, &w.shared->cluster->bans.list(), nullptr, a},
+      mw::jwt_auth{&w.jwt_cfg, &w.keys, a}, mw::ban_check{w.shared->shares[worker].bans, a},
+      mw::ban_kick{w.shared->shares[worker].kicks, nullptr, w.shared->shares[worker].bans, nullptr, a},
       live_rate_limit<message_tag, &message_limits::message>{l, st, a},
       live_rate_limit<join_tag, &message_limits::join>{l, st, a},
       live_rate_limit<private_message_tag, &message_limits::private_message>{l, st, a},

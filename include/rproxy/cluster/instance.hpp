@@ -13,10 +13,11 @@
 //     rproxy::cluster::instance shared(rt.pool(), *o, rt.metrics(), rt.log(),
 //                                      {.sync_interval = 100ms, .policy = "rate limits on_failure=local"});
 //     shared.start();                                                // after the app's own setup
-//     mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&cfg, &shared.links.limits(worker), audit};
+//     mw::basic_rate_limit<mw::shared_counter_store>{&cfg, &shared.links.limits(worker), audit};
 //     mw::ban_check{&file_list, audit, &ban_cfg, &shared.bans.list()};
 //     mw::ban_kick{&shared.kicks, &file_list, &shared.bans.list(), &ban_cfg, audit};
-//     rproxy::cluster::shared_conn_limit{&conn_cfg, &shared.conn_slots(worker), audit};
+//     rproxy::middleware::shared_conn_limit{&conn_cfg, &shared.conn_slots(worker), audit};
+//     shared.shares_of(worker);                                      // the same four, for a flows unit (cluster/shares.hpp)
 //     shared.bans.publish(file_list);                                // after each ban file load
 //     shared.players.share("survival", wake_state);                  // each second, before stop_if_idle
 //
@@ -41,6 +42,7 @@
 #include <rproxy/cluster/redis_counter_store.hpp>
 #include <rproxy/cluster/redis_options.hpp>
 #include <rproxy/cluster/shared_bans.hpp>
+#include <rproxy/cluster/shares.hpp>
 #include <rproxy/cluster/shared_players.hpp>
 #include <rproxy/cluster/worker_links.hpp>
 #include <rproxy/core/result.hpp>
@@ -102,6 +104,10 @@ public:
   const std::string& id() const noexcept { return id_; }
   /// The connection slots of worker `i` (the conn_limit stage's store there).
   redis_conn_slots& conn_slots(std::size_t worker) { return *slots_.at(worker); }
+  /// What worker `i`'s flows use, through interfaces (cluster/shares.hpp).
+  shares shares_of(std::size_t worker) {
+    return {slots_.at(worker).get(), links.has_limits() ? &links.limits(worker) : nullptr, &bans.list(), &kicks};
+  }
 
 private:
   static std::string random_id() {

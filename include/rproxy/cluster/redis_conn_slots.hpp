@@ -15,7 +15,10 @@
 //     rproxy::middleware::conn_counter local;                         // process-wide
 //     rproxy::cluster::redis_conn_slots slots(&client, local, "a1b2c3d4-0");
 //     slots.start();                                                  // on the client's executor
-//     rproxy::cluster::shared_conn_limit stage{&cfg, &slots, &audit};    // the conn_limit stage over it
+//     rproxy::middleware::shared_conn_limit stage{&cfg, &slots, &audit}; // the conn_limit stage over it
+//
+// The stage sees it through middleware::shared_conn_slots (one virtual call per connection),
+// so the unit that compiles an app's flows does not include this file nor Redis' client.
 //
 // Redis unreachable (not ready, or the script failed or timed out): cfg.on_failure decides:
 // local (the cap over this instance's connections), open (no per-address cap) or closed
@@ -83,7 +86,7 @@ return redis.call('ZCARD', KEYS[1])
 
 }  // namespace detail
 
-class redis_conn_slots {
+class redis_conn_slots final : public middleware::shared_conn_slots {
 public:
   struct counters {
     std::uint64_t shared = 0;    ///< decisions made by the script
@@ -120,7 +123,7 @@ public:
 
   /// (`k` by value: a coroutine keeps its parameters, and a caller may pass a temporary.)
   asio::awaitable<middleware::conn_grant> async_acquire(middleware::ip_key k, std::string_view text,
-                                                       const middleware::conn_limit_config& cfg) {
+                                                       const middleware::conn_limit_config& cfg) override {
     using outcome = middleware::conn_counter::outcome;
     if (client_ == nullptr || cfg.max_per_ip == 0) co_return middleware::conn_grant{local_->try_acquire(k, cfg.max_per_ip, cfg.max_total), 0};
     // This process' count first: max_total is the instance's own, and the fallback needs it.
@@ -148,7 +151,7 @@ public:
 
   /// Gives a slot back: this process' count now, the member in Redis without waiting (while
   /// Redis is away, the member lapses: it is no longer refreshed).
-  void release(const middleware::ip_key& k, std::uint64_t slot_id) {
+  void release(const middleware::ip_key& k, std::uint64_t slot_id) override {
     local_->release(k);
     if (slot_id == 0) return;
     auto it = live_.find(slot_id);
@@ -240,8 +243,5 @@ private:
 };
 
 static_assert(middleware::async_conn_slots<redis_conn_slots>);
-
-/// The conn_limit stage whose per-address caps hold for every instance (with a client).
-using shared_conn_limit = middleware::basic_conn_limit<void, redis_conn_slots>;
 
 }  // namespace rproxy::cluster

@@ -22,7 +22,10 @@
 //     rproxy::middleware::local_counter_store local;                 // process-wide fallback
 //     rproxy::cluster::redis_counter_store store(&client, local, {.sync_interval = 100ms});
 //     store.start();                                                 // on the client's executor
-//     mw::basic_rate_limit<rproxy::cluster::redis_counter_store> stage{&cfg, &store, &audit};
+//     mw::basic_rate_limit<rproxy::middleware::shared_counter_store> stage{&cfg, &store, &audit};
+//
+// An app's stage sees it through middleware::shared_counter_store (one virtual call per
+// decision), so the unit that compiles its flows does not include this file nor Redis' client.
 #pragma once
 
 #include <asio/awaitable.hpp>
@@ -192,7 +195,7 @@ struct redis_counter_store_config {
   std::size_t max_batched_keys = 100'000;        ///< batched keys held per worker (past it: on_failure)
 };
 
-class redis_counter_store {
+class redis_counter_store final : public middleware::shared_counter_store {
 public:
   using config = redis_counter_store_config;
   using clock = middleware::rate_clock;
@@ -225,7 +228,7 @@ public:
   bool degraded() const noexcept { return client_ != nullptr && !client_->ready(); }
 
   asio::awaitable<middleware::rate_decision> async_acquire(std::string_view key, const middleware::rate_policy& p,
-                                                           clock::time_point now) {
+                                                           clock::time_point now) override {
     using middleware::rate_mode;
     if (client_ == nullptr || p.sharing.mode == rate_mode::local) co_return local_->acquire(key, p, now);
     if (p.sharing.mode == rate_mode::batched) co_return batched(key, p, now);

@@ -4,7 +4,7 @@
 //
 //     rproxy::cluster::worker_links links(rt.pool(), redis_opts /* optional */, rt.metrics(), rt.log(), local_counters);
 //     links.start();                                  // each worker connects on its own thread
-//     mw::basic_rate_limit<rproxy::cluster::redis_counter_store>{&cfg, &links.limits(i), audit};
+//     mw::basic_rate_limit<mw::shared_counter_store>{&cfg, &links.limits(i), audit};
 //     links.client(i);                                // null without a `redis:` block
 //
 //     rproxy::cluster::worker_links links(rt.pool(), redis_opts, rt.metrics(), rt.log());  // clients only

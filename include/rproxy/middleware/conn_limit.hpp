@@ -142,6 +142,18 @@ concept async_conn_slots = requires(S& s, const ip_key& k, std::string_view text
   { s.release(k, slot) };
 };
 
+/// An async_conn_slots store behind virtual calls (cluster::redis_conn_slots is one): a stage
+/// over it (`shared_conn_limit`) compiles without the store's own code.
+class shared_conn_slots {
+public:
+  /// (`k` by value: a coroutine keeps its parameters, and a caller may pass a temporary.)
+  virtual asio::awaitable<conn_grant> async_acquire(ip_key k, std::string_view text, const conn_limit_config& cfg) = 0;
+  virtual void release(const ip_key& k, std::uint64_t slot) = 0;
+
+protected:
+  ~shared_conn_slots() = default;
+};
+
 template <class Tag = void, class Slots = conn_counter>
 struct basic_conn_limit {
   static_assert(std::same_as<Slots, conn_counter> || async_conn_slots<Slots>,
@@ -207,5 +219,7 @@ private:
 };
 
 using conn_limit = basic_conn_limit<>;
+/// The connection cap held with other instances (the store: cluster::redis_conn_slots).
+using shared_conn_limit = basic_conn_limit<void, shared_conn_slots>;
 
 }  // namespace rproxy::middleware

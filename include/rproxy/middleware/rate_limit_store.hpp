@@ -117,6 +117,17 @@ concept async_counter_store = requires(S& s, std::string_view key, const rate_po
   { s.async_acquire(key, p, now) } -> std::same_as<asio::awaitable<rate_decision>>;
 };
 
+/// An async_counter_store behind one virtual call (cluster::redis_counter_store is one). A
+/// stage over it (`basic_rate_limit<shared_counter_store>`) compiles without the store's own
+/// code, so the unit that runs an app's flows need not include Redis' client.
+class shared_counter_store {
+public:
+  virtual asio::awaitable<rate_decision> async_acquire(std::string_view key, const rate_policy& p, rate_clock::time_point now) = 0;
+
+protected:
+  ~shared_counter_store() = default;
+};
+
 /// Per-key limiter state (the algorithms are pure functions on it; a Redis store would keep the
 /// same fields in a hash and run the same steps in a Lua script).
 struct rate_state {
