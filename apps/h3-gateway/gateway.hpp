@@ -47,9 +47,10 @@
 #include <rproxy/route/apply_http_route.hpp>
 #include <rproxy/route/by_http_route.hpp>
 #include <rproxy/route/http_route_table.hpp>
-#include <rproxy/upstream/backends.hpp>
+#include <rproxy/upstream/group_transports.hpp>
 
 #include "config.hpp"
+#include "groups.hpp"
 
 namespace rproxy::cluster { class instance; }  // cluster/instance.hpp (serve.cpp makes it)
 

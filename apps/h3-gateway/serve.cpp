@@ -1,13 +1,11 @@
 // apps/h3-gateway/serve.cpp: the gateway's composition (serve, declared in gateway.hpp): the state
-// kept across config versions (the groups' pools and health checks: app/pools.hpp, by group
-// name), a world per version, listeners, admin API and reloads. Its flows are compiled in their
-// own units (flows.hpp), its config decoder in config.cpp.
+// kept across config versions, a world per version, listeners, admin API and reloads. Its flows
+// are compiled in their own units (flows.hpp), its backend groups (pools, health checks, TLS to
+// backends, stand-ins) in groups.cpp, its config decoder in config.cpp.
 #include <rproxy/admin/bans_api.hpp>
 #include <rproxy/app/cluster.hpp>
 #include <rproxy/app/groups_api.hpp>
 #include <rproxy/app/http_listeners.hpp>
-#include <rproxy/app/pools.hpp>
-#include <rproxy/upstream/standin_probe.hpp>
 
 #include "flows.hpp"  // and gateway.hpp
 
@@ -17,8 +15,7 @@ namespace h3_gateway {
 /// transports and stand-ins, metrics.
 struct app {
   app(runtime& r, const std::optional<rproxy::cluster::redis_options>& redis)
-      : rt(r), shared(r, *r.config().get()), pools(rproxy::app::pools::open(r)),
-        backends(r.pool(), r.metrics(), r.log(), "h3gw"), metrics(rproxy::app::http_metrics::add_to(r.metrics(), "h3gw")) {
+      : rt(r), shared(r, *r.config().get()), groups(open_groups(r)), metrics(rproxy::app::http_metrics::add_to(r.metrics(), "h3gw")) {
     const auto& c = *r.config().get();
     shared.cluster = std::make_shared<rproxy::cluster::instance>(
         r.pool(), redis, r.metrics(), r.log(),
@@ -43,22 +40,8 @@ struct app {
         w->alt_svc = rproxy::middleware::alt_svc::h3(ep.port);
       }
     }
-    // TLS to backends and the stand-ins of h2c, h2 and h3 groups, built aside: a reload failing
-    // from here on leaves the live ones as they were (the staged set's new stand-ins stop when
-    // it is dropped).
-    auto up = backends.stage(c->groups);
-    if (!up) return nullptr;  // logged
-    // Last, as nothing after it fails: a group keeps its pool (backends, counters, checks) while
-    // its pool settings (breaker, outlier) stay.
-    if (!pools->update(c->groups)) return nullptr;  // logged
-    w->upstreams = std::move(up->transports);
+    if (!update_groups(*groups, *c, w->pools, w->upstreams)) return nullptr;  // logged
     w->options.redirect = w->upstreams.redirect;
-    backends.commit(std::move(*up));
-    for (const auto& g : c->groups)  // HTTP/3 and HTTP/2 backends are checked through their stand-ins
-      if (g.proto != rproxy::flow::upstream_proto::http && g.health_check)
-        if (auto* m = pools->monitor(g.name))
-          m->check_with(rproxy::upstream::standin_probe::of(*g.health_check, w->options.redirect), g.health_check->options());
-    for (const auto& g : c->groups) w->pools.push_back(pools->get(g.name));
     shared.cluster->bans.publish(w->bans);  // this file's bans reach the other instances
     w->metrics = &metrics;
     w->requests = metrics.bind(w->table, w->routes.groups, c->groups);
@@ -76,8 +59,7 @@ struct app {
 
   runtime& rt;
   shared_state shared;
-  std::shared_ptr<rproxy::app::pools> pools;  ///< by group name, with their health checks
-  rproxy::upstream::backends backends;         ///< TLS to backends, stand-ins of h2c, h2 and h3 groups
+  std::shared_ptr<upstream_groups> groups;  ///< pools by group name, with their health checks; TLS to backends, stand-ins (groups.cpp)
   rproxy::app::http_metrics metrics;
   rproxy::flow::http1_adapter adapter{};
   rproxy::flow::h2_adapter h2{.http1 = &adapter};
@@ -120,7 +102,7 @@ int serve(runtime& rt) {
     c->quic->apply(a->quic_settings, a->h3.limits, c->limits);
     if (!rproxy::app::open_quic(rt, *worlds, c->quic->listen ? *c->quic->listen : c->tls->listen, a->quic_settings, a->h3, "h3gw")) return 1;
   }
-  rt.on_stop_accepting([a] { a->backends.stop(); });
+  rt.on_stop_accepting([a] { stop_groups(*a->groups); });
   rt.on_reload([a, worlds](const std::shared_ptr<const config>& next) {
     auto w = a->build(next);
     if (!w) return a->rt.log().error("routes not updated; the previous config keeps serving");

@@ -24,19 +24,11 @@
 #include <rproxy/observe/log.hpp>
 #include <rproxy/observe/registry.hpp>
 #include <rproxy/upstream/group_block.hpp>
+#include <rproxy/upstream/group_transports.hpp>
 #include <rproxy/upstream/h2_backends.hpp>
 #include <rproxy/upstream/h3_backends.hpp>
 
 namespace rproxy::upstream {
-
-/// How one config version's flows reach each group's backends.
-struct group_transports {
-  /// The client contexts of the groups with TLS (shared: the HTTP/2 connections of proto: h2
-  /// groups keep theirs past this version).
-  std::vector<std::shared_ptr<const net::tls_client_context>> contexts;
-  std::vector<flow::upstream_settings> by_group;           ///< per group (no TLS: plain TCP; h2, h3: the plain stand-in)
-  std::shared_ptr<const flow::upstream_redirect> redirect;  ///< the stand-ins of h2c, h2 and h3 groups (null: none)
-};
 
 class backends {
 public:
