@@ -6,7 +6,7 @@
 
 #include <rproxy/app/mc_servers.hpp>
 
-#include "mc_proxy.hpp"
+#include "health.hpp"
 
 namespace mc_proxy {
 

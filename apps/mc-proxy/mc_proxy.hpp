@@ -43,8 +43,7 @@
 #include <rproxy/route/by_host.hpp>
 
 #include "config.hpp"
-
-namespace rproxy::app { class pools; }  // app/pools.hpp (health.cpp and serve.hpp include it)
+#include "health.hpp"
 
 namespace mc_proxy {
 
@@ -53,12 +52,6 @@ namespace mw = rproxy::middleware;
 namespace obs = rproxy::observe;
 using clock = std::chrono::steady_clock;
 
-/// A server's state kept across reloads besides its pool: status answers, wake on join.
-using server_state = rproxy::app::mc_server_state;
-
-/// app::update_mc_servers over a config's servers (pools by name, status-ping checks); compiled
-/// in health.cpp, the one unit with the pools' monitors and the checker (heavy instantiations).
-bool update_servers(rproxy::app::pools& pools, const config& c, std::map<std::string, std::shared_ptr<server_state>>& states);
 
 /// One server as one config version sees it.
 struct server_view {

@@ -46,7 +46,7 @@
 #include <rproxy/config/validator.hpp>
 #include <rproxy/core/result.hpp>
 #include <rproxy/flow/upstream_tls_block.hpp>
-#include <rproxy/net/tls_client.hpp>
+#include <rproxy/net/tls_client_context.hpp>
 
 namespace rproxy::cluster {
 

@@ -19,7 +19,7 @@
 
 #include <rproxy/config/field.hpp>
 #include <rproxy/config/validator.hpp>
-#include <rproxy/net/tls_client.hpp>
+#include <rproxy/net/tls_client_context.hpp>
 
 namespace rproxy::flow {
 
