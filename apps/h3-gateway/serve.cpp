@@ -20,7 +20,7 @@ struct app {
     shared.cluster = std::make_shared<rproxy::cluster::instance>(
         r.pool(), redis, r.metrics(), r.log(),
         rproxy::app::sharing(c.rate_limit && c.rate_limit->distributed ? &*c.rate_limit->distributed : nullptr, {.kicks_metric = "h3gw_ban_kicks"}));
-    for (std::size_t i = 0; i < r.pool().size(); ++i) shared.shares.push_back(shared.cluster->shares_of(i));
+    shared.shares = shared.cluster->shares_by_worker();
   }
 
   std::shared_ptr<const world> build(const std::shared_ptr<const config>& c) {

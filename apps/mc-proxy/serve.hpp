@@ -82,9 +82,8 @@ private:
   bool open_cluster(const config& c) {
     const auto* limits = c.shared_limits ? &*c.shared_limits : nullptr;
     cluster_ = rproxy::app::open_cluster(rt_, c.redis, rproxy::app::sharing(limits, {.bans = {.fold_identity_case = true}, .kicks_metric = "mc_ban_kicks"}));
-    if (!cluster_) return false;
-    for (std::size_t i = 0; i < rt_.pool().size(); ++i) shared_.cluster.push_back(cluster_->shares_of(i));
-    return true;
+    if (cluster_) shared_.cluster = cluster_->shares_by_worker();
+    return cluster_ != nullptr;
   }
 
   /// The parts of a world that do not depend on the pipeline type.

@@ -56,7 +56,7 @@ int serve(runtime& rt) {
   s->add_metrics();
   s->shared.cluster = rproxy::app::open_cluster(rt, c->redis, {.policy = "rooms served by this instance alone", .kicks_metric = "ws_ban_kicks"});
   if (!s->shared.cluster) return 1;
-  for (std::size_t i = 0; i < rt.pool().size(); ++i) s->shared.shares.push_back(s->shared.cluster->shares_of(i));
+  s->shared.shares = s->shared.cluster->shares_by_worker();
   if (c->redis) {
     s->shared.spread.emplace(s->shared.cluster->links, rt.pool(), s->shared.reg, s->shared.hub, c->cluster.options(c->redis->key_prefix), rt.log());
     rt.log().info("rooms shared through redis", {{"address", c->redis->address.host + ":" + std::to_string(c->redis->address.port)}});

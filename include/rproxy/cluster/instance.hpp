@@ -108,6 +108,12 @@ public:
   shares shares_of(std::size_t worker) {
     return {slots_.at(worker).get(), links.has_limits() ? &links.limits(worker) : nullptr, &bans.list(), &kicks};
   }
+  /// shares_of(i) for every worker i, in order (what an app hands its pipelines).
+  std::vector<shares> shares_by_worker() {
+    std::vector<shares> out;
+    for (std::size_t i = 0; i < slots_.size(); ++i) out.push_back(shares_of(i));
+    return out;
+  }
 
 private:
   static std::string random_id() {
